@@ -1,0 +1,135 @@
+// Store: where presenced keeps its state durably.
+//
+// The core owns the live state in memory and calls a Store to make it durable.
+// Two kinds of writes, with different promises:
+//   - directory writes (realms, users, keys, settings, access lists) are
+//     committed before the call returns;
+//   - presence writes arrive in batches from the group-commit flusher
+//     (WritePresence) and are committed when that call returns.
+// Ids of realms and users are allocated by the store (so that several nodes
+// sharing one store never hand out the same id).
+//
+// Update ids: a realm's presence sequence must never be handed out twice, even
+// across a crash. The core reserves ranges ahead: `reserved_update_id` is the
+// highest id the core may use before it reserves more. After a restart the
+// core continues from the reservation, never from the last flushed row.
+//
+// Errors: every method returns an error value (Errc::kStoreFailed or
+// Errc::kAlreadyExists / kNotFound where documented) rather than throwing.
+//
+// Thread safety: implementations must accept calls from several threads; they
+// serialize internally. Calls are never made with a core lock held, except
+// ReserveUpdateIds (rare; see Realm).
+#ifndef PRESENCE_STORE_STORE_H_
+#define PRESENCE_STORE_STORE_H_
+
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/types.h"
+#include "util/crypto.h"
+#include "util/result.h"
+
+namespace presence::store {
+
+struct RealmRecord {
+  RealmId id = 0;  // ignored by InsertRealm
+  std::string subdomain;
+  std::string name;
+  bool presence_disabled = false;
+  bool deactivated = false;
+  Micros date_created = 0;
+  // Sequence state. InsertRealm stores them; UpdateRealm leaves them alone
+  // (they move only through ReserveUpdateIds and WritePresence).
+  UpdateId last_update_id = 0;      // highest id flushed so far
+  UpdateId reserved_update_id = 0;  // highest update id the core may use
+  friend bool operator==(const RealmRecord&, const RealmRecord&) = default;
+};
+
+struct UserRecord {
+  UserId id = 0;  // ignored by InsertUser
+  RealmId realm_id = 0;
+  std::string email;
+  std::string full_name;
+  Role role = Role::kMember;
+  bool is_bot = false;
+  bool is_active = true;
+  bool presence_enabled = true;
+  bool can_access_all_users = true;
+  Micros date_joined = 0;
+  Digest api_key_hash{};  // SHA-256 of the API key; the key itself is never stored
+  friend bool operator==(const UserRecord&, const UserRecord&) = default;
+};
+
+struct PresenceRecord {
+  UserId user_id = 0;
+  RealmId realm_id = 0;
+  Micros last_connected = kNoTime;  // kNoTime is stored as NULL
+  Micros last_active = kNoTime;
+  UpdateId last_update_id = 0;
+  friend bool operator==(const PresenceRecord&, const PresenceRecord&) = default;
+};
+
+// A guest's explicit access list: which users `viewer` may see.
+struct AccessRecord {
+  RealmId realm_id = 0;
+  UserId viewer = 0;
+  std::vector<UserId> visible;
+  friend bool operator==(const AccessRecord&, const AccessRecord&) = default;
+};
+
+// The sequence state of one realm, written with each presence batch.
+struct SequenceRecord {
+  RealmId realm_id = 0;
+  UpdateId last_update_id = 0;      // highest id used so far
+  UpdateId reserved_update_id = 0;  // highest id the core may use
+  friend bool operator==(const SequenceRecord&, const SequenceRecord&) = default;
+};
+
+// Everything, as loaded at start. Vectors are ordered by id.
+struct Snapshot {
+  std::vector<RealmRecord> realms;
+  std::vector<UserRecord> users;
+  std::vector<PresenceRecord> presence;
+  std::vector<AccessRecord> access;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Reads the whole state. Called once at start, before any write.
+  virtual Result<Snapshot> Load() = 0;
+
+  // Inserts a realm and returns its new id. kAlreadyExists if the subdomain is
+  // taken.
+  virtual Result<RealmId> InsertRealm(const RealmRecord& realm) = 0;
+  // Replaces subdomain, name, presence_disabled and deactivated of the realm
+  // with id realm.id (not its sequence state). kNotFound if there is none.
+  virtual Status UpdateRealm(const RealmRecord& realm) = 0;
+
+  // Inserts a user and returns its new id. kAlreadyExists if the email is
+  // taken in that realm (case-insensitive).
+  virtual Result<UserId> InsertUser(const UserRecord& user) = 0;
+  // Replaces the user row with id user.id. kNotFound if there is none.
+  virtual Status UpdateUser(const UserRecord& user) = 0;
+
+  // Replaces the access list of (realm, viewer).
+  virtual Status SetAccess(const AccessRecord& access) = 0;
+
+  // Durably raises a realm's reservation to at least `reserved_update_id`.
+  virtual Status ReserveUpdateIds(RealmId realm,
+                                  UpdateId reserved_update_id) = 0;
+
+  // Commits a batch of presence rows (upserts, last write per user wins) and
+  // sequence states in one transaction.
+  virtual Status WritePresence(std::span<const PresenceRecord> rows,
+                               std::span<const SequenceRecord> sequences) = 0;
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_STORE_H_

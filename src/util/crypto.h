@@ -1,0 +1,40 @@
+// Small cryptographic helpers over OpenSSL's libcrypto.
+//
+// API keys are random, 32 alphanumeric characters (Zulip's format); only their
+// SHA-256 digest is stored. Comparisons of secrets are constant-time.
+//
+// Thread safety: all functions are safe to call from any thread.
+#ifndef PRESENCE_UTIL_CRYPTO_H_
+#define PRESENCE_UTIL_CRYPTO_H_
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace presence {
+
+using Digest = std::array<std::uint8_t, 32>;
+
+// SHA-256 of `data`.
+Digest Sha256(std::string_view data);
+
+// `length` characters drawn uniformly from [A-Za-z0-9] with a CSPRNG.
+std::string RandomAlnum(std::size_t length);
+
+// True when the two strings are equal; the time taken depends only on their
+// lengths, not on where they differ.
+bool ConstantTimeEqual(std::string_view a, std::string_view b);
+bool ConstantTimeEqual(const Digest& a, const Digest& b);
+
+// Standard base64 (RFC 4648, with padding). nullopt if `in` is not valid.
+std::optional<std::string> Base64Decode(std::string_view in);
+std::string Base64Encode(std::string_view in);
+
+std::string HexEncode(const Digest& d);
+std::optional<Digest> HexDecodeDigest(std::string_view hex);
+
+}  // namespace presence
+
+#endif  // PRESENCE_UTIL_CRYPTO_H_
