@@ -1,1 +1,205 @@
-int main() { return 0; }
+// presenced: the presence server. Composition root: reads flags, opens the
+// store, loads the state, serves HTTP until SIGTERM/SIGINT, flushes, exits 0.
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "api/router.h"
+#include "app/flusher.h"
+#include "app/log.h"
+#include "core/presence_service.h"
+#include "http/http_server.h"
+#include "store/sqlite_store.h"
+
+namespace presence::app {
+namespace {
+
+struct Flags {
+  std::string listen = "127.0.0.1:9991";
+  std::string data = "./var";
+  std::string admin_token_file;
+  std::string root_domain = "localhost";
+  bool test_clock = false;
+  bool demo = false;
+  unsigned threads = 0;
+  unsigned flush_interval_ms = 1000;
+};
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
+    s.pop_back();
+  }
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+// On an empty data directory, creates the demo organisation and prints a
+// ready-to-paste ping for one of its users.
+int SetUpDemo(PresenceService& service, const std::string& url) {
+  if (!service.Realms().empty()) {
+    std::printf(
+        "demo: the data directory already has organisations; "
+        "nothing created\n");
+    return 0;
+  }
+  auto realm = service.CreateRealm("", "Demo organisation");
+  if (!realm) return 1;
+  std::string alice_key;
+  for (auto [email, name] : {std::pair{"alice@example.com", "Alice"},
+                             {"bob@example.com", "Bob"},
+                             {"carol@example.com", "Carol"}}) {
+    NewUser u;
+    u.email = email;
+    u.full_name = name;
+    auto created = service.CreateUser(*realm, u);
+    if (!created) return 1;
+    if (alice_key.empty()) alice_key = created->api_key;
+    std::printf("demo: user %s key %s\n", email, created->api_key.c_str());
+  }
+  std::printf(
+      "demo: ping as Alice with:\n"
+      "  curl -sS -u alice@example.com:%s -d status=active -d "
+      "slim_presence=true "
+      "%s/api/v1/users/me/presence\n",
+      alice_key.c_str(), url.c_str());
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  Flags f;
+  CLI::App cli{"presenced: a Zulip-compatible presence server"};
+  cli.add_option("--listen", f.listen, "HOST:PORT to serve on (port 0: any)")
+      ->capture_default_str();
+  cli.add_option("--data", f.data, "data directory (SQLite file inside)")
+      ->capture_default_str();
+  cli.add_option("--admin-token-file", f.admin_token_file,
+                 "file holding the admin API bearer token "
+                 "(or env PRESENCED_ADMIN_TOKEN)");
+  cli.add_option("--root-domain", f.root_domain,
+                 "host name of the root realm; X.<root> is realm X")
+      ->capture_default_str();
+  cli.add_flag("--test-clock", f.test_clock,
+               "let POST /admin/v1/clock set the presence clock");
+  cli.add_option("--threads", f.threads, "I/O threads (default: hardware)");
+  cli.add_option("--flush-interval-ms", f.flush_interval_ms,
+                 "group-commit interval for presence rows")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3'600'000u));
+  cli.add_flag("--demo", f.demo,
+               "on an empty data directory, create a demo organisation and "
+               "print a curl ping");
+  CLI11_PARSE(cli, argc, argv);
+
+  api::ApiOptions options;
+  options.root_domain = f.root_domain;
+  if (!f.admin_token_file.empty()) {
+    std::ifstream in(f.admin_token_file);
+    if (!in) {
+      std::fprintf(stderr, "presenced: cannot read --admin-token-file %s\n",
+                   f.admin_token_file.c_str());
+      return 2;
+    }
+    std::string token((std::istreambuf_iterator<char>(in)), {});
+    options.admin_token = Trim(token);
+  } else if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) {
+    options.admin_token = Trim(env);
+  }
+  auto endpoint = http::ParseListenAddress(f.listen);
+  if (!endpoint) {
+    std::fprintf(stderr, "presenced: --listen wants HOST:PORT, got %s\n",
+                 f.listen.c_str());
+    return 2;
+  }
+
+  RealClock real_clock;
+  std::unique_ptr<ManualClock> test_clock;
+  const Clock* clock = &real_clock;
+  if (f.test_clock) {
+    test_clock = std::make_unique<ManualClock>(real_clock.NowMicros());
+    options.test_clock = test_clock.get();
+    clock = test_clock.get();
+  }
+
+  auto store = store::SqliteStore::Open(f.data);
+  if (!store) {
+    std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",
+                 f.data.c_str(), store.error().message().c_str());
+    return 1;
+  }
+  auto service = PresenceService::Create(store->get(), clock);
+  if (!service) {
+    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
+                 service.error().message().c_str(),
+                 (*store)->LastError().c_str());
+    return 1;
+  }
+
+  api::Router router(service->get(), &options);
+  boost::asio::io_context ioc;
+  http::HttpServer server(ioc, &router);
+  auto bound = server.Listen(*endpoint);
+  if (!bound) {
+    std::fprintf(stderr, "presenced: cannot listen on %s: %s\n",
+                 f.listen.c_str(), bound.error().message().c_str());
+    return 1;
+  }
+  const std::string url = http::EndpointUrl(*bound);
+
+  Flusher flusher(service->get(),
+                  std::chrono::milliseconds(f.flush_interval_ms));
+  flusher.Start();
+
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    Log("info", "shutdown", {{"signal", std::to_string(sig)}});
+    server.Stop();
+    ioc.stop();
+  });
+
+  unsigned threads =
+      f.threads ? f.threads : std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  Log("info", "start",
+      {{"url", url},
+       {"data", f.data},
+       {"threads", std::to_string(threads)},
+       {"test_clock", f.test_clock ? "on" : "off"}});
+  std::printf("listening on %s\n", url.c_str());
+  std::fflush(stdout);
+  // The demo is set up before the first request is served (the I/O threads
+  // start below), so its users exist by the time anyone can ping.
+  if (f.demo && SetUpDemo(**service, url) != 0) {
+    std::fprintf(stderr, "presenced: demo set-up failed: %s\n",
+                 (*service)->failure().c_str());
+    return 1;
+  }
+  std::fflush(stdout);
+
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+  ioc.run();
+  for (auto& t : pool) t.join();
+
+  // Every request that was answered is in memory: commit it all.
+  flusher.Stop();
+  auto flushed = (*service)->Flush();
+  if (!flushed) {
+    Log("error", "final_flush_failed", {{"reason", (*service)->failure()}});
+    return 1;
+  }
+  Log("info", "stopped", {{"rows_flushed", std::to_string(flushed->rows)}});
+  return 0;
+}
+
+}  // namespace
+}  // namespace presence::app
+
+int main(int argc, char** argv) { return presence::app::Main(argc, argv); }

@@ -60,7 +60,8 @@ struct UserRecord {
   bool presence_enabled = true;
   bool can_access_all_users = true;
   Micros date_joined = 0;
-  Digest api_key_hash{};  // SHA-256 of the API key; the key itself is never stored
+  Digest
+      api_key_hash{};  // SHA-256 of the API key; the key itself is never stored
   friend bool operator==(const UserRecord&, const UserRecord&) = default;
 };
 
@@ -70,7 +71,8 @@ struct PresenceRecord {
   Micros last_connected = kNoTime;  // kNoTime is stored as NULL
   Micros last_active = kNoTime;
   UpdateId last_update_id = 0;
-  friend bool operator==(const PresenceRecord&, const PresenceRecord&) = default;
+  friend bool operator==(const PresenceRecord&,
+                         const PresenceRecord&) = default;
 };
 
 // A guest's explicit access list: which users `viewer` may see.
@@ -86,7 +88,8 @@ struct SequenceRecord {
   RealmId realm_id = 0;
   UpdateId last_update_id = 0;      // highest id used so far
   UpdateId reserved_update_id = 0;  // highest id the core may use
-  friend bool operator==(const SequenceRecord&, const SequenceRecord&) = default;
+  friend bool operator==(const SequenceRecord&,
+                         const SequenceRecord&) = default;
 };
 
 // Everything, as loaded at start. Vectors are ordered by id.
@@ -100,6 +103,9 @@ struct Snapshot {
 class Store {
  public:
   virtual ~Store() = default;
+
+  // The reason of the last failure, for logs and /healthz ("" if none).
+  virtual std::string LastError() const { return {}; }
 
   // Reads the whole state. Called once at start, before any write.
   virtual Result<Snapshot> Load() = 0;

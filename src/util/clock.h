@@ -18,7 +18,9 @@ using Micros = std::int64_t;
 
 inline constexpr Micros kMicrosPerSecond = 1'000'000;
 
-constexpr Micros SecondsToMicros(std::int64_t s) { return s * kMicrosPerSecond; }
+constexpr Micros SecondsToMicros(std::int64_t s) {
+  return s * kMicrosPerSecond;
+}
 
 class Clock {
  public:

@@ -1,0 +1,26 @@
+// Settings the API layer needs from the command line.
+#ifndef PRESENCE_API_API_OPTIONS_H_
+#define PRESENCE_API_API_OPTIONS_H_
+
+#include <string>
+
+#include "util/clock.h"
+
+namespace presence::api {
+
+// The highest Zulip feature level whose presence behaviour presenced serves
+// (history_limit_days, FL 288). Raised as newer behaviour lands.
+inline constexpr int kZulipFeatureLevel = 288;
+inline constexpr const char* kZulipVersion = "10.0-presenced-0.1";
+
+struct ApiOptions {
+  std::string root_domain = "localhost";
+  // Bearer token of the admin API; empty disables it (every call is 401).
+  std::string admin_token;
+  // Set with --test-clock: POST /admin/v1/clock moves it. Null otherwise.
+  ManualClock* test_clock = nullptr;
+};
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_API_OPTIONS_H_

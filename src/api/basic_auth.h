@@ -1,0 +1,59 @@
+// HTTP Basic credentials of an /api/ request (spec §2.0 "Authentication").
+//
+// ParseBasicAuthorization() only takes the Authorization header apart; looking
+// the user up by API key, comparing the email with the user's delivery_email
+// and the realm/user/subdomain checks belong to the caller, which reports them
+// with ApiError::Unauthorized() and the messages below.
+//
+// Thread safety: pure functions; safe from any thread.
+#ifndef PRESENCE_API_BASIC_AUTH_H_
+#define PRESENCE_API_BASIC_AUTH_H_
+
+#include <string>
+#include <string_view>
+
+#include "api/api_error.h"
+
+namespace presence::api {
+
+// Zulip's messages for authentication failures, word for word. On the
+// Basic-auth path all of them are sent as 401 UNAUTHORIZED, except
+// kRequiresBasicAuth (400 BAD_REQUEST).
+inline constexpr std::string_view kRequiresBasicAuth =
+    "This endpoint requires HTTP basic authentication.";
+inline constexpr std::string_view kInvalidBasicAuthHeader =
+    "Invalid authorization header for basic auth";
+inline constexpr std::string_view kMissingBasicAuthHeader =
+    "Missing authorization header for basic auth";
+inline constexpr std::string_view kMalformedApiKey = "Malformed API key";
+inline constexpr std::string_view kInvalidApiKey = "Invalid API key";
+inline constexpr std::string_view kRealmDeactivated =
+    "This organization has been deactivated";
+inline constexpr std::string_view kUserDeactivated = "Account is deactivated";
+inline constexpr std::string_view kWrongSubdomain =
+    "Account is not associated with this subdomain";
+inline constexpr std::string_view kWebhookBotNotAllowed =
+    "This API is not available to incoming webhook bots.";
+
+struct BasicCredentials {
+  std::string email;    // as sent, surrounding whitespace stripped
+  std::string api_key;  // 32 characters of [A-Za-z0-9]
+};
+
+// Parses the value of an Authorization header (the caller handles a missing
+// header, with ApiError::NotLoggedIn()). In order:
+//  - the value is split on whitespace; its first word is the scheme, compared
+//    case-insensitively with "Basic". No word at all, or exactly one word that
+//    is "Basic" (no credentials), or more than two words -> 401
+//    kInvalidBasicAuthHeader. A scheme other than Basic -> 400
+//    kRequiresBasicAuth;
+//  - the credentials must be strict base64 (RFC 4648, padded) of UTF-8 text,
+//    else 401 kInvalidBasicAuthHeader;
+//  - the text split on ':' must give exactly two parts, else 401
+//    kInvalidBasicAuthHeader; surrounding whitespace is stripped from both;
+//  - the key must match ^[A-Za-z0-9]{32}$, else 401 kMalformedApiKey.
+ApiResult<BasicCredentials> ParseBasicAuthorization(std::string_view header);
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_BASIC_AUTH_H_

@@ -1,0 +1,49 @@
+#include "api/host_routing.h"
+
+#include <arpa/inet.h>
+
+#include "core/realm.h"
+
+namespace presence::api {
+namespace {
+
+bool IsIpv4(const std::string& s) {
+  in_addr a;
+  return inet_pton(AF_INET, s.c_str(), &a) == 1;
+}
+
+bool IsIpv6(const std::string& s) {
+  in6_addr a;
+  return inet_pton(AF_INET6, s.c_str(), &a) == 1;
+}
+
+}  // namespace
+
+std::optional<std::string> SubdomainForHost(std::string_view host,
+                                            std::string_view root_domain) {
+  std::string h = AsciiLower(host);
+  if (h.empty()) return std::nullopt;
+  if (h.front() == '[') {
+    auto close = h.find(']');
+    if (close == std::string::npos) return std::nullopt;
+    std::string rest = h.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return std::nullopt;
+    if (IsIpv6(h.substr(1, close - 1))) return std::string();
+    return std::nullopt;
+  }
+  if (auto colon = h.rfind(':'); colon != std::string::npos) {
+    h.resize(colon);
+  }
+  if (IsIpv4(h)) return std::string();
+  const std::string root = AsciiLower(root_domain);
+  if (h == root) return std::string();
+  if (h.size() > root.size() + 1 && h.ends_with(root) &&
+      h[h.size() - root.size() - 1] == '.') {
+    std::string sub = h.substr(0, h.size() - root.size() - 1);
+    if (sub.find('.') != std::string::npos) return std::nullopt;
+    return sub;
+  }
+  return std::nullopt;
+}
+
+}  // namespace presence::api

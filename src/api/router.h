@@ -1,0 +1,36 @@
+// Router: the one entry point from the HTTP layer into the API layer.
+//
+// Splits the request target and sends it to the Zulip API (/api/v1/...), the
+// admin API (/admin/v1/...) or the health check (/healthz). Anything else is
+// a JSON 404.
+//
+// Thread safety: Handle may run on many threads at once.
+#ifndef PRESENCE_API_ROUTER_H_
+#define PRESENCE_API_ROUTER_H_
+
+#include "api/admin_api.h"
+#include "api/api_options.h"
+#include "api/http_types.h"
+#include "api/zulip_api.h"
+#include "core/presence_service.h"
+
+namespace presence::api {
+
+class Router {
+ public:
+  // Both pointers must outlive the router.
+  Router(PresenceService* service, const ApiOptions* options);
+
+  Response Handle(const Request& req) const;
+
+ private:
+  Response Health() const;
+
+  PresenceService* const service_;
+  ZulipApi zulip_;
+  AdminApi admin_;
+};
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_ROUTER_H_

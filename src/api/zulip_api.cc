@@ -1,0 +1,357 @@
+#include "api/zulip_api.h"
+
+#include <array>
+#include <boost/json/serialize.hpp>
+#include <boost/url/pct_string_view.hpp>
+
+#include "api/basic_auth.h"
+#include "api/host_routing.h"
+#include "api/json_writer.h"
+#include "api/presence_format.h"
+#include "core/constants.h"
+#include "core/presence_rules.h"
+
+namespace presence::api {
+namespace {
+
+constexpr std::string_view kSuccessHead = R"({"result":"success","msg":"")";
+
+enum class Route {
+  kNone,
+  kMyPresence,
+  kRealmPresence,
+  kUserPresence,
+  kSettings,
+  kServerSettings,
+};
+
+struct Match {
+  Route route = Route::kNone;
+  std::string_view segment;  // {user_id_or_email}, still percent-encoded
+};
+
+Match MatchRoute(std::string_view path) {
+  if (path == "/users/me/presence") return {Route::kMyPresence, {}};
+  if (path == "/realm/presence") return {Route::kRealmPresence, {}};
+  if (path == "/settings") return {Route::kSettings, {}};
+  if (path == "/server_settings") return {Route::kServerSettings, {}};
+  constexpr std::string_view kUsers = "/users/";
+  constexpr std::string_view kPresence = "/presence";
+  if (path.starts_with(kUsers) && path.ends_with(kPresence) &&
+      path.size() > kUsers.size() + kPresence.size()) {
+    std::string_view seg = path.substr(
+        kUsers.size(), path.size() - kUsers.size() - kPresence.size());
+    if (seg.find('/') == std::string_view::npos) {
+      return {Route::kUserPresence, seg};
+    }
+  }
+  return {};
+}
+
+std::span<const std::string_view> AllowedMethods(Route r) {
+  static constexpr std::array<std::string_view, 1> kPost{"POST"};
+  static constexpr std::array<std::string_view, 2> kGet{"GET", "HEAD"};
+  static constexpr std::array<std::string_view, 1> kPatch{"PATCH"};
+  switch (r) {
+    case Route::kMyPresence:
+      return kPost;
+    case Route::kSettings:
+      return kPatch;
+    case Route::kRealmPresence:
+    case Route::kUserPresence:
+    case Route::kServerSettings:
+      return kGet;
+    case Route::kNone:
+      break;
+  }
+  return {};
+}
+
+std::string JoinMethods(std::span<const std::string_view> methods) {
+  std::string out;
+  for (auto m : methods) {
+    if (!out.empty()) out += ", ";
+    out += m;
+  }
+  return out;
+}
+
+std::string_view AuthMessage(AuthFailure f) {
+  switch (f) {
+    case AuthFailure::kInvalidApiKey:
+      return kInvalidApiKey;
+    case AuthFailure::kRealmDeactivated:
+      return kRealmDeactivated;
+    case AuthFailure::kUserDeactivated:
+      return kUserDeactivated;
+    case AuthFailure::kWrongRealm:
+      return kWrongSubdomain;
+  }
+  return kInvalidApiKey;
+}
+
+ApiError StoreFailed(const PresenceService& service) {
+  return FromErrc(Errc::kStoreFailed,
+                  "Presence store unavailable: " + service.failure());
+}
+
+Response JsonResponse(std::string body) {
+  Response r;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+Response ErrorResponse(const ApiError& error) {
+  Response r;
+  r.status = error.http_status;
+  r.body = boost::json::serialize(error.ToJson());
+  if (error.http_status == 401) {
+    r.headers.emplace_back("WWW-Authenticate",
+                           std::string(kWwwAuthenticateValue));
+  }
+  if (error.http_status == 405) {
+    if (auto it = error.extra.find("allowed_methods");
+        it != error.extra.end() && it->value().is_array()) {
+      std::string allow;
+      for (const auto& m : it->value().as_array()) {
+        if (!m.is_string()) continue;
+        if (!allow.empty()) allow += ", ";
+        allow += m.as_string();
+      }
+      r.headers.emplace_back("Allow", allow);
+    }
+  }
+  return r;
+}
+
+void AppendIgnoredParameters(std::string& out, const RequestParams& params) {
+  auto unused = params.UnusedNames();
+  if (unused.empty()) return;
+  out.append(",\"ignored_parameters_unsupported\":[");
+  for (std::size_t i = 0; i < unused.size(); ++i) {
+    if (i) out.push_back(',');
+    AppendJsonString(out, unused[i]);
+  }
+  out.push_back(']');
+}
+
+Response SuccessResponse(const RequestParams* params) {
+  std::string body(kSuccessHead);
+  if (params != nullptr) AppendIgnoredParameters(body, *params);
+  body.push_back('}');
+  return JsonResponse(std::move(body));
+}
+
+ZulipApi::ZulipApi(PresenceService* service, const ApiOptions* options)
+    : service_(service), options_(options) {}
+
+Response ZulipApi::Handle(const Request& req, std::string_view path,
+                          std::string_view query) const {
+  auto sub = SubdomainForHost(req.host, options_->root_domain);
+  Realm* realm = sub ? service_->FindRealm(*sub) : nullptr;
+  if (realm == nullptr) {
+    return ErrorResponse(
+        ApiError::NotFound("Invalid subdomain", "NONEXISTENT_SUBDOMAIN"));
+  }
+  Match m = MatchRoute(path);
+  if (m.route == Route::kNone) {
+    return ErrorResponse(ApiError::NotFound("Not Found"));
+  }
+  auto allowed = AllowedMethods(m.route);
+  if (req.method == "OPTIONS") {
+    Response r;
+    r.status = 204;
+    r.content_type.clear();
+    r.headers.emplace_back("Allow", JoinMethods(allowed));
+    return r;
+  }
+  if (std::find(allowed.begin(), allowed.end(), req.method) == allowed.end()) {
+    return ErrorResponse(ApiError::MethodNotAllowed(allowed));
+  }
+  if (m.route == Route::kServerSettings) return ServerSettings(req, *realm);
+
+  auto caller = Authenticate(req, *realm);
+  if (!caller) return ErrorResponse(caller.error());
+
+  ApiResult<Response> out = ApiError{};
+  switch (m.route) {
+    case Route::kMyPresence: {
+      // Bots are refused before their parameters are looked at.
+      if (caller->is_bot) {
+        return ErrorResponse(ApiError::BadRequest(
+            "This endpoint does not accept bot requests."));
+      }
+      auto params = RequestParams::Parse(query, req.content_type, req.body);
+      if (!params) return ErrorResponse(params.error());
+      out = PostPresence(*caller, *params);
+      break;
+    }
+    case Route::kRealmPresence:
+      out = GetRealmPresence(*caller);
+      break;
+    case Route::kUserPresence: {
+      auto decoded = boost::urls::make_pct_string_view(m.segment);
+      if (!decoded) return ErrorResponse(ApiError::BadRequest("No such user"));
+      out = GetUserPresence(*caller, decoded->decode());
+      break;
+    }
+    case Route::kSettings: {
+      auto params = RequestParams::Parse(query, req.content_type, req.body);
+      if (!params) return ErrorResponse(params.error());
+      out = PatchSettings(*caller, *params);
+      break;
+    }
+    default:
+      break;
+  }
+  if (!out) return ErrorResponse(out.error());
+  return std::move(*out);
+}
+
+ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
+                                         const Realm& realm) const {
+  if (!req.has_authorization) return ApiError::NotLoggedIn();
+  auto creds = ParseBasicAuthorization(req.authorization);
+  if (!creds) return creds.error();
+  auto result = service_->Authenticate(realm, creds->email, creds->api_key);
+  if (auto* f = std::get_if<AuthFailure>(&result)) {
+    return ApiError::Unauthorized(std::string(AuthMessage(*f)));
+  }
+  return std::get<Caller>(result);
+}
+
+ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
+                                           RequestParams& params) const {
+  // Zulip parses parameters in alphabetical order; the first bad one wins.
+  auto history = params.GetJsonInt("history_limit_days");
+  if (!history) return history.error();
+  auto last_update_id = params.GetJsonInt("last_update_id");
+  if (!last_update_id) return last_update_id.error();
+  auto new_user_input = params.GetJsonBool("new_user_input");
+  if (!new_user_input) return new_user_input.error();
+  auto ping_only = params.GetJsonBool("ping_only");
+  if (!ping_only) return ping_only.error();
+  auto slim = params.GetJsonBool("slim_presence");
+  if (!slim) return slim.error();
+  auto status = params.RequireString("status");
+  if (!status) return status.error();
+
+  ReportStatus report;
+  if (*status == "active") {
+    report = ReportStatus::kActive;
+  } else if (*status == "idle") {
+    report = ReportStatus::kIdle;
+  } else {
+    return ApiError::BadRequest("Invalid status: " + *status);
+  }
+  if (service_->failed()) return StoreFailed(*service_);
+  const Micros now = service_->Now();
+  if (auto st = service_->Report(caller, report, now); !st) {
+    return StoreFailed(*service_);
+  }
+  if (ping_only->value_or(false)) return SuccessResponse(&params);
+
+  const bool modern = last_update_id->has_value() || slim->value_or(false);
+  FetchQuery query;
+  query.last_update_id = *last_update_id;
+  query.history_limit_days = *history;
+  std::string body(kSuccessHead);
+  body.push_back(',');
+  UpdateId last = AppendPresences(body, *service_, caller, query, modern, now);
+  body.append(",\"server_timestamp\":");
+  AppendSeconds(body, now);
+  body.append(",\"presence_last_update_id\":");
+  AppendInt(body, last);
+  AppendIgnoredParameters(body, params);
+  body.push_back('}');
+  return JsonResponse(std::move(body));
+}
+
+ApiResult<Response> ZulipApi::GetRealmPresence(const Caller& caller) const {
+  const Micros now = service_->Now();
+  std::string body(kSuccessHead);
+  body.push_back(',');
+  AppendPresences(body, *service_, caller, FetchQuery{}, /*modern=*/false, now);
+  body.append(",\"server_timestamp\":");
+  AppendSeconds(body, now);
+  body.push_back('}');
+  return JsonResponse(std::move(body));
+}
+
+ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
+                                              std::string_view who) const {
+  auto found = service_->LookupUser(caller, who);
+  if (auto* f = std::get_if<LookupFailure>(&found)) {
+    switch (*f) {
+      case LookupFailure::kNoSuchUser:
+        return ApiError::BadRequest("No such user");
+      case LookupFailure::kBot:
+        return ApiError::BadRequest("Presence is not supported for bot users.");
+      case LookupFailure::kInsufficientPermission:
+        return ApiError::BadRequest("Insufficient permission");
+      case LookupFailure::kNoPresenceData:
+        return ApiError::BadRequest("No presence data for " + std::string(who));
+    }
+  }
+  const auto& p = std::get<UserPresence>(found);
+  LegacyView v = ComputeLegacy(p.times, p.date_joined);
+  const std::int64_t now_s = service_->Now() / kMicrosPerSecond;
+  const char* status = v.active ? "active" : "idle";
+  const char* aggregated =
+      now_s - v.timestamp > kOfflineThresholdSeconds ? "offline" : status;
+  std::string body(kSuccessHead);
+  body.append(",\"presence\":{\"aggregated\":{\"status\":\"");
+  body.append(aggregated);
+  body.append("\",\"timestamp\":");
+  AppendInt(body, v.timestamp);
+  body.append("},\"website\":{\"status\":\"");
+  body.append(status);
+  body.append("\",\"timestamp\":");
+  AppendInt(body, v.timestamp);
+  body.append("}}}");
+  return JsonResponse(std::move(body));
+}
+
+ApiResult<Response> ZulipApi::PatchSettings(const Caller& caller,
+                                            RequestParams& params) const {
+  auto enabled = params.GetJsonBool("presence_enabled");
+  if (!enabled) return enabled.error();
+  if (*enabled) {
+    if (auto st = service_->SetPresenceEnabled(caller.realm->id(),
+                                               caller.user_id, **enabled);
+        !st) {
+      if (st.error() == Errc::kStoreFailed) return StoreFailed(*service_);
+      return FromErrc(st.error());
+    }
+  }
+  return SuccessResponse(&params);
+}
+
+Response ZulipApi::ServerSettings(const Request& req,
+                                  const Realm& realm) const {
+  boost::json::object o;
+  o["result"] = "success";
+  o["msg"] = "";
+  o["authentication_methods"] = boost::json::object{
+      {"password", false}, {"dev", false}, {"email", false}};
+  o["external_authentication_methods"] = boost::json::array{};
+  o["zulip_feature_level"] = kZulipFeatureLevel;
+  o["zulip_version"] = kZulipVersion;
+  o["zulip_merge_base"] = "";
+  o["push_notifications_enabled"] = false;
+  o["is_incompatible"] = false;
+  o["email_auth_enabled"] = false;
+  o["require_email_format_usernames"] = true;
+  std::string url = "http://" + std::string(req.host);
+  o["realm_uri"] = url;
+  o["realm_url"] = url;
+  o["realm_name"] = realm.name();
+  o["realm_icon"] = "";
+  o["realm_description"] = "";
+  o["realm_web_public_access_enabled"] = false;
+  return JsonResponse(boost::json::serialize(o));
+}
+
+}  // namespace presence::api

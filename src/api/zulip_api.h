@@ -1,0 +1,60 @@
+// ZulipApi: the Zulip-compatible endpoints under /api/v1 (spec section 2).
+//
+// Order of checks for every request, as Zulip's: the realm named by the Host
+// header (404 NONEXISTENT_SUBDOMAIN if none), the route (404), the method
+// (405, before authentication; OPTIONS answers 204 with Allow), HTTP Basic
+// authentication (401), then the endpoint's own checks and parameters.
+//
+// Thread safety: Handle may run on many threads at once; the object holds no
+// mutable state of its own.
+#ifndef PRESENCE_API_ZULIP_API_H_
+#define PRESENCE_API_ZULIP_API_H_
+
+#include <string_view>
+
+#include "api/api_error.h"
+#include "api/api_options.h"
+#include "api/http_types.h"
+#include "api/request_params.h"
+#include "core/presence_service.h"
+
+namespace presence::api {
+
+class ZulipApi {
+ public:
+  ZulipApi(PresenceService* service, const ApiOptions* options);
+
+  // `path` is the part after "/api/v1" (e.g. "/users/me/presence");
+  // `query` the raw query string.
+  Response Handle(const Request& req, std::string_view path,
+                  std::string_view query) const;
+
+ private:
+  ApiResult<Caller> Authenticate(const Request& req, const Realm& realm) const;
+  ApiResult<Response> PostPresence(const Caller& caller,
+                                   RequestParams& params) const;
+  ApiResult<Response> GetRealmPresence(const Caller& caller) const;
+  ApiResult<Response> GetUserPresence(const Caller& caller,
+                                      std::string_view who) const;
+  ApiResult<Response> PatchSettings(const Caller& caller,
+                                    RequestParams& params) const;
+  Response ServerSettings(const Request& req, const Realm& realm) const;
+
+  PresenceService* const service_;
+  const ApiOptions* const options_;
+};
+
+// The response for an ApiError: its JSON body, its status, and the headers it
+// needs (WWW-Authenticate on 401, Allow on 405).
+Response ErrorResponse(const ApiError& error);
+
+// {"result":"success","msg":""} plus `"ignored_parameters_unsupported"` when
+// the request carried names nobody read.
+Response SuccessResponse(const RequestParams* params = nullptr);
+
+// Appends `,"ignored_parameters_unsupported":[...]` if there are any.
+void AppendIgnoredParameters(std::string& out, const RequestParams& params);
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_ZULIP_API_H_

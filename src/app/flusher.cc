@@ -1,0 +1,42 @@
+#include "app/flusher.h"
+
+#include "app/log.h"
+
+namespace presence::app {
+
+Flusher::Flusher(PresenceService* service, std::chrono::milliseconds interval)
+    : service_(service), interval_(interval) {}
+
+Flusher::~Flusher() { Stop(); }
+
+void Flusher::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Flusher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Flusher::Run() {
+  bool reported = false;
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_for(lock, interval_, [this] { return stopping_; });
+    if (stopping_) break;
+    lock.unlock();
+    auto stats = service_->Flush();
+    if (!stats && !reported) {
+      // Sticky: say it once, loudly; /healthz keeps saying it.
+      Log("error", "store_failed", {{"reason", service_->failure()}});
+      reported = true;
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace presence::app

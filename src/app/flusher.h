@@ -1,0 +1,41 @@
+// Flusher: the group-commit thread. Every interval it commits the presence
+// rows changed since the last flush in one store transaction.
+//
+// Thread safety: Start/Stop from the owning thread; the loop runs on its own
+// thread and calls only PresenceService::Flush (which is thread-safe).
+#ifndef PRESENCE_APP_FLUSHER_H_
+#define PRESENCE_APP_FLUSHER_H_
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core/presence_service.h"
+
+namespace presence::app {
+
+class Flusher {
+ public:
+  Flusher(PresenceService* service, std::chrono::milliseconds interval);
+  ~Flusher();
+
+  void Start();
+  // Stops the loop (no final flush: the caller does that after the server
+  // stopped taking requests).
+  void Stop();
+
+ private:
+  void Run();
+
+  PresenceService* const service_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace presence::app
+
+#endif  // PRESENCE_APP_FLUSHER_H_

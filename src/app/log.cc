@@ -1,0 +1,37 @@
+#include "app/log.h"
+
+#include <cstdio>
+#include <mutex>
+
+#include "api/json_writer.h"
+#include "util/clock.h"
+
+namespace presence::app {
+
+void Log(
+    std::string_view level, std::string_view event,
+    std::initializer_list<std::pair<std::string_view, std::string>> fields) {
+  std::string line = "ts=";
+  api::AppendSeconds(line, RealClock().NowMicros());
+  line += " level=";
+  line += level;
+  line += " event=";
+  line += event;
+  for (const auto& [k, v] : fields) {
+    line += ' ';
+    line += k;
+    line += '=';
+    if (v.empty() || v.find_first_of(" \"=") != std::string::npos) {
+      api::AppendJsonString(line, v);
+    } else {
+      line += v;
+    }
+  }
+  line += '\n';
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace presence::app

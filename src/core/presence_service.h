@@ -1,0 +1,210 @@
+// PresenceService: the whole presence state of a server and its rules.
+//
+// It owns every Realm, the API-key index and the link to the Store, and is
+// the one entry point the API layer uses: authenticate, report, fetch, look
+// up one user, change settings, and the admin operations. It reads time only
+// from the injected Clock and touches disk only through the injected Store.
+//
+// Durability: directory changes (realms, users, keys, settings, access) are
+// committed to the store before the call returns. Presence rows are written
+// behind: Flush() commits everything changed since the last flush. A failed
+// store write is sticky: from then on every write is refused with
+// Errc::kStoreFailed (reads keep working) and failure() says why.
+//
+// Thread safety: all public methods may be called from any thread. dir_mu_
+// guards the realm maps and the key index; each Realm guards itself;
+// admin_mu_ serialises directory changes (and is the only lock held across a
+// store call, besides the rare synchronous reservation inside a Realm);
+// flush_mu_ serialises flushes.
+#ifndef PRESENCE_CORE_PRESENCE_SERVICE_H_
+#define PRESENCE_CORE_PRESENCE_SERVICE_H_
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "core/realm.h"
+#include "core/types.h"
+#include "store/store.h"
+#include "util/clock.h"
+#include "util/crypto.h"
+#include "util/result.h"
+
+namespace presence {
+
+// Told of every presence change that is due as an event (spec 3.3), after the
+// realm's lock was released. Called on the thread that made the change.
+class PresenceListener {
+ public:
+  virtual ~PresenceListener() = default;
+  virtual void OnPresenceChange(const PresenceChange& change) = 0;
+  // presence_enabled of `user` changed to `enabled` (a user_settings event).
+  virtual void OnPresenceEnabledChange(RealmId realm, UserId user,
+                                       bool enabled) {}
+};
+
+// An authenticated requester.
+struct Caller {
+  Realm* realm = nullptr;
+  UserId user_id = 0;
+  bool is_bot = false;
+  bool limited = false;  // guest without access to all users
+  bool presence_enabled = true;
+};
+
+enum class AuthFailure {
+  kInvalidApiKey,     // "Invalid API key"
+  kRealmDeactivated,  // "This organization has been deactivated"
+  kUserDeactivated,   // "Account is deactivated"
+  kWrongRealm,        // "Account is not associated with this subdomain"
+};
+
+struct NewUser {
+  std::string email;
+  std::string full_name;
+  Role role = Role::kMember;
+  bool is_bot = false;
+  bool can_access_all_users = true;
+};
+
+struct CreatedUser {
+  UserId user_id = 0;
+  std::string api_key;  // shown once; only its hash is kept
+};
+
+struct UserPatch {
+  std::optional<bool> is_active;
+  std::optional<bool> presence_enabled;
+  std::optional<Role> role;
+};
+
+// The single-user lookup (spec 2.3).
+enum class LookupFailure {
+  kNoSuchUser,
+  kBot,
+  kInsufficientPermission,
+  kNoPresenceData,
+};
+struct UserPresence {
+  PresenceTimes times;
+  Micros date_joined = 0;
+};
+
+struct FlushStats {
+  std::size_t rows = 0;
+  std::size_t realms = 0;
+};
+
+class PresenceService {
+ public:
+  // Loads the store's state. `store` and `clock` must outlive the service.
+  static Result<std::unique_ptr<PresenceService>> Create(store::Store* store,
+                                                         const Clock* clock);
+  PresenceService(const PresenceService&) = delete;
+  PresenceService& operator=(const PresenceService&) = delete;
+
+  // Set before serving; not changed afterwards.
+  void SetListener(PresenceListener* listener) { listener_ = listener; }
+
+  const Clock& clock() const { return *clock_; }
+  Micros Now() const { return clock_->NowMicros(); }
+
+  // --- Lookup ------------------------------------------------------------
+
+  // nullptr if no realm has that subdomain.
+  Realm* FindRealm(std::string_view subdomain) const;
+  Realm* FindRealmById(RealmId id) const;
+  // Every realm, ordered by id.
+  std::vector<Realm*> Realms() const;
+
+  // Checks an API key (already known to be 32 alphanumerics) and email for a
+  // request addressed to `realm` (Zulip's order of checks, spec 2.0).
+  std::variant<Caller, AuthFailure> Authenticate(
+      const Realm& realm, std::string_view email,
+      std::string_view api_key) const;
+
+  // --- Presence ------------------------------------------------------------
+
+  // The caller's own report at the current time. Invisible users and bots
+  // change nothing. kStoreFailed once the store has failed.
+  Status Report(const Caller& caller, ReportStatus status, Micros now);
+
+  // Visits the rows of a realm fetch as the caller sees them; returns
+  // presence_last_update_id.
+  UpdateId Fetch(const Caller& caller, const FetchQuery& query, Micros now,
+                 FunctionRef<void(const Member&)> visit) const;
+
+  // One user's row by decimal id or email (spec 2.3).
+  std::variant<UserPresence, LookupFailure> LookupUser(
+      const Caller& caller, std::string_view id_or_email) const;
+
+  // The caller's own invisible-mode switch (PATCH /settings).
+  Status SetPresenceEnabled(RealmId realm, UserId user, bool enabled);
+
+  // --- Admin -----------------------------------------------------------------
+
+  // kInvalidArgument for a bad subdomain or name, kAlreadyExists if taken.
+  Result<RealmId> CreateRealm(std::string_view subdomain,
+                              std::string_view name);
+  Status SetRealmPresenceDisabled(RealmId realm, bool disabled);
+  // kNotFound (realm), kInvalidArgument (email, name), kAlreadyExists.
+  Result<CreatedUser> CreateUser(RealmId realm, const NewUser& user);
+  // kNotFound if the user is not in that realm.
+  Status UpdateUser(RealmId realm, UserId user, const UserPatch& patch);
+  // kNotFound (realm or viewer), kInvalidArgument (a visible id not in realm).
+  Status SetAccess(RealmId realm, UserId viewer, std::vector<UserId> visible);
+
+  // --- Durability --------------------------------------------------------
+
+  // Commits every presence row changed since the last flush.
+  Result<FlushStats> Flush();
+
+  // "" while healthy; the reason once a store write failed.
+  std::string failure() const;
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+ private:
+  PresenceService(store::Store* store, const Clock* clock);
+  Status Load();
+  Status CheckWritable() const;
+  void MarkFailed(std::string_view what);
+  void Announce(const std::optional<PresenceChange>& change);
+
+  store::Store* const store_;
+  const Clock* const clock_;
+  PresenceListener* listener_ = nullptr;
+
+  mutable std::shared_mutex dir_mu_;
+  std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_;
+  std::unordered_map<std::string, Realm*> realm_by_subdomain_;
+  struct DigestHash {
+    std::size_t operator()(const Digest& d) const noexcept;
+  };
+  struct KeyOwner {
+    RealmId realm_id;
+    UserId user_id;
+  };
+  std::unordered_map<Digest, KeyOwner, DigestHash> key_index_;
+
+  std::mutex admin_mu_;
+  std::mutex flush_mu_;
+
+  std::atomic<bool> failed_{false};
+  mutable std::mutex failure_mu_;
+  std::string failure_;
+};
+
+// Subdomain rules: "" (the root realm) or 1-63 of [a-z0-9-], not starting or
+// ending with '-'.
+bool ValidSubdomain(std::string_view s);
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_PRESENCE_SERVICE_H_

@@ -1,0 +1,206 @@
+// Realm: one organisation's users and presence rows, in memory.
+//
+// Design. Members live in a vector (a "slot" is an index into it, stable for
+// the realm's life: users are deactivated, never removed). Every member with a
+// presence row is linked into an update-order list: a write takes the next
+// update id and moves the row to the tail, so the rows changed since a cursor
+// are exactly the tail run whose ids exceed it. An incremental fetch therefore
+// costs O(rows changed), never O(users in the realm).
+//
+// Update ids come from the realm's sequence. To never hand one out twice
+// across a crash, ids are used only up to `reserved_update_id`, which the
+// store made durable beforehand; the flusher reserves ahead, and a writer
+// that runs out reserves synchronously (rare).
+//
+// Thread safety: every method locks `mu_` itself: shared for reads, exclusive
+// for writes. Visitors run under the shared lock and must not call back into
+// the realm. Id, subdomain-free fields are immutable after construction.
+#ifndef PRESENCE_CORE_REALM_H_
+#define PRESENCE_CORE_REALM_H_
+
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/presence_rules.h"
+#include "core/types.h"
+#include "store/store.h"
+#include "util/crypto.h"
+#include "util/function_ref.h"
+#include "util/result.h"
+
+namespace presence {
+
+// One user as the realm holds it. Read-only outside Realm.
+struct Member {
+  static constexpr std::uint32_t kNil =
+      std::numeric_limits<std::uint32_t>::max();
+
+  UserId id = 0;
+  std::string email;
+  std::string email_lower;
+  std::string full_name;
+  Micros date_joined = 0;
+  Digest api_key_hash{};
+  Role role = Role::kMember;
+  bool is_bot = false;
+  bool is_active = true;
+  bool presence_enabled = true;
+  bool can_access_all_users = true;
+  bool has_row = false;  // a presence row exists
+  bool dirty = false;    // changed since the last flush
+  PresenceTimes times;
+  UpdateId last_update_id = 0;
+  std::uint32_t prev = kNil;  // update-order list (rows only)
+  std::uint32_t next = kNil;
+
+  // A guest without full access sees only its access list (and itself).
+  bool limited() const { return role == Role::kGuest && !can_access_all_users; }
+  // Shows up in realm fetches (if it has a row).
+  bool listed() const { return is_active && !is_bot; }
+};
+
+// What a presence fetch should return (spec 3.4).
+struct FetchQuery {
+  std::optional<UpdateId> last_update_id;  // cursor, if the client sent one
+  std::optional<std::int64_t> history_limit_days;  // default 14
+};
+
+// A change that should be told to watchers (spec 3.3).
+struct PresenceChange {
+  RealmId realm_id = 0;
+  UserId user_id = 0;
+  std::string email;
+  Micros date_joined = 0;
+  PresenceTimes times;
+  UpdateId update_id = 0;
+  bool forced = false;
+};
+
+class Realm {
+ public:
+  // A realm loaded from the store continues its sequence after the
+  // reservation (ids up to it may have been handed out before a crash); a
+  // `fresh` realm, just created, starts at record.last_update_id.
+  Realm(const store::RealmRecord& record, store::Store* store,
+        bool fresh = false);
+  Realm(const Realm&) = delete;
+  Realm& operator=(const Realm&) = delete;
+
+  RealmId id() const { return id_; }
+  std::string subdomain() const;
+  std::string name() const;
+  bool presence_disabled() const;
+  bool deactivated() const;
+  UpdateId last_update_id() const;
+  std::size_t member_count() const;
+
+  // --- Loading and directory changes (the store was already updated) ------
+
+  // Adds a member; returns its slot. Precondition: id and email are new.
+  std::uint32_t AddMember(const store::UserRecord& user);
+  // Attaches a loaded presence row to a member. Unknown users are ignored.
+  void LoadPresence(const store::PresenceRecord& row);
+  void LoadAccess(const store::AccessRecord& access);
+  // After every LoadPresence: orders the rows by update id.
+  void FinishLoad();
+  void SetPresenceDisabled(bool disabled);
+  // Replaces the member's directory fields (role, is_active, full name,
+  // can_access_all_users, key hash) but neither presence_enabled (see
+  // SetPresenceEnabled) nor its presence row. False if the user is unknown.
+  bool UpdateMember(const store::UserRecord& user);
+  void SetAccess(UserId viewer, std::vector<UserId> visible);
+
+  // A copy of the member's directory record, if it exists.
+  std::optional<store::UserRecord> UserRecordOf(UserId id) const;
+  std::optional<Member> MemberById(UserId id) const;
+  // Active-or-not member by email, case-insensitive.
+  std::optional<UserId> FindIdByEmail(std::string_view email) const;
+  bool EmailTaken(std::string_view email) const;
+
+  // --- Presence --------------------------------------------------------
+
+  // A user's own report (spec 3.1/3.2). Does nothing if the user is unknown
+  // or invisible. Returns the change to announce when an event is due
+  // (created, or came online, and the realm's presence is enabled).
+  // Fails only if an update id could not be reserved (store failure).
+  Result<std::optional<PresenceChange>> RecordReport(UserId user, Micros now,
+                                                     ReportStatus status);
+
+  // presence_enabled toggled to `enabled` (spec 3.7): stores the setting and
+  // applies the back-dating or the visible-again report. Returns the forced
+  // change to announce, if any.
+  Result<std::optional<PresenceChange>> SetPresenceEnabled(UserId user,
+                                                           bool enabled,
+                                                           Micros now);
+
+  // Visits the rows a fetch returns, as `viewer` sees them, and returns
+  // presence_last_update_id (spec 3.4). Runs under the shared lock.
+  // An unknown viewer sees nothing.
+  UpdateId Fetch(UserId viewer, const FetchQuery& query, Micros now,
+                 FunctionRef<void(const Member&)> visit) const;
+
+  // Runs `fn` with the member (or nullptr) under the shared lock.
+  void WithMember(UserId id, FunctionRef<void(const Member*)> fn) const;
+  // Visits every member under the shared lock.
+  void ForEachMember(FunctionRef<void(const Member&)> fn) const;
+
+  // Whether `viewer` may see `target` (spec 3.8; always enforced here).
+  bool CanSee(UserId viewer, UserId target) const;
+
+  // --- Write-behind ----------------------------------------------------
+
+  // Moves every dirty row into `rows` and describes the sequence state to
+  // persist (with a reservation raised ahead when it runs low). Returns false
+  // if there is nothing to write.
+  bool CollectDirty(std::vector<store::PresenceRecord>& rows,
+                    store::SequenceRecord& sequence);
+  // The batch holding `sequence` was committed.
+  void OnFlushed(const store::SequenceRecord& sequence);
+  // The batch failed: mark its rows dirty again so a later flush (after the
+  // operator fixed the disk and restarted) is not silently skipped.
+  void OnFlushFailed(const std::vector<store::PresenceRecord>& rows);
+
+  // How many ids the flusher reserves ahead of use.
+  static constexpr UpdateId kReserveAhead = 10'000;
+
+ private:
+  bool CanSeeLocked(const Member& viewer, UserId target) const;
+  Result<UpdateId> NextUpdateIdLocked();
+  void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id);
+  void UnlinkLocked(std::uint32_t slot);
+  void AppendLocked(std::uint32_t slot);
+  PresenceChange ChangeOfLocked(const Member& m, bool forced) const;
+
+  const RealmId id_;
+  store::Store* const store_;
+
+  mutable std::shared_mutex mu_;
+  std::string subdomain_;
+  std::string name_;
+  bool presence_disabled_ = false;
+  bool deactivated_ = false;
+  UpdateId last_update_id_ = 0;
+  UpdateId reserved_update_id_ = 0;
+  std::vector<Member> members_;
+  std::unordered_map<UserId, std::uint32_t> slot_by_id_;
+  std::unordered_map<std::string, std::uint32_t> slot_by_email_;
+  // Sorted visible lists of guests with limited access.
+  std::unordered_map<UserId, std::vector<UserId>> access_;
+  std::uint32_t head_ = Member::kNil;  // oldest update
+  std::uint32_t tail_ = Member::kNil;  // newest update
+  std::vector<std::uint32_t> dirty_;
+};
+
+// ASCII lowercase, for case-insensitive email comparison.
+std::string AsciiLower(std::string_view s);
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_REALM_H_

@@ -1,0 +1,53 @@
+// HttpServer: accepts connections and starts an HttpSession for each.
+//
+// Thread safety: Listen() before the io_context runs; Stop() from any thread
+// (it posts to the acceptor's strand). Sessions run on their own strands, so
+// any number of io_context threads may serve them.
+#ifndef PRESENCE_HTTP_HTTP_SERVER_H_
+#define PRESENCE_HTTP_HTTP_SERVER_H_
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <memory>
+#include <string>
+
+#include "api/router.h"
+#include "http/http_session.h"
+#include "util/result.h"
+
+namespace presence::http {
+
+// "HOST:PORT" or "[V6]:PORT" -> endpoint. nullopt if malformed.
+std::optional<boost::asio::ip::tcp::endpoint> ParseListenAddress(
+    std::string_view spec);
+
+// "http://HOST:PORT" for an endpoint, brackets around IPv6 hosts.
+std::string EndpointUrl(const boost::asio::ip::tcp::endpoint& ep);
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& ioc, const api::Router* router,
+             SessionLimits limits = {});
+
+  // Binds and listens; returns the bound endpoint (port 0 picks a free one).
+  Result<boost::asio::ip::tcp::endpoint> Listen(
+      const boost::asio::ip::tcp::endpoint& endpoint);
+
+  // Stops accepting new connections. Open sessions finish on their own.
+  void Stop();
+
+ private:
+  void DoAccept();
+  void OnAccept(boost::beast::error_code ec, boost::asio::ip::tcp::socket s);
+
+  boost::asio::io_context& ioc_;
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::ip::tcp::acceptor acceptor_;
+  const api::Router* const router_;
+  const SessionLimits limits_;
+};
+
+}  // namespace presence::http
+
+#endif  // PRESENCE_HTTP_HTTP_SERVER_H_

@@ -1,0 +1,112 @@
+#include "http/http_session.h"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace presence::http {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
+                         const api::Router* router, const SessionLimits* limits)
+    : stream_(std::move(socket)), router_(router), limits_(limits) {}
+
+void HttpSession::Start() {
+  // Run on the stream's strand from the very first operation.
+  boost::asio::dispatch(
+      stream_.get_executor(),
+      beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+}
+
+void HttpSession::DoRead() {
+  parser_.emplace();
+  parser_->header_limit(limits_->header_limit);
+  parser_->body_limit(limits_->body_limit);
+  stream_.expires_after(limits_->idle_timeout);
+  bhttp::async_read(
+      stream_, buffer_, *parser_,
+      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+}
+
+void HttpSession::OnRead(beast::error_code ec, std::size_t) {
+  if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+      ec == boost::asio::error::connection_reset ||
+      ec == boost::asio::error::operation_aborted) {
+    return DoClose();
+  }
+  if (ec == bhttp::error::header_limit) {
+    return WriteError(431, "Request header fields too large");
+  }
+  if (ec == bhttp::error::body_limit) {
+    return WriteError(413, "Request body too large");
+  }
+  if (ec) return WriteError(400, "Malformed HTTP request");
+
+  Request& req = parser_->get();
+  api::Request in;
+  in.method = req.method_string();
+  in.target = req.target();
+  in.host = req[bhttp::field::host];
+  if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
+    in.authorization = it->value();
+    in.has_authorization = true;
+  }
+  in.content_type = req[bhttp::field::content_type];
+  in.user_agent = req[bhttp::field::user_agent];
+  in.body = req.body();
+
+  api::Response out = router_->Handle(in);
+
+  response_ = Response{};
+  response_.version(req.version());
+  response_.result(out.status);
+  response_.set(bhttp::field::server, "presenced");
+  if (!out.content_type.empty()) {
+    response_.set(bhttp::field::content_type, out.content_type);
+  }
+  for (auto& [name, value] : out.headers) response_.set(name, value);
+  const bool head = req.method() == bhttp::verb::head;
+  const std::size_t size = out.body.size();
+  if (!head) response_.body() = std::move(out.body);
+  const bool keep_alive = req.keep_alive();
+  response_.keep_alive(keep_alive);
+  if (out.status != 204 && out.status != 304) {
+    response_.content_length(size);
+  }
+  DoWrite(keep_alive);
+}
+
+void HttpSession::WriteError(unsigned status, std::string_view msg) {
+  response_ = Response{};
+  response_.version(11);
+  response_.result(status);
+  response_.set(bhttp::field::server, "presenced");
+  response_.set(bhttp::field::content_type, "application/json");
+  response_.body() = boost::json::serialize(boost::json::object{
+      {"result", "error"}, {"msg", msg}, {"code", "BAD_REQUEST"}});
+  response_.keep_alive(false);
+  response_.prepare_payload();
+  DoWrite(false);
+}
+
+void HttpSession::DoWrite(bool keep_alive) {
+  stream_.expires_after(limits_->idle_timeout);
+  bhttp::async_write(stream_, response_,
+                     beast::bind_front_handler(&HttpSession::OnWrite,
+                                               shared_from_this(), keep_alive));
+}
+
+void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  if (ec) return DoClose();
+  if (!keep_alive) return DoClose();
+  DoRead();
+}
+
+void HttpSession::DoClose() {
+  beast::error_code ec;
+  stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  stream_.socket().close(ec);
+}
+
+}  // namespace presence::http

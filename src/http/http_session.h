@@ -1,0 +1,63 @@
+// HttpSession: one keep-alive HTTP/1.1 connection.
+//
+// Reads a request, hands it to the api::Router, writes the answer, repeats.
+// Exactly one write is in flight at a time (requests are answered in order,
+// one at a time). A read that stalls past the idle timeout closes the
+// connection, so slow clients cannot hold it forever. Malformed requests get
+// a JSON 400 (431 for oversized headers, 413 for oversized bodies) and the
+// connection is closed.
+//
+// Thread safety: all handlers run on the session's strand (the stream's
+// executor); the session lives while an operation is pending (shared_ptr).
+#ifndef PRESENCE_HTTP_HTTP_SESSION_H_
+#define PRESENCE_HTTP_HTTP_SESSION_H_
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <memory>
+#include <optional>
+
+#include "api/router.h"
+
+namespace presence::http {
+
+struct SessionLimits {
+  std::uint32_t header_limit = 16 * 1024;
+  std::uint64_t body_limit = 1024 * 1024;
+  std::chrono::seconds idle_timeout{60};
+};
+
+class HttpSession : public std::enable_shared_from_this<HttpSession> {
+ public:
+  HttpSession(boost::asio::ip::tcp::socket socket, const api::Router* router,
+              const SessionLimits* limits);
+
+  void Start();
+
+ private:
+  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Response =
+      boost::beast::http::response<boost::beast::http::string_body>;
+
+  void DoRead();
+  void OnRead(boost::beast::error_code ec, std::size_t bytes);
+  void WriteError(unsigned status, std::string_view msg);
+  void DoWrite(bool keep_alive);
+  void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
+  void DoClose();
+
+  boost::beast::tcp_stream stream_;
+  boost::beast::flat_buffer buffer_;
+  std::optional<
+      boost::beast::http::request_parser<boost::beast::http::string_body>>
+      parser_;
+  Response response_;
+  const api::Router* const router_;
+  const SessionLimits* const limits_;
+};
+
+}  // namespace presence::http
+
+#endif  // PRESENCE_HTTP_HTTP_SESSION_H_

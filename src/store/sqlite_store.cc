@@ -1,0 +1,661 @@
+#include "store/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <set>
+#include <utility>
+
+#include "store/ascii_lower.h"
+
+namespace presence::store {
+namespace {
+
+// Forward migrations: kMigrations[i] takes a database from schema version i
+// to i + 1. Append only; never edit a step that has shipped.
+const char* const kMigrations[] = {
+    // 0 -> 1: the initial schema.
+    R"sql(
+CREATE TABLE realms (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  subdomain TEXT NOT NULL UNIQUE COLLATE NOCASE,
+  name TEXT NOT NULL,
+  presence_disabled INTEGER NOT NULL CHECK (presence_disabled IN (0, 1)),
+  deactivated INTEGER NOT NULL CHECK (deactivated IN (0, 1)),
+  date_created INTEGER NOT NULL,
+  last_update_id INTEGER NOT NULL,
+  reserved_update_id INTEGER NOT NULL
+);
+CREATE TABLE users (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  realm_id INTEGER NOT NULL REFERENCES realms (id),
+  email TEXT NOT NULL,
+  email_lower TEXT NOT NULL,
+  full_name TEXT NOT NULL,
+  role TEXT NOT NULL,
+  is_bot INTEGER NOT NULL CHECK (is_bot IN (0, 1)),
+  is_active INTEGER NOT NULL CHECK (is_active IN (0, 1)),
+  presence_enabled INTEGER NOT NULL CHECK (presence_enabled IN (0, 1)),
+  can_access_all_users INTEGER NOT NULL
+      CHECK (can_access_all_users IN (0, 1)),
+  date_joined INTEGER NOT NULL,
+  api_key_hash TEXT NOT NULL CHECK (length(api_key_hash) = 64 AND
+                                    api_key_hash NOT GLOB '*[^0-9a-f]*'),
+  UNIQUE (realm_id, email_lower)
+);
+CREATE TABLE access (
+  realm_id INTEGER NOT NULL REFERENCES realms (id),
+  viewer INTEGER NOT NULL REFERENCES users (id),
+  visible INTEGER NOT NULL REFERENCES users (id),
+  PRIMARY KEY (viewer, visible)
+) WITHOUT ROWID;
+CREATE TABLE presence (
+  user_id INTEGER PRIMARY KEY REFERENCES users (id),
+  realm_id INTEGER NOT NULL REFERENCES realms (id),
+  last_connected INTEGER,
+  last_active INTEGER,
+  last_update_id INTEGER NOT NULL
+);
+)sql",
+};
+static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
+              "kSchemaVersion must equal the number of migrations");
+
+// Statements, cached by their address-stable text.
+constexpr std::string_view kBegin = "BEGIN";
+constexpr std::string_view kBeginImmediate = "BEGIN IMMEDIATE";
+constexpr std::string_view kCommit = "COMMIT";
+constexpr std::string_view kSelectRealms =
+    "SELECT id, subdomain, name, presence_disabled, deactivated, "
+    "date_created, last_update_id, reserved_update_id FROM realms ORDER BY id";
+constexpr std::string_view kSelectUsers =
+    "SELECT id, realm_id, email, full_name, role, is_bot, is_active, "
+    "presence_enabled, can_access_all_users, date_joined, api_key_hash "
+    "FROM users ORDER BY id";
+constexpr std::string_view kSelectPresence =
+    "SELECT user_id, realm_id, last_connected, last_active, last_update_id "
+    "FROM presence ORDER BY user_id";
+constexpr std::string_view kSelectAccess =
+    "SELECT realm_id, viewer, visible FROM access ORDER BY viewer, visible";
+constexpr std::string_view kInsertRealm =
+    "INSERT INTO realms (subdomain, name, presence_disabled, deactivated, "
+    "date_created, last_update_id, reserved_update_id) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)";
+constexpr std::string_view kUpdateRealm =
+    "UPDATE realms SET subdomain = ?, name = ?, presence_disabled = ?, "
+    "deactivated = ? WHERE id = ?";
+constexpr std::string_view kInsertUser =
+    "INSERT INTO users (realm_id, email, email_lower, full_name, role, "
+    "is_bot, is_active, presence_enabled, can_access_all_users, date_joined, "
+    "api_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+constexpr std::string_view kUpdateUser =
+    "UPDATE users SET realm_id = ?, email = ?, email_lower = ?, "
+    "full_name = ?, role = ?, is_bot = ?, is_active = ?, "
+    "presence_enabled = ?, can_access_all_users = ?, date_joined = ?, "
+    "api_key_hash = ? WHERE id = ?";
+constexpr std::string_view kRealmExists = "SELECT 1 FROM realms WHERE id = ?";
+constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?";
+constexpr std::string_view kDeleteAccess =
+    "DELETE FROM access WHERE viewer = ?";
+constexpr std::string_view kInsertAccess =
+    "INSERT INTO access (realm_id, viewer, visible) VALUES (?, ?, ?)";
+constexpr std::string_view kReserve =
+    "UPDATE realms SET reserved_update_id = MAX(reserved_update_id, ?) "
+    "WHERE id = ?";
+constexpr std::string_view kUpsertPresence =
+    "INSERT INTO presence (user_id, realm_id, last_connected, last_active, "
+    "last_update_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE "
+    "SET realm_id = excluded.realm_id, "
+    "last_connected = excluded.last_connected, "
+    "last_active = excluded.last_active, "
+    "last_update_id = excluded.last_update_id";
+constexpr std::string_view kUpdateSequence =
+    "UPDATE realms SET last_update_id = ?, "
+    "reserved_update_id = MAX(reserved_update_id, ?) WHERE id = ?";
+
+// A timestamp that is bound as NULL when it is kNoTime.
+struct NullableTime {
+  Micros micros;
+};
+
+int BindOne(sqlite3_stmt* s, int i, std::int64_t v) {
+  return sqlite3_bind_int64(s, i, v);
+}
+int BindOne(sqlite3_stmt* s, int i, bool v) {
+  return sqlite3_bind_int(s, i, v ? 1 : 0);
+}
+int BindOne(sqlite3_stmt* s, int i, std::string_view v) {
+  return sqlite3_bind_text64(s, i, v.data(), v.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8);
+}
+int BindOne(sqlite3_stmt* s, int i, const std::string& v) {
+  return BindOne(s, i, std::string_view(v));
+}
+int BindOne(sqlite3_stmt* s, int i, NullableTime t) {
+  if (t.micros == kNoTime) return sqlite3_bind_null(s, i);
+  return sqlite3_bind_int64(s, i, t.micros);
+}
+
+// Binds `args` to parameters 1, 2, ...; returns the first failing code.
+template <class... Args>
+int Bind(sqlite3_stmt* s, const Args&... args) {
+  int i = 0;
+  int rc = SQLITE_OK;
+  ((rc = rc == SQLITE_OK ? BindOne(s, ++i, args) : rc), ...);
+  return rc;
+}
+
+std::int64_t ColumnInt(sqlite3_stmt* s, int i) {
+  return sqlite3_column_int64(s, i);
+}
+bool ColumnBool(sqlite3_stmt* s, int i) {
+  return sqlite3_column_int64(s, i) != 0;
+}
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  if (p == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(p),
+                     static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+}
+Micros ColumnTime(sqlite3_stmt* s, int i) {
+  if (sqlite3_column_type(s, i) == SQLITE_NULL) return kNoTime;
+  return sqlite3_column_int64(s, i);
+}
+
+// Resets a cached statement when the scope ends, so it holds no lock and no
+// stale bindings between calls.
+class StmtReset {
+ public:
+  explicit StmtReset(sqlite3_stmt* s) : s_(s) {}
+  StmtReset(const StmtReset&) = delete;
+  StmtReset& operator=(const StmtReset&) = delete;
+  ~StmtReset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+
+ private:
+  sqlite3_stmt* s_;
+};
+
+}  // namespace
+
+// A write (or read) transaction that rolls back unless committed.
+class SqliteStore::Transaction {
+ public:
+  Transaction(SqliteStore* store, std::string_view op)
+      : store_(store), op_(op) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled back.
+    if (open_ && !sqlite3_get_autocommit(store_->db_)) {
+      sqlite3_exec(store_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  Status Begin(bool immediate) {
+    sqlite3_stmt* s = store_->Prepare(immediate ? kBeginImmediate : kBegin);
+    if (s == nullptr) return Errc::kStoreFailed;
+    Status st = store_->Run(s, op_);
+    open_ = st.has_value();
+    return st;
+  }
+
+  Status Commit() {
+    sqlite3_stmt* s = store_->Prepare(kCommit);
+    if (s == nullptr) return Errc::kStoreFailed;
+    Status st = store_->Run(s, op_);
+    if (st) open_ = false;
+    return st;
+  }
+
+ private:
+  SqliteStore* const store_;
+  const std::string_view op_;
+  bool open_ = false;
+};
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& dir,
+                                                       std::string* error) {
+  auto fail = [error](Errc code, std::string why) {
+    if (error != nullptr) *error = std::move(why);
+    return code;
+  };
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return fail(Errc::kIoError,
+                "cannot create directory " + dir + ": " + ec.message());
+  }
+  if (!std::filesystem::is_directory(dir, ec)) {
+    return fail(Errc::kIoError, dir + " is not a directory");
+  }
+  std::string path = (std::filesystem::path(dir) / kFileName).string();
+
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    std::string why = "cannot open " + path + ": " +
+                      (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return fail(Errc::kStoreFailed, std::move(why));
+  }
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(path)));
+  std::lock_guard<std::mutex> lock(store->mu_);
+  Status st = store->Configure();
+  if (!st) {
+    Errc code = Errc::kStoreFailed;
+    if (st.error() == Errc::kCorrupt ||
+        (store->last_rc_ & 0xff) == SQLITE_NOTADB ||
+        (store->last_rc_ & 0xff) == SQLITE_CORRUPT) {
+      code = Errc::kCorrupt;
+    }
+    return fail(code, store->path_ + ": " + store->last_error_);
+  }
+  return std::unique_ptr<SqliteStore>(std::move(store));
+}
+
+SqliteStore::SqliteStore(sqlite3* db, std::string path)
+    : db_(db), path_(std::move(path)) {}
+
+SqliteStore::~SqliteStore() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Status SqliteStore::Configure() {
+  sqlite3_extended_result_codes(db_, 1);
+  int rc = sqlite3_busy_timeout(db_, kBusyTimeoutMs);
+  if (rc != SQLITE_OK) return Error(rc, "busy_timeout");
+
+  // journal_mode answers with the mode in force, which stays "delete" (or
+  // "memory") where WAL is impossible; insist on WAL.
+  sqlite3_stmt* s = nullptr;
+  rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &s, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "PRAGMA journal_mode");
+  rc = sqlite3_step(s);
+  std::string mode = rc == SQLITE_ROW ? ColumnText(s, 0) : "";
+  if (rc != SQLITE_ROW) {
+    auto err = Error(rc, "PRAGMA journal_mode");
+    sqlite3_finalize(s);
+    return err;
+  }
+  sqlite3_finalize(s);
+  if (AsciiLower(mode) != "wal") {
+    return Corrupt("PRAGMA journal_mode",
+                   "WAL mode not available (got '" + mode + "')");
+  }
+  for (const char* pragma :
+       {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+    rc = sqlite3_exec(db_, pragma, nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, pragma);
+  }
+  return Migrate();
+}
+
+Status SqliteStore::Migrate() {
+  Transaction txn(this, "migrate");
+  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "PRAGMA user_version");
+  rc = sqlite3_step(s);
+  std::int64_t version = rc == SQLITE_ROW ? ColumnInt(s, 0) : 0;
+  if (rc != SQLITE_ROW) {
+    auto err = Error(rc, "PRAGMA user_version");
+    sqlite3_finalize(s);
+    return err;
+  }
+  sqlite3_finalize(s);
+
+  if (version > kSchemaVersion) {
+    return Corrupt("migrate", "schema version " + std::to_string(version) +
+                                  " is newer than this presenced supports (" +
+                                  std::to_string(kSchemaVersion) +
+                                  "); upgrade presenced or use another "
+                                  "directory");
+  }
+  if (version < 0) {
+    return Corrupt("migrate",
+                   "invalid schema version " + std::to_string(version));
+  }
+  if (version == kSchemaVersion) return txn.Commit();
+  for (auto v = version; v < kSchemaVersion; ++v) {
+    rc = sqlite3_exec(db_, kMigrations[v], nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+      return Error(rc, "migration to version " + std::to_string(v + 1));
+    }
+  }
+  // PRAGMA takes no parameters; the value is our own integer.
+  std::string set_version =
+      "PRAGMA user_version = " + std::to_string(kSchemaVersion);
+  rc = sqlite3_exec(db_, set_version.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "PRAGMA user_version");
+  return txn.Commit();
+}
+
+sqlite3_stmt* SqliteStore::Prepare(std::string_view sql) {
+  auto it = stmts_.find(sql);
+  if (it != stmts_.end()) return it->second;
+  sqlite3_stmt* s = nullptr;
+  int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                              SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(s);
+    Error(rc, "prepare");
+    return nullptr;
+  }
+  stmts_.emplace(sql, s);
+  return s;
+}
+
+boost::system::error_code SqliteStore::Error(int rc, std::string_view op) {
+  switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+      return Errc::kAlreadyExists;
+    case SQLITE_CONSTRAINT_FOREIGNKEY:
+      return Errc::kNotFound;
+    default:
+      break;
+  }
+  last_rc_ = rc;
+  last_error_ = std::string(op) + ": " + sqlite3_errmsg(db_) +
+                " (sqlite code " + std::to_string(rc) + ")";
+  return Errc::kStoreFailed;
+}
+
+boost::system::error_code SqliteStore::Corrupt(std::string_view op,
+                                               std::string_view why) {
+  last_rc_ = 0;
+  last_error_ = std::string(op) + ": " + std::string(why);
+  return Errc::kCorrupt;
+}
+
+Status SqliteStore::Run(sqlite3_stmt* stmt, std::string_view op) {
+  StmtReset reset(stmt);
+  int rc = sqlite3_step(stmt);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error(rc, op);
+  return {};
+}
+
+Status SqliteStore::Exists(std::string_view sql, std::int64_t id,
+                           std::string_view op) {
+  sqlite3_stmt* s = Prepare(sql);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  if (int rc = Bind(s, id); rc != SQLITE_OK) return Error(rc, op);
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) return {};
+  if (rc == SQLITE_DONE) return Errc::kNotFound;
+  return Error(rc, op);
+}
+
+Result<Snapshot> SqliteStore::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // One read transaction so that the four tables agree with each other.
+  Transaction txn(this, "Load");
+  if (Status st = txn.Begin(/*immediate=*/false); !st) return st.error();
+  Snapshot snap;
+  int rc;
+
+  sqlite3_stmt* s = Prepare(kSelectRealms);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      snap.realms.push_back(RealmRecord{
+          .id = ColumnInt(s, 0),
+          .subdomain = ColumnText(s, 1),
+          .name = ColumnText(s, 2),
+          .presence_disabled = ColumnBool(s, 3),
+          .deactivated = ColumnBool(s, 4),
+          .date_created = ColumnInt(s, 5),
+          .last_update_id = ColumnInt(s, 6),
+          .reserved_update_id = ColumnInt(s, 7),
+      });
+    }
+    if (rc != SQLITE_DONE) return Error(rc, "Load realms");
+  }
+
+  s = Prepare(kSelectUsers);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      UserRecord user{
+          .id = ColumnInt(s, 0),
+          .realm_id = ColumnInt(s, 1),
+          .email = ColumnText(s, 2),
+          .full_name = ColumnText(s, 3),
+          .is_bot = ColumnBool(s, 5),
+          .is_active = ColumnBool(s, 6),
+          .presence_enabled = ColumnBool(s, 7),
+          .can_access_all_users = ColumnBool(s, 8),
+          .date_joined = ColumnInt(s, 9),
+      };
+      std::string role = ColumnText(s, 4);
+      std::optional<Role> parsed_role = ParseRole(role);
+      if (!parsed_role) {
+        return Corrupt("Load users", "user " + std::to_string(user.id) +
+                                         " has unknown role '" + role + "'");
+      }
+      user.role = *parsed_role;
+      std::optional<Digest> hash = HexDecodeDigest(ColumnText(s, 10));
+      if (!hash) {
+        return Corrupt("Load users", "user " + std::to_string(user.id) +
+                                         " has a malformed api_key_hash");
+      }
+      user.api_key_hash = *hash;
+      snap.users.push_back(std::move(user));
+    }
+    if (rc != SQLITE_DONE) return Error(rc, "Load users");
+  }
+
+  s = Prepare(kSelectPresence);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      snap.presence.push_back(PresenceRecord{
+          .user_id = ColumnInt(s, 0),
+          .realm_id = ColumnInt(s, 1),
+          .last_connected = ColumnTime(s, 2),
+          .last_active = ColumnTime(s, 3),
+          .last_update_id = ColumnInt(s, 4),
+      });
+    }
+    if (rc != SQLITE_DONE) return Error(rc, "Load presence");
+  }
+
+  s = Prepare(kSelectAccess);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      UserId viewer = ColumnInt(s, 1);
+      if (snap.access.empty() || snap.access.back().viewer != viewer) {
+        snap.access.push_back(AccessRecord{
+            .realm_id = ColumnInt(s, 0), .viewer = viewer, .visible = {}});
+      }
+      snap.access.back().visible.push_back(ColumnInt(s, 2));
+    }
+    if (rc != SQLITE_DONE) return Error(rc, "Load access");
+  }
+
+  if (Status st = txn.Commit(); !st) return st.error();
+  return snap;
+}
+
+Result<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* s = Prepare(kInsertRealm);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  int rc = Bind(s, realm.subdomain, realm.name, realm.presence_disabled,
+                realm.deactivated, realm.date_created, realm.last_update_id,
+                realm.reserved_update_id);
+  if (rc != SQLITE_OK) return Error(rc, "InsertRealm");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return Error(rc, "InsertRealm");
+  return sqlite3_last_insert_rowid(db_);
+}
+
+Status SqliteStore::UpdateRealm(const RealmRecord& realm) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* s = Prepare(kUpdateRealm);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  int rc = Bind(s, realm.subdomain, realm.name, realm.presence_disabled,
+                realm.deactivated, realm.id);
+  if (rc != SQLITE_OK) return Error(rc, "UpdateRealm");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return Error(rc, "UpdateRealm");
+  if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+  return {};
+}
+
+Result<UserId> SqliteStore::InsertUser(const UserRecord& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* s = Prepare(kInsertUser);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  int rc =
+      Bind(s, user.realm_id, user.email, AsciiLower(user.email), user.full_name,
+           RoleName(user.role), user.is_bot, user.is_active,
+           user.presence_enabled, user.can_access_all_users, user.date_joined,
+           HexEncode(user.api_key_hash));
+  if (rc != SQLITE_OK) return Error(rc, "InsertUser");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return Error(rc, "InsertUser");
+  return sqlite3_last_insert_rowid(db_);
+}
+
+Status SqliteStore::UpdateUser(const UserRecord& user) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* s = Prepare(kUpdateUser);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  int rc =
+      Bind(s, user.realm_id, user.email, AsciiLower(user.email), user.full_name,
+           RoleName(user.role), user.is_bot, user.is_active,
+           user.presence_enabled, user.can_access_all_users, user.date_joined,
+           HexEncode(user.api_key_hash), user.id);
+  if (rc != SQLITE_OK) return Error(rc, "UpdateUser");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return Error(rc, "UpdateUser");
+  if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+  return {};
+}
+
+Status SqliteStore::SetAccess(const AccessRecord& access) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(this, "SetAccess");
+  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+  // Foreign keys check the visible users, but an empty list inserts nothing,
+  // so the realm and the viewer are checked explicitly.
+  if (Status st = Exists(kRealmExists, access.realm_id, "SetAccess"); !st) {
+    return st;
+  }
+  if (Status st = Exists(kUserExists, access.viewer, "SetAccess"); !st) {
+    return st;
+  }
+  sqlite3_stmt* s = Prepare(kDeleteAccess);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    if (int rc = Bind(s, access.viewer); rc != SQLITE_OK) {
+      return Error(rc, "SetAccess");
+    }
+    if (int rc = sqlite3_step(s); rc != SQLITE_DONE) {
+      return Error(rc, "SetAccess");
+    }
+  }
+  s = Prepare(kInsertAccess);
+  if (s == nullptr) return Errc::kStoreFailed;
+  for (UserId visible :
+       std::set<UserId>(access.visible.begin(), access.visible.end())) {
+    StmtReset reset(s);
+    if (int rc = Bind(s, access.realm_id, access.viewer, visible);
+        rc != SQLITE_OK) {
+      return Error(rc, "SetAccess");
+    }
+    if (int rc = sqlite3_step(s); rc != SQLITE_DONE) {
+      return Error(rc, "SetAccess");
+    }
+  }
+  return txn.Commit();
+}
+
+Status SqliteStore::ReserveUpdateIds(RealmId realm,
+                                     UpdateId reserved_update_id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  sqlite3_stmt* s = Prepare(kReserve);
+  if (s == nullptr) return Errc::kStoreFailed;
+  StmtReset reset(s);
+  int rc = Bind(s, reserved_update_id, realm);
+  if (rc != SQLITE_OK) return Error(rc, "ReserveUpdateIds");
+  rc = sqlite3_step(s);
+  if (rc != SQLITE_DONE) return Error(rc, "ReserveUpdateIds");
+  if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+  return {};
+}
+
+Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
+                                  std::span<const SequenceRecord> sequences) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Transaction txn(this, "WritePresence");
+  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+
+  sqlite3_stmt* s = Prepare(kUpsertPresence);
+  if (s == nullptr) return Errc::kStoreFailed;
+  for (const PresenceRecord& row : rows) {
+    StmtReset reset(s);
+    int rc =
+        Bind(s, row.user_id, row.realm_id, NullableTime{row.last_connected},
+             NullableTime{row.last_active}, row.last_update_id);
+    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+  }
+
+  s = Prepare(kUpdateSequence);
+  if (s == nullptr) return Errc::kStoreFailed;
+  for (const SequenceRecord& seq : sequences) {
+    StmtReset reset(s);
+    int rc = Bind(s, seq.last_update_id, seq.reserved_update_id, seq.realm_id);
+    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+    if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+  }
+  return txn.Commit();
+}
+
+std::string SqliteStore::LastError() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+Status SqliteStore::Checkpoint() {
+  std::lock_guard<std::mutex> lock(mu_);
+  int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
+                                     nullptr, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "Checkpoint");
+  return {};
+}
+
+Status SqliteStore::ExecForTesting(const std::string& sql) {
+  std::lock_guard<std::mutex> lock(mu_);
+  int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, "ExecForTesting");
+  return {};
+}
+
+}  // namespace presence::store

@@ -1,0 +1,131 @@
+// SqliteStore: the embedded, default Store, one SQLite file per server.
+//
+// Layout: DIR/presence.sqlite3 (+ -wal and -shm while open). The connection
+// runs in WAL mode with synchronous=FULL, so a call that returned success has
+// been fsynced; foreign keys are enforced.
+//
+// Schema: versioned by `PRAGMA user_version`. Open applies the missing
+// forward migrations in order, in one transaction; a file whose version is
+// newer than kSchemaVersion is refused (Errc::kCorrupt) rather than guessed
+// at. Tables:
+//   realms   (id AUTOINCREMENT, subdomain UNIQUE NOCASE, name, flags,
+//             date_created, last_update_id, reserved_update_id)
+//   users    (id AUTOINCREMENT, realm_id, email, email_lower UNIQUE per realm,
+//             full_name, role by name, flags, date_joined, api_key_hash as 64
+//             lowercase hex characters; the API key itself is never stored)
+//   access   (realm_id, viewer, visible), primary key (viewer, visible)
+//   presence (user_id PRIMARY KEY, realm_id, last_connected, last_active,
+//             last_update_id); times in microseconds, kNoTime stored as NULL.
+// AUTOINCREMENT means ids are never reused, even after a row is deleted.
+//
+// Semantics are those documented in memory_store.h (the typed store suite
+// runs against both). Errors: a UNIQUE violation on insert or update is
+// Errc::kAlreadyExists; a missing id or a missing referenced realm/user is
+// Errc::kNotFound; any other SQLite failure is Errc::kStoreFailed (stored data
+// that cannot be decoded: kCorrupt) and its text is kept for LastError().
+// A failed write leaves no partial change behind (its transaction is rolled
+// back).
+//
+// Thread safety: every method takes mu_, which serializes all use of the one
+// connection and its cached statements; safe to call from any thread.
+#ifndef PRESENCE_STORE_SQLITE_STORE_H_
+#define PRESENCE_STORE_SQLITE_STORE_H_
+
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "store/store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace presence::store {
+
+class SqliteStore final : public Store {
+ public:
+  // The schema version this code writes and the newest it can read.
+  static constexpr int kSchemaVersion = 1;
+  // How long a statement waits for a lock held by another connection.
+  static constexpr int kBusyTimeoutMs = 5000;
+  // The database file name inside the directory given to Open.
+  static constexpr std::string_view kFileName = "presence.sqlite3";
+
+  // Creates `dir` (and its parents) if missing, opens or creates
+  // DIR/presence.sqlite3, configures the connection and migrates the schema.
+  // Errors: kIoError if the directory cannot be created; kCorrupt if the file
+  // is not a database or its schema is newer than kSchemaVersion;
+  // kStoreFailed for any other SQLite failure. If `error` is non-null it
+  // receives a human-readable reason on failure.
+  static Result<std::unique_ptr<SqliteStore>> Open(
+      const std::string& dir, std::string* error = nullptr);
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  // Finalizes the statements and closes the connection (which checkpoints
+  // the WAL into the main file).
+  ~SqliteStore() override;
+
+  Result<Snapshot> Load() override;
+  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
+  Status UpdateRealm(const RealmRecord& realm) override;
+  Result<UserId> InsertUser(const UserRecord& user) override;
+  Status UpdateUser(const UserRecord& user) override;
+  Status SetAccess(const AccessRecord& access) override;
+  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
+  Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const SequenceRecord> sequences) override;
+
+  // The reason of the last kStoreFailed/kCorrupt returned by this store,
+  // e.g. "WritePresence: database or disk is full (SQLITE_FULL)"; empty if
+  // there was none. For /healthz and the log.
+  std::string LastError() const override;
+
+  // Copies the WAL into the database file and truncates it. kStoreFailed on
+  // failure.
+  Status Checkpoint();
+
+  // Full path of the database file.
+  const std::string& path() const { return path_; }
+
+  // Test hook: runs `sql` on the connection, e.g. "PRAGMA query_only=ON" to
+  // make every later write fail. kStoreFailed (and LastError) on failure.
+  Status ExecForTesting(const std::string& sql);
+
+ private:
+  class Transaction;
+
+  SqliteStore(sqlite3* db, std::string path);
+
+  // All below: mu_ held.
+  // The cached prepared statement for `sql`, which must be a string with
+  // static storage duration (it keys the cache). nullptr on failure, with
+  // last_error_ set.
+  sqlite3_stmt* Prepare(std::string_view sql);
+  // Maps the SQLite result code `rc` of operation `op` to an Errc; records
+  // the reason in last_error_ for kStoreFailed.
+  boost::system::error_code Error(int rc, std::string_view op);
+  // Records a kCorrupt reason and returns kCorrupt.
+  boost::system::error_code Corrupt(std::string_view op, std::string_view why);
+  // Runs a statement that returns no rows. SQLITE_DONE -> success.
+  Status Run(sqlite3_stmt* stmt, std::string_view op);
+  // Returns kNotFound unless `sql` (one int64 parameter) yields a row.
+  Status Exists(std::string_view sql, std::int64_t id, std::string_view op);
+  // Sets the pragmas and migrates the schema; part of Open.
+  Status Configure();
+  Status Migrate();
+
+  mutable std::mutex mu_;
+  sqlite3* const db_;  // guarded by mu_
+  const std::string path_;
+  std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;  // guarded by mu_
+  std::string last_error_;                                     // guarded by mu_
+  int last_rc_ = 0;  // SQLite code behind last_error_; guarded by mu_
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_SQLITE_STORE_H_

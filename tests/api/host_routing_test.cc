@@ -1,0 +1,36 @@
+#include "api/host_routing.h"
+
+#include <gtest/gtest.h>
+
+namespace presence::api {
+namespace {
+
+TEST(HostRoutingTest, RootDomainAndIpLiteralsAreTheRootRealm) {
+  EXPECT_EQ(SubdomainForHost("localhost", "localhost"), "");
+  EXPECT_EQ(SubdomainForHost("localhost:9991", "localhost"), "");
+  EXPECT_EQ(SubdomainForHost("LOCALHOST:9991", "localhost"), "");
+  EXPECT_EQ(SubdomainForHost("127.0.0.1:9991", "localhost"), "");
+  EXPECT_EQ(SubdomainForHost("127.0.0.1", "chat.example.com"), "");
+  EXPECT_EQ(SubdomainForHost("[::1]:9991", "localhost"), "");
+  EXPECT_EQ(SubdomainForHost("[::1]", "localhost"), "");
+}
+
+TEST(HostRoutingTest, SubdomainOfRootIsThatRealm) {
+  EXPECT_EQ(SubdomainForHost("acme.localhost:9991", "localhost"), "acme");
+  EXPECT_EQ(SubdomainForHost("Acme.Chat.Example.com", "chat.example.com"),
+            "acme");
+}
+
+TEST(HostRoutingTest, AnythingElseIsNoRealm) {
+  EXPECT_EQ(SubdomainForHost("", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("example.com", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("a.b.localhost", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("notlocalhost", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost(".localhost", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("[::1", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("[zz]:1", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("999.1.1.1", "localhost"), std::nullopt);
+}
+
+}  // namespace
+}  // namespace presence::api

@@ -1,0 +1,473 @@
+#include "core/presence_service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "core/constants.h"
+#include "store/faulty_store.h"
+#include "store/memory_store.h"
+
+namespace presence {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+constexpr Micros kT0 = SecondsToMicros(1'700'000'000);
+constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
+
+class RecordingListener : public PresenceListener {
+ public:
+  void OnPresenceChange(const PresenceChange& c) override {
+    changes.push_back(c);
+  }
+  void OnPresenceEnabledChange(RealmId, UserId user, bool enabled) override {
+    toggles.emplace_back(user, enabled);
+  }
+  std::vector<PresenceChange> changes;
+  std::vector<std::pair<UserId, bool>> toggles;
+};
+
+class PresenceServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(); }
+
+  void Start() {
+    auto s = PresenceService::Create(&faulty_, &clock_);
+    ASSERT_TRUE(s) << s.error().message();
+    service_ = std::move(*s);
+    service_->SetListener(&listener_);
+  }
+
+  RealmId NewRealm(std::string sub = "acme") {
+    auto r = service_->CreateRealm(sub, "Acme");
+    EXPECT_TRUE(r);
+    return *r;
+  }
+
+  struct U {
+    UserId id;
+    std::string key;
+    std::string email;
+  };
+  U AddUser(RealmId realm, std::string email, Role role = Role::kMember,
+            bool bot = false, bool all = true) {
+    NewUser u;
+    u.email = email;
+    u.full_name = "Name " + email;
+    u.role = role;
+    u.is_bot = bot;
+    u.can_access_all_users = all;
+    auto c = service_->CreateUser(realm, u);
+    if (!c) return {};
+    EXPECT_TRUE(c);
+    return {c->user_id, c->api_key, email};
+  }
+
+  Caller Auth(RealmId realm, const U& u) {
+    auto r =
+        service_->Authenticate(*service_->FindRealmById(realm), u.email, u.key);
+    EXPECT_TRUE(std::holds_alternative<Caller>(r));
+    return std::get<Caller>(r);
+  }
+
+  void Ping(const Caller& c, ReportStatus s = ReportStatus::kActive) {
+    ASSERT_TRUE(service_->Report(c, s, clock_.NowMicros()));
+  }
+
+  // user id -> update id of the rows a fetch returns, and the cursor.
+  std::pair<std::map<UserId, UpdateId>, UpdateId> FetchAll(const Caller& c,
+                                                           FetchQuery q = {}) {
+    std::map<UserId, UpdateId> rows;
+    UpdateId last = service_->Fetch(
+        c, q, clock_.NowMicros(),
+        [&](const Member& m) { rows[m.id] = m.last_update_id; });
+    return {rows, last};
+  }
+
+  ManualClock clock_{kT0};
+  store::MemoryStore memory_;
+  store::FaultyStore faulty_{&memory_};
+  RecordingListener listener_;
+  std::unique_ptr<PresenceService> service_;
+};
+
+TEST_F(PresenceServiceTest, UpdateIdsStartAtOneAndBumpOnlyOnWrites) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  Ping(a);
+  auto [rows, last] = FetchAll(a);
+  EXPECT_THAT(rows,
+              ElementsAre(std::pair<const UserId, UpdateId>(alice.id, 1)));
+  EXPECT_EQ(last, 1);
+  clock_.Advance(Sec(30));
+  Ping(a);  // within 55 s: no write
+  EXPECT_EQ(FetchAll(a).second, 1);
+  clock_.Advance(Sec(30));
+  Ping(a);  // 60 s after the first write
+  EXPECT_EQ(FetchAll(a).second, 2);
+}
+
+TEST_F(PresenceServiceTest, IncrementalFetchReturnsOnlyRowsChangedSinceCursor) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  U carol = AddUser(realm, "carol@example.com");
+  Caller a = Auth(realm, alice), b = Auth(realm, bob), c = Auth(realm, carol);
+  Ping(a);
+  Ping(b);
+  Ping(c);
+  UpdateId cursor = FetchAll(a).second;
+  EXPECT_EQ(cursor, 3);
+  clock_.Advance(Sec(60));
+  Ping(b);
+  FetchQuery q;
+  q.last_update_id = cursor;
+  auto [rows, last] = FetchAll(a, q);
+  EXPECT_THAT(rows, ElementsAre(std::pair<const UserId, UpdateId>(bob.id, 4)));
+  EXPECT_EQ(last, 4);
+  // Nothing new: the cursor is echoed back.
+  q.last_update_id = 4;
+  auto [none, echo] = FetchAll(a, q);
+  EXPECT_THAT(none, IsEmpty());
+  EXPECT_EQ(echo, 4);
+}
+
+TEST_F(PresenceServiceTest, NoCursorAndNoDataGivesMinusOne) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  EXPECT_EQ(FetchAll(Auth(realm, alice)).second, -1);
+}
+
+TEST_F(PresenceServiceTest, DefaultWindowIsFourteenDays) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  Caller a = Auth(realm, alice), b = Auth(realm, bob);
+  Ping(b);
+  clock_.Advance(Sec(14 * 86400));
+  Ping(a);
+  // Bob's row is exactly 14 days old: still inside (>= cutoff).
+  EXPECT_EQ(FetchAll(a).first.size(), 2u);
+  clock_.Advance(1);
+  EXPECT_EQ(FetchAll(a).first.size(), 1u);
+  FetchQuery q;
+  q.history_limit_days = 30;
+  EXPECT_EQ(FetchAll(a, q).first.size(), 2u);
+  // With a positive cursor there is no time cut-off at all.
+  q = {};
+  q.last_update_id = 0;
+  EXPECT_EQ(FetchAll(a, q).first.size(), 1u);
+}
+
+TEST_F(PresenceServiceTest, HistoryLimitZeroIsAlwaysEmpty) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  Ping(a);
+  FetchQuery q;
+  q.history_limit_days = 0;
+  auto [rows, last] = FetchAll(a, q);
+  EXPECT_THAT(rows, IsEmpty());
+  EXPECT_EQ(last, -1);
+  q.last_update_id = 0;
+  EXPECT_EQ(FetchAll(a, q).second, 0);
+}
+
+TEST_F(PresenceServiceTest, NegativeHistoryLimitMatchesNothing) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  Ping(a);
+  FetchQuery q;
+  q.history_limit_days = -1;
+  EXPECT_THAT(FetchAll(a, q).first, IsEmpty());
+}
+
+TEST_F(PresenceServiceTest, BotsAndDeactivatedUsersAreLeftOut) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  U bot = AddUser(realm, "bot@example.com", Role::kMember, /*bot=*/true);
+  Caller a = Auth(realm, alice), b = Auth(realm, bob), r = Auth(realm, bot);
+  Ping(a);
+  Ping(b);
+  Ping(r);  // a bot's report writes nothing
+  ASSERT_TRUE(service_->UpdateUser(realm, bob.id, {.is_active = false}));
+  auto [rows, last] = FetchAll(r);  // bots may read
+  EXPECT_THAT(rows,
+              ElementsAre(std::pair<const UserId, UpdateId>(alice.id, 1)));
+  // Reactivated: the row comes back.
+  ASSERT_TRUE(service_->UpdateUser(realm, bob.id, {.is_active = true}));
+  EXPECT_EQ(FetchAll(a).first.size(), 2u);
+}
+
+TEST_F(PresenceServiceTest, RealmPresenceDisabledFetchesNothing) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  ASSERT_TRUE(service_->SetRealmPresenceDisabled(realm, true));
+  Ping(a);  // still written
+  FetchQuery q;
+  q.last_update_id = 0;
+  auto [rows, last] = FetchAll(a, q);
+  EXPECT_THAT(rows, IsEmpty());
+  EXPECT_EQ(last, -1);
+  EXPECT_THAT(listener_.changes, IsEmpty());  // no unforced events
+  ASSERT_TRUE(service_->SetRealmPresenceDisabled(realm, false));
+  EXPECT_EQ(FetchAll(a).first.size(), 1u);
+}
+
+TEST_F(PresenceServiceTest, LimitedGuestSeesOnlyItsAccessListAndItself) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  U guest = AddUser(realm, "guest@example.com", Role::kGuest, false, false);
+  U open_guest = AddUser(realm, "og@example.com", Role::kGuest, false, true);
+  Caller a = Auth(realm, alice), b = Auth(realm, bob), g = Auth(realm, guest),
+         og = Auth(realm, open_guest);
+  Ping(a);
+  Ping(b);
+  Ping(g);
+  EXPECT_THAT(FetchAll(g).first,
+              ElementsAre(std::pair<const UserId, UpdateId>(guest.id, 3)));
+  ASSERT_TRUE(service_->SetAccess(realm, guest.id, {bob.id}));
+  auto [rows, last] = FetchAll(g);
+  EXPECT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(rows.count(bob.id));
+  EXPECT_FALSE(rows.count(alice.id));
+  // Incremental fetches are filtered too.
+  clock_.Advance(Sec(60));
+  Ping(a);
+  FetchQuery q;
+  q.last_update_id = 3;
+  EXPECT_THAT(FetchAll(g, q).first, IsEmpty());
+  EXPECT_EQ(FetchAll(og, q).first.size(), 1u);
+  // A guest with full access sees everyone.
+  EXPECT_EQ(FetchAll(og).first.size(), 3u);
+}
+
+TEST_F(PresenceServiceTest, SingleUserLookupRules) {
+  RealmId realm = NewRealm();
+  RealmId other = NewRealm("other");
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "Bob@Example.com");
+  U bot = AddUser(realm, "bot@example.com", Role::kMember, true);
+  U guest = AddUser(realm, "guest@example.com", Role::kGuest, false, false);
+  U stranger = AddUser(other, "stranger@example.com");
+  Caller a = Auth(realm, alice), g = Auth(realm, guest);
+  auto failure = [&](const Caller& c, std::string who) {
+    auto r = service_->LookupUser(c, who);
+    return std::holds_alternative<LookupFailure>(r)
+               ? std::optional<LookupFailure>(std::get<LookupFailure>(r))
+               : std::nullopt;
+  };
+  EXPECT_EQ(failure(a, "bob@example.com"), LookupFailure::kNoPresenceData);
+  Ping(Auth(realm, bob));
+  EXPECT_EQ(failure(a, "bob@example.com"), std::nullopt);
+  EXPECT_EQ(failure(a, std::to_string(bob.id)), std::nullopt);
+  EXPECT_EQ(failure(a, "nobody@example.com"), LookupFailure::kNoSuchUser);
+  EXPECT_EQ(failure(a, std::to_string(stranger.id)),
+            LookupFailure::kNoSuchUser);
+  EXPECT_EQ(failure(a, "99999"), LookupFailure::kNoSuchUser);
+  EXPECT_EQ(failure(a, std::to_string(bot.id)), LookupFailure::kBot);
+  EXPECT_EQ(failure(g, std::to_string(bob.id)),
+            LookupFailure::kInsufficientPermission);
+  ASSERT_TRUE(service_->UpdateUser(realm, bob.id, {.is_active = false}));
+  EXPECT_EQ(failure(a, std::to_string(bob.id)), LookupFailure::kNoSuchUser);
+}
+
+TEST_F(PresenceServiceTest, AuthenticationFailuresInZulipOrder) {
+  RealmId realm = NewRealm();
+  RealmId other = NewRealm("other");
+  U alice = AddUser(realm, "alice@example.com");
+  Realm& r = *service_->FindRealmById(realm);
+  Realm& o = *service_->FindRealmById(other);
+  auto fail = [&](const Realm& where, std::string email, std::string key) {
+    auto res = service_->Authenticate(where, email, key);
+    return std::holds_alternative<AuthFailure>(res)
+               ? std::optional<AuthFailure>(std::get<AuthFailure>(res))
+               : std::nullopt;
+  };
+  EXPECT_EQ(fail(r, "ALICE@example.com", alice.key), std::nullopt);
+  EXPECT_EQ(fail(r, "alice@example.com", std::string(32, 'x')),
+            AuthFailure::kInvalidApiKey);
+  EXPECT_EQ(fail(r, "bob@example.com", alice.key), AuthFailure::kInvalidApiKey);
+  EXPECT_EQ(fail(o, "alice@example.com", alice.key), AuthFailure::kWrongRealm);
+  ASSERT_TRUE(service_->UpdateUser(realm, alice.id, {.is_active = false}));
+  EXPECT_EQ(fail(r, "alice@example.com", alice.key),
+            AuthFailure::kUserDeactivated);
+}
+
+TEST_F(PresenceServiceTest, EventsOnCreationComingOnlineAndForcedToggles) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  Ping(a, ReportStatus::kIdle);  // created
+  ASSERT_EQ(listener_.changes.size(), 1u);
+  EXPECT_FALSE(listener_.changes[0].forced);
+  clock_.Advance(Sec(60));
+  Ping(a);  // active with NULL active before: came online
+  ASSERT_EQ(listener_.changes.size(), 2u);
+  clock_.Advance(Sec(60));
+  Ping(a);  // regular ping: no event
+  EXPECT_EQ(listener_.changes.size(), 2u);
+  clock_.Advance(Sec(131));
+  Ping(a);  // gap of 131 s: came online again
+  EXPECT_EQ(listener_.changes.size(), 3u);
+
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  ASSERT_EQ(listener_.changes.size(), 4u);
+  EXPECT_TRUE(listener_.changes[3].forced);
+  EXPECT_EQ(listener_.changes[3].times.last_active,
+            clock_.NowMicros() - Sec(265));
+  EXPECT_THAT(listener_.toggles,
+              ElementsAre(std::pair<UserId, bool>(alice.id, false)));
+  // Same value again: nothing happens.
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  EXPECT_EQ(listener_.changes.size(), 4u);
+  EXPECT_EQ(listener_.toggles.size(), 1u);
+}
+
+TEST_F(PresenceServiceTest, InvisibleUserReportsChangeNothing) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  Caller a = Auth(realm, alice);
+  Ping(a);
+  EXPECT_EQ(FetchAll(a).second, -1);
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, true));
+  auto [rows, last] = FetchAll(a);
+  EXPECT_EQ(rows.size(), 1u);  // becoming visible reports active at once
+  EXPECT_EQ(last, 1);
+}
+
+TEST_F(PresenceServiceTest, InvisibleBackdatingTakesANewUpdateId) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  Caller a = Auth(realm, alice), b = Auth(realm, bob);
+  Ping(a);
+  FetchQuery q;
+  q.last_update_id = 1;
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  auto [rows, last] = FetchAll(b, q);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(last, 2);
+  std::optional<PresenceTimes> times;
+  service_->Fetch(b, q, clock_.NowMicros(),
+                  [&](const Member& m) { times = m.times; });
+  EXPECT_EQ(times->last_active, kT0 - Sec(265));
+  EXPECT_EQ(times->last_connected, kT0 - Sec(265));
+}
+
+TEST_F(PresenceServiceTest, StateSurvivesRestartAfterFlush) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U guest = AddUser(realm, "g@example.com", Role::kGuest, false, false);
+  ASSERT_TRUE(service_->SetAccess(realm, guest.id, {alice.id}));
+  Ping(Auth(realm, alice));
+  ASSERT_TRUE(service_->Flush());
+  Start();
+  Caller g = Auth(realm, guest);
+  auto [rows, last] = FetchAll(g);
+  EXPECT_THAT(rows,
+              ElementsAre(std::pair<const UserId, UpdateId>(alice.id, 1)));
+  EXPECT_EQ(last, 1);
+}
+
+TEST_F(PresenceServiceTest, UpdateIdsAreNeverReissuedAfterACrash) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  Caller a = Auth(realm, alice);
+  for (int i = 0; i < 5; ++i) {
+    Ping(a);
+    clock_.Advance(Sec(60));
+  }
+  const UpdateId handed_out = FetchAll(a).second;
+  EXPECT_EQ(handed_out, 5);
+  // "Crash": no flush, the service is rebuilt from what the store holds.
+  Start();
+  Caller b = Auth(realm, bob);
+  Ping(b);
+  FetchQuery q;
+  q.last_update_id = handed_out;
+  auto [rows, last] = FetchAll(b, q);
+  // The client's old cursor still sees the new write.
+  EXPECT_THAT(rows, UnorderedElementsAre(testing::Key(bob.id)));
+  EXPECT_GT(last, handed_out);
+}
+
+TEST_F(PresenceServiceTest, ManyWritesReserveMoreIdsWithoutReuse) {
+  RealmId realm = NewRealm();
+  std::vector<U> users;
+  std::vector<Caller> callers;
+  for (int i = 0; i < 50; ++i) {
+    users.push_back(AddUser(realm, "u" + std::to_string(i) + "@example.com"));
+    callers.push_back(Auth(realm, users.back()));
+  }
+  UpdateId last = 0;
+  for (int round = 0; round < 250; ++round) {  // 12,500 writes > kReserveAhead
+    for (auto& c : callers) Ping(c);
+    clock_.Advance(Sec(56));
+    UpdateId now_last = FetchAll(callers[0]).second;
+    ASSERT_GT(now_last, last);
+    last = now_last;
+  }
+  EXPECT_EQ(last, 12'500);
+  Start();
+  Caller again = Auth(realm, users[0]);
+  Ping(again);
+  FetchQuery q;
+  q.last_update_id = last;
+  EXPECT_GT(FetchAll(again, q).second, last)
+      << "cursor must move past every id handed out before the restart";
+}
+
+TEST_F(PresenceServiceTest, StoreFailureIsStickyAndRefusesWrites) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  Ping(a);
+  faulty_.SetFailWrites(true);
+  auto flushed = service_->Flush();
+  ASSERT_FALSE(flushed);
+  EXPECT_EQ(flushed.error(), Errc::kStoreFailed);
+  EXPECT_TRUE(service_->failed());
+  EXPECT_THAT(service_->failure(), testing::HasSubstr("writing presence"));
+  faulty_.SetFailWrites(false);  // even once the disk is back: still refused
+  clock_.Advance(Sec(60));
+  auto st = service_->Report(a, ReportStatus::kActive, clock_.NowMicros());
+  EXPECT_EQ(st.error(), Errc::kStoreFailed);
+  EXPECT_EQ(service_->CreateRealm("x", "X").error(), Errc::kStoreFailed);
+  // Reads keep working.
+  EXPECT_EQ(FetchAll(a).first.size(), 1u);
+}
+
+TEST_F(PresenceServiceTest, DirectoryValidation) {
+  EXPECT_EQ(service_->CreateRealm("Bad_Sub", "x").error(),
+            Errc::kInvalidArgument);
+  EXPECT_EQ(service_->CreateRealm("ok", "").error(), Errc::kInvalidArgument);
+  RealmId realm = NewRealm();
+  EXPECT_EQ(service_->CreateRealm("acme", "Again").error(),
+            Errc::kAlreadyExists);
+  EXPECT_TRUE(service_->CreateRealm("", "Root"));
+  NewUser u;
+  u.email = "no-at-sign";
+  u.full_name = "X";
+  EXPECT_EQ(service_->CreateUser(realm, u).error(), Errc::kInvalidArgument);
+  u.email = "a@example.com";
+  EXPECT_TRUE(service_->CreateUser(realm, u));
+  u.email = "A@EXAMPLE.com";
+  EXPECT_EQ(service_->CreateUser(realm, u).error(), Errc::kAlreadyExists);
+  EXPECT_EQ(service_->CreateUser(12345, u).error(), Errc::kNotFound);
+  EXPECT_EQ(service_->SetAccess(realm, 999, {}).error(), Errc::kNotFound);
+}
+
+}  // namespace
+}  // namespace presence

@@ -1,0 +1,217 @@
+// HTTP tests against a real listener on 127.0.0.1:0, in process: what only
+// the socket layer can get wrong (framing, keep-alive, limits, concurrency).
+// The endpoints' behaviour is covered over HTTP by tests/blackbox.
+#include "http/http_server.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/json/parse.hpp>
+#include <thread>
+
+#include "api/router.h"
+#include "core/presence_service.h"
+#include "store/memory_store.h"
+#include "util/crypto.h"
+
+namespace presence::http {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::move(*PresenceService::Create(&store_, &clock_));
+    realm_ = *service_->CreateRealm("", "Test");
+    router_ = std::make_unique<api::Router>(service_.get(), &options_);
+    SessionLimits limits;
+    limits.header_limit = 4096;
+    limits.body_limit = 64 * 1024;
+    server_ = std::make_unique<HttpServer>(ioc_, router_.get(), limits);
+    auto ep =
+        server_->Listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    ASSERT_TRUE(ep);
+    endpoint_ = *ep;
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { ioc_.run(); });
+  }
+
+  void TearDown() override {
+    server_->Stop();
+    ioc_.stop();
+    for (auto& t : threads_) t.join();
+  }
+
+  struct User {
+    UserId id;
+    std::string email, key;
+  };
+  User AddUser(const std::string& email) {
+    NewUser u;
+    u.email = email;
+    u.full_name = email;
+    auto c = service_->CreateUser(realm_, u);
+    return {c->user_id, email, c->api_key};
+  }
+
+  static std::string Basic(const User& u) {
+    return "Basic " + Base64Encode(u.email + ":" + u.key);
+  }
+
+  tcp::socket Connect() {
+    tcp::socket s(client_ioc_);
+    s.connect(endpoint_);
+    return s;
+  }
+
+  bhttp::response<bhttp::string_body> Send(
+      tcp::socket& s, bhttp::request<bhttp::string_body> req) {
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.prepare_payload();
+    bhttp::write(s, req);
+    beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(s, buf, res);
+    return res;
+  }
+
+  // Writes raw bytes and reads whatever comes back until the server closes.
+  std::string Raw(const std::string& bytes) {
+    tcp::socket s = Connect();
+    asio::write(s, asio::buffer(bytes));
+    std::string out;
+    beast::error_code ec;
+    char buf[4096];
+    for (;;) {
+      std::size_t n = s.read_some(asio::buffer(buf), ec);
+      out.append(buf, n);
+      if (ec) break;
+    }
+    return out;
+  }
+
+  ManualClock clock_{SecondsToMicros(1'700'000'000)};
+  store::MemoryStore store_;
+  std::unique_ptr<PresenceService> service_;
+  api::ApiOptions options_;
+  RealmId realm_ = 0;
+  std::unique_ptr<api::Router> router_;
+  asio::io_context ioc_;
+  std::unique_ptr<HttpServer> server_;
+  tcp::endpoint endpoint_;
+  std::vector<std::thread> threads_;
+  asio::io_context client_ioc_;
+};
+
+TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
+  User alice = AddUser("alice@example.com");
+  tcp::socket s = Connect();
+  for (int i = 0; i < 5; ++i) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::post,
+                                           "/api/v1/users/me/presence", 11};
+    req.set(bhttp::field::authorization, Basic(alice));
+    req.set(bhttp::field::content_type, "application/x-www-form-urlencoded");
+    req.body() = "status=active&slim_presence=true";
+    auto res = Send(s, req);
+    ASSERT_EQ(res.result_int(), 200u) << res.body();
+    EXPECT_TRUE(res.keep_alive());
+    auto v = boost::json::parse(res.body()).as_object();
+    EXPECT_EQ(v.at("result"), "success");
+    EXPECT_TRUE(
+        v.at("presences").as_object().contains(std::to_string(alice.id)));
+  }
+}
+
+TEST_F(HttpServerTest, HeadAnswersHeadersWithoutBody) {
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> get{bhttp::verb::get,
+                                         "/api/v1/server_settings", 11};
+  auto full = Send(s, get);
+  ASSERT_EQ(full.result_int(), 200u);
+  bhttp::request<bhttp::string_body> head{bhttp::verb::head,
+                                          "/api/v1/server_settings", 11};
+  head.set(bhttp::field::host, "127.0.0.1");
+  bhttp::write(s, head);
+  beast::flat_buffer buf;
+  bhttp::response_parser<bhttp::empty_body> p;
+  p.skip(true);  // a response to HEAD has no body
+  bhttp::read(s, buf, p);
+  EXPECT_EQ(p.get().result_int(), 200u);
+  EXPECT_EQ(p.get()[bhttp::field::content_length],
+            std::to_string(full.body().size()));
+}
+
+TEST_F(HttpServerTest, MalformedRequestGets400AndIsClosed) {
+  std::string out = Raw("THIS IS NOT HTTP\r\n\r\n");
+  EXPECT_NE(out.find("HTTP/1.1 400"), std::string::npos) << out;
+  EXPECT_NE(out.find("\"result\":\"error\""), std::string::npos) << out;
+}
+
+TEST_F(HttpServerTest, OversizedHeaderGets431) {
+  std::string req = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " +
+                    std::string(8000, 'a') + "\r\n\r\n";
+  std::string out = Raw(req);
+  EXPECT_NE(out.find("HTTP/1.1 431"), std::string::npos) << out.substr(0, 200);
+}
+
+TEST_F(HttpServerTest, OversizedBodyGets413) {
+  std::string body(100 * 1024, 'x');
+  std::string req =
+      "POST /api/v1/users/me/presence HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+      "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  std::string out = Raw(req);
+  EXPECT_NE(out.find("HTTP/1.1 413"), std::string::npos) << out.substr(0, 200);
+}
+
+TEST_F(HttpServerTest, ConcurrentPingsFromManyConnectionsAreAllRecorded) {
+  constexpr int kUsers = 16;
+  std::vector<User> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(AddUser("u" + std::to_string(i) + "@example.com"));
+  }
+  std::vector<std::thread> clients;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < kUsers; ++i) {
+    clients.emplace_back([&, i] {
+      asio::io_context ioc;
+      tcp::socket s(ioc);
+      s.connect(endpoint_);
+      for (int round = 0; round < 10; ++round) {
+        bhttp::request<bhttp::string_body> req{bhttp::verb::post,
+                                               "/api/v1/users/me/presence", 11};
+        req.set(bhttp::field::host, "127.0.0.1");
+        req.set(bhttp::field::authorization, Basic(users[i]));
+        req.set(bhttp::field::content_type,
+                "application/x-www-form-urlencoded");
+        req.body() = "status=active&ping_only=true";
+        req.prepare_payload();
+        bhttp::write(s, req);
+        beast::flat_buffer buf;
+        bhttp::response<bhttp::string_body> res;
+        bhttp::read(s, buf, res);
+        if (res.result_int() == 200) ok++;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok.load(), kUsers * 10);
+  // Every user has exactly one row, each with its own update id 1..kUsers.
+  Caller c{service_->FindRealmById(realm_), users[0].id};
+  std::set<UpdateId> ids;
+  service_->Fetch(c, {}, clock_.NowMicros(),
+                  [&](const Member& m) { ids.insert(m.last_update_id); });
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kUsers));
+  EXPECT_EQ(*ids.begin(), 1);
+  EXPECT_EQ(*ids.rbegin(), kUsers);
+}
+
+}  // namespace
+}  // namespace presence::http

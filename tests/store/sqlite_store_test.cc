@@ -1,0 +1,413 @@
+// SQLite-only behaviour: durability across reopen, file format, schema
+// versions and real failures. The shared contract is in store_typed_test.cc.
+#include "store/sqlite_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <iterator>
+#include <string>
+#include <thread>
+
+#include "store/temp_dir.h"
+
+namespace presence::store {
+namespace {
+
+RealmRecord RealmNamed(std::string subdomain) {
+  return RealmRecord{.subdomain = std::move(subdomain), .name = "Realm"};
+}
+
+UserRecord UserNamed(RealmId realm, std::string email) {
+  return UserRecord{
+      .realm_id = realm, .email = std::move(email), .full_name = "User"};
+}
+
+using ::testing::HasSubstr;
+
+std::unique_ptr<SqliteStore> MustOpen(const std::string& dir) {
+  std::string why;
+  auto store = SqliteStore::Open(dir, &why);
+  EXPECT_TRUE(store.has_value()) << why;
+  return store ? std::move(*store) : nullptr;
+}
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A plain connection to the same file, for looking behind the store's back.
+class RawDb {
+ public:
+  explicit RawDb(const std::string& path) {
+    EXPECT_EQ(sqlite3_open(path.c_str(), &db_), SQLITE_OK);
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  ~RawDb() { sqlite3_close(db_); }
+
+  void Exec(const std::string& sql) {
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK)
+        << sql << ": " << (err ? err : "");
+    sqlite3_free(err);
+  }
+
+  // The first column of the first row as text ("NULL" for NULL).
+  std::string Query(const std::string& sql) {
+    sqlite3_stmt* s = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db_, sql.c_str(), -1, &s, nullptr), SQLITE_OK)
+        << sqlite3_errmsg(db_);
+    std::string out = "<no row>";
+    if (sqlite3_step(s) == SQLITE_ROW) {
+      const unsigned char* t = sqlite3_column_text(s, 0);
+      out = t ? reinterpret_cast<const char*>(t) : "NULL";
+    }
+    sqlite3_finalize(s);
+    return out;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  std::string DbPath() const {
+    return (std::filesystem::path(dir_.path()) / SqliteStore::kFileName)
+        .string();
+  }
+
+  // One realm with two users, presence, an access list and sequence state.
+  static Snapshot Populate(Store* store) {
+    RealmRecord realm{.subdomain = "acme",
+                      .name = "Acme",
+                      .presence_disabled = true,
+                      .date_created = 1'700'000'000'000'000,
+                      .last_update_id = 3,
+                      .reserved_update_id = 100};
+    realm.id = store->InsertRealm(realm).value();
+    UserRecord a{.realm_id = realm.id,
+                 .email = "Alice@Acme.test",
+                 .full_name = "Alice",
+                 .role = Role::kOwner,
+                 .date_joined = 1'700'000'000'000'001,
+                 .api_key_hash = Sha256("alice-key")};
+    a.id = store->InsertUser(a).value();
+    UserRecord g{.realm_id = realm.id,
+                 .email = "guest@acme.test",
+                 .full_name = "Guest",
+                 .role = Role::kGuest,
+                 .is_bot = true,
+                 .can_access_all_users = false,
+                 .date_joined = 1'700'000'000'000'002,
+                 .api_key_hash = Sha256("guest-key")};
+    g.id = store->InsertUser(g).value();
+    AccessRecord access{
+        .realm_id = realm.id, .viewer = g.id, .visible = {a.id}};
+    EXPECT_TRUE(store->SetAccess(access));
+    std::vector<PresenceRecord> rows = {
+        {.user_id = a.id,
+         .realm_id = realm.id,
+         .last_connected = 1'700'000'000'500'000,
+         .last_active = kNoTime,
+         .last_update_id = 4},
+        {.user_id = g.id,
+         .realm_id = realm.id,
+         .last_connected = kNoTime,
+         .last_active = kNoTime,
+         .last_update_id = 5}};
+    std::vector<SequenceRecord> seqs = {
+        {.realm_id = realm.id, .last_update_id = 5, .reserved_update_id = 200}};
+    EXPECT_TRUE(store->WritePresence(rows, seqs));
+    realm.last_update_id = 5;
+    realm.reserved_update_id = 200;
+    return Snapshot{.realms = {realm},
+                    .users = {a, g},
+                    .presence = rows,
+                    .access = {access}};
+  }
+
+  TempDir dir_;
+};
+
+void ExpectSameSnapshot(const Snapshot& got, const Snapshot& want) {
+  EXPECT_EQ(got.realms, want.realms);
+  EXPECT_EQ(got.users, want.users);
+  EXPECT_EQ(got.presence, want.presence);
+  EXPECT_EQ(got.access, want.access);
+}
+
+TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
+  Snapshot want;
+  {
+    auto store = MustOpen(dir_.path());
+    ASSERT_NE(store, nullptr);
+    want = Populate(store.get());
+  }
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  auto got = store->Load();
+  ASSERT_TRUE(got.has_value());
+  ExpectSameSnapshot(*got, want);
+  // Ids continue after the reopen.
+  auto id = store->InsertRealm(RealmNamed("second"));
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(*id, 2);
+}
+
+TEST_F(SqliteStoreTest, CreatesMissingDirectories) {
+  std::string nested = dir_.path() + "/a/b/c";
+  auto store = MustOpen(nested);
+  ASSERT_NE(store, nullptr);
+  EXPECT_TRUE(std::filesystem::exists(nested + "/presence.sqlite3"));
+  EXPECT_EQ(store->path(), nested + "/presence.sqlite3");
+}
+
+TEST_F(SqliteStoreTest, IdsAreNotReusedAfterTheLastRowIsDeleted) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_EQ(store->InsertRealm(RealmNamed("a")).value(), 1);
+  ASSERT_EQ(store->InsertRealm(RealmNamed("b")).value(), 2);
+  ASSERT_TRUE(store->ExecForTesting("DELETE FROM realms WHERE id = 2"));
+  EXPECT_EQ(store->InsertRealm(RealmNamed("c")).value(), 3);
+}
+
+TEST_F(SqliteStoreTest, UsesWalAndTheCurrentSchemaVersion) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->InsertRealm(RealmNamed("a")));
+  EXPECT_TRUE(std::filesystem::exists(DbPath() + "-wal"));
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
+  EXPECT_EQ(raw.Query("PRAGMA user_version"),
+            std::to_string(SqliteStore::kSchemaVersion));
+}
+
+TEST_F(SqliteStoreTest, StoresNullTimesAsNullAndHashAsLowercaseHex) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Snapshot snap = Populate(store.get());
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence WHERE last_active IS "
+                      "NULL"),
+            "2");
+  EXPECT_EQ(raw.Query("SELECT typeof(last_connected) FROM presence WHERE "
+                      "user_id = " +
+                      std::to_string(snap.users[1].id)),
+            "null");
+  EXPECT_EQ(raw.Query("SELECT api_key_hash FROM users WHERE id = " +
+                      std::to_string(snap.users[0].id)),
+            HexEncode(Sha256("alice-key")));
+  EXPECT_EQ(raw.Query("SELECT typeof(api_key_hash) FROM users LIMIT 1"),
+            "text");
+  EXPECT_EQ(raw.Query("SELECT role FROM users WHERE id = " +
+                      std::to_string(snap.users[1].id)),
+            "guest");
+  EXPECT_EQ(raw.Query("SELECT email_lower FROM users WHERE id = " +
+                      std::to_string(snap.users[0].id)),
+            "alice@acme.test");
+}
+
+TEST_F(SqliteStoreTest, FilesContainNoPlainApiKey) {
+  const std::string key = "SECRETKEYabcdefghijklmnopqrstuvw";
+  {
+    auto store = MustOpen(dir_.path());
+    ASSERT_NE(store, nullptr);
+    auto realm = store->InsertRealm(RealmNamed("acme"));
+    ASSERT_TRUE(realm.has_value());
+    auto id = store->InsertUser({.realm_id = *realm,
+                                 .email = "a@acme.test",
+                                 .full_name = "A",
+                                 .api_key_hash = Sha256(key)});
+    ASSERT_TRUE(id.has_value());
+    // Look at the bytes while the data is still in the WAL.
+    std::string db = ReadFile(DbPath());
+    std::string wal = ReadFile(DbPath() + "-wal");
+    EXPECT_EQ(db.find("SECRETKEY"), std::string::npos);
+    EXPECT_EQ(wal.find("SECRETKEY"), std::string::npos);
+    // The grep does see the stored data: the hash is there.
+    EXPECT_NE((db + wal).find(HexEncode(Sha256(key))), std::string::npos);
+  }
+  // And after the close has checkpointed it into the main file.
+  std::string db = ReadFile(DbPath());
+  EXPECT_EQ(db.find("SECRETKEY"), std::string::npos);
+  EXPECT_NE(db.find(HexEncode(Sha256(key))), std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, RefusesAFutureSchemaVersion) {
+  { ASSERT_NE(MustOpen(dir_.path()), nullptr); }
+  const int future = SqliteStore::kSchemaVersion + 1;
+  {
+    RawDb raw(DbPath());
+    raw.Exec("PRAGMA user_version = " + std::to_string(future));
+  }
+  std::string why;
+  auto store = SqliteStore::Open(dir_.path(), &why);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error(), Errc::kCorrupt);
+  EXPECT_THAT(why, HasSubstr("schema version " + std::to_string(future)));
+  EXPECT_THAT(why, HasSubstr("newer"));
+  // The file was left as it was.
+  RawDb raw(DbPath());
+  EXPECT_EQ(raw.Query("PRAGMA user_version"), std::to_string(future));
+}
+
+TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
+  {
+    std::ofstream out(DbPath(), std::ios::binary);
+    out << std::string(4096, 'x');
+  }
+  std::string why;
+  auto store = SqliteStore::Open(dir_.path(), &why);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error(), Errc::kCorrupt);
+  EXPECT_FALSE(why.empty());
+}
+
+TEST_F(SqliteStoreTest, OpenFailsUnderARegularFile) {
+  // Works as root too: no permission check is involved, a file is not a
+  // directory.
+  std::string file = dir_.path() + "/plain";
+  { std::ofstream(file) << "x"; }
+  std::string why;
+  auto store = SqliteStore::Open(file + "/db", &why);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error(), Errc::kIoError);
+  EXPECT_THAT(why, HasSubstr(file));
+
+  store = SqliteStore::Open(file, &why);
+  ASSERT_FALSE(store.has_value());
+  EXPECT_EQ(store.error(), Errc::kIoError);
+}
+
+TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Snapshot before = Populate(store.get());
+  EXPECT_EQ(store->LastError(), "");
+  // query_only makes SQLite refuse every write, whoever the process runs as.
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
+
+  const RealmId realm = before.realms[0].id;
+  const UserId user = before.users[0].id;
+  auto id = store->InsertRealm(RealmNamed("new"));
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error(), Errc::kStoreFailed);
+  EXPECT_THAT(store->LastError(), HasSubstr("InsertRealm"));
+  EXPECT_THAT(store->LastError(), HasSubstr("readonly"));
+
+  RealmRecord r = before.realms[0];
+  r.name = "changed";
+  EXPECT_EQ(store->UpdateRealm(r).error(), Errc::kStoreFailed);
+  UserRecord u = before.users[0];
+  u.full_name = "changed";
+  EXPECT_EQ(store->InsertUser(UserNamed(realm, "n@x")).error(),
+            Errc::kStoreFailed);
+  EXPECT_EQ(store->UpdateUser(u).error(), Errc::kStoreFailed);
+  EXPECT_EQ(store->SetAccess({.realm_id = realm, .viewer = user, .visible = {}})
+                .error(),
+            Errc::kStoreFailed);
+  EXPECT_EQ(store->ReserveUpdateIds(realm, 1000).error(), Errc::kStoreFailed);
+  PresenceRecord row{.user_id = user, .realm_id = realm, .last_update_id = 9};
+  SequenceRecord seq{
+      .realm_id = realm, .last_update_id = 9, .reserved_update_id = 9000};
+  auto st = store->WritePresence({&row, 1}, {&seq, 1});
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error(), Errc::kStoreFailed);
+  EXPECT_THAT(store->LastError(), HasSubstr("WritePresence"));
+
+  // Reads still work and show nothing of the failed writes.
+  auto after = store->Load();
+  ASSERT_TRUE(after.has_value());
+  ExpectSameSnapshot(*after, before);
+
+  // No transaction was left open: once writable again, writes go through.
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
+  EXPECT_TRUE(store->WritePresence({&row, 1}, {&seq, 1}));
+  EXPECT_TRUE(store->InsertRealm(RealmNamed("new")));
+}
+
+TEST_F(SqliteStoreTest, FullDatabaseFailsTheWholeBatch) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  std::vector<PresenceRecord> rows;
+  for (int i = 0; i < 2000; ++i) {
+    UserId id = store
+                    ->InsertUser({.realm_id = realm,
+                                  .email = "u" + std::to_string(i) + "@x",
+                                  .full_name = std::string(40, 'n')})
+                    .value();
+    rows.push_back({.user_id = id,
+                    .realm_id = realm,
+                    .last_connected = 1'700'000'000'000'000 + i,
+                    .last_active = 1'700'000'000'000'000 + i,
+                    .last_update_id = i + 1});
+  }
+  // A database "disk" that is exactly as large as it is now: SQLite clamps
+  // max_page_count to the current size.
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA max_page_count = 1"));
+  SequenceRecord seq{
+      .realm_id = realm, .last_update_id = 2000, .reserved_update_id = 3000};
+  auto st = store->WritePresence(rows, {&seq, 1});
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error(), Errc::kStoreFailed);
+  EXPECT_THAT(store->LastError(), HasSubstr("full"));
+
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_TRUE(snap->presence.empty());
+  EXPECT_EQ(snap->realms[0].last_update_id, 0);
+  EXPECT_EQ(snap->realms[0].reserved_update_id, 0);
+}
+
+TEST_F(SqliteStoreTest, WaitsForAnotherWriterWithinTheBusyTimeout) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  std::promise<void> locked;
+  std::thread other([&] {
+    RawDb raw(DbPath());
+    raw.Exec("BEGIN IMMEDIATE");
+    locked.set_value();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    raw.Exec("COMMIT");
+  });
+  locked.get_future().wait();
+  auto id = store->InsertRealm(RealmNamed("a"));
+  other.join();
+  EXPECT_TRUE(id.has_value()) << store->LastError();
+}
+
+TEST_F(SqliteStoreTest, CheckpointEmptiesTheWal) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Populate(store.get());
+  EXPECT_GT(std::filesystem::file_size(DbPath() + "-wal"), 0u);
+  ASSERT_TRUE(store->Checkpoint()) << store->LastError();
+  EXPECT_EQ(std::filesystem::file_size(DbPath() + "-wal"), 0u);
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->users.size(), 2u);
+}
+
+TEST_F(SqliteStoreTest, UndecodableRowIsCorrupt) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Populate(store.get());
+  ASSERT_TRUE(store->ExecForTesting("UPDATE users SET role = 'emperor'"));
+  auto snap = store->Load();
+  ASSERT_FALSE(snap.has_value());
+  EXPECT_EQ(snap.error(), Errc::kCorrupt);
+  EXPECT_THAT(store->LastError(), HasSubstr("emperor"));
+}
+
+}  // namespace
+}  // namespace presence::store
