@@ -9,7 +9,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libsqlite3-dev sqlite3 libssl-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  clang-format python3
+  clang-format python3 python3-jsonschema
 )
 missing=()
 for p in "${packages[@]}"; do

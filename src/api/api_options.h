@@ -9,9 +9,9 @@
 namespace presence::api {
 
 // The highest Zulip feature level whose presence behaviour presenced serves
-// (history_limit_days, FL 288). Raised as newer behaviour lands.
-inline constexpr int kZulipFeatureLevel = 288;
-inline constexpr const char* kZulipVersion = "10.0-presenced-0.1";
+// (simplified_presence_events, FL 419). Raised as newer behaviour lands.
+inline constexpr int kZulipFeatureLevel = 419;
+inline constexpr const char* kZulipVersion = "11.0-presenced-0.1";
 
 struct ApiOptions {
   std::string root_domain = "localhost";
@@ -19,6 +19,10 @@ struct ApiOptions {
   std::string admin_token;
   // Set with --test-clock: POST /admin/v1/clock moves it. Null otherwise.
   ManualClock* test_clock = nullptr;
+  // Seconds a parked GET /events waits before answering with a heartbeat.
+  int heartbeat_seconds = 45;
+  // Zulip's api_by_user limit: requests per user per 60 s (0: no limit).
+  int rate_limit_per_minute = 200;
 };
 
 }  // namespace presence::api

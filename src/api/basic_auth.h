@@ -42,16 +42,19 @@ struct BasicCredentials {
 
 // Parses the value of an Authorization header (the caller handles a missing
 // header, with ApiError::NotLoggedIn()). In order:
-//  - the value is split on whitespace; its first word is the scheme, compared
-//    case-insensitively with "Basic". No word at all, or exactly one word that
-//    is "Basic" (no credentials), or more than two words -> 401
-//    kInvalidBasicAuthHeader. A scheme other than Basic -> 400
-//    kRequiresBasicAuth;
-//  - the credentials must be strict base64 (RFC 4648, padded) of UTF-8 text,
-//    else 401 kInvalidBasicAuthHeader;
+//  - the value is split into words on whitespace (like Python's str.split());
+//    no word at all -> 401 kInvalidBasicAuthHeader;
+//  - the first word is the scheme, compared case-insensitively with "Basic";
+//    any other scheme -> 400 kRequiresBasicAuth (even "Bearer" alone);
+//  - there must be exactly one more word, else 401 kInvalidBasicAuthHeader;
+//  - it must be strict base64 (RFC 4648, padded) of UTF-8 text, else 401
+//    kInvalidBasicAuthHeader;
 //  - the text split on ':' must give exactly two parts, else 401
-//    kInvalidBasicAuthHeader; surrounding whitespace is stripped from both;
+//    kInvalidBasicAuthHeader; surrounding ASCII whitespace is stripped from
+//    both parts;
 //  - the key must match ^[A-Za-z0-9]{32}$, else 401 kMalformedApiKey.
+// The email is not validated here (an empty one passes); the user lookup
+// rejects it.
 ApiResult<BasicCredentials> ParseBasicAuthorization(std::string_view header);
 
 }  // namespace presence::api

@@ -6,10 +6,15 @@
 #ifndef PRESENCE_API_HTTP_TYPES_H_
 #define PRESENCE_API_HTTP_TYPES_H_
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+namespace presence {
+class QueueWaiter;
+}  // namespace presence
 
 namespace presence::api {
 
@@ -22,6 +27,11 @@ struct Request {
   std::string_view content_type;
   std::string_view user_agent;
   std::string_view body;
+  // The connection, for a long poll that has to wait (GET /events). Null
+  // where waiting is impossible: then polls answer at once.
+  std::shared_ptr<QueueWaiter> waiter;
+  // A poll that was superseded by a newer one on its queue: answer at once.
+  bool force_nonblocking = false;
 };
 
 struct Response {
@@ -29,6 +39,10 @@ struct Response {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  // GET /events parked the poll on this queue: send nothing now; the queue
+  // wakes `waiter` and the request is handled again.
+  bool parked = false;
+  std::string parked_queue_id;
 };
 
 }  // namespace presence::api

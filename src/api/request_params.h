@@ -8,7 +8,9 @@
 //    split on '&' and at the first '='; names and values are percent-decoded
 //    with Boost.URL, '+' meaning a space (as Django's QueryDict does). A
 //    segment without '=' has the empty value; empty segments and segments with
-//    an empty name are skipped;
+//    an empty name are skipped. A malformed escape ("%zz", a trailing "%") is
+//    an error, where Python would keep it literally; characters that RFC 3986
+//    does not allow unencoded (e.g. `["a"]`) are accepted as they are;
 //  - a `multipart/form-data` body is split at its boundary (CRLF line endings,
 //    bare LF tolerated); each part must carry `Content-Disposition: form-data;
 //    name="..."`. A filename attribute is ignored and the part still counts as
@@ -91,7 +93,10 @@ class RequestParams {
   // "Missing '<name>' argument" with var_name). Present but of the wrong JSON
   // type -> 400 BAD_REQUEST "<name> is not valid JSON" / "<name> is not a
   // boolean" / "<name> is not an integer" / "<name> is not a list" /
-  // "<name> is not a dict".
+  // "<name> is not a dict". Spec §2.0 writes these as "`<name>` is not valid
+  // JSON"; the backticks there are Markdown around the placeholder, not part
+  // of the text (e.g. "slim_presence is not a boolean"). The list/dict/string
+  // wordings are not in the spec; they follow the same pattern.
 
   // The value as sent (e.g. status=active gives "active").
   std::optional<std::string> GetString(std::string_view name);

@@ -4,8 +4,13 @@
 
 namespace presence::api {
 
-Router::Router(PresenceService* service, const ApiOptions* options)
-    : service_(service), zulip_(service, options), admin_(service, options) {}
+Router::Router(PresenceService* service, EventHub* hub,
+               const ApiOptions* options)
+    : service_(service),
+      hub_(hub),
+      options_(options),
+      zulip_(service, hub, options),
+      admin_(service, options) {}
 
 Response Router::Handle(const Request& req) const {
   std::string_view target = req.target;

@@ -18,8 +18,11 @@ namespace presence::api {
 
 class Router {
  public:
-  // Both pointers must outlive the router.
-  Router(PresenceService* service, const ApiOptions* options);
+  // Every pointer must outlive the router.
+  Router(PresenceService* service, EventHub* hub, const ApiOptions* options);
+
+  EventHub* hub() const { return hub_; }
+  const ApiOptions& options() const { return *options_; }
 
   Response Handle(const Request& req) const;
 
@@ -27,6 +30,8 @@ class Router {
   Response Health() const;
 
   PresenceService* const service_;
+  EventHub* const hub_;
+  const ApiOptions* const options_;
   ZulipApi zulip_;
   AdminApi admin_;
 };

@@ -3,6 +3,8 @@
 #include <array>
 #include <boost/json/serialize.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <cctype>
+#include <cstdio>
 
 #include "api/basic_auth.h"
 #include "api/host_routing.h"
@@ -23,6 +25,8 @@ enum class Route {
   kUserPresence,
   kSettings,
   kServerSettings,
+  kRegister,
+  kEvents,
 };
 
 struct Match {
@@ -35,6 +39,8 @@ Match MatchRoute(std::string_view path) {
   if (path == "/realm/presence") return {Route::kRealmPresence, {}};
   if (path == "/settings") return {Route::kSettings, {}};
   if (path == "/server_settings") return {Route::kServerSettings, {}};
+  if (path == "/register") return {Route::kRegister, {}};
+  if (path == "/events") return {Route::kEvents, {}};
   constexpr std::string_view kUsers = "/users/";
   constexpr std::string_view kPresence = "/presence";
   if (path.starts_with(kUsers) && path.ends_with(kPresence) &&
@@ -52,7 +58,12 @@ std::span<const std::string_view> AllowedMethods(Route r) {
   static constexpr std::array<std::string_view, 1> kPost{"POST"};
   static constexpr std::array<std::string_view, 2> kGet{"GET", "HEAD"};
   static constexpr std::array<std::string_view, 1> kPatch{"PATCH"};
+  static constexpr std::array<std::string_view, 3> kEvents{"GET", "DELETE",
+                                                           "PATCH"};
   switch (r) {
+    case Route::kEvents:
+      return kEvents;
+    case Route::kRegister:
     case Route::kMyPresence:
       return kPost;
     case Route::kSettings:
@@ -144,8 +155,12 @@ Response SuccessResponse(const RequestParams* params) {
   return JsonResponse(std::move(body));
 }
 
-ZulipApi::ZulipApi(PresenceService* service, const ApiOptions* options)
-    : service_(service), options_(options) {}
+ZulipApi::ZulipApi(PresenceService* service, EventHub* hub,
+                   const ApiOptions* options)
+    : service_(service),
+      options_(options),
+      events_(service, hub, options),
+      limiter_(options->rate_limit_per_minute, 60) {}
 
 Response ZulipApi::Handle(const Request& req, std::string_view path,
                           std::string_view query) const {
@@ -160,14 +175,27 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
     return ErrorResponse(ApiError::NotFound("Not Found"));
   }
   auto allowed = AllowedMethods(m.route);
-  if (req.method == "OPTIONS") {
+  // A legacy form field `method=<VERB>` in a POST body overrides the HTTP
+  // method, so the body is decoded before the method check for POSTs.
+  std::optional<RequestParams> params;
+  std::string method(req.method);
+  if (req.method == "POST") {
+    auto parsed = RequestParams::Parse(query, req.content_type, req.body);
+    if (!parsed) return ErrorResponse(parsed.error());
+    params = std::move(*parsed);
+    if (params->Has("method")) {
+      method = *params->GetString("method");
+      for (char& c : method) c = static_cast<char>(std::toupper(c));
+    }
+  }
+  if (method == "OPTIONS") {
     Response r;
     r.status = 204;
     r.content_type.clear();
     r.headers.emplace_back("Allow", JoinMethods(allowed));
     return r;
   }
-  if (std::find(allowed.begin(), allowed.end(), req.method) == allowed.end()) {
+  if (std::find(allowed.begin(), allowed.end(), method) == allowed.end()) {
     return ErrorResponse(ApiError::MethodNotAllowed(allowed));
   }
   if (m.route == Route::kServerSettings) return ServerSettings(req, *realm);
@@ -175,39 +203,85 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   auto caller = Authenticate(req, *realm);
   if (!caller) return ErrorResponse(caller.error());
 
+  // Zulip's per-user limit; long polls are exempt (they wait, not work).
+  std::optional<RateDecision> rate;
+  if (limiter_.enabled() && !(m.route == Route::kEvents && method == "GET")) {
+    rate = limiter_.Check(caller->user_id, RealClock().NowMicros());
+  }
+  auto with_rate_headers = [&](Response r) {
+    if (rate) {
+      r.headers.emplace_back("X-RateLimit-Limit", std::to_string(rate->limit));
+      r.headers.emplace_back("X-RateLimit-Remaining",
+                             std::to_string(rate->remaining));
+      r.headers.emplace_back(
+          "X-RateLimit-Reset",
+          std::to_string(static_cast<std::int64_t>(rate->reset_unix)));
+    }
+    return r;
+  };
+  if (rate && !rate->allowed) {
+    ApiError e(429, "RATE_LIMIT_HIT", "API usage exceeded rate limit");
+    e.extra["retry-after"] = rate->retry_after;
+    Response r = with_rate_headers(ErrorResponse(e));
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%.3f", rate->retry_after);
+    r.headers.emplace_back("Retry-After", secs);
+    return r;
+  }
+
+  if (!params && m.route != Route::kRealmPresence &&
+      m.route != Route::kUserPresence) {
+    // Bots are refused before their parameters are looked at.
+    if (!(m.route == Route::kMyPresence && caller->is_bot)) {
+      auto parsed = RequestParams::Parse(query, req.content_type, req.body);
+      if (!parsed) return with_rate_headers(ErrorResponse(parsed.error()));
+      params = std::move(*parsed);
+    }
+  }
+  if (params && params->Has("method")) params->MarkUsed("method");
+
   ApiResult<Response> out = ApiError{};
   switch (m.route) {
-    case Route::kMyPresence: {
-      // Bots are refused before their parameters are looked at.
+    case Route::kMyPresence:
       if (caller->is_bot) {
-        return ErrorResponse(ApiError::BadRequest(
-            "This endpoint does not accept bot requests."));
+        out =
+            ApiError::BadRequest("This endpoint does not accept bot requests.");
+      } else {
+        out = PostPresence(*caller, *params);
       }
-      auto params = RequestParams::Parse(query, req.content_type, req.body);
-      if (!params) return ErrorResponse(params.error());
-      out = PostPresence(*caller, *params);
       break;
-    }
     case Route::kRealmPresence:
       out = GetRealmPresence(*caller);
       break;
     case Route::kUserPresence: {
       auto decoded = boost::urls::make_pct_string_view(m.segment);
-      if (!decoded) return ErrorResponse(ApiError::BadRequest("No such user"));
-      out = GetUserPresence(*caller, decoded->decode());
+      if (!decoded) {
+        out = ApiError::BadRequest("No such user");
+      } else {
+        out = GetUserPresence(*caller, decoded->decode());
+      }
       break;
     }
-    case Route::kSettings: {
-      auto params = RequestParams::Parse(query, req.content_type, req.body);
-      if (!params) return ErrorResponse(params.error());
+    case Route::kSettings:
       out = PatchSettings(*caller, *params);
       break;
-    }
+    case Route::kRegister:
+      out = events_.Register(*caller, *params);
+      break;
+    case Route::kEvents:
+      if (method == "GET") {
+        out = events_.GetEvents(req, *caller, *params);
+      } else if (method == "DELETE") {
+        out = events_.DeleteQueue(*caller, *params);
+      } else {
+        out = events_.PatchQueue(*caller, *params);
+      }
+      break;
     default:
       break;
   }
-  if (!out) return ErrorResponse(out.error());
-  return std::move(*out);
+  if (!out) return with_rate_headers(ErrorResponse(out.error()));
+  return with_rate_headers(std::move(*out));
 }
 
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,

@@ -14,7 +14,9 @@
 
 #include "api/api_error.h"
 #include "api/api_options.h"
+#include "api/events_api.h"
 #include "api/http_types.h"
+#include "api/rate_limiter.h"
 #include "api/request_params.h"
 #include "core/presence_service.h"
 
@@ -22,7 +24,7 @@ namespace presence::api {
 
 class ZulipApi {
  public:
-  ZulipApi(PresenceService* service, const ApiOptions* options);
+  ZulipApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
 
   // `path` is the part after "/api/v1" (e.g. "/users/me/presence");
   // `query` the raw query string.
@@ -42,6 +44,8 @@ class ZulipApi {
 
   PresenceService* const service_;
   const ApiOptions* const options_;
+  EventsApi events_;
+  mutable RateLimiter limiter_;
 };
 
 // The response for an ApiError: its JSON body, its status, and the headers it

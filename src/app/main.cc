@@ -3,16 +3,21 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <thread>
 #include <vector>
 
+#include "api/event_encoder.h"
+#include "api/events_api.h"
 #include "api/router.h"
 #include "app/flusher.h"
 #include "app/log.h"
+#include "core/event_hub.h"
 #include "core/presence_service.h"
 #include "http/http_server.h"
 #include "store/sqlite_store.h"
@@ -29,6 +34,11 @@ struct Flags {
   bool demo = false;
   unsigned threads = 0;
   unsigned flush_interval_ms = 1000;
+  unsigned heartbeat_seconds = 45;
+  unsigned queue_timeout_seconds = 600;
+  std::size_t max_queue_events = 1000;
+  std::size_t presence_event_user_limit = 0;  // 0: no limit
+  int rate_limit = 200;
 };
 
 std::string Trim(std::string s) {
@@ -92,6 +102,26 @@ int Main(int argc, char** argv) {
                  "group-commit interval for presence rows")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
+  cli.add_option("--heartbeat-seconds", f.heartbeat_seconds,
+                 "a parked GET /events answers with a heartbeat after this")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--queue-timeout-seconds", f.queue_timeout_seconds,
+                 "an event queue not polled for this long is freed")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  cli.add_option("--max-queue-events", f.max_queue_events,
+                 "an event queue holding more unread events is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--presence-event-user-limit", f.presence_event_user_limit,
+                 "Zulip's cut-off: no presence events in realms with more "
+                 "active users (0: no limit)")
+      ->capture_default_str();
+  cli.add_option("--rate-limit", f.rate_limit,
+                 "API requests per user per minute (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -99,6 +129,8 @@ int Main(int argc, char** argv) {
 
   api::ApiOptions options;
   options.root_domain = f.root_domain;
+  options.heartbeat_seconds = static_cast<int>(f.heartbeat_seconds);
+  options.rate_limit_per_minute = f.rate_limit;
   if (!f.admin_token_file.empty()) {
     std::ifstream in(f.admin_token_file);
     if (!in) {
@@ -141,9 +173,22 @@ int Main(int argc, char** argv) {
     return 1;
   }
 
-  api::Router router(service->get(), &options);
+  api::JsonEventEncoder encoder;
+  HubOptions hub_options;
+  hub_options.max_queue_events = f.max_queue_events;
+  hub_options.queue_timeout_us =
+      std::int64_t{f.queue_timeout_seconds} * 1'000'000;
+  if (f.presence_event_user_limit > 0) {
+    hub_options.presence_event_user_limit = f.presence_event_user_limit;
+  }
+  EventHub hub(service->get(), &encoder, hub_options);
+  (*service)->SetListener(&hub);
+
+  api::Router router(service->get(), &hub, &options);
   boost::asio::io_context ioc;
-  http::HttpServer server(ioc, &router);
+  http::SessionLimits limits;
+  limits.heartbeat = std::chrono::seconds(f.heartbeat_seconds);
+  http::HttpServer server(ioc, &router, limits);
   auto bound = server.Listen(*endpoint);
   if (!bound) {
     std::fprintf(stderr, "presenced: cannot listen on %s: %s\n",
@@ -156,11 +201,25 @@ int Main(int argc, char** argv) {
                   std::chrono::milliseconds(f.flush_interval_ms));
   flusher.Start();
 
+  // Frees event queues nobody polls any more (real time).
+  boost::asio::steady_timer expiry(ioc);
+  std::function<void()> schedule_expiry = [&] {
+    expiry.expires_after(std::chrono::seconds(
+        std::max(1u, std::min(10u, f.queue_timeout_seconds / 4))));
+    expiry.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      hub.Expire(api::SteadyMicros());
+      schedule_expiry();
+    });
+  };
+  schedule_expiry();
+
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     Log("info", "shutdown", {{"signal", std::to_string(sig)}});
     server.Stop();
+    expiry.cancel();
     ioc.stop();
   });
 

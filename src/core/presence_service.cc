@@ -333,7 +333,11 @@ Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
     MarkFailed("updating a user failed");
     return st;
   }
+  const bool deactivated = patch.is_active && !*patch.is_active;
   realm->UpdateMember(*rec);
+  if (deactivated && listener_ != nullptr) {
+    listener_->OnUserDeactivated(realm_id, user);
+  }
   if (toggles) {
     auto change =
         realm->SetPresenceEnabled(user, *patch.presence_enabled, Now());

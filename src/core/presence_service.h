@@ -48,6 +48,8 @@ class PresenceListener {
   // presence_enabled of `user` changed to `enabled` (a user_settings event).
   virtual void OnPresenceEnabledChange(RealmId realm, UserId user,
                                        bool enabled) {}
+  // `user` was deactivated: its event queues must go at once.
+  virtual void OnUserDeactivated(RealmId realm, UserId user) {}
 };
 
 // An authenticated requester.

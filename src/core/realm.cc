@@ -53,8 +53,14 @@ std::size_t Realm::member_count() const {
   return members_.size();
 }
 
+std::size_t Realm::active_count() const {
+  std::shared_lock lock(mu_);
+  return active_members_;
+}
+
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   std::unique_lock lock(mu_);
+  if (user.is_active) ++active_members_;
   Member m;
   m.id = user.id;
   m.email = user.email;
@@ -115,6 +121,13 @@ bool Realm::UpdateMember(const store::UserRecord& user) {
   auto it = slot_by_id_.find(user.id);
   if (it == slot_by_id_.end()) return false;
   Member& m = members_[it->second];
+  if (m.is_active != user.is_active) {
+    if (user.is_active) {
+      ++active_members_;
+    } else {
+      --active_members_;
+    }
+  }
   m.full_name = user.full_name;
   m.role = user.role;
   m.is_bot = user.is_bot;

@@ -100,6 +100,8 @@ class Realm {
   bool deactivated() const;
   UpdateId last_update_id() const;
   std::size_t member_count() const;
+  // Active users, bots included (Zulip's presence event recipients).
+  std::size_t active_count() const;
 
   // --- Loading and directory changes (the store was already updated) ------
 
@@ -189,6 +191,7 @@ class Realm {
   UpdateId last_update_id_ = 0;
   UpdateId reserved_update_id_ = 0;
   std::vector<Member> members_;
+  std::size_t active_members_ = 0;
   std::unordered_map<UserId, std::uint32_t> slot_by_id_;
   std::unordered_map<std::string, std::uint32_t> slot_by_email_;
   // Sorted visible lists of guests with limited access.

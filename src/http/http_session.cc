@@ -1,6 +1,7 @@
 #include "http/http_session.h"
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
 
 namespace presence::http {
@@ -10,7 +11,10 @@ namespace bhttp = boost::beast::http;
 
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          const api::Router* router, const SessionLimits* limits)
-    : stream_(std::move(socket)), router_(router), limits_(limits) {}
+    : stream_(std::move(socket)),
+      heartbeat_(stream_.get_executor()),
+      router_(router),
+      limits_(limits) {}
 
 void HttpSession::Start() {
   // Run on the stream's strand from the very first operation.
@@ -42,7 +46,34 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
     return WriteError(413, "Request body too large");
   }
   if (ec) return WriteError(400, "Malformed HTTP request");
+  HandleRequest(false);
+}
 
+void HttpSession::Wake() {
+  boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->parked_) return;
+    self->parked_ = false;
+    self->heartbeat_.cancel();
+    self->HandleRequest(false);
+  });
+}
+
+void HttpSession::Supersede() {
+  boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    if (!self->parked_) return;
+    self->parked_ = false;
+    self->heartbeat_.cancel();
+    self->HandleRequest(true);
+  });
+}
+
+void HttpSession::OnHeartbeat(beast::error_code ec) {
+  if (ec || !parked_) return;  // cancelled: woken first
+  // Appends a heartbeat event to the queue, which wakes this session.
+  router_->hub()->Heartbeat(parked_queue_);
+}
+
+void HttpSession::HandleRequest(bool force_nonblocking) {
   Request& req = parser_->get();
   api::Request in;
   in.method = req.method_string();
@@ -55,8 +86,20 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
   in.content_type = req[bhttp::field::content_type];
   in.user_agent = req[bhttp::field::user_agent];
   in.body = req.body();
+  in.waiter = shared_from_this();
+  in.force_nonblocking = force_nonblocking;
 
   api::Response out = router_->Handle(in);
+  if (out.parked) {
+    // No read and no write while parked: the client waits for the answer.
+    stream_.expires_never();
+    parked_ = true;
+    parked_queue_ = std::move(out.parked_queue_id);
+    heartbeat_.expires_after(limits_->heartbeat);
+    heartbeat_.async_wait(beast::bind_front_handler(&HttpSession::OnHeartbeat,
+                                                    shared_from_this()));
+    return;
+  }
 
   response_ = Response{};
   response_.version(req.version());

@@ -7,12 +7,20 @@
 // a JSON 400 (431 for oversized headers, 413 for oversized bodies) and the
 // connection is closed.
 //
+// Long polls: when GET /events has nothing to return, the API parks this
+// session on the queue as its QueueWaiter and the session waits without a
+// thread: no read, no write, one timer for the heartbeat. Wake() (from any
+// thread) posts to the strand, which handles the same request again.
+//
 // Thread safety: all handlers run on the session's strand (the stream's
-// executor); the session lives while an operation is pending (shared_ptr).
+// executor); Wake/Supersede only post to it. The session lives while an
+// operation is pending (shared_ptr); a parked session is kept alive by its
+// heartbeat timer.
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
 #define PRESENCE_HTTP_HTTP_SESSION_H_
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -20,6 +28,7 @@
 #include <optional>
 
 #include "api/router.h"
+#include "core/event_queue.h"
 
 namespace presence::http {
 
@@ -27,14 +36,20 @@ struct SessionLimits {
   std::uint32_t header_limit = 16 * 1024;
   std::uint64_t body_limit = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};
+  std::chrono::milliseconds heartbeat{45'000};
 };
 
-class HttpSession : public std::enable_shared_from_this<HttpSession> {
+class HttpSession : public QueueWaiter,
+                    public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(boost::asio::ip::tcp::socket socket, const api::Router* router,
               const SessionLimits* limits);
 
   void Start();
+
+  // QueueWaiter.
+  void Wake() override;
+  void Supersede() override;
 
  private:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
@@ -43,6 +58,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
+  // Hands the parsed request to the router; writes the answer or parks.
+  void HandleRequest(bool force_nonblocking);
+  void OnHeartbeat(boost::beast::error_code ec);
   void WriteError(unsigned status, std::string_view msg);
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
@@ -54,6 +72,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       boost::beast::http::request_parser<boost::beast::http::string_body>>
       parser_;
   Response response_;
+  boost::asio::steady_timer heartbeat_;
+  bool parked_ = false;
+  std::string parked_queue_;
   const api::Router* const router_;
   const SessionLimits* const limits_;
 };

@@ -13,6 +13,7 @@
 #include <boost/json/parse.hpp>
 #include <thread>
 
+#include "api/event_encoder.h"
 #include "api/router.h"
 #include "core/presence_service.h"
 #include "store/memory_store.h"
@@ -31,7 +32,10 @@ class HttpServerTest : public ::testing::Test {
   void SetUp() override {
     service_ = std::move(*PresenceService::Create(&store_, &clock_));
     realm_ = *service_->CreateRealm("", "Test");
-    router_ = std::make_unique<api::Router>(service_.get(), &options_);
+    hub_ = std::make_unique<EventHub>(service_.get(), &encoder_, HubOptions{});
+    service_->SetListener(hub_.get());
+    router_ =
+        std::make_unique<api::Router>(service_.get(), hub_.get(), &options_);
     SessionLimits limits;
     limits.header_limit = 4096;
     limits.body_limit = 64 * 1024;
@@ -101,6 +105,8 @@ class HttpServerTest : public ::testing::Test {
   store::MemoryStore store_;
   std::unique_ptr<PresenceService> service_;
   api::ApiOptions options_;
+  api::JsonEventEncoder encoder_;
+  std::unique_ptr<EventHub> hub_;
   RealmId realm_ = 0;
   std::unique_ptr<api::Router> router_;
   asio::io_context ioc_;

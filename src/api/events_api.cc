@@ -1,0 +1,227 @@
+#include "api/events_api.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "api/event_encoder.h"
+#include "api/json_writer.h"
+#include "api/presence_format.h"
+#include "api/zulip_api.h"
+#include "core/constants.h"
+
+namespace presence::api {
+namespace {
+
+constexpr std::string_view kSuccessHead = R"({"result":"success","msg":"")";
+
+ApiError BadQueue(std::string_view queue_id) {
+  ApiError e =
+      ApiError::BadRequest("Bad event queue ID: " + std::string(queue_id));
+  e.code = "BAD_EVENT_QUEUE_ID";
+  e.extra["queue_id"] = queue_id;
+  return e;
+}
+
+bool Contains(const std::optional<std::vector<std::string>>& list,
+              std::string_view name) {
+  return !list || std::find(list->begin(), list->end(), name) != list->end();
+}
+
+// A JSON list of user ids, or an error naming the parameter.
+ApiResult<std::optional<std::vector<UserId>>> UserIdList(
+    RequestParams& params, std::string_view name) {
+  auto list = params.GetJsonList(name);
+  if (!list) return list.error();
+  if (!*list) return std::optional<std::vector<UserId>>();
+  std::vector<UserId> ids;
+  for (const auto& v : **list) {
+    if (!v.is_int64()) {
+      return ApiError::BadRequest(std::string(name) +
+                                  " is not a list of user ids");
+    }
+    ids.push_back(v.as_int64());
+  }
+  return std::optional<std::vector<UserId>>(std::move(ids));
+}
+
+}  // namespace
+
+std::int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+EventsApi::EventsApi(PresenceService* service, EventHub* hub,
+                     const ApiOptions* options)
+    : service_(service), hub_(hub), options_(options) {}
+
+ApiResult<Response> EventsApi::Register(const Caller& caller,
+                                        RequestParams& params) const {
+  // Alphabetical, as Zulip's typed parameters; the first bad one wins.
+  auto caps = params.GetJsonObject("client_capabilities");
+  if (!caps) return caps.error();
+  auto event_types = params.GetJsonStringList("event_types");
+  if (!event_types) return event_types.error();
+  auto fetch_types = params.GetJsonStringList("fetch_event_types");
+  if (!fetch_types) return fetch_types.error();
+  auto history = params.GetJsonInt("presence_history_limit_days");
+  if (!history) return history.error();
+  auto subset = UserIdList(params, "presence_user_ids");
+  if (!subset) return subset.error();
+  auto slim = params.GetJsonBool("slim_presence");
+  if (!slim) return slim.error();
+
+  auto cap = [&](std::string_view name) {
+    if (!*caps) return false;
+    auto it = (*caps)->find(name);
+    return it != (*caps)->end() && it->value().is_bool() &&
+           it->value().as_bool();
+  };
+  const bool simplified = cap("simplified_presence_events");
+  const bool settings_object = cap("user_settings_object");
+
+  QueueSpec spec;
+  spec.realm_id = caller.realm->id();
+  spec.user_id = caller.user_id;
+  spec.event_types = *event_types;
+  spec.shape = simplified              ? PresenceShape::kModern
+               : slim->value_or(false) ? PresenceShape::kSlim
+                                       : PresenceShape::kLegacy;
+  spec.presence_transitions = cap("presence_transitions");
+  spec.presence_user_ids = *subset;
+  const std::optional<std::vector<std::string>>& fetch =
+      *fetch_types ? *fetch_types : *event_types;
+
+  // The queue exists before the snapshot is taken, so no change can fall
+  // between the two (a change may be in both; clients merge by max).
+  const std::string queue_id = hub_->Register(spec, SteadyMicros());
+  QueueSpec filter = spec;
+  if (filter.presence_user_ids) {
+    std::sort(filter.presence_user_ids->begin(),
+              filter.presence_user_ids->end());
+  }
+
+  std::string body(kSuccessHead);
+  body.append(",\"queue_id\":");
+  AppendJsonString(body, queue_id);
+  body.append(",\"last_event_id\":-1,\"zulip_feature_level\":");
+  AppendInt(body, kZulipFeatureLevel);
+  body.append(",\"zulip_version\":");
+  AppendJsonString(body, kZulipVersion);
+  body.append(",\"zulip_merge_base\":\"\"");
+  if (Contains(fetch, "presence")) {
+    const Micros now = service_->Now();
+    FetchQuery query;
+    query.history_limit_days = *history;
+    const bool modern = simplified || slim->value_or(false);
+    body.append(",\"presences\":{");
+    bool first = true;
+    UpdateId last = service_->Fetch(caller, query, now, [&](const Member& m) {
+      if (!filter.WantsPresenceOf(m.id)) return;
+      if (!first) body.push_back(',');
+      first = false;
+      if (modern) {
+        AppendModernEntry(body, m);
+      } else {
+        AppendLegacyEntry(body, m);
+      }
+    });
+    body.append("},\"server_timestamp\":");
+    AppendSeconds(body, now);
+    body.append(",\"presence_last_update_id\":");
+    AppendInt(body, last);
+  }
+  if (Contains(fetch, "realm")) {
+    body.append(",\"realm_presence_disabled\":");
+    body.append(caller.realm->presence_disabled() ? "true" : "false");
+    body.append(",\"server_presence_ping_interval_seconds\":");
+    AppendInt(body, kPingIntervalSeconds);
+    body.append(",\"server_presence_offline_threshold_seconds\":");
+    AppendInt(body, kOfflineThresholdSeconds);
+    body.append(",\"event_queue_longpoll_timeout_seconds\":");
+    AppendInt(body, options_->heartbeat_seconds + 45);
+  }
+  if (Contains(fetch, "user_settings")) {
+    bool enabled = true;
+    caller.realm->WithMember(caller.user_id, [&](const Member* m) {
+      if (m) enabled = m->presence_enabled;
+    });
+    if (settings_object) {
+      body.append(",\"user_settings\":{\"presence_enabled\":");
+      body.append(enabled ? "true}" : "false}");
+    } else {
+      body.append(",\"presence_enabled\":");
+      body.append(enabled ? "true" : "false");
+    }
+  }
+  AppendIgnoredParameters(body, params);
+  body.push_back('}');
+  Response r;
+  r.body = std::move(body);
+  return r;
+}
+
+ApiResult<Response> EventsApi::GetEvents(const Request& req,
+                                         const Caller& caller,
+                                         RequestParams& params) const {
+  auto dont_block = params.GetJsonBool("dont_block");
+  if (!dont_block) return dont_block.error();
+  auto last_event_id = params.GetJsonInt("last_event_id");
+  if (!last_event_id) return last_event_id.error();
+  auto queue_id = params.RequireString("queue_id");
+  if (!queue_id) return queue_id.error();
+
+  const bool block = !dont_block->value_or(false) && !req.force_nonblocking &&
+                     req.waiter != nullptr;
+  PollResult poll = hub_->Poll(*queue_id, caller.user_id, *last_event_id, block,
+                               req.waiter, SteadyMicros());
+  if (poll.status == PollStatus::kBadQueue) return BadQueue(*queue_id);
+  Response r;
+  if (poll.status == PollStatus::kParked) {
+    r.parked = true;
+    r.parked_queue_id = *queue_id;
+    return r;
+  }
+  std::string body(kSuccessHead);
+  body.append(",\"events\":[");
+  for (std::size_t i = 0; i < poll.events.size(); ++i) {
+    if (i) body.push_back(',');
+    AppendEventWithId(body, *poll.events[i].body, poll.events[i].id);
+  }
+  body.append("],\"queue_id\":");
+  AppendJsonString(body, *queue_id);
+  AppendIgnoredParameters(body, params);
+  body.push_back('}');
+  r.body = std::move(body);
+  return r;
+}
+
+ApiResult<Response> EventsApi::DeleteQueue(const Caller& caller,
+                                           RequestParams& params) const {
+  auto queue_id = params.RequireString("queue_id");
+  if (!queue_id) return queue_id.error();
+  if (!hub_->Delete(*queue_id, caller.user_id)) return BadQueue(*queue_id);
+  return SuccessResponse(&params);
+}
+
+ApiResult<Response> EventsApi::PatchQueue(const Caller& caller,
+                                          RequestParams& params) const {
+  // `null` goes back to everyone; a list (possibly empty) is the subset.
+  auto raw = params.GetString("presence_user_ids");
+  if (!raw) return ApiError::MissingArgument("presence_user_ids");
+  std::optional<std::vector<UserId>> ids;
+  if (*raw != "null") {
+    auto subset = UserIdList(params, "presence_user_ids");
+    if (!subset) return subset.error();
+    ids = std::move(*subset);
+  }
+  auto queue_id = params.RequireString("queue_id");
+  if (!queue_id) return queue_id.error();
+  if (!hub_->SetPresenceSubset(*queue_id, caller.user_id, std::move(ids))) {
+    return BadQueue(*queue_id);
+  }
+  return SuccessResponse(&params);
+}
+
+}  // namespace presence::api

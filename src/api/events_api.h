@@ -1,0 +1,51 @@
+// EventsApi: POST /register and GET/DELETE/PATCH /events (spec section 4).
+//
+// GET /events answers at once when the queue has events newer than
+// last_event_id (or with dont_block); otherwise it parks the connection's
+// QueueWaiter on the queue and returns a Response with `parked` set. When the
+// queue wakes the waiter, the HTTP layer handles the same request again.
+//
+// Extensions (opt-in; Zulip clients never see them):
+//   - client capability `presence_transitions`: idle/offline events;
+//   - register parameter `presence_user_ids` (JSON list of user ids) and
+//     PATCH /events {queue_id, presence_user_ids}: a subset subscription.
+//
+// Thread safety: Handle* may run on many threads at once.
+#ifndef PRESENCE_API_EVENTS_API_H_
+#define PRESENCE_API_EVENTS_API_H_
+
+#include "api/api_error.h"
+#include "api/api_options.h"
+#include "api/http_types.h"
+#include "api/request_params.h"
+#include "core/event_hub.h"
+#include "core/presence_service.h"
+
+namespace presence::api {
+
+class EventsApi {
+ public:
+  EventsApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
+
+  ApiResult<Response> Register(const Caller& caller,
+                               RequestParams& params) const;
+  ApiResult<Response> GetEvents(const Request& req, const Caller& caller,
+                                RequestParams& params) const;
+  ApiResult<Response> DeleteQueue(const Caller& caller,
+                                  RequestParams& params) const;
+  ApiResult<Response> PatchQueue(const Caller& caller,
+                                 RequestParams& params) const;
+
+ private:
+  PresenceService* const service_;
+  EventHub* const hub_;
+  const ApiOptions* const options_;
+};
+
+// Microseconds of std::chrono::steady_clock: queue expiry runs on real time,
+// whatever the presence clock says.
+std::int64_t SteadyMicros();
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_EVENTS_API_H_

@@ -1,0 +1,52 @@
+// RateLimiter: Zulip's per-user API rate limit (200 requests per 60 s by
+// default), as a generic cell rate algorithm: one theoretical arrival time
+// per user, so memory is O(users who called recently) and a check is O(1).
+//
+// Requests may burst up to the whole limit, then come at limit/window.
+//
+// Thread safety: Check may be called from any thread (sharded mutexes).
+#ifndef PRESENCE_API_RATE_LIMITER_H_
+#define PRESENCE_API_RATE_LIMITER_H_
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <unordered_map>
+
+#include "core/types.h"
+
+namespace presence::api {
+
+struct RateDecision {
+  bool allowed = true;
+  std::int64_t limit = 0;
+  std::int64_t remaining = 0;
+  double reset_unix = 0;   // when the full limit is available again
+  double retry_after = 0;  // seconds to wait when refused
+};
+
+class RateLimiter {
+ public:
+  // `limit` requests per `window_seconds`; a limit of 0 disables limiting.
+  RateLimiter(std::int64_t limit, std::int64_t window_seconds);
+
+  // Counts one request of `user` at `now_us` (real time, unix microseconds).
+  RateDecision Check(UserId user, std::int64_t now_us);
+
+  bool enabled() const { return limit_ > 0; }
+
+ private:
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<UserId, std::int64_t> tat;  // theoretical arrival
+    std::int64_t last_sweep = 0;
+  };
+  const std::int64_t limit_;
+  const std::int64_t interval_us_;   // window / limit
+  const std::int64_t tolerance_us_;  // window - interval
+  std::array<Shard, 16> shards_;
+};
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_RATE_LIMITER_H_

@@ -1,0 +1,160 @@
+// EventHub: every event queue of the server, and presence fan-out to them.
+//
+// Zulip semantics (spec section 4): a client registers a queue, then polls it
+// with the last event id it has seen (which also acknowledges the earlier
+// ones). A poll with nothing to return parks: the hub keeps a weak reference
+// to the poll's QueueWaiter and wakes it when an event arrives, the queue is
+// deleted, or it overflows. Heartbeats are appended on the poller's request.
+//
+// Fan-out: a presence change is serialised at most once per shape (legacy,
+// slim, modern); every queue that receives it shares that buffer. Queues of
+// guests with limited access, and queues with a presence_user_ids subset,
+// receive only the users they may and want to see.
+//
+// Bounds: a queue holding more than `max_queue_events` unacknowledged events
+// is dropped (its next poll gets BAD_EVENT_QUEUE_ID, which Zulip clients
+// handle by registering again). A queue not polled for `queue_timeout` of
+// real time, and with no parked poll, is freed by Expire().
+//
+// Thread safety: all methods may be called from any thread; mu_ guards the
+// queues. Waiters are woken after mu_ is released. Lock order: mu_ may be
+// held while a Realm's lock is taken (CanSee), never the other way round:
+// the service calls the listener methods with no realm lock held.
+#ifndef PRESENCE_CORE_EVENT_HUB_H_
+#define PRESENCE_CORE_EVENT_HUB_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/event_queue.h"
+#include "core/presence_service.h"
+
+namespace presence {
+
+// Serialises event bodies (JSON objects without "id"). Implemented by the API
+// layer, which owns the wire format.
+class EventEncoder {
+ public:
+  virtual ~EventEncoder() = default;
+  // A presence event in `shape`. `transition` is empty for Zulip's events,
+  // or "idle" / "offline" for the presence_transitions extension.
+  virtual std::string Presence(const PresenceChange& change,
+                               PresenceShape shape, Micros server_time,
+                               std::string_view transition) const = 0;
+  // {"type":"user_settings","op":"update","property":"presence_enabled",...}
+  virtual std::string UserSettingsPresenceEnabled(bool enabled) const = 0;
+  // The legacy update_global_notifications twin of the above.
+  virtual std::string GlobalNotificationsPresenceEnabled(
+      std::string_view email, bool enabled) const = 0;
+  virtual std::string Heartbeat() const = 0;
+};
+
+struct HubOptions {
+  std::size_t max_queue_events = 1000;
+  std::int64_t queue_timeout_us = 600'000'000;  // real time
+  // Zulip's USER_LIMIT_FOR_SENDING_PRESENCE_UPDATE_EVENTS when set: realms
+  // with more active users get no unforced presence events.
+  std::optional<std::size_t> presence_event_user_limit;
+};
+
+enum class PollStatus { kBadQueue, kEvents, kParked };
+
+struct PollResult {
+  PollStatus status = PollStatus::kBadQueue;
+  std::vector<QueuedEvent> events;  // kEvents: ids > last_event_id, in order
+};
+
+struct HubStats {
+  std::size_t queues = 0;
+  std::size_t parked = 0;
+  std::uint64_t events_enqueued = 0;
+  std::uint64_t queues_overflowed = 0;
+  std::uint64_t queues_expired = 0;
+};
+
+class EventHub final : public PresenceListener {
+ public:
+  // All pointers must outlive the hub.
+  EventHub(const PresenceService* service, const EventEncoder* encoder,
+           HubOptions options);
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
+
+  // Creates a queue and returns its id (unguessable).
+  std::string Register(QueueSpec spec, std::int64_t steady_now);
+
+  // Acknowledges events up to `last_event_id` (if given), then returns the
+  // newer ones; if there are none and `block`, parks `waiter` (replacing, and
+  // waking, any other poll parked on the queue). kBadQueue if the queue does
+  // not exist or belongs to another user.
+  PollResult Poll(std::string_view queue_id, UserId user,
+                  std::optional<std::int64_t> last_event_id, bool block,
+                  const std::shared_ptr<QueueWaiter>& waiter,
+                  std::int64_t steady_now);
+
+  // Appends a heartbeat event to the queue and wakes its parked poll.
+  void Heartbeat(std::string_view queue_id);
+
+  // False if there is no such queue of this user.
+  bool Delete(std::string_view queue_id, UserId user);
+
+  // Replaces the queue's presence_user_ids (nullopt: everyone). False if no
+  // such queue of this user.
+  bool SetPresenceSubset(std::string_view queue_id, UserId user,
+                         std::optional<std::vector<UserId>> user_ids);
+
+  // Frees queues idle longer than the timeout. Returns how many.
+  std::size_t Expire(std::int64_t steady_now);
+
+  // Deletes every queue of `user` (deactivation).
+  void DropQueuesOf(RealmId realm, UserId user);
+
+  // The spec a queue was registered with (tests, PATCH /events).
+  std::optional<QueueSpec> SpecOf(std::string_view queue_id) const;
+
+  HubStats Stats() const;
+
+  // PresenceListener.
+  void OnPresenceChange(const PresenceChange& change) override;
+  void OnPresenceEnabledChange(RealmId realm, UserId user,
+                               bool enabled) override;
+  void OnUserDeactivated(RealmId realm, UserId user) override;
+
+  // Extension events (presence_transitions queues only): `change` carries
+  // the user's current row; `transition` is "idle" or "offline".
+  void OnTransition(const PresenceChange& change, std::string_view transition);
+
+ private:
+  using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
+
+  // mu_ held. Appends and collects the waiter to wake; drops an overflowing
+  // queue (collecting its waiter too).
+  void AppendLocked(EventQueue& q, std::shared_ptr<const std::string> body,
+                    Waiters& wake, std::vector<EventQueue*>& overflowed);
+  void RemoveLocked(EventQueue* q, Waiters& wake);
+  static void WakeAll(const Waiters& wake);
+  void FanOutPresence(const PresenceChange& change, std::string_view transition,
+                      bool transitions_only);
+
+  const PresenceService* const service_;
+  const EventEncoder* const encoder_;
+  const HubOptions options_;
+
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::unique_ptr<EventQueue>> queues_;
+  std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_;
+  std::uint64_t events_enqueued_ = 0;
+  std::uint64_t queues_overflowed_ = 0;
+  std::uint64_t queues_expired_ = 0;
+};
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_EVENT_HUB_H_

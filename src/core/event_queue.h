@@ -1,0 +1,88 @@
+// EventQueue: one client's queue of events (Zulip's /register + /events).
+//
+// A queue belongs to one user of one realm. Events are stored as shared,
+// already-serialised JSON objects (one buffer per event and shape, shared by
+// every queue that receives it) with the queue's own increasing event id,
+// which is spliced in when the events are written out.
+//
+// Thread safety: none of its own; EventHub guards every queue with its mutex.
+#ifndef PRESENCE_CORE_EVENT_QUEUE_H_
+#define PRESENCE_CORE_EVENT_QUEUE_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/types.h"
+
+namespace presence {
+
+// How presence events are shaped for a queue (spec 3.3).
+enum class PresenceShape : std::uint8_t {
+  kLegacy = 0,  // user_id, email, server_timestamp, presence
+  kSlim = 1,    // as legacy without email (slim_presence)
+  kModern = 2,  // {"presences": {id: {active_timestamp, idle_timestamp}}}
+};
+inline constexpr int kPresenceShapeCount = 3;
+
+struct QueueSpec {
+  RealmId realm_id = 0;
+  UserId user_id = 0;
+  // nullopt: every event type. Otherwise only these (heartbeats always).
+  std::optional<std::vector<std::string>> event_types;
+  PresenceShape shape = PresenceShape::kLegacy;
+  // Extension: also tell when a user goes idle or offline.
+  bool presence_transitions = false;
+  // Extension: only presence of these users (sorted, unique).
+  std::optional<std::vector<UserId>> presence_user_ids;
+
+  bool WantsType(std::string_view type) const {
+    if (!event_types) return true;
+    return std::find(event_types->begin(), event_types->end(), type) !=
+           event_types->end();
+  }
+  bool WantsPresenceOf(UserId user) const {
+    if (!presence_user_ids) return true;
+    return std::binary_search(presence_user_ids->begin(),
+                              presence_user_ids->end(), user);
+  }
+};
+
+// One event as a queue holds it. `body` is a complete JSON object without
+// its "id" key.
+struct QueuedEvent {
+  std::int64_t id = 0;
+  std::shared_ptr<const std::string> body;
+};
+
+// Told when a parked poll should look at its queue again.
+class QueueWaiter {
+ public:
+  virtual ~QueueWaiter() = default;
+  // The queue has events, was deleted, or overflowed. Called with no lock
+  // held; implementations must only schedule work (e.g. post to a strand).
+  virtual void Wake() = 0;
+  // Another poll took this one's place on the queue: answer with no events.
+  // Same calling rules as Wake.
+  virtual void Supersede() = 0;
+};
+
+struct EventQueue {
+  std::string id;
+  QueueSpec spec;
+  std::deque<QueuedEvent> events;
+  std::int64_t next_event_id = 0;
+  // Real (steady) time of the last poll, for expiry; microseconds.
+  std::int64_t last_poll = 0;
+  std::weak_ptr<QueueWaiter> waiter;
+  std::size_t realm_index = 0;  // position in EventHub's per-realm list
+};
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_EVENT_QUEUE_H_
