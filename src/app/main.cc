@@ -39,6 +39,7 @@ struct Flags {
   std::size_t max_queue_events = 1000;
   std::size_t presence_event_user_limit = 0;  // 0: no limit
   int rate_limit = 200;
+  unsigned transition_grace_seconds = 30;
 };
 
 std::string Trim(std::string s) {
@@ -122,6 +123,11 @@ int Main(int argc, char** argv) {
                  "API requests per user per minute (0: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
+  cli.add_option("--transition-grace-seconds", f.transition_grace_seconds,
+                 "presence_transitions: announce offline this long after "
+                 "the threshold")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -181,8 +187,11 @@ int Main(int argc, char** argv) {
   if (f.presence_event_user_limit > 0) {
     hub_options.presence_event_user_limit = f.presence_event_user_limit;
   }
+  hub_options.transition_grace_us =
+      std::int64_t{f.transition_grace_seconds} * 1'000'000;
   EventHub hub(service->get(), &encoder, hub_options);
   (*service)->SetListener(&hub);
+  hub.SeedTransitions((*service)->Now());
 
   api::Router router(service->get(), &hub, &options);
   boost::asio::io_context ioc;
@@ -210,9 +219,34 @@ int Main(int argc, char** argv) {
       if (ec) return;
       hub.Expire(api::SteadyMicros());
       schedule_expiry();
+
+      // Announces idle/offline transitions once a second
+      // (presence_transitions).
+      boost::asio::steady_timer transitions(ioc);
+      std::function<void()> schedule_transitions = [&] {
+        transitions.expires_after(std::chrono::seconds(1));
+        transitions.async_wait([&](const boost::system::error_code& ec) {
+          if (ec) return;
+          hub.TickTransitions((*service)->Now());
+          schedule_transitions();
+        });
+      };
+      schedule_transitions();
     });
   };
   schedule_expiry();
+
+  // Announces idle/offline transitions once a second (presence_transitions).
+  boost::asio::steady_timer transitions(ioc);
+  std::function<void()> schedule_transitions = [&] {
+    transitions.expires_after(std::chrono::seconds(1));
+    transitions.async_wait([&](const boost::system::error_code& ec) {
+      if (ec) return;
+      hub.TickTransitions((*service)->Now());
+      schedule_transitions();
+    });
+  };
+  schedule_transitions();
 
   boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
@@ -220,6 +254,7 @@ int Main(int argc, char** argv) {
     Log("info", "shutdown", {{"signal", std::to_string(sig)}});
     server.Stop();
     expiry.cancel();
+    transitions.cancel();
     ioc.stop();
   });
 

@@ -18,7 +18,10 @@ std::string NewQueueId() {
 
 EventHub::EventHub(const PresenceService* service, const EventEncoder* encoder,
                    HubOptions options)
-    : service_(service), encoder_(encoder), options_(options) {}
+    : service_(service),
+      encoder_(encoder),
+      options_(options),
+      tracker_(options.transition_grace_us) {}
 
 std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
   if (spec.presence_user_ids) {
@@ -241,8 +244,19 @@ void EventHub::FanOutPresence(const PresenceChange& change,
 }
 
 void EventHub::OnPresenceChange(const PresenceChange& change) {
-  FanOutPresence(change, {}, false);
+  tracker_.OnWrite(change);
+  if (change.event_due) FanOutPresence(change, {}, false);
 }
+
+std::size_t EventHub::TickTransitions(Micros now) {
+  auto due = tracker_.Tick(*service_, now);
+  for (const Transition& t : due) {
+    OnTransition(t.change, TrackedStatusName(t.status));
+  }
+  return due.size();
+}
+
+void EventHub::SeedTransitions(Micros now) { tracker_.Seed(*service_, now); }
 
 void EventHub::OnTransition(const PresenceChange& change,
                             std::string_view transition) {

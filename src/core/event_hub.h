@@ -35,6 +35,7 @@
 
 #include "core/event_queue.h"
 #include "core/presence_service.h"
+#include "core/transition_tracker.h"
 
 namespace presence {
 
@@ -62,6 +63,8 @@ struct HubOptions {
   // Zulip's USER_LIMIT_FOR_SENDING_PRESENCE_UPDATE_EVENTS when set: realms
   // with more active users get no unforced presence events.
   std::optional<std::size_t> presence_event_user_limit;
+  // presence_transitions: "offline" waits this long past the threshold.
+  Micros transition_grace_us = 30'000'000;
 };
 
 enum class PollStatus { kBadQueue, kEvents, kParked };
@@ -131,6 +134,12 @@ class EventHub final : public PresenceListener {
   // the user's current row; `transition` is "idle" or "offline".
   void OnTransition(const PresenceChange& change, std::string_view transition);
 
+  // Announces every idle/offline transition due by `now` (presence time).
+  // Returns how many. Called by a timer.
+  std::size_t TickTransitions(Micros now);
+  // Registers every existing row with the transition tracker (at start).
+  void SeedTransitions(Micros now);
+
  private:
   using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
 
@@ -146,6 +155,7 @@ class EventHub final : public PresenceListener {
   const PresenceService* const service_;
   const EventEncoder* const encoder_;
   const HubOptions options_;
+  TransitionTracker tracker_;
 
   mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<EventQueue>> queues_;

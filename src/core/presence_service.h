@@ -39,8 +39,9 @@
 
 namespace presence {
 
-// Told of every presence change that is due as an event (spec 3.3), after the
-// realm's lock was released. Called on the thread that made the change.
+// Told of every presence write (change.event_due says whether Zulip would
+// send an event for it, spec 3.3), after the realm's lock was released.
+// Called on the thread that made the change.
 class PresenceListener {
  public:
   virtual ~PresenceListener() = default;

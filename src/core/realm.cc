@@ -240,7 +240,8 @@ void Realm::TouchLocked(std::uint32_t slot, const PresenceTimes& times,
   }
 }
 
-PresenceChange Realm::ChangeOfLocked(const Member& m, bool forced) const {
+PresenceChange Realm::ChangeOfLocked(const Member& m, Micros now,
+                                     bool event_due, bool forced) const {
   PresenceChange c;
   c.realm_id = id_;
   c.user_id = m.id;
@@ -248,6 +249,8 @@ PresenceChange Realm::ChangeOfLocked(const Member& m, bool forced) const {
   c.date_joined = m.date_joined;
   c.times = m.times;
   c.update_id = m.last_update_id;
+  c.written_at = now;
+  c.event_due = event_due;
   c.forced = forced;
   return c;
 }
@@ -270,10 +273,8 @@ Result<std::optional<PresenceChange>> Realm::RecordReport(UserId user,
   auto id = NextUpdateIdLocked();
   if (!id) return id.error();
   TouchLocked(slot, out.after, *id);
-  if (!presence_disabled_ && (out.created || out.became_online)) {
-    return std::optional<PresenceChange>(ChangeOfLocked(m, false));
-  }
-  return std::optional<PresenceChange>();
+  const bool due = !presence_disabled_ && (out.created || out.became_online);
+  return std::optional<PresenceChange>(ChangeOfLocked(m, now, due, false));
 }
 
 Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
@@ -305,7 +306,7 @@ Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
   }
   m.presence_enabled = enabled;
   if (!m.has_row) return std::optional<PresenceChange>();
-  return std::optional<PresenceChange>(ChangeOfLocked(m, true));
+  return std::optional<PresenceChange>(ChangeOfLocked(m, now, true, true));
 }
 
 bool Realm::CanSeeLocked(const Member& viewer, UserId target) const {

@@ -80,7 +80,9 @@ struct PresenceChange {
   Micros date_joined = 0;
   PresenceTimes times;
   UpdateId update_id = 0;
-  bool forced = false;
+  Micros written_at = 0;   // the presence time of the write
+  bool event_due = false;  // Zulip would send a presence event (spec 3.3)
+  bool forced = false;     // ... even past the user limit / disabled realm
 };
 
 class Realm {
@@ -129,8 +131,9 @@ class Realm {
   // --- Presence --------------------------------------------------------
 
   // A user's own report (spec 3.1/3.2). Does nothing if the user is unknown
-  // or invisible. Returns the change to announce when an event is due
-  // (created, or came online, and the realm's presence is enabled).
+  // or invisible. Returns the change when the row was written; its
+  // event_due says whether Zulip would send an event (created, or came
+  // online, and the realm's presence is enabled).
   // Fails only if an update id could not be reserved (store failure).
   Result<std::optional<PresenceChange>> RecordReport(UserId user, Micros now,
                                                      ReportStatus status);
@@ -178,7 +181,8 @@ class Realm {
   void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id);
   void UnlinkLocked(std::uint32_t slot);
   void AppendLocked(std::uint32_t slot);
-  PresenceChange ChangeOfLocked(const Member& m, bool forced) const;
+  PresenceChange ChangeOfLocked(const Member& m, Micros now, bool event_due,
+                                bool forced) const;
 
   const RealmId id_;
   store::Store* const store_;

@@ -22,7 +22,7 @@ constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
 class RecordingListener : public PresenceListener {
  public:
   void OnPresenceChange(const PresenceChange& c) override {
-    changes.push_back(c);
+    if (c.event_due) changes.push_back(c);
   }
   void OnPresenceEnabledChange(RealmId, UserId user, bool enabled) override {
     toggles.emplace_back(user, enabled);

@@ -1,0 +1,121 @@
+#include "core/transition_tracker.h"
+
+#include "core/constants.h"
+
+namespace presence {
+namespace {
+
+constexpr Micros kThreshold = SecondsToMicros(kOfflineThresholdSeconds);
+
+Micros Or(Micros t, Micros fallback) { return t == kNoTime ? fallback : t; }
+
+}  // namespace
+
+std::string_view TrackedStatusName(TrackedStatus s) {
+  switch (s) {
+    case TrackedStatus::kActive:
+      return "active";
+    case TrackedStatus::kIdle:
+      return "idle";
+    case TrackedStatus::kOffline:
+      return "offline";
+  }
+  return "offline";
+}
+
+TrackedStatus StatusAt(const PresenceTimes& t, Micros date_joined, Micros now,
+                       Micros grace) {
+  const Micros a = Or(t.last_active, date_joined);
+  const Micros c = Or(t.last_connected, date_joined);
+  if (now - a < kThreshold) return TrackedStatus::kActive;
+  if (now - c >= kThreshold + grace) return TrackedStatus::kOffline;
+  // Reported since the last active report: idle. Otherwise the user simply
+  // stopped reporting; within the grace window nothing is decided yet.
+  return c > a ? TrackedStatus::kIdle : TrackedStatus::kActive;
+}
+
+TransitionTracker::TransitionTracker(Micros grace) : grace_(grace) {}
+
+void TransitionTracker::ScheduleLocked(RealmId realm, UserId user,
+                                       const PresenceTimes& t,
+                                       Micros date_joined, Micros now) {
+  const Micros a = Or(t.last_active, date_joined);
+  const Micros c = Or(t.last_connected, date_joined);
+  if (a + kThreshold > now) heap_.push({a + kThreshold, realm, user});
+  if (c + kThreshold + grace_ > now) {
+    heap_.push({c + kThreshold + grace_, realm, user});
+  }
+}
+
+void TransitionTracker::OnWrite(const PresenceChange& change) {
+  const Micros now = change.written_at;
+  std::lock_guard lock(mu_);
+  announced_[change.user_id] =
+      StatusAt(change.times, change.date_joined, now, grace_);
+  ScheduleLocked(change.realm_id, change.user_id, change.times,
+                 change.date_joined, now);
+}
+
+void TransitionTracker::Seed(const PresenceService& service, Micros now) {
+  for (const Realm* realm : service.Realms()) {
+    std::vector<std::pair<UserId, std::pair<PresenceTimes, Micros>>> rows;
+    realm->ForEachMember([&](const Member& m) {
+      if (m.has_row && m.listed()) {
+        rows.push_back({m.id, {m.times, m.date_joined}});
+      }
+    });
+    std::lock_guard lock(mu_);
+    for (auto& [user, row] : rows) {
+      announced_[user] = StatusAt(row.first, row.second, now, grace_);
+      ScheduleLocked(realm->id(), user, row.first, row.second, now);
+    }
+  }
+}
+
+std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
+                                                Micros now) {
+  std::vector<Deadline> due;
+  {
+    std::lock_guard lock(mu_);
+    while (!heap_.empty() && heap_.top().at <= now) {
+      due.push_back(heap_.top());
+      heap_.pop();
+    }
+  }
+  std::vector<Transition> out;
+  for (const Deadline& d : due) {
+    const Realm* realm = service.FindRealmById(d.realm);
+    if (realm == nullptr || realm->presence_disabled()) continue;
+    std::optional<PresenceChange> row;
+    realm->WithMember(d.user, [&](const Member* m) {
+      if (m == nullptr || !m->has_row || !m->listed()) return;
+      PresenceChange c;
+      c.realm_id = d.realm;
+      c.user_id = m->id;
+      c.email = m->email;
+      c.date_joined = m->date_joined;
+      c.times = m->times;
+      c.update_id = m->last_update_id;
+      c.written_at = now;
+      row = std::move(c);
+    });
+    if (!row) continue;
+    const TrackedStatus status =
+        StatusAt(row->times, row->date_joined, now, grace_);
+    {
+      std::lock_guard lock(mu_);
+      auto [it, inserted] = announced_.try_emplace(d.user, status);
+      if (!inserted && it->second == status) continue;
+      it->second = status;
+    }
+    if (status != TrackedStatus::kActive) out.push_back({*row, status});
+  }
+  return out;
+}
+
+std::size_t TransitionTracker::pending() const {
+  std::lock_guard lock(mu_);
+  return heap_.size();
+}
+
+}  // namespace presence

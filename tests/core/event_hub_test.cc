@@ -1,0 +1,282 @@
+#include "core/event_hub.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "store/memory_store.h"
+
+namespace presence {
+namespace {
+
+using ::testing::ElementsAre;
+
+// Encodes just enough to tell events apart.
+class FakeEncoder : public EventEncoder {
+ public:
+  std::string Presence(const PresenceChange& c, PresenceShape shape, Micros,
+                       std::string_view transition) const override {
+    ++encoded;
+    return "presence:" + std::to_string(c.user_id) + ":" +
+           std::to_string(static_cast<int>(shape)) + ":" +
+           std::string(transition) + (c.forced ? ":forced" : "") + "}";
+  }
+  std::string UserSettingsPresenceEnabled(bool e) const override {
+    return std::string("settings:") + (e ? "on" : "off") + "}";
+  }
+  std::string GlobalNotificationsPresenceEnabled(std::string_view,
+                                                 bool e) const override {
+    return std::string("global:") + (e ? "on" : "off") + "}";
+  }
+  std::string Heartbeat() const override { return "heartbeat}"; }
+  mutable int encoded = 0;
+};
+
+class FakeWaiter : public QueueWaiter {
+ public:
+  void Wake() override { ++woken; }
+  void Supersede() override { ++superseded; }
+  int woken = 0;
+  int superseded = 0;
+};
+
+class EventHubTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Make({}); }
+
+  void Make(HubOptions options) {
+    if (service_) service_->SetListener(nullptr);
+    hub_.reset();
+    service_.reset();
+    store_ = std::make_unique<store::MemoryStore>();
+    service_ = std::move(*PresenceService::Create(store_.get(), &clock_));
+    hub_ = std::make_unique<EventHub>(service_.get(), &encoder_, options);
+    service_->SetListener(hub_.get());
+    realm_ = *service_->CreateRealm("", "R");
+  }
+
+  UserId AddUser(std::string email, Role role = Role::kMember,
+                 bool all = true) {
+    NewUser u;
+    u.email = email;
+    u.full_name = email;
+    u.role = role;
+    u.can_access_all_users = all;
+    return service_->CreateUser(realm_, u)->user_id;
+  }
+
+  Caller CallerOf(UserId id) {
+    Caller c;
+    c.realm = service_->FindRealmById(realm_);
+    c.user_id = id;
+    return c;
+  }
+
+  void Ping(UserId id, ReportStatus s = ReportStatus::kActive) {
+    ASSERT_TRUE(service_->Report(CallerOf(id), s, clock_.NowMicros()));
+  }
+
+  std::string Register(UserId user,
+                       PresenceShape shape = PresenceShape::kLegacy,
+                       std::optional<std::vector<std::string>> types = {}) {
+    QueueSpec spec;
+    spec.realm_id = realm_;
+    spec.user_id = user;
+    spec.shape = shape;
+    spec.event_types = std::move(types);
+    return hub_->Register(spec, steady_);
+  }
+
+  // The bodies of the events in the queue after `last`, without waiting.
+  std::vector<std::string> Drain(const std::string& q, UserId user,
+                                 std::optional<std::int64_t> last = {}) {
+    auto r = hub_->Poll(q, user, last, false, nullptr, steady_);
+    std::vector<std::string> out;
+    for (auto& e : r.events) out.push_back(*e.body);
+    return out;
+  }
+
+  ManualClock clock_{SecondsToMicros(1'700'000'000)};
+  std::int64_t steady_ = 1'000'000;
+  std::unique_ptr<store::MemoryStore> store_;
+  FakeEncoder encoder_;
+  std::unique_ptr<PresenceService> service_;
+  std::unique_ptr<EventHub> hub_;
+  RealmId realm_ = 0;
+};
+
+TEST_F(EventHubTest, RowCreationAndComingOnlineAreEventsRegularPingsAreNot) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  Ping(a);
+  clock_.Advance(SecondsToMicros(60));
+  Ping(a);
+  clock_.Advance(SecondsToMicros(200));
+  Ping(a);
+  EXPECT_THAT(Drain(q, b), ElementsAre("presence:1:0:}", "presence:1:0:}"));
+}
+
+TEST_F(EventHubTest, OneBufferPerShapeSharedByEveryQueue) {
+  UserId a = AddUser("a@example.com");
+  std::vector<std::string> queues;
+  for (int i = 0; i < 10; ++i) {
+    UserId u = AddUser("u" + std::to_string(i) + "@example.com");
+    queues.push_back(Register(u, static_cast<PresenceShape>(i % 3)));
+  }
+  Ping(a);
+  EXPECT_EQ(encoder_.encoded, 3);  // once per shape, not per queue
+  auto r1 = hub_->Poll(queues[0], 2, {}, false, nullptr, steady_);
+  auto r4 = hub_->Poll(queues[3], 5, {}, false, nullptr, steady_);
+  ASSERT_EQ(r1.events.size(), 1u);
+  ASSERT_EQ(r4.events.size(), 1u);
+  EXPECT_EQ(r1.events[0].body.get(), r4.events[0].body.get());
+}
+
+TEST_F(EventHubTest, EventIdsIncreaseAndPollsAcknowledge) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  Ping(a);
+  hub_->Heartbeat(q);
+  auto r = hub_->Poll(q, b, {}, false, nullptr, steady_);
+  ASSERT_EQ(r.events.size(), 2u);
+  EXPECT_EQ(r.events[0].id, 0);
+  EXPECT_EQ(r.events[1].id, 1);
+  EXPECT_THAT(Drain(q, b, 0), ElementsAre("heartbeat}"));
+  EXPECT_TRUE(Drain(q, b, 1).empty());
+}
+
+TEST_F(EventHubTest, ParkedPollIsWokenByAnEventAndSupersededByANewerPoll) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  auto w1 = std::make_shared<FakeWaiter>();
+  auto w2 = std::make_shared<FakeWaiter>();
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w1, steady_).status,
+            PollStatus::kParked);
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w2, steady_).status,
+            PollStatus::kParked);
+  EXPECT_EQ(w1->superseded, 1);
+  Ping(a);
+  EXPECT_EQ(w1->woken, 0);
+  EXPECT_EQ(w2->woken, 1);
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w2, steady_).status,
+            PollStatus::kEvents);
+}
+
+TEST_F(EventHubTest, OtherUsersQueueIsABadQueue) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  EXPECT_EQ(hub_->Poll(q, a, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_FALSE(hub_->Delete(q, a));
+  EXPECT_EQ(hub_->Poll("nope", b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+}
+
+TEST_F(EventHubTest, DeleteWakesTheParkedPollAndFreesTheQueue) {
+  UserId b = AddUser("b@example.com");
+  std::string q = Register(b);
+  auto w = std::make_shared<FakeWaiter>();
+  hub_->Poll(q, b, {}, true, w, steady_);
+  EXPECT_TRUE(hub_->Delete(q, b));
+  EXPECT_EQ(w->woken, 1);
+  EXPECT_EQ(hub_->Poll(q, b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Stats().queues, 0u);
+}
+
+TEST_F(EventHubTest, OverflowingQueueIsDropped) {
+  HubOptions o;
+  o.max_queue_events = 3;
+  Make(o);
+  UserId b = AddUser("b@example.com");
+  std::string q = Register(b);
+  for (int i = 0; i < 3; ++i) hub_->Heartbeat(q);
+  EXPECT_EQ(Drain(q, b).size(), 3u);
+  hub_->Heartbeat(q);
+  EXPECT_EQ(hub_->Poll(q, b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Stats().queues_overflowed, 1u);
+}
+
+TEST_F(EventHubTest, IdleQueuesExpireParkedOnesDoNot) {
+  HubOptions o;
+  o.queue_timeout_us = 600'000'000;
+  Make(o);
+  UserId b = AddUser("b@example.com");
+  std::string idle = Register(b), parked = Register(b);
+  auto w = std::make_shared<FakeWaiter>();
+  hub_->Poll(parked, b, {}, true, w, steady_);
+  EXPECT_EQ(hub_->Expire(steady_ + 600'000'000), 0u);  // not yet: strictly more
+  EXPECT_EQ(hub_->Expire(steady_ + 600'000'001), 1u);
+  EXPECT_EQ(hub_->Poll(idle, b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Stats().queues, 1u);
+}
+
+TEST_F(EventHubTest, EventTypesFilterAndSubsetSubscriptions) {
+  UserId a = AddUser("a@example.com"), c = AddUser("c@example.com"),
+         b = AddUser("b@example.com");
+  std::string only_heartbeat = Register(b, PresenceShape::kLegacy,
+                                        std::vector<std::string>{"heartbeat"});
+  QueueSpec spec;
+  spec.realm_id = realm_;
+  spec.user_id = b;
+  spec.presence_user_ids = std::vector<UserId>{c};
+  std::string subset = hub_->Register(spec, steady_);
+  Ping(a);
+  Ping(c);
+  EXPECT_TRUE(Drain(only_heartbeat, b).empty());
+  EXPECT_THAT(Drain(subset, b), ElementsAre("presence:2:0:}"));
+  ASSERT_TRUE(hub_->SetPresenceSubset(subset, b, std::nullopt));
+  clock_.Advance(SecondsToMicros(300));
+  Ping(a);
+  EXPECT_EQ(Drain(subset, b, 0).back(), "presence:1:0:}");
+}
+
+TEST_F(EventHubTest, LimitedGuestsOnlyHearAboutVisibleUsers) {
+  UserId a = AddUser("a@example.com"), c = AddUser("c@example.com");
+  UserId g = AddUser("g@example.com", Role::kGuest, false);
+  ASSERT_TRUE(service_->SetAccess(realm_, g, {c}));
+  std::string q = Register(g);
+  Ping(a);
+  Ping(c);
+  Ping(g);
+  EXPECT_THAT(Drain(q, g), ElementsAre("presence:2:0:}", "presence:3:0:}"));
+}
+
+TEST_F(EventHubTest, UserLimitCutsOffUnforcedEventsOnlyWhenSet) {
+  HubOptions o;
+  o.presence_event_user_limit = 2;
+  Make(o);
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  Ping(a);  // 2 active users: within the limit
+  AddUser("c@example.com");
+  clock_.Advance(SecondsToMicros(300));
+  Ping(a);  // 3 > 2: no event
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm_, a, false));  // forced
+  EXPECT_THAT(Drain(q, b),
+              ElementsAre("presence:1:0:}", "presence:1:0::forced}"));
+}
+
+TEST_F(EventHubTest, InvisibleToggleTellsTheUsersOwnQueuesFirst) {
+  UserId a = AddUser("a@example.com");
+  Ping(a);
+  std::string q = Register(a);
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm_, a, false));
+  EXPECT_THAT(Drain(q, a), ElementsAre("settings:off}", "global:off}",
+                                       "presence:1:0::forced}"));
+}
+
+TEST_F(EventHubTest, DeactivationDropsTheUsersQueues) {
+  UserId a = AddUser("a@example.com");
+  std::string q = Register(a);
+  auto w = std::make_shared<FakeWaiter>();
+  hub_->Poll(q, a, {}, true, w, steady_);
+  ASSERT_TRUE(service_->UpdateUser(realm_, a, {.is_active = false}));
+  EXPECT_EQ(w->woken, 1);
+  EXPECT_EQ(hub_->Poll(q, a, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+}
+
+}  // namespace
+}  // namespace presence

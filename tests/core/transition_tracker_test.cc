@@ -1,0 +1,162 @@
+#include "core/transition_tracker.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/event_hub.h"
+#include "store/memory_store.h"
+
+namespace presence {
+namespace {
+
+constexpr Micros kT0 = SecondsToMicros(1'700'000'000);
+constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
+constexpr Micros kGrace = Sec(30);
+
+TEST(TransitionTrackerTest, StatusRules) {
+  PresenceTimes active{kT0, kT0};
+  EXPECT_EQ(StatusAt(active, 0, kT0 + Sec(199), kGrace),
+            TrackedStatus::kActive);
+  // A closed laptop: never reported idle, so it goes straight to offline,
+  // but only after the grace window.
+  EXPECT_EQ(StatusAt(active, 0, kT0 + Sec(229), kGrace),
+            TrackedStatus::kActive);
+  EXPECT_EQ(StatusAt(active, 0, kT0 + Sec(230), kGrace),
+            TrackedStatus::kOffline);
+  PresenceTimes idle{kT0 + Sec(120), kT0};  // idle pings after activity
+  EXPECT_EQ(StatusAt(idle, 0, kT0 + Sec(200), kGrace), TrackedStatus::kIdle);
+  EXPECT_EQ(StatusAt(idle, 0, kT0 + Sec(120 + 229), kGrace),
+            TrackedStatus::kIdle);
+  EXPECT_EQ(StatusAt(idle, 0, kT0 + Sec(120 + 230), kGrace),
+            TrackedStatus::kOffline);
+  PresenceTimes never_active{kT0, kNoTime};
+  EXPECT_EQ(StatusAt(never_active, kT0 - Sec(1000), kT0 + Sec(10), kGrace),
+            TrackedStatus::kIdle);
+}
+
+class RecordingEncoder : public EventEncoder {
+ public:
+  std::string Presence(const PresenceChange& c, PresenceShape, Micros,
+                       std::string_view t) const override {
+    return std::to_string(c.user_id) + ":" + std::string(t) + "}";
+  }
+  std::string UserSettingsPresenceEnabled(bool) const override { return "s}"; }
+  std::string GlobalNotificationsPresenceEnabled(std::string_view,
+                                                 bool) const override {
+    return "g}";
+  }
+  std::string Heartbeat() const override { return "h}"; }
+};
+
+class TransitionHubTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    service_ = std::move(*PresenceService::Create(&store_, &clock_));
+    HubOptions o;
+    o.transition_grace_us = kGrace;
+    hub_ = std::make_unique<EventHub>(service_.get(), &encoder_, o);
+    service_->SetListener(hub_.get());
+    realm_ = *service_->CreateRealm("", "R");
+    a_ = Add("a@example.com");
+    watcher_ = Add("w@example.com");
+    QueueSpec spec;
+    spec.realm_id = realm_;
+    spec.user_id = watcher_;
+    spec.presence_transitions = true;
+    q_ = hub_->Register(spec, 0);
+    QueueSpec plain = spec;
+    plain.presence_transitions = false;
+    plain_ = hub_->Register(plain, 0);
+  }
+
+  UserId Add(std::string email) {
+    NewUser u;
+    u.email = email;
+    u.full_name = email;
+    return service_->CreateUser(realm_, u)->user_id;
+  }
+
+  void Ping(UserId u, ReportStatus s) {
+    Caller c;
+    c.realm = service_->FindRealmById(realm_);
+    c.user_id = u;
+    ASSERT_TRUE(service_->Report(c, s, clock_.NowMicros()));
+  }
+
+  // Moves the clock to T0+s and ticks; returns the new events of the queue.
+  std::vector<std::string> At(std::int64_t s, const std::string& q) {
+    clock_.Set(kT0 + Sec(s));
+    hub_->TickTransitions(clock_.NowMicros());
+    auto r = hub_->Poll(q, watcher_, last_[q], false, nullptr, 0);
+    std::vector<std::string> out;
+    for (auto& e : r.events) {
+      out.push_back(*e.body);
+      last_[q] = e.id;
+    }
+    return out;
+  }
+
+  ManualClock clock_{kT0};
+  store::MemoryStore store_;
+  RecordingEncoder encoder_;
+  std::unique_ptr<PresenceService> service_;
+  std::unique_ptr<EventHub> hub_;
+  RealmId realm_ = 0;
+  UserId a_ = 0, watcher_ = 0;
+  std::string q_, plain_;
+  std::map<std::string, std::optional<std::int64_t>> last_;
+};
+
+TEST_F(TransitionHubTest, ActiveThenIdleThenOffline) {
+  Ping(a_, ReportStatus::kActive);
+  EXPECT_THAT(At(0, q_), testing::ElementsAre("1:}"));  // Zulip's own event
+  clock_.Set(kT0 + Sec(60));
+  Ping(a_, ReportStatus::kIdle);
+  clock_.Set(kT0 + Sec(120));
+  Ping(a_, ReportStatus::kIdle);
+  EXPECT_TRUE(At(199, q_).empty());
+  EXPECT_THAT(At(200, q_), testing::ElementsAre("1:idle}"));
+  EXPECT_TRUE(At(120 + 229, q_).empty());
+  EXPECT_THAT(At(120 + 230, q_), testing::ElementsAre("1:offline}"));
+  EXPECT_TRUE(At(2000, q_).empty());  // said once
+  // Queues without the capability got only Zulip's event.
+  EXPECT_THAT(At(2000, plain_), testing::ElementsAre("1:}"));
+}
+
+TEST_F(TransitionHubTest, RegularPingsKeepAUserOnlineWithoutEvents) {
+  for (int i = 0; i <= 10; ++i) {
+    clock_.Set(kT0 + Sec(60 * i));
+    Ping(a_, ReportStatus::kActive);
+    At(60 * i, q_);
+  }
+  EXPECT_TRUE(At(60 * 10 + 199, q_).empty());
+  EXPECT_THAT(At(60 * 10 + 230, q_), testing::ElementsAre("1:offline}"));
+}
+
+TEST_F(TransitionHubTest, LatePingWithinGraceDoesNotFlap) {
+  Ping(a_, ReportStatus::kActive);
+  At(0, q_);
+  // The next ping arrives 220 s later (a reconnect wave): past the 200 s
+  // threshold but inside the grace window, so no offline/online pair.
+  EXPECT_TRUE(At(219, q_).empty());
+  clock_.Set(kT0 + Sec(220));
+  Ping(a_, ReportStatus::kActive);
+  auto events = At(221, q_);
+  // Zulip's own "came online" event (gap > 130 s) only.
+  EXPECT_THAT(events, testing::ElementsAre("1:}"));
+  EXPECT_TRUE(At(300, q_).empty());
+}
+
+TEST_F(TransitionHubTest, SeededRowsAreAnnouncedAfterARestart) {
+  Ping(a_, ReportStatus::kActive);
+  TransitionTracker fresh(kGrace);  // as after a restart: only the store
+  fresh.Seed(*service_, kT0 + Sec(10));
+  EXPECT_TRUE(fresh.Tick(*service_, kT0 + Sec(100)).empty());
+  auto due = fresh.Tick(*service_, kT0 + Sec(230));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].status, TrackedStatus::kOffline);
+  EXPECT_EQ(due[0].change.user_id, a_);
+}
+
+}  // namespace
+}  // namespace presence
