@@ -2,6 +2,8 @@
 
 #include <boost/json/serialize.hpp>
 
+#include "api/web_assets.h"
+
 namespace presence::api {
 
 Router::Router(PresenceService* service, EventHub* hub,
@@ -30,6 +32,17 @@ Response Router::Handle(const Request& req) const {
     return admin_.Handle(req, path.substr(kAdmin.size()));
   }
   if (path == "/healthz") return Health();
+  if (req.method == "GET" || req.method == "HEAD") {
+    std::string_view file = path == "/" ? "/index.html" : path;
+    for (const WebAsset& a : WebAssets()) {
+      if (a.path != file) continue;
+      Response r;
+      r.body = std::string(a.body);
+      r.content_type = std::string(a.content_type);
+      r.headers.emplace_back("Cache-Control", "no-cache");
+      return r;
+    }
+  }
   return ErrorResponse(ApiError::NotFound("Not Found"));
 }
 
