@@ -1,6 +1,8 @@
 #include "api/json_writer.h"
 
 #include <charconv>
+#include <cstdio>
+#include <ctime>
 
 namespace presence::api {
 
@@ -58,6 +60,18 @@ void AppendSeconds(std::string& out, Micros t) {
     f /= 10;
   }
   out.append(frac, 7);
+}
+
+std::string IsoDate(Micros t) {
+  std::time_t secs = static_cast<std::time_t>(t / kMicrosPerSecond);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lld+00:00",
+                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                tm.tm_min, tm.tm_sec,
+                static_cast<long long>(t % kMicrosPerSecond));
+  return buf;
 }
 
 }  // namespace presence::api

@@ -20,6 +20,9 @@ void AppendInt(std::string& out, std::int64_t v);
 // Appends a time as JSON float seconds with microseconds, e.g.
 // 1656958539.628715.
 void AppendSeconds(std::string& out, Micros t);
+// ISO 8601 in UTC with microseconds, as Zulip writes date_joined:
+// "2024-05-01T12:00:00.000000+00:00".
+std::string IsoDate(Micros t);
 
 }  // namespace presence::api
 

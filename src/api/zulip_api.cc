@@ -27,6 +27,7 @@ enum class Route {
   kServerSettings,
   kRegister,
   kEvents,
+  kUsers,
 };
 
 struct Match {
@@ -40,6 +41,7 @@ Match MatchRoute(std::string_view path) {
   if (path == "/settings") return {Route::kSettings, {}};
   if (path == "/server_settings") return {Route::kServerSettings, {}};
   if (path == "/register") return {Route::kRegister, {}};
+  if (path == "/users") return {Route::kUsers, {}};
   if (path == "/events") return {Route::kEvents, {}};
   constexpr std::string_view kUsers = "/users/";
   constexpr std::string_view kPresence = "/presence";
@@ -71,6 +73,7 @@ std::span<const std::string_view> AllowedMethods(Route r) {
     case Route::kRealmPresence:
     case Route::kUserPresence:
     case Route::kServerSettings:
+    case Route::kUsers:
       return kGet;
     case Route::kNone:
       break;
@@ -230,7 +233,7 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   }
 
   if (!params && m.route != Route::kRealmPresence &&
-      m.route != Route::kUserPresence) {
+      m.route != Route::kUserPresence && m.route != Route::kUsers) {
     // Bots are refused before their parameters are looked at.
     if (!(m.route == Route::kMyPresence && caller->is_bot)) {
       auto parsed = RequestParams::Parse(query, req.content_type, req.body);
@@ -252,6 +255,9 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
       break;
     case Route::kRealmPresence:
       out = GetRealmPresence(*caller);
+      break;
+    case Route::kUsers:
+      out = GetUsers(*caller);
       break;
     case Route::kUserPresence: {
       auto decoded = boost::urls::make_pct_string_view(m.segment);
@@ -352,6 +358,44 @@ ApiResult<Response> ZulipApi::GetRealmPresence(const Caller& caller) const {
   AppendSeconds(body, now);
   body.push_back('}');
   return JsonResponse(std::move(body));
+}
+
+ApiResult<Response> ZulipApi::GetUsers(const Caller& caller) const {
+  // Zulip's GET /users members list, the fields a buddy list needs. Limited
+  // guests get only the users they may see.
+  std::string body(kSuccessHead);
+  body.append(",\"members\":[");
+  bool first = true;
+  const Realm& realm = *caller.realm;
+  realm.ForEachVisibleMember(caller.user_id, [&](const Member& m) {
+    if (!first) body.push_back(',');
+    first = false;
+    body.append("{\"user_id\":");
+    AppendInt(body, m.id);
+    body.append(",\"email\":");
+    AppendJsonString(body, m.email);
+    body.append(",\"full_name\":");
+    AppendJsonString(body, m.full_name);
+    body.append(",\"is_bot\":");
+    body.append(m.is_bot ? "true" : "false");
+    body.append(",\"is_active\":");
+    body.append(m.is_active ? "true" : "false");
+    body.append(",\"role\":");
+    AppendInt(body, static_cast<int>(m.role));
+    body.append(",\"is_owner\":");
+    body.append(m.role == Role::kOwner ? "true" : "false");
+    body.append(",\"is_admin\":");
+    body.append(m.role <= Role::kAdministrator ? "true" : "false");
+    body.append(",\"is_guest\":");
+    body.append(m.role == Role::kGuest ? "true" : "false");
+    body.append(",\"date_joined\":");
+    AppendJsonString(body, IsoDate(m.date_joined));
+    body.push_back('}');
+  });
+  body.append("]}");
+  Response r;
+  r.body = std::move(body);
+  return r;
 }
 
 ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,

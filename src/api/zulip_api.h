@@ -36,6 +36,7 @@ class ZulipApi {
   ApiResult<Response> PostPresence(const Caller& caller,
                                    RequestParams& params) const;
   ApiResult<Response> GetRealmPresence(const Caller& caller) const;
+  ApiResult<Response> GetUsers(const Caller& caller) const;
   ApiResult<Response> GetUserPresence(const Caller& caller,
                                       std::string_view who) const;
   ApiResult<Response> PatchSettings(const Caller& caller,

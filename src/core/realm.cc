@@ -393,6 +393,17 @@ void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
   for (const Member& m : members_) fn(m);
 }
 
+void Realm::ForEachVisibleMember(UserId viewer_id,
+                                 FunctionRef<void(const Member&)> fn) const {
+  std::shared_lock lock(mu_);
+  auto it = slot_by_id_.find(viewer_id);
+  if (it == slot_by_id_.end()) return;
+  const Member& viewer = members_[it->second];
+  for (const Member& m : members_) {
+    if (CanSeeLocked(viewer, m.id)) fn(m);
+  }
+}
+
 bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
                          store::SequenceRecord& sequence) {
   std::unique_lock lock(mu_);

@@ -155,6 +155,9 @@ class Realm {
   void WithMember(UserId id, FunctionRef<void(const Member*)> fn) const;
   // Visits every member under the shared lock.
   void ForEachMember(FunctionRef<void(const Member&)> fn) const;
+  // Visits the members `viewer` may see (spec 3.8), under the shared lock.
+  void ForEachVisibleMember(UserId viewer,
+                            FunctionRef<void(const Member&)> fn) const;
 
   // Whether `viewer` may see `target` (spec 3.8; always enforced here).
   bool CanSee(UserId viewer, UserId target) const;

@@ -32,3 +32,13 @@ TEST(JsonWriterTest, IntegersAndSeconds) {
 
 }  // namespace
 }  // namespace presence::api
+
+namespace presence::api {
+namespace {
+
+TEST(JsonWriterTest, IsoDateIsUtcWithMicroseconds) {
+  EXPECT_EQ(IsoDate(1'700'000'000'123'456), "2023-11-14T22:13:20.123456+00:00");
+}
+
+}  // namespace
+}  // namespace presence::api

@@ -1298,5 +1298,35 @@ class MethodOverrideTest(ServerTestCase):
         self.assert_modern_row(body, a, self.T - 165, self.T - 165)
 
 
+
+class UsersListTest(ServerTestCase):
+    """GET /users (Zulip's members list, the fields a buddy list needs; the
+    endpoint is outside the OpenAPI subset, so its shape is checked here)."""
+
+    def test_members_with_names_and_limited_guests(self):
+        r = self.realm()
+        a = r.create_user(full_name="Ann Example")
+        b = r.create_user(full_name="Bob Example")
+        bot = r.create_user(is_bot=True)
+        g = r.create_user(role="guest", can_access_all_users=False)
+        r.set_access(g, [b])
+        resp = a.client.raw("GET", "/users", validate=False)
+        self.assertEqual(resp.status, 200, resp)
+        body = resp.json()
+        self.assertEqual(body["result"], "success")
+        by_id = {m["user_id"]: m for m in body["members"]}
+        self.assertEqual(set(by_id), {a.id, b.id, bot.id, g.id})
+        self.assertEqual(by_id[a.id]["full_name"], "Ann Example")
+        self.assertEqual(by_id[a.id]["email"], a.email)
+        self.assertIs(by_id[bot.id]["is_bot"], True)
+        self.assertIs(by_id[g.id]["is_guest"], True)
+        self.assertEqual(by_id[g.id]["role"], 600)
+        resp = g.client.raw("GET", "/users", validate=False)
+        self.assertEqual({m["user_id"] for m in resp.json()["members"]},
+                         {g.id, b.id})
+        resp = a.client.raw("POST", "/users", validate=False)
+        self.assertEqual(resp.status, 405, resp)
+
+
 if __name__ == "__main__":
     unittest.main()
