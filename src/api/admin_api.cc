@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "api/zulip_api.h"
+#include "store/faulty_store.h"
 #include "util/crypto.h"
 
 namespace presence::api {
@@ -173,6 +174,22 @@ ApiResult<json::object> AdminApi::Dispatch(const Request& req,
     auto out = Success();
     out["now"] = now;
     return out;
+  }
+
+  // /faults (tests only): {"fail_writes": bool}
+  if (parts.size() == 1 && parts[0] == "faults") {
+    if (options_->faulty_store == nullptr) {
+      return ApiError::NotFound(
+          "Not Found (start presenced with --test-faults)");
+    }
+    if (auto e = need("POST")) return *e;
+    auto body = ParseBody(req.body);
+    if (!body) return body.error();
+    auto fail = Bool(*body, "fail_writes");
+    if (!fail) return fail.error();
+    if (!*fail) return ApiError::BadRequest("fail_writes is required");
+    options_->faulty_store->SetFailWrites(**fail);
+    return Success();
   }
 
   if (parts.empty() || parts[0] != "realms") {

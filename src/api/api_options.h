@@ -6,7 +6,13 @@
 
 #include "util/clock.h"
 
+namespace presence::store {
+class FaultyStore;
+}  // namespace presence::store
+
 namespace presence::api {
+
+class Metrics;
 
 // The highest Zulip feature level whose presence behaviour presenced serves
 // (simplified_presence_events, FL 419). Raised as newer behaviour lands.
@@ -23,6 +29,14 @@ struct ApiOptions {
   int heartbeat_seconds = 45;
   // Zulip's api_by_user limit: requests per user per 60 s (0: no limit).
   int rate_limit_per_minute = 200;
+  // Where requests are counted and timed (GET /metrics); may be null.
+  Metrics* metrics = nullptr;
+  // Which parts this listener serves: with --admin-listen the main listener
+  // serves no /admin and the admin listener no /api or web page.
+  bool serve_api = true;
+  bool serve_admin = true;
+  // Set with --test-faults: POST /admin/v1/faults makes store writes fail.
+  store::FaultyStore* faulty_store = nullptr;
 };
 
 }  // namespace presence::api

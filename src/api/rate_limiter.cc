@@ -5,10 +5,7 @@
 namespace presence::api {
 
 RateLimiter::RateLimiter(std::int64_t limit, std::int64_t window_seconds)
-    : limit_(limit),
-      interval_us_(limit > 0 ? window_seconds * 1'000'000 / limit : 0),
-      tolerance_us_(limit > 0 ? window_seconds * 1'000'000 - interval_us_ : 0) {
-}
+    : limit_(limit), window_us_(window_seconds * 1'000'000) {}
 
 RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   RateDecision d;
@@ -16,25 +13,26 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   if (limit_ <= 0) return d;
   Shard& shard = shards_[static_cast<std::size_t>(user) % shards_.size()];
   std::lock_guard lock(shard.mu);
-  // Forget users whose allowance is full again, once per window, so the
-  // map holds only recent callers.
-  if (now_us - shard.last_sweep > tolerance_us_ + interval_us_) {
-    std::erase_if(shard.tat,
-                  [&](const auto& kv) { return kv.second <= now_us; });
+  const std::int64_t horizon = now_us - window_us_;
+  // Forget users with nothing in the window, once per window.
+  if (now_us - shard.last_sweep > window_us_) {
+    std::erase_if(shard.log, [&](const auto& kv) {
+      return kv.second.empty() || kv.second.back() <= horizon;
+    });
     shard.last_sweep = now_us;
   }
-  std::int64_t& tat = shard.tat.try_emplace(user, now_us).first->second;
-  const std::int64_t base = std::max(tat, now_us);
-  if (base - now_us > tolerance_us_) {
+  auto& log = shard.log[user];
+  while (!log.empty() && log.front() <= horizon) log.pop_front();
+  if (static_cast<std::int64_t>(log.size()) >= limit_) {
     d.allowed = false;
-    d.retry_after = static_cast<double>(base - tolerance_us_ - now_us) / 1e6;
+    d.retry_after =
+        static_cast<double>(log.front() + window_us_ - now_us) / 1e6;
   } else {
-    tat = base + interval_us_;
+    log.push_back(now_us);
   }
-  const std::int64_t used = std::max<std::int64_t>(tat - now_us, 0);
-  d.remaining = std::max<std::int64_t>(
-      (tolerance_us_ + interval_us_ - used) / interval_us_, 0);
-  d.reset_unix = static_cast<double>(std::max(tat, now_us)) / 1e6;
+  d.remaining =
+      std::max<std::int64_t>(limit_ - static_cast<std::int64_t>(log.size()), 0);
+  d.reset_unix = static_cast<double>(log.front() + window_us_) / 1e6;
   return d;
 }
 

@@ -1,8 +1,9 @@
 // RateLimiter: Zulip's per-user API rate limit (200 requests per 60 s by
-// default), as a generic cell rate algorithm: one theoretical arrival time
-// per user, so memory is O(users who called recently) and a check is O(1).
+// default), as Zulip counts it: a request is refused when the user already
+// made `limit` requests in the last `window` seconds (a sliding log).
 //
-// Requests may burst up to the whole limit, then come at limit/window.
+// Memory is proportional to the requests made in the last window (a ping a
+// minute costs one entry per user); idle users are forgotten.
 //
 // Thread safety: Check may be called from any thread (sharded mutexes).
 #ifndef PRESENCE_API_RATE_LIMITER_H_
@@ -10,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <unordered_map>
 
@@ -31,6 +33,7 @@ class RateLimiter {
   RateLimiter(std::int64_t limit, std::int64_t window_seconds);
 
   // Counts one request of `user` at `now_us` (real time, unix microseconds).
+  // A refused request is not counted.
   RateDecision Check(UserId user, std::int64_t now_us);
 
   bool enabled() const { return limit_ > 0; }
@@ -38,12 +41,11 @@ class RateLimiter {
  private:
   struct Shard {
     std::mutex mu;
-    std::unordered_map<UserId, std::int64_t> tat;  // theoretical arrival
+    std::unordered_map<UserId, std::deque<std::int64_t>> log;
     std::int64_t last_sweep = 0;
   };
   const std::int64_t limit_;
-  const std::int64_t interval_us_;   // window / limit
-  const std::int64_t tolerance_us_;  // window - interval
+  const std::int64_t window_us_;
   std::array<Shard, 16> shards_;
 };
 

@@ -1,6 +1,7 @@
 #include "api/router.h"
 
 #include <boost/json/serialize.hpp>
+#include <chrono>
 
 #include "api/web_assets.h"
 
@@ -14,6 +15,36 @@ Router::Router(PresenceService* service, EventHub* hub,
       zulip_(service, hub, options),
       admin_(service, options) {}
 
+namespace {
+
+Endpoint Classify(std::string_view method, std::string_view path) {
+  constexpr std::string_view kApi = "/api/v1";
+  if (path.starts_with(kApi)) {
+    std::string_view p = path.substr(kApi.size());
+    if (p == "/users/me/presence") return Endpoint::kPostPresence;
+    if (p == "/realm/presence") return Endpoint::kRealmPresence;
+    if (p == "/users") return Endpoint::kUsers;
+    if (p.starts_with("/users/") && p.ends_with("/presence")) {
+      return Endpoint::kUserPresence;
+    }
+    if (p == "/settings") return Endpoint::kSettings;
+    if (p == "/server_settings") return Endpoint::kServerSettings;
+    if (p == "/register") return Endpoint::kRegister;
+    if (p == "/events") {
+      if (method == "DELETE") return Endpoint::kDeleteEvents;
+      if (method == "PATCH") return Endpoint::kPatchEvents;
+      return Endpoint::kGetEvents;
+    }
+    return Endpoint::kOther;
+  }
+  if (path.starts_with("/admin/")) return Endpoint::kAdmin;
+  if (path == "/healthz") return Endpoint::kHealth;
+  if (path == "/metrics") return Endpoint::kMetrics;
+  return Endpoint::kWeb;
+}
+
+}  // namespace
+
 Response Router::Handle(const Request& req) const {
   std::string_view target = req.target;
   std::string_view path = target, query;
@@ -21,18 +52,39 @@ Response Router::Handle(const Request& req) const {
     path = target.substr(0, q);
     query = target.substr(q + 1);
   }
+  const auto start = std::chrono::steady_clock::now();
+  Response r = Dispatch(req, path, query);
+  if (options_->metrics != nullptr && !r.parked) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    options_->metrics->RecordRequest(Classify(req.method, path), r.status,
+                                     secs);
+    if (r.status == 429) options_->metrics->RecordRateLimited();
+  }
+  return r;
+}
+
+Response Router::Dispatch(const Request& req, std::string_view path,
+                          std::string_view query) const {
   constexpr std::string_view kApi = "/api/v1";
   constexpr std::string_view kAdmin = "/admin/v1";
-  if (path.starts_with(kApi) &&
+  if (options_->serve_api && path.starts_with(kApi) &&
       (path.size() == kApi.size() || path[kApi.size()] == '/')) {
     return zulip_.Handle(req, path.substr(kApi.size()), query);
   }
-  if (path.starts_with(kAdmin) &&
+  if (options_->serve_admin && path.starts_with(kAdmin) &&
       (path.size() == kAdmin.size() || path[kAdmin.size()] == '/')) {
     return admin_.Handle(req, path.substr(kAdmin.size()));
   }
   if (path == "/healthz") return Health();
-  if (req.method == "GET" || req.method == "HEAD") {
+  if (path == "/metrics" && options_->metrics != nullptr) {
+    Response r;
+    r.body = options_->metrics->Render(service_, hub_);
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    return r;
+  }
+  if (options_->serve_api && (req.method == "GET" || req.method == "HEAD")) {
     std::string_view file = path == "/" ? "/index.html" : path;
     for (const WebAsset& a : WebAssets()) {
       if (a.path != file) continue;

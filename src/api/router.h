@@ -1,8 +1,9 @@
 // Router: the one entry point from the HTTP layer into the API layer.
 //
 // Splits the request target and sends it to the Zulip API (/api/v1/...), the
-// admin API (/admin/v1/...) or the health check (/healthz). Anything else is
-// a JSON 404.
+// admin API (/admin/v1/...), the health check (/healthz), the metrics
+// (/metrics) or the web page. Anything else is a JSON 404. Every answer is
+// counted and timed in the options' Metrics.
 //
 // Thread safety: Handle may run on many threads at once.
 #ifndef PRESENCE_API_ROUTER_H_
@@ -11,6 +12,7 @@
 #include "api/admin_api.h"
 #include "api/api_options.h"
 #include "api/http_types.h"
+#include "api/metrics.h"
 #include "api/zulip_api.h"
 #include "core/presence_service.h"
 
@@ -28,6 +30,8 @@ class Router {
 
  private:
   Response Health() const;
+  Response Dispatch(const Request& req, std::string_view path,
+                    std::string_view query) const;
 
   PresenceService* const service_;
   EventHub* const hub_;

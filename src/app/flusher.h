@@ -11,13 +11,16 @@
 #include <mutex>
 #include <thread>
 
+#include "api/metrics.h"
 #include "core/presence_service.h"
 
 namespace presence::app {
 
 class Flusher {
  public:
-  Flusher(PresenceService* service, std::chrono::milliseconds interval);
+  // `metrics` may be null.
+  Flusher(PresenceService* service, std::chrono::milliseconds interval,
+          api::Metrics* metrics = nullptr);
   ~Flusher();
 
   void Start();
@@ -29,6 +32,7 @@ class Flusher {
   void Run();
 
   PresenceService* const service_;
+  api::Metrics* const metrics_;
   const std::chrono::milliseconds interval_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -14,12 +14,14 @@
 
 #include "api/event_encoder.h"
 #include "api/events_api.h"
+#include "api/metrics.h"
 #include "api/router.h"
 #include "app/flusher.h"
 #include "app/log.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
 #include "http/http_server.h"
+#include "store/faulty_store.h"
 #include "store/sqlite_store.h"
 
 namespace presence::app {
@@ -40,6 +42,12 @@ struct Flags {
   std::size_t presence_event_user_limit = 0;  // 0: no limit
   int rate_limit = 200;
   unsigned transition_grace_seconds = 30;
+  std::string admin_listen;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  unsigned idle_timeout_seconds = 60;
+  std::size_t max_connections = 10'000;
+  bool test_faults = false;
 };
 
 std::string Trim(std::string s) {
@@ -116,8 +124,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_option("--presence-event-user-limit", f.presence_event_user_limit,
-                 "Zulip's cut-off: no presence events in realms with more "
-                 "active users (0: no limit)")
+                 "Zulip's cut-off: no unforced presence event with more "
+                 "recipients than this (0: no limit)")
       ->capture_default_str();
   cli.add_option("--rate-limit", f.rate_limit,
                  "API requests per user per minute (0: no limit)")
@@ -128,6 +136,27 @@ int Main(int argc, char** argv) {
                  "the threshold")
       ->capture_default_str()
       ->check(CLI::Range(0u, 3600u));
+  cli.add_option("--admin-listen", f.admin_listen,
+                 "serve /admin, /healthz and /metrics on this HOST:PORT "
+                 "instead of the main listener");
+  cli.add_option("--max-body-bytes", f.max_body_bytes,
+                 "larger request bodies get 413")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
+  cli.add_option("--max-header-bytes", f.max_header_bytes,
+                 "larger request lines + headers get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint32_t{1024}, std::uint32_t{1} << 20));
+  cli.add_option("--idle-timeout-seconds", f.idle_timeout_seconds,
+                 "a connection that sends or reads nothing this long is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--max-connections", f.max_connections,
+                 "connections beyond this get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_flag("--test-faults", f.test_faults,
+               "let POST /admin/v1/faults make store writes fail (tests)");
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -171,7 +200,16 @@ int Main(int argc, char** argv) {
                  f.data.c_str(), store.error().message().c_str());
     return 1;
   }
-  auto service = PresenceService::Create(store->get(), clock);
+  // With --test-faults the store is wrapped so that tests can make its
+  // writes fail on demand (POST /admin/v1/faults).
+  std::unique_ptr<store::FaultyStore> faulty;
+  store::Store* active_store = store->get();
+  if (f.test_faults) {
+    faulty = std::make_unique<store::FaultyStore>(store->get());
+    active_store = faulty.get();
+    options.faulty_store = faulty.get();
+  }
+  auto service = PresenceService::Create(active_store, clock);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
                  service.error().message().c_str(),
@@ -193,10 +231,33 @@ int Main(int argc, char** argv) {
   (*service)->SetListener(&hub);
   hub.SeedTransitions((*service)->Now());
 
+  api::Metrics metrics;
+  options.metrics = &metrics;
+  std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint;
+  if (!f.admin_listen.empty()) {
+    admin_endpoint = http::ParseListenAddress(f.admin_listen);
+    if (!admin_endpoint) {
+      std::fprintf(stderr,
+                   "presenced: --admin-listen wants HOST:PORT, got %s\n",
+                   f.admin_listen.c_str());
+      return 2;
+    }
+  }
+  api::ApiOptions admin_options = options;
+  if (admin_endpoint) {
+    options.serve_admin = false;
+    admin_options.serve_api = false;
+  }
   api::Router router(service->get(), &hub, &options);
+  api::Router admin_router(service->get(), &hub, &admin_options);
   boost::asio::io_context ioc;
   http::SessionLimits limits;
   limits.heartbeat = std::chrono::seconds(f.heartbeat_seconds);
+  limits.body_limit = f.max_body_bytes;
+  limits.header_limit = f.max_header_bytes;
+  limits.idle_timeout = std::chrono::seconds(f.idle_timeout_seconds);
+  limits.max_connections = f.max_connections;
+  limits.metrics = &metrics;
   http::HttpServer server(ioc, &router, limits);
   auto bound = server.Listen(*endpoint);
   if (!bound) {
@@ -204,10 +265,21 @@ int Main(int argc, char** argv) {
                  f.listen.c_str(), bound.error().message().c_str());
     return 1;
   }
+  http::HttpServer admin_server(ioc, &admin_router, limits);
+  if (admin_endpoint) {
+    auto admin_bound = admin_server.Listen(*admin_endpoint);
+    if (!admin_bound) {
+      std::fprintf(stderr, "presenced: cannot listen on %s: %s\n",
+                   f.admin_listen.c_str(),
+                   admin_bound.error().message().c_str());
+      return 1;
+    }
+    Log("info", "admin_listen", {{"url", http::EndpointUrl(*admin_bound)}});
+  }
   const std::string url = http::EndpointUrl(*bound);
 
   Flusher flusher(service->get(),
-                  std::chrono::milliseconds(f.flush_interval_ms));
+                  std::chrono::milliseconds(f.flush_interval_ms), &metrics);
   flusher.Start();
 
   // Frees event queues nobody polls any more (real time).
@@ -253,6 +325,7 @@ int Main(int argc, char** argv) {
     if (ec) return;
     Log("info", "shutdown", {{"signal", std::to_string(sig)}});
     server.Stop();
+    admin_server.Stop();
     expiry.cancel();
     transitions.cancel();
     ioc.stop();

@@ -209,8 +209,10 @@ void EventHub::FanOutPresence(const PresenceChange& change,
   if (realm == nullptr) return;
   if (!change.forced && transition.empty() &&
       options_.presence_event_user_limit &&
-      realm->active_count() > *options_.presence_event_user_limit) {
-    return;  // Zulip's cut-off, when configured
+      realm->active_count() > *options_.presence_event_user_limit &&
+      realm->CountViewers(change.user_id) >
+          *options_.presence_event_user_limit) {
+    return;  // Zulip's cut-off on the recipient list, when configured
   }
   const Micros now = service_->Now();
   std::array<std::shared_ptr<const std::string>, kPresenceShapeCount> bodies;

@@ -60,8 +60,9 @@ class EventEncoder {
 struct HubOptions {
   std::size_t max_queue_events = 1000;
   std::int64_t queue_timeout_us = 600'000'000;  // real time
-  // Zulip's USER_LIMIT_FOR_SENDING_PRESENCE_UPDATE_EVENTS when set: realms
-  // with more active users get no unforced presence events.
+  // Zulip's USER_LIMIT_FOR_SENDING_PRESENCE_UPDATE_EVENTS when set: an
+  // unforced presence event with more recipients (active users who may see
+  // the user) is not sent at all.
   std::optional<std::size_t> presence_event_user_limit;
   // presence_transitions: "offline" waits this long past the threshold.
   Micros transition_grace_us = 30'000'000;

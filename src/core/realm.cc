@@ -316,6 +316,15 @@ bool Realm::CanSeeLocked(const Member& viewer, UserId target) const {
   return std::binary_search(it->second.begin(), it->second.end(), target);
 }
 
+std::size_t Realm::CountViewers(UserId target) const {
+  std::shared_lock lock(mu_);
+  std::size_t n = 0;
+  for (const Member& m : members_) {
+    if (m.is_active && CanSeeLocked(m, target)) ++n;
+  }
+  return n;
+}
+
 bool Realm::CanSee(UserId viewer, UserId target) const {
   std::shared_lock lock(mu_);
   auto it = slot_by_id_.find(viewer);

@@ -159,6 +159,11 @@ class Realm {
   void ForEachVisibleMember(UserId viewer,
                             FunctionRef<void(const Member&)> fn) const;
 
+  // How many active users (bots included) may see `target`: the recipients
+  // of an event about it (spec 3.3 with 3.8). O(users); used only for
+  // Zulip's optional user-limit cut-off.
+  std::size_t CountViewers(UserId target) const;
+
   // Whether `viewer` may see `target` (spec 3.8; always enforced here).
   bool CanSee(UserId viewer, UserId target) const;
 

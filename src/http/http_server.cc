@@ -1,6 +1,7 @@
 #include "http/http_server.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <charconv>
 
 namespace presence::http {
@@ -49,7 +50,12 @@ HttpServer::HttpServer(asio::io_context& ioc, const api::Router* router,
       strand_(asio::make_strand(ioc)),
       acceptor_(strand_),
       router_(router),
-      limits_(limits) {}
+      limits_(limits),
+      open_(std::make_shared<std::atomic<std::size_t>>(0)) {}
+
+std::size_t HttpServer::open_connections() const {
+  return open_->load(std::memory_order_relaxed);
+}
 
 Result<tcp::endpoint> HttpServer::Listen(const tcp::endpoint& endpoint) {
   boost::system::error_code ec;
@@ -79,10 +85,24 @@ void HttpServer::DoAccept() {
 
 void HttpServer::OnAccept(boost::beast::error_code ec, tcp::socket socket) {
   if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
-  if (!ec) {
+  if (!ec && open_connections() >= limits_.max_connections) {
+    // Over the limit: a short 503 and close, without a session.
+    if (limits_.metrics != nullptr) limits_.metrics->RecordConnectionRefused();
+    static constexpr std::string_view kBusy =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 77\r\n\r\n"
+        "{\"result\":\"error\",\"msg\":\"Too many "
+        "connections\",\"code\":\"TOO_MANY_CONNECTIONS\"}";
+    auto s = std::make_shared<tcp::socket>(std::move(socket));
+    asio::async_write(*s, asio::buffer(kBusy),
+                      [s](boost::system::error_code, std::size_t) {
+                        boost::system::error_code ignored;
+                        s->close(ignored);
+                      });
+  } else if (!ec) {
     boost::system::error_code opt;
     socket.set_option(tcp::no_delay(true), opt);
-    std::make_shared<HttpSession>(std::move(socket), router_, &limits_)
+    std::make_shared<HttpSession>(std::move(socket), router_, &limits_, open_)
         ->Start();
   }
   // On an accept error (e.g. out of file descriptors) keep accepting.

@@ -6,6 +6,7 @@
 #ifndef PRESENCE_HTTP_HTTP_SERVER_H_
 #define PRESENCE_HTTP_HTTP_SERVER_H_
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
@@ -37,6 +38,9 @@ class HttpServer {
   // Stops accepting new connections. Open sessions finish on their own.
   void Stop();
 
+  // Open connections (sessions alive), for the connection limit.
+  std::size_t open_connections() const;
+
  private:
   void DoAccept();
   void OnAccept(boost::beast::error_code ec, boost::asio::ip::tcp::socket s);
@@ -46,6 +50,7 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   const api::Router* const router_;
   const SessionLimits limits_;
+  std::shared_ptr<std::atomic<std::size_t>> open_;
 };
 
 }  // namespace presence::http

@@ -10,13 +10,24 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
-                         const api::Router* router, const SessionLimits* limits)
+                         const api::Router* router, const SessionLimits* limits,
+                         std::shared_ptr<std::atomic<std::size_t>> open)
     : stream_(std::move(socket)),
       heartbeat_(stream_.get_executor()),
       router_(router),
-      limits_(limits) {}
+      limits_(limits),
+      open_(std::move(open)),
+      metrics_(limits->metrics) {
+  open_->fetch_add(1, std::memory_order_relaxed);
+}
+
+HttpSession::~HttpSession() {
+  open_->fetch_sub(1, std::memory_order_relaxed);
+  if (metrics_ != nullptr) metrics_->ConnectionClosed();
+}
 
 void HttpSession::Start() {
+  if (metrics_ != nullptr) metrics_->ConnectionOpened();
   // Run on the stream's strand from the very first operation.
   boost::asio::dispatch(
       stream_.get_executor(),
@@ -141,6 +152,11 @@ void HttpSession::DoWrite(bool keep_alive) {
 }
 
 void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  if (ec == beast::error::timeout && metrics_ != nullptr) {
+    // The client did not read its answer within the timeout: cut it off
+    // rather than hold the buffer.
+    metrics_->RecordSlowConsumer();
+  }
   if (ec) return DoClose();
   if (!keep_alive) return DoClose();
   DoRead();

@@ -19,6 +19,7 @@
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
 #define PRESENCE_HTTP_HTTP_SESSION_H_
 
+#include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -37,13 +38,19 @@ struct SessionLimits {
   std::uint64_t body_limit = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};
   std::chrono::milliseconds heartbeat{45'000};
+  std::size_t max_connections = 10'000;
+  api::Metrics* metrics = nullptr;  // may be null
 };
 
 class HttpSession : public QueueWaiter,
                     public std::enable_shared_from_this<HttpSession> {
  public:
+  // `open` counts live sessions (for the server's connection limit).
   HttpSession(boost::asio::ip::tcp::socket socket, const api::Router* router,
-              const SessionLimits* limits);
+              const SessionLimits* limits,
+              std::shared_ptr<std::atomic<std::size_t>> open);
+
+  ~HttpSession() override;
 
   void Start();
 
@@ -77,6 +84,10 @@ class HttpSession : public QueueWaiter,
   std::string parked_queue_;
   const api::Router* const router_;
   const SessionLimits* const limits_;
+  const std::shared_ptr<std::atomic<std::size_t>> open_;
+  // Copied from limits_: the destructor may run after the server (and its
+  // limits) are gone, when the io_context drops pending operations.
+  api::Metrics* const metrics_;
 };
 
 }  // namespace presence::http

@@ -1,0 +1,179 @@
+#include "api/metrics.h"
+
+#include <cstdio>
+
+#include "core/event_hub.h"
+#include "core/presence_service.h"
+
+namespace presence::api {
+
+std::string_view EndpointName(Endpoint e) {
+  switch (e) {
+    case Endpoint::kPostPresence:
+      return "post_users_me_presence";
+    case Endpoint::kRealmPresence:
+      return "get_realm_presence";
+    case Endpoint::kUserPresence:
+      return "get_user_presence";
+    case Endpoint::kUsers:
+      return "get_users";
+    case Endpoint::kSettings:
+      return "patch_settings";
+    case Endpoint::kServerSettings:
+      return "get_server_settings";
+    case Endpoint::kRegister:
+      return "post_register";
+    case Endpoint::kGetEvents:
+      return "get_events";
+    case Endpoint::kDeleteEvents:
+      return "delete_events";
+    case Endpoint::kPatchEvents:
+      return "patch_events";
+    case Endpoint::kAdmin:
+      return "admin";
+    case Endpoint::kHealth:
+      return "healthz";
+    case Endpoint::kMetrics:
+      return "metrics";
+    case Endpoint::kWeb:
+      return "web";
+    case Endpoint::kOther:
+    case Endpoint::kCount:
+      break;
+  }
+  return "other";
+}
+
+void Metrics::RecordRequest(Endpoint e, unsigned status, double seconds) {
+  const int ei = static_cast<int>(e);
+  int cls = static_cast<int>(status / 100) - 1;
+  if (cls < 0 || cls >= kStatusClasses) cls = kStatusClasses - 1;
+  requests_[ei][cls].fetch_add(1, kRelaxed);
+  Histogram& h = latency_[ei];
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      h.buckets[i].fetch_add(1, kRelaxed);
+      break;
+    }
+  }
+  h.count.fetch_add(1, kRelaxed);
+  h.sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
+}
+
+void Metrics::RecordFlush(std::size_t rows, double seconds, bool ok) {
+  flushes_.fetch_add(1, kRelaxed);
+  if (!ok) flush_failures_.fetch_add(1, kRelaxed);
+  flushed_rows_.fetch_add(rows, kRelaxed);
+  flush_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
+}
+
+namespace {
+
+void Line(std::string& out, const char* fmt, auto... args) {
+  char buf[256];
+  int n = std::snprintf(buf, sizeof buf, fmt, args...);
+  if (n > 0) out.append(buf, std::min<std::size_t>(n, sizeof buf - 1));
+}
+
+}  // namespace
+
+std::string Metrics::Render(const PresenceService* service,
+                            const EventHub* hub) const {
+  std::string out;
+  out.reserve(16 * 1024);
+  out +=
+      "# HELP presenced_requests_total HTTP requests by endpoint and status "
+      "class.\n# TYPE presenced_requests_total counter\n";
+  static constexpr const char* kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+  for (int e = 0; e < kEndpoints; ++e) {
+    const std::string name(EndpointName(static_cast<Endpoint>(e)));
+    for (int c = 0; c < kStatusClasses; ++c) {
+      auto v = requests_[e][c].load(kRelaxed);
+      if (v == 0) continue;
+      Line(out,
+           "presenced_requests_total{endpoint=\"%s\",status=\"%s\"} %llu\n",
+           name.c_str(), kClass[c], static_cast<unsigned long long>(v));
+    }
+  }
+  out +=
+      "# HELP presenced_request_duration_seconds Time to answer a request "
+      "(parked long-poll waiting excluded).\n"
+      "# TYPE presenced_request_duration_seconds histogram\n";
+  for (int e = 0; e < kEndpoints; ++e) {
+    const Histogram& h = latency_[e];
+    const auto count = h.count.load(kRelaxed);
+    if (count == 0) continue;
+    const std::string name(EndpointName(static_cast<Endpoint>(e)));
+    std::uint64_t cumulative = 0;
+    for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += h.buckets[i].load(kRelaxed);
+      Line(
+          out,
+          "presenced_request_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"}"
+          " %llu\n",
+          name.c_str(), kBuckets[i],
+          static_cast<unsigned long long>(cumulative));
+    }
+    Line(
+        out,
+        "presenced_request_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"}"
+        " %llu\n",
+        name.c_str(), static_cast<unsigned long long>(count));
+    Line(out, "presenced_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n",
+         name.c_str(), static_cast<double>(h.sum_ns.load(kRelaxed)) / 1e9);
+    Line(out,
+         "presenced_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
+         name.c_str(), static_cast<unsigned long long>(count));
+  }
+  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
+    Line(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+         name, static_cast<unsigned long long>(v));
+  };
+  auto gauge = [&](const char* name, const char* help, double v) {
+    Line(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
+         name, v);
+  };
+  counter(
+      "presenced_pings_total", "Presence reports answered with success.",
+      requests_[static_cast<int>(Endpoint::kPostPresence)][1].load(kRelaxed));
+  counter("presenced_rate_limited_total", "Requests refused with 429.",
+          rate_limited_.load(kRelaxed));
+  counter("presenced_flushes_total", "Group commits of presence rows.",
+          flushes_.load(kRelaxed));
+  counter("presenced_flush_failures_total", "Group commits that failed.",
+          flush_failures_.load(kRelaxed));
+  counter("presenced_flushed_rows_total", "Presence rows committed.",
+          flushed_rows_.load(kRelaxed));
+  gauge("presenced_flush_seconds_total", "Time spent in group commits.",
+        static_cast<double>(flush_ns_.load(kRelaxed)) / 1e9);
+  counter("presenced_connections_refused_total",
+          "Connections refused over --max-connections.",
+          connections_refused_.load(kRelaxed));
+  counter("presenced_slow_consumers_total",
+          "Connections cut off because they did not read their answer.",
+          slow_consumers_.load(kRelaxed));
+  gauge("presenced_connections", "Open HTTP connections.",
+        static_cast<double>(connections_.load(kRelaxed)));
+  if (hub != nullptr) {
+    HubStats s = hub->Stats();
+    gauge("presenced_event_queues", "Event queues.",
+          static_cast<double>(s.queues));
+    gauge("presenced_parked_polls", "Long polls waiting for an event.",
+          static_cast<double>(s.parked));
+    counter("presenced_events_total", "Events appended to queues.",
+            s.events_enqueued);
+    counter("presenced_queues_overflowed_total",
+            "Queues dropped for holding too many unread events.",
+            s.queues_overflowed);
+    counter("presenced_queues_expired_total",
+            "Queues freed for not being polled.", s.queues_expired);
+  }
+  if (service != nullptr) {
+    gauge("presenced_store_failed",
+          "1 once a store write failed (sticky until restart).",
+          service->failed() ? 1 : 0);
+  }
+  return out;
+}
+
+}  // namespace presence::api

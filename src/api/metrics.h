@@ -1,0 +1,94 @@
+// Metrics: counters and latency histograms, exposed at GET /metrics in the
+// Prometheus text format (version 0.0.4).
+//
+// Requests are counted by endpoint and status and timed per endpoint; the
+// gauges (queues, parked polls) and the store's state are read from their
+// owners when scraped.
+//
+// Thread safety: every counter is an atomic; Record and Render may run on
+// any thread at once.
+#ifndef PRESENCE_API_METRICS_H_
+#define PRESENCE_API_METRICS_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace presence {
+class EventHub;
+class PresenceService;
+}  // namespace presence
+
+namespace presence::api {
+
+enum class Endpoint : std::uint8_t {
+  kPostPresence,
+  kRealmPresence,
+  kUserPresence,
+  kUsers,
+  kSettings,
+  kServerSettings,
+  kRegister,
+  kGetEvents,
+  kDeleteEvents,
+  kPatchEvents,
+  kAdmin,
+  kHealth,
+  kMetrics,
+  kWeb,
+  kOther,
+  kCount,
+};
+
+std::string_view EndpointName(Endpoint e);
+
+class Metrics {
+ public:
+  // Bucket upper bounds of the latency histograms, in seconds.
+  static constexpr std::array<double, 12> kBuckets = {
+      0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025,
+      0.005,   0.01,   0.025,   0.05,   0.1,   1.0};
+
+  void RecordRequest(Endpoint e, unsigned status, double seconds);
+  void RecordRateLimited() { rate_limited_.fetch_add(1, kRelaxed); }
+  void RecordFlush(std::size_t rows, double seconds, bool ok);
+  void RecordConnectionRefused() {
+    connections_refused_.fetch_add(1, kRelaxed);
+  }
+  void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
+  void ConnectionOpened() { connections_.fetch_add(1, kRelaxed); }
+  void ConnectionClosed() { connections_.fetch_sub(1, kRelaxed); }
+  std::int64_t connections() const { return connections_.load(kRelaxed); }
+
+  // The whole exposition. `service` and `hub` may be null.
+  std::string Render(const PresenceService* service, const EventHub* hub) const;
+
+ private:
+  static constexpr auto kRelaxed = std::memory_order_relaxed;
+  static constexpr int kStatusClasses = 5;  // 1xx..5xx
+  static constexpr int kEndpoints = static_cast<int>(Endpoint::kCount);
+
+  struct Histogram {
+    std::array<std::atomic<std::uint64_t>, kBuckets.size()> buckets{};
+    std::atomic<std::uint64_t> count{0};
+    std::atomic<std::uint64_t> sum_ns{0};
+  };
+
+  std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kEndpoints>
+      requests_{};
+  std::array<Histogram, kEndpoints> latency_{};
+  std::atomic<std::uint64_t> rate_limited_{0};
+  std::atomic<std::uint64_t> flushes_{0};
+  std::atomic<std::uint64_t> flush_failures_{0};
+  std::atomic<std::uint64_t> flushed_rows_{0};
+  std::atomic<std::uint64_t> flush_ns_{0};
+  std::atomic<std::uint64_t> connections_refused_{0};
+  std::atomic<std::uint64_t> slow_consumers_{0};
+  std::atomic<std::int64_t> connections_{0};
+};
+
+}  // namespace presence::api
+
+#endif  // PRESENCE_API_METRICS_H_
