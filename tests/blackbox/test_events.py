@@ -20,6 +20,7 @@ parked while it does something else.
 
 import http.client
 import io
+import json
 import selectors
 import socket
 import statistics
@@ -1205,6 +1206,75 @@ class FanOutTest(EventsTestCase):
                     sel.unregister(p.sock)
                     done.append(p)
         return done
+
+
+
+class TransitionsTest(EventsTestCase):
+    """The presence_transitions extension over HTTP: idle and offline events
+    found by the server's deadline heap (ticked once a second of real time
+    against the presence clock), each said once, offline only after the
+    grace window. Outside the OpenAPI subset, so shapes are checked here."""
+
+    server_kwargs = {"extra_args": ["--transition-grace-seconds", "20"]}
+
+    def transition_events(self, user, queue_id, last, want, timeout=6):
+        """Polls (dont_block) until `want` transition events arrived."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            resp = user.client.raw("GET", "/events", {
+                "queue_id": queue_id, "last_event_id": str(last),
+                "dont_block": "true"}, "query", validate=False)
+            self.assertEqual(resp.status, 200, resp)
+            for e in resp.json()["events"]:
+                last = e["id"]
+                if "transition" in e:
+                    got.append(e)
+            if len(got) >= want:
+                break
+            time.sleep(0.2)
+        return got, last
+
+    def test_idle_then_offline_each_once_after_grace(self):
+        r = self.realm()
+        watcher, a = r.create_user(), r.create_user()
+        resp = watcher.client.raw("POST", "/register", {
+            "client_capabilities": json.dumps(
+                {"simplified_presence_events": True,
+                 "presence_transitions": True})}, validate=False)
+        self.assertEqual(resp.status, 200, resp)
+        queue_id = resp.json()["queue_id"]
+        plain = self.register(watcher)["queue_id"]
+        a.client.ping("active")
+        self.clock(self.T + 60)
+        a.client.ping("idle")
+        self.clock(self.T + 120)
+        a.client.ping("idle")
+        # Still active until 200 s after the last active report.
+        self.clock(self.T + 199)
+        got, last = self.transition_events(watcher, queue_id, -1, 1, timeout=2.5)
+        self.assertEqual(got, [])
+        self.clock(self.T + 201)
+        got, last = self.transition_events(watcher, queue_id, last, 1)
+        self.assertEqual(len(got), 1, got)
+        self.assertEqual(got[0]["transition"], "idle")
+        self.assertEqual(got[0]["presences"], {str(a.id): {
+            "active_timestamp": self.T, "idle_timestamp": self.T + 120}})
+        self.assertEqual(int(got[0]["server_timestamp"]), self.T + 201)
+        # Offline waits for the threshold plus the grace window.
+        self.clock(self.T + 120 + 200 + 10)
+        got, last = self.transition_events(watcher, queue_id, last, 1, timeout=2.5)
+        self.assertEqual(got, [])
+        self.clock(self.T + 120 + 200 + 21)
+        got, last = self.transition_events(watcher, queue_id, last, 1)
+        self.assertEqual([e["transition"] for e in got], ["offline"])
+        # Said once.
+        self.clock(self.T + 5000)
+        got, last = self.transition_events(watcher, queue_id, last, 1, timeout=2.5)
+        self.assertEqual(got, [])
+        # A queue without the capability never sees a transition.
+        events = self.events(watcher, plain)
+        self.assertFalse(any("transition" in e for e in events), events)
 
 
 if __name__ == "__main__":
