@@ -10,6 +10,11 @@ packages=(
   libsqlite3-dev sqlite3 libssl-dev libcli11-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3 python3-jsonschema
+  tmux
+  clang-14 libclang-rt-14-dev
+  # Browser test of the buddy-list page (tests/web): Debian's Chromium, and a
+  # font for its screenshots. Node.js 20 and npm come with the machine.
+  chromium fonts-dejavu-core
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -19,4 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# tests/e2e and tests/web need Node.js 20 or later (Debian 12's own nodejs is
+# 18: it is not installed over a newer one).
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "warning: Node.js >= 20 and npm are needed by tests/e2e and tests/web" >&2
 fi

@@ -8,4 +8,8 @@ scripts/install-deps.sh
 scripts/check-format.sh
 cmake --preset debug
 cmake --build --preset debug -j "$(nproc)"
+# The Node test suites' packages, exactly as locked (npm registry only).
+for d in tests/e2e tests/web; do
+  (cd "$d" && npm ci --no-audit --no-fund)
+done
 ctest --preset debug -j "$(nproc)"
