@@ -127,10 +127,9 @@ std::variant<Caller, AuthFailure> PresenceService::Authenticate(
   }
   std::optional<AuthFailure> failure;
   Caller caller;
-  const std::string email_lower = AsciiLower(email);
   owner_realm->WithMember(owner.user_id, [&](const Member* m) {
     if (m == nullptr || !ConstantTimeEqual(m->api_key_hash, digest) ||
-        m->email_lower != email_lower) {
+        !EqualsIgnoreCase(m->email, email)) {
       failure = AuthFailure::kInvalidApiKey;
       return;
     }

@@ -14,6 +14,39 @@ std::string AsciiLower(std::string_view s) {
   return out;
 }
 
+namespace {
+
+char LowerAscii(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+}  // namespace
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
+  }
+  return true;
+}
+
+std::size_t HashIgnoreCase(std::string_view s) {
+  std::size_t h = 14695981039346656037ull;  // FNV-1a
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(LowerAscii(c));
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::size_t Realm::EmailHash::operator()(std::uint32_t slot) const {
+  return HashIgnoreCase((*members)[slot].email);
+}
+
+std::size_t Realm::EmailHash::operator()(std::string_view email) const {
+  return HashIgnoreCase(email);
+}
+
 Realm::Realm(const store::RealmRecord& record, store::Store* store, bool fresh)
     : id_(record.id),
       store_(store),
@@ -64,7 +97,6 @@ std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   Member m;
   m.id = user.id;
   m.email = user.email;
-  m.email_lower = AsciiLower(user.email);
   m.full_name = user.full_name;
   m.date_joined = user.date_joined;
   m.api_key_hash = user.api_key_hash;
@@ -75,8 +107,8 @@ std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   m.can_access_all_users = user.can_access_all_users;
   auto slot = static_cast<std::uint32_t>(members_.size());
   slot_by_id_.emplace(m.id, slot);
-  slot_by_email_.emplace(m.email_lower, slot);
   members_.push_back(std::move(m));
+  slot_by_email_.insert(slot);  // hashes members_[slot].email
   return slot;
 }
 
@@ -176,11 +208,10 @@ std::optional<Member> Realm::MemberById(UserId id) const {
 }
 
 std::optional<UserId> Realm::FindIdByEmail(std::string_view email) const {
-  std::string lower = AsciiLower(email);
   std::shared_lock lock(mu_);
-  auto it = slot_by_email_.find(lower);
+  auto it = slot_by_email_.find(email);
   if (it == slot_by_email_.end()) return std::nullopt;
-  return members_[it->second].id;
+  return members_[*it].id;
 }
 
 bool Realm::EmailTaken(std::string_view email) const {

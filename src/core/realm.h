@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/presence_rules.h"
@@ -37,6 +38,11 @@
 
 namespace presence {
 
+// ASCII lowercase, for case-insensitive email comparison.
+std::string AsciiLower(std::string_view s);
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+std::size_t HashIgnoreCase(std::string_view s);
+
 // One user as the realm holds it. Read-only outside Realm.
 struct Member {
   static constexpr std::uint32_t kNil =
@@ -44,7 +50,6 @@ struct Member {
 
   UserId id = 0;
   std::string email;
-  std::string email_lower;
   std::string full_name;
   Micros date_joined = 0;
   Digest api_key_hash{};
@@ -205,16 +210,34 @@ class Realm {
   std::vector<Member> members_;
   std::size_t active_members_ = 0;
   std::unordered_map<UserId, std::uint32_t> slot_by_id_;
-  std::unordered_map<std::string, std::uint32_t> slot_by_email_;
+  // Slots by email, case-insensitively, looked up by string_view: the index
+  // holds 4-byte slots, not copies of the addresses.
+  struct EmailHash {
+    using is_transparent = void;
+    const std::vector<Member>* members;
+    std::size_t operator()(std::uint32_t slot) const;
+    std::size_t operator()(std::string_view email) const;
+  };
+  struct EmailEq {
+    using is_transparent = void;
+    const std::vector<Member>* members;
+    std::string_view Of(std::uint32_t slot) const {
+      return (*members)[slot].email;
+    }
+    std::string_view Of(std::string_view s) const { return s; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return EqualsIgnoreCase(Of(a), Of(b));
+    }
+  };
+  std::unordered_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_{
+      16, EmailHash{&members_}, EmailEq{&members_}};
   // Sorted visible lists of guests with limited access.
   std::unordered_map<UserId, std::vector<UserId>> access_;
   std::uint32_t head_ = Member::kNil;  // oldest update
   std::uint32_t tail_ = Member::kNil;  // newest update
   std::vector<std::uint32_t> dirty_;
 };
-
-// ASCII lowercase, for case-insensitive email comparison.
-std::string AsciiLower(std::string_view s);
 
 }  // namespace presence
 
