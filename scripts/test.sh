@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 checkout: installs what is
-# missing, checks formatting, builds under ASan+UBSan and runs every test.
+# missing, checks formatting, runs the concurrency tests under TSan, builds
+# under ASan+UBSan and runs every test.
 # This is the README's test command; .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/check-format.sh
+# The concurrency tests (core and HTTP) under ThreadSanitizer.
+cmake --preset tsan
+cmake --build --preset tsan -j "$(nproc)" --target core_tests http_tests
+ctest --preset tsan -R '^(ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest)\.'
+# Everything under ASan+UBSan.
 cmake --preset debug
 cmake --build --preset debug -j "$(nproc)"
 # The Node test suites' packages, exactly as locked (npm registry only).
