@@ -1,0 +1,87 @@
+#include "client/status_text.h"
+
+#include <cmath>
+#include <ctime>
+
+namespace presence::client {
+namespace {
+
+constexpr std::int64_t kDay = 86400;
+
+std::int64_t FloorDiv(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  return q;
+}
+
+// Days since 1970-01-01 -> (year, month 1-12, day 1-31); Howard Hinnant's
+// civil_from_days.
+void CivilFromDays(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
+  z += 719468;
+  const std::int64_t era = FloorDiv(z, 146097);
+  const auto doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  y = static_cast<std::int64_t>(yoe) + era * 400;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  d = doy - (153 * mp + 2) / 5 + 1;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  if (m <= 2) ++y;
+}
+
+std::string Plural(std::int64_t n, const char* unit) {
+  return std::to_string(n) + " " + unit + (n == 1 ? "" : "s") + " ago";
+}
+
+}  // namespace
+
+std::string StatusText::LastActive(PresenceStatus status,
+                                   std::optional<std::int64_t> last_active,
+                                   double now_seconds, int utc_offset_seconds) {
+  switch (status) {
+    case PresenceStatus::kActive:
+      return "Active now";
+    case PresenceStatus::kIdle:
+      return "Idle";
+    case PresenceStatus::kOffline:
+      break;
+  }
+  if (!last_active) return "Not active recently";
+  return RelativeTime(*last_active, now_seconds, utc_offset_seconds);
+}
+
+std::string StatusText::RelativeTime(std::int64_t then, double now_seconds,
+                                     int utc_offset_seconds) {
+  const auto now = static_cast<std::int64_t>(std::floor(now_seconds));
+  const std::int64_t seconds = now - then;
+  if (seconds < 60) return "just now";
+  const std::int64_t minutes = seconds / 60;
+  if (minutes < 60) return Plural(minutes, "minute");
+  const std::int64_t hours = minutes / 60;
+  if (hours < 24) return hours == 1 ? "an hour ago" : Plural(hours, "hour");
+  const std::int64_t then_day = FloorDiv(then + utc_offset_seconds, kDay);
+  const std::int64_t now_day = FloorDiv(now + utc_offset_seconds, kDay);
+  const std::int64_t days = now_day - then_day;
+  if (days <= 1) return "yesterday";
+  if (days < 90) return Plural(days, "day");
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
+                                            "May", "Jun", "Jul", "Aug",
+                                            "Sep", "Oct", "Nov", "Dec"};
+  std::int64_t then_year, now_year;
+  unsigned then_month, then_mday, now_month, now_mday;
+  CivilFromDays(then_day, then_year, then_month, then_mday);
+  CivilFromDays(now_day, now_year, now_month, now_mday);
+  std::string out =
+      std::string(kMonths[then_month - 1]) + " " + std::to_string(then_mday);
+  if (then_year != now_year) out += ", " + std::to_string(then_year);
+  return out;
+}
+
+int StatusText::LocalUtcOffsetSeconds() {
+  const std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  return static_cast<int>(local.tm_gmtoff);
+}
+
+}  // namespace presence::client

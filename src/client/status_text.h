@@ -1,0 +1,45 @@
+// StatusText: what a person reads next to a name ("Active now", "Idle",
+// "5 minutes ago", "yesterday", "2 days ago", "Nov 14").
+//
+// Follows Zulip's web client (spec 6.5, timerender's last-seen text) without
+// its "Active " prefix: minutes below an hour, hours below a day, then
+// "yesterday" for the previous calendar day, days below 90, and a date
+// beyond that ("Nov 14" this year, "Nov 14, 2023" otherwise). Calendar days
+// are those of the viewer's time zone, given as an offset from UTC so that
+// the functions stay pure (LocalUtcOffsetSeconds reads the system's).
+//
+// Thread safety: pure functions, except LocalUtcOffsetSeconds (reads the
+// C library's time zone, safe to call from any thread).
+#ifndef PRESENCE_CLIENT_STATUS_TEXT_H_
+#define PRESENCE_CLIENT_STATUS_TEXT_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "client/presence_status.h"
+
+namespace presence::client {
+
+class StatusText {
+ public:
+  // "Active now" for active users, "Idle" for idle ones; for offline users
+  // RelativeTime(last_active), or "Not active recently" without one.
+  static std::string LastActive(PresenceStatus status,
+                                std::optional<std::int64_t> last_active,
+                                double now_seconds, int utc_offset_seconds);
+
+  // How long ago `then` was, seen at `now_seconds` (both unix seconds):
+  // "just now" (under a minute, or in the future), "1 minute ago",
+  // "N minutes ago", "an hour ago", "N hours ago", "yesterday",
+  // "N days ago", "Nov 14", "Nov 14, 2023".
+  static std::string RelativeTime(std::int64_t then, double now_seconds,
+                                  int utc_offset_seconds);
+
+  // The system's current offset of local time from UTC, in seconds.
+  static int LocalUtcOffsetSeconds();
+};
+
+}  // namespace presence::client
+
+#endif  // PRESENCE_CLIENT_STATUS_TEXT_H_
