@@ -32,7 +32,19 @@ std::optional<std::string> SubdomainForHost(std::string_view host,
     return std::nullopt;
   }
   if (auto colon = h.rfind(':'); colon != std::string::npos) {
+    // Only a port may follow the colon: 1-5 digits.
+    const std::string port = h.substr(colon + 1);
+    if (port.empty() || port.size() > 5 ||
+        port.find_first_not_of("0123456789") != std::string::npos) {
+      return std::nullopt;
+    }
     h.resize(colon);
+  }
+  // A host name is letters, digits, dots and hyphens, nothing else.
+  if (h.empty() ||
+      h.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789.-") !=
+          std::string::npos) {
+    return std::nullopt;
   }
   if (IsIpv4(h)) return std::string();
   const std::string root = AsciiLower(root_domain);

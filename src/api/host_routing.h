@@ -11,7 +11,9 @@ namespace presence::api {
 // The realm subdomain a Host header names, with the port stripped and
 // compared case-insensitively: an IP literal (v4, or v6 in brackets) or
 // exactly `root_domain` -> "" (the root realm); "X.<root_domain>" -> "X";
-// anything else (including an empty Host) -> nullopt.
+// anything else (an empty Host, a port that is not 1-5 digits, a name with
+// characters other than [a-z0-9.-]) -> nullopt. So a Host that routes is
+// always plain ASCII, safe to echo.
 std::optional<std::string> SubdomainForHost(std::string_view host,
                                             std::string_view root_domain);
 

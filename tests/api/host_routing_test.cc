@@ -34,3 +34,18 @@ TEST(HostRoutingTest, AnythingElseIsNoRealm) {
 
 }  // namespace
 }  // namespace presence::api
+
+namespace presence::api {
+namespace {
+
+TEST(HostRoutingTest, OnlyPlainHostsAndNumericPortsRoute) {
+  EXPECT_EQ(SubdomainForHost("localhost:\x94", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("localhost:", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("localhost:99x", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("localhost:123456", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("ac\"me.localhost", "localhost"), std::nullopt);
+  EXPECT_EQ(SubdomainForHost("localhost:65535", "localhost"), "");
+}
+
+}  // namespace
+}  // namespace presence::api

@@ -461,6 +461,8 @@ TEST_F(PresenceServiceTest, DirectoryValidation) {
   u.email = "no-at-sign";
   u.full_name = "X";
   EXPECT_EQ(service_->CreateUser(realm, u).error(), Errc::kInvalidArgument);
+  u.email = "a:b@example.com";  // Basic auth could never carry it
+  EXPECT_EQ(service_->CreateUser(realm, u).error(), Errc::kInvalidArgument);
   u.email = "a@example.com";
   EXPECT_TRUE(service_->CreateUser(realm, u));
   u.email = "A@EXAMPLE.com";
