@@ -291,19 +291,6 @@ int Main(int argc, char** argv) {
       if (ec) return;
       hub.Expire(api::SteadyMicros());
       schedule_expiry();
-
-      // Announces idle/offline transitions once a second
-      // (presence_transitions).
-      boost::asio::steady_timer transitions(ioc);
-      std::function<void()> schedule_transitions = [&] {
-        transitions.expires_after(std::chrono::seconds(1));
-        transitions.async_wait([&](const boost::system::error_code& ec) {
-          if (ec) return;
-          hub.TickTransitions((*service)->Now());
-          schedule_transitions();
-        });
-      };
-      schedule_transitions();
     });
   };
   schedule_expiry();
