@@ -1,0 +1,1274 @@
+// loadgen: an HTTP/1.1 load generator for presenced (and, with the very same
+// requests, for any server used as a reference, such as nginx).
+//
+// Modes
+//   closed  Every connection sends its next request as soon as the previous
+//           answer arrived: maximum throughput. Latency is send -> answer.
+//   open    Requests are due at a fixed rate, t_k = t0 + k / rate, whatever
+//           the server does; a due request waits for a free connection, and
+//           its latency runs from when it was DUE, not from when it could be
+//           sent. A slow server therefore cannot hide its stalls by slowing
+//           the generator down (no coordinated omission). Requests still
+//           unanswered when the run ends count with the time they waited.
+//   fanout  W connections each register an event queue (modern presence
+//           events) and park a long poll on it; then, round by round, one
+//           user who was offline pings "active" and every watcher's answer
+//           is timed from the moment that ping was sent. Also reports the
+//           server's resident memory per parked poll (--server-pid).
+//   ping    One request; prints the status and the body (for scripts).
+//
+// Workload of closed/open: pings of Zulip's POST /api/v1/users/me/presence,
+// `status=active&last_update_id=<cursor>`, keep-alive, from many distinct
+// users of one realm (bench/bench_users.h). Users [0, --users) are "online":
+// an unmeasured warm-up pings each once (ping_only), so that within the run
+// their pings fall under the 55 s rule and do not write; then each keeps
+// its own cursor, the presence_last_update_id of its previous answer. A
+// --write-fraction of the requests come from users not seen yet
+// ([--cold-first, ...)), whose rows are old, so those pings write (and the
+// other users' incremental answers carry those rows).
+//
+// Every loop is bounded: --duration (at most 300 s), --max-requests, and a
+// hard deadline after which the program stops whatever is pending. Only
+// numeric IPv4/IPv6 addresses are accepted (loopback in the benchmarks).
+//
+// Output: a human summary on stderr and one JSON object on stdout.
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "bench/bench_users.h"
+
+namespace presence::bench {
+namespace {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using Ns = std::int64_t;
+
+Ns NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             Clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------- options
+
+struct Options {
+  std::string mode = "closed";
+  std::string host = "127.0.0.1";
+  int port = 0;
+  std::string path = "/api/v1/users/me/presence";
+  int connections = 64;
+  int threads = 1;
+  double duration = 5;
+  std::int64_t max_requests = 50'000'000;
+  double rate = 1000;  // open: requests per second, all threads together
+  std::int64_t users = 1000;
+  std::int64_t cold_first = -1;  // -1: right after the online users
+  std::int64_t cold_count = 0;
+  double write_fraction = 0;
+  bool warmup = true;
+  std::int64_t base_cursor = -1;  // <0: no cursor synchronisation
+  std::string body;               // ping mode: a body to send
+  std::string method = "POST";
+  std::string auth_user;  // ping mode: bench user number to log in as
+  // fanout
+  std::int64_t watchers = 1000;
+  std::int64_t watch_first = 0;
+  std::int64_t trigger_first = -1;  // -1: right after the watchers
+  int rounds = 5;
+  int settle_ms = 1000;
+  std::vector<int> server_pids;  // --server-pid, comma-separated
+  std::string label;
+};
+
+[[noreturn]] void Usage(const char* why) {
+  std::fprintf(stderr,
+               "loadgen: %s\n"
+               "usage: loadgen --port P [--host 127.0.0.1] [--mode "
+               "closed|open|fanout|ping]\n"
+               "  [--connections 64] [--threads 1] [--duration 5] "
+               "[--max-requests N] [--rate R]\n"
+               "  [--users N] [--write-fraction F] [--cold-first I] "
+               "[--cold-count N] [--no-warmup]\n"
+               "  [--base-cursor ID] [--path P] [--label L]\n"
+               "  fanout: [--watchers W] [--watch-first I] [--trigger-first "
+               "I] [--rounds R]\n"
+               "          [--settle-ms MS]\n"
+               "  any mode: [--server-pid PID[,PID...]] to report the "
+               "server's CPU time and memory\n"
+               "  ping:   [--method M] [--body B] [--auth-user I]\n",
+               why);
+  std::exit(2);
+}
+
+Options ParseOptions(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) Usage(("missing value after " + a).c_str());
+      return argv[++i];
+    };
+    auto num = [&]() { return std::strtod(next().c_str(), nullptr); };
+    auto inum = [&]() { return std::strtoll(next().c_str(), nullptr, 10); };
+    if (a == "--mode") {
+      o.mode = next();
+    } else if (a == "--host") {
+      o.host = next();
+    } else if (a == "--port") {
+      o.port = static_cast<int>(inum());
+    } else if (a == "--path") {
+      o.path = next();
+    } else if (a == "--connections") {
+      o.connections = static_cast<int>(inum());
+    } else if (a == "--threads") {
+      o.threads = static_cast<int>(inum());
+    } else if (a == "--duration") {
+      o.duration = num();
+    } else if (a == "--max-requests") {
+      o.max_requests = inum();
+    } else if (a == "--rate") {
+      o.rate = num();
+    } else if (a == "--users") {
+      o.users = inum();
+    } else if (a == "--cold-first") {
+      o.cold_first = inum();
+    } else if (a == "--cold-count") {
+      o.cold_count = inum();
+    } else if (a == "--write-fraction") {
+      o.write_fraction = num();
+    } else if (a == "--no-warmup") {
+      o.warmup = false;
+    } else if (a == "--base-cursor") {
+      o.base_cursor = inum();
+    } else if (a == "--body") {
+      o.body = next();
+    } else if (a == "--method") {
+      o.method = next();
+    } else if (a == "--auth-user") {
+      o.auth_user = next();
+    } else if (a == "--watchers") {
+      o.watchers = inum();
+    } else if (a == "--watch-first") {
+      o.watch_first = inum();
+    } else if (a == "--trigger-first") {
+      o.trigger_first = inum();
+    } else if (a == "--rounds") {
+      o.rounds = static_cast<int>(inum());
+    } else if (a == "--settle-ms") {
+      o.settle_ms = static_cast<int>(inum());
+    } else if (a == "--server-pid") {
+      std::string list = next();
+      for (std::size_t p = 0; p < list.size();) {
+        std::size_t e = list.find(',', p);
+        if (e == std::string::npos) e = list.size();
+        const int pid = std::atoi(list.substr(p, e - p).c_str());
+        if (pid > 0) o.server_pids.push_back(pid);
+        p = e + 1;
+      }
+    } else if (a == "--label") {
+      o.label = next();
+    } else if (a == "-h" || a == "--help") {
+      Usage("help");
+    } else {
+      Usage(("unknown flag " + a).c_str());
+    }
+  }
+  if (o.port <= 0 || o.port > 65535) Usage("--port is required");
+  if (o.connections < 1 || o.connections > 20000) {
+    Usage("--connections must be 1..20000");
+  }
+  if (o.threads < 1 || o.threads > 16) Usage("--threads must be 1..16");
+  if (o.duration <= 0 || o.duration > 300) Usage("--duration must be 0..300");
+  if (o.rate <= 0 || o.rate > 10'000'000) Usage("--rate out of range");
+  if (o.users < 1) Usage("--users must be >= 1");
+  if (o.write_fraction < 0 || o.write_fraction > 1) {
+    Usage("--write-fraction must be 0..1");
+  }
+  if (o.watchers < 1 || o.watchers > 20000) Usage("--watchers 1..20000");
+  if (o.rounds < 1 || o.rounds > 100) Usage("--rounds 1..100");
+  if (o.cold_first < 0) o.cold_first = o.users;
+  if (o.trigger_first < 0) o.trigger_first = o.watch_first + o.watchers;
+  return o;
+}
+
+// ---------------------------------------------------------------- helpers
+
+std::string Base64(std::string_view in) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    std::uint32_t v = (std::uint8_t(in[i]) << 16) |
+                      (std::uint8_t(in[i + 1]) << 8) | std::uint8_t(in[i + 2]);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back(kAlphabet[v & 63]);
+  }
+  if (i + 1 == in.size()) {
+    std::uint32_t v = std::uint8_t(in[i]) << 16;
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out += "==";
+  } else if (i + 2 == in.size()) {
+    std::uint32_t v =
+        (std::uint8_t(in[i]) << 16) | (std::uint8_t(in[i + 1]) << 8);
+    out.push_back(kAlphabet[(v >> 18) & 63]);
+    out.push_back(kAlphabet[(v >> 12) & 63]);
+    out.push_back(kAlphabet[(v >> 6) & 63]);
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::string AuthHeader(std::int64_t user) {
+  return "Authorization: Basic " +
+         Base64(BenchEmail(user) + ":" + BenchKey(user)) + "\r\n";
+}
+
+std::string UrlEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char buf[4];
+      std::snprintf(buf, sizeof buf, "%%%02X", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+// Value of the first `"key":<integer>` in body; nullopt if absent.
+std::optional<std::int64_t> JsonInt(std::string_view body,
+                                    std::string_view quoted_key) {
+  auto p = body.find(quoted_key);
+  if (p == std::string_view::npos) return std::nullopt;
+  p += quoted_key.size();
+  if (p >= body.size() || body[p] != ':') return std::nullopt;
+  ++p;
+  return std::strtoll(std::string(body.substr(p, 24)).c_str(), nullptr, 10);
+}
+
+std::optional<std::string> JsonString(std::string_view body,
+                                      std::string_view quoted_key) {
+  auto p = body.find(quoted_key);
+  if (p == std::string_view::npos) return std::nullopt;
+  p += quoted_key.size();
+  if (p + 1 >= body.size() || body[p] != ':' || body[p + 1] != '"') {
+    return std::nullopt;
+  }
+  p += 2;
+  auto e = body.find('"', p);
+  if (e == std::string_view::npos) return std::nullopt;
+  return std::string(body.substr(p, e - p));
+}
+
+std::size_t CountOf(std::string_view hay, std::string_view needle) {
+  std::size_t n = 0;
+  for (auto p = hay.find(needle); p != std::string_view::npos;
+       p = hay.find(needle, p + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+// The largest `"id":N` in a GET /events answer (event ids; "queue_id" does
+// not match because of the quote before `id`).
+std::int64_t MaxEventId(std::string_view body) {
+  std::int64_t best = -1;
+  constexpr std::string_view kKey = "\"id\":";
+  for (auto p = body.find(kKey); p != std::string_view::npos;
+       p = body.find(kKey, p + kKey.size())) {
+    best = std::max<std::int64_t>(
+        best,
+        std::strtoll(std::string(body.substr(p + kKey.size(), 24)).c_str(),
+                     nullptr, 10));
+  }
+  return best;
+}
+
+// Stops the program: used when a bounded wait runs out, since pending
+// handlers would otherwise outlive the state they point to.
+[[noreturn]] void Fatal(const char* what) {
+  std::fprintf(stderr, "loadgen: %s\n", what);
+  std::fflush(stdout);
+  std::_Exit(1);
+}
+
+long ReadRssBytes(int pid);
+
+// CPU time (ns) the processes have run so far: the sum over their threads
+// of /proc/PID/task/TID/schedstat's first field. -1 if none can be read.
+Ns ProcessesCpuNs(const std::vector<int>& pids) {
+  Ns total = 0;
+  bool any = false;
+  for (int pid : pids) {
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    std::error_code ec;
+    for (const auto& task : std::filesystem::directory_iterator(dir, ec)) {
+      std::ifstream in(task.path() / "schedstat");
+      long long ns = 0;
+      if (in >> ns) {
+        total += ns;
+        any = true;
+      }
+    }
+  }
+  return any ? total : -1;
+}
+
+Ns SelfCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
+long ReadRssBytes(const std::vector<int>& pids) {
+  if (pids.empty()) return -1;
+  long total = 0;
+  for (int pid : pids) {
+    const long r = ReadRssBytes(pid);
+    if (r < 0) return -1;
+    total += r;
+  }
+  return total;
+}
+
+long ReadRssBytes(int pid) {
+  if (pid <= 0) return -1;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::strtol(line.c_str() + 6, nullptr, 10) * 1024;
+    }
+  }
+  return -1;
+}
+
+struct Summary {
+  std::int64_t count = 0;
+  double mean_us = 0, p50_us = 0, p90_us = 0, p99_us = 0, p999_us = 0,
+         max_us = 0;
+};
+
+Summary Summarise(std::vector<Ns>& lat) {
+  Summary s;
+  s.count = static_cast<std::int64_t>(lat.size());
+  if (lat.empty()) return s;
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    // Nearest rank: the smallest value with at least p of the samples <= it.
+    auto rank = static_cast<std::size_t>(std::ceil(p * lat.size()));
+    rank = std::clamp<std::size_t>(rank, 1, lat.size());
+    return lat[rank - 1] / 1e3;
+  };
+  double sum = 0;
+  for (Ns v : lat) sum += static_cast<double>(v);
+  s.mean_us = sum / lat.size() / 1e3;
+  s.p50_us = pct(0.50);
+  s.p90_us = pct(0.90);
+  s.p99_us = pct(0.99);
+  s.p999_us = pct(0.999);
+  s.max_us = lat.back() / 1e3;
+  return s;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+// One parsed answer.
+struct Answer {
+  int status = 0;
+  std::string_view body;
+};
+
+// Finds a complete response at the start of `buf`: returns its total length
+// (0 if incomplete, -1 if malformed) and fills `out`.
+long ParseResponse(std::string_view buf, Answer& out) {
+  auto end = buf.find("\r\n\r\n");
+  if (end == std::string_view::npos) return buf.size() > 64 * 1024 ? -1 : 0;
+  std::string_view head = buf.substr(0, end);
+  if (head.size() < 12 || head.substr(0, 5) != "HTTP/") return -1;
+  out.status = std::atoi(std::string(head.substr(9, 3)).c_str());
+  long length = -1;
+  std::size_t pos = head.find("\r\n");
+  while (pos != std::string_view::npos && pos < head.size()) {
+    std::size_t next = head.find("\r\n", pos + 2);
+    std::string_view line = head.substr(
+        pos + 2,
+        (next == std::string_view::npos ? head.size() : next) - (pos + 2));
+    constexpr std::string_view kLen = "content-length:";
+    if (line.size() > kLen.size()) {
+      bool match = true;
+      for (std::size_t i = 0; i < kLen.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(line[i])) != kLen[i]) {
+          match = false;
+          break;
+        }
+      }
+      if (match) {
+        length = std::strtol(std::string(line.substr(kLen.size())).c_str(),
+                             nullptr, 10);
+      }
+    }
+    pos = next;
+  }
+  if (length < 0) {
+    // No length: only bodiless statuses are expected.
+    if (out.status == 204 || out.status == 304)
+      length = 0;
+    else
+      return -1;
+  }
+  const std::size_t total = end + 4 + static_cast<std::size_t>(length);
+  if (buf.size() < total) return 0;
+  out.body = buf.substr(end + 4, length);
+  return static_cast<long>(total);
+}
+
+// A keep-alive connection with at most one request in flight.
+class Conn : public std::enable_shared_from_this<Conn> {
+ public:
+  using Done = std::function<void(Conn&, const Answer*, Ns done_at)>;
+
+  Conn(asio::io_context& ioc, int index) : sock_(ioc), index_(index) {
+    in_.resize(16 * 1024);
+  }
+
+  int index() const { return index_; }
+  bool open() const { return open_; }
+  bool busy() const { return busy_; }
+  // Per-request bookkeeping of the owner.
+  std::int64_t user = -1;
+  Ns stamp = 0;  // when the request counts from
+  int tag = 0;
+
+  void Connect(const tcp::endpoint& ep, std::function<void(bool)> done) {
+    sock_.async_connect(ep, [self = shared_from_this(), done = std::move(done)](
+                                const boost::system::error_code& ec) {
+      if (!ec) {
+        self->open_ = true;
+        self->sock_.set_option(tcp::no_delay(true));
+      }
+      done(!ec);
+    });
+  }
+
+  // Sends `request` and calls `done` with the answer (nullptr on a failed
+  // connection, which is then closed).
+  void Send(std::string request, Done done) {
+    busy_ = true;
+    out_ = std::move(request);
+    done_ = std::move(done);
+    asio::async_write(sock_, asio::buffer(out_),
+                      [self = shared_from_this()](
+                          const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return self->Fail();
+                        self->Read();
+                      });
+  }
+
+  void Close() {
+    boost::system::error_code ec;
+    sock_.close(ec);
+    open_ = false;
+  }
+
+ private:
+  void Read() {
+    // Maybe a complete answer is already buffered.
+    if (TryParse()) return;
+    if (len_ == in_.size()) in_.resize(in_.size() * 2);
+    sock_.async_read_some(
+        asio::buffer(in_.data() + len_, in_.size() - len_),
+        [self = shared_from_this()](const boost::system::error_code& ec,
+                                    std::size_t n) {
+          if (ec) return self->Fail();
+          self->len_ += n;
+          self->Read();
+        });
+  }
+
+  bool TryParse() {
+    Answer a;
+    long used = ParseResponse(std::string_view(in_.data(), len_), a);
+    if (used < 0) {
+      Fail();
+      return true;
+    }
+    if (used == 0) return false;
+    const Ns now = NowNs();
+    busy_ = false;
+    Done done = std::move(done_);
+    done(*this, &a, now);
+    // The body view is dead now; keep what followed (nothing, normally).
+    std::memmove(in_.data(), in_.data() + used, len_ - used);
+    len_ -= used;
+    return true;
+  }
+
+  void Fail() {
+    const bool was_busy = busy_;
+    Close();
+    busy_ = false;
+    if (was_busy && done_) {
+      Done done = std::move(done_);
+      done(*this, nullptr, NowNs());
+    }
+  }
+
+  tcp::socket sock_;
+  int index_;
+  bool open_ = false;
+  bool busy_ = false;
+  std::string out_;
+  std::vector<char> in_;
+  std::size_t len_ = 0;
+  Done done_;
+};
+
+// ---------------------------------------------------------------- requests
+
+class Requests {
+ public:
+  Requests(const Options& o) : o_(o) {
+    host_ = "Host: " + o.host + ":" + std::to_string(o.port) + "\r\n";
+  }
+
+  std::string Post(std::int64_t user, std::string_view path,
+                   std::string_view body) const {
+    std::string r;
+    r.reserve(256 + body.size());
+    r += "POST ";
+    r += path;
+    r += " HTTP/1.1\r\n";
+    r += host_;
+    r += AuthHeader(user);
+    r += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ";
+    r += std::to_string(body.size());
+    r += "\r\n\r\n";
+    r += body;
+    return r;
+  }
+
+  std::string Get(std::int64_t user, std::string_view target) const {
+    std::string r = "GET ";
+    r += target;
+    r += " HTTP/1.1\r\n";
+    r += host_;
+    if (user >= 0) r += AuthHeader(user);
+    r += "\r\n";
+    return r;
+  }
+
+  std::string Ping(std::int64_t user, std::int64_t cursor) const {
+    std::string body = "status=active";
+    if (cursor >= 0) body += "&last_update_id=" + std::to_string(cursor);
+    return Post(user, o_.path, body);
+  }
+
+  std::string PingOnly(std::int64_t user) const {
+    return Post(user, o_.path, "status=active&ping_only=true");
+  }
+
+ private:
+  const Options& o_;
+  std::string host_;
+};
+
+tcp::endpoint Endpoint(const Options& o) {
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(o.host, ec);
+  if (ec) Usage("--host must be a numeric address");
+  return tcp::endpoint(addr, static_cast<unsigned short>(o.port));
+}
+
+// Opens `n` connections, at most `parallel` connecting at once. Returns the
+// open ones.
+std::vector<std::shared_ptr<Conn>> OpenConnections(asio::io_context& ioc,
+                                                   const tcp::endpoint& ep,
+                                                   int n, int parallel,
+                                                   int first_index = 0) {
+  std::vector<std::shared_ptr<Conn>> conns;
+  for (int i = 0; i < n; ++i) {
+    conns.push_back(std::make_shared<Conn>(ioc, first_index + i));
+  }
+  int next = 0, inflight = 0, failed = 0;
+  std::function<void()> pump = [&] {
+    while (inflight < parallel && next < n) {
+      ++inflight;
+      conns[next++]->Connect(ep, [&](bool ok) {
+        --inflight;
+        if (!ok) ++failed;
+        pump();
+      });
+    }
+  };
+  pump();
+  ioc.restart();
+  const Ns deadline = NowNs() + 60'000'000'000;
+  while (inflight > 0 || next < n) {
+    ioc.run_one_for(std::chrono::milliseconds(100));
+    if (NowNs() > deadline) Fatal("connecting took more than 60 s");
+  }
+  if (failed) std::fprintf(stderr, "loadgen: %d connections failed\n", failed);
+  std::vector<std::shared_ptr<Conn>> open;
+  for (auto& c : conns) {
+    if (c->open()) open.push_back(c);
+  }
+  return open;
+}
+
+// ---------------------------------------------------------------- ping load
+
+// Shared between the threads of one run.
+struct Shared {
+  std::atomic<std::int64_t> next_hot{0};
+  std::atomic<std::int64_t> next_cold{0};
+  std::atomic<std::int64_t> issued{0};
+  std::atomic<std::int64_t> max_cursor{-1};
+  std::atomic<std::int64_t> cold_exhausted{0};
+  std::vector<std::atomic<std::int64_t>> cursors;  // per online user
+  explicit Shared(std::size_t users) : cursors(users) {
+    for (auto& c : cursors) c.store(-1, std::memory_order_relaxed);
+  }
+};
+
+struct ThreadResult {
+  std::vector<Ns> latencies;
+  std::int64_t ok = 0, errors = 0, dropped = 0;
+  std::int64_t rows = 0, bytes = 0, writes = 0;
+  Ns first_send = 0, last_done = 0;
+};
+
+// One thread's share of a closed- or open-loop run.
+class PingWorker {
+ public:
+  PingWorker(const Options& o, const Requests& req, Shared& shared, double rate)
+      : o_(o), req_(req), shared_(shared), rate_(rate), timer_(ioc_) {}
+
+  // The measured window: requests are issued in [t0, t_end).
+  void SetSchedule(Ns t0, Ns t_end) {
+    t0_ = t0;
+    t_end_ = t_end;
+  }
+
+  asio::io_context& ioc() { return ioc_; }
+  std::vector<std::shared_ptr<Conn>>& conns() { return conns_; }
+
+  void Run() {
+    const bool open_loop = o_.mode == "open";
+    result_.latencies.reserve(
+        open_loop ? static_cast<std::size_t>(rate_ * o_.duration * 1.1) + 16
+                  : 1 << 20);
+    ioc_.restart();
+    // Wait for the common start, so that every thread begins together.
+    while (NowNs() < t0_)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (open_loop) {
+      OnTick();
+    } else {
+      ticking_ = false;
+      for (auto& c : conns_) Issue(*c, NowNs());
+    }
+    // Hard deadline: whatever is still pending 10 s after the end is dropped.
+    asio::steady_timer hard(ioc_);
+    hard.expires_at(Clock::time_point(std::chrono::nanoseconds(t_end_)) +
+                    std::chrono::seconds(10));
+    hard.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) ioc_.stop();
+    });
+    ioc_.run();
+    hard.cancel();
+    // Open loop: due requests never answered count with the time they waited.
+    const Ns stop = NowNs();
+    for (auto& c : conns_) {
+      if (c->busy()) {
+        ++result_.dropped;
+        result_.latencies.push_back(stop - c->stamp);
+      }
+    }
+    for (Ns due : pending_) {
+      ++result_.dropped;
+      result_.latencies.push_back(stop - due);
+    }
+  }
+
+  ThreadResult& result() { return result_; }
+
+ private:
+  // Picks the user of the next request and builds it.
+  std::string Next(std::int64_t& user) {
+    const std::int64_t k = shared_.issued.fetch_add(1);
+    bool cold = false;
+    if (o_.write_fraction > 0) {
+      const auto every =
+          static_cast<std::int64_t>(std::llround(1.0 / o_.write_fraction));
+      cold = every > 0 && k % every == every - 1;
+    }
+    if (cold) {
+      const std::int64_t c = shared_.next_cold.fetch_add(1);
+      if (c < o_.cold_count) {
+        user = o_.cold_first + c;
+        ++result_.writes;
+        return req_.Ping(user, shared_.max_cursor.load());
+      }
+      shared_.cold_exhausted.fetch_add(1);
+    }
+    const std::int64_t h = shared_.next_hot.fetch_add(1) % o_.users;
+    user = h;
+    std::int64_t cursor = shared_.cursors[h].load(std::memory_order_relaxed);
+    if (cursor < 0) cursor = shared_.max_cursor.load();
+    return req_.Ping(user, cursor);
+  }
+
+  // False if nothing was sent (closed connection, request budget spent).
+  bool Issue(Conn& c, Ns stamp) {
+    if (!c.open()) return false;
+    if (shared_.issued.load(std::memory_order_relaxed) >= o_.max_requests) {
+      return false;
+    }
+    std::int64_t user = 0;
+    std::string r = Next(user);
+    c.user = user;
+    c.stamp = stamp;
+    if (result_.first_send == 0) result_.first_send = NowNs();
+    c.Send(std::move(r), [this](Conn& conn, const Answer* a, Ns done) {
+      OnAnswer(conn, a, done);
+    });
+    return true;
+  }
+
+  void OnAnswer(Conn& c, const Answer* a, Ns done) {
+    if (a == nullptr) {
+      ++result_.errors;
+    } else {
+      result_.latencies.push_back(done - c.stamp);
+      result_.last_done = done;
+      result_.bytes += static_cast<std::int64_t>(a->body.size());
+      if (a->status == 200) {
+        ++result_.ok;
+        result_.rows +=
+            static_cast<std::int64_t>(CountOf(a->body, "\"active_timestamp\""));
+        if (auto id = JsonInt(a->body, "\"presence_last_update_id\"")) {
+          if (c.user < o_.users) {
+            shared_.cursors[c.user].store(*id, std::memory_order_relaxed);
+          }
+          std::int64_t seen = shared_.max_cursor.load();
+          while (*id > seen &&
+                 !shared_.max_cursor.compare_exchange_weak(seen, *id)) {
+          }
+        }
+      } else {
+        ++result_.errors;
+        if (result_.errors <= 3) {
+          std::fprintf(
+              stderr, "loadgen: HTTP %d: %.*s\n", a->status,
+              static_cast<int>(std::min<std::size_t>(a->body.size(), 200)),
+              a->body.data());
+        }
+      }
+    }
+    if (o_.mode == "open") {
+      if (!pending_.empty() && c.open()) {
+        const Ns due = pending_.front();
+        pending_.pop_front();
+        Issue(c, due);
+      } else {
+        idle_.push_back(&c);
+        MaybeFinish();
+      }
+      return;
+    }
+    if (done < t_end_ && Issue(c, NowNs())) return;
+    MaybeFinish();
+  }
+
+  // Open loop: releases every request due by now, then sleeps until the
+  // next one is due.
+  void OnTick() {
+    const Ns now = NowNs();
+    const Ns interval = static_cast<Ns>(1e9 / rate_);
+    while (next_due_k_ * interval + t0_ <= now &&
+           next_due_k_ * interval + t0_ < t_end_) {
+      pending_.push_back(t0_ + next_due_k_ * interval);
+      ++next_due_k_;
+    }
+    if (idle_.empty() && issued_first_ == false) {
+      for (auto& c : conns_) idle_.push_back(c.get());
+      issued_first_ = true;
+    }
+    while (!pending_.empty() && !idle_.empty()) {
+      Conn* c = idle_.back();
+      idle_.pop_back();
+      if (!c->open()) continue;
+      const Ns due = pending_.front();
+      pending_.pop_front();
+      Issue(*c, due);
+    }
+    const Ns next = t0_ + next_due_k_ * interval;
+    if (next >= t_end_) {
+      ticking_ = false;
+      MaybeFinish();
+      return;
+    }
+    timer_.expires_at(Clock::time_point(std::chrono::nanoseconds(next)));
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) OnTick();
+    });
+  }
+
+  void MaybeFinish() {
+    if (ticking_ || !pending_.empty()) return;
+    for (auto& c : conns_) {
+      if (c->busy()) return;
+    }
+    ioc_.stop();
+  }
+
+  const Options& o_;
+  const Requests& req_;
+  Shared& shared_;
+  double rate_;
+  Ns t0_ = 0, t_end_ = 0;
+  asio::io_context ioc_;
+  asio::steady_timer timer_;
+  std::vector<std::shared_ptr<Conn>> conns_;
+  std::vector<Conn*> idle_;
+  std::deque<Ns> pending_;
+  std::int64_t next_due_k_ = 0;
+  bool issued_first_ = false;
+  bool ticking_ = true;
+  ThreadResult result_;
+};
+
+// Sends one request per item on `conns` (at most one in flight each) and
+// waits for all answers. Returns how many answers were 200.
+std::int64_t Batch(
+    asio::io_context& ioc, std::vector<std::shared_ptr<Conn>>& conns,
+    std::int64_t items, const std::function<std::string(std::int64_t)>& make,
+    const std::function<void(std::int64_t, const Answer&)>& on_answer,
+    double timeout_s) {
+  std::int64_t next = 0, ok = 0, outstanding = 0, complaints = 0;
+  std::function<void(Conn&)> issue = [&](Conn& c) {
+    if (next >= items || !c.open()) return;
+    const std::int64_t item = next++;
+    ++outstanding;
+    c.tag = static_cast<int>(item);
+    c.Send(make(item), [&, item](Conn& conn, const Answer* a, Ns) {
+      --outstanding;
+      if (a && a->status == 200) {
+        ++ok;
+        if (on_answer) on_answer(item, *a);
+      } else if (a && ++complaints <= 3) {
+        std::fprintf(
+            stderr, "loadgen: item %lld: HTTP %d %.*s\n",
+            static_cast<long long>(item), a->status,
+            static_cast<int>(std::min<std::size_t>(a->body.size(), 200)),
+            a->body.data());
+      }
+      issue(conn);
+    });
+  };
+  ioc.restart();
+  for (auto& c : conns) issue(*c);
+  const Ns deadline = NowNs() + static_cast<Ns>(timeout_s * 1e9);
+  while (outstanding > 0) {
+    ioc.run_one_for(std::chrono::milliseconds(100));
+    if (NowNs() > deadline) Fatal("a batch of requests timed out");
+  }
+  return ok;
+}
+
+void PrintPingJson(const Options& o, const Summary& s, const ThreadResult& t,
+                   double seconds, std::int64_t cold_exhausted, Ns server_cpu,
+                   Ns client_cpu) {
+  const double rps = seconds > 0 ? t.ok / seconds : 0;
+  const double answered =
+      static_cast<double>(std::max<std::int64_t>(1, t.ok + t.errors));
+  const double server_us = server_cpu >= 0 ? server_cpu / 1e3 / answered : -1;
+  const double client_us = client_cpu / 1e3 / answered;
+  const double rows = t.ok ? static_cast<double>(t.rows) / t.ok : 0.0;
+  const double bytes = t.ok ? static_cast<double>(t.bytes) / t.ok : 0.0;
+  std::printf(
+      "{\"label\":\"%s\",\"mode\":\"%s\",\"connections\":%d,\"threads\":%d,"
+      "\"users\":%lld,\"rate\":%.1f,\"seconds\":%.3f,\"ok\":%lld,"
+      "\"errors\":%lld,\"dropped\":%lld,\"rps\":%.1f,\"mean_us\":%.1f,"
+      "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
+      "\"max_us\":%.1f,\"rows_per_answer\":%.3f,\"bytes_per_answer\":%.1f,"
+      "\"writes\":%lld,\"cold_exhausted\":%lld,"
+      "\"server_cpu_us_per_req\":%.2f,\"client_cpu_us_per_req\":%.2f}\n",
+      o.label.c_str(), o.mode.c_str(), o.connections, o.threads,
+      static_cast<long long>(o.users), o.mode == "open" ? o.rate : 0.0, seconds,
+      static_cast<long long>(t.ok), static_cast<long long>(t.errors),
+      static_cast<long long>(t.dropped), rps, s.mean_us, s.p50_us, s.p90_us,
+      s.p99_us, s.p999_us, s.max_us, rows, bytes,
+      static_cast<long long>(t.writes), static_cast<long long>(cold_exhausted),
+      server_us, client_us);
+  std::fprintf(stderr,
+               "loadgen %s %s: %lld ok, %lld errors, %lld dropped in %.2f s "
+               "= %.0f req/s; latency us p50 %.0f p99 %.0f p99.9 %.0f max "
+               "%.0f; %.2f rows/answer; %lld writes; CPU us/request server "
+               "%.1f loadgen %.1f\n",
+               o.label.c_str(), o.mode.c_str(), static_cast<long long>(t.ok),
+               static_cast<long long>(t.errors),
+               static_cast<long long>(t.dropped), seconds, rps, s.p50_us,
+               s.p99_us, s.p999_us, s.max_us, rows,
+               static_cast<long long>(t.writes), server_us, client_us);
+}
+
+int RunPingLoad(const Options& o) {
+  const tcp::endpoint ep = Endpoint(o);
+  Requests req(o);
+  Shared shared(static_cast<std::size_t>(o.users));
+
+  // Warm-up and cursor: on one thread, before anything is measured.
+  {
+    asio::io_context ioc;
+    auto conns = OpenConnections(ioc, ep, std::min(o.connections, 64), 64);
+    if (conns.empty()) {
+      std::fprintf(stderr, "loadgen: cannot connect to %s:%d\n", o.host.c_str(),
+                   o.port);
+      return 1;
+    }
+    if (o.warmup) {
+      const Ns t = NowNs();
+      std::int64_t ok = Batch(
+          ioc, conns, o.users, [&](std::int64_t i) { return req.PingOnly(i); },
+          nullptr, 240);
+      std::fprintf(stderr, "loadgen: warm-up %lld/%lld pings in %.2f s\n",
+                   static_cast<long long>(ok), static_cast<long long>(o.users),
+                   (NowNs() - t) / 1e9);
+      if (ok != o.users) return 1;
+    }
+    if (o.base_cursor >= 0) {
+      std::int64_t cursor = -1;
+      Batch(
+          ioc, conns, 1,
+          [&](std::int64_t) { return req.Ping(0, o.base_cursor); },
+          [&](std::int64_t, const Answer& a) {
+            if (auto id = JsonInt(a.body, "\"presence_last_update_id\"")) {
+              cursor = *id;
+            }
+          },
+          120);
+      if (cursor < 0) {
+        std::fprintf(stderr, "loadgen: no presence_last_update_id\n");
+        return 1;
+      }
+      shared.max_cursor = cursor;
+      for (auto& c : shared.cursors) c.store(cursor);
+    }
+    for (auto& c : conns) c->Close();
+    ioc.restart();
+    ioc.poll();
+  }
+
+  // The measured run: connections first, then a common start time.
+  const int threads = std::min(o.threads, o.connections);
+  std::vector<std::unique_ptr<PingWorker>> workers;
+  for (int i = 0; i < threads; ++i) {
+    const int n = o.connections / threads + (i < o.connections % threads);
+    workers.push_back(
+        std::make_unique<PingWorker>(o, req, shared, o.rate / threads));
+    auto open = OpenConnections(workers.back()->ioc(), ep, n, 256, i * 100000);
+    if (static_cast<int>(open.size()) != n) {
+      std::fprintf(stderr, "loadgen: only %zu of %d connections opened\n",
+                   open.size(), n);
+      return 1;
+    }
+    workers.back()->conns() = std::move(open);
+  }
+  const Ns t0 = NowNs() + 20'000'000;  // 20 ms from now, every thread alike
+  const Ns t_end = t0 + static_cast<Ns>(o.duration * 1e9);
+  for (auto& w : workers) w->SetSchedule(t0, t_end);
+  const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
+  const Ns client_cpu0 = SelfCpuNs();
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) {
+    pool.emplace_back([w = workers[i].get()] { w->Run(); });
+  }
+  workers[0]->Run();
+  for (auto& t : pool) t.join();
+  const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
+  const Ns client_cpu = SelfCpuNs() - client_cpu0;
+  const Ns server_cpu =
+      (server_cpu0 >= 0 && server_cpu1 >= 0) ? server_cpu1 - server_cpu0 : -1;
+
+  ThreadResult all;
+  Ns first = 0, last = 0;
+  for (auto& w : workers) {
+    ThreadResult& r = w->result();
+    all.latencies.insert(all.latencies.end(), r.latencies.begin(),
+                         r.latencies.end());
+    all.ok += r.ok;
+    all.errors += r.errors;
+    all.dropped += r.dropped;
+    all.rows += r.rows;
+    all.bytes += r.bytes;
+    all.writes += r.writes;
+    if (r.first_send && (!first || r.first_send < first)) first = r.first_send;
+    last = std::max(last, r.last_done);
+  }
+  // Throughput over the scheduled window (open) or first send to last
+  // answer (closed).
+  const double seconds =
+      o.mode == "open" ? o.duration : (last > first ? (last - first) / 1e9 : 0);
+  Summary s = Summarise(all.latencies);
+  PrintPingJson(o, s, all, seconds, shared.cold_exhausted.load(), server_cpu,
+                client_cpu);
+  for (auto& w : workers) {
+    for (auto& c : w->conns()) c->Close();
+    w->ioc().restart();
+    w->ioc().poll();
+  }
+  return all.errors == 0 ? 0 : 3;
+}
+
+// ---------------------------------------------------------------- fanout
+
+// Says why request `i` of kind `what` did not get its 200.
+void Complain(const char* what, std::int64_t i, const Answer* a) {
+  if (a == nullptr) {
+    std::fprintf(stderr, "loadgen: %s %lld: connection closed\n", what,
+                 static_cast<long long>(i));
+    return;
+  }
+  std::fprintf(stderr, "loadgen: %s %lld: HTTP %d %.*s\n", what,
+               static_cast<long long>(i), a->status,
+               static_cast<int>(std::min<std::size_t>(a->body.size(), 300)),
+               a->body.data());
+}
+
+int RunFanout(const Options& o) {
+  const tcp::endpoint ep = Endpoint(o);
+  Requests req(o);
+  asio::io_context ioc;
+  const std::int64_t w = o.watchers;
+  const long rss_before = ReadRssBytes(o.server_pids);
+
+  const Ns t_connect = NowNs();
+  auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
+  auto trigger = OpenConnections(ioc, ep, 1, 1, 1'000'000);
+  if (static_cast<std::int64_t>(watchers.size()) != w || trigger.empty()) {
+    std::fprintf(stderr, "loadgen: only %zu of %lld watchers connected\n",
+                 watchers.size(), static_cast<long long>(w));
+    return 1;
+  }
+  // One queue per watcher, modern presence events, no initial snapshot.
+  const std::string reg_body =
+      "event_types=" + UrlEncode("[\"presence\"]") +
+      "&fetch_event_types=" + UrlEncode("[]") + "&client_capabilities=" +
+      UrlEncode("{\"simplified_presence_events\":true}");
+  std::vector<std::string> queue_ids(static_cast<std::size_t>(w));
+  std::int64_t registered = Batch(
+      ioc, watchers, w,
+      [&](std::int64_t i) {
+        return req.Post(o.watch_first + i, "/api/v1/register", reg_body);
+      },
+      [&](std::int64_t i, const Answer& a) {
+        if (auto q = JsonString(a.body, "\"queue_id\"")) queue_ids[i] = *q;
+      },
+      300);
+  std::fprintf(stderr, "loadgen: %lld connections, %lld queues in %.2f s\n",
+               static_cast<long long>(w), static_cast<long long>(registered),
+               (NowNs() - t_connect) / 1e9);
+  if (registered != w) return 1;
+
+  std::vector<std::int64_t> last_event(static_cast<std::size_t>(w), -1);
+  std::vector<Ns> delivered_at(static_cast<std::size_t>(w), 0);
+  std::int64_t delivered = 0, early = 0, empty = 0, failed = 0;
+  Ns trigger_sent = 0;
+  std::vector<Ns> all;        // every delivery of every round
+  std::vector<double> maxes;  // per round, ms
+  long rss_parked = -1;
+  double trigger_ms_sum = 0;
+  // CPU time of the delivery phases (trigger sent -> last answer), ns.
+  Ns server_cpu_sum = 0, client_cpu_sum = 0;
+  bool server_cpu_known = true;
+
+  for (int round = 0; round < o.rounds; ++round) {
+    std::fill(delivered_at.begin(), delivered_at.end(), 0);
+    delivered = 0;
+    trigger_sent = 0;
+    for (std::int64_t i = 0; i < w; ++i) {
+      std::string target = "/api/v1/events?queue_id=" + queue_ids[i] +
+                           "&last_event_id=" + std::to_string(last_event[i]);
+      watchers[i]->Send(req.Get(o.watch_first + i, target),
+                        [&, i](Conn&, const Answer* a, Ns done) {
+                          if (a == nullptr || a->status != 200) {
+                            if (++failed <= 3) Complain("poll", i, a);
+                            return;
+                          }
+                          if (trigger_sent == 0) ++early;
+                          const std::int64_t id = MaxEventId(a->body);
+                          if (id < 0) ++empty;
+                          last_event[i] = std::max(last_event[i], id);
+                          delivered_at[i] = done;
+                          ++delivered;
+                        });
+    }
+    // Let the server read and park every poll.
+    ioc.restart();
+    const Ns settle_end = NowNs() + o.settle_ms * 1'000'000LL;
+    while (NowNs() < settle_end) {
+      ioc.run_one_for(std::chrono::milliseconds(10));
+    }
+    if (round == 0) rss_parked = ReadRssBytes(o.server_pids);
+    if (early) {
+      std::fprintf(stderr, "loadgen: %lld polls answered before the event\n",
+                   static_cast<long long>(early));
+    }
+    // One user comes online.
+    double trigger_ms = -1;
+    const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
+    const Ns client_cpu0 = SelfCpuNs();
+    trigger_sent = NowNs();
+    trigger[0]->Send(req.PingOnly(o.trigger_first + round),
+                     [&](Conn&, const Answer* a, Ns done) {
+                       if (a == nullptr || a->status != 200) {
+                         ++failed;
+                         Complain("trigger", round, a);
+                       }
+                       trigger_ms = (done - trigger_sent) / 1e6;
+                     });
+    const Ns deadline = NowNs() + 30'000'000'000LL;
+    while ((delivered < w || trigger_ms < 0) && failed == 0) {
+      ioc.run_one_for(std::chrono::milliseconds(100));
+      if (NowNs() > deadline) Fatal("fan-out round timed out after 30 s");
+    }
+    const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
+    client_cpu_sum += SelfCpuNs() - client_cpu0;
+    if (server_cpu0 < 0 || server_cpu1 < 0) {
+      server_cpu_known = false;
+    } else {
+      server_cpu_sum += server_cpu1 - server_cpu0;
+    }
+    if (failed) {
+      std::fprintf(stderr, "loadgen: %lld polls failed\n",
+                   static_cast<long long>(failed));
+      return 1;
+    }
+    Ns round_max = 0;
+    for (std::int64_t i = 0; i < w; ++i) {
+      const Ns d = delivered_at[i] - trigger_sent;
+      all.push_back(d);
+      round_max = std::max(round_max, d);
+    }
+    maxes.push_back(round_max / 1e6);
+    trigger_ms_sum += trigger_ms;
+    std::fprintf(stderr,
+                 "loadgen: round %d: %lld deliveries, max %.1f ms, trigger "
+                 "answered in %.2f ms\n",
+                 round + 1, static_cast<long long>(w), round_max / 1e6,
+                 trigger_ms);
+  }
+  Summary s = Summarise(all);
+  const double n = static_cast<double>(std::max<std::int64_t>(1, s.count));
+  const double server_us = server_cpu_known ? server_cpu_sum / 1e3 / n : -1;
+  const double client_us = client_cpu_sum / 1e3 / n;
+  const double per_poll = (rss_before > 0 && rss_parked > 0)
+                              ? static_cast<double>(rss_parked - rss_before) / w
+                              : -1;
+  std::string round_list;
+  for (double m : maxes) {
+    if (!round_list.empty()) round_list += ",";
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f", m);
+    round_list += buf;
+  }
+  std::printf(
+      "{\"label\":\"%s\",\"mode\":\"fanout\",\"watchers\":%lld,\"rounds\":%d,"
+      "\"deliveries\":%lld,\"empty\":%lld,\"p50_ms\":%.3f,\"p99_ms\":%.3f,"
+      "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"round_max_ms\":[%s],"
+      "\"trigger_ms\":%.3f,\"rss_before\":%ld,\"rss_parked\":%ld,"
+      "\"rss_per_parked_poll\":%.1f,\"server_cpu_us_per_delivery\":%.2f,"
+      "\"client_cpu_us_per_delivery\":%.2f}\n",
+      o.label.c_str(), static_cast<long long>(w), o.rounds,
+      static_cast<long long>(s.count), static_cast<long long>(empty),
+      s.p50_us / 1e3, s.p99_us / 1e3, s.max_us / 1e3, s.mean_us / 1e3,
+      round_list.c_str(), trigger_ms_sum / o.rounds, rss_before, rss_parked,
+      per_poll, server_us, client_us);
+  std::fprintf(stderr,
+               "loadgen fanout %lld watchers: delivery p50 %.2f ms p99 %.2f "
+               "ms max %.2f ms; %.0f resident bytes per parked poll; CPU "
+               "us/delivery server %.1f loadgen %.1f\n",
+               static_cast<long long>(w), s.p50_us / 1e3, s.p99_us / 1e3,
+               s.max_us / 1e3, per_poll, server_us, client_us);
+  for (auto& c : watchers) c->Close();
+  trigger[0]->Close();
+  ioc.restart();
+  ioc.poll();
+  return empty == 0 ? 0 : 3;
+}
+
+// ---------------------------------------------------------------- ping
+
+int RunPing(const Options& o) {
+  const tcp::endpoint ep = Endpoint(o);
+  Requests req(o);
+  asio::io_context ioc;
+  auto conns = OpenConnections(ioc, ep, 1, 1);
+  if (conns.empty()) {
+    std::fprintf(stderr, "loadgen: cannot connect\n");
+    return 1;
+  }
+  const std::int64_t user =
+      o.auth_user.empty() ? -1 : std::strtoll(o.auth_user.c_str(), nullptr, 10);
+  int status = 0;
+  Batch(
+      ioc, conns, 1,
+      [&](std::int64_t) {
+        if (o.method == "GET") return req.Get(user, o.path);
+        return req.Post(user < 0 ? 0 : user, o.path, o.body);
+      },
+      [&](std::int64_t, const Answer& a) {
+        status = a.status;
+        std::printf("%.*s\n", static_cast<int>(a.body.size()), a.body.data());
+      },
+      30);
+  conns[0]->Close();
+  ioc.restart();
+  ioc.poll();
+  return status == 200 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace presence::bench
+
+int main(int argc, char** argv) {
+  using namespace presence::bench;
+  Options o = ParseOptions(argc, argv);
+  if (o.mode == "closed" || o.mode == "open") return RunPingLoad(o);
+  if (o.mode == "fanout") return RunFanout(o);
+  if (o.mode == "ping") return RunPing(o);
+  Usage("unknown --mode");
+}

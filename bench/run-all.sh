@@ -1,0 +1,332 @@
+#!/usr/bin/env bash
+# Runs every benchmark of presenced in one go (issue #4) and writes the
+# figures, each next to the reference it is judged against, measured in the
+# same run:
+#
+#   1. micro-benchmarks (bench/core_bench.cc, Google Benchmark);
+#   2. HTTP load from bench/loadgen against presenced and, as the ceiling of
+#      this machine, against nginx answering a fixed small JSON 200, with the
+#      same requests, interleaved run by run, for realms of 1k..1M users;
+#   3. fan-out to 1k and 10k parked long polls;
+#   4. resident memory per user at 100k and 1M users, and the time to start
+#      on a store of 1M users.
+#
+# Usage: bench/run-all.sh [--out DIR] [--build-dir DIR] [--skip-build]
+# (the default build is the release preset, build/release)
+# Output: DIR (default build/bench-results/<date>) holds summary.md (the
+# tables of BENCHMARKS.md), realm_size.png, and every raw figure (micro.json,
+# load.jsonl, facts.jsonl). Needs nginx and gnuplot (Debian: nginx-light,
+# gnuplot-nox) besides the build dependencies. Loopback only; every load
+# loop is bounded in time. Takes about 7 minutes on 2 cores (plus the build).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+out=""
+build_dir=""
+skip_build=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) out="$2"; shift 2 ;;
+    --skip-build) skip_build=1; shift ;;
+    --build-dir) build_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    *) echo "run-all: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+out="${out:-$root/build/bench-results/$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+build="${build_dir:-$root/build/release}"
+T_START=$(date +%s)
+
+# Workload (see BENCHMARKS.md): online users per realm, share of pings from
+# users coming online (those write), connections, seconds per run. The
+# open-loop rate can be changed with OPEN_RATE=N. Short interleaved runs:
+# a burst of the neighbours' load then spoils one ratio, not the median.
+SIZES=(1000 10000 100000 1000000)
+ONLINE=400
+WRITE_FRACTION=0.001
+CONNECTIONS=64
+SECONDS_PER_RUN=1.5
+REPS=6
+
+log() { printf '[%4ds] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
+fact() { echo "$1" >> "$out/facts.jsonl"; }
+
+for tool in nginx gnuplot python3; do
+  command -v "$tool" > /dev/null || {
+    echo "run-all: $tool is missing (apt-get install nginx-light gnuplot-nox python3)" >&2
+    exit 1
+  }
+done
+
+if [ "$skip_build" = 0 ]; then
+  log "building the release preset (presenced, loadgen, bench_populate, core_bench)"
+  if [ -z "$build_dir" ]; then
+    [ -f "$build/CMakeCache.txt" ] || cmake --preset release > "$out/build.log"
+  elif [ ! -f "$build/CMakeCache.txt" ]; then
+    cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      > "$out/build.log"
+  fi
+  cmake --build "$build" -j "$(nproc)" --target presenced loadgen \
+    bench_populate core_bench >> "$out/build.log" 2>&1 || {
+    tail -30 "$out/build.log"; exit 1; }
+fi
+PRESENCED="$build/presenced"
+# The fan-out holds 10k parked polls plus a few connections: raise the
+# connection cap where the server has one (--max-connections, 10k by default).
+server_flags=(--rate-limit 0 --threads 2)
+if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections'; then
+  server_flags+=(--max-connections 20000)
+fi
+LOADGEN="$build/loadgen"
+POPULATE="$build/bench_populate"
+CORE_BENCH="$build/core_bench"
+
+# 10k parked polls need 10k sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+if [ "$(ulimit -n)" -lt 12000 ]; then
+  log "warning: ulimit -n is $(ulimit -n); the 10k fan-out needs about 10k sockets per process"
+fi
+
+work="$(mktemp -d /tmp/presenced-bench.XXXXXX)"
+server_pid=""
+nginx_dir="$work/nginx"
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
+    kill "$server_pid" 2> /dev/null || true
+    wait "$server_pid" 2> /dev/null || true
+  fi
+  if [ -f "$nginx_dir/nginx.pid" ]; then
+    kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- machine
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
+  echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
+  echo "kernel: $(uname -sr)"
+  echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
+  echo "compiler: $(g++ --version | head -1)"
+  echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //')"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')$(git -C "$root" diff --quiet 2> /dev/null || echo ' (with uncommitted changes)')"
+} > "$out/machine.txt"
+cat "$out/machine.txt"
+
+# ---------------------------------------------------------------- servers
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+
+# start_server DATA_DIR: starts presenced, sets server_pid, port, start_ms
+# (exec to the "listening on" line) and start_cpu_ms (CPU used by then).
+start_server() {
+  local data="$1" t0 t1 line
+  : > "$work/server.out"
+  t0=$(date +%s%N)
+  "$PRESENCED" --listen 127.0.0.1:0 --data "$data" "${server_flags[@]}" \
+    >> "$work/server.out" 2>> "$work/server.err" &
+  server_pid=$!
+  port=""
+  for _ in $(seq 1 12000); do
+    IFS= read -r line < "$work/server.out" || true
+    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
+      port="${line##*:}"
+      break
+    fi
+    kill -0 "$server_pid" 2> /dev/null || break
+    sleep 0.002
+  done
+  t1=$(date +%s%N)
+  # CPU the start took (all threads), robust to a busy machine.
+  start_cpu_ms=0
+  for f in /proc/"$server_pid"/task/*/schedstat; do
+    read -r ns _ < "$f" || true
+    start_cpu_ms=$(( start_cpu_ms + ns / 1000000 ))
+  done
+  if [ -z "$port" ]; then
+    echo "run-all: presenced did not start" >&2
+    tail -5 "$work/server.err" >&2
+    exit 1
+  fi
+  start_ms=$(( (t1 - t0) / 1000000 ))
+}
+
+stop_server() {
+  kill "$server_pid"
+  wait "$server_pid" || { echo "run-all: presenced did not exit 0" >&2; exit 1; }
+  server_pid=""
+}
+
+start_nginx() {
+  mkdir -p "$nginx_dir"
+  nginx_port=$(free_port)
+  # The same answer a presenced ping with nothing new gets, byte for byte
+  # in shape and close in size.
+  cat > "$nginx_dir/nginx.conf" <<EOF
+worker_processes 2;
+daemon on;
+pid $nginx_dir/nginx.pid;
+error_log $nginx_dir/error.log warn;
+events { worker_connections 20000; }
+http {
+  access_log off;
+  keepalive_requests 100000000;
+  keepalive_timeout 120s;
+  client_body_temp_path $nginx_dir/body;
+  proxy_temp_path $nginx_dir/proxy;
+  fastcgi_temp_path $nginx_dir/fastcgi;
+  uwsgi_temp_path $nginx_dir/uwsgi;
+  scgi_temp_path $nginx_dir/scgi;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / {
+      default_type application/json;
+      return 200 '{"result":"success","msg":"","presences":{},"server_timestamp":1700000000.123456,"presence_last_update_id":1000400}';
+    }
+  }
+}
+EOF
+  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log"
+  for _ in $(seq 1 100); do
+    [ -s "$nginx_dir/nginx.pid" ] && break
+    sleep 0.05
+  done
+  sleep 0.2
+  nginx_pids="$(cat "$nginx_dir/nginx.pid"),$(pgrep -d, -P "$(cat "$nginx_dir/nginx.pid")")"
+}
+
+# load LABEL PORT PIDS ARGS...: one loadgen run, its JSON appended to
+# load.jsonl.
+load() {
+  local label="$1" p="$2" pids="$3"
+  shift 3
+  "$LOADGEN" --port "$p" --server-pid "$pids" --label "$label" \
+    --connections "$CONNECTIONS" "$@" >> "$out/load.jsonl" \
+    2>> "$out/loadgen.log" || {
+    echo "run-all: loadgen $label failed" >&2
+    tail -5 "$out/loadgen.log" >&2
+    exit 1
+  }
+  tail -1 "$out/loadgen.log" | sed 's/^/         /'
+}
+
+# ---------------------------------------------------------------- 1. micro
+log "1/5 micro-benchmarks (core_bench, 5 repetitions each in random order, medians)"
+"$CORE_BENCH" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
+  --benchmark_enable_random_interleaving=true \
+  --benchmark_min_time=0.3 --benchmark_out="$out/micro.json" \
+  --benchmark_out_format=json > "$out/micro.txt" 2> "$out/micro.err" || {
+  tail -20 "$out/micro.err"; exit 1; }
+grep -E '_median' "$out/micro.txt" | sed 's/^/         /'
+
+# ---------------------------------------------------------------- 2. HTTP
+log "2/5 HTTP: nginx ceiling and presenced, realms of ${SIZES[*]} users"
+start_nginx
+fact "{\"kind\":\"nginx\",\"port\":$nginx_port}"
+
+# The empty server: the baseline of every memory figure.
+mkdir -p "$work/empty"
+start_server "$work/empty"
+sleep 1
+fact "{\"kind\":\"rss_empty\",\"rss\":$(rss_of "$server_pid")}"
+stop_server
+
+# The open-loop rate: fixed (10,000 pings a second, what 600k users pinging
+# once a minute send), the same for both servers and every realm size, so
+# that latencies compare at equal load and from run to run. About a third of
+# what presenced sustains closed-loop on this machine.
+rate="${OPEN_RATE:-10000}"
+fact "{\"kind\":\"open_rate\",\"rate\":$rate}"
+
+for n in "${SIZES[@]}"; do
+  data="$work/data-$n"
+  log "   realm of $n users: populating"
+  "$POPULATE" --data "$data" --users "$n" > "$work/populate.json"
+  fact "{\"kind\":\"populate\",\"size\":$n,\"result\":$(cat "$work/populate.json")}"
+  start_server "$data"
+  sleep 1
+  fact "{\"kind\":\"start\",\"size\":$n,\"ms\":$start_ms,\"cpu_ms\":$start_cpu_ms,\"rss\":$(rss_of "$server_pid")}"
+  log "   realm of $n users: started in $start_ms ms ($start_cpu_ms ms CPU), $(( $(rss_of "$server_pid") / 1048576 )) MiB resident"
+  # Users [0, ONLINE) are online; the ones coming online are split among
+  # the runs so that each of them writes.
+  # At 10k the users from 7000 up are kept for the heavier run below.
+  cold_end=$n
+  [ "$n" = 10000 ] && cold_end=7000
+  cold_each=$(( (cold_end - ONLINE) / (REPS + 1) ))
+  common=(--users "$ONLINE" --write-fraction "$WRITE_FRACTION"
+          --base-cursor "$n" --duration "$SECONDS_PER_RUN")
+  for rep in $(seq 1 "$REPS"); do
+    load "ping/nginx/$n/closed/$rep" "$nginx_port" "$nginx_pids" \
+      --mode closed "${common[@]}" --no-warmup
+    load "ping/presenced/$n/closed/$rep" "$port" "$server_pid" --mode closed \
+      "${common[@]}" --cold-first $(( ONLINE + (rep - 1) * cold_each )) \
+      --cold-count "$cold_each"
+  done
+  for rep in 1 2; do
+    load "ping/nginx/$n/open/$rep" "$nginx_port" "$nginx_pids" --mode open \
+      --rate "$rate" "${common[@]}" --duration 3 --no-warmup
+    load "ping/presenced/$n/open/$rep" "$port" "$server_pid" --mode open \
+      --rate "$rate" "${common[@]}" --duration 3 --cold-count $(( cold_each / 2 )) \
+      --cold-first $(( ONLINE + REPS * cold_each + (rep - 1) * (cold_each / 2) ))
+  done
+  if [ "$n" = 10000 ]; then
+    # Heavier answers: 5000 users online, 1% of pings write, so each answer
+    # carries about 1% of the online users' rows.
+    log "   realm of $n users: heavier answers (5000 online, 1% writes)"
+    heavy=(--users 5000 --write-fraction 0.01 --base-cursor "$n"
+           --duration "$SECONDS_PER_RUN" --cold-first 7000 --cold-count 3000)
+    load "heavy/nginx/$n/closed/1" "$nginx_port" "$nginx_pids" \
+      --mode closed "${heavy[@]}" --no-warmup
+    load "heavy/presenced/$n/closed/1" "$port" "$server_pid" --mode closed \
+      "${heavy[@]}"
+  fi
+  fact "{\"kind\":\"rss_after_load\",\"size\":$n,\"rss\":$(rss_of "$server_pid")}"
+  stop_server
+  if [ "$n" = 1000000 ]; then
+    log "   realm of $n users: 3 restarts"
+    for r in 1 2 3; do
+      start_server "$data"
+      sleep 1
+      fact "{\"kind\":\"restart\",\"size\":$n,\"ms\":$start_ms,\"cpu_ms\":$start_cpu_ms,\"rss\":$(rss_of "$server_pid")}"
+      log "     restart $r: listening after $start_ms ms ($start_cpu_ms ms CPU)"
+      stop_server
+    done
+  fi
+  rm -rf "$data"
+done
+
+# ---------------------------------------------------------------- 3. fan-out
+log "3/5 fan-out: 1k and 10k parked long polls, one user comes online"
+data="$work/data-fanout"
+"$POPULATE" --data "$data" --users 12000 > /dev/null
+for w in 1000 10000; do
+  start_server "$data"
+  sleep 1
+  settle=$(( w >= 10000 ? 1500 : 400 ))
+  "$LOADGEN" --mode fanout --port "$port" --server-pid "$server_pid" \
+    --watchers "$w" --watch-first 0 --trigger-first $(( 10000 + (w / 1000) * 10 )) \
+    --rounds 5 --settle-ms "$settle" --label "fanout/presenced/$w" \
+    >> "$out/load.jsonl" 2>> "$out/loadgen.log" || {
+    tail -5 "$out/loadgen.log"; exit 1; }
+  tail -1 "$out/loadgen.log" | sed 's/^/         /'
+  stop_server
+done
+
+# ---------------------------------------------------------------- 4. results
+log "4/5 summary"
+kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
+python3 "$here/summarize.py" "$out"
+log "5/5 plot"
+gnuplot -e "datafile='$out/plot.dat'; outfile='$out/realm_size.png'" \
+  "$here/plot.gp"
+cat "$out/summary.md"
+log "done: $out (summary.md, realm_size.png, raw figures)"
