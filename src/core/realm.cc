@@ -91,6 +91,13 @@ std::size_t Realm::active_count() const {
   return active_members_;
 }
 
+void Realm::Reserve(std::size_t n) {
+  std::unique_lock lock(mu_);
+  members_.reserve(n);
+  slot_by_id_.reserve(n);
+  slot_by_email_.reserve(n);
+}
+
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   std::unique_lock lock(mu_);
   if (user.is_active) ++active_members_;

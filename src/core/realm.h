@@ -112,6 +112,10 @@ class Realm {
 
   // --- Loading and directory changes (the store was already updated) ------
 
+  // Makes room for `n` members (loading), so that adding them rehashes and
+  // reallocates nothing.
+  void Reserve(std::size_t n);
+
   // Adds a member; returns its slot. Precondition: id and email are new.
   std::uint32_t AddMember(const store::UserRecord& user);
   // Attaches a loaded presence row to a member. Unknown users are ignored.
