@@ -1,8 +1,11 @@
 #include "http/http_session.h"
 
+#include <sys/socket.h>
+
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/json/serialize.hpp>
+#include <cerrno>
 
 namespace presence::http {
 
@@ -60,11 +63,17 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
   HandleRequest(false);
 }
 
+void HttpSession::Unpark() {
+  parked_ = false;
+  heartbeat_.cancel();
+  beast::error_code ec;
+  stream_.socket().cancel(ec);  // the readability wait; nothing else pending
+}
+
 void HttpSession::Wake() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
-    self->parked_ = false;
-    self->heartbeat_.cancel();
+    self->Unpark();
     self->HandleRequest(false);
   });
 }
@@ -72,10 +81,31 @@ void HttpSession::Wake() {
 void HttpSession::Supersede() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
-    self->parked_ = false;
-    self->heartbeat_.cancel();
+    self->Unpark();
     self->HandleRequest(true);
   });
+}
+
+void HttpSession::OnParkedReadable(beast::error_code ec) {
+  if (ec || !parked_) return;  // cancelled: woken first
+  // Peek without consuming: 0 bytes means the client closed; EAGAIN means
+  // the wake-up was spurious (watch again); data means a pipelined request,
+  // which stays in the socket and is read after the answer.
+  char byte;
+  const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
+                           MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return;
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+    stream_.socket().async_wait(
+        boost::asio::ip::tcp::socket::wait_read,
+        beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                  shared_from_this()));
+    return;
+  }
+  // Closed or reset: drop it; the queue's weak reference then expires.
+  parked_ = false;
+  heartbeat_.cancel();
+  DoClose();
 }
 
 void HttpSession::OnHeartbeat(beast::error_code ec) {
@@ -109,6 +139,12 @@ void HttpSession::HandleRequest(bool force_nonblocking) {
     heartbeat_.expires_after(limits_->heartbeat);
     heartbeat_.async_wait(beast::bind_front_handler(&HttpSession::OnHeartbeat,
                                                     shared_from_this()));
+    // Notice a client that goes away while parked, so that it does not hold
+    // its connection slot and its queue's waiter until the heartbeat.
+    stream_.socket().async_wait(
+        boost::asio::ip::tcp::socket::wait_read,
+        beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                  shared_from_this()));
     return;
   }
 

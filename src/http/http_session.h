@@ -68,6 +68,9 @@ class HttpSession : public QueueWaiter,
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking);
   void OnHeartbeat(boost::beast::error_code ec);
+  void OnParkedReadable(boost::beast::error_code ec);
+  // Leaves the parked state: stops the heartbeat and the readability wait.
+  void Unpark();
   void WriteError(unsigned status, std::string_view msg);
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);

@@ -221,3 +221,74 @@ TEST_F(HttpServerTest, ConcurrentPingsFromManyConnectionsAreAllRecorded) {
 
 }  // namespace
 }  // namespace presence::http
+
+namespace presence::http {
+namespace {
+
+TEST_F(HttpServerTest, ClientLeavingAParkedPollIsNoticedAtOnce) {
+  User alice = AddUser("alice@example.com");
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
+                                         11};
+  reg.set(bhttp::field::authorization, Basic(alice));
+  auto registered = Send(s, reg);
+  ASSERT_EQ(registered.result_int(), 200u) << registered.body();
+  std::string queue(
+      boost::json::parse(registered.body()).at("queue_id").as_string());
+  bhttp::request<bhttp::string_body> poll{
+      bhttp::verb::get,
+      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
+  poll.set(bhttp::field::host, "127.0.0.1");
+  poll.set(bhttp::field::authorization, Basic(alice));
+  poll.prepare_payload();
+  bhttp::write(s, poll);
+  auto parked_count = [&] { return hub_->Stats().parked; };
+  for (int i = 0; i < 100 && parked_count() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  if (parked_count() != 1u) {
+    beast::flat_buffer buf;
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(s, buf, res);
+    FAIL() << "not parked: " << res.result_int() << " " << res.body();
+  }
+  s.close();  // the client goes away while its poll is parked
+  for (int i = 0; i < 200 && parked_count() != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(parked_count(), 0u)
+      << "the session must drop a parked poll whose client left";
+}
+
+TEST_F(HttpServerTest, ParkedPollIsAnsweredWhenAnEventArrives) {
+  User alice = AddUser("alice@example.com");
+  User bob = AddUser("bob@example.com");
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
+                                         11};
+  reg.set(bhttp::field::authorization, Basic(alice));
+  std::string queue(
+      boost::json::parse(Send(s, reg).body()).at("queue_id").as_string());
+  bhttp::request<bhttp::string_body> poll{
+      bhttp::verb::get,
+      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
+  poll.set(bhttp::field::authorization, Basic(alice));
+  std::thread pinger([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Caller c{service_->FindRealmById(realm_), bob.id};
+    ASSERT_TRUE(service_->Report(c, ReportStatus::kActive, clock_.NowMicros()));
+  });
+  auto res = Send(s, poll);  // parks, then is answered by bob's first ping
+  pinger.join();
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto events = boost::json::parse(res.body()).at("events").as_array();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].at("type"), "presence");
+  EXPECT_EQ(events[0].at("user_id"), bob.id);
+  // The connection is still usable afterwards.
+  bhttp::request<bhttp::string_body> health{bhttp::verb::get, "/healthz", 11};
+  EXPECT_EQ(Send(s, health).result_int(), 200u);
+}
+
+}  // namespace
+}  // namespace presence::http
