@@ -137,6 +137,24 @@ Response AdminApi::Handle(const Request& req, std::string_view path) const {
     return r;
   }
   auto out = Dispatch(req, path);
+  if (options_->log && req.method != "GET") {
+    // An audit line per admin change: what was asked and what it made (the
+    // new ids), never the API key in the answer.
+    std::vector<std::pair<std::string, std::string>> fields = {
+        {"method", std::string(req.method)},
+        {"path", "/admin/v1" + std::string(path)},
+        {"status", std::to_string(out ? 200 : out.error().http_status)}};
+    if (out) {
+      for (const char* id : {"realm_id", "user_id"}) {
+        if (auto it = out->find(id); it != out->end()) {
+          fields.emplace_back(id, json::serialize(it->value()));
+        }
+      }
+    } else {
+      fields.emplace_back("msg", out.error().msg);
+    }
+    options_->log("admin_change", fields);
+  }
   if (!out) return ErrorResponse(out.error());
   Response r;
   r.body = json::serialize(*out);

@@ -2,7 +2,10 @@
 #ifndef PRESENCE_API_API_OPTIONS_H_
 #define PRESENCE_API_API_OPTIONS_H_
 
+#include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "util/clock.h"
 
@@ -37,6 +40,12 @@ struct ApiOptions {
   bool serve_admin = true;
   // Set with --test-faults: POST /admin/v1/faults makes store writes fail.
   store::FaultyStore* faulty_store = nullptr;
+  // Where notable events are logged (one structured line each); may be
+  // empty. Never given keys or tokens.
+  std::function<void(
+      std::string_view event,
+      const std::vector<std::pair<std::string, std::string>>& fields)>
+      log;
 };
 
 }  // namespace presence::api

@@ -7,10 +7,11 @@
 #include "util/clock.h"
 
 namespace presence::app {
+namespace {
 
-void Log(
-    std::string_view level, std::string_view event,
-    std::initializer_list<std::pair<std::string_view, std::string>> fields) {
+template <class Fields>
+void Write(std::string_view level, std::string_view event,
+           const Fields& fields) {
   std::string line = "ts=";
   api::AppendSeconds(line, RealClock().NowMicros());
   line += " level=";
@@ -32,6 +33,19 @@ void Log(
   std::lock_guard lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
+}
+
+}  // namespace
+
+void Log(
+    std::string_view level, std::string_view event,
+    std::initializer_list<std::pair<std::string_view, std::string>> fields) {
+  Write(level, event, fields);
+}
+
+void Log(std::string_view level, std::string_view event,
+         const std::vector<std::pair<std::string, std::string>>& fields) {
+  Write(level, event, fields);
 }
 
 }  // namespace presence::app

@@ -10,12 +10,15 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace presence::app {
 
 void Log(std::string_view level, std::string_view event,
          std::initializer_list<std::pair<std::string_view, std::string>>
              fields = {});
+void Log(std::string_view level, std::string_view event,
+         const std::vector<std::pair<std::string, std::string>>& fields);
 
 }  // namespace presence::app
 

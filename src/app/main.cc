@@ -233,6 +233,9 @@ int Main(int argc, char** argv) {
 
   api::Metrics metrics;
   options.metrics = &metrics;
+  options.log = [](std::string_view event, const auto& fields) {
+    Log("info", event, fields);
+  };
   std::optional<boost::asio::ip::tcp::endpoint> admin_endpoint;
   if (!f.admin_listen.empty()) {
     admin_endpoint = http::ParseListenAddress(f.admin_listen);

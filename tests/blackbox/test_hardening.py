@@ -261,5 +261,30 @@ class BodyLimitTest(ServerTestCase):
         self.assertEqual(a.client.ping().get("result"), "success")
 
 
+
+class LogTest(ServerTestCase):
+    def test_admin_changes_are_logged_without_keys_or_tokens(self):
+        r = self.realm()
+        u = r.create_user()
+        u.client.ping()
+        r.patch_user(u, is_active=False)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            text = self.server.stderr_text()
+            if "is_active" in text or text.count("event=admin_change") >= 3:
+                break
+            time.sleep(0.1)
+        lines = [l for l in text.splitlines() if "event=admin_change" in l]
+        created = [l for l in lines if f"user_id={u.id}" in l and "POST" in l]
+        self.assertEqual(len(created), 1, lines)
+        self.assertIn(f"path=/admin/v1/realms/{r.id}/users", created[0])
+        self.assertTrue(any(f"/users/{u.id}" in l and "PATCH" in l
+                            for l in lines), lines)
+        for line in text.splitlines():
+            self.assertTrue(line.startswith("ts="), line)
+        self.assertNotIn(u.api_key, text)
+        self.assertNotIn(self.server.admin_token, text)
+
+
 if __name__ == "__main__":
     unittest.main()
