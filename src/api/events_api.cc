@@ -90,17 +90,17 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
                                        : PresenceShape::kLegacy;
   spec.presence_transitions = cap("presence_transitions");
   spec.presence_user_ids = *subset;
+  if (spec.presence_user_ids) {
+    auto& ids = *spec.presence_user_ids;
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
   const std::optional<std::vector<std::string>>& fetch =
       *fetch_types ? *fetch_types : *event_types;
 
   // The queue exists before the snapshot is taken, so no change can fall
   // between the two (a change may be in both; clients merge by max).
   const std::string queue_id = hub_->Register(spec, SteadyMicros());
-  QueueSpec filter = spec;
-  if (filter.presence_user_ids) {
-    std::sort(filter.presence_user_ids->begin(),
-              filter.presence_user_ids->end());
-  }
 
   std::string body(kSuccessHead);
   body.append(",\"queue_id\":");
@@ -115,19 +115,11 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
     FetchQuery query;
     query.history_limit_days = *history;
     const bool modern = simplified || slim->value_or(false);
-    body.append(",\"presences\":{");
-    bool first = true;
-    UpdateId last = service_->Fetch(caller, query, now, [&](const Member& m) {
-      if (!filter.WantsPresenceOf(m.id)) return;
-      if (!first) body.push_back(',');
-      first = false;
-      if (modern) {
-        AppendModernEntry(body, m);
-      } else {
-        AppendLegacyEntry(body, m);
-      }
-    });
-    body.append("},\"server_timestamp\":");
+    body.push_back(',');
+    UpdateId last = AppendPresences(
+        body, *service_, caller, query, modern, now,
+        spec.presence_user_ids ? &*spec.presence_user_ids : nullptr);
+    body.append(",\"server_timestamp\":");
     AppendSeconds(body, now);
     body.append(",\"presence_last_update_id\":");
     AppendInt(body, last);

@@ -1,5 +1,7 @@
 #include "api/presence_format.h"
 
+#include <algorithm>
+
 #include "api/json_writer.h"
 #include "core/presence_rules.h"
 
@@ -44,10 +46,15 @@ void AppendLegacyEntry(std::string& out, const Member& m) {
 
 UpdateId AppendPresences(std::string& out, const PresenceService& service,
                          const Caller& caller, const FetchQuery& query,
-                         bool modern, Micros now) {
+                         bool modern, Micros now,
+                         const std::vector<UserId>* only) {
   out.append("\"presences\":{");
   bool first = true;
   UpdateId last = service.Fetch(caller, query, now, [&](const Member& m) {
+    if (only != nullptr &&
+        !std::binary_search(only->begin(), only->end(), m.id)) {
+      return;
+    }
     if (!first) out.push_back(',');
     first = false;
     if (modern) {

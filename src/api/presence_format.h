@@ -4,6 +4,7 @@
 #define PRESENCE_API_PRESENCE_FORMAT_H_
 
 #include <string>
+#include <vector>
 
 #include "core/presence_service.h"
 
@@ -22,10 +23,12 @@ void AppendLegacyValue(std::string& out, const PresenceTimes& times,
                        Micros date_joined);
 
 // Appends `"presences":{...}` for a realm fetch and returns
-// presence_last_update_id.
+// presence_last_update_id. With `only` (sorted user ids), rows of other users
+// are left out of the object (the returned id still covers every row).
 UpdateId AppendPresences(std::string& out, const PresenceService& service,
                          const Caller& caller, const FetchQuery& query,
-                         bool modern, Micros now);
+                         bool modern, Micros now,
+                         const std::vector<UserId>* only = nullptr);
 
 }  // namespace presence::api
 
