@@ -1,0 +1,134 @@
+// SharedStore: a Store that several presenced processes share (scale-out).
+//
+// In shared mode the store, not the process, is the authority. Every change
+// to a realm (a presence write, a user created or changed, an access list, the
+// realm's own settings) takes the realm's next sequence number inside the
+// store, atomically with the change itself, and is published to every node
+// as a FeedEntry. Each node keeps an in-memory replica of the realms it serves
+// and applies the entries of a realm in sequence order; a node that sees a gap
+// (a lost message, a reconnect) reads the realm again with ReadRealm.
+//
+// The sequence is the realm's presence update id sequence: presence rows carry
+// the number their write took, so `last_update_id` cursors keep working, and
+// directory changes simply leave gaps in the ids clients see.
+//
+// The presence rules (spec 3.1/3.2/3.7: the 55 s write rule, "came online",
+// invisible back-dating) run inside the store's atomic step, against the row
+// as the store holds it, so two nodes can never both write within 55 s or
+// hand out one update id twice.
+//
+// Realm and user ids stay globally unique (allocated by the store).
+//
+// The plain Store methods keep their contract (the typed store suite runs
+// against shared stores too); in shared mode their directory writes also take
+// a sequence number and publish an entry. ReserveUpdateIds and WritePresence
+// are not used in shared mode (nothing is written behind).
+//
+// Thread safety: as Store. The sink is called on a store-owned thread, one
+// entry at a time, in the order the store executed the changes of each realm.
+#ifndef PRESENCE_STORE_SHARED_STORE_H_
+#define PRESENCE_STORE_SHARED_STORE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/store.h"
+
+namespace presence::store {
+
+// One change of one realm, as every node receives it. Exactly the fields the
+// change touched are set.
+struct FeedEntry {
+  RealmId realm_id = 0;
+  // The realm's sequence number this change took; 0 only for the entry that
+  // announces a new realm (its sequence starts at realm->last_update_id).
+  UpdateId seq = 0;
+  std::optional<RealmRecord> realm;    // realm created or its settings changed
+  std::optional<UserRecord> user;      // user created or changed (full record)
+  std::optional<AccessRecord> access;  // access list replaced (empty: removed)
+  std::optional<PresenceRecord> row;   // row written; row->last_update_id==seq
+  bool event_due = false;  // (row) Zulip would send a presence event
+  bool forced = false;     // (row) ... even past limits (invisible toggles)
+  Micros written_at = 0;   // (row) the presence time of the write
+  friend bool operator==(const FeedEntry&, const FeedEntry&) = default;
+};
+
+// Receives the feed. Called on a store thread, never concurrently.
+class FeedSink {
+ public:
+  virtual ~FeedSink() = default;
+  virtual void OnFeedEntry(const FeedEntry& entry) = 0;
+  // The subscription was interrupted and entries may have been lost (it is
+  // running again when this is called): every realm must be read again.
+  virtual void OnFeedLost() = 0;
+};
+
+// A realm as read in one atomic step.
+struct RealmState {
+  RealmRecord realm;  // realm.last_update_id: the sequence at the read
+  std::vector<UserRecord> users;     // every user of the realm, by id
+  std::vector<PresenceRecord> rows;  // rows with last_update_id > since, by id
+  std::vector<AccessRecord> access;  // every access list, by viewer
+};
+
+// What an atomic presence step did.
+struct WriteResult {
+  bool wrote = false;  // a row or setting changed and took `seq`
+  UpdateId seq = 0;    // the sequence number taken (if wrote)
+};
+
+class SharedStore : public Store {
+ public:
+  // Starts delivering every entry published from now on to `sink` (which must
+  // outlive the store or Unsubscribe). Call once, before Load, so that no
+  // change between the two is missed.
+  virtual Status Subscribe(FeedSink* sink) = 0;
+  // Stops the feed; no sink call runs after it returns.
+  virtual void Unsubscribe() = 0;
+
+  // One report by `user` (spec 3.1/3.2), atomically: reads the user and its
+  // row; does nothing (wrote=false) if the user is unknown, inactive, a bot or
+  // invisible, or if the rules write nothing; otherwise takes the next
+  // sequence number, stores the row and publishes an entry with the row,
+  // event_due = (created || came online) && !realm.presence_disabled,
+  // forced = false, written_at = now.
+  // kNotFound if the realm does not exist.
+  virtual Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                                     ReportStatus status) = 0;
+
+  // The invisible-mode switch (spec 3.7), atomically: sets the user's
+  // presence_enabled and applies ApplyGoInvisible / ApplyBecomeVisible to its
+  // row. If the setting changed, takes one sequence number and publishes one
+  // entry with the full user record and, if a row exists after the change,
+  // the row with event_due = forced = true. wrote=false if the setting
+  // already had that value. kNotFound if the user is not in the realm.
+  virtual Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                                 bool enabled, Micros now) = 0;
+
+  // The realm's current sequence number (its last_update_id).
+  // kNotFound if there is no such realm.
+  virtual Result<UpdateId> CurrentSeq(RealmId realm) = 0;
+
+  // The id of the realm with that subdomain (case-insensitive), if any.
+  virtual Result<std::optional<RealmId>> FindRealmId(
+      std::string_view subdomain) = 0;
+
+  // The realm's whole directory and its rows written after `since`, in one
+  // atomic read. kNotFound if there is no such realm.
+  virtual Result<RealmState> ReadRealm(RealmId realm, UpdateId since) = 0;
+
+  // --- Nodes (which process owns an event queue) -------------------------
+
+  // Registers this process, reachable at `address` ("host:port" of its API
+  // listener), and returns its node id (unique, never reused).
+  virtual Result<std::int64_t> RegisterNode(std::string_view address) = 0;
+  // The address a node registered, if it is known.
+  virtual Result<std::optional<std::string>> NodeAddress(std::int64_t node) = 0;
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_SHARED_STORE_H_
