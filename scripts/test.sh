@@ -10,7 +10,7 @@ scripts/check-format.sh
 # The concurrency tests (core and HTTP) under ThreadSanitizer.
 cmake --preset tsan
 cmake --build --preset tsan -j "$(nproc)" --target core_tests http_tests
-ctest --preset tsan -R '^(ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest)\.'
+ctest --preset tsan -R '^(ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest|SharedServiceTest)\.'
 # Everything under ASan+UBSan.
 cmake --preset debug
 cmake --build --preset debug -j "$(nproc)"

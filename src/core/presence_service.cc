@@ -100,9 +100,13 @@ Status PresenceService::Load() {
 }
 
 Realm* PresenceService::FindRealm(std::string_view subdomain) const {
-  std::shared_lock lock(dir_mu_);
-  auto it = realm_by_subdomain_.find(std::string(subdomain));
-  return it == realm_by_subdomain_.end() ? nullptr : it->second;
+  {
+    std::shared_lock lock(dir_mu_);
+    auto it = realm_by_subdomain_.find(std::string(subdomain));
+    if (it != realm_by_subdomain_.end()) return it->second;
+  }
+  if (shared_ == nullptr) return nullptr;
+  return const_cast<PresenceService*>(this)->FindOrLoadRealm(subdomain);
 }
 
 Realm* PresenceService::FindRealmById(RealmId id) const {
@@ -189,6 +193,7 @@ void PresenceService::Announce(const std::optional<PresenceChange>& change) {
 Status PresenceService::Report(const Caller& caller, ReportStatus status,
                                Micros now) {
   if (auto st = CheckWritable(); !st) return st;
+  if (shared_ != nullptr) return SharedReport(caller, status, now);
   auto change = caller.realm->RecordReport(caller.user_id, now, status);
   if (!change) {
     MarkFailed("reserving update ids failed");
@@ -255,6 +260,10 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
   rec.name = std::string(name);
   rec.date_created = Now();
   rec.reserved_update_id = Realm::kReserveAhead;
+  if (shared_ != nullptr) {
+    rec.reserved_update_id = 0;
+    return SharedCreateRealm(rec);
+  }
   auto id = store_->InsertRealm(rec);
   if (!id) {
     if (id.error() == Errc::kAlreadyExists) return id.error();
@@ -282,6 +291,9 @@ Status PresenceService::SetRealmPresenceDisabled(RealmId realm_id,
   rec.name = realm->name();
   rec.presence_disabled = disabled;
   rec.deactivated = realm->deactivated();
+  if (shared_ != nullptr) {
+    return SharedDirectoryWrite(*realm, shared_->UpdateRealm(rec));
+  }
   if (auto st = store_->UpdateRealm(rec); !st) {
     MarkFailed("updating a realm failed");
     return st;
@@ -311,6 +323,17 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
   rec.can_access_all_users = user.can_access_all_users;
   rec.date_joined = Now();
   rec.api_key_hash = Sha256(created.api_key);
+  if (shared_ != nullptr) {
+    auto id = shared_->InsertUser(rec);
+    if (!id) {
+      if (auto st = SharedDirectoryWrite(*realm, id.error()); !st) {
+        return st.error();
+      }
+    }
+    if (auto st = Sync(*realm); !st) return st.error();
+    created.user_id = *id;
+    return created;
+  }
   auto id = store_->InsertUser(rec);
   if (!id) {
     if (id.error() == Errc::kAlreadyExists) return id.error();
@@ -331,6 +354,7 @@ Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
   if (auto st = CheckWritable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
+  if (shared_ != nullptr) return SharedUpdateUser(*realm, user, patch);
   auto rec = realm->UserRecordOf(user);
   if (!rec) return Errc::kNotFound;
   if (patch.is_active) rec->is_active = *patch.is_active;
@@ -373,6 +397,9 @@ Status PresenceService::SetAccess(RealmId realm_id, UserId viewer,
     if (!realm->UserRecordOf(u)) return Errc::kInvalidArgument;
   }
   store::AccessRecord rec{realm_id, viewer, visible};
+  if (shared_ != nullptr) {
+    return SharedDirectoryWrite(*realm, shared_->SetAccess(rec));
+  }
   if (auto st = store_->SetAccess(rec); !st) {
     MarkFailed("setting an access list failed");
     return st;

@@ -20,6 +20,8 @@
 #define PRESENCE_CORE_PRESENCE_SERVICE_H_
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +34,7 @@
 
 #include "core/realm.h"
 #include "core/types.h"
+#include "store/shared_store.h"
 #include "store/store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -105,11 +108,29 @@ struct FlushStats {
   std::size_t realms = 0;
 };
 
+// Scale-out mode (see store/shared_store.h).
+struct SharedOptions {
+  // How long a writer waits for its own change to come back on the feed, and
+  // a read barrier for the realm to catch up, before reading the realm again
+  // from the store.
+  std::chrono::milliseconds feed_wait{500};
+};
+
 class PresenceService {
  public:
   // Loads the store's state. `store` and `clock` must outlive the service.
   static Result<std::unique_ptr<PresenceService>> Create(store::Store* store,
                                                          const Clock* clock);
+  // Scale-out: the service is one node's replica of a store shared with other
+  // nodes. It subscribes to the store's feed, then loads; every change is
+  // made in the store first and reaches the replica through the feed (a
+  // writer waits until its own change has been applied). Store failures are
+  // not sticky here: calls fail with Errc::kUnavailable while the store is
+  // unreachable. `store` and `clock` must outlive the service.
+  static Result<std::unique_ptr<PresenceService>> CreateShared(
+      store::SharedStore* store, const Clock* clock,
+      SharedOptions options = {});
+  ~PresenceService();
   PresenceService(const PresenceService&) = delete;
   PresenceService& operator=(const PresenceService&) = delete;
 
@@ -121,7 +142,8 @@ class PresenceService {
 
   // --- Lookup ------------------------------------------------------------
 
-  // nullptr if no realm has that subdomain.
+  // nullptr if no realm has that subdomain. In shared mode a realm this node
+  // does not know yet is looked up in the store (and loaded).
   Realm* FindRealm(std::string_view subdomain) const;
   Realm* FindRealmById(RealmId id) const;
   // Every realm, ordered by id.
@@ -164,6 +186,14 @@ class PresenceService {
   // kNotFound (realm or viewer), kInvalidArgument (a visible id not in realm).
   Status SetAccess(RealmId realm, UserId viewer, std::vector<UserId> visible);
 
+  // --- Shared mode -------------------------------------------------------
+
+  bool shared() const { return shared_ != nullptr; }
+  // Read barrier: returns once the replica of `realm` has applied every
+  // change the store had when the call began (kUnavailable if the store is
+  // unreachable). Does nothing in single-node mode.
+  Status Sync(const Realm& realm) const;
+
   // --- Durability --------------------------------------------------------
 
   // Commits every presence row changed since the last flush.
@@ -176,6 +206,35 @@ class PresenceService {
  private:
   PresenceService(store::Store* store, const Clock* clock);
   Status Load();
+
+  // Shared mode (presence_service_shared.cc). apply_mu_ serialises every
+  // change to the replica (feed thread, resyncs, realm loads); lock order:
+  // admin_mu_, apply_mu_, dir_mu_, a Realm's lock.
+  class FeedReceiver final : public store::FeedSink {
+   public:
+    explicit FeedReceiver(PresenceService* s) : s_(s) {}
+    void OnFeedEntry(const store::FeedEntry& entry) override {
+      s_->OnFeedEntry(entry);
+    }
+    void OnFeedLost() override { s_->OnFeedLost(); }
+
+   private:
+    PresenceService* const s_;
+  };
+  Status LoadShared();
+  void OnFeedEntry(const store::FeedEntry& entry);
+  void OnFeedLost();
+  void ApplyEntryLocked(const store::FeedEntry& entry);
+  void ApplyChangeLocked(Realm& realm, const store::FeedEntry& entry);
+  void ApplyUserLocked(Realm& realm, const store::UserRecord& user);
+  Status ResyncLocked(Realm& realm);
+  Realm* LoadRealmLocked(RealmId id);
+  Realm* FindOrLoadRealm(std::string_view subdomain);
+  Status WaitApplied(const Realm& realm, UpdateId seq);
+  Status SharedReport(const Caller& caller, ReportStatus status, Micros now);
+  Result<RealmId> SharedCreateRealm(const store::RealmRecord& rec);
+  Status SharedDirectoryWrite(Realm& realm, Status written);
+  Status SharedUpdateUser(Realm& realm, UserId user, const UserPatch& patch);
   Status CheckWritable() const;
   void MarkFailed(std::string_view what);
   void Announce(const std::optional<PresenceChange>& change);
@@ -198,6 +257,14 @@ class PresenceService {
 
   std::mutex admin_mu_;
   std::mutex flush_mu_;
+
+  store::SharedStore* shared_ = nullptr;
+  SharedOptions shared_options_;
+  std::unique_ptr<FeedReceiver> receiver_;
+  mutable std::mutex apply_mu_;
+  mutable std::condition_variable applied_cv_;
+  bool loaded_ = false;                          // guarded by apply_mu_
+  std::vector<store::FeedEntry> early_entries_;  // before loading; apply_mu_
 
   std::atomic<bool> failed_{false};
   mutable std::mutex failure_mu_;

@@ -272,7 +272,7 @@ void Realm::TouchLocked(std::uint32_t slot, const PresenceTimes& times,
   m.times = times;
   m.last_update_id = id;
   AppendLocked(slot);
-  if (!m.dirty) {
+  if (!m.dirty && !replica()) {
     m.dirty = true;
     dirty_.push_back(slot);
   }
@@ -453,6 +453,7 @@ void Realm::ForEachVisibleMember(UserId viewer_id,
 
 bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
                          store::SequenceRecord& sequence) {
+  if (replica()) return false;  // the shared store already has everything
   std::unique_lock lock(mu_);
   const bool low = last_update_id_ + kReserveAhead / 2 > reserved_update_id_;
   if (dirty_.empty() && !low) return false;
@@ -488,6 +489,70 @@ void Realm::OnFlushFailed(const std::vector<store::PresenceRecord>& rows) {
       dirty_.push_back(it->second);
     }
   }
+}
+
+// --- Replica -------------------------------------------------------------
+
+Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
+  MemberDelta delta;
+  {
+    std::unique_lock lock(mu_);
+    auto it = slot_by_id_.find(user.id);
+    if (it != slot_by_id_.end()) {
+      Member& m = members_[it->second];
+      delta.deactivated = m.is_active && !user.is_active;
+      if (m.presence_enabled != user.presence_enabled) {
+        delta.presence_enabled = user.presence_enabled;
+      }
+      if (m.api_key_hash != user.api_key_hash) {
+        delta.replaced_key = m.api_key_hash;
+      }
+      m.presence_enabled = user.presence_enabled;
+    } else {
+      delta.added = true;
+    }
+  }
+  if (delta.added) {
+    AddMember(user);
+  } else {
+    UpdateMember(user);
+  }
+  return delta;
+}
+
+std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
+                                              Micros written_at, bool event_due,
+                                              bool forced) {
+  std::unique_lock lock(mu_);
+  auto it = slot_by_id_.find(row.user_id);
+  if (it == slot_by_id_.end()) return std::nullopt;
+  Member& m = members_[it->second];
+  if (!m.has_row || row.last_update_id > m.last_update_id) {
+    TouchLocked(it->second, {row.last_connected, row.last_active},
+                row.last_update_id);
+    last_update_id_ = std::max(last_update_id_, row.last_update_id);
+  }
+  return ChangeOfLocked(m, written_at, event_due, forced);
+}
+
+void Realm::ApplySettings(const store::RealmRecord& record) {
+  std::unique_lock lock(mu_);
+  name_ = record.name;
+  presence_disabled_ = record.presence_disabled;
+  deactivated_ = record.deactivated;
+}
+
+void Realm::ReplaceAccess(const std::vector<store::AccessRecord>& lists) {
+  {
+    std::unique_lock lock(mu_);
+    access_.clear();
+  }
+  for (const auto& a : lists) SetAccess(a.viewer, a.visible);
+}
+
+void Realm::AdvanceTo(UpdateId seq) {
+  std::unique_lock lock(mu_);
+  last_update_id_ = std::max(last_update_id_, seq);
 }
 
 }  // namespace presence

@@ -192,6 +192,38 @@ class Realm {
   // How many ids the flusher reserves ahead of use.
   static constexpr UpdateId kReserveAhead = 10'000;
 
+  // --- Replica (shared store, see store/shared_store.h) -------------------
+  //
+  // A realm constructed with a null store is a replica: it never takes update
+  // ids itself and has nothing to write behind. Every change arrives from the
+  // shared store's feed with the sequence number the store gave it, and the
+  // service applies them in order; last_update_id() is then the highest
+  // sequence number applied.
+
+  bool replica() const { return store_ == nullptr; }
+
+  // What applying a user record changed.
+  struct MemberDelta {
+    bool added = false;
+    bool deactivated = false;              // was active, is not any more
+    std::optional<bool> presence_enabled;  // the new value, if it changed
+    std::optional<Digest> replaced_key;    // the old key hash, if it changed
+  };
+  // Adds the user or replaces every field of it (presence_enabled included).
+  MemberDelta UpsertMember(const store::UserRecord& user);
+  // Takes a row as the shared store holds it: if `row.last_update_id` is
+  // newer than the member's, the row moves to the tail of the update order.
+  // Returns the change to announce (nullopt for an unknown user).
+  std::optional<PresenceChange> ApplyRow(const store::PresenceRecord& row,
+                                         Micros written_at, bool event_due,
+                                         bool forced);
+  // Name, presence_disabled and deactivated of `record`.
+  void ApplySettings(const store::RealmRecord& record);
+  // Replaces every access list.
+  void ReplaceAccess(const std::vector<store::AccessRecord>& lists);
+  // Raises last_update_id() to `seq`.
+  void AdvanceTo(UpdateId seq);
+
  private:
   bool CanSeeLocked(const Member& viewer, UserId target) const;
   Result<UpdateId> NextUpdateIdLocked();

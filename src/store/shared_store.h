@@ -49,7 +49,7 @@ struct FeedEntry {
   std::optional<RealmRecord> realm;    // realm created or its settings changed
   std::optional<UserRecord> user;      // user created or changed (full record)
   std::optional<AccessRecord> access;  // access list replaced (empty: removed)
-  std::optional<PresenceRecord> row;   // row written; row->last_update_id==seq
+  std::optional<PresenceRecord> row;   // row (last_update_id==seq if written)
   bool event_due = false;  // (row) Zulip would send a presence event
   bool forced = false;     // (row) ... even past limits (invisible toggles)
   Micros written_at = 0;   // (row) the presence time of the write
@@ -102,9 +102,11 @@ class SharedStore : public Store {
   // The invisible-mode switch (spec 3.7), atomically: sets the user's
   // presence_enabled and applies ApplyGoInvisible / ApplyBecomeVisible to its
   // row. If the setting changed, takes one sequence number and publishes one
-  // entry with the full user record and, if a row exists after the change,
-  // the row with event_due = forced = true. wrote=false if the setting
-  // already had that value. kNotFound if the user is not in the realm.
+  // entry with the full user record and, if a row exists after the change
+  // and (enabled or the row was back-dated), the row as it stands with
+  // event_due = forced = true (the row keeps its old last_update_id when the
+  // 55 s rule wrote nothing). wrote=false if the setting already had that
+  // value. kNotFound if the user is not in the realm.
   virtual Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                                  bool enabled, Micros now) = 0;
 

@@ -1,0 +1,485 @@
+#include "store/memory_shared_store.h"
+
+#include <algorithm>
+#include <variant>
+
+#include "core/presence_rules.h"
+#include "store/ascii_lower.h"
+
+namespace presence::store {
+
+// One subscription: its queue and the thread that empties it into the sink.
+// The queue, `busy` and `stop` are guarded by Subscriber::mu.
+struct MemorySharedStore::Subscriber {
+  struct Lost {};
+  using Item = std::variant<FeedEntry, Lost>;
+
+  FeedSink* sink = nullptr;
+  const void* owner = nullptr;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Item> queue;
+  bool paused = false;
+  bool busy = false;
+  bool stop = false;
+  std::thread thread;
+
+  void Run() {
+    std::unique_lock lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return stop || (!paused && !queue.empty()); });
+      if (stop) return;
+      Item item = std::move(queue.front());
+      queue.pop_front();
+      busy = true;
+      lock.unlock();
+      if (auto* e = std::get_if<FeedEntry>(&item)) {
+        sink->OnFeedEntry(*e);
+      } else {
+        sink->OnFeedLost();
+      }
+      lock.lock();
+      busy = false;
+      cv.notify_all();
+    }
+  }
+
+  void Push(Item item) {
+    std::lock_guard lock(mu);
+    queue.push_back(std::move(item));
+    cv.notify_all();
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(mu);
+      stop = true;
+      cv.notify_all();
+    }
+    if (thread.joinable()) thread.join();
+  }
+};
+
+// A second handle on the same shared state with its own subscription.
+class MemorySharedStore::Connection final : public SharedStore {
+ public:
+  explicit Connection(MemorySharedStore* s) : s_(s) {}
+  ~Connection() override { s_->Unsubscribe(this); }
+
+  Result<Snapshot> Load() override { return s_->Load(); }
+  Result<RealmId> InsertRealm(const RealmRecord& r) override {
+    return s_->InsertRealm(r);
+  }
+  Status UpdateRealm(const RealmRecord& r) override {
+    return s_->UpdateRealm(r);
+  }
+  Result<UserId> InsertUser(const UserRecord& u) override {
+    return s_->InsertUser(u);
+  }
+  Status UpdateUser(const UserRecord& u) override { return s_->UpdateUser(u); }
+  Status SetAccess(const AccessRecord& a) override { return s_->SetAccess(a); }
+  Status ReserveUpdateIds(RealmId realm, UpdateId id) override {
+    return s_->ReserveUpdateIds(realm, id);
+  }
+  Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const SequenceRecord> seqs) override {
+    return s_->WritePresence(rows, seqs);
+  }
+  Status Subscribe(FeedSink* sink) override {
+    return s_->Subscribe(sink, this);
+  }
+  void Unsubscribe() override { s_->Unsubscribe(this); }
+  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                             ReportStatus status) override {
+    return s_->Report(realm, user, now, status);
+  }
+  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                         bool enabled, Micros now) override {
+    return s_->SetPresenceEnabled(realm, user, enabled, now);
+  }
+  Result<UpdateId> CurrentSeq(RealmId realm) override {
+    return s_->CurrentSeq(realm);
+  }
+  Result<std::optional<RealmId>> FindRealmId(std::string_view sub) override {
+    return s_->FindRealmId(sub);
+  }
+  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override {
+    return s_->ReadRealm(realm, since);
+  }
+  Result<std::int64_t> RegisterNode(std::string_view address) override {
+    return s_->RegisterNode(address);
+  }
+  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override {
+    return s_->NodeAddress(node);
+  }
+
+ private:
+  MemorySharedStore* const s_;
+};
+
+MemorySharedStore::MemorySharedStore() = default;
+
+MemorySharedStore::~MemorySharedStore() {
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  {
+    std::lock_guard lock(mu_);
+    subs.swap(subscribers_);
+  }
+  for (auto& s : subs) s->Stop();
+}
+
+std::unique_ptr<SharedStore> MemorySharedStore::NewConnection() {
+  return std::make_unique<Connection>(this);
+}
+
+Status MemorySharedStore::CheckAvailableLocked() const {
+  if (unavailable_) return Errc::kUnavailable;
+  return {};
+}
+
+UpdateId MemorySharedStore::TakeSeqLocked(RealmId realm) {
+  RealmRecord& r = realms_.at(realm);
+  ++r.last_update_id;
+  r.reserved_update_id = std::max(r.reserved_update_id, r.last_update_id);
+  return r.last_update_id;
+}
+
+void MemorySharedStore::PublishLocked(const FeedEntry& entry) {
+  ++published_;
+  if (drop_next_ > 0) {
+    --drop_next_;
+    return;
+  }
+  for (auto& s : subscribers_) s->Push(entry);
+}
+
+// --- Store -------------------------------------------------------------------
+
+Result<Snapshot> MemorySharedStore::Load() {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto snap = base_.Load();
+  if (!snap) return snap;
+  // The sequence and the rows live here, not in base_.
+  for (auto& r : snap->realms) {
+    r.last_update_id = realms_.at(r.id).last_update_id;
+    r.reserved_update_id = realms_.at(r.id).reserved_update_id;
+  }
+  snap->presence.clear();
+  for (const auto& [id, row] : rows_) snap->presence.push_back(row);
+  return snap;
+}
+
+Result<RealmId> MemorySharedStore::InsertRealm(const RealmRecord& realm) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto id = base_.InsertRealm(realm);
+  if (!id) return id;
+  RealmRecord rec = realm;
+  rec.id = *id;
+  realms_[*id] = rec;
+  PublishLocked(FeedEntry{.realm_id = *id, .seq = 0, .realm = rec});
+  return id;
+}
+
+Status MemorySharedStore::UpdateRealm(const RealmRecord& realm) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  if (auto st = base_.UpdateRealm(realm); !st) return st;
+  RealmRecord& rec = realms_.at(realm.id);
+  rec.subdomain = realm.subdomain;
+  rec.name = realm.name;
+  rec.presence_disabled = realm.presence_disabled;
+  rec.deactivated = realm.deactivated;
+  const UpdateId seq = TakeSeqLocked(realm.id);
+  PublishLocked(FeedEntry{.realm_id = realm.id, .seq = seq, .realm = rec});
+  return {};
+}
+
+Result<UserId> MemorySharedStore::InsertUser(const UserRecord& user) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto id = base_.InsertUser(user);
+  if (!id) return id;
+  UserRecord rec = user;
+  rec.id = *id;
+  users_[*id] = rec;
+  const UpdateId seq = TakeSeqLocked(user.realm_id);
+  PublishLocked(FeedEntry{.realm_id = user.realm_id, .seq = seq, .user = rec});
+  return id;
+}
+
+Status MemorySharedStore::UpdateUser(const UserRecord& user) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  if (auto st = base_.UpdateUser(user); !st) return st;
+  users_[user.id] = user;
+  const UpdateId seq = TakeSeqLocked(user.realm_id);
+  PublishLocked(FeedEntry{.realm_id = user.realm_id, .seq = seq, .user = user});
+  return {};
+}
+
+Status MemorySharedStore::SetAccess(const AccessRecord& access) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  if (auto st = base_.SetAccess(access); !st) return st;
+  AccessRecord sorted = access;
+  std::sort(sorted.visible.begin(), sorted.visible.end());
+  sorted.visible.erase(
+      std::unique(sorted.visible.begin(), sorted.visible.end()),
+      sorted.visible.end());
+  const UpdateId seq = TakeSeqLocked(access.realm_id);
+  PublishLocked(
+      FeedEntry{.realm_id = access.realm_id, .seq = seq, .access = sorted});
+  return {};
+}
+
+Status MemorySharedStore::ReserveUpdateIds(RealmId realm, UpdateId reserved) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  if (auto st = base_.ReserveUpdateIds(realm, reserved); !st) return st;
+  RealmRecord& rec = realms_.at(realm);
+  rec.reserved_update_id = std::max(rec.reserved_update_id, reserved);
+  return {};
+}
+
+Status MemorySharedStore::WritePresence(
+    std::span<const PresenceRecord> rows,
+    std::span<const SequenceRecord> sequences) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  if (auto st = base_.WritePresence(rows, sequences); !st) return st;
+  for (const auto& row : rows) rows_[row.user_id] = row;
+  for (const auto& s : sequences) {
+    RealmRecord& rec = realms_.at(s.realm_id);
+    rec.last_update_id = s.last_update_id;
+    rec.reserved_update_id =
+        std::max(rec.reserved_update_id, s.reserved_update_id);
+  }
+  return {};
+}
+
+// --- SharedStore -------------------------------------------------------------
+
+Status MemorySharedStore::Subscribe(FeedSink* sink) {
+  return Subscribe(sink, this);
+}
+
+void MemorySharedStore::Unsubscribe() { Unsubscribe(this); }
+
+Status MemorySharedStore::Subscribe(FeedSink* sink, const void* owner) {
+  auto sub = std::make_unique<Subscriber>();
+  sub->sink = sink;
+  sub->owner = owner;
+  Subscriber* raw = sub.get();
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st;
+  raw->paused = paused_;
+  raw->thread = std::thread([raw] { raw->Run(); });
+  subscribers_.push_back(std::move(sub));
+  return {};
+}
+
+void MemorySharedStore::Unsubscribe(const void* owner) {
+  std::vector<std::unique_ptr<Subscriber>> gone;
+  {
+    std::lock_guard lock(mu_);
+    auto it =
+        std::stable_partition(subscribers_.begin(), subscribers_.end(),
+                              [&](const auto& s) { return s->owner != owner; });
+    for (auto i = it; i != subscribers_.end(); ++i)
+      gone.push_back(std::move(*i));
+    subscribers_.erase(it, subscribers_.end());
+  }
+  for (auto& s : gone) s->Stop();
+}
+
+Result<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
+                                              Micros now, ReportStatus status) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto r = realms_.find(realm);
+  if (r == realms_.end()) return Errc::kNotFound;
+  auto u = users_.find(user);
+  if (u == users_.end() || u->second.realm_id != realm ||
+      !u->second.is_active || u->second.is_bot || !u->second.presence_enabled) {
+    return WriteResult{};
+  }
+  std::optional<PresenceTimes> before;
+  if (auto row = rows_.find(user); row != rows_.end()) {
+    before = PresenceTimes{row->second.last_connected, row->second.last_active};
+  }
+  ReportOutcome out = ApplyReport(before, now, status);
+  if (!out.wrote) return WriteResult{};
+  const UpdateId seq = TakeSeqLocked(realm);
+  PresenceRecord row{user, realm, out.after.last_connected,
+                     out.after.last_active, seq};
+  rows_[user] = row;
+  PublishLocked(FeedEntry{.realm_id = realm,
+                          .seq = seq,
+                          .row = row,
+                          .event_due = !r->second.presence_disabled &&
+                                       (out.created || out.became_online),
+                          .written_at = now});
+  return WriteResult{true, seq};
+}
+
+Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
+                                                          UserId user,
+                                                          bool enabled,
+                                                          Micros now) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto u = users_.find(user);
+  if (u == users_.end() || u->second.realm_id != realm) return Errc::kNotFound;
+  if (u->second.presence_enabled == enabled) return WriteResult{};
+  UserRecord rec = u->second;
+  rec.presence_enabled = enabled;
+  if (auto st = base_.UpdateUser(rec); !st) return st.error();
+  u->second = rec;
+  std::optional<PresenceTimes> before;
+  auto row_it = rows_.find(user);
+  if (row_it != rows_.end()) {
+    before = PresenceTimes{row_it->second.last_connected,
+                           row_it->second.last_active};
+  }
+  std::optional<PresenceTimes> after;
+  if (enabled) {
+    ReportOutcome out = ApplyBecomeVisible(before, now);
+    if (out.wrote) after = out.after;
+  } else {
+    after = ApplyGoInvisible(before, now);
+  }
+  const UpdateId seq = TakeSeqLocked(realm);
+  FeedEntry entry{.realm_id = realm, .seq = seq, .user = rec};
+  if (after) {
+    rows_[user] = PresenceRecord{user, realm, after->last_connected,
+                                 after->last_active, seq};
+  }
+  auto it = rows_.find(user);
+  if (it != rows_.end() && (enabled || after)) {
+    // The row as it stands (written now or not): watchers are told of the
+    // toggle with the current row, as the single-node core does; going
+    // invisible with nothing to back-date tells nobody.
+    entry.row = it->second;
+    entry.event_due = true;
+    entry.forced = true;
+    entry.written_at = now;
+  }
+  PublishLocked(entry);
+  return WriteResult{true, seq};
+}
+
+Result<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto it = realms_.find(realm);
+  if (it == realms_.end()) return Errc::kNotFound;
+  return it->second.last_update_id;
+}
+
+Result<std::optional<RealmId>> MemorySharedStore::FindRealmId(
+    std::string_view subdomain) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  const std::string folded = AsciiLower(std::string(subdomain));
+  for (const auto& [id, r] : realms_) {
+    if (AsciiLower(r.subdomain) == folded) return std::optional<RealmId>(id);
+  }
+  return std::optional<RealmId>();
+}
+
+Result<RealmState> MemorySharedStore::ReadRealm(RealmId realm, UpdateId since) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto it = realms_.find(realm);
+  if (it == realms_.end()) return Errc::kNotFound;
+  auto snap = base_.Load();
+  if (!snap) return snap.error();
+  RealmState state;
+  state.realm = it->second;
+  for (const auto& u : snap->users) {
+    if (u.realm_id == realm) state.users.push_back(u);
+  }
+  for (const auto& [id, row] : rows_) {
+    if (row.realm_id == realm && row.last_update_id > since) {
+      state.rows.push_back(row);
+    }
+  }
+  for (const auto& a : snap->access) {
+    if (a.realm_id == realm) state.access.push_back(a);
+  }
+  return state;
+}
+
+Result<std::int64_t> MemorySharedStore::RegisterNode(std::string_view address) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  const std::int64_t id = next_node_++;
+  nodes_[id] = std::string(address);
+  return id;
+}
+
+Result<std::optional<std::string>> MemorySharedStore::NodeAddress(
+    std::int64_t node) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto it = nodes_.find(node);
+  if (it == nodes_.end()) return std::optional<std::string>();
+  return std::optional<std::string>(it->second);
+}
+
+// --- Test controls -----------------------------------------------------------
+
+void MemorySharedStore::PauseFeed() {
+  std::lock_guard lock(mu_);
+  paused_ = true;
+  for (auto& s : subscribers_) {
+    std::lock_guard sl(s->mu);
+    s->paused = true;
+  }
+}
+
+void MemorySharedStore::ResumeFeed() {
+  std::lock_guard lock(mu_);
+  paused_ = false;
+  for (auto& s : subscribers_) {
+    std::lock_guard sl(s->mu);
+    s->paused = false;
+    s->cv.notify_all();
+  }
+}
+
+void MemorySharedStore::DropNextEntries(int n) {
+  std::lock_guard lock(mu_);
+  drop_next_ += n;
+}
+
+void MemorySharedStore::InterruptFeed() {
+  std::lock_guard lock(mu_);
+  for (auto& s : subscribers_) s->Push(Subscriber::Lost{});
+}
+
+void MemorySharedStore::SetUnavailable(bool unavailable) {
+  std::lock_guard lock(mu_);
+  unavailable_ = unavailable;
+}
+
+void MemorySharedStore::WaitFeedIdle() {
+  std::vector<Subscriber*> subs;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& s : subscribers_) subs.push_back(s.get());
+  }
+  for (Subscriber* s : subs) {
+    std::unique_lock sl(s->mu);
+    s->cv.wait(sl, [&] { return s->paused || (s->queue.empty() && !s->busy); });
+  }
+}
+
+std::size_t MemorySharedStore::published() const {
+  std::lock_guard lock(mu_);
+  return published_;
+}
+
+}  // namespace presence::store

@@ -1,0 +1,115 @@
+// MemorySharedStore: a SharedStore in process memory, for tests of the
+// multi-node core: several PresenceService instances (the "nodes") share one
+// MemorySharedStore as they would share Redis.
+//
+// It keeps MemoryStore's contract for the plain Store methods (it delegates
+// to one) and adds what shared_store.h promises: every change of a realm
+// takes the realm's next sequence number and is published to every
+// subscriber. The presence rules run here, under the store's lock, with the
+// core's pure functions (core/presence_rules.h) — the Redis store runs the
+// same rules in Lua, and its tests compare the two.
+//
+// Feed delivery is asynchronous, as over a network: each subscriber has its
+// own queue and delivery thread. Tests can hold deliveries back
+// (PauseFeed/ResumeFeed), lose entries (DropNextEntries), cut a subscription
+// (InterruptFeed: OnFeedLost is delivered) and make every call fail
+// (SetUnavailable: Errc::kUnavailable, as an unreachable Redis).
+//
+// Thread safety: every method may be called from any thread; the store's
+// state is guarded by mu_, each subscriber's queue by its own mutex. Sinks are
+// called without any store lock held.
+#ifndef PRESENCE_STORE_MEMORY_SHARED_STORE_H_
+#define PRESENCE_STORE_MEMORY_SHARED_STORE_H_
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "store/memory_store.h"
+#include "store/shared_store.h"
+
+namespace presence::store {
+
+class MemorySharedStore final : public SharedStore {
+ public:
+  MemorySharedStore();
+  MemorySharedStore(const MemorySharedStore&) = delete;
+  MemorySharedStore& operator=(const MemorySharedStore&) = delete;
+  ~MemorySharedStore() override;
+
+  // A view of the same shared state with its own feed subscription, as a
+  // second process would have its own Redis connection. The view must not
+  // outlive this store.
+  std::unique_ptr<SharedStore> NewConnection();
+
+  // --- Store ---------------------------------------------------------------
+  Result<Snapshot> Load() override;
+  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
+  Status UpdateRealm(const RealmRecord& realm) override;
+  Result<UserId> InsertUser(const UserRecord& user) override;
+  Status UpdateUser(const UserRecord& user) override;
+  Status SetAccess(const AccessRecord& access) override;
+  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
+  Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const SequenceRecord> sequences) override;
+
+  // --- SharedStore ---------------------------------------------------------
+  Status Subscribe(FeedSink* sink) override;
+  void Unsubscribe() override;
+  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                             ReportStatus status) override;
+  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                         bool enabled, Micros now) override;
+  Result<UpdateId> CurrentSeq(RealmId realm) override;
+  Result<std::optional<RealmId>> FindRealmId(
+      std::string_view subdomain) override;
+  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
+  Result<std::int64_t> RegisterNode(std::string_view address) override;
+  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
+
+  // --- Test controls ---------------------------------------------------------
+  void PauseFeed();
+  void ResumeFeed();
+  // The next `n` published entries reach no subscriber.
+  void DropNextEntries(int n);
+  // Every subscriber gets OnFeedLost (after the entries already queued).
+  void InterruptFeed();
+  void SetUnavailable(bool unavailable);
+  // Blocks until every subscriber's queue is empty and nothing is being
+  // delivered (while the feed is not paused).
+  void WaitFeedIdle();
+  // How many entries were published so far.
+  std::size_t published() const;
+
+ private:
+  class Connection;
+  struct Subscriber;
+
+  Status Subscribe(FeedSink* sink, const void* owner);
+  void Unsubscribe(const void* owner);
+  // Takes the realm's next sequence number and queues `entry` for every
+  // subscriber. mu_ held.
+  UpdateId TakeSeqLocked(RealmId realm);
+  void PublishLocked(const FeedEntry& entry);
+  Status CheckAvailableLocked() const;
+
+  mutable std::mutex mu_;
+  MemoryStore base_;                       // the plain Store contract
+  std::map<RealmId, RealmRecord> realms_;  // mirror, with the sequence
+  std::map<UserId, UserRecord> users_;     // mirror
+  std::map<UserId, PresenceRecord> rows_;  // current rows
+  std::map<std::int64_t, std::string> nodes_;
+  std::int64_t next_node_ = 1;
+  bool unavailable_ = false;
+  int drop_next_ = 0;
+  bool paused_ = false;
+  std::size_t published_ = 0;
+  std::vector<std::unique_ptr<Subscriber>> subscribers_;
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_MEMORY_SHARED_STORE_H_

@@ -1,0 +1,398 @@
+// Several PresenceService "nodes" sharing one MemorySharedStore, as presenced
+// processes share Redis: changes made on one node reach the others through
+// the feed, in order, with no update id handed out twice; lost feed entries
+// and interrupted subscriptions are repaired by reading the realm again.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "core/constants.h"
+#include "core/presence_service.h"
+#include "store/memory_shared_store.h"
+
+namespace presence {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
+
+constexpr Micros kT0 = SecondsToMicros(1'700'000'000);
+constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
+
+class RecordingListener : public PresenceListener {
+ public:
+  void OnPresenceChange(const PresenceChange& c) override {
+    std::lock_guard lock(mu);
+    all.push_back(c);
+    if (c.event_due) due.push_back(c.user_id);
+  }
+  void OnPresenceEnabledChange(RealmId, UserId user, bool enabled) override {
+    std::lock_guard lock(mu);
+    toggles.emplace_back(user, enabled);
+  }
+  void OnUserDeactivated(RealmId, UserId user) override {
+    std::lock_guard lock(mu);
+    deactivated.push_back(user);
+  }
+  std::vector<UserId> Due() {
+    std::lock_guard lock(mu);
+    return due;
+  }
+  std::mutex mu;
+  std::vector<PresenceChange> all;
+  std::vector<UserId> due;
+  std::vector<std::pair<UserId, bool>> toggles;
+  std::vector<UserId> deactivated;
+};
+
+struct Node {
+  std::unique_ptr<store::SharedStore> conn;
+  RecordingListener listener;
+  std::unique_ptr<PresenceService> service;
+};
+
+class SharedServiceTest : public ::testing::Test {
+ protected:
+  SharedServiceTest() = default;
+
+  std::unique_ptr<Node> StartNode(
+      std::chrono::milliseconds wait = std::chrono::milliseconds(2000)) {
+    auto n = std::make_unique<Node>();
+    n->conn = store_.NewConnection();
+    auto s = PresenceService::CreateShared(n->conn.get(), &clock_,
+                                           SharedOptions{wait});
+    EXPECT_TRUE(s) << s.error().message();
+    if (!s) return nullptr;
+    n->service = std::move(*s);
+    n->service->SetListener(&n->listener);
+    return n;
+  }
+
+  struct U {
+    UserId id = 0;
+    std::string key;
+    std::string email;
+  };
+  static U AddUser(PresenceService& s, RealmId realm, std::string email,
+                   Role role = Role::kMember, bool all = true) {
+    NewUser u;
+    u.email = email;
+    u.full_name = "Name " + email;
+    u.role = role;
+    u.can_access_all_users = all;
+    auto c = s.CreateUser(realm, u);
+    EXPECT_TRUE(c) << c.error().message();
+    if (!c) return {};
+    return {c->user_id, c->api_key, email};
+  }
+
+  static std::variant<Caller, AuthFailure> TryAuth(PresenceService& s,
+                                                   std::string_view sub,
+                                                   const U& u) {
+    Realm* realm = s.FindRealm(sub);
+    EXPECT_NE(realm, nullptr);
+    EXPECT_TRUE(s.Sync(*realm));
+    return s.Authenticate(*realm, u.email, u.key);
+  }
+  static Caller Auth(PresenceService& s, std::string_view sub, const U& u) {
+    auto r = TryAuth(s, sub, u);
+    EXPECT_TRUE(std::holds_alternative<Caller>(r));
+    return std::holds_alternative<Caller>(r) ? std::get<Caller>(r) : Caller{};
+  }
+
+  // user id -> (last_connected, last_update_id) as `viewer` fetches them.
+  static std::map<UserId, std::pair<Micros, UpdateId>> Rows(
+      PresenceService& s, const Caller& viewer, UpdateId* last = nullptr) {
+    std::map<UserId, std::pair<Micros, UpdateId>> out;
+    EXPECT_TRUE(s.Sync(*viewer.realm));
+    UpdateId l = s.Fetch(viewer, FetchQuery{}, kT0, [&](const Member& m) {
+      out[m.id] = {m.times.last_connected, m.last_update_id};
+    });
+    if (last != nullptr) *last = l;
+    return out;
+  }
+
+  ManualClock clock_{kT0};
+  store::MemorySharedStore store_;
+};
+
+TEST_F(SharedServiceTest, RealmAndUsersMadeOnOneNodeServeOnAnother) {
+  auto a = StartNode();
+  auto b = StartNode();
+  auto realm = a->service->CreateRealm("acme", "Acme");
+  ASSERT_TRUE(realm);
+  U alice = AddUser(*a->service, *realm, "alice@acme.test");
+  // Node b never saw the realm before: it finds it in the store.
+  Caller on_b = Auth(*b->service, "acme", alice);
+  EXPECT_EQ(on_b.user_id, alice.id);
+  EXPECT_EQ(b->service->FindRealm("nope"), nullptr);
+}
+
+TEST_F(SharedServiceTest, PingOnOneNodeIsReadOnTheOtherWithItsUpdateId) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller bob_b = Auth(*b->service, "acme", bob);
+
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  UpdateId last_a = 0;
+  UpdateId last_b = 0;
+  auto rows_a = Rows(*a->service, alice_a, &last_a);
+  auto rows_b = Rows(*b->service, bob_b, &last_b);
+  ASSERT_EQ(rows_b.size(), 1u);
+  EXPECT_EQ(rows_b.at(alice.id).first, kT0);
+  EXPECT_EQ(rows_a, rows_b);
+  EXPECT_EQ(last_a, last_b);
+  // The node that was told of the write announced it as Zulip would.
+  b->service.get();
+  store_.WaitFeedIdle();
+  EXPECT_THAT(b->listener.Due(), ElementsAre(alice.id));
+}
+
+TEST_F(SharedServiceTest, TheFiftyFiveSecondRuleHoldsAcrossNodes) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller on_a = Auth(*a->service, "acme", alice);
+  Caller on_b = Auth(*b->service, "acme", alice);
+  ASSERT_TRUE(a->service->Report(on_a, ReportStatus::kActive, kT0));
+  const auto before = store_.CurrentSeq(realm);
+  // 10 s later on the other node: within 55 s, nothing is written.
+  ASSERT_TRUE(b->service->Report(on_b, ReportStatus::kActive, kT0 + Sec(10)));
+  EXPECT_EQ(*store_.CurrentSeq(realm), *before);
+  ASSERT_TRUE(b->service->Report(on_b, ReportStatus::kActive, kT0 + Sec(56)));
+  EXPECT_EQ(*store_.CurrentSeq(realm), *before + 1);
+  EXPECT_EQ(Rows(*a->service, on_a).at(alice.id).first, kT0 + Sec(56));
+}
+
+TEST_F(SharedServiceTest, ConcurrentWritersOnTwoNodesNeverShareAnUpdateId) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  std::vector<U> users;
+  for (int i = 0; i < 8; ++i) {
+    users.push_back(
+        AddUser(*a->service, realm, "u" + std::to_string(i) + "@acme.test"));
+  }
+  std::vector<Caller> on_a, on_b;
+  for (const U& u : users) {
+    on_a.push_back(Auth(*a->service, "acme", u));
+    on_b.push_back(Auth(*b->service, "acme", u));
+  }
+  const UpdateId start = *store_.CurrentSeq(realm);
+  constexpr int kRounds = 40;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      PresenceService& s = t % 2 ? *b->service : *a->service;
+      auto& callers = t % 2 ? on_b : on_a;
+      for (int r = 0; r < kRounds; ++r) {
+        // Every 60 s of presence time each user writes once (two threads
+        // race for each user; the store lets exactly one through).
+        const Caller& c = callers[(t / 2) * 4 + r % 4];
+        ASSERT_TRUE(s.Report(c, ReportStatus::kActive, kT0 + Sec(60 * r)));
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  store_.WaitFeedIdle();
+  const UpdateId end = *store_.CurrentSeq(realm);
+  EXPECT_GT(end, start);
+  UpdateId last_a = 0, last_b = 0;
+  auto rows_a = Rows(*a->service, on_a[0], &last_a);
+  auto rows_b = Rows(*b->service, on_b[0], &last_b);
+  EXPECT_EQ(rows_a, rows_b);
+  EXPECT_EQ(last_a, end);
+  EXPECT_EQ(last_b, end);
+  // Each node saw every write once, with distinct, increasing ids.
+  for (Node* n : {a.get(), b.get()}) {
+    std::lock_guard lock(n->listener.mu);
+    std::set<UpdateId> ids;
+    for (const auto& c : n->listener.all) {
+      EXPECT_TRUE(ids.insert(c.update_id).second) << c.update_id;
+    }
+    EXPECT_EQ(ids.size(), static_cast<std::size_t>(end - start));
+  }
+}
+
+TEST_F(SharedServiceTest, LostFeedEntriesAreRepairedByReadingTheRealmAgain) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller bob_a = Auth(*a->service, "acme", bob);
+  Caller bob_b = Auth(*b->service, "acme", bob);
+  store_.WaitFeedIdle();
+  // Alice's write reaches nobody; bob's next one shows b the gap.
+  store_.DropNextEntries(1);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  ASSERT_TRUE(a->service->Report(bob_a, ReportStatus::kActive, kT0));
+  store_.WaitFeedIdle();
+  Realm* on_b = b->service->FindRealmById(realm);
+  EXPECT_EQ(on_b->last_update_id(), *store_.CurrentSeq(realm));
+  std::map<UserId, std::pair<Micros, UpdateId>> rows;
+  b->service->Fetch(bob_b, FetchQuery{}, kT0, [&](const Member& m) {
+    rows[m.id] = {m.times.last_connected, m.last_update_id};
+  });
+  EXPECT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows, Rows(*a->service, alice_a));
+}
+
+TEST_F(SharedServiceTest, AWriterWhoseEntryIsLostStillReadsItsOwnWrite) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.DropNextEntries(1);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  // No entry came: the writer read the realm again after its wait.
+  std::map<UserId, Micros> rows;
+  a->service->Fetch(alice_a, FetchQuery{}, kT0,
+                    [&](const Member& m) { rows[m.id] = m.times.last_active; });
+  EXPECT_THAT(rows, ElementsAre(std::pair{alice.id, kT0}));
+}
+
+TEST_F(SharedServiceTest, ReadBarrierCatchesUpWhenTheFeedIsHeldBack) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode(std::chrono::milliseconds(50));
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.PauseFeed();
+  // a waits for its entry, gives up after its wait and reads the realm.
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  // b's barrier: the store is ahead, the feed is held, b reads the realm.
+  auto rows = Rows(*b->service, alice_b);
+  EXPECT_EQ(rows.size(), 1u);
+  store_.ResumeFeed();
+  store_.WaitFeedIdle();
+  EXPECT_EQ(Rows(*b->service, alice_b), rows);  // the late entry is a no-op
+}
+
+TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Auth(*b->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.DropNextEntries(1);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  EXPECT_EQ(b->service->FindRealmById(realm)->last_update_id() + 1,
+            *store_.CurrentSeq(realm));
+  store_.InterruptFeed();
+  store_.WaitFeedIdle();
+  EXPECT_EQ(b->service->FindRealmById(realm)->last_update_id(),
+            *store_.CurrentSeq(realm));
+}
+
+TEST_F(SharedServiceTest, DirectoryChangesReachEveryNodeAndItsListener) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  U guest = AddUser(*a->service, realm, "guest@acme.test", Role::kGuest,
+                    /*all=*/false);
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller bob_a = Auth(*a->service, "acme", bob);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  ASSERT_TRUE(a->service->Report(bob_a, ReportStatus::kActive, kT0));
+
+  // Access list set on a: the guest on b sees only alice (and itself).
+  ASSERT_TRUE(a->service->SetAccess(realm, guest.id, {alice.id}));
+  Caller guest_b = Auth(*b->service, "acme", guest);
+  auto seen = Rows(*b->service, guest_b);
+  EXPECT_EQ(seen.size(), 1u);
+  EXPECT_TRUE(seen.contains(alice.id));
+
+  // Invisible mode switched on a: b's listener hears it, forced.
+  UserPatch invisible;
+  invisible.presence_enabled = false;
+  ASSERT_TRUE(a->service->UpdateUser(realm, alice.id, invisible));
+  // Deactivation on a: b rejects the key and its listener drops queues.
+  UserPatch off;
+  off.is_active = false;
+  ASSERT_TRUE(a->service->UpdateUser(realm, bob.id, off));
+  EXPECT_EQ(std::get<AuthFailure>(TryAuth(*b->service, "acme", bob)),
+            AuthFailure::kUserDeactivated);
+  store_.WaitFeedIdle();
+  {
+    std::lock_guard lock(b->listener.mu);
+    EXPECT_THAT(b->listener.toggles, ElementsAre(std::pair{alice.id, false}));
+    EXPECT_THAT(b->listener.deactivated, ElementsAre(bob.id));
+    ASSERT_FALSE(b->listener.all.empty());
+    EXPECT_TRUE(b->listener.all.back().forced);
+    EXPECT_EQ(b->listener.all.back().user_id, alice.id);
+  }
+
+  // Realm-wide presence switch made on b reaches a.
+  ASSERT_TRUE(b->service->SetRealmPresenceDisabled(realm, true));
+  ASSERT_TRUE(a->service->Sync(*a->service->FindRealmById(realm)));
+  EXPECT_TRUE(a->service->FindRealmById(realm)->presence_disabled());
+}
+
+TEST_F(SharedServiceTest, DuplicatesAreRefusedWhicheverNodeIsAsked) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  EXPECT_EQ(b->service->CreateRealm("acme", "Other").error(),
+            make_error_code(Errc::kAlreadyExists));
+  AddUser(*a->service, realm, "alice@acme.test");
+  ASSERT_NE(b->service->FindRealm("acme"), nullptr);
+  NewUser again;
+  again.email = "ALICE@acme.test";
+  again.full_name = "Alice";
+  EXPECT_EQ(b->service->CreateUser(realm, again).error(),
+            make_error_code(Errc::kAlreadyExists));
+}
+
+TEST_F(SharedServiceTest,
+       AnUnreachableStoreRefusesWritesWithoutStickingFailed) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  store_.SetUnavailable(true);
+  EXPECT_EQ(a->service->Report(alice_a, ReportStatus::kActive, kT0).error(),
+            make_error_code(Errc::kUnavailable));
+  EXPECT_FALSE(a->service->Sync(*alice_a.realm));
+  EXPECT_FALSE(a->service->failed());
+  store_.SetUnavailable(false);
+  EXPECT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  EXPECT_EQ(Rows(*a->service, alice_a).size(), 1u);
+}
+
+TEST_F(SharedServiceTest, ANodeStartedLaterLoadsEverythingAndFollowsTheFeed) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  auto c = StartNode();
+  Caller bob_c = Auth(*c->service, "acme", bob);
+  EXPECT_EQ(Rows(*c->service, bob_c), Rows(*a->service, alice_a));
+  Caller bob_a = Auth(*a->service, "acme", bob);
+  ASSERT_TRUE(a->service->Report(bob_a, ReportStatus::kIdle, kT0 + Sec(1)));
+  store_.WaitFeedIdle();
+  EXPECT_EQ(Rows(*c->service, bob_c).size(), 2u);
+  EXPECT_THAT(c->listener.Due(), ElementsAre(bob.id));
+}
+
+}  // namespace
+}  // namespace presence
