@@ -255,9 +255,10 @@ ApiResult<json::object> AdminApi::Dispatch(const Request& req,
   }
 
   auto realm_id = ParseId(parts[1]);
-  if (!realm_id || service_->FindRealmById(*realm_id) == nullptr) {
-    return ApiError::NotFound("realm not found");
-  }
+  Realm* realm = realm_id ? service_->LookupRealm(*realm_id) : nullptr;
+  if (realm == nullptr) return ApiError::NotFound("realm not found");
+  // Scale-out: act on the realm as the store has it now.
+  if (auto st = service_->Sync(*realm); !st) return FromErrc(st.error());
 
   // /realms/{id}
   if (parts.size() == 2) {

@@ -3,6 +3,7 @@
 #define PRESENCE_API_API_OPTIONS_H_
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -40,6 +41,12 @@ struct ApiOptions {
   bool serve_admin = true;
   // Set with --test-faults: POST /admin/v1/faults makes store writes fail.
   store::FaultyStore* faulty_store = nullptr;
+  // Scale-out: the address ("host:port") of the other node that owns an
+  // event queue this node does not have, found from the node id its id
+  // starts with; nullopt if it is this node's or unknown. Empty in
+  // single-node mode.
+  std::function<std::optional<std::string>(std::string_view queue_id)>
+      queue_owner;
   // Where notable events are logged (one structured line each); may be
   // empty. Never given keys or tokens.
   std::function<void(

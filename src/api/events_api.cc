@@ -56,6 +56,18 @@ EventsApi::EventsApi(PresenceService* service, EventHub* hub,
                      const ApiOptions* options)
     : service_(service), hub_(hub), options_(options) {}
 
+std::optional<Response> EventsApi::RelayIfForeign(const Request& req,
+                                                  RequestParams& params) const {
+  if (!options_->queue_owner || req.forwarded) return std::nullopt;
+  auto queue_id = params.GetString("queue_id");
+  if (!queue_id || hub_->SpecOf(*queue_id)) return std::nullopt;
+  auto owner = options_->queue_owner(*queue_id);
+  if (!owner) return std::nullopt;
+  Response r = ErrorResponse(BadQueue(*queue_id));
+  r.forward_to = std::move(*owner);
+  return r;
+}
+
 ApiResult<Response> EventsApi::Register(const Caller& caller,
                                         RequestParams& params) const {
   // Alphabetical, as Zulip's typed parameters; the first bad one wins.

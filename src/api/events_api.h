@@ -27,6 +27,12 @@ class EventsApi {
  public:
   EventsApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
 
+  // Scale-out: if the request names an event queue that another node owns,
+  // the answer that relays it there (BAD_EVENT_QUEUE_ID if that node cannot
+  // be reached); nullopt to handle it here.
+  std::optional<Response> RelayIfForeign(const Request& req,
+                                         RequestParams& params) const;
+
   ApiResult<Response> Register(const Caller& caller,
                                RequestParams& params) const;
   ApiResult<Response> GetEvents(const Request& req, const Caller& caller,

@@ -32,6 +32,8 @@ struct Request {
   std::shared_ptr<QueueWaiter> waiter;
   // A poll that was superseded by a newer one on its queue: answer at once.
   bool force_nonblocking = false;
+  // Relayed by another node (scale-out): never relay it further.
+  bool forwarded = false;
 };
 
 struct Response {
@@ -43,6 +45,10 @@ struct Response {
   // wakes `waiter` and the request is handled again.
   bool parked = false;
   std::string parked_queue_id;
+  // Scale-out: the request is for an event queue of another node; relay it
+  // verbatim to this address ("host:port") and send back that node's
+  // answer. If it cannot be reached, send this response instead.
+  std::string forward_to;
 };
 
 }  // namespace presence::api

@@ -203,6 +203,15 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   }
   if (m.route == Route::kServerSettings) return ServerSettings(req, *realm);
 
+  // Scale-out: see every change any node acknowledged before this request
+  // (a key created a moment ago on another node, its last ping). Polls are
+  // exempt: their queue is fed by this node's replica as it catches up.
+  if (!(m.route == Route::kEvents && method == "GET")) {
+    if (auto st = service_->Sync(*realm); !st) {
+      return ErrorResponse(FromErrc(st.error()));
+    }
+  }
+
   auto caller = Authenticate(req, *realm);
   if (!caller) return ErrorResponse(caller.error());
 
@@ -275,7 +284,9 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
       out = events_.Register(*caller, *params);
       break;
     case Route::kEvents:
-      if (method == "GET") {
+      if (auto relay = events_.RelayIfForeign(req, *params)) {
+        return std::move(*relay);
+      } else if (method == "GET") {
         out = events_.GetEvents(req, *caller, *params);
       } else if (method == "DELETE") {
         out = events_.DeleteQueue(*caller, *params);

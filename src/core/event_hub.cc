@@ -30,7 +30,7 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
   auto q = std::make_unique<EventQueue>();
-  q->id = NewQueueId();
+  q->id = queue_id_prefix_ + NewQueueId();
   q->spec = std::move(spec);
   q->last_poll = steady_now;
   std::string id = q->id;

@@ -89,6 +89,11 @@ class EventHub final : public PresenceListener {
   EventHub(const PresenceService* service, const EventEncoder* encoder,
            HubOptions options);
   EventHub(const EventHub&) = delete;
+  // Scale-out: every queue id starts with this ("<node id>:"), so that any
+  // node can tell which node owns a queue. Set before serving.
+  void SetQueueIdPrefix(std::string prefix) {
+    queue_id_prefix_ = std::move(prefix);
+  }
   EventHub& operator=(const EventHub&) = delete;
 
   // Creates a queue and returns its id (unguessable).
@@ -156,6 +161,7 @@ class EventHub final : public PresenceListener {
   const PresenceService* const service_;
   const EventEncoder* const encoder_;
   const HubOptions options_;
+  std::string queue_id_prefix_;
   TransitionTracker tracker_;
 
   mutable std::mutex mu_;

@@ -146,6 +146,9 @@ class PresenceService {
   // does not know yet is looked up in the store (and loaded).
   Realm* FindRealm(std::string_view subdomain) const;
   Realm* FindRealmById(RealmId id) const;
+  // As FindRealmById; in shared mode a realm this node does not know yet is
+  // read from the store (and loaded).
+  Realm* LookupRealm(RealmId id);
   // Every realm, ordered by id.
   std::vector<Realm*> Realms() const;
 

@@ -181,6 +181,15 @@ Realm* PresenceService::LoadRealmLocked(RealmId id) {
   return raw;
 }
 
+Realm* PresenceService::LookupRealm(RealmId id) {
+  if (Realm* known = FindRealmById(id)) return known;
+  if (shared_ == nullptr) return nullptr;
+  std::lock_guard apply(apply_mu_);
+  Realm* realm = LoadRealmLocked(id);
+  applied_cv_.notify_all();
+  return realm;
+}
+
 Realm* PresenceService::FindOrLoadRealm(std::string_view subdomain) {
   auto id = shared_->FindRealmId(subdomain);
   if (!id || !*id) return nullptr;

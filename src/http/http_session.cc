@@ -7,6 +7,8 @@
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 
+#include "http/forwarder.h"
+
 namespace presence::http {
 
 namespace beast = boost::beast;
@@ -129,8 +131,10 @@ void HttpSession::HandleRequest(bool force_nonblocking) {
   in.body = req.body();
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
+  in.forwarded = req.find(kForwardedHeader) != req.end();
 
   api::Response out = router_->Handle(in);
+  if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
     // No read and no write while parked: the client waits for the answer.
     stream_.expires_never();
@@ -148,6 +152,11 @@ void HttpSession::HandleRequest(bool force_nonblocking) {
     return;
   }
 
+  Respond(std::move(out));
+}
+
+void HttpSession::Respond(api::Response out) {
+  Request& req = parser_->get();
   response_ = Response{};
   response_.version(req.version());
   response_.result(out.status);
@@ -165,6 +174,25 @@ void HttpSession::HandleRequest(bool force_nonblocking) {
     response_.content_length(size);
   }
   DoWrite(keep_alive);
+}
+
+void HttpSession::Relay(api::Response fallback) {
+  // The owner may hold the poll up to its heartbeat: no idle timeout here,
+  // the relay has its own.
+  stream_.expires_never();
+  std::string to = std::move(fallback.forward_to);
+  const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
+  Forward(stream_.get_executor(), to, parser_->get(), timeout,
+          [self = shared_from_this(), fallback = std::move(fallback)](
+              std::optional<ForwardResponse> answer) mutable {
+            if (!answer) return self->Respond(std::move(fallback));
+            const Request& req = self->parser_->get();
+            const bool keep_alive = req.keep_alive();
+            self->response_ = std::move(*answer);
+            self->response_.version(req.version());
+            self->response_.keep_alive(keep_alive);
+            self->DoWrite(keep_alive);
+          });
 }
 
 void HttpSession::WriteError(unsigned status, std::string_view msg) {

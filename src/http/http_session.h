@@ -67,6 +67,11 @@ class HttpSession : public QueueWaiter,
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking);
+  // Writes the router's answer.
+  void Respond(api::Response out);
+  // Relays the request to the node in out.forward_to; answers `out` itself
+  // (the router's fallback) if that node cannot be reached.
+  void Relay(api::Response out);
   void OnHeartbeat(boost::beast::error_code ec);
   void OnParkedReadable(boost::beast::error_code ec);
   // Leaves the parked state: stops the heartbeat and the readability wait.
