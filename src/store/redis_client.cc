@@ -2,6 +2,7 @@
 
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/time.h>
 
 #include <algorithm>
@@ -71,6 +72,44 @@ std::uint16_t Crc16Xmodem(std::string_view data) {
   }
   return crc;
 }
+
+// hiredis writes with write(2), which raises SIGPIPE when the server has
+// gone; that would kill the process. For the duration of a write this blocks
+// SIGPIPE in the calling thread and then discards one that the write caused
+// (SIGPIPE from a socket write is sent to the writing thread).
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+  ~ScopedSigpipeBlock() {
+    if (!blocked_) return;
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
@@ -148,6 +187,11 @@ Status RedisConnection::Connect() {
   if (redisSetTimeout(ctx_, ToTimeval(timeouts_.io)) != REDIS_OK) {
     return Fail(ctx_->errstr[0] != '\0' ? ctx_->errstr : "cannot set timeout");
   }
+  // Notices a peer that vanished without closing (the feed connection
+  // waits for data indefinitely).
+  if (redisEnableKeepAlive(ctx_) != REDIS_OK) {
+    return Fail(ctx_->errstr[0] != '\0' ? ctx_->errstr : "cannot keep alive");
+  }
   return {};
 }
 
@@ -165,6 +209,7 @@ Status RedisConnection::Send(std::span<const std::string> argv) {
                              lens.data()) != REDIS_OK) {
     return Fail(ctx_->errstr);
   }
+  ScopedSigpipeBlock no_sigpipe;
   int done = 0;
   while (done == 0) {
     if (redisBufferWrite(ctx_, &done) != REDIS_OK) return Fail(ctx_->errstr);

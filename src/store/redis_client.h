@@ -14,11 +14,16 @@
 //     is detected at Connect with CLUSTER SLOTS. Each command names the key it
 //     routes by; its slot (CRC16/XMODEM of the key, or of its {hash tag}, mod
 //     16384, as the Redis Cluster specification describes) selects the master
-//     that serves it. A MOVED reply or a connection error refreshes the slot
-//     map and retries, ASK retries once on the named node after ASKING,
-//     TRYAGAIN/CLUSTERDOWN retry after a short pause; retries are bounded
+//     that serves it. A MOVED reply refreshes the slot map and retries on the
+//     named node, ASK retries once on the named node after ASKING,
+//     TRYAGAIN/CLUSTERDOWN retry after a short pause, and a connection error
+//     refreshes the map and retries only if the command cannot have reached
+//     the server (so a script never runs twice); retries are bounded
 //     (kMaxAttempts). Keyless commands (PUBLISH, ...) go to any reachable
 //     node. No replicas are used and no read is sent to one.
+//
+// Writes block SIGPIPE in the writing thread (hiredis uses write(2)), so a
+// vanished server is an error value, never a signal that kills the process.
 //
 // Thread safety: RedisConnection is not thread-safe (one owner). RedisClient
 // is: every Run takes mu_, which guards the connections and the slot map, so
@@ -138,7 +143,8 @@ class RedisClient {
 
   // Runs `argv` on the node serving `route_key` (any node if empty). The
   // reply may be an error reply (e.g. a script error); kStoreFailed if no
-  // node could be reached within kMaxAttempts.
+  // node could be reached within kMaxAttempts, or if the connection broke
+  // after the command was sent (it may or may not have run).
   Result<RedisReply> Run(std::span<const std::string> argv,
                          std::string_view route_key);
 
