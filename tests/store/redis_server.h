@@ -132,7 +132,7 @@ inline Result<RedisReply> Command(int port, std::vector<std::string> argv) {
 class RedisServer {
  public:
   // Starts redis-server with `extra` arguments; nullptr (and `error`) if it
-  // does not answer PING within a few seconds after 5 attempts.
+  // does not answer within a few seconds, after 5 attempts.
   static std::unique_ptr<RedisServer> Start(std::vector<std::string> extra = {},
                                             bool cluster_bus = false,
                                             std::string* error = nullptr) {
@@ -198,6 +198,7 @@ class RedisServer {
 
   bool WaitReady(std::chrono::seconds limit, std::string* why) {
     const auto deadline = std::chrono::steady_clock::now() + limit;
+    bool other = false;
     while (std::chrono::steady_clock::now() < deadline) {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
@@ -205,11 +206,20 @@ class RedisServer {
         *why = "redis-server exited: " + redis_test::ReadFile(log_path());
         return false;
       }
-      auto r = Command({"PING"});
-      if (r && r->str == "PONG") return true;
+      // Ours, not a server that another test process started on the same
+      // port a moment earlier: it reports our child's process id.
+      auto r = Command({"INFO", "server"});
+      if (r && r->type == RedisReply::Type::kString) {
+        if (r->str.find("process_id:" + std::to_string(pid_) + "\r") !=
+            std::string::npos) {
+          return true;
+        }
+        other = true;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    *why = "redis-server did not answer PING on " + address();
+    *why = other ? "another redis-server answers on " + address()
+                 : "redis-server did not answer on " + address();
     Kill();
     return false;
   }
