@@ -48,7 +48,16 @@
 //   - Multi-realm steps (WritePresence over several realms, a user moved to
 //     another realm, Load) are atomic per realm, not across realms.
 //   - WritePresence and ReserveUpdateIds publish nothing (not used in shared
-//     mode); SetAccess replaces the viewer's list in the given realm only.
+//     mode); SetAccess replaces the viewer's list in the given realm only; a
+//     user moved to another realm leaves its row in the old realm (as
+//     MemoryStore keeps it), and the old realm publishes the moved record.
+//   - SetPresenceEnabled: when the setting changes and a row exists but the
+//     rules leave its times alone (going invisible long after the last
+//     report; becoming visible within 55 s), the row is still stamped with
+//     the entry's seq and sent with event_due = forced = true, so that
+//     row->last_update_id == seq holds for every entry (shared_store.h asks
+//     for the row whenever one exists). Realm::SetPresenceEnabled sends no
+//     event in the first case.
 //
 // Errors: Errc::kStoreFailed when Redis cannot be reached or answers with an
 // error (LastError says why, e.g. "redis 127.0.0.1:7001: Connection
