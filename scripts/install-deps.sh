@@ -11,6 +11,10 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3 python3-jsonschema
   tmux
+  # The Redis store (src/store/redis_store.cc) and its tests. The tests start
+  # their own redis-server processes on free loopback ports; the service that
+  # Debian's package starts on 6379 is neither needed nor used.
+  libhiredis-dev redis-server redis-tools
   clang-14 libclang-rt-14-dev
   # Browser test of the buddy-list page (tests/web): Debian's Chromium, and a
   # font for its screenshots. Node.js 20 and npm come with the machine.

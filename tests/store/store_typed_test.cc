@@ -1,6 +1,12 @@
 // The Store contract, run against every implementation: MemoryStore,
-// SqliteStore (fresh directory per test) and a FaultyStore that is not
-// failing (it must be transparent).
+// SqliteStore (fresh directory per test), a FaultyStore that is not
+// failing (it must be transparent) and RedisStore (a redis-server of this
+// test process, flushed before each test).
+//
+// Shared stores (kDirectoryWritesTakeSeq) differ in one documented way:
+// shared_store.h makes every directory write take the realm's next sequence
+// number, so InsertUser/UpdateUser/SetAccess/UpdateRealm raise the realm's
+// last_update_id by one each.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -13,6 +19,8 @@
 
 #include "store/faulty_store.h"
 #include "store/memory_store.h"
+#include "store/redis_server.h"
+#include "store/redis_store.h"
 #include "store/sqlite_store.h"
 #include "store/temp_dir.h"
 
@@ -21,6 +29,7 @@ namespace {
 
 struct MemoryImpl {
   static constexpr const char* kName = "Memory";
+  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit MemoryImpl(const std::string& /*dir*/) {}
   Store* get() { return &store; }
   MemoryStore store;
@@ -28,6 +37,7 @@ struct MemoryImpl {
 
 struct SqliteImpl {
   static constexpr const char* kName = "Sqlite";
+  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit SqliteImpl(const std::string& dir) {
     std::string why;
     auto opened = SqliteStore::Open(dir, &why);
@@ -40,10 +50,27 @@ struct SqliteImpl {
 
 struct FaultyMemoryImpl {
   static constexpr const char* kName = "FaultyMemory";
+  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit FaultyMemoryImpl(const std::string& /*dir*/) {}
   Store* get() { return &faulty; }
   MemoryStore inner;
   FaultyStore faulty{&inner};
+};
+
+struct RedisImpl {
+  static constexpr const char* kName = "Redis";
+  static constexpr bool kDirectoryWritesTakeSeq = true;
+  explicit RedisImpl(const std::string& /*dir*/) {
+    RedisServer* server = SharedRedisServer();
+    if (server == nullptr) return;
+    server->FlushAll();
+    std::string why;
+    auto opened = RedisStore::Open(server->url(), &why);
+    EXPECT_TRUE(opened.has_value()) << why;
+    if (opened) store = std::move(*opened);
+  }
+  Store* get() { return store.get(); }
+  std::unique_ptr<RedisStore> store;
 };
 
 struct ImplName {
@@ -98,7 +125,7 @@ class StoreTest : public ::testing::Test {
 };
 
 using Implementations =
-    ::testing::Types<MemoryImpl, SqliteImpl, FaultyMemoryImpl>;
+    ::testing::Types<MemoryImpl, SqliteImpl, FaultyMemoryImpl, RedisImpl>;
 TYPED_TEST_SUITE(StoreTest, Implementations, ImplName);
 
 TYPED_TEST(StoreTest, EmptyStoreLoadsEmptySnapshot) {
@@ -204,7 +231,8 @@ TYPED_TEST(StoreTest, UpdateRealmLeavesSequenceStateAlone) {
                       .reserved_update_id = 1};
   ASSERT_TRUE(this->store_->UpdateRealm(changed));
   RealmRecord expected = changed;
-  expected.last_update_id = 10;
+  // UpdateRealm took one sequence number in a shared store.
+  expected.last_update_id = TypeParam::kDirectoryWritesTakeSeq ? 11 : 10;
   expected.reserved_update_id = 20;
   EXPECT_THAT(this->MustLoad().realms, ::testing::ElementsAre(expected));
 }
@@ -394,7 +422,9 @@ TYPED_TEST(StoreTest, MissingReferencesAreNotFoundAndChangeNothing) {
 
   Snapshot snap = this->MustLoad();
   ASSERT_EQ(snap.realms.size(), 1u);
-  EXPECT_EQ(snap.realms[0].last_update_id, 0);
+  // Only the successful InsertUser took a sequence number (shared stores).
+  EXPECT_EQ(snap.realms[0].last_update_id,
+            TypeParam::kDirectoryWritesTakeSeq ? 1 : 0);
   EXPECT_EQ(snap.realms[0].reserved_update_id, 0);
   ASSERT_EQ(snap.users.size(), 1u);
   EXPECT_EQ(snap.users[0].realm_id, realm);

@@ -1,0 +1,472 @@
+#include "store/redis_client.h"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/time.h>
+
+#include <algorithm>
+#include <charconv>
+#include <thread>
+
+namespace presence::store {
+namespace {
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      out.type = RedisReply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+      out.type = RedisReply::Type::kString;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = RedisReply::Type::kStatus;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = RedisReply::Type::kError;
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = RedisReply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (std::size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(Convert(r->element[i]));
+      }
+      break;
+    default:
+      out.type = RedisReply::Type::kNil;
+      break;
+  }
+  return out;
+}
+
+// Owns a hiredis reply.
+struct ReplyFree {
+  void operator()(void* r) const { freeReplyObject(r); }
+};
+using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
+
+// The bit-by-bit CRC16/XMODEM (polynomial 0x1021, initial value 0, no
+// reflection): the checksum Redis Cluster hashes keys with.
+std::uint16_t Crc16Xmodem(std::string_view data) {
+  std::uint16_t crc = 0;
+  for (unsigned char byte : data) {
+    crc ^= static_cast<std::uint16_t>(byte << 8);
+    for (int bit = 0; bit < 8; ++bit) {
+      crc = (crc & 0x8000) != 0
+                ? static_cast<std::uint16_t>((crc << 1) ^ 0x1021)
+                : static_cast<std::uint16_t>(crc << 1);
+    }
+  }
+  return crc;
+}
+
+// hiredis writes with write(2), which raises SIGPIPE when the server has
+// gone; that would kill the process. For the duration of a write this blocks
+// SIGPIPE in the calling thread and then discards one that the write caused
+// (SIGPIPE from a socket write is sent to the writing thread).
+class ScopedSigpipeBlock {
+ public:
+  ScopedSigpipeBlock() {
+    sigemptyset(&pipe_);
+    sigaddset(&pipe_, SIGPIPE);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+    blocked_ = pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+  }
+  ScopedSigpipeBlock(const ScopedSigpipeBlock&) = delete;
+  ScopedSigpipeBlock& operator=(const ScopedSigpipeBlock&) = delete;
+  ~ScopedSigpipeBlock() {
+    if (!blocked_) return;
+    if (!was_pending_) {
+      sigset_t pending;
+      sigemptyset(&pending);
+      sigpending(&pending);
+      if (sigismember(&pending, SIGPIPE) == 1) {
+        timespec zero{};
+        sigtimedwait(&pipe_, nullptr, &zero);
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+  }
+
+ private:
+  sigset_t pipe_;
+  sigset_t old_;
+  bool was_pending_ = false;
+  bool blocked_ = false;
+};
+
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+
+// The address of a "MOVED 3999 127.0.0.1:6381" or "ASK ..." error.
+std::optional<RedisAddress> RedirectTarget(std::string_view error) {
+  std::size_t space = error.rfind(' ');
+  if (space == std::string_view::npos) return std::nullopt;
+  return ParseRedisAddress(error.substr(space + 1));
+}
+
+}  // namespace
+
+std::optional<RedisAddress> ParseRedisAddress(std::string_view text) {
+  std::size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view host = text.substr(0, colon);
+  std::string_view port_text = text.substr(colon + 1);
+  int port = 0;
+  auto [end, ec] = std::from_chars(port_text.data(),
+                                   port_text.data() + port_text.size(), port);
+  if (ec != std::errc() || end != port_text.data() + port_text.size() ||
+      port < 1 || port > 65535) {
+    return std::nullopt;
+  }
+  return RedisAddress{.host = std::string(host), .port = port};
+}
+
+int RedisKeySlot(std::string_view key) {
+  std::size_t open = key.find('{');
+  if (open != std::string_view::npos) {
+    std::size_t close = key.find('}', open + 1);
+    if (close != std::string_view::npos && close > open + 1) {
+      key = key.substr(open + 1, close - open - 1);
+    }
+  }
+  return Crc16Xmodem(key) % 16384;
+}
+
+// --- RedisConnection --------------------------------------------------------
+
+RedisConnection::RedisConnection(RedisAddress address, RedisTimeouts timeouts)
+    : address_(std::move(address)), timeouts_(timeouts) {}
+
+RedisConnection::~RedisConnection() { Close(); }
+
+void RedisConnection::Close() {
+  if (ctx_ != nullptr) {
+    redisFree(ctx_);
+    ctx_ = nullptr;
+  }
+}
+
+int RedisConnection::fd() const { return ctx_ != nullptr ? ctx_->fd : -1; }
+
+Status RedisConnection::Fail(std::string_view why) {
+  error_ = "redis " + address_.ToString() + ": " + std::string(why);
+  Close();
+  return Errc::kStoreFailed;
+}
+
+Status RedisConnection::Connect() {
+  if (ctx_ != nullptr) {
+    // An idle connection has nothing to read unless the server closed it
+    // (EOF) or reset it: then reconnect instead of failing the next command.
+    pollfd p{.fd = ctx_->fd, .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, 0) == 0) return {};
+    Close();
+  }
+  ctx_ = redisConnectWithTimeout(address_.host.c_str(), address_.port,
+                                 ToTimeval(timeouts_.connect));
+  if (ctx_ == nullptr) return Fail("cannot allocate a connection");
+  if (ctx_->err != 0) return Fail(ctx_->errstr);
+  if (redisSetTimeout(ctx_, ToTimeval(timeouts_.io)) != REDIS_OK) {
+    return Fail(ctx_->errstr[0] != '\0' ? ctx_->errstr : "cannot set timeout");
+  }
+  // Notices a peer that vanished without closing (the feed connection
+  // waits for data indefinitely).
+  if (redisEnableKeepAlive(ctx_) != REDIS_OK) {
+    return Fail(ctx_->errstr[0] != '\0' ? ctx_->errstr : "cannot keep alive");
+  }
+  return {};
+}
+
+Status RedisConnection::Send(std::span<const std::string> argv) {
+  if (Status st = Connect(); !st) return st;
+  std::vector<const char*> ptrs;
+  std::vector<std::size_t> lens;
+  ptrs.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const std::string& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  if (redisAppendCommandArgv(ctx_, static_cast<int>(argv.size()), ptrs.data(),
+                             lens.data()) != REDIS_OK) {
+    return Fail(ctx_->errstr);
+  }
+  ScopedSigpipeBlock no_sigpipe;
+  int done = 0;
+  while (done == 0) {
+    if (redisBufferWrite(ctx_, &done) != REDIS_OK) return Fail(ctx_->errstr);
+  }
+  return {};
+}
+
+Result<RedisReply> RedisConnection::Command(std::span<const std::string> argv,
+                                            bool* sent) {
+  if (sent != nullptr) *sent = false;
+  // A failed write leaves an incomplete command, which the server never
+  // runs (the connection is closed right after): not sent.
+  if (Status st = Send(argv); !st) return st.error();
+  if (sent != nullptr) *sent = true;
+  void* raw = nullptr;
+  if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+    std::string why = ctx_->errstr;
+    if (why == "Resource temporarily unavailable") why = "read timed out";
+    return Fail(why.empty() ? "no reply" : why).error();
+  }
+  ReplyPtr reply(static_cast<redisReply*>(raw));
+  return Convert(reply.get());
+}
+
+Result<std::optional<RedisReply>> RedisConnection::Buffered() {
+  if (ctx_ == nullptr) return Fail("not connected").error();
+  void* raw = nullptr;
+  if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) {
+    return Fail(ctx_->errstr).error();
+  }
+  if (raw == nullptr) return std::optional<RedisReply>();
+  ReplyPtr reply(static_cast<redisReply*>(raw));
+  return std::optional<RedisReply>(Convert(reply.get()));
+}
+
+Status RedisConnection::ReadSome() {
+  if (ctx_ == nullptr) return Fail("not connected");
+  if (redisBufferRead(ctx_) != REDIS_OK) return Fail(ctx_->errstr);
+  return {};
+}
+
+// --- RedisClient ------------------------------------------------------------
+
+RedisClient::RedisClient(std::vector<RedisAddress> seeds,
+                         RedisTimeouts timeouts)
+    : seeds_(std::move(seeds)), timeouts_(timeouts) {}
+
+RedisClient::~RedisClient() = default;
+
+Result<std::unique_ptr<RedisClient>> RedisClient::Connect(
+    std::vector<RedisAddress> seeds, RedisTimeouts timeouts,
+    std::string* error) {
+  auto fail = [error](Errc code, std::string why) {
+    if (error != nullptr) *error = std::move(why);
+    return code;
+  };
+  if (seeds.empty()) return fail(Errc::kInvalidArgument, "no redis address");
+  std::unique_ptr<RedisClient> client(new RedisClient(seeds, timeouts));
+  std::lock_guard<std::mutex> lock(client->mu_);
+  const std::string cluster_slots[] = {"CLUSTER", "SLOTS"};
+  for (const RedisAddress& seed : seeds) {
+    RedisConnection* conn = client->ConnectionTo(seed);
+    auto reply = conn->Command(cluster_slots);
+    if (!reply) {
+      client->last_error_ = conn->error();
+      continue;
+    }
+    if (reply->type == RedisReply::Type::kArray) {
+      client->cluster_ = true;
+      if (!client->ParseSlots(*reply, seed)) {
+        return fail(Errc::kStoreFailed, "redis " + seed.ToString() +
+                                            ": malformed CLUSTER SLOTS reply");
+      }
+      return client;
+    }
+    if (reply->is_error() &&
+        reply->str.find("cluster support disabled") != std::string::npos) {
+      if (seeds.size() > 1) {
+        return fail(Errc::kInvalidArgument,
+                    "redis " + seed.ToString() +
+                        " is not a cluster node: give exactly one address "
+                        "for a standalone server");
+      }
+      return client;
+    }
+    return fail(Errc::kStoreFailed, "redis " + seed.ToString() +
+                                        ": unexpected answer to CLUSTER "
+                                        "SLOTS: " +
+                                        reply->str);
+  }
+  return fail(Errc::kStoreFailed, client->last_error_);
+}
+
+RedisConnection* RedisClient::ConnectionTo(const RedisAddress& address) {
+  std::unique_ptr<RedisConnection>& conn = conns_[address.ToString()];
+  if (conn == nullptr) {
+    conn = std::make_unique<RedisConnection>(address, timeouts_);
+  }
+  return conn.get();
+}
+
+bool RedisClient::ParseSlots(const RedisReply& reply,
+                             const RedisAddress& from) {
+  if (reply.type != RedisReply::Type::kArray) return false;
+  std::vector<SlotRange> slots;
+  for (const RedisReply& range : reply.elements) {
+    if (range.type != RedisReply::Type::kArray || range.elements.size() < 3 ||
+        range.elements[0].type != RedisReply::Type::kInteger ||
+        range.elements[1].type != RedisReply::Type::kInteger ||
+        range.elements[2].type != RedisReply::Type::kArray ||
+        range.elements[2].elements.size() < 2 ||
+        range.elements[2].elements[1].type != RedisReply::Type::kInteger) {
+      return false;
+    }
+    const RedisReply& node = range.elements[2];
+    RedisAddress master{.host = node.elements[0].str,
+                        .port = static_cast<int>(node.elements[1].integer)};
+    // An empty or "?" endpoint means "the address you asked".
+    if (master.host.empty() || master.host == "?") master.host = from.host;
+    slots.push_back(
+        SlotRange{.first = static_cast<int>(range.elements[0].integer),
+                  .last = static_cast<int>(range.elements[1].integer),
+                  .master = std::move(master)});
+  }
+  std::sort(
+      slots.begin(), slots.end(),
+      [](const SlotRange& a, const SlotRange& b) { return a.first < b.first; });
+  slots_ = std::move(slots);
+  return true;
+}
+
+bool RedisClient::RefreshSlots() {
+  std::vector<RedisAddress> candidates;
+  for (const SlotRange& r : slots_) {
+    if (std::find(candidates.begin(), candidates.end(), r.master) ==
+        candidates.end()) {
+      candidates.push_back(r.master);
+    }
+  }
+  for (const RedisAddress& s : seeds_) {
+    if (std::find(candidates.begin(), candidates.end(), s) ==
+        candidates.end()) {
+      candidates.push_back(s);
+    }
+  }
+  const std::string cluster_slots[] = {"CLUSTER", "SLOTS"};
+  for (const RedisAddress& a : candidates) {
+    RedisConnection* conn = ConnectionTo(a);
+    auto reply = conn->Command(cluster_slots);
+    if (!reply) {
+      last_error_ = conn->error();
+      continue;
+    }
+    if (ParseSlots(*reply, a)) return true;
+  }
+  return false;
+}
+
+RedisAddress RedisClient::Route(std::string_view route_key) const {
+  if (!cluster_ || slots_.empty()) return seeds_.front();
+  if (route_key.empty()) {
+    // Keyless: prefer a node we are already connected to.
+    for (const SlotRange& r : slots_) {
+      auto it = conns_.find(r.master.ToString());
+      if (it != conns_.end() && it->second->connected()) return r.master;
+    }
+    return slots_.front().master;
+  }
+  const int slot = RedisKeySlot(route_key);
+  auto it =
+      std::upper_bound(slots_.begin(), slots_.end(), slot,
+                       [](int s, const SlotRange& r) { return s < r.first; });
+  if (it != slots_.begin()) {
+    --it;
+    if (slot >= it->first && slot <= it->last) return it->master;
+  }
+  return seeds_.front();
+}
+
+Result<RedisReply> RedisClient::Run(std::span<const std::string> argv,
+                                    std::string_view route_key) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<RedisAddress> redirect;  // MOVED or ASK target
+  bool asking = false;
+  const std::string asking_cmd[] = {"ASKING"};
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    const RedisAddress target = redirect ? *redirect : Route(route_key);
+    RedisConnection* conn = ConnectionTo(target);
+    bool sent = false;
+    Result<RedisReply> reply = RedisReply{};
+    if (asking) {
+      reply = conn->Command(asking_cmd, &sent);
+      // ASKING itself changes nothing: retrying after it failed is safe.
+      sent = false;
+    }
+    if (reply) reply = conn->Command(argv, &sent);
+    redirect.reset();
+    asking = false;
+    if (!reply) {
+      last_error_ = conn->error();
+      // A command that may have run is not sent again (it might not be
+      // idempotent): the caller sees the failure, the next call reconnects.
+      if (sent) {
+        if (cluster_) RefreshSlots();
+        return reply.error();
+      }
+      if (cluster_) {
+        RefreshSlots();
+        continue;
+      }
+      return reply.error();
+    }
+    if (cluster_ && reply->is_error()) {
+      const std::string& e = reply->str;
+      if (StartsWith(e, "MOVED ") || StartsWith(e, "ASK ")) {
+        redirect = RedirectTarget(e);
+        if (!redirect) {
+          last_error_ = "redis " + target.ToString() + ": bad redirect: " + e;
+          return Errc::kStoreFailed;
+        }
+        asking = StartsWith(e, "ASK ");
+        if (!asking) RefreshSlots();
+        continue;
+      }
+      if (StartsWith(e, "TRYAGAIN") || StartsWith(e, "CLUSTERDOWN")) {
+        last_error_ = "redis " + target.ToString() + ": " + e;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50) *
+                                    (attempt + 1));
+        RefreshSlots();
+        continue;
+      }
+    }
+    return reply;
+  }
+  last_error_ +=
+      " (gave up after " + std::to_string(kMaxAttempts) + " attempts)";
+  return Errc::kStoreFailed;
+}
+
+std::vector<RedisAddress> RedisClient::Nodes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!cluster_) return seeds_;
+  std::vector<RedisAddress> out;
+  for (const SlotRange& r : slots_) {
+    if (std::find(out.begin(), out.end(), r.master) == out.end()) {
+      out.push_back(r.master);
+    }
+  }
+  for (const RedisAddress& s : seeds_) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+  }
+  return out;
+}
+
+std::string RedisClient::LastError() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_error_;
+}
+
+}  // namespace presence::store

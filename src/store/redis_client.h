@@ -1,0 +1,188 @@
+// RedisClient: a small synchronous Redis client over hiredis 0.14, with just
+// enough Redis Cluster support for RedisStore.
+//
+// RedisConnection is one RAII connection to one host:port: it connects with a
+// timeout, runs one command given as argv (binary-safe strings) and returns
+// the reply as an owned RedisReply value. A connection failure is an error
+// value (never an exception), the connection is dropped, and the next call
+// connects again.
+//
+// RedisClient runs commands against a deployment given as seed addresses:
+//   - standalone: one address of a server without cluster support;
+//   - Redis Cluster: hiredis 0.14 has no cluster support and Debian ships no
+//     C/C++ cluster client, so this implements the minimum by hand. The mode
+//     is detected at Connect with CLUSTER SLOTS. Each command names the key it
+//     routes by; its slot (CRC16/XMODEM of the key, or of its {hash tag}, mod
+//     16384, as the Redis Cluster specification describes) selects the master
+//     that serves it. A MOVED reply refreshes the slot map and retries on the
+//     named node, ASK retries once on the named node after ASKING,
+//     TRYAGAIN/CLUSTERDOWN retry after a short pause, and a connection error
+//     refreshes the map and retries only if the command cannot have reached
+//     the server (so a script never runs twice); retries are bounded
+//     (kMaxAttempts). Keyless commands (PUBLISH, ...) go to any reachable
+//     node. No replicas are used and no read is sent to one.
+//
+// Writes block SIGPIPE in the writing thread (hiredis uses write(2)), so a
+// vanished server is an error value, never a signal that kills the process.
+//
+// Thread safety: RedisConnection is not thread-safe (one owner). RedisClient
+// is: every Run takes mu_, which guards the connections and the slot map, so
+// commands from many threads are serialized over one connection per node.
+#ifndef PRESENCE_STORE_REDIS_CLIENT_H_
+#define PRESENCE_STORE_REDIS_CLIENT_H_
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.h"
+
+struct redisContext;
+
+namespace presence::store {
+
+// One reply, owned. `str` holds a string, a status or an error text.
+struct RedisReply {
+  enum class Type { kNil, kInteger, kString, kArray, kStatus, kError };
+  Type type = Type::kNil;
+  long long integer = 0;
+  std::string str;
+  std::vector<RedisReply> elements;
+
+  bool is_error() const { return type == Type::kError; }
+  bool is_nil() const { return type == Type::kNil; }
+};
+
+struct RedisAddress {
+  std::string host;
+  int port = 0;
+  std::string ToString() const { return host + ":" + std::to_string(port); }
+  friend bool operator==(const RedisAddress&, const RedisAddress&) = default;
+};
+
+// Parses "HOST:PORT" (port 1..65535, host non-empty). nullopt if malformed.
+std::optional<RedisAddress> ParseRedisAddress(std::string_view text);
+
+// The Redis Cluster hash slot of `key` (0..16383): CRC16/XMODEM of the hash
+// tag (the bytes between the first '{' and the next '}', if not empty) or of
+// the whole key, mod 16384.
+int RedisKeySlot(std::string_view key);
+
+struct RedisTimeouts {
+  std::chrono::milliseconds connect{1000};
+  std::chrono::milliseconds io{3000};  // each read or write of a command
+};
+
+class RedisConnection {
+ public:
+  RedisConnection(RedisAddress address, RedisTimeouts timeouts);
+  RedisConnection(const RedisConnection&) = delete;
+  RedisConnection& operator=(const RedisConnection&) = delete;
+  ~RedisConnection();
+
+  // Connects if not connected. kStoreFailed (error() says why) on failure.
+  Status Connect();
+  // Drops the connection; the next call connects again.
+  void Close();
+  bool connected() const { return ctx_ != nullptr; }
+
+  // Sends one command and reads its reply, connecting first if needed (and
+  // reconnecting first if the idle connection was closed by the server). An
+  // error reply is a RedisReply of type kError, not a failure. kStoreFailed
+  // on a connection failure (and the connection is closed); then `*sent`
+  // (if given) says whether the command may have reached the server, i.e.
+  // whether retrying it could run it twice.
+  Result<RedisReply> Command(std::span<const std::string> argv,
+                             bool* sent = nullptr);
+
+  // For a subscriber: sends a command without reading a reply.
+  Status Send(std::span<const std::string> argv);
+  // For a subscriber: the next reply already received, if any (nullopt if a
+  // read is needed); kStoreFailed on a protocol error.
+  Result<std::optional<RedisReply>> Buffered();
+  // For a subscriber: reads what the socket has (call when poll() says it is
+  // readable). kStoreFailed on EOF or error.
+  Status ReadSome();
+  // The socket, or -1 if not connected.
+  int fd() const;
+
+  const RedisAddress& address() const { return address_; }
+  // The last failure, "redis HOST:PORT: reason".
+  const std::string& error() const { return error_; }
+
+ private:
+  Status Fail(std::string_view why);
+
+  const RedisAddress address_;
+  const RedisTimeouts timeouts_;
+  redisContext* ctx_ = nullptr;
+  std::string error_;
+};
+
+class RedisClient {
+ public:
+  static constexpr int kMaxAttempts = 5;
+
+  // Connects to the first reachable seed and detects the mode (cluster if it
+  // answers CLUSTER SLOTS). Several seeds that are not a cluster are refused
+  // (kInvalidArgument). kStoreFailed if no seed answers.
+  static Result<std::unique_ptr<RedisClient>> Connect(
+      std::vector<RedisAddress> seeds, RedisTimeouts timeouts,
+      std::string* error = nullptr);
+
+  RedisClient(const RedisClient&) = delete;
+  RedisClient& operator=(const RedisClient&) = delete;
+  ~RedisClient();
+
+  // Runs `argv` on the node serving `route_key` (any node if empty). The
+  // reply may be an error reply (e.g. a script error); kStoreFailed if no
+  // node could be reached within kMaxAttempts, or if the connection broke
+  // after the command was sent (it may or may not have run).
+  Result<RedisReply> Run(std::span<const std::string> argv,
+                         std::string_view route_key);
+
+  bool cluster() const { return cluster_; }
+  // Where a subscriber can connect: the masters (cluster) or the server.
+  std::vector<RedisAddress> Nodes() const;
+  RedisTimeouts timeouts() const { return timeouts_; }
+  // The last connection failure or redirect problem ("" if none).
+  std::string LastError() const;
+
+ private:
+  struct SlotRange {
+    int first = 0;
+    int last = 0;
+    RedisAddress master;
+  };
+
+  RedisClient(std::vector<RedisAddress> seeds, RedisTimeouts timeouts);
+
+  // All below: mu_ held.
+  RedisConnection* ConnectionTo(const RedisAddress& address);
+  // Reloads the slot map from any reachable node. False if none answered.
+  bool RefreshSlots();
+  // Parses a CLUSTER SLOTS reply from `from`. False if it is not one.
+  bool ParseSlots(const RedisReply& reply, const RedisAddress& from);
+  // The master for `slot`, or the first seed if the map has no owner.
+  RedisAddress Route(std::string_view route_key) const;
+
+  const std::vector<RedisAddress> seeds_;
+  const RedisTimeouts timeouts_;
+  bool cluster_ = false;  // fixed after Connect
+
+  mutable std::mutex mu_;
+  std::map<std::string, std::unique_ptr<RedisConnection>> conns_;  // mu_
+  std::vector<SlotRange> slots_;  // sorted by first; guarded by mu_
+  std::string last_error_;        // guarded by mu_
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_REDIS_CLIENT_H_

@@ -1,0 +1,191 @@
+// RedisStore: the SharedStore of presenced's multi-node mode, on Redis
+// (standalone, or Redis Cluster through RedisClient's minimal routing).
+//
+// Key layout. Every key of realm N carries the hash tag {rN}, so one realm
+// lives on one shard (its Lua scripts touch only its own slot) while realms
+// spread over the shards. Global keys carry the tag {presenced}.
+//   presenced:{presenced}:next_realm_id   counter (INCR) for realm ids
+//   presenced:{presenced}:next_user_id    counter for user ids
+//   presenced:{presenced}:next_node_id    counter for node ids
+//   presenced:{presenced}:subdomains      hash lower(subdomain) -> realm id
+//   presenced:{presenced}:realms          hash realm id -> lower(subdomain)
+//   presenced:{presenced}:user_realm      hash user id -> realm id
+//   presenced:{presenced}:nodes           hash node id -> "host:port"
+//   presenced:{rN}:meta     hash: subdomain, name, presence_disabled,
+//                           deactivated, date_created, seq (the realm's
+//                           sequence = its last_update_id), reserved
+//   presenced:{rN}:users    hash user id -> encoded UserRecord (below)
+//   presenced:{rN}:emails   hash lower(email) -> user id
+//   presenced:{rN}:rows     hash user id -> "connected,active,update_id"
+//                           (decimal microseconds; empty for kNoTime)
+//   presenced:{rN}:rowseq   zset user id scored by the row's update id
+//   presenced:{rN}:access   hash viewer -> "id,id,..." (sorted, unique)
+// A stored user is 4 flag bytes ('0'/'1': is_bot, is_active,
+// presence_enabled, can_access_all_users) then netstrings ("<len>:<bytes>")
+// of lower(email), id, realm id, role name, date_joined, hex api_key_hash,
+// email, full_name. The Lua scripts read the flags and the folded email.
+//
+// Atomic steps are Lua scripts on one realm's slot (EVALSHA, with a fallback
+// to EVAL on NOSCRIPT): Report and SetPresenceEnabled (the rules of
+// core/presence_rules.cc, ported to Lua), the directory writes (each takes
+// the realm's next sequence number with HINCRBY and publishes one entry),
+// ReadRealm, and the global-index steps on the {presenced} slot.
+//
+// Feed: every entry is PUBLISHed on kFeedChannel by the script that made the
+// change. A message is a list of fields, each one tag byte followed by a
+// netstring: r realm id, s seq, R realm (netstrings: id, subdomain, name,
+// presence_disabled, deactivated, date_created, last_update_id, reserved),
+// U user (as stored), A access ("viewer|id,id,..."), P row
+// ("user,connected,active,update_id"), d event_due, f forced, t written_at.
+//
+// Where the Store contract meets Redis Cluster (documented deviations):
+//   - InsertRealm / InsertUser check first and allocate the id after, in
+//     separate steps (the counter lives on another slot than the realm), so
+//     a failed insert takes no id; only two concurrent inserts of one email
+//     in one realm (or a connection lost between the steps) can waste one.
+//   - Directory writes take a sequence number (shared_store.h), so they
+//     raise the realm's last_update_id as Load reports it.
+//   - Multi-realm steps (WritePresence over several realms, a user moved to
+//     another realm, Load) are atomic per realm, not across realms.
+//   - WritePresence and ReserveUpdateIds publish nothing (not used in shared
+//     mode); SetAccess replaces the viewer's list in the given realm only; a
+//     user moved to another realm leaves its row in the old realm (as
+//     MemoryStore keeps it), and the old realm publishes the moved record.
+//   - SetPresenceEnabled: when the setting changes and a row exists but the
+//     rules leave its times alone (going invisible long after the last
+//     report; becoming visible within 55 s), the row is still stamped with
+//     the entry's seq and sent with event_due = forced = true, so that
+//     row->last_update_id == seq holds for every entry (shared_store.h asks
+//     for the row whenever one exists). Realm::SetPresenceEnabled sends no
+//     event in the first case.
+//
+// Errors: Errc::kStoreFailed when Redis cannot be reached or answers with an
+// error (LastError says why, e.g. "redis 127.0.0.1:7001: Connection
+// refused"); kCorrupt for stored data that cannot be decoded.
+//
+// Thread safety: every method may be called from any thread. Commands go
+// through one RedisClient (one connection per node, serialized by its
+// mutex). The feed runs on its own thread and connection; the sink is called
+// there, one entry at a time. Do not call Unsubscribe from the sink.
+#ifndef PRESENCE_STORE_REDIS_STORE_H_
+#define PRESENCE_STORE_REDIS_STORE_H_
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "store/redis_client.h"
+#include "store/shared_store.h"
+
+namespace presence::store {
+
+struct RedisScript;  // a Lua script and its SHA1 (redis_store.cc)
+
+// Encoding of feed messages; exposed for tests. DecodeFeedEntry returns
+// nullopt for a malformed message.
+std::optional<FeedEntry> DecodeFeedEntry(std::string_view message);
+
+class RedisStore final : public SharedStore {
+ public:
+  static constexpr std::string_view kFeedChannel = "presenced:feed";
+
+  struct Options {
+    RedisTimeouts timeouts;
+    // The feed reconnects after min_backoff, doubling up to max_backoff.
+    std::chrono::milliseconds min_backoff{20};
+    std::chrono::milliseconds max_backoff{1000};
+  };
+
+  // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
+  // standalone server, or seed addresses of a Redis Cluster (detected), and
+  // loads the scripts. kInvalidArgument for a malformed url; kStoreFailed if
+  // no address answers. `error` receives the reason on failure.
+  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
+                                                  std::string* error = nullptr);
+  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
+                                                  const Options& options,
+                                                  std::string* error);
+
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+  // Unsubscribes (joins the feed thread) and closes the connections.
+  ~RedisStore() override;
+
+  std::string LastError() const override;
+
+  Result<Snapshot> Load() override;
+  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
+  Status UpdateRealm(const RealmRecord& realm) override;
+  Result<UserId> InsertUser(const UserRecord& user) override;
+  Status UpdateUser(const UserRecord& user) override;
+  Status SetAccess(const AccessRecord& access) override;
+  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
+  Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const SequenceRecord> sequences) override;
+
+  // Connects the feed connection and subscribes before returning (so no
+  // entry published after the call is missed). kStoreFailed if it cannot;
+  // kInvalidArgument if already subscribed.
+  Status Subscribe(FeedSink* sink) override;
+  void Unsubscribe() override;
+
+  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                             ReportStatus status) override;
+  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                         bool enabled, Micros now) override;
+  Result<UpdateId> CurrentSeq(RealmId realm) override;
+  Result<std::optional<RealmId>> FindRealmId(
+      std::string_view subdomain) override;
+  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
+  Result<std::int64_t> RegisterNode(std::string_view address) override;
+  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
+
+  // True if connected to a Redis Cluster.
+  bool cluster() const { return client_->cluster(); }
+
+ private:
+  class Feed;
+  using Script = RedisScript;
+
+  RedisStore(std::unique_ptr<RedisClient> client, Options options);
+
+  // Runs a script (EVALSHA, EVAL on NOSCRIPT) with `keys` (all on one slot)
+  // and `args`. Error replies become kStoreFailed with LastError set.
+  Result<RedisReply> Eval(const Script& script,
+                          std::span<const std::string> keys,
+                          std::span<const std::string> args);
+  // Runs one command routed by `route_key`; error replies are failures.
+  Result<RedisReply> Call(std::span<const std::string> argv,
+                          std::string_view route_key);
+  // Records `why` for LastError and returns `code`.
+  boost::system::error_code Fail(Errc code, std::string why);
+  // The client's last error, recorded for LastError; returns kStoreFailed.
+  boost::system::error_code ClientFailed(std::string_view op);
+  // Reads one realm (since: exclusive lower bound of row update ids, or
+  // nullopt for all rows). kNotFound if there is no such realm.
+  Result<RealmState> ReadRealmImpl(RealmId realm,
+                                   std::optional<UpdateId> since);
+  // Adds user `user` (id set) to realm user.realm_id's directory, taking a
+  // sequence number. kNotFound / kAlreadyExists as InsertUser.
+  Status PutUser(const UserRecord& user, bool must_exist);
+
+  const std::unique_ptr<RedisClient> client_;
+  const Options options_;
+  std::vector<Script> scripts_;  // indexed by ScriptId; fixed after Open
+
+  mutable std::mutex mu_;
+  std::string last_error_;  // guarded by mu_
+
+  std::mutex feed_mu_;          // serializes Subscribe/Unsubscribe
+  std::unique_ptr<Feed> feed_;  // guarded by feed_mu_
+};
+
+}  // namespace presence::store
+
+#endif  // PRESENCE_STORE_REDIS_STORE_H_

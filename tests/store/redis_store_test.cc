@@ -1,0 +1,780 @@
+// RedisStore's SharedStore methods against a real redis-server (started by
+// the test process on a free loopback port): the presence rules in Lua
+// against core/presence_rules.h, sequence numbers under concurrency, the
+// feed, ReadRealm, the node registry and failures.
+#include "store/redis_store.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "core/presence_rules.h"
+#include "store/redis_server.h"
+
+namespace presence::store {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::steady_clock;
+
+constexpr Micros kBase = 1'700'000'000'123'457;  // odd: every digit counts
+
+// Collects the feed.
+class RecordingSink : public FeedSink {
+ public:
+  void OnFeedEntry(const FeedEntry& entry) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.push_back(entry);
+    cv_.notify_all();
+  }
+  void OnFeedLost() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++lost_;
+    cv_.notify_all();
+  }
+
+  // Waits (bounded) until at least `n` entries arrived; returns them.
+  std::vector<FeedEntry> WaitForEntries(
+      std::size_t n, milliseconds limit = milliseconds(5000)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, limit, [&] { return entries_.size() >= n; });
+    return entries_;
+  }
+  // Waits (bounded) until OnFeedLost was called `n` times.
+  int WaitForLost(int n, milliseconds limit = milliseconds(5000)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, limit, [&] { return lost_ >= n; });
+    return lost_;
+  }
+  std::vector<FeedEntry> entries() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_;
+  }
+  void Clear() {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.clear();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<FeedEntry> entries_;
+  int lost_ = 0;
+};
+
+class RedisStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = SharedRedisServer();
+    ASSERT_NE(server_, nullptr);
+    server_->FlushAll();
+    store_ = Open();
+    ASSERT_NE(store_, nullptr);
+  }
+
+  std::unique_ptr<RedisStore> Open() {
+    std::string why;
+    auto opened = RedisStore::Open(server_->url(), &why);
+    EXPECT_TRUE(opened.has_value()) << why;
+    return opened ? std::move(*opened) : nullptr;
+  }
+
+  RealmId MustInsertRealm(std::string subdomain,
+                          bool presence_disabled = false) {
+    auto id =
+        store_->InsertRealm(RealmRecord{.subdomain = subdomain,
+                                        .name = "Realm " + subdomain,
+                                        .presence_disabled = presence_disabled,
+                                        .date_created = kBase});
+    EXPECT_TRUE(id.has_value()) << store_->LastError();
+    return id ? *id : 0;
+  }
+
+  static UserRecord User(RealmId realm, std::string email) {
+    return UserRecord{.realm_id = realm,
+                      .email = email,
+                      .full_name = "User " + email,
+                      .date_joined = kBase - 1,
+                      .api_key_hash = Sha256("key-" + email)};
+  }
+
+  UserId MustInsertUser(const UserRecord& u) {
+    auto id = store_->InsertUser(u);
+    EXPECT_TRUE(id.has_value()) << store_->LastError();
+    return id ? *id : 0;
+  }
+
+  UpdateId MustSeq(RealmId realm) {
+    auto seq = store_->CurrentSeq(realm);
+    EXPECT_TRUE(seq.has_value());
+    return seq ? *seq : -1;
+  }
+
+  // Writes a row with exact times (the plain Store path).
+  void MustWriteRow(RealmId realm, UserId user,
+                    std::optional<PresenceTimes> times) {
+    if (!times) return;
+    PresenceRecord row{.user_id = user,
+                       .realm_id = realm,
+                       .last_connected = times->last_connected,
+                       .last_active = times->last_active,
+                       .last_update_id = MustSeq(realm)};
+    ASSERT_TRUE(store_->WritePresence({&row, 1}, {}));
+  }
+
+  RedisServer* server_ = nullptr;
+  std::unique_ptr<RedisStore> store_;
+};
+
+TEST(RedisKeySlotTest, MatchesTheClusterSpecification) {
+  // The examples of the Redis Cluster specification.
+  EXPECT_EQ(RedisKeySlot("123456789"), 0x31C3);
+  EXPECT_EQ(RedisKeySlot("{user1000}.following"),
+            RedisKeySlot("{user1000}.followers"));
+  EXPECT_EQ(RedisKeySlot("foo{}{bar}"), RedisKeySlot("foo{}{bar}"));
+  EXPECT_NE(RedisKeySlot("foo{}{bar}"), RedisKeySlot("bar"));
+  EXPECT_EQ(RedisKeySlot("foo{{bar}}zap"), RedisKeySlot("{bar"));
+  EXPECT_EQ(RedisKeySlot("foo{bar}{zap}"), RedisKeySlot("bar"));
+  EXPECT_EQ(RedisKeySlot("presenced:{r7}:meta"), RedisKeySlot("r7"));
+}
+
+TEST(RedisStoreOpenTest, RejectsMalformedUrlsWithAMessage) {
+  for (const char* url :
+       {"", "127.0.0.1:6379", "http://127.0.0.1:6379", "redis://",
+        "redis://127.0.0.1", "redis://127.0.0.1:0", "redis://127.0.0.1:65536",
+        "redis://127.0.0.1:63x9", "redis://127.0.0.1:6379/0",
+        "redis://user@127.0.0.1:6379", "redis://127.0.0.1:6379,",
+        "redis://127.0.0.1:6379,,127.0.0.1:6380", "redis://:6379",
+        "rediss://127.0.0.1:6379"}) {
+    std::string why;
+    auto opened = RedisStore::Open(url, &why);
+    ASSERT_FALSE(opened.has_value()) << url;
+    EXPECT_EQ(opened.error(), Errc::kInvalidArgument) << url;
+    EXPECT_THAT(why, ::testing::HasSubstr("redis://HOST:PORT")) << url;
+  }
+}
+
+TEST(RedisStoreOpenTest, NothingListeningIsAClearErrorQuickly) {
+  const int port = redis_test::PickPort(false);
+  ASSERT_NE(port, 0);
+  std::string why;
+  const auto start = steady_clock::now();
+  auto opened =
+      RedisStore::Open("redis://127.0.0.1:" + std::to_string(port), &why);
+  EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
+  ASSERT_FALSE(opened.has_value());
+  EXPECT_EQ(opened.error(), Errc::kStoreFailed);
+  EXPECT_THAT(why, ::testing::HasSubstr("127.0.0.1:" + std::to_string(port)));
+  EXPECT_THAT(why, ::testing::HasSubstr("Connection refused"));
+}
+
+TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
+  RealmId realm = MustInsertRealm("acme");
+  RealmId quiet = MustInsertRealm("quiet", /*presence_disabled=*/true);
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+
+  struct Model {
+    RealmId realm;
+    UserId id;
+    std::optional<PresenceTimes> row;
+    UpdateId row_id = 0;
+  };
+  std::vector<Model> users;
+  for (int i = 0; i < 4; ++i) {
+    RealmId r = i < 3 ? realm : quiet;
+    users.push_back(
+        {r, MustInsertUser(User(r, "u" + std::to_string(i) + "@x")), {}, 0});
+  }
+  std::map<RealmId, UpdateId> seq = {{realm, MustSeq(realm)},
+                                     {quiet, MustSeq(quiet)}};
+  sink.WaitForEntries(4);
+  sink.Clear();
+
+  // Steps around every threshold of the rules (55 s, 130 s, a day), plus
+  // odd microseconds.
+  const Micros steps[] = {0,
+                          1,
+                          SecondsToMicros(1),
+                          SecondsToMicros(30),
+                          SecondsToMicros(54),
+                          SecondsToMicros(55),
+                          SecondsToMicros(55) + 1,
+                          SecondsToMicros(60),
+                          SecondsToMicros(129),
+                          SecondsToMicros(130),
+                          SecondsToMicros(130) + 1,
+                          SecondsToMicros(200),
+                          SecondsToMicros(86400) + 7};
+  std::mt19937 rng(20240611);
+  std::vector<FeedEntry> expected;
+  Micros now = kBase;
+  for (int i = 0; i < 400; ++i) {
+    now += steps[rng() % std::size(steps)] + static_cast<Micros>(rng() % 3);
+    Model& u = users[rng() % users.size()];
+    ReportStatus status =
+        rng() % 3 == 0 ? ReportStatus::kIdle : ReportStatus::kActive;
+    ReportOutcome out = ApplyReport(u.row, now, status);
+    auto got = store_->Report(u.realm, u.id, now, status);
+    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    ASSERT_EQ(got->wrote, out.wrote) << "step " << i;
+    if (!out.wrote) continue;
+    UpdateId s = ++seq[u.realm];
+    ASSERT_EQ(got->seq, s) << "step " << i;
+    u.row = out.after;
+    u.row_id = s;
+    const bool quiet_realm = u.realm == quiet;
+    expected.push_back(FeedEntry{
+        .realm_id = u.realm,
+        .seq = s,
+        .row = PresenceRecord{.user_id = u.id,
+                              .realm_id = u.realm,
+                              .last_connected = out.after.last_connected,
+                              .last_active = out.after.last_active,
+                              .last_update_id = s},
+        .event_due = (out.created || out.became_online) && !quiet_realm,
+        .forced = false,
+        .written_at = now});
+  }
+  ASSERT_GT(expected.size(), 50u);
+  EXPECT_EQ(sink.WaitForEntries(expected.size()), expected);
+
+  for (RealmId r : {realm, quiet}) {
+    EXPECT_EQ(MustSeq(r), seq[r]);
+    auto state = store_->ReadRealm(r, 0);
+    ASSERT_TRUE(state.has_value());
+    std::vector<PresenceRecord> rows;
+    for (const Model& u : users) {
+      if (u.realm != r || !u.row) continue;
+      rows.push_back({.user_id = u.id,
+                      .realm_id = r,
+                      .last_connected = u.row->last_connected,
+                      .last_active = u.row->last_active,
+                      .last_update_id = u.row_id});
+    }
+    EXPECT_EQ(state->rows, rows);
+  }
+}
+
+TEST_F(RedisStoreTest,
+       TimesBeyondThirtyTwoBitsAndNearTwoToTheFiftyThreeStayExact) {
+  RealmId realm = MustInsertRealm("acme");
+  UserId u = MustInsertUser(User(realm, "a@x"));
+  for (Micros now : {Micros{4'294'967'297}, Micros{1'800'000'000'000'001},
+                     Micros{9'007'199'254'000'001}}) {
+    auto got = store_->Report(realm, u, now, ReportStatus::kActive);
+    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    ASSERT_TRUE(got->wrote);
+    auto state = store_->ReadRealm(realm, got->seq - 1);
+    ASSERT_TRUE(state.has_value()) << store_->LastError();
+    ASSERT_EQ(state->rows.size(), 1u);
+    EXPECT_EQ(state->rows[0].last_connected, now);
+    EXPECT_EQ(state->rows[0].last_active, now);
+  }
+}
+
+TEST_F(RedisStoreTest, SetPresenceEnabledMatchesGoInvisibleAndBecomeVisible) {
+  RealmId realm = MustInsertRealm("acme");
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  const Micros now = kBase + SecondsToMicros(10'000);
+  const Micros s = kMicrosPerSecond;
+  // Rows before going invisible: none, recent, stale, idle only, ...
+  const std::optional<PresenceTimes> befores[] = {
+      std::nullopt,
+      PresenceTimes{now - 5 * s, now - 5 * s},
+      PresenceTimes{now - 100 * s, now - 100 * s},
+      PresenceTimes{now - 20 * s, kNoTime},
+      PresenceTimes{now - 10 * s, now - 280 * s},
+      PresenceTimes{now - 265 * s, now - 265 * s},
+      PresenceTimes{now - 264 * s, now - 264 * s},
+      PresenceTimes{now - 400 * s, now - 400 * s},
+      PresenceTimes{kNoTime, now - 3 * s},
+      PresenceTimes{kNoTime, kNoTime},
+  };
+  int n = 0;
+  for (const auto& before : befores) {
+    SCOPED_TRACE("case " + std::to_string(n));
+    sink.Clear();
+    UserRecord record = User(realm, "u" + std::to_string(n++) + "@x");
+    record.id = MustInsertUser(record);
+    ASSERT_EQ(sink.WaitForEntries(1).size(), 1u);  // the new user
+    sink.Clear();
+    MustWriteRow(realm, record.id, before);
+    const UpdateId seq0 = MustSeq(realm);
+
+    // Going invisible.
+    std::optional<PresenceTimes> after = ApplyGoInvisible(before, now);
+    auto got = store_->SetPresenceEnabled(realm, record.id, false, now);
+    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    EXPECT_TRUE(got->wrote);
+    EXPECT_EQ(got->seq, seq0 + 1);
+    record.presence_enabled = false;
+    std::optional<PresenceTimes> row = after ? after : before;
+    FeedEntry want{.realm_id = realm, .seq = seq0 + 1, .user = record};
+    if (row) {
+      want.row = PresenceRecord{.user_id = record.id,
+                                .realm_id = realm,
+                                .last_connected = row->last_connected,
+                                .last_active = row->last_active,
+                                .last_update_id = seq0 + 1};
+      want.event_due = want.forced = true;
+      want.written_at = now;
+    }
+    auto entries = sink.WaitForEntries(1);
+    ASSERT_EQ(entries.size(), 1u);
+    EXPECT_EQ(entries[0], want);
+
+    // Invisible users write nothing; setting the same value is no change.
+    auto report =
+        store_->Report(realm, record.id, now + 500 * s, ReportStatus::kActive);
+    ASSERT_TRUE(report.has_value());
+    EXPECT_FALSE(report->wrote);
+    got = store_->SetPresenceEnabled(realm, record.id, false, now);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_FALSE(got->wrote);
+    EXPECT_EQ(MustSeq(realm), seq0 + 1);
+
+    // Becoming visible again, 7 s later.
+    const Micros later = now + 7 * s;
+    ReportOutcome visible = ApplyBecomeVisible(row, later);
+    got = store_->SetPresenceEnabled(realm, record.id, true, later);
+    ASSERT_TRUE(got.has_value());
+    EXPECT_TRUE(got->wrote);
+    EXPECT_EQ(got->seq, seq0 + 2);
+    record.presence_enabled = true;
+    row = visible.wrote ? std::optional<PresenceTimes>(visible.after) : row;
+    ASSERT_TRUE(row.has_value());  // becoming visible always leaves a row
+    want =
+        FeedEntry{.realm_id = realm,
+                  .seq = seq0 + 2,
+                  .user = record,
+                  .row = PresenceRecord{.user_id = record.id,
+                                        .realm_id = realm,
+                                        .last_connected = row->last_connected,
+                                        .last_active = row->last_active,
+                                        .last_update_id = seq0 + 2},
+                  .event_due = true,
+                  .forced = true,
+                  .written_at = later};
+    entries = sink.WaitForEntries(2);
+    ASSERT_EQ(entries.size(), 2u);
+    EXPECT_EQ(entries[1], want);
+  }
+
+  auto missing = store_->SetPresenceEnabled(realm, 9999, false, now);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error(), Errc::kNotFound);
+  missing = store_->SetPresenceEnabled(realm + 50, 1, false, now);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error(), Errc::kNotFound);
+}
+
+TEST_F(RedisStoreTest, InvisibleBotInactiveAndUnknownUsersWriteNothing) {
+  RealmId realm = MustInsertRealm("acme");
+  UserRecord bot = User(realm, "bot@x");
+  bot.is_bot = true;
+  UserRecord inactive = User(realm, "gone@x");
+  inactive.is_active = false;
+  UserRecord invisible = User(realm, "hidden@x");
+  invisible.presence_enabled = false;
+  std::vector<UserId> ids = {MustInsertUser(bot), MustInsertUser(inactive),
+                             MustInsertUser(invisible), 9999};
+  const UpdateId seq0 = MustSeq(realm);
+  for (UserId id : ids) {
+    for (ReportStatus st : {ReportStatus::kActive, ReportStatus::kIdle}) {
+      auto got = store_->Report(realm, id, kBase, st);
+      ASSERT_TRUE(got.has_value()) << store_->LastError();
+      EXPECT_FALSE(got->wrote);
+      EXPECT_EQ(got->seq, 0);
+    }
+  }
+  EXPECT_EQ(MustSeq(realm), seq0);
+  auto state = store_->ReadRealm(realm, -1);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_TRUE(state->rows.empty());
+
+  auto missing = store_->Report(realm + 1, ids[0], kBase, ReportStatus::kIdle);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error(), Errc::kNotFound);
+  auto seq = store_->CurrentSeq(realm + 1);
+  ASSERT_FALSE(seq.has_value());
+  EXPECT_EQ(seq.error(), Errc::kNotFound);
+}
+
+TEST_F(RedisStoreTest, ConcurrentReportsNeverShareASequenceNumber) {
+  RealmId realm = MustInsertRealm("acme");
+  std::vector<UserId> users;
+  for (int i = 0; i < 5; ++i) {
+    users.push_back(
+        MustInsertUser(User(realm, "u" + std::to_string(i) + "@x")));
+  }
+  const UpdateId seq0 = MustSeq(realm);
+  constexpr int kThreads = 4;
+  constexpr int kReports = 500;
+  std::vector<std::unique_ptr<RedisStore>> stores;
+  for (int t = 0; t < kThreads; ++t) stores.push_back(Open());
+  std::vector<std::vector<UpdateId>> seqs(kThreads);
+  std::vector<int> failures(kThreads, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      // Threads 0 and 1 share store 0 (one connection, two threads); the
+      // others have their own.
+      RedisStore* store = stores[t == 1 ? 0 : t].get();
+      for (int i = 0; i < kReports; ++i) {
+        // Time moves in 56 s steps, so that most reports write.
+        Micros now = kBase + SecondsToMicros(56) * i + t;
+        auto got = store->Report(
+            realm, users[(i + t) % users.size()], now,
+            i % 4 == 0 ? ReportStatus::kIdle : ReportStatus::kActive);
+        if (!got) {
+          ++failures[t];
+        } else if (got->wrote) {
+          seqs[t].push_back(got->seq);
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<UpdateId> all;
+  std::size_t writes = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_EQ(failures[t], 0);
+    writes += seqs[t].size();
+    all.insert(seqs[t].begin(), seqs[t].end());
+  }
+  EXPECT_GT(writes, 250u);
+  EXPECT_EQ(all.size(), writes);  // no number twice
+  EXPECT_EQ(MustSeq(realm), seq0 + static_cast<UpdateId>(writes));
+  EXPECT_EQ(*all.begin(), seq0 + 1);
+  EXPECT_EQ(*all.rbegin(), seq0 + static_cast<UpdateId>(writes));
+}
+
+TEST_F(RedisStoreTest, FeedCarriesEveryKindOfChangeInOrder) {
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  std::vector<FeedEntry> want;
+
+  RealmRecord realm{.subdomain = "Acme|1:2",
+                    .name = "Acme \xE2\x9C\x93 | 3:4,5",
+                    .date_created = kBase,
+                    .last_update_id = 40,
+                    .reserved_update_id = 90};
+  auto rid = store_->InsertRealm(realm);
+  ASSERT_TRUE(rid.has_value());
+  realm.id = *rid;
+  want.push_back({.realm_id = realm.id, .seq = 0, .realm = realm});
+
+  UserRecord user = User(realm.id, "Pipe|Colon:Comma,x@\xC3\xA9xample.org");
+  user.full_name = "3:abc|def,\xF0\x9F\x98\x80";
+  user.role = Role::kGuest;
+  user.can_access_all_users = false;
+  for (std::size_t b = 0; b < user.api_key_hash.size(); ++b) {
+    user.api_key_hash[b] = static_cast<std::uint8_t>(255 - b * 7);
+  }
+  user.id = MustInsertUser(user);
+  want.push_back({.realm_id = realm.id, .seq = 41, .user = user});
+
+  UserRecord other = User(realm.id, "o@x");
+  other.id = MustInsertUser(other);
+  want.push_back({.realm_id = realm.id, .seq = 42, .user = other});
+
+  user.full_name = "Renamed";
+  user.role = Role::kMember;
+  ASSERT_TRUE(store_->UpdateUser(user));
+  want.push_back({.realm_id = realm.id, .seq = 43, .user = user});
+
+  ASSERT_TRUE(store_->SetAccess({.realm_id = realm.id,
+                                 .viewer = user.id,
+                                 .visible = {other.id, user.id, other.id}}));
+  want.push_back({.realm_id = realm.id,
+                  .seq = 44,
+                  .access = AccessRecord{.realm_id = realm.id,
+                                         .viewer = user.id,
+                                         .visible = {user.id, other.id}}});
+  ASSERT_TRUE(store_->SetAccess(
+      {.realm_id = realm.id, .viewer = user.id, .visible = {}}));
+  want.push_back({.realm_id = realm.id,
+                  .seq = 45,
+                  .access = AccessRecord{
+                      .realm_id = realm.id, .viewer = user.id, .visible = {}}});
+
+  realm.name = "New name";
+  realm.presence_disabled = true;
+  ASSERT_TRUE(store_->UpdateRealm(realm));
+  RealmRecord announced = realm;
+  announced.last_update_id = 46;
+  want.push_back({.realm_id = realm.id, .seq = 46, .realm = announced});
+
+  // presence_disabled: the row is written but no event is due.
+  auto wrote = store_->Report(realm.id, other.id, kBase, ReportStatus::kIdle);
+  ASSERT_TRUE(wrote.has_value());
+  EXPECT_EQ(wrote->seq, 47);
+  want.push_back({.realm_id = realm.id,
+                  .seq = 47,
+                  .row = PresenceRecord{.user_id = other.id,
+                                        .realm_id = realm.id,
+                                        .last_connected = kBase,
+                                        .last_active = kNoTime,
+                                        .last_update_id = 47},
+                  .event_due = false,
+                  .written_at = kBase});
+
+  realm.presence_disabled = false;
+  ASSERT_TRUE(store_->UpdateRealm(realm));
+  announced = realm;
+  announced.last_update_id = 48;
+  want.push_back({.realm_id = realm.id, .seq = 48, .realm = announced});
+  const Micros later = kBase + SecondsToMicros(131);
+  wrote = store_->Report(realm.id, other.id, later, ReportStatus::kActive);
+  ASSERT_TRUE(wrote.has_value());
+  want.push_back({.realm_id = realm.id,
+                  .seq = 49,
+                  .row = PresenceRecord{.user_id = other.id,
+                                        .realm_id = realm.id,
+                                        .last_connected = later,
+                                        .last_active = later,
+                                        .last_update_id = 49},
+                  .event_due = true,  // came online
+                  .written_at = later});
+
+  EXPECT_EQ(sink.WaitForEntries(want.size()), want);
+  store_->Unsubscribe();
+  // Nothing after Unsubscribe.
+  ASSERT_TRUE(store_->Report(realm.id, user.id, later, ReportStatus::kActive));
+  EXPECT_EQ(sink.entries().size(), want.size());
+}
+
+TEST_F(RedisStoreTest, FeedLostIsReportedAfterTheServerDropsTheSubscriber) {
+  RealmId realm = MustInsertRealm("acme");
+  UserId u = MustInsertUser(User(realm, "a@x"));
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  ASSERT_TRUE(store_->Report(realm, u, kBase, ReportStatus::kActive));
+  ASSERT_EQ(sink.WaitForEntries(1).size(), 1u);
+
+  auto killed = server_->Command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  ASSERT_TRUE(killed.has_value());
+  EXPECT_EQ(killed->integer, 1);
+  ASSERT_EQ(sink.WaitForLost(1), 1);
+
+  // Subscribed again when OnFeedLost ran: later entries arrive.
+  auto got = store_->Report(realm, u, kBase + SecondsToMicros(60),
+                            ReportStatus::kActive);
+  ASSERT_TRUE(got.has_value());
+  auto entries = sink.WaitForEntries(2);
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[1].seq, got->seq);
+
+  // And again.
+  ASSERT_TRUE(server_->Command({"CLIENT", "KILL", "TYPE", "pubsub"}));
+  ASSERT_EQ(sink.WaitForLost(2), 2);
+  got = store_->Report(realm, u, kBase + SecondsToMicros(120),
+                       ReportStatus::kActive);
+  ASSERT_TRUE(got.has_value());
+  entries = sink.WaitForEntries(3);
+  ASSERT_EQ(entries.size(), 3u);
+  EXPECT_EQ(entries[2].seq, got->seq);
+}
+
+TEST_F(RedisStoreTest, ReadRealmReturnsExactlyTheRowsAfterSince) {
+  RealmId realm = MustInsertRealm("acme");
+  RealmId other = MustInsertRealm("other");
+  std::vector<UserId> users;
+  for (int i = 0; i < 6; ++i) {
+    users.push_back(
+        MustInsertUser(User(realm, "u" + std::to_string(i) + "@x")));
+  }
+  MustInsertUser(User(other, "elsewhere@x"));
+  ASSERT_TRUE(store_->SetAccess({.realm_id = realm,
+                                 .viewer = users[2],
+                                 .visible = {users[4], users[0]}}));
+  std::map<UserId, UpdateId> last;  // user -> its row's update id
+  Micros now = kBase;
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = round; i < users.size(); ++i) {
+      now += SecondsToMicros(61);
+      auto got = store_->Report(realm, users[i], now, ReportStatus::kActive);
+      ASSERT_TRUE(got.has_value());
+      ASSERT_TRUE(got->wrote);
+      last[users[i]] = got->seq;
+    }
+  }
+  ASSERT_TRUE(
+      store_->Report(other, users.back() + 1, now, ReportStatus::kIdle));
+  const UpdateId current = MustSeq(realm);
+  for (UpdateId since = -1; since <= current + 1; ++since) {
+    SCOPED_TRACE("since " + std::to_string(since));
+    auto state = store_->ReadRealm(realm, since);
+    ASSERT_TRUE(state.has_value()) << store_->LastError();
+    EXPECT_EQ(state->realm.id, realm);
+    EXPECT_EQ(state->realm.subdomain, "acme");
+    EXPECT_EQ(state->realm.last_update_id, current);
+    ASSERT_EQ(state->users.size(), users.size());
+    for (std::size_t i = 0; i < users.size(); ++i) {
+      EXPECT_EQ(state->users[i].id, users[i]);
+    }
+    std::vector<UserId> want;
+    for (const auto& [user, id] : last) {
+      if (id > since) want.push_back(user);
+    }
+    std::vector<UserId> got;
+    for (const PresenceRecord& row : state->rows) {
+      EXPECT_EQ(row.realm_id, realm);
+      EXPECT_GT(row.last_update_id, since);
+      EXPECT_EQ(row.last_update_id, last[row.user_id]);
+      got.push_back(row.user_id);
+    }
+    EXPECT_EQ(got, want);
+    EXPECT_THAT(state->access, ::testing::ElementsAre(AccessRecord{
+                                   .realm_id = realm,
+                                   .viewer = users[2],
+                                   .visible = {users[0], users[4]}}));
+  }
+  auto missing = store_->ReadRealm(other + 10, 0);
+  ASSERT_FALSE(missing.has_value());
+  EXPECT_EQ(missing.error(), Errc::kNotFound);
+}
+
+TEST_F(RedisStoreTest, FindRealmIdIgnoresAsciiCaseAndFollowsRenames) {
+  RealmId acme = MustInsertRealm("Acme");
+  MustInsertRealm("zeta");
+  auto found = store_->FindRealmId("aCME");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, std::optional<RealmId>(acme));
+  found = store_->FindRealmId("nope");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(*found, std::nullopt);
+
+  ASSERT_TRUE(store_->UpdateRealm(RealmRecord{
+      .id = acme, .subdomain = "Beta", .name = "B", .date_created = kBase}));
+  EXPECT_EQ(*store_->FindRealmId("acme"), std::nullopt);
+  EXPECT_EQ(*store_->FindRealmId("BETA"), std::optional<RealmId>(acme));
+  // The freed name can be taken again.
+  RealmId again = MustInsertRealm("ACME");
+  EXPECT_EQ(*store_->FindRealmId("acme"), std::optional<RealmId>(again));
+}
+
+TEST_F(RedisStoreTest, NodesGetDistinctIdsAndAddresses) {
+  auto a = store_->RegisterNode("10.0.0.1:8080");
+  auto b = store_->RegisterNode("10.0.0.2:8080");
+  ASSERT_TRUE(a.has_value());
+  ASSERT_TRUE(b.has_value());
+  EXPECT_NE(*a, *b);
+  EXPECT_EQ(*store_->NodeAddress(*a), "10.0.0.1:8080");
+  EXPECT_EQ(*store_->NodeAddress(*b), "10.0.0.2:8080");
+  EXPECT_EQ(*store_->NodeAddress(*b + 100), std::nullopt);
+  // Another process sees the same registry.
+  auto second = Open();
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(*second->NodeAddress(*a), "10.0.0.1:8080");
+  auto c = second->RegisterNode("10.0.0.3:8080");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_GT(*c, *b);
+}
+
+TEST_F(RedisStoreTest, ScriptsAreReloadedAfterTheServerForgetsThem) {
+  RealmId realm = MustInsertRealm("acme");
+  UserId u = MustInsertUser(User(realm, "a@x"));
+  ASSERT_TRUE(server_->Command({"SCRIPT", "FLUSH"}));
+  auto got = store_->Report(realm, u, kBase, ReportStatus::kActive);
+  ASSERT_TRUE(got.has_value()) << store_->LastError();
+  EXPECT_TRUE(got->wrote);
+}
+
+TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
+  std::string why;
+  auto server = RedisServer::Start({}, false, &why);
+  ASSERT_NE(server, nullptr) << why;
+  RedisStore::Options options;
+  options.timeouts.connect = milliseconds(500);
+  options.timeouts.io = milliseconds(1000);
+  auto opened = RedisStore::Open(server->url(), options, &why);
+  ASSERT_TRUE(opened.has_value()) << why;
+  std::unique_ptr<RedisStore> store = std::move(*opened);
+  auto realm = store->InsertRealm({.subdomain = "acme", .name = "A"});
+  ASSERT_TRUE(realm.has_value());
+  RecordingSink sink;
+  ASSERT_TRUE(store->Subscribe(&sink));
+
+  server->Kill();
+  const std::string where = server->address();
+  auto check_fast = [&](auto&& call, const char* what) {
+    const auto start = steady_clock::now();
+    auto result = call();
+    EXPECT_LT(steady_clock::now() - start, milliseconds(1500)) << what;
+    ASSERT_FALSE(result.has_value()) << what;
+    EXPECT_EQ(result.error(), Errc::kStoreFailed) << what;
+    EXPECT_THAT(store->LastError(), ::testing::HasSubstr(where)) << what;
+  };
+  check_fast([&] { return store->CurrentSeq(*realm); }, "CurrentSeq");
+  check_fast(
+      [&] { return store->Report(*realm, 1, kBase, ReportStatus::kActive); },
+      "Report");
+  check_fast([&] { return store->Load(); }, "Load");
+  check_fast([&] { return store->InsertRealm({.subdomain = "b"}); },
+             "InsertRealm");
+  check_fast([&] { return store->ReadRealm(*realm, 0); }, "ReadRealm");
+  check_fast([&] { return store->RegisterNode("x:1"); }, "RegisterNode");
+  EXPECT_THAT(store->LastError(), ::testing::HasSubstr("Connection refused"));
+
+  // The feed is retrying in the background; Unsubscribe stops it promptly.
+  const auto start = steady_clock::now();
+  store->Unsubscribe();
+  EXPECT_LT(steady_clock::now() - start, milliseconds(1000));
+  EXPECT_EQ(sink.WaitForLost(1, milliseconds(0)), 0);
+}
+
+TEST_F(RedisStoreTest,
+       ReconnectsOnTheNextCallAfterTheServerClosedTheConnection) {
+  RealmId realm = MustInsertRealm("acme");
+  ASSERT_TRUE(
+      server_->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}));
+  auto seq = store_->CurrentSeq(realm);
+  ASSERT_TRUE(seq.has_value()) << store_->LastError();
+}
+
+TEST_F(RedisStoreTest, SubscribeTwiceIsRefusedAndUnsubscribeIsIdempotent) {
+  RecordingSink a;
+  RecordingSink b;
+  ASSERT_TRUE(store_->Subscribe(&a));
+  auto again = store_->Subscribe(&b);
+  ASSERT_FALSE(again.has_value());
+  EXPECT_EQ(again.error(), Errc::kInvalidArgument);
+  store_->Unsubscribe();
+  store_->Unsubscribe();
+  ASSERT_TRUE(store_->Subscribe(&b));
+  RealmId realm = MustInsertRealm("acme");
+  auto entries = b.WaitForEntries(1);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].realm_id, realm);
+  EXPECT_TRUE(a.entries().empty());
+}
+
+TEST(RedisFeedCodecTest, RejectsMalformedMessages) {
+  for (const char* bad :
+       {"", "r", "r1:", "r1:1", "r1:1s", "r1:xs1:0", "r1:1s1:0P3:1,2",
+        "r1:1s1:0d1:2", "r1:1s1:0Z1:0", "r1:1s1:0U4:1111", "r9:1s1:0"}) {
+    EXPECT_EQ(DecodeFeedEntry(bad), std::nullopt) << bad;
+  }
+  auto ok = DecodeFeedEntry("r1:7s1:3A5:5|1,2");
+  ASSERT_TRUE(ok.has_value());
+  EXPECT_EQ(ok->realm_id, 7);
+  EXPECT_EQ(ok->seq, 3);
+  ASSERT_TRUE(ok->access.has_value());
+  EXPECT_EQ(ok->access->realm_id, 7);
+  EXPECT_EQ(ok->access->visible, (std::vector<UserId>{1, 2}));
+}
+
+}  // namespace
+}  // namespace presence::store
