@@ -32,6 +32,8 @@ struct Request {
   std::shared_ptr<QueueWaiter> waiter;
   // A poll that was superseded by a newer one on its queue: answer at once.
   bool force_nonblocking = false;
+  // A parked poll handled again after its queue woke it.
+  bool resumed = false;
   // Relayed by another node (scale-out): never relay it further.
   bool forwarded = false;
 };

@@ -23,16 +23,23 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   }
   auto& log = shard.log[user];
   while (!log.empty() && log.front() <= horizon) log.pop_front();
-  if (static_cast<std::int64_t>(log.size()) >= limit_) {
-    d.allowed = false;
-    d.retry_after =
-        static_cast<double>(log.front() + window_us_ - now_us) / 1e6;
-  } else {
-    log.push_back(now_us);
+  const bool allowed = static_cast<std::int64_t>(log.size()) < limit_;
+  if (allowed) log.push_back(now_us);
+  return MakeRateDecision(limit_, window_us_, now_us, allowed,
+                          static_cast<std::int64_t>(log.size()), log.front());
+}
+
+RateDecision MakeRateDecision(std::int64_t limit, std::int64_t window_us,
+                              std::int64_t now_us, bool allowed,
+                              std::int64_t in_window, std::int64_t oldest_us) {
+  RateDecision d;
+  d.limit = limit;
+  d.allowed = allowed;
+  if (!allowed) {
+    d.retry_after = static_cast<double>(oldest_us + window_us - now_us) / 1e6;
   }
-  d.remaining =
-      std::max<std::int64_t>(limit_ - static_cast<std::int64_t>(log.size()), 0);
-  d.reset_unix = static_cast<double>(log.front() + window_us_) / 1e6;
+  d.remaining = std::max<std::int64_t>(limit - in_window, 0);
+  d.reset_unix = static_cast<double>(oldest_us + window_us) / 1e6;
   return d;
 }
 

@@ -27,6 +27,13 @@ struct RateDecision {
   double retry_after = 0;  // seconds to wait when refused
 };
 
+// The decision for one request given the user's log after counting it (or
+// refusing it): `in_window` requests in the window, the oldest at
+// `oldest_us`.
+RateDecision MakeRateDecision(std::int64_t limit, std::int64_t window_us,
+                              std::int64_t now_us, bool allowed,
+                              std::int64_t in_window, std::int64_t oldest_us);
+
 class RateLimiter {
  public:
   // `limit` requests per `window_seconds`; a limit of 0 disables limiting.
@@ -37,6 +44,8 @@ class RateLimiter {
   RateDecision Check(UserId user, std::int64_t now_us);
 
   bool enabled() const { return limit_ > 0; }
+  std::int64_t limit() const { return limit_; }
+  std::int64_t window_us() const { return window_us_; }
 
  private:
   struct Shard {

@@ -204,9 +204,10 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   if (m.route == Route::kServerSettings) return ServerSettings(req, *realm);
 
   // Scale-out: see every change any node acknowledged before this request
-  // (a key created a moment ago on another node, its last ping). Polls are
-  // exempt: their queue is fed by this node's replica as it catches up.
-  if (!(m.route == Route::kEvents && method == "GET")) {
+  // (a key created a moment ago on another node, its last ping, the events
+  // of a setting just changed). A parked poll that its queue woke has been
+  // through this already: its queue is fed as the replica catches up.
+  if (!(m.route == Route::kEvents && method == "GET" && req.resumed)) {
     if (auto st = service_->Sync(*realm); !st) {
       return ErrorResponse(FromErrc(st.error()));
     }
@@ -218,7 +219,11 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   // Zulip's per-user limit; long polls are exempt (they wait, not work).
   std::optional<RateDecision> rate;
   if (limiter_.enabled() && !(m.route == Route::kEvents && method == "GET")) {
-    rate = limiter_.Check(caller->user_id, RealClock().NowMicros());
+    const std::int64_t now = RealClock().NowMicros();
+    if (options_->shared_rate_limit) {
+      rate = options_->shared_rate_limit(caller->user_id, now);
+    }
+    if (!rate) rate = limiter_.Check(caller->user_id, now);
   }
   auto with_rate_headers = [&](Response r) {
     if (rate) {

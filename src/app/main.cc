@@ -4,12 +4,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "api/event_encoder.h"
@@ -22,6 +25,7 @@
 #include "core/presence_service.h"
 #include "http/http_server.h"
 #include "store/faulty_store.h"
+#include "store/redis_store.h"
 #include "store/sqlite_store.h"
 
 namespace presence::app {
@@ -48,6 +52,8 @@ struct Flags {
   unsigned idle_timeout_seconds = 60;
   std::size_t max_connections = 10'000;
   bool test_faults = false;
+  std::string store = "sqlite";
+  std::string advertise;
 };
 
 std::string Trim(std::string s) {
@@ -157,6 +163,14 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_flag("--test-faults", f.test_faults,
                "let POST /admin/v1/faults make store writes fail (tests)");
+  cli.add_option("--store", f.store,
+                 "sqlite (embedded, in --data) or "
+                 "redis://HOST:PORT[,HOST:PORT...] (scale-out: several "
+                 "presenced share one Redis or Redis Cluster)")
+      ->capture_default_str();
+  cli.add_option("--advertise", f.advertise,
+                 "scale-out: HOST:PORT other nodes use to reach this node's "
+                 "API (default: the --listen address as bound)");
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -194,27 +208,59 @@ int Main(int argc, char** argv) {
     clock = test_clock.get();
   }
 
-  auto store = store::SqliteStore::Open(f.data);
-  if (!store) {
-    std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",
-                 f.data.c_str(), store.error().message().c_str());
-    return 1;
-  }
-  // With --test-faults the store is wrapped so that tests can make its
-  // writes fail on demand (POST /admin/v1/faults).
+  std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::RedisStore> redis;
   std::unique_ptr<store::FaultyStore> faulty;
-  store::Store* active_store = store->get();
-  if (f.test_faults) {
-    faulty = std::make_unique<store::FaultyStore>(store->get());
-    active_store = faulty.get();
-    options.faulty_store = faulty.get();
-  }
-  auto service = PresenceService::Create(active_store, clock);
-  if (!service) {
-    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
-                 service.error().message().c_str(),
-                 (*store)->LastError().c_str());
-    return 1;
+  Result<std::unique_ptr<PresenceService>> service = Errc::kNotFound;
+  if (f.store.rfind("redis://", 0) == 0) {
+    if (f.test_faults) {
+      std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
+      return 2;
+    }
+    std::string why;
+    auto opened = store::RedisStore::Open(f.store, &why);
+    if (!opened) {
+      std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
+                   f.store.c_str(), why.c_str());
+      return 1;
+    }
+    redis = std::move(*opened);
+    service = PresenceService::CreateShared(redis.get(), clock);
+    if (!service) {
+      std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
+                   service.error().message().c_str(),
+                   redis->LastError().c_str());
+      return 1;
+    }
+  } else if (f.store == "sqlite") {
+    auto opened = store::SqliteStore::Open(f.data);
+    if (!opened) {
+      std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",
+                   f.data.c_str(), opened.error().message().c_str());
+      return 1;
+    }
+    store = std::move(*opened);
+    // With --test-faults the store is wrapped so that tests can make its
+    // writes fail on demand (POST /admin/v1/faults).
+    store::Store* active_store = store.get();
+    if (f.test_faults) {
+      faulty = std::make_unique<store::FaultyStore>(store.get());
+      active_store = faulty.get();
+      options.faulty_store = faulty.get();
+    }
+    service = PresenceService::Create(active_store, clock);
+    if (!service) {
+      std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
+                   service.error().message().c_str(),
+                   store->LastError().c_str());
+      return 1;
+    }
+  } else {
+    std::fprintf(stderr,
+                 "presenced: --store wants sqlite or "
+                 "redis://HOST:PORT[,HOST:PORT...], got %s\n",
+                 f.store.c_str());
+    return 2;
   }
 
   api::JsonEventEncoder encoder;
@@ -281,6 +327,69 @@ int Main(int argc, char** argv) {
   }
   const std::string url = http::EndpointUrl(*bound);
 
+  // Scale-out: register this node so that the others can relay polls of its
+  // queues to it; its queue ids start with its node id.
+  std::int64_t node_id = 0;
+  std::mutex owners_mu;
+  std::unordered_map<std::int64_t, std::string> owners;  // guarded by it
+  if (redis) {
+    std::string advertise = f.advertise;
+    if (advertise.empty()) {
+      advertise =
+          bound->address().to_string() + ":" + std::to_string(bound->port());
+      if (bound->address().is_v6()) {
+        advertise = "[" + bound->address().to_string() +
+                    "]:" + std::to_string(bound->port());
+      }
+    }
+    auto registered = redis->RegisterNode(advertise);
+    if (!registered) {
+      std::fprintf(stderr, "presenced: cannot register with %s: %s\n",
+                   f.store.c_str(), redis->LastError().c_str());
+      return 1;
+    }
+    node_id = *registered;
+    hub.SetQueueIdPrefix(std::to_string(node_id) + ":");
+    auto owner_of =
+        [&, self = node_id](
+            std::string_view queue_id) -> std::optional<std::string> {
+      std::int64_t node = 0;
+      auto colon = queue_id.find(':');
+      if (colon == std::string_view::npos) return std::nullopt;
+      auto [end, ec] =
+          std::from_chars(queue_id.data(), queue_id.data() + colon, node);
+      if (ec != std::errc() || end != queue_id.data() + colon || node == self) {
+        return std::nullopt;
+      }
+      {
+        std::lock_guard lock(owners_mu);
+        if (auto it = owners.find(node); it != owners.end()) return it->second;
+      }
+      auto address = redis->NodeAddress(node);
+      if (!address || !*address) return std::nullopt;
+      std::lock_guard lock(owners_mu);
+      owners[node] = **address;
+      return *address;
+    };
+    options.queue_owner = owner_of;
+    admin_options.queue_owner = owner_of;
+    // One rate-limit log per user for the whole cluster.
+    if (f.rate_limit > 0) {
+      options.shared_rate_limit =
+          [&, limit = std::int64_t{f.rate_limit}](
+              UserId user,
+              std::int64_t now) -> std::optional<api::RateDecision> {
+        constexpr std::int64_t kWindow = 60'000'000;
+        auto c = redis->CountRequest(user, now, limit, kWindow);
+        if (!c) return std::nullopt;
+        return api::MakeRateDecision(limit, kWindow, now, c->allowed,
+                                     c->in_window, c->oldest);
+      };
+    }
+    Log("info", "node_registered",
+        {{"node", std::to_string(node_id)}, {"advertise", advertise}});
+  }
+
   Flusher flusher(service->get(),
                   std::chrono::milliseconds(f.flush_interval_ms), &metrics);
   flusher.Start();
@@ -327,6 +436,7 @@ int Main(int argc, char** argv) {
   Log("info", "start",
       {{"url", url},
        {"data", f.data},
+       {"store", f.store},
        {"threads", std::to_string(threads)},
        {"test_clock", f.test_clock ? "on" : "off"}});
   std::printf("listening on %s\n", url.c_str());
@@ -344,6 +454,8 @@ int Main(int argc, char** argv) {
   for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
   ioc.run();
   for (auto& t : pool) t.join();
+  // No feed entry may reach the hub once it is gone.
+  if (redis) redis->Unsubscribe();
 
   // Every request that was answered is in memory: commit it all.
   flusher.Stop();

@@ -3,7 +3,7 @@
 // Every change is made in the shared store first (which runs the rules and
 // takes the realm's sequence number atomically) and comes back to every node
 // on the store's feed. Entries of a realm are applied strictly in sequence
-// order under apply_mu_: an entry at or below the replica's last_update_id is
+// order under apply_mu_: an entry at or below the replica's applied_seq is
 // a duplicate; one more than it is applied; a gap (lost messages) makes the
 // node read the realm again (ReadRealm since its last id), which brings it to
 // the store's current state. A writer waits until the replica has applied
@@ -31,39 +31,13 @@ Status PresenceService::LoadShared() {
   // Subscribe first: an entry published while the snapshot is read is then
   // either in the snapshot or delivered (and kept until the load is done).
   if (auto st = shared_->Subscribe(receiver_.get()); !st) return st;
+  // The realms as they stand, each read in one atomic step (with its log
+  // sequence number, which the snapshot does not carry).
   auto snap = shared_->Load();
   if (!snap) return snap.error();
   std::lock_guard apply(apply_mu_);
-  {
-    std::unique_lock lock(dir_mu_);
-    for (const auto& r : snap->realms) {
-      auto realm = std::make_unique<Realm>(r, nullptr, /*fresh=*/true);
-      realm_by_subdomain_[r.subdomain] = realm.get();
-      realms_[r.id] = std::move(realm);
-    }
-    for (const auto& u : snap->users) {
-      auto it = realms_.find(u.realm_id);
-      if (it == realms_.end()) return Errc::kCorrupt;
-      it->second->AddMember(u);
-      key_index_[u.api_key_hash] = {u.realm_id, u.id};
-    }
-    for (const auto& p : snap->presence) {
-      if (auto it = realms_.find(p.realm_id); it != realms_.end()) {
-        it->second->LoadPresence(p);
-      }
-    }
-    for (const auto& a : snap->access) {
-      if (auto it = realms_.find(a.realm_id); it != realms_.end()) {
-        it->second->LoadAccess(a);
-      }
-    }
-    for (auto& [id, realm] : realms_) {
-      realm->FinishLoad();
-      // The snapshot's sequence, not only its newest row.
-      for (const auto& r : snap->realms) {
-        if (r.id == id) realm->AdvanceTo(r.last_update_id);
-      }
-    }
+  for (const auto& r : snap->realms) {
+    if (LoadRealmLocked(r.id) == nullptr) return Errc::kUnavailable;
   }
   loaded_ = true;
   auto early = std::move(early_entries_);
@@ -103,12 +77,12 @@ void PresenceService::ApplyEntryLocked(const store::FeedEntry& entry) {
     return;
   }
   if (entry.seq == 0) return;  // announces a realm we already have
-  const UpdateId last = realm->last_update_id();
+  const UpdateId last = realm->applied_seq();
   if (entry.seq <= last) return;  // already applied (or read in a resync)
   if (entry.seq > last + 1) {
     // Entries were lost: read the realm again, which includes this one.
     (void)ResyncLocked(*realm);
-    if (entry.seq <= realm->last_update_id()) return;
+    if (entry.seq <= realm->applied_seq()) return;
   }
   ApplyChangeLocked(*realm, entry);
   realm->AdvanceTo(entry.seq);
@@ -158,7 +132,7 @@ Status PresenceService::ResyncLocked(Realm& realm) {
   for (const auto& row : rows) {
     Announce(realm.ApplyRow(row, Now(), /*event_due=*/false, false));
   }
-  realm.AdvanceTo(state->realm.last_update_id);
+  realm.AdvanceTo(state->seq);
   return {};
 }
 
@@ -172,7 +146,7 @@ Realm* PresenceService::LoadRealmLocked(RealmId id) {
   for (const auto& p : state->rows) realm->LoadPresence(p);
   for (const auto& a : state->access) realm->LoadAccess(a);
   realm->FinishLoad();
-  realm->AdvanceTo(state->realm.last_update_id);
+  realm->AdvanceTo(state->seq);
   Realm* raw = realm.get();
   std::unique_lock lock(dir_mu_);
   for (const auto& u : state->users) key_index_[u.api_key_hash] = {id, u.id};
@@ -202,14 +176,14 @@ Realm* PresenceService::FindOrLoadRealm(std::string_view subdomain) {
 Status PresenceService::WaitApplied(const Realm& realm, UpdateId seq) {
   std::unique_lock apply(apply_mu_);
   if (applied_cv_.wait_for(apply, shared_options_.feed_wait,
-                           [&] { return realm.last_update_id() >= seq; })) {
+                           [&] { return realm.applied_seq() >= seq; })) {
     return {};
   }
   // The feed is late or lost the entry: read the realm from the store.
   Realm& r = const_cast<Realm&>(realm);
   if (auto st = ResyncLocked(r); !st) return st;
   applied_cv_.notify_all();
-  if (realm.last_update_id() >= seq) return {};
+  if (realm.applied_seq() >= seq) return {};
   return Errc::kUnavailable;
 }
 
@@ -217,7 +191,7 @@ Status PresenceService::Sync(const Realm& realm) const {
   if (shared_ == nullptr) return {};
   auto seq = shared_->CurrentSeq(realm.id());
   if (!seq) return Errc::kUnavailable;
-  if (realm.last_update_id() >= *seq) return {};
+  if (realm.applied_seq() >= *seq) return {};
   return const_cast<PresenceService*>(this)->WaitApplied(realm, *seq);
 }
 

@@ -552,7 +552,12 @@ void Realm::ReplaceAccess(const std::vector<store::AccessRecord>& lists) {
 
 void Realm::AdvanceTo(UpdateId seq) {
   std::unique_lock lock(mu_);
-  last_update_id_ = std::max(last_update_id_, seq);
+  applied_seq_ = std::max(applied_seq_, seq);
+}
+
+UpdateId Realm::applied_seq() const {
+  std::shared_lock lock(mu_);
+  return applied_seq_;
 }
 
 }  // namespace presence

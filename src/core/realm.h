@@ -196,9 +196,10 @@ class Realm {
   //
   // A realm constructed with a null store is a replica: it never takes update
   // ids itself and has nothing to write behind. Every change arrives from the
-  // shared store's feed with the sequence number the store gave it, and the
-  // service applies them in order; last_update_id() is then the highest
-  // sequence number applied.
+  // shared store's feed with the log sequence number the store gave it, and
+  // the service applies them in order; applied_seq() is the highest log
+  // sequence number applied, last_update_id() still the highest presence
+  // update id.
 
   bool replica() const { return store_ == nullptr; }
 
@@ -221,8 +222,9 @@ class Realm {
   void ApplySettings(const store::RealmRecord& record);
   // Replaces every access list.
   void ReplaceAccess(const std::vector<store::AccessRecord>& lists);
-  // Raises last_update_id() to `seq`.
+  // Raises applied_seq() to `seq`.
   void AdvanceTo(UpdateId seq);
+  UpdateId applied_seq() const;
 
  private:
   bool CanSeeLocked(const Member& viewer, UserId target) const;
@@ -243,6 +245,7 @@ class Realm {
   bool deactivated_ = false;
   UpdateId last_update_id_ = 0;
   UpdateId reserved_update_id_ = 0;
+  UpdateId applied_seq_ = 0;  // replica only
   std::vector<Member> members_;
   std::size_t active_members_ = 0;
   std::unordered_map<UserId, std::uint32_t> slot_by_id_;

@@ -76,7 +76,7 @@ void HttpSession::Wake() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(false);
+    self->HandleRequest(false, /*resumed=*/true);
   });
 }
 
@@ -84,7 +84,7 @@ void HttpSession::Supersede() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(true);
+    self->HandleRequest(true, /*resumed=*/true);
   });
 }
 
@@ -116,7 +116,7 @@ void HttpSession::OnHeartbeat(beast::error_code ec) {
   router_->hub()->Heartbeat(parked_queue_);
 }
 
-void HttpSession::HandleRequest(bool force_nonblocking) {
+void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   Request& req = parser_->get();
   api::Request in;
   in.method = req.method_string();
@@ -131,6 +131,7 @@ void HttpSession::HandleRequest(bool force_nonblocking) {
   in.body = req.body();
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
+  in.resumed = resumed;
   in.forwarded = req.find(kForwardedHeader) != req.end();
 
   api::Response out = router_->Handle(in);

@@ -66,7 +66,7 @@ class HttpSession : public QueueWaiter,
   void DoRead();
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   // Hands the parsed request to the router; writes the answer or parks.
-  void HandleRequest(bool force_nonblocking);
+  void HandleRequest(bool force_nonblocking, bool resumed = false);
   // Writes the router's answer.
   void Respond(api::Response out);
   // Relays the request to the node in out.forward_to; answers `out` itself

@@ -106,6 +106,10 @@ class MemorySharedStore::Connection final : public SharedStore {
   Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override {
     return s_->ReadRealm(realm, since);
   }
+  Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
+                                 Micros window) override {
+    return s_->CountRequest(user, now, limit, window);
+  }
   Result<std::int64_t> RegisterNode(std::string_view address) override {
     return s_->RegisterNode(address);
   }
@@ -138,6 +142,10 @@ Status MemorySharedStore::CheckAvailableLocked() const {
 }
 
 UpdateId MemorySharedStore::TakeSeqLocked(RealmId realm) {
+  return ++log_[realm];
+}
+
+UpdateId MemorySharedStore::TakeUpdateIdLocked(RealmId realm) {
   RealmRecord& r = realms_.at(realm);
   ++r.last_update_id;
   r.reserved_update_id = std::max(r.reserved_update_id, r.last_update_id);
@@ -313,7 +321,7 @@ Result<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
   if (!out.wrote) return WriteResult{};
   const UpdateId seq = TakeSeqLocked(realm);
   PresenceRecord row{user, realm, out.after.last_connected,
-                     out.after.last_active, seq};
+                     out.after.last_active, TakeUpdateIdLocked(realm)};
   rows_[user] = row;
   PublishLocked(FeedEntry{.realm_id = realm,
                           .seq = seq,
@@ -354,7 +362,7 @@ Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
   FeedEntry entry{.realm_id = realm, .seq = seq, .user = rec};
   if (after) {
     rows_[user] = PresenceRecord{user, realm, after->last_connected,
-                                 after->last_active, seq};
+                                 after->last_active, TakeUpdateIdLocked(realm)};
   }
   auto it = rows_.find(user);
   if (it != rows_.end() && (enabled || after)) {
@@ -375,7 +383,7 @@ Result<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = realms_.find(realm);
   if (it == realms_.end()) return Errc::kNotFound;
-  return it->second.last_update_id;
+  return log_[realm];
 }
 
 Result<std::optional<RealmId>> MemorySharedStore::FindRealmId(
@@ -398,6 +406,7 @@ Result<RealmState> MemorySharedStore::ReadRealm(RealmId realm, UpdateId since) {
   if (!snap) return snap.error();
   RealmState state;
   state.realm = it->second;
+  state.seq = log_[realm];
   for (const auto& u : snap->users) {
     if (u.realm_id == realm) state.users.push_back(u);
   }
@@ -410,6 +419,21 @@ Result<RealmState> MemorySharedStore::ReadRealm(RealmId realm, UpdateId since) {
     if (a.realm_id == realm) state.access.push_back(a);
   }
   return state;
+}
+
+Result<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
+                                                  std::int64_t limit,
+                                                  Micros window) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto& log = requests_[user];
+  while (!log.empty() && log.front() <= now - window) log.pop_front();
+  RateCount c;
+  c.allowed = static_cast<std::int64_t>(log.size()) < limit;
+  if (c.allowed) log.push_back(now);
+  c.in_window = static_cast<std::int64_t>(log.size());
+  c.oldest = log.empty() ? now : log.front();
+  return c;
 }
 
 Result<std::int64_t> MemorySharedStore::RegisterNode(std::string_view address) {

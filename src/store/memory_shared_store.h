@@ -67,6 +67,8 @@ class MemorySharedStore final : public SharedStore {
   Result<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) override;
   Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
+  Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
+                                 Micros window) override;
   Result<std::int64_t> RegisterNode(std::string_view address) override;
   Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
 
@@ -90,9 +92,10 @@ class MemorySharedStore final : public SharedStore {
 
   Status Subscribe(FeedSink* sink, const void* owner);
   void Unsubscribe(const void* owner);
-  // Takes the realm's next sequence number and queues `entry` for every
-  // subscriber. mu_ held.
+  // The realm's next log sequence number / presence update id. mu_ held.
   UpdateId TakeSeqLocked(RealmId realm);
+  UpdateId TakeUpdateIdLocked(RealmId realm);
+  // Queues `entry` for every subscriber. mu_ held.
   void PublishLocked(const FeedEntry& entry);
   Status CheckAvailableLocked() const;
 
@@ -101,6 +104,9 @@ class MemorySharedStore final : public SharedStore {
   std::map<RealmId, RealmRecord> realms_;  // mirror, with the sequence
   std::map<UserId, UserRecord> users_;     // mirror
   std::map<UserId, PresenceRecord> rows_;  // current rows
+  std::map<RealmId, UpdateId> log_;
+  std::map<UserId, std::deque<Micros>>
+      requests_;  // rate-limit logs        // log sequence per realm
   std::map<std::int64_t, std::string> nodes_;
   std::int64_t next_node_ = 1;
   bool unavailable_ = false;

@@ -308,8 +308,13 @@ local function put_row(K, uid, lc, la, seq)
   redis.call('HSET', K[4], uid, tstr(lc) .. ',' .. tstr(la) .. ',' .. seq)
   redis.call('ZADD', K[5], seq, uid)
 end
+-- 'seq' is the realm's presence update id (Zulip's ids, presence writes
+-- only); 'log' numbers every change of the realm, in feed order.
 local function next_seq(K)
   return fmt(redis.call('HINCRBY', K[1], 'seq', 1))
+end
+local function next_log(K)
+  return fmt(redis.call('HINCRBY', K[1], 'log', 1))
 end
 local function meta_table(key)
   local flat = redis.call('HGETALL', key)
@@ -392,6 +397,7 @@ enum ScriptId {
   kReport,
   kSetPresenceEnabled,
   kReadRealm,
+  kCountRequest,
   kScriptCount,
 };
 
@@ -459,7 +465,7 @@ return 1
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 redis.call('HSET', KEYS[1], 'subdomain', ARGV[2], 'name', ARGV[3],
     'presence_disabled', ARGV[4], 'deactivated', ARGV[5])
-local seq = next_seq(KEYS)
+local seq = next_log(KEYS)
 redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', seq) ..
     realm_field(ARGV[1], meta_table(KEYS[1])))
 return 1
@@ -485,7 +491,7 @@ if old then
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[4])
 redis.call('HSET', KEYS[3], ARGV[3], ARGV[2])
-local seq = next_seq(KEYS)
+local seq = next_log(KEYS)
 redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', seq) ..
     field('U', ARGV[4]))
 return 1
@@ -500,7 +506,7 @@ if redis.call('HGET', KEYS[3], ol) == ARGV[2] then
   redis.call('HDEL', KEYS[3], ol)
 end
 redis.call('HDEL', KEYS[2], ARGV[2])
-local seq = next_seq(KEYS)
+local seq = next_log(KEYS)
 redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', seq) ..
     field('U', ARGV[3]))
 return 1
@@ -513,7 +519,7 @@ if ARGV[3] == '' then
 else
   redis.call('HSET', KEYS[6], ARGV[2], ARGV[3])
 end
-local seq = next_seq(KEYS)
+local seq = next_log(KEYS)
 redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', seq) ..
     field('A', ARGV[2] .. '|' .. ARGV[3]))
 return 1
@@ -561,14 +567,15 @@ if has_row then lc, la = parse_row(rv) end
 local nlc, nla, created, wrote, online =
     apply_report(has_row, lc, la, now, ARGV[4] == '1')
 if not wrote then return {0, 0, 0} end
+local log = next_log(KEYS)
 local seq = next_seq(KEYS)
 put_row(KEYS, ARGV[2], nlc, nla, seq)
 local due = '0'
 if (created or online) and meta[2] ~= '1' then due = '1' end
-redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', seq) ..
+redis.call('PUBLISH', FEED, field('r', ARGV[1]) .. field('s', log) ..
     field('P', row_text(ARGV[2], nlc, nla, seq)) .. field('d', due) ..
     field('f', '0') .. field('t', ARGV[3]))
-return {1, tonumber(seq), tonumber(due)}
+return {1, tonumber(log), tonumber(due)}
 )lua"},
     {"set_presence_enabled",  // ARGV realm uid enabled now -> {status, seq}
      R"lua(
@@ -588,20 +595,24 @@ if ARGV[3] == '1' then
 else
   wrote, nlc, nla = go_invisible(has_row, lc, la, now)
 end
-local seq = next_seq(KEYS)
+local log = next_log(KEYS)
 uv = string.sub(uv, 1, 2) .. ARGV[3] .. string.sub(uv, 4)
 redis.call('HSET', KEYS[2], ARGV[2], uv)
-local msg = field('r', ARGV[1]) .. field('s', seq) .. field('U', uv)
-if wrote or has_row then
-  -- A row that the rules left alone is stamped with the entry's seq too,
-  -- so that row.last_update_id == seq holds for every entry with a row.
-  if not wrote then nlc, nla = lc, la end
+local msg = field('r', ARGV[1]) .. field('s', log) .. field('U', uv)
+if wrote then
+  local seq = next_seq(KEYS)
   put_row(KEYS, ARGV[2], nlc, nla, seq)
   msg = msg .. field('P', row_text(ARGV[2], nlc, nla, seq)) ..
       field('d', '1') .. field('f', '1') .. field('t', ARGV[4])
+elseif has_row and ARGV[3] == '1' then
+  -- Visible again within 55 s of the last write: the row stays as it is
+  -- (its update id too), and watchers are told of it, forced.
+  local old = string.match(rv, ',([^,]*)$')
+  msg = msg .. field('P', row_text(ARGV[2], lc, la, old)) ..
+      field('d', '1') .. field('f', '1') .. field('t', ARGV[4])
 end
 redis.call('PUBLISH', FEED, msg)
-return {1, tonumber(seq)}
+return {1, tonumber(log)}
 )lua"},
     {"read_realm",  // ARGV min-score -> {meta, users, {uid, row}..., access}
      R"lua(
@@ -619,6 +630,26 @@ for _, uid in ipairs(uids) do
 end
 local access = redis.call('HGETALL', KEYS[6])
 return {meta, users, rows, access}
+)lua"},
+    {"count_request",  // KEYS requests n; ARGV now limit window
+     R"lua(
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', fmt(now - window))
+local n = redis.call('ZCARD', KEYS[1])
+local allowed = 0
+if n < tonumber(ARGV[2]) then
+  local id = redis.call('INCR', KEYS[2])
+  redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1] .. ':' .. id)
+  n = n + 1
+  allowed = 1
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(window / 1000) + 1000)
+redis.call('PEXPIRE', KEYS[2], math.ceil(window / 1000) + 1000)
+local oldest = ARGV[1]
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #first == 2 then oldest = first[2] end
+return {allowed, n, oldest}
 )lua"},
 };
 
@@ -1196,6 +1227,15 @@ Result<RealmState> RedisStore::ReadRealmImpl(RealmId realm,
   auto meta = DecodeMeta(realm, reply->elements[0]);
   if (!meta) return corrupt("malformed meta");
   state.realm = std::move(*meta);
+  {
+    const auto& flat = reply->elements[0].elements;
+    for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
+      if (flat[i].str != "log") continue;
+      auto log = ParseInt(flat[i + 1].str);
+      if (!log) return corrupt("malformed log");
+      state.seq = *log;
+    }
+  }
   for (const RedisReply& u : reply->elements[1].elements) {
     auto user = DecodeUser(u.str);
     if (!user) return corrupt("malformed user");
@@ -1320,13 +1360,18 @@ Result<WriteResult> RedisStore::SetPresenceEnabled(RealmId realm, UserId user,
 
 Result<UpdateId> RedisStore::CurrentSeq(RealmId realm) {
   const std::string key = RealmKeys(realm)[0];
-  const std::string argv[] = {"HGET", key, "seq"};
+  // 'seq' exists in every realm; 'log' once its first change was made.
+  const std::string argv[] = {"HMGET", key, "seq", "log"};
   auto reply = Call(argv, key);
   if (!reply) return reply.error();
-  if (reply->is_nil()) return Errc::kNotFound;
-  auto seq = ParseInt(reply->str);
-  if (!seq) return Fail(Errc::kCorrupt, "CurrentSeq: bad seq");
-  return *seq;
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
+    return Fail(Errc::kCorrupt, "CurrentSeq: bad reply");
+  }
+  if (reply->elements[0].is_nil()) return Errc::kNotFound;
+  if (reply->elements[1].is_nil()) return UpdateId{0};
+  auto log = ParseInt(reply->elements[1].str);
+  if (!log) return Fail(Errc::kCorrupt, "CurrentSeq: bad log");
+  return *log;
 }
 
 Result<std::optional<RealmId>> RedisStore::FindRealmId(
@@ -1352,6 +1397,34 @@ Result<std::int64_t> RedisStore::RegisterNode(std::string_view address) {
   auto id = IntOf(*reply);
   if (!id) return Fail(Errc::kCorrupt, "register_node: bad reply");
   return static_cast<std::int64_t>(*id);
+}
+
+Result<RateCount> RedisStore::CountRequest(UserId user, Micros now,
+                                           std::int64_t limit, Micros window) {
+  // One user's log and its member counter share the user's hash tag.
+  const std::string tag = "presenced:{u" + std::to_string(user) + "}:";
+  const std::vector<std::string> keys = {tag + "requests", tag + "n"};
+  const std::string args[] = {std::to_string(now), std::to_string(limit),
+                              std::to_string(window)};
+  auto reply = Eval(scripts_[kCountRequest], keys, args);
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 3) {
+    return Fail(Errc::kCorrupt, "count_request: bad reply");
+  }
+  auto allowed = IntOf(reply->elements[0]);
+  auto count = IntOf(reply->elements[1]);
+  std::optional<long long> oldest;
+  if (reply->elements[2].type == RedisReply::Type::kString) {
+    if (auto v = ParseInt(reply->elements[2].str)) oldest = *v;
+  } else {
+    oldest = IntOf(reply->elements[2]);
+  }
+  if (!allowed || !count || !oldest) {
+    return Fail(Errc::kCorrupt, "count_request: bad reply");
+  }
+  return RateCount{.allowed = *allowed == 1,
+                   .in_window = *count,
+                   .oldest = static_cast<Micros>(*oldest)};
 }
 
 Result<std::optional<std::string>> RedisStore::NodeAddress(std::int64_t node) {

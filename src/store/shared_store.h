@@ -2,15 +2,16 @@
 //
 // In shared mode the store, not the process, is the authority. Every change
 // to a realm (a presence write, a user created or changed, an access list, the
-// realm's own settings) takes the realm's next sequence number inside the
-// store, atomically with the change itself, and is published to every node
-// as a FeedEntry. Each node keeps an in-memory replica of the realms it serves
-// and applies the entries of a realm in sequence order; a node that sees a gap
-// (a lost message, a reconnect) reads the realm again with ReadRealm.
+// realm's own settings) takes the realm's next *log sequence number* inside
+// the store, atomically with the change itself, and is published to every
+// node as a FeedEntry. Each node keeps an in-memory replica of the realms it
+// serves and applies the entries of a realm in log order; a node that sees a
+// gap (a lost message, a reconnect) reads the realm again with ReadRealm.
 //
-// The sequence is the realm's presence update id sequence: presence rows carry
-// the number their write took, so `last_update_id` cursors keep working, and
-// directory changes simply leave gaps in the ids clients see.
+// The log sequence is not the presence update id: a presence write also takes
+// the realm's next update id (RealmRecord::last_update_id, as in single-node
+// mode), so clients see exactly the ids Zulip would give (1, 2, 3, ... per
+// presence write), whatever the directory does.
 //
 // The presence rules (spec 3.1/3.2/3.7: the 55 s write rule, "came online",
 // invisible back-dating) run inside the store's atomic step, against the row
@@ -43,13 +44,13 @@ namespace presence::store {
 // change touched are set.
 struct FeedEntry {
   RealmId realm_id = 0;
-  // The realm's sequence number this change took; 0 only for the entry that
-  // announces a new realm (its sequence starts at realm->last_update_id).
+  // The realm's log sequence number this change took; 0 only for the entry
+  // that announces a new realm (its log starts at 0).
   UpdateId seq = 0;
   std::optional<RealmRecord> realm;    // realm created or its settings changed
   std::optional<UserRecord> user;      // user created or changed (full record)
   std::optional<AccessRecord> access;  // access list replaced (empty: removed)
-  std::optional<PresenceRecord> row;   // row (last_update_id==seq if written)
+  std::optional<PresenceRecord> row;   // row, with its presence update id
   bool event_due = false;  // (row) Zulip would send a presence event
   bool forced = false;     // (row) ... even past limits (invisible toggles)
   Micros written_at = 0;   // (row) the presence time of the write
@@ -68,16 +69,25 @@ class FeedSink {
 
 // A realm as read in one atomic step.
 struct RealmState {
-  RealmRecord realm;  // realm.last_update_id: the sequence at the read
+  RealmRecord realm;  // realm.last_update_id: the highest presence update id
+  UpdateId seq = 0;   // the realm's log sequence number at the read
   std::vector<UserRecord> users;     // every user of the realm, by id
   std::vector<PresenceRecord> rows;  // rows with last_update_id > since, by id
   std::vector<AccessRecord> access;  // every access list, by viewer
 };
 
+// One request counted against a user's rate limit (see CountRequest).
+struct RateCount {
+  bool allowed = true;         // counted; false: the limit was already reached
+  std::int64_t in_window = 0;  // the user's requests in the window, this one
+                               // included if allowed
+  Micros oldest = 0;           // the oldest request in the window
+};
+
 // What an atomic presence step did.
 struct WriteResult {
   bool wrote = false;  // a row or setting changed and took `seq`
-  UpdateId seq = 0;    // the sequence number taken (if wrote)
+  UpdateId seq = 0;    // the log sequence number taken (if wrote)
 };
 
 class SharedStore : public Store {
@@ -91,8 +101,9 @@ class SharedStore : public Store {
 
   // One report by `user` (spec 3.1/3.2), atomically: reads the user and its
   // row; does nothing (wrote=false) if the user is unknown, inactive, a bot or
-  // invisible, or if the rules write nothing; otherwise takes the next
-  // sequence number, stores the row and publishes an entry with the row,
+  // invisible, or if the rules write nothing; otherwise takes the next log
+  // sequence number and the next presence update id (the row's), stores the
+  // row and publishes an entry with the row,
   // event_due = (created || came online) && !realm.presence_disabled,
   // forced = false, written_at = now.
   // kNotFound if the realm does not exist.
@@ -101,16 +112,18 @@ class SharedStore : public Store {
 
   // The invisible-mode switch (spec 3.7), atomically: sets the user's
   // presence_enabled and applies ApplyGoInvisible / ApplyBecomeVisible to its
-  // row. If the setting changed, takes one sequence number and publishes one
-  // entry with the full user record and, if a row exists after the change
-  // and (enabled or the row was back-dated), the row as it stands with
-  // event_due = forced = true (the row keeps its old last_update_id when the
-  // 55 s rule wrote nothing). wrote=false if the setting already had that
-  // value. kNotFound if the user is not in the realm.
+  // row. If the setting changed, takes one log sequence number (and a
+  // presence update id if the row is written) and publishes one entry with
+  // the full user record and, if a row exists after the change and (enabled
+  // or the row was back-dated), the row as it stands with event_due = forced
+  // = true (the row keeps its update id when the rules wrote nothing; going
+  // invisible with nothing to back-date publishes no row). wrote=false if the
+  // setting already had that value. kNotFound if the user is not in the
+  // realm.
   virtual Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                                  bool enabled, Micros now) = 0;
 
-  // The realm's current sequence number (its last_update_id).
+  // The realm's current log sequence number.
   // kNotFound if there is no such realm.
   virtual Result<UpdateId> CurrentSeq(RealmId realm) = 0;
 
@@ -121,6 +134,13 @@ class SharedStore : public Store {
   // The realm's whole directory and its rows written after `since`, in one
   // atomic read. kNotFound if there is no such realm.
   virtual Result<RealmState> ReadRealm(RealmId realm, UpdateId since) = 0;
+
+  // Zulip's per-user API rate limit, shared by every node: a sliding log of
+  // the user's requests. Drops requests at or before now - window, then
+  // counts one at `now` unless `limit` remain, in one atomic step. Refused
+  // requests are not counted.
+  virtual Result<RateCount> CountRequest(UserId user, Micros now,
+                                         std::int64_t limit, Micros window) = 0;
 
   // --- Nodes (which process owns an event queue) -------------------------
 

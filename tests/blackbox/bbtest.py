@@ -1,8 +1,10 @@
 """Shared base class for the black-box test modules."""
 
+import os
 import time
 import unittest
 
+import cluster
 import harness
 from harness import BASE_TIME, DAY  # noqa: F401  (re-exported for tests)
 
@@ -16,7 +18,14 @@ class ServerTestCase(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server(**cls.server_kwargs).start()
+        # PRESENCED_BLACKBOX_NODES=N (N > 1): the same suite on N nodes
+        # sharing one Redis, requests spread round-robin (cluster.py).
+        nodes = int(os.environ.get("PRESENCED_BLACKBOX_NODES", "1"))
+        if nodes > 1:
+            cls.server = cluster.Cluster(nodes=nodes,
+                                         **cls.server_kwargs).start()
+        else:
+            cls.server = harness.Server(**cls.server_kwargs).start()
 
     @classmethod
     def tearDownClass(cls):

@@ -119,6 +119,13 @@ class RedisStoreTest : public ::testing::Test {
     return seq ? *seq : -1;
   }
 
+  // The realm's presence update id (not its log sequence).
+  UpdateId MustUpdateId(RealmId realm) {
+    auto state = store_->ReadRealm(realm, UpdateId{1} << 52);
+    EXPECT_TRUE(state.has_value());
+    return state ? state->realm.last_update_id : -1;
+  }
+
   // Writes a row with exact times (the plain Store path).
   void MustWriteRow(RealmId realm, UserId user,
                     std::optional<PresenceTimes> times) {
@@ -127,7 +134,7 @@ class RedisStoreTest : public ::testing::Test {
                        .realm_id = realm,
                        .last_connected = times->last_connected,
                        .last_active = times->last_active,
-                       .last_update_id = MustSeq(realm)};
+                       .last_update_id = MustUpdateId(realm)};
     ASSERT_TRUE(store_->WritePresence({&row, 1}, {}));
   }
 
@@ -197,6 +204,8 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
   }
   std::map<RealmId, UpdateId> seq = {{realm, MustSeq(realm)},
                                      {quiet, MustSeq(quiet)}};
+  std::map<RealmId, UpdateId> pid = {{realm, MustUpdateId(realm)},
+                                     {quiet, MustUpdateId(quiet)}};
   sink.WaitForEntries(4);
   sink.Clear();
 
@@ -229,9 +238,10 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
     ASSERT_EQ(got->wrote, out.wrote) << "step " << i;
     if (!out.wrote) continue;
     UpdateId s = ++seq[u.realm];
+    UpdateId p = ++pid[u.realm];
     ASSERT_EQ(got->seq, s) << "step " << i;
     u.row = out.after;
-    u.row_id = s;
+    u.row_id = p;
     const bool quiet_realm = u.realm == quiet;
     expected.push_back(FeedEntry{
         .realm_id = u.realm,
@@ -240,7 +250,7 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
                               .realm_id = u.realm,
                               .last_connected = out.after.last_connected,
                               .last_active = out.after.last_active,
-                              .last_update_id = s},
+                              .last_update_id = p},
         .event_due = (out.created || out.became_online) && !quiet_realm,
         .forced = false,
         .written_at = now});
@@ -250,6 +260,7 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
 
   for (RealmId r : {realm, quiet}) {
     EXPECT_EQ(MustSeq(r), seq[r]);
+    EXPECT_EQ(MustUpdateId(r), pid[r]);
     auto state = store_->ReadRealm(r, 0);
     ASSERT_TRUE(state.has_value());
     std::vector<PresenceRecord> rows;
@@ -274,7 +285,7 @@ TEST_F(RedisStoreTest,
     auto got = store_->Report(realm, u, now, ReportStatus::kActive);
     ASSERT_TRUE(got.has_value()) << store_->LastError();
     ASSERT_TRUE(got->wrote);
-    auto state = store_->ReadRealm(realm, got->seq - 1);
+    auto state = store_->ReadRealm(realm, 0);
     ASSERT_TRUE(state.has_value()) << store_->LastError();
     ASSERT_EQ(state->rows.size(), 1u);
     EXPECT_EQ(state->rows[0].last_connected, now);
@@ -311,6 +322,7 @@ TEST_F(RedisStoreTest, SetPresenceEnabledMatchesGoInvisibleAndBecomeVisible) {
     sink.Clear();
     MustWriteRow(realm, record.id, before);
     const UpdateId seq0 = MustSeq(realm);
+    UpdateId pid = MustUpdateId(realm);  // the presence id; the row's, if any
 
     // Going invisible.
     std::optional<PresenceTimes> after = ApplyGoInvisible(before, now);
@@ -321,15 +333,18 @@ TEST_F(RedisStoreTest, SetPresenceEnabledMatchesGoInvisibleAndBecomeVisible) {
     record.presence_enabled = false;
     std::optional<PresenceTimes> row = after ? after : before;
     FeedEntry want{.realm_id = realm, .seq = seq0 + 1, .user = record};
-    if (row) {
+    if (after) {
+      // Back-dated: a write with the next presence id. Nothing to back-date:
+      // no row, no event (as the single-node core).
       want.row = PresenceRecord{.user_id = record.id,
                                 .realm_id = realm,
-                                .last_connected = row->last_connected,
-                                .last_active = row->last_active,
-                                .last_update_id = seq0 + 1};
+                                .last_connected = after->last_connected,
+                                .last_active = after->last_active,
+                                .last_update_id = ++pid};
       want.event_due = want.forced = true;
       want.written_at = now;
     }
+    EXPECT_EQ(MustUpdateId(realm), pid);
     auto entries = sink.WaitForEntries(1);
     ASSERT_EQ(entries.size(), 1u);
     EXPECT_EQ(entries[0], want);
@@ -354,18 +369,18 @@ TEST_F(RedisStoreTest, SetPresenceEnabledMatchesGoInvisibleAndBecomeVisible) {
     record.presence_enabled = true;
     row = visible.wrote ? std::optional<PresenceTimes>(visible.after) : row;
     ASSERT_TRUE(row.has_value());  // becoming visible always leaves a row
-    want =
-        FeedEntry{.realm_id = realm,
-                  .seq = seq0 + 2,
-                  .user = record,
-                  .row = PresenceRecord{.user_id = record.id,
-                                        .realm_id = realm,
-                                        .last_connected = row->last_connected,
-                                        .last_active = row->last_active,
-                                        .last_update_id = seq0 + 2},
-                  .event_due = true,
-                  .forced = true,
-                  .written_at = later};
+    want = FeedEntry{
+        .realm_id = realm,
+        .seq = seq0 + 2,
+        .user = record,
+        .row = PresenceRecord{.user_id = record.id,
+                              .realm_id = realm,
+                              .last_connected = row->last_connected,
+                              .last_active = row->last_active,
+                              .last_update_id = visible.wrote ? pid + 1 : pid},
+        .event_due = true,
+        .forced = true,
+        .written_at = later};
     entries = sink.WaitForEntries(2);
     ASSERT_EQ(entries.size(), 2u);
     EXPECT_EQ(entries[1], want);
@@ -483,29 +498,29 @@ TEST_F(RedisStoreTest, FeedCarriesEveryKindOfChangeInOrder) {
     user.api_key_hash[b] = static_cast<std::uint8_t>(255 - b * 7);
   }
   user.id = MustInsertUser(user);
-  want.push_back({.realm_id = realm.id, .seq = 41, .user = user});
+  want.push_back({.realm_id = realm.id, .seq = 1, .user = user});
 
   UserRecord other = User(realm.id, "o@x");
   other.id = MustInsertUser(other);
-  want.push_back({.realm_id = realm.id, .seq = 42, .user = other});
+  want.push_back({.realm_id = realm.id, .seq = 2, .user = other});
 
   user.full_name = "Renamed";
   user.role = Role::kMember;
   ASSERT_TRUE(store_->UpdateUser(user));
-  want.push_back({.realm_id = realm.id, .seq = 43, .user = user});
+  want.push_back({.realm_id = realm.id, .seq = 3, .user = user});
 
   ASSERT_TRUE(store_->SetAccess({.realm_id = realm.id,
                                  .viewer = user.id,
                                  .visible = {other.id, user.id, other.id}}));
   want.push_back({.realm_id = realm.id,
-                  .seq = 44,
+                  .seq = 4,
                   .access = AccessRecord{.realm_id = realm.id,
                                          .viewer = user.id,
                                          .visible = {user.id, other.id}}});
   ASSERT_TRUE(store_->SetAccess(
       {.realm_id = realm.id, .viewer = user.id, .visible = {}}));
   want.push_back({.realm_id = realm.id,
-                  .seq = 45,
+                  .seq = 5,
                   .access = AccessRecord{
                       .realm_id = realm.id, .viewer = user.id, .visible = {}}});
 
@@ -513,38 +528,38 @@ TEST_F(RedisStoreTest, FeedCarriesEveryKindOfChangeInOrder) {
   realm.presence_disabled = true;
   ASSERT_TRUE(store_->UpdateRealm(realm));
   RealmRecord announced = realm;
-  announced.last_update_id = 46;
-  want.push_back({.realm_id = realm.id, .seq = 46, .realm = announced});
+  // Directory changes number the log; the presence id stays at 40.
+  want.push_back({.realm_id = realm.id, .seq = 6, .realm = announced});
 
   // presence_disabled: the row is written but no event is due.
   auto wrote = store_->Report(realm.id, other.id, kBase, ReportStatus::kIdle);
   ASSERT_TRUE(wrote.has_value());
-  EXPECT_EQ(wrote->seq, 47);
+  EXPECT_EQ(wrote->seq, 7);
   want.push_back({.realm_id = realm.id,
-                  .seq = 47,
+                  .seq = 7,
                   .row = PresenceRecord{.user_id = other.id,
                                         .realm_id = realm.id,
                                         .last_connected = kBase,
                                         .last_active = kNoTime,
-                                        .last_update_id = 47},
+                                        .last_update_id = 41},
                   .event_due = false,
                   .written_at = kBase});
 
   realm.presence_disabled = false;
   ASSERT_TRUE(store_->UpdateRealm(realm));
   announced = realm;
-  announced.last_update_id = 48;
-  want.push_back({.realm_id = realm.id, .seq = 48, .realm = announced});
+  announced.last_update_id = 41;
+  want.push_back({.realm_id = realm.id, .seq = 8, .realm = announced});
   const Micros later = kBase + SecondsToMicros(131);
   wrote = store_->Report(realm.id, other.id, later, ReportStatus::kActive);
   ASSERT_TRUE(wrote.has_value());
   want.push_back({.realm_id = realm.id,
-                  .seq = 49,
+                  .seq = 9,
                   .row = PresenceRecord{.user_id = other.id,
                                         .realm_id = realm.id,
                                         .last_connected = later,
                                         .last_active = later,
-                                        .last_update_id = 49},
+                                        .last_update_id = 42},
                   .event_due = true,  // came online
                   .written_at = later});
 
@@ -601,18 +616,21 @@ TEST_F(RedisStoreTest, ReadRealmReturnsExactlyTheRowsAfterSince) {
                                  .visible = {users[4], users[0]}}));
   std::map<UserId, UpdateId> last;  // user -> its row's update id
   Micros now = kBase;
+  UpdateId pid = 0;  // presence ids of a fresh realm: 1, 2, 3, ...
   for (int round = 0; round < 3; ++round) {
     for (std::size_t i = round; i < users.size(); ++i) {
       now += SecondsToMicros(61);
       auto got = store_->Report(realm, users[i], now, ReportStatus::kActive);
       ASSERT_TRUE(got.has_value());
       ASSERT_TRUE(got->wrote);
-      last[users[i]] = got->seq;
+      last[users[i]] = ++pid;
     }
   }
   ASSERT_TRUE(
       store_->Report(other, users.back() + 1, now, ReportStatus::kIdle));
-  const UpdateId current = MustSeq(realm);
+  const UpdateId current = MustUpdateId(realm);
+  EXPECT_EQ(current, pid);
+  const UpdateId log = MustSeq(realm);
   for (UpdateId since = -1; since <= current + 1; ++since) {
     SCOPED_TRACE("since " + std::to_string(since));
     auto state = store_->ReadRealm(realm, since);
@@ -620,6 +638,7 @@ TEST_F(RedisStoreTest, ReadRealmReturnsExactlyTheRowsAfterSince) {
     EXPECT_EQ(state->realm.id, realm);
     EXPECT_EQ(state->realm.subdomain, "acme");
     EXPECT_EQ(state->realm.last_update_id, current);
+    EXPECT_EQ(state->seq, log);
     ASSERT_EQ(state->users.size(), users.size());
     for (std::size_t i = 0; i < users.size(); ++i) {
       EXPECT_EQ(state->users[i].id, users[i]);
@@ -774,6 +793,40 @@ TEST(RedisFeedCodecTest, RejectsMalformedMessages) {
   ASSERT_TRUE(ok->access.has_value());
   EXPECT_EQ(ok->access->realm_id, 7);
   EXPECT_EQ(ok->access->visible, (std::vector<UserId>{1, 2}));
+}
+
+}  // namespace
+}  // namespace presence::store
+
+namespace presence::store {
+namespace {
+
+TEST_F(RedisStoreTest, CountRequestIsASlidingLogPerUserSharedByConnections) {
+  std::string why;
+  auto second = RedisStore::Open(server_->url(), &why);
+  ASSERT_TRUE(second.has_value()) << why;
+  const Micros window = SecondsToMicros(60);
+  // Three requests allowed per window, counted across both connections.
+  for (int i = 0; i < 3; ++i) {
+    RedisStore* s = i % 2 ? second->get() : store_.get();
+    auto c = s->CountRequest(7, kBase + i, 3, window);
+    ASSERT_TRUE(c.has_value()) << s->LastError();
+    EXPECT_TRUE(c->allowed);
+    EXPECT_EQ(c->in_window, i + 1);
+    EXPECT_EQ(c->oldest, kBase);
+  }
+  auto refused = (*second)->CountRequest(7, kBase + 10, 3, window);
+  ASSERT_TRUE(refused.has_value());
+  EXPECT_FALSE(refused->allowed);
+  EXPECT_EQ(refused->in_window, 3);  // a refused request is not counted
+  // Another user has its own log.
+  EXPECT_TRUE(store_->CountRequest(8, kBase + 10, 3, window)->allowed);
+  // Exactly one window after the first request it has left the window.
+  auto later = store_->CountRequest(7, kBase + window, 3, window);
+  ASSERT_TRUE(later.has_value());
+  EXPECT_TRUE(later->allowed);
+  EXPECT_EQ(later->in_window, 3);
+  EXPECT_EQ(later->oldest, kBase + 1);
 }
 
 }  // namespace

@@ -3,10 +3,8 @@
 // failing (it must be transparent) and RedisStore (a redis-server of this
 // test process, flushed before each test).
 //
-// Shared stores (kDirectoryWritesTakeSeq) differ in one documented way:
-// shared_store.h makes every directory write take the realm's next sequence
-// number, so InsertUser/UpdateUser/SetAccess/UpdateRealm raise the realm's
-// last_update_id by one each.
+// Shared stores number every directory write in a separate log sequence
+// (shared_store.h); the realm's last_update_id moves as in the others.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -29,7 +27,6 @@ namespace {
 
 struct MemoryImpl {
   static constexpr const char* kName = "Memory";
-  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit MemoryImpl(const std::string& /*dir*/) {}
   Store* get() { return &store; }
   MemoryStore store;
@@ -37,7 +34,6 @@ struct MemoryImpl {
 
 struct SqliteImpl {
   static constexpr const char* kName = "Sqlite";
-  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit SqliteImpl(const std::string& dir) {
     std::string why;
     auto opened = SqliteStore::Open(dir, &why);
@@ -50,7 +46,6 @@ struct SqliteImpl {
 
 struct FaultyMemoryImpl {
   static constexpr const char* kName = "FaultyMemory";
-  static constexpr bool kDirectoryWritesTakeSeq = false;
   explicit FaultyMemoryImpl(const std::string& /*dir*/) {}
   Store* get() { return &faulty; }
   MemoryStore inner;
@@ -59,7 +54,6 @@ struct FaultyMemoryImpl {
 
 struct RedisImpl {
   static constexpr const char* kName = "Redis";
-  static constexpr bool kDirectoryWritesTakeSeq = true;
   explicit RedisImpl(const std::string& /*dir*/) {
     RedisServer* server = SharedRedisServer();
     if (server == nullptr) return;
@@ -232,7 +226,7 @@ TYPED_TEST(StoreTest, UpdateRealmLeavesSequenceStateAlone) {
   ASSERT_TRUE(this->store_->UpdateRealm(changed));
   RealmRecord expected = changed;
   // UpdateRealm took one sequence number in a shared store.
-  expected.last_update_id = TypeParam::kDirectoryWritesTakeSeq ? 11 : 10;
+  expected.last_update_id = 10;
   expected.reserved_update_id = 20;
   EXPECT_THAT(this->MustLoad().realms, ::testing::ElementsAre(expected));
 }
@@ -423,8 +417,7 @@ TYPED_TEST(StoreTest, MissingReferencesAreNotFoundAndChangeNothing) {
   Snapshot snap = this->MustLoad();
   ASSERT_EQ(snap.realms.size(), 1u);
   // Only the successful InsertUser took a sequence number (shared stores).
-  EXPECT_EQ(snap.realms[0].last_update_id,
-            TypeParam::kDirectoryWritesTakeSeq ? 1 : 0);
+  EXPECT_EQ(snap.realms[0].last_update_id, 0);
   EXPECT_EQ(snap.realms[0].reserved_update_id, 0);
   ASSERT_EQ(snap.users.size(), 1u);
   EXPECT_EQ(snap.users[0].realm_id, realm);

@@ -1,0 +1,165 @@
+"""Scale-out harness: one redis-server and several presenced nodes sharing it.
+
+`Cluster` has the interface of harness.Server, so the black-box suites run
+against it unchanged: every request (API or admin) goes to the next node in
+turn (round-robin, as a load balancer would spread them), and the test clock
+is set on every node. With the environment variable PRESENCED_BLACKBOX_NODES
+set to N > 1, bbtest.ServerTestCase runs its suite on such a cluster.
+
+Everything listens on 127.0.0.1 only; redis-server is started here with no
+persistence, on a free port, in a temporary directory.
+"""
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import harness
+
+REDIS_START_TIMEOUT_S = 15.0
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((harness.LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def redis_command(port, *args, timeout=5.0):
+    """Sends one command in RESP and returns the raw reply bytes."""
+    out = f"*{len(args)}\r\n".encode()
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += f"${len(a)}\r\n".encode() + a + b"\r\n"
+    with socket.create_connection((harness.LOOPBACK, port), timeout) as s:
+        s.sendall(out)
+        return s.recv(65536)
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1:<free port>."""
+
+    def __init__(self, extra_args=()):
+        self.dir = tempfile.mkdtemp(prefix="presenced-redis-")
+        self.port = None
+        self.proc = None
+        self.extra_args = list(extra_args)
+
+    def start(self):
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        for _ in range(5):
+            self.port = free_port()
+            self.proc = subprocess.Popen(
+                [binary, "--port", str(self.port), "--bind", harness.LOOPBACK,
+                 "--save", "", "--appendonly", "no", "--dir", self.dir,
+                 "--logfile", os.path.join(self.dir, "redis.log")]
+                + self.extra_args,
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if redis_command(self.port, "PING").startswith(b"+PONG"):
+                        return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise AssertionError("redis-server did not start on loopback")
+
+    @property
+    def url(self):
+        return f"redis://{harness.LOOPBACK}:{self.port}"
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Cluster:
+    """N presenced nodes on one Redis, used like one harness.Server."""
+
+    def __init__(self, nodes=3, test_clock=True, root_domain=None,
+                 extra_args=(), admin_token=None, threads=2, **_ignored):
+        self.redis = RedisServer()
+        self.admin_token = admin_token or ("adm" + os.urandom(16).hex())
+        self.nodes = [
+            harness.Server(test_clock=test_clock, root_domain=root_domain,
+                           extra_args=list(extra_args), threads=threads,
+                           admin_token=self.admin_token)
+            for _ in range(nodes)]
+        self._turn = itertools.cycle(range(nodes))
+        self._lock = threading.Lock()
+        self.test_clock = test_clock
+
+    def start(self):
+        self.redis.start()
+        for n in self.nodes:
+            n.extra_args += ["--store", self.redis.url]
+            n.start()
+        return self
+
+    # -- harness.Server's interface, spread over the nodes --
+
+    @property
+    def port(self):
+        """The next node's port: each request goes to the next node."""
+        with self._lock:
+            return self.nodes[next(self._turn)].port
+
+    @property
+    def stdout_lines(self):
+        return [l for n in self.nodes for l in n.stdout_lines]
+
+    def node(self, i):
+        return self.nodes[i]
+
+    def running(self):
+        return all(n.running() for n in self.nodes)
+
+    def stderr_text(self):
+        return "\n".join(f"--- node {i} ---\n{n.stderr_text()}"
+                         for i, n in enumerate(self.nodes))
+
+    def stop(self):
+        try:
+            for n in self.nodes:
+                if n.running():
+                    n.stop()
+        finally:
+            self.redis.stop()
+
+    def cleanup(self):
+        for n in self.nodes:
+            n.cleanup()
+        self.redis.cleanup()
+
+    def request(self, method, path, headers=None, body=b"", host=None):
+        port = self.port
+        return harness.http_request(
+            port, method, path, headers, body,
+            host=host if host is not None else f"{harness.LOOPBACK}:{port}")
+
+    def admin(self, *args, **kwargs):
+        return harness.Server.admin(self, *args, **kwargs)
+
+    def set_clock(self, now):
+        for n in self.nodes:
+            n.set_clock(now)
+        return now
+
+    def create_realm(self, subdomain=None, name=None):
+        return harness.Server.create_realm(self, subdomain, name)

@@ -1,0 +1,286 @@
+"""Scale-out: three presenced nodes sharing one Redis (started here, loopback).
+
+What a client behind a round-robin load balancer relies on: a ping on one
+node reaches a long poll parked on another; a poll, delete or patch of a
+queue sent to a node that does not own it is relayed to the owner; update
+ids are never handed out twice when every node writes at once; a node killed
+under load leaves the others serving, its acknowledged writes intact and its
+queues answered with BAD_EVENT_QUEUE_ID (so clients re-register elsewhere);
+presencectl works against any node. The cross-node delivery time of a
+presence event is measured and printed (not asserted: timings are for the
+benchmarks).
+"""
+
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+import unittest
+import urllib.parse
+
+import cluster
+import harness
+from harness import BASE_TIME
+
+
+def call(node, user, method, path, params=None, timeout=20.0):
+    """One API request to one node (form-encoded, Basic auth)."""
+    headers = [("Authorization", harness.basic_auth(user.email, user.api_key))]
+    url = "/api/v1" + path
+    body = b""
+    if params is not None:
+        if method in ("GET", "DELETE"):
+            url += "?" + urllib.parse.urlencode(params)
+        else:
+            body = urllib.parse.urlencode(params).encode()
+            headers.append(("Content-Type",
+                            "application/x-www-form-urlencoded"))
+    host = f"{user.realm.subdomain}.localhost:{node.port}"
+    return harness.http_request(node.port, method, url, headers, body,
+                                host=host, timeout=timeout)
+
+
+def ping(node, user, status="active"):
+    r = call(node, user, "POST", "/users/me/presence",
+             {"status": status, "slim_presence": "true"})
+    assert r.status == 200, r
+    return r.json()
+
+
+def register(node, user):
+    r = call(node, user, "POST", "/register",
+             {"event_types": json.dumps(["presence"]),
+              "slim_presence": "true"})
+    assert r.status == 200, r
+    return r.json()["queue_id"]
+
+
+class ScaleOutTest(unittest.TestCase):
+    def setUp(self):
+        # No rate limit: the kill test pings as fast as it can.
+        self.cluster = cluster.Cluster(nodes=3, threads=2,
+                                       extra_args=["--rate-limit", "0"]).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2, self.n3 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def user(self):
+        return self.realm.create_user()
+
+    def test_queue_ids_name_their_node(self):
+        a = self.user()
+        owners = [register(n, a).split(":")[0] for n in self.cluster.nodes]
+        self.assertEqual(len(set(owners)), 3, owners)
+
+    def test_ping_on_node1_reaches_a_poll_parked_on_node3(self):
+        watcher, pinger = self.user(), self.user()
+        queue_id = register(self.n3, watcher)
+        result = {}
+
+        def poll():
+            result["r"] = call(self.n3, watcher, "GET", "/events",
+                               {"queue_id": queue_id, "last_event_id": -1})
+
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.3)
+        self.assertTrue(t.is_alive(), "the poll should be parked")
+        ping(self.n1, pinger)
+        t.join(15)
+        self.assertFalse(t.is_alive())
+        body = result["r"].json()
+        self.assertEqual(result["r"].status, 200, body)
+        kinds = [(e["type"], e.get("user_id")) for e in body["events"]]
+        self.assertIn(("presence", pinger.id), kinds, body)
+
+    def test_a_poll_sent_to_another_node_is_relayed_to_the_owner(self):
+        watcher, pinger = self.user(), self.user()
+        queue_id = register(self.n3, watcher)
+        result = {}
+
+        def poll():
+            result["r"] = call(self.n2, watcher, "GET", "/events",
+                               {"queue_id": queue_id, "last_event_id": -1})
+
+        t = threading.Thread(target=poll)
+        t.start()
+        time.sleep(0.3)
+        self.assertTrue(t.is_alive(), "the relayed poll should be parked")
+        ping(self.n1, pinger)
+        t.join(15)
+        self.assertFalse(t.is_alive())
+        self.assertEqual(result["r"].status, 200, result["r"])
+        events = result["r"].json()["events"]
+        self.assertIn(pinger.id, [e.get("user_id") for e in events])
+        # Delete through the third node; the queue is gone everywhere.
+        r = call(self.n1, watcher, "DELETE", "/events", {"queue_id": queue_id})
+        self.assertEqual(r.status, 200, r)
+        for n in self.cluster.nodes:
+            r = call(n, watcher, "GET", "/events",
+                     {"queue_id": queue_id, "last_event_id": -1,
+                      "dont_block": "true"})
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+
+    def test_a_queue_id_of_an_unknown_node_is_a_bad_queue(self):
+        a = self.user()
+        for qid in ("999:00000000-0000-0000-0000-000000000000", "x:1", "7"):
+            r = call(self.n1, a, "GET", "/events",
+                     {"queue_id": qid, "last_event_id": -1,
+                      "dont_block": "true"})
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+
+    def test_every_node_writing_at_once_never_shares_an_update_id(self):
+        users = [self.user() for _ in range(12)]
+        errors = []
+        ids = []
+        lock = threading.Lock()
+
+        def worker(i):
+            node = self.cluster.nodes[i % 3]
+            try:
+                for j in range(4):
+                    u = users[(i * 4 + j) % len(users)]
+                    r = call(node, u, "POST", "/users/me/presence",
+                             {"status": "active", "last_update_id": -1})
+                    if r.status != 200:
+                        errors.append(r)
+                        continue
+                    body = r.json()
+                    with lock:
+                        ids.append(body["presence_last_update_id"])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=worker, args=(i,))
+                   for i in range(9)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        # Every node now answers the same rows with the same update ids.
+        answers = []
+        for n in self.cluster.nodes:
+            r = call(n, users[0], "POST", "/users/me/presence",
+                     {"status": "idle", "last_update_id": -1})
+            self.assertEqual(r.status, 200, r)
+            answers.append(r.json())
+        self.assertEqual(answers[0]["presences"], answers[1]["presences"])
+        self.assertEqual(answers[1]["presences"], answers[2]["presences"])
+        self.assertEqual(len(answers[0]["presences"]), 12)
+        self.assertEqual(answers[0]["presence_last_update_id"],
+                         answers[2]["presence_last_update_id"])
+
+    def test_a_node_killed_under_load_leaves_the_others_serving(self):
+        users = [self.user() for _ in range(6)]
+        queue_on_3 = register(self.n3, users[0])
+        stop = threading.Event()
+        failures = []
+        acked = []
+
+        def load(node, u):
+            while not stop.is_set():
+                try:
+                    r = call(node, u, "POST", "/users/me/presence",
+                             {"status": "active", "slim_presence": "true"},
+                             timeout=5)
+                    if r.status != 200:
+                        failures.append((node.port, r.status))
+                    else:
+                        acked.append(u.id)
+                except OSError as e:
+                    failures.append((node.port, repr(e)))
+
+        workers = [threading.Thread(target=load, args=(n, u))
+                   for n, u in zip([self.n1, self.n2] * 3, users)]
+        for w in workers:
+            w.start()
+        time.sleep(0.5)
+        self.n3.kill()
+        time.sleep(1.5)
+        stop.set()
+        for w in workers:
+            w.join(10)
+        self.assertEqual(failures, [])
+        self.assertGreater(len(acked), 50)
+        # Every acknowledged writer is there, on both surviving nodes.
+        for n in (self.n1, self.n2):
+            r = call(n, users[1], "GET", "/realm/presence")
+            self.assertEqual(r.status, 200, r)
+            by_id = {u.id: u.email for u in users}
+            self.assertEqual(set(r.json()["presences"]),
+                             {by_id[i] for i in acked}, r.json())
+        # The dead node's queue: a clear BAD_EVENT_QUEUE_ID, then the client
+        # registers again on a live node.
+        r = call(self.n1, users[0], "GET", "/events",
+                 {"queue_id": queue_on_3, "last_event_id": -1,
+                  "dont_block": "true"})
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+        self.assertTrue(register(self.n1, users[0]).startswith(
+            register(self.n1, users[0]).split(":")[0] + ":"))
+
+    def test_cross_node_event_delivery_time(self):
+        """Pings on node 1, polls parked on nodes 2 and 3: prints the delivery
+        time of each presence event (p50/p99/max)."""
+        watchers = [self.user(), self.user()]
+        queues = [(self.n2, watchers[0], register(self.n2, watchers[0])),
+                  (self.n3, watchers[1], register(self.n3, watchers[1]))]
+        last = {q: -1 for _, _, q in queues}
+        samples = []
+        for _ in range(20):
+            pinger = self.user()
+            results = {}
+
+            def poll(node, w, q):
+                r = call(node, w, "GET", "/events",
+                         {"queue_id": q, "last_event_id": last[q]})
+                results[q] = (time.monotonic(), r)
+
+            threads = [threading.Thread(target=poll, args=qq)
+                       for qq in queues]
+            for t in threads:
+                t.start()
+            time.sleep(0.15)
+            sent = time.monotonic()
+            ping(self.n1, pinger)
+            for t in threads:
+                t.join(15)
+            for q, (at, r) in results.items():
+                self.assertEqual(r.status, 200, r)
+                events = r.json()["events"]
+                self.assertIn(pinger.id, [e.get("user_id") for e in events])
+                last[q] = events[-1]["id"]
+                samples.append((at - sent) * 1000)
+        samples.sort()
+        p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+        print(f"\ncross-node delivery over HTTP: n={len(samples)} "
+              f"p50={statistics.median(samples):.1f} ms p99={p99:.1f} ms "
+              f"max={samples[-1]:.1f} ms")
+
+    def test_presencectl_works_against_any_node(self):
+        binary = os.environ.get("PRESENCECTL_BINARY") or os.path.join(
+            os.path.dirname(harness.binary_path()), "presencectl")
+        if not os.path.exists(binary):
+            self.fail(f"presencectl not built: {binary}")
+        env = dict(os.environ, PRESENCED_ADMIN_TOKEN=self.cluster.admin_token)
+        made = subprocess.run(
+            [binary, "--server", f"http://127.0.0.1:{self.n2.port}",
+             "realm", "create", "viactl", "Via presencectl"],
+            env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(made.returncode, 0, made.stderr)
+        listed = subprocess.run(
+            [binary, "--server", f"http://127.0.0.1:{self.n3.port}",
+             "realm", "list"],
+            env=env, capture_output=True, text=True, timeout=30)
+        self.assertEqual(listed.returncode, 0, listed.stderr)
+        self.assertIn("viactl", listed.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
