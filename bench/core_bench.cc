@@ -84,6 +84,7 @@ class SnapshotStore final : public store::Store {
   Status SetAccess(const store::AccessRecord&) override { return {}; }
   Status ReserveUpdateIds(RealmId, UpdateId) override { return {}; }
   Status WritePresence(std::span<const store::PresenceRecord>,
+                       std::span<const store::ClientPresenceRecord>,
                        std::span<const store::SequenceRecord>) override {
     return {};
   }
