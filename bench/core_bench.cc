@@ -5,6 +5,9 @@
 //                             passed), through PresenceService with the
 //                             EventHub listening, as in the server.
 //   BM_RealmWrite/N           the same write on the Realm alone.
+//   BM_PresenceWriteClient/N  BM_PresenceWrite with the client's name, as
+//                             the server calls it (per-client rows).
+//   BM_ClientRowMemory/N      heap bytes per user of two client rows.
 //   BM_IncrementalQuery/N     Fetch + modern JSON from a cursor with 1% of
 //                             the realm's rows changed since (N/100 rows).
 //   BM_IncrementalPing/N      a whole POST /api/v1/users/me/presence through
@@ -33,6 +36,7 @@
 // through CreateUser would take a SHA-256 and a store call each). Time is a
 // ManualClock the benchmarks move, so every "write" really writes.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -84,6 +88,7 @@ class SnapshotStore final : public store::Store {
   Status SetAccess(const store::AccessRecord&) override { return {}; }
   Status ReserveUpdateIds(RealmId, UpdateId) override { return {}; }
   Status WritePresence(std::span<const store::PresenceRecord>,
+                       std::span<const store::ClientPresenceRecord>,
                        std::span<const store::SequenceRecord>) override {
     return {};
   }
@@ -212,6 +217,56 @@ void BM_RealmWrite(benchmark::State& state) {
   }
   w.clock.Set(now);
   state.SetItemsProcessed(state.iterations());
+}
+
+// The same write as the server makes it: with the reporting client's name
+// (per-client extension, issue #8). Each user has one client row, written
+// in step with the user row.
+void BM_PresenceWriteClient(benchmark::State& state) {
+  World& w = WorldOf(state.range(0));
+  const std::int64_t n = w.users;
+  Micros now = w.Later();
+  const Micros step = SecondsToMicros(60) * 101 / 100 / n + 1;
+  std::int64_t i = 0;
+  for (auto _ : state) {
+    now += step;
+    w.clock.Set(now);
+    auto st = w.service->Report(w.CallerOf(i % n), ReportStatus::kActive, now,
+                                "website");
+    benchmark::DoNotOptimize(st);
+    if (++i % 1024 == 0) w.hub->TickTransitions(now);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
+// Heap bytes per user that two clients' rows cost (issue #8): a fresh realm
+// of N users with a row each, then every user reports from a browser and,
+// 10 s later, from the mobile app. Measured with glibc's mallinfo2 (bytes
+// in use), so it counts the side table, the rows, their names and the
+// dirty list the next flush empties.
+void BM_ClientRowMemory(benchmark::State& state) {
+  const std::int64_t n = state.range(0);
+  double per_user = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto w = std::make_unique<World>(n);
+    const Micros t = w->Later();
+    state.ResumeTiming();
+    const std::size_t before = mallinfo2().uordblks;
+    for (std::int64_t u = 1; u <= n; ++u) {
+      (void)w->realm_ptr->RecordReport(u, t, ReportStatus::kActive, "website");
+    }
+    for (std::int64_t u = 1; u <= n; ++u) {
+      (void)w->realm_ptr->RecordReport(u, t + SecondsToMicros(10),
+                                       ReportStatus::kActive, "ZulipMobile");
+    }
+    const std::size_t after = mallinfo2().uordblks;
+    per_user = static_cast<double>(after - before) / static_cast<double>(n);
+    state.PauseTiming();
+    w.reset();
+    state.ResumeTiming();
+  }
+  state.counters["bytes_per_user"] = per_user;
 }
 
 // ---------------------------------------------------------------- reads
@@ -408,6 +463,14 @@ void RegisterAll(bool tiny) {
       benchmark::RegisterBenchmark("BM_RealmWrite", BM_RealmWrite)
           ->Arg(n)
           ->Unit(benchmark::kNanosecond);
+      benchmark::RegisterBenchmark("BM_PresenceWriteClient",
+                                   BM_PresenceWriteClient)
+          ->Arg(n)
+          ->Unit(benchmark::kNanosecond);
+      benchmark::RegisterBenchmark("BM_ClientRowMemory", BM_ClientRowMemory)
+          ->Arg(n)
+          ->Iterations(1)
+          ->Unit(benchmark::kMillisecond);
     }
     if (n == fan_realm) {
       benchmark::RegisterBenchmark("BM_FanOut/idle", BM_FanOut, false)

@@ -201,6 +201,25 @@
     return statusFromRaw(raw, state.members.get(key));
   }
 
+  // Per-client extension: the device of the client that made the status
+  // (the freshest active client of an active user, the freshest report of
+  // an idle one). '' without per-client data.
+  const MOBILE_CLIENTS = new Set(['ZulipMobile', 'ZulipFlutter', 'ZulipAndroid', 'ZulipiOS']);
+  const DESKTOP_CLIENTS = new Set(['website', 'ZulipTerminal', 'ZulipElectron', 'ZulipDesktop']);
+  function deviceOf(key, status) {
+    const raw = state.raw.get(key);
+    if (!raw || !raw.clients || (status !== 'active' && status !== 'idle')) return '';
+    let best = -Infinity;
+    let device = '';
+    for (const [name, t] of Object.entries(raw.clients)) {
+      const ts = status === 'active' ? t.active_timestamp : t.idle_timestamp;
+      if (typeof ts !== 'number' || ts <= best) continue;
+      best = ts;
+      device = MOBILE_CLIENTS.has(name) ? 'mobile' : DESKTOP_CLIENTS.has(name) ? 'desktop' : '';
+    }
+    return device;
+  }
+
   function recompute(key) {
     state.status.set(key, currentStatus(key).status);
   }
@@ -220,6 +239,7 @@
         server_timestamp: serverTs,
         active_timestamp: entry.active_timestamp,
         idle_timestamp: entry.idle_timestamp,
+        clients: entry.clients,
       });
       // Unknown ids are kept: new users whose names we have not fetched.
       if (!state.members.has(key)) unknown = true;
@@ -247,10 +267,13 @@
     const serverTs = typeof ev.server_timestamp === 'number' ? ev.server_timestamp : serverNowS();
     noteServerTime(ev.server_timestamp);
     for (const [key, entry] of Object.entries(ev.presences)) {
+      const old = state.raw.get(key);
       state.raw.set(key, {
         server_timestamp: serverTs,
         active_timestamp: entry.active_timestamp,
         idle_timestamp: entry.idle_timestamp,
+        // Transition events carry no clients: keep the ones we know.
+        clients: entry.clients || (old ? old.clients : undefined),
       });
       if (!state.members.has(key)) refreshMembersSoon();
       recompute(key);
@@ -326,6 +349,8 @@
         simplified_presence_events: true,
         presence_transitions: true,
         user_settings_object: true,
+        // presenced's extension: which device each user is on.
+        presence_per_client: true,
       }),
       presence_history_limit_days: String(HISTORY_DAYS),
       slim_presence: 'true',
@@ -376,6 +401,7 @@
       ping_only: pingOnly ? 'true' : 'false',
       new_user_input: state.newUserInput ? 'true' : 'false',
       last_update_id: String(state.lastUpdateId),
+      per_client: 'true',
     };
     const r = await api('POST', '/users/me/presence', params);
     if (gen !== generation) return;
@@ -614,6 +640,11 @@
       seen.className = 'seen';
       seen.textContent = me && s.status === 'offline'
         ? 'Invisible' : lastSeenText(s.status, s.lastActive, s.never);
+      const device = me ? '' : deviceOf(m.key, s.status);
+      if (device) {
+        li.dataset.device = device;
+        seen.textContent += ` on ${device}`;
+      }
 
       li.append(dot, who, seen);
       frag.append(li);

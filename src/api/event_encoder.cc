@@ -8,13 +8,19 @@ namespace presence::api {
 
 std::string JsonEventEncoder::Presence(const PresenceChange& change,
                                        PresenceShape shape, Micros server_time,
-                                       std::string_view transition) const {
+                                       std::string_view transition,
+                                       const ClientRowList* clients) const {
   std::string out = R"({"type":"presence")";
   if (shape == PresenceShape::kModern) {
     out.append(",\"presences\":{\"");
     AppendInt(out, change.user_id);
     out.append("\":");
-    AppendModernValue(out, change.times, change.date_joined);
+    if (clients != nullptr) {
+      AppendModernValuePerClient(out, change.times, change.date_joined,
+                                 clients);
+    } else {
+      AppendModernValue(out, change.times, change.date_joined);
+    }
     out.push_back('}');
     if (!transition.empty()) {
       // The modern shape has no clock of its own; a transition needs one.
@@ -30,6 +36,17 @@ std::string JsonEventEncoder::Presence(const PresenceChange& change,
     }
     out.append(",\"server_timestamp\":");
     AppendSeconds(out, server_time);
+    if (clients != nullptr) {
+      out.append(",\"presence\":");
+      AppendLegacyValuePerClient(out, change.times, change.date_joined,
+                                 clients);
+      if (!transition.empty()) {
+        out.append(",\"transition\":");
+        AppendJsonString(out, transition);
+      }
+      out.push_back('}');
+      return out;
+    }
     LegacyView v = ComputeLegacy(change.times, change.date_joined);
     out.append(
         ",\"presence\":{\"website\":{\"client\":\"website\",\"status\":");

@@ -12,9 +12,13 @@ namespace presence::api {
 
 class JsonEventEncoder final : public EventEncoder {
  public:
+  // Per-client variants (`clients` non-null): the modern shape's entry is
+  // the per-client modern value; the legacy and slim shapes' "presence" is
+  // the per-client legacy value (aggregated plus one key per client), as in
+  // the per-client answers (presence_format.h).
   std::string Presence(const PresenceChange& change, PresenceShape shape,
-                       Micros server_time,
-                       std::string_view transition) const override;
+                       Micros server_time, std::string_view transition,
+                       const ClientRowList* clients) const override;
   std::string UserSettingsPresenceEnabled(bool enabled) const override;
   std::string GlobalNotificationsPresenceEnabled(std::string_view email,
                                                  bool enabled) const override;

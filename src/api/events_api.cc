@@ -101,6 +101,7 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
                : slim->value_or(false) ? PresenceShape::kSlim
                                        : PresenceShape::kLegacy;
   spec.presence_transitions = cap("presence_transitions");
+  spec.per_client = cap("presence_per_client");
   spec.presence_user_ids = *subset;
   if (spec.presence_user_ids) {
     auto& ids = *spec.presence_user_ids;
@@ -130,7 +131,8 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
     body.push_back(',');
     UpdateId last = AppendPresences(
         body, *service_, caller, query, modern, now,
-        spec.presence_user_ids ? &*spec.presence_user_ids : nullptr);
+        spec.presence_user_ids ? &*spec.presence_user_ids : nullptr,
+        spec.per_client);
     body.append(",\"server_timestamp\":");
     AppendSeconds(body, now);
     body.append(",\"presence_last_update_id\":");

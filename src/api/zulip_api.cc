@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "api/basic_auth.h"
+#include "api/client_name.h"
 #include "api/host_routing.h"
 #include "api/json_writer.h"
 #include "api/presence_format.h"
@@ -256,6 +257,13 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
     }
   }
   if (params && params->Has("method")) params->MarkUsed("method");
+  if (!params &&
+      (m.route == Route::kRealmPresence || m.route == Route::kUserPresence)) {
+    // Only for the per_client extension; these GETs never failed on their
+    // query string, so a malformed one is still ignored.
+    auto parsed = RequestParams::Parse(query, req.content_type, req.body);
+    if (parsed) params = std::move(*parsed);
+  }
 
   ApiResult<Response> out = ApiError{};
   switch (m.route) {
@@ -264,11 +272,12 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
         out =
             ApiError::BadRequest("This endpoint does not accept bot requests.");
       } else {
-        out = PostPresence(*caller, *params);
+        out = PostPresence(*caller, *params,
+                           ClientNameFromUserAgent(req.user_agent));
       }
       break;
     case Route::kRealmPresence:
-      out = GetRealmPresence(*caller);
+      out = GetRealmPresence(*caller, params ? &*params : nullptr);
       break;
     case Route::kUsers:
       out = GetUsers(*caller);
@@ -278,7 +287,8 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
       if (!decoded) {
         out = ApiError::BadRequest("No such user");
       } else {
-        out = GetUserPresence(*caller, decoded->decode());
+        out = GetUserPresence(*caller, decoded->decode(),
+                              params ? &*params : nullptr);
       }
       break;
     }
@@ -319,7 +329,8 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
 }
 
 ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
-                                           RequestParams& params) const {
+                                           RequestParams& params,
+                                           std::string_view client) const {
   // Zulip parses parameters in alphabetical order; the first bad one wins.
   auto history = params.GetJsonInt("history_limit_days");
   if (!history) return history.error();
@@ -327,6 +338,8 @@ ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
   if (!last_update_id) return last_update_id.error();
   auto new_user_input = params.GetJsonBool("new_user_input");
   if (!new_user_input) return new_user_input.error();
+  auto per_client = params.GetJsonBool("per_client");
+  if (!per_client) return per_client.error();
   auto ping_only = params.GetJsonBool("ping_only");
   if (!ping_only) return ping_only.error();
   auto slim = params.GetJsonBool("slim_presence");
@@ -344,7 +357,7 @@ ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
   }
   if (service_->failed()) return StoreFailed(*service_);
   const Micros now = service_->Now();
-  if (auto st = service_->Report(caller, report, now); !st) {
+  if (auto st = service_->Report(caller, report, now, client); !st) {
     return StoreFailed(*service_);
   }
   if (ping_only->value_or(false)) return SuccessResponse(&params);
@@ -355,7 +368,8 @@ ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
   query.history_limit_days = *history;
   std::string body(kSuccessHead);
   body.push_back(',');
-  UpdateId last = AppendPresences(body, *service_, caller, query, modern, now);
+  UpdateId last = AppendPresences(body, *service_, caller, query, modern, now,
+                                  nullptr, per_client->value_or(false));
   body.append(",\"server_timestamp\":");
   AppendSeconds(body, now);
   body.append(",\"presence_last_update_id\":");
@@ -365,11 +379,27 @@ ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
   return JsonResponse(std::move(body));
 }
 
-ApiResult<Response> ZulipApi::GetRealmPresence(const Caller& caller) const {
+namespace {
+
+// The per_client extension parameter of the presence GETs.
+ApiResult<bool> PerClientParam(RequestParams* params) {
+  if (params == nullptr) return false;
+  auto v = params->GetJsonBool("per_client");
+  if (!v) return v.error();
+  return v->value_or(false);
+}
+
+}  // namespace
+
+ApiResult<Response> ZulipApi::GetRealmPresence(const Caller& caller,
+                                               RequestParams* params) const {
+  auto per_client = PerClientParam(params);
+  if (!per_client) return per_client.error();
   const Micros now = service_->Now();
   std::string body(kSuccessHead);
   body.push_back(',');
-  AppendPresences(body, *service_, caller, FetchQuery{}, /*modern=*/false, now);
+  AppendPresences(body, *service_, caller, FetchQuery{}, /*modern=*/false, now,
+                  nullptr, *per_client);
   body.append(",\"server_timestamp\":");
   AppendSeconds(body, now);
   body.push_back('}');
@@ -415,8 +445,11 @@ ApiResult<Response> ZulipApi::GetUsers(const Caller& caller) const {
 }
 
 ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
-                                              std::string_view who) const {
-  auto found = service_->LookupUser(caller, who);
+                                              std::string_view who,
+                                              RequestParams* params) const {
+  auto per_client = PerClientParam(params);
+  if (!per_client) return per_client.error();
+  auto found = service_->LookupUser(caller, who, *per_client);
   if (auto* f = std::get_if<LookupFailure>(&found)) {
     switch (*f) {
       case LookupFailure::kNoSuchUser:
@@ -430,8 +463,37 @@ ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
     }
   }
   const auto& p = std::get<UserPresence>(found);
-  LegacyView v = ComputeLegacy(p.times, p.date_joined);
   const std::int64_t now_s = service_->Now() / kMicrosPerSecond;
+  if (*per_client && !p.clients.empty()) {
+    // Per-client extension: the single-user shape (no client/pushable, the
+    // offline rewrite of aggregated) with one key per client.
+    std::size_t agg = 0;
+    auto views = ClientLegacyViews(&p.clients, p.date_joined, &agg);
+    auto record = [&](const LegacyView& lv, bool may_be_offline) {
+      const char* st = lv.active ? "active" : "idle";
+      if (may_be_offline && now_s - lv.timestamp > kOfflineThresholdSeconds) {
+        st = "offline";
+      }
+      std::string r = "{\"status\":\"";
+      r.append(st);
+      r.append("\",\"timestamp\":");
+      AppendInt(r, lv.timestamp);
+      r.push_back('}');
+      return r;
+    };
+    std::string body(kSuccessHead);
+    body.append(",\"presence\":{\"aggregated\":");
+    body.append(record(views[agg].view, true));
+    for (const auto& cv : views) {
+      body.push_back(',');
+      AppendJsonString(body, cv.client);
+      body.push_back(':');
+      body.append(record(cv.view, false));
+    }
+    body.append("}}");
+    return JsonResponse(std::move(body));
+  }
+  LegacyView v = ComputeLegacy(p.times, p.date_joined);
   const char* status = v.active ? "active" : "idle";
   const char* aggregated =
       now_s - v.timestamp > kOfflineThresholdSeconds ? "offline" : status;

@@ -33,12 +33,17 @@ class ZulipApi {
 
  private:
   ApiResult<Caller> Authenticate(const Request& req, const Realm& realm) const;
-  ApiResult<Response> PostPresence(const Caller& caller,
-                                   RequestParams& params) const;
-  ApiResult<Response> GetRealmPresence(const Caller& caller) const;
+  // `client`: the reporting client's name (ClientNameFromUserAgent).
+  ApiResult<Response> PostPresence(const Caller& caller, RequestParams& params,
+                                   std::string_view client) const;
+  // `params` may be null (a query string that could not be parsed is
+  // ignored here, as it always was).
+  ApiResult<Response> GetRealmPresence(const Caller& caller,
+                                       RequestParams* params) const;
   ApiResult<Response> GetUsers(const Caller& caller) const;
   ApiResult<Response> GetUserPresence(const Caller& caller,
-                                      std::string_view who) const;
+                                      std::string_view who,
+                                      RequestParams* params) const;
   ApiResult<Response> PatchSettings(const Caller& caller,
                                     RequestParams& params) const;
   Response ServerSettings(const Request& req, const Realm& realm) const;

@@ -43,6 +43,7 @@ struct Flags {
   unsigned heartbeat_seconds = 45;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
+  std::size_t max_clients_per_user = 8;
   std::size_t presence_event_user_limit = 0;  // 0: no limit
   int rate_limit = 200;
   unsigned transition_grace_seconds = 30;
@@ -129,6 +130,11 @@ int Main(int argc, char** argv) {
                  "an event queue holding more unread events is dropped")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--max-clients-per-user", f.max_clients_per_user,
+                 "per-client presence: client rows kept per user, the "
+                 "stalest dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
   cli.add_option("--presence-event-user-limit", f.presence_event_user_limit,
                  "Zulip's cut-off: no unforced presence event with more "
                  "recipients than this (0: no limit)")
@@ -248,7 +254,8 @@ int Main(int argc, char** argv) {
       active_store = faulty.get();
       options.faulty_store = faulty.get();
     }
-    service = PresenceService::Create(active_store, clock);
+    service =
+        PresenceService::Create(active_store, clock, f.max_clients_per_user);
     if (!service) {
       std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
                    service.error().message().c_str(),

@@ -44,7 +44,7 @@ std::vector<BuddyRow> BuddyList::Build(const PresenceTable& table,
       row.name = !info->full_name.empty() ? info->full_name : info->email;
     }
     if (row.name.empty()) row.name = "User " + std::to_string(u.user_id);
-    row.last_active = StatusText::LastActive(u.status, u.last_active,
+    row.last_active = StatusText::LastActive(u.status, u.last_active, u.device,
                                              server_now, utc_offset_seconds);
     rows.push_back(std::move(row));
   }

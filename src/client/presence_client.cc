@@ -336,9 +336,9 @@ void PresenceClient::Register() {
   AddField(form, "fetch_event_types",
            R"(["presence","realm","user_settings"])");
   AddField(form, "slim_presence", "true");
-  AddField(
-      form, "client_capabilities",
-      R"({"simplified_presence_events":true,"user_settings_object":true})");
+  AddField(form, "client_capabilities",
+           R"({"simplified_presence_events":true,"user_settings_object":true,)"
+           R"("presence_per_client":true})");
   if (options_.history_limit_days) {
     AddField(form, "presence_history_limit_days",
              std::to_string(*options_.history_limit_days));
@@ -515,6 +515,9 @@ void PresenceClient::SendReport(bool ping_only) {
   AddField(form, "ping_only", ping_only ? "true" : "false");
   AddField(form, "new_user_input", new_input ? "true" : "false");
   AddField(form, "slim_presence", "true");
+  // presenced's per-client extension (which device a user is on); other
+  // servers list it in ignored_parameters_unsupported.
+  AddField(form, "per_client", "true");
   AddField(form, "last_update_id", std::to_string(table_.last_update_id()));
   if (options_.history_limit_days) {
     AddField(form, "history_limit_days",

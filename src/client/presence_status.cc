@@ -41,4 +41,16 @@ ComputedPresence StatusFromRaw(const RawPresence& raw,
           nonzero(std::max(active, date_joined.value_or(0)))};
 }
 
+Device DeviceOfClient(std::string_view client) {
+  for (std::string_view m :
+       {"ZulipMobile", "ZulipFlutter", "ZulipAndroid", "ZulipiOS"}) {
+    if (client == m) return Device::kMobile;
+  }
+  for (std::string_view d :
+       {"website", "ZulipTerminal", "ZulipElectron", "ZulipDesktop"}) {
+    if (client == d) return Device::kDesktop;
+  }
+  return Device::kUnknown;
+}
+
 }  // namespace presence::client

@@ -40,6 +40,14 @@ struct PresenceTimes {
   friend bool operator==(const PresenceTimes&, const PresenceTimes&) = default;
 };
 
+// Which kind of device a client name stands for (per-client extension):
+// "website" (browsers and the desktop app), ZulipTerminal and the desktop
+// apps' own names are at a desk; ZulipMobile (zulip-mobile and
+// zulip-flutter), ZulipFlutter, ZulipAndroid and ZulipiOS are phones;
+// anything else (bots, scripts) is unknown.
+enum class Device { kUnknown, kDesktop, kMobile };
+Device DeviceOfClient(std::string_view client);
+
 // The times plus the server's clock reading they are to be judged against.
 struct RawPresence {
   PresenceTimes times;

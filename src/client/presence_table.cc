@@ -173,7 +173,30 @@ Status PresenceTable::SetInfoFromJson(
     }
   }
   SetInfo(parsed, server_timestamp, last_update_id);
+  for (const auto& [key, value] : presences.as_object()) {
+    if (!value.is_object()) continue;
+    if (auto id = ParseUserId(key)) MergeClients(*id, value.as_object());
+  }
   return {};
+}
+
+void PresenceTable::MergeClients(UserId user,
+                                 const boost::json::object& value) {
+  const auto* clients = value.if_contains("clients");
+  if (clients == nullptr || !clients->is_object()) return;
+  auto it = entries_.find(user);
+  if (it == entries_.end()) return;
+  it->second.clients.clear();
+  for (const auto& [name, times] : clients->as_object()) {
+    if (!times.is_object()) continue;
+    it->second.clients[std::string(name)] = ParseModernTimes(times.as_object());
+  }
+}
+
+std::map<std::string, PresenceTimes> PresenceTable::Clients(UserId user) const {
+  auto it = entries_.find(user);
+  if (it == entries_.end()) return {};
+  return it->second.clients;
 }
 
 void PresenceTable::ApplyLegacyEvent(UserId user,
@@ -216,6 +239,9 @@ Result<bool> PresenceTable::ApplyEvent(const boost::json::object& event,
     for (const auto& [id, times] : parsed) {
       ApplyModernEvent(id, times, server_timestamp);
     }
+    for (const auto& [key, value] : modern->as_object()) {
+      MergeClients(*ParseUserId(key), value.as_object());
+    }
     return true;
   }
 
@@ -250,6 +276,19 @@ UserPresence PresenceTable::Row(UserId user, const Entry* entry) const {
   if (entry != nullptr) {
     row.status = entry->computed.status;
     row.last_active = entry->computed.last_active;
+    // The device: the client with the freshest timestamp of the kind that
+    // made the status (active for active users, any report for idle ones).
+    std::optional<std::int64_t> best;
+    for (const auto& [name, t] : entry->clients) {
+      std::optional<std::int64_t> ts = row.status == PresenceStatus::kActive
+                                           ? t.active_timestamp
+                                           : t.idle_timestamp;
+      if (row.status == PresenceStatus::kOffline || !ts) continue;
+      if (!best || *ts > *best) {
+        best = ts;
+        row.device = DeviceOfClient(name);
+      }
+    }
   }
   if (current_user_ && *current_user_ == user) {
     row.is_current_user = true;

@@ -20,6 +20,10 @@
 //   (140 s when an old server does not say). The current user is "active"
 //   when their presence_enabled setting is on and "offline" when it is off,
 //   whatever the data says. Unknown users are offline.
+// * Per-client data (presenced's extension, when the client opted in): a
+//   modern entry's "clients" map, a legacy entry's per-client keys and the
+//   same in events replace the user's known clients; each row then says on
+//   which device the user is active or idle (UserPresence::device).
 // * An optional people directory (GET /users) gives names and emails, and
 //   enables Zulip's small-realm fill-in: in a realm with fewer than 250
 //   active humans, every human without presence data is listed as offline.
@@ -58,6 +62,11 @@ struct UserPresence {
   std::optional<std::int64_t> last_active;  // unix seconds
   bool is_current_user = false;
   bool has_data = false;  // false for small-realm fill-in rows
+  // Per-client extension: the device of the client that made the status
+  // (the freshest active client of an active user, the freshest client of
+  // an idle one); kUnknown when the server sent no per-client data or the
+  // user is offline.
+  Device device = Device::kUnknown;
 };
 
 // One per-client record of a legacy or slim event: {"status", "timestamp"}.
@@ -142,12 +151,17 @@ class PresenceTable {
   std::vector<UserPresence> Users() const;
   // The raw data last merged for `user`, for inspection and tests.
   const RawPresence* Raw(UserId user) const;
+  // The per-client times last merged for `user` (empty without them).
+  std::map<std::string, PresenceTimes> Clients(UserId user) const;
 
  private:
   struct Entry {
     RawPresence raw;
     ComputedPresence computed;
+    std::map<std::string, PresenceTimes> clients;  // per-client extension
   };
+  // Replaces the user's clients when `value` carries per-client data.
+  void MergeClients(UserId user, const boost::json::object& value);
 
   void Recompute(UserId user, Entry& entry) const;
   UserPresence Row(UserId user, const Entry* entry) const;

@@ -50,6 +50,28 @@ std::string StatusText::LastActive(PresenceStatus status,
   return RelativeTime(*last_active, now_seconds, utc_offset_seconds);
 }
 
+std::string_view StatusText::DeviceSuffix(Device device) {
+  switch (device) {
+    case Device::kMobile:
+      return " on mobile";
+    case Device::kDesktop:
+      return " on desktop";
+    case Device::kUnknown:
+      break;
+  }
+  return "";
+}
+
+std::string StatusText::LastActive(PresenceStatus status,
+                                   std::optional<std::int64_t> last_active,
+                                   Device device, double now_seconds,
+                                   int utc_offset_seconds) {
+  std::string text =
+      LastActive(status, last_active, now_seconds, utc_offset_seconds);
+  if (status != PresenceStatus::kOffline) text.append(DeviceSuffix(device));
+  return text;
+}
+
 std::string StatusText::RelativeTime(std::int64_t then, double now_seconds,
                                      int utc_offset_seconds) {
   const auto now = static_cast<std::int64_t>(std::floor(now_seconds));

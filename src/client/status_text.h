@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "client/presence_status.h"
 
@@ -28,6 +29,14 @@ class StatusText {
   static std::string LastActive(PresenceStatus status,
                                 std::optional<std::int64_t> last_active,
                                 double now_seconds, int utc_offset_seconds);
+  // The same, with the device for active and idle users when the server
+  // offers per-client data: "Active now on mobile", "Idle on desktop".
+  static std::string LastActive(PresenceStatus status,
+                                std::optional<std::int64_t> last_active,
+                                Device device, double now_seconds,
+                                int utc_offset_seconds);
+  // " on mobile", " on desktop", or "" for an unknown device.
+  static std::string_view DeviceSuffix(Device device);
 
   // How long ago `then` was, seen at `now_seconds` (both unix seconds):
   // "just now" (under a minute, or in the future), "1 minute ago",

@@ -215,7 +215,13 @@ void EventHub::FanOutPresence(const PresenceChange& change,
     return;  // Zulip's cut-off on the recipient list, when configured
   }
   const Micros now = service_->Now();
-  std::array<std::shared_ptr<const std::string>, kPresenceShapeCount> bodies;
+  // Plain shapes first, then their per-client variants.
+  std::array<std::shared_ptr<const std::string>, 2 * kPresenceShapeCount>
+      bodies;
+  std::optional<ClientRowList> clients;  // read once, at the first need
+  // Transitions are about the user row; a client-only write is news only to
+  // queues that asked for per-client data.
+  const bool plain_too = !transition.empty() || change.event_due;
   Waiters wake;
   {
     std::lock_guard lock(mu_);
@@ -229,11 +235,17 @@ void EventHub::FanOutPresence(const PresenceChange& change,
           !spec.WantsPresenceOf(change.user_id)) {
         continue;
       }
+      if (!spec.per_client && !plain_too) continue;
       if (!realm->CanSee(spec.user_id, change.user_id)) continue;
-      auto& body = bodies[static_cast<int>(spec.shape)];
+      auto& body = bodies[static_cast<int>(spec.shape) +
+                          (spec.per_client ? kPresenceShapeCount : 0)];
       if (!body) {
+        if (spec.per_client && !clients) {
+          clients = realm->ClientsOf(change.user_id);
+        }
         body = std::make_shared<const std::string>(
-            encoder_->Presence(change, spec.shape, now, transition));
+            encoder_->Presence(change, spec.shape, now, transition,
+                               spec.per_client ? &*clients : nullptr));
       }
       AppendLocked(*q, body, wake, overflowed);
     }
@@ -246,8 +258,10 @@ void EventHub::FanOutPresence(const PresenceChange& change,
 }
 
 void EventHub::OnPresenceChange(const PresenceChange& change) {
-  tracker_.OnWrite(change);
-  if (change.event_due) FanOutPresence(change, {}, false);
+  if (change.row_written) tracker_.OnWrite(change);
+  if (change.event_due || change.client_event_due) {
+    FanOutPresence(change, {}, false);
+  }
 }
 
 std::size_t EventHub::TickTransitions(Micros now) {

@@ -7,9 +7,11 @@
 // deleted, or it overflows. Heartbeats are appended on the poller's request.
 //
 // Fan-out: a presence change is serialised at most once per shape (legacy,
-// slim, modern); every queue that receives it shares that buffer. Queues of
-// guests with limited access, and queues with a presence_user_ids subset,
-// receive only the users they may and want to see.
+// slim, modern, each plain or per-client); every queue that receives it
+// shares that buffer. A change that wrote only client rows (per-client
+// extension) reaches only queues with the presence_per_client capability.
+// Queues of guests with limited access, and queues with a presence_user_ids
+// subset, receive only the users they may and want to see.
 //
 // Bounds: a queue holding more than `max_queue_events` unacknowledged events
 // is dropped (its next poll gets BAD_EVENT_QUEUE_ID, which Zulip clients
@@ -46,9 +48,13 @@ class EventEncoder {
   virtual ~EventEncoder() = default;
   // A presence event in `shape`. `transition` is empty for Zulip's events,
   // or "idle" / "offline" for the presence_transitions extension.
+  // `clients`: null for Zulip's shapes; for queues with the
+  // presence_per_client capability, the user's client rows (possibly empty),
+  // to be written in the per-client variant of `shape`.
   virtual std::string Presence(const PresenceChange& change,
                                PresenceShape shape, Micros server_time,
-                               std::string_view transition) const = 0;
+                               std::string_view transition,
+                               const ClientRowList* clients) const = 0;
   // {"type":"user_settings","op":"update","property":"presence_enabled",...}
   virtual std::string UserSettingsPresenceEnabled(bool enabled) const = 0;
   // The legacy update_global_notifications twin of the above.

@@ -38,6 +38,9 @@ struct QueueSpec {
   PresenceShape shape = PresenceShape::kLegacy;
   // Extension: also tell when a user goes idle or offline.
   bool presence_transitions = false;
+  // Extension (presence_per_client capability): presence events and the
+  // snapshot carry per-client data, in the queue's shape.
+  bool per_client = false;
   // Extension: only presence of these users (sorted, unique).
   std::optional<std::vector<UserId>> presence_user_ids;
 

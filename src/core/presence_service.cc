@@ -56,8 +56,10 @@ PresenceService::PresenceService(store::Store* store, const Clock* clock)
     : store_(store), clock_(clock) {}
 
 Result<std::unique_ptr<PresenceService>> PresenceService::Create(
-    store::Store* store, const Clock* clock) {
+    store::Store* store, const Clock* clock, std::size_t max_clients_per_user) {
   std::unique_ptr<PresenceService> s(new PresenceService(store, clock));
+  s->max_clients_per_user_.store(
+      std::max<std::size_t>(1, max_clients_per_user));
   if (auto st = s->Load(); !st) return st.error();
   return s;
 }
@@ -68,6 +70,7 @@ Status PresenceService::Load() {
   std::unique_lock lock(dir_mu_);
   for (const auto& r : snap->realms) {
     auto realm = std::make_unique<Realm>(r, store_);
+    realm->SetMaxClientsPerUser(max_clients_per_user_.load());
     realm_by_subdomain_[r.subdomain] = realm.get();
     realms_[r.id] = std::move(realm);
   }
@@ -88,6 +91,11 @@ Status PresenceService::Load() {
   for (const auto& p : snap->presence) {
     if (auto it = realms_.find(p.realm_id); it != realms_.end()) {
       it->second->LoadPresence(p);
+    }
+  }
+  for (const auto& c : snap->client_presence) {
+    if (auto it = realms_.find(c.realm_id); it != realms_.end()) {
+      it->second->LoadClientPresence(c);
     }
   }
   for (const auto& a : snap->access) {
@@ -190,11 +198,18 @@ void PresenceService::Announce(const std::optional<PresenceChange>& change) {
   if (change && listener_ != nullptr) listener_->OnPresenceChange(*change);
 }
 
+void PresenceService::SetMaxClientsPerUser(std::size_t n) {
+  n = std::max<std::size_t>(1, n);
+  max_clients_per_user_.store(n);
+  std::shared_lock lock(dir_mu_);
+  for (auto& [id, realm] : realms_) realm->SetMaxClientsPerUser(n);
+}
+
 Status PresenceService::Report(const Caller& caller, ReportStatus status,
-                               Micros now) {
+                               Micros now, std::string_view client) {
   if (auto st = CheckWritable(); !st) return st;
   if (shared_ != nullptr) return SharedReport(caller, status, now);
-  auto change = caller.realm->RecordReport(caller.user_id, now, status);
+  auto change = caller.realm->RecordReport(caller.user_id, now, status, client);
   if (!change) {
     MarkFailed("reserving update ids failed");
     return change.error();
@@ -209,8 +224,15 @@ UpdateId PresenceService::Fetch(const Caller& caller, const FetchQuery& query,
   return caller.realm->Fetch(caller.user_id, query, now, visit);
 }
 
+UpdateId PresenceService::FetchWithClients(
+    const Caller& caller, const FetchQuery& query, Micros now,
+    FunctionRef<void(const Member&, const ClientRowList*)> visit) const {
+  return caller.realm->FetchWithClients(caller.user_id, query, now, visit);
+}
+
 std::variant<UserPresence, LookupFailure> PresenceService::LookupUser(
-    const Caller& caller, std::string_view id_or_email) const {
+    const Caller& caller, std::string_view id_or_email,
+    bool with_clients) const {
   const Realm& realm = *caller.realm;
   std::optional<UserId> target;
   std::int64_t id = 0;
@@ -234,9 +256,14 @@ std::variant<UserPresence, LookupFailure> PresenceService::LookupUser(
     } else if (!m->has_row) {
       out = LookupFailure::kNoPresenceData;
     } else {
-      out = UserPresence{m->times, m->date_joined};
+      out = UserPresence{m->times, m->date_joined, {}};
     }
   });
+  if (with_clients) {
+    if (auto* p = std::get_if<UserPresence>(&out)) {
+      p->clients = realm.ClientsOf(*target);
+    }
+  }
   return out;
 }
 
@@ -272,6 +299,7 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
   }
   rec.id = *id;
   auto realm = std::make_unique<Realm>(rec, store_, /*fresh=*/true);
+  realm->SetMaxClientsPerUser(max_clients_per_user_.load());
   realm->FinishLoad();
   std::unique_lock lock(dir_mu_);
   realm_by_subdomain_[rec.subdomain] = realm.get();
@@ -418,20 +446,21 @@ Result<FlushStats> PresenceService::Flush() {
     for (auto& [id, r] : realms_) realms.push_back(r.get());
   }
   std::vector<store::PresenceRecord> rows;
+  std::vector<store::ClientPresenceRecord> clients;
   std::vector<store::SequenceRecord> sequences;
   std::vector<Realm*> touched;
   for (Realm* r : realms) {
     store::SequenceRecord seq;
-    if (r->CollectDirty(rows, seq)) {
+    if (r->CollectDirty(rows, clients, seq)) {
       sequences.push_back(seq);
       touched.push_back(r);
     }
   }
-  FlushStats stats{rows.size(), touched.size()};
+  FlushStats stats{rows.size(), clients.size(), touched.size()};
   if (touched.empty()) return stats;
-  if (auto st = store_->WritePresence(rows, sequences); !st) {
+  if (auto st = store_->WritePresence(rows, clients, sequences); !st) {
     MarkFailed("writing presence failed");
-    for (Realm* r : touched) r->OnFlushFailed(rows);
+    for (Realm* r : touched) r->OnFlushFailed(rows, clients);
     return st.error();
   }
   for (std::size_t i = 0; i < touched.size(); ++i) {

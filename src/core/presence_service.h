@@ -101,10 +101,12 @@ enum class LookupFailure {
 struct UserPresence {
   PresenceTimes times;
   Micros date_joined = 0;
+  ClientRowList clients;  // per-client rows (filled only when asked for)
 };
 
 struct FlushStats {
   std::size_t rows = 0;
+  std::size_t client_rows = 0;
   std::size_t realms = 0;
 };
 
@@ -119,14 +121,18 @@ struct SharedOptions {
 class PresenceService {
  public:
   // Loads the store's state. `store` and `clock` must outlive the service.
-  static Result<std::unique_ptr<PresenceService>> Create(store::Store* store,
-                                                         const Clock* clock);
+  // `max_clients_per_user`: as SetMaxClientsPerUser, applied while loading
+  // (a lowered bound trims the stored client rows).
+  static Result<std::unique_ptr<PresenceService>> Create(
+      store::Store* store, const Clock* clock,
+      std::size_t max_clients_per_user = 8);
   // Scale-out: the service is one node's replica of a store shared with other
   // nodes. It subscribes to the store's feed, then loads; every change is
   // made in the store first and reaches the replica through the feed (a
   // writer waits until its own change has been applied). Store failures are
   // not sticky here: calls fail with Errc::kUnavailable while the store is
-  // unreachable. `store` and `clock` must outlive the service.
+  // unreachable. Per-client rows are not kept in this mode. `store` and
+  // `clock` must outlive the service.
   static Result<std::unique_ptr<PresenceService>> CreateShared(
       store::SharedStore* store, const Clock* clock,
       SharedOptions options = {});
@@ -136,6 +142,9 @@ class PresenceService {
 
   // Set before serving; not changed afterwards.
   void SetListener(PresenceListener* listener) { listener_ = listener; }
+  // Per-client extension: at most `n` (>= 1) client rows per user, the
+  // stalest dropped (default 8). Set before serving; applies to every realm.
+  void SetMaxClientsPerUser(std::size_t n);
 
   const Clock& clock() const { return *clock_; }
   Micros Now() const { return clock_->NowMicros(); }
@@ -161,17 +170,24 @@ class PresenceService {
   // --- Presence ------------------------------------------------------------
 
   // The caller's own report at the current time. Invisible users and bots
-  // change nothing. kStoreFailed once the store has failed.
-  Status Report(const Caller& caller, ReportStatus status, Micros now);
+  // change nothing. kStoreFailed once the store has failed. `client` (the
+  // per-client extension) names the reporting client; empty: none.
+  Status Report(const Caller& caller, ReportStatus status, Micros now,
+                std::string_view client = {});
 
   // Visits the rows of a realm fetch as the caller sees them; returns
   // presence_last_update_id.
   UpdateId Fetch(const Caller& caller, const FetchQuery& query, Micros now,
                  FunctionRef<void(const Member&)> visit) const;
+  // The same with each member's client rows (Realm::FetchWithClients).
+  UpdateId FetchWithClients(
+      const Caller& caller, const FetchQuery& query, Micros now,
+      FunctionRef<void(const Member&, const ClientRowList*)> visit) const;
 
   // One user's row by decimal id or email (spec 2.3).
   std::variant<UserPresence, LookupFailure> LookupUser(
-      const Caller& caller, std::string_view id_or_email) const;
+      const Caller& caller, std::string_view id_or_email,
+      bool with_clients = false) const;
 
   // The caller's own invisible-mode switch (PATCH /settings).
   Status SetPresenceEnabled(RealmId realm, UserId user, bool enabled);
@@ -245,6 +261,7 @@ class PresenceService {
   store::Store* const store_;
   const Clock* const clock_;
   PresenceListener* listener_ = nullptr;
+  std::atomic<std::size_t> max_clients_per_user_{8};
 
   mutable std::shared_mutex dir_mu_;
   std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_;

@@ -20,6 +20,14 @@ char LowerAscii(char c) {
   return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
 }
 
+// Orders client rows stalest first: oldest last report, then oldest write.
+bool StalerClient(const ClientPresence& a, const ClientPresence& b) {
+  if (a.times.last_connected != b.times.last_connected) {
+    return a.times.last_connected < b.times.last_connected;
+  }
+  return a.last_update_id < b.last_update_id;
+}
+
 }  // namespace
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
@@ -144,6 +152,33 @@ void Realm::FinishLoad() {
   for (auto s : slots) {
     last_update_id_ = std::max(last_update_id_, members_[s].last_update_id);
   }
+  // Client rows: apply the bound (it may have been lowered since they were
+  // written; the trimmed set is written back by the next flush), then order
+  // the users by their newest client-row id.
+  std::vector<std::pair<UpdateId, std::uint32_t>> order;
+  for (auto& [slot, entry] : clients_) {
+    entry.prev = entry.next = Member::kNil;
+    entry.linked = false;
+    bool trimmed = false;
+    while (entry.rows.size() > max_clients_) {
+      entry.rows.erase(
+          std::min_element(entry.rows.begin(), entry.rows.end(), StalerClient));
+      trimmed = true;
+    }
+    entry.update_id = 0;
+    for (const auto& row : entry.rows) {
+      entry.update_id = std::max(entry.update_id, row.last_update_id);
+    }
+    if (trimmed && !entry.dirty) {
+      entry.dirty = true;
+      client_dirty_.push_back(slot);
+    }
+    order.emplace_back(entry.update_id, slot);
+    last_update_id_ = std::max(last_update_id_, entry.update_id);
+  }
+  std::sort(order.begin(), order.end());
+  client_head_ = client_tail_ = Member::kNil;
+  for (auto& [id, slot] : order) AppendClientsLocked(slot, clients_.at(slot));
 }
 
 void Realm::LoadAccess(const store::AccessRecord& access) {
@@ -293,9 +328,8 @@ PresenceChange Realm::ChangeOfLocked(const Member& m, Micros now,
   return c;
 }
 
-Result<std::optional<PresenceChange>> Realm::RecordReport(UserId user,
-                                                          Micros now,
-                                                          ReportStatus status) {
+Result<std::optional<PresenceChange>> Realm::RecordReport(
+    UserId user, Micros now, ReportStatus status, std::string_view client) {
   std::unique_lock lock(mu_);
   auto it = slot_by_id_.find(user);
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
@@ -307,12 +341,163 @@ Result<std::optional<PresenceChange>> Realm::RecordReport(UserId user,
   std::optional<PresenceTimes> before;
   if (m.has_row) before = m.times;
   ReportOutcome out = ApplyReport(before, now, status);
-  if (!out.wrote) return std::optional<PresenceChange>();
-  auto id = NextUpdateIdLocked();
-  if (!id) return id.error();
-  TouchLocked(slot, out.after, *id);
-  const bool due = !presence_disabled_ && (out.created || out.became_online);
-  return std::optional<PresenceChange>(ChangeOfLocked(m, now, due, false));
+  if (!out.wrote && client.empty()) return std::optional<PresenceChange>();
+  UpdateId id = 0;
+  if (out.wrote) {
+    auto next = NextUpdateIdLocked();
+    if (!next) return next.error();
+    id = *next;
+    TouchLocked(slot, out.after, id);
+  }
+  ClientReport by_client;
+  if (!client.empty()) {
+    auto c = RecordClientLocked(slot, client, now, status, id);
+    if (!c) return c.error();
+    by_client = *c;
+  }
+  if (!out.wrote && !by_client.wrote) return std::optional<PresenceChange>();
+  const bool due =
+      out.wrote && !presence_disabled_ && (out.created || out.became_online);
+  PresenceChange change = ChangeOfLocked(m, now, due, false);
+  change.row_written = out.wrote;
+  change.client_event_due = !presence_disabled_ && by_client.event_due;
+  return std::optional<PresenceChange>(std::move(change));
+}
+
+Result<Realm::ClientReport> Realm::RecordClientLocked(std::uint32_t slot,
+                                                      std::string_view client,
+                                                      Micros now,
+                                                      ReportStatus status,
+                                                      UpdateId shared_id) {
+  auto [it, inserted] = clients_.try_emplace(slot);
+  ClientRows& entry = it->second;
+  auto by_name = [](const ClientPresence& r, std::string_view name) {
+    return r.client < name;
+  };
+  auto pos =
+      std::lower_bound(entry.rows.begin(), entry.rows.end(), client, by_name);
+  const bool found = pos != entry.rows.end() && pos->client == client;
+  std::optional<PresenceTimes> before;
+  if (found) before = pos->times;
+  ReportOutcome out = ApplyReport(before, now, status);
+  if (!out.wrote) return ClientReport{};  // a new row always writes
+  UpdateId id = shared_id;
+  if (id == 0) {
+    auto next = NextUpdateIdLocked();
+    if (!next) {
+      if (inserted) clients_.erase(it);
+      return next.error();
+    }
+    id = *next;
+  }
+  if (found) {
+    pos->times = out.after;
+    pos->last_update_id = id;
+  } else {
+    // The bound: the stalest client makes room for the new one.
+    while (!entry.rows.empty() && entry.rows.size() >= max_clients_) {
+      entry.rows.erase(
+          std::min_element(entry.rows.begin(), entry.rows.end(), StalerClient));
+    }
+    pos =
+        std::lower_bound(entry.rows.begin(), entry.rows.end(), client, by_name);
+    entry.rows.insert(pos, ClientPresence{std::string(client), out.after, id});
+  }
+  TouchClientsLocked(slot, entry, id);
+  return ClientReport{true, out.created || out.became_online};
+}
+
+void Realm::UnlinkClientsLocked(ClientRows& entry) {
+  if (!entry.linked) return;
+  if (entry.prev != Member::kNil) {
+    clients_.at(entry.prev).next = entry.next;
+  } else {
+    client_head_ = entry.next;
+  }
+  if (entry.next != Member::kNil) {
+    clients_.at(entry.next).prev = entry.prev;
+  } else {
+    client_tail_ = entry.prev;
+  }
+  entry.prev = entry.next = Member::kNil;
+  entry.linked = false;
+}
+
+void Realm::AppendClientsLocked(std::uint32_t slot, ClientRows& entry) {
+  entry.prev = client_tail_;
+  entry.next = Member::kNil;
+  if (client_tail_ != Member::kNil) {
+    clients_.at(client_tail_).next = slot;
+  } else {
+    client_head_ = slot;
+  }
+  client_tail_ = slot;
+  entry.linked = true;
+}
+
+void Realm::TouchClientsLocked(std::uint32_t slot, ClientRows& entry,
+                               UpdateId id) {
+  UnlinkClientsLocked(entry);
+  entry.update_id = id;
+  AppendClientsLocked(slot, entry);
+  if (!entry.dirty) {
+    entry.dirty = true;
+    client_dirty_.push_back(slot);
+  }
+}
+
+Status Realm::ClampClientsLocked(std::uint32_t slot, UpdateId id) {
+  auto it = clients_.find(slot);
+  if (it == clients_.end()) return {};
+  const PresenceTimes& user = members_[slot].times;
+  bool changed = false;
+  for (ClientPresence& row : it->second.rows) {
+    PresenceTimes t{std::min(row.times.last_connected, user.last_connected),
+                    std::min(row.times.last_active, user.last_active)};
+    if (t != row.times) {
+      row.times = t;
+      changed = true;
+    }
+  }
+  if (!changed) return {};
+  if (id == 0) {
+    auto next = NextUpdateIdLocked();
+    if (!next) return next.error();
+    id = *next;
+  }
+  for (ClientPresence& row : it->second.rows) row.last_update_id = id;
+  TouchClientsLocked(slot, it->second, id);
+  return {};
+}
+
+ClientRowList Realm::ClientsOf(UserId user) const {
+  std::shared_lock lock(mu_);
+  auto it = slot_by_id_.find(user);
+  if (it == slot_by_id_.end()) return {};
+  auto c = clients_.find(it->second);
+  if (c == clients_.end()) return {};
+  return c->second.rows;
+}
+
+void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
+  std::unique_lock lock(mu_);
+  auto it = slot_by_id_.find(row.user_id);
+  if (it == slot_by_id_.end() || row.client.empty()) return;
+  ClientRows& entry = clients_[it->second];
+  auto pos =
+      std::lower_bound(entry.rows.begin(), entry.rows.end(), row.client,
+                       [](const ClientPresence& r, const std::string& name) {
+                         return r.client < name;
+                       });
+  if (pos != entry.rows.end() && pos->client == row.client) return;
+  entry.rows.insert(pos, ClientPresence{row.client,
+                                        {row.last_connected, row.last_active},
+                                        row.last_update_id});
+}
+
+void Realm::SetMaxClientsPerUser(std::size_t n) {
+  std::unique_lock lock(mu_);
+  max_clients_ = std::max<std::size_t>(1, n);
 }
 
 Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
@@ -334,13 +519,20 @@ Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
     after = ApplyGoInvisible(before, now);
     if (!after) {
       m.presence_enabled = false;
-      return std::optional<PresenceChange>();  // nothing to back-date
+      // Nothing to back-date on the user row; client rows (up to 55 s
+      // fresher) still must not say more than it does.
+      if (auto st = ClampClientsLocked(slot, 0); !st) return st.error();
+      return std::optional<PresenceChange>();
     }
   }
   if (after) {
     auto id = NextUpdateIdLocked();
     if (!id) return id.error();
     TouchLocked(slot, *after, *id);
+    // Invisible: back-date the client rows with the user row (same write).
+    if (!enabled) {
+      if (auto st = ClampClientsLocked(slot, *id); !st) return st.error();
+    }
   }
   m.presence_enabled = enabled;
   if (!m.has_row) return std::optional<PresenceChange>();
@@ -370,14 +562,10 @@ bool Realm::CanSee(UserId viewer, UserId target) const {
   return CanSeeLocked(members_[it->second], target);
 }
 
-UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
-                      FunctionRef<void(const Member&)> visit) const {
+template <class Visit>
+UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
+                            Micros now, Visit&& visit) const {
   const UpdateId none = query.last_update_id.value_or(-1);
-  std::shared_lock lock(mu_);
-  if (presence_disabled_) return -1;
-  auto viewer_slot = slot_by_id_.find(viewer_id);
-  if (viewer_slot == slot_by_id_.end()) return none;
-  const Member& viewer = members_[viewer_slot->second];
   const std::int64_t days =
       query.history_limit_days.value_or(kDefaultHistoryLimitDays);
   if (days == 0) return none;
@@ -389,7 +577,8 @@ UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
 
   UpdateId max_id = -1;
   bool any = false;
-  auto consider = [&](const Member& m) {
+  auto consider = [&](std::uint32_t slot) {
+    const Member& m = members_[slot];
     if (!m.has_row || !m.listed()) return;
     if (!incremental && !(m.times.last_connected != kNoTime &&
                           m.times.last_connected >= cutoff)) {
@@ -397,36 +586,85 @@ UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
     }
     if (!CanSeeLocked(viewer, m.id)) return;
     any = true;
-    max_id = std::max(max_id, m.last_update_id);
-    visit(m);
+    const ClientRows* rows = nullptr;
+    if (query.per_client) {
+      if (auto it = clients_.find(slot); it != clients_.end()) {
+        rows = &it->second;
+      }
+    }
+    UpdateId id = m.last_update_id;
+    if (rows != nullptr) id = std::max(id, rows->update_id);
+    max_id = std::max(max_id, id);
+    visit(m, rows != nullptr ? &rows->rows : nullptr);
   };
 
-  if (query.last_update_id) {
+  if (query.last_update_id && query.per_client) {
+    // Users whose row or client rows changed after the cursor: the tail runs
+    // of both update-order lists, each user once.
+    const UpdateId cursor = *query.last_update_id;
+    std::vector<std::uint32_t> slots;
+    for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
+      if (members_[s].last_update_id <= cursor) break;
+      slots.push_back(s);
+    }
+    for (auto s = client_tail_; s != Member::kNil;) {
+      const ClientRows& entry = clients_.at(s);
+      if (entry.update_id <= cursor) break;
+      slots.push_back(s);
+      s = entry.prev;
+    }
+    std::sort(slots.begin(), slots.end());
+    slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+    for (auto s : slots) consider(s);
+  } else if (query.last_update_id) {
     // Rows are in update order: the ones newer than the cursor are the tail.
     const UpdateId cursor = *query.last_update_id;
     for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
-      const Member& m = members_[s];
-      if (m.last_update_id <= cursor) break;
-      consider(m);
+      if (members_[s].last_update_id <= cursor) break;
+      consider(s);
     }
   } else if (viewer.limited()) {
     // Only the access list and the viewer: never walk the whole realm.
     auto self = slot_by_id_.find(viewer.id);
-    if (self != slot_by_id_.end()) consider(members_[self->second]);
+    if (self != slot_by_id_.end()) consider(self->second);
     if (auto it = access_.find(viewer.id); it != access_.end()) {
       for (UserId u : it->second) {
         if (u == viewer.id) continue;
         if (auto s = slot_by_id_.find(u); s != slot_by_id_.end()) {
-          consider(members_[s->second]);
+          consider(s->second);
         }
       }
     }
   } else {
     for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
-      consider(members_[s]);
+      consider(s);
     }
   }
   return any ? max_id : none;
+}
+
+UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
+                      FunctionRef<void(const Member&)> visit) const {
+  std::shared_lock lock(mu_);
+  if (presence_disabled_) return -1;
+  auto viewer_slot = slot_by_id_.find(viewer_id);
+  if (viewer_slot == slot_by_id_.end()) {
+    return query.last_update_id.value_or(-1);
+  }
+  return FetchLocked(members_[viewer_slot->second], query, now,
+                     [&](const Member& m, const ClientRowList*) { visit(m); });
+}
+
+UpdateId Realm::FetchWithClients(
+    UserId viewer_id, const FetchQuery& query, Micros now,
+    FunctionRef<void(const Member&, const ClientRowList*)> visit) const {
+  std::shared_lock lock(mu_);
+  if (presence_disabled_) return -1;
+  auto viewer_slot = slot_by_id_.find(viewer_id);
+  if (viewer_slot == slot_by_id_.end()) {
+    return query.last_update_id.value_or(-1);
+  }
+  return FetchLocked(members_[viewer_slot->second], query, now, visit);
 }
 
 void Realm::WithMember(UserId id, FunctionRef<void(const Member*)> fn) const {
@@ -452,11 +690,12 @@ void Realm::ForEachVisibleMember(UserId viewer_id,
 }
 
 bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
+                         std::vector<store::ClientPresenceRecord>& clients,
                          store::SequenceRecord& sequence) {
   if (replica()) return false;  // the shared store already has everything
   std::unique_lock lock(mu_);
   const bool low = last_update_id_ + kReserveAhead / 2 > reserved_update_id_;
-  if (dirty_.empty() && !low) return false;
+  if (dirty_.empty() && client_dirty_.empty() && !low) return false;
   for (auto slot : dirty_) {
     Member& m = members_[slot];
     m.dirty = false;
@@ -464,6 +703,18 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
                     m.last_update_id});
   }
   dirty_.clear();
+  // Every row of a dirty user: the store replaces a user's set as a whole.
+  for (auto slot : client_dirty_) {
+    auto it = clients_.find(slot);
+    if (it == clients_.end()) continue;
+    it->second.dirty = false;
+    for (const ClientPresence& row : it->second.rows) {
+      clients.push_back({id_, members_[slot].id, row.client,
+                         row.times.last_connected, row.times.last_active,
+                         row.last_update_id});
+    }
+  }
+  client_dirty_.clear();
   sequence.realm_id = id_;
   sequence.last_update_id = last_update_id_;
   sequence.reserved_update_id =
@@ -477,7 +728,9 @@ void Realm::OnFlushed(const store::SequenceRecord& sequence) {
       std::max(reserved_update_id_, sequence.reserved_update_id);
 }
 
-void Realm::OnFlushFailed(const std::vector<store::PresenceRecord>& rows) {
+void Realm::OnFlushFailed(
+    const std::vector<store::PresenceRecord>& rows,
+    const std::vector<store::ClientPresenceRecord>& clients) {
   std::unique_lock lock(mu_);
   for (const auto& r : rows) {
     if (r.realm_id != id_) continue;
@@ -488,6 +741,15 @@ void Realm::OnFlushFailed(const std::vector<store::PresenceRecord>& rows) {
       m.dirty = true;
       dirty_.push_back(it->second);
     }
+  }
+  for (const auto& r : clients) {
+    if (r.realm_id != id_) continue;
+    auto it = slot_by_id_.find(r.user_id);
+    if (it == slot_by_id_.end()) continue;
+    auto c = clients_.find(it->second);
+    if (c == clients_.end() || c->second.dirty) continue;
+    c->second.dirty = true;
+    client_dirty_.push_back(it->second);
   }
 }
 

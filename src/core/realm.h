@@ -12,6 +12,20 @@
 // store made durable beforehand; the flusher reserves ahead, and a writer
 // that runs out reserves synchronously (rare).
 //
+// Per-client rows (extension, issue #8). Beside the user's row, the realm
+// keeps one row per (user, client name), in a side table that exists only
+// for users who have reported with a client name, so Member does not grow.
+// Every report with a client name applies Zulip's rules (55 s, 130 s) to the
+// client's own row, independently of the user row, which stays exactly as
+// Zulip's. A client-row write takes an update id: the user row's id when
+// the same report wrote it, else the realm's next id (so incremental and
+// event consumers that asked for per-client data see device changes; the
+// user row's id is not touched, so nobody else sees a difference but gaps
+// in the sequence, which Zulip's ids already have). Users with client rows
+// are linked into a second update-order list by their newest client-row
+// id. At most max_clients_per_user rows per user: a new client pushes out
+// the stalest (oldest last_connected, then oldest update id).
+//
 // Thread safety: every method locks `mu_` itself: shared for reads, exclusive
 // for writes. Visitors run under the shared lock and must not call back into
 // the realm. Id, subdomain-free fields are immutable after construction.
@@ -71,10 +85,26 @@ struct Member {
   bool listed() const { return is_active && !is_bot; }
 };
 
+// One client's presence row of a user (per-client extension).
+struct ClientPresence {
+  std::string client;  // e.g. "website", "ZulipMobile"
+  PresenceTimes times;
+  UpdateId last_update_id = 0;  // realm sequence value of its last write
+  friend bool operator==(const ClientPresence&,
+                         const ClientPresence&) = default;
+};
+
+// A user's client rows, ordered by client name (byte order).
+using ClientRowList = std::vector<ClientPresence>;
+
 // What a presence fetch should return (spec 3.4).
 struct FetchQuery {
   std::optional<UpdateId> last_update_id;  // cursor, if the client sent one
   std::optional<std::int64_t> history_limit_days;  // default 14
+  // Per-client extension: also count client-row writes as changes (a user
+  // whose client rows changed after the cursor is returned even if the
+  // user row did not), and hand the visitor the client rows.
+  bool per_client = false;
 };
 
 // A change that should be told to watchers (spec 3.3).
@@ -88,6 +118,13 @@ struct PresenceChange {
   Micros written_at = 0;   // the presence time of the write
   bool event_due = false;  // Zulip would send a presence event (spec 3.3)
   bool forced = false;     // ... even past the user limit / disabled realm
+  // False when only client rows were written (per-client extension): the
+  // user row, `times` and `update_id` are as before the report.
+  bool row_written = true;
+  // A client row was created or came online (the 130 s rule applied to the
+  // client row) with the realm's presence enabled: queues that asked for
+  // per-client data should hear of it even when event_due is false.
+  bool client_event_due = false;
 };
 
 class Realm {
@@ -144,8 +181,11 @@ class Realm {
   // event_due says whether Zulip would send an event (created, or came
   // online, and the realm's presence is enabled).
   // Fails only if an update id could not be reserved (store failure).
-  Result<std::optional<PresenceChange>> RecordReport(UserId user, Micros now,
-                                                     ReportStatus status);
+  // `client` (per-client extension): the reporting client's name; empty
+  // records no client row (the user row alone, exactly as before).
+  Result<std::optional<PresenceChange>> RecordReport(
+      UserId user, Micros now, ReportStatus status,
+      std::string_view client = {});
 
   // presence_enabled toggled to `enabled` (spec 3.7): stores the setting and
   // applies the back-dating or the visible-again report. Returns the forced
@@ -159,6 +199,20 @@ class Realm {
   // An unknown viewer sees nothing.
   UpdateId Fetch(UserId viewer, const FetchQuery& query, Micros now,
                  FunctionRef<void(const Member&)> visit) const;
+  // The same with each member's client rows (nullptr: none). With
+  // query.per_client, a cursor also selects users whose client rows changed
+  // after it, and the returned id covers client-row ids too.
+  UpdateId FetchWithClients(
+      UserId viewer, const FetchQuery& query, Micros now,
+      FunctionRef<void(const Member&, const ClientRowList*)> visit) const;
+
+  // A copy of the user's client rows (empty if none).
+  ClientRowList ClientsOf(UserId user) const;
+  // Attaches a loaded client row (LoadPresence's twin); unknown users are
+  // ignored. FinishLoad orders them and applies the bound.
+  void LoadClientPresence(const store::ClientPresenceRecord& row);
+  // The per-user bound (>= 1). Lowering it trims at the next write.
+  void SetMaxClientsPerUser(std::size_t n);
 
   // Runs `fn` with the member (or nullptr) under the shared lock.
   void WithMember(UserId id, FunctionRef<void(const Member*)> fn) const;
@@ -182,12 +236,14 @@ class Realm {
   // persist (with a reservation raised ahead when it runs low). Returns false
   // if there is nothing to write.
   bool CollectDirty(std::vector<store::PresenceRecord>& rows,
+                    std::vector<store::ClientPresenceRecord>& clients,
                     store::SequenceRecord& sequence);
   // The batch holding `sequence` was committed.
   void OnFlushed(const store::SequenceRecord& sequence);
   // The batch failed: mark its rows dirty again so a later flush (after the
   // operator fixed the disk and restarted) is not silently skipped.
-  void OnFlushFailed(const std::vector<store::PresenceRecord>& rows);
+  void OnFlushFailed(const std::vector<store::PresenceRecord>& rows,
+                     const std::vector<store::ClientPresenceRecord>& clients);
 
   // How many ids the flusher reserves ahead of use.
   static constexpr UpdateId kReserveAhead = 10'000;
@@ -235,6 +291,35 @@ class Realm {
   PresenceChange ChangeOfLocked(const Member& m, Micros now, bool event_due,
                                 bool forced) const;
 
+  // A user's client rows and their place in the client update-order list.
+  struct ClientRows {
+    ClientRowList rows;      // sorted by client name
+    UpdateId update_id = 0;  // newest last_update_id among rows
+    std::uint32_t prev = Member::kNil;
+    std::uint32_t next = Member::kNil;
+    bool linked = false;
+    bool dirty = false;
+  };
+  struct ClientReport {
+    bool wrote = false;
+    bool event_due = false;  // created or came online
+  };
+  // Applies a report to the client row of `slot`. `shared_id` is the id the
+  // user row just took (0: none; a client write then takes its own).
+  Result<ClientReport> RecordClientLocked(std::uint32_t slot,
+                                          std::string_view client, Micros now,
+                                          ReportStatus status,
+                                          UpdateId shared_id);
+  // Moves the entry to the tail of the client list with `id`; marks dirty.
+  void TouchClientsLocked(std::uint32_t slot, ClientRows& entry, UpdateId id);
+  void UnlinkClientsLocked(ClientRows& entry);
+  void AppendClientsLocked(std::uint32_t slot, ClientRows& entry);
+  // Invisible mode: no client row may look fresher than the user row.
+  Status ClampClientsLocked(std::uint32_t slot, UpdateId id);
+  template <class Visit>
+  UpdateId FetchLocked(const Member& viewer, const FetchQuery& query,
+                       Micros now, Visit&& visit) const;
+
   const RealmId id_;
   store::Store* const store_;
 
@@ -276,6 +361,12 @@ class Realm {
   std::uint32_t head_ = Member::kNil;  // oldest update
   std::uint32_t tail_ = Member::kNil;  // newest update
   std::vector<std::uint32_t> dirty_;
+  // Per-client side table, by slot: only users with client rows have one.
+  std::unordered_map<std::uint32_t, ClientRows> clients_;
+  std::uint32_t client_head_ = Member::kNil;  // oldest client-row write
+  std::uint32_t client_tail_ = Member::kNil;  // newest
+  std::vector<std::uint32_t> client_dirty_;
+  std::size_t max_clients_ = 8;
 };
 
 }  // namespace presence

@@ -75,9 +75,10 @@ Status FaultyStore::ReserveUpdateIds(RealmId realm,
 }
 
 Status FaultyStore::WritePresence(std::span<const PresenceRecord> rows,
+                                  std::span<const ClientPresenceRecord> clients,
                                   std::span<const SequenceRecord> sequences) {
   if (ShouldFailWrite()) return Errc::kStoreFailed;
-  return inner_->WritePresence(rows, sequences);
+  return inner_->WritePresence(rows, clients, sequences);
 }
 
 }  // namespace presence::store

@@ -82,8 +82,9 @@ class MemorySharedStore::Connection final : public SharedStore {
     return s_->ReserveUpdateIds(realm, id);
   }
   Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const ClientPresenceRecord> clients,
                        std::span<const SequenceRecord> seqs) override {
-    return s_->WritePresence(rows, seqs);
+    return s_->WritePresence(rows, clients, seqs);
   }
   Status Subscribe(FeedSink* sink) override {
     return s_->Subscribe(sink, this);
@@ -253,10 +254,11 @@ Status MemorySharedStore::ReserveUpdateIds(RealmId realm, UpdateId reserved) {
 
 Status MemorySharedStore::WritePresence(
     std::span<const PresenceRecord> rows,
+    std::span<const ClientPresenceRecord> clients,
     std::span<const SequenceRecord> sequences) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st;
-  if (auto st = base_.WritePresence(rows, sequences); !st) return st;
+  if (auto st = base_.WritePresence(rows, clients, sequences); !st) return st;
   for (const auto& row : rows) rows_[row.user_id] = row;
   for (const auto& s : sequences) {
     RealmRecord& rec = realms_.at(s.realm_id);

@@ -54,6 +54,7 @@ class MemorySharedStore final : public SharedStore {
   Status SetAccess(const AccessRecord& access) override;
   Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
   Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const ClientPresenceRecord> clients,
                        std::span<const SequenceRecord> sequences) override;
 
   // --- SharedStore ---------------------------------------------------------

@@ -23,6 +23,9 @@ Result<Snapshot> MemoryStore::Load() {
         .visible =
             std::vector<UserId>(list.visible.begin(), list.visible.end())});
   }
+  for (const auto& [user, rows] : clients_) {
+    for (const auto& [name, row] : rows) snap.client_presence.push_back(row);
+  }
   return snap;
 }
 
@@ -115,6 +118,7 @@ Status MemoryStore::ReserveUpdateIds(RealmId realm,
 }
 
 Status MemoryStore::WritePresence(std::span<const PresenceRecord> rows,
+                                  std::span<const ClientPresenceRecord> clients,
                                   std::span<const SequenceRecord> sequences) {
   std::lock_guard<std::mutex> lock(mu_);
   // Validate everything first: the batch is applied whole or not at all, as
@@ -124,10 +128,20 @@ Status MemoryStore::WritePresence(std::span<const PresenceRecord> rows,
       return Errc::kNotFound;
     }
   }
+  for (const ClientPresenceRecord& row : clients) {
+    if (!users_.contains(row.user_id) || !realms_.contains(row.realm_id)) {
+      return Errc::kNotFound;
+    }
+  }
   for (const SequenceRecord& seq : sequences) {
     if (!realms_.contains(seq.realm_id)) return Errc::kNotFound;
   }
   for (const PresenceRecord& row : rows) presence_[row.user_id] = row;
+  // Replace per user: clear each named user's rows once, then insert.
+  for (const ClientPresenceRecord& row : clients) clients_.erase(row.user_id);
+  for (const ClientPresenceRecord& row : clients) {
+    clients_[row.user_id][row.client] = row;
+  }
   for (const SequenceRecord& seq : sequences) {
     RealmRecord& realm = realms_.at(seq.realm_id);
     realm.last_update_id = seq.last_update_id;

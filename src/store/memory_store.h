@@ -19,7 +19,10 @@
 //     a viewer without a list;
 //   - WritePresence upserts by user_id (the last row for a user wins), sets a
 //     realm's last_update_id and raises (never lowers) its reserved_update_id;
-//   - Load returns every vector ordered by id (access: by viewer).
+//   - WritePresence replaces, for every user with records in `clients`, that
+//     user's client rows with exactly those records (store.h);
+//   - Load returns every vector ordered by id (access: by viewer; client
+//     rows: by user id, then client name).
 //
 // Thread safety: every method takes mu_; safe to call from any thread.
 #ifndef PRESENCE_STORE_MEMORY_STORE_H_
@@ -49,6 +52,7 @@ class MemoryStore final : public Store {
   Status SetAccess(const AccessRecord& access) override;
   Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
   Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const ClientPresenceRecord> clients,
                        std::span<const SequenceRecord> sequences) override;
 
  private:
@@ -69,6 +73,8 @@ class MemoryStore final : public Store {
   std::map<UserId, UserRecord> users_;         // guarded by mu_
   std::map<UserId, PresenceRecord> presence_;  // guarded by mu_
   std::map<UserId, AccessList> access_;        // by viewer; guarded by mu_
+  // Client rows by user, then client name; guarded by mu_.
+  std::map<UserId, std::map<std::string, ClientPresenceRecord>> clients_;
 };
 
 }  // namespace presence::store

@@ -8,6 +8,8 @@
 #include <charconv>
 #include <map>
 #include <set>
+#include <span>
+#include <tuple>
 #include <utility>
 
 #include "core/constants.h"
@@ -30,8 +32,8 @@ const std::string kNodesKey = kGlobal + "nodes";
 // The keys of one realm, in the order every realm script expects them.
 std::vector<std::string> RealmKeys(RealmId realm) {
   const std::string p = "presenced:{r" + std::to_string(realm) + "}:";
-  return {p + "meta", p + "users",  p + "emails",
-          p + "rows", p + "rowseq", p + "access"};
+  return {p + "meta",   p + "users",  p + "emails", p + "rows",
+          p + "rowseq", p + "access", p + "clients"};
 }
 
 // --- Encoding ---------------------------------------------------------------
@@ -172,6 +174,44 @@ std::optional<PresenceRecord> DecodeRowValue(UserId user, RealmId realm,
 }
 
 // "id,id,..." -> ids; "" -> empty.
+// One user's client rows: per client, netstrings of its name, connected and
+// active times ("" for none) and update id.
+std::string EncodeClientRows(
+    std::span<const ClientPresenceRecord* const> rows) {
+  std::string out;
+  for (const ClientPresenceRecord* c : rows) {
+    PutNs(&out, c->client);
+    PutNs(&out, TimeText(c->last_connected));
+    PutNs(&out, TimeText(c->last_active));
+    PutNs(&out, std::to_string(c->last_update_id));
+  }
+  return out;
+}
+
+std::optional<std::vector<ClientPresenceRecord>> DecodeClientRows(
+    RealmId realm, UserId user, std::string_view s) {
+  std::vector<ClientPresenceRecord> out;
+  NsReader r(s);
+  while (!r.done()) {
+    auto name = r.Next();
+    auto lc = r.Next();
+    auto la = r.Next();
+    auto id = r.Next();
+    if (!name || !lc || !la || !id) return std::nullopt;
+    auto lc_v = ParseTime(*lc);
+    auto la_v = ParseTime(*la);
+    auto id_v = ParseInt(*id);
+    if (!lc_v || !la_v || !id_v) return std::nullopt;
+    out.push_back({.realm_id = realm,
+                   .user_id = user,
+                   .client = std::string(*name),
+                   .last_connected = *lc_v,
+                   .last_active = *la_v,
+                   .last_update_id = *id_v});
+  }
+  return out;
+}
+
 std::optional<std::vector<UserId>> DecodeIdList(std::string_view s) {
   std::vector<UserId> out;
   while (!s.empty()) {
@@ -533,13 +573,18 @@ if tonumber(ARGV[1]) > tonumber(cur) then
 end
 return 1
 )lua"},
-    {"write_presence",  // ARGV has_seq last reserved {uid value seq}...
+    {"write_presence",  // ARGV has_seq last reserved nrows
+                        // {uid value seq}*nrows {uid clients}...
      R"lua(
 local cur = redis.call('HGET', KEYS[1], 'reserved')
 if not cur then return -1 end
-for i = 4, #ARGV, 3 do
+local last_row = 4 + 3 * tonumber(ARGV[4])
+for i = 5, last_row, 3 do
   redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
   redis.call('ZADD', KEYS[5], ARGV[i + 2], ARGV[i])
+end
+for i = last_row + 1, #ARGV, 2 do
+  redis.call('HSET', KEYS[7], ARGV[i], ARGV[i + 1])
 end
 if ARGV[1] == '1' then
   redis.call('HSET', KEYS[1], 'seq', ARGV[2])
@@ -1162,8 +1207,9 @@ Status RedisStore::ReserveUpdateIds(RealmId realm,
 }
 
 Status RedisStore::WritePresence(std::span<const PresenceRecord> rows,
+                                 std::span<const ClientPresenceRecord> clients,
                                  std::span<const SequenceRecord> sequences) {
-  if (rows.empty() && sequences.empty()) return {};
+  if (rows.empty() && clients.empty() && sequences.empty()) return {};
   // Validate everything first (all or nothing, as far as one realm at a
   // time allows): every user and every realm must exist.
   std::set<RealmId> realms;
@@ -1171,6 +1217,10 @@ Status RedisStore::WritePresence(std::span<const PresenceRecord> rows,
   for (const PresenceRecord& row : rows) {
     users.push_back(std::to_string(row.user_id));
     realms.insert(row.realm_id);
+  }
+  for (const ClientPresenceRecord& c : clients) {
+    users.push_back(std::to_string(c.user_id));
+    realms.insert(c.realm_id);
   }
   for (const SequenceRecord& seq : sequences) realms.insert(seq.realm_id);
   if (users.size() > 2) {
@@ -1197,11 +1247,24 @@ Status RedisStore::WritePresence(std::span<const PresenceRecord> rows,
       args[2] = std::to_string(
           std::max(seq.reserved_update_id, ParseInt(args[2]).value_or(0)));
     }
+    args.push_back("0");  // the number of rows, set below
+    std::size_t n = 0;
     for (const PresenceRecord& row : rows) {
       if (row.realm_id != realm) continue;
       args.push_back(std::to_string(row.user_id));
       args.push_back(EncodeRowValue(row));
       args.push_back(std::to_string(row.last_update_id));
+      ++n;
+    }
+    args[3] = std::to_string(n);
+    // Client rows replace per user: each user's records of this batch.
+    std::map<UserId, std::vector<const ClientPresenceRecord*>> by_user;
+    for (const ClientPresenceRecord& c : clients) {
+      if (c.realm_id == realm) by_user[c.user_id].push_back(&c);
+    }
+    for (const auto& [user, list] : by_user) {
+      args.push_back(std::to_string(user));
+      args.push_back(EncodeClientRows(list));
     }
     auto r = Eval(scripts_[kWritePresence], RealmKeys(realm), args);
     if (!r) return r.error();
@@ -1292,7 +1355,24 @@ Result<Snapshot> RedisStore::Load() {
     for (auto& u : state->users) snap.users.push_back(std::move(u));
     for (auto& r : state->rows) snap.presence.push_back(r);
     for (auto& a : state->access) snap.access.push_back(std::move(a));
+    const std::string clients_key = RealmKeys(id)[6];
+    const std::string hgetall[] = {"HGETALL", clients_key};
+    auto clients = Call(hgetall, clients_key);
+    if (!clients) return clients.error();
+    for (std::size_t i = 0; i + 1 < clients->elements.size(); i += 2) {
+      auto user = ParseInt(clients->elements[i].str);
+      auto rows =
+          user ? DecodeClientRows(id, *user, clients->elements[i + 1].str)
+               : std::nullopt;
+      if (!rows) return Fail(Errc::kCorrupt, "malformed client rows");
+      for (auto& c : *rows) snap.client_presence.push_back(std::move(c));
+    }
   }
+  std::sort(snap.client_presence.begin(), snap.client_presence.end(),
+            [](const ClientPresenceRecord& a, const ClientPresenceRecord& b) {
+              return std::tie(a.user_id, a.client) <
+                     std::tie(b.user_id, b.client);
+            });
   std::sort(
       snap.users.begin(), snap.users.end(),
       [](const UserRecord& a, const UserRecord& b) { return a.id < b.id; });

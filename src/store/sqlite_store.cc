@@ -57,6 +57,19 @@ CREATE TABLE presence (
   last_update_id INTEGER NOT NULL
 );
 )sql",
+    // 1 -> 2: per-client presence rows (issue #8). Existing data is kept;
+    // users simply have no client rows until their next report.
+    R"sql(
+CREATE TABLE client_presence (
+  user_id INTEGER NOT NULL REFERENCES users (id),
+  client TEXT NOT NULL,
+  realm_id INTEGER NOT NULL REFERENCES realms (id),
+  last_connected INTEGER,
+  last_active INTEGER,
+  last_update_id INTEGER NOT NULL,
+  PRIMARY KEY (user_id, client)
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
               "kSchemaVersion must equal the number of migrations");
@@ -75,6 +88,14 @@ constexpr std::string_view kSelectUsers =
 constexpr std::string_view kSelectPresence =
     "SELECT user_id, realm_id, last_connected, last_active, last_update_id "
     "FROM presence ORDER BY user_id";
+constexpr std::string_view kSelectClients =
+    "SELECT realm_id, user_id, client, last_connected, last_active, "
+    "last_update_id FROM client_presence ORDER BY user_id, client";
+constexpr std::string_view kDeleteClients =
+    "DELETE FROM client_presence WHERE user_id = ?";
+constexpr std::string_view kInsertClient =
+    "INSERT INTO client_presence (user_id, client, realm_id, last_connected, "
+    "last_active, last_update_id) VALUES (?, ?, ?, ?, ?, ?)";
 constexpr std::string_view kSelectAccess =
     "SELECT realm_id, viewer, visible FROM access ORDER BY viewer, visible";
 constexpr std::string_view kInsertRealm =
@@ -489,6 +510,23 @@ Result<Snapshot> SqliteStore::Load() {
     if (rc != SQLITE_DONE) return Error(rc, "Load access");
   }
 
+  s = Prepare(kSelectClients);
+  if (s == nullptr) return Errc::kStoreFailed;
+  {
+    StmtReset reset(s);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+      snap.client_presence.push_back(ClientPresenceRecord{
+          .realm_id = ColumnInt(s, 0),
+          .user_id = ColumnInt(s, 1),
+          .client = ColumnText(s, 2),
+          .last_connected = ColumnTime(s, 3),
+          .last_active = ColumnTime(s, 4),
+          .last_update_id = ColumnInt(s, 5),
+      });
+    }
+    if (rc != SQLITE_DONE) return Error(rc, "Load client_presence");
+  }
+
   if (Status st = txn.Commit(); !st) return st.error();
   return snap;
 }
@@ -608,6 +646,7 @@ Status SqliteStore::ReserveUpdateIds(RealmId realm,
 }
 
 Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
+                                  std::span<const ClientPresenceRecord> clients,
                                   std::span<const SequenceRecord> sequences) {
   std::lock_guard<std::mutex> lock(mu_);
   Transaction txn(this, "WritePresence");
@@ -620,6 +659,29 @@ Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
     int rc =
         Bind(s, row.user_id, row.realm_id, NullableTime{row.last_connected},
              NullableTime{row.last_active}, row.last_update_id);
+    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+  }
+
+  // Client rows replace per user: delete each named user's rows, then
+  // insert the batch's (foreign keys check users and realms).
+  s = Prepare(kDeleteClients);
+  if (s == nullptr) return Errc::kStoreFailed;
+  for (const ClientPresenceRecord& row : clients) {
+    StmtReset reset(s);
+    int rc = Bind(s, row.user_id);
+    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+  }
+  s = Prepare(kInsertClient);
+  if (s == nullptr) return Errc::kStoreFailed;
+  for (const ClientPresenceRecord& row : clients) {
+    StmtReset reset(s);
+    int rc = Bind(s, row.user_id, row.client, row.realm_id,
+                  NullableTime{row.last_connected},
+                  NullableTime{row.last_active}, row.last_update_id);
     if (rc != SQLITE_OK) return Error(rc, "WritePresence");
     rc = sqlite3_step(s);
     if (rc != SQLITE_DONE) return Error(rc, "WritePresence");

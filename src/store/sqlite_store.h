@@ -16,6 +16,9 @@
 //   access   (realm_id, viewer, visible), primary key (viewer, visible)
 //   presence (user_id PRIMARY KEY, realm_id, last_connected, last_active,
 //             last_update_id); times in microseconds, kNoTime stored as NULL.
+//   client_presence (user_id, client) PRIMARY KEY, realm_id, last_connected,
+//             last_active, last_update_id: per-client rows (schema 2; a
+//             version-1 file gains the empty table when opened).
 // AUTOINCREMENT means ids are never reused, even after a row is deleted.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
@@ -48,7 +51,7 @@ namespace presence::store {
 class SqliteStore final : public Store {
  public:
   // The schema version this code writes and the newest it can read.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
   // How long a statement waits for a lock held by another connection.
   static constexpr int kBusyTimeoutMs = 5000;
   // The database file name inside the directory given to Open.
@@ -77,6 +80,7 @@ class SqliteStore final : public Store {
   Status SetAccess(const AccessRecord& access) override;
   Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
   Status WritePresence(std::span<const PresenceRecord> rows,
+                       std::span<const ClientPresenceRecord> clients,
                        std::span<const SequenceRecord> sequences) override;
 
   // The reason of the last kStoreFailed/kCorrupt returned by this store,

@@ -75,6 +75,24 @@ struct PresenceRecord {
                          const PresenceRecord&) = default;
 };
 
+// Per-client presence (extension, issue #8): one row per (user, client
+// name), beside the user's PresenceRecord, which stays the authority for
+// every Zulip answer. The client name is derived from the request's
+// User-Agent (api/client_name.h); a user has at most a few (the core bounds
+// them, --max-clients-per-user). Times follow PresenceRecord's conventions.
+// last_update_id is the realm sequence value of the row's last write (the
+// same id as the user row's when one report wrote both).
+struct ClientPresenceRecord {
+  RealmId realm_id = 0;
+  UserId user_id = 0;
+  std::string client;               // e.g. "website", "ZulipMobile"
+  Micros last_connected = kNoTime;  // kNoTime is stored as NULL
+  Micros last_active = kNoTime;
+  UpdateId last_update_id = 0;
+  friend bool operator==(const ClientPresenceRecord&,
+                         const ClientPresenceRecord&) = default;
+};
+
 // A guest's explicit access list: which users `viewer` may see.
 struct AccessRecord {
   RealmId realm_id = 0;
@@ -98,6 +116,8 @@ struct Snapshot {
   std::vector<UserRecord> users;
   std::vector<PresenceRecord> presence;
   std::vector<AccessRecord> access;
+  // Ordered by (user_id, client) (byte order of the name).
+  std::vector<ClientPresenceRecord> client_presence;
 };
 
 class Store {
@@ -130,9 +150,19 @@ class Store {
   virtual Status ReserveUpdateIds(RealmId realm,
                                   UpdateId reserved_update_id) = 0;
 
-  // Commits a batch of presence rows (upserts, last write per user wins) and
-  // sequence states in one transaction.
+  // Commits a batch of presence rows (upserts, last write per user wins),
+  // per-client rows and sequence states in one transaction: all of it or
+  // nothing.
+  //
+  // `clients` replaces per user: for every user that has at least one record
+  // in `clients`, the user's stored client rows become exactly that user's
+  // records of this batch (rows of other clients of that user are deleted:
+  // that is how the core's per-user bound drops the stalest client). Users
+  // without a record in `clients` keep their client rows. Within a batch a
+  // (user, client) pair appears at most once. Every record's user and realm
+  // must exist (kNotFound otherwise, and nothing is written).
   virtual Status WritePresence(std::span<const PresenceRecord> rows,
+                               std::span<const ClientPresenceRecord> clients,
                                std::span<const SequenceRecord> sequences) = 0;
 };
 

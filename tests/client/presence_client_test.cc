@@ -184,6 +184,7 @@ TEST_F(PresenceClientTest, RegistersSlimWithSimplifiedPresenceEvents) {
   EXPECT_EQ(form["slim_presence"], "true");
   auto caps = boost::json::parse(form["client_capabilities"]).as_object();
   EXPECT_EQ(caps["simplified_presence_events"], true);
+  EXPECT_EQ(caps["presence_per_client"], true);  // presenced's extension
   auto types = boost::json::parse(form["event_types"]).as_array();
   EXPECT_NE(
       std::find(types.begin(), types.end(), boost::json::value("presence")),

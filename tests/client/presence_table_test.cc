@@ -284,5 +284,80 @@ TEST_F(PresenceTableTest, DateJoinedFromDirectoryFeedsOfflineLastActive) {
   EXPECT_EQ(table_.Get(1)->last_active, kBase - 86400);
 }
 
+// Per-client extension (issue #8).
+
+TEST_F(PresenceTableTest, PerClientDataNamesTheDevice) {
+  auto answer = boost::json::parse(R"({
+    "7": {"active_timestamp": 1700000000, "idle_timestamp": 1700000100,
+          "clients": {"ZulipMobile": {"active_timestamp": 1700000000,
+                                      "idle_timestamp": 1700000000},
+                      "website": {"active_timestamp": 1699990000,
+                                  "idle_timestamp": 1700000100}}},
+    "8": {"active_timestamp": 1699999990, "idle_timestamp": 1700000100,
+          "clients": {"website": {"active_timestamp": 1699999000,
+                                  "idle_timestamp": 1700000100},
+                      "ZulipMobile": {"active_timestamp": 1699999990,
+                                      "idle_timestamp": 1699999990}}},
+    "9": {"active_timestamp": 1700000000, "idle_timestamp": 1700000000}})");
+  ASSERT_TRUE(table_.SetInfoFromJson(answer, kBase + 150, 5));
+  // Active: the freshest active client is the phone.
+  EXPECT_EQ(table_.Get(7)->status, PresenceStatus::kActive);
+  EXPECT_EQ(table_.Get(7)->device, Device::kMobile);
+  // Still active (160 s < 200 s): the phone's active report is freshest.
+  EXPECT_EQ(table_.Get(8)->status, PresenceStatus::kActive);
+  EXPECT_EQ(table_.Get(8)->device, Device::kMobile);
+  // No per-client data: no device.
+  EXPECT_EQ(table_.Get(9)->device, Device::kUnknown);
+  EXPECT_EQ(table_.Clients(7).size(), 2u);
+}
+
+TEST_F(PresenceTableTest, IdleUserIsOnTheDeviceThatLastReported) {
+  auto answer = boost::json::parse(R"({
+    "8": {"active_timestamp": 1699999000, "idle_timestamp": 1700000100,
+          "clients": {"website": {"active_timestamp": 1699999000,
+                                  "idle_timestamp": 1700000100},
+                      "ZulipMobile": {"active_timestamp": 1699998000,
+                                      "idle_timestamp": 1700000050}}}})");
+  ASSERT_TRUE(table_.SetInfoFromJson(answer, kBase + 150, 5));
+  EXPECT_EQ(table_.Get(8)->status, PresenceStatus::kIdle);
+  EXPECT_EQ(table_.Get(8)->device, Device::kDesktop);
+}
+
+TEST_F(PresenceTableTest, ModernEventWithClientsReplacesThem) {
+  ASSERT_TRUE(table_.SetInfoFromJson(
+      boost::json::parse(R"({"7": {"active_timestamp": 1700000000,
+        "idle_timestamp": 1700000000, "clients": {"website":
+        {"active_timestamp": 1700000000, "idle_timestamp": 1700000000}}}})"),
+      kBase + 10, 1));
+  EXPECT_EQ(table_.Get(7)->device, Device::kDesktop);
+  auto ev = Json(R"({"type": "presence", "presences": {"7": {
+      "active_timestamp": 1700000000, "idle_timestamp": 1700000000,
+      "clients": {"website": {"active_timestamp": 1700000000,
+                              "idle_timestamp": 1700000000},
+                  "ZulipMobile": {"active_timestamp": 1700000020,
+                                  "idle_timestamp": 1700000020}}}}})");
+  ASSERT_TRUE(*table_.ApplyEvent(ev, kBase + 30));
+  EXPECT_EQ(table_.Get(7)->device, Device::kMobile);
+  EXPECT_EQ(table_.Clients(7).size(), 2u);
+}
+
+TEST_F(PresenceTableTest, OfflineUsersHaveNoDevice) {
+  ASSERT_TRUE(table_.SetInfoFromJson(
+      boost::json::parse(R"({"7": {"active_timestamp": 1700000000,
+        "idle_timestamp": 1700000000, "clients": {"ZulipMobile":
+        {"active_timestamp": 1700000000, "idle_timestamp": 1700000000}}}})"),
+      kBase + 1000, 1));
+  EXPECT_EQ(table_.Get(7)->status, PresenceStatus::kOffline);
+  EXPECT_EQ(table_.Get(7)->device, Device::kUnknown);
+}
+
+TEST(DeviceOfClientTest, ZulipClientNames) {
+  EXPECT_EQ(DeviceOfClient("ZulipMobile"), Device::kMobile);
+  EXPECT_EQ(DeviceOfClient("ZulipFlutter"), Device::kMobile);
+  EXPECT_EQ(DeviceOfClient("website"), Device::kDesktop);
+  EXPECT_EQ(DeviceOfClient("ZulipTerminal"), Device::kDesktop);
+  EXPECT_EQ(DeviceOfClient("curl"), Device::kUnknown);
+}
+
 }  // namespace
 }  // namespace presence::client

@@ -85,5 +85,22 @@ TEST(StatusTextTest, LocalOffsetIsPlausible) {
   EXPECT_LE(off, 14 * 3600);
 }
 
+TEST(StatusTextTest, DeviceIsNamedForActiveAndIdleUsersOnly) {
+  const double now = 1'700'000'000;
+  EXPECT_EQ(StatusText::LastActive(PresenceStatus::kActive, 1'700'000'000,
+                                   Device::kMobile, now, 0),
+            "Active now on mobile");
+  EXPECT_EQ(StatusText::LastActive(PresenceStatus::kIdle, 1'700'000'000,
+                                   Device::kDesktop, now, 0),
+            "Idle on desktop");
+  EXPECT_EQ(StatusText::LastActive(PresenceStatus::kActive, 1'700'000'000,
+                                   Device::kUnknown, now, 0),
+            "Active now");
+  EXPECT_EQ(
+      StatusText::LastActive(PresenceStatus::kOffline, 1'700'000'000 - 300,
+                             Device::kMobile, now, 0),
+      "5 minutes ago");
+}
+
 }  // namespace
 }  // namespace presence::client

@@ -17,7 +17,7 @@ namespace {
 class CountingEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape, Micros,
-                       std::string_view) const override {
+                       std::string_view, const ClientRowList*) const override {
     return "{\"u\":" + std::to_string(c.user_id) + "}";
   }
   std::string UserSettingsPresenceEnabled(bool) const override { return "{}"; }

@@ -14,11 +14,18 @@ using ::testing::ElementsAre;
 class FakeEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape shape, Micros,
-                       std::string_view transition) const override {
+                       std::string_view transition,
+                       const ClientRowList* clients) const override {
     ++encoded;
+    std::string per_client;
+    if (clients != nullptr) {
+      per_client = ":clients";
+      for (const auto& c : *clients) per_client += "," + c.client;
+    }
     return "presence:" + std::to_string(c.user_id) + ":" +
            std::to_string(static_cast<int>(shape)) + ":" +
-           std::string(transition) + (c.forced ? ":forced" : "") + "}";
+           std::string(transition) + (c.forced ? ":forced" : "") + per_client +
+           "}";
   }
   std::string UserSettingsPresenceEnabled(bool e) const override {
     return std::string("settings:") + (e ? "on" : "off") + "}";
@@ -276,6 +283,52 @@ TEST_F(EventHubTest, DeactivationDropsTheUsersQueues) {
   EXPECT_EQ(w->woken, 1);
   EXPECT_EQ(hub_->Poll(q, a, {}, false, nullptr, steady_).status,
             PollStatus::kBadQueue);
+}
+
+}  // namespace
+}  // namespace presence
+
+namespace presence {
+namespace {
+
+class PerClientHubTest : public EventHubTest {
+ protected:
+  std::string RegisterPerClient(UserId user, PresenceShape shape) {
+    QueueSpec spec;
+    spec.realm_id = realm_;
+    spec.user_id = user;
+    spec.shape = shape;
+    spec.per_client = true;
+    return hub_->Register(spec, steady_);
+  }
+  void Report(UserId id, std::string_view client) {
+    ASSERT_TRUE(service_->Report(CallerOf(id), ReportStatus::kActive,
+                                 clock_.NowMicros(), client));
+  }
+};
+
+TEST_F(PerClientHubTest, PerClientQueuesGetClientDataAndDeviceChanges) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string plain = Register(b, PresenceShape::kModern);
+  std::string per = RegisterPerClient(b, PresenceShape::kModern);
+  Report(a, "website");
+  clock_.Advance(SecondsToMicros(10));
+  Report(a, "ZulipMobile");  // a new device: the user row does not change
+  EXPECT_THAT(Drain(plain, b), ElementsAre("presence:1:2:}"));
+  EXPECT_THAT(Drain(per, b),
+              ElementsAre("presence:1:2::clients,website}",
+                          "presence:1:2::clients,ZulipMobile,website}"));
+}
+
+TEST_F(PerClientHubTest, ShapesAreEncodedOncePerVariant) {
+  UserId a = AddUser("a@example.com");
+  for (int i = 0; i < 4; ++i) {
+    UserId u = AddUser("u" + std::to_string(i) + "@example.com");
+    Register(u, PresenceShape::kLegacy);
+    RegisterPerClient(u, PresenceShape::kLegacy);
+  }
+  Report(a, "website");
+  EXPECT_EQ(encoder_.encoded, 2);  // one plain body, one per-client body
 }
 
 }  // namespace

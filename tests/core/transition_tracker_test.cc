@@ -37,7 +37,8 @@ TEST(TransitionTrackerTest, StatusRules) {
 class RecordingEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape, Micros,
-                       std::string_view t) const override {
+                       std::string_view t,
+                       const ClientRowList*) const override {
     return std::to_string(c.user_id) + ":" + std::string(t) + "}";
   }
   std::string UserSettingsPresenceEnabled(bool) const override { return "s}"; }

@@ -40,7 +40,7 @@ class FaultyStoreTest : public ::testing::Test {
               .has_value();
     ok += store->ReserveUpdateIds(realm, 10).has_value();
     PresenceRecord row{.user_id = user, .realm_id = realm};
-    ok += store->WritePresence({&row, 1}, {}).has_value();
+    ok += store->WritePresence({&row, 1}, {}, {}).has_value();
     return ok;
   }
 

@@ -135,7 +135,7 @@ class RedisStoreTest : public ::testing::Test {
                        .last_connected = times->last_connected,
                        .last_active = times->last_active,
                        .last_update_id = MustUpdateId(realm)};
-    ASSERT_TRUE(store_->WritePresence({&row, 1}, {}));
+    ASSERT_TRUE(store_->WritePresence({&row, 1}, {}, {}));
   }
 
   RedisServer* server_ = nullptr;

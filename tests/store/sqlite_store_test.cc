@@ -126,7 +126,7 @@ class SqliteStoreTest : public ::testing::Test {
          .last_update_id = 5}};
     std::vector<SequenceRecord> seqs = {
         {.realm_id = realm.id, .last_update_id = 5, .reserved_update_id = 200}};
-    EXPECT_TRUE(store->WritePresence(rows, seqs));
+    EXPECT_TRUE(store->WritePresence(rows, {}, seqs));
     realm.last_update_id = 5;
     realm.reserved_update_id = 200;
     return Snapshot{.realms = {realm},
@@ -143,6 +143,7 @@ void ExpectSameSnapshot(const Snapshot& got, const Snapshot& want) {
   EXPECT_EQ(got.users, want.users);
   EXPECT_EQ(got.presence, want.presence);
   EXPECT_EQ(got.access, want.access);
+  EXPECT_EQ(got.client_presence, want.client_presence);
 }
 
 TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
@@ -189,6 +190,39 @@ TEST_F(SqliteStoreTest, UsesWalAndTheCurrentSchemaVersion) {
   EXPECT_EQ(raw.Query("PRAGMA journal_mode"), "wal");
   EXPECT_EQ(raw.Query("PRAGMA user_version"),
             std::to_string(SqliteStore::kSchemaVersion));
+}
+
+// Schema 1 -> 2 (per-client rows): a data directory written before the
+// extension opens, keeps everything and gains an empty client table.
+TEST_F(SqliteStoreTest, Issue8_Version1DirectoryMigratesAndKeepsEverything) {
+  Snapshot want;
+  {
+    auto store = MustOpen(dir_.path());
+    ASSERT_NE(store, nullptr);
+    want = Populate(store.get());
+  }
+  {
+    // Exactly a version-1 file: version 2 only added this table.
+    RawDb raw(DbPath());
+    raw.Exec("DROP TABLE client_presence");
+    raw.Exec("PRAGMA user_version = 1");
+  }
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"), "2");
+  auto got = store->Load();
+  ASSERT_TRUE(got.has_value());
+  ExpectSameSnapshot(*got, want);
+  EXPECT_TRUE(got->client_presence.empty());
+  const UserId user = got->users.at(0).id;
+  ClientPresenceRecord row{.realm_id = got->users.at(0).realm_id,
+                           .user_id = user,
+                           .client = "ZulipMobile",
+                           .last_connected = 5,
+                           .last_active = kNoTime,
+                           .last_update_id = 9};
+  ASSERT_TRUE(store->WritePresence({}, {&row, 1}, {}));
+  EXPECT_THAT(store->Load()->client_presence, ::testing::ElementsAre(row));
 }
 
 TEST_F(SqliteStoreTest, StoresNullTimesAsNullAndHashAsLowercaseHex) {
@@ -319,7 +353,7 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   PresenceRecord row{.user_id = user, .realm_id = realm, .last_update_id = 9};
   SequenceRecord seq{
       .realm_id = realm, .last_update_id = 9, .reserved_update_id = 9000};
-  auto st = store->WritePresence({&row, 1}, {&seq, 1});
+  auto st = store->WritePresence({&row, 1}, {}, {&seq, 1});
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kStoreFailed);
   EXPECT_THAT(store->LastError(), HasSubstr("WritePresence"));
@@ -331,7 +365,7 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
 
   // No transaction was left open: once writable again, writes go through.
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
-  EXPECT_TRUE(store->WritePresence({&row, 1}, {&seq, 1}));
+  EXPECT_TRUE(store->WritePresence({&row, 1}, {}, {&seq, 1}));
   EXPECT_TRUE(store->InsertRealm(RealmNamed("new")));
 }
 
@@ -357,7 +391,7 @@ TEST_F(SqliteStoreTest, FullDatabaseFailsTheWholeBatch) {
   ASSERT_TRUE(store->ExecForTesting("PRAGMA max_page_count = 1"));
   SequenceRecord seq{
       .realm_id = realm, .last_update_id = 2000, .reserved_update_id = 3000};
-  auto st = store->WritePresence(rows, {&seq, 1});
+  auto st = store->WritePresence(rows, {}, {&seq, 1});
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kStoreFailed);
   EXPECT_THAT(store->LastError(), HasSubstr("full"));

@@ -249,7 +249,7 @@ TYPED_TEST(StoreTest, PresenceRoundTripIncludingNullTimes) {
   }
   // Written in reverse; loaded ordered by user id.
   std::vector<PresenceRecord> reversed(rows.rbegin(), rows.rend());
-  ASSERT_TRUE(this->store_->WritePresence(reversed, {}));
+  ASSERT_TRUE(this->store_->WritePresence(reversed, {}, {}));
   EXPECT_EQ(this->MustLoad().presence, rows);
 }
 
@@ -403,14 +403,14 @@ TYPED_TEST(StoreTest, MissingReferencesAreNotFoundAndChangeNothing) {
   std::vector<PresenceRecord> rows = {good, unknown_user};
   std::vector<SequenceRecord> seqs = {
       {.realm_id = realm, .last_update_id = 1, .reserved_update_id = 50}};
-  st = this->store_->WritePresence(rows, seqs);
+  st = this->store_->WritePresence(rows, {}, seqs);
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kNotFound);
 
   rows = {good};
   seqs.push_back(
       {.realm_id = 999, .last_update_id = 1, .reserved_update_id = 50});
-  st = this->store_->WritePresence(rows, seqs);
+  st = this->store_->WritePresence(rows, {}, seqs);
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kNotFound);
 
@@ -438,21 +438,82 @@ TYPED_TEST(StoreTest, WritePresenceUpsertsLastWriteWins) {
   };
   std::vector<PresenceRecord> first = {
       row(a, 100, 100, 1), row(b, 200, kNoTime, 2), row(a, 300, 100, 3)};
-  ASSERT_TRUE(this->store_->WritePresence(first, {}));
+  ASSERT_TRUE(this->store_->WritePresence(first, {}, {}));
   EXPECT_THAT(
       this->MustLoad().presence,
       ::testing::ElementsAre(row(a, 300, 100, 3), row(b, 200, kNoTime, 2)));
 
   // A later batch overwrites, including back to NULL.
   std::vector<PresenceRecord> second = {row(b, kNoTime, 400, 4)};
-  ASSERT_TRUE(this->store_->WritePresence(second, {}));
+  ASSERT_TRUE(this->store_->WritePresence(second, {}, {}));
   EXPECT_THAT(
       this->MustLoad().presence,
       ::testing::ElementsAre(row(a, 300, 100, 3), row(b, kNoTime, 400, 4)));
 
   // An empty batch is a no-op.
-  EXPECT_TRUE(this->store_->WritePresence({}, {}));
+  EXPECT_TRUE(this->store_->WritePresence({}, {}, {}));
   EXPECT_EQ(this->MustLoad().presence.size(), 2u);
+}
+
+TYPED_TEST(StoreTest, ClientRowsReplacePerUserAndLoadOrdered) {
+  RealmId realm = this->MustInsertRealm("acme");
+  UserId a = this->MustInsertUser(realm, "a@x");
+  UserId b = this->MustInsertUser(realm, "b@x");
+  auto row = [&](UserId u, std::string client, Micros connected, Micros active,
+                 UpdateId id) {
+    return ClientPresenceRecord{.realm_id = realm,
+                                .user_id = u,
+                                .client = client,
+                                .last_connected = connected,
+                                .last_active = active,
+                                .last_update_id = id};
+  };
+  std::vector<ClientPresenceRecord> first = {
+      row(b, "website", 200, kNoTime, 2), row(a, "website", 100, 100, 1),
+      row(a, "ZulipMobile", 150, 150, 3)};
+  ASSERT_TRUE(this->store_->WritePresence({}, first, {}));
+  EXPECT_THAT(this->MustLoad().client_presence,
+              ::testing::ElementsAre(row(a, "ZulipMobile", 150, 150, 3),
+                                     row(a, "website", 100, 100, 1),
+                                     row(b, "website", 200, kNoTime, 2)));
+
+  // A user named in a batch gets exactly that batch's rows ("website" of a
+  // is dropped); users not named keep theirs.
+  std::vector<ClientPresenceRecord> second = {
+      row(a, "ZulipMobile", 300, 300, 4), row(a, "ZulipTerminal", 310, 0, 5)};
+  ASSERT_TRUE(this->store_->WritePresence({}, second, {}));
+  EXPECT_THAT(this->MustLoad().client_presence,
+              ::testing::ElementsAre(row(a, "ZulipMobile", 300, 300, 4),
+                                     row(a, "ZulipTerminal", 310, 0, 5),
+                                     row(b, "website", 200, kNoTime, 2)));
+}
+
+TYPED_TEST(StoreTest, ClientRowsOfUnknownUsersFailTheWholeBatch) {
+  RealmId realm = this->MustInsertRealm("acme");
+  UserId a = this->MustInsertUser(realm, "a@x");
+  PresenceRecord presence{.user_id = a,
+                          .realm_id = realm,
+                          .last_connected = 100,
+                          .last_active = 100,
+                          .last_update_id = 1};
+  std::vector<ClientPresenceRecord> clients = {{.realm_id = realm,
+                                                .user_id = a,
+                                                .client = "website",
+                                                .last_connected = 100,
+                                                .last_active = 100,
+                                                .last_update_id = 1},
+                                               {.realm_id = realm,
+                                                .user_id = a + 99,
+                                                .client = "website",
+                                                .last_connected = 100,
+                                                .last_active = 100,
+                                                .last_update_id = 1}};
+  auto st = this->store_->WritePresence({&presence, 1}, clients, {});
+  ASSERT_FALSE(st);
+  EXPECT_EQ(st.error(), Errc::kNotFound);
+  Snapshot snap = this->MustLoad();
+  EXPECT_TRUE(snap.presence.empty());
+  EXPECT_TRUE(snap.client_presence.empty());
 }
 
 TYPED_TEST(StoreTest, SequencesSetLastAndNeverLowerReservation) {
@@ -464,7 +525,7 @@ TYPED_TEST(StoreTest, SequencesSetLastAndNeverLowerReservation) {
   std::vector<SequenceRecord> seqs = {
       {.realm_id = r1, .last_update_id = 5, .reserved_update_id = 50},
       {.realm_id = r2, .last_update_id = 7, .reserved_update_id = 200}};
-  ASSERT_TRUE(this->store_->WritePresence({}, seqs));
+  ASSERT_TRUE(this->store_->WritePresence({}, {}, seqs));
   Snapshot snap = this->MustLoad();
   ASSERT_EQ(snap.realms.size(), 2u);
   EXPECT_EQ(snap.realms[0].last_update_id, 5);
@@ -521,7 +582,7 @@ TYPED_TEST(StoreTest, ConcurrentInsertsGetDistinctIds) {
         if (id) ids[t].push_back(*id);
         PresenceRecord row{
             .user_id = id ? *id : 0, .realm_id = realm, .last_update_id = i};
-        if (id) (void)this->store_->WritePresence({&row, 1}, {});
+        if (id) (void)this->store_->WritePresence({&row, 1}, {}, {});
         (void)this->store_->Load();
       }
     });

@@ -236,6 +236,31 @@ describe('buddy-list page in Chromium', { timeout: 180_000 }, () => {
     await page.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-desktop.png') });
   });
 
+  it('shows on which device a user is active (per-client extension)', async () => {
+    // Carol, active from a script since the last test, opens the mobile
+    // app 10 s later: only her client rows change, and the page (which
+    // registered with presence_per_client) hears of it.
+    await server.setClock(BASE_TIME + 100 + 200 + GRACE_S + 1 + 10);
+    const auth = Buffer.from(`${carol.email}:${carol.api_key}`).toString('base64');
+    const res = await fetch(`${server.baseUrl}/api/v1/users/me/presence`, {
+      method: 'POST',
+      headers: {
+        Authorization: `Basic ${auth}`,
+        'Content-Type': 'application/x-www-form-urlencoded',
+        'User-Agent': 'ZulipMobile/27.192 (Android 11)',
+      },
+      body: 'status=active&ping_only=true',
+    });
+    assert.equal(res.status, 200);
+    const carolRow = row(page, carol);
+    await carolRow.and(page.locator('[data-device="mobile"]'))
+      .waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.equal(await carolRow.locator('.seen').textContent(), 'Active now on mobile');
+    // Bob, offline, shows no device.
+    assert.equal(await row(page, bob).getAttribute('data-device'), null);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-device.png') });
+  });
+
   it('shows the signed-in user invisible, then back (user_settings events)', async () => {
     const me = page.locator('li.user[data-me="true"]');
     let r = await zulipCall(server.baseUrl, alice, 'PATCH', '/settings',
@@ -385,6 +410,7 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
       const caps = JSON.parse(rp.client_capabilities);
       assert.equal(caps.simplified_presence_events, true);
       assert.equal(caps.presence_transitions, true);
+      assert.equal(caps.presence_per_client, true);
       const a = callParams(await announce);
       assert.equal(a.status, 'active');
       const pl = callParams(await poll);
