@@ -99,6 +99,7 @@ struct Options {
   std::int64_t watchers = 1000;
   std::int64_t watch_first = 0;
   std::int64_t trigger_first = -1;  // -1: right after the watchers
+  int trigger_port = 0;             // 0: --port (another node: scale-out)
   int rounds = 5;
   int settle_ms = 1000;
   std::vector<int> server_pids;  // --server-pid, comma-separated
@@ -117,7 +118,7 @@ struct Options {
                "  [--base-cursor ID] [--path P] [--label L]\n"
                "  fanout: [--watchers W] [--watch-first I] [--trigger-first "
                "I] [--rounds R]\n"
-               "          [--settle-ms MS]\n"
+               "          [--settle-ms MS] [--trigger-port P]\n"
                "  any mode: [--server-pid PID[,PID...]] to report the "
                "server's CPU time and memory\n"
                "  ping:   [--method M] [--body B] [--auth-user I]\n",
@@ -177,6 +178,8 @@ Options ParseOptions(int argc, char** argv) {
       o.watch_first = inum();
     } else if (a == "--trigger-first") {
       o.trigger_first = inum();
+    } else if (a == "--trigger-port") {
+      o.trigger_port = static_cast<int>(inum());
     } else if (a == "--rounds") {
       o.rounds = static_cast<int>(inum());
     } else if (a == "--settle-ms") {
@@ -1077,7 +1080,11 @@ int RunFanout(const Options& o) {
 
   const Ns t_connect = NowNs();
   auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
-  auto trigger = OpenConnections(ioc, ep, 1, 1, 1'000'000);
+  tcp::endpoint trigger_ep = ep;
+  if (o.trigger_port > 0) {
+    trigger_ep.port(static_cast<unsigned short>(o.trigger_port));
+  }
+  auto trigger = OpenConnections(ioc, trigger_ep, 1, 1, 1'000'000);
   if (static_cast<std::int64_t>(watchers.size()) != w || trigger.empty()) {
     std::fprintf(stderr, "loadgen: only %zu of %lld watchers connected\n",
                  watchers.size(), static_cast<long long>(w));

@@ -4,6 +4,7 @@ Each test class starts its own presenced with the flags it needs; every
 address is 127.0.0.1.
 """
 
+import re
 import socket
 import time
 import unittest
@@ -85,7 +86,20 @@ class FaultTest(ServerTestCase):
     def test_store_failure_is_sticky_refuses_writes_keeps_reads(self):
         r = self.realm()
         a, b = r.create_user(), r.create_user()
+
+        def flushed_rows():
+            text = http_request(self.server.port, "GET", "/metrics").body
+            m = re.search(rb"^presenced_flushed_rows_total (\d+)", text, re.M)
+            return int(m.group(1))
+
+        before = flushed_rows()
         a.client.ping()
+        # Let that first write reach the disk before the disk "fails", so
+        # that the failure below is the second write's, not a race.
+        deadline = time.monotonic() + 10
+        while flushed_rows() == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self.assertGreater(flushed_rows(), before)
         self.assertEqual(http_request(self.server.port, "GET", "/healthz").status,
                          200)
         self.server.admin("POST", "/faults", {"fail_writes": True})

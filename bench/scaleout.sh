@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# bench/scaleout.sh: the scale-out figures of issue #7, on loopback only.
+#
+#   1. Throughput of 1, 2 and 3 presenced nodes sharing one redis-server
+#      (closed loop, the same total number of connections spread over the
+#      nodes, one loadgen per node at once), next to the embedded SQLite
+#      node measured in the same run.
+#   2. Cross-node event delivery: watchers' long polls parked on node 2, the
+#      ping that triggers the event sent to node 1 (and, for reference, to
+#      node 2 itself).
+#   3. A node killed (SIGKILL) under open-loop load: what the clients of the
+#      other nodes saw, and what the killed node's clients saw.
+#
+# Usage: bench/scaleout.sh [--build-dir DIR] [--out DIR] [--skip-build]
+#                          [--users N] [--duration S]
+# Needs redis-server (scripts/install-deps.sh installs it). The redis-server
+# started here has persistence off; it listens on 127.0.0.1 only.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build_dir="$root/build/release-bench"
+out="$root/build/bench-results/scaleout-$(date +%Y%m%d-%H%M%S)"
+skip_build=0
+users=10000
+duration=10
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --build-dir) build_dir=$(realpath -m "$2"); shift 2 ;;
+    --out) out=$(realpath -m "$2"); shift 2 ;;
+    --skip-build) skip_build=1; shift ;;
+    --users) users="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    *) echo "scaleout: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+mkdir -p "$out"
+work=$(mktemp -d)
+log() { echo "scaleout: $*" >&2; }
+
+if [ "$skip_build" = 0 ]; then
+  log "building (Release) in $build_dir"
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DPRESENCE_BUILD_BENCH=ON > /dev/null
+  cmake --build "$build_dir" --target presenced loadgen bench_populate > /dev/null
+fi
+PRESENCED="$build_dir/presenced"
+LOADGEN="$build_dir/loadgen"
+POPULATE="$build_dir/bench_populate"
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+redis_pid=""
+node_pids=()
+node_ports=()
+cleanup() {
+  for p in "${node_pids[@]}"; do kill -9 "$p" 2> /dev/null || true; done
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2> /dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+start_redis() {
+  redis_port=$(free_port)
+  mkdir -p "$work/redis"
+  redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$work/redis" > "$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 200); do
+    redis-cli -p "$redis_port" ping 2> /dev/null | grep -q PONG && return 0
+    sleep 0.05
+  done
+  log "redis-server did not start"; exit 1
+}
+stop_redis() { kill "$redis_pid"; wait "$redis_pid" 2> /dev/null || true; redis_pid=""; }
+
+# start_node ARGS...: starts presenced, appends its pid and port.
+start_node() {
+  local i=${#node_pids[@]} line port=""
+  : > "$work/node$i.out"
+  "$PRESENCED" --listen 127.0.0.1:0 --rate-limit 0 --threads 2 \
+    --max-connections 20000 "$@" > "$work/node$i.out" 2>> "$work/node$i.err" &
+  node_pids+=($!)
+  for _ in $(seq 1 5000); do
+    IFS= read -r line < "$work/node$i.out" || true
+    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
+      port="${line##*:}"; break
+    fi
+    sleep 0.002
+  done
+  [ -n "$port" ] || { log "presenced did not start"; tail -5 "$work/node$i.err" >&2; exit 1; }
+  node_ports+=("$port")
+}
+stop_nodes() {
+  for p in "${node_pids[@]}"; do kill "$p" 2> /dev/null || true; done
+  for p in "${node_pids[@]}"; do wait "$p" 2> /dev/null || true; done
+  node_pids=(); node_ports=()
+}
+
+json() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d[sys.argv[1]])' "$1"; }
+
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "cpus: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
+  echo "redis: $(redis-server --version | cut -d' ' -f3)"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')"
+  echo "users: $users, duration: ${duration}s per run"
+} | tee "$out/machine.txt" >&2
+
+# ------------------------------------------------------------ throughput
+connections=96
+online=1000
+results="$out/throughput.jsonl"
+: > "$results"
+
+log "embedded SQLite node (reference)"
+"$POPULATE" --data "$work/sqlite" --users "$users" > /dev/null
+start_node --data "$work/sqlite"
+"$LOADGEN" --port "${node_ports[0]}" --mode closed --connections "$connections" \
+  --duration "$duration" --users "$online" --label "sqlite-1" >> "$results" 2> /dev/null
+stop_nodes
+
+start_redis
+log "populating redis with $users users"
+"$POPULATE" --store "redis://127.0.0.1:$redis_port" --users "$users" > /dev/null
+for n in 1 2 3; do
+  log "$n node(s) on redis"
+  for _ in $(seq 1 "$n"); do
+    start_node --store "redis://127.0.0.1:$redis_port" --data "$work/unused"
+  done
+  pids=()
+  for i in $(seq 0 $((n - 1))); do
+    "$LOADGEN" --port "${node_ports[$i]}" --mode closed \
+      --connections $((connections / n)) --duration "$duration" \
+      --users "$online" --label "redis-$n-node$i" > "$work/lg$i.json" 2> /dev/null &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  for i in $(seq 0 $((n - 1))); do cat "$work/lg$i.json" >> "$results"; done
+  stop_nodes
+done
+
+# ------------------------------------------------------------ fan-out
+log "cross-node event delivery (1000 watchers on node 2)"
+for _ in 1 2 3; do start_node --store "redis://127.0.0.1:$redis_port" --data "$work/unused"; done
+fanout="$out/fanout.jsonl"
+: > "$fanout"
+"$LOADGEN" --port "${node_ports[1]}" --trigger-port "${node_ports[0]}" \
+  --mode fanout --watchers 1000 --watch-first 2000 --trigger-first 5000 \
+  --rounds 5 --label "trigger-on-node1" >> "$fanout" 2> /dev/null
+"$LOADGEN" --port "${node_ports[1]}" --mode fanout --watchers 1000 \
+  --watch-first 3000 --trigger-first 6000 --rounds 5 \
+  --label "trigger-on-node2" >> "$fanout" 2> /dev/null
+
+# ------------------------------------------------------------ kill a node
+log "killing node 3 under load"
+kill_log="$out/kill.jsonl"
+: > "$kill_log"
+pids=()
+for i in 0 1 2; do
+  "$LOADGEN" --port "${node_ports[$i]}" --mode open --rate 1000 \
+    --connections 32 --duration "$duration" --users "$online" \
+    --label "kill-node$((i + 1))" > "$work/kill$i.json" 2> /dev/null &
+  pids+=($!)
+done
+sleep $((duration / 2))
+kill -9 "${node_pids[2]}"
+killed_at=$(date +%s.%N)
+for p in "${pids[@]}"; do wait "$p" || true; done
+for i in 0 1 2; do cat "$work/kill$i.json" >> "$kill_log" || true; done
+unset 'node_pids[2]'
+# The survivors still answer, and still agree.
+status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:${node_ports[0]}/healthz" || true)
+stop_nodes
+stop_redis
+
+# ------------------------------------------------------------ summary
+python3 - "$out" "$status" > "$out/summary.md" << 'EOF'
+import json, sys
+out, health = sys.argv[1], sys.argv[2]
+rows = [json.loads(l) for l in open(f"{out}/throughput.jsonl") if l.strip()]
+ref = next(r for r in rows if r["label"] == "sqlite-1")
+print("| setup | requests/s (sum) | vs embedded | p50 ms | p99 ms (worst node) | errors |")
+print("| --- | ---: | ---: | ---: | ---: | ---: |")
+print(f"| 1 node, SQLite | {ref['rps']:.0f} | 1.00 | {ref['p50_us']/1e3:.2f} | {ref['p99_us']/1e3:.2f} | {ref['errors']} |")
+for n in (1, 2, 3):
+    g = [r for r in rows if r["label"].startswith(f"redis-{n}-")]
+    rps = sum(r["rps"] for r in g)
+    print(f"| {n} node(s), Redis | {rps:.0f} | {rps/ref['rps']:.2f} | "
+          f"{max(r['p50_us'] for r in g)/1e3:.2f} | {max(r['p99_us'] for r in g)/1e3:.2f} | "
+          f"{sum(r['errors'] for r in g)} |")
+print()
+print("| event delivery, 1000 watchers on node 2 | p50 ms | p99 ms | max ms |")
+print("| --- | ---: | ---: | ---: |")
+for l in open(f"{out}/fanout.jsonl"):
+    r = json.loads(l)
+    print(f"| {r['label']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} |")
+print()
+print("| node 3 killed mid-run (open loop, 1000 req/s per node) | ok | errors | p99 ms | max ms |")
+print("| --- | ---: | ---: | ---: | ---: |")
+for l in open(f"{out}/kill.jsonl"):
+    if not l.strip():
+        continue
+    r = json.loads(l)
+    print(f"| {r['label']} | {r['ok']} | {r['errors']} | {r['p99_us']/1e3:.1f} | {r['max_us']/1e3:.1f} |")
+print()
+print(f"/healthz of node 1 after the kill: {health}")
+EOF
+cat "$out/summary.md"
