@@ -104,6 +104,12 @@ Response Router::Health() const {
     r.status = 503;
     r.body = boost::json::serialize(boost::json::object{
         {"status", "failed"}, {"reason", service_->failure()}});
+  } else if (auto why = service_->StoreUnavailable()) {
+    // Scale-out: this node cannot serve without Redis; a load balancer
+    // should send its clients elsewhere until it answers again.
+    r.status = 503;
+    r.body = boost::json::serialize(
+        boost::json::object{{"status", "unavailable"}, {"reason", *why}});
   } else {
     r.body = R"({"status":"ok"})";
   }

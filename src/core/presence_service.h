@@ -212,6 +212,9 @@ class PresenceService {
   // change the store had when the call began (kUnavailable if the store is
   // unreachable). Does nothing in single-node mode.
   Status Sync(const Realm& realm) const;
+  // Shared mode: why the store cannot be reached right now (for /healthz);
+  // nullopt when it answers, and always in single-node mode.
+  std::optional<std::string> StoreUnavailable() const;
 
   // --- Durability --------------------------------------------------------
 

@@ -187,6 +187,13 @@ Status PresenceService::WaitApplied(const Realm& realm, UpdateId seq) {
   return Errc::kUnavailable;
 }
 
+std::optional<std::string> PresenceService::StoreUnavailable() const {
+  if (shared_ == nullptr) return std::nullopt;
+  if (shared_->Ping()) return std::nullopt;
+  std::string why = shared_->LastError();
+  return "shared store unreachable" + (why.empty() ? "" : ": " + why);
+}
+
 Status PresenceService::Sync(const Realm& realm) const {
   if (shared_ == nullptr) return {};
   auto seq = shared_->CurrentSeq(realm.id());

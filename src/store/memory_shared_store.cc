@@ -111,6 +111,7 @@ class MemorySharedStore::Connection final : public SharedStore {
                                  Micros window) override {
     return s_->CountRequest(user, now, limit, window);
   }
+  Status Ping() override { return s_->Ping(); }
   Result<std::int64_t> RegisterNode(std::string_view address) override {
     return s_->RegisterNode(address);
   }
@@ -436,6 +437,11 @@ Result<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
   c.in_window = static_cast<std::int64_t>(log.size());
   c.oldest = log.empty() ? now : log.front();
   return c;
+}
+
+Status MemorySharedStore::Ping() {
+  std::lock_guard lock(mu_);
+  return CheckAvailableLocked();
 }
 
 Result<std::int64_t> MemorySharedStore::RegisterNode(std::string_view address) {

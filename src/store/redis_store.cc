@@ -1507,6 +1507,14 @@ Result<RateCount> RedisStore::CountRequest(UserId user, Micros now,
                    .oldest = static_cast<Micros>(*oldest)};
 }
 
+Status RedisStore::Ping() {
+  // Routed like the global keys: in a cluster, the shard every node needs.
+  const std::string argv[] = {"PING"};
+  auto reply = Call(argv, kNodesKey);
+  if (!reply) return reply.error();
+  return {};
+}
+
 Result<std::optional<std::string>> RedisStore::NodeAddress(std::int64_t node) {
   const std::string argv[] = {"HGET", kNodesKey, std::to_string(node)};
   auto reply = Call(argv, kNodesKey);

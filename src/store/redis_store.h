@@ -146,6 +146,7 @@ class RedisStore final : public SharedStore {
   Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
   Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
                                  Micros window) override;
+  Status Ping() override;
   Result<std::int64_t> RegisterNode(std::string_view address) override;
   Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
 

@@ -142,6 +142,9 @@ class SharedStore : public Store {
   virtual Result<RateCount> CountRequest(UserId user, Micros now,
                                          std::int64_t limit, Micros window) = 0;
 
+  // Whether the store answers now (for /healthz): an error value if not.
+  virtual Status Ping() = 0;
+
   // --- Nodes (which process owns an event queue) -------------------------
 
   // Registers this process, reachable at `address` ("host:port" of its API

@@ -263,6 +263,25 @@ class ScaleOutTest(unittest.TestCase):
               f"p50={statistics.median(samples):.1f} ms p99={p99:.1f} ms "
               f"max={samples[-1]:.1f} ms")
 
+    def test_redis_going_away_is_a_clear_503_not_a_crash(self):
+        a = self.user()
+        ping(self.n1, a)
+        r = harness.http_request(self.n2.port, "GET", "/healthz")
+        self.assertEqual(r.status, 200, r)
+        self.cluster.redis.stop()
+        r = harness.http_request(self.n2.port, "GET", "/healthz")
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["status"], "unavailable", r)
+        self.assertIn("shared store unreachable", r.json()["reason"])
+        started = time.monotonic()
+        r = call(self.n1, a, "POST", "/users/me/presence",
+                 {"status": "active", "slim_presence": "true"})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["result"], "error", r)
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertTrue(self.n1.running() and self.n2.running()
+                        and self.n3.running())
+
     def test_presencectl_works_against_any_node(self):
         binary = os.environ.get("PRESENCECTL_BINARY") or os.path.join(
             os.path.dirname(harness.binary_path()), "presencectl")

@@ -370,7 +370,9 @@ TEST_F(SharedServiceTest,
   RealmId realm = *a->service->CreateRealm("acme", "Acme");
   U alice = AddUser(*a->service, realm, "alice@acme.test");
   Caller alice_a = Auth(*a->service, "acme", alice);
+  EXPECT_EQ(a->service->StoreUnavailable(), std::nullopt);
   store_.SetUnavailable(true);
+  EXPECT_NE(a->service->StoreUnavailable(), std::nullopt);
   EXPECT_EQ(a->service->Report(alice_a, ReportStatus::kActive, kT0).error(),
             make_error_code(Errc::kUnavailable));
   EXPECT_FALSE(a->service->Sync(*alice_a.realm));
