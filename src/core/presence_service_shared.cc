@@ -196,7 +196,30 @@ std::optional<std::string> PresenceService::StoreUnavailable() const {
 
 Status PresenceService::Sync(const Realm& realm) const {
   if (shared_ == nullptr) return {};
-  auto seq = shared_->CurrentSeq(realm.id());
+  // The realm's log number, from a read that started after this call did;
+  // concurrent callers share reads (Realm::SyncGate).
+  Result<UpdateId> seq = UpdateId{0};
+  {
+    Realm::SyncGate& g = realm.sync_gate();
+    std::unique_lock lock(g.mu);
+    const std::uint64_t need = g.started + 1;
+    while (g.done < need) {
+      if (g.in_flight) {
+        g.cv.wait(lock);
+        continue;
+      }
+      g.in_flight = true;
+      const std::uint64_t mine = ++g.started;
+      lock.unlock();
+      Result<UpdateId> read = shared_->CurrentSeq(realm.id());
+      lock.lock();
+      g.result = read;
+      g.done = mine;
+      g.in_flight = false;
+      g.cv.notify_all();
+    }
+    seq = g.result;
+  }
   if (!seq) return Errc::kUnavailable;
   if (realm.applied_seq() >= *seq) return {};
   return const_cast<PresenceService*>(this)->WaitApplied(realm, *seq);

@@ -32,6 +32,7 @@
 #ifndef PRESENCE_CORE_REALM_H_
 #define PRESENCE_CORE_REALM_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <limits>
 #include <mutex>
@@ -282,6 +283,20 @@ class Realm {
   void AdvanceTo(UpdateId seq);
   UpdateId applied_seq() const;
 
+  // Read barriers of concurrent requests share one store round trip: a
+  // caller needs an answer from a read that *started* after it arrived, so
+  // it waits for the read in flight to end and then for the next one, which
+  // one of the waiters starts (see PresenceService::Sync). Guarded by `mu`.
+  struct SyncGate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool in_flight = false;
+    std::uint64_t started = 0;  // reads started so far
+    std::uint64_t done = 0;     // the latest read that ended
+    Result<UpdateId> result = UpdateId{0};
+  };
+  SyncGate& sync_gate() const { return sync_gate_; }
+
  private:
   bool CanSeeLocked(const Member& viewer, UserId target) const;
   Result<UpdateId> NextUpdateIdLocked();
@@ -331,6 +346,7 @@ class Realm {
   UpdateId last_update_id_ = 0;
   UpdateId reserved_update_id_ = 0;
   UpdateId applied_seq_ = 0;  // replica only
+  mutable SyncGate sync_gate_;
   std::vector<Member> members_;
   std::size_t active_members_ = 0;
   std::unordered_map<UserId, std::uint32_t> slot_by_id_;

@@ -5,6 +5,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <thread>
@@ -224,6 +225,48 @@ TEST_F(SharedServiceTest, ConcurrentWritersOnTwoNodesNeverShareAnUpdateId) {
     }
     EXPECT_EQ(ids.size(), static_cast<std::size_t>(end - start));
   }
+}
+
+TEST_F(SharedServiceTest, ConcurrentReadBarriersSeeEveryAcknowledgedWrite) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  constexpr int kUsers = 60;
+  std::vector<Caller> writers;
+  for (int i = 0; i < kUsers; ++i) {
+    U u = AddUser(*a->service, realm, "u" + std::to_string(i) + "@acme.test");
+    writers.push_back(Auth(*a->service, "acme", u));
+  }
+  Caller viewer = Auth(*b->service, "acme",
+                       AddUser(*a->service, realm, "viewer@acme.test"));
+  std::atomic<int> acked{0};  // users whose first report was acknowledged
+  std::atomic<int> misses{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 6; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        const int want = acked.load();
+        // Many barriers at once share store reads; each must still see
+        // every write acknowledged before it began.
+        if (!b->service->Sync(*viewer.realm)) {
+          ++misses;
+          continue;
+        }
+        int seen = 0;
+        b->service->Fetch(viewer, FetchQuery{}, kT0,
+                          [&](const Member&) { ++seen; });
+        if (seen < want) ++misses;
+      }
+    });
+  }
+  for (int i = 0; i < kUsers; ++i) {
+    ASSERT_TRUE(a->service->Report(writers[i], ReportStatus::kActive, kT0));
+    acked.store(i + 1);
+  }
+  stop.store(true);
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(misses.load(), 0);
 }
 
 TEST_F(SharedServiceTest, LostFeedEntriesAreRepairedByReadingTheRealmAgain) {
