@@ -76,7 +76,7 @@ void HttpSession::Wake() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(false, /*resumed=*/true);
+    self->Resume(/*superseded=*/false);
   });
 }
 
@@ -84,8 +84,16 @@ void HttpSession::Supersede() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(true, /*resumed=*/true);
+    self->Resume(/*superseded=*/true);
   });
+}
+
+void HttpSession::Resume(bool superseded) {
+  std::optional<api::Response> out =
+      router_->Resume(parked_poll_, shared_from_this(), superseded);
+  if (!out) return HandleRequest(superseded, /*resumed=*/true);
+  if (out->parked) return Park();  // woken for nothing new: wait again
+  Respond(std::move(*out));
 }
 
 void HttpSession::OnParkedReadable(beast::error_code ec) {
@@ -113,7 +121,7 @@ void HttpSession::OnParkedReadable(beast::error_code ec) {
 void HttpSession::OnHeartbeat(beast::error_code ec) {
   if (ec || !parked_) return;  // cancelled: woken first
   // Appends a heartbeat event to the queue, which wakes this session.
-  router_->hub()->Heartbeat(parked_queue_);
+  router_->hub()->Heartbeat(parked_poll_.queue_id);
 }
 
 void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
@@ -137,23 +145,26 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   api::Response out = router_->Handle(in);
   if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
-    // No read and no write while parked: the client waits for the answer.
-    stream_.expires_never();
-    parked_ = true;
-    parked_queue_ = std::move(out.parked_queue_id);
-    heartbeat_.expires_after(limits_->heartbeat);
-    heartbeat_.async_wait(beast::bind_front_handler(&HttpSession::OnHeartbeat,
-                                                    shared_from_this()));
-    // Notice a client that goes away while parked, so that it does not hold
-    // its connection slot and its queue's waiter until the heartbeat.
-    stream_.socket().async_wait(
-        boost::asio::ip::tcp::socket::wait_read,
-        beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                  shared_from_this()));
-    return;
+    parked_poll_ = std::move(out.parked_poll);
+    return Park();
   }
 
   Respond(std::move(out));
+}
+
+void HttpSession::Park() {
+  // No read and no write while parked: the client waits for the answer.
+  stream_.expires_never();
+  parked_ = true;
+  heartbeat_.expires_after(limits_->heartbeat);
+  heartbeat_.async_wait(
+      beast::bind_front_handler(&HttpSession::OnHeartbeat, shared_from_this()));
+  // Notice a client that goes away while parked, so that it does not hold
+  // its connection slot and its queue's waiter until the heartbeat.
+  stream_.socket().async_wait(
+      boost::asio::ip::tcp::socket::wait_read,
+      beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                shared_from_this()));
 }
 
 void HttpSession::Respond(api::Response out) {
