@@ -2,12 +2,16 @@
 
 #include <sys/socket.h>
 
+#include <array>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 
 #include "http/forwarder.h"
+#include "http/response_head.h"
 
 namespace presence::http {
 
@@ -169,6 +173,29 @@ void HttpSession::Park() {
 
 void HttpSession::Respond(api::Response out) {
   Request& req = parser_->get();
+  const std::optional<std::size_t> length =
+      out.status != 204 && out.status != 304
+          ? std::optional<std::size_t>(out.body.size())
+          : std::nullopt;
+  if (out.headers.empty()) {
+    // The common answer (every woken long poll): its head formatted
+    // directly and written with the body in one gathered write, no fields
+    // container and no serializer.
+    const bool keep_alive = req.keep_alive();
+    head_.clear();
+    AppendResponseHead(head_, req.version(), out.status, out.content_type,
+                       keep_alive, length);
+    body_ =
+        req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
+    stream_.expires_after(limits_->idle_timeout);
+    const std::array<boost::asio::const_buffer, 2> buffers{
+        boost::asio::buffer(head_), boost::asio::buffer(body_)};
+    boost::asio::async_write(
+        stream_, buffers,
+        beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
+                                  keep_alive));
+    return;
+  }
   response_ = Response{};
   response_.version(req.version());
   response_.result(out.status);
@@ -182,9 +209,7 @@ void HttpSession::Respond(api::Response out) {
   if (!head) response_.body() = std::move(out.body);
   const bool keep_alive = req.keep_alive();
   response_.keep_alive(keep_alive);
-  if (out.status != 204 && out.status != 304) {
-    response_.content_length(size);
-  }
+  if (length) response_.content_length(size);
   DoWrite(keep_alive);
 }
 
@@ -228,6 +253,7 @@ void HttpSession::DoWrite(bool keep_alive) {
 }
 
 void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  body_ = std::string();  // a parked poll holds no old answer
   if (ec == beast::error::timeout && metrics_ != nullptr) {
     // The client did not read its answer within the timeout: cut it off
     // rather than hold the buffer.

@@ -96,7 +96,10 @@ class HttpSession : public QueueWaiter,
   std::optional<
       boost::beast::http::request_parser<boost::beast::http::string_body>>
       parser_;
-  Response response_;
+  Response response_;  // answers with extra headers, relays, errors
+  // The other answers: head (AppendResponseHead) and body, written together.
+  std::string head_;
+  std::string body_;
   boost::asio::steady_timer heartbeat_;
   bool parked_ = false;
   api::ParkedPoll parked_poll_;  // the last poll that parked
