@@ -44,6 +44,26 @@ ApiResult<std::optional<std::vector<UserId>>> UserIdList(
   return std::optional<std::vector<UserId>>(std::move(ids));
 }
 
+// GET /events' answer: the events with their ids, the queue id, then `tail`
+// (the ignored parameters, if any, and the closing brace).
+std::string EventsBody(const std::vector<QueuedEvent>& events,
+                       std::string_view queue_id, std::string_view tail) {
+  std::size_t size = kSuccessHead.size() + 32 + queue_id.size() + tail.size();
+  for (const QueuedEvent& e : events) size += e.body->size() + 24;
+  std::string body;
+  body.reserve(size);
+  body.append(kSuccessHead);
+  body.append(",\"events\":[");
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i) body.push_back(',');
+    AppendEventWithId(body, *events[i].body, events[i].id);
+  }
+  body.append("],\"queue_id\":");
+  AppendJsonString(body, queue_id);
+  body.append(tail);
+  return body;
+}
+
 }  // namespace
 
 std::int64_t SteadyMicros() {
@@ -177,6 +197,9 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
   if (!last_event_id) return last_event_id.error();
   auto queue_id = params.RequireString("queue_id");
   if (!queue_id) return queue_id.error();
+  std::string tail;
+  AppendIgnoredParameters(tail, params);
+  tail.push_back('}');
 
   const bool block = !dont_block->value_or(false) && !req.force_nonblocking &&
                      req.waiter != nullptr;
@@ -186,20 +209,42 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
   Response r;
   if (poll.status == PollStatus::kParked) {
     r.parked = true;
-    r.parked_queue_id = *queue_id;
+    ParkedPoll& p = r.parked_poll;
+    p.queue_id = std::move(*queue_id);
+    p.last_event_id = *last_event_id;
+    p.realm = caller.realm;
+    p.user_id = caller.user_id;
+    p.directory_generation = caller.directory_generation;
+    p.tail = std::move(tail);
     return r;
   }
-  std::string body(kSuccessHead);
-  body.append(",\"events\":[");
-  for (std::size_t i = 0; i < poll.events.size(); ++i) {
-    if (i) body.push_back(',');
-    AppendEventWithId(body, *poll.events[i].body, poll.events[i].id);
+  r.body = EventsBody(poll.events, *queue_id, tail);
+  return r;
+}
+
+std::optional<Response> EventsApi::Resume(
+    const ParkedPoll& parked, const std::shared_ptr<QueueWaiter>& waiter,
+    bool superseded) const {
+  // Authentication would not give the same caller any more (or might not):
+  // only the whole request knows the answer.
+  if (parked.realm == nullptr ||
+      parked.realm->directory_generation() != parked.directory_generation) {
+    return std::nullopt;
   }
-  body.append("],\"queue_id\":");
-  AppendJsonString(body, *queue_id);
-  AppendIgnoredParameters(body, params);
-  body.push_back('}');
-  r.body = std::move(body);
+  PollResult poll =
+      hub_->Poll(parked.queue_id, parked.user_id, parked.last_event_id,
+                 /*block=*/!superseded, waiter, SteadyMicros());
+  // The queue is gone (deleted, dropped with its deactivated user, or
+  // overflowed): the answer depends on who asks now, which only the whole
+  // request (authentication first) can tell.
+  if (poll.status == PollStatus::kBadQueue) return std::nullopt;
+  Response r;
+  if (poll.status == PollStatus::kParked) {
+    r.parked = true;
+    r.parked_poll = parked;
+    return r;
+  }
+  r.body = EventsBody(poll.events, parked.queue_id, parked.tail);
   return r;
 }
 

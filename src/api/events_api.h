@@ -2,8 +2,12 @@
 //
 // GET /events answers at once when the queue has events newer than
 // last_event_id (or with dont_block); otherwise it parks the connection's
-// QueueWaiter on the queue and returns a Response with `parked` set. When the
-// queue wakes the waiter, the HTTP layer handles the same request again.
+// QueueWaiter on the queue and returns a Response with `parked` set and what
+// answering needs in `parked_poll`. When the queue wakes the waiter, the HTTP
+// layer answers through Resume, which polls the queue again for the caller
+// authenticated when the poll parked: no parsing, no authentication. Resume
+// declines (and the request is handled again in full) when that caller may
+// no longer be what authentication gives, or when the queue is gone.
 //
 // Extensions (opt-in; Zulip clients never see them):
 //   - client capability `presence_transitions`: idle/offline events;
@@ -37,6 +41,14 @@ class EventsApi {
                                RequestParams& params) const;
   ApiResult<Response> GetEvents(const Request& req, const Caller& caller,
                                 RequestParams& params) const;
+  // Answers a parked poll that its queue woke (`superseded`: another poll
+  // took its place; answer at once), byte for byte as GetEvents would
+  // answer the same request now; the answer may park again. nullopt when
+  // the request has to be handled again in full: the caller's realm
+  // directory changed since it was authenticated, or the queue is gone.
+  std::optional<Response> Resume(const ParkedPoll& parked,
+                                 const std::shared_ptr<QueueWaiter>& waiter,
+                                 bool superseded) const;
   ApiResult<Response> DeleteQueue(const Caller& caller,
                                   RequestParams& params) const;
   ApiResult<Response> PatchQueue(const Caller& caller,

@@ -6,14 +6,19 @@
 #ifndef PRESENCE_API_HTTP_TYPES_H_
 #define PRESENCE_API_HTTP_TYPES_H_
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/types.h"
+
 namespace presence {
 class QueueWaiter;
+class Realm;
 }  // namespace presence
 
 namespace presence::api {
@@ -38,15 +43,32 @@ struct Request {
   bool forwarded = false;
 };
 
+// A GET /events that parked: what answering it needs once its queue wakes
+// it, so that the answer is written without routing, parsing or
+// authenticating the request again (Router::Resume).
+struct ParkedPoll {
+  std::string queue_id;
+  std::optional<std::int64_t> last_event_id;
+  // The authenticated caller: its realm, id, and the realm's directory
+  // generation read before authenticating (Caller::directory_generation).
+  const Realm* realm = nullptr;
+  UserId user_id = 0;
+  std::uint64_t directory_generation = 0;
+  // The end of the answer after its queue_id: the ignored parameters, if
+  // any, and the closing brace.
+  std::string tail;
+};
+
 struct Response {
   unsigned status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
-  // GET /events parked the poll on this queue: send nothing now; the queue
-  // wakes `waiter` and the request is handled again.
+  // GET /events parked the poll on its queue: send nothing now; the queue
+  // wakes `waiter`, which then answers through Router::Resume with
+  // `parked_poll` (or handles the request again).
   bool parked = false;
-  std::string parked_queue_id;
+  ParkedPoll parked_poll;
   // Scale-out: the request is for an event queue of another node; relay it
   // verbatim to this address ("host:port") and send back that node's
   // answer. If it cannot be reached, send this response instead.

@@ -65,6 +65,21 @@ Response Router::Handle(const Request& req) const {
   return r;
 }
 
+std::optional<Response> Router::Resume(
+    const ParkedPoll& parked, const std::shared_ptr<QueueWaiter>& waiter,
+    bool superseded) const {
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<Response> r =
+      zulip_.events().Resume(parked, waiter, superseded);
+  if (r && !r->parked && options_->metrics != nullptr) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    options_->metrics->RecordRequest(Endpoint::kGetEvents, r->status, secs);
+  }
+  return r;
+}
+
 Response Router::Dispatch(const Request& req, std::string_view path,
                           std::string_view query) const {
   constexpr std::string_view kApi = "/api/v1";

@@ -28,6 +28,17 @@ class Router {
 
   Response Handle(const Request& req) const;
 
+  // Answers a GET /events that parked (Response::parked, with its
+  // `parked_poll`) once its queue woke `waiter` (`superseded`: another poll
+  // took its place), without routing, parsing or authenticating it again;
+  // counted in the metrics as Handle counts it. The answer may park again.
+  // nullopt when the request must be handled again in full, through Handle
+  // with Request::resumed (and force_nonblocking if superseded): see
+  // EventsApi::Resume.
+  std::optional<Response> Resume(const ParkedPoll& parked,
+                                 const std::shared_ptr<QueueWaiter>& waiter,
+                                 bool superseded) const;
+
  private:
   Response Health() const;
   Response Dispatch(const Request& req, std::string_view path,

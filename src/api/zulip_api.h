@@ -31,6 +31,9 @@ class ZulipApi {
   Response Handle(const Request& req, std::string_view path,
                   std::string_view query) const;
 
+  // The events API, for Router::Resume (parked polls woken by their queue).
+  const EventsApi& events() const { return events_; }
+
  private:
   ApiResult<Caller> Authenticate(const Request& req, const Realm& realm) const;
   // `client`: the reporting client's name (ClientNameFromUserAgent).

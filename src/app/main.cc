@@ -2,6 +2,7 @@
 // store, loads the state, serves HTTP until SIGTERM/SIGINT, flushes, exits 0.
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <charconv>
@@ -307,6 +308,14 @@ int Main(int argc, char** argv) {
   api::Router router(service->get(), &hub, &options);
   api::Router admin_router(service->get(), &hub, &admin_options);
   boost::asio::io_context ioc;
+  // A change that reaches many parked polls (one user coming online before
+  // 10k watchers) is answered first: the wake-ups run as a task of the I/O
+  // threads instead of on the thread of the request that made the change.
+  // (ioc goes before hub, but nothing changes presence once ioc.run() is
+  // over and the feed is unsubscribed.)
+  hub.SetWakeScheduler([&ioc](std::function<void()> task) {
+    boost::asio::post(ioc, std::move(task));
+  });
   http::SessionLimits limits;
   limits.heartbeat = std::chrono::seconds(f.heartbeat_seconds);
   limits.body_limit = f.max_body_bytes;

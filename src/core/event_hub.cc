@@ -52,7 +52,13 @@ void EventHub::RemoveLocked(EventQueue* q, Waiters& wake) {
   queues_.erase(q->id);  // destroys q
 }
 
-void EventHub::WakeAll(const Waiters& wake) {
+void EventHub::WakeAll(Waiters wake) const {
+  if (wake.size() > kInlineWakes && wake_scheduler_) {
+    wake_scheduler_([wake = std::move(wake)] {
+      for (const auto& w : wake) w->Wake();
+    });
+    return;
+  }
   for (const auto& w : wake) w->Wake();
 }
 
@@ -118,7 +124,7 @@ void EventHub::Heartbeat(std::string_view queue_id) {
       RemoveLocked(q, wake);
     }
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
 }
 
 bool EventHub::Delete(std::string_view queue_id, UserId user) {
@@ -129,7 +135,7 @@ bool EventHub::Delete(std::string_view queue_id, UserId user) {
     if (it == queues_.end() || it->second->spec.user_id != user) return false;
     RemoveLocked(it->second.get(), wake);
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
   return true;
 }
 
@@ -163,7 +169,7 @@ std::size_t EventHub::Expire(std::int64_t steady_now) {
     n = stale.size();
     queues_expired_ += n;
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
   return n;
 }
 
@@ -179,7 +185,7 @@ void EventHub::DropQueuesOf(RealmId realm, UserId user) {
     }
     for (EventQueue* q : doomed) RemoveLocked(q, wake);
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
 }
 
 std::optional<QueueSpec> EventHub::SpecOf(std::string_view queue_id) const {
@@ -254,7 +260,7 @@ void EventHub::FanOutPresence(const PresenceChange& change,
       RemoveLocked(q, wake);
     }
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
 }
 
 void EventHub::OnPresenceChange(const PresenceChange& change) {
@@ -311,7 +317,7 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
       RemoveLocked(q, wake);
     }
   }
-  WakeAll(wake);
+  WakeAll(std::move(wake));
 }
 
 void EventHub::OnUserDeactivated(RealmId realm, UserId user) {

@@ -18,6 +18,12 @@
 // handle by registering again). A queue not polled for `queue_timeout` of
 // real time, and with no parked poll, is freed by Expire().
 //
+// Waking: the parked polls a change wakes are woken after mu_ is released,
+// on the calling thread, or, when there are many and a WakeScheduler is set,
+// by a task handed to it: the request that made the change (a ping that
+// reaches 10k parked polls) is then answered without waiting for 10k
+// wake-ups.
+//
 // Thread safety: all methods may be called from any thread; mu_ guards the
 // queues. Waiters are woken after mu_ is released. Lock order: mu_ may be
 // held while a Realm's lock is taken (CanSee), never the other way round:
@@ -27,6 +33,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -102,6 +109,16 @@ class EventHub final : public PresenceListener {
   }
   EventHub& operator=(const EventHub&) = delete;
 
+  // Runs `task` soon, on another thread or later on this one (the I/O layer
+  // posts it to its threads). Must not run it inline.
+  using WakeScheduler = std::function<void(std::function<void()> task)>;
+  // More waiters than this at once are woken by a scheduled task.
+  static constexpr std::size_t kInlineWakes = 8;
+  // Set before serving (not synchronised); empty: always wake inline.
+  void SetWakeScheduler(WakeScheduler scheduler) {
+    wake_scheduler_ = std::move(scheduler);
+  }
+
   // Creates a queue and returns its id (unguessable).
   std::string Register(QueueSpec spec, std::int64_t steady_now);
 
@@ -160,7 +177,8 @@ class EventHub final : public PresenceListener {
   void AppendLocked(EventQueue& q, std::shared_ptr<const std::string> body,
                     Waiters& wake, std::vector<EventQueue*>& overflowed);
   void RemoveLocked(EventQueue* q, Waiters& wake);
-  static void WakeAll(const Waiters& wake);
+  // Wakes them, inline or through the scheduler (see above).
+  void WakeAll(Waiters wake) const;
   void FanOutPresence(const PresenceChange& change, std::string_view transition,
                       bool transitions_only);
 
@@ -168,6 +186,7 @@ class EventHub final : public PresenceListener {
   const EventEncoder* const encoder_;
   const HubOptions options_;
   std::string queue_id_prefix_;
+  WakeScheduler wake_scheduler_;
   TransitionTracker tracker_;
 
   mutable std::mutex mu_;

@@ -149,6 +149,8 @@ std::variant<Caller, AuthFailure> PresenceService::Authenticate(
   }
   std::optional<AuthFailure> failure;
   Caller caller;
+  // Read before the member: a change after this point shows as a new value.
+  caller.directory_generation = owner_realm->directory_generation();
   owner_realm->WithMember(owner.user_id, [&](const Member* m) {
     if (m == nullptr || !ConstantTimeEqual(m->api_key_hash, digest) ||
         !EqualsIgnoreCase(m->email, email)) {

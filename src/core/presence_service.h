@@ -63,6 +63,10 @@ struct Caller {
   bool is_bot = false;
   bool limited = false;  // guest without access to all users
   bool presence_enabled = true;
+  // realm->directory_generation() read before the caller was authenticated:
+  // while the realm's value is still this, authenticating the same request
+  // again would give this same caller (see Realm::directory_generation).
+  std::uint64_t directory_generation = 0;
 };
 
 enum class AuthFailure {

@@ -208,6 +208,7 @@ bool Realm::UpdateMember(const store::UserRecord& user) {
   m.is_active = user.is_active;
   m.can_access_all_users = user.can_access_all_users;
   m.api_key_hash = user.api_key_hash;
+  directory_generation_.fetch_add(1, std::memory_order_release);
   return true;
 }
 
@@ -802,6 +803,7 @@ void Realm::ApplySettings(const store::RealmRecord& record) {
   name_ = record.name;
   presence_disabled_ = record.presence_disabled;
   deactivated_ = record.deactivated;
+  directory_generation_.fetch_add(1, std::memory_order_release);
 }
 
 void Realm::ReplaceAccess(const std::vector<store::AccessRecord>& lists) {

@@ -32,6 +32,7 @@
 #ifndef PRESENCE_CORE_REALM_H_
 #define PRESENCE_CORE_REALM_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <limits>
@@ -147,6 +148,14 @@ class Realm {
   std::size_t member_count() const;
   // Active users, bots included (Zulip's presence event recipients).
   std::size_t active_count() const;
+  // Grows after every change that can alter what authenticating a member of
+  // this realm yields (a member's key, activity, role; the realm's settings,
+  // deactivation included), once the change is visible. A Caller stamped
+  // with the value read before it was authenticated is still what
+  // authentication would give while the value is unchanged.
+  std::uint64_t directory_generation() const {
+    return directory_generation_.load(std::memory_order_acquire);
+  }
 
   // --- Loading and directory changes (the store was already updated) ------
 
@@ -343,6 +352,8 @@ class Realm {
   std::string name_;
   bool presence_disabled_ = false;
   bool deactivated_ = false;
+  // Bumped under mu_, after the change (see directory_generation()).
+  std::atomic<std::uint64_t> directory_generation_{0};
   UpdateId last_update_id_ = 0;
   UpdateId reserved_update_id_ = 0;
   UpdateId applied_seq_ = 0;  // replica only

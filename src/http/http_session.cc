@@ -2,12 +2,16 @@
 
 #include <sys/socket.h>
 
+#include <array>
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
 
 #include "http/forwarder.h"
+#include "http/response_head.h"
 
 namespace presence::http {
 
@@ -76,7 +80,7 @@ void HttpSession::Wake() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(false, /*resumed=*/true);
+    self->Resume(/*superseded=*/false);
   });
 }
 
@@ -84,8 +88,16 @@ void HttpSession::Supersede() {
   boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
-    self->HandleRequest(true, /*resumed=*/true);
+    self->Resume(/*superseded=*/true);
   });
+}
+
+void HttpSession::Resume(bool superseded) {
+  std::optional<api::Response> out =
+      router_->Resume(parked_poll_, shared_from_this(), superseded);
+  if (!out) return HandleRequest(superseded, /*resumed=*/true);
+  if (out->parked) return Park();  // woken for nothing new: wait again
+  Respond(std::move(*out));
 }
 
 void HttpSession::OnParkedReadable(beast::error_code ec) {
@@ -113,7 +125,7 @@ void HttpSession::OnParkedReadable(beast::error_code ec) {
 void HttpSession::OnHeartbeat(beast::error_code ec) {
   if (ec || !parked_) return;  // cancelled: woken first
   // Appends a heartbeat event to the queue, which wakes this session.
-  router_->hub()->Heartbeat(parked_queue_);
+  router_->hub()->Heartbeat(parked_poll_.queue_id);
 }
 
 void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
@@ -137,27 +149,53 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   api::Response out = router_->Handle(in);
   if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
-    // No read and no write while parked: the client waits for the answer.
-    stream_.expires_never();
-    parked_ = true;
-    parked_queue_ = std::move(out.parked_queue_id);
-    heartbeat_.expires_after(limits_->heartbeat);
-    heartbeat_.async_wait(beast::bind_front_handler(&HttpSession::OnHeartbeat,
-                                                    shared_from_this()));
-    // Notice a client that goes away while parked, so that it does not hold
-    // its connection slot and its queue's waiter until the heartbeat.
-    stream_.socket().async_wait(
-        boost::asio::ip::tcp::socket::wait_read,
-        beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                  shared_from_this()));
-    return;
+    parked_poll_ = std::move(out.parked_poll);
+    return Park();
   }
 
   Respond(std::move(out));
 }
 
+void HttpSession::Park() {
+  // No read and no write while parked: the client waits for the answer.
+  stream_.expires_never();
+  parked_ = true;
+  heartbeat_.expires_after(limits_->heartbeat);
+  heartbeat_.async_wait(
+      beast::bind_front_handler(&HttpSession::OnHeartbeat, shared_from_this()));
+  // Notice a client that goes away while parked, so that it does not hold
+  // its connection slot and its queue's waiter until the heartbeat.
+  stream_.socket().async_wait(
+      boost::asio::ip::tcp::socket::wait_read,
+      beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                shared_from_this()));
+}
+
 void HttpSession::Respond(api::Response out) {
   Request& req = parser_->get();
+  const std::optional<std::size_t> length =
+      out.status != 204 && out.status != 304
+          ? std::optional<std::size_t>(out.body.size())
+          : std::nullopt;
+  if (out.headers.empty()) {
+    // The common answer (every woken long poll): its head formatted
+    // directly and written with the body in one gathered write, no fields
+    // container and no serializer.
+    const bool keep_alive = req.keep_alive();
+    head_.clear();
+    AppendResponseHead(head_, req.version(), out.status, out.content_type,
+                       keep_alive, length);
+    body_ =
+        req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
+    stream_.expires_after(limits_->idle_timeout);
+    const std::array<boost::asio::const_buffer, 2> buffers{
+        boost::asio::buffer(head_), boost::asio::buffer(body_)};
+    boost::asio::async_write(
+        stream_, buffers,
+        beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
+                                  keep_alive));
+    return;
+  }
   response_ = Response{};
   response_.version(req.version());
   response_.result(out.status);
@@ -171,9 +209,7 @@ void HttpSession::Respond(api::Response out) {
   if (!head) response_.body() = std::move(out.body);
   const bool keep_alive = req.keep_alive();
   response_.keep_alive(keep_alive);
-  if (out.status != 204 && out.status != 304) {
-    response_.content_length(size);
-  }
+  if (length) response_.content_length(size);
   DoWrite(keep_alive);
 }
 
@@ -217,6 +253,7 @@ void HttpSession::DoWrite(bool keep_alive) {
 }
 
 void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  body_ = std::string();  // a parked poll holds no old answer
   if (ec == beast::error::timeout && metrics_ != nullptr) {
     // The client did not read its answer within the timeout: cut it off
     // rather than hold the buffer.

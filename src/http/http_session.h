@@ -9,8 +9,12 @@
 //
 // Long polls: when GET /events has nothing to return, the API parks this
 // session on the queue as its QueueWaiter and the session waits without a
-// thread: no read, no write, one timer for the heartbeat. Wake() (from any
-// thread) posts to the strand, which handles the same request again.
+// thread: no read, no write, one timer for the heartbeat. It keeps what the
+// API said answering needs (api::ParkedPoll: the authenticated caller, the
+// queue, last_event_id, the answer's tail). Wake() (from any thread) posts to
+// the strand, which answers through Router::Resume: one poll of the queue,
+// no routing, parsing or authentication; where Resume declines (the caller's
+// directory changed, the queue is gone) the same request is handled again.
 //
 // Thread safety: all handlers run on the session's strand (the stream's
 // executor); Wake/Supersede only post to it. The session lives while an
@@ -67,6 +71,12 @@ class HttpSession : public QueueWaiter,
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking, bool resumed = false);
+  // A parked poll woken by its queue (or superseded): answers it through
+  // Router::Resume, or handles the request again where that declines.
+  void Resume(bool superseded);
+  // Waits for the queue with parked_poll_ set: heartbeat timer, and a
+  // readability wait that notices a client that leaves.
+  void Park();
   // Writes the router's answer.
   void Respond(api::Response out);
   // Relays the request to the node in out.forward_to; answers `out` itself
@@ -86,10 +96,13 @@ class HttpSession : public QueueWaiter,
   std::optional<
       boost::beast::http::request_parser<boost::beast::http::string_body>>
       parser_;
-  Response response_;
+  Response response_;  // answers with extra headers, relays, errors
+  // The other answers: head (AppendResponseHead) and body, written together.
+  std::string head_;
+  std::string body_;
   boost::asio::steady_timer heartbeat_;
   bool parked_ = false;
-  std::string parked_queue_;
+  api::ParkedPoll parked_poll_;  // the last poll that parked
   const api::Router* const router_;
   const SessionLimits* const limits_;
   const std::shared_ptr<std::atomic<std::size_t>> open_;

@@ -285,6 +285,43 @@ TEST_F(EventHubTest, DeactivationDropsTheUsersQueues) {
             PollStatus::kBadQueue);
 }
 
+TEST_F(EventHubTest, ManyWakeUpsGoToTheSchedulerFewRunInline) {
+  std::vector<std::function<void()>> tasks;
+  hub_->SetWakeScheduler(
+      [&](std::function<void()> task) { tasks.push_back(std::move(task)); });
+  UserId a = AddUser("a@example.com");
+  auto park = [&](std::size_t n) {
+    std::vector<std::shared_ptr<FakeWaiter>> waiters;
+    for (std::size_t i = 0; i < n; ++i) {
+      UserId u = AddUser("u" + std::to_string(waiters.size()) + "." +
+                         std::to_string(n) + "@example.com");
+      auto w = std::make_shared<FakeWaiter>();
+      EXPECT_EQ(hub_->Poll(Register(u), u, -1, true, w, steady_).status,
+                PollStatus::kParked);
+      waiters.push_back(std::move(w));
+    }
+    return waiters;
+  };
+  auto woken = [](const auto& waiters) {
+    int n = 0;
+    for (const auto& w : waiters) n += w->woken;
+    return n;
+  };
+  // A few: woken before the change returns, no task.
+  auto few = park(EventHub::kInlineWakes);
+  Ping(a);
+  EXPECT_EQ(woken(few), static_cast<int>(EventHub::kInlineWakes));
+  EXPECT_TRUE(tasks.empty());
+  // Many: nobody is woken until the scheduler runs the task.
+  auto many = park(EventHub::kInlineWakes + 1);
+  clock_.Advance(SecondsToMicros(200));
+  Ping(a);  // comes online again: an event to every queue
+  ASSERT_EQ(tasks.size(), 1u);
+  EXPECT_EQ(woken(many), 0);
+  tasks[0]();
+  EXPECT_EQ(woken(many), static_cast<int>(many.size()));
+}
+
 }  // namespace
 }  // namespace presence
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# A/B of the fan-out benchmark (run-all.sh's part 3) between presenced
+# binaries, interleaved run by run so that the neighbours' load falls on
+# every binary alike: for each of RUNS rounds, each binary in turn is started
+# fresh on a copy of the same data directory and driven by the same loadgen with W
+# watchers (1k and 10k), exactly as run-all.sh drives it. Prints one line per
+# run and the medians of p50/p99/max/trigger/server CPU per delivery.
+#
+# Usage: bench/fanout-ab.sh [--runs N] [--watchers "1000 10000"]
+#          [--out DIR] LOADGEN BENCH_POPULATE NAME=PRESENCED...
+# e.g.   bench/fanout-ab.sh --runs 3 build/fan/loadgen build/fan/bench_populate \
+#          old=build/fan-base/presenced new=build/fan/presenced
+# Output: DIR/fanout.jsonl (one loadgen object per run, label
+# "fanout/NAME/W/RUN"). Loopback only.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+runs=3
+watchers="1000 10000"
+out=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --watchers) watchers="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) break ;;
+  esac
+done
+[ $# -ge 3 ] || { sed -n '2,15p' "$0"; exit 2; }
+loadgen="$1"
+populate="$2"
+shift 2
+names=()
+bins=()
+for spec in "$@"; do
+  names+=("${spec%%=*}")
+  bins+=("${spec#*=}")
+done
+out="${out:-$(mktemp -d /tmp/fanout-ab.XXXXXX)}"
+mkdir -p "$out"
+work="$(mktemp -d /tmp/fanout-ab-work.XXXXXX)"
+server_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The 10k fan-out needs 10k sockets on each side.
+ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
+# Every server starts on a fresh copy: the trigger users' rows must be an
+# hour old (the previous server's rounds made them fresh).
+"$populate" --data "$work/pristine" --users 12000 > /dev/null
+
+start_server() {
+  local bin="$1" line
+  rm -rf "$work/data"
+  cp -r "$work/pristine" "$work/data"
+  : > "$work/server.out"
+  "$bin" --listen 127.0.0.1:0 --data "$work/data" --rate-limit 0 --threads 2 \
+    --max-connections 20000 >> "$work/server.out" 2>> "$work/server.err" &
+  server_pid=$!
+  port=""
+  for _ in $(seq 1 5000); do
+    IFS= read -r line < "$work/server.out" || true
+    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
+      port="${line##*:}"
+      return
+    fi
+    kill -0 "$server_pid" 2> /dev/null || break
+    sleep 0.002
+  done
+  echo "fanout-ab: $bin did not start" >&2
+  exit 1
+}
+
+for run in $(seq 1 "$runs"); do
+  for w in $watchers; do
+    for i in "${!bins[@]}"; do
+      start_server "${bins[$i]}"
+      sleep 1
+      settle=$(( w >= 10000 ? 1500 : 400 ))
+      "$loadgen" --mode fanout --port "$port" --server-pid "$server_pid" \
+        --watchers "$w" --watch-first 0 \
+        --trigger-first $(( 10000 + (w / 1000) * 10 )) --rounds 5 \
+        --settle-ms "$settle" --label "fanout/${names[$i]}/$w/$run" \
+        >> "$out/fanout.jsonl" 2>> "$out/loadgen.log"
+      tail -1 "$out/fanout.jsonl"
+      kill "$server_pid"
+      wait "$server_pid" || true
+      server_pid=""
+    done
+  done
+done
+
+python3 - "$out/fanout.jsonl" << 'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+groups = {}
+for r in rows:
+    _, name, w, _ = r["label"].split("/")
+    groups.setdefault((int(w), name), []).append(r)
+keys = ["p50_ms", "p99_ms", "max_ms", "trigger_ms",
+        "server_cpu_us_per_delivery"]
+print("watchers binary runs " + " ".join(keys) + " (medians)")
+for (w, name), rs in sorted(groups.items()):
+    med = [statistics.median(r[k] for r in rs) for k in keys]
+    print(w, name, len(rs), " ".join(f"{m:.2f}" for m in med))
+EOF
+echo "fanout-ab: raw figures in $out/fanout.jsonl"
