@@ -217,6 +217,7 @@ int Main(int argc, char** argv) {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<store::RedisStore> redis;
   std::unique_ptr<store::FaultyStore> faulty;
+  const store::SqliteStore* sqlite = nullptr;  // its memory goes to /metrics
   Result<std::unique_ptr<PresenceService>> service = Errc::kNotFound;
   if (f.store.rfind("redis://", 0) == 0) {
     if (f.test_faults) {
@@ -245,6 +246,7 @@ int Main(int argc, char** argv) {
                    f.data.c_str(), opened.error().message().c_str());
       return 1;
     }
+    sqlite = opened->get();
     store = std::move(*opened);
     // With --test-faults the store is wrapped so that tests can make its
     // writes fail on demand (POST /admin/v1/faults).
@@ -285,6 +287,7 @@ int Main(int argc, char** argv) {
   hub.SeedTransitions((*service)->Now());
 
   api::Metrics metrics;
+  metrics.SetSqliteStore(sqlite);
   options.metrics = &metrics;
   options.log = [](std::string_view event, const auto& fields) {
     Log("info", event, fields);
