@@ -41,6 +41,8 @@ COLUMNS = [
     "malloc_arena_kib", "malloc_in_use_kib", "malloc_free_kib",
     "malloc_releasable_kib", "malloc_mmap_kib", "malloc_arenas",
     "sqlite_memory_kib", "sqlite_page_cache_kib", "sqlite_page_cache_limit_kib",
+    # Heap trims so far (--malloc-trim-seconds) and their total time.
+    "malloc_trims", "malloc_trim_ms_total",
 ]
 # CSV column -> /metrics gauge (bytes are written in KiB; "" if absent).
 MEMORY_GAUGES = [
@@ -210,6 +212,10 @@ def run(a):
             v = m.get(gauge)
             row.append("" if v is None else
                        int(v) if column == "malloc_arenas" else f"{v / 1024:.0f}")
+        trims = m.get("presenced_malloc_trims_total")
+        trim_s = m.get("presenced_malloc_trim_seconds_total")
+        row += ["" if trims is None else int(trims),
+                "" if trim_s is None else f"{trim_s * 1e3:.1f}"]
         w.writerow(row)
         f.flush()
         print(f"soak: t={row[0]}s rss={rss} KiB p50={row[2]} ms p99={row[3]} ms "
@@ -270,6 +276,12 @@ def summary(a):
                                  f"(max {top / 1024:.2f})")
             out.append("server memory gauges after warm-up, first -> last: " +
                        "; ".join(parts))
+        last = rows[-1]
+        if last.get("malloc_trims"):
+            n = int(last["malloc_trims"])
+            ms = fl(last, "malloc_trim_ms_total")
+            out.append(f"heap trims: {n}, {ms:.0f} ms in all"
+                       + (f", {ms / n:.2f} ms each on average" if n else ""))
         out.append(f"RSS stayed within +-5% after warm-up: {'YES' if dev <= 5 else 'NO'}")
     rates = [fl(r, "rate") for r in rows]
     ok = sum(int(r["ok"]) for r in rows)

@@ -69,6 +69,11 @@ void Metrics::RecordFlush(std::size_t rows, double seconds, bool ok) {
   flush_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
 }
 
+void Metrics::RecordHeapTrim(double seconds) {
+  heap_trims_.fetch_add(1, kRelaxed);
+  heap_trim_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
+}
+
 namespace {
 
 void Line(std::string& out, const char* fmt, auto... args) {
@@ -200,6 +205,11 @@ std::string Metrics::Render(const PresenceService* service,
           bytes(heap.mmap_bytes));
     gauge("presenced_malloc_arenas", "Arenas of the C allocator.",
           bytes(heap.arenas));
+    counter("presenced_malloc_trims_total",
+            "Times free heap pages were given back (--malloc-trim-seconds).",
+            heap_trims_.load(kRelaxed));
+    gauge("presenced_malloc_trim_seconds_total", "Time spent giving them back.",
+          static_cast<double>(heap_trim_ns_.load(kRelaxed)) / 1e9);
   }
   if (sqlite_ != nullptr) {
     const store::SqliteStore::MemoryStats m = sqlite_->Memory();

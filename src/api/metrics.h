@@ -62,6 +62,8 @@ class Metrics {
     connections_refused_.fetch_add(1, kRelaxed);
   }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
+  // One TrimHeap() call that took `seconds`.
+  void RecordHeapTrim(double seconds);
   void ConnectionOpened() { connections_.fetch_add(1, kRelaxed); }
   void ConnectionClosed() { connections_.fetch_sub(1, kRelaxed); }
   std::int64_t connections() const { return connections_.load(kRelaxed); }
@@ -94,6 +96,8 @@ class Metrics {
   std::atomic<std::uint64_t> flush_ns_{0};
   std::atomic<std::uint64_t> connections_refused_{0};
   std::atomic<std::uint64_t> slow_consumers_{0};
+  std::atomic<std::uint64_t> heap_trims_{0};
+  std::atomic<std::uint64_t> heap_trim_ns_{0};
   std::atomic<std::int64_t> connections_{0};
   const store::SqliteStore* sqlite_ = nullptr;
 };

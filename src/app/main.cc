@@ -40,6 +40,7 @@ struct Flags {
   bool demo = false;
   unsigned threads = 0;
   unsigned flush_interval_ms = 1000;
+  unsigned malloc_trim_seconds = 10;
   unsigned heartbeat_seconds = 45;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
@@ -118,6 +119,11 @@ int Main(int argc, char** argv) {
                  "group-commit interval for presence rows")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
+  cli.add_option("--malloc-trim-seconds", f.malloc_trim_seconds,
+                 "give free heap pages back to the system this often "
+                 "(0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
   cli.add_option("--heartbeat-seconds", f.heartbeat_seconds,
                  "a parked GET /events answers with a heartbeat after this")
       ->capture_default_str()
@@ -401,7 +407,8 @@ int Main(int argc, char** argv) {
   }
 
   Flusher flusher(service->get(),
-                  std::chrono::milliseconds(f.flush_interval_ms), &metrics);
+                  std::chrono::milliseconds(f.flush_interval_ms), &metrics,
+                  std::chrono::seconds(f.malloc_trim_seconds));
   flusher.Start();
 
   // Frees event queues nobody polls any more (real time).

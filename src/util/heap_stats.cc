@@ -57,4 +57,14 @@ HeapStats ReadHeapStats() {
   return s;
 }
 
+bool TrimHeap() {
+#if defined(__GLIBC__)
+  if (kSanitizerAllocator) return false;
+  malloc_trim(0);
+  return true;
+#else
+  return false;
+#endif
+}
+
 }  // namespace presence

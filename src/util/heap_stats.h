@@ -39,6 +39,15 @@ struct HeapStats {
 
 HeapStats ReadHeapStats();
 
+// Gives the whole free pages inside every arena back to the system
+// (glibc's malloc_trim(0), which madvises them away; the arenas keep their
+// address space, so arena_bytes does not drop, RSS does). Without it, glibc
+// returns only what is free at the top of the main arena, and memory freed
+// after a burst stays resident. Takes each arena's lock in turn: call it
+// from a background thread, every few seconds at most. Returns false where
+// it is not available (not glibc, or a sanitizer's allocator).
+bool TrimHeap();
+
 }  // namespace presence
 
 #endif  // PRESENCE_UTIL_HEAP_STATS_H_
