@@ -22,7 +22,8 @@
 #      --write-fraction of the pings come from users not seen for an hour
 #      (each "comes online": a write and an event to every parked poll);
 #      after each slice one sample: server VmRSS, that slice's latency
-#      percentiles and achieved rate, parked polls (server's /metrics), CPU;
+#      percentiles and achieved rate, parked polls (server's /metrics), CPU,
+#      and the server's memory gauges (malloc heap, SQLite; /metrics);
 #   6. SIGTERM to the server, which must exit 0.
 #
 # Usage: bench/soak.sh [--rate 10000] [--duration 600] [--interval 10]
@@ -67,7 +68,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build_dir="$2"; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "soak: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -274,14 +275,18 @@ set lmargin 13
 set rmargin 13
 set xrange [0:*]
 set multiplot layout 4,1 title "presenced soak: $RATE pings/s open loop, $ONLINE users online of $USERS, $POLLS parked polls, $(nproc) shared cores, loopback"
-set ylabel "server VmRSS (MiB)"
+set ylabel "server memory (MiB)"
 ref = $warm_ref
 set yrange [0:*]
 set arrow 1 from $WARMUP, graph 0 to $WARMUP, graph 1 nohead dt 3 lc rgb "gray40"
 set label 1 "end of warm-up" at $WARMUP, graph 0.1 left offset 0.5,0
 plot "$csv" using 1:(\$2/1024) skip 1 with linespoints lw 2 pt 7 ps 0.6 title "VmRSS", \
      (x >= $WARMUP && ref > 0 ? ref*1.05 : 1/0) with lines dt 2 lc rgb "red" title "+-5% of the first post-warm-up sample", \
-     (x >= $WARMUP && ref > 0 ? ref*0.95 : 1/0) with lines dt 2 lc rgb "red" notitle
+     (x >= $WARMUP && ref > 0 ? ref*0.95 : 1/0) with lines dt 2 lc rgb "red" notitle, \
+     "$csv" using 1:(\$24/1024) skip 1 with lines lw 1 lc rgb "gray40" title "RssAnon", \
+     "$csv" using 1:(\$27/1024) skip 1 with lines lw 1 dt 4 lc rgb "blue" title "malloc arenas held", \
+     "$csv" using 1:(\$28/1024) skip 1 with lines lw 1 lc rgb "blue" title "malloc in use", \
+     "$csv" using 1:(\$33/1024) skip 1 with lines lw 1 lc rgb "orange" title "SQLite memory"
 unset label 1
 set ylabel "latency per slice (ms)"
 set logscale y

@@ -13,7 +13,8 @@ seconds have passed, and after each slice appends one CSV row: the server's
 VmRSS (and its anonymous, file and shared parts), that slice's latency percentiles and achieved rate, the parked polls
 (median and minimum of the server's /metrics gauge read twice a second
 during the slice) and event queues, the events the pollers got, and CPU use
-(server, loadgen, poller, whole machine). Bounded: at most
+(server, loadgen, poller, whole machine), and the server's memory gauges
+(C allocator heap, SQLite memory and page cache; see MEMORY_GAUGES). Bounded: at most
 ceil(duration / interval) slices, each under a timeout.
 """
 import argparse
@@ -34,6 +35,26 @@ COLUMNS = [
     "poll_answers_per_s", "server_cpu_pct", "loadgen_cpu_pct",
     "poller_cpu_pct", "machine_cpu_pct", "load1", "parked_min",
     "rss_anon_kib", "rss_file_kib", "rss_shmem_kib",
+    # The server's own account of its memory (/metrics), next to RSS: the C
+    # allocator's arenas (held = in use + free), its mmapped blocks and
+    # arena count, and SQLite's memory and page cache (with its bound).
+    "malloc_arena_kib", "malloc_in_use_kib", "malloc_free_kib",
+    "malloc_releasable_kib", "malloc_mmap_kib", "malloc_arenas",
+    "sqlite_memory_kib", "sqlite_page_cache_kib", "sqlite_page_cache_limit_kib",
+    # Heap trims so far (--malloc-trim-seconds) and their total time.
+    "malloc_trims", "malloc_trim_ms_total",
+]
+# CSV column -> /metrics gauge (bytes are written in KiB; "" if absent).
+MEMORY_GAUGES = [
+    ("malloc_arena_kib", "presenced_malloc_arena_bytes"),
+    ("malloc_in_use_kib", "presenced_malloc_in_use_bytes"),
+    ("malloc_free_kib", "presenced_malloc_free_bytes"),
+    ("malloc_releasable_kib", "presenced_malloc_releasable_bytes"),
+    ("malloc_mmap_kib", "presenced_malloc_mmap_bytes"),
+    ("malloc_arenas", "presenced_malloc_arenas"),
+    ("sqlite_memory_kib", "presenced_sqlite_memory_used_bytes"),
+    ("sqlite_page_cache_kib", "presenced_sqlite_page_cache_bytes"),
+    ("sqlite_page_cache_limit_kib", "presenced_sqlite_page_cache_limit_bytes"),
 ]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
@@ -187,6 +208,14 @@ def run(a):
             min(parked_seen) if parked_seen else int(m.get("presenced_parked_polls", 0)),
             mem.get("RssAnon", 0), mem.get("RssFile", 0), mem.get("RssShmem", 0),
         ]
+        for column, gauge in MEMORY_GAUGES:
+            v = m.get(gauge)
+            row.append("" if v is None else
+                       int(v) if column == "malloc_arenas" else f"{v / 1024:.0f}")
+        trims = m.get("presenced_malloc_trims_total")
+        trim_s = m.get("presenced_malloc_trim_seconds_total")
+        row += ["" if trims is None else int(trims),
+                "" if trim_s is None else f"{trim_s * 1e3:.1f}"]
         w.writerow(row)
         f.flush()
         print(f"soak: t={row[0]}s rss={rss} KiB p50={row[2]} ms p99={row[3]} ms "
@@ -234,6 +263,25 @@ def summary(a):
                             ("rss_shmem_kib", "shmem")):
                 parts.append(f"{name} {fl(post[0], k) / 1024:.1f} -> {fl(post[-1], k) / 1024:.1f}")
             out.append("RSS parts after warm-up, first -> last, MiB: " + ", ".join(parts))
+        have = [(k, g) for k, g in MEMORY_GAUGES if post[0].get(k) and post[-1].get(k)]
+        if have:
+            parts = []
+            for k, _ in have:
+                a0, a1 = fl(post[0], k), fl(post[-1], k)
+                top = max(fl(r, k) for r in post if r.get(k))
+                if k == "malloc_arenas":
+                    parts.append(f"{k} {a0:.0f} -> {a1:.0f} (max {top:.0f})")
+                else:
+                    parts.append(f"{k[:-4]} {a0 / 1024:.2f} -> {a1 / 1024:.2f} MiB "
+                                 f"(max {top / 1024:.2f})")
+            out.append("server memory gauges after warm-up, first -> last: " +
+                       "; ".join(parts))
+        last = rows[-1]
+        if last.get("malloc_trims"):
+            n = int(last["malloc_trims"])
+            ms = fl(last, "malloc_trim_ms_total")
+            out.append(f"heap trims: {n}, {ms:.0f} ms in all"
+                       + (f", {ms / n:.2f} ms each on average" if n else ""))
         out.append(f"RSS stayed within +-5% after warm-up: {'YES' if dev <= 5 else 'NO'}")
     rates = [fl(r, "rate") for r in rows]
     ok = sum(int(r["ok"]) for r in rows)

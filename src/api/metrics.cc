@@ -4,6 +4,8 @@
 
 #include "core/event_hub.h"
 #include "core/presence_service.h"
+#include "store/sqlite_store.h"
+#include "util/heap_stats.h"
 
 namespace presence::api {
 
@@ -67,10 +69,15 @@ void Metrics::RecordFlush(std::size_t rows, double seconds, bool ok) {
   flush_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
 }
 
+void Metrics::RecordHeapTrim(double seconds) {
+  heap_trims_.fetch_add(1, kRelaxed);
+  heap_trim_ns_.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
+}
+
 namespace {
 
 void Line(std::string& out, const char* fmt, auto... args) {
-  char buf[256];
+  char buf[512];
   int n = std::snprintf(buf, sizeof buf, fmt, args...);
   if (n > 0) out.append(buf, std::min<std::size_t>(n, sizeof buf - 1));
 }
@@ -172,6 +179,54 @@ std::string Metrics::Render(const PresenceService* service,
     gauge("presenced_store_failed",
           "1 once a store write failed (sticky until restart).",
           service->failed() ? 1 : 0);
+  }
+  // Memory, so that a soak can tell what grows when RSS does.
+  if (const HeapStats heap = ReadHeapStats(); heap.available) {
+    auto bytes = [](std::uint64_t v) { return static_cast<double>(v); };
+    gauge("presenced_malloc_arena_bytes",
+          "Bytes the C allocator holds in its arenas (in use + free; "
+          "mallinfo2 arena).",
+          bytes(heap.arena_bytes));
+    gauge("presenced_malloc_in_use_bytes",
+          "Bytes of arena memory allocated by the program (mallinfo2 "
+          "uordblks).",
+          bytes(heap.in_use_bytes));
+    gauge("presenced_malloc_free_bytes",
+          "Bytes of arena memory freed but kept by the allocator (mallinfo2 "
+          "fordblks).",
+          bytes(heap.free_bytes));
+    gauge("presenced_malloc_releasable_bytes",
+          "Free bytes at the top of the main arena that trimming would "
+          "return (mallinfo2 keepcost).",
+          bytes(heap.releasable_bytes));
+    gauge("presenced_malloc_mmap_bytes",
+          "Bytes in blocks the allocator mmapped on their own (mallinfo2 "
+          "hblkhd).",
+          bytes(heap.mmap_bytes));
+    gauge("presenced_malloc_arenas", "Arenas of the C allocator.",
+          bytes(heap.arenas));
+    counter("presenced_malloc_trims_total",
+            "Times free heap pages were given back (--malloc-trim-seconds).",
+            heap_trims_.load(kRelaxed));
+    gauge("presenced_malloc_trim_seconds_total", "Time spent giving them back.",
+          static_cast<double>(heap_trim_ns_.load(kRelaxed)) / 1e9);
+  }
+  if (sqlite_ != nullptr) {
+    const store::SqliteStore::MemoryStats m = sqlite_->Memory();
+    gauge("presenced_sqlite_memory_used_bytes",
+          "Bytes SQLite holds in this process (sqlite3_status64 MEMORY_USED).",
+          static_cast<double>(m.memory_used_bytes));
+    gauge("presenced_sqlite_memory_highwater_bytes",
+          "Most bytes SQLite has held at once since start.",
+          static_cast<double>(m.memory_highwater_bytes));
+    gauge("presenced_sqlite_page_cache_bytes",
+          "Bytes in the store connection's page cache after its last "
+          "transaction (DBSTATUS_CACHE_USED).",
+          static_cast<double>(m.page_cache_bytes));
+    gauge("presenced_sqlite_page_cache_limit_bytes",
+          "The most the store connection's page cache may hold (PRAGMA "
+          "cache_size).",
+          static_cast<double>(m.page_cache_limit_bytes));
   }
   return out;
 }

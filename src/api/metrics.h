@@ -2,11 +2,12 @@
 // Prometheus text format (version 0.0.4).
 //
 // Requests are counted by endpoint and status and timed per endpoint; the
-// gauges (queues, parked polls) and the store's state are read from their
+// gauges (queues, parked polls), the store's state and memory (the C
+// allocator's heap, SQLite's memory and page cache) are read from their
 // owners when scraped.
 //
 // Thread safety: every counter is an atomic; Record and Render may run on
-// any thread at once.
+// any thread at once. SetSqliteStore is called once, before serving.
 #ifndef PRESENCE_API_METRICS_H_
 #define PRESENCE_API_METRICS_H_
 
@@ -19,6 +20,9 @@
 namespace presence {
 class EventHub;
 class PresenceService;
+namespace store {
+class SqliteStore;
+}  // namespace store
 }  // namespace presence
 
 namespace presence::api {
@@ -58,9 +62,15 @@ class Metrics {
     connections_refused_.fetch_add(1, kRelaxed);
   }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
+  // One TrimHeap() call that took `seconds`.
+  void RecordHeapTrim(double seconds);
   void ConnectionOpened() { connections_.fetch_add(1, kRelaxed); }
   void ConnectionClosed() { connections_.fetch_sub(1, kRelaxed); }
   std::int64_t connections() const { return connections_.load(kRelaxed); }
+
+  // The SQLite store whose memory /metrics reports (presenced_sqlite_*);
+  // null (the default) for none. It must outlive every Render.
+  void SetSqliteStore(const store::SqliteStore* store) { sqlite_ = store; }
 
   // The whole exposition. `service` and `hub` may be null.
   std::string Render(const PresenceService* service, const EventHub* hub) const;
@@ -86,7 +96,10 @@ class Metrics {
   std::atomic<std::uint64_t> flush_ns_{0};
   std::atomic<std::uint64_t> connections_refused_{0};
   std::atomic<std::uint64_t> slow_consumers_{0};
+  std::atomic<std::uint64_t> heap_trims_{0};
+  std::atomic<std::uint64_t> heap_trim_ns_{0};
   std::atomic<std::int64_t> connections_{0};
+  const store::SqliteStore* sqlite_ = nullptr;
 };
 
 }  // namespace presence::api

@@ -1,5 +1,7 @@
 // Flusher: the group-commit thread. Every interval it commits the presence
-// rows changed since the last flush in one store transaction.
+// rows changed since the last flush in one store transaction. Every
+// `trim_interval` (0: never) it also gives the heap's free pages back to the
+// system (TrimHeap): on this thread, so no I/O thread waits for it.
 //
 // Thread safety: Start/Stop from the owning thread; the loop runs on its own
 // thread and calls only PresenceService::Flush (which is thread-safe).
@@ -20,7 +22,8 @@ class Flusher {
  public:
   // `metrics` may be null.
   Flusher(PresenceService* service, std::chrono::milliseconds interval,
-          api::Metrics* metrics = nullptr);
+          api::Metrics* metrics = nullptr,
+          std::chrono::seconds trim_interval = std::chrono::seconds(0));
   ~Flusher();
 
   void Start();
@@ -34,6 +37,7 @@ class Flusher {
   PresenceService* const service_;
   api::Metrics* const metrics_;
   const std::chrono::milliseconds interval_;
+  const std::chrono::seconds trim_interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

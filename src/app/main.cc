@@ -41,6 +41,7 @@ struct Flags {
   bool demo = false;
   unsigned threads = 0;
   unsigned flush_interval_ms = 1000;
+  unsigned malloc_trim_seconds = 10;
   unsigned heartbeat_seconds = 45;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
@@ -119,6 +120,11 @@ int Main(int argc, char** argv) {
                  "group-commit interval for presence rows")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
+  cli.add_option("--malloc-trim-seconds", f.malloc_trim_seconds,
+                 "give free heap pages back to the system this often "
+                 "(0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
   cli.add_option("--heartbeat-seconds", f.heartbeat_seconds,
                  "a parked GET /events answers with a heartbeat after this")
       ->capture_default_str()
@@ -218,6 +224,7 @@ int Main(int argc, char** argv) {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<store::RedisStore> redis;
   std::unique_ptr<store::FaultyStore> faulty;
+  const store::SqliteStore* sqlite = nullptr;  // its memory goes to /metrics
   Result<std::unique_ptr<PresenceService>> service = Errc::kNotFound;
   if (f.store.rfind("redis://", 0) == 0) {
     if (f.test_faults) {
@@ -246,6 +253,7 @@ int Main(int argc, char** argv) {
                    f.data.c_str(), opened.error().message().c_str());
       return 1;
     }
+    sqlite = opened->get();
     store = std::move(*opened);
     // With --test-faults the store is wrapped so that tests can make its
     // writes fail on demand (POST /admin/v1/faults).
@@ -286,6 +294,7 @@ int Main(int argc, char** argv) {
   hub.SeedTransitions((*service)->Now());
 
   api::Metrics metrics;
+  metrics.SetSqliteStore(sqlite);
   options.metrics = &metrics;
   options.log = [](std::string_view event, const auto& fields) {
     Log("info", event, fields);
@@ -407,7 +416,8 @@ int Main(int argc, char** argv) {
   }
 
   Flusher flusher(service->get(),
-                  std::chrono::milliseconds(f.flush_interval_ms), &metrics);
+                  std::chrono::milliseconds(f.flush_interval_ms), &metrics,
+                  std::chrono::seconds(f.malloc_trim_seconds));
   flusher.Start();
 
   // Frees event queues nobody polls any more (real time).

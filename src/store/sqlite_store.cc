@@ -228,6 +228,7 @@ class SqliteStore::Transaction {
     if (s == nullptr) return Errc::kStoreFailed;
     Status st = store_->Run(s, op_);
     if (st) open_ = false;
+    store_->NotePageCache();
     return st;
   }
 
@@ -316,7 +317,47 @@ Status SqliteStore::Configure() {
     rc = sqlite3_exec(db_, pragma, nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) return Error(rc, pragma);
   }
+  // The page cache bound in bytes: cache_size is in pages if positive, in
+  // KiB if negative.
+  std::int64_t pragma_value[2] = {0, 0};
+  const char* const kSizePragmas[2] = {"PRAGMA cache_size", "PRAGMA page_size"};
+  for (int i = 0; i < 2; ++i) {
+    rc = sqlite3_prepare_v2(db_, kSizePragmas[i], -1, &s, nullptr);
+    if (rc != SQLITE_OK) return Error(rc, kSizePragmas[i]);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) pragma_value[i] = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW) return Error(rc, kSizePragmas[i]);
+  }
+  page_cache_limit_bytes_.store(pragma_value[0] < 0
+                                    ? -pragma_value[0] * 1024
+                                    : pragma_value[0] * pragma_value[1],
+                                std::memory_order_relaxed);
   return Migrate();
+}
+
+void SqliteStore::NotePageCache() {
+  int current = 0;
+  int highwater = 0;
+  if (sqlite3_db_status(db_, SQLITE_DBSTATUS_CACHE_USED, &current, &highwater,
+                        0) == SQLITE_OK) {
+    page_cache_bytes_.store(current, std::memory_order_relaxed);
+  }
+}
+
+SqliteStore::MemoryStats SqliteStore::Memory() const {
+  MemoryStats m;
+  sqlite3_int64 current = 0;
+  sqlite3_int64 highwater = 0;
+  if (sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &current, &highwater, 0) ==
+      SQLITE_OK) {
+    m.memory_used_bytes = current;
+    m.memory_highwater_bytes = highwater;
+  }
+  m.page_cache_bytes = page_cache_bytes_.load(std::memory_order_relaxed);
+  m.page_cache_limit_bytes =
+      page_cache_limit_bytes_.load(std::memory_order_relaxed);
+  return m;
 }
 
 Status SqliteStore::Migrate() {

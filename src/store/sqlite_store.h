@@ -34,6 +34,8 @@
 #ifndef PRESENCE_STORE_SQLITE_STORE_H_
 #define PRESENCE_STORE_SQLITE_STORE_H_
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -95,6 +97,22 @@ class SqliteStore final : public Store {
   // Full path of the database file.
   const std::string& path() const { return path_; }
 
+  // SQLite's memory, for /metrics.
+  struct MemoryStats {
+    // sqlite3_status64(SQLITE_STATUS_MEMORY_USED): every byte SQLite holds
+    // in this process through its allocator (page caches, schemas, prepared
+    // statements of every connection), and its high-water mark since start.
+    std::int64_t memory_used_bytes = 0;
+    std::int64_t memory_highwater_bytes = 0;
+    // This connection's page cache (SQLITE_DBSTATUS_CACHE_USED), as of the
+    // end of its last transaction (Open, Load or a write).
+    std::int64_t page_cache_bytes = 0;
+    // The most that page cache may hold: PRAGMA cache_size in bytes.
+    std::int64_t page_cache_limit_bytes = 0;
+  };
+  // Never blocks on mu_ (a /metrics scrape must not wait for an fsync).
+  MemoryStats Memory() const;
+
   // Test hook: runs `sql` on the connection, e.g. "PRAGMA query_only=ON" to
   // make every later write fail. kStoreFailed (and LastError) on failure.
   Status ExecForTesting(const std::string& sql);
@@ -121,6 +139,8 @@ class SqliteStore final : public Store {
   // Sets the pragmas and migrates the schema; part of Open.
   Status Configure();
   Status Migrate();
+  // Records this connection's page cache size for Memory().
+  void NotePageCache();
 
   mutable std::mutex mu_;
   sqlite3* const db_;  // guarded by mu_
@@ -128,6 +148,9 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;  // guarded by mu_
   std::string last_error_;                                     // guarded by mu_
   int last_rc_ = 0;  // SQLite code behind last_error_; guarded by mu_
+  // Memory(): written under mu_, read without it.
+  std::atomic<std::int64_t> page_cache_bytes_{0};
+  std::atomic<std::int64_t> page_cache_limit_bytes_{0};
 };
 
 }  // namespace presence::store

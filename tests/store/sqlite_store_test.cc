@@ -432,6 +432,27 @@ TEST_F(SqliteStoreTest, CheckpointEmptiesTheWal) {
   EXPECT_EQ(snap->users.size(), 2u);
 }
 
+// /metrics reports SQLite's memory so that a soak can tell its page cache
+// from the rest of the heap (issue #6).
+TEST_F(SqliteStoreTest, Issue6_ReportsItsMemoryAndPageCacheBound) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Populate(store.get());
+  const SqliteStore::MemoryStats m = store->Memory();
+  EXPECT_GT(m.memory_used_bytes, 0);
+  EXPECT_GE(m.memory_highwater_bytes, m.memory_used_bytes);
+  // The pages just written are cached, and the cache is SQLite's memory.
+  EXPECT_GT(m.page_cache_bytes, 0);
+  EXPECT_LE(m.page_cache_bytes, m.memory_used_bytes);
+  // The store sets no cache_size: the bound is SQLite's default, which a
+  // fresh connection reports (pages if positive, KiB if negative).
+  RawDb raw(DbPath());
+  const std::int64_t cache_size = std::stoll(raw.Query("PRAGMA cache_size"));
+  const std::int64_t page_size = std::stoll(raw.Query("PRAGMA page_size"));
+  EXPECT_EQ(m.page_cache_limit_bytes,
+            cache_size < 0 ? -cache_size * 1024 : cache_size * page_size);
+}
+
 TEST_F(SqliteStoreTest, UndecodableRowIsCorrupt) {
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);

@@ -1,0 +1,70 @@
+#include "util/heap_stats.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+namespace presence {
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerAllocator = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitizerAllocator = true;
+#else
+constexpr bool kSanitizerAllocator = false;
+#endif
+#else
+constexpr bool kSanitizerAllocator = false;
+#endif
+
+}  // namespace
+
+HeapStats ReadHeapStats() {
+  HeapStats s;
+#if defined(__GLIBC__) && \
+    (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  // Under a sanitizer, malloc is the sanitizer's: glibc's figures would
+  // describe an allocator nobody uses.
+  if (kSanitizerAllocator) return s;
+  const struct mallinfo2 mi = mallinfo2();
+  s.available = true;
+  s.arena_bytes = mi.arena;
+  s.in_use_bytes = mi.uordblks;
+  s.free_bytes = mi.fordblks;
+  s.releasable_bytes = mi.keepcost;
+  s.mmap_bytes = mi.hblkhd;
+  // malloc_info writes one <heap nr="N"> element per arena.
+  char* text = nullptr;
+  std::size_t size = 0;
+  if (FILE* f = open_memstream(&text, &size)) {
+    const bool ok = malloc_info(0, f) == 0;
+    std::fclose(f);
+    if (ok && text != nullptr) {
+      for (const char* p = text; (p = std::strstr(p, "<heap nr=")) != nullptr;
+           ++p) {
+        ++s.arenas;
+      }
+    }
+    std::free(text);
+  }
+#endif
+  return s;
+}
+
+bool TrimHeap() {
+#if defined(__GLIBC__)
+  if (kSanitizerAllocator) return false;
+  malloc_trim(0);
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace presence

@@ -1,0 +1,53 @@
+// HeapStats: the C library allocator's own account of the process heap, for
+// /metrics. RSS alone cannot tell memory the program holds from memory it
+// freed but the allocator kept (high-water marks, fragmentation, one arena
+// per thread); these figures can.
+//
+// On glibc (2.33 and later) they come from mallinfo2() and malloc_info().
+// Elsewhere, or when a sanitizer's allocator replaces glibc's (ASan), they
+// are not available: `available` is false and every figure is 0.
+//
+// Thread safety: ReadHeapStats may be called from any thread. It takes each
+// arena's lock in turn and walks its free lists, so it costs tens of
+// microseconds; call it per scrape, not per request.
+#ifndef PRESENCE_UTIL_HEAP_STATS_H_
+#define PRESENCE_UTIL_HEAP_STATS_H_
+
+#include <cstdint>
+
+namespace presence {
+
+struct HeapStats {
+  bool available = false;
+  // Bytes the allocator obtained for its arenas (brk and per-thread heaps),
+  // mmapped blocks excluded: mallinfo2().arena = in_use + free.
+  std::uint64_t arena_bytes = 0;
+  // Bytes of arena memory in allocated chunks (mallinfo2().uordblks).
+  std::uint64_t in_use_bytes = 0;
+  // Bytes of arena memory in free chunks, kept by the allocator
+  // (mallinfo2().fordblks). Resident only where they were touched before.
+  std::uint64_t free_bytes = 0;
+  // Of free_bytes, what sits at the top of the main arena and could be
+  // returned to the system by trimming (mallinfo2().keepcost).
+  std::uint64_t releasable_bytes = 0;
+  // Bytes in blocks large enough to get their own mmap (mallinfo2().hblkhd).
+  std::uint64_t mmap_bytes = 0;
+  // Number of arenas (the main one and one per thread that contended for
+  // it), from malloc_info(); 0 if it could not be read.
+  std::uint64_t arenas = 0;
+};
+
+HeapStats ReadHeapStats();
+
+// Gives the whole free pages inside every arena back to the system
+// (glibc's malloc_trim(0), which madvises them away; the arenas keep their
+// address space, so arena_bytes does not drop, RSS does). Without it, glibc
+// returns only what is free at the top of the main arena, and memory freed
+// after a burst stays resident. Takes each arena's lock in turn: call it
+// from a background thread, every few seconds at most. Returns false where
+// it is not available (not glibc, or a sanitizer's allocator).
+bool TrimHeap();
+
+}  // namespace presence
+
+#endif  // PRESENCE_UTIL_HEAP_STATS_H_
