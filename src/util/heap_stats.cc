@@ -1,5 +1,6 @@
 #include "util/heap_stats.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -25,8 +26,29 @@ constexpr bool kSanitizerAllocator = false;
 
 }  // namespace
 
+// The sanitizer allocators' statistics interface (compiler-rt); weak, so a
+// build without them links and sees null.
+extern "C" {
+std::size_t __sanitizer_get_current_allocated_bytes() __attribute__((weak));
+std::size_t __sanitizer_get_heap_size() __attribute__((weak));
+void __sanitizer_purge_allocator() __attribute__((weak));
+}
+
 HeapStats ReadHeapStats() {
   HeapStats s;
+  if (kSanitizerAllocator) {
+    if (__sanitizer_get_current_allocated_bytes == nullptr ||
+        __sanitizer_get_heap_size == nullptr) {
+      return s;
+    }
+    s.available = true;
+    s.in_use_bytes = __sanitizer_get_current_allocated_bytes();
+    s.arena_bytes =
+        std::max<std::uint64_t>(__sanitizer_get_heap_size(), s.in_use_bytes);
+    s.free_bytes = s.arena_bytes - s.in_use_bytes;
+    s.arenas = 1;
+    return s;
+  }
 #if defined(__GLIBC__) && \
     (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
   // Under a sanitizer, malloc is the sanitizer's: glibc's figures would
@@ -58,8 +80,12 @@ HeapStats ReadHeapStats() {
 }
 
 bool TrimHeap() {
+  if (kSanitizerAllocator) {
+    if (__sanitizer_purge_allocator == nullptr) return false;
+    __sanitizer_purge_allocator();
+    return true;
+  }
 #if defined(__GLIBC__)
-  if (kSanitizerAllocator) return false;
   malloc_trim(0);
   return true;
 #else

@@ -4,8 +4,10 @@
 // per thread); these figures can.
 //
 // On glibc (2.33 and later) they come from mallinfo2() and malloc_info().
-// Elsewhere, or when a sanitizer's allocator replaces glibc's (ASan), they
-// are not available: `available` is false and every figure is 0.
+// When a sanitizer's allocator replaces glibc's (the ASan and TSan builds),
+// they are that allocator's own account (its heap size, bytes allocated,
+// the rest counted as free, one "arena"), so the same figures exist and are
+// tested in every build. Elsewhere `available` is false and every figure 0.
 //
 // Thread safety: ReadHeapStats may be called from any thread. It takes each
 // arena's lock in turn and walks its free lists, so it costs tens of
