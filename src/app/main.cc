@@ -1,5 +1,9 @@
 // presenced: the presence server. Composition root: reads flags, opens the
 // store, loads the state, serves HTTP until SIGTERM/SIGINT, flushes, exits 0.
+#if __has_include(<malloc.h>)
+#include <malloc.h>
+#endif
+
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -101,6 +105,15 @@ int SetUpDemo(PresenceService& service, const std::string& url) {
 }
 
 int Main(int argc, char** argv) {
+#if defined(M_MMAP_THRESHOLD)
+  // A fixed mmap threshold. glibc raises it on its own each time a large
+  // mmapped block is freed; from then on the large answers of a burst (a
+  // fan-out and the polls that follow it) come from the arenas and leave
+  // free holes between live objects there, which never go back to the
+  // system (the soak's RSS steps, BENCHMARKS.md). Fixed, they stay mmapped
+  // and are returned whole when freed.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
   Flags f;
   CLI::App cli{"presenced: a Zulip-compatible presence server"};
   cli.add_option("--listen", f.listen, "HOST:PORT to serve on (port 0: any)")
