@@ -82,11 +82,11 @@ Status PresenceService::Load() {
     if (auto it = realms_.find(id); it != realms_.end()) it->second->Reserve(n);
   }
   key_index_.reserve(snap->users.size());
-  for (const auto& u : snap->users) {
+  for (auto& u : snap->users) {
     auto it = realms_.find(u.realm_id);
     if (it == realms_.end()) return Errc::kCorrupt;
-    it->second->AddMember(u);
     key_index_[u.api_key_hash] = {u.realm_id, u.id};
+    it->second->AddMember(std::move(u));  // the snapshot is not used again
   }
   for (const auto& p : snap->presence) {
     if (auto it = realms_.find(p.realm_id); it != realms_.end()) {

@@ -107,12 +107,16 @@ void Realm::Reserve(std::size_t n) {
 }
 
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
+  return AddMember(store::UserRecord(user));
+}
+
+std::uint32_t Realm::AddMember(store::UserRecord&& user) {
   std::unique_lock lock(mu_);
   if (user.is_active) ++active_members_;
   Member m;
   m.id = user.id;
-  m.email = user.email;
-  m.full_name = user.full_name;
+  m.email = std::move(user.email);
+  m.full_name = std::move(user.full_name);
   m.date_joined = user.date_joined;
   m.api_key_hash = user.api_key_hash;
   m.role = user.role;

@@ -165,6 +165,8 @@ class Realm {
 
   // Adds a member; returns its slot. Precondition: id and email are new.
   std::uint32_t AddMember(const store::UserRecord& user);
+  // The same, taking the record's strings (loading: no copy per user).
+  std::uint32_t AddMember(store::UserRecord&& user);
   // Attaches a loaded presence row to a member. Unknown users are ignored.
   void LoadPresence(const store::PresenceRecord& row);
   void LoadAccess(const store::AccessRecord& access);

@@ -5,6 +5,8 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <array>
+#include <cstdint>
 #include <stdexcept>
 
 namespace presence {
@@ -81,18 +83,29 @@ std::string HexEncode(const Digest& d) {
 
 std::optional<Digest> HexDecodeDigest(std::string_view hex) {
   if (hex.size() != 64) return std::nullopt;
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
+  // A table, not branches: a restart decodes one digest per user.
+  static constexpr auto kNibble = [] {
+    std::array<std::int8_t, 256> t{};
+    for (auto& v : t) v = -1;
+    for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<std::int8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) {
+      t[c] = static_cast<std::int8_t>(c - 'a' + 10);
+    }
+    for (int c = 'A'; c <= 'F'; ++c) {
+      t[c] = static_cast<std::int8_t>(c - 'A' + 10);
+    }
+    return t;
+  }();
   Digest d;
+  int bad = 0;
   for (std::size_t i = 0; i < d.size(); ++i) {
-    int hi = nibble(hex[2 * i]), lo = nibble(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    d[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+    const int hi = kNibble[static_cast<unsigned char>(hex[2 * i])];
+    const int lo = kNibble[static_cast<unsigned char>(hex[2 * i + 1])];
+    bad |= hi | lo;  // negative if either was not a hex digit
+    d[i] = static_cast<std::uint8_t>((static_cast<unsigned>(hi) << 4) |
+                                     (static_cast<unsigned>(lo) & 0xfu));
   }
+  if (bad < 0) return std::nullopt;
   return d;
 }
 

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <set>
+#include <string>
 
 namespace presence {
 namespace {
@@ -46,6 +48,17 @@ TEST(CryptoTest, HexDigestRoundTrips) {
   ASSERT_TRUE(back.has_value());
   EXPECT_EQ(*back, d);
   EXPECT_FALSE(HexDecodeDigest("zz").has_value());
+  // Upper case decodes too; one non-hex character anywhere is refused.
+  std::string upper = HexEncode(d);
+  for (char& c : upper) c = static_cast<char>(std::toupper(c));
+  EXPECT_EQ(HexDecodeDigest(upper), d);
+  for (std::size_t at : {0u, 31u, 63u}) {
+    for (char bad : {'g', 'G', ' ', '\xff', '/', ':', '@', '`'}) {
+      std::string hex = HexEncode(d);
+      hex[at] = bad;
+      EXPECT_FALSE(HexDecodeDigest(hex).has_value()) << at << " " << bad;
+    }
+  }
 }
 
 }  // namespace
