@@ -827,7 +827,7 @@ class RedisStore::Feed {
     const std::vector<std::string> subscribe = {
         "SUBSCRIBE", std::string(RedisStore::kFeedChannel)};
     std::string why = "feed: no redis node";
-    for (const RedisAddress& node : store_->client_->Nodes()) {
+    for (const RedisAddress& node : store_->clients_.front()->Nodes()) {
       conn_ =
           std::make_unique<RedisConnection>(node, store_->options_.timeouts);
       if (Status st = conn_->Send(subscribe); !st) {
@@ -945,8 +945,24 @@ std::vector<RedisScript> MakeScripts() {
 
 }  // namespace
 
-RedisStore::RedisStore(std::unique_ptr<RedisClient> client, Options options)
-    : client_(std::move(client)), options_(options), scripts_(MakeScripts()) {}
+RedisStore::RedisStore(std::vector<std::unique_ptr<RedisClient>> clients,
+                       Options options)
+    : clients_(std::move(clients)),
+      options_(options),
+      scripts_(MakeScripts()) {}
+
+RedisClient& RedisStore::client() {
+  // Threads take pool slots in turn the first time they call (per store);
+  // a thread keeps its slot, so its commands never wait for another's.
+  thread_local const RedisStore* owner = nullptr;
+  thread_local std::size_t slot = 0;
+  if (owner != this) {
+    owner = this;
+    slot =
+        next_client_.fetch_add(1, std::memory_order_relaxed) % clients_.size();
+  }
+  return *clients_[slot % clients_.size()];
+}
 
 RedisStore::~RedisStore() { Unsubscribe(); }
 
@@ -984,10 +1000,14 @@ Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
     if (comma == std::string_view::npos) break;
     rest.remove_prefix(comma + 1);
   }
-  auto client = RedisClient::Connect(std::move(seeds), options.timeouts, error);
-  if (!client) return client.error();
+  std::vector<std::unique_ptr<RedisClient>> clients;
+  for (int i = 0; i < std::max(1, options.connections); ++i) {
+    auto client = RedisClient::Connect(seeds, options.timeouts, error);
+    if (!client) return client.error();
+    clients.push_back(std::move(*client));
+  }
   std::unique_ptr<RedisStore> store(
-      new RedisStore(std::move(*client), options));
+      new RedisStore(std::move(clients), options));
   for (Script& s : store->scripts_) {
     const std::string argv[] = {"SCRIPT", "LOAD", s.body};
     auto reply = store->Call(argv, "");
@@ -1012,14 +1032,14 @@ boost::system::error_code RedisStore::Fail(Errc code, std::string why) {
 }
 
 boost::system::error_code RedisStore::ClientFailed(std::string_view op) {
-  std::string why = client_->LastError();
+  std::string why = client().LastError();
   if (why.empty()) why = "redis: unknown failure";
   return Fail(Errc::kStoreFailed, std::string(op) + ": " + why);
 }
 
 Result<RedisReply> RedisStore::Call(std::span<const std::string> argv,
                                     std::string_view route_key) {
-  auto reply = client_->Run(argv, route_key);
+  auto reply = client().Run(argv, route_key);
   if (!reply) return ClientFailed(argv.empty() ? "" : argv[0]);
   if (reply->is_error()) {
     return Fail(Errc::kStoreFailed,
@@ -1040,12 +1060,13 @@ Result<RedisReply> RedisStore::Eval(const Script& script,
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string route = keys.empty() ? std::string() : keys.front();
-  auto reply = client_->Run(argv, route);
+  RedisClient& c = client();
+  auto reply = c.Run(argv, route);
   if (reply && reply->is_error() && reply->str.substr(0, 8) == "NOSCRIPT") {
     // A restarted or flushed node: EVAL runs it and caches it again.
     argv[0] = "EVAL";
     argv[1] = script.body;
-    reply = client_->Run(argv, route);
+    reply = c.Run(argv, route);
   }
   if (!reply) return ClientFailed(script.name);
   if (reply->is_error()) {
@@ -1149,7 +1170,7 @@ Result<UserId> RedisStore::InsertUser(const UserRecord& user) {
   row.id = *id_v;
   if (Status st = PutUser(row, /*must_exist=*/false); !st) {
     const std::string hdel[] = {"HDEL", kUserRealmKey, std::to_string(row.id)};
-    (void)client_->Run(hdel, kUserRealmKey);
+    (void)client().Run(hdel, kUserRealmKey);
     return st.error();
   }
   return row.id;

@@ -64,9 +64,12 @@
 // refused"); kCorrupt for stored data that cannot be decoded.
 //
 // Thread safety: every method may be called from any thread. Commands go
-// through one RedisClient (one connection per node, serialized by its
-// mutex). The feed runs on its own thread and connection; the sink is called
-// there, one entry at a time. Do not call Unsubscribe from the sink.
+// through a small pool of RedisClients (Options::connections; each one
+// connection per node, serialized by its mutex): each calling thread keeps
+// to one client of the pool, so the I/O threads of a node do not queue
+// behind each other's round trips. The feed runs on its own thread and
+// connection; the sink is called there, one entry at a time. Do not call
+// Unsubscribe from the sink.
 #ifndef PRESENCE_STORE_REDIS_STORE_H_
 #define PRESENCE_STORE_REDIS_STORE_H_
 
@@ -100,6 +103,8 @@ class RedisStore final : public SharedStore {
     // The feed reconnects after min_backoff, doubling up to max_backoff.
     std::chrono::milliseconds min_backoff{20};
     std::chrono::milliseconds max_backoff{1000};
+    // Clients in the command pool (at least 1).
+    int connections = 8;
   };
 
   // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
@@ -151,13 +156,14 @@ class RedisStore final : public SharedStore {
   Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
 
   // True if connected to a Redis Cluster.
-  bool cluster() const { return client_->cluster(); }
+  bool cluster() const { return clients_.front()->cluster(); }
 
  private:
   class Feed;
   using Script = RedisScript;
 
-  RedisStore(std::unique_ptr<RedisClient> client, Options options);
+  RedisStore(std::vector<std::unique_ptr<RedisClient>> clients,
+             Options options);
 
   // Runs a script (EVALSHA, EVAL on NOSCRIPT) with `keys` (all on one slot)
   // and `args`. Error replies become kStoreFailed with LastError set.
@@ -179,7 +185,11 @@ class RedisStore final : public SharedStore {
   // sequence number. kNotFound / kAlreadyExists as InsertUser.
   Status PutUser(const UserRecord& user, bool must_exist);
 
-  const std::unique_ptr<RedisClient> client_;
+  // The calling thread's client of the pool.
+  RedisClient& client();
+  // Fixed after Open.
+  std::vector<std::unique_ptr<RedisClient>> clients_;
+  std::atomic<std::size_t> next_client_{0};
   const Options options_;
   std::vector<Script> scripts_;  // indexed by ScriptId; fixed after Open
 
