@@ -113,6 +113,11 @@ int Main(int argc, char** argv) {
   // system (the soak's RSS steps, BENCHMARKS.md). Fixed, they stay mmapped
   // and are returned whole when freed.
   mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+  // One arena for every thread (unless MALLOC_ARENA_MAX says otherwise):
+  // with one per I/O thread each keeps its own free memory after a burst,
+  // and RSS crept up by steps in the soak; with one, the soak's RSS stayed
+  // within 5% (BENCHMARKS.md). The threads are few and mostly wait on I/O.
+  if (std::getenv("MALLOC_ARENA_MAX") == nullptr) mallopt(M_ARENA_MAX, 1);
 #endif
   Flags f;
   CLI::App cli{"presenced: a Zulip-compatible presence server"};
