@@ -222,8 +222,13 @@ class ScaleOutTest(unittest.TestCase):
                   "dont_block": "true"})
         self.assertEqual(r.status, 400, r)
         self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
-        self.assertTrue(register(self.n1, users[0]).startswith(
-            register(self.n1, users[0]).split(":")[0] + ":"))
+        # The new queue lives on a live node and answers polls there.
+        fresh = register(self.n1, users[0])
+        self.assertNotEqual(fresh.split(":")[0], queue_on_3.split(":")[0])
+        r = call(self.n2, users[0], "GET", "/events",
+                 {"queue_id": fresh, "last_event_id": -1,
+                  "dont_block": "true"})
+        self.assertEqual(r.status, 200, r)
 
     def test_cross_node_event_delivery_time(self):
         """Pings on node 1, polls parked on nodes 2 and 3: prints the delivery
