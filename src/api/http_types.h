@@ -23,6 +23,8 @@ class Realm;
 
 namespace presence::api {
 
+struct AuthCache;
+
 struct Request {
   std::string_view method;  // "GET", "POST", ... as sent
   std::string_view target;  // origin-form: path with optional ?query
@@ -41,6 +43,9 @@ struct Request {
   bool resumed = false;
   // Relayed by another node (scale-out): never relay it further.
   bool forwarded = false;
+  // Recent authentications of this I/O thread (see auth_cache.h); may be
+  // null.
+  AuthCache* auth_cache = nullptr;
 };
 
 // A GET /events that parked: what answering it needs once its queue wakes
@@ -62,7 +67,8 @@ struct ParkedPoll {
 struct Response {
   unsigned status = 200;
   std::string body;
-  std::string content_type = "application/json";
+  // Static text (a literal or a web asset's type): never owned.
+  std::string_view content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
   // GET /events parked the poll on its queue: send nothing now; the queue
   // wakes `waiter`, which then answers through Router::Resume with

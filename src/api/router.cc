@@ -105,7 +105,7 @@ Response Router::Dispatch(const Request& req, std::string_view path,
       if (a.path != file) continue;
       Response r;
       r.body = std::string(a.body);
-      r.content_type = std::string(a.content_type);
+      r.content_type = a.content_type;
       r.headers.emplace_back("Cache-Control", "no-cache");
       return r;
     }

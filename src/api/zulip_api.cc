@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "api/auth_cache.h"
 #include "api/basic_auth.h"
 #include "api/client_name.h"
 #include "api/host_routing.h"
@@ -195,7 +196,7 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   if (method == "OPTIONS") {
     Response r;
     r.status = 204;
-    r.content_type.clear();
+    r.content_type = {};
     r.headers.emplace_back("Allow", JoinMethods(allowed));
     return r;
   }
@@ -319,13 +320,22 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
                                          const Realm& realm) const {
   if (!req.has_authorization) return ApiError::NotLoggedIn();
+  if (req.auth_cache != nullptr) {
+    if (const Caller* c = req.auth_cache->Find(req.authorization, realm)) {
+      return *c;
+    }
+  }
   auto creds = ParseBasicAuthorization(req.authorization);
   if (!creds) return creds.error();
   auto result = service_->Authenticate(realm, creds->email, creds->api_key);
   if (auto* f = std::get_if<AuthFailure>(&result)) {
     return ApiError::Unauthorized(std::string(AuthMessage(*f)));
   }
-  return std::get<Caller>(result);
+  const Caller& caller = std::get<Caller>(result);
+  if (req.auth_cache != nullptr) {
+    req.auth_cache->Store(req.authorization, caller);
+  }
+  return caller;
 }
 
 ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,

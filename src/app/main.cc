@@ -5,6 +5,7 @@
 #endif
 
 #include <CLI/CLI.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -15,6 +16,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -334,7 +336,30 @@ int Main(int argc, char** argv) {
   }
   api::Router router(service->get(), &hub, &options);
   api::Router admin_router(service->get(), &hub, &admin_options);
-  boost::asio::io_context ioc;
+  // One io_context per I/O thread, each run by its thread alone: a
+  // connection stays on one thread, and its handlers take no lock shared
+  // with the other threads (one shared io_context made every completion
+  // contend on its scheduler's lock and wake sleeping threads). The first
+  // one also runs the acceptors, timers and signals.
+  unsigned threads =
+      f.threads ? f.threads : std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts;
+  for (unsigned i = 0; i < threads; ++i) {
+    contexts.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
+  boost::asio::io_context& ioc = *contexts[0];
+  // The others run until shutdown even with no connection yet.
+  std::vector<
+      boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>
+      keep_running;
+  for (unsigned i = 1; i < threads; ++i) {
+    keep_running.push_back(boost::asio::make_work_guard(*contexts[i]));
+  }
+  std::size_t next_context = 0;  // used on the acceptor's strand only
+  http::ExecutorPicker pick_context = [&]() -> boost::asio::any_io_executor {
+    return contexts[next_context++ % contexts.size()]->get_executor();
+  };
   // A change that reaches many parked polls (one user coming online before
   // 10k watchers) is answered first: the wake-ups run as a task of the I/O
   // threads instead of on the thread of the request that made the change.
@@ -350,7 +375,7 @@ int Main(int argc, char** argv) {
   limits.idle_timeout = std::chrono::seconds(f.idle_timeout_seconds);
   limits.max_connections = f.max_connections;
   limits.metrics = &metrics;
-  http::HttpServer server(ioc, &router, limits);
+  http::HttpServer server(ioc, &router, limits, pick_context);
   auto bound = server.Listen(*endpoint);
   if (!bound) {
     std::fprintf(stderr, "presenced: cannot listen on %s: %s\n",
@@ -471,12 +496,10 @@ int Main(int argc, char** argv) {
     admin_server.Stop();
     expiry.cancel();
     transitions.cancel();
-    ioc.stop();
+    keep_running.clear();
+    for (auto& c : contexts) c->stop();
   });
 
-  unsigned threads =
-      f.threads ? f.threads : std::thread::hardware_concurrency();
-  if (threads == 0) threads = 1;
   Log("info", "start",
       {{"url", url},
        {"data", f.data},
@@ -495,7 +518,9 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+  for (unsigned i = 1; i < threads; ++i) {
+    pool.emplace_back([&, i] { contexts[i]->run(); });
+  }
   ioc.run();
   for (auto& t : pool) t.join();
   // No feed entry may reach the hub once it is gone.

@@ -164,7 +164,6 @@ std::variant<Caller, AuthFailure> PresenceService::Authenticate(
     caller.user_id = m->id;
     caller.is_bot = m->is_bot;
     caller.limited = m->limited();
-    caller.presence_enabled = m->presence_enabled;
   });
   if (failure == AuthFailure::kInvalidApiKey) return *failure;
   // Zulip checks the realm's deactivation before the user's.

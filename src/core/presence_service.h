@@ -62,7 +62,6 @@ struct Caller {
   UserId user_id = 0;
   bool is_bot = false;
   bool limited = false;  // guest without access to all users
-  bool presence_enabled = true;
   // realm->directory_generation() read before the caller was authenticated:
   // while the realm's value is still this, authenticating the same request
   // again would give this same caller (see Realm::directory_generation).

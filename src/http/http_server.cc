@@ -45,12 +45,13 @@ std::string EndpointUrl(const tcp::endpoint& ep) {
 }
 
 HttpServer::HttpServer(asio::io_context& ioc, const api::Router* router,
-                       SessionLimits limits)
+                       SessionLimits limits, ExecutorPicker picker)
     : ioc_(ioc),
       strand_(asio::make_strand(ioc)),
       acceptor_(strand_),
       router_(router),
       limits_(limits),
+      picker_(std::move(picker)),
       open_(std::make_shared<std::atomic<std::size_t>>(0)) {}
 
 std::size_t HttpServer::open_connections() const {
@@ -79,7 +80,7 @@ void HttpServer::Stop() {
 
 void HttpServer::DoAccept() {
   acceptor_.async_accept(
-      asio::make_strand(ioc_),
+      picker_ ? picker_() : asio::any_io_executor(asio::make_strand(ioc_)),
       boost::beast::bind_front_handler(&HttpServer::OnAccept, this));
 }
 

@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -26,10 +27,16 @@ std::optional<boost::asio::ip::tcp::endpoint> ParseListenAddress(
 // "http://HOST:PORT" for an endpoint, brackets around IPv6 hosts.
 std::string EndpointUrl(const boost::asio::ip::tcp::endpoint& ep);
 
+// Where the next connection's handlers run. An executor that runs one
+// handler at a time: a strand, or the executor of an io_context that one
+// thread runs (IoPool).
+using ExecutorPicker = std::function<boost::asio::any_io_executor()>;
+
 class HttpServer {
  public:
+  // Without a picker, every connection gets its own strand of `ioc`.
   HttpServer(boost::asio::io_context& ioc, const api::Router* router,
-             SessionLimits limits = {});
+             SessionLimits limits = {}, ExecutorPicker picker = {});
 
   // Binds and listens; returns the bound endpoint (port 0 picks a free one).
   Result<boost::asio::ip::tcp::endpoint> Listen(
@@ -50,6 +57,7 @@ class HttpServer {
   boost::asio::ip::tcp::acceptor acceptor_;
   const api::Router* const router_;
   const SessionLimits limits_;
+  const ExecutorPicker picker_;
   std::shared_ptr<std::atomic<std::size_t>> open_;
 };
 

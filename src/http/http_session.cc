@@ -9,7 +9,9 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
+#include <utility>
 
+#include "api/auth_cache.h"
 #include "http/forwarder.h"
 #include "http/response_head.h"
 
@@ -21,8 +23,9 @@ namespace bhttp = boost::beast::http;
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          const api::Router* router, const SessionLimits* limits,
                          std::shared_ptr<std::atomic<std::size_t>> open)
-    : stream_(std::move(socket)),
-      heartbeat_(stream_.get_executor()),
+    : socket_(std::move(socket)),
+      idle_timer_(socket_.get_executor()),
+      heartbeat_(socket_.get_executor()),
       router_(router),
       limits_(limits),
       open_(std::move(open)),
@@ -37,9 +40,9 @@ HttpSession::~HttpSession() {
 
 void HttpSession::Start() {
   if (metrics_ != nullptr) metrics_->ConnectionOpened();
-  // Run on the stream's strand from the very first operation.
+  // Run on the socket's executor from the very first operation.
   boost::asio::dispatch(
-      stream_.get_executor(),
+      socket_.get_executor(),
       beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
 }
 
@@ -47,13 +50,14 @@ void HttpSession::DoRead() {
   parser_.emplace();
   parser_->header_limit(limits_->header_limit);
   parser_->body_limit(limits_->body_limit);
-  stream_.expires_after(limits_->idle_timeout);
+  StartTimed(/*write=*/false);
   bhttp::async_read(
-      stream_, buffer_, *parser_,
+      socket_, buffer_, *parser_,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
 }
 
 void HttpSession::OnRead(beast::error_code ec, std::size_t) {
+  StopTimed();
   if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
       ec == boost::asio::error::connection_reset ||
       ec == boost::asio::error::operation_aborted) {
@@ -73,11 +77,11 @@ void HttpSession::Unpark() {
   parked_ = false;
   heartbeat_.cancel();
   beast::error_code ec;
-  stream_.socket().cancel(ec);  // the readability wait; nothing else pending
+  socket_.cancel(ec);  // the readability wait; nothing else pending
 }
 
 void HttpSession::Wake() {
-  boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
+  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
     self->Resume(/*superseded=*/false);
@@ -85,7 +89,7 @@ void HttpSession::Wake() {
 }
 
 void HttpSession::Supersede() {
-  boost::asio::post(stream_.get_executor(), [self = shared_from_this()] {
+  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
     if (!self->parked_) return;
     self->Unpark();
     self->Resume(/*superseded=*/true);
@@ -106,14 +110,13 @@ void HttpSession::OnParkedReadable(beast::error_code ec) {
   // the wake-up was spurious (watch again); data means a pipelined request,
   // which stays in the socket and is read after the answer.
   char byte;
-  const ssize_t n = ::recv(stream_.socket().native_handle(), &byte, 1,
-                           MSG_PEEK | MSG_DONTWAIT);
+  const ssize_t n =
+      ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return;
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    stream_.socket().async_wait(
-        boost::asio::ip::tcp::socket::wait_read,
-        beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                  shared_from_this()));
+    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                       beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                                 shared_from_this()));
     return;
   }
   // Closed or reset: drop it; the queue's weak reference then expires.
@@ -133,18 +136,42 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   api::Request in;
   in.method = req.method_string();
   in.target = req.target();
-  in.host = req[bhttp::field::host];
-  if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
-    in.authorization = it->value();
-    in.has_authorization = true;
+  // One pass over the fields (a lookup by name each would walk them again);
+  // the first of repeated fields counts, as req[name] would give.
+  bool host = false, type = false, agent = false;
+  for (const auto& f : req) {
+    switch (f.name()) {
+      case bhttp::field::host:
+        if (!std::exchange(host, true)) in.host = f.value();
+        break;
+      case bhttp::field::authorization:
+        if (!std::exchange(in.has_authorization, true)) {
+          in.authorization = f.value();
+        }
+        break;
+      case bhttp::field::content_type:
+        if (!std::exchange(type, true)) in.content_type = f.value();
+        break;
+      case bhttp::field::user_agent:
+        if (!std::exchange(agent, true)) in.user_agent = f.value();
+        break;
+      case bhttp::field::unknown:
+        if (beast::iequals(f.name_string(), kForwardedHeader)) {
+          in.forwarded = true;
+        }
+        break;
+      default:
+        break;
+    }
   }
-  in.content_type = req[bhttp::field::content_type];
-  in.user_agent = req[bhttp::field::user_agent];
   in.body = req.body();
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
   in.resumed = resumed;
-  in.forwarded = req.find(kForwardedHeader) != req.end();
+  // Every handler of this session runs on this thread while it runs, so
+  // the thread's cache needs no lock.
+  thread_local api::AuthCache auth_cache;
+  in.auth_cache = &auth_cache;
 
   api::Response out = router_->Handle(in);
   if (!out.forward_to.empty()) return Relay(std::move(out));
@@ -158,17 +185,16 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
 
 void HttpSession::Park() {
   // No read and no write while parked: the client waits for the answer.
-  stream_.expires_never();
+  StopTimed();
   parked_ = true;
   heartbeat_.expires_after(limits_->heartbeat);
   heartbeat_.async_wait(
       beast::bind_front_handler(&HttpSession::OnHeartbeat, shared_from_this()));
   // Notice a client that goes away while parked, so that it does not hold
   // its connection slot and its queue's waiter until the heartbeat.
-  stream_.socket().async_wait(
-      boost::asio::ip::tcp::socket::wait_read,
-      beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                shared_from_this()));
+  socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                     beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                               shared_from_this()));
 }
 
 void HttpSession::Respond(api::Response out) {
@@ -187,11 +213,11 @@ void HttpSession::Respond(api::Response out) {
                        keep_alive, length);
     body_ =
         req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
-    stream_.expires_after(limits_->idle_timeout);
+    StartTimed(/*write=*/true);
     const std::array<boost::asio::const_buffer, 2> buffers{
         boost::asio::buffer(head_), boost::asio::buffer(body_)};
     boost::asio::async_write(
-        stream_, buffers,
+        socket_, buffers,
         beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
                                   keep_alive));
     return;
@@ -216,10 +242,10 @@ void HttpSession::Respond(api::Response out) {
 void HttpSession::Relay(api::Response fallback) {
   // The owner may hold the poll up to its heartbeat: no idle timeout here,
   // the relay has its own.
-  stream_.expires_never();
+  StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
-  Forward(stream_.get_executor(), to, parser_->get(), timeout,
+  Forward(socket_.get_executor(), to, parser_->get(), timeout,
           [self = shared_from_this(), fallback = std::move(fallback)](
               std::optional<ForwardResponse> answer) mutable {
             if (!answer) return self->Respond(std::move(fallback));
@@ -246,28 +272,56 @@ void HttpSession::WriteError(unsigned status, std::string_view msg) {
 }
 
 void HttpSession::DoWrite(bool keep_alive) {
-  stream_.expires_after(limits_->idle_timeout);
-  bhttp::async_write(stream_, response_,
+  StartTimed(/*write=*/true);
+  bhttp::async_write(socket_, response_,
                      beast::bind_front_handler(&HttpSession::OnWrite,
                                                shared_from_this(), keep_alive));
 }
 
 void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
+  StopTimed();
   body_ = std::string();  // a parked poll holds no old answer
-  if (ec == beast::error::timeout && metrics_ != nullptr) {
-    // The client did not read its answer within the timeout: cut it off
-    // rather than hold the buffer.
-    metrics_->RecordSlowConsumer();
-  }
   if (ec) return DoClose();
   if (!keep_alive) return DoClose();
   DoRead();
 }
 
 void HttpSession::DoClose() {
+  StopTimed();
+  closed_ = true;
   beast::error_code ec;
-  stream_.socket().shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
-  stream_.socket().close(ec);
+  idle_timer_.cancel();  // its handler holds the session: let it go now
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  socket_.close(ec);
+}
+
+void HttpSession::StartTimed(bool write) {
+  timed_ = write ? Timed::kWrite : Timed::kRead;
+  timed_since_ = std::chrono::steady_clock::now();
+  if (!idle_timer_armed_ && !closed_) ArmIdleTimer(limits_->idle_timeout);
+}
+
+void HttpSession::ArmIdleTimer(std::chrono::steady_clock::duration after) {
+  idle_timer_armed_ = true;
+  idle_timer_.expires_after(after);
+  idle_timer_.async_wait(
+      beast::bind_front_handler(&HttpSession::OnIdleTimer, shared_from_this()));
+}
+
+void HttpSession::OnIdleTimer(beast::error_code ec) {
+  idle_timer_armed_ = false;
+  if (ec || closed_ || timed_ == Timed::kNone) return;  // armed again later
+  const auto ran = std::chrono::steady_clock::now() - timed_since_;
+  if (ran < limits_->idle_timeout)
+    return ArmIdleTimer(limits_->idle_timeout - ran);
+  if (timed_ == Timed::kWrite && metrics_ != nullptr) {
+    // The client did not read its answer within the timeout: cut it off
+    // rather than hold the buffer.
+    metrics_->RecordSlowConsumer();
+  }
+  // Closing completes the operation in flight with an error, which ends
+  // the session.
+  DoClose();
 }
 
 }  // namespace presence::http

@@ -2,8 +2,11 @@
 //
 // Reads a request, hands it to the api::Router, writes the answer, repeats.
 // Exactly one write is in flight at a time (requests are answered in order,
-// one at a time). A read that stalls past the idle timeout closes the
-// connection, so slow clients cannot hold it forever. Malformed requests get
+// one at a time). A read or a write that stalls past the idle timeout closes
+// the connection, so slow clients cannot hold it forever. The timeout costs
+// no timer operation per request: one timer per session fires at most once
+// per idle timeout, looks at how long the operation in flight has run, and
+// either closes the connection or waits for the rest. Malformed requests get
 // a JSON 400 (431 for oversized headers, 413 for oversized bodies) and the
 // connection is closed.
 //
@@ -16,8 +19,9 @@
 // no routing, parsing or authentication; where Resume declines (the caller's
 // directory changed, the queue is gone) the same request is handled again.
 //
-// Thread safety: all handlers run on the session's strand (the stream's
-// executor); Wake/Supersede only post to it. The session lives while an
+// Thread safety: all handlers run on the socket's executor, which runs one
+// handler at a time (a strand, or an io_context run by one thread);
+// Wake/Supersede only post to it. The session lives while an
 // operation is pending (shared_ptr); a parked session is kept alive by its
 // heartbeat timer.
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
@@ -90,8 +94,22 @@ class HttpSession : public QueueWaiter,
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void DoClose();
+  // The idle timeout of the operation that starts now (a read or a write).
+  void StartTimed(bool write);
+  // No operation is timed (parked, relayed, closing).
+  void StopTimed() { timed_ = Timed::kNone; }
+  void ArmIdleTimer(std::chrono::steady_clock::duration after);
+  void OnIdleTimer(boost::beast::error_code ec);
 
-  boost::beast::tcp_stream stream_;
+  boost::asio::ip::tcp::socket socket_;
+  // What the idle timer watches: the kind of operation in flight and when
+  // it started. The timer is armed only while one is timed.
+  enum class Timed : std::uint8_t { kNone, kRead, kWrite };
+  Timed timed_ = Timed::kNone;
+  std::chrono::steady_clock::time_point timed_since_;
+  boost::asio::steady_timer idle_timer_;
+  bool idle_timer_armed_ = false;
+  bool closed_ = false;
   boost::beast::flat_buffer buffer_;
   std::optional<
       boost::beast::http::request_parser<boost::beast::http::string_body>>

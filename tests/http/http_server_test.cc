@@ -11,6 +11,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
+#include <chrono>
 #include <thread>
 
 #include "api/event_encoder.h"
@@ -39,6 +40,7 @@ class HttpServerTest : public ::testing::Test {
     SessionLimits limits;
     limits.header_limit = 4096;
     limits.body_limit = 64 * 1024;
+    limits.idle_timeout = idle_timeout_;
     server_ = std::make_unique<HttpServer>(ioc_, router_.get(), limits);
     auto ep =
         server_->Listen(tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
@@ -101,6 +103,7 @@ class HttpServerTest : public ::testing::Test {
     return out;
   }
 
+  std::chrono::seconds idle_timeout_{60};
   ManualClock clock_{SecondsToMicros(1'700'000'000)};
   store::MemoryStore store_;
   std::unique_ptr<PresenceService> service_;
@@ -115,6 +118,50 @@ class HttpServerTest : public ::testing::Test {
   std::vector<std::thread> threads_;
   asio::io_context client_ioc_;
 };
+
+// A one-second idle timeout, so that the tests can wait it out.
+class HttpServerTimeoutTest : public HttpServerTest {
+ protected:
+  HttpServerTimeoutTest() { idle_timeout_ = std::chrono::seconds(1); }
+
+  // Seconds until the server closes `s` (reading and dropping anything).
+  static double SecondsUntilClosed(tcp::socket& s) {
+    const auto start = std::chrono::steady_clock::now();
+    char buf[4096];
+    beast::error_code ec;
+    while (!ec) s.read_some(asio::buffer(buf), ec);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() -
+                                         start)
+        .count();
+  }
+};
+
+TEST_F(HttpServerTimeoutTest, AConnectionThatSendsNothingIsClosed) {
+  tcp::socket s = Connect();
+  const double waited = SecondsUntilClosed(s);
+  EXPECT_GE(waited, 0.9);
+  EXPECT_LT(waited, 5.0);
+}
+
+TEST_F(HttpServerTimeoutTest, AnIdleKeepAliveConnectionIsClosedAfterAnswers) {
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/healthz", 11};
+  ASSERT_EQ(Send(s, req).result_int(), 200);
+  const double waited = SecondsUntilClosed(s);
+  EXPECT_GE(waited, 0.9);
+  EXPECT_LT(waited, 5.0);
+}
+
+TEST_F(HttpServerTimeoutTest, RequestsSpacedWithinTheTimeoutKeepItOpen) {
+  // 3 s of requests 0.4 s apart on one connection: the timeout counts from
+  // the start of each wait, not from the first request.
+  tcp::socket s = Connect();
+  for (int i = 0; i < 8; ++i) {
+    bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/healthz", 11};
+    ASSERT_EQ(Send(s, req).result_int(), 200) << "request " << i;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  }
+}
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
   User alice = AddUser("alice@example.com");
