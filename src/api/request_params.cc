@@ -1,8 +1,12 @@
 #include "api/request_params.h"
 
+#include <algorithm>
 #include <boost/json/parse.hpp>
 #include <boost/url/encoding_opts.hpp>
 #include <boost/url/pct_string_view.hpp>
+#include <charconv>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -41,6 +45,12 @@ std::string AsciiLower(std::string_view s) {
 // sequence becomes one U+FFFD (Unicode's recommended practice, which is also
 // what CPython's decoder does, so Django would see the same text).
 std::string ToUtf8Lossy(std::string_view s) {
+  // Nearly every parameter is ASCII: copy it whole.
+  if (std::all_of(s.begin(), s.end(), [](char c) {
+        return static_cast<unsigned char>(c) < 0x80;
+      })) {
+    return std::string(s);
+  }
   std::string out;
   out.reserve(s.size());
   std::size_t i = 0;
@@ -118,6 +128,10 @@ ApiResult<void> AddPair(std::string_view raw_name, std::string_view raw_value,
 // space (Boost.URL does the decoding). The result is never longer than `raw`.
 ApiResult<std::string> FormDecode(std::string_view raw,
                                   std::string_view where) {
+  // Nothing to decode (the common case): no escape, no '+'.
+  if (raw.find_first_of("%+") == std::string_view::npos) {
+    return std::string(raw);
+  }
   auto pct = boost::urls::make_pct_string_view(raw);
   if (!pct) {
     return Malformed("Malformed percent-encoding in " + std::string(where));
@@ -125,6 +139,14 @@ ApiResult<std::string> FormDecode(std::string_view raw,
   boost::urls::encoding_opts opts;
   opts.space_as_plus = true;
   return pct->decode(opts);
+}
+
+// ASCII with no escape and no '+': decoding and UTF-8 repair leave it as it
+// is.
+bool IsPlain(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return static_cast<unsigned char>(c) < 0x80 && c != '%' && c != '+';
+  });
 }
 
 // application/x-www-form-urlencoded (also the query string): '&'-separated
@@ -143,6 +165,23 @@ ApiResult<void> ParseUrlEncoded(std::string_view s, std::string_view where,
     std::string_view raw_value = eq == std::string_view::npos
                                      ? std::string_view()
                                      : segment.substr(eq + 1);
+    if (IsPlain(raw_name) && IsPlain(raw_value)) {
+      // Nothing to decode or repair (nearly every pair): the checks of
+      // AddPair on the text as it is.
+      if (raw_name.size() > options.max_name_length) {
+        return Malformed("Parameter name too long");
+      }
+      if (raw_name.empty()) continue;
+      if (out.size() >= options.max_parameters) {
+        return Malformed("Too many parameters");
+      }
+      if (raw_value.size() > options.max_value_length) {
+        return Malformed("Parameter '" + std::string(raw_name) +
+                         "' is too long");
+      }
+      out.emplace_back(std::string(raw_name), std::string(raw_value));
+      continue;
+    }
     auto name = FormDecode(raw_name, where);
     if (!name) return name.error();
     auto value = FormDecode(raw_value, where);
@@ -337,8 +376,11 @@ ApiResult<RequestParams> RequestParams::Parse(std::string_view query,
   RequestParamsOptions body_options = options;
   body_options.max_parameters = options.max_parameters - from_query.size();
 
-  HeaderValue type = ParseHeaderValue(content_type);
-  if (type.token == "application/x-www-form-urlencoded") {
+  constexpr std::string_view kForm = "application/x-www-form-urlencoded";
+  // The usual header, exactly: no need to take it apart.
+  HeaderValue type =
+      content_type == kForm ? HeaderValue{} : ParseHeaderValue(content_type);
+  if (content_type == kForm || type.token == kForm) {
     auto b = ParseUrlEncoded(body, "request body", body_options, from_body);
     if (!b) return b.error();
   } else if (type.token == "multipart/form-data") {
@@ -381,10 +423,37 @@ ApiResult<std::string> RequestParams::RequireString(std::string_view name) {
   return std::move(*v);
 }
 
+namespace {
+
+// The JSON texts parameters nearly always are, read without a JSON parser:
+// `true`, `false`, and integers of up to 18 digits in JSON's own grammar
+// (no '+', no leading zero, no surrounding space), which always fit in
+// int64. Anything else goes to Boost.JSON, so the answers are the same.
+std::optional<boost::json::value> SimpleJson(std::string_view text) {
+  if (text == "true") return boost::json::value(true);
+  if (text == "false") return boost::json::value(false);
+  std::string_view digits = text;
+  if (!digits.empty() && digits.front() == '-') digits.remove_prefix(1);
+  if (digits.empty() || digits.size() > 18 || text == "-0" ||
+      (digits.front() == '0' && digits.size() > 1) ||
+      !std::all_of(digits.begin(), digits.end(),
+                   [](char c) { return c >= '0' && c <= '9'; })) {
+    return std::nullopt;
+  }
+  std::int64_t v = 0;
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return boost::json::value(v);
+}
+
+}  // namespace
+
 ApiResult<std::optional<boost::json::value>> RequestParams::ParseJson(
     std::string_view name) {
   const std::string* text = Lookup(name);
   if (text == nullptr) return std::nullopt;
+  if (auto simple = SimpleJson(*text)) {
+    return std::optional<boost::json::value>(std::move(*simple));
+  }
   boost::system::error_code ec;
   boost::json::value v = boost::json::parse(*text, ec);
   if (ec) return ApiError::BadRequest(NotA(name, "valid JSON"));

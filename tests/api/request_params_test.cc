@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cstdint>
 #include <random>
@@ -639,6 +640,56 @@ TEST(RequestParamsTest, RandomInputNeverCrashes) {
     } else {
       EXPECT_EQ(r.error().http_status, 400u);
     }
+  }
+}
+
+// GetJsonInt and GetJsonBool read the usual texts without Boost.JSON: they
+// must answer exactly what Boost.JSON's reading gives, for texts on both
+// sides of the short cut's edges.
+TEST(RequestParamsTest, JsonIntAndBoolAgreeWithBoostJson) {
+  const std::vector<std::string> texts = {"true",
+                                          "false",
+                                          "0",
+                                          "-0",
+                                          "1",
+                                          "-1",
+                                          "7",
+                                          "007",
+                                          "-007",
+                                          "10",
+                                          "123456789012345678",
+                                          "-123456789012345678",
+                                          "1234567890123456789",
+                                          "9223372036854775807",
+                                          "-9223372036854775808",
+                                          "9223372036854775808",
+                                          "99999999999999999999",
+                                          " 5",
+                                          "5 ",
+                                          "1e3",
+                                          "1.0",
+                                          "1.",
+                                          "tRue",
+                                          "True",
+                                          "truex",
+                                          "-",
+                                          "--1",
+                                          "0x10",
+                                          "",
+                                          "null",
+                                          "\"5\""};
+  for (const std::string& text : texts) {
+    SCOPED_TRACE("text: [" + text + "]");
+    boost::system::error_code ec;
+    boost::json::value expected = boost::json::parse(text, ec);
+    auto params = RequestParams::Parse("", kForm, "v=" + text);
+    ASSERT_TRUE(params);
+    auto i = params->GetJsonInt("v");
+    EXPECT_EQ(bool(i), !ec && expected.is_int64());
+    if (i) EXPECT_EQ(**i, expected.get_int64());
+    auto b = params->GetJsonBool("v");
+    EXPECT_EQ(bool(b), !ec && expected.is_bool());
+    if (b) EXPECT_EQ(**b, expected.get_bool());
   }
 }
 
