@@ -17,9 +17,7 @@ bool IsIpv6(const std::string& s) {
   return inet_pton(AF_INET6, s.c_str(), &a) == 1;
 }
 
-}  // namespace
-
-std::optional<std::string> SubdomainForHost(std::string_view host,
+std::optional<std::string> ComputeSubdomain(std::string_view host,
                                             std::string_view root_domain) {
   std::string h = AsciiLower(host);
   if (h.empty()) return std::nullopt;
@@ -56,6 +54,29 @@ std::optional<std::string> SubdomainForHost(std::string_view host,
     return sub;
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> SubdomainForHost(std::string_view host,
+                                            std::string_view root_domain) {
+  // A pure function, called with the same Host on nearly every request of
+  // a thread: the thread keeps its last answer.
+  struct Last {
+    std::string host, root;
+    std::optional<std::string> answer;
+    bool valid = false;
+  };
+  thread_local Last last;
+  if (last.valid && last.host == host && last.root == root_domain) {
+    return last.answer;
+  }
+  auto answer = ComputeSubdomain(host, root_domain);
+  last.host.assign(host);
+  last.root.assign(root_domain);
+  last.answer = answer;
+  last.valid = true;
+  return answer;
 }
 
 }  // namespace presence::api

@@ -49,3 +49,23 @@ TEST(HostRoutingTest, OnlyPlainHostsAndNumericPortsRoute) {
 
 }  // namespace
 }  // namespace presence::api
+
+namespace presence::api {
+namespace {
+
+// The thread keeps its last answer: repeated and alternating calls must
+// still each get their own.
+TEST(HostRoutingTest, RepeatedAndAlternatingCallsGetTheirOwnAnswers) {
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(SubdomainForHost("acme.localhost", "localhost"), "acme");
+    EXPECT_EQ(SubdomainForHost("acme.localhost", "localhost"), "acme");
+    EXPECT_EQ(SubdomainForHost("zeta.localhost:80", "localhost"), "zeta");
+    // The same host under another root domain.
+    EXPECT_EQ(SubdomainForHost("acme.localhost", "example.com"), std::nullopt);
+    EXPECT_EQ(SubdomainForHost("acme.localhost", "acme.localhost"), "");
+    EXPECT_EQ(SubdomainForHost("", "localhost"), std::nullopt);
+  }
+}
+
+}  // namespace
+}  // namespace presence::api
