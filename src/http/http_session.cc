@@ -9,6 +9,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
 #include <cerrno>
+#include <tuple>
 #include <utility>
 
 #include "api/auth_cache.h"
@@ -47,7 +48,11 @@ void HttpSession::Start() {
 }
 
 void HttpSession::DoRead() {
-  parser_.emplace();
+  // The previous request is answered: its fields go, the arena is reused.
+  parser_.reset();
+  arena_.Reset();
+  parser_.emplace(std::piecewise_construct, std::make_tuple(),
+                  std::make_tuple(ArenaAllocator<char>(&arena_)));
   parser_->header_limit(limits_->header_limit);
   parser_->body_limit(limits_->body_limit);
   StartTimed(/*write=*/false);
@@ -245,7 +250,15 @@ void HttpSession::Relay(api::Response fallback) {
   StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
-  Forward(socket_.get_executor(), to, parser_->get(), timeout,
+  // The relay's own copy of the request (its fields outlive the arena).
+  const Request& req = parser_->get();
+  ForwardRequest copy(req.method(), req.target(), req.version());
+  if (req.method() == bhttp::verb::unknown) {
+    copy.method_string(req.method_string());
+  }
+  for (const auto& f : req) copy.insert(f.name_string(), f.value());
+  copy.body() = req.body();
+  Forward(socket_.get_executor(), to, std::move(copy), timeout,
           [self = shared_from_this(), fallback = std::move(fallback)](
               std::optional<ForwardResponse> answer) mutable {
             if (!answer) return self->Respond(std::move(fallback));

@@ -38,6 +38,7 @@
 
 #include "api/router.h"
 #include "core/event_queue.h"
+#include "http/request_arena.h"
 
 namespace presence::http {
 
@@ -67,7 +68,9 @@ class HttpSession : public QueueWaiter,
   void Supersede() override;
 
  private:
-  using Request = boost::beast::http::request<boost::beast::http::string_body>;
+  using Fields = boost::beast::http::basic_fields<ArenaAllocator<char>>;
+  using Request =
+      boost::beast::http::request<boost::beast::http::string_body, Fields>;
   using Response =
       boost::beast::http::response<boost::beast::http::string_body>;
 
@@ -111,8 +114,11 @@ class HttpSession : public QueueWaiter,
   bool idle_timer_armed_ = false;
   bool closed_ = false;
   boost::beast::flat_buffer buffer_;
-  std::optional<
-      boost::beast::http::request_parser<boost::beast::http::string_body>>
+  // The request's fields live in arena_ (declared first: it outlives the
+  // parser).
+  RequestArena arena_;
+  std::optional<boost::beast::http::request_parser<
+      boost::beast::http::string_body, ArenaAllocator<char>>>
       parser_;
   Response response_;  // answers with extra headers, relays, errors
   // The other answers: head (AppendResponseHead) and body, written together.
