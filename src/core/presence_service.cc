@@ -86,7 +86,10 @@ Status PresenceService::Load() {
     auto it = realms_.find(u.realm_id);
     if (it == realms_.end()) return Errc::kCorrupt;
     key_index_[u.api_key_hash] = {u.realm_id, u.id};
-    it->second->AddMember(std::move(u));  // the snapshot is not used again
+    it->second->AddMember(u);
+    // The realm copied the strings: free them now, so that the realm's
+    // arena can reuse the space while loading instead of leaving holes.
+    u = store::UserRecord();
   }
   for (const auto& p : snap->presence) {
     if (auto it = realms_.find(p.realm_id); it != realms_.end()) {
@@ -153,7 +156,7 @@ std::variant<Caller, AuthFailure> PresenceService::Authenticate(
   caller.directory_generation = owner_realm->directory_generation();
   owner_realm->WithMember(owner.user_id, [&](const Member* m) {
     if (m == nullptr || !ConstantTimeEqual(m->api_key_hash, digest) ||
-        !EqualsIgnoreCase(m->email, email)) {
+        !EqualsIgnoreCase(m->email(), email)) {
       failure = AuthFailure::kInvalidApiKey;
       return;
     }

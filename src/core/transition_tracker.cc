@@ -92,7 +92,7 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
       PresenceChange c;
       c.realm_id = d.realm;
       c.user_id = m->id;
-      c.email = m->email;
+      c.email = m->email();
       c.date_joined = m->date_joined;
       c.times = m->times;
       c.update_id = m->last_update_id;
