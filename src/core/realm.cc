@@ -691,6 +691,12 @@ void Realm::WithMember(UserId id, FunctionRef<void(const Member*)> fn) const {
   fn(it == slot_by_id_.end() ? nullptr : &members_[*it]);
 }
 
+void Realm::WithMemberAt(std::uint32_t slot,
+                         FunctionRef<void(const Member*)> fn) const {
+  std::shared_lock lock(mu_);
+  fn(slot < members_.size() ? &members_[slot] : nullptr);
+}
+
 void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
   std::shared_lock lock(mu_);
   for (const Member& m : members_) fn(m);
@@ -779,6 +785,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
     std::unique_lock lock(mu_);
     auto it = slot_by_id_.find(ById{user.id});
     if (it != slot_by_id_.end()) {
+      delta.slot = *it;
       Member& m = members_[*it];
       delta.deactivated = m.is_active && !user.is_active;
       if (m.presence_enabled != user.presence_enabled) {
@@ -793,7 +800,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
     }
   }
   if (delta.added) {
-    AddMember(user);
+    delta.slot = AddMember(user);
   } else {
     UpdateMember(user);
   }

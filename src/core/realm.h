@@ -253,6 +253,9 @@ class Realm {
 
   // Runs `fn` with the member (or nullptr) under the shared lock.
   void WithMember(UserId id, FunctionRef<void(const Member*)> fn) const;
+  // The same by slot (AddMember's result; nullptr if out of range).
+  void WithMemberAt(std::uint32_t slot,
+                    FunctionRef<void(const Member*)> fn) const;
   // Visits every member under the shared lock.
   void ForEachMember(FunctionRef<void(const Member&)> fn) const;
   // Visits the members `viewer` may see (spec 3.8), under the shared lock.
@@ -302,6 +305,7 @@ class Realm {
     bool deactivated = false;              // was active, is not any more
     std::optional<bool> presence_enabled;  // the new value, if it changed
     std::optional<Digest> replaced_key;    // the old key hash, if it changed
+    std::uint32_t slot = Member::kNil;     // the member's slot
   };
   // Adds the user or replaces every field of it (presence_enabled included).
   MemberDelta UpsertMember(const store::UserRecord& user);
