@@ -166,7 +166,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data,
       FUZZ_CHECK(realm != nullptr);
       auto member = realm->MemberById(*user_id);
       FUZZ_CHECK(member.has_value());
-      KnownUser u{*realm_id, {member->email, std::string(k), *user_id}};
+      KnownUser u{*realm_id,
+                  {std::string(member->email()), std::string(k), *user_id}};
       FUZZ_CHECK(ApiStatus(world, u) == 200);
       users.push_back(std::move(u));
     } else if (post && parts.size() == 1 && parts[0] == "realms") {

@@ -39,7 +39,7 @@ void AppendLegacyValue(std::string& out, const PresenceTimes& times,
 }
 
 void AppendLegacyEntry(std::string& out, const Member& m) {
-  AppendJsonString(out, m.email);
+  AppendJsonString(out, m.email());
   out.push_back(':');
   AppendLegacyValue(out, m.times, m.date_joined);
 }
@@ -132,7 +132,7 @@ UpdateId AppendPresences(std::string& out, const PresenceService& service,
             out.append("\":");
             AppendModernValuePerClient(out, m.times, m.date_joined, clients);
           } else {
-            AppendJsonString(out, m.email);
+            AppendJsonString(out, m.email());
             out.push_back(':');
             AppendLegacyValuePerClient(out, m.times, m.date_joined, clients);
           }

@@ -429,9 +429,9 @@ ApiResult<Response> ZulipApi::GetUsers(const Caller& caller) const {
     body.append("{\"user_id\":");
     AppendInt(body, m.id);
     body.append(",\"email\":");
-    AppendJsonString(body, m.email);
+    AppendJsonString(body, m.email());
     body.append(",\"full_name\":");
-    AppendJsonString(body, m.full_name);
+    AppendJsonString(body, m.full_name());
     body.append(",\"is_bot\":");
     body.append(m.is_bot ? "true" : "false");
     body.append(",\"is_active\":");

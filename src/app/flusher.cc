@@ -30,6 +30,17 @@ void Flusher::Stop() {
 void Flusher::Run() {
   bool reported = false;
   auto last_trim = std::chrono::steady_clock::now();
+  if (trim_interval_.count() > 0) {
+    // Loading leaves the store snapshot's per-record strings and vectors
+    // free among the realms' tables (about 60 MB at a million users, issue
+    // #4): give their pages back now rather than a trim interval later.
+    const auto start = std::chrono::steady_clock::now();
+    if (TrimHeap() && metrics_ != nullptr) {
+      metrics_->RecordHeapTrim(std::chrono::duration<double>(
+                                   std::chrono::steady_clock::now() - start)
+                                   .count());
+    }
+  }
   std::unique_lock lock(mu_);
   while (!stopping_) {
     cv_.wait_for(lock, interval_, [this] { return stopping_; });

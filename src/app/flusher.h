@@ -1,7 +1,8 @@
 // Flusher: the group-commit thread. Every interval it commits the presence
 // rows changed since the last flush in one store transaction. Every
 // `trim_interval` (0: never) it also gives the heap's free pages back to the
-// system (TrimHeap): on this thread, so no I/O thread waits for it.
+// system (TrimHeap): on this thread, so no I/O thread waits for it; and once
+// as it starts, for what loading left free.
 //
 // Thread safety: Start/Stop from the owning thread; the loop runs on its own
 // thread and calls only PresenceService::Flush (which is thread-safe).

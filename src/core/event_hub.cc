@@ -290,7 +290,7 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
   std::string email;
   if (const Realm* r = service_->FindRealmById(realm)) {
     r->WithMember(user, [&](const Member* m) {
-      if (m) email = m->email;
+      if (m) email = m->email();
     });
   }
   auto settings = std::make_shared<const std::string>(

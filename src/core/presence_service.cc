@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 
 namespace presence {
 namespace {
@@ -45,13 +44,6 @@ bool ValidSubdomain(std::string_view s) {
   return true;
 }
 
-std::size_t PresenceService::DigestHash::operator()(
-    const Digest& d) const noexcept {
-  std::size_t h;
-  std::memcpy(&h, d.data(), sizeof h);  // the digest is already uniform
-  return h;
-}
-
 PresenceService::PresenceService(store::Store* store, const Clock* clock)
     : store_(store), clock_(clock) {}
 
@@ -71,8 +63,7 @@ Status PresenceService::Load() {
   for (const auto& r : snap->realms) {
     auto realm = std::make_unique<Realm>(r, store_);
     realm->SetMaxClientsPerUser(max_clients_per_user_.load());
-    realm_by_subdomain_[r.subdomain] = realm.get();
-    realms_[r.id] = std::move(realm);
+    AddRealmLocked(std::move(realm));
   }
   // Size every table once: at a million users, growing them row by row is
   // a large part of the start-up time.
@@ -81,12 +72,14 @@ Status PresenceService::Load() {
   for (auto& [id, n] : per_realm) {
     if (auto it = realms_.find(id); it != realms_.end()) it->second->Reserve(n);
   }
-  key_index_.reserve(snap->users.size());
+  key_index_.Reserve(snap->users.size());
   for (auto& u : snap->users) {
     auto it = realms_.find(u.realm_id);
     if (it == realms_.end()) return Errc::kCorrupt;
-    key_index_[u.api_key_hash] = {u.realm_id, u.id};
-    it->second->AddMember(std::move(u));  // the snapshot is not used again
+    IndexKeyLocked(u.realm_id, it->second->AddMember(u), u.api_key_hash);
+    // The realm copied the strings: free them now, so that the realm's
+    // arena can reuse the space while loading instead of leaving holes.
+    u = store::UserRecord();
   }
   for (const auto& p : snap->presence) {
     if (auto it = realms_.find(p.realm_id); it != realms_.end()) {
@@ -138,22 +131,24 @@ std::variant<Caller, AuthFailure> PresenceService::Authenticate(
     const Realm& realm, std::string_view email,
     std::string_view api_key) const {
   const Digest digest = Sha256(api_key);
-  KeyOwner owner;
   Realm* owner_realm = nullptr;
+  std::uint32_t owner_slot = 0;
   {
     std::shared_lock lock(dir_mu_);
-    auto it = key_index_.find(digest);
-    if (it == key_index_.end()) return AuthFailure::kInvalidApiKey;
-    owner = it->second;
-    owner_realm = realms_.at(owner.realm_id).get();
+    // A candidate only: the index may hold another key with the same
+    // prefix, which the full comparison below rejects.
+    auto ref = key_index_.Find(digest);
+    if (!ref) return AuthFailure::kInvalidApiKey;
+    owner_realm = realm_by_ordinal_[*ref >> 32];
+    owner_slot = static_cast<std::uint32_t>(*ref);
   }
   std::optional<AuthFailure> failure;
   Caller caller;
   // Read before the member: a change after this point shows as a new value.
   caller.directory_generation = owner_realm->directory_generation();
-  owner_realm->WithMember(owner.user_id, [&](const Member* m) {
+  owner_realm->WithMemberAt(owner_slot, [&](const Member* m) {
     if (m == nullptr || !ConstantTimeEqual(m->api_key_hash, digest) ||
-        !EqualsIgnoreCase(m->email, email)) {
+        !EqualsIgnoreCase(m->email(), email)) {
       failure = AuthFailure::kInvalidApiKey;
       return;
     }
@@ -193,6 +188,39 @@ void PresenceService::MarkFailed(std::string_view what) {
 std::string PresenceService::failure() const {
   std::lock_guard lock(failure_mu_);
   return failure_;
+}
+
+Realm* PresenceService::AddRealmLocked(std::unique_ptr<Realm> realm) {
+  Realm* raw = realm.get();
+  ordinal_by_id_[raw->id()] =
+      static_cast<std::uint32_t>(realm_by_ordinal_.size());
+  realm_by_ordinal_.push_back(raw);
+  realm_by_subdomain_[raw->subdomain()] = raw;
+  realms_[raw->id()] = std::move(realm);
+  return raw;
+}
+
+KeyIndex::Ref PresenceService::KeyRefLocked(RealmId realm,
+                                            std::uint32_t slot) const {
+  return KeyIndex::Ref{ordinal_by_id_.at(realm)} << 32 | slot;
+}
+
+void PresenceService::IndexKeyLocked(RealmId realm, std::uint32_t slot,
+                                     const Digest& key) {
+  // Called only when the prefix is taken: is it the same key?
+  auto holds = [this](KeyIndex::Ref ref, const Digest& d) {
+    bool same = false;
+    realm_by_ordinal_[ref >> 32]->WithMemberAt(
+        static_cast<std::uint32_t>(ref),
+        [&](const Member* m) { same = m != nullptr && m->api_key_hash == d; });
+    return same;
+  };
+  key_index_.Insert(key, KeyRefLocked(realm, slot), holds);
+}
+
+void PresenceService::UnindexKeyLocked(RealmId realm, std::uint32_t slot,
+                                       const Digest& key) {
+  key_index_.Erase(key, KeyRefLocked(realm, slot));
 }
 
 void PresenceService::Announce(const std::optional<PresenceChange>& change) {
@@ -303,8 +331,7 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
   realm->SetMaxClientsPerUser(max_clients_per_user_.load());
   realm->FinishLoad();
   std::unique_lock lock(dir_mu_);
-  realm_by_subdomain_[rec.subdomain] = realm.get();
-  realms_[rec.id] = std::move(realm);
+  AddRealmLocked(std::move(realm));
   return rec.id;
 }
 
@@ -371,9 +398,9 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
   }
   rec.id = *id;
   created.user_id = *id;
-  realm->AddMember(rec);
+  const std::uint32_t slot = realm->AddMember(rec);
   std::unique_lock lock(dir_mu_);
-  key_index_[rec.api_key_hash] = {realm_id, rec.id};
+  IndexKeyLocked(realm_id, slot, rec.api_key_hash);
   return created;
 }
 

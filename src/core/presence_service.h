@@ -32,6 +32,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/key_index.h"
 #include "core/realm.h"
 #include "core/types.h"
 #include "store/shared_store.h"
@@ -263,6 +264,13 @@ class PresenceService {
   Status CheckWritable() const;
   void MarkFailed(std::string_view what);
   void Announce(const std::optional<PresenceChange>& change);
+  // Registers a new realm in the maps (dir_mu_ held exclusively).
+  Realm* AddRealmLocked(std::unique_ptr<Realm> realm);
+  // Indexes the key of the member at `slot` of the realm (dir_mu_ held
+  // exclusively; takes the realm's lock).
+  void IndexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
+  void UnindexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
+  KeyIndex::Ref KeyRefLocked(RealmId realm, std::uint32_t slot) const;
 
   store::Store* const store_;
   const Clock* const clock_;
@@ -272,14 +280,11 @@ class PresenceService {
   mutable std::shared_mutex dir_mu_;
   std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_;
   std::unordered_map<std::string, Realm*> realm_by_subdomain_;
-  struct DigestHash {
-    std::size_t operator()(const Digest& d) const noexcept;
-  };
-  struct KeyOwner {
-    RealmId realm_id;
-    UserId user_id;
-  };
-  std::unordered_map<Digest, KeyOwner, DigestHash> key_index_;
+  // API keys -> (realm ordinal << 32 | slot) of the holder (see KeyIndex).
+  // Ordinals index realm_by_ordinal_ (realms are never removed).
+  KeyIndex key_index_;
+  std::vector<Realm*> realm_by_ordinal_;
+  std::unordered_map<RealmId, std::uint32_t> ordinal_by_id_;
 
   std::mutex admin_mu_;
   std::mutex flush_mu_;

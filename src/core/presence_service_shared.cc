@@ -106,8 +106,10 @@ void PresenceService::ApplyUserLocked(Realm& realm,
   Realm::MemberDelta delta = realm.UpsertMember(user);
   if (delta.added || delta.replaced_key) {
     std::unique_lock lock(dir_mu_);
-    if (delta.replaced_key) key_index_.erase(*delta.replaced_key);
-    key_index_[user.api_key_hash] = {realm.id(), user.id};
+    if (delta.replaced_key) {
+      UnindexKeyLocked(realm.id(), delta.slot, *delta.replaced_key);
+    }
+    IndexKeyLocked(realm.id(), delta.slot, user.api_key_hash);
   }
   if (listener_ == nullptr) return;
   if (delta.deactivated) listener_->OnUserDeactivated(realm.id(), user.id);
@@ -142,16 +144,18 @@ Realm* PresenceService::LoadRealmLocked(RealmId id) {
   if (!state) return nullptr;
   auto realm = std::make_unique<Realm>(state->realm, nullptr, /*fresh=*/true);
   realm->Reserve(state->users.size());
-  for (const auto& u : state->users) realm->AddMember(u);
+  std::vector<std::uint32_t> slots;
+  slots.reserve(state->users.size());
+  for (const auto& u : state->users) slots.push_back(realm->AddMember(u));
   for (const auto& p : state->rows) realm->LoadPresence(p);
   for (const auto& a : state->access) realm->LoadAccess(a);
   realm->FinishLoad();
   realm->AdvanceTo(state->seq);
-  Realm* raw = realm.get();
   std::unique_lock lock(dir_mu_);
-  for (const auto& u : state->users) key_index_[u.api_key_hash] = {id, u.id};
-  realm_by_subdomain_[state->realm.subdomain] = raw;
-  realms_[id] = std::move(realm);
+  Realm* raw = AddRealmLocked(std::move(realm));
+  for (std::size_t i = 0; i < slots.size(); ++i) {
+    IndexKeyLocked(id, slots[i], state->users[i].api_key_hash);
+  }
   return raw;
 }
 

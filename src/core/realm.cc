@@ -1,6 +1,7 @@
 #include "core/realm.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/constants.h"
 
@@ -48,7 +49,7 @@ std::size_t HashIgnoreCase(std::string_view s) {
 }
 
 std::size_t Realm::EmailHash::operator()(std::uint32_t slot) const {
-  return HashIgnoreCase((*members)[slot].email);
+  return HashIgnoreCase((*members)[slot].email());
 }
 
 std::size_t Realm::EmailHash::operator()(std::string_view email) const {
@@ -68,6 +69,19 @@ Realm::Realm(const store::RealmRecord& record, store::Store* store, bool fresh)
           fresh ? record.last_update_id
                 : std::max(record.last_update_id, record.reserved_update_id)),
       reserved_update_id_(record.reserved_update_id) {}
+
+const char* Realm::StoreTextLocked(std::string_view email,
+                                   std::string_view name) {
+  // Sizes fit 32 bits: request bodies are capped far below 4 GiB, and stored
+  // values came through the same API.
+  const std::uint32_t sizes[2] = {static_cast<std::uint32_t>(email.size()),
+                                  static_cast<std::uint32_t>(name.size())};
+  char* p = text_.Allocate(Member::kTextHeader + email.size() + name.size());
+  std::memcpy(p, sizes, sizeof sizes);
+  std::memcpy(p + Member::kTextHeader, email.data(), email.size());
+  std::memcpy(p + Member::kTextHeader + email.size(), name.data(), name.size());
+  return p;
+}
 
 std::string Realm::subdomain() const {
   std::shared_lock lock(mu_);
@@ -107,16 +121,11 @@ void Realm::Reserve(std::size_t n) {
 }
 
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
-  return AddMember(store::UserRecord(user));
-}
-
-std::uint32_t Realm::AddMember(store::UserRecord&& user) {
   std::unique_lock lock(mu_);
   if (user.is_active) ++active_members_;
   Member m;
   m.id = user.id;
-  m.email = std::move(user.email);
-  m.full_name = std::move(user.full_name);
+  m.text = StoreTextLocked(user.email, user.full_name);
   m.date_joined = user.date_joined;
   m.api_key_hash = user.api_key_hash;
   m.role = user.role;
@@ -125,17 +134,18 @@ std::uint32_t Realm::AddMember(store::UserRecord&& user) {
   m.presence_enabled = user.presence_enabled;
   m.can_access_all_users = user.can_access_all_users;
   auto slot = static_cast<std::uint32_t>(members_.size());
-  slot_by_id_.emplace(m.id, slot);
-  members_.push_back(std::move(m));
-  slot_by_email_.insert(slot);  // hashes members_[slot].email
+  members_.push_back(m);
+  // Both hash members_[slot].
+  slot_by_id_.insert(slot);
+  slot_by_email_.insert(slot);
   return slot;
 }
 
 void Realm::LoadPresence(const store::PresenceRecord& row) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(row.user_id);
+  auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end()) return;
-  Member& m = members_[it->second];
+  Member& m = members_[*it];
   m.has_row = true;
   m.times = {row.last_connected, row.last_active};
   m.last_update_id = row.last_update_id;
@@ -196,9 +206,9 @@ void Realm::SetPresenceDisabled(bool disabled) {
 
 bool Realm::UpdateMember(const store::UserRecord& user) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(user.id);
+  auto it = slot_by_id_.find(ById{user.id});
   if (it == slot_by_id_.end()) return false;
-  Member& m = members_[it->second];
+  Member& m = members_[*it];
   if (m.is_active != user.is_active) {
     if (user.is_active) {
       ++active_members_;
@@ -206,7 +216,10 @@ bool Realm::UpdateMember(const store::UserRecord& user) {
       --active_members_;
     }
   }
-  m.full_name = user.full_name;
+  // A rename writes a new record: copies of the Member keep the old one.
+  if (m.full_name() != user.full_name) {
+    m.text = StoreTextLocked(m.email(), user.full_name);
+  }
   m.role = user.role;
   m.is_bot = user.is_bot;
   m.is_active = user.is_active;
@@ -229,14 +242,14 @@ void Realm::SetAccess(UserId viewer, std::vector<UserId> visible) {
 
 std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(id);
+  auto it = slot_by_id_.find(ById{id});
   if (it == slot_by_id_.end()) return std::nullopt;
-  const Member& m = members_[it->second];
+  const Member& m = members_[*it];
   store::UserRecord r;
   r.id = m.id;
   r.realm_id = id_;
-  r.email = m.email;
-  r.full_name = m.full_name;
+  r.email = m.email();
+  r.full_name = m.full_name();
   r.role = m.role;
   r.is_bot = m.is_bot;
   r.is_active = m.is_active;
@@ -249,9 +262,9 @@ std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
 
 std::optional<Member> Realm::MemberById(UserId id) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(id);
+  auto it = slot_by_id_.find(ById{id});
   if (it == slot_by_id_.end()) return std::nullopt;
-  return members_[it->second];
+  return members_[*it];
 }
 
 std::optional<UserId> Realm::FindIdByEmail(std::string_view email) const {
@@ -323,7 +336,7 @@ PresenceChange Realm::ChangeOfLocked(const Member& m, Micros now,
   PresenceChange c;
   c.realm_id = id_;
   c.user_id = m.id;
-  c.email = m.email;
+  c.email = m.email();
   c.date_joined = m.date_joined;
   c.times = m.times;
   c.update_id = m.last_update_id;
@@ -336,9 +349,9 @@ PresenceChange Realm::ChangeOfLocked(const Member& m, Micros now,
 Result<std::optional<PresenceChange>> Realm::RecordReport(
     UserId user, Micros now, ReportStatus status, std::string_view client) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(user);
+  auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
-  const std::uint32_t slot = it->second;
+  const std::uint32_t slot = *it;
   Member& m = members_[slot];
   if (!m.is_active || m.is_bot || !m.presence_enabled) {
     return std::optional<PresenceChange>();
@@ -477,18 +490,18 @@ Status Realm::ClampClientsLocked(std::uint32_t slot, UpdateId id) {
 
 ClientRowList Realm::ClientsOf(UserId user) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(user);
+  auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return {};
-  auto c = clients_.find(it->second);
+  auto c = clients_.find(*it);
   if (c == clients_.end()) return {};
   return c->second.rows;
 }
 
 void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(row.user_id);
+  auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end() || row.client.empty()) return;
-  ClientRows& entry = clients_[it->second];
+  ClientRows& entry = clients_[*it];
   auto pos =
       std::lower_bound(entry.rows.begin(), entry.rows.end(), row.client,
                        [](const ClientPresence& r, const std::string& name) {
@@ -509,9 +522,9 @@ Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
                                                                 bool enabled,
                                                                 Micros now) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(user);
+  auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
-  const std::uint32_t slot = it->second;
+  const std::uint32_t slot = *it;
   Member& m = members_[slot];
   if (m.presence_enabled == enabled) return std::optional<PresenceChange>();
   std::optional<PresenceTimes> before;
@@ -562,9 +575,9 @@ std::size_t Realm::CountViewers(UserId target) const {
 
 bool Realm::CanSee(UserId viewer, UserId target) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(viewer);
+  auto it = slot_by_id_.find(ById{viewer});
   if (it == slot_by_id_.end()) return false;
-  return CanSeeLocked(members_[it->second], target);
+  return CanSeeLocked(members_[*it], target);
 }
 
 template <class Visit>
@@ -630,13 +643,13 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
     }
   } else if (viewer.limited()) {
     // Only the access list and the viewer: never walk the whole realm.
-    auto self = slot_by_id_.find(viewer.id);
-    if (self != slot_by_id_.end()) consider(self->second);
+    auto self = slot_by_id_.find(ById{viewer.id});
+    if (self != slot_by_id_.end()) consider(*self);
     if (auto it = access_.find(viewer.id); it != access_.end()) {
       for (UserId u : it->second) {
         if (u == viewer.id) continue;
-        if (auto s = slot_by_id_.find(u); s != slot_by_id_.end()) {
-          consider(s->second);
+        if (auto s = slot_by_id_.find(ById{u}); s != slot_by_id_.end()) {
+          consider(*s);
         }
       }
     }
@@ -652,11 +665,11 @@ UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
                       FunctionRef<void(const Member&)> visit) const {
   std::shared_lock lock(mu_);
   if (presence_disabled_) return -1;
-  auto viewer_slot = slot_by_id_.find(viewer_id);
+  auto viewer_slot = slot_by_id_.find(ById{viewer_id});
   if (viewer_slot == slot_by_id_.end()) {
     return query.last_update_id.value_or(-1);
   }
-  return FetchLocked(members_[viewer_slot->second], query, now,
+  return FetchLocked(members_[*viewer_slot], query, now,
                      [&](const Member& m, const ClientRowList*) { visit(m); });
 }
 
@@ -665,17 +678,23 @@ UpdateId Realm::FetchWithClients(
     FunctionRef<void(const Member&, const ClientRowList*)> visit) const {
   std::shared_lock lock(mu_);
   if (presence_disabled_) return -1;
-  auto viewer_slot = slot_by_id_.find(viewer_id);
+  auto viewer_slot = slot_by_id_.find(ById{viewer_id});
   if (viewer_slot == slot_by_id_.end()) {
     return query.last_update_id.value_or(-1);
   }
-  return FetchLocked(members_[viewer_slot->second], query, now, visit);
+  return FetchLocked(members_[*viewer_slot], query, now, visit);
 }
 
 void Realm::WithMember(UserId id, FunctionRef<void(const Member*)> fn) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(id);
-  fn(it == slot_by_id_.end() ? nullptr : &members_[it->second]);
+  auto it = slot_by_id_.find(ById{id});
+  fn(it == slot_by_id_.end() ? nullptr : &members_[*it]);
+}
+
+void Realm::WithMemberAt(std::uint32_t slot,
+                         FunctionRef<void(const Member*)> fn) const {
+  std::shared_lock lock(mu_);
+  fn(slot < members_.size() ? &members_[slot] : nullptr);
 }
 
 void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
@@ -686,9 +705,9 @@ void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
 void Realm::ForEachVisibleMember(UserId viewer_id,
                                  FunctionRef<void(const Member&)> fn) const {
   std::shared_lock lock(mu_);
-  auto it = slot_by_id_.find(viewer_id);
+  auto it = slot_by_id_.find(ById{viewer_id});
   if (it == slot_by_id_.end()) return;
-  const Member& viewer = members_[it->second];
+  const Member& viewer = members_[*it];
   for (const Member& m : members_) {
     if (CanSeeLocked(viewer, m.id)) fn(m);
   }
@@ -739,22 +758,22 @@ void Realm::OnFlushFailed(
   std::unique_lock lock(mu_);
   for (const auto& r : rows) {
     if (r.realm_id != id_) continue;
-    auto it = slot_by_id_.find(r.user_id);
+    auto it = slot_by_id_.find(ById{r.user_id});
     if (it == slot_by_id_.end()) continue;
-    Member& m = members_[it->second];
+    Member& m = members_[*it];
     if (!m.dirty) {
       m.dirty = true;
-      dirty_.push_back(it->second);
+      dirty_.push_back(*it);
     }
   }
   for (const auto& r : clients) {
     if (r.realm_id != id_) continue;
-    auto it = slot_by_id_.find(r.user_id);
+    auto it = slot_by_id_.find(ById{r.user_id});
     if (it == slot_by_id_.end()) continue;
-    auto c = clients_.find(it->second);
+    auto c = clients_.find(*it);
     if (c == clients_.end() || c->second.dirty) continue;
     c->second.dirty = true;
-    client_dirty_.push_back(it->second);
+    client_dirty_.push_back(*it);
   }
 }
 
@@ -764,9 +783,10 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
   MemberDelta delta;
   {
     std::unique_lock lock(mu_);
-    auto it = slot_by_id_.find(user.id);
+    auto it = slot_by_id_.find(ById{user.id});
     if (it != slot_by_id_.end()) {
-      Member& m = members_[it->second];
+      delta.slot = *it;
+      Member& m = members_[*it];
       delta.deactivated = m.is_active && !user.is_active;
       if (m.presence_enabled != user.presence_enabled) {
         delta.presence_enabled = user.presence_enabled;
@@ -780,7 +800,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
     }
   }
   if (delta.added) {
-    AddMember(user);
+    delta.slot = AddMember(user);
   } else {
     UpdateMember(user);
   }
@@ -791,12 +811,11 @@ std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
                                               Micros written_at, bool event_due,
                                               bool forced) {
   std::unique_lock lock(mu_);
-  auto it = slot_by_id_.find(row.user_id);
+  auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end()) return std::nullopt;
-  Member& m = members_[it->second];
+  Member& m = members_[*it];
   if (!m.has_row || row.last_update_id > m.last_update_id) {
-    TouchLocked(it->second, {row.last_connected, row.last_active},
-                row.last_update_id);
+    TouchLocked(*it, {row.last_connected, row.last_active}, row.last_update_id);
     last_update_id_ = std::max(last_update_id_, row.last_update_id);
   }
   return ChangeOfLocked(m, written_at, event_due, forced);

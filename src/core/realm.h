@@ -33,8 +33,10 @@
 #define PRESENCE_CORE_REALM_H_
 
 #include <atomic>
+#include <boost/unordered/unordered_flat_set.hpp>
 #include <condition_variable>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -42,12 +44,12 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "core/presence_rules.h"
 #include "core/types.h"
 #include "store/store.h"
+#include "util/arena.h"
 #include "util/crypto.h"
 #include "util/function_ref.h"
 #include "util/result.h"
@@ -60,15 +62,32 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::size_t HashIgnoreCase(std::string_view s);
 
 // One user as the realm holds it. Read-only outside Realm.
+//
+// Kept small (a million of them live in one vector): the email and full name
+// are not std::strings but one record in the realm's Arena, laid out as
+// [uint32 email size][uint32 name size][email][full name], which `text`
+// points at. The record is never changed or freed while the realm lives (a
+// rename writes a new one), so a copy of a Member (MemberById) keeps valid
+// strings as long as its realm exists, which is as long as the server runs.
 struct Member {
   static constexpr std::uint32_t kNil =
       std::numeric_limits<std::uint32_t>::max();
+  // The record of a Member with empty email and name.
+  static constexpr char kNoText[8] = {};
+
+  std::string_view email() const { return {text + kTextHeader, TextSize(0)}; }
+  std::string_view full_name() const {
+    return {text + kTextHeader + TextSize(0), TextSize(1)};
+  }
 
   UserId id = 0;
-  std::string email;
-  std::string full_name;
   Micros date_joined = 0;
   Digest api_key_hash{};
+  PresenceTimes times;
+  UpdateId last_update_id = 0;
+  const char* text = kNoText;  // see above
+  std::uint32_t prev = kNil;   // update-order list (rows only)
+  std::uint32_t next = kNil;
   Role role = Role::kMember;
   bool is_bot = false;
   bool is_active = true;
@@ -76,16 +95,23 @@ struct Member {
   bool can_access_all_users = true;
   bool has_row = false;  // a presence row exists
   bool dirty = false;    // changed since the last flush
-  PresenceTimes times;
-  UpdateId last_update_id = 0;
-  std::uint32_t prev = kNil;  // update-order list (rows only)
-  std::uint32_t next = kNil;
 
   // A guest without full access sees only its access list (and itself).
   bool limited() const { return role == Role::kGuest && !can_access_all_users; }
   // Shows up in realm fetches (if it has a row).
   bool listed() const { return is_active && !is_bot; }
+
+  static constexpr std::size_t kTextHeader = 2 * sizeof(std::uint32_t);
+
+ private:
+  std::uint32_t TextSize(int i) const {
+    std::uint32_t n;
+    std::memcpy(&n, text + i * sizeof n, sizeof n);
+    return n;
+  }
 };
+// 96 bytes: every byte here is a megabyte at a million users (issue #4).
+static_assert(sizeof(Member) == 96, "Member grew: check issue #4's budget");
 
 // One client's presence row of a user (per-client extension).
 struct ClientPresence {
@@ -164,9 +190,8 @@ class Realm {
   void Reserve(std::size_t n);
 
   // Adds a member; returns its slot. Precondition: id and email are new.
+  // The strings are copied into the realm's arena (see Member).
   std::uint32_t AddMember(const store::UserRecord& user);
-  // The same, taking the record's strings (loading: no copy per user).
-  std::uint32_t AddMember(store::UserRecord&& user);
   // Attaches a loaded presence row to a member. Unknown users are ignored.
   void LoadPresence(const store::PresenceRecord& row);
   void LoadAccess(const store::AccessRecord& access);
@@ -228,6 +253,9 @@ class Realm {
 
   // Runs `fn` with the member (or nullptr) under the shared lock.
   void WithMember(UserId id, FunctionRef<void(const Member*)> fn) const;
+  // The same by slot (AddMember's result; nullptr if out of range).
+  void WithMemberAt(std::uint32_t slot,
+                    FunctionRef<void(const Member*)> fn) const;
   // Visits every member under the shared lock.
   void ForEachMember(FunctionRef<void(const Member&)> fn) const;
   // Visits the members `viewer` may see (spec 3.8), under the shared lock.
@@ -277,6 +305,7 @@ class Realm {
     bool deactivated = false;              // was active, is not any more
     std::optional<bool> presence_enabled;  // the new value, if it changed
     std::optional<Digest> replaced_key;    // the old key hash, if it changed
+    std::uint32_t slot = Member::kNil;     // the member's slot
   };
   // Adds the user or replaces every field of it (presence_enabled included).
   MemberDelta UpsertMember(const store::UserRecord& user);
@@ -309,6 +338,13 @@ class Realm {
   SyncGate& sync_gate() const { return sync_gate_; }
 
  private:
+  // The member's slot, or Member::kNil.
+  std::uint32_t SlotLocked(UserId id) const {
+    auto it = slot_by_id_.find(ById{id});
+    return it == slot_by_id_.end() ? Member::kNil : *it;
+  }
+  // Writes email and name into text_ (see Member) and returns the record.
+  const char* StoreTextLocked(std::string_view email, std::string_view name);
   bool CanSeeLocked(const Member& viewer, UserId target) const;
   Result<UpdateId> NextUpdateIdLocked();
   void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id);
@@ -362,9 +398,37 @@ class Realm {
   mutable SyncGate sync_gate_;
   std::vector<Member> members_;
   std::size_t active_members_ = 0;
-  std::unordered_map<UserId, std::uint32_t> slot_by_id_;
-  // Slots by email, case-insensitively, looked up by string_view: the index
-  // holds 4-byte slots, not copies of the addresses.
+  // The members' emails and names (see Member).
+  Arena text_;
+  // Slots by user id and by email (case-insensitively): open-addressing sets
+  // of 4-byte slots, hashed and compared through members_[slot], looked up
+  // by ById / string_view. About 10 bytes per member each, where node-based
+  // maps cost 40 with malloc's overhead (issue #4).
+  struct ById {
+    UserId id;
+  };
+  struct IdHash {
+    using is_transparent = void;
+    const std::vector<Member>* members;
+    std::size_t operator()(std::uint32_t slot) const {
+      return std::hash<UserId>()((*members)[slot].id);
+    }
+    std::size_t operator()(ById key) const {
+      return std::hash<UserId>()(key.id);
+    }
+  };
+  struct IdEq {
+    using is_transparent = void;
+    const std::vector<Member>* members;
+    UserId Of(std::uint32_t slot) const { return (*members)[slot].id; }
+    UserId Of(ById key) const { return key.id; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const {
+      return Of(a) == Of(b);
+    }
+  };
+  boost::unordered_flat_set<std::uint32_t, IdHash, IdEq> slot_by_id_{
+      0, IdHash{&members_}, IdEq{&members_}};
   struct EmailHash {
     using is_transparent = void;
     const std::vector<Member>* members;
@@ -375,7 +439,7 @@ class Realm {
     using is_transparent = void;
     const std::vector<Member>* members;
     std::string_view Of(std::uint32_t slot) const {
-      return (*members)[slot].email;
+      return (*members)[slot].email();
     }
     std::string_view Of(std::string_view s) const { return s; }
     template <class A, class B>
@@ -383,8 +447,8 @@ class Realm {
       return EqualsIgnoreCase(Of(a), Of(b));
     }
   };
-  std::unordered_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_{
-      16, EmailHash{&members_}, EmailEq{&members_}};
+  boost::unordered_flat_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_{
+      0, EmailHash{&members_}, EmailEq{&members_}};
   // Sorted visible lists of guests with limited access.
   std::unordered_map<UserId, std::vector<UserId>> access_;
   std::uint32_t head_ = Member::kNil;  // oldest update

@@ -47,11 +47,24 @@ void TransitionTracker::ScheduleLocked(RealmId realm, UserId user,
   }
 }
 
+TrackedStatus TransitionTracker::AnnouncedLocked(UserId user) const {
+  auto it = announced_.find(user);
+  return it == announced_.end() ? TrackedStatus::kOffline : it->second;
+}
+
+void TransitionTracker::SetAnnouncedLocked(UserId user, TrackedStatus status) {
+  if (status == TrackedStatus::kOffline) {
+    announced_.erase(user);
+  } else {
+    announced_[user] = status;
+  }
+}
+
 void TransitionTracker::OnWrite(const PresenceChange& change) {
   const Micros now = change.written_at;
   std::lock_guard lock(mu_);
-  announced_[change.user_id] =
-      StatusAt(change.times, change.date_joined, now, grace_);
+  SetAnnouncedLocked(change.user_id,
+                     StatusAt(change.times, change.date_joined, now, grace_));
   ScheduleLocked(change.realm_id, change.user_id, change.times,
                  change.date_joined, now);
 }
@@ -60,13 +73,17 @@ void TransitionTracker::Seed(const PresenceService& service, Micros now) {
   for (const Realm* realm : service.Realms()) {
     std::vector<std::pair<UserId, std::pair<PresenceTimes, Micros>>> rows;
     realm->ForEachMember([&](const Member& m) {
-      if (m.has_row && m.listed()) {
+      // An offline row has no deadline ahead (offline is where both lead)
+      // and offline is what an absent status means: nothing to keep.
+      if (m.has_row && m.listed() &&
+          StatusAt(m.times, m.date_joined, now, grace_) !=
+              TrackedStatus::kOffline) {
         rows.push_back({m.id, {m.times, m.date_joined}});
       }
     });
     std::lock_guard lock(mu_);
     for (auto& [user, row] : rows) {
-      announced_[user] = StatusAt(row.first, row.second, now, grace_);
+      SetAnnouncedLocked(user, StatusAt(row.first, row.second, now, grace_));
       ScheduleLocked(realm->id(), user, row.first, row.second, now);
     }
   }
@@ -92,7 +109,7 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
       PresenceChange c;
       c.realm_id = d.realm;
       c.user_id = m->id;
-      c.email = m->email;
+      c.email = m->email();
       c.date_joined = m->date_joined;
       c.times = m->times;
       c.update_id = m->last_update_id;
@@ -104,9 +121,8 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
         StatusAt(row->times, row->date_joined, now, grace_);
     {
       std::lock_guard lock(mu_);
-      auto [it, inserted] = announced_.try_emplace(d.user, status);
-      if (!inserted && it->second == status) continue;
-      it->second = status;
+      if (AnnouncedLocked(d.user) == status) continue;
+      SetAnnouncedLocked(d.user, status);
     }
     if (status != TrackedStatus::kActive) out.push_back({*row, status});
   }
@@ -116,6 +132,11 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
 std::size_t TransitionTracker::pending() const {
   std::lock_guard lock(mu_);
   return heap_.size();
+}
+
+std::size_t TransitionTracker::tracked() const {
+  std::lock_guard lock(mu_);
+  return announced_.size();
 }
 
 }  // namespace presence

@@ -24,11 +24,11 @@
 #ifndef PRESENCE_CORE_TRANSITION_TRACKER_H_
 #define PRESENCE_CORE_TRANSITION_TRACKER_H_
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <mutex>
 #include <queue>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/presence_service.h"
@@ -63,6 +63,9 @@ class TransitionTracker {
   std::vector<Transition> Tick(const PresenceService& service, Micros now);
 
   std::size_t pending() const;
+  // Users whose last announced status is not offline (the only ones the
+  // tracker keeps a status for).
+  std::size_t tracked() const;
 
  private:
   struct Deadline {
@@ -73,11 +76,19 @@ class TransitionTracker {
   };
   void ScheduleLocked(RealmId realm, UserId user, const PresenceTimes& t,
                       Micros date_joined, Micros now);
+  // The status last announced for `user` (kOffline if none is stored).
+  TrackedStatus AnnouncedLocked(UserId user) const;
+  void SetAnnouncedLocked(UserId user, TrackedStatus status);
 
   const Micros grace_;
   mutable std::mutex mu_;
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>> heap_;
-  std::unordered_map<UserId, TrackedStatus> announced_;
+  // The status last announced (or found at a write or the seed), stored only
+  // when it is not kOffline: absence means offline. Every deadline in heap_
+  // is pushed after its user's status was stored, so "offline" and "never
+  // seen" need no distinction; and most users of a big realm are offline,
+  // which now costs nothing (issue #4).
+  boost::unordered_flat_map<UserId, TrackedStatus> announced_;
 };
 
 }  // namespace presence

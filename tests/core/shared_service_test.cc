@@ -392,6 +392,39 @@ TEST_F(SharedServiceTest, DirectoryChangesReachEveryNodeAndItsListener) {
   EXPECT_TRUE(a->service->FindRealmById(realm)->presence_disabled());
 }
 
+TEST_F(SharedServiceTest, AKeyAndNameChangedInTheStoreReachEveryNode) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  Auth(*b->service, "acme", alice);
+  // Kept by b before the change: its strings must stay intact.
+  const Member before = *b->service->FindRealmById(realm)->MemberById(alice.id);
+
+  // Another writer (an admin tool) gives alice a new key and name.
+  auto rec = a->service->FindRealmById(realm)->UserRecordOf(alice.id);
+  ASSERT_TRUE(rec);
+  const std::string new_key(32, 'N');
+  rec->api_key_hash = Sha256(new_key);
+  rec->full_name = "Alice Renamed";
+  auto conn = store_.NewConnection();
+  ASSERT_TRUE(conn->UpdateUser(*rec));
+
+  for (Node* n : {a.get(), b.get()}) {
+    EXPECT_EQ(std::get<AuthFailure>(TryAuth(*n->service, "acme", alice)),
+              AuthFailure::kInvalidApiKey);
+    U renewed = alice;
+    renewed.key = new_key;
+    EXPECT_EQ(Auth(*n->service, "acme", renewed).user_id, alice.id);
+    EXPECT_EQ(Auth(*n->service, "acme", bob).user_id, bob.id);
+    auto m = n->service->FindRealmById(realm)->MemberById(alice.id);
+    EXPECT_EQ(m->full_name(), "Alice Renamed");
+    EXPECT_EQ(m->email(), "alice@acme.test");
+  }
+  EXPECT_EQ(before.full_name(), "Name alice@acme.test");
+}
+
 TEST_F(SharedServiceTest, DuplicatesAreRefusedWhicheverNodeIsAsked) {
   auto a = StartNode();
   auto b = StartNode();

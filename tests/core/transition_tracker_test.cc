@@ -159,5 +159,42 @@ TEST_F(TransitionHubTest, SeededRowsAreAnnouncedAfterARestart) {
   EXPECT_EQ(due[0].change.user_id, a_);
 }
 
+TEST_F(TransitionHubTest, SeedKeepsNothingForOfflineRows) {
+  Ping(a_, ReportStatus::kActive);
+  TransitionTracker fresh(kGrace);
+  fresh.Seed(*service_, kT0 + Sec(1000));  // long offline
+  EXPECT_EQ(fresh.tracked(), 0u);
+  EXPECT_EQ(fresh.pending(), 0u);
+  EXPECT_TRUE(fresh.Tick(*service_, kT0 + Sec(2000)).empty());
+}
+
+TEST_F(TransitionHubTest, OfflineUsersAreForgottenAndAnnouncedAgainLater) {
+  Ping(a_, ReportStatus::kActive);
+  TransitionTracker fresh(kGrace);
+  fresh.Seed(*service_, kT0 + Sec(10));
+  EXPECT_EQ(fresh.tracked(), 1u);
+  auto due = fresh.Tick(*service_, kT0 + Sec(230));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].status, TrackedStatus::kOffline);
+  EXPECT_EQ(fresh.tracked(), 0u);  // offline: nothing kept
+
+  // Back an hour later, then gone again: offline is announced once more.
+  clock_.Set(kT0 + Sec(3600));
+  Ping(a_, ReportStatus::kActive);
+  PresenceChange write;
+  write.realm_id = realm_;
+  write.user_id = a_;
+  write.times = {kT0 + Sec(3600), kT0 + Sec(3600)};
+  write.written_at = kT0 + Sec(3600);
+  fresh.OnWrite(write);
+  EXPECT_EQ(fresh.tracked(), 1u);
+  EXPECT_TRUE(fresh.Tick(*service_, kT0 + Sec(3600 + 200)).empty());
+  due = fresh.Tick(*service_, kT0 + Sec(3600 + 230));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].status, TrackedStatus::kOffline);
+  EXPECT_EQ(fresh.tracked(), 0u);
+  EXPECT_TRUE(fresh.Tick(*service_, kT0 + Sec(9000)).empty());
+}
+
 }  // namespace
 }  // namespace presence
