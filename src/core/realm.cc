@@ -122,6 +122,22 @@ void Realm::Reserve(std::size_t n) {
 
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   std::unique_lock lock(mu_);
+  return AddMemberLocked(user);
+}
+
+void Realm::LoadMembers(
+    std::span<store::UserRecord> users,
+    FunctionRef<void(const store::UserRecord&, std::uint32_t slot)> added) {
+  std::unique_lock lock(mu_);
+  for (store::UserRecord& user : users) {
+    added(user, AddMemberLocked(user));
+    // The strings were copied: free them now, so that the arena can reuse
+    // the space while loading instead of leaving holes.
+    user = store::UserRecord();
+  }
+}
+
+std::uint32_t Realm::AddMemberLocked(const store::UserRecord& user) {
   if (user.is_active) ++active_members_;
   Member m;
   m.id = user.id;
@@ -142,7 +158,15 @@ std::uint32_t Realm::AddMember(const store::UserRecord& user) {
 }
 
 void Realm::LoadPresence(const store::PresenceRecord& row) {
+  LoadPresence(std::span<const store::PresenceRecord>(&row, 1));
+}
+
+void Realm::LoadPresence(std::span<const store::PresenceRecord> rows) {
   std::unique_lock lock(mu_);
+  for (const store::PresenceRecord& row : rows) LoadPresenceLocked(row);
+}
+
+void Realm::LoadPresenceLocked(const store::PresenceRecord& row) {
   auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end()) return;
   Member& m = members_[*it];
@@ -153,18 +177,18 @@ void Realm::LoadPresence(const store::PresenceRecord& row) {
 
 void Realm::FinishLoad() {
   std::unique_lock lock(mu_);
-  std::vector<std::uint32_t> slots;
+  // Sorted with their keys beside them: sorting slots through members_
+  // missed the cache on every comparison (a fifth of a 1M-user start).
+  std::vector<std::pair<UpdateId, std::uint32_t>> rows;
   for (std::uint32_t i = 0; i < members_.size(); ++i) {
     members_[i].prev = members_[i].next = Member::kNil;
-    if (members_[i].has_row) slots.push_back(i);
+    if (members_[i].has_row) rows.emplace_back(members_[i].last_update_id, i);
   }
-  std::sort(slots.begin(), slots.end(), [&](auto a, auto b) {
-    return members_[a].last_update_id < members_[b].last_update_id;
-  });
+  std::sort(rows.begin(), rows.end());
   head_ = tail_ = Member::kNil;
-  for (auto s : slots) AppendLocked(s);
-  for (auto s : slots) {
-    last_update_id_ = std::max(last_update_id_, members_[s].last_update_id);
+  for (const auto& [id, slot] : rows) {
+    AppendLocked(slot);
+    last_update_id_ = std::max(last_update_id_, id);
   }
   // Client rows: apply the bound (it may have been lowered since they were
   // written; the trimmed set is written back by the next flush), then order

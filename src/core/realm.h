@@ -41,6 +41,7 @@
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -192,8 +193,16 @@ class Realm {
   // Adds a member; returns its slot. Precondition: id and email are new.
   // The strings are copied into the realm's arena (see Member).
   std::uint32_t AddMember(const store::UserRecord& user);
+  // Loading: adds every user of `users` under one lock, calls `added` with
+  // each user and its slot, then empties the record (its strings are
+  // copied; freeing them at once lets the arena reuse the space).
+  void LoadMembers(
+      std::span<store::UserRecord> users,
+      FunctionRef<void(const store::UserRecord&, std::uint32_t slot)> added);
   // Attaches a loaded presence row to a member. Unknown users are ignored.
   void LoadPresence(const store::PresenceRecord& row);
+  // The same for many rows, under one lock.
+  void LoadPresence(std::span<const store::PresenceRecord> rows);
   void LoadAccess(const store::AccessRecord& access);
   // After every LoadPresence: orders the rows by update id.
   void FinishLoad();
@@ -338,6 +347,8 @@ class Realm {
   SyncGate& sync_gate() const { return sync_gate_; }
 
  private:
+  std::uint32_t AddMemberLocked(const store::UserRecord& user);
+  void LoadPresenceLocked(const store::PresenceRecord& row);
   // The member's slot, or Member::kNil.
   std::uint32_t SlotLocked(UserId id) const {
     auto it = slot_by_id_.find(ById{id});
