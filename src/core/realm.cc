@@ -370,8 +370,41 @@ PresenceChange Realm::ChangeOfLocked(const Member& m, Micros now,
   return c;
 }
 
+bool Realm::ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
+                                   std::string_view client) const {
+  const std::uint32_t slot = SlotLocked(user);
+  if (slot == Member::kNil) return false;
+  const Member& m = members_[slot];
+  if (!m.is_active || m.is_bot || !m.presence_enabled) return false;
+  std::optional<PresenceTimes> before;
+  if (m.has_row) before = m.times;
+  if (ApplyReport(before, now, status).wrote) return true;
+  if (client.empty()) return false;
+  auto c = clients_.find(slot);
+  if (c == clients_.end()) return true;  // a new client row
+  const ClientRowList& rows = c->second.rows;
+  auto pos =
+      std::lower_bound(rows.begin(), rows.end(), client,
+                       [](const ClientPresence& r, std::string_view name) {
+                         return r.client < name;
+                       });
+  if (pos == rows.end() || pos->client != client) return true;
+  return ApplyReport(pos->times, now, status).wrote;
+}
+
 Result<std::optional<PresenceChange>> Realm::RecordReport(
     UserId user, Micros now, ReportStatus status, std::string_view client) {
+  {
+    // Most reports change nothing (a ping within 55 s of the last one):
+    // find that out under the shared lock, so that the I/O threads do not
+    // queue for the exclusive one on every ping of a realm.
+    std::shared_lock lock(mu_);
+    if (!ReportWouldWriteLocked(user, now, status, client)) {
+      return std::optional<PresenceChange>();
+    }
+  }
+  // Something to write: everything is decided again under the exclusive
+  // lock (another writer may have come first).
   std::unique_lock lock(mu_);
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();

@@ -348,6 +348,9 @@ class Realm {
 
  private:
   std::uint32_t AddMemberLocked(const store::UserRecord& user);
+  // Whether RecordReport would write a user or client row (shared lock).
+  bool ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
+                              std::string_view client) const;
   void LoadPresenceLocked(const store::PresenceRecord& row);
   // The member's slot, or Member::kNil.
   std::uint32_t SlotLocked(UserId id) const {
