@@ -86,7 +86,7 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
   std::shared_ptr<QueueWaiter> superseded;
   {
     std::lock_guard lock(mu_);
-    auto it = queues_.find(std::string(queue_id));
+    auto it = queues_.find(queue_id);
     if (it == queues_.end() || it->second->spec.user_id != user) return out;
     EventQueue& q = *it->second;
     q.last_poll = steady_now;
@@ -116,7 +116,7 @@ void EventHub::Heartbeat(std::string_view queue_id) {
   std::vector<EventQueue*> overflowed;
   {
     std::lock_guard lock(mu_);
-    auto it = queues_.find(std::string(queue_id));
+    auto it = queues_.find(queue_id);
     if (it == queues_.end()) return;
     AppendLocked(*it->second, std::move(body), wake, overflowed);
     for (EventQueue* q : overflowed) {
@@ -131,7 +131,7 @@ bool EventHub::Delete(std::string_view queue_id, UserId user) {
   Waiters wake;
   {
     std::lock_guard lock(mu_);
-    auto it = queues_.find(std::string(queue_id));
+    auto it = queues_.find(queue_id);
     if (it == queues_.end() || it->second->spec.user_id != user) return false;
     RemoveLocked(it->second.get(), wake);
   }
@@ -147,7 +147,7 @@ bool EventHub::SetPresenceSubset(std::string_view queue_id, UserId user,
                     user_ids->end());
   }
   std::lock_guard lock(mu_);
-  auto it = queues_.find(std::string(queue_id));
+  auto it = queues_.find(queue_id);
   if (it == queues_.end() || it->second->spec.user_id != user) return false;
   it->second->spec.presence_user_ids = std::move(user_ids);
   return true;
@@ -190,7 +190,7 @@ void EventHub::DropQueuesOf(RealmId realm, UserId user) {
 
 std::optional<QueueSpec> EventHub::SpecOf(std::string_view queue_id) const {
   std::lock_guard lock(mu_);
-  auto it = queues_.find(std::string(queue_id));
+  auto it = queues_.find(queue_id);
   if (it == queues_.end()) return std::nullopt;
   return it->second->spec;
 }
