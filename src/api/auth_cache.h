@@ -28,10 +28,35 @@
 
 namespace presence::api {
 
+// Longer Authorization headers are never kept (checked in full each time).
+inline constexpr std::size_t kMaxCachedHeader = 512;
+
+// The last successful authentication of one connection: a client sends the
+// same header on every request of its connection, so this one entry hits
+// whatever the number of users of the thread (the thread's AuthCache below
+// holds 4096). Same rules: header bytes, realm and generation must match.
+struct AuthMemo {
+  std::string header;
+  Caller caller;  // caller.realm is null while empty
+
+  const Caller* Find(std::string_view h, const Realm& realm) const {
+    if (caller.realm != &realm || header != h ||
+        realm.directory_generation() != caller.directory_generation) {
+      return nullptr;
+    }
+    return &caller;
+  }
+  void Store(std::string_view h, const Caller& c) {
+    if (h.size() > kMaxCachedHeader) return;
+    header.assign(h);
+    caller = c;
+  }
+};
+
 class AuthCache {
  public:
   static constexpr std::size_t kSets = 2048;  // a power of two
-  static constexpr std::size_t kMaxHeader = 512;
+  static constexpr std::size_t kMaxHeader = kMaxCachedHeader;
 
   AuthCache() : sets_(std::make_unique<Set[]>(kSets)) {}
 

@@ -24,6 +24,7 @@ class Realm;
 namespace presence::api {
 
 struct AuthCache;
+struct AuthMemo;
 
 struct Request {
   std::string_view method;  // "GET", "POST", ... as sent
@@ -46,6 +47,8 @@ struct Request {
   // Recent authentications of this I/O thread (see auth_cache.h); may be
   // null.
   AuthCache* auth_cache = nullptr;
+  // The connection's last authentication (see auth_cache.h); may be null.
+  AuthMemo* connection_auth = nullptr;
 };
 
 // A GET /events that parked: what answering it needs once its queue wakes

@@ -320,8 +320,16 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
                                          const Realm& realm) const {
   if (!req.has_authorization) return ApiError::NotLoggedIn();
+  if (req.connection_auth != nullptr) {
+    if (const Caller* c = req.connection_auth->Find(req.authorization, realm)) {
+      return *c;
+    }
+  }
   if (req.auth_cache != nullptr) {
     if (const Caller* c = req.auth_cache->Find(req.authorization, realm)) {
+      if (req.connection_auth != nullptr) {
+        req.connection_auth->Store(req.authorization, *c);
+      }
       return *c;
     }
   }
@@ -334,6 +342,9 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
   const Caller& caller = std::get<Caller>(result);
   if (req.auth_cache != nullptr) {
     req.auth_cache->Store(req.authorization, caller);
+  }
+  if (req.connection_auth != nullptr) {
+    req.connection_auth->Store(req.authorization, caller);
   }
   return caller;
 }

@@ -177,6 +177,7 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   // the thread's cache needs no lock.
   thread_local api::AuthCache auth_cache;
   in.auth_cache = &auth_cache;
+  in.connection_auth = &connection_auth_;
 
   api::Response out = router_->Handle(in);
   if (!out.forward_to.empty()) return Relay(std::move(out));

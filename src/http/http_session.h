@@ -36,6 +36,7 @@
 #include <memory>
 #include <optional>
 
+#include "api/auth_cache.h"
 #include "api/router.h"
 #include "core/event_queue.h"
 #include "http/request_arena.h"
@@ -126,7 +127,8 @@ class HttpSession : public QueueWaiter,
   std::string body_;
   boost::asio::steady_timer heartbeat_;
   bool parked_ = false;
-  api::ParkedPoll parked_poll_;  // the last poll that parked
+  api::ParkedPoll parked_poll_;    // the last poll that parked
+  api::AuthMemo connection_auth_;  // its last successful authentication
   const api::Router* const router_;
   const SessionLimits* const limits_;
   const std::shared_ptr<std::atomic<std::size_t>> open_;

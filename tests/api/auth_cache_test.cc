@@ -47,9 +47,11 @@ class AuthCacheTest : public ::testing::Test {
             "Basic " + Base64Encode(email + ":" + c->api_key)};
   }
 
-  // A ping with the thread's cache, as the HTTP layer sends it.
+  // A ping with the thread's cache (and, if given, the connection's memo),
+  // as the HTTP layer sends it.
   Response Ping(std::string_view authorization,
-                std::string_view host = "localhost") {
+                std::string_view host = "localhost",
+                AuthMemo* connection = nullptr) {
     Request req;
     req.method = "POST";
     req.target = "/api/v1/users/me/presence";
@@ -59,6 +61,7 @@ class AuthCacheTest : public ::testing::Test {
     req.content_type = "application/x-www-form-urlencoded";
     req.body = "status=active&slim_presence=true";
     req.auth_cache = &cache_;
+    req.connection_auth = connection;
     return router_->Handle(req);
   }
 
@@ -176,6 +179,33 @@ TEST_F(AuthCacheTest, ANewerHeaderReplacesTheLessRecentOfItsSet) {
   EXPECT_NE(cache_.Find(same_set[0], realm()), nullptr);
   EXPECT_EQ(cache_.Find(same_set[1], realm()), nullptr);
   EXPECT_NE(cache_.Find(same_set[2], realm()), nullptr);
+}
+
+TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
+  AuthMemo connection;
+  ASSERT_EQ(Ping(alice_.authorization, "localhost", &connection).status, 200u);
+  const Caller* c = connection.Find(alice_.authorization, realm());
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->user_id, alice_.id);
+  // Another header, another realm: not this entry.
+  EXPECT_EQ(connection.Find(alice_.authorization + "x", realm()), nullptr);
+  EXPECT_EQ(connection.Find(alice_.authorization,
+                            *service_->FindRealmById(other_realm_)),
+            nullptr);
+  // A failure on the connection keeps the previous success, and is still
+  // refused in full.
+  const std::string wrong =
+      "Basic " + Base64Encode(alice_.email + ":" + std::string(32, 'x'));
+  EXPECT_EQ(Ping(wrong, "localhost", &connection).status, 401u);
+  EXPECT_EQ(connection.Find(wrong, realm()), nullptr);
+  // A directory change drops it; the next request checks in full.
+  UserPatch p;
+  p.is_active = false;
+  ASSERT_TRUE(service_->UpdateUser(realm_, alice_.id, p));
+  EXPECT_EQ(connection.Find(alice_.authorization, realm()), nullptr);
+  Response r = Ping(alice_.authorization, "localhost", &connection);
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(Msg(r), "Account is deactivated");
 }
 
 }  // namespace
