@@ -49,6 +49,12 @@ WRITE_FRACTION=0.001
 CONNECTIONS=64
 SECONDS_PER_RUN=1.5
 REPS=6
+# Workers of each server in the HTTP part: nginx's worker_processes and
+# presenced's --threads, the same for both. On a 2-core machine that also
+# runs the load generator, one worker is the best setting for both servers
+# (measured: BENCHMARKS.md, run9); at 10k users a second comparison runs
+# with two workers each. HTTP_WORKERS=N changes the first.
+HTTP_WORKERS="${HTTP_WORKERS:-1}"
 
 log() { printf '[%4ds] %s\n' "$(( $(date +%s) - T_START ))" "$*"; }
 fact() { echo "$1" >> "$out/facts.jsonl"; }
@@ -75,7 +81,7 @@ fi
 PRESENCED="$build/presenced"
 # The fan-out holds 10k parked polls plus a few connections: raise the
 # connection cap where the server has one (--max-connections, 10k by default).
-server_flags=(--rate-limit 0 --threads 2)
+server_flags=(--rate-limit 0)
 if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections'; then
   server_flags+=(--max-connections 20000)
 fi
@@ -126,13 +132,15 @@ free_port() {
 
 rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
 
-# start_server DATA_DIR: starts presenced, sets server_pid, port, start_ms
-# (exec to the "listening on" line) and start_cpu_ms (CPU used by then).
+# start_server DATA_DIR [THREADS]: starts presenced with THREADS I/O threads
+# (default 2), sets server_pid, port, start_ms (exec to the "listening on"
+# line) and start_cpu_ms (CPU used by then).
 start_server() {
-  local data="$1" t0 t1 line
+  local data="$1" threads="${2:-2}" t0 t1 line
   : > "$work/server.out"
   t0=$(date +%s%N)
   "$PRESENCED" --listen 127.0.0.1:0 --data "$data" "${server_flags[@]}" \
+    --threads "$threads" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
   port=""
@@ -166,13 +174,16 @@ stop_server() {
   server_pid=""
 }
 
+# start_nginx WORKERS
 start_nginx() {
+  local workers="$1"
   mkdir -p "$nginx_dir"
+  rm -f "$nginx_dir/nginx.pid"
   nginx_port=$(free_port)
   # The same answer a presenced ping with nothing new gets, byte for byte
   # in shape and close in size.
   cat > "$nginx_dir/nginx.conf" <<EOF
-worker_processes 2;
+worker_processes $workers;
 daemon on;
 pid $nginx_dir/nginx.pid;
 error_log $nginx_dir/error.log warn;
@@ -204,6 +215,14 @@ EOF
   nginx_pids="$(cat "$nginx_dir/nginx.pid"),$(pgrep -d, -P "$(cat "$nginx_dir/nginx.pid")")"
 }
 
+stop_nginx() {
+  kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
+  for _ in $(seq 1 100); do
+    pgrep -F "$nginx_dir/nginx.pid" > /dev/null 2>&1 || break
+    sleep 0.05
+  done
+}
+
 # load LABEL PORT PIDS ARGS...: one loadgen run, its JSON appended to
 # load.jsonl.
 load() {
@@ -230,8 +249,9 @@ grep -E '_median' "$out/micro.txt" | sed 's/^/         /'
 
 # ---------------------------------------------------------------- 2. HTTP
 log "2/5 HTTP: nginx ceiling and presenced, realms of ${SIZES[*]} users"
-start_nginx
+start_nginx "$HTTP_WORKERS"
 fact "{\"kind\":\"nginx\",\"port\":$nginx_port}"
+fact "{\"kind\":\"http_workers\",\"workers\":$HTTP_WORKERS}"
 
 # The empty server: the baseline of every memory figure.
 mkdir -p "$work/empty"
@@ -252,7 +272,7 @@ for n in "${SIZES[@]}"; do
   log "   realm of $n users: populating"
   "$POPULATE" --data "$data" --users "$n" > "$work/populate.json"
   fact "{\"kind\":\"populate\",\"size\":$n,\"result\":$(cat "$work/populate.json")}"
-  start_server "$data"
+  start_server "$data" "$HTTP_WORKERS"
   sleep 1
   fact "{\"kind\":\"start\",\"size\":$n,\"ms\":$start_ms,\"cpu_ms\":$start_cpu_ms,\"rss\":$(rss_of "$server_pid")}"
   log "   realm of $n users: started in $start_ms ms ($start_cpu_ms ms CPU), $(( $(rss_of "$server_pid") / 1048576 )) MiB resident"
@@ -291,6 +311,25 @@ for n in "${SIZES[@]}"; do
   fi
   fact "{\"kind\":\"rss_after_load\",\"size\":$n,\"rss\":$(rss_of "$server_pid")}"
   stop_server
+  if [ "$n" = 10000 ]; then
+    # The same pings with two workers each (users from 9000 up come
+    # online; the heavier run above used those from 7000).
+    log "   realm of $n users: two workers each"
+    stop_nginx
+    start_nginx 2
+    start_server "$data" 2
+    sleep 1
+    for rep in 1 2 3; do
+      load "two/nginx/$n/closed/$rep" "$nginx_port" "$nginx_pids" \
+        --mode closed "${common[@]}" --no-warmup
+      load "two/presenced/$n/closed/$rep" "$port" "$server_pid" --mode closed \
+        "${common[@]}" --cold-first $(( 9000 + (rep - 1) * 300 )) \
+        --cold-count 300
+    done
+    stop_server
+    stop_nginx
+    start_nginx "$HTTP_WORKERS"
+  fi
   if [ "$n" = 1000000 ]; then
     log "   realm of $n users: 3 restarts"
     for r in 1 2 3; do

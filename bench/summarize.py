@@ -83,7 +83,7 @@ def main(outdir):
     ping = {}  # (server, size, phase) -> [runs]
     for r in runs:
         kind, server, size, phase, rep = label(r)
-        if kind in ("ping", "heavy"):
+        if kind in ("ping", "heavy", "two"):
             ping.setdefault((kind, server, int(size), phase), []).append(r)
     sizes = sorted({k[2] for k in ping if k[0] == "ping"})
 
@@ -164,7 +164,11 @@ def main(outdir):
                      None)
     w("### HTTP: presenced against the nginx ceiling, same loadgen, "
       "interleaved\n")
-    w(f"Closed loop: {runs[0]['connections'] if runs else '?'} keep-alive "
+    workers = next((f["workers"] for f in facts
+                    if f["kind"] == "http_workers"), 2)
+    w(f"Each server with {workers} worker(s) (nginx worker_processes, "
+      "presenced --threads) unless the row says otherwise. "
+      f"Closed loop: {runs[0]['connections'] if runs else '?'} keep-alive "
       "connections, median of the interleaved runs; ratio = median of the "
       "per-run ratios. Open loop at "
       f"{fmt(open_rate)} requests/s for both servers and every size, "
@@ -231,6 +235,18 @@ def main(outdir):
           f"{fmt(hp[0]['server_cpu_us_per_req'])} | "
           f"{fmt(hn[0]['server_cpu_us_per_req'])} | {hcost:.2f} | "
           f"{fmt(hp[0]['rows_per_answer'], 2)} | | |")
+    tp = ping.get(("two", "presenced", 10000, "closed"), [])
+    tn = ping.get(("two", "nginx", 10000, "closed"), [])
+    if tp and tn:
+        tratio = med([a["rps"] / b["rps"] for a, b in zip(tp, tn) if b["rps"]])
+        tpc = med([r["server_cpu_us_per_req"] for r in tp])
+        tnc = med([r["server_cpu_us_per_req"] for r in tn])
+        tcost = ((tnc + med([r["client_cpu_us_per_req"] for r in tn])) /
+                 (tpc + med([r["client_cpu_us_per_req"] for r in tp])))
+        w(f"| 10,000, two workers each | {fmt(med([r['rps'] for r in tp]))} | "
+          f"{fmt(med([r['rps'] for r in tn]))} | {tratio:.2f} | "
+          f"{fmt(tpc)} | {fmt(tnc)} | {tcost:.2f} | "
+          f"{fmt(med([r['rows_per_answer'] for r in tp]), 2)} | | |")
     w("")
     problems = [r["label"] for r in runs
                 if r.get("errors", 0) or (r.get("cold_exhausted", 0) and
