@@ -1,14 +1,11 @@
 #include "http/http_session.h"
 
-#include <sys/socket.h>
-
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
-#include <cerrno>
 #include <tuple>
 #include <utility>
 
@@ -109,25 +106,27 @@ void HttpSession::Resume(bool superseded) {
   Respond(std::move(*out));
 }
 
-void HttpSession::OnParkedReadable(beast::error_code ec) {
-  if (ec || !parked_) return;  // cancelled: woken first
-  // Peek without consuming: 0 bytes means the client closed; EAGAIN means
-  // the wake-up was spurious (watch again); data means a pipelined request,
-  // which stays in the socket and is read after the answer.
-  char byte;
-  const ssize_t n =
-      ::recv(socket_.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return;
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                       beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                                 shared_from_this()));
-    return;
-  }
-  // Closed or reset: drop it; the queue's weak reference then expires.
+void HttpSession::OnParkedReadable(beast::error_code ec, std::size_t bytes) {
+  if (ec == boost::asio::error::operation_aborted || !parked_) return;
+  // A peek, nothing consumed: data means a pipelined request, which stays
+  // in the socket and is read after the answer (no more watching).
+  if (!ec && bytes > 0) return;
+  // Closed (end of stream) or reset: drop it; the queue's weak reference
+  // then expires.
   parked_ = false;
   heartbeat_.cancel();
   DoClose();
+}
+
+void HttpSession::WatchParked() {
+  // A one-byte peek rather than a readability wait: a wait re-arms the
+  // socket in epoll (one epoll_ctl per parked poll), a read that would
+  // block is only queued.
+  socket_.async_receive(
+      boost::asio::buffer(&peek_byte_, 1),
+      boost::asio::socket_base::message_peek,
+      beast::bind_front_handler(&HttpSession::OnParkedReadable,
+                                shared_from_this()));
 }
 
 void HttpSession::OnHeartbeat(beast::error_code ec) {
@@ -198,9 +197,7 @@ void HttpSession::Park() {
       beast::bind_front_handler(&HttpSession::OnHeartbeat, shared_from_this()));
   // Notice a client that goes away while parked, so that it does not hold
   // its connection slot and its queue's waiter until the heartbeat.
-  socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
-                     beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                               shared_from_this()));
+  WatchParked();
 }
 
 void HttpSession::Respond(api::Response out) {

@@ -91,7 +91,9 @@ class HttpSession : public QueueWaiter,
   // (the router's fallback) if that node cannot be reached.
   void Relay(api::Response out);
   void OnHeartbeat(boost::beast::error_code ec);
-  void OnParkedReadable(boost::beast::error_code ec);
+  // Notices a client that leaves while parked (a peek of one byte).
+  void WatchParked();
+  void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);
   // Leaves the parked state: stops the heartbeat and the readability wait.
   void Unpark();
   void WriteError(unsigned status, std::string_view msg);
@@ -127,7 +129,8 @@ class HttpSession : public QueueWaiter,
   std::string body_;
   boost::asio::steady_timer heartbeat_;
   bool parked_ = false;
-  api::ParkedPoll parked_poll_;    // the last poll that parked
+  char peek_byte_ = 0;           // WatchParked's buffer (the byte stays unread)
+  api::ParkedPoll parked_poll_;  // the last poll that parked
   api::AuthMemo connection_auth_;  // its last successful authentication
   const api::Router* const router_;
   const SessionLimits* const limits_;

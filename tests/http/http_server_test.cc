@@ -307,6 +307,54 @@ TEST_F(HttpServerTest, ClientLeavingAParkedPollIsNoticedAtOnce) {
       << "the session must drop a parked poll whose client left";
 }
 
+TEST_F(HttpServerTest, ARequestSentBehindAParkedPollIsAnsweredAfterIt) {
+  // The parked session watches its socket with a peek: a request the
+  // client sends behind the poll must stay in the socket, unconsumed, and
+  // be answered after the poll's answer.
+  User alice = AddUser("alice@example.com");
+  User bob = AddUser("bob@example.com");
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
+                                         11};
+  reg.set(bhttp::field::authorization, Basic(alice));
+  auto registered = Send(s, reg);
+  ASSERT_EQ(registered.result_int(), 200u) << registered.body();
+  std::string queue(
+      boost::json::parse(registered.body()).at("queue_id").as_string());
+  bhttp::request<bhttp::string_body> poll{
+      bhttp::verb::get,
+      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
+  poll.set(bhttp::field::host, "127.0.0.1");
+  poll.set(bhttp::field::authorization, Basic(alice));
+  poll.prepare_payload();
+  bhttp::write(s, poll);
+  for (int i = 0; i < 100 && hub_->Stats().parked == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(hub_->Stats().parked, 1u);
+  bhttp::request<bhttp::string_body> health{bhttp::verb::get, "/healthz", 11};
+  health.set(bhttp::field::host, "127.0.0.1");
+  health.prepare_payload();
+  bhttp::write(s, health);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(hub_->Stats().parked, 1u) << "the poll must stay parked";
+  // Bob comes online: the poll is answered, then the health check.
+  Caller bob_caller{service_->FindRealmById(realm_), bob.id};
+  ASSERT_TRUE(
+      service_->Report(bob_caller, ReportStatus::kActive, clock_.NowMicros()));
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> first;
+  bhttp::read(s, buf, first);
+  ASSERT_EQ(first.result_int(), 200) << first.body();
+  EXPECT_EQ(boost::json::parse(first.body()).at("events").as_array().size(),
+            1u);
+  bhttp::response<bhttp::string_body> second;
+  bhttp::read(s, buf, second);
+  EXPECT_EQ(second.result_int(), 200);
+  EXPECT_EQ(boost::json::parse(second.body()).at("status"), "ok")
+      << second.body();
+}
+
 TEST_F(HttpServerTest, ParkedPollIsAnsweredWhenAnEventArrives) {
   User alice = AddUser("alice@example.com");
   User bob = AddUser("bob@example.com");
