@@ -6,6 +6,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
+#include <memory>
 #include <tuple>
 #include <utility>
 
@@ -279,7 +280,39 @@ void HttpSession::WriteError(unsigned status, std::string_view msg) {
       {"result", "error"}, {"msg", msg}, {"code", "BAD_REQUEST"}});
   response_.keep_alive(false);
   response_.prepare_payload();
+  // The rest of the request (e.g. the body past the limit) may still be on
+  // its way: closing at once would reset the connection, and the client
+  // could lose this answer.
+  linger_ = true;
   DoWrite(false);
+}
+
+void HttpSession::LingeringClose() {
+  // Stop sending, then read and drop what the client still sends, up to
+  // kLingerBytes or kLingerTime, so that our answer reaches it before the
+  // connection goes (a close with unread data would reset it).
+  constexpr std::size_t kLingerBytes = 1 << 20;
+  constexpr auto kLingerTime = std::chrono::seconds(2);
+  beast::error_code ec;
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
+  heartbeat_.expires_after(kLingerTime);  // never parked from here on
+  heartbeat_.async_wait([self = shared_from_this()](beast::error_code e) {
+    if (!e) self->DoClose();
+  });
+  drain_ = std::make_unique<std::array<char, 4096>>();
+  Drain(kLingerBytes);
+}
+
+void HttpSession::Drain(std::size_t left) {
+  socket_.async_read_some(
+      boost::asio::buffer(*drain_),
+      [self = shared_from_this(), left](beast::error_code e, std::size_t n) {
+        if (e || n >= left || self->closed_) {
+          self->heartbeat_.cancel();
+          return self->DoClose();
+        }
+        self->Drain(left - n);
+      });
 }
 
 void HttpSession::DoWrite(bool keep_alive) {
@@ -293,7 +326,7 @@ void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
   StopTimed();
   body_ = std::string();  // a parked poll holds no old answer
   if (ec) return DoClose();
-  if (!keep_alive) return DoClose();
+  if (!keep_alive) return linger_ ? LingeringClose() : DoClose();
   DoRead();
 }
 

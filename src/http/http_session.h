@@ -27,6 +27,7 @@
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
 #define PRESENCE_HTTP_HTTP_SESSION_H_
 
+#include <array>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -96,7 +97,11 @@ class HttpSession : public QueueWaiter,
   void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);
   // Leaves the parked state: stops the heartbeat and the readability wait.
   void Unpark();
+  // Answers a request that cannot be read (400, 413, 431) and closes.
   void WriteError(unsigned status, std::string_view msg);
+  // Half-closes and drains what the client still sends, then closes.
+  void LingeringClose();
+  void Drain(std::size_t left);
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void DoClose();
@@ -129,6 +134,8 @@ class HttpSession : public QueueWaiter,
   std::string body_;
   boost::asio::steady_timer heartbeat_;
   bool parked_ = false;
+  bool linger_ = false;  // close with LingeringClose (after WriteError)
+  std::unique_ptr<std::array<char, 4096>> drain_;  // LingeringClose only
   char peek_byte_ = 0;           // WatchParked's buffer (the byte stays unread)
   api::ParkedPoll parked_poll_;  // the last poll that parked
   api::AuthMemo connection_auth_;  // its last successful authentication
