@@ -1,5 +1,6 @@
 #include "http/http_session.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/dispatch.hpp>
@@ -24,7 +25,7 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          std::shared_ptr<std::atomic<std::size_t>> open)
     : socket_(std::move(socket)),
       idle_timer_(socket_.get_executor()),
-      heartbeat_(socket_.get_executor()),
+      linger_timer_(socket_.get_executor()),
       router_(router),
       limits_(limits),
       open_(std::move(open)),
@@ -53,7 +54,7 @@ void HttpSession::DoRead() {
                   std::make_tuple(ArenaAllocator<char>(&arena_)));
   parser_->header_limit(limits_->header_limit);
   parser_->body_limit(limits_->body_limit);
-  StartTimed(/*write=*/false);
+  StartTimed(Timed::kRead);
   bhttp::async_read(
       socket_, buffer_, *parser_,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
@@ -78,7 +79,7 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
 
 void HttpSession::Unpark() {
   parked_ = false;
-  heartbeat_.cancel();
+  StopTimed();  // the heartbeat is due no more
   beast::error_code ec;
   socket_.cancel(ec);  // the readability wait; nothing else pending
 }
@@ -115,7 +116,6 @@ void HttpSession::OnParkedReadable(beast::error_code ec, std::size_t bytes) {
   // Closed (end of stream) or reset: drop it; the queue's weak reference
   // then expires.
   parked_ = false;
-  heartbeat_.cancel();
   DoClose();
 }
 
@@ -128,12 +128,6 @@ void HttpSession::WatchParked() {
       boost::asio::socket_base::message_peek,
       beast::bind_front_handler(&HttpSession::OnParkedReadable,
                                 shared_from_this()));
-}
-
-void HttpSession::OnHeartbeat(beast::error_code ec) {
-  if (ec || !parked_) return;  // cancelled: woken first
-  // Appends a heartbeat event to the queue, which wakes this session.
-  router_->hub()->Heartbeat(parked_poll_.queue_id);
 }
 
 void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
@@ -191,11 +185,8 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
 
 void HttpSession::Park() {
   // No read and no write while parked: the client waits for the answer.
-  StopTimed();
   parked_ = true;
-  heartbeat_.expires_after(limits_->heartbeat);
-  heartbeat_.async_wait(
-      beast::bind_front_handler(&HttpSession::OnHeartbeat, shared_from_this()));
+  StartTimed(Timed::kParked);  // the heartbeat
   // Notice a client that goes away while parked, so that it does not hold
   // its connection slot and its queue's waiter until the heartbeat.
   WatchParked();
@@ -217,7 +208,7 @@ void HttpSession::Respond(api::Response out) {
                        keep_alive, length);
     body_ =
         req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
-    StartTimed(/*write=*/true);
+    StartTimed(Timed::kWrite);
     const std::array<boost::asio::const_buffer, 2> buffers{
         boost::asio::buffer(head_), boost::asio::buffer(body_)};
     boost::asio::async_write(
@@ -295,8 +286,8 @@ void HttpSession::LingeringClose() {
   constexpr auto kLingerTime = std::chrono::seconds(2);
   beast::error_code ec;
   socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
-  heartbeat_.expires_after(kLingerTime);  // never parked from here on
-  heartbeat_.async_wait([self = shared_from_this()](beast::error_code e) {
+  linger_timer_.expires_after(kLingerTime);
+  linger_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
     if (!e) self->DoClose();
   });
   drain_ = std::make_unique<std::array<char, 4096>>();
@@ -308,7 +299,7 @@ void HttpSession::Drain(std::size_t left) {
       boost::asio::buffer(*drain_),
       [self = shared_from_this(), left](beast::error_code e, std::size_t n) {
         if (e || n >= left || self->closed_) {
-          self->heartbeat_.cancel();
+          self->linger_timer_.cancel();
           return self->DoClose();
         }
         self->Drain(left - n);
@@ -316,7 +307,7 @@ void HttpSession::Drain(std::size_t left) {
 }
 
 void HttpSession::DoWrite(bool keep_alive) {
-  StartTimed(/*write=*/true);
+  StartTimed(Timed::kWrite);
   bhttp::async_write(socket_, response_,
                      beast::bind_front_handler(&HttpSession::OnWrite,
                                                shared_from_this(), keep_alive));
@@ -339,10 +330,17 @@ void HttpSession::DoClose() {
   socket_.close(ec);
 }
 
-void HttpSession::StartTimed(bool write) {
-  timed_ = write ? Timed::kWrite : Timed::kRead;
+std::chrono::steady_clock::duration HttpSession::Tick() const {
+  return std::min<std::chrono::steady_clock::duration>(limits_->idle_timeout,
+                                                       limits_->heartbeat);
+}
+
+void HttpSession::StartTimed(Timed what) {
+  timed_ = what;
   timed_since_ = std::chrono::steady_clock::now();
-  if (!idle_timer_armed_ && !closed_) ArmIdleTimer(limits_->idle_timeout);
+  // Armed already: for at most Tick() from a moment before now, so never
+  // later than this state's deadline (now + a limit >= Tick()).
+  if (!idle_timer_armed_ && !closed_) ArmIdleTimer(Tick());
 }
 
 void HttpSession::ArmIdleTimer(std::chrono::steady_clock::duration after) {
@@ -355,9 +353,19 @@ void HttpSession::ArmIdleTimer(std::chrono::steady_clock::duration after) {
 void HttpSession::OnIdleTimer(beast::error_code ec) {
   idle_timer_armed_ = false;
   if (ec || closed_ || timed_ == Timed::kNone) return;  // armed again later
+  const auto limit =
+      timed_ == Timed::kParked
+          ? std::chrono::steady_clock::duration(limits_->heartbeat)
+          : std::chrono::steady_clock::duration(limits_->idle_timeout);
   const auto ran = std::chrono::steady_clock::now() - timed_since_;
-  if (ran < limits_->idle_timeout)
-    return ArmIdleTimer(limits_->idle_timeout - ran);
+  if (ran < limit) return ArmIdleTimer(std::min(limit - ran, Tick()));
+  if (timed_ == Timed::kParked) {
+    // Appends a heartbeat event to the queue, which wakes this session
+    // (and its answer starts the next timed operation).
+    timed_ = Timed::kNone;
+    router_->hub()->Heartbeat(parked_poll_.queue_id);
+    return;
+  }
   if (timed_ == Timed::kWrite && metrics_ != nullptr) {
     // The client did not read its answer within the timeout: cut it off
     // rather than hold the buffer.

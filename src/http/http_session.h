@@ -5,14 +5,17 @@
 // one at a time). A read or a write that stalls past the idle timeout closes
 // the connection, so slow clients cannot hold it forever. The timeout costs
 // no timer operation per request: one timer per session fires at most once
-// per idle timeout, looks at how long the operation in flight has run, and
-// either closes the connection or waits for the rest. Malformed requests get
-// a JSON 400 (431 for oversized headers, 413 for oversized bodies) and the
-// connection is closed.
+// per min(idle timeout, heartbeat), looks at the state the session is in
+// and since when (a read, a write, a parked poll), and closes the
+// connection, sends the heartbeat, or waits for the rest. Malformed requests
+// get a JSON 400 (431 for oversized headers, 413 for oversized bodies), what
+// the client still sends is drained for a moment, and the connection is
+// closed.
 //
 // Long polls: when GET /events has nothing to return, the API parks this
 // session on the queue as its QueueWaiter and the session waits without a
-// thread: no read, no write, one timer for the heartbeat. It keeps what the
+// thread: no read, no write, the session timer for the heartbeat, and a
+// one-byte peek that notices a client leaving. It keeps what the
 // API said answering needs (api::ParkedPoll: the authenticated caller, the
 // queue, last_event_id, the answer's tail). Wake() (from any thread) posts to
 // the strand, which answers through Router::Resume: one poll of the queue,
@@ -23,7 +26,7 @@
 // handler at a time (a strand, or an io_context run by one thread);
 // Wake/Supersede only post to it. The session lives while an
 // operation is pending (shared_ptr); a parked session is kept alive by its
-// heartbeat timer.
+// peek and its timer.
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
 #define PRESENCE_HTTP_HTTP_SESSION_H_
 
@@ -83,7 +86,7 @@ class HttpSession : public QueueWaiter,
   // A parked poll woken by its queue (or superseded): answers it through
   // Router::Resume, or handles the request again where that declines.
   void Resume(bool superseded);
-  // Waits for the queue with parked_poll_ set: heartbeat timer, and a
+  // Waits for the queue with parked_poll_ set: the heartbeat deadline, and a
   // readability wait that notices a client that leaves.
   void Park();
   // Writes the router's answer.
@@ -91,7 +94,6 @@ class HttpSession : public QueueWaiter,
   // Relays the request to the node in out.forward_to; answers `out` itself
   // (the router's fallback) if that node cannot be reached.
   void Relay(api::Response out);
-  void OnHeartbeat(boost::beast::error_code ec);
   // Notices a client that leaves while parked (a peek of one byte).
   void WatchParked();
   void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);
@@ -105,17 +107,21 @@ class HttpSession : public QueueWaiter,
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void DoClose();
-  // The idle timeout of the operation that starts now (a read or a write).
-  void StartTimed(bool write);
+  // What the session timer watches: the kind of state and when it began.
+  // Reads and writes have the idle timeout, a parked poll the heartbeat.
+  enum class Timed : std::uint8_t { kNone, kRead, kWrite, kParked };
+  // The deadline of the state that starts now.
+  void StartTimed(Timed what);
+  // How long the timer waits at most: min(idle timeout, heartbeat).
+  std::chrono::steady_clock::duration Tick() const;
   // No operation is timed (parked, relayed, closing).
   void StopTimed() { timed_ = Timed::kNone; }
   void ArmIdleTimer(std::chrono::steady_clock::duration after);
   void OnIdleTimer(boost::beast::error_code ec);
 
   boost::asio::ip::tcp::socket socket_;
-  // What the idle timer watches: the kind of operation in flight and when
-  // it started. The timer is armed only while one is timed.
-  enum class Timed : std::uint8_t { kNone, kRead, kWrite };
+  // The state the timer watches and since when; the timer is armed only
+  // while one is timed.
   Timed timed_ = Timed::kNone;
   std::chrono::steady_clock::time_point timed_since_;
   boost::asio::steady_timer idle_timer_;
@@ -132,7 +138,7 @@ class HttpSession : public QueueWaiter,
   // The other answers: head (AppendResponseHead) and body, written together.
   std::string head_;
   std::string body_;
-  boost::asio::steady_timer heartbeat_;
+  boost::asio::steady_timer linger_timer_;  // LingeringClose's bound
   bool parked_ = false;
   bool linger_ = false;  // close with LingeringClose (after WriteError)
   std::unique_ptr<std::array<char, 4096>> drain_;  // LingeringClose only

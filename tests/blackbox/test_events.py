@@ -1015,6 +1015,9 @@ class QueueLimitsTest(EventsTestCase):
             body = poll.wait(10).json()
             elapsed = poll.done_at - poll.sent_at
             self.assertGreaterEqual(elapsed, 0.5, body)
+            # One heartbeat period (1 s) after parking, not a timer period
+            # later (the session timer serves the idle timeout too).
+            self.assertLess(elapsed, 3.0, body)
             self.assertEqual(len(body["events"]), 1, body)
             ev = body["events"][0]
             self.assertEqual(ev, {"type": "heartbeat", "id": ev["id"]}, body)
