@@ -65,11 +65,9 @@ class AuthCache {
   const Caller* Find(std::string_view header, const Realm& realm) {
     Set& set = sets_[Index(header)];
     for (std::uint8_t w = 0; w < 2; ++w) {
-      const Slot& s = set.ways[w];
-      if (s.caller.realm == &realm && s.header == header &&
-          realm.directory_generation() == s.caller.directory_generation) {
+      if (const Caller* c = set.ways[w].Find(header, realm)) {
         set.recent = w;
-        return &s.caller;
+        return c;
       }
     }
     return nullptr;
@@ -81,19 +79,14 @@ class AuthCache {
     // The way that already holds this header, else the less recent one.
     std::uint8_t w =
         set.ways[set.recent].header == header ? set.recent : 1 - set.recent;
-    set.ways[w].header.assign(header);
-    set.ways[w].caller = caller;
+    set.ways[w].Store(header, caller);
     set.recent = w;
   }
 
  private:
-  struct Slot {
-    std::string header;
-    Caller caller;  // caller.realm is null while the slot is empty
-  };
   // Two ways per set; `recent` is the one used last.
   struct Set {
-    Slot ways[2];
+    AuthMemo ways[2];
     std::uint8_t recent = 0;
   };
   static std::size_t Index(std::string_view header) {
