@@ -107,6 +107,34 @@ class HttpServerTest : public ::testing::Test {
     return out;
   }
 
+  // Registers a presence queue for `u` on `s`; returns its id.
+  std::string Register(tcp::socket& s, const User& u) {
+    bhttp::request<bhttp::string_body> reg{bhttp::verb::post,
+                                           "/api/v1/register", 11};
+    reg.set(bhttp::field::authorization, Basic(u));
+    auto registered = Send(s, reg);
+    EXPECT_EQ(registered.result_int(), 200u) << registered.body();
+    return std::string(
+        boost::json::parse(registered.body()).at("queue_id").as_string());
+  }
+
+  // Sends a long poll of `queue` without reading its answer, and waits
+  // until the server has parked it; false if it never did.
+  bool SendPollAndWaitParked(tcp::socket& s, const User& u,
+                             const std::string& queue) {
+    bhttp::request<bhttp::string_body> poll{
+        bhttp::verb::get,
+        "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
+    poll.set(bhttp::field::host, "127.0.0.1");
+    poll.set(bhttp::field::authorization, Basic(u));
+    poll.prepare_payload();
+    bhttp::write(s, poll);
+    for (int i = 0; i < 100 && hub_->Stats().parked == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return hub_->Stats().parked == 1u;
+  }
+
   std::chrono::seconds idle_timeout_{60};
   ManualClock clock_{SecondsToMicros(1'700'000'000)};
   store::MemoryStore store_;
@@ -279,25 +307,9 @@ namespace {
 TEST_F(HttpServerTest, ClientLeavingAParkedPollIsNoticedAtOnce) {
   User alice = AddUser("alice@example.com");
   tcp::socket s = Connect();
-  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
-                                         11};
-  reg.set(bhttp::field::authorization, Basic(alice));
-  auto registered = Send(s, reg);
-  ASSERT_EQ(registered.result_int(), 200u) << registered.body();
-  std::string queue(
-      boost::json::parse(registered.body()).at("queue_id").as_string());
-  bhttp::request<bhttp::string_body> poll{
-      bhttp::verb::get,
-      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
-  poll.set(bhttp::field::host, "127.0.0.1");
-  poll.set(bhttp::field::authorization, Basic(alice));
-  poll.prepare_payload();
-  bhttp::write(s, poll);
+  const std::string queue = Register(s, alice);
   auto parked_count = [&] { return hub_->Stats().parked; };
-  for (int i = 0; i < 100 && parked_count() == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  if (parked_count() != 1u) {
+  if (!SendPollAndWaitParked(s, alice, queue)) {
     beast::flat_buffer buf;
     bhttp::response<bhttp::string_body> res;
     bhttp::read(s, buf, res);
@@ -318,24 +330,8 @@ TEST_F(HttpServerTest, ARequestSentBehindAParkedPollIsAnsweredAfterIt) {
   User alice = AddUser("alice@example.com");
   User bob = AddUser("bob@example.com");
   tcp::socket s = Connect();
-  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
-                                         11};
-  reg.set(bhttp::field::authorization, Basic(alice));
-  auto registered = Send(s, reg);
-  ASSERT_EQ(registered.result_int(), 200u) << registered.body();
-  std::string queue(
-      boost::json::parse(registered.body()).at("queue_id").as_string());
-  bhttp::request<bhttp::string_body> poll{
-      bhttp::verb::get,
-      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
-  poll.set(bhttp::field::host, "127.0.0.1");
-  poll.set(bhttp::field::authorization, Basic(alice));
-  poll.prepare_payload();
-  bhttp::write(s, poll);
-  for (int i = 0; i < 100 && hub_->Stats().parked == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_EQ(hub_->Stats().parked, 1u);
+  const std::string queue = Register(s, alice);
+  ASSERT_TRUE(SendPollAndWaitParked(s, alice, queue));
   bhttp::request<bhttp::string_body> health{bhttp::verb::get, "/healthz", 11};
   health.set(bhttp::field::host, "127.0.0.1");
   health.prepare_payload();
