@@ -54,7 +54,7 @@
 #include "bench/bench_users.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
-#include "store/store.h"
+#include "core/store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 

@@ -39,7 +39,7 @@
 #include "api/router.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 

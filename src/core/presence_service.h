@@ -34,9 +34,9 @@
 
 #include "core/key_index.h"
 #include "core/realm.h"
+#include "core/shared_store.h"
+#include "core/store.h"
 #include "core/types.h"
-#include "store/shared_store.h"
-#include "store/store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 #include "util/result.h"

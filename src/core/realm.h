@@ -48,8 +48,8 @@
 #include <vector>
 
 #include "core/presence_rules.h"
+#include "core/store.h"
 #include "core/types.h"
-#include "store/store.h"
 #include "util/arena.h"
 #include "util/crypto.h"
 #include "util/function_ref.h"

@@ -17,7 +17,7 @@
 #include <atomic>
 #include <cstdint>
 
-#include "store/store.h"
+#include "core/store.h"
 
 namespace presence::store {
 

@@ -83,8 +83,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/shared_store.h"
 #include "store/redis_client.h"
-#include "store/shared_store.h"
 
 namespace presence::store {
 

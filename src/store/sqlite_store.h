@@ -43,7 +43,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "store/store.h"
+#include "core/store.h"
 
 struct sqlite3;
 struct sqlite3_stmt;

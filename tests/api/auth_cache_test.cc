@@ -13,7 +13,7 @@
 #include "api/event_encoder.h"
 #include "api/router.h"
 #include "core/event_hub.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 #include "util/crypto.h"
 
 namespace presence::api {

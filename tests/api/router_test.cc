@@ -11,7 +11,7 @@
 #include "api/event_encoder.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 #include "util/crypto.h"
 
 namespace presence::api {

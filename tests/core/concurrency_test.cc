@@ -9,7 +9,7 @@
 
 #include "core/event_hub.h"
 #include "core/presence_service.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

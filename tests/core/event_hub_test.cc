@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

@@ -9,7 +9,7 @@
 
 #include "core/presence_service.h"
 #include "store/faulty_store.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

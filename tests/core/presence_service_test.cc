@@ -7,7 +7,7 @@
 
 #include "core/constants.h"
 #include "store/faulty_store.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

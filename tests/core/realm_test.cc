@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

@@ -12,7 +12,7 @@
 
 #include "core/constants.h"
 #include "core/presence_service.h"
-#include "store/memory_shared_store.h"
+#include "testing/memory_shared_store.h"
 
 namespace presence {
 namespace {

@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/event_hub.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence {
 namespace {

@@ -17,7 +17,7 @@
 #include "api/event_encoder.h"
 #include "api/router.h"
 #include "core/presence_service.h"
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 #include "util/crypto.h"
 
 namespace presence::http {

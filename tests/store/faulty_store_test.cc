@@ -5,7 +5,7 @@
 #include <atomic>
 #include <thread>
 
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 namespace presence::store {
 namespace {

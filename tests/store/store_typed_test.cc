@@ -16,11 +16,11 @@
 #include <vector>
 
 #include "store/faulty_store.h"
-#include "store/memory_store.h"
 #include "store/redis_server.h"
 #include "store/redis_store.h"
 #include "store/sqlite_store.h"
 #include "store/temp_dir.h"
+#include "testing/memory_store.h"
 
 namespace presence::store {
 namespace {

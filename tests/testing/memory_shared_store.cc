@@ -1,4 +1,4 @@
-#include "store/memory_shared_store.h"
+#include "testing/memory_shared_store.h"
 
 #include <algorithm>
 #include <variant>

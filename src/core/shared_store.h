@@ -27,8 +27,8 @@
 //
 // Thread safety: as Store. The sink is called on a store-owned thread, one
 // entry at a time, in the order the store executed the changes of each realm.
-#ifndef PRESENCE_STORE_SHARED_STORE_H_
-#define PRESENCE_STORE_SHARED_STORE_H_
+#ifndef PRESENCE_CORE_SHARED_STORE_H_
+#define PRESENCE_CORE_SHARED_STORE_H_
 
 #include <cstdint>
 #include <optional>
@@ -36,7 +36,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/store.h"
+#include "core/store.h"
 
 namespace presence::store {
 
@@ -156,4 +156,4 @@ class SharedStore : public Store {
 
 }  // namespace presence::store
 
-#endif  // PRESENCE_STORE_SHARED_STORE_H_
+#endif  // PRESENCE_CORE_SHARED_STORE_H_

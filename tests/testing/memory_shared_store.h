@@ -18,8 +18,8 @@
 // Thread safety: every method may be called from any thread; the store's
 // state is guarded by mu_, each subscriber's queue by its own mutex. Sinks are
 // called without any store lock held.
-#ifndef PRESENCE_STORE_MEMORY_SHARED_STORE_H_
-#define PRESENCE_STORE_MEMORY_SHARED_STORE_H_
+#ifndef PRESENCE_TESTING_MEMORY_SHARED_STORE_H_
+#define PRESENCE_TESTING_MEMORY_SHARED_STORE_H_
 
 #include <condition_variable>
 #include <deque>
@@ -28,8 +28,8 @@
 #include <mutex>
 #include <thread>
 
-#include "store/memory_store.h"
-#include "store/shared_store.h"
+#include "core/shared_store.h"
+#include "testing/memory_store.h"
 
 namespace presence::store {
 
@@ -120,4 +120,4 @@ class MemorySharedStore final : public SharedStore {
 
 }  // namespace presence::store
 
-#endif  // PRESENCE_STORE_MEMORY_SHARED_STORE_H_
+#endif  // PRESENCE_TESTING_MEMORY_SHARED_STORE_H_

@@ -20,8 +20,8 @@
 // Thread safety: implementations must accept calls from several threads; they
 // serialize internally. Calls are never made with a core lock held, except
 // ReserveUpdateIds (rare; see Realm).
-#ifndef PRESENCE_STORE_STORE_H_
-#define PRESENCE_STORE_STORE_H_
+#ifndef PRESENCE_CORE_STORE_H_
+#define PRESENCE_CORE_STORE_H_
 
 #include <memory>
 #include <optional>
@@ -168,4 +168,4 @@ class Store {
 
 }  // namespace presence::store
 
-#endif  // PRESENCE_STORE_STORE_H_
+#endif  // PRESENCE_CORE_STORE_H_

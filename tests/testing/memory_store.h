@@ -25,15 +25,15 @@
 //     rows: by user id, then client name).
 //
 // Thread safety: every method takes mu_; safe to call from any thread.
-#ifndef PRESENCE_STORE_MEMORY_STORE_H_
-#define PRESENCE_STORE_MEMORY_STORE_H_
+#ifndef PRESENCE_TESTING_MEMORY_STORE_H_
+#define PRESENCE_TESTING_MEMORY_STORE_H_
 
 #include <map>
 #include <mutex>
 #include <set>
 #include <span>
 
-#include "store/store.h"
+#include "core/store.h"
 
 namespace presence::store {
 
@@ -79,4 +79,4 @@ class MemoryStore final : public Store {
 
 }  // namespace presence::store
 
-#endif  // PRESENCE_STORE_MEMORY_STORE_H_
+#endif  // PRESENCE_TESTING_MEMORY_STORE_H_

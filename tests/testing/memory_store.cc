@@ -1,4 +1,4 @@
-#include "store/memory_store.h"
+#include "testing/memory_store.h"
 
 #include <algorithm>
 
