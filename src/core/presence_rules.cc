@@ -102,4 +102,12 @@ ReportOutcome ApplyBecomeVisible(const std::optional<PresenceTimes>& before,
   return ApplyReport(before, now, ReportStatus::kActive);
 }
 
+std::optional<PresenceTimes> ApplyPresenceEnabled(
+    const std::optional<PresenceTimes>& before, bool enabled, Micros now) {
+  if (!enabled) return ApplyGoInvisible(before, now);
+  ReportOutcome out = ApplyBecomeVisible(before, now);
+  if (!out.wrote) return std::nullopt;
+  return out.after;
+}
+
 }  // namespace presence

@@ -48,6 +48,13 @@ std::optional<PresenceTimes> ApplyGoInvisible(
 ReportOutcome ApplyBecomeVisible(const std::optional<PresenceTimes>& before,
                                  Micros now);
 
+// The invisible-mode toggle (spec 3.7) as one rule: the row written when
+// presence_enabled changes to `enabled` (ApplyBecomeVisible's row, or
+// ApplyGoInvisible's), or nullopt when nothing is written. Every write path
+// (the realm, the stores' doubles) applies this.
+std::optional<PresenceTimes> ApplyPresenceEnabled(
+    const std::optional<PresenceTimes>& before, bool enabled, Micros now);
+
 }  // namespace presence
 
 #endif  // PRESENCE_CORE_PRESENCE_RULES_H_

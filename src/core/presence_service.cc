@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <charconv>
 
+#include "core/local_writer.h"
+#include "core/replica_writer.h"
+
 namespace presence {
 namespace {
 
@@ -44,222 +47,63 @@ bool ValidSubdomain(std::string_view s) {
   return true;
 }
 
-PresenceService::PresenceService(store::Store* store, const Clock* clock)
-    : store_(store), clock_(clock) {}
+PresenceService::PresenceService(std::unique_ptr<PresenceWriter> writer,
+                                 const Clock* clock)
+    : clock_(clock), writer_(std::move(writer)) {}
 
 Result<std::unique_ptr<PresenceService>> PresenceService::Create(
-    store::Store* store, const Clock* clock, std::size_t max_clients_per_user) {
-  std::unique_ptr<PresenceService> s(new PresenceService(store, clock));
-  s->max_clients_per_user_.store(
-      std::max<std::size_t>(1, max_clients_per_user));
-  if (auto st = s->Load(); !st) return st.error();
+    std::unique_ptr<PresenceWriter> writer, const Clock* clock,
+    std::size_t max_clients_per_user) {
+  std::unique_ptr<PresenceService> s(
+      new PresenceService(std::move(writer), clock));
+  s->directory_.SetMaxClientsPerUser(max_clients_per_user);
+  WriterContext context{&s->directory_, &s->relay_, clock};
+  if (auto st = s->writer_->Start(context); !st) return st.error();
   return s;
 }
 
-Status PresenceService::Load() {
-  auto snap = store_->Load();
-  if (!snap) return snap.error();
-  std::unique_lock lock(dir_mu_);
-  for (const auto& r : snap->realms) {
-    auto realm = std::make_unique<Realm>(r, store_);
-    realm->SetMaxClientsPerUser(max_clients_per_user_.load());
-    AddRealmLocked(std::move(realm));
-  }
-  // Size every table once: at a million users, growing them row by row is
-  // a large part of the start-up time.
-  std::unordered_map<RealmId, std::size_t> per_realm;
-  for (const auto& u : snap->users) ++per_realm[u.realm_id];
-  for (auto& [id, n] : per_realm) {
-    if (auto it = realms_.find(id); it != realms_.end()) it->second->Reserve(n);
-  }
-  key_index_.Reserve(snap->users.size());
-  // Users and rows come realm by realm: each run of one realm is loaded
-  // under one lock of it (a lock per user was a quarter of the start).
-  auto& users = snap->users;
-  for (std::size_t i = 0; i < users.size();) {
-    std::size_t end = i;
-    while (end < users.size() && users[end].realm_id == users[i].realm_id) {
-      ++end;
-    }
-    auto it = realms_.find(users[i].realm_id);
-    if (it == realms_.end()) return Errc::kCorrupt;
-    const RealmId realm_id = users[i].realm_id;
-    it->second->LoadMembers(
-        std::span<store::UserRecord>(users.data() + i, end - i),
-        [&](const store::UserRecord& u, std::uint32_t slot) {
-          IndexKeyLocked(realm_id, slot, u.api_key_hash);
-        });
-    i = end;
-  }
-  const auto& rows = snap->presence;
-  for (std::size_t i = 0; i < rows.size();) {
-    std::size_t end = i;
-    while (end < rows.size() && rows[end].realm_id == rows[i].realm_id) ++end;
-    if (auto it = realms_.find(rows[i].realm_id); it != realms_.end()) {
-      it->second->LoadPresence(
-          std::span<const store::PresenceRecord>(rows.data() + i, end - i));
-    }
-    i = end;
-  }
-  for (const auto& c : snap->client_presence) {
-    if (auto it = realms_.find(c.realm_id); it != realms_.end()) {
-      it->second->LoadClientPresence(c);
-    }
-  }
-  for (const auto& a : snap->access) {
-    if (auto it = realms_.find(a.realm_id); it != realms_.end()) {
-      it->second->LoadAccess(a);
-    }
-  }
-  for (auto& [id, realm] : realms_) realm->FinishLoad();
-  return {};
+Result<std::unique_ptr<PresenceService>> PresenceService::Create(
+    store::Store* store, const Clock* clock, std::size_t max_clients_per_user) {
+  return Create(std::make_unique<LocalWriter>(store), clock,
+                max_clients_per_user);
+}
+
+Result<std::unique_ptr<PresenceService>> PresenceService::CreateShared(
+    store::SharedStore* store, const Clock* clock, SharedOptions options) {
+  return Create(std::make_unique<ReplicaWriter>(store, options), clock);
 }
 
 Realm* PresenceService::FindRealm(std::string_view subdomain) const {
-  {
-    std::shared_lock lock(dir_mu_);
-    auto it = realm_by_subdomain_.find(std::string(subdomain));
-    if (it != realm_by_subdomain_.end()) return it->second;
-  }
-  if (shared_ == nullptr) return nullptr;
-  return const_cast<PresenceService*>(this)->FindOrLoadRealm(subdomain);
+  if (Realm* known = directory_.FindRealm(subdomain)) return known;
+  return writer_->LoadRealm(subdomain);
 }
 
 Realm* PresenceService::FindRealmById(RealmId id) const {
-  std::shared_lock lock(dir_mu_);
-  auto it = realms_.find(id);
-  return it == realms_.end() ? nullptr : it->second.get();
+  return directory_.FindRealmById(id);
+}
+
+Realm* PresenceService::LookupRealm(RealmId id) {
+  if (Realm* known = directory_.FindRealmById(id)) return known;
+  return writer_->LoadRealm(id);
 }
 
 std::vector<Realm*> PresenceService::Realms() const {
-  std::vector<Realm*> out;
-  {
-    std::shared_lock lock(dir_mu_);
-    for (auto& [id, r] : realms_) out.push_back(r.get());
-  }
-  std::sort(out.begin(), out.end(),
-            [](Realm* a, Realm* b) { return a->id() < b->id(); });
-  return out;
+  return directory_.Realms();
 }
 
 std::variant<Caller, AuthFailure> PresenceService::Authenticate(
     const Realm& realm, std::string_view email,
     std::string_view api_key) const {
-  const Digest digest = Sha256(api_key);
-  Realm* owner_realm = nullptr;
-  std::uint32_t owner_slot = 0;
-  {
-    std::shared_lock lock(dir_mu_);
-    // A candidate only: the index may hold another key with the same
-    // prefix, which the full comparison below rejects.
-    auto ref = key_index_.Find(digest);
-    if (!ref) return AuthFailure::kInvalidApiKey;
-    owner_realm = realm_by_ordinal_[*ref >> 32];
-    owner_slot = static_cast<std::uint32_t>(*ref);
-  }
-  std::optional<AuthFailure> failure;
-  Caller caller;
-  // Read before the member: a change after this point shows as a new value.
-  caller.directory_generation = owner_realm->directory_generation();
-  owner_realm->WithMemberAt(owner_slot, [&](const Member* m) {
-    if (m == nullptr || !ConstantTimeEqual(m->api_key_hash, digest) ||
-        !EqualsIgnoreCase(m->email(), email)) {
-      failure = AuthFailure::kInvalidApiKey;
-      return;
-    }
-    if (!m->is_active) {
-      failure = AuthFailure::kUserDeactivated;
-      return;
-    }
-    caller.user_id = m->id;
-    caller.is_bot = m->is_bot;
-    caller.limited = m->limited();
-  });
-  if (failure == AuthFailure::kInvalidApiKey) return *failure;
-  // Zulip checks the realm's deactivation before the user's.
-  if (owner_realm->deactivated()) return AuthFailure::kRealmDeactivated;
-  if (failure) return *failure;
-  if (owner_realm != &realm) return AuthFailure::kWrongRealm;
-  caller.realm = owner_realm;
-  return caller;
-}
-
-Status PresenceService::CheckWritable() const {
-  if (failed()) return Errc::kStoreFailed;
-  return {};
-}
-
-void PresenceService::MarkFailed(std::string_view what) {
-  std::string reason(what);
-  std::string detail = store_->LastError();
-  if (!detail.empty()) reason += ": " + detail;
-  {
-    std::lock_guard lock(failure_mu_);
-    if (failure_.empty()) failure_ = reason;
-  }
-  failed_.store(true, std::memory_order_release);
-}
-
-std::string PresenceService::failure() const {
-  std::lock_guard lock(failure_mu_);
-  return failure_;
-}
-
-Realm* PresenceService::AddRealmLocked(std::unique_ptr<Realm> realm) {
-  Realm* raw = realm.get();
-  ordinal_by_id_[raw->id()] =
-      static_cast<std::uint32_t>(realm_by_ordinal_.size());
-  realm_by_ordinal_.push_back(raw);
-  realm_by_subdomain_[raw->subdomain()] = raw;
-  realms_[raw->id()] = std::move(realm);
-  return raw;
-}
-
-KeyIndex::Ref PresenceService::KeyRefLocked(RealmId realm,
-                                            std::uint32_t slot) const {
-  return KeyIndex::Ref{ordinal_by_id_.at(realm)} << 32 | slot;
-}
-
-void PresenceService::IndexKeyLocked(RealmId realm, std::uint32_t slot,
-                                     const Digest& key) {
-  // Called only when the prefix is taken: is it the same key?
-  auto holds = [this](KeyIndex::Ref ref, const Digest& d) {
-    bool same = false;
-    realm_by_ordinal_[ref >> 32]->WithMemberAt(
-        static_cast<std::uint32_t>(ref),
-        [&](const Member* m) { same = m != nullptr && m->api_key_hash == d; });
-    return same;
-  };
-  key_index_.Insert(key, KeyRefLocked(realm, slot), holds);
-}
-
-void PresenceService::UnindexKeyLocked(RealmId realm, std::uint32_t slot,
-                                       const Digest& key) {
-  key_index_.Erase(key, KeyRefLocked(realm, slot));
-}
-
-void PresenceService::Announce(const std::optional<PresenceChange>& change) {
-  if (change && listener_ != nullptr) listener_->OnPresenceChange(*change);
+  return directory_.Authenticate(realm, email, api_key);
 }
 
 void PresenceService::SetMaxClientsPerUser(std::size_t n) {
-  n = std::max<std::size_t>(1, n);
-  max_clients_per_user_.store(n);
-  std::shared_lock lock(dir_mu_);
-  for (auto& [id, realm] : realms_) realm->SetMaxClientsPerUser(n);
+  directory_.SetMaxClientsPerUser(n);
 }
 
 Status PresenceService::Report(const Caller& caller, ReportStatus status,
                                Micros now, std::string_view client) {
-  if (auto st = CheckWritable(); !st) return st;
-  if (shared_ != nullptr) return SharedReport(caller, status, now);
-  auto change = caller.realm->RecordReport(caller.user_id, now, status, client);
-  if (!change) {
-    MarkFailed("reserving update ids failed");
-    return change.error();
-  }
-  Announce(*change);
-  return {};
+  return writer_->Report(caller, status, now, client);
 }
 
 UpdateId PresenceService::Fetch(const Caller& caller, const FetchQuery& query,
@@ -324,36 +168,19 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
     return Errc::kInvalidArgument;
   }
   std::lock_guard admin(admin_mu_);
-  if (auto st = CheckWritable(); !st) return st.error();
+  if (auto st = writer_->Writable(); !st) return st.error();
   if (FindRealm(subdomain) != nullptr) return Errc::kAlreadyExists;
   store::RealmRecord rec;
   rec.subdomain = std::string(subdomain);
   rec.name = std::string(name);
   rec.date_created = Now();
-  rec.reserved_update_id = Realm::kReserveAhead;
-  if (shared_ != nullptr) {
-    rec.reserved_update_id = 0;
-    return SharedCreateRealm(rec);
-  }
-  auto id = store_->InsertRealm(rec);
-  if (!id) {
-    if (id.error() == Errc::kAlreadyExists) return id.error();
-    MarkFailed("creating a realm failed");
-    return id.error();
-  }
-  rec.id = *id;
-  auto realm = std::make_unique<Realm>(rec, store_, /*fresh=*/true);
-  realm->SetMaxClientsPerUser(max_clients_per_user_.load());
-  realm->FinishLoad();
-  std::unique_lock lock(dir_mu_);
-  AddRealmLocked(std::move(realm));
-  return rec.id;
+  return writer_->CreateRealm(std::move(rec));
 }
 
 Status PresenceService::SetRealmPresenceDisabled(RealmId realm_id,
                                                  bool disabled) {
   std::lock_guard admin(admin_mu_);
-  if (auto st = CheckWritable(); !st) return st;
+  if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
   store::RealmRecord rec;
@@ -362,15 +189,7 @@ Status PresenceService::SetRealmPresenceDisabled(RealmId realm_id,
   rec.name = realm->name();
   rec.presence_disabled = disabled;
   rec.deactivated = realm->deactivated();
-  if (shared_ != nullptr) {
-    return SharedDirectoryWrite(*realm, shared_->UpdateRealm(rec));
-  }
-  if (auto st = store_->UpdateRealm(rec); !st) {
-    MarkFailed("updating a realm failed");
-    return st;
-  }
-  realm->SetPresenceDisabled(disabled);
-  return {};
+  return writer_->UpdateRealm(*realm, rec);
 }
 
 Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
@@ -379,7 +198,7 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
     return Errc::kInvalidArgument;
   }
   std::lock_guard admin(admin_mu_);
-  if (auto st = CheckWritable(); !st) return st.error();
+  if (auto st = writer_->Writable(); !st) return st.error();
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
   if (realm->EmailTaken(user.email)) return Errc::kAlreadyExists;
@@ -394,122 +213,32 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
   rec.can_access_all_users = user.can_access_all_users;
   rec.date_joined = Now();
   rec.api_key_hash = Sha256(created.api_key);
-  if (shared_ != nullptr) {
-    auto id = shared_->InsertUser(rec);
-    if (!id) {
-      if (auto st = SharedDirectoryWrite(*realm, id.error()); !st) {
-        return st.error();
-      }
-    }
-    if (auto st = Sync(*realm); !st) return st.error();
-    created.user_id = *id;
-    return created;
-  }
-  auto id = store_->InsertUser(rec);
-  if (!id) {
-    if (id.error() == Errc::kAlreadyExists) return id.error();
-    MarkFailed("creating a user failed");
-    return id.error();
-  }
-  rec.id = *id;
+  auto id = writer_->CreateUser(*realm, rec);
+  if (!id) return id.error();
   created.user_id = *id;
-  const std::uint32_t slot = realm->AddMember(rec);
-  std::unique_lock lock(dir_mu_);
-  IndexKeyLocked(realm_id, slot, rec.api_key_hash);
   return created;
 }
 
 Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
                                    const UserPatch& patch) {
   std::lock_guard admin(admin_mu_);
-  if (auto st = CheckWritable(); !st) return st;
+  if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
-  if (shared_ != nullptr) return SharedUpdateUser(*realm, user, patch);
-  auto rec = realm->UserRecordOf(user);
-  if (!rec) return Errc::kNotFound;
-  if (patch.is_active) rec->is_active = *patch.is_active;
-  if (patch.role) rec->role = *patch.role;
-  const bool toggles = patch.presence_enabled &&
-                       *patch.presence_enabled != rec->presence_enabled;
-  if (patch.presence_enabled) rec->presence_enabled = *patch.presence_enabled;
-  if (auto st = store_->UpdateUser(*rec); !st) {
-    MarkFailed("updating a user failed");
-    return st;
-  }
-  const bool deactivated = patch.is_active && !*patch.is_active;
-  realm->UpdateMember(*rec);
-  if (deactivated && listener_ != nullptr) {
-    listener_->OnUserDeactivated(realm_id, user);
-  }
-  if (toggles) {
-    auto change =
-        realm->SetPresenceEnabled(user, *patch.presence_enabled, Now());
-    if (!change) {
-      MarkFailed("reserving update ids failed");
-      return change.error();
-    }
-    if (listener_ != nullptr) {
-      listener_->OnPresenceEnabledChange(realm_id, user,
-                                         *patch.presence_enabled);
-    }
-    Announce(*change);
-  }
-  return {};
+  return writer_->UpdateUser(*realm, user, patch);
 }
 
 Status PresenceService::SetAccess(RealmId realm_id, UserId viewer,
                                   std::vector<UserId> visible) {
   std::lock_guard admin(admin_mu_);
-  if (auto st = CheckWritable(); !st) return st;
+  if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr || !realm->UserRecordOf(viewer)) return Errc::kNotFound;
   for (UserId u : visible) {
     if (!realm->UserRecordOf(u)) return Errc::kInvalidArgument;
   }
-  store::AccessRecord rec{realm_id, viewer, visible};
-  if (shared_ != nullptr) {
-    return SharedDirectoryWrite(*realm, shared_->SetAccess(rec));
-  }
-  if (auto st = store_->SetAccess(rec); !st) {
-    MarkFailed("setting an access list failed");
-    return st;
-  }
-  realm->SetAccess(viewer, std::move(visible));
-  return {};
-}
-
-Result<FlushStats> PresenceService::Flush() {
-  std::lock_guard flush(flush_mu_);
-  if (auto st = CheckWritable(); !st) return st.error();
-  std::vector<Realm*> realms;
-  {
-    std::shared_lock lock(dir_mu_);
-    realms.reserve(realms_.size());
-    for (auto& [id, r] : realms_) realms.push_back(r.get());
-  }
-  std::vector<store::PresenceRecord> rows;
-  std::vector<store::ClientPresenceRecord> clients;
-  std::vector<store::SequenceRecord> sequences;
-  std::vector<Realm*> touched;
-  for (Realm* r : realms) {
-    store::SequenceRecord seq;
-    if (r->CollectDirty(rows, clients, seq)) {
-      sequences.push_back(seq);
-      touched.push_back(r);
-    }
-  }
-  FlushStats stats{rows.size(), clients.size(), touched.size()};
-  if (touched.empty()) return stats;
-  if (auto st = store_->WritePresence(rows, clients, sequences); !st) {
-    MarkFailed("writing presence failed");
-    for (Realm* r : touched) r->OnFlushFailed(rows, clients);
-    return st.error();
-  }
-  for (std::size_t i = 0; i < touched.size(); ++i) {
-    touched[i]->OnFlushed(sequences[i]);
-  }
-  return stats;
+  return writer_->SetAccess(*realm,
+                            store::AccessRecord{realm_id, viewer, visible});
 }
 
 }  // namespace presence

@@ -56,9 +56,10 @@ std::size_t Realm::EmailHash::operator()(std::string_view email) const {
   return HashIgnoreCase(email);
 }
 
-Realm::Realm(const store::RealmRecord& record, store::Store* store, bool fresh)
+Realm::Realm(const store::RealmRecord& record, UpdateIdReserver* ids,
+             bool fresh)
     : id_(record.id),
-      store_(store),
+      ids_(ids),
       subdomain_(record.subdomain),
       name_(record.name),
       presence_disabled_(record.presence_disabled),
@@ -185,9 +186,9 @@ void Realm::FinishLoad() {
     if (members_[i].has_row) rows.emplace_back(members_[i].last_update_id, i);
   }
   std::sort(rows.begin(), rows.end());
-  head_ = tail_ = Member::kNil;
+  order_.Clear();
   for (const auto& [id, slot] : rows) {
-    AppendLocked(slot);
+    order_.Append(slot, MemberLinks());
     last_update_id_ = std::max(last_update_id_, id);
   }
   // Client rows: apply the bound (it may have been lowered since they were
@@ -215,7 +216,7 @@ void Realm::FinishLoad() {
     last_update_id_ = std::max(last_update_id_, entry.update_id);
   }
   std::sort(order.begin(), order.end());
-  client_head_ = client_tail_ = Member::kNil;
+  client_order_.Clear();
   for (auto& [id, slot] : order) AppendClientsLocked(slot, clients_.at(slot));
 }
 
@@ -308,48 +309,21 @@ Result<UpdateId> Realm::NextUpdateIdLocked() {
     // This holds the realm lock across one store call; it happens at most
     // once per kReserveAhead writes, and only under a write burst.
     UpdateId want = last_update_id_ + kReserveAhead;
-    if (auto st = store_->ReserveUpdateIds(id_, want); !st) return st.error();
+    if (auto st = ids_->ReserveUpdateIds(id_, want); !st) return st.error();
     reserved_update_id_ = want;
   }
   return ++last_update_id_;
 }
 
-void Realm::UnlinkLocked(std::uint32_t slot) {
-  Member& m = members_[slot];
-  if (m.prev != Member::kNil) {
-    members_[m.prev].next = m.next;
-  } else {
-    head_ = m.next;
-  }
-  if (m.next != Member::kNil) {
-    members_[m.next].prev = m.prev;
-  } else {
-    tail_ = m.prev;
-  }
-  m.prev = m.next = Member::kNil;
-}
-
-void Realm::AppendLocked(std::uint32_t slot) {
-  Member& m = members_[slot];
-  m.prev = tail_;
-  m.next = Member::kNil;
-  if (tail_ != Member::kNil) {
-    members_[tail_].next = slot;
-  } else {
-    head_ = slot;
-  }
-  tail_ = slot;
-}
-
 void Realm::TouchLocked(std::uint32_t slot, const PresenceTimes& times,
-                        UpdateId id) {
+                        UpdateId id, bool dirty) {
   Member& m = members_[slot];
-  if (m.has_row) UnlinkLocked(slot);
+  if (m.has_row) order_.Unlink(slot, MemberLinks());
   m.has_row = true;
   m.times = times;
   m.last_update_id = id;
-  AppendLocked(slot);
-  if (!m.dirty && !replica()) {
+  order_.Append(slot, MemberLinks());
+  if (dirty && !m.dirty) {
     m.dirty = true;
     dirty_.push_back(slot);
   }
@@ -482,37 +456,20 @@ Result<Realm::ClientReport> Realm::RecordClientLocked(std::uint32_t slot,
   return ClientReport{true, out.created || out.became_online};
 }
 
-void Realm::UnlinkClientsLocked(ClientRows& entry) {
+void Realm::UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry) {
   if (!entry.linked) return;
-  if (entry.prev != Member::kNil) {
-    clients_.at(entry.prev).next = entry.next;
-  } else {
-    client_head_ = entry.next;
-  }
-  if (entry.next != Member::kNil) {
-    clients_.at(entry.next).prev = entry.prev;
-  } else {
-    client_tail_ = entry.prev;
-  }
-  entry.prev = entry.next = Member::kNil;
+  client_order_.Unlink(slot, ClientLinks());
   entry.linked = false;
 }
 
 void Realm::AppendClientsLocked(std::uint32_t slot, ClientRows& entry) {
-  entry.prev = client_tail_;
-  entry.next = Member::kNil;
-  if (client_tail_ != Member::kNil) {
-    clients_.at(client_tail_).next = slot;
-  } else {
-    client_head_ = slot;
-  }
-  client_tail_ = slot;
+  client_order_.Append(slot, ClientLinks());
   entry.linked = true;
 }
 
 void Realm::TouchClientsLocked(std::uint32_t slot, ClientRows& entry,
                                UpdateId id) {
-  UnlinkClientsLocked(entry);
+  UnlinkClientsLocked(slot, entry);
   entry.update_id = id;
   AppendClientsLocked(slot, entry);
   if (!entry.dirty) {
@@ -586,19 +543,14 @@ Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
   if (m.presence_enabled == enabled) return std::optional<PresenceChange>();
   std::optional<PresenceTimes> before;
   if (m.has_row) before = m.times;
-  std::optional<PresenceTimes> after;
-  if (enabled) {
-    ReportOutcome out = ApplyBecomeVisible(before, now);
-    if (out.wrote) after = out.after;
-  } else {
-    after = ApplyGoInvisible(before, now);
-    if (!after) {
-      m.presence_enabled = false;
-      // Nothing to back-date on the user row; client rows (up to 55 s
-      // fresher) still must not say more than it does.
-      if (auto st = ClampClientsLocked(slot, 0); !st) return st.error();
-      return std::optional<PresenceChange>();
-    }
+  const std::optional<PresenceTimes> after =
+      ApplyPresenceEnabled(before, enabled, now);
+  if (!enabled && !after) {
+    m.presence_enabled = false;
+    // Nothing to back-date on the user row; client rows (up to 55 s
+    // fresher) still must not say more than it does.
+    if (auto st = ClampClientsLocked(slot, 0); !st) return st.error();
+    return std::optional<PresenceChange>();
   }
   if (after) {
     auto id = NextUpdateIdLocked();
@@ -678,11 +630,11 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
     // of both update-order lists, each user once.
     const UpdateId cursor = *query.last_update_id;
     std::vector<std::uint32_t> slots;
-    for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
+    for (auto s = order_.tail(); s != Member::kNil; s = members_[s].prev) {
       if (members_[s].last_update_id <= cursor) break;
       slots.push_back(s);
     }
-    for (auto s = client_tail_; s != Member::kNil;) {
+    for (auto s = client_order_.tail(); s != Member::kNil;) {
       const ClientRows& entry = clients_.at(s);
       if (entry.update_id <= cursor) break;
       slots.push_back(s);
@@ -694,7 +646,7 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
   } else if (query.last_update_id) {
     // Rows are in update order: the ones newer than the cursor are the tail.
     const UpdateId cursor = *query.last_update_id;
-    for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
+    for (auto s = order_.tail(); s != Member::kNil; s = members_[s].prev) {
       if (members_[s].last_update_id <= cursor) break;
       consider(s);
     }
@@ -711,7 +663,7 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
       }
     }
   } else {
-    for (auto s = tail_; s != Member::kNil; s = members_[s].prev) {
+    for (auto s = order_.tail(); s != Member::kNil; s = members_[s].prev) {
       consider(s);
     }
   }
@@ -773,7 +725,6 @@ void Realm::ForEachVisibleMember(UserId viewer_id,
 bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
                          std::vector<store::ClientPresenceRecord>& clients,
                          store::SequenceRecord& sequence) {
-  if (replica()) return false;  // the shared store already has everything
   std::unique_lock lock(mu_);
   const bool low = last_update_id_ + kReserveAhead / 2 > reserved_update_id_;
   if (dirty_.empty() && client_dirty_.empty() && !low) return false;
@@ -834,7 +785,7 @@ void Realm::OnFlushFailed(
   }
 }
 
-// --- Replica -------------------------------------------------------------
+// --- Changes made elsewhere ----------------------------------------------
 
 Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
   MemberDelta delta;
@@ -872,7 +823,8 @@ std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
   if (it == slot_by_id_.end()) return std::nullopt;
   Member& m = members_[*it];
   if (!m.has_row || row.last_update_id > m.last_update_id) {
-    TouchLocked(*it, {row.last_connected, row.last_active}, row.last_update_id);
+    TouchLocked(*it, {row.last_connected, row.last_active}, row.last_update_id,
+                /*dirty=*/false);
     last_update_id_ = std::max(last_update_id_, row.last_update_id);
   }
   return ChangeOfLocked(m, written_at, event_due, forced);
@@ -892,16 +844,6 @@ void Realm::ReplaceAccess(const std::vector<store::AccessRecord>& lists) {
     access_.clear();
   }
   for (const auto& a : lists) SetAccess(a.viewer, a.visible);
-}
-
-void Realm::AdvanceTo(UpdateId seq) {
-  std::unique_lock lock(mu_);
-  applied_seq_ = std::max(applied_seq_, seq);
-}
-
-UpdateId Realm::applied_seq() const {
-  std::shared_lock lock(mu_);
-  return applied_seq_;
 }
 
 }  // namespace presence

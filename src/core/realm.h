@@ -54,8 +54,18 @@
 #include "util/crypto.h"
 #include "util/function_ref.h"
 #include "util/result.h"
+#include "util/slot_list.h"
 
 namespace presence {
+
+// Where a realm gets more update ids when its reservation runs out (the
+// realm's one port). Ids up to `up_to` must be durable before the call
+// returns: a crash must never hand one out twice (see core/store.h).
+class UpdateIdReserver {
+ public:
+  virtual ~UpdateIdReserver() = default;
+  virtual Status ReserveUpdateIds(RealmId realm, UpdateId up_to) = 0;
+};
 
 // ASCII lowercase, for case-insensitive email comparison.
 std::string AsciiLower(std::string_view s);
@@ -161,7 +171,9 @@ class Realm {
   // A realm loaded from the store continues its sequence after the
   // reservation (ids up to it may have been handed out before a crash); a
   // `fresh` realm, just created, starts at record.last_update_id.
-  Realm(const store::RealmRecord& record, store::Store* store,
+  // `ids` (not owned; must outlive the realm) is asked for more update ids
+  // when a local write runs past the reservation.
+  Realm(const store::RealmRecord& record, UpdateIdReserver* ids,
         bool fresh = false);
   Realm(const Realm&) = delete;
   Realm& operator=(const Realm&) = delete;
@@ -297,16 +309,11 @@ class Realm {
   // How many ids the flusher reserves ahead of use.
   static constexpr UpdateId kReserveAhead = 10'000;
 
-  // --- Replica (shared store, see store/shared_store.h) -------------------
+  // --- Changes made elsewhere ---------------------------------------------
   //
-  // A realm constructed with a null store is a replica: it never takes update
-  // ids itself and has nothing to write behind. Every change arrives from the
-  // shared store's feed with the log sequence number the store gave it, and
-  // the service applies them in order; applied_seq() is the highest log
-  // sequence number applied, last_update_id() still the highest presence
-  // update id.
-
-  bool replica() const { return store_ == nullptr; }
+  // A replica of a shared store (core/replica_writer.h) never takes update
+  // ids itself and has nothing to write behind: every change arrives with
+  // the ids the store gave it and is applied with these.
 
   // What applying a user record changed.
   struct MemberDelta {
@@ -328,23 +335,6 @@ class Realm {
   void ApplySettings(const store::RealmRecord& record);
   // Replaces every access list.
   void ReplaceAccess(const std::vector<store::AccessRecord>& lists);
-  // Raises applied_seq() to `seq`.
-  void AdvanceTo(UpdateId seq);
-  UpdateId applied_seq() const;
-
-  // Read barriers of concurrent requests share one store round trip: a
-  // caller needs an answer from a read that *started* after it arrived, so
-  // it waits for the read in flight to end and then for the next one, which
-  // one of the waiters starts (see PresenceService::Sync). Guarded by `mu`.
-  struct SyncGate {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool in_flight = false;
-    std::uint64_t started = 0;  // reads started so far
-    std::uint64_t done = 0;     // the latest read that ended
-    Result<UpdateId> result = UpdateId{0};
-  };
-  SyncGate& sync_gate() const { return sync_gate_; }
 
  private:
   std::uint32_t AddMemberLocked(const store::UserRecord& user);
@@ -361,9 +351,16 @@ class Realm {
   const char* StoreTextLocked(std::string_view email, std::string_view name);
   bool CanSeeLocked(const Member& viewer, UserId target) const;
   Result<UpdateId> NextUpdateIdLocked();
-  void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id);
-  void UnlinkLocked(std::uint32_t slot);
-  void AppendLocked(std::uint32_t slot);
+  // Moves the member's row to the tail of the update order with `id`; a
+  // local write (`dirty`) is also queued for the write-behind.
+  void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id,
+                   bool dirty = true);
+  auto MemberLinks() {
+    return [this](std::uint32_t s) -> Member& { return members_[s]; };
+  }
+  auto ClientLinks() {
+    return [this](std::uint32_t s) -> ClientRows& { return clients_.at(s); };
+  }
   PresenceChange ChangeOfLocked(const Member& m, Micros now, bool event_due,
                                 bool forced) const;
 
@@ -388,7 +385,7 @@ class Realm {
                                           UpdateId shared_id);
   // Moves the entry to the tail of the client list with `id`; marks dirty.
   void TouchClientsLocked(std::uint32_t slot, ClientRows& entry, UpdateId id);
-  void UnlinkClientsLocked(ClientRows& entry);
+  void UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry);
   void AppendClientsLocked(std::uint32_t slot, ClientRows& entry);
   // Invisible mode: no client row may look fresher than the user row.
   Status ClampClientsLocked(std::uint32_t slot, UpdateId id);
@@ -397,7 +394,7 @@ class Realm {
                        Micros now, Visit&& visit) const;
 
   const RealmId id_;
-  store::Store* const store_;
+  UpdateIdReserver* const ids_;
 
   mutable std::shared_mutex mu_;
   std::string subdomain_;
@@ -408,8 +405,6 @@ class Realm {
   std::atomic<std::uint64_t> directory_generation_{0};
   UpdateId last_update_id_ = 0;
   UpdateId reserved_update_id_ = 0;
-  UpdateId applied_seq_ = 0;  // replica only
-  mutable SyncGate sync_gate_;
   std::vector<Member> members_;
   std::size_t active_members_ = 0;
   // The members' emails and names (see Member).
@@ -465,13 +460,11 @@ class Realm {
       0, EmailHash{&members_}, EmailEq{&members_}};
   // Sorted visible lists of guests with limited access.
   std::unordered_map<UserId, std::vector<UserId>> access_;
-  std::uint32_t head_ = Member::kNil;  // oldest update
-  std::uint32_t tail_ = Member::kNil;  // newest update
+  SlotList order_;  // members with a row, oldest update first
   std::vector<std::uint32_t> dirty_;
   // Per-client side table, by slot: only users with client rows have one.
   std::unordered_map<std::uint32_t, ClientRows> clients_;
-  std::uint32_t client_head_ = Member::kNil;  // oldest client-row write
-  std::uint32_t client_tail_ = Member::kNil;  // newest
+  SlotList client_order_;  // users with client rows, oldest write first
   std::vector<std::uint32_t> client_dirty_;
   std::size_t max_clients_ = 8;
 };

@@ -161,5 +161,21 @@ TEST(PresenceRulesTest, BecomingVisibleIsAnActiveReportNow) {
   EXPECT_EQ(out.after.last_connected, kT0);
 }
 
+TEST(PresenceRulesTest, TheToggleWritesTheVisibleReportOrTheBackdatedRow) {
+  PresenceTimes active{kT0 - S(5), kT0 - S(5)};
+  auto hidden = ApplyPresenceEnabled(active, /*enabled=*/false, kT0);
+  ASSERT_TRUE(hidden.has_value());
+  EXPECT_EQ(*hidden, (PresenceTimes{kT0 - S(265), kT0 - S(265)}));
+  auto shown = ApplyPresenceEnabled(*hidden, /*enabled=*/true, kT0 + S(1));
+  ASSERT_TRUE(shown.has_value());
+  EXPECT_EQ(*shown, (PresenceTimes{kT0 + S(1), kT0 + S(1)}));
+}
+
+TEST(PresenceRulesTest, TheToggleWritesNothingWhereTheRulesDoNot) {
+  EXPECT_FALSE(ApplyPresenceEnabled(std::nullopt, false, kT0).has_value());
+  PresenceTimes old{kT0 - S(265), kT0 - S(300)};
+  EXPECT_FALSE(ApplyPresenceEnabled(old, false, kT0).has_value());
+}
+
 }  // namespace
 }  // namespace presence

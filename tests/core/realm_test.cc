@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "testing/memory_store.h"
+#include "core/types.h"
 
 namespace presence {
 namespace {
@@ -19,12 +19,36 @@ store::UserRecord User(UserId id, std::string email, std::string name) {
   return u;
 }
 
+// Reservations always granted, and counted.
+class CountingReserver : public UpdateIdReserver {
+ public:
+  Status ReserveUpdateIds(RealmId, UpdateId up_to) override {
+    ++calls;
+    reserved = up_to;
+    return {};
+  }
+  int calls = 0;
+  UpdateId reserved = 0;
+};
+
 class RealmTest : public ::testing::Test {
  protected:
-  store::MemoryStore store_;
+  CountingReserver ids_;
   Realm realm_{store::RealmRecord{.id = 1, .subdomain = "r", .name = "R"},
-               &store_, /*fresh=*/true};
+               &ids_, /*fresh=*/true};
 };
+
+TEST_F(RealmTest, AWriteRunningPastTheReservationReservesAhead) {
+  store::UserRecord u = User(7, "a@example.com", "A");
+  realm_.AddMember(u);
+  auto change = realm_.RecordReport(7, SecondsToMicros(1'700'000'000),
+                                    ReportStatus::kActive);
+  ASSERT_TRUE(change);
+  ASSERT_TRUE(change->has_value());
+  EXPECT_EQ((*change)->update_id, 1);
+  EXPECT_EQ(ids_.calls, 1);
+  EXPECT_EQ(ids_.reserved, Realm::kReserveAhead);
+}
 
 TEST_F(RealmTest, MembersKeepTheirNames) {
   for (int i = 0; i < 5000; ++i) {

@@ -56,6 +56,12 @@ struct Node {
   std::unique_ptr<PresenceService> service;
 };
 
+// The highest log sequence number of `realm` the node has applied.
+UpdateId AppliedSeq(const Node& node, RealmId realm) {
+  return dynamic_cast<const ReplicaWriter&>(node.service->writer())
+      .AppliedSeq(realm);
+}
+
 class SharedServiceTest : public ::testing::Test {
  protected:
   SharedServiceTest() = default;
@@ -284,8 +290,7 @@ TEST_F(SharedServiceTest, LostFeedEntriesAreRepairedByReadingTheRealmAgain) {
   ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
   ASSERT_TRUE(a->service->Report(bob_a, ReportStatus::kActive, kT0));
   store_.WaitFeedIdle();
-  Realm* on_b = b->service->FindRealmById(realm);
-  EXPECT_EQ(on_b->applied_seq(), *store_.CurrentSeq(realm));
+  EXPECT_EQ(AppliedSeq(*b, realm), *store_.CurrentSeq(realm));
   std::map<UserId, std::pair<Micros, UpdateId>> rows;
   b->service->Fetch(bob_b, FetchQuery{}, kT0, [&](const Member& m) {
     rows[m.id] = {m.times.last_connected, m.last_update_id};
@@ -338,12 +343,10 @@ TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {
   store_.WaitFeedIdle();
   store_.DropNextEntries(1);
   ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
-  EXPECT_EQ(b->service->FindRealmById(realm)->applied_seq() + 1,
-            *store_.CurrentSeq(realm));
+  EXPECT_EQ(AppliedSeq(*b, realm) + 1, *store_.CurrentSeq(realm));
   store_.InterruptFeed();
   store_.WaitFeedIdle();
-  EXPECT_EQ(b->service->FindRealmById(realm)->applied_seq(),
-            *store_.CurrentSeq(realm));
+  EXPECT_EQ(AppliedSeq(*b, realm), *store_.CurrentSeq(realm));
 }
 
 TEST_F(SharedServiceTest, DirectoryChangesReachEveryNodeAndItsListener) {

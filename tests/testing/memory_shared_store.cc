@@ -354,13 +354,8 @@ Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
     before = PresenceTimes{row_it->second.last_connected,
                            row_it->second.last_active};
   }
-  std::optional<PresenceTimes> after;
-  if (enabled) {
-    ReportOutcome out = ApplyBecomeVisible(before, now);
-    if (out.wrote) after = out.after;
-  } else {
-    after = ApplyGoInvisible(before, now);
-  }
+  const std::optional<PresenceTimes> after =
+      ApplyPresenceEnabled(before, enabled, now);
   const UpdateId seq = TakeSeqLocked(realm);
   FeedEntry entry{.realm_id = realm, .seq = seq, .user = rec};
   if (after) {

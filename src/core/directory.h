@@ -1,0 +1,106 @@
+// Directory: the realms a node holds in memory and the API-key index over
+// their members. Both write paths (core/local_writer.h,
+// core/replica_writer.h) add realms and keys here; the read side
+// (PresenceService) looks realms up and authenticates requests.
+//
+// Realms are never removed, so a Realm* handed out stays valid for the
+// directory's life.
+//
+// Thread safety: every method may be called from any thread. mu_ guards the
+// realm maps and the key index. Lock order: mu_ may be taken while a Realm's
+// lock is held (loading: Realm::LoadMembers calls back into IndexKeyLocked
+// through Exclusive), and a Realm's shared lock is taken under mu_ only by
+// the key index's prefix-collision check.
+#ifndef PRESENCE_CORE_DIRECTORY_H_
+#define PRESENCE_CORE_DIRECTORY_H_
+
+#include <atomic>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <variant>
+#include <vector>
+
+#include "core/key_index.h"
+#include "core/realm.h"
+#include "core/types.h"
+#include "util/crypto.h"
+#include "util/function_ref.h"
+
+namespace presence {
+
+// An authenticated requester.
+struct Caller {
+  Realm* realm = nullptr;
+  UserId user_id = 0;
+  bool is_bot = false;
+  bool limited = false;  // guest without access to all users
+  // realm->directory_generation() read before the caller was authenticated:
+  // while the realm's value is still this, authenticating the same request
+  // again would give this same caller (see Realm::directory_generation).
+  std::uint64_t directory_generation = 0;
+};
+
+enum class AuthFailure {
+  kInvalidApiKey,     // "Invalid API key"
+  kRealmDeactivated,  // "This organization has been deactivated"
+  kUserDeactivated,   // "Account is deactivated"
+  kWrongRealm,        // "Account is not associated with this subdomain"
+};
+
+class Directory {
+ public:
+  Directory() = default;
+  Directory(const Directory&) = delete;
+  Directory& operator=(const Directory&) = delete;
+
+  // nullptr if no realm here has that subdomain / id.
+  Realm* FindRealm(std::string_view subdomain) const;
+  Realm* FindRealmById(RealmId id) const;
+  // Every realm, ordered by id.
+  std::vector<Realm*> Realms() const;
+
+  // Checks an API key (already known to be 32 alphanumerics) and email for a
+  // request addressed to `realm` (Zulip's order of checks, spec 2.0).
+  std::variant<Caller, AuthFailure> Authenticate(
+      const Realm& realm, std::string_view email,
+      std::string_view api_key) const;
+
+  // Per-client extension: the bound every realm applies (>= 1), also to
+  // realms added later.
+  void SetMaxClientsPerUser(std::size_t n);
+
+  // Takes the realm (its subdomain and id must be new) and returns it.
+  Realm* AddRealm(std::unique_ptr<Realm> realm);
+  // Indexes the key of the member at `slot` of the realm / removes it.
+  void IndexKey(RealmId realm, std::uint32_t slot, const Digest& key);
+  void UnindexKey(RealmId realm, std::uint32_t slot, const Digest& key);
+
+  // Loading many realms and users: runs `fn` with mu_ held exclusively, in
+  // which only the *Locked methods below may be used.
+  void Exclusive(FunctionRef<void()> fn);
+  Realm* AddRealmLocked(std::unique_ptr<Realm> realm);
+  void IndexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
+  void UnindexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
+  void ReserveKeysLocked(std::size_t n) { key_index_.Reserve(n); }
+  Realm* FindRealmByIdLocked(RealmId id) const;
+
+ private:
+  KeyIndex::Ref KeyRefLocked(RealmId realm, std::uint32_t slot) const;
+
+  mutable std::shared_mutex mu_;
+  std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_;  // mu_
+  std::unordered_map<std::string, Realm*> realm_by_subdomain_;  // mu_
+  // API keys -> (realm ordinal << 32 | slot) of the holder (see KeyIndex).
+  // Ordinals index realm_by_ordinal_ (realms are never removed). mu_.
+  KeyIndex key_index_;
+  std::vector<Realm*> realm_by_ordinal_;                      // mu_
+  std::unordered_map<RealmId, std::uint32_t> ordinal_by_id_;  // mu_
+  std::atomic<std::size_t> max_clients_per_user_{8};
+};
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_DIRECTORY_H_

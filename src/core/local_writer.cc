@@ -1,0 +1,230 @@
+#include "core/local_writer.h"
+
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+namespace presence {
+
+LocalWriter::LocalWriter(store::Store* store) : store_(store) {}
+
+Status LocalWriter::Start(const WriterContext& context) {
+  context_ = context;
+  auto snap = store_->Load();
+  if (!snap) return snap.error();
+  Directory& dir = *context_.directory;
+  Status status;
+  // Everything under one exclusive lock of the directory: nothing serves
+  // yet, and a lock per user was a quarter of a 1M-user start.
+  dir.Exclusive([&] {
+    for (const auto& r : snap->realms) {
+      dir.AddRealmLocked(std::make_unique<Realm>(r, ids()));
+    }
+    // Size every table once: at a million users, growing them row by row
+    // is a large part of the start-up time.
+    std::unordered_map<RealmId, std::size_t> per_realm;
+    for (const auto& u : snap->users) ++per_realm[u.realm_id];
+    for (auto& [id, n] : per_realm) {
+      if (Realm* realm = dir.FindRealmByIdLocked(id)) realm->Reserve(n);
+    }
+    dir.ReserveKeysLocked(snap->users.size());
+    // Users and rows come realm by realm: each run of one realm is loaded
+    // under one lock of it.
+    auto& users = snap->users;
+    for (std::size_t i = 0; i < users.size();) {
+      std::size_t end = i;
+      while (end < users.size() && users[end].realm_id == users[i].realm_id) {
+        ++end;
+      }
+      Realm* realm = dir.FindRealmByIdLocked(users[i].realm_id);
+      if (realm == nullptr) {
+        status = Errc::kCorrupt;
+        return;
+      }
+      const RealmId realm_id = users[i].realm_id;
+      realm->LoadMembers(
+          std::span<store::UserRecord>(users.data() + i, end - i),
+          [&](const store::UserRecord& u, std::uint32_t slot) {
+            dir.IndexKeyLocked(realm_id, slot, u.api_key_hash);
+          });
+      i = end;
+    }
+    const auto& rows = snap->presence;
+    for (std::size_t i = 0; i < rows.size();) {
+      std::size_t end = i;
+      while (end < rows.size() && rows[end].realm_id == rows[i].realm_id) {
+        ++end;
+      }
+      if (Realm* realm = dir.FindRealmByIdLocked(rows[i].realm_id)) {
+        realm->LoadPresence(
+            std::span<const store::PresenceRecord>(rows.data() + i, end - i));
+      }
+      i = end;
+    }
+    for (const auto& c : snap->client_presence) {
+      if (Realm* realm = dir.FindRealmByIdLocked(c.realm_id)) {
+        realm->LoadClientPresence(c);
+      }
+    }
+    for (const auto& a : snap->access) {
+      if (Realm* realm = dir.FindRealmByIdLocked(a.realm_id)) {
+        realm->LoadAccess(a);
+      }
+    }
+  });
+  if (!status) return status;
+  for (Realm* realm : dir.Realms()) realm->FinishLoad();
+  return {};
+}
+
+Status LocalWriter::Writable() const {
+  if (failed()) return Errc::kStoreFailed;
+  return {};
+}
+
+Status LocalWriter::ReserveUpdateIds(RealmId realm, UpdateId up_to) {
+  return store_->ReserveUpdateIds(realm, up_to);
+}
+
+void LocalWriter::MarkFailed(std::string_view what) {
+  std::string reason(what);
+  std::string detail = store_->LastError();
+  if (!detail.empty()) reason += ": " + detail;
+  {
+    std::lock_guard lock(failure_mu_);
+    if (failure_.empty()) failure_ = reason;
+  }
+  failed_.store(true, std::memory_order_release);
+}
+
+std::string LocalWriter::failure() const {
+  std::lock_guard lock(failure_mu_);
+  return failure_;
+}
+
+Status LocalWriter::Report(const Caller& caller, ReportStatus status,
+                           Micros now, std::string_view client) {
+  if (auto st = Writable(); !st) return st;
+  auto change = caller.realm->RecordReport(caller.user_id, now, status, client);
+  if (!change) {
+    MarkFailed("reserving update ids failed");
+    return change.error();
+  }
+  if (*change) context_.listener->OnPresenceChange(**change);
+  return {};
+}
+
+Result<RealmId> LocalWriter::CreateRealm(store::RealmRecord record) {
+  if (auto st = Writable(); !st) return st.error();
+  record.reserved_update_id = Realm::kReserveAhead;
+  auto id = store_->InsertRealm(record);
+  if (!id) {
+    if (id.error() == Errc::kAlreadyExists) return id.error();
+    MarkFailed("creating a realm failed");
+    return id.error();
+  }
+  record.id = *id;
+  auto realm = std::make_unique<Realm>(record, ids(), /*fresh=*/true);
+  realm->FinishLoad();
+  context_.directory->AddRealm(std::move(realm));
+  return record.id;
+}
+
+Status LocalWriter::UpdateRealm(Realm& realm,
+                                const store::RealmRecord& record) {
+  if (auto st = Writable(); !st) return st;
+  if (auto st = store_->UpdateRealm(record); !st) {
+    MarkFailed("updating a realm failed");
+    return st;
+  }
+  realm.SetPresenceDisabled(record.presence_disabled);
+  return {};
+}
+
+Result<UserId> LocalWriter::CreateUser(Realm& realm,
+                                       const store::UserRecord& record) {
+  if (auto st = Writable(); !st) return st.error();
+  auto id = store_->InsertUser(record);
+  if (!id) {
+    if (id.error() == Errc::kAlreadyExists) return id.error();
+    MarkFailed("creating a user failed");
+    return id.error();
+  }
+  store::UserRecord rec = record;
+  rec.id = *id;
+  const std::uint32_t slot = realm.AddMember(rec);
+  context_.directory->IndexKey(realm.id(), slot, rec.api_key_hash);
+  return *id;
+}
+
+Status LocalWriter::UpdateUser(Realm& realm, UserId user,
+                               const UserPatch& patch) {
+  if (auto st = Writable(); !st) return st;
+  auto rec = realm.UserRecordOf(user);
+  if (!rec) return Errc::kNotFound;
+  if (patch.is_active) rec->is_active = *patch.is_active;
+  if (patch.role) rec->role = *patch.role;
+  const bool toggles = patch.presence_enabled &&
+                       *patch.presence_enabled != rec->presence_enabled;
+  if (patch.presence_enabled) rec->presence_enabled = *patch.presence_enabled;
+  if (auto st = store_->UpdateUser(*rec); !st) {
+    MarkFailed("updating a user failed");
+    return st;
+  }
+  realm.UpdateMember(*rec);
+  PresenceListener& listener = *context_.listener;
+  if (patch.is_active && !*patch.is_active) {
+    listener.OnUserDeactivated(realm.id(), user);
+  }
+  if (toggles) {
+    auto change = realm.SetPresenceEnabled(user, *patch.presence_enabled,
+                                           context_.clock->NowMicros());
+    if (!change) {
+      MarkFailed("reserving update ids failed");
+      return change.error();
+    }
+    listener.OnPresenceEnabledChange(realm.id(), user, *patch.presence_enabled);
+    if (*change) listener.OnPresenceChange(**change);
+  }
+  return {};
+}
+
+Status LocalWriter::SetAccess(Realm& realm, store::AccessRecord record) {
+  if (auto st = Writable(); !st) return st;
+  if (auto st = store_->SetAccess(record); !st) {
+    MarkFailed("setting an access list failed");
+    return st;
+  }
+  realm.SetAccess(record.viewer, std::move(record.visible));
+  return {};
+}
+
+Result<FlushStats> LocalWriter::Flush() {
+  std::lock_guard flush(flush_mu_);
+  if (auto st = Writable(); !st) return st.error();
+  const std::vector<Realm*> realms = context_.directory->Realms();
+  std::vector<store::PresenceRecord> rows;
+  std::vector<store::ClientPresenceRecord> clients;
+  std::vector<store::SequenceRecord> sequences;
+  std::vector<Realm*> touched;
+  for (Realm* r : realms) {
+    store::SequenceRecord seq;
+    if (r->CollectDirty(rows, clients, seq)) {
+      sequences.push_back(seq);
+      touched.push_back(r);
+    }
+  }
+  FlushStats stats{rows.size(), clients.size(), touched.size()};
+  if (touched.empty()) return stats;
+  if (auto st = store_->WritePresence(rows, clients, sequences); !st) {
+    MarkFailed("writing presence failed");
+    for (Realm* r : touched) r->OnFlushFailed(rows, clients);
+    return st.error();
+  }
+  for (std::size_t i = 0; i < touched.size(); ++i) {
+    touched[i]->OnFlushed(sequences[i]);
+  }
+  return stats;
+}
+
+}  // namespace presence

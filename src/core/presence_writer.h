@@ -1,0 +1,111 @@
+// PresenceWriter: the write path of one deployment mode, behind one
+// interface that the composition root (src/app) chooses once:
+//
+//   LocalWriter   (core/local_writer.h)   one node, its own Store (SQLite):
+//                 the node runs the rules, takes update ids from a durable
+//                 reservation and writes presence rows behind; a failed
+//                 store write is sticky.
+//   ReplicaWriter (core/replica_writer.h) several nodes on a SharedStore
+//                 (Redis): the store runs the rules and takes the ids; the
+//                 node applies the store's feed in order to its replica and
+//                 waits for its own writes to come back; reads pass a read
+//                 barrier.
+//
+// PresenceService keeps the read side (lookups, fetches, authentication)
+// and input validation, and hands every change to its writer. A writer
+// changes the in-memory state only through the Directory and the Realms it
+// is given in Start, and tells the listener of every change.
+//
+// Thread safety: every method may be called from any thread, except Start
+// (once, before anything else). PresenceService serialises the directory
+// changes (CreateRealm ... SetAccess) with its admin lock; Report, Sync and
+// Flush run concurrently with everything.
+#ifndef PRESENCE_CORE_PRESENCE_WRITER_H_
+#define PRESENCE_CORE_PRESENCE_WRITER_H_
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/directory.h"
+#include "core/presence_listener.h"
+#include "core/realm.h"
+#include "core/store.h"
+#include "core/types.h"
+#include "util/clock.h"
+#include "util/result.h"
+
+namespace presence {
+
+struct UserPatch {
+  std::optional<bool> is_active;
+  std::optional<bool> presence_enabled;
+  std::optional<Role> role;
+};
+
+struct FlushStats {
+  std::size_t rows = 0;
+  std::size_t client_rows = 0;
+  std::size_t realms = 0;
+};
+
+// What a writer works on; owned by PresenceService, valid for the writer's
+// life.
+struct WriterContext {
+  Directory* directory = nullptr;
+  PresenceListener* listener = nullptr;  // never null
+  const Clock* clock = nullptr;
+};
+
+class PresenceWriter {
+ public:
+  virtual ~PresenceWriter() = default;
+
+  // Attaches the writer to `context` and loads the state the store holds
+  // into the directory.
+  virtual Status Start(const WriterContext& context) = 0;
+
+  // Whether writes are accepted now: kStoreFailed after a sticky failure.
+  virtual Status Writable() const = 0;
+
+  // The caller's own report at `now` (spec 3.1/3.2). `client`: the
+  // reporting client's name (per-client extension; empty: none).
+  virtual Status Report(const Caller& caller, ReportStatus status, Micros now,
+                        std::string_view client) = 0;
+
+  // Directory changes; the record is complete and validated. kAlreadyExists
+  // and kNotFound as the Store documents them.
+  virtual Result<RealmId> CreateRealm(store::RealmRecord record) = 0;
+  virtual Status UpdateRealm(Realm& realm,
+                             const store::RealmRecord& record) = 0;
+  virtual Result<UserId> CreateUser(Realm& realm,
+                                    const store::UserRecord& record) = 0;
+  // kNotFound if the user is not in the realm.
+  virtual Status UpdateUser(Realm& realm, UserId user,
+                            const UserPatch& patch) = 0;
+  virtual Status SetAccess(Realm& realm, store::AccessRecord record) = 0;
+
+  // A realm the directory does not hold yet, from the store if it has it
+  // (another node created it); nullptr if none.
+  virtual Realm* LoadRealm(std::string_view subdomain) = 0;
+  virtual Realm* LoadRealm(RealmId id) = 0;
+
+  // Read barrier: returns once `realm` reflects every change the store had
+  // when the call began (kUnavailable if it cannot be reached).
+  virtual Status Sync(const Realm& realm) = 0;
+
+  // Commits what is written behind (nothing to do where nothing is).
+  virtual Result<FlushStats> Flush() = 0;
+
+  // "" while healthy; the reason once a store write failed (sticky).
+  virtual std::string failure() const = 0;
+  // failure() is not empty (cheap: read on every request).
+  virtual bool failed() const = 0;
+  // Why the store cannot be reached right now (for /healthz), or nullopt.
+  virtual std::optional<std::string> StoreUnavailable() const = 0;
+};
+
+}  // namespace presence
+
+#endif  // PRESENCE_CORE_PRESENCE_WRITER_H_

@@ -1,0 +1,315 @@
+#include "core/replica_writer.h"
+
+#include <algorithm>
+
+namespace presence {
+
+ReplicaWriter::ReplicaWriter(store::SharedStore* store, SharedOptions options)
+    : store_(store), options_(options) {}
+
+ReplicaWriter::~ReplicaWriter() {
+  if (subscribed_) store_->Unsubscribe();
+}
+
+Status ReplicaWriter::Start(const WriterContext& context) {
+  context_ = context;
+  // Subscribe first: an entry published while the snapshot is read is then
+  // either in the snapshot or delivered (and kept until the load is done).
+  if (auto st = store_->Subscribe(this); !st) return st;
+  subscribed_ = true;
+  // The realms as they stand, each read in one atomic step (with its log
+  // sequence number, which the snapshot does not carry).
+  auto snap = store_->Load();
+  if (!snap) return snap.error();
+  std::lock_guard apply(apply_mu_);
+  for (const auto& r : snap->realms) {
+    if (LoadRealmLocked(r.id) == nullptr) return Errc::kUnavailable;
+  }
+  loaded_ = true;
+  auto early = std::move(early_entries_);
+  early_entries_.clear();
+  for (const auto& e : early) ApplyEntryLocked(e);
+  applied_cv_.notify_all();
+  return {};
+}
+
+ReplicaWriter::ReplicaState& ReplicaWriter::StateOf(RealmId realm) const {
+  std::lock_guard lock(states_mu_);
+  auto& state = states_[realm];
+  if (!state) state = std::make_unique<ReplicaState>();
+  return *state;
+}
+
+UpdateId ReplicaWriter::AppliedSeq(RealmId realm) const {
+  return StateOf(realm).applied_seq.load(std::memory_order_acquire);
+}
+
+void ReplicaWriter::AdvanceLocked(RealmId realm, UpdateId seq) {
+  auto& applied = StateOf(realm).applied_seq;
+  if (seq > applied.load(std::memory_order_relaxed)) {
+    applied.store(seq, std::memory_order_release);
+  }
+}
+
+void ReplicaWriter::Announce(const std::optional<PresenceChange>& change) {
+  if (change) context_.listener->OnPresenceChange(*change);
+}
+
+void ReplicaWriter::OnFeedEntry(const store::FeedEntry& entry) {
+  std::lock_guard apply(apply_mu_);
+  if (!loaded_) {
+    early_entries_.push_back(entry);
+    return;
+  }
+  ApplyEntryLocked(entry);
+  applied_cv_.notify_all();
+}
+
+void ReplicaWriter::OnFeedLost() {
+  std::lock_guard apply(apply_mu_);
+  if (!loaded_) return;  // the load reads everything anyway
+  for (Realm* r : context_.directory->Realms()) (void)ResyncLocked(*r);
+  applied_cv_.notify_all();
+}
+
+void ReplicaWriter::ApplyEntryLocked(const store::FeedEntry& entry) {
+  Realm* realm = context_.directory->FindRealmById(entry.realm_id);
+  if (realm == nullptr) {
+    // A realm created elsewhere (or whose first entries we missed): read it
+    // whole; the entry is part of what is read.
+    LoadRealmLocked(entry.realm_id);
+    return;
+  }
+  if (entry.seq == 0) return;  // announces a realm we already have
+  const UpdateId last = AppliedSeq(realm->id());
+  if (entry.seq <= last) return;  // already applied (or read in a resync)
+  if (entry.seq > last + 1) {
+    // Entries were lost: read the realm again, which includes this one.
+    (void)ResyncLocked(*realm);
+    if (entry.seq <= AppliedSeq(realm->id())) return;
+  }
+  ApplyChangeLocked(*realm, entry);
+  AdvanceLocked(realm->id(), entry.seq);
+}
+
+void ReplicaWriter::ApplyChangeLocked(Realm& realm,
+                                      const store::FeedEntry& entry) {
+  if (entry.realm) realm.ApplySettings(*entry.realm);
+  if (entry.user) ApplyUserLocked(realm, *entry.user);
+  if (entry.access) {
+    realm.SetAccess(entry.access->viewer, entry.access->visible);
+  }
+  if (entry.row) {
+    Announce(realm.ApplyRow(*entry.row, entry.written_at, entry.event_due,
+                            entry.forced));
+  }
+}
+
+void ReplicaWriter::ApplyUserLocked(Realm& realm,
+                                    const store::UserRecord& user) {
+  Realm::MemberDelta delta = realm.UpsertMember(user);
+  if (delta.added || delta.replaced_key) {
+    // One step: no request sees neither the old key nor the new one.
+    Directory& dir = *context_.directory;
+    dir.Exclusive([&] {
+      if (delta.replaced_key) {
+        dir.UnindexKeyLocked(realm.id(), delta.slot, *delta.replaced_key);
+      }
+      dir.IndexKeyLocked(realm.id(), delta.slot, user.api_key_hash);
+    });
+  }
+  PresenceListener& listener = *context_.listener;
+  if (delta.deactivated) listener.OnUserDeactivated(realm.id(), user.id);
+  if (delta.presence_enabled) {
+    listener.OnPresenceEnabledChange(realm.id(), user.id,
+                                     *delta.presence_enabled);
+  }
+}
+
+Status ReplicaWriter::ResyncLocked(Realm& realm) {
+  auto state = store_->ReadRealm(realm.id(), realm.last_update_id());
+  if (!state) return Errc::kUnavailable;
+  realm.ApplySettings(state->realm);
+  for (const auto& u : state->users) ApplyUserLocked(realm, u);
+  realm.ReplaceAccess(state->access);
+  auto rows = std::move(state->rows);
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a.last_update_id < b.last_update_id;
+  });
+  // What happened in between is not known: watchers get the rows (so
+  // transitions and subsets stay right) without a presence event.
+  const Micros now = context_.clock->NowMicros();
+  for (const auto& row : rows) {
+    Announce(realm.ApplyRow(row, now, /*event_due=*/false, false));
+  }
+  AdvanceLocked(realm.id(), state->seq);
+  return {};
+}
+
+Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
+  Directory& dir = *context_.directory;
+  if (Realm* known = dir.FindRealmById(id)) return known;
+  auto state = store_->ReadRealm(id, 0);
+  if (!state) return nullptr;
+  auto realm = std::make_unique<Realm>(state->realm, ids(), /*fresh=*/true);
+  realm->Reserve(state->users.size());
+  std::vector<std::uint32_t> slots;
+  slots.reserve(state->users.size());
+  for (const auto& u : state->users) slots.push_back(realm->AddMember(u));
+  for (const auto& p : state->rows) realm->LoadPresence(p);
+  for (const auto& a : state->access) realm->LoadAccess(a);
+  realm->FinishLoad();
+  AdvanceLocked(id, state->seq);
+  Realm* raw = nullptr;
+  dir.Exclusive([&] {
+    raw = dir.AddRealmLocked(std::move(realm));
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      dir.IndexKeyLocked(id, slots[i], state->users[i].api_key_hash);
+    }
+  });
+  return raw;
+}
+
+Realm* ReplicaWriter::LoadRealm(RealmId id) {
+  if (Realm* known = context_.directory->FindRealmById(id)) return known;
+  std::lock_guard apply(apply_mu_);
+  Realm* realm = LoadRealmLocked(id);
+  applied_cv_.notify_all();
+  return realm;
+}
+
+Realm* ReplicaWriter::LoadRealm(std::string_view subdomain) {
+  auto id = store_->FindRealmId(subdomain);
+  if (!id || !*id) return nullptr;
+  std::lock_guard apply(apply_mu_);
+  Realm* realm = LoadRealmLocked(**id);
+  applied_cv_.notify_all();
+  return realm;
+}
+
+Status ReplicaWriter::WaitApplied(const Realm& realm, UpdateId seq) {
+  std::unique_lock apply(apply_mu_);
+  if (applied_cv_.wait_for(apply, options_.feed_wait,
+                           [&] { return AppliedSeq(realm.id()) >= seq; })) {
+    return {};
+  }
+  // The feed is late or lost the entry: read the realm from the store. The
+  // replica is this writer's to change; the caller's view is read-only.
+  Realm& r = const_cast<Realm&>(realm);
+  if (auto st = ResyncLocked(r); !st) return st;
+  applied_cv_.notify_all();
+  if (AppliedSeq(realm.id()) >= seq) return {};
+  return Errc::kUnavailable;
+}
+
+std::optional<std::string> ReplicaWriter::StoreUnavailable() const {
+  if (store_->Ping()) return std::nullopt;
+  std::string why = store_->LastError();
+  return "shared store unreachable" + (why.empty() ? "" : ": " + why);
+}
+
+Status ReplicaWriter::Sync(const Realm& realm) {
+  // The realm's log number, from a read that started after this call did;
+  // concurrent callers share reads (ReplicaState).
+  ReplicaState& g = StateOf(realm.id());
+  Result<UpdateId> seq = UpdateId{0};
+  {
+    std::unique_lock lock(g.gate_mu);
+    const std::uint64_t need = g.started + 1;
+    while (g.done < need) {
+      if (g.in_flight) {
+        g.gate_cv.wait(lock);
+        continue;
+      }
+      g.in_flight = true;
+      const std::uint64_t mine = ++g.started;
+      lock.unlock();
+      Result<UpdateId> read = store_->CurrentSeq(realm.id());
+      lock.lock();
+      g.result = read;
+      g.done = mine;
+      g.in_flight = false;
+      g.gate_cv.notify_all();
+    }
+    seq = g.result;
+  }
+  if (!seq) return Errc::kUnavailable;
+  if (g.applied_seq.load(std::memory_order_acquire) >= *seq) return {};
+  return WaitApplied(realm, *seq);
+}
+
+Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
+                             Micros now, std::string_view /*client*/) {
+  auto written =
+      store_->Report(caller.realm->id(), caller.user_id, now, status);
+  if (!written) return Errc::kUnavailable;
+  if (!written->wrote) return {};
+  return WaitApplied(*caller.realm, written->seq);
+}
+
+Result<RealmId> ReplicaWriter::CreateRealm(store::RealmRecord record) {
+  record.reserved_update_id = 0;
+  auto id = store_->InsertRealm(record);
+  if (!id) {
+    if (id.error() == Errc::kAlreadyExists) return id.error();
+    return Errc::kUnavailable;
+  }
+  std::lock_guard apply(apply_mu_);
+  if (LoadRealmLocked(*id) == nullptr) return Errc::kUnavailable;
+  applied_cv_.notify_all();
+  return id;
+}
+
+Status ReplicaWriter::DirectoryWrite(Realm& realm, Status written) {
+  if (!written) {
+    const Errc e = static_cast<Errc>(written.error().value());
+    if (written.error().category() == ErrcCategory() &&
+        (e == Errc::kAlreadyExists || e == Errc::kNotFound ||
+         e == Errc::kInvalidArgument)) {
+      return written;
+    }
+    return Errc::kUnavailable;
+  }
+  return Sync(realm);
+}
+
+Status ReplicaWriter::UpdateRealm(Realm& realm,
+                                  const store::RealmRecord& record) {
+  return DirectoryWrite(realm, store_->UpdateRealm(record));
+}
+
+Result<UserId> ReplicaWriter::CreateUser(Realm& realm,
+                                         const store::UserRecord& record) {
+  auto id = store_->InsertUser(record);
+  if (!id) {
+    if (auto st = DirectoryWrite(realm, id.error()); !st) return st.error();
+  }
+  if (auto st = Sync(realm); !st) return st.error();
+  return *id;
+}
+
+Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
+                                 const UserPatch& patch) {
+  auto rec = realm.UserRecordOf(user);
+  if (!rec) return Errc::kNotFound;
+  if (patch.is_active || patch.role) {
+    if (patch.is_active) rec->is_active = *patch.is_active;
+    if (patch.role) rec->role = *patch.role;
+    if (auto st = DirectoryWrite(realm, store_->UpdateUser(*rec)); !st) {
+      return st;
+    }
+  }
+  if (patch.presence_enabled) {
+    auto w = store_->SetPresenceEnabled(
+        realm.id(), user, *patch.presence_enabled, context_.clock->NowMicros());
+    if (!w) return DirectoryWrite(realm, w.error());
+    if (w->wrote) return WaitApplied(realm, w->seq);
+  }
+  return {};
+}
+
+Status ReplicaWriter::SetAccess(Realm& realm, store::AccessRecord record) {
+  return DirectoryWrite(realm, store_->SetAccess(record));
+}
+
+}  // namespace presence
