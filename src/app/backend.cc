@@ -1,0 +1,80 @@
+#include "app/backend.h"
+
+#include <cstdio>
+#include <string>
+
+#include "core/local_writer.h"
+#include "core/replica_writer.h"
+
+namespace presence::app {
+namespace {
+
+std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
+                             Backend& backend) {
+  if (f.test_faults) {
+    std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
+    return 2;
+  }
+  std::string why;
+  auto opened = store::RedisStore::Open(f.store, &why);
+  if (!opened) {
+    std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
+                 f.store.c_str(), why.c_str());
+    return 1;
+  }
+  backend.redis = std::move(*opened);
+  auto service = PresenceService::Create(
+      std::make_unique<ReplicaWriter>(backend.redis.get()), clock);
+  if (!service) {
+    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
+                 service.error().message().c_str(),
+                 backend.redis->LastError().c_str());
+    return 1;
+  }
+  backend.service = std::move(*service);
+  return std::nullopt;
+}
+
+std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
+                              api::ApiOptions& options, Backend& backend) {
+  auto opened = store::SqliteStore::Open(f.data);
+  if (!opened) {
+    std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",
+                 f.data.c_str(), opened.error().message().c_str());
+    return 1;
+  }
+  backend.sqlite = std::move(*opened);
+  // With --test-faults the store is wrapped so that tests can make its
+  // writes fail on demand (POST /admin/v1/faults).
+  store::Store* active = backend.sqlite.get();
+  if (f.test_faults) {
+    backend.faulty = std::make_unique<store::FaultyStore>(active);
+    active = backend.faulty.get();
+    options.faulty_store = backend.faulty.get();
+  }
+  auto service = PresenceService::Create(std::make_unique<LocalWriter>(active),
+                                         clock, f.max_clients_per_user);
+  if (!service) {
+    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
+                 service.error().message().c_str(),
+                 backend.sqlite->LastError().c_str());
+    return 1;
+  }
+  backend.service = std::move(*service);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int> OpenBackend(const Flags& f, const Clock* clock,
+                               api::ApiOptions& options, Backend& backend) {
+  if (f.store.rfind("redis://", 0) == 0) return OpenRedis(f, clock, backend);
+  if (f.store == "sqlite") return OpenSqlite(f, clock, options, backend);
+  std::fprintf(stderr,
+               "presenced: --store wants sqlite or "
+               "redis://HOST:PORT[,HOST:PORT...], got %s\n",
+               f.store.c_str());
+  return 2;
+}
+
+}  // namespace presence::app

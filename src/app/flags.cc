@@ -1,0 +1,133 @@
+#include "app/flags.h"
+
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+
+namespace presence::app {
+namespace {
+
+std::string Trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) {
+    s.pop_back();
+  }
+  std::size_t i = 0;
+  while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+  return s.substr(i);
+}
+
+}  // namespace
+
+std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
+  CLI::App cli{"presenced: a Zulip-compatible presence server"};
+  cli.add_option("--listen", f.listen, "HOST:PORT to serve on (port 0: any)")
+      ->capture_default_str();
+  cli.add_option("--data", f.data, "data directory (SQLite file inside)")
+      ->capture_default_str();
+  cli.add_option("--admin-token-file", f.admin_token_file,
+                 "file holding the admin API bearer token "
+                 "(or env PRESENCED_ADMIN_TOKEN)");
+  cli.add_option("--root-domain", f.root_domain,
+                 "host name of the root realm; X.<root> is realm X")
+      ->capture_default_str();
+  cli.add_flag("--test-clock", f.test_clock,
+               "let POST /admin/v1/clock set the presence clock");
+  cli.add_option("--threads", f.threads, "I/O threads (default: hardware)");
+  cli.add_option("--flush-interval-ms", f.flush_interval_ms,
+                 "group-commit interval for presence rows")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3'600'000u));
+  cli.add_option("--malloc-trim-seconds", f.malloc_trim_seconds,
+                 "give free heap pages back to the system this often "
+                 "(0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
+  cli.add_option("--heartbeat-seconds", f.heartbeat_seconds,
+                 "a parked GET /events answers with a heartbeat after this")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--queue-timeout-seconds", f.queue_timeout_seconds,
+                 "an event queue not polled for this long is freed")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 86400u));
+  cli.add_option("--max-queue-events", f.max_queue_events,
+                 "an event queue holding more unread events is dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--max-clients-per-user", f.max_clients_per_user,
+                 "per-client presence: client rows kept per user, the "
+                 "stalest dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{64}));
+  cli.add_option("--presence-event-user-limit", f.presence_event_user_limit,
+                 "Zulip's cut-off: no unforced presence event with more "
+                 "recipients than this (0: no limit)")
+      ->capture_default_str();
+  cli.add_option("--rate-limit", f.rate_limit,
+                 "API requests per user per minute (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
+  cli.add_option("--transition-grace-seconds", f.transition_grace_seconds,
+                 "presence_transitions: announce offline this long after "
+                 "the threshold")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 3600u));
+  cli.add_option("--admin-listen", f.admin_listen,
+                 "serve /admin, /healthz and /metrics on this HOST:PORT "
+                 "instead of the main listener");
+  cli.add_option("--max-body-bytes", f.max_body_bytes,
+                 "larger request bodies get 413")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{1024}, std::uint64_t{1} << 30));
+  cli.add_option("--max-header-bytes", f.max_header_bytes,
+                 "larger request lines + headers get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint32_t{1024}, std::uint32_t{1} << 20));
+  cli.add_option("--idle-timeout-seconds", f.idle_timeout_seconds,
+                 "a connection that sends or reads nothing this long is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--max-connections", f.max_connections,
+                 "connections beyond this get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_flag("--test-faults", f.test_faults,
+               "let POST /admin/v1/faults make store writes fail (tests)");
+  cli.add_option("--store", f.store,
+                 "sqlite (embedded, in --data) or "
+                 "redis://HOST:PORT[,HOST:PORT...] (scale-out: several "
+                 "presenced share one Redis or Redis Cluster)")
+      ->capture_default_str();
+  cli.add_option("--advertise", f.advertise,
+                 "scale-out: HOST:PORT other nodes use to reach this node's "
+                 "API (default: the --listen address as bound)");
+  cli.add_flag("--demo", f.demo,
+               "on an empty data directory, create a demo organisation and "
+               "print a curl ping");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return cli.exit(e);
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> ReadAdminToken(const Flags& f) {
+  if (!f.admin_token_file.empty()) {
+    std::ifstream in(f.admin_token_file);
+    if (!in) {
+      std::fprintf(stderr, "presenced: cannot read --admin-token-file %s\n",
+                   f.admin_token_file.c_str());
+      return std::nullopt;
+    }
+    std::string token((std::istreambuf_iterator<char>(in)), {});
+    return Trim(token);
+  }
+  if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) return Trim(env);
+  return std::string();
+}
+
+}  // namespace presence::app

@@ -1,0 +1,52 @@
+// Flags: presenced's command line (the operator contract of issue #2: names,
+// defaults and ranges stay exactly as documented in README.md).
+#ifndef PRESENCE_APP_FLAGS_H_
+#define PRESENCE_APP_FLAGS_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace presence::app {
+
+struct Flags {
+  std::string listen = "127.0.0.1:9991";
+  std::string data = "./var";
+  std::string admin_token_file;
+  std::string root_domain = "localhost";
+  bool test_clock = false;
+  bool demo = false;
+  unsigned threads = 0;
+  unsigned flush_interval_ms = 1000;
+  unsigned malloc_trim_seconds = 10;
+  unsigned heartbeat_seconds = 45;
+  unsigned queue_timeout_seconds = 600;
+  std::size_t max_queue_events = 1000;
+  std::size_t max_clients_per_user = 8;
+  std::size_t presence_event_user_limit = 0;  // 0: no limit
+  int rate_limit = 200;
+  unsigned transition_grace_seconds = 30;
+  std::string admin_listen;
+  std::uint64_t max_body_bytes = 1024 * 1024;
+  std::uint32_t max_header_bytes = 16 * 1024;
+  unsigned idle_timeout_seconds = 60;
+  std::size_t max_connections = 10'000;
+  bool test_faults = false;
+  std::string store = "sqlite";
+  std::string advertise;
+};
+
+// Parses argv into `flags`. Returns nullopt to go on, or the exit status
+// to end with at once (0 after --help, 2 after a bad flag; CLI11 has printed
+// why).
+std::optional<int> ParseFlags(int argc, char** argv, Flags& flags);
+
+// The admin API token: from --admin-token-file, else PRESENCED_ADMIN_TOKEN,
+// else empty (admin API closed); surrounding white space trimmed. nullopt if
+// the file cannot be read (said on stderr).
+std::optional<std::string> ReadAdminToken(const Flags& flags);
+
+}  // namespace presence::app
+
+#endif  // PRESENCE_APP_FLAGS_H_

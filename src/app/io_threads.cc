@@ -1,0 +1,38 @@
+#include "app/io_threads.h"
+
+#include <thread>
+
+namespace presence::app {
+
+IoThreads::IoThreads(unsigned threads) {
+  if (threads == 0) threads = std::thread::hardware_concurrency();
+  if (threads == 0) threads = 1;
+  for (unsigned i = 0; i < threads; ++i) {
+    contexts_.push_back(std::make_unique<boost::asio::io_context>(1));
+  }
+  for (unsigned i = 1; i < threads; ++i) {
+    keep_running_.push_back(boost::asio::make_work_guard(*contexts_[i]));
+  }
+}
+
+http::ExecutorPicker IoThreads::Picker() {
+  return [this]() -> boost::asio::any_io_executor {
+    return contexts_[next_++ % contexts_.size()]->get_executor();
+  };
+}
+
+void IoThreads::Run() {
+  std::vector<std::thread> pool;
+  for (std::size_t i = 1; i < contexts_.size(); ++i) {
+    pool.emplace_back([this, i] { contexts_[i]->run(); });
+  }
+  contexts_[0]->run();
+  for (auto& t : pool) t.join();
+}
+
+void IoThreads::Stop() {
+  keep_running_.clear();
+  for (auto& c : contexts_) c->stop();
+}
+
+}  // namespace presence::app

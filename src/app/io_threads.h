@@ -1,0 +1,46 @@
+// IoThreads: the server's I/O threads, one io_context each, each run by its
+// thread alone: a connection stays on one thread, and its handlers take no
+// lock shared with the other threads (one shared io_context made every
+// completion contend on its scheduler's lock and wake sleeping threads).
+// The first context (main()) also runs the acceptors, timers and signals,
+// on the thread that calls Run().
+//
+// Thread safety: Picker's function runs on the acceptors' thread only; Stop
+// may be called from a handler of any context.
+#ifndef PRESENCE_APP_IO_THREADS_H_
+#define PRESENCE_APP_IO_THREADS_H_
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <memory>
+#include <vector>
+
+#include "http/http_server.h"
+
+namespace presence::app {
+
+class IoThreads {
+ public:
+  // `threads` I/O threads (0: one per hardware thread).
+  explicit IoThreads(unsigned threads);
+
+  boost::asio::io_context& main() { return *contexts_[0]; }
+  unsigned size() const { return static_cast<unsigned>(contexts_.size()); }
+  // Hands out the contexts in turn, for new connections.
+  http::ExecutorPicker Picker();
+  // Runs every context, this thread running main(), until Stop().
+  void Run();
+  void Stop();
+
+ private:
+  using WorkGuard =
+      boost::asio::executor_work_guard<boost::asio::io_context::executor_type>;
+  std::vector<std::unique_ptr<boost::asio::io_context>> contexts_;
+  // The others run until Stop even with no connection yet.
+  std::vector<WorkGuard> keep_running_;
+  std::size_t next_ = 0;  // the acceptors' thread only
+};
+
+}  // namespace presence::app
+
+#endif  // PRESENCE_APP_IO_THREADS_H_
