@@ -795,21 +795,6 @@ TEST_F(RedisStoreTest, SubscribeTwiceIsRefusedAndUnsubscribeIsIdempotent) {
   EXPECT_TRUE(a.entries().empty());
 }
 
-TEST(RedisFeedCodecTest, RejectsMalformedMessages) {
-  for (const char* bad :
-       {"", "r", "r1:", "r1:1", "r1:1s", "r1:xs1:0", "r1:1s1:0P3:1,2",
-        "r1:1s1:0d1:2", "r1:1s1:0Z1:0", "r1:1s1:0U4:1111", "r9:1s1:0"}) {
-    EXPECT_EQ(DecodeFeedEntry(bad), std::nullopt) << bad;
-  }
-  auto ok = DecodeFeedEntry("r1:7s1:3A5:5|1,2");
-  ASSERT_TRUE(ok.has_value());
-  EXPECT_EQ(ok->realm_id, 7);
-  EXPECT_EQ(ok->seq, 3);
-  ASSERT_TRUE(ok->access.has_value());
-  EXPECT_EQ(ok->access->realm_id, 7);
-  EXPECT_EQ(ok->access->visible, (std::vector<UserId>{1, 2}));
-}
-
 }  // namespace
 }  // namespace presence::store
 
