@@ -6,7 +6,9 @@
 // redis_codec.h (how records are stored and sent), lua/ and
 // redis_scripts.h (the atomic steps), redis_feed.h (the subscriber thread and
 // the feed message format), redis_client.h (connections and cluster routing)
-// and this file (the SharedStore that puts them together).
+// and this file (the SharedStore that puts them together; redis_store.cc
+// holds its plumbing and presence steps, redis_store_directory.cc the
+// directory, write-behind and read steps).
 //
 // Keys of one realm N: presenced:{rN}:meta (hash: subdomain, name,
 // presence_disabled, deactivated, date_created, seq (the realm's last
