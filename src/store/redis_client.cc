@@ -139,6 +139,32 @@ std::optional<RedisAddress> ParseRedisAddress(std::string_view text) {
   return RedisAddress{.host = std::string(host), .port = port};
 }
 
+RedisResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
+  const std::string usage =
+      "redis url must be redis://HOST:PORT[,HOST:PORT...]";
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return RedisError(Errc::kInvalidArgument,
+                      usage + " (got '" + std::string(url) + "')");
+  }
+  std::vector<RedisAddress> seeds;
+  std::string_view rest = url.substr(kScheme.size());
+  for (;;) {
+    std::size_t comma = rest.find(',');
+    std::string_view part = rest.substr(0, comma);
+    auto addr = ParseRedisAddress(part);
+    if (!addr || part.find_first_of("/?@#[] ") != std::string_view::npos) {
+      return RedisError(Errc::kInvalidArgument,
+                        usage + ": bad address '" + std::string(part) +
+                            "' in '" + std::string(url) + "'");
+    }
+    seeds.push_back(std::move(*addr));
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return seeds;
+}
+
 int RedisKeySlot(std::string_view key) {
   std::size_t open = key.find('{');
   if (open != std::string_view::npos) {
@@ -166,13 +192,14 @@ void RedisConnection::Close() {
 
 int RedisConnection::fd() const { return ctx_ != nullptr ? ctx_->fd : -1; }
 
-Status RedisConnection::Fail(std::string_view why) {
-  error_ = "redis " + address_.ToString() + ": " + std::string(why);
+RedisError RedisConnection::Fail(std::string_view why) {
+  RedisError error(Errc::kStoreFailed,
+                   "redis " + address_.ToString() + ": " + std::string(why));
   Close();
-  return Errc::kStoreFailed;
+  return error;
 }
 
-Status RedisConnection::Connect() {
+RedisStatus RedisConnection::Connect() {
   if (ctx_ != nullptr) {
     // An idle connection has nothing to read unless the server closed it
     // (EOF) or reset it: then reconnect instead of failing the next command.
@@ -195,8 +222,8 @@ Status RedisConnection::Connect() {
   return {};
 }
 
-Status RedisConnection::Send(std::span<const std::string> argv) {
-  if (Status st = Connect(); !st) return st;
+RedisStatus RedisConnection::Send(std::span<const std::string> argv) {
+  if (RedisStatus st = Connect(); !st) return st;
   std::vector<const char*> ptrs;
   std::vector<std::size_t> lens;
   ptrs.reserve(argv.size());
@@ -217,35 +244,35 @@ Status RedisConnection::Send(std::span<const std::string> argv) {
   return {};
 }
 
-Result<RedisReply> RedisConnection::Command(std::span<const std::string> argv,
-                                            bool* sent) {
+RedisResult<RedisReply> RedisConnection::Command(
+    std::span<const std::string> argv, bool* sent) {
   if (sent != nullptr) *sent = false;
   // A failed write leaves an incomplete command, which the server never
   // runs (the connection is closed right after): not sent.
-  if (Status st = Send(argv); !st) return st.error();
+  if (RedisStatus st = Send(argv); !st) return st.error();
   if (sent != nullptr) *sent = true;
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
     std::string why = ctx_->errstr;
     if (why == "Resource temporarily unavailable") why = "read timed out";
-    return Fail(why.empty() ? "no reply" : why).error();
+    return Fail(why.empty() ? "no reply" : why);
   }
   ReplyPtr reply(static_cast<redisReply*>(raw));
   return Convert(reply.get());
 }
 
-Result<std::optional<RedisReply>> RedisConnection::Buffered() {
-  if (ctx_ == nullptr) return Fail("not connected").error();
+RedisResult<std::optional<RedisReply>> RedisConnection::Buffered() {
+  if (ctx_ == nullptr) return Fail("not connected");
   void* raw = nullptr;
   if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) {
-    return Fail(ctx_->errstr).error();
+    return Fail(ctx_->errstr);
   }
   if (raw == nullptr) return std::optional<RedisReply>();
   ReplyPtr reply(static_cast<redisReply*>(raw));
   return std::optional<RedisReply>(Convert(reply.get()));
 }
 
-Status RedisConnection::ReadSome() {
+RedisStatus RedisConnection::ReadSome() {
   if (ctx_ == nullptr) return Fail("not connected");
   if (redisBufferRead(ctx_) != REDIS_OK) return Fail(ctx_->errstr);
   return {};
@@ -259,48 +286,47 @@ RedisClient::RedisClient(std::vector<RedisAddress> seeds,
 
 RedisClient::~RedisClient() = default;
 
-Result<std::unique_ptr<RedisClient>> RedisClient::Connect(
-    std::vector<RedisAddress> seeds, RedisTimeouts timeouts,
-    std::string* error) {
-  auto fail = [error](Errc code, std::string why) {
-    if (error != nullptr) *error = std::move(why);
-    return code;
-  };
-  if (seeds.empty()) return fail(Errc::kInvalidArgument, "no redis address");
+RedisResult<std::unique_ptr<RedisClient>> RedisClient::Connect(
+    std::vector<RedisAddress> seeds, RedisTimeouts timeouts) {
+  if (seeds.empty()) {
+    return RedisError(Errc::kInvalidArgument, "no redis address");
+  }
   std::unique_ptr<RedisClient> client(new RedisClient(seeds, timeouts));
   std::lock_guard<std::mutex> lock(client->mu_);
   const std::string cluster_slots[] = {"CLUSTER", "SLOTS"};
+  std::string why;
   for (const RedisAddress& seed : seeds) {
     RedisConnection* conn = client->ConnectionTo(seed);
     auto reply = conn->Command(cluster_slots);
     if (!reply) {
-      client->last_error_ = conn->error();
+      why = std::move(reply.error().message);
       continue;
     }
     if (reply->type == RedisReply::Type::kArray) {
       client->cluster_ = true;
       if (!client->ParseSlots(*reply, seed)) {
-        return fail(Errc::kStoreFailed, "redis " + seed.ToString() +
-                                            ": malformed CLUSTER SLOTS reply");
+        return RedisError(
+            Errc::kStoreFailed,
+            "redis " + seed.ToString() + ": malformed CLUSTER SLOTS reply");
       }
       return client;
     }
     if (reply->is_error() &&
         reply->str.find("cluster support disabled") != std::string::npos) {
       if (seeds.size() > 1) {
-        return fail(Errc::kInvalidArgument,
-                    "redis " + seed.ToString() +
-                        " is not a cluster node: give exactly one address "
-                        "for a standalone server");
+        return RedisError(Errc::kInvalidArgument,
+                          "redis " + seed.ToString() +
+                              " is not a cluster node: give exactly one "
+                              "address for a standalone server");
       }
       return client;
     }
-    return fail(Errc::kStoreFailed, "redis " + seed.ToString() +
-                                        ": unexpected answer to CLUSTER "
-                                        "SLOTS: " +
-                                        reply->str);
+    return RedisError(Errc::kStoreFailed, "redis " + seed.ToString() +
+                                              ": unexpected answer to CLUSTER "
+                                              "SLOTS: " +
+                                              reply->str);
   }
-  return fail(Errc::kStoreFailed, client->last_error_);
+  return RedisError(Errc::kStoreFailed, why);
 }
 
 RedisConnection* RedisClient::ConnectionTo(const RedisAddress& address) {
@@ -341,7 +367,7 @@ bool RedisClient::ParseSlots(const RedisReply& reply,
   return true;
 }
 
-bool RedisClient::RefreshSlots() {
+RedisStatus RedisClient::RefreshSlots() {
   std::vector<RedisAddress> candidates;
   for (const SlotRange& r : slots_) {
     if (std::find(candidates.begin(), candidates.end(), r.master) ==
@@ -356,16 +382,18 @@ bool RedisClient::RefreshSlots() {
     }
   }
   const std::string cluster_slots[] = {"CLUSTER", "SLOTS"};
+  RedisError error(Errc::kStoreFailed, "redis: no node to ask for slots");
   for (const RedisAddress& a : candidates) {
     RedisConnection* conn = ConnectionTo(a);
     auto reply = conn->Command(cluster_slots);
     if (!reply) {
-      last_error_ = conn->error();
+      error = std::move(reply.error());
       continue;
     }
-    if (ParseSlots(*reply, a)) return true;
+    if (ParseSlots(*reply, a)) return {};
+    error.message = "redis " + a.ToString() + ": malformed CLUSTER SLOTS reply";
   }
-  return false;
+  return error;
 }
 
 RedisAddress RedisClient::Route(std::string_view route_key) const {
@@ -389,9 +417,14 @@ RedisAddress RedisClient::Route(std::string_view route_key) const {
   return seeds_.front();
 }
 
-Result<RedisReply> RedisClient::Run(std::span<const std::string> argv,
-                                    std::string_view route_key) {
+RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
+                                         std::string_view route_key) {
   std::lock_guard<std::mutex> lock(mu_);
+  std::string why;  // the last failure, for the message of giving up
+  // A failed refresh of the slot map is what the next attempt runs into.
+  auto refresh = [&] {
+    if (RedisStatus st = RefreshSlots(); !st) why = st.error().message;
+  };
   std::optional<RedisAddress> redirect;  // MOVED or ASK target
   bool asking = false;
   const std::string asking_cmd[] = {"ASKING"};
@@ -399,7 +432,7 @@ Result<RedisReply> RedisClient::Run(std::span<const std::string> argv,
     const RedisAddress target = redirect ? *redirect : Route(route_key);
     RedisConnection* conn = ConnectionTo(target);
     bool sent = false;
-    Result<RedisReply> reply = RedisReply{};
+    RedisResult<RedisReply> reply = RedisReply{};
     if (asking) {
       reply = conn->Command(asking_cmd, &sent);
       // ASKING itself changes nothing: retrying after it failed is safe.
@@ -409,44 +442,41 @@ Result<RedisReply> RedisClient::Run(std::span<const std::string> argv,
     redirect.reset();
     asking = false;
     if (!reply) {
-      last_error_ = conn->error();
       // A command that may have run is not sent again (it might not be
       // idempotent): the caller sees the failure, the next call reconnects.
-      if (sent) {
-        if (cluster_) RefreshSlots();
+      if (sent || !cluster_) {
+        if (cluster_) (void)RefreshSlots();
         return reply.error();
       }
-      if (cluster_) {
-        RefreshSlots();
-        continue;
-      }
-      return reply.error();
+      why = std::move(reply.error().message);
+      refresh();
+      continue;
     }
     if (cluster_ && reply->is_error()) {
       const std::string& e = reply->str;
       if (StartsWith(e, "MOVED ") || StartsWith(e, "ASK ")) {
         redirect = RedirectTarget(e);
         if (!redirect) {
-          last_error_ = "redis " + target.ToString() + ": bad redirect: " + e;
-          return Errc::kStoreFailed;
+          return RedisError(Errc::kStoreFailed, "redis " + target.ToString() +
+                                                    ": bad redirect: " + e);
         }
         asking = StartsWith(e, "ASK ");
-        if (!asking) RefreshSlots();
+        if (!asking) refresh();
         continue;
       }
       if (StartsWith(e, "TRYAGAIN") || StartsWith(e, "CLUSTERDOWN")) {
-        last_error_ = "redis " + target.ToString() + ": " + e;
+        why = "redis " + target.ToString() + ": " + e;
         std::this_thread::sleep_for(std::chrono::milliseconds(50) *
                                     (attempt + 1));
-        RefreshSlots();
+        refresh();
         continue;
       }
     }
     return reply;
   }
-  last_error_ +=
-      " (gave up after " + std::to_string(kMaxAttempts) + " attempts)";
-  return Errc::kStoreFailed;
+  return RedisError(
+      Errc::kStoreFailed,
+      why + " (gave up after " + std::to_string(kMaxAttempts) + " attempts)");
 }
 
 std::vector<RedisAddress> RedisClient::Nodes() const {
@@ -462,11 +492,6 @@ std::vector<RedisAddress> RedisClient::Nodes() const {
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
   }
   return out;
-}
-
-std::string RedisClient::LastError() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_error_;
 }
 
 }  // namespace presence::store

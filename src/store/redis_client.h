@@ -42,7 +42,7 @@
 #include <string_view>
 #include <vector>
 
-#include "util/result.h"
+#include "store/redis_error.h"
 
 struct redisContext;
 
@@ -70,6 +70,10 @@ struct RedisAddress {
 // Parses "HOST:PORT" (port 1..65535, host non-empty). nullopt if malformed.
 std::optional<RedisAddress> ParseRedisAddress(std::string_view text);
 
+// The addresses of "redis://HOST:PORT[,HOST:PORT...]". kInvalidArgument,
+// saying what is wrong, if malformed.
+RedisResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url);
+
 // The Redis Cluster hash slot of `key` (0..16383): CRC16/XMODEM of the hash
 // tag (the bytes between the first '{' and the next '}', if not empty) or of
 // the whole key, mod 16384.
@@ -87,8 +91,8 @@ class RedisConnection {
   RedisConnection& operator=(const RedisConnection&) = delete;
   ~RedisConnection();
 
-  // Connects if not connected. kStoreFailed (error() says why) on failure.
-  Status Connect();
+  // Connects if not connected. kStoreFailed, saying why, on failure.
+  RedisStatus Connect();
   // Drops the connection; the next call connects again.
   void Close();
   bool connected() const { return ctx_ != nullptr; }
@@ -99,31 +103,29 @@ class RedisConnection {
   // on a connection failure (and the connection is closed); then `*sent`
   // (if given) says whether the command may have reached the server, i.e.
   // whether retrying it could run it twice.
-  Result<RedisReply> Command(std::span<const std::string> argv,
-                             bool* sent = nullptr);
+  RedisResult<RedisReply> Command(std::span<const std::string> argv,
+                                  bool* sent = nullptr);
 
   // For a subscriber: sends a command without reading a reply.
-  Status Send(std::span<const std::string> argv);
+  RedisStatus Send(std::span<const std::string> argv);
   // For a subscriber: the next reply already received, if any (nullopt if a
   // read is needed); kStoreFailed on a protocol error.
-  Result<std::optional<RedisReply>> Buffered();
+  RedisResult<std::optional<RedisReply>> Buffered();
   // For a subscriber: reads what the socket has (call when poll() says it is
   // readable). kStoreFailed on EOF or error.
-  Status ReadSome();
+  RedisStatus ReadSome();
   // The socket, or -1 if not connected.
   int fd() const;
 
   const RedisAddress& address() const { return address_; }
-  // The last failure, "redis HOST:PORT: reason".
-  const std::string& error() const { return error_; }
 
  private:
-  Status Fail(std::string_view why);
+  // Closes the connection; returns kStoreFailed with "redis HOST:PORT: why".
+  RedisError Fail(std::string_view why);
 
   const RedisAddress address_;
   const RedisTimeouts timeouts_;
   redisContext* ctx_ = nullptr;
-  std::string error_;
 };
 
 class RedisClient {
@@ -132,10 +134,9 @@ class RedisClient {
 
   // Connects to the first reachable seed and detects the mode (cluster if it
   // answers CLUSTER SLOTS). Several seeds that are not a cluster are refused
-  // (kInvalidArgument). kStoreFailed if no seed answers.
-  static Result<std::unique_ptr<RedisClient>> Connect(
-      std::vector<RedisAddress> seeds, RedisTimeouts timeouts,
-      std::string* error = nullptr);
+  // (kInvalidArgument). kStoreFailed if no seed answers. Errors say why.
+  static RedisResult<std::unique_ptr<RedisClient>> Connect(
+      std::vector<RedisAddress> seeds, RedisTimeouts timeouts);
 
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -144,16 +145,15 @@ class RedisClient {
   // Runs `argv` on the node serving `route_key` (any node if empty). The
   // reply may be an error reply (e.g. a script error); kStoreFailed if no
   // node could be reached within kMaxAttempts, or if the connection broke
-  // after the command was sent (it may or may not have run).
-  Result<RedisReply> Run(std::span<const std::string> argv,
-                         std::string_view route_key);
+  // after the command was sent (it may or may not have run); the error
+  // says which node failed and how.
+  RedisResult<RedisReply> Run(std::span<const std::string> argv,
+                              std::string_view route_key);
 
   bool cluster() const { return cluster_; }
   // Where a subscriber can connect: the masters (cluster) or the server.
   std::vector<RedisAddress> Nodes() const;
   RedisTimeouts timeouts() const { return timeouts_; }
-  // The last connection failure or redirect problem ("" if none).
-  std::string LastError() const;
 
  private:
   struct SlotRange {
@@ -166,8 +166,9 @@ class RedisClient {
 
   // All below: mu_ held.
   RedisConnection* ConnectionTo(const RedisAddress& address);
-  // Reloads the slot map from any reachable node. False if none answered.
-  bool RefreshSlots();
+  // Reloads the slot map from any reachable node; the last failure if none
+  // answered with a slot map.
+  RedisStatus RefreshSlots();
   // Parses a CLUSTER SLOTS reply from `from`. False if it is not one.
   bool ParseSlots(const RedisReply& reply, const RedisAddress& from);
   // The master for `slot`, or the first seed if the map has no owner.
@@ -180,7 +181,6 @@ class RedisClient {
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<RedisConnection>> conns_;  // mu_
   std::vector<SlotRange> slots_;  // sorted by first; guarded by mu_
-  std::string last_error_;        // guarded by mu_
 };
 
 }  // namespace presence::store

@@ -1,29 +1,24 @@
 // RedisStore: the SharedStore of presenced's multi-node mode, on Redis
 // (standalone, or Redis Cluster through RedisClient's minimal routing).
 //
-// Key layout. Every key of realm N carries the hash tag {rN}, so one realm
-// lives on one shard (its Lua scripts touch only its own slot) while realms
-// spread over the shards. Global keys carry the tag {presenced}.
-//   presenced:{presenced}:next_realm_id   counter (INCR) for realm ids
-//   presenced:{presenced}:next_user_id    counter for user ids
-//   presenced:{presenced}:next_node_id    counter for node ids
-//   presenced:{presenced}:subdomains      hash lower(subdomain) -> realm id
-//   presenced:{presenced}:realms          hash realm id -> lower(subdomain)
-//   presenced:{presenced}:user_realm      hash user id -> realm id
-//   presenced:{presenced}:nodes           hash node id -> "host:port"
-//   presenced:{rN}:meta     hash: subdomain, name, presence_disabled,
-//                           deactivated, date_created, seq (the realm's
-//                           sequence = its last_update_id), reserved
-//   presenced:{rN}:users    hash user id -> encoded UserRecord (below)
-//   presenced:{rN}:emails   hash lower(email) -> user id
-//   presenced:{rN}:rows     hash user id -> "connected,active,update_id"
-//                           (decimal microseconds; empty for kNoTime)
-//   presenced:{rN}:rowseq   zset user id scored by the row's update id
-//   presenced:{rN}:access   hash viewer -> "id,id,..." (sorted, unique)
-// A stored user is 4 flag bytes ('0'/'1': is_bot, is_active,
-// presence_enabled, can_access_all_users) then netstrings ("<len>:<bytes>")
-// of lower(email), id, realm id, role name, date_joined, hex api_key_hash,
-// email, full_name. The Lua scripts read the flags and the folded email.
+// The code is split along its ideas: redis_keys.h (the key layout: one
+// realm on one slot, hash tag {rN}; global keys on {presenced}),
+// redis_codec.h (how records are stored and sent), lua/ and
+// redis_scripts.h (the atomic steps), redis_feed.h (the subscriber thread and
+// the feed message format), redis_client.h (connections and cluster routing)
+// and this file (the SharedStore that puts them together; redis_store.cc
+// holds its plumbing and presence steps, redis_store_directory.cc the
+// directory, write-behind and read steps).
+//
+// Keys of one realm N: presenced:{rN}:meta (hash: subdomain, name,
+// presence_disabled, deactivated, date_created, seq (the realm's last
+// presence update id), log (its last log sequence number), reserved),
+// :users (user id -> encoded user), :emails (lower(email) -> user id), :rows
+// (user id -> encoded row), :rowseq (zset of user ids by the row's update
+// id), :access (viewer -> id list), :clients (user id -> client rows).
+// Global: presenced:{presenced}:next_realm_id, next_user_id, next_node_id
+// (INCR counters), subdomains (lower -> realm id), realms (realm id ->
+// lower), user_realm (user id -> realm id), nodes (node id -> host:port).
 //
 // Atomic steps are Lua scripts on one realm's slot (EVALSHA, with a fallback
 // to EVAL on NOSCRIPT): Report and SetPresenceEnabled (the rules of
@@ -32,11 +27,7 @@
 // ReadRealm, and the global-index steps on the {presenced} slot.
 //
 // Feed: every entry is PUBLISHed on kFeedChannel by the script that made the
-// change. A message is a list of fields, each one tag byte followed by a
-// netstring: r realm id, s seq, R realm (netstrings: id, subdomain, name,
-// presence_disabled, deactivated, date_created, last_update_id, reserved),
-// U user (as stored), A access ("viewer|id,id,..."), P row
-// ("user,connected,active,update_id"), d event_due, f forced, t written_at.
+// change; RedisFeed (redis_feed.h) decodes them for the sink.
 //
 // Where the Store contract meets Redis Cluster (documented deviations):
 //   - InsertRealm / InsertUser check first and allocate the id after, in
@@ -60,8 +51,11 @@
 //     event in the first case.
 //
 // Errors: Errc::kStoreFailed when Redis cannot be reached or answers with an
-// error (LastError says why, e.g. "redis 127.0.0.1:7001: Connection
-// refused"); kCorrupt for stored data that cannot be decoded.
+// error; kCorrupt for stored data that cannot be decoded. Inside, every step
+// returns a RedisError that carries its message (redis_error.h); the public
+// methods hand the code on and keep the message for LastError (e.g.
+// "report: redis 127.0.0.1:7001: Connection refused"), as long as the Store
+// interface asks for it.
 //
 // Thread safety: every method may be called from any thread. Commands go
 // through a small pool of RedisClients (Options::connections; each one
@@ -85,14 +79,12 @@
 
 #include "core/shared_store.h"
 #include "store/redis_client.h"
+#include "store/redis_error.h"
+#include "store/redis_feed.h"
 
 namespace presence::store {
 
-struct RedisScript;  // a Lua script and its SHA1 (redis_store.cc)
-
-// Encoding of feed messages; exposed for tests. DecodeFeedEntry returns
-// nullopt for a malformed message.
-std::optional<FeedEntry> DecodeFeedEntry(std::string_view message);
+struct RedisScript;  // a Lua script and its SHA1 (redis_scripts.h)
 
 class RedisStore final : public SharedStore {
  public:
@@ -130,7 +122,7 @@ class RedisStore final : public SharedStore {
   Result<UserId> InsertUser(const UserRecord& user) override;
   Status UpdateUser(const UserRecord& user) override;
   Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
+  Status ReserveUpdateIds(RealmId realm, UpdateId reserved) override;
   Status WritePresence(std::span<const PresenceRecord> rows,
                        std::span<const ClientPresenceRecord> clients,
                        std::span<const SequenceRecord> sequences) override;
@@ -159,31 +151,57 @@ class RedisStore final : public SharedStore {
   bool cluster() const { return clients_.front()->cluster(); }
 
  private:
-  class Feed;
   using Script = RedisScript;
 
-  RedisStore(std::vector<std::unique_ptr<RedisClient>> clients,
-             Options options);
+  RedisStore(std::vector<std::unique_ptr<RedisClient>> clients, Options options,
+             std::vector<Script> scripts);
+  static RedisResult<std::unique_ptr<RedisStore>> DoOpen(
+      std::string_view url, const Options& options);
+
+  // Keeps a failure's message (if any) for LastError; returns its code.
+  boost::system::error_code Record(const RedisError& error);
+  template <class T>
+  Result<T> Finish(RedisResult<T> r);
+  Status Finish(RedisStatus r);
 
   // Runs a script (EVALSHA, EVAL on NOSCRIPT) with `keys` (all on one slot)
-  // and `args`. Error replies become kStoreFailed with LastError set.
-  Result<RedisReply> Eval(const Script& script,
-                          std::span<const std::string> keys,
-                          std::span<const std::string> args);
+  // and `args`. Error replies are kStoreFailed failures.
+  RedisResult<RedisReply> Eval(const Script& script,
+                               std::span<const std::string> keys,
+                               std::span<const std::string> args);
   // Runs one command routed by `route_key`; error replies are failures.
-  Result<RedisReply> Call(std::span<const std::string> argv,
-                          std::string_view route_key);
-  // Records `why` for LastError and returns `code`.
-  boost::system::error_code Fail(Errc code, std::string why);
-  // The client's last error, recorded for LastError; returns kStoreFailed.
-  boost::system::error_code ClientFailed(std::string_view op);
+  RedisResult<RedisReply> Call(std::span<const std::string> argv,
+                               std::string_view route_key);
   // Reads one realm (since: exclusive lower bound of row update ids, or
   // nullopt for all rows). kNotFound if there is no such realm.
-  Result<RealmState> ReadRealmImpl(RealmId realm,
-                                   std::optional<UpdateId> since);
+  RedisResult<RealmState> ReadRealmImpl(RealmId realm,
+                                        std::optional<UpdateId> since);
   // Adds user `user` (id set) to realm user.realm_id's directory, taking a
   // sequence number. kNotFound / kAlreadyExists as InsertUser.
-  Status PutUser(const UserRecord& user, bool must_exist);
+  RedisStatus PutUser(const UserRecord& user, bool must_exist);
+
+  // The steps behind the public methods of the same name.
+  RedisResult<Snapshot> DoLoad();
+  RedisResult<RealmId> DoInsertRealm(const RealmRecord& realm);
+  RedisStatus DoUpdateRealm(const RealmRecord& realm);
+  RedisResult<UserId> DoInsertUser(const UserRecord& user);
+  RedisStatus DoUpdateUser(const UserRecord& user);
+  RedisStatus DoSetAccess(const AccessRecord& access);
+  RedisStatus DoReserveUpdateIds(RealmId realm, UpdateId reserved);
+  RedisStatus DoWritePresence(std::span<const PresenceRecord> rows,
+                              std::span<const ClientPresenceRecord> clients,
+                              std::span<const SequenceRecord> sequences);
+  RedisResult<WriteResult> DoReport(RealmId realm, UserId user, Micros now,
+                                    ReportStatus status);
+  RedisResult<WriteResult> DoSetPresenceEnabled(RealmId realm, UserId user,
+                                                bool enabled, Micros now);
+  RedisResult<UpdateId> DoCurrentSeq(RealmId realm);
+  RedisResult<std::optional<RealmId>> DoFindRealmId(std::string_view subdomain);
+  RedisResult<RateCount> DoCountRequest(UserId user, Micros now,
+                                        std::int64_t limit, Micros window);
+  RedisStatus DoPing();
+  RedisResult<std::int64_t> DoRegisterNode(std::string_view address);
+  RedisResult<std::optional<std::string>> DoNodeAddress(std::int64_t node);
 
   // The calling thread's client of the pool.
   RedisClient& client();
@@ -196,8 +214,8 @@ class RedisStore final : public SharedStore {
   mutable std::mutex mu_;
   std::string last_error_;  // guarded by mu_
 
-  std::mutex feed_mu_;          // serializes Subscribe/Unsubscribe
-  std::unique_ptr<Feed> feed_;  // guarded by feed_mu_
+  std::mutex feed_mu_;               // serializes Subscribe/Unsubscribe
+  std::unique_ptr<RedisFeed> feed_;  // guarded by feed_mu_
 };
 
 }  // namespace presence::store

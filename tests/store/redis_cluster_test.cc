@@ -78,6 +78,26 @@ class RedisClusterTest : public ::testing::Test {
   std::unique_ptr<RedisStore> store_;
 };
 
+TEST_F(RedisClusterTest, KeySlotsAgreeWithTheCluster) {
+  const std::string keys[] = {"123456789",
+                              "{user1000}.following",
+                              "foo{}{bar}",
+                              "foo{{bar}}zap",
+                              "foo{bar}{zap}",
+                              "foo{",
+                              "}{",
+                              "{}",
+                              "presenced:{presenced}:nodes",
+                              "presenced:{r12}:rows",
+                              std::string("bin\0{\xff}", 7)};
+  for (const std::string& key : keys) {
+    auto slot = cluster_->nodes()[0]->Command({"CLUSTER", "KEYSLOT", key});
+    ASSERT_TRUE(slot.has_value()) << key;
+    ASSERT_EQ(slot->type, RedisReply::Type::kInteger) << slot->str;
+    EXPECT_EQ(RedisKeySlot(key), slot->integer) << key;
+  }
+}
+
 TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   // A second process that knows only one seed finds the others itself.
   std::string why;

@@ -120,7 +120,8 @@ inline std::string ReadFile(const std::string& path) {
 }
 
 // Runs one command on a fresh short-lived connection.
-inline Result<RedisReply> Command(int port, std::vector<std::string> argv) {
+inline RedisResult<RedisReply> Command(int port,
+                                       std::vector<std::string> argv) {
   RedisConnection conn(RedisAddress{.host = "127.0.0.1", .port = port},
                        RedisTimeouts{.connect = std::chrono::milliseconds(500),
                                      .io = std::chrono::milliseconds(2000)});
@@ -183,7 +184,7 @@ class RedisServer {
     pid_ = -1;
   }
 
-  Result<RedisReply> Command(std::vector<std::string> argv) const {
+  RedisResult<RedisReply> Command(std::vector<std::string> argv) const {
     return redis_test::Command(port_, std::move(argv));
   }
 

@@ -1,7 +1,8 @@
 // The Store contract, run against every implementation: MemoryStore,
 // SqliteStore (fresh directory per test), a FaultyStore that is not
-// failing (it must be transparent) and RedisStore (a redis-server of this
-// test process, flushed before each test).
+// failing (it must be transparent), MemorySharedStore (the test double of
+// the shared stores) and RedisStore (a redis-server of this test process,
+// flushed before each test).
 //
 // Shared stores number every directory write in a separate log sequence
 // (shared_store.h); the realm's last_update_id moves as in the others.
@@ -20,6 +21,7 @@
 #include "store/redis_store.h"
 #include "store/sqlite_store.h"
 #include "store/temp_dir.h"
+#include "testing/memory_shared_store.h"
 #include "testing/memory_store.h"
 
 namespace presence::store {
@@ -50,6 +52,13 @@ struct FaultyMemoryImpl {
   Store* get() { return &faulty; }
   MemoryStore inner;
   FaultyStore faulty{&inner};
+};
+
+struct MemorySharedImpl {
+  static constexpr const char* kName = "MemoryShared";
+  explicit MemorySharedImpl(const std::string& /*dir*/) {}
+  Store* get() { return &store; }
+  MemorySharedStore store;
 };
 
 struct RedisImpl {
@@ -119,7 +128,8 @@ class StoreTest : public ::testing::Test {
 };
 
 using Implementations =
-    ::testing::Types<MemoryImpl, SqliteImpl, FaultyMemoryImpl, RedisImpl>;
+    ::testing::Types<MemoryImpl, SqliteImpl, FaultyMemoryImpl, MemorySharedImpl,
+                     RedisImpl>;
 TYPED_TEST_SUITE(StoreTest, Implementations, ImplName);
 
 TYPED_TEST(StoreTest, EmptyStoreLoadsEmptySnapshot) {
