@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "api/zulip_api.h"
-#include "store/faulty_store.h"
+#include "core/fault_injector.h"
 #include "util/crypto.h"
 
 namespace presence::api {
@@ -196,7 +196,7 @@ ApiResult<json::object> AdminApi::Dispatch(const Request& req,
 
   // /faults (tests only): {"fail_writes": bool}
   if (parts.size() == 1 && parts[0] == "faults") {
-    if (options_->faulty_store == nullptr) {
+    if (options_->fault_injector == nullptr) {
       return ApiError::NotFound(
           "Not Found (start presenced with --test-faults)");
     }
@@ -206,7 +206,7 @@ ApiResult<json::object> AdminApi::Dispatch(const Request& req,
     auto fail = Bool(*body, "fail_writes");
     if (!fail) return fail.error();
     if (!*fail) return ApiError::BadRequest("fail_writes is required");
-    options_->faulty_store->SetFailWrites(**fail);
+    options_->fault_injector->SetFailWrites(**fail);
     return Success();
   }
 

@@ -281,7 +281,7 @@ int Main(int argc, char** argv) {
     if (f.test_faults) {
       faulty = std::make_unique<store::FaultyStore>(store.get());
       active_store = faulty.get();
-      options.faulty_store = faulty.get();
+      options.fault_injector = faulty.get();
     }
     service =
         PresenceService::Create(active_store, clock, f.max_clients_per_user);
@@ -314,7 +314,13 @@ int Main(int argc, char** argv) {
   hub.SeedTransitions((*service)->Now());
 
   api::Metrics metrics;
-  metrics.SetSqliteStore(sqlite);
+  if (sqlite != nullptr) {
+    metrics.SetStoreMemorySource([sqlite] {
+      const store::SqliteStore::MemoryStats m = sqlite->Memory();
+      return api::StoreMemory{m.memory_used_bytes, m.memory_highwater_bytes,
+                              m.page_cache_bytes, m.page_cache_limit_bytes};
+    });
+  }
   options.metrics = &metrics;
   options.log = [](std::string_view event, const auto& fields) {
     Log("info", event, fields);
