@@ -457,6 +457,41 @@ ApiResult<Response> ZulipApi::GetUsers(const Caller& caller) const {
   return r;
 }
 
+namespace {
+
+// The per_client extension of GET /users/{user}/presence: the single-user
+// shape (no client/pushable, the offline rewrite of aggregated) with one key
+// per client.
+std::string PerClientPresenceBody(const UserPresence& p, std::int64_t now_s) {
+  std::size_t agg = 0;
+  auto views = ClientLegacyViews(&p.clients, p.date_joined, &agg);
+  auto record = [&](const LegacyView& lv, bool may_be_offline) {
+    const char* st = lv.active ? "active" : "idle";
+    if (may_be_offline && now_s - lv.timestamp > kOfflineThresholdSeconds) {
+      st = "offline";
+    }
+    std::string r = "{\"status\":\"";
+    r.append(st);
+    r.append("\",\"timestamp\":");
+    AppendInt(r, lv.timestamp);
+    r.push_back('}');
+    return r;
+  };
+  std::string body(kSuccessHead);
+  body.append(",\"presence\":{\"aggregated\":");
+  body.append(record(views[agg].view, true));
+  for (const auto& cv : views) {
+    body.push_back(',');
+    AppendJsonString(body, cv.client);
+    body.push_back(':');
+    body.append(record(cv.view, false));
+  }
+  body.append("}}");
+  return body;
+}
+
+}  // namespace
+
 ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
                                               std::string_view who,
                                               RequestParams* params) const {
@@ -478,33 +513,7 @@ ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
   const auto& p = std::get<UserPresence>(found);
   const std::int64_t now_s = service_->Now() / kMicrosPerSecond;
   if (*per_client && !p.clients.empty()) {
-    // Per-client extension: the single-user shape (no client/pushable, the
-    // offline rewrite of aggregated) with one key per client.
-    std::size_t agg = 0;
-    auto views = ClientLegacyViews(&p.clients, p.date_joined, &agg);
-    auto record = [&](const LegacyView& lv, bool may_be_offline) {
-      const char* st = lv.active ? "active" : "idle";
-      if (may_be_offline && now_s - lv.timestamp > kOfflineThresholdSeconds) {
-        st = "offline";
-      }
-      std::string r = "{\"status\":\"";
-      r.append(st);
-      r.append("\",\"timestamp\":");
-      AppendInt(r, lv.timestamp);
-      r.push_back('}');
-      return r;
-    };
-    std::string body(kSuccessHead);
-    body.append(",\"presence\":{\"aggregated\":");
-    body.append(record(views[agg].view, true));
-    for (const auto& cv : views) {
-      body.push_back(',');
-      AppendJsonString(body, cv.client);
-      body.push_back(':');
-      body.append(record(cv.view, false));
-    }
-    body.append("}}");
-    return JsonResponse(std::move(body));
+    return JsonResponse(PerClientPresenceBody(p, now_s));
   }
   LegacyView v = ComputeLegacy(p.times, p.date_joined);
   const char* status = v.active ? "active" : "idle";
