@@ -10,6 +10,14 @@
 //   POST  /admin/v1/realms/{realm_id}/access    {"viewer","visible":[...]}
 //   POST  /admin/v1/clock                       {"now"} (only with
 //   --test-clock)
+//   POST  /admin/v1/faults                      {"fail_writes"} (only with
+//   --test-faults)
+//
+// Routes() holds these, one entry each. Paths match exactly (no empty
+// segments, no trailing slash). Order of checks: the bearer token (401), the
+// route (404), a test-only route's switch (404), the realm of a
+// /realms/{realm_id}/... route (404), the method (405 with Allow), then the
+// body.
 //
 // Every call needs `Authorization: Bearer <token>` (401 otherwise, compared
 // in constant time). Bodies are JSON objects; a wrong or missing field is a
@@ -26,20 +34,54 @@
 #include "api/api_error.h"
 #include "api/api_options.h"
 #include "api/http_types.h"
+#include "api/route_table.h"
 #include "core/presence_service.h"
 
 namespace presence::api {
 
 class AdminApi {
  public:
+  // What a handler is given: the request, the realm of a kRealmScoped route
+  // (synced with the store; null otherwise) and the {} segments.
+  struct Call {
+    const Request& req;
+    Realm* realm = nullptr;
+    RealmId realm_id = 0;
+    RouteArgs args{};
+  };
+  using Handler =
+      ApiResult<boost::json::object> (AdminApi::*)(const Call&) const;
+  using Entry = Route<Handler>;
+
   AdminApi(PresenceService* service, const ApiOptions* options);
 
   // `path` is the part after "/admin/v1".
   Response Handle(const Request& req, std::string_view path) const;
 
+  // The route table, patterns relative to "/admin/v1".
+  static std::span<const Entry> Routes();
+
  private:
+  static const Entry kRoutes[];
+
+  bool Authorized(const Request& req) const;
+  void Audit(const Request& req, std::string_view path,
+             const ApiResult<boost::json::object>& out) const;
   ApiResult<boost::json::object> Dispatch(const Request& req,
                                           std::string_view path) const;
+  // The checks an entry's flags ask for before the method check: nullopt
+  // when the request may go on (with `call` filled in).
+  std::optional<ApiError> Prepare(const Entry& route, Call& call) const;
+
+  // The handlers of the table.
+  ApiResult<boost::json::object> OnClock(const Call& call) const;
+  ApiResult<boost::json::object> OnFaults(const Call& call) const;
+  ApiResult<boost::json::object> OnListRealms(const Call& call) const;
+  ApiResult<boost::json::object> OnCreateRealm(const Call& call) const;
+  ApiResult<boost::json::object> OnPatchRealm(const Call& call) const;
+  ApiResult<boost::json::object> OnCreateUser(const Call& call) const;
+  ApiResult<boost::json::object> OnPatchUser(const Call& call) const;
+  ApiResult<boost::json::object> OnSetAccess(const Call& call) const;
 
   PresenceService* const service_;
   const ApiOptions* const options_;

@@ -11,9 +11,9 @@
 #include "api/rate_limiter.h"
 #include "util/clock.h"
 
-namespace presence::store {
-class FaultyStore;
-}  // namespace presence::store
+namespace presence {
+class FaultInjector;
+}  // namespace presence
 
 namespace presence::api {
 
@@ -41,7 +41,7 @@ struct ApiOptions {
   bool serve_api = true;
   bool serve_admin = true;
   // Set with --test-faults: POST /admin/v1/faults makes store writes fail.
-  store::FaultyStore* faulty_store = nullptr;
+  FaultInjector* fault_injector = nullptr;
   // Scale-out: the address ("host:port") of the other node that owns an
   // event queue this node does not have, found from the node id its id
   // starts with; nullopt if it is this node's or unknown. Empty in

@@ -88,8 +88,21 @@ std::optional<Response> EventsApi::RelayIfForeign(const Request& req,
   return r;
 }
 
-ApiResult<Response> EventsApi::Register(const Caller& caller,
-                                        RequestParams& params) const {
+namespace {
+
+// What POST /register asked for, its parameters read and checked.
+struct RegisterArgs {
+  QueueSpec spec;
+  // The state to answer with (fetch_event_types, else event_types; nullopt:
+  // everything).
+  std::optional<std::vector<std::string>> fetch;
+  std::optional<std::int64_t> history_limit_days;
+  bool modern = false;           // slim or simplified presence
+  bool settings_object = false;  // user_settings as an object
+};
+
+ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
+                                         RequestParams& params) {
   // Alphabetical, as Zulip's typed parameters; the first bad one wins.
   auto caps = params.GetJsonObject("client_capabilities");
   if (!caps) return caps.error();
@@ -111,9 +124,11 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
            it->value().as_bool();
   };
   const bool simplified = cap("simplified_presence_events");
-  const bool settings_object = cap("user_settings_object");
-
-  QueueSpec spec;
+  RegisterArgs a;
+  a.settings_object = cap("user_settings_object");
+  a.modern = simplified || slim->value_or(false);
+  a.history_limit_days = *history;
+  QueueSpec& spec = a.spec;
   spec.realm_id = caller.realm->id();
   spec.user_id = caller.user_id;
   spec.event_types = *event_types;
@@ -128,9 +143,33 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
-  const std::optional<std::vector<std::string>>& fetch =
-      *fetch_types ? *fetch_types : *event_types;
+  a.fetch = *fetch_types ? *fetch_types : *event_types;
+  return a;
+}
 
+// The user_settings part of the register answer.
+void AppendUserSettings(std::string& body, const Caller& caller,
+                        bool settings_object) {
+  bool enabled = true;
+  caller.realm->WithMember(caller.user_id, [&](const Member* m) {
+    if (m) enabled = m->presence_enabled;
+  });
+  if (settings_object) {
+    body.append(",\"user_settings\":{\"presence_enabled\":");
+    body.append(enabled ? "true}" : "false}");
+  } else {
+    body.append(",\"presence_enabled\":");
+    body.append(enabled ? "true" : "false");
+  }
+}
+
+}  // namespace
+
+ApiResult<Response> EventsApi::Register(const Caller& caller,
+                                        RequestParams& params) const {
+  auto args = ReadRegisterArgs(caller, params);
+  if (!args) return args.error();
+  const QueueSpec& spec = args->spec;
   // The queue exists before the snapshot is taken, so no change can fall
   // between the two (a change may be in both; clients merge by max).
   const std::string queue_id = hub_->Register(spec, SteadyMicros());
@@ -143,14 +182,13 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
   body.append(",\"zulip_version\":");
   AppendJsonString(body, kZulipVersion);
   body.append(",\"zulip_merge_base\":\"\"");
-  if (Contains(fetch, "presence")) {
+  if (Contains(args->fetch, "presence")) {
     const Micros now = service_->Now();
     FetchQuery query;
-    query.history_limit_days = *history;
-    const bool modern = simplified || slim->value_or(false);
+    query.history_limit_days = args->history_limit_days;
     body.push_back(',');
     UpdateId last = AppendPresences(
-        body, *service_, caller, query, modern, now,
+        body, *service_, caller, query, args->modern, now,
         spec.presence_user_ids ? &*spec.presence_user_ids : nullptr,
         spec.per_client);
     body.append(",\"server_timestamp\":");
@@ -158,7 +196,7 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
     body.append(",\"presence_last_update_id\":");
     AppendInt(body, last);
   }
-  if (Contains(fetch, "realm")) {
+  if (Contains(args->fetch, "realm")) {
     body.append(",\"realm_presence_disabled\":");
     body.append(caller.realm->presence_disabled() ? "true" : "false");
     body.append(",\"server_presence_ping_interval_seconds\":");
@@ -168,18 +206,8 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
     body.append(",\"event_queue_longpoll_timeout_seconds\":");
     AppendInt(body, options_->heartbeat_seconds + 45);
   }
-  if (Contains(fetch, "user_settings")) {
-    bool enabled = true;
-    caller.realm->WithMember(caller.user_id, [&](const Member* m) {
-      if (m) enabled = m->presence_enabled;
-    });
-    if (settings_object) {
-      body.append(",\"user_settings\":{\"presence_enabled\":");
-      body.append(enabled ? "true}" : "false}");
-    } else {
-      body.append(",\"presence_enabled\":");
-      body.append(enabled ? "true" : "false");
-    }
+  if (Contains(args->fetch, "user_settings")) {
+    AppendUserSettings(body, caller, args->settings_object);
   }
   AppendIgnoredParameters(body, params);
   body.push_back('}');

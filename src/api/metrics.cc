@@ -4,7 +4,6 @@
 
 #include "core/event_hub.h"
 #include "core/presence_service.h"
-#include "store/sqlite_store.h"
 #include "util/heap_stats.h"
 
 namespace presence::api {
@@ -76,18 +75,47 @@ void Metrics::RecordHeapTrim(double seconds) {
 
 namespace {
 
+constexpr auto kRelaxed = std::memory_order_relaxed;
+
 void Line(std::string& out, const char* fmt, auto... args) {
   char buf[512];
   int n = std::snprintf(buf, sizeof buf, fmt, args...);
   if (n > 0) out.append(buf, std::min<std::size_t>(n, sizeof buf - 1));
 }
 
+void Counter(std::string& out, const char* name, const char* help,
+             std::uint64_t v) {
+  Line(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
+       name, static_cast<unsigned long long>(v));
+}
+
+void Gauge(std::string& out, const char* name, const char* help, double v) {
+  Line(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
+       v);
+}
+
+double Seconds(const std::atomic<std::uint64_t>& ns) {
+  return static_cast<double>(ns.load(kRelaxed)) / 1e9;
+}
+
+void RenderHub(std::string& out, const EventHub& hub) {
+  HubStats s = hub.Stats();
+  Gauge(out, "presenced_event_queues", "Event queues.",
+        static_cast<double>(s.queues));
+  Gauge(out, "presenced_parked_polls", "Long polls waiting for an event.",
+        static_cast<double>(s.parked));
+  Counter(out, "presenced_events_total", "Events appended to queues.",
+          s.events_enqueued);
+  Counter(out, "presenced_queues_overflowed_total",
+          "Queues dropped for holding too many unread events.",
+          s.queues_overflowed);
+  Counter(out, "presenced_queues_expired_total",
+          "Queues freed for not being polled.", s.queues_expired);
+}
+
 }  // namespace
 
-std::string Metrics::Render(const PresenceService* service,
-                            const EventHub* hub) const {
-  std::string out;
-  out.reserve(16 * 1024);
+void Metrics::RenderRequests(std::string& out) const {
   out +=
       "# HELP presenced_requests_total HTTP requests by endpoint and status "
       "class.\n# TYPE presenced_requests_total counter\n";
@@ -102,6 +130,9 @@ std::string Metrics::Render(const PresenceService* service,
            name.c_str(), kClass[c], static_cast<unsigned long long>(v));
     }
   }
+}
+
+void Metrics::RenderLatency(std::string& out) const {
   out +=
       "# HELP presenced_request_duration_seconds Time to answer a request "
       "(parked long-poll waiting excluded).\n"
@@ -127,107 +158,105 @@ std::string Metrics::Render(const PresenceService* service,
         " %llu\n",
         name.c_str(), static_cast<unsigned long long>(count));
     Line(out, "presenced_request_duration_seconds_sum{endpoint=\"%s\"} %.9f\n",
-         name.c_str(), static_cast<double>(h.sum_ns.load(kRelaxed)) / 1e9);
+         name.c_str(), Seconds(h.sum_ns));
     Line(out,
          "presenced_request_duration_seconds_count{endpoint=\"%s\"} %llu\n",
          name.c_str(), static_cast<unsigned long long>(count));
   }
-  auto counter = [&](const char* name, const char* help, std::uint64_t v) {
-    Line(out, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name,
-         name, static_cast<unsigned long long>(v));
-  };
-  auto gauge = [&](const char* name, const char* help, double v) {
-    Line(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name,
-         name, v);
-  };
-  counter(
-      "presenced_pings_total", "Presence reports answered with success.",
+}
+
+void Metrics::RenderCounters(std::string& out) const {
+  Counter(
+      out, "presenced_pings_total", "Presence reports answered with success.",
       requests_[static_cast<int>(Endpoint::kPostPresence)][1].load(kRelaxed));
-  counter("presenced_rate_limited_total", "Requests refused with 429.",
+  Counter(out, "presenced_rate_limited_total", "Requests refused with 429.",
           rate_limited_.load(kRelaxed));
-  counter("presenced_flushes_total", "Group commits of presence rows.",
+  Counter(out, "presenced_flushes_total", "Group commits of presence rows.",
           flushes_.load(kRelaxed));
-  counter("presenced_flush_failures_total", "Group commits that failed.",
+  Counter(out, "presenced_flush_failures_total", "Group commits that failed.",
           flush_failures_.load(kRelaxed));
-  counter("presenced_flushed_rows_total", "Presence rows committed.",
+  Counter(out, "presenced_flushed_rows_total", "Presence rows committed.",
           flushed_rows_.load(kRelaxed));
-  gauge("presenced_flush_seconds_total", "Time spent in group commits.",
-        static_cast<double>(flush_ns_.load(kRelaxed)) / 1e9);
-  counter("presenced_connections_refused_total",
+  Gauge(out, "presenced_flush_seconds_total", "Time spent in group commits.",
+        Seconds(flush_ns_));
+  Counter(out, "presenced_connections_refused_total",
           "Connections refused over --max-connections.",
           connections_refused_.load(kRelaxed));
-  counter("presenced_slow_consumers_total",
+  Counter(out, "presenced_slow_consumers_total",
           "Connections cut off because they did not read their answer.",
           slow_consumers_.load(kRelaxed));
-  gauge("presenced_connections", "Open HTTP connections.",
+  Gauge(out, "presenced_connections", "Open HTTP connections.",
         static_cast<double>(connections_.load(kRelaxed)));
-  if (hub != nullptr) {
-    HubStats s = hub->Stats();
-    gauge("presenced_event_queues", "Event queues.",
-          static_cast<double>(s.queues));
-    gauge("presenced_parked_polls", "Long polls waiting for an event.",
-          static_cast<double>(s.parked));
-    counter("presenced_events_total", "Events appended to queues.",
-            s.events_enqueued);
-    counter("presenced_queues_overflowed_total",
-            "Queues dropped for holding too many unread events.",
-            s.queues_overflowed);
-    counter("presenced_queues_expired_total",
-            "Queues freed for not being polled.", s.queues_expired);
-  }
+}
+
+// Memory, so that a soak can tell what grows when RSS does.
+void Metrics::RenderHeap(std::string& out) const {
+  const HeapStats heap = ReadHeapStats();
+  if (!heap.available) return;
+  auto bytes = [](std::uint64_t v) { return static_cast<double>(v); };
+  Gauge(out, "presenced_malloc_arena_bytes",
+        "Bytes the C allocator holds in its arenas (in use + free; "
+        "mallinfo2 arena).",
+        bytes(heap.arena_bytes));
+  Gauge(out, "presenced_malloc_in_use_bytes",
+        "Bytes of arena memory allocated by the program (mallinfo2 "
+        "uordblks).",
+        bytes(heap.in_use_bytes));
+  Gauge(out, "presenced_malloc_free_bytes",
+        "Bytes of arena memory freed but kept by the allocator (mallinfo2 "
+        "fordblks).",
+        bytes(heap.free_bytes));
+  Gauge(out, "presenced_malloc_releasable_bytes",
+        "Free bytes at the top of the main arena that trimming would "
+        "return (mallinfo2 keepcost).",
+        bytes(heap.releasable_bytes));
+  Gauge(out, "presenced_malloc_mmap_bytes",
+        "Bytes in blocks the allocator mmapped on their own (mallinfo2 "
+        "hblkhd).",
+        bytes(heap.mmap_bytes));
+  Gauge(out, "presenced_malloc_arenas", "Arenas of the C allocator.",
+        bytes(heap.arenas));
+  Counter(out, "presenced_malloc_trims_total",
+          "Times free heap pages were given back (--malloc-trim-seconds).",
+          heap_trims_.load(kRelaxed));
+  Gauge(out, "presenced_malloc_trim_seconds_total",
+        "Time spent giving them back.", Seconds(heap_trim_ns_));
+}
+
+void Metrics::RenderStoreMemory(std::string& out) const {
+  if (!store_memory_) return;
+  const StoreMemory m = store_memory_();
+  Gauge(out, "presenced_sqlite_memory_used_bytes",
+        "Bytes SQLite holds in this process (sqlite3_status64 MEMORY_USED).",
+        static_cast<double>(m.memory_used_bytes));
+  Gauge(out, "presenced_sqlite_memory_highwater_bytes",
+        "Most bytes SQLite has held at once since start.",
+        static_cast<double>(m.memory_highwater_bytes));
+  Gauge(out, "presenced_sqlite_page_cache_bytes",
+        "Bytes in the store connection's page cache after its last "
+        "transaction (DBSTATUS_CACHE_USED).",
+        static_cast<double>(m.page_cache_bytes));
+  Gauge(out, "presenced_sqlite_page_cache_limit_bytes",
+        "The most the store connection's page cache may hold (PRAGMA "
+        "cache_size).",
+        static_cast<double>(m.page_cache_limit_bytes));
+}
+
+std::string Metrics::Render(const PresenceService* service,
+                            const EventHub* hub) const {
+  std::string out;
+  out.reserve(16 * 1024);
+  RenderRequests(out);
+  RenderLatency(out);
+  RenderCounters(out);
+  if (hub != nullptr) RenderHub(out, *hub);
   if (service != nullptr) {
-    gauge("presenced_store_failed",
+    Gauge(out, "presenced_store_failed",
           "1 once a store write failed (sticky until restart).",
           service->failed() ? 1 : 0);
   }
-  // Memory, so that a soak can tell what grows when RSS does.
-  if (const HeapStats heap = ReadHeapStats(); heap.available) {
-    auto bytes = [](std::uint64_t v) { return static_cast<double>(v); };
-    gauge("presenced_malloc_arena_bytes",
-          "Bytes the C allocator holds in its arenas (in use + free; "
-          "mallinfo2 arena).",
-          bytes(heap.arena_bytes));
-    gauge("presenced_malloc_in_use_bytes",
-          "Bytes of arena memory allocated by the program (mallinfo2 "
-          "uordblks).",
-          bytes(heap.in_use_bytes));
-    gauge("presenced_malloc_free_bytes",
-          "Bytes of arena memory freed but kept by the allocator (mallinfo2 "
-          "fordblks).",
-          bytes(heap.free_bytes));
-    gauge("presenced_malloc_releasable_bytes",
-          "Free bytes at the top of the main arena that trimming would "
-          "return (mallinfo2 keepcost).",
-          bytes(heap.releasable_bytes));
-    gauge("presenced_malloc_mmap_bytes",
-          "Bytes in blocks the allocator mmapped on their own (mallinfo2 "
-          "hblkhd).",
-          bytes(heap.mmap_bytes));
-    gauge("presenced_malloc_arenas", "Arenas of the C allocator.",
-          bytes(heap.arenas));
-    counter("presenced_malloc_trims_total",
-            "Times free heap pages were given back (--malloc-trim-seconds).",
-            heap_trims_.load(kRelaxed));
-    gauge("presenced_malloc_trim_seconds_total", "Time spent giving them back.",
-          static_cast<double>(heap_trim_ns_.load(kRelaxed)) / 1e9);
-  }
-  if (sqlite_ != nullptr) {
-    const store::SqliteStore::MemoryStats m = sqlite_->Memory();
-    gauge("presenced_sqlite_memory_used_bytes",
-          "Bytes SQLite holds in this process (sqlite3_status64 MEMORY_USED).",
-          static_cast<double>(m.memory_used_bytes));
-    gauge("presenced_sqlite_memory_highwater_bytes",
-          "Most bytes SQLite has held at once since start.",
-          static_cast<double>(m.memory_highwater_bytes));
-    gauge("presenced_sqlite_page_cache_bytes",
-          "Bytes in the store connection's page cache after its last "
-          "transaction (DBSTATUS_CACHE_USED).",
-          static_cast<double>(m.page_cache_bytes));
-    gauge("presenced_sqlite_page_cache_limit_bytes",
-          "The most the store connection's page cache may hold (PRAGMA "
-          "cache_size).",
-          static_cast<double>(m.page_cache_limit_bytes));
-  }
+  RenderHeap(out);
+  RenderStoreMemory(out);
   return out;
 }
 

@@ -7,22 +7,21 @@
 // owners when scraped.
 //
 // Thread safety: every counter is an atomic; Record and Render may run on
-// any thread at once. SetSqliteStore is called once, before serving.
+// any thread at once. SetStoreMemorySource is called once, before serving.
 #ifndef PRESENCE_API_METRICS_H_
 #define PRESENCE_API_METRICS_H_
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace presence {
 class EventHub;
 class PresenceService;
-namespace store {
-class SqliteStore;
-}  // namespace store
 }  // namespace presence
 
 namespace presence::api {
@@ -48,6 +47,17 @@ enum class Endpoint : std::uint8_t {
 
 std::string_view EndpointName(Endpoint e);
 
+// The embedded store's memory, as /metrics reports it (presenced_sqlite_*).
+struct StoreMemory {
+  // Every byte the store's engine holds in this process, and the most it
+  // has held at once since start.
+  std::int64_t memory_used_bytes = 0;
+  std::int64_t memory_highwater_bytes = 0;
+  // The store connection's page cache, and the most it may hold.
+  std::int64_t page_cache_bytes = 0;
+  std::int64_t page_cache_limit_bytes = 0;
+};
+
 class Metrics {
  public:
   // Bucket upper bounds of the latency histograms, in seconds.
@@ -68,9 +78,12 @@ class Metrics {
   void ConnectionClosed() { connections_.fetch_sub(1, kRelaxed); }
   std::int64_t connections() const { return connections_.load(kRelaxed); }
 
-  // The SQLite store whose memory /metrics reports (presenced_sqlite_*);
-  // null (the default) for none. It must outlive every Render.
-  void SetSqliteStore(const store::SqliteStore* store) { sqlite_ = store; }
+  // Where /metrics reads the store's memory (presenced_sqlite_*) when
+  // scraped; empty (the default): no such lines. It must never block and
+  // must stay callable until the last Render.
+  void SetStoreMemorySource(std::function<StoreMemory()> source) {
+    store_memory_ = std::move(source);
+  }
 
   // The whole exposition. `service` and `hub` may be null.
   std::string Render(const PresenceService* service, const EventHub* hub) const;
@@ -79,6 +92,12 @@ class Metrics {
   static constexpr auto kRelaxed = std::memory_order_relaxed;
   static constexpr int kStatusClasses = 5;  // 1xx..5xx
   static constexpr int kEndpoints = static_cast<int>(Endpoint::kCount);
+
+  void RenderRequests(std::string& out) const;
+  void RenderLatency(std::string& out) const;
+  void RenderCounters(std::string& out) const;
+  void RenderHeap(std::string& out) const;
+  void RenderStoreMemory(std::string& out) const;
 
   struct Histogram {
     std::array<std::atomic<std::uint64_t>, kBuckets.size()> buckets{};
@@ -99,7 +118,7 @@ class Metrics {
   std::atomic<std::uint64_t> heap_trims_{0};
   std::atomic<std::uint64_t> heap_trim_ns_{0};
   std::atomic<std::int64_t> connections_{0};
-  const store::SqliteStore* sqlite_ = nullptr;
+  std::function<StoreMemory()> store_memory_;
 };
 
 }  // namespace presence::api

@@ -28,6 +28,11 @@ class Router {
 
   Response Handle(const Request& req) const;
 
+  // The metric label of a request for `path` (without its query): the
+  // Zulip route table's entry under /api/v1 (Endpoint::kOther for an unknown
+  // route), kAdmin for the whole admin API, then healthz, metrics, web.
+  static Endpoint Classify(std::string_view method, std::string_view path);
+
   // Answers a GET /events that parked (Response::parked, with its
   // `parked_poll`) once its queue woke `waiter` (`superseded`: another poll
   // took its place), without routing, parsing or authenticating it again;

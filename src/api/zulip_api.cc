@@ -1,6 +1,5 @@
 #include "api/zulip_api.h"
 
-#include <array>
 #include <boost/json/serialize.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <cctype>
@@ -19,78 +18,6 @@ namespace presence::api {
 namespace {
 
 constexpr std::string_view kSuccessHead = R"({"result":"success","msg":"")";
-
-enum class Route {
-  kNone,
-  kMyPresence,
-  kRealmPresence,
-  kUserPresence,
-  kSettings,
-  kServerSettings,
-  kRegister,
-  kEvents,
-  kUsers,
-};
-
-struct Match {
-  Route route = Route::kNone;
-  std::string_view segment;  // {user_id_or_email}, still percent-encoded
-};
-
-Match MatchRoute(std::string_view path) {
-  if (path == "/users/me/presence") return {Route::kMyPresence, {}};
-  if (path == "/realm/presence") return {Route::kRealmPresence, {}};
-  if (path == "/settings") return {Route::kSettings, {}};
-  if (path == "/server_settings") return {Route::kServerSettings, {}};
-  if (path == "/register") return {Route::kRegister, {}};
-  if (path == "/users") return {Route::kUsers, {}};
-  if (path == "/events") return {Route::kEvents, {}};
-  constexpr std::string_view kUsers = "/users/";
-  constexpr std::string_view kPresence = "/presence";
-  if (path.starts_with(kUsers) && path.ends_with(kPresence) &&
-      path.size() > kUsers.size() + kPresence.size()) {
-    std::string_view seg = path.substr(
-        kUsers.size(), path.size() - kUsers.size() - kPresence.size());
-    if (seg.find('/') == std::string_view::npos) {
-      return {Route::kUserPresence, seg};
-    }
-  }
-  return {};
-}
-
-std::span<const std::string_view> AllowedMethods(Route r) {
-  static constexpr std::array<std::string_view, 1> kPost{"POST"};
-  static constexpr std::array<std::string_view, 2> kGet{"GET", "HEAD"};
-  static constexpr std::array<std::string_view, 1> kPatch{"PATCH"};
-  static constexpr std::array<std::string_view, 3> kEvents{"GET", "DELETE",
-                                                           "PATCH"};
-  switch (r) {
-    case Route::kEvents:
-      return kEvents;
-    case Route::kRegister:
-    case Route::kMyPresence:
-      return kPost;
-    case Route::kSettings:
-      return kPatch;
-    case Route::kRealmPresence:
-    case Route::kUserPresence:
-    case Route::kServerSettings:
-    case Route::kUsers:
-      return kGet;
-    case Route::kNone:
-      break;
-  }
-  return {};
-}
-
-std::string JoinMethods(std::span<const std::string_view> methods) {
-  std::string out;
-  for (auto m : methods) {
-    if (!out.empty()) out += ", ";
-    out += m;
-  }
-  return out;
-}
 
 std::string_view AuthMessage(AuthFailure f) {
   switch (f) {
@@ -167,6 +94,88 @@ ZulipApi::ZulipApi(PresenceService* service, EventHub* hub,
       events_(service, hub, options),
       limiter_(options->rate_limit_per_minute, 60) {}
 
+// Entries of one pattern are adjacent; /users/me/presence comes before
+// /users/{}/presence, which it would otherwise match.
+const ZulipApi::Entry ZulipApi::kRoutes[] = {
+    {"/users/me/presence", kPost, &ZulipApi::OnPostPresence,
+     Endpoint::kPostPresence, kNeedsAuth | kRateLimited, Params::kStrict},
+    {"/realm/presence", kGet | kHead, &ZulipApi::OnRealmPresence,
+     Endpoint::kRealmPresence, kNeedsAuth | kRateLimited, Params::kLenient},
+    {"/users", kGet | kHead, &ZulipApi::OnUsers, Endpoint::kUsers,
+     kNeedsAuth | kRateLimited, Params::kNone},
+    {"/users/{}/presence", kGet | kHead, &ZulipApi::OnUserPresence,
+     Endpoint::kUserPresence, kNeedsAuth | kRateLimited, Params::kLenient},
+    {"/settings", kPatch, &ZulipApi::OnSettings, Endpoint::kSettings,
+     kNeedsAuth | kRateLimited, Params::kStrict},
+    {"/server_settings", kGet | kHead, &ZulipApi::OnServerSettings,
+     Endpoint::kServerSettings, 0, Params::kNone},
+    {"/register", kPost, &ZulipApi::OnRegister, Endpoint::kRegister,
+     kNeedsAuth | kRateLimited, Params::kStrict},
+    {"/events", kGet, &ZulipApi::OnGetEvents, Endpoint::kGetEvents,
+     kNeedsAuth | kRelayable | kParks, Params::kStrict},
+    {"/events", kDelete, &ZulipApi::OnDeleteEvents, Endpoint::kDeleteEvents,
+     kNeedsAuth | kRateLimited | kRelayable, Params::kStrict},
+    {"/events", kPatch, &ZulipApi::OnPatchEvents, Endpoint::kPatchEvents,
+     kNeedsAuth | kRateLimited | kRelayable, Params::kStrict},
+};
+
+std::span<const ZulipApi::Entry> ZulipApi::Routes() { return kRoutes; }
+
+Endpoint ZulipApi::Metric(std::string_view method, std::string_view path) {
+  return MetricFor(Routes(), path, method, Endpoint::kOther);
+}
+
+namespace {
+
+Response OptionsResponse(MethodSet allowed) {
+  Response r;
+  r.status = 204;
+  r.content_type = {};
+  r.headers.emplace_back("Allow", MethodList(allowed).Joined());
+  return r;
+}
+
+Response WithRateHeaders(Response r, const std::optional<RateDecision>& rate) {
+  if (rate) {
+    r.headers.emplace_back("X-RateLimit-Limit", std::to_string(rate->limit));
+    r.headers.emplace_back("X-RateLimit-Remaining",
+                           std::to_string(rate->remaining));
+    r.headers.emplace_back(
+        "X-RateLimit-Reset",
+        std::to_string(static_cast<std::int64_t>(rate->reset_unix)));
+  }
+  return r;
+}
+
+Response RateLimitedResponse(const RateDecision& rate) {
+  ApiError e(429, "RATE_LIMIT_HIT", "API usage exceeded rate limit");
+  e.extra["retry-after"] = rate.retry_after;
+  Response r = WithRateHeaders(ErrorResponse(e), rate);
+  char secs[32];
+  std::snprintf(secs, sizeof secs, "%.3f", rate.retry_after);
+  r.headers.emplace_back("Retry-After", secs);
+  return r;
+}
+
+// Decodes the parameters of a request that is not a POST (whose were
+// decoded before the method check), as its route reads them.
+std::optional<ApiError> ReadParams(Params mode, const Request& req,
+                                   std::string_view query,
+                                   std::optional<RequestParams>& params) {
+  if (params || mode == Params::kNone) return std::nullopt;
+  auto parsed = RequestParams::Parse(query, req.content_type, req.body);
+  if (parsed) {
+    params = std::move(*parsed);
+  } else if (mode == Params::kStrict) {
+    return parsed.error();
+  }
+  // kLenient: only for the per_client extension; these GETs never failed on
+  // their query string, so a malformed one is still ignored.
+  return std::nullopt;
+}
+
+}  // namespace
+
 Response ZulipApi::Handle(const Request& req, std::string_view path,
                           std::string_view query) const {
   auto sub = SubdomainForHost(req.host, options_->root_domain);
@@ -175,11 +184,8 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
     return ErrorResponse(
         ApiError::NotFound("Invalid subdomain", "NONEXISTENT_SUBDOMAIN"));
   }
-  Match m = MatchRoute(path);
-  if (m.route == Route::kNone) {
-    return ErrorResponse(ApiError::NotFound("Not Found"));
-  }
-  auto allowed = AllowedMethods(m.route);
+  RouteMatch<Handler> m = FindRoute(Routes(), path, req.method);
+  if (!m.path_found()) return ErrorResponse(ApiError::NotFound("Not Found"));
   // A legacy form field `method=<VERB>` in a POST body overrides the HTTP
   // method, so the body is decoded before the method check for POSTs.
   std::optional<RequestParams> params;
@@ -191,130 +197,116 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
     if (params->Has("method")) {
       method = *params->GetString("method");
       for (char& c : method) c = static_cast<char>(std::toupper(c));
+      m = FindRoute(Routes(), path, method);
     }
   }
-  if (method == "OPTIONS") {
-    Response r;
-    r.status = 204;
-    r.content_type = {};
-    r.headers.emplace_back("Allow", JoinMethods(allowed));
-    return r;
+  if (method == "OPTIONS") return OptionsResponse(m.allowed);
+  if (m.route == nullptr) {
+    return ErrorResponse(
+        ApiError::MethodNotAllowed(MethodList(m.allowed).names()));
   }
-  if (std::find(allowed.begin(), allowed.end(), method) == allowed.end()) {
-    return ErrorResponse(ApiError::MethodNotAllowed(allowed));
+  Call call{req, *realm, method, nullptr, nullptr, m.args};
+  if (!m.route->has(kNeedsAuth)) {
+    ApiResult<Response> out = (this->*m.route->handler)(call);
+    return out ? std::move(*out) : ErrorResponse(out.error());
   }
-  if (m.route == Route::kServerSettings) return ServerSettings(req, *realm);
+  return HandleAuthenticated(*m.route, call, params, query);
+}
 
+Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
+                                       std::optional<RequestParams>& params,
+                                       std::string_view query) const {
   // Scale-out: see every change any node acknowledged before this request
   // (a key created a moment ago on another node, its last ping, the events
   // of a setting just changed). A parked poll that its queue woke has been
   // through this already: its queue is fed as the replica catches up.
-  if (!(m.route == Route::kEvents && method == "GET" && req.resumed)) {
-    if (auto st = service_->Sync(*realm); !st) {
+  if (!(route.has(kParks) && call.req.resumed)) {
+    if (auto st = service_->Sync(call.realm); !st) {
       return ErrorResponse(FromErrc(st.error()));
     }
   }
-
-  auto caller = Authenticate(req, *realm);
+  auto caller = Authenticate(call.req, call.realm);
   if (!caller) return ErrorResponse(caller.error());
+  call.caller = &*caller;
 
+  const std::optional<RateDecision> rate = CheckRate(route, caller->user_id);
+  if (rate && !rate->allowed) return RateLimitedResponse(*rate);
+
+  if (auto e = ReadParams(route.params, call.req, query, params)) {
+    return WithRateHeaders(ErrorResponse(*e), rate);
+  }
+  if (params) {
+    if (params->Has("method")) params->MarkUsed("method");
+    call.params = &*params;
+  }
+  if (route.has(kRelayable)) {
+    if (auto relay = events_.RelayIfForeign(call.req, *call.params)) {
+      return std::move(*relay);
+    }
+  }
+  ApiResult<Response> out = (this->*route.handler)(call);
+  if (!out) return WithRateHeaders(ErrorResponse(out.error()), rate);
+  return WithRateHeaders(std::move(*out), rate);
+}
+
+std::optional<RateDecision> ZulipApi::CheckRate(const Entry& route,
+                                                UserId user) const {
   // Zulip's per-user limit; long polls are exempt (they wait, not work).
+  if (!limiter_.enabled() || !route.has(kRateLimited)) return std::nullopt;
+  const std::int64_t now = RealClock().NowMicros();
   std::optional<RateDecision> rate;
-  if (limiter_.enabled() && !(m.route == Route::kEvents && method == "GET")) {
-    const std::int64_t now = RealClock().NowMicros();
-    if (options_->shared_rate_limit) {
-      rate = options_->shared_rate_limit(caller->user_id, now);
-    }
-    if (!rate) rate = limiter_.Check(caller->user_id, now);
+  if (options_->shared_rate_limit) {
+    rate = options_->shared_rate_limit(user, now);
   }
-  auto with_rate_headers = [&](Response r) {
-    if (rate) {
-      r.headers.emplace_back("X-RateLimit-Limit", std::to_string(rate->limit));
-      r.headers.emplace_back("X-RateLimit-Remaining",
-                             std::to_string(rate->remaining));
-      r.headers.emplace_back(
-          "X-RateLimit-Reset",
-          std::to_string(static_cast<std::int64_t>(rate->reset_unix)));
-    }
-    return r;
-  };
-  if (rate && !rate->allowed) {
-    ApiError e(429, "RATE_LIMIT_HIT", "API usage exceeded rate limit");
-    e.extra["retry-after"] = rate->retry_after;
-    Response r = with_rate_headers(ErrorResponse(e));
-    char secs[32];
-    std::snprintf(secs, sizeof secs, "%.3f", rate->retry_after);
-    r.headers.emplace_back("Retry-After", secs);
-    return r;
-  }
+  if (!rate) rate = limiter_.Check(user, now);
+  return rate;
+}
 
-  if (!params && m.route != Route::kRealmPresence &&
-      m.route != Route::kUserPresence && m.route != Route::kUsers) {
-    // Bots are refused before their parameters are looked at.
-    if (!(m.route == Route::kMyPresence && caller->is_bot)) {
-      auto parsed = RequestParams::Parse(query, req.content_type, req.body);
-      if (!parsed) return with_rate_headers(ErrorResponse(parsed.error()));
-      params = std::move(*parsed);
-    }
+ApiResult<Response> ZulipApi::OnPostPresence(const Call& call) const {
+  // Bots are refused before their parameters are looked at.
+  if (call.caller->is_bot) {
+    return ApiError::BadRequest("This endpoint does not accept bot requests.");
   }
-  if (params && params->Has("method")) params->MarkUsed("method");
-  if (!params &&
-      (m.route == Route::kRealmPresence || m.route == Route::kUserPresence)) {
-    // Only for the per_client extension; these GETs never failed on their
-    // query string, so a malformed one is still ignored.
-    auto parsed = RequestParams::Parse(query, req.content_type, req.body);
-    if (parsed) params = std::move(*parsed);
-  }
+  return PostPresence(*call.caller, *call.params,
+                      ClientNameFromUserAgent(call.req.user_agent));
+}
 
-  ApiResult<Response> out = ApiError{};
-  switch (m.route) {
-    case Route::kMyPresence:
-      if (caller->is_bot) {
-        out =
-            ApiError::BadRequest("This endpoint does not accept bot requests.");
-      } else {
-        out = PostPresence(*caller, *params,
-                           ClientNameFromUserAgent(req.user_agent));
-      }
-      break;
-    case Route::kRealmPresence:
-      out = GetRealmPresence(*caller, params ? &*params : nullptr);
-      break;
-    case Route::kUsers:
-      out = GetUsers(*caller);
-      break;
-    case Route::kUserPresence: {
-      auto decoded = boost::urls::make_pct_string_view(m.segment);
-      if (!decoded) {
-        out = ApiError::BadRequest("No such user");
-      } else {
-        out = GetUserPresence(*caller, decoded->decode(),
-                              params ? &*params : nullptr);
-      }
-      break;
-    }
-    case Route::kSettings:
-      out = PatchSettings(*caller, *params);
-      break;
-    case Route::kRegister:
-      out = events_.Register(*caller, *params);
-      break;
-    case Route::kEvents:
-      if (auto relay = events_.RelayIfForeign(req, *params)) {
-        return std::move(*relay);
-      } else if (method == "GET") {
-        out = events_.GetEvents(req, *caller, *params);
-      } else if (method == "DELETE") {
-        out = events_.DeleteQueue(*caller, *params);
-      } else {
-        out = events_.PatchQueue(*caller, *params);
-      }
-      break;
-    default:
-      break;
-  }
-  if (!out) return with_rate_headers(ErrorResponse(out.error()));
-  return with_rate_headers(std::move(*out));
+ApiResult<Response> ZulipApi::OnRealmPresence(const Call& call) const {
+  return GetRealmPresence(*call.caller, call.params);
+}
+
+ApiResult<Response> ZulipApi::OnUsers(const Call& call) const {
+  return GetUsers(*call.caller);
+}
+
+ApiResult<Response> ZulipApi::OnUserPresence(const Call& call) const {
+  auto decoded = boost::urls::make_pct_string_view(call.args[0]);
+  if (!decoded) return ApiError::BadRequest("No such user");
+  return GetUserPresence(*call.caller, decoded->decode(), call.params);
+}
+
+ApiResult<Response> ZulipApi::OnSettings(const Call& call) const {
+  return PatchSettings(*call.caller, *call.params);
+}
+
+ApiResult<Response> ZulipApi::OnServerSettings(const Call& call) const {
+  return ServerSettings(call.req, call.realm);
+}
+
+ApiResult<Response> ZulipApi::OnRegister(const Call& call) const {
+  return events_.Register(*call.caller, *call.params);
+}
+
+ApiResult<Response> ZulipApi::OnGetEvents(const Call& call) const {
+  return events_.GetEvents(call.req, *call.caller, *call.params);
+}
+
+ApiResult<Response> ZulipApi::OnDeleteEvents(const Call& call) const {
+  return events_.DeleteQueue(*call.caller, *call.params);
+}
+
+ApiResult<Response> ZulipApi::OnPatchEvents(const Call& call) const {
+  return events_.PatchQueue(*call.caller, *call.params);
 }
 
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
@@ -465,6 +457,41 @@ ApiResult<Response> ZulipApi::GetUsers(const Caller& caller) const {
   return r;
 }
 
+namespace {
+
+// The per_client extension of GET /users/{user}/presence: the single-user
+// shape (no client/pushable, the offline rewrite of aggregated) with one key
+// per client.
+std::string PerClientPresenceBody(const UserPresence& p, std::int64_t now_s) {
+  std::size_t agg = 0;
+  auto views = ClientLegacyViews(&p.clients, p.date_joined, &agg);
+  auto record = [&](const LegacyView& lv, bool may_be_offline) {
+    const char* st = lv.active ? "active" : "idle";
+    if (may_be_offline && now_s - lv.timestamp > kOfflineThresholdSeconds) {
+      st = "offline";
+    }
+    std::string r = "{\"status\":\"";
+    r.append(st);
+    r.append("\",\"timestamp\":");
+    AppendInt(r, lv.timestamp);
+    r.push_back('}');
+    return r;
+  };
+  std::string body(kSuccessHead);
+  body.append(",\"presence\":{\"aggregated\":");
+  body.append(record(views[agg].view, true));
+  for (const auto& cv : views) {
+    body.push_back(',');
+    AppendJsonString(body, cv.client);
+    body.push_back(':');
+    body.append(record(cv.view, false));
+  }
+  body.append("}}");
+  return body;
+}
+
+}  // namespace
+
 ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
                                               std::string_view who,
                                               RequestParams* params) const {
@@ -486,33 +513,7 @@ ApiResult<Response> ZulipApi::GetUserPresence(const Caller& caller,
   const auto& p = std::get<UserPresence>(found);
   const std::int64_t now_s = service_->Now() / kMicrosPerSecond;
   if (*per_client && !p.clients.empty()) {
-    // Per-client extension: the single-user shape (no client/pushable, the
-    // offline rewrite of aggregated) with one key per client.
-    std::size_t agg = 0;
-    auto views = ClientLegacyViews(&p.clients, p.date_joined, &agg);
-    auto record = [&](const LegacyView& lv, bool may_be_offline) {
-      const char* st = lv.active ? "active" : "idle";
-      if (may_be_offline && now_s - lv.timestamp > kOfflineThresholdSeconds) {
-        st = "offline";
-      }
-      std::string r = "{\"status\":\"";
-      r.append(st);
-      r.append("\",\"timestamp\":");
-      AppendInt(r, lv.timestamp);
-      r.push_back('}');
-      return r;
-    };
-    std::string body(kSuccessHead);
-    body.append(",\"presence\":{\"aggregated\":");
-    body.append(record(views[agg].view, true));
-    for (const auto& cv : views) {
-      body.push_back(',');
-      AppendJsonString(body, cv.client);
-      body.push_back(':');
-      body.append(record(cv.view, false));
-    }
-    body.append("}}");
-    return JsonResponse(std::move(body));
+    return JsonResponse(PerClientPresenceBody(p, now_s));
   }
   LegacyView v = ComputeLegacy(p.times, p.date_joined);
   const char* status = v.active ? "active" : "idle";

@@ -3,7 +3,8 @@
 // Order of checks for every request, as Zulip's: the realm named by the Host
 // header (404 NONEXISTENT_SUBDOMAIN if none), the route (404), the method
 // (405, before authentication; OPTIONS answers 204 with Allow), HTTP Basic
-// authentication (401), then the endpoint's own checks and parameters.
+// authentication (401), the rate limit (429), then the endpoint's own checks
+// and parameters. What each route takes and needs is its entry in Routes().
 //
 // Thread safety: Handle may run on many threads at once; the object holds no
 // mutable state of its own.
@@ -18,12 +19,28 @@
 #include "api/http_types.h"
 #include "api/rate_limiter.h"
 #include "api/request_params.h"
+#include "api/route_table.h"
 #include "core/presence_service.h"
 
 namespace presence::api {
 
 class ZulipApi {
  public:
+  // What a handler is given: the request, the realm of its Host, the method
+  // after the legacy `method=` override, the authenticated caller (null for
+  // routes without kNeedsAuth), the decoded parameters (null when the route
+  // reads none, or a lenient route's were malformed) and the {} segments.
+  struct Call {
+    const Request& req;
+    const Realm& realm;
+    std::string_view method;
+    const Caller* caller = nullptr;
+    RequestParams* params = nullptr;
+    RouteArgs args{};
+  };
+  using Handler = ApiResult<Response> (ZulipApi::*)(const Call&) const;
+  using Entry = Route<Handler>;
+
   ZulipApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
 
   // `path` is the part after "/api/v1" (e.g. "/users/me/presence");
@@ -34,7 +51,36 @@ class ZulipApi {
   // The events API, for Router::Resume (parked polls woken by their queue).
   const EventsApi& events() const { return events_; }
 
+  // The route table: one entry per (pattern, method set), patterns relative
+  // to "/api/v1".
+  static std::span<const Entry> Routes();
+  // The metric label of a request for `path` (after "/api/v1").
+  static Endpoint Metric(std::string_view method, std::string_view path);
+
  private:
+  static const Entry kRoutes[];
+
+  // Handle, after the method check: sync, authentication, rate limit,
+  // parameters, then the route's handler.
+  Response HandleAuthenticated(const Entry& route, Call& call,
+                               std::optional<RequestParams>& params,
+                               std::string_view query) const;
+  // The rate decision for `user` on a rate-limited route; nullopt when no
+  // limit applies.
+  std::optional<RateDecision> CheckRate(const Entry& route, UserId user) const;
+
+  // The handlers of the table.
+  ApiResult<Response> OnPostPresence(const Call& call) const;
+  ApiResult<Response> OnRealmPresence(const Call& call) const;
+  ApiResult<Response> OnUsers(const Call& call) const;
+  ApiResult<Response> OnUserPresence(const Call& call) const;
+  ApiResult<Response> OnSettings(const Call& call) const;
+  ApiResult<Response> OnServerSettings(const Call& call) const;
+  ApiResult<Response> OnRegister(const Call& call) const;
+  ApiResult<Response> OnGetEvents(const Call& call) const;
+  ApiResult<Response> OnDeleteEvents(const Call& call) const;
+  ApiResult<Response> OnPatchEvents(const Call& call) const;
+
   ApiResult<Caller> Authenticate(const Request& req, const Realm& realm) const;
   // `client`: the reporting client's name (ClientNameFromUserAgent).
   ApiResult<Response> PostPresence(const Caller& caller, RequestParams& params,

@@ -50,7 +50,7 @@ std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
   if (f.test_faults) {
     backend.faulty = std::make_unique<store::FaultyStore>(active);
     active = backend.faulty.get();
-    options.faulty_store = backend.faulty.get();
+    options.fault_injector = backend.faulty.get();
   }
   auto service = PresenceService::Create(std::make_unique<LocalWriter>(active),
                                          clock, f.max_clients_per_user);

@@ -136,7 +136,13 @@ int Main(int argc, char** argv) {
   service.SetListener(&hub);
   hub.SeedTransitions(service.Now());
   api::Metrics metrics;
-  metrics.SetSqliteStore(backend.sqlite.get());
+  if (const store::SqliteStore* sqlite = backend.sqlite.get()) {
+    metrics.SetStoreMemorySource([sqlite] {
+      const store::SqliteStore::MemoryStats m = sqlite->Memory();
+      return api::StoreMemory{m.memory_used_bytes, m.memory_highwater_bytes,
+                              m.page_cache_bytes, m.page_cache_limit_bytes};
+    });
+  }
   options.metrics = &metrics;
   options.log = [](std::string_view event, const auto& fields) {
     Log("info", event, fields);

@@ -17,11 +17,12 @@
 #include <atomic>
 #include <cstdint>
 
+#include "core/fault_injector.h"
 #include "core/store.h"
 
 namespace presence::store {
 
-class FaultyStore final : public Store {
+class FaultyStore final : public Store, public FaultInjector {
  public:
   // `inner` must be non-null and outlive this object.
   explicit FaultyStore(Store* inner);
@@ -30,7 +31,7 @@ class FaultyStore final : public Store {
   ~FaultyStore() override = default;
 
   // Every write fails while `fail` is true. Clears any FailWritesAfter.
-  void SetFailWrites(bool fail);
+  void SetFailWrites(bool fail) override;
   // Lets the next `n` writes through, then fails every write after them
   // (n = 0: fail from now on) until SetFailWrites(false).
   void FailWritesAfter(std::int64_t n);

@@ -6,8 +6,6 @@
 #include <sstream>
 #include <string>
 
-#include "store/sqlite_store.h"
-#include "store/temp_dir.h"
 #include "util/heap_stats.h"
 
 namespace presence::api {
@@ -32,25 +30,22 @@ std::map<std::string, double> Samples(const std::string& text) {
   return out;
 }
 
-TEST(MetricsTest, ReportsSqliteMemoryOnlyWithAStore) {
+TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   Metrics metrics;
   auto without = Samples(metrics.Render(nullptr, nullptr));
   EXPECT_EQ(without.count("presenced_sqlite_memory_used_bytes"), 0u);
 
-  store::TempDir dir;
-  auto opened = store::SqliteStore::Open(dir.path());
-  ASSERT_TRUE(opened.has_value());
-  metrics.SetSqliteStore(opened->get());
+  int reads = 0;
+  metrics.SetStoreMemorySource([&reads] {
+    ++reads;
+    return StoreMemory{1000, 4000, 300, 2'000'000};
+  });
   auto with = Samples(metrics.Render(nullptr, nullptr));
-  const auto m = (*opened)->Memory();
-  ASSERT_EQ(with.count("presenced_sqlite_memory_used_bytes"), 1u);
-  EXPECT_GT(with["presenced_sqlite_memory_used_bytes"], 0);
-  EXPECT_GE(with["presenced_sqlite_memory_highwater_bytes"],
-            with["presenced_sqlite_memory_used_bytes"]);
-  EXPECT_GT(with["presenced_sqlite_page_cache_bytes"], 0);
-  EXPECT_EQ(with["presenced_sqlite_page_cache_limit_bytes"],
-            static_cast<double>(m.page_cache_limit_bytes));
-  EXPECT_GT(with["presenced_sqlite_page_cache_limit_bytes"], 0);
+  EXPECT_EQ(reads, 1);  // read when scraped, once
+  EXPECT_EQ(with["presenced_sqlite_memory_used_bytes"], 1000);
+  EXPECT_EQ(with["presenced_sqlite_memory_highwater_bytes"], 4000);
+  EXPECT_EQ(with["presenced_sqlite_page_cache_bytes"], 300);
+  EXPECT_EQ(with["presenced_sqlite_page_cache_limit_bytes"], 2'000'000);
 }
 
 TEST(MetricsTest, HeapGaugesAddUpWhenTheAllocatorReportsThem) {
