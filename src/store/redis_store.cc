@@ -13,7 +13,7 @@
 #include <utility>
 
 #include "core/constants.h"
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 namespace {
