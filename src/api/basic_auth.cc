@@ -4,6 +4,7 @@
 #include <optional>
 #include <vector>
 
+#include "util/ascii.h"
 #include "util/crypto.h"
 
 namespace presence::api {
@@ -32,17 +33,6 @@ std::vector<std::string_view> SplitWords(std::string_view s) {
     if (i > start) words.push_back(s.substr(start, i - start));
   }
   return words;
-}
-
-bool EqualsIgnoreAsciiCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // Strict UTF-8 (no overlongs, surrogates or code points above U+10FFFF), as
@@ -100,7 +90,7 @@ ApiError InvalidHeader() {
 ApiResult<BasicCredentials> ParseBasicAuthorization(std::string_view header) {
   std::vector<std::string_view> words = SplitWords(header);
   if (words.empty()) return InvalidHeader();
-  if (!EqualsIgnoreAsciiCase(words[0], "basic")) {
+  if (!EqualsIgnoreCase(words[0], "basic")) {
     return ApiError::BadRequest(std::string(kRequiresBasicAuth));
   }
   if (words.size() != 2) return InvalidHeader();

@@ -2,23 +2,14 @@
 
 #include <array>
 
+#include "util/ascii.h"
+
 namespace presence::api {
 namespace {
 
 bool TokenChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
          (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '+';
-}
-
-bool EqualsAsciiNoCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 // Product names that mean "a web browser" (and so Zulip's web app).
@@ -46,7 +37,7 @@ std::string ClientNameFromUserAgent(std::string_view user_agent) {
   std::string_view name = user_agent.substr(begin, end - begin);
   if (name.empty()) return std::string(kUnspecifiedClient);
   for (std::string_view b : kBrowsers) {
-    if (EqualsAsciiNoCase(name, b)) return std::string(kWebsiteClient);
+    if (EqualsIgnoreCase(name, b)) return std::string(kWebsiteClient);
   }
   for (std::string_view d : kDesktopApps) {
     if (name == d) return std::string(kWebsiteClient);

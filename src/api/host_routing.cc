@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include "core/realm.h"
+#include "util/ascii.h"
 
 namespace presence::api {
 namespace {

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "util/ascii.h"
+
 namespace presence::api {
 namespace {
 
@@ -31,14 +33,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpaceOrTab(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsSpaceOrTab(s.back())) s.remove_suffix(1);
   return s;
-}
-
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
 }
 
 // Valid UTF-8 is copied unchanged; each maximal subpart of an ill-formed

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include "util/ascii.h"
+
 namespace presence {
 
 Realm* Directory::FindRealm(std::string_view subdomain) const {

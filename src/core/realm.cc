@@ -4,22 +4,11 @@
 #include <cstring>
 
 #include "core/constants.h"
+#include "util/ascii.h"
 
 namespace presence {
 
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 namespace {
-
-char LowerAscii(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 // Orders client rows stalest first: oldest last report, then oldest write.
 bool StalerClient(const ClientPresence& a, const ClientPresence& b) {
@@ -30,23 +19,6 @@ bool StalerClient(const ClientPresence& a, const ClientPresence& b) {
 }
 
 }  // namespace
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (LowerAscii(a[i]) != LowerAscii(b[i])) return false;
-  }
-  return true;
-}
-
-std::size_t HashIgnoreCase(std::string_view s) {
-  std::size_t h = 14695981039346656037ull;  // FNV-1a
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(LowerAscii(c));
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 std::size_t Realm::EmailHash::operator()(std::uint32_t slot) const {
   return HashIgnoreCase((*members)[slot].email());

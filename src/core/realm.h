@@ -51,6 +51,7 @@
 #include "core/store.h"
 #include "core/types.h"
 #include "util/arena.h"
+#include "util/ascii.h"
 #include "util/crypto.h"
 #include "util/function_ref.h"
 #include "util/result.h"
@@ -66,11 +67,6 @@ class UpdateIdReserver {
   virtual ~UpdateIdReserver() = default;
   virtual Status ReserveUpdateIds(RealmId realm, UpdateId up_to) = 0;
 };
-
-// ASCII lowercase, for case-insensitive email comparison.
-std::string AsciiLower(std::string_view s);
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-std::size_t HashIgnoreCase(std::string_view s);
 
 // One user as the realm holds it. Read-only outside Realm.
 //

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <map>
 
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 #include "util/crypto.h"
 
 namespace presence::store::redis_codec {

@@ -4,7 +4,7 @@
 #include <span>
 #include <utility>
 
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 #include "store/redis_codec.h"
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"

@@ -9,7 +9,7 @@
 #include <tuple>
 #include <utility>
 
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 #include "store/redis_codec.h"
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"

@@ -6,7 +6,7 @@
 #include <set>
 #include <utility>
 
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 namespace {

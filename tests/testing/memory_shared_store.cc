@@ -4,7 +4,7 @@
 #include <variant>
 
 #include "core/presence_rules.h"
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 

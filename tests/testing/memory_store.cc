@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "store/ascii_lower.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 
