@@ -1024,14 +1024,46 @@ class QueueLimitsTest(EventsTestCase):
             self.assertGreater(ev["id"], last)
             last = ev["id"]
 
+    def event_queues_gauge(self):
+        """The servers' own count of live event queues (/metrics), summed
+        over the nodes when the suite runs on several."""
+        total = 0.0
+        for node in getattr(self.server, "nodes", [self.server]):
+            text = harness.http_request(node.port, "GET",
+                                        "/metrics").body.decode()
+            values = [float(line.split()[1]) for line in text.splitlines()
+                      if line.startswith("presenced_event_queues ")]
+            self.assertEqual(len(values), 1,
+                             "no presenced_event_queues gauge:\n" + text)
+            total += values[0]
+        return total
+
+    def wait_for_event_queues(self, want, deadline, while_waiting=None):
+        while self.event_queues_gauge() != want:
+            self.assertLess(time.monotonic(), deadline,
+                            f"presenced_event_queues never reached {want}")
+            if while_waiting is not None:
+                while_waiting()
+            time.sleep(0.1)
+
     def test_unpolled_queue_expires(self):
         r = self.realm()
         a = r.create_user()
+        # Queues left by the other tests of this class expire first (2 s).
+        self.wait_for_event_queues(0, time.monotonic() + 15)
         idle = self.register(a)["queue_id"]
+        registered_at = time.monotonic()
         live = self.register(a)["queue_id"]
-        for _ in range(5):
-            time.sleep(1.0)
+        self.assertEqual(self.event_queues_gauge(), 2)
+
+        # Keep `live` polled until the server itself counts one queue fewer
+        # (the 2 s timeout, swept every second), within a bounded deadline.
+        def poll_live():
             self.assertEqual(self.events(a, live), [])
+
+        self.wait_for_event_queues(1, registered_at + 15, poll_live)
+        # Not before its timeout.
+        self.assertGreaterEqual(time.monotonic() - registered_at, 2.0)
         self.assert_bad_queue(self.get_events(a, idle), idle)
         self.assertEqual(self.events(a, live), [])
 

@@ -57,6 +57,30 @@ def register(node, user):
     return r.json()["queue_id"]
 
 
+def gauge(node, name):
+    """One gauge of one node's own /metrics."""
+    r = harness.http_request(node.port, "GET", "/metrics")
+    assert r.status == 200, r
+    for line in r.body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {name} in /metrics of node {node.port}")
+
+
+def parked_polls(node):
+    return gauge(node, "presenced_parked_polls")
+
+
+def wait_until(what, predicate, timeout=10.0):
+    """Re-checks `predicate` until it holds; fails with `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {what}")
+        time.sleep(0.02)
+
+
 class ScaleOutTest(unittest.TestCase):
     def setUp(self):
         # No rate limit: the kill test pings as fast as it can.
@@ -84,9 +108,12 @@ class ScaleOutTest(unittest.TestCase):
             result["r"] = call(self.n3, watcher, "GET", "/events",
                                {"queue_id": queue_id, "last_event_id": -1})
 
+        before = parked_polls(self.n3)
         t = threading.Thread(target=poll)
         t.start()
-        time.sleep(0.3)
+        # Proof that it parked: node 3's own gauge rose.
+        wait_until("the poll parks on node 3",
+                   lambda: parked_polls(self.n3) == before + 1)
         self.assertTrue(t.is_alive(), "the poll should be parked")
         ping(self.n1, pinger)
         t.join(15)
@@ -105,9 +132,13 @@ class ScaleOutTest(unittest.TestCase):
             result["r"] = call(self.n2, watcher, "GET", "/events",
                                {"queue_id": queue_id, "last_event_id": -1})
 
+        before = parked_polls(self.n3)
         t = threading.Thread(target=poll)
         t.start()
-        time.sleep(0.3)
+        # Proof that the relay reached the owner and parked there: node 3's
+        # own gauge rose (node 2 only holds the relay).
+        wait_until("the relayed poll parks on node 3",
+                   lambda: parked_polls(self.n3) == before + 1)
         self.assertTrue(t.is_alive(), "the relayed poll should be parked")
         ping(self.n1, pinger)
         t.join(15)
@@ -200,9 +231,15 @@ class ScaleOutTest(unittest.TestCase):
                    for n, u in zip([self.n1, self.n2] * 3, users)]
         for w in workers:
             w.start()
-        time.sleep(0.5)
+        # Under load before the kill, and still acknowledging writes after
+        # it: waits on the acknowledgements themselves, each bounded.
+        wait_until("writes are acknowledged before the kill",
+                   lambda: len(acked) >= 20 or failures, timeout=20)
         self.n3.kill()
-        time.sleep(1.5)
+        after_kill = len(acked)
+        wait_until("writes are acknowledged after the kill",
+                   lambda: len(acked) >= after_kill + 50 or failures,
+                   timeout=20)
         stop.set()
         for w in workers:
             w.join(10)
@@ -249,9 +286,13 @@ class ScaleOutTest(unittest.TestCase):
 
             threads = [threading.Thread(target=poll, args=qq)
                        for qq in queues]
+            before = [parked_polls(n) for n, _, _ in queues]
             for t in threads:
                 t.start()
-            time.sleep(0.15)
+            # Both polls are parked (each node's gauge rose) before the ping.
+            for (node, _, _), b in zip(queues, before):
+                wait_until(f"the poll parks on node {node.port}",
+                           lambda: parked_polls(node) == b + 1)
             sent = time.monotonic()
             ping(self.n1, pinger)
             for t in threads:

@@ -215,7 +215,19 @@ TEST_F(ClientIntegrationTest, IdleAndResumeReachOthers) {
   // minutes pass on the server: her last "active" is 300 s old, her idle
   // reports are fresh, and Bob sees her idle.
   ASSERT_TRUE(WaitFor([&] { return !alice->client->active(); }));
-  std::this_thread::sleep_for(700ms);  // any "active" report has landed
+  // Any "active" report still in flight has landed: every presence report
+  // so far has its answer, and the latest says idle.
+  ASSERT_TRUE(WaitFor([&] {
+    const auto& log = alice->transport->log();
+    const RecordingTransport::Record* last = nullptr;
+    for (const auto& r : log) {
+      if (r.request.target != "/api/v1/users/me/presence") continue;
+      if (r.status == 0) return false;
+      last = &r;
+    }
+    return last != nullptr && last->status == 200 &&
+           last->request.body.find("status=idle") != std::string::npos;
+  })) << "no answered idle report after Alice went idle";
   ASSERT_TRUE(server_->SetClock(
       OnLoop([&] { return bob->client->ServerNow(); }) + 300));
   ASSERT_TRUE(

@@ -325,8 +325,11 @@ describe('zulip-js 2.1.0 against presenced', { timeout: 120_000 }, () => {
 
   it('events.retrieve long-polls until an event arrives; no extension events', async () => {
     // Carol's first report wakes the parked poll on the simplified queue.
+    const parkedBefore = await server.gauge('presenced_parked_polls');
     const poll = za.events.retrieve({ queue_id: queues.modern, last_event_id: lastIds.modern });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Proof that the poll parked (the server counts it) before the event.
+    await server.waitForGauge('presenced_parked_polls', (n) => n === parkedBefore + 1,
+      'the poll to park');
     const report = await zc.callEndpoint('/users/me/presence', 'POST', {
       status: 'active', ping_only: 'true',
     });

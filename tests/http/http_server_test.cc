@@ -185,14 +185,32 @@ TEST_F(HttpServerTimeoutTest, AnIdleKeepAliveConnectionIsClosedAfterAnswers) {
 }
 
 TEST_F(HttpServerTimeoutTest, RequestsSpacedWithinTheTimeoutKeepItOpen) {
-  // 3 s of requests 0.4 s apart on one connection: the timeout counts from
-  // the start of each wait, not from the first request.
+  // Requests on one connection, each sent once the connection has been idle
+  // for 0.6 of the timeout, for well over twice the timeout: the timeout
+  // counts from the start of each wait, not from the first request. The
+  // idle gaps are the stimulus of this test (measured on the steady clock),
+  // not a synchronisation.
   tcp::socket s = Connect();
-  for (int i = 0; i < 8; ++i) {
+  const auto gap = std::chrono::milliseconds(600);
+  const auto start = std::chrono::steady_clock::now();
+  int i = 0;
+  while (std::chrono::steady_clock::now() - start < 2 * idle_timeout_ + gap) {
     bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/healthz", 11};
     ASSERT_EQ(Send(s, req).result_int(), 200) << "request " << i;
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    ++i;
+    const auto answered = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - answered < gap) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
   }
+  EXPECT_GE(i, 4);
+  // And the timer still runs: once the requests stop, the connection closes
+  // one timeout after the last answer.
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/healthz", 11};
+  ASSERT_EQ(Send(s, req).result_int(), 200);
+  const double waited = SecondsUntilClosed(s);
+  EXPECT_GE(waited, 0.9);
+  EXPECT_LT(waited, 5.0);
 }
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {
@@ -359,22 +377,16 @@ TEST_F(HttpServerTest, ParkedPollIsAnsweredWhenAnEventArrives) {
   User alice = AddUser("alice@example.com");
   User bob = AddUser("bob@example.com");
   tcp::socket s = Connect();
-  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
-                                         11};
-  reg.set(bhttp::field::authorization, Basic(alice));
-  std::string queue(
-      boost::json::parse(Send(s, reg).body()).at("queue_id").as_string());
-  bhttp::request<bhttp::string_body> poll{
-      bhttp::verb::get,
-      "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
-  poll.set(bhttp::field::authorization, Basic(alice));
-  std::thread pinger([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    Caller c{service_->FindRealmById(realm_), bob.id};
-    ASSERT_TRUE(service_->Report(c, ReportStatus::kActive, clock_.NowMicros()));
-  });
-  auto res = Send(s, poll);  // parks, then is answered by bob's first ping
-  pinger.join();
+  const std::string queue = Register(s, alice);
+  // The poll is parked (the hub counts it) before Bob's ping: the answer
+  // below comes from the wake-up, not from a poll that found the event.
+  ASSERT_TRUE(SendPollAndWaitParked(s, alice, queue)) << "poll never parked";
+  Caller c{service_->FindRealmById(realm_), bob.id};
+  ASSERT_TRUE(service_->Report(c, ReportStatus::kActive, clock_.NowMicros()));
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(s, buf, res);
+  EXPECT_EQ(hub_->Stats().parked, 0u);
   ASSERT_EQ(res.result_int(), 200u) << res.body();
   auto events = boost::json::parse(res.body()).at("events").as_array();
   ASSERT_EQ(events.size(), 1u);

@@ -193,20 +193,83 @@ TEST_F(SqliteStoreTest, UsesWalAndTheCurrentSchemaVersion) {
 }
 
 // Schema 1 -> 2 (per-client rows): a data directory written before the
-// extension opens, keeps everything and gains an empty client table.
+// extension opens, keeps everything and gains an empty client table. The
+// version-1 file is built from a frozen SQL dump (tests/store/fixtures/v1.sql),
+// not from today's schema, so a change to the migrations that breaks old
+// files fails here.
 TEST_F(SqliteStoreTest, Issue8_Version1DirectoryMigratesAndKeepsEverything) {
-  Snapshot want;
+  const std::string fixture =
+      ReadFile(std::filesystem::path(PRESENCE_SOURCE_DIR) / "tests" / "store" /
+               "fixtures" / "v1.sql");
+  ASSERT_FALSE(fixture.empty()) << "missing fixture v1.sql";
   {
-    auto store = MustOpen(dir_.path());
-    ASSERT_NE(store, nullptr);
-    want = Populate(store.get());
-  }
-  {
-    // Exactly a version-1 file: version 2 only added this table.
     RawDb raw(DbPath());
-    raw.Exec("DROP TABLE client_presence");
-    raw.Exec("PRAGMA user_version = 1");
+    raw.Exec(fixture);
+    ASSERT_EQ(raw.Query("PRAGMA user_version"), "1");
+    ASSERT_EQ(raw.Query("SELECT count(*) FROM sqlite_master WHERE name = "
+                        "'client_presence'"),
+              "0");
   }
+
+  // What the fixture holds, written out independently of it.
+  const Snapshot want{
+      .realms = {{.id = 1,
+                  .subdomain = "acme",
+                  .name = "Acme",
+                  .presence_disabled = true,
+                  .date_created = 1'700'000'000'000'000,
+                  .last_update_id = 5,
+                  .reserved_update_id = 200},
+                 {.id = 3,
+                  .subdomain = "old",
+                  .name = "Old Corp",
+                  .deactivated = true,
+                  .date_created = 1'600'000'000'000'000,
+                  .last_update_id = 7,
+                  .reserved_update_id = 100}},
+      .users = {{.id = 1,
+                 .realm_id = 1,
+                 .email = "Alice@Acme.test",
+                 .full_name = "Alice",
+                 .role = Role::kOwner,
+                 .date_joined = 1'700'000'000'000'001,
+                 .api_key_hash = Sha256("alice-key")},
+                {.id = 2,
+                 .realm_id = 1,
+                 .email = "guest@acme.test",
+                 .full_name = "Guest",
+                 .role = Role::kGuest,
+                 .is_bot = true,
+                 .presence_enabled = false,
+                 .can_access_all_users = false,
+                 .date_joined = 1'700'000'000'000'002,
+                 .api_key_hash = Sha256("guest-key")},
+                {.id = 4,
+                 .realm_id = 3,
+                 .email = "bob@old.test",
+                 .full_name = "Bob",
+                 .role = Role::kMember,
+                 .is_active = false,
+                 .date_joined = 1'600'000'000'000'003,
+                 .api_key_hash = Sha256("bob-key")}},
+      .presence = {{.user_id = 1,
+                    .realm_id = 1,
+                    .last_connected = 1'700'000'000'500'000,
+                    .last_active = kNoTime,
+                    .last_update_id = 4},
+                   {.user_id = 2,
+                    .realm_id = 1,
+                    .last_connected = kNoTime,
+                    .last_active = kNoTime,
+                    .last_update_id = 5},
+                   {.user_id = 4,
+                    .realm_id = 3,
+                    .last_connected = 1'600'000'000'400'000,
+                    .last_active = 1'600'000'000'300'000,
+                    .last_update_id = 7}},
+      .access = {{.realm_id = 1, .viewer = 2, .visible = {1}}},
+  };
+
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
   EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"), "2");
@@ -214,9 +277,20 @@ TEST_F(SqliteStoreTest, Issue8_Version1DirectoryMigratesAndKeepsEverything) {
   ASSERT_TRUE(got.has_value());
   ExpectSameSnapshot(*got, want);
   EXPECT_TRUE(got->client_presence.empty());
-  const UserId user = got->users.at(0).id;
-  ClientPresenceRecord row{.realm_id = got->users.at(0).realm_id,
-                           .user_id = user,
+
+  // The update-id reservation is still in force: reserving below it does not
+  // lower it, and ids handed out before the upgrade are not handed out again.
+  ASSERT_TRUE(store->ReserveUpdateIds(1, 150));
+  EXPECT_EQ(store->Load()->realms.at(0).reserved_update_id, 200);
+  ASSERT_TRUE(store->ReserveUpdateIds(1, 300));
+  EXPECT_EQ(store->Load()->realms.at(0).reserved_update_id, 300);
+  // The AUTOINCREMENT counters survived too: deleted ids are not reused.
+  EXPECT_EQ(store->InsertRealm(RealmNamed("new")).value(), 4);
+  EXPECT_EQ(store->InsertUser(UserNamed(1, "new@acme.test")).value(), 6);
+
+  // The new table works on the migrated file.
+  ClientPresenceRecord row{.realm_id = 1,
+                           .user_id = 1,
                            .client = "ZulipMobile",
                            .last_connected = 5,
                            .last_active = kNoTime,

@@ -9,26 +9,111 @@
 namespace presence {
 namespace {
 
-TEST(CryptoTest, Sha256OfKnownInput) {
+// FIPS 180-2, appendix B: one-block and two-block messages, plus the empty
+// message (its digest is the widely published e3b0c442... value).
+TEST(CryptoTest, Sha256MatchesFips180Vectors) {
   EXPECT_EQ(HexEncode(Sha256("abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(HexEncode(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(HexEncode(Sha256(
+                "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
 }
 
+TEST(CryptoTest, Sha256DigestBytesAreBigEndianWords) {
+  // The raw bytes, not only their hex rendering: the first and last bytes of
+  // SHA-256("abc").
+  Digest d = Sha256("abc");
+  EXPECT_EQ(d.front(), 0xba);
+  EXPECT_EQ(d.back(), 0xad);
+}
+
+constexpr std::string_view kAlnum =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
 TEST(CryptoTest, RandomAlnumHasLengthAndAlphabet) {
+  EXPECT_EQ(RandomAlnum(0), "");
+  EXPECT_EQ(RandomAlnum(1).size(), 1u);
   std::set<std::string> seen;
+  std::set<char> chars;
   for (int i = 0; i < 50; ++i) {
     std::string k = RandomAlnum(32);
     ASSERT_EQ(k.size(), 32u);
-    for (char c : k) EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(c)));
+    for (char c : k) {
+      EXPECT_NE(kAlnum.find(c), std::string_view::npos)
+          << "not in [A-Za-z0-9]: " << static_cast<int>(c);
+      chars.insert(c);
+    }
     seen.insert(k);
   }
   EXPECT_EQ(seen.size(), 50u);
+  // 1600 uniform draws over 62 symbols miss one with probability ~1e-9: a
+  // generator that never yields some letters (say, only hex) fails here.
+  EXPECT_EQ(chars.size(), kAlnum.size());
 }
 
 TEST(CryptoTest, ConstantTimeEqualComparesContent) {
   EXPECT_TRUE(ConstantTimeEqual("abc", "abc"));
+  EXPECT_TRUE(ConstantTimeEqual("", ""));
   EXPECT_FALSE(ConstantTimeEqual("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEqual("abc", "xbc"));
   EXPECT_FALSE(ConstantTimeEqual("abc", "abcd"));
+  EXPECT_FALSE(ConstantTimeEqual("abc", ""));
+  EXPECT_FALSE(ConstantTimeEqual("", "a"));
+  // A difference only past an embedded NUL still counts.
+  EXPECT_FALSE(ConstantTimeEqual(std::string_view("a\0b", 3),
+                                 std::string_view("a\0c", 3)));
+}
+
+TEST(CryptoTest, ConstantTimeEqualComparesDigests) {
+  Digest a = Sha256("abc");
+  Digest b = Sha256("abc");
+  EXPECT_TRUE(ConstantTimeEqual(a, b));
+  for (std::size_t at : {0u, 17u, 31u}) {
+    Digest c = a;
+    c[at] ^= 0x01;
+    EXPECT_FALSE(ConstantTimeEqual(a, c)) << at;
+  }
+}
+
+// RFC 4648, section 10.
+struct Base64Vector {
+  std::string_view plain;
+  std::string_view encoded;
+};
+constexpr Base64Vector kRfc4648[] = {
+    {"", ""},
+    {"f", "Zg=="},
+    {"fo", "Zm8="},
+    {"foo", "Zm9v"},
+    {"foob", "Zm9vYg=="},
+    {"fooba", "Zm9vYmE="},
+    {"foobar", "Zm9vYmFy"},
+};
+
+TEST(CryptoTest, Base64EncodeMatchesRfc4648Vectors) {
+  for (const auto& v : kRfc4648) {
+    EXPECT_EQ(Base64Encode(v.plain), v.encoded) << v.plain;
+  }
+}
+
+TEST(CryptoTest, Base64DecodeMatchesRfc4648Vectors) {
+  for (const auto& v : kRfc4648) {
+    auto dec = Base64Decode(v.encoded);
+    ASSERT_TRUE(dec.has_value()) << v.encoded;
+    EXPECT_EQ(*dec, v.plain) << v.encoded;
+  }
+}
+
+TEST(CryptoTest, Base64UsesTheStandardAlphabetNotUrlSafe) {
+  // 0xfb 0xff 0xbf encodes to the two last symbols of the standard alphabet.
+  EXPECT_EQ(Base64Encode("\xfb\xff\xbf"), "+/+/");
+  EXPECT_EQ(Base64Decode("+/+/"), std::string("\xfb\xff\xbf"));
+  EXPECT_FALSE(Base64Decode("-_-_").has_value());
+  // Binary bytes, NUL included, survive.
+  EXPECT_EQ(Base64Encode(std::string_view("\0\0\0", 3)), "AAAA");
+  EXPECT_EQ(Base64Decode("AAAA"), std::string(3, '\0'));
 }
 
 TEST(CryptoTest, Base64RoundTripsAndRejectsGarbage) {

@@ -342,20 +342,31 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
   const isPing = (pred) => isCall('POST', '/users/me/presence', pred);
   const isEventsUrl = (url) => url.pathname === '/api/v1/events';
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-  // A ping's answer re-arms the page's ping timer a moment after it arrives;
-  // a fake-clock jump made before that would find no timer to fire.
-  async function pingAnswered(request) {
-    const req = await request;
-    const json = await (await req.response()).json();
-    await sleep(300);
-    return { params: callParams(req), json };
-  }
   async function until(what, cond) {
     const deadline = Date.now() + WAIT_MS;
-    while (!cond()) {
+    while (!(await cond())) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await sleep(50);
     }
+  }
+  // How many times the page has armed its periodic ping timer (counted by
+  // the init script installed in before()).
+  const pingTimersArmed = () => page.evaluate(() => window.__pingTimersArmed || 0);
+  // The next periodic ping matching `pred`, with the count of ping timers
+  // armed before it: call before the fake-clock jump that sends it.
+  async function nextPing(pred) {
+    const armed = await pingTimersArmed();
+    return { request: page.waitForRequest(isPing(pred)), armed };
+  }
+  // A ping's answer re-arms the page's ping timer a moment after it arrives;
+  // a fake-clock jump made before that would find no timer to fire. So this
+  // waits for the re-arm itself, not for a guessed moment.
+  async function pingAnswered(next) {
+    const req = await next.request;
+    const json = await (await req.response()).json();
+    await until('the page to re-arm its ping timer after the answer',
+      async () => (await pingTimersArmed()) > next.armed);
+    return { params: callParams(req), json };
   }
   const connection = (state) =>
     page.locator(`#connection[data-state="${state}"]`).waitFor({ timeout: WAIT_MS });
@@ -386,6 +397,19 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
       }
     });
     await page.clock.install();
+    // Counts the page's periodic ping timers (runs after the clock's own
+    // script, so it wraps the fake setTimeout): pingAnswered waits on it.
+    // The ping timer is the one whose callback sends the periodic ping.
+    await page.addInitScript(() => {
+      const setTimeoutOfClock = window.setTimeout;
+      window.__pingTimersArmed = 0;
+      window.setTimeout = function (fn, ms, ...args) {
+        if (typeof fn === 'function' && String(fn).includes('await ping(gen, false)')) {
+          window.__pingTimersArmed += 1;
+        }
+        return setTimeoutOfClock.call(this, fn, ms, ...args);
+      };
+    });
   });
 
   after(async () => {
@@ -421,7 +445,7 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
   it('pings every server_presence_ping_interval_seconds with the last_update_id cursor',
     async () => {
       assert.equal(registered.server_presence_ping_interval_seconds, 60);
-      const first = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+      const first = await nextPing((p) => p.ping_only === 'false');
       await page.keyboard.press('Shift'); // input since the last report
       await page.clock.fastForward(61_000);
       const { params: p1, json: j1 } = await pingAnswered(first);
@@ -430,7 +454,7 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
       assert.equal(p1.last_update_id, String(registered.presence_last_update_id));
       assert.equal(j1.result, 'success');
 
-      const second = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+      const second = await nextPing((p) => p.ping_only === 'false');
       await page.clock.fastForward(61_000);
       const { params: p2 } = await pingAnswered(second);
       assert.equal(p2.last_update_id, String(j1.presence_last_update_id));
@@ -440,10 +464,10 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
   it('reports idle after 5 minutes without input, and active at once on return',
     async () => {
       // Five minutes without input; the ping after that says "idle".
-      const during = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+      const during = await nextPing((p) => p.ping_only === 'false');
       await page.clock.fastForward(5 * 60_000);
       await pingAnswered(during);
-      const next = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+      const next = await nextPing((p) => p.ping_only === 'false');
       await page.clock.fastForward(61_000);
       const { params: pi } = await pingAnswered(next);
       assert.equal(pi.status, 'idle');
@@ -475,7 +499,7 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
     const b = await zulipCall(server.baseUrl, bob, 'POST', '/users/me/presence',
       { status: 'active', ping_only: 'true' });
     assert.equal(b.status, 200, JSON.stringify(b.json));
-    const ping1 = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+    const ping1 = await nextPing((p) => p.ping_only === 'false');
     await page.clock.fastForward(61_000); // the next ping brings Bob and Dave
     await pingAnswered(ping1);
     await expectStatus(server, page, bob, 'active');
@@ -484,7 +508,7 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
     // 250 s later only Alice's own row changed: Bob and Dave are absent from
     // the incremental answer and age against its server_timestamp.
     await server.setClock(BASE_TIME + 250);
-    const ping2 = page.waitForRequest(isPing((p) => p.ping_only === 'false'));
+    const ping2 = await nextPing((p) => p.ping_only === 'false');
     await page.clock.fastForward(61_000);
     const { json: j2 } = await pingAnswered(ping2);
     assert.deepEqual(Object.keys(j2.presences), [String(alice.user_id)]);

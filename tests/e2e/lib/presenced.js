@@ -96,6 +96,28 @@ export async function startPresenced({ extraArgs = [] } = {}) {
     admin,
     stderr: () => stderr.join(''),
     setClock: (now) => admin('POST', '/clock', { now }),
+    // One gauge of the server's own /metrics (e.g. presenced_parked_polls).
+    async gauge(name) {
+      const res = await fetch(`${baseUrl}/metrics`);
+      const text = await res.text();
+      if (res.status !== 200) throw new Error(`/metrics -> ${res.status}`);
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      if (line === undefined) throw new Error(`no ${name} in /metrics`);
+      return Number(line.slice(name.length + 1));
+    },
+    // Re-reads gauge `name` until `pred(value)` holds; throws after
+    // `timeoutMs` with `what` in the message.
+    async waitForGauge(name, pred, what, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const value = await this.gauge(name);
+        if (pred(value)) return value;
+        if (Date.now() > deadline) {
+          throw new Error(`timed out waiting for ${what} (${name} = ${value})`);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
     createRealm: (subdomain, name) =>
       admin('POST', '/realms', { subdomain, name }),
     // Answers {user_id, api_key, email, full_name}.
