@@ -17,9 +17,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "api/event_encoder.h"
@@ -28,6 +26,7 @@
 #include "api/router.h"
 #include "app/flusher.h"
 #include "app/log.h"
+#include "app/node_address_cache.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
 #include "http/http_server.h"
@@ -398,8 +397,7 @@ int Main(int argc, char** argv) {
   // Scale-out: register this node so that the others can relay polls of its
   // queues to it; its queue ids start with its node id.
   std::int64_t node_id = 0;
-  std::mutex owners_mu;
-  std::unordered_map<std::int64_t, std::string> owners;  // guarded by it
+  app::NodeAddressCache owners;
   if (redis) {
     std::string advertise = f.advertise;
     if (advertise.empty()) {
@@ -429,14 +427,10 @@ int Main(int argc, char** argv) {
       if (ec != std::errc() || end != queue_id.data() + colon || node == self) {
         return std::nullopt;
       }
-      {
-        std::lock_guard lock(owners_mu);
-        if (auto it = owners.find(node); it != owners.end()) return it->second;
-      }
+      if (auto known = owners.Find(node)) return known;
       auto address = redis->NodeAddress(node);
       if (!address || !*address) return std::nullopt;
-      std::lock_guard lock(owners_mu);
-      owners[node] = **address;
+      owners.Put(node, **address);
       return *address;
     };
     options.queue_owner = owner_of;
