@@ -24,13 +24,13 @@
 // reaches 10k parked polls) is then answered without waiting for 10k
 // wake-ups.
 //
-// Thread safety: all methods may be called from any thread; mu_ guards the
-// queues (the maps, every EventQueue in them and the counters), checked by
-// the clang-tsa build. SetQueueIdPrefix and SetWakeScheduler are called
-// before serving and not synchronised. Waiters are woken after mu_ is
-// released. Lock order: mu_ may be
-// held while a Realm's lock is taken (CanSee), never the other way round:
-// the service calls the listener methods with no realm lock held.
+// Thread safety: all methods may be called from any thread, except
+// SetQueueIdPrefix and SetWakeScheduler (before serving; not synchronised).
+// mu_ guards the queue maps, every EventQueue in them and the counters
+// (checked by the clang-tsa build); the transition tracker has its own lock.
+// Waiters are woken after mu_ is released. Lock order: mu_ may be held while
+// a Realm's lock is taken (CanSee), never the other way round: the service
+// calls the listener methods with no realm lock held.
 #ifndef PRESENCE_CORE_EVENT_HUB_H_
 #define PRESENCE_CORE_EVENT_HUB_H_
 
@@ -161,18 +161,19 @@ class EventHub final : public PresenceListener {
   HubStats Stats() const EXCLUDES(mu_);
 
   // PresenceListener.
-  void OnPresenceChange(const PresenceChange& change) override;
+  void OnPresenceChange(const PresenceChange& change) override EXCLUDES(mu_);
   void OnPresenceEnabledChange(RealmId realm, UserId user,
-                               bool enabled) override;
-  void OnUserDeactivated(RealmId realm, UserId user) override;
+                               bool enabled) override EXCLUDES(mu_);
+  void OnUserDeactivated(RealmId realm, UserId user) override EXCLUDES(mu_);
 
   // Extension events (presence_transitions queues only): `change` carries
   // the user's current row; `transition` is "idle" or "offline".
-  void OnTransition(const PresenceChange& change, std::string_view transition);
+  void OnTransition(const PresenceChange& change, std::string_view transition)
+      EXCLUDES(mu_);
 
   // Announces every idle/offline transition due by `now` (presence time).
   // Returns how many. Called by a timer.
-  std::size_t TickTransitions(Micros now);
+  std::size_t TickTransitions(Micros now) EXCLUDES(mu_);
   // Registers every existing row with the transition tracker (at start).
   void SeedTransitions(Micros now);
 
