@@ -12,10 +12,10 @@ scripts/check-format.sh
 # production targets, no tests.
 cmake --preset clang-tsa
 cmake --build --preset clang-tsa -j "$(nproc)"
-# The concurrency tests (core and HTTP) under ThreadSanitizer.
+# The concurrency tests (locks, core and HTTP) under ThreadSanitizer.
 cmake --preset tsan
-cmake --build --preset tsan -j "$(nproc)" --target core_tests http_tests
-ctest --preset tsan -R '^(ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest|SharedServiceTest)\.'
+cmake --build --preset tsan -j "$(nproc)" --target util_tests core_tests http_tests
+ctest --preset tsan -R '^(MutexTest|SharedMutexTest|CondVarTest|ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest|SharedServiceTest)\.'
 # Everything under ASan+UBSan.
 cmake --preset debug
 cmake --build --preset debug -j "$(nproc)"
