@@ -23,7 +23,7 @@ class Realm;
 
 namespace presence::api {
 
-struct AuthCache;
+class AuthCache;
 struct AuthMemo;
 
 struct Request {

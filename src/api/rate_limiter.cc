@@ -12,7 +12,7 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   d.limit = limit_;
   if (limit_ <= 0) return d;
   Shard& shard = shards_[static_cast<std::size_t>(user) % shards_.size()];
-  std::lock_guard lock(shard.mu);
+  MutexLock lock(shard.mu);
   const std::int64_t horizon = now_us - window_us_;
   // Forget users with nothing in the window, once per window.
   if (now_us - shard.last_sweep > window_us_) {

@@ -62,14 +62,10 @@ std::optional<std::string> ClusterLink::OwnerOf(std::string_view queue_id) {
   if (ec != std::errc() || end != queue_id.data() + colon || node == node_id_) {
     return std::nullopt;
   }
-  {
-    std::lock_guard lock(owners_mu_);
-    if (auto it = owners_.find(node); it != owners_.end()) return it->second;
-  }
+  if (auto known = owners_.Find(node)) return known;
   auto address = redis_->NodeAddress(node);
   if (!address || !*address) return std::nullopt;
-  std::lock_guard lock(owners_mu_);
-  owners_[node] = **address;
+  owners_.Put(node, **address);
   return *address;
 }
 

@@ -4,21 +4,20 @@
 // sets the API's hooks: where another node's queue lives, and one rate-limit
 // log per user for the whole group.
 //
-// Thread safety: the hooks run on the I/O threads; owners_mu_ guards the
-// cache of node addresses.
+// Thread safety: the hooks run on the I/O threads; the cache of node
+// addresses guards itself.
 #ifndef PRESENCE_APP_CLUSTER_H_
 #define PRESENCE_APP_CLUSTER_H_
 
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "api/api_options.h"
 #include "app/flags.h"
+#include "app/node_address_cache.h"
 #include "core/event_hub.h"
 #include "store/redis_store.h"
 
@@ -46,8 +45,7 @@ class ClusterLink {
 
   store::RedisStore* const redis_;
   std::int64_t node_id_ = 0;
-  std::mutex owners_mu_;
-  std::unordered_map<std::int64_t, std::string> owners_;  // owners_mu_
+  NodeAddressCache owners_;
 };
 
 }  // namespace presence::app

@@ -20,10 +20,10 @@ void Flusher::Start() {
 
 void Flusher::Stop() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.NotifyAll();
   if (thread_.joinable()) thread_.join();
 }
 
@@ -41,11 +41,7 @@ void Flusher::Run() {
                                    .count());
     }
   }
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    cv_.wait_for(lock, interval_, [this] { return stopping_; });
-    if (stopping_) break;
-    lock.unlock();
+  while (WaitInterval()) {
     const auto start = std::chrono::steady_clock::now();
     auto stats = service_->Flush();
     if (metrics_ != nullptr && (!stats || stats->rows > 0)) {
@@ -75,8 +71,13 @@ void Flusher::Run() {
                                      .count());
       }
     }
-    lock.lock();
   }
+}
+
+bool Flusher::WaitInterval() {
+  MutexLock lock(mu_);
+  return !cv_.WaitFor(mu_, interval_,
+                      [this]() REQUIRES(mu_) { return stopping_; });
 }
 
 }  // namespace presence::app

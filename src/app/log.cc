@@ -1,10 +1,10 @@
 #include "app/log.h"
 
 #include <cstdio>
-#include <mutex>
 
 #include "api/json_writer.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 
 namespace presence::app {
 namespace {
@@ -29,8 +29,9 @@ void Write(std::string_view level, std::string_view event,
     }
   }
   line += '\n';
-  static std::mutex mu;
-  std::lock_guard lock(mu);
+  // Guards nothing of ours: keeps each line whole on stderr.
+  static Mutex mu;
+  MutexLock lock(mu);
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);
 }

@@ -34,7 +34,7 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
   q->spec = std::move(spec);
   q->last_poll = steady_now;
   std::string id = q->id;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto& list = by_realm_[q->spec.realm_id];
   q->realm_index = list.size();
   list.push_back(q.get());
@@ -85,7 +85,7 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
   PollResult out;
   std::shared_ptr<QueueWaiter> superseded;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = queues_.find(queue_id);
     if (it == queues_.end() || it->second->spec.user_id != user) return out;
     EventQueue& q = *it->second;
@@ -115,7 +115,7 @@ void EventHub::Heartbeat(std::string_view queue_id) {
   Waiters wake;
   std::vector<EventQueue*> overflowed;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = queues_.find(queue_id);
     if (it == queues_.end()) return;
     AppendLocked(*it->second, std::move(body), wake, overflowed);
@@ -130,7 +130,7 @@ void EventHub::Heartbeat(std::string_view queue_id) {
 bool EventHub::Delete(std::string_view queue_id, UserId user) {
   Waiters wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = queues_.find(queue_id);
     if (it == queues_.end() || it->second->spec.user_id != user) return false;
     RemoveLocked(it->second.get(), wake);
@@ -146,7 +146,7 @@ bool EventHub::SetPresenceSubset(std::string_view queue_id, UserId user,
     user_ids->erase(std::unique(user_ids->begin(), user_ids->end()),
                     user_ids->end());
   }
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = queues_.find(queue_id);
   if (it == queues_.end() || it->second->spec.user_id != user) return false;
   it->second->spec.presence_user_ids = std::move(user_ids);
@@ -157,7 +157,7 @@ std::size_t EventHub::Expire(std::int64_t steady_now) {
   Waiters wake;
   std::size_t n = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     std::vector<EventQueue*> stale;
     for (auto& [id, q] : queues_) {
       if (!q->waiter.expired()) continue;  // a poll is parked on it
@@ -176,7 +176,7 @@ std::size_t EventHub::Expire(std::int64_t steady_now) {
 void EventHub::DropQueuesOf(RealmId realm, UserId user) {
   Waiters wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = by_realm_.find(realm);
     if (it == by_realm_.end()) return;
     std::vector<EventQueue*> doomed;
@@ -189,14 +189,14 @@ void EventHub::DropQueuesOf(RealmId realm, UserId user) {
 }
 
 std::optional<QueueSpec> EventHub::SpecOf(std::string_view queue_id) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   auto it = queues_.find(queue_id);
   if (it == queues_.end()) return std::nullopt;
   return it->second->spec;
 }
 
 HubStats EventHub::Stats() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   HubStats s;
   s.queues = queues_.size();
   for (auto& [id, q] : queues_) {
@@ -230,7 +230,7 @@ void EventHub::FanOutPresence(const PresenceChange& change,
   const bool plain_too = !transition.empty() || change.event_due;
   Waiters wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = by_realm_.find(change.realm_id);
     if (it == by_realm_.end()) return;
     std::vector<EventQueue*> overflowed;
@@ -299,7 +299,7 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
       encoder_->GlobalNotificationsPresenceEnabled(email, enabled));
   Waiters wake;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     auto it = by_realm_.find(realm);
     if (it == by_realm_.end()) return;
     std::vector<EventQueue*> overflowed;

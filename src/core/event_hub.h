@@ -24,10 +24,13 @@
 // reaches 10k parked polls) is then answered without waiting for 10k
 // wake-ups.
 //
-// Thread safety: all methods may be called from any thread; mu_ guards the
-// queues. Waiters are woken after mu_ is released. Lock order: mu_ may be
-// held while a Realm's lock is taken (CanSee), never the other way round:
-// the service calls the listener methods with no realm lock held.
+// Thread safety: all methods may be called from any thread, except
+// SetQueueIdPrefix and SetWakeScheduler (before serving; not synchronised).
+// mu_ guards the queue maps, every EventQueue in them and the counters
+// (checked by the clang-tsa build); the transition tracker has its own lock.
+// Waiters are woken after mu_ is released. Lock order: mu_ may be held while
+// a Realm's lock is taken (CanSee), never the other way round: the service
+// calls the listener methods with no realm lock held.
 #ifndef PRESENCE_CORE_EVENT_HUB_H_
 #define PRESENCE_CORE_EVENT_HUB_H_
 
@@ -36,7 +39,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,6 +48,8 @@
 #include "core/event_queue.h"
 #include "core/presence_service.h"
 #include "core/transition_tracker.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 
@@ -121,7 +125,7 @@ class EventHub final : public PresenceListener {
   }
 
   // Creates a queue and returns its id (unguessable).
-  std::string Register(QueueSpec spec, std::int64_t steady_now);
+  std::string Register(QueueSpec spec, std::int64_t steady_now) EXCLUDES(mu_);
 
   // Acknowledges events up to `last_event_id` (if given), then returns the
   // newer ones; if there are none and `block`, parks `waiter` (replacing, and
@@ -130,58 +134,63 @@ class EventHub final : public PresenceListener {
   PollResult Poll(std::string_view queue_id, UserId user,
                   std::optional<std::int64_t> last_event_id, bool block,
                   const std::shared_ptr<QueueWaiter>& waiter,
-                  std::int64_t steady_now);
+                  std::int64_t steady_now) EXCLUDES(mu_);
 
   // Appends a heartbeat event to the queue and wakes its parked poll.
-  void Heartbeat(std::string_view queue_id);
+  void Heartbeat(std::string_view queue_id) EXCLUDES(mu_);
 
   // False if there is no such queue of this user.
-  bool Delete(std::string_view queue_id, UserId user);
+  bool Delete(std::string_view queue_id, UserId user) EXCLUDES(mu_);
 
   // Replaces the queue's presence_user_ids (nullopt: everyone). False if no
   // such queue of this user.
   bool SetPresenceSubset(std::string_view queue_id, UserId user,
-                         std::optional<std::vector<UserId>> user_ids);
+                         std::optional<std::vector<UserId>> user_ids)
+      EXCLUDES(mu_);
 
   // Frees queues idle longer than the timeout. Returns how many.
-  std::size_t Expire(std::int64_t steady_now);
+  std::size_t Expire(std::int64_t steady_now) EXCLUDES(mu_);
 
   // Deletes every queue of `user` (deactivation).
-  void DropQueuesOf(RealmId realm, UserId user);
+  void DropQueuesOf(RealmId realm, UserId user) EXCLUDES(mu_);
 
   // The spec a queue was registered with (tests, PATCH /events).
-  std::optional<QueueSpec> SpecOf(std::string_view queue_id) const;
+  std::optional<QueueSpec> SpecOf(std::string_view queue_id) const
+      EXCLUDES(mu_);
 
-  HubStats Stats() const;
+  HubStats Stats() const EXCLUDES(mu_);
 
   // PresenceListener.
-  void OnPresenceChange(const PresenceChange& change) override;
+  void OnPresenceChange(const PresenceChange& change) override EXCLUDES(mu_);
   void OnPresenceEnabledChange(RealmId realm, UserId user,
-                               bool enabled) override;
-  void OnUserDeactivated(RealmId realm, UserId user) override;
+                               bool enabled) override EXCLUDES(mu_);
+  void OnUserDeactivated(RealmId realm, UserId user) override EXCLUDES(mu_);
 
   // Extension events (presence_transitions queues only): `change` carries
   // the user's current row; `transition` is "idle" or "offline".
-  void OnTransition(const PresenceChange& change, std::string_view transition);
+  void OnTransition(const PresenceChange& change, std::string_view transition)
+      EXCLUDES(mu_);
 
   // Announces every idle/offline transition due by `now` (presence time).
   // Returns how many. Called by a timer.
-  std::size_t TickTransitions(Micros now);
+  std::size_t TickTransitions(Micros now) EXCLUDES(mu_);
   // Registers every existing row with the transition tracker (at start).
   void SeedTransitions(Micros now);
 
  private:
   using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
 
-  // mu_ held. Appends and collects the waiter to wake; drops an overflowing
-  // queue (collecting its waiter too).
+  // Appends and collects the waiter to wake; lists a queue that overflows
+  // in `overflowed` (the caller removes it with RemoveLocked).
   void AppendLocked(EventQueue& q, std::shared_ptr<const std::string> body,
-                    Waiters& wake, std::vector<EventQueue*>& overflowed);
-  void RemoveLocked(EventQueue* q, Waiters& wake);
+                    Waiters& wake, std::vector<EventQueue*>& overflowed)
+      REQUIRES(mu_);
+  // Frees `q`, collecting its parked poll to wake.
+  void RemoveLocked(EventQueue* q, Waiters& wake) REQUIRES(mu_);
   // Wakes them, inline or through the scheduler (see above).
   void WakeAll(Waiters wake) const;
   void FanOutPresence(const PresenceChange& change, std::string_view transition,
-                      bool transitions_only);
+                      bool transitions_only) EXCLUDES(mu_);
 
   const PresenceService* const service_;
   const EventEncoder* const encoder_;
@@ -190,7 +199,9 @@ class EventHub final : public PresenceListener {
   WakeScheduler wake_scheduler_;
   TransitionTracker tracker_;
 
-  mutable std::mutex mu_;
+  // Guards queues_, by_realm_, every EventQueue they point to (EventQueue
+  // has no lock of its own), and the three counters.
+  mutable Mutex mu_;
   // By queue id; looked up by string_view (no copy of the id per lookup),
   // open addressing (a poll of a 10k-queue hub missed the cache in a
   // node-based map).
@@ -202,11 +213,12 @@ class EventHub final : public PresenceListener {
   };
   boost::unordered_flat_map<std::string, std::unique_ptr<EventQueue>, IdHash,
                             std::equal_to<>>
-      queues_;
-  std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_;
-  std::uint64_t events_enqueued_ = 0;
-  std::uint64_t queues_overflowed_ = 0;
-  std::uint64_t queues_expired_ = 0;
+      queues_ GUARDED_BY(mu_);
+  std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_
+      GUARDED_BY(mu_);
+  std::uint64_t events_enqueued_ GUARDED_BY(mu_) = 0;
+  std::uint64_t queues_overflowed_ GUARDED_BY(mu_) = 0;
+  std::uint64_t queues_expired_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace presence

@@ -62,7 +62,7 @@ void TransitionTracker::SetAnnouncedLocked(UserId user, TrackedStatus status) {
 
 void TransitionTracker::OnWrite(const PresenceChange& change) {
   const Micros now = change.written_at;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   SetAnnouncedLocked(change.user_id,
                      StatusAt(change.times, change.date_joined, now, grace_));
   ScheduleLocked(change.realm_id, change.user_id, change.times,
@@ -81,7 +81,7 @@ void TransitionTracker::Seed(const PresenceService& service, Micros now) {
         rows.push_back({m.id, {m.times, m.date_joined}});
       }
     });
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (auto& [user, row] : rows) {
       SetAnnouncedLocked(user, StatusAt(row.first, row.second, now, grace_));
       ScheduleLocked(realm->id(), user, row.first, row.second, now);
@@ -93,7 +93,7 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
                                                 Micros now) {
   std::vector<Deadline> due;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     while (!heap_.empty() && heap_.top().at <= now) {
       due.push_back(heap_.top());
       heap_.pop();
@@ -120,7 +120,7 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
     const TrackedStatus status =
         StatusAt(row->times, row->date_joined, now, grace_);
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (AnnouncedLocked(d.user) == status) continue;
       SetAnnouncedLocked(d.user, status);
     }
@@ -130,12 +130,12 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
 }
 
 std::size_t TransitionTracker::pending() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return heap_.size();
 }
 
 std::size_t TransitionTracker::tracked() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return announced_.size();
 }
 

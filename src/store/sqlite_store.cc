@@ -201,14 +201,18 @@ class StmtReset {
 
 }  // namespace
 
-// A write (or read) transaction that rolls back unless committed.
+// A write (or read) transaction that rolls back unless committed. Lives
+// inside a scope that holds store->mu_: the constructor checks it is held,
+// and the other methods tell the analysis so (it cannot tie store_ to the
+// caller's lock).
 class SqliteStore::Transaction {
  public:
-  Transaction(SqliteStore* store, std::string_view op)
+  Transaction(SqliteStore* store, std::string_view op) REQUIRES(store->mu_)
       : store_(store), op_(op) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   ~Transaction() {
+    store_->mu_.AssertHeld();
     // Some errors (SQLITE_FULL, SQLITE_IOERR, ...) already rolled back.
     if (open_ && !sqlite3_get_autocommit(store_->db_)) {
       sqlite3_exec(store_->db_, "ROLLBACK", nullptr, nullptr, nullptr);
@@ -216,6 +220,7 @@ class SqliteStore::Transaction {
   }
 
   Status Begin(bool immediate) {
+    store_->mu_.AssertHeld();
     sqlite3_stmt* s = store_->Prepare(immediate ? kBeginImmediate : kBegin);
     if (s == nullptr) return Errc::kStoreFailed;
     Status st = store_->Run(s, op_);
@@ -224,6 +229,7 @@ class SqliteStore::Transaction {
   }
 
   Status Commit() {
+    store_->mu_.AssertHeld();
     sqlite3_stmt* s = store_->Prepare(kCommit);
     if (s == nullptr) return Errc::kStoreFailed;
     Status st = store_->Run(s, op_);
@@ -267,7 +273,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& dir,
     return fail(Errc::kStoreFailed, std::move(why));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(path)));
-  std::lock_guard<std::mutex> lock(store->mu_);
+  MutexLock lock(store->mu_);
   Status st = store->Configure();
   if (!st) {
     Errc code = Errc::kStoreFailed;
@@ -285,7 +291,7 @@ SqliteStore::SqliteStore(sqlite3* db, std::string path)
     : db_(db), path_(std::move(path)) {}
 
 SqliteStore::~SqliteStore() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
@@ -460,7 +466,7 @@ Status SqliteStore::Exists(std::string_view sql, std::int64_t id,
 }
 
 Result<Snapshot> SqliteStore::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   // One read transaction so that the four tables agree with each other.
   Transaction txn(this, "Load");
   if (Status st = txn.Begin(/*immediate=*/false); !st) return st.error();
@@ -573,7 +579,7 @@ Result<Snapshot> SqliteStore::Load() {
 }
 
 Result<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* s = Prepare(kInsertRealm);
   if (s == nullptr) return Errc::kStoreFailed;
   StmtReset reset(s);
@@ -587,7 +593,7 @@ Result<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
 }
 
 Status SqliteStore::UpdateRealm(const RealmRecord& realm) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* s = Prepare(kUpdateRealm);
   if (s == nullptr) return Errc::kStoreFailed;
   StmtReset reset(s);
@@ -601,7 +607,7 @@ Status SqliteStore::UpdateRealm(const RealmRecord& realm) {
 }
 
 Result<UserId> SqliteStore::InsertUser(const UserRecord& user) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* s = Prepare(kInsertUser);
   if (s == nullptr) return Errc::kStoreFailed;
   StmtReset reset(s);
@@ -617,7 +623,7 @@ Result<UserId> SqliteStore::InsertUser(const UserRecord& user) {
 }
 
 Status SqliteStore::UpdateUser(const UserRecord& user) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* s = Prepare(kUpdateUser);
   if (s == nullptr) return Errc::kStoreFailed;
   StmtReset reset(s);
@@ -634,7 +640,7 @@ Status SqliteStore::UpdateUser(const UserRecord& user) {
 }
 
 Status SqliteStore::SetAccess(const AccessRecord& access) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Transaction txn(this, "SetAccess");
   if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
   // Foreign keys check the visible users, but an empty list inserts nothing,
@@ -674,7 +680,7 @@ Status SqliteStore::SetAccess(const AccessRecord& access) {
 
 Status SqliteStore::ReserveUpdateIds(RealmId realm,
                                      UpdateId reserved_update_id) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   sqlite3_stmt* s = Prepare(kReserve);
   if (s == nullptr) return Errc::kStoreFailed;
   StmtReset reset(s);
@@ -689,7 +695,7 @@ Status SqliteStore::ReserveUpdateIds(RealmId realm,
 Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
                                   std::span<const ClientPresenceRecord> clients,
                                   std::span<const SequenceRecord> sequences) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   Transaction txn(this, "WritePresence");
   if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
 
@@ -742,12 +748,12 @@ Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
 }
 
 std::string SqliteStore::LastError() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return last_error_;
 }
 
 Status SqliteStore::Checkpoint() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
                                      nullptr, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "Checkpoint");
@@ -755,7 +761,7 @@ Status SqliteStore::Checkpoint() {
 }
 
 Status SqliteStore::ExecForTesting(const std::string& sql) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) return Error(rc, "ExecForTesting");
   return {};
