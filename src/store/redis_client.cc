@@ -387,7 +387,7 @@ RedisStatus RedisClient::RefreshSlots() {
     RedisConnection* conn = ConnectionTo(a);
     auto reply = conn->Command(cluster_slots);
     if (!reply) {
-      error = std::move(reply.error());
+      error = reply.error();
       continue;
     }
     if (ParseSlots(*reply, a)) return {};
