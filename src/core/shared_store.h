@@ -85,9 +85,20 @@ struct RateCount {
 };
 
 // What an atomic presence step did.
+//
+// `seq` is set whether the step wrote or not: it is the realm's log sequence
+// number as the step saw it (the one it took if it wrote). A node that waits
+// until its replica has applied `seq` before it answers serves everything
+// the step's decision was made against: read-your-writes, and
+// read-what-the-store-saw, across nodes. A step that finds the row already
+// fresh (spec 3.2: no write) because another node wrote it a moment ago thus
+// answers with that node's row, never the one from before it (spec 3.1: the
+// write decision commits before the fetch). It also makes a separate read
+// barrier (CurrentSeq) before the step redundant: `seq` is at least what
+// that read would have returned.
 struct WriteResult {
   bool wrote = false;  // a row or setting changed and took `seq`
-  UpdateId seq = 0;    // the log sequence number taken (if wrote)
+  UpdateId seq = 0;    // the realm's log sequence number the step saw
 };
 
 class SharedStore : public Store {
@@ -100,8 +111,9 @@ class SharedStore : public Store {
   virtual void Unsubscribe() = 0;
 
   // One report by `user` (spec 3.1/3.2), atomically: reads the user and its
-  // row; does nothing (wrote=false) if the user is unknown, inactive, a bot or
-  // invisible, or if the rules write nothing; otherwise takes the next log
+  // row; does nothing (wrote=false, seq = the realm's current log sequence
+  // number) if the user is unknown, inactive, a bot or invisible, or if the
+  // rules write nothing; otherwise takes the next log
   // sequence number and the next presence update id (the row's), stores the
   // row and publishes an entry with the row,
   // event_due = (created || came online) && !realm.presence_disabled,
@@ -117,9 +129,9 @@ class SharedStore : public Store {
   // the full user record and, if a row exists after the change and (enabled
   // or the row was back-dated), the row as it stands with event_due = forced
   // = true (the row keeps its update id when the rules wrote nothing; going
-  // invisible with nothing to back-date publishes no row). wrote=false if the
-  // setting already had that value. kNotFound if the user is not in the
-  // realm.
+  // invisible with nothing to back-date publishes no row). wrote=false (and
+  // seq the realm's current log sequence number) if the setting already had
+  // that value. kNotFound if the user is not in the realm.
   virtual Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                                  bool enabled, Micros now) = 0;
 

@@ -4,10 +4,10 @@
 #include <span>
 #include <utility>
 
-#include "util/ascii.h"
 #include "store/redis_codec.h"
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 
@@ -254,7 +254,7 @@ RedisResult<WriteResult> RedisStore::DoReport(RealmId realm, UserId user,
   auto seq = IntOf(reply->elements[1]);
   if (!code || !seq) return RedisError(Errc::kCorrupt, "report: bad reply");
   if (*code < 0) return Errc::kNotFound;
-  return WriteResult{.wrote = *code == 1, .seq = *code == 1 ? *seq : 0};
+  return WriteResult{.wrote = *code == 1, .seq = *seq};
 }
 
 RedisResult<WriteResult> RedisStore::DoSetPresenceEnabled(RealmId realm,
@@ -273,7 +273,7 @@ RedisResult<WriteResult> RedisStore::DoSetPresenceEnabled(RealmId realm,
   if (!code || !seq)
     return RedisError(Errc::kCorrupt, "set_presence_enabled: bad");
   if (*code < 0) return Errc::kNotFound;
-  return WriteResult{.wrote = *code == 1, .seq = *code == 1 ? *seq : 0};
+  return WriteResult{.wrote = *code == 1, .seq = *seq};
 }
 
 RedisResult<UpdateId> RedisStore::DoCurrentSeq(RealmId realm) {

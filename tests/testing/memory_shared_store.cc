@@ -314,14 +314,14 @@ Result<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
   auto u = users_.find(user);
   if (u == users_.end() || u->second.realm_id != realm ||
       !u->second.is_active || u->second.is_bot || !u->second.presence_enabled) {
-    return WriteResult{};
+    return WriteResult{.wrote = false, .seq = log_[realm]};
   }
   std::optional<PresenceTimes> before;
   if (auto row = rows_.find(user); row != rows_.end()) {
     before = PresenceTimes{row->second.last_connected, row->second.last_active};
   }
   ReportOutcome out = ApplyReport(before, now, status);
-  if (!out.wrote) return WriteResult{};
+  if (!out.wrote) return WriteResult{.wrote = false, .seq = log_[realm]};
   const UpdateId seq = TakeSeqLocked(realm);
   PresenceRecord row{user, realm, out.after.last_connected,
                      out.after.last_active, TakeUpdateIdLocked(realm)};
@@ -343,7 +343,9 @@ Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto u = users_.find(user);
   if (u == users_.end() || u->second.realm_id != realm) return Errc::kNotFound;
-  if (u->second.presence_enabled == enabled) return WriteResult{};
+  if (u->second.presence_enabled == enabled) {
+    return WriteResult{.wrote = false, .seq = log_[realm]};
+  }
   UserRecord rec = u->second;
   rec.presence_enabled = enabled;
   if (auto st = base_.UpdateUser(rec); !st) return st.error();

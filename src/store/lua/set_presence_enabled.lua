@@ -1,8 +1,11 @@
--- set_presence_enabled: KEYS the realm's (prelude.lua); ARGV realm uid enabled now -> {status, seq}
+-- set_presence_enabled: KEYS the realm's (prelude.lua); ARGV realm uid enabled now -> {status, log}
+-- log: the realm's log sequence number as the script saw it (see report.lua).
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
 local uv = redis.call('HGET', KEYS[2], ARGV[2])
 if not uv then return {-1, 0} end
-if string.sub(uv, 3, 3) == ARGV[3] then return {0, 0} end
+if string.sub(uv, 3, 3) == ARGV[3] then
+  return {0, tonumber(redis.call('HGET', KEYS[1], 'log') or '0')}
+end
 local now = tonumber(ARGV[4])
 local rv = redis.call('HGET', KEYS[4], ARGV[2])
 local has_row = rv ~= false
