@@ -114,7 +114,9 @@ class PresenceService {
 
   // The caller's own report at the current time. Invisible users and bots
   // change nothing. kStoreFailed once the store has failed. `client` (the
-  // per-client extension) names the reporting client; empty: none.
+  // per-client extension) names the reporting client; empty: none. On
+  // success it has also passed a read barrier (see Sync): the realm reflects
+  // every change the store had when the call began, written or not.
   Status Report(const Caller& caller, ReportStatus status, Micros now,
                 std::string_view client = {});
 

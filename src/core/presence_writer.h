@@ -70,7 +70,10 @@ class PresenceWriter {
   virtual Status Writable() const = 0;
 
   // The caller's own report at `now` (spec 3.1/3.2). `client`: the
-  // reporting client's name (per-client extension; empty: none).
+  // reporting client's name (per-client extension; empty: none). Also a
+  // read barrier, written or not: on success the caller's realm reflects
+  // every change the store had when the call began, as after Sync (the
+  // route flag kWriteIsBarrier relies on it).
   virtual Status Report(const Caller& caller, ReportStatus status, Micros now,
                         std::string_view client) = 0;
 

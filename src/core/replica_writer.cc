@@ -190,6 +190,9 @@ Realm* ReplicaWriter::LoadRealm(std::string_view subdomain) {
 }
 
 Status ReplicaWriter::WaitApplied(const Realm& realm, UpdateId seq) {
+  // Most calls find the replica there already (a no-op report of a quiet
+  // realm): no lock.
+  if (AppliedSeq(realm.id()) >= seq) return {};
   MutexLock apply(apply_mu_);
   if (applied_cv_.WaitFor(apply_mu_, options_.feed_wait,
                           [&] { return AppliedSeq(realm.id()) >= seq; })) {
@@ -245,7 +248,9 @@ Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
   auto written =
       store_->Report(caller.realm->id(), caller.user_id, now, status);
   if (!written) return Errc::kUnavailable;
-  if (!written->wrote) return {};
+  // Written or not: the script decided against the realm as it stood at
+  // `seq` (another node's write of this user included), so the answer must
+  // not be served from a replica behind it.
   return WaitApplied(*caller.realm, written->seq);
 }
 
@@ -305,7 +310,7 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
     auto w = store_->SetPresenceEnabled(
         realm.id(), user, *patch.presence_enabled, context_.clock->NowMicros());
     if (!w) return DirectoryWrite(realm, w.error());
-    if (w->wrote) return WaitApplied(realm, w->seq);
+    return WaitApplied(realm, w->seq);
   }
   return {};
 }

@@ -6,10 +6,19 @@
 // order under apply_mu_: an entry at or below the replica's applied sequence
 // is a duplicate; one more than it is applied; a gap (lost messages) makes
 // the node read the realm again (ReadRealm since its last id), which brings
-// it to the store's current state. A writer waits until the replica has
-// applied its own change, so the node that acknowledged a write also serves
-// it. Store failures are not sticky here: calls fail with Errc::kUnavailable
-// while the store is unreachable. Per-client rows are not kept in this mode.
+// it to the store's current state.
+//
+// Read-your-writes, and read-what-the-store-saw, across nodes: every store
+// step (Report, SetPresenceEnabled) returns the realm's log sequence number
+// as the step saw it, written or not, and the writer waits (WaitApplied)
+// until the replica has applied at least that number before it returns. So
+// the node that acknowledged a write also serves it, and a report that
+// writes nothing because another node's write made the row fresh answers
+// with that write, never the row from before it (spec 3.1). Report is
+// therefore also a read barrier for the realm (see Sync): nothing the store
+// had when the call began is missing from the replica when it returns. Store
+// failures are not sticky here: calls fail with Errc::kUnavailable while the
+// store is unreachable. Per-client rows are not kept in this mode.
 //
 // Thread safety: as PresenceWriter. apply_mu_ serialises every change to the
 // replica (feed thread, resyncs, realm loads) and guards loaded_ and

@@ -333,6 +333,65 @@ TEST_F(SharedServiceTest, ReadBarrierCatchesUpWhenTheFeedIsHeldBack) {
   EXPECT_EQ(Rows(*b->service, alice_b), rows);  // the late entry is a no-op
 }
 
+// Issue #14 item 7 (spec 3.1: the write decision commits before the fetch).
+// b's report finds the row a wrote a moment ago already fresh and writes
+// nothing; b's feed is held back, so its replica has not seen a's write. The
+// answer is read with no barrier of its own, as a ping's is: b must still
+// serve a's row, not the one from before it.
+TEST_F(SharedServiceTest, Issue14_ANoOpReportServesTheRowTheStoreSaw) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode(std::chrono::milliseconds(50));
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.PauseFeed();
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  const UpdateId seen = *store_.CurrentSeq(realm);
+  ASSERT_LT(AppliedSeq(*b, realm), seen);  // b is behind a's write
+
+  ASSERT_TRUE(b->service->Report(alice_b, ReportStatus::kActive, kT0 + Sec(1)));
+  EXPECT_EQ(*store_.CurrentSeq(realm), seen);  // nothing was written
+  EXPECT_GE(AppliedSeq(*b, realm), seen);
+  std::map<UserId, std::pair<Micros, UpdateId>> rows;
+  b->service->Fetch(alice_b, FetchQuery{}, kT0 + Sec(1), [&](const Member& m) {
+    rows[m.id] = {m.times.last_active, m.last_update_id};
+  });
+  std::map<UserId, std::pair<Micros, UpdateId>> rows_a;
+  a->service->Fetch(alice_a, FetchQuery{}, kT0 + Sec(1), [&](const Member& m) {
+    rows_a[m.id] = {m.times.last_active, m.last_update_id};
+  });
+  EXPECT_THAT(rows, ElementsAre(std::pair{alice.id, rows_a.at(alice.id)}));
+  EXPECT_EQ(rows.at(alice.id).first, kT0);
+  store_.ResumeFeed();
+  store_.WaitFeedIdle();
+}
+
+// The same read-what-the-store-saw rule for the invisible-mode switch: a
+// setting that is already what is asked still returns with the replica at
+// the store's position.
+TEST_F(SharedServiceTest, Issue14_ANoOpSettingChangeWaitsForTheStoresPosition) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode(std::chrono::milliseconds(50));
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  ASSERT_NE(b->service->FindRealm("acme"), nullptr);
+  store_.WaitFeedIdle();
+  store_.PauseFeed();
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0));
+  const UpdateId seen = *store_.CurrentSeq(realm);
+  ASSERT_LT(AppliedSeq(*b, realm), seen);
+  UserPatch patch;
+  patch.presence_enabled = true;  // already enabled: no change
+  ASSERT_TRUE(b->service->UpdateUser(realm, alice.id, patch));
+  EXPECT_EQ(*store_.CurrentSeq(realm), seen);
+  EXPECT_GE(AppliedSeq(*b, realm), seen);
+  store_.ResumeFeed();
+  store_.WaitFeedIdle();
+}
+
 TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {
   auto a = StartNode(std::chrono::milliseconds(50));
   auto b = StartNode();
