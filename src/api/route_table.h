@@ -76,6 +76,16 @@ enum RouteFlag : std::uint8_t {
   // before the method is checked).
   kNeedsTestClock = 1 << 5,
   kNeedsFaultInjector = 1 << 6,
+  // Zulip: the handler's own write is the read barrier, so the request skips
+  // the separate one (PresenceService::Sync, a store round trip in
+  // scale-out) that other authenticated routes pass before they are handled.
+  // Only for a handler that reads nothing before its PresenceService::Report
+  // (which returns once the realm reflects everything the store had when the
+  // report ran, written or not) and answers only errors that need no fresh
+  // state before it. Authentication then runs against the replica as it
+  // stands; a key it does not know (made a moment ago on another node) is
+  // looked up again after a Sync, so it is never refused for being new.
+  kWriteIsBarrier = 1 << 7,
 };
 
 // How a Zulip route reads its parameters when the request is not a POST

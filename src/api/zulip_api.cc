@@ -98,7 +98,8 @@ ZulipApi::ZulipApi(PresenceService* service, EventHub* hub,
 // /users/{}/presence, which it would otherwise match.
 const ZulipApi::Entry ZulipApi::kRoutes[] = {
     {"/users/me/presence", kPost, &ZulipApi::OnPostPresence,
-     Endpoint::kPostPresence, kNeedsAuth | kRateLimited, Params::kStrict},
+     Endpoint::kPostPresence, kNeedsAuth | kRateLimited | kWriteIsBarrier,
+     Params::kStrict},
     {"/realm/presence", kGet | kHead, &ZulipApi::OnRealmPresence,
      Endpoint::kRealmPresence, kNeedsAuth | kRateLimited, Params::kLenient},
     {"/users", kGet | kHead, &ZulipApi::OnUsers, Endpoint::kUsers,
@@ -219,13 +220,24 @@ Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
   // Scale-out: see every change any node acknowledged before this request
   // (a key created a moment ago on another node, its last ping, the events
   // of a setting just changed). A parked poll that its queue woke has been
-  // through this already: its queue is fed as the replica catches up.
-  if (!(route.has(kParks) && call.req.resumed)) {
+  // through this already: its queue is fed as the replica catches up. A
+  // ping's own report is its barrier (kWriteIsBarrier): one round trip, not
+  // two.
+  const bool synced_later = route.has(kWriteIsBarrier);
+  if (!synced_later && !(route.has(kParks) && call.req.resumed)) {
     if (auto st = service_->Sync(call.realm); !st) {
       return ErrorResponse(FromErrc(st.error()));
     }
   }
   auto caller = Authenticate(call.req, call.realm);
+  if (!caller && synced_later) {
+    // Not known to this replica yet, perhaps: a key or user made a moment
+    // ago on another node. Free where there is one node.
+    if (auto st = service_->Sync(call.realm); !st) {
+      return ErrorResponse(FromErrc(st.error()));
+    }
+    caller = Authenticate(call.req, call.realm);
+  }
   if (!caller) return ErrorResponse(caller.error());
   call.caller = &*caller;
 

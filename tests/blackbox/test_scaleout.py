@@ -207,6 +207,99 @@ class ScaleOutTest(unittest.TestCase):
         self.assertEqual(answers[0]["presence_last_update_id"],
                          answers[2]["presence_last_update_id"])
 
+    def test_simultaneous_reports_to_two_nodes_both_answer_the_newest_row(self):
+        # Issue #14 item 7. Each round moves every node's clock (--test-clock
+        # is per node) past the 55 s rule, then one user reports to two
+        # nodes at once: one script writes, the other finds the row fresh
+        # and writes nothing (spec 3.2). Both answers must hold the row that
+        # was written (spec 3.1: the write decision commits before the
+        # fetch), whichever node lost the race and however far its feed lags.
+        a = self.user()
+        nodes = (self.n1, self.n2)
+        rounds = 100
+        start = threading.Barrier(3, timeout=30)
+        done = threading.Barrier(3, timeout=30)
+        answers = [None, None]
+
+        def reporter(i):
+            for _ in range(rounds):
+                start.wait()
+                try:
+                    answers[i] = call(nodes[i], a, "POST",
+                                      "/users/me/presence",
+                                      {"status": "active",
+                                       "last_update_id": -1})
+                except Exception as e:  # noqa: BLE001 - checked below
+                    answers[i] = e
+                done.wait()
+
+        threads = [threading.Thread(target=reporter, args=(i,), daemon=True)
+                   for i in range(2)]
+        for t in threads:
+            t.start()
+        try:
+            for k in range(rounds):
+                now = BASE_TIME + 60 * (k + 1)
+                for n in nodes:
+                    n.set_clock(now)
+                start.wait()
+                done.wait()
+                bodies = []
+                for r in answers:
+                    self.assertNotIsInstance(r, Exception, f"round {k}")
+                    self.assertEqual(r.status, 200, f"round {k}: {r}")
+                    bodies.append(r.json())
+                newest = max(b["presence_last_update_id"] for b in bodies)
+                for b in bodies:
+                    self.assertEqual(b["presence_last_update_id"], newest,
+                                     f"round {k}: {bodies}")
+                    self.assertEqual(b["presences"].get(str(a.id)),
+                                     {"active_timestamp": now,
+                                      "idle_timestamp": now},
+                                     f"round {k}: {bodies}")
+        finally:
+            start.abort()
+            done.abort()
+            for t in threads:
+                t.join(10)
+
+    def test_a_ping_costs_one_redis_round_trip(self):
+        # Issue #14 item 2: the report script's reply is the read barrier,
+        # so a ping sends one command to Redis, not a barrier read and then
+        # the script. This cluster runs with --rate-limit 0 (setUp): the
+        # shared rate limit's own command is not part of this count.
+        a = self.user()
+        ping(self.n1, a)  # the realm and the key are known to node 1 now
+
+        def stats():
+            raw = cluster.redis_command(self.cluster.redis.port, "INFO",
+                                        "all").decode()
+            out = {}
+            for line in raw.splitlines():
+                if line.startswith("total_commands_processed:"):
+                    out["total"] = int(line.split(":")[1])
+                elif line.startswith("cmdstat_evalsha:"):
+                    calls = line.split(":")[1].split(",")[0]
+                    out["evalsha"] = int(calls.split("=")[1])
+            return out
+
+        pings = 20
+        before = stats()
+        for k in range(pings):
+            # Half of them write (the clock moves past 55 s), half do not.
+            if k % 2 == 0:
+                self.cluster.set_clock(BASE_TIME + 60 * (k + 1))
+            ping(self.n1, a)
+        after = stats()
+        # Commands sent by clients (a script's own calls are not counted),
+        # less the second INFO itself.
+        sent = after["total"] - before["total"] - 1
+        scripts = after["evalsha"] - before.get("evalsha", 0)
+        print(f"\nRedis commands per ping: {sent / pings:.2f} "
+              f"(EVALSHA: {scripts / pings:.2f})")
+        self.assertEqual(scripts, pings)
+        self.assertEqual(sent, pings)
+
     def test_a_node_killed_under_load_leaves_the_others_serving(self):
         users = [self.user() for _ in range(6)]
         queue_on_3 = register(self.n3, users[0])
