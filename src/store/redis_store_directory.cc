@@ -9,11 +9,11 @@
 #include <tuple>
 #include <utility>
 
-#include "util/ascii.h"
 #include "store/redis_codec.h"
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"
 #include "store/redis_store.h"
+#include "util/ascii.h"
 
 namespace presence::store {
 
