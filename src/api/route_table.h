@@ -84,7 +84,12 @@ enum RouteFlag : std::uint8_t {
   // report ran, written or not) and answers only errors that need no fresh
   // state before it. Authentication then runs against the replica as it
   // stands; a key it does not know (made a moment ago on another node) is
-  // looked up again after a Sync, so it is never refused for being new.
+  // looked up again after a Sync, so it is never refused for being new, and
+  // if the handler's barrier changed the realm's directory the caller is
+  // authenticated again, so a key revoked (or a user deactivated) before
+  // the request is refused as before. The store itself never writes for an
+  // inactive user; a report racing a key change on another node may be
+  // written with the old key and then refused.
   kWriteIsBarrier = 1 << 7,
 };
 

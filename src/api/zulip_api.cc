@@ -257,6 +257,15 @@ Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
     }
   }
   ApiResult<Response> out = (this->*route.handler)(call);
+  if (synced_later &&
+      call.realm.directory_generation() != caller->directory_generation) {
+    // The handler's barrier brought in a directory change (e.g. the caller
+    // deactivated or its key replaced on another node before this request):
+    // judged again, as the separate barrier would have before.
+    if (auto again = Authenticate(call.req, call.realm); !again) {
+      return ErrorResponse(again.error());
+    }
+  }
   if (!out) return WithRateHeaders(ErrorResponse(out.error()), rate);
   return WithRateHeaders(std::move(*out), rate);
 }
