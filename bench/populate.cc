@@ -64,7 +64,7 @@ int PopulateShared(const std::string& url, std::int64_t users,
   auto realm_id = (*st)->InsertRealm(realm);
   if (!realm_id) {
     std::fprintf(stderr, "bench_populate: InsertRealm: %s\n",
-                 (*st)->LastError().c_str());
+                 realm_id.error().message().c_str());
     return 1;
   }
   const Micros joined = now - SecondsToMicros(30 * 86400);
@@ -80,15 +80,15 @@ int PopulateShared(const std::string& url, std::int64_t users,
     auto id = (*st)->InsertUser(u);
     if (!id) {
       std::fprintf(stderr, "bench_populate: InsertUser %lld: %s\n",
-                   static_cast<long long>(i), (*st)->LastError().c_str());
+                   static_cast<long long>(i), id.error().message().c_str());
       return 1;
     }
     rows.push_back({*id, *realm_id, seen, seen, i + 1});
   }
   store::SequenceRecord seq{*realm_id, users, users};
-  if (!(*st)->WritePresence(rows, {}, {&seq, 1})) {
+  if (auto written = (*st)->WritePresence(rows, {}, {&seq, 1}); !written) {
     std::fprintf(stderr, "bench_populate: WritePresence: %s\n",
-                 (*st)->LastError().c_str());
+                 written.error().message().c_str());
     return 1;
   }
   const double seconds =

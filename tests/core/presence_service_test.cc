@@ -440,6 +440,10 @@ TEST_F(PresenceServiceTest, StoreFailureIsStickyAndRefusesWrites) {
   EXPECT_EQ(flushed.error(), Errc::kStoreFailed);
   EXPECT_TRUE(service_->failed());
   EXPECT_THAT(service_->failure(), testing::HasSubstr("writing presence"));
+  // The reason is the failed call's own error, not a note kept beside it.
+  EXPECT_THAT(
+      service_->failure(),
+      testing::HasSubstr(std::string(store::FaultyStore::kInjectedFailure)));
   faulty_.SetFailWrites(false);  // even once the disk is back: still refused
   clock_.Advance(Sec(60));
   auto st = service_->Report(a, ReportStatus::kActive, clock_.NowMicros());
