@@ -49,11 +49,10 @@ bool Exec(sqlite3* db, const char* sql) {
 int PopulateShared(const std::string& url, std::int64_t users,
                    std::int64_t row_age_seconds) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::string error;
-  auto st = store::RedisStore::Open(url, &error);
+  auto st = store::RedisStore::Open(url);
   if (!st) {
     std::fprintf(stderr, "bench_populate: open %s: %s\n", url.c_str(),
-                 error.c_str());
+                 st.error().message().c_str());
     return 1;
   }
   const Micros now = RealClock().NowMicros();
@@ -142,11 +141,10 @@ int Main(int argc, char** argv) {
   const Micros now = RealClock().NowMicros();
   RealmId realm_id = 0;
   {
-    std::string error;
-    auto st = store::SqliteStore::Open(dir, &error);
+    auto st = store::SqliteStore::Open(dir);
     if (!st) {
       std::fprintf(stderr, "bench_populate: open %s: %s\n", dir.c_str(),
-                   error.c_str());
+                   st.error().message().c_str());
       return 1;
     }
     store::RealmRecord realm;

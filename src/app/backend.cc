@@ -15,11 +15,10 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
     std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
     return 2;
   }
-  std::string why;
-  auto opened = store::RedisStore::Open(f.store, &why);
+  auto opened = store::RedisStore::Open(f.store);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
-                 f.store.c_str(), why.c_str());
+                 f.store.c_str(), opened.error().message().c_str());
     return 1;
   }
   backend.redis = std::move(*opened);

@@ -386,7 +386,7 @@ StoreStatus RedisClient::RefreshSlots() {
     RedisConnection* conn = ConnectionTo(a);
     auto reply = conn->Command(cluster_slots);
     if (!reply) {
-      error = std::move(reply.error());
+      error = reply.error();
       continue;
     }
     if (ParseSlots(*reply, a)) return {};

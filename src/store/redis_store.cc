@@ -46,23 +46,12 @@ RedisClient& RedisStore::client() {
 
 RedisStore::~RedisStore() { Unsubscribe(); }
 
-Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
-                                                     std::string* error) {
-  return Open(url, Options{}, error);
+StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
+    std::string_view url) {
+  return Open(url, Options{});
 }
 
-Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
-                                                     const Options& options,
-                                                     std::string* error) {
-  auto opened = DoOpen(url, options);
-  if (!opened) {
-    if (error != nullptr) *error = std::move(opened.error().detail());
-    return opened.error().code();
-  }
-  return std::move(*opened);
-}
-
-StoreResult<std::unique_ptr<RedisStore>> RedisStore::DoOpen(
+StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
     std::string_view url, const Options& options) {
   auto seeds = ParseRedisUrl(url);
   if (!seeds) return seeds.error();

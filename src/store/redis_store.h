@@ -102,12 +102,10 @@ class RedisStore final : public SharedStore {
   // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
   // standalone server, or seed addresses of a Redis Cluster (detected), and
   // loads the scripts. kInvalidArgument for a malformed url; kStoreFailed if
-  // no address answers. `error` receives the reason on failure.
-  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
-                                                  std::string* error = nullptr);
-  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
-                                                  const Options& options,
-                                                  std::string* error);
+  // no address answers; the error says why.
+  static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url);
+  static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url,
+                                                       const Options& options);
 
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
@@ -156,8 +154,6 @@ class RedisStore final : public SharedStore {
 
   RedisStore(std::vector<std::unique_ptr<RedisClient>> clients, Options options,
              std::vector<Script> scripts);
-  static StoreResult<std::unique_ptr<RedisStore>> DoOpen(
-      std::string_view url, const Options& options);
 
   // Runs a script (EVALSHA, EVAL on NOSCRIPT) with `keys` (all on one slot)
   // and `args`. Error replies are kStoreFailed failures.

@@ -249,9 +249,8 @@ class SqliteStore::Transaction {
 };
 
 StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
-    const std::string& dir, std::string* error) {
-  auto fail = [error](const boost::system::error_code& code, std::string why) {
-    if (error != nullptr) *error = why;
+    const std::string& dir) {
+  auto fail = [](const boost::system::error_code& code, std::string why) {
     return Error(code, std::move(why));
   };
   std::error_code ec;

@@ -67,10 +67,8 @@ class SqliteStore final : public Store {
   // DIR/presence.sqlite3, configures the connection and migrates the schema.
   // Errors: kIoError if the directory cannot be created; kCorrupt if the file
   // is not a database or its schema is newer than kSchemaVersion;
-  // kStoreFailed for any other SQLite failure. If `error` is non-null it
-  // receives a human-readable reason on failure (the error carries it too).
-  static StoreResult<std::unique_ptr<SqliteStore>> Open(
-      const std::string& dir, std::string* error = nullptr);
+  // kStoreFailed for any other SQLite failure; the error says why.
+  static StoreResult<std::unique_ptr<SqliteStore>> Open(const std::string& dir);
 
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;

@@ -50,8 +50,8 @@ class RedisClusterTest : public ::testing::Test {
     std::string why;
     cluster_ = RedisCluster::Start(&why);
     ASSERT_NE(cluster_, nullptr) << why;
-    auto opened = RedisStore::Open(cluster_->url(), &why);
-    ASSERT_TRUE(opened.has_value()) << why;
+    auto opened = RedisStore::Open(cluster_->url());
+    ASSERT_TRUE(opened.has_value()) << opened.error();
     store_ = std::move(*opened);
     ASSERT_TRUE(store_->cluster());
   }
@@ -100,10 +100,9 @@ TEST_F(RedisClusterTest, KeySlotsAgreeWithTheCluster) {
 
 TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   // A second process that knows only one seed finds the others itself.
-  std::string why;
   auto one_seed =
-      RedisStore::Open("redis://" + cluster_->nodes()[1]->address(), &why);
-  ASSERT_TRUE(one_seed.has_value()) << why;
+      RedisStore::Open("redis://" + cluster_->nodes()[1]->address());
+  ASSERT_TRUE(one_seed.has_value()) << one_seed.error();
   RedisStore* other = one_seed->get();
   EXPECT_TRUE(other->cluster());
 

@@ -83,9 +83,8 @@ class RedisStoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<RedisStore> Open() {
-    std::string why;
-    auto opened = RedisStore::Open(server_->url(), &why);
-    EXPECT_TRUE(opened.has_value()) << why;
+    auto opened = RedisStore::Open(server_->url());
+    EXPECT_TRUE(opened.has_value()) << opened.error();
     return opened ? std::move(*opened) : nullptr;
   }
 
@@ -178,11 +177,12 @@ TEST(RedisStoreOpenTest, RejectsMalformedUrlsWithAMessage) {
         "redis://user@127.0.0.1:6379", "redis://127.0.0.1:6379,",
         "redis://127.0.0.1:6379,,127.0.0.1:6380", "redis://:6379",
         "rediss://127.0.0.1:6379"}) {
-    std::string why;
-    auto opened = RedisStore::Open(url, &why);
+    auto opened = RedisStore::Open(url);
     ASSERT_FALSE(opened.has_value()) << url;
     EXPECT_EQ(opened.error(), Errc::kInvalidArgument) << url;
-    EXPECT_THAT(why, ::testing::HasSubstr("redis://HOST:PORT")) << url;
+    EXPECT_THAT(opened.error().message(),
+                ::testing::HasSubstr("redis://HOST:PORT"))
+        << url;
   }
 }
 
@@ -191,13 +191,14 @@ TEST(RedisStoreOpenTest, NothingListeningIsAClearErrorQuickly) {
   ASSERT_NE(port, 0);
   std::string why;
   const auto start = steady_clock::now();
-  auto opened =
-      RedisStore::Open("redis://127.0.0.1:" + std::to_string(port), &why);
+  auto opened = RedisStore::Open("redis://127.0.0.1:" + std::to_string(port));
   EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error(), Errc::kStoreFailed);
-  EXPECT_THAT(why, ::testing::HasSubstr("127.0.0.1:" + std::to_string(port)));
-  EXPECT_THAT(why, ::testing::HasSubstr("Connection refused"));
+  EXPECT_THAT(opened.error().message(),
+              ::testing::HasSubstr("127.0.0.1:" + std::to_string(port)));
+  EXPECT_THAT(opened.error().message(),
+              ::testing::HasSubstr("Connection refused"));
 }
 
 TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
@@ -737,8 +738,8 @@ TEST(RedisStoreDownTest, ConcurrentFailuresEachCarryTheirOwnReason) {
   options.timeouts.connect = milliseconds(500);
   options.timeouts.io = milliseconds(1000);
   options.connections = 2;
-  auto opened = RedisStore::Open(server->url(), options, &why);
-  ASSERT_TRUE(opened.has_value()) << why;
+  auto opened = RedisStore::Open(server->url(), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
   std::unique_ptr<RedisStore> store = std::move(*opened);
   auto realm = store->InsertRealm({.subdomain = "acme", .name = "A"});
   ASSERT_TRUE(realm.has_value()) << realm.error();
@@ -785,8 +786,8 @@ TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
   RedisStore::Options options;
   options.timeouts.connect = milliseconds(500);
   options.timeouts.io = milliseconds(1000);
-  auto opened = RedisStore::Open(server->url(), options, &why);
-  ASSERT_TRUE(opened.has_value()) << why;
+  auto opened = RedisStore::Open(server->url(), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
   std::unique_ptr<RedisStore> store = std::move(*opened);
   auto realm = store->InsertRealm({.subdomain = "acme", .name = "A"});
   ASSERT_TRUE(realm.has_value());
@@ -858,9 +859,8 @@ namespace presence::store {
 namespace {
 
 TEST_F(RedisStoreTest, CountRequestIsASlidingLogPerUserSharedByConnections) {
-  std::string why;
-  auto second = RedisStore::Open(server_->url(), &why);
-  ASSERT_TRUE(second.has_value()) << why;
+  auto second = RedisStore::Open(server_->url());
+  ASSERT_TRUE(second.has_value()) << second.error();
   const Micros window = SecondsToMicros(60);
   // Three requests allowed per window, counted across both connections.
   for (int i = 0; i < 3; ++i) {

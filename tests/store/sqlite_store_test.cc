@@ -33,9 +33,8 @@ UserRecord UserNamed(RealmId realm, std::string email) {
 using ::testing::HasSubstr;
 
 std::unique_ptr<SqliteStore> MustOpen(const std::string& dir) {
-  std::string why;
-  auto store = SqliteStore::Open(dir, &why);
-  EXPECT_TRUE(store.has_value()) << why;
+  auto store = SqliteStore::Open(dir);
+  EXPECT_TRUE(store.has_value()) << store.error();
   return store ? std::move(*store) : nullptr;
 }
 
@@ -359,12 +358,12 @@ TEST_F(SqliteStoreTest, RefusesAFutureSchemaVersion) {
     RawDb raw(DbPath());
     raw.Exec("PRAGMA user_version = " + std::to_string(future));
   }
-  std::string why;
-  auto store = SqliteStore::Open(dir_.path(), &why);
+  auto store = SqliteStore::Open(dir_.path());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kCorrupt);
-  EXPECT_THAT(why, HasSubstr("schema version " + std::to_string(future)));
-  EXPECT_THAT(why, HasSubstr("newer"));
+  EXPECT_THAT(store.error().message(),
+              HasSubstr("schema version " + std::to_string(future)));
+  EXPECT_THAT(store.error().message(), HasSubstr("newer"));
   // The file was left as it was.
   RawDb raw(DbPath());
   EXPECT_EQ(raw.Query("PRAGMA user_version"), std::to_string(future));
@@ -375,11 +374,10 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
     std::ofstream out(DbPath(), std::ios::binary);
     out << std::string(4096, 'x');
   }
-  std::string why;
-  auto store = SqliteStore::Open(dir_.path(), &why);
+  auto store = SqliteStore::Open(dir_.path());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kCorrupt);
-  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(store.error().message().empty());
 }
 
 TEST_F(SqliteStoreTest, OpenFailsUnderARegularFile) {
@@ -387,13 +385,12 @@ TEST_F(SqliteStoreTest, OpenFailsUnderARegularFile) {
   // directory.
   std::string file = dir_.path() + "/plain";
   { std::ofstream(file) << "x"; }
-  std::string why;
-  auto store = SqliteStore::Open(file + "/db", &why);
+  auto store = SqliteStore::Open(file + "/db");
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kIoError);
-  EXPECT_THAT(why, HasSubstr(file));
+  EXPECT_THAT(store.error().message(), HasSubstr(file));
 
-  store = SqliteStore::Open(file, &why);
+  store = SqliteStore::Open(file);
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kIoError);
 }
