@@ -8,13 +8,13 @@
 namespace presence {
 
 Realm* Directory::FindRealm(std::string_view subdomain) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = realm_by_subdomain_.find(std::string(subdomain));
   return it == realm_by_subdomain_.end() ? nullptr : it->second;
 }
 
 Realm* Directory::FindRealmById(RealmId id) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return FindRealmByIdLocked(id);
 }
 
@@ -26,7 +26,7 @@ Realm* Directory::FindRealmByIdLocked(RealmId id) const {
 std::vector<Realm*> Directory::Realms() const {
   std::vector<Realm*> out;
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     out.reserve(realms_.size());
     for (auto& [id, r] : realms_) out.push_back(r.get());
   }
@@ -42,7 +42,7 @@ std::variant<Caller, AuthFailure> Directory::Authenticate(
   Realm* owner_realm = nullptr;
   std::uint32_t owner_slot = 0;
   {
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     // A candidate only: the index may hold another key with the same
     // prefix, which the full comparison below rejects.
     auto ref = key_index_.Find(digest);
@@ -80,12 +80,12 @@ std::variant<Caller, AuthFailure> Directory::Authenticate(
 void Directory::SetMaxClientsPerUser(std::size_t n) {
   n = std::max<std::size_t>(1, n);
   max_clients_per_user_.store(n);
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   for (auto& [id, realm] : realms_) realm->SetMaxClientsPerUser(n);
 }
 
 Realm* Directory::AddRealm(std::unique_ptr<Realm> realm) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   return AddRealmLocked(std::move(realm));
 }
 
@@ -101,13 +101,13 @@ Realm* Directory::AddRealmLocked(std::unique_ptr<Realm> realm) {
 }
 
 void Directory::IndexKey(RealmId realm, std::uint32_t slot, const Digest& key) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   IndexKeyLocked(realm, slot, key);
 }
 
 void Directory::UnindexKey(RealmId realm, std::uint32_t slot,
                            const Digest& key) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   UnindexKeyLocked(realm, slot, key);
 }
 
@@ -117,7 +117,7 @@ void Directory::UnindexKeyLocked(RealmId realm, std::uint32_t slot,
 }
 
 void Directory::Exclusive(FunctionRef<void()> fn) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   fn();
 }
 
@@ -129,6 +129,7 @@ void Directory::IndexKeyLocked(RealmId realm, std::uint32_t slot,
                                const Digest& key) {
   // Called only when the prefix is taken: is it the same key?
   auto holds = [this](KeyIndex::Ref ref, const Digest& d) {
+    AssertHeld();  // KeyIndex::Insert calls it here, under mu_
     bool same = false;
     realm_by_ordinal_[ref >> 32]->WithMemberAt(
         static_cast<std::uint32_t>(ref),

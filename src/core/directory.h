@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -28,6 +27,8 @@
 #include "core/types.h"
 #include "util/crypto.h"
 #include "util/function_ref.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 
@@ -79,25 +80,31 @@ class Directory {
   void UnindexKey(RealmId realm, std::uint32_t slot, const Digest& key);
 
   // Loading many realms and users: runs `fn` with mu_ held exclusively, in
-  // which only the *Locked methods below may be used.
-  void Exclusive(FunctionRef<void()> fn);
-  Realm* AddRealmLocked(std::unique_ptr<Realm> realm);
-  void IndexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
-  void UnindexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key);
-  void ReserveKeysLocked(std::size_t n) { key_index_.Reserve(n); }
-  Realm* FindRealmByIdLocked(RealmId id) const;
+  // which only the *Locked methods below may be used (`fn` starts with
+  // AssertHeld(), which tells the compiler's lock analysis so).
+  void Exclusive(FunctionRef<void()> fn) EXCLUDES(mu_);
+  void AssertHeld() const ASSERT_CAPABILITY(mu_) { mu_.AssertHeld(); }
+  Realm* AddRealmLocked(std::unique_ptr<Realm> realm) REQUIRES(mu_);
+  void IndexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key)
+      REQUIRES(mu_);
+  void UnindexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key)
+      REQUIRES(mu_);
+  void ReserveKeysLocked(std::size_t n) REQUIRES(mu_) { key_index_.Reserve(n); }
+  Realm* FindRealmByIdLocked(RealmId id) const REQUIRES_SHARED(mu_);
 
  private:
-  KeyIndex::Ref KeyRefLocked(RealmId realm, std::uint32_t slot) const;
+  KeyIndex::Ref KeyRefLocked(RealmId realm, std::uint32_t slot) const
+      REQUIRES_SHARED(mu_);
 
-  mutable std::shared_mutex mu_;
-  std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_;  // mu_
-  std::unordered_map<std::string, Realm*> realm_by_subdomain_;  // mu_
+  // Guards the maps and the key index (shared for lookups).
+  mutable SharedMutex mu_;
+  std::unordered_map<RealmId, std::unique_ptr<Realm>> realms_ GUARDED_BY(mu_);
+  std::unordered_map<std::string, Realm*> realm_by_subdomain_ GUARDED_BY(mu_);
   // API keys -> (realm ordinal << 32 | slot) of the holder (see KeyIndex).
-  // Ordinals index realm_by_ordinal_ (realms are never removed). mu_.
-  KeyIndex key_index_;
-  std::vector<Realm*> realm_by_ordinal_;                      // mu_
-  std::unordered_map<RealmId, std::uint32_t> ordinal_by_id_;  // mu_
+  // Ordinals index realm_by_ordinal_ (realms are never removed).
+  KeyIndex key_index_ GUARDED_BY(mu_);
+  std::vector<Realm*> realm_by_ordinal_ GUARDED_BY(mu_);
+  std::unordered_map<RealmId, std::uint32_t> ordinal_by_id_ GUARDED_BY(mu_);
   std::atomic<std::size_t> max_clients_per_user_{8};
 };
 

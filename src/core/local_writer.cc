@@ -17,6 +17,7 @@ StoreStatus LocalWriter::Start(const WriterContext& context) {
   // Everything under one exclusive lock of the directory: nothing serves
   // yet, and a lock per user was a quarter of a 1M-user start.
   dir.Exclusive([&] {
+    dir.AssertHeld();
     for (const auto& r : snap->realms) {
       dir.AddRealmLocked(std::make_unique<Realm>(r, ids()));
     }
@@ -45,6 +46,7 @@ StoreStatus LocalWriter::Start(const WriterContext& context) {
       realm->LoadMembers(
           std::span<store::UserRecord>(users.data() + i, end - i),
           [&](const store::UserRecord& u, std::uint32_t slot) {
+            dir.AssertHeld();  // still inside Exclusive
             dir.IndexKeyLocked(realm_id, slot, u.api_key_hash);
           });
       i = end;
@@ -98,14 +100,14 @@ void LocalWriter::MarkFailed(std::string_view what, const Error& error) {
   const std::string detail = error.message();
   if (!detail.empty()) reason += ": " + detail;
   {
-    std::lock_guard lock(failure_mu_);
+    MutexLock lock(failure_mu_);
     if (failure_.empty()) failure_ = reason;
   }
   failed_.store(true, std::memory_order_release);
 }
 
 std::string LocalWriter::failure() const {
-  std::lock_guard lock(failure_mu_);
+  MutexLock lock(failure_mu_);
   return failure_;
 }
 
@@ -207,7 +209,7 @@ Status LocalWriter::SetAccess(Realm& realm, store::AccessRecord record) {
 }
 
 Result<FlushStats> LocalWriter::Flush() {
-  std::lock_guard flush(flush_mu_);
+  MutexLock flush(flush_mu_);
   if (auto st = Writable(); !st) return st.error();
   const std::vector<Realm*> realms = context_.directory->Realms();
   std::vector<store::PresenceRecord> rows;

@@ -16,11 +16,12 @@
 #define PRESENCE_CORE_LOCAL_WRITER_H_
 
 #include <atomic>
-#include <mutex>
 #include <string>
 
 #include "core/presence_writer.h"
 #include "core/store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 
@@ -60,10 +61,10 @@ class LocalWriter final : public PresenceWriter, private UpdateIdReserver {
 
   store::Store* const store_;
   WriterContext context_;
-  std::mutex flush_mu_;  // one flush at a time
+  Mutex flush_mu_;  // one flush at a time (guards no data of its own)
   std::atomic<bool> failed_{false};
-  mutable std::mutex failure_mu_;
-  std::string failure_;  // guarded by failure_mu_
+  mutable Mutex failure_mu_;  // guards failure_
+  std::string failure_ GUARDED_BY(failure_mu_);
 };
 
 }  // namespace presence

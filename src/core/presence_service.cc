@@ -167,7 +167,7 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
   if (!ValidSubdomain(subdomain) || !ValidName(name, 200)) {
     return Errc::kInvalidArgument;
   }
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(admin_mu_);
   if (auto st = writer_->Writable(); !st) return st.error();
   if (FindRealm(subdomain) != nullptr) return Errc::kAlreadyExists;
   store::RealmRecord rec;
@@ -179,7 +179,7 @@ Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
 
 Status PresenceService::SetRealmPresenceDisabled(RealmId realm_id,
                                                  bool disabled) {
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(admin_mu_);
   if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
@@ -197,7 +197,7 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
   if (!ValidEmail(user.email) || !ValidName(user.full_name, 100)) {
     return Errc::kInvalidArgument;
   }
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(admin_mu_);
   if (auto st = writer_->Writable(); !st) return st.error();
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
@@ -221,7 +221,7 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
 
 Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
                                    const UserPatch& patch) {
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(admin_mu_);
   if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
@@ -230,7 +230,7 @@ Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
 
 Status PresenceService::SetAccess(RealmId realm_id, UserId viewer,
                                   std::vector<UserId> visible) {
-  std::lock_guard admin(admin_mu_);
+  MutexLock admin(admin_mu_);
   if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr || !realm->UserRecordOf(viewer)) return Errc::kNotFound;

@@ -16,7 +16,6 @@
 
 #include <atomic>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +31,7 @@
 #include "core/store.h"
 #include "core/types.h"
 #include "util/clock.h"
+#include "util/mutex.h"
 #include "util/result.h"
 
 namespace presence {
@@ -198,7 +198,7 @@ class PresenceService {
   // After directory_ and relay_: destroyed first, so that a feed thread
   // stops before what it writes to goes.
   const std::unique_ptr<PresenceWriter> writer_;
-  std::mutex admin_mu_;  // serialises directory changes
+  Mutex admin_mu_;  // serialises directory changes (guards no data)
 };
 
 // Subdomain rules: "" (the root realm) or 1-63 of [a-z0-9-], not starting or

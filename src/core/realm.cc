@@ -57,51 +57,51 @@ const char* Realm::StoreTextLocked(std::string_view email,
 }
 
 std::string Realm::subdomain() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return subdomain_;
 }
 std::string Realm::name() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return name_;
 }
 bool Realm::presence_disabled() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return presence_disabled_;
 }
 bool Realm::deactivated() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return deactivated_;
 }
 UpdateId Realm::last_update_id() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return last_update_id_;
 }
 std::size_t Realm::member_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return members_.size();
 }
 
 std::size_t Realm::active_count() const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   return active_members_;
 }
 
 void Realm::Reserve(std::size_t n) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   members_.reserve(n);
   slot_by_id_.reserve(n);
   slot_by_email_.reserve(n);
 }
 
 std::uint32_t Realm::AddMember(const store::UserRecord& user) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   return AddMemberLocked(user);
 }
 
 void Realm::LoadMembers(
     std::span<store::UserRecord> users,
     FunctionRef<void(const store::UserRecord&, std::uint32_t slot)> added) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   for (store::UserRecord& user : users) {
     added(user, AddMemberLocked(user));
     // The strings were copied: free them now, so that the arena can reuse
@@ -135,7 +135,7 @@ void Realm::LoadPresence(const store::PresenceRecord& row) {
 }
 
 void Realm::LoadPresence(std::span<const store::PresenceRecord> rows) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   for (const store::PresenceRecord& row : rows) LoadPresenceLocked(row);
 }
 
@@ -149,7 +149,7 @@ void Realm::LoadPresenceLocked(const store::PresenceRecord& row) {
 }
 
 void Realm::FinishLoad() {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   // Sorted with their keys beside them: sorting slots through members_
   // missed the cache on every comparison (a fifth of a 1M-user start).
   std::vector<std::pair<UpdateId, std::uint32_t>> rows;
@@ -197,12 +197,12 @@ void Realm::LoadAccess(const store::AccessRecord& access) {
 }
 
 void Realm::SetPresenceDisabled(bool disabled) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   presence_disabled_ = disabled;
 }
 
 bool Realm::UpdateMember(const store::UserRecord& user) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{user.id});
   if (it == slot_by_id_.end()) return false;
   Member& m = members_[*it];
@@ -229,7 +229,7 @@ bool Realm::UpdateMember(const store::UserRecord& user) {
 void Realm::SetAccess(UserId viewer, std::vector<UserId> visible) {
   std::sort(visible.begin(), visible.end());
   visible.erase(std::unique(visible.begin(), visible.end()), visible.end());
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   if (visible.empty()) {
     access_.erase(viewer);
   } else {
@@ -238,7 +238,7 @@ void Realm::SetAccess(UserId viewer, std::vector<UserId> visible) {
 }
 
 std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{id});
   if (it == slot_by_id_.end()) return std::nullopt;
   const Member& m = members_[*it];
@@ -258,14 +258,14 @@ std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
 }
 
 std::optional<Member> Realm::MemberById(UserId id) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{id});
   if (it == slot_by_id_.end()) return std::nullopt;
   return members_[*it];
 }
 
 std::optional<UserId> Realm::FindIdByEmail(std::string_view email) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_email_.find(email);
   if (it == slot_by_email_.end()) return std::nullopt;
   return members_[*it].id;
@@ -344,14 +344,14 @@ Result<std::optional<PresenceChange>> Realm::RecordReport(
     // Most reports change nothing (a ping within 55 s of the last one):
     // find that out under the shared lock, so that the I/O threads do not
     // queue for the exclusive one on every ping of a realm.
-    std::shared_lock lock(mu_);
+    ReaderLock lock(mu_);
     if (!ReportWouldWriteLocked(user, now, status, client)) {
       return std::optional<PresenceChange>();
     }
   }
   // Something to write: everything is decided again under the exclusive
   // lock (another writer may have come first).
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
   const std::uint32_t slot = *it;
@@ -475,7 +475,7 @@ Status Realm::ClampClientsLocked(std::uint32_t slot, UpdateId id) {
 }
 
 ClientRowList Realm::ClientsOf(UserId user) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return {};
   auto c = clients_.find(*it);
@@ -484,7 +484,7 @@ ClientRowList Realm::ClientsOf(UserId user) const {
 }
 
 void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end() || row.client.empty()) return;
   ClientRows& entry = clients_[*it];
@@ -500,14 +500,14 @@ void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
 }
 
 void Realm::SetMaxClientsPerUser(std::size_t n) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   max_clients_ = std::max<std::size_t>(1, n);
 }
 
 Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
                                                                 bool enabled,
                                                                 Micros now) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
   const std::uint32_t slot = *it;
@@ -546,7 +546,7 @@ bool Realm::CanSeeLocked(const Member& viewer, UserId target) const {
 }
 
 std::size_t Realm::CountViewers(UserId target) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   std::size_t n = 0;
   for (const Member& m : members_) {
     if (m.is_active && CanSeeLocked(m, target)) ++n;
@@ -555,7 +555,7 @@ std::size_t Realm::CountViewers(UserId target) const {
 }
 
 bool Realm::CanSee(UserId viewer, UserId target) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{viewer});
   if (it == slot_by_id_.end()) return false;
   return CanSeeLocked(members_[*it], target);
@@ -576,7 +576,7 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
 
   UpdateId max_id = -1;
   bool any = false;
-  auto consider = [&](std::uint32_t slot) {
+  auto consider = [&](std::uint32_t slot) REQUIRES_SHARED(mu_) {
     const Member& m = members_[slot];
     if (!m.has_row || !m.listed()) return;
     if (!incremental && !(m.times.last_connected != kNoTime &&
@@ -644,7 +644,7 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
 
 UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
                       FunctionRef<void(const Member&)> visit) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   if (presence_disabled_) return -1;
   auto viewer_slot = slot_by_id_.find(ById{viewer_id});
   if (viewer_slot == slot_by_id_.end()) {
@@ -657,7 +657,7 @@ UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
 UpdateId Realm::FetchWithClients(
     UserId viewer_id, const FetchQuery& query, Micros now,
     FunctionRef<void(const Member&, const ClientRowList*)> visit) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   if (presence_disabled_) return -1;
   auto viewer_slot = slot_by_id_.find(ById{viewer_id});
   if (viewer_slot == slot_by_id_.end()) {
@@ -667,25 +667,25 @@ UpdateId Realm::FetchWithClients(
 }
 
 void Realm::WithMember(UserId id, FunctionRef<void(const Member*)> fn) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{id});
   fn(it == slot_by_id_.end() ? nullptr : &members_[*it]);
 }
 
 void Realm::WithMemberAt(std::uint32_t slot,
                          FunctionRef<void(const Member*)> fn) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   fn(slot < members_.size() ? &members_[slot] : nullptr);
 }
 
 void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   for (const Member& m : members_) fn(m);
 }
 
 void Realm::ForEachVisibleMember(UserId viewer_id,
                                  FunctionRef<void(const Member&)> fn) const {
-  std::shared_lock lock(mu_);
+  ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{viewer_id});
   if (it == slot_by_id_.end()) return;
   const Member& viewer = members_[*it];
@@ -697,7 +697,7 @@ void Realm::ForEachVisibleMember(UserId viewer_id,
 bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
                          std::vector<store::ClientPresenceRecord>& clients,
                          store::SequenceRecord& sequence) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   const bool low = last_update_id_ + kReserveAhead / 2 > reserved_update_id_;
   if (dirty_.empty() && client_dirty_.empty() && !low) return false;
   for (auto slot : dirty_) {
@@ -727,7 +727,7 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
 }
 
 void Realm::OnFlushed(const store::SequenceRecord& sequence) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   reserved_update_id_ =
       std::max(reserved_update_id_, sequence.reserved_update_id);
 }
@@ -735,7 +735,7 @@ void Realm::OnFlushed(const store::SequenceRecord& sequence) {
 void Realm::OnFlushFailed(
     const std::vector<store::PresenceRecord>& rows,
     const std::vector<store::ClientPresenceRecord>& clients) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   for (const auto& r : rows) {
     if (r.realm_id != id_) continue;
     auto it = slot_by_id_.find(ById{r.user_id});
@@ -762,7 +762,7 @@ void Realm::OnFlushFailed(
 Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
   MemberDelta delta;
   {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     auto it = slot_by_id_.find(ById{user.id});
     if (it != slot_by_id_.end()) {
       delta.slot = *it;
@@ -790,7 +790,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
 std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
                                               Micros written_at, bool event_due,
                                               bool forced) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end()) return std::nullopt;
   Member& m = members_[*it];
@@ -803,7 +803,7 @@ std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
 }
 
 void Realm::ApplySettings(const store::RealmRecord& record) {
-  std::unique_lock lock(mu_);
+  WriterLock lock(mu_);
   name_ = record.name;
   presence_disabled_ = record.presence_disabled;
   deactivated_ = record.deactivated;
@@ -812,7 +812,7 @@ void Realm::ApplySettings(const store::RealmRecord& record) {
 
 void Realm::ReplaceAccess(const std::vector<store::AccessRecord>& lists) {
   {
-    std::unique_lock lock(mu_);
+    WriterLock lock(mu_);
     access_.clear();
   }
   for (const auto& a : lists) SetAccess(a.viewer, a.visible);

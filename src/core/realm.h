@@ -34,13 +34,11 @@
 
 #include <atomic>
 #include <boost/unordered/unordered_flat_set.hpp>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <span>
 #include <string>
 #include <string_view>
@@ -54,8 +52,10 @@
 #include "util/ascii.h"
 #include "util/crypto.h"
 #include "util/function_ref.h"
+#include "util/mutex.h"
 #include "util/result.h"
 #include "util/slot_list.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 
@@ -333,32 +333,39 @@ class Realm {
   void ReplaceAccess(const std::vector<store::AccessRecord>& lists);
 
  private:
-  std::uint32_t AddMemberLocked(const store::UserRecord& user);
+  std::uint32_t AddMemberLocked(const store::UserRecord& user) REQUIRES(mu_);
   // Whether RecordReport would write a user or client row (shared lock).
   bool ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
-                              std::string_view client) const;
-  void LoadPresenceLocked(const store::PresenceRecord& row);
+                              std::string_view client) const
+      REQUIRES_SHARED(mu_);
+  void LoadPresenceLocked(const store::PresenceRecord& row) REQUIRES(mu_);
   // The member's slot, or Member::kNil.
-  std::uint32_t SlotLocked(UserId id) const {
+  std::uint32_t SlotLocked(UserId id) const REQUIRES_SHARED(mu_) {
     auto it = slot_by_id_.find(ById{id});
     return it == slot_by_id_.end() ? Member::kNil : *it;
   }
   // Writes email and name into text_ (see Member) and returns the record.
-  const char* StoreTextLocked(std::string_view email, std::string_view name);
-  bool CanSeeLocked(const Member& viewer, UserId target) const;
-  Result<UpdateId> NextUpdateIdLocked();
+  const char* StoreTextLocked(std::string_view email, std::string_view name)
+      REQUIRES(mu_);
+  bool CanSeeLocked(const Member& viewer, UserId target) const
+      REQUIRES_SHARED(mu_);
+  Result<UpdateId> NextUpdateIdLocked() REQUIRES(mu_);
   // Moves the member's row to the tail of the update order with `id`; a
   // local write (`dirty`) is also queued for the write-behind.
   void TouchLocked(std::uint32_t slot, const PresenceTimes& times, UpdateId id,
-                   bool dirty = true);
-  auto MemberLinks() {
-    return [this](std::uint32_t s) -> Member& { return members_[s]; };
+                   bool dirty = true) REQUIRES(mu_);
+  auto MemberLinks() REQUIRES(mu_) {
+    return [members = &members_](std::uint32_t s) -> Member& {
+      return (*members)[s];
+    };
   }
-  auto ClientLinks() {
-    return [this](std::uint32_t s) -> ClientRows& { return clients_.at(s); };
+  auto ClientLinks() REQUIRES(mu_) {
+    return [clients = &clients_](std::uint32_t s) -> ClientRows& {
+      return clients->at(s);
+    };
   }
   PresenceChange ChangeOfLocked(const Member& m, Micros now, bool event_due,
-                                bool forced) const;
+                                bool forced) const REQUIRES_SHARED(mu_);
 
   // A user's client rows and their place in the client update-order list.
   struct ClientRows {
@@ -378,33 +385,36 @@ class Realm {
   Result<ClientReport> RecordClientLocked(std::uint32_t slot,
                                           std::string_view client, Micros now,
                                           ReportStatus status,
-                                          UpdateId shared_id);
+                                          UpdateId shared_id) REQUIRES(mu_);
   // Moves the entry to the tail of the client list with `id`; marks dirty.
-  void TouchClientsLocked(std::uint32_t slot, ClientRows& entry, UpdateId id);
-  void UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry);
-  void AppendClientsLocked(std::uint32_t slot, ClientRows& entry);
+  void TouchClientsLocked(std::uint32_t slot, ClientRows& entry, UpdateId id)
+      REQUIRES(mu_);
+  void UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry) REQUIRES(mu_);
+  void AppendClientsLocked(std::uint32_t slot, ClientRows& entry) REQUIRES(mu_);
   // Invisible mode: no client row may look fresher than the user row.
-  Status ClampClientsLocked(std::uint32_t slot, UpdateId id);
+  Status ClampClientsLocked(std::uint32_t slot, UpdateId id) REQUIRES(mu_);
   template <class Visit>
   UpdateId FetchLocked(const Member& viewer, const FetchQuery& query,
-                       Micros now, Visit&& visit) const;
+                       Micros now, Visit&& visit) const REQUIRES_SHARED(mu_);
 
   const RealmId id_;
   UpdateIdReserver* const ids_;
 
-  mutable std::shared_mutex mu_;
-  std::string subdomain_;
-  std::string name_;
-  bool presence_disabled_ = false;
-  bool deactivated_ = false;
+  // Guards everything below but the atomic directory_generation_: shared
+  // for reads, exclusive for writes.
+  mutable SharedMutex mu_;
+  std::string subdomain_ GUARDED_BY(mu_);
+  std::string name_ GUARDED_BY(mu_);
+  bool presence_disabled_ GUARDED_BY(mu_) = false;
+  bool deactivated_ GUARDED_BY(mu_) = false;
   // Bumped under mu_, after the change (see directory_generation()).
   std::atomic<std::uint64_t> directory_generation_{0};
-  UpdateId last_update_id_ = 0;
-  UpdateId reserved_update_id_ = 0;
-  std::vector<Member> members_;
-  std::size_t active_members_ = 0;
+  UpdateId last_update_id_ GUARDED_BY(mu_) = 0;
+  UpdateId reserved_update_id_ GUARDED_BY(mu_) = 0;
+  std::vector<Member> members_ GUARDED_BY(mu_);
+  std::size_t active_members_ GUARDED_BY(mu_) = 0;
   // The members' emails and names (see Member).
-  Arena text_;
+  Arena text_ GUARDED_BY(mu_);
   // Slots by user id and by email (case-insensitively): open-addressing sets
   // of 4-byte slots, hashed and compared through members_[slot], looked up
   // by ById / string_view. About 10 bytes per member each, where node-based
@@ -432,8 +442,8 @@ class Realm {
       return Of(a) == Of(b);
     }
   };
-  boost::unordered_flat_set<std::uint32_t, IdHash, IdEq> slot_by_id_{
-      0, IdHash{&members_}, IdEq{&members_}};
+  boost::unordered_flat_set<std::uint32_t, IdHash, IdEq> slot_by_id_
+      GUARDED_BY(mu_){0, IdHash{&members_}, IdEq{&members_}};
   struct EmailHash {
     using is_transparent = void;
     const std::vector<Member>* members;
@@ -452,17 +462,18 @@ class Realm {
       return EqualsIgnoreCase(Of(a), Of(b));
     }
   };
-  boost::unordered_flat_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_{
-      0, EmailHash{&members_}, EmailEq{&members_}};
+  boost::unordered_flat_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_
+      GUARDED_BY(mu_){0, EmailHash{&members_}, EmailEq{&members_}};
   // Sorted visible lists of guests with limited access.
-  std::unordered_map<UserId, std::vector<UserId>> access_;
-  SlotList order_;  // members with a row, oldest update first
-  std::vector<std::uint32_t> dirty_;
+  std::unordered_map<UserId, std::vector<UserId>> access_ GUARDED_BY(mu_);
+  SlotList order_ GUARDED_BY(mu_);  // members with a row, oldest update first
+  std::vector<std::uint32_t> dirty_ GUARDED_BY(mu_);
   // Per-client side table, by slot: only users with client rows have one.
-  std::unordered_map<std::uint32_t, ClientRows> clients_;
-  SlotList client_order_;  // users with client rows, oldest write first
-  std::vector<std::uint32_t> client_dirty_;
-  std::size_t max_clients_ = 8;
+  std::unordered_map<std::uint32_t, ClientRows> clients_ GUARDED_BY(mu_);
+  SlotList client_order_
+      GUARDED_BY(mu_);  // users with client rows, oldest write first
+  std::vector<std::uint32_t> client_dirty_ GUARDED_BY(mu_);
+  std::size_t max_clients_ GUARDED_BY(mu_) = 8;
 };
 
 }  // namespace presence

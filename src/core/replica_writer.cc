@@ -21,7 +21,7 @@ StoreStatus ReplicaWriter::Start(const WriterContext& context) {
   // sequence number, which the snapshot does not carry).
   auto snap = store_->Load();
   if (!snap) return snap.error();
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   for (const auto& r : snap->realms) {
     if (LoadRealmLocked(r.id) == nullptr) return Errc::kUnavailable;
   }
@@ -29,12 +29,12 @@ StoreStatus ReplicaWriter::Start(const WriterContext& context) {
   auto early = std::move(early_entries_);
   early_entries_.clear();
   for (const auto& e : early) ApplyEntryLocked(e);
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
   return {};
 }
 
 ReplicaWriter::ReplicaState& ReplicaWriter::StateOf(RealmId realm) const {
-  std::lock_guard lock(states_mu_);
+  MutexLock lock(states_mu_);
   auto& state = states_[realm];
   if (!state) state = std::make_unique<ReplicaState>();
   return *state;
@@ -56,20 +56,20 @@ void ReplicaWriter::Announce(const std::optional<PresenceChange>& change) {
 }
 
 void ReplicaWriter::OnFeedEntry(const store::FeedEntry& entry) {
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   if (!loaded_) {
     early_entries_.push_back(entry);
     return;
   }
   ApplyEntryLocked(entry);
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
 }
 
 void ReplicaWriter::OnFeedLost() {
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   if (!loaded_) return;  // the load reads everything anyway
   for (Realm* r : context_.directory->Realms()) (void)ResyncLocked(*r);
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
 }
 
 void ReplicaWriter::ApplyEntryLocked(const store::FeedEntry& entry) {
@@ -112,6 +112,7 @@ void ReplicaWriter::ApplyUserLocked(Realm& realm,
     // One step: no request sees neither the old key nor the new one.
     Directory& dir = *context_.directory;
     dir.Exclusive([&] {
+      dir.AssertHeld();
       if (delta.replaced_key) {
         dir.UnindexKeyLocked(realm.id(), delta.slot, *delta.replaced_key);
       }
@@ -162,6 +163,7 @@ Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
   AdvanceLocked(id, state->seq);
   Realm* raw = nullptr;
   dir.Exclusive([&] {
+    dir.AssertHeld();
     raw = dir.AddRealmLocked(std::move(realm));
     for (std::size_t i = 0; i < slots.size(); ++i) {
       dir.IndexKeyLocked(id, slots[i], state->users[i].api_key_hash);
@@ -172,32 +174,32 @@ Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
 
 Realm* ReplicaWriter::LoadRealm(RealmId id) {
   if (Realm* known = context_.directory->FindRealmById(id)) return known;
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   Realm* realm = LoadRealmLocked(id);
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
   return realm;
 }
 
 Realm* ReplicaWriter::LoadRealm(std::string_view subdomain) {
   auto id = store_->FindRealmId(subdomain);
   if (!id || !*id) return nullptr;
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   Realm* realm = LoadRealmLocked(**id);
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
   return realm;
 }
 
 Status ReplicaWriter::WaitApplied(const Realm& realm, UpdateId seq) {
-  std::unique_lock apply(apply_mu_);
-  if (applied_cv_.wait_for(apply, options_.feed_wait,
-                           [&] { return AppliedSeq(realm.id()) >= seq; })) {
+  MutexLock apply(apply_mu_);
+  if (applied_cv_.WaitFor(apply_mu_, options_.feed_wait,
+                          [&] { return AppliedSeq(realm.id()) >= seq; })) {
     return {};
   }
   // The feed is late or lost the entry: read the realm from the store. The
   // replica is this writer's to change; the caller's view is read-only.
   Realm& r = const_cast<Realm&>(realm);
   if (auto st = ResyncLocked(r); !st) return st;
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
   if (AppliedSeq(realm.id()) >= seq) return {};
   return Errc::kUnavailable;
 }
@@ -214,22 +216,22 @@ Status ReplicaWriter::Sync(const Realm& realm) {
   ReplicaState& g = StateOf(realm.id());
   StoreResult<UpdateId> seq = UpdateId{0};
   {
-    std::unique_lock lock(g.gate_mu);
+    MutexLock lock(g.gate_mu);
     const std::uint64_t need = g.started + 1;
     while (g.done < need) {
       if (g.in_flight) {
-        g.gate_cv.wait(lock);
+        g.gate_cv.Wait(g.gate_mu);
         continue;
       }
       g.in_flight = true;
       const std::uint64_t mine = ++g.started;
-      lock.unlock();
+      g.gate_mu.Unlock();  // no lock held across the store's round trip
       StoreResult<UpdateId> read = store_->CurrentSeq(realm.id());
-      lock.lock();
+      g.gate_mu.Lock();
       g.result = read;
       g.done = mine;
       g.in_flight = false;
-      g.gate_cv.notify_all();
+      g.gate_cv.NotifyAll();
     }
     seq = g.result;
   }
@@ -254,9 +256,9 @@ Result<RealmId> ReplicaWriter::CreateRealm(store::RealmRecord record) {
     if (id.error() == Errc::kAlreadyExists) return id.error().code();
     return Errc::kUnavailable;
   }
-  std::lock_guard apply(apply_mu_);
+  MutexLock apply(apply_mu_);
   if (LoadRealmLocked(*id) == nullptr) return Errc::kUnavailable;
-  applied_cv_.notify_all();
+  applied_cv_.NotifyAll();
   return *id;
 }
 

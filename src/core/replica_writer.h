@@ -23,14 +23,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <unordered_map>
 #include <vector>
 
 #include "core/presence_writer.h"
 #include "core/shared_store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 
@@ -80,13 +80,13 @@ class ReplicaWriter final : public PresenceWriter,
     // Read barriers of concurrent requests share one store round trip: a
     // caller needs an answer from a read that *started* after it arrived,
     // so it waits for the read in flight to end and then for the next one,
-    // which one of the waiters starts (see Sync). Guarded by gate_mu.
-    std::mutex gate_mu;
-    std::condition_variable gate_cv;
-    bool in_flight = false;
-    std::uint64_t started = 0;  // reads started so far
-    std::uint64_t done = 0;     // the latest read that ended
-    StoreResult<UpdateId> result = UpdateId{0};
+    // which one of the waiters starts (see Sync).
+    Mutex gate_mu;  // guards the fields below
+    CondVar gate_cv;
+    bool in_flight GUARDED_BY(gate_mu) = false;
+    std::uint64_t started GUARDED_BY(gate_mu) = 0;  // reads started so far
+    std::uint64_t done GUARDED_BY(gate_mu) = 0;     // the latest that ended
+    StoreResult<UpdateId> result GUARDED_BY(gate_mu) = UpdateId{0};
   };
 
   // store::FeedSink (the store's feed thread).
@@ -99,13 +99,15 @@ class ReplicaWriter final : public PresenceWriter,
 
   UpdateIdReserver* ids() { return this; }
   ReplicaState& StateOf(RealmId realm) const;
-  void ApplyEntryLocked(const store::FeedEntry& entry);
-  void ApplyChangeLocked(Realm& realm, const store::FeedEntry& entry);
-  void ApplyUserLocked(Realm& realm, const store::UserRecord& user);
-  Status ResyncLocked(Realm& realm);
-  Realm* LoadRealmLocked(RealmId id);
-  void AdvanceLocked(RealmId realm, UpdateId seq);
-  Status WaitApplied(const Realm& realm, UpdateId seq);
+  void ApplyEntryLocked(const store::FeedEntry& entry) REQUIRES(apply_mu_);
+  void ApplyChangeLocked(Realm& realm, const store::FeedEntry& entry)
+      REQUIRES(apply_mu_);
+  void ApplyUserLocked(Realm& realm, const store::UserRecord& user)
+      REQUIRES(apply_mu_);
+  Status ResyncLocked(Realm& realm) REQUIRES(apply_mu_);
+  Realm* LoadRealmLocked(RealmId id) REQUIRES(apply_mu_);
+  void AdvanceLocked(RealmId realm, UpdateId seq) REQUIRES(apply_mu_);
+  Status WaitApplied(const Realm& realm, UpdateId seq) EXCLUDES(apply_mu_);
   // A directory write's outcome: its own errors pass, anything else means
   // the store is unreachable; on success, a read barrier.
   Status DirectoryWrite(Realm& realm, const StoreStatus& written);
@@ -116,14 +118,18 @@ class ReplicaWriter final : public PresenceWriter,
   WriterContext context_;
   bool subscribed_ = false;
 
-  mutable std::mutex apply_mu_;
-  mutable std::condition_variable applied_cv_;
-  bool loaded_ = false;                          // apply_mu_
-  std::vector<store::FeedEntry> early_entries_;  // before loading; apply_mu_
-  // Never erased, so references stay valid. Guarded by states_mu_ (a map
-  // lookup on every read barrier must not wait for an apply).
-  mutable std::mutex states_mu_;
-  mutable std::unordered_map<RealmId, std::unique_ptr<ReplicaState>> states_;
+  // Serialises every change to the replica; guards loaded_ and
+  // early_entries_. applied_cv_ is signalled after each change.
+  mutable Mutex apply_mu_;
+  mutable CondVar applied_cv_;
+  bool loaded_ GUARDED_BY(apply_mu_) = false;
+  // Entries that came before the load ended.
+  std::vector<store::FeedEntry> early_entries_ GUARDED_BY(apply_mu_);
+  // Never erased, so references stay valid. A map lookup on every read
+  // barrier must not wait for an apply: its own lock.
+  mutable Mutex states_mu_;  // guards states_
+  mutable std::unordered_map<RealmId, std::unique_ptr<ReplicaState>> states_
+      GUARDED_BY(states_mu_);
 };
 
 }  // namespace presence

@@ -29,6 +29,10 @@ def read_until_closed(sock, timeout):
             if not chunk:
                 return data, True
             data += chunk
+    except ConnectionResetError:
+        # The server cut the connection (a reset when unread bytes were
+        # left in its buffer): closed, as far as the client can tell.
+        return data, True
     except socket.timeout:
         return data, False
 
