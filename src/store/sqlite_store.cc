@@ -250,17 +250,14 @@ class SqliteStore::Transaction {
 
 StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     const std::string& dir) {
-  auto fail = [](const boost::system::error_code& code, std::string why) {
-    return Error(code, std::move(why));
-  };
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return fail(Errc::kIoError,
-                "cannot create directory " + dir + ": " + ec.message());
+    return Error(Errc::kIoError,
+                 "cannot create directory " + dir + ": " + ec.message());
   }
   if (!std::filesystem::is_directory(dir, ec)) {
-    return fail(Errc::kIoError, dir + " is not a directory");
+    return Error(Errc::kIoError, dir + " is not a directory");
   }
   std::string path = (std::filesystem::path(dir) / kFileName).string();
 
@@ -273,13 +270,13 @@ StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     std::string why = "cannot open " + path + ": " +
                       (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
-    return fail(Errc::kStoreFailed, std::move(why));
+    return Error(Errc::kStoreFailed, std::move(why));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(path)));
   MutexLock lock(store->mu_);
   StoreStatus st = store->Configure();
   if (!st) {
-    return fail(st.error().code(), store->path_ + ": " + st.error().message());
+    return Error(st.error().code(), store->path_ + ": " + st.error().message());
   }
   store->opening_ = false;
   return std::unique_ptr<SqliteStore>(std::move(store));
