@@ -76,20 +76,20 @@ std::uint64_t SplitMix(std::uint64_t x) {
 class SnapshotStore final : public store::Store {
  public:
   explicit SnapshotStore(store::Snapshot snap) : snap_(std::move(snap)) {}
-  Result<store::Snapshot> Load() override { return std::move(snap_); }
-  Result<RealmId> InsertRealm(const store::RealmRecord&) override {
+  StoreResult<store::Snapshot> Load() override { return std::move(snap_); }
+  StoreResult<RealmId> InsertRealm(const store::RealmRecord&) override {
     return Errc::kStoreFailed;
   }
-  Status UpdateRealm(const store::RealmRecord&) override { return {}; }
-  Result<UserId> InsertUser(const store::UserRecord&) override {
+  StoreStatus UpdateRealm(const store::RealmRecord&) override { return {}; }
+  StoreResult<UserId> InsertUser(const store::UserRecord&) override {
     return Errc::kStoreFailed;
   }
-  Status UpdateUser(const store::UserRecord&) override { return {}; }
-  Status SetAccess(const store::AccessRecord&) override { return {}; }
-  Status ReserveUpdateIds(RealmId, UpdateId) override { return {}; }
-  Status WritePresence(std::span<const store::PresenceRecord>,
-                       std::span<const store::ClientPresenceRecord>,
-                       std::span<const store::SequenceRecord>) override {
+  StoreStatus UpdateUser(const store::UserRecord&) override { return {}; }
+  StoreStatus SetAccess(const store::AccessRecord&) override { return {}; }
+  StoreStatus ReserveUpdateIds(RealmId, UpdateId) override { return {}; }
+  StoreStatus WritePresence(std::span<const store::PresenceRecord>,
+                            std::span<const store::ClientPresenceRecord>,
+                            std::span<const store::SequenceRecord>) override {
     return {};
   }
 

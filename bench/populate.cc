@@ -49,11 +49,10 @@ bool Exec(sqlite3* db, const char* sql) {
 int PopulateShared(const std::string& url, std::int64_t users,
                    std::int64_t row_age_seconds) {
   const auto t0 = std::chrono::steady_clock::now();
-  std::string error;
-  auto st = store::RedisStore::Open(url, &error);
+  auto st = store::RedisStore::Open(url);
   if (!st) {
     std::fprintf(stderr, "bench_populate: open %s: %s\n", url.c_str(),
-                 error.c_str());
+                 st.error().message().c_str());
     return 1;
   }
   const Micros now = RealClock().NowMicros();
@@ -64,7 +63,7 @@ int PopulateShared(const std::string& url, std::int64_t users,
   auto realm_id = (*st)->InsertRealm(realm);
   if (!realm_id) {
     std::fprintf(stderr, "bench_populate: InsertRealm: %s\n",
-                 (*st)->LastError().c_str());
+                 realm_id.error().message().c_str());
     return 1;
   }
   const Micros joined = now - SecondsToMicros(30 * 86400);
@@ -80,15 +79,15 @@ int PopulateShared(const std::string& url, std::int64_t users,
     auto id = (*st)->InsertUser(u);
     if (!id) {
       std::fprintf(stderr, "bench_populate: InsertUser %lld: %s\n",
-                   static_cast<long long>(i), (*st)->LastError().c_str());
+                   static_cast<long long>(i), id.error().message().c_str());
       return 1;
     }
     rows.push_back({*id, *realm_id, seen, seen, i + 1});
   }
   store::SequenceRecord seq{*realm_id, users, users};
-  if (!(*st)->WritePresence(rows, {}, {&seq, 1})) {
+  if (auto written = (*st)->WritePresence(rows, {}, {&seq, 1}); !written) {
     std::fprintf(stderr, "bench_populate: WritePresence: %s\n",
-                 (*st)->LastError().c_str());
+                 written.error().message().c_str());
     return 1;
   }
   const double seconds =
@@ -142,11 +141,10 @@ int Main(int argc, char** argv) {
   const Micros now = RealClock().NowMicros();
   RealmId realm_id = 0;
   {
-    std::string error;
-    auto st = store::SqliteStore::Open(dir, &error);
+    auto st = store::SqliteStore::Open(dir);
     if (!st) {
       std::fprintf(stderr, "bench_populate: open %s: %s\n", dir.c_str(),
-                   error.c_str());
+                   st.error().message().c_str());
       return 1;
     }
     store::RealmRecord realm;

@@ -15,20 +15,18 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
     std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
     return 2;
   }
-  std::string why;
-  auto opened = store::RedisStore::Open(f.store, &why);
+  auto opened = store::RedisStore::Open(f.store);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
-                 f.store.c_str(), why.c_str());
+                 f.store.c_str(), opened.error().message().c_str());
     return 1;
   }
   backend.redis = std::move(*opened);
   auto service = PresenceService::Create(
       std::make_unique<ReplicaWriter>(backend.redis.get()), clock);
   if (!service) {
-    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
-                 service.error().message().c_str(),
-                 backend.redis->LastError().c_str());
+    std::fprintf(stderr, "presenced: cannot load the store: %s\n",
+                 service.error().message().c_str());
     return 1;
   }
   backend.service = std::move(*service);
@@ -55,9 +53,8 @@ std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
   auto service = PresenceService::Create(std::make_unique<LocalWriter>(active),
                                          clock, f.max_clients_per_user);
   if (!service) {
-    std::fprintf(stderr, "presenced: cannot load the store: %s %s\n",
-                 service.error().message().c_str(),
-                 backend.sqlite->LastError().c_str());
+    std::fprintf(stderr, "presenced: cannot load the store: %s\n",
+                 service.error().message().c_str());
     return 1;
   }
   backend.service = std::move(*service);

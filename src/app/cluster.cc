@@ -26,7 +26,7 @@ std::optional<int> ClusterLink::Join(
   auto registered = redis_->RegisterNode(advertise);
   if (!registered) {
     std::fprintf(stderr, "presenced: cannot register with %s: %s\n",
-                 f.store.c_str(), redis_->LastError().c_str());
+                 f.store.c_str(), registered.error().message().c_str());
     return 1;
   }
   node_id_ = *registered;

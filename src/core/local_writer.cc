@@ -8,10 +8,10 @@ namespace presence {
 
 LocalWriter::LocalWriter(store::Store* store) : store_(store) {}
 
-Status LocalWriter::Start(const WriterContext& context) {
+StoreStatus LocalWriter::Start(const WriterContext& context) {
   context_ = context;
   auto snap = store_->Load();
-  if (!snap) return snap.error();
+  if (!snap) return std::move(snap).error();
   Directory& dir = *context_.directory;
   Status status;
   // Everything under one exclusive lock of the directory: nothing serves
@@ -74,7 +74,7 @@ Status LocalWriter::Start(const WriterContext& context) {
       }
     }
   });
-  if (!status) return status;
+  if (!status) return status.error();
   for (Realm* realm : dir.Realms()) realm->FinishLoad();
   return {};
 }
@@ -85,12 +85,19 @@ Status LocalWriter::Writable() const {
 }
 
 Status LocalWriter::ReserveUpdateIds(RealmId realm, UpdateId up_to) {
-  return store_->ReserveUpdateIds(realm, up_to);
+  auto st = store_->ReserveUpdateIds(realm, up_to);
+  if (!st) {
+    // Sticky here, where the store's reason is at hand; the caller's own
+    // MarkFailed then finds the failure already recorded.
+    MarkFailed("reserving update ids failed", st.error());
+    return st.error().code();
+  }
+  return {};
 }
 
-void LocalWriter::MarkFailed(std::string_view what) {
+void LocalWriter::MarkFailed(std::string_view what, const Error& error) {
   std::string reason(what);
-  std::string detail = store_->LastError();
+  const std::string detail = error.message();
   if (!detail.empty()) reason += ": " + detail;
   {
     MutexLock lock(failure_mu_);
@@ -109,7 +116,7 @@ Status LocalWriter::Report(const Caller& caller, ReportStatus status,
   if (auto st = Writable(); !st) return st;
   auto change = caller.realm->RecordReport(caller.user_id, now, status, client);
   if (!change) {
-    MarkFailed("reserving update ids failed");
+    MarkFailed("reserving update ids failed", change.error());
     return change.error();
   }
   if (*change) context_.listener->OnPresenceChange(**change);
@@ -121,9 +128,9 @@ Result<RealmId> LocalWriter::CreateRealm(store::RealmRecord record) {
   record.reserved_update_id = Realm::kReserveAhead;
   auto id = store_->InsertRealm(record);
   if (!id) {
-    if (id.error() == Errc::kAlreadyExists) return id.error();
-    MarkFailed("creating a realm failed");
-    return id.error();
+    if (id.error() == Errc::kAlreadyExists) return id.error().code();
+    MarkFailed("creating a realm failed", id.error());
+    return id.error().code();
   }
   record.id = *id;
   auto realm = std::make_unique<Realm>(record, ids(), /*fresh=*/true);
@@ -136,8 +143,8 @@ Status LocalWriter::UpdateRealm(Realm& realm,
                                 const store::RealmRecord& record) {
   if (auto st = Writable(); !st) return st;
   if (auto st = store_->UpdateRealm(record); !st) {
-    MarkFailed("updating a realm failed");
-    return st;
+    MarkFailed("updating a realm failed", st.error());
+    return st.error().code();
   }
   realm.SetPresenceDisabled(record.presence_disabled);
   return {};
@@ -148,9 +155,9 @@ Result<UserId> LocalWriter::CreateUser(Realm& realm,
   if (auto st = Writable(); !st) return st.error();
   auto id = store_->InsertUser(record);
   if (!id) {
-    if (id.error() == Errc::kAlreadyExists) return id.error();
-    MarkFailed("creating a user failed");
-    return id.error();
+    if (id.error() == Errc::kAlreadyExists) return id.error().code();
+    MarkFailed("creating a user failed", id.error());
+    return id.error().code();
   }
   store::UserRecord rec = record;
   rec.id = *id;
@@ -170,8 +177,8 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
                        *patch.presence_enabled != rec->presence_enabled;
   if (patch.presence_enabled) rec->presence_enabled = *patch.presence_enabled;
   if (auto st = store_->UpdateUser(*rec); !st) {
-    MarkFailed("updating a user failed");
-    return st;
+    MarkFailed("updating a user failed", st.error());
+    return st.error().code();
   }
   realm.UpdateMember(*rec);
   PresenceListener& listener = *context_.listener;
@@ -182,7 +189,7 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
     auto change = realm.SetPresenceEnabled(user, *patch.presence_enabled,
                                            context_.clock->NowMicros());
     if (!change) {
-      MarkFailed("reserving update ids failed");
+      MarkFailed("reserving update ids failed", change.error());
       return change.error();
     }
     listener.OnPresenceEnabledChange(realm.id(), user, *patch.presence_enabled);
@@ -194,8 +201,8 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
 Status LocalWriter::SetAccess(Realm& realm, store::AccessRecord record) {
   if (auto st = Writable(); !st) return st;
   if (auto st = store_->SetAccess(record); !st) {
-    MarkFailed("setting an access list failed");
-    return st;
+    MarkFailed("setting an access list failed", st.error());
+    return st.error().code();
   }
   realm.SetAccess(record.viewer, std::move(record.visible));
   return {};
@@ -219,9 +226,9 @@ Result<FlushStats> LocalWriter::Flush() {
   FlushStats stats{rows.size(), clients.size(), touched.size()};
   if (touched.empty()) return stats;
   if (auto st = store_->WritePresence(rows, clients, sequences); !st) {
-    MarkFailed("writing presence failed");
+    MarkFailed("writing presence failed", st.error());
     for (Realm* r : touched) r->OnFlushFailed(rows, clients);
-    return st.error();
+    return st.error().code();
   }
   for (std::size_t i = 0; i < touched.size(); ++i) {
     touched[i]->OnFlushed(sequences[i]);

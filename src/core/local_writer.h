@@ -30,7 +30,7 @@ class LocalWriter final : public PresenceWriter, private UpdateIdReserver {
   // `store` must outlive the writer.
   explicit LocalWriter(store::Store* store);
 
-  Status Start(const WriterContext& context) override;
+  StoreStatus Start(const WriterContext& context) override;
   Status Writable() const override;
   Status Report(const Caller& caller, ReportStatus status, Micros now,
                 std::string_view client) override;
@@ -55,7 +55,9 @@ class LocalWriter final : public PresenceWriter, private UpdateIdReserver {
  private:
   Status ReserveUpdateIds(RealmId realm, UpdateId up_to) override;
   UpdateIdReserver* ids() { return this; }
-  void MarkFailed(std::string_view what);
+  // Makes the failure sticky; the reason is `what` and the failed call's
+  // own error ("writing presence failed: WritePresence: disk I/O error").
+  void MarkFailed(std::string_view what, const Error& error);
 
   store::Store* const store_;
   WriterContext context_;

@@ -51,7 +51,7 @@ PresenceService::PresenceService(std::unique_ptr<PresenceWriter> writer,
                                  const Clock* clock)
     : clock_(clock), writer_(std::move(writer)) {}
 
-Result<std::unique_ptr<PresenceService>> PresenceService::Create(
+StoreResult<std::unique_ptr<PresenceService>> PresenceService::Create(
     std::unique_ptr<PresenceWriter> writer, const Clock* clock,
     std::size_t max_clients_per_user) {
   std::unique_ptr<PresenceService> s(
@@ -62,13 +62,13 @@ Result<std::unique_ptr<PresenceService>> PresenceService::Create(
   return s;
 }
 
-Result<std::unique_ptr<PresenceService>> PresenceService::Create(
+StoreResult<std::unique_ptr<PresenceService>> PresenceService::Create(
     store::Store* store, const Clock* clock, std::size_t max_clients_per_user) {
   return Create(std::make_unique<LocalWriter>(store), clock,
                 max_clients_per_user);
 }
 
-Result<std::unique_ptr<PresenceService>> PresenceService::CreateShared(
+StoreResult<std::unique_ptr<PresenceService>> PresenceService::CreateShared(
     store::SharedStore* store, const Clock* clock, SharedOptions options) {
   return Create(std::make_unique<ReplicaWriter>(store, options), clock);
 }

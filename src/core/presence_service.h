@@ -67,17 +67,18 @@ class PresenceService {
   // Starts `writer` (which loads the state its store holds). `clock` must
   // outlive the service. `max_clients_per_user`: as SetMaxClientsPerUser,
   // applied while loading (a lowered bound trims the stored client rows).
-  static Result<std::unique_ptr<PresenceService>> Create(
+  // An error carries the store's reason.
+  static StoreResult<std::unique_ptr<PresenceService>> Create(
       std::unique_ptr<PresenceWriter> writer, const Clock* clock,
       std::size_t max_clients_per_user = 8);
   // One node on its own store: Create with a LocalWriter. `store` must
   // outlive the service.
-  static Result<std::unique_ptr<PresenceService>> Create(
+  static StoreResult<std::unique_ptr<PresenceService>> Create(
       store::Store* store, const Clock* clock,
       std::size_t max_clients_per_user = 8);
   // One node of a group sharing `store`: Create with a ReplicaWriter.
   // `store` must outlive the service.
-  static Result<std::unique_ptr<PresenceService>> CreateShared(
+  static StoreResult<std::unique_ptr<PresenceService>> CreateShared(
       store::SharedStore* store, const Clock* clock,
       SharedOptions options = {});
   PresenceService(const PresenceService&) = delete;

@@ -63,8 +63,8 @@ class PresenceWriter {
   virtual ~PresenceWriter() = default;
 
   // Attaches the writer to `context` and loads the state the store holds
-  // into the directory.
-  virtual Status Start(const WriterContext& context) = 0;
+  // into the directory. An error carries the store's reason.
+  virtual StoreStatus Start(const WriterContext& context) = 0;
 
   // Whether writes are accepted now: kStoreFailed after a sticky failure.
   virtual Status Writable() const = 0;

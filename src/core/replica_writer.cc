@@ -11,7 +11,7 @@ ReplicaWriter::~ReplicaWriter() {
   if (subscribed_) store_->Unsubscribe();
 }
 
-Status ReplicaWriter::Start(const WriterContext& context) {
+StoreStatus ReplicaWriter::Start(const WriterContext& context) {
   context_ = context;
   // Subscribe first: an entry published while the snapshot is read is then
   // either in the snapshot or delivered (and kept until the load is done).
@@ -208,16 +208,16 @@ Status ReplicaWriter::WaitApplied(const Realm& realm, UpdateId seq) {
 }
 
 std::optional<std::string> ReplicaWriter::StoreUnavailable() const {
-  if (store_->Ping()) return std::nullopt;
-  std::string why = store_->LastError();
-  return "shared store unreachable" + (why.empty() ? "" : ": " + why);
+  auto ping = store_->Ping();
+  if (ping) return std::nullopt;
+  return "shared store unreachable: " + ping.error().message();
 }
 
 Status ReplicaWriter::Sync(const Realm& realm) {
   // The realm's log number, from a read that started after this call did;
   // concurrent callers share reads (ReplicaState).
   ReplicaState& g = StateOf(realm.id());
-  Result<UpdateId> seq = UpdateId{0};
+  StoreResult<UpdateId> seq = UpdateId{0};
   {
     MutexLock lock(g.gate_mu);
     const std::uint64_t need = g.started + 1;
@@ -229,7 +229,7 @@ Status ReplicaWriter::Sync(const Realm& realm) {
       g.in_flight = true;
       const std::uint64_t mine = ++g.started;
       g.gate_mu.Unlock();  // no lock held across the store's round trip
-      Result<UpdateId> read = store_->CurrentSeq(realm.id());
+      StoreResult<UpdateId> read = store_->CurrentSeq(realm.id());
       g.gate_mu.Lock();
       g.result = read;
       g.done = mine;
@@ -258,22 +258,21 @@ Result<RealmId> ReplicaWriter::CreateRealm(store::RealmRecord record) {
   record.reserved_update_id = 0;
   auto id = store_->InsertRealm(record);
   if (!id) {
-    if (id.error() == Errc::kAlreadyExists) return id.error();
+    if (id.error() == Errc::kAlreadyExists) return id.error().code();
     return Errc::kUnavailable;
   }
   MutexLock apply(apply_mu_);
   if (LoadRealmLocked(*id) == nullptr) return Errc::kUnavailable;
   applied_cv_.NotifyAll();
-  return id;
+  return *id;
 }
 
-Status ReplicaWriter::DirectoryWrite(Realm& realm, Status written) {
+Status ReplicaWriter::DirectoryWrite(Realm& realm, const StoreStatus& written) {
   if (!written) {
-    const Errc e = static_cast<Errc>(written.error().value());
-    if (written.error().category() == ErrcCategory() &&
-        (e == Errc::kAlreadyExists || e == Errc::kNotFound ||
-         e == Errc::kInvalidArgument)) {
-      return written;
+    const Error& e = written.error();
+    if (e == Errc::kAlreadyExists || e == Errc::kNotFound ||
+        e == Errc::kInvalidArgument) {
+      return e.code();
     }
     return Errc::kUnavailable;
   }

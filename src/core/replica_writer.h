@@ -60,7 +60,7 @@ class ReplicaWriter final : public PresenceWriter,
   ~ReplicaWriter() override;
 
   // Subscribes to the store's feed, then loads every realm.
-  Status Start(const WriterContext& context) override;
+  StoreStatus Start(const WriterContext& context) override;
   Status Writable() const override { return {}; }
   Status Report(const Caller& caller, ReportStatus status, Micros now,
                 std::string_view client) override;
@@ -95,7 +95,7 @@ class ReplicaWriter final : public PresenceWriter,
     bool in_flight GUARDED_BY(gate_mu) = false;
     std::uint64_t started GUARDED_BY(gate_mu) = 0;  // reads started so far
     std::uint64_t done GUARDED_BY(gate_mu) = 0;     // the latest that ended
-    Result<UpdateId> result GUARDED_BY(gate_mu) = UpdateId{0};
+    StoreResult<UpdateId> result GUARDED_BY(gate_mu) = UpdateId{0};
   };
 
   // store::FeedSink (the store's feed thread).
@@ -119,7 +119,7 @@ class ReplicaWriter final : public PresenceWriter,
   Status WaitApplied(const Realm& realm, UpdateId seq) EXCLUDES(apply_mu_);
   // A directory write's outcome: its own errors pass, anything else means
   // the store is unreachable; on success, a read barrier.
-  Status DirectoryWrite(Realm& realm, Status written);
+  Status DirectoryWrite(Realm& realm, const StoreStatus& written);
   void Announce(const std::optional<PresenceChange>& change);
 
   store::SharedStore* const store_;

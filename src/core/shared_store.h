@@ -106,7 +106,7 @@ class SharedStore : public Store {
   // Starts delivering every entry published from now on to `sink` (which must
   // outlive the store or Unsubscribe). Call once, before Load, so that no
   // change between the two is missed.
-  virtual Status Subscribe(FeedSink* sink) = 0;
+  virtual StoreStatus Subscribe(FeedSink* sink) = 0;
   // Stops the feed; no sink call runs after it returns.
   virtual void Unsubscribe() = 0;
 
@@ -119,8 +119,8 @@ class SharedStore : public Store {
   // event_due = (created || came online) && !realm.presence_disabled,
   // forced = false, written_at = now.
   // kNotFound if the realm does not exist.
-  virtual Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                                     ReportStatus status) = 0;
+  virtual StoreResult<WriteResult> Report(RealmId realm, UserId user,
+                                          Micros now, ReportStatus status) = 0;
 
   // The invisible-mode switch (spec 3.7), atomically: sets the user's
   // presence_enabled and applies ApplyGoInvisible / ApplyBecomeVisible to its
@@ -132,38 +132,41 @@ class SharedStore : public Store {
   // invisible with nothing to back-date publishes no row). wrote=false (and
   // seq the realm's current log sequence number) if the setting already had
   // that value. kNotFound if the user is not in the realm.
-  virtual Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
-                                                 bool enabled, Micros now) = 0;
+  virtual StoreResult<WriteResult> SetPresenceEnabled(RealmId realm,
+                                                      UserId user, bool enabled,
+                                                      Micros now) = 0;
 
   // The realm's current log sequence number.
   // kNotFound if there is no such realm.
-  virtual Result<UpdateId> CurrentSeq(RealmId realm) = 0;
+  virtual StoreResult<UpdateId> CurrentSeq(RealmId realm) = 0;
 
   // The id of the realm with that subdomain (case-insensitive), if any.
-  virtual Result<std::optional<RealmId>> FindRealmId(
+  virtual StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) = 0;
 
   // The realm's whole directory and its rows written after `since`, in one
   // atomic read. kNotFound if there is no such realm.
-  virtual Result<RealmState> ReadRealm(RealmId realm, UpdateId since) = 0;
+  virtual StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) = 0;
 
   // Zulip's per-user API rate limit, shared by every node: a sliding log of
   // the user's requests. Drops requests at or before now - window, then
   // counts one at `now` unless `limit` remain, in one atomic step. Refused
   // requests are not counted.
-  virtual Result<RateCount> CountRequest(UserId user, Micros now,
-                                         std::int64_t limit, Micros window) = 0;
+  virtual StoreResult<RateCount> CountRequest(UserId user, Micros now,
+                                              std::int64_t limit,
+                                              Micros window) = 0;
 
   // Whether the store answers now (for /healthz): an error value if not.
-  virtual Status Ping() = 0;
+  virtual StoreStatus Ping() = 0;
 
   // --- Nodes (which process owns an event queue) -------------------------
 
   // Registers this process, reachable at `address` ("host:port" of its API
   // listener), and returns its node id (unique, never reused).
-  virtual Result<std::int64_t> RegisterNode(std::string_view address) = 0;
+  virtual StoreResult<std::int64_t> RegisterNode(std::string_view address) = 0;
   // The address a node registered, if it is known.
-  virtual Result<std::optional<std::string>> NodeAddress(std::int64_t node) = 0;
+  virtual StoreResult<std::optional<std::string>> NodeAddress(
+      std::int64_t node) = 0;
 };
 
 }  // namespace presence::store

@@ -14,8 +14,10 @@
 // highest id the core may use before it reserves more. After a restart the
 // core continues from the reservation, never from the last flushed row.
 //
-// Errors: every method returns an error value (Errc::kStoreFailed or
-// Errc::kAlreadyExists / kNotFound where documented) rather than throwing.
+// Errors: every method returns an Error value (util/error.h) rather than
+// throwing: Errc::kStoreFailed (or kCorrupt) with the reason in words, made
+// by the failing call itself ("WritePresence: database or disk is full ..."),
+// or Errc::kAlreadyExists / kNotFound where documented (no words needed).
 //
 // Thread safety: implementations must accept calls from several threads; they
 // serialize internally. Calls are never made with a core lock held, except
@@ -31,6 +33,7 @@
 
 #include "core/types.h"
 #include "util/crypto.h"
+#include "util/error.h"
 #include "util/result.h"
 
 namespace presence::store {
@@ -124,31 +127,28 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // The reason of the last failure, for logs and /healthz ("" if none).
-  virtual std::string LastError() const { return {}; }
-
   // Reads the whole state. Called once at start, before any write.
-  virtual Result<Snapshot> Load() = 0;
+  virtual StoreResult<Snapshot> Load() = 0;
 
   // Inserts a realm and returns its new id. kAlreadyExists if the subdomain is
   // taken.
-  virtual Result<RealmId> InsertRealm(const RealmRecord& realm) = 0;
+  virtual StoreResult<RealmId> InsertRealm(const RealmRecord& realm) = 0;
   // Replaces subdomain, name, presence_disabled and deactivated of the realm
   // with id realm.id (not its sequence state). kNotFound if there is none.
-  virtual Status UpdateRealm(const RealmRecord& realm) = 0;
+  virtual StoreStatus UpdateRealm(const RealmRecord& realm) = 0;
 
   // Inserts a user and returns its new id. kAlreadyExists if the email is
   // taken in that realm (case-insensitive).
-  virtual Result<UserId> InsertUser(const UserRecord& user) = 0;
+  virtual StoreResult<UserId> InsertUser(const UserRecord& user) = 0;
   // Replaces the user row with id user.id. kNotFound if there is none.
-  virtual Status UpdateUser(const UserRecord& user) = 0;
+  virtual StoreStatus UpdateUser(const UserRecord& user) = 0;
 
   // Replaces the access list of (realm, viewer).
-  virtual Status SetAccess(const AccessRecord& access) = 0;
+  virtual StoreStatus SetAccess(const AccessRecord& access) = 0;
 
   // Durably raises a realm's reservation to at least `reserved_update_id`.
-  virtual Status ReserveUpdateIds(RealmId realm,
-                                  UpdateId reserved_update_id) = 0;
+  virtual StoreStatus ReserveUpdateIds(RealmId realm,
+                                       UpdateId reserved_update_id) = 0;
 
   // Commits a batch of presence rows (upserts, last write per user wins),
   // per-client rows and sequence states in one transaction: all of it or
@@ -161,9 +161,10 @@ class Store {
   // without a record in `clients` keep their client rows. Within a batch a
   // (user, client) pair appears at most once. Every record's user and realm
   // must exist (kNotFound otherwise, and nothing is written).
-  virtual Status WritePresence(std::span<const PresenceRecord> rows,
-                               std::span<const ClientPresenceRecord> clients,
-                               std::span<const SequenceRecord> sequences) = 0;
+  virtual StoreStatus WritePresence(
+      std::span<const PresenceRecord> rows,
+      std::span<const ClientPresenceRecord> clients,
+      std::span<const SequenceRecord> sequences) = 0;
 };
 
 }  // namespace presence::store

@@ -1,8 +1,16 @@
 #include "store/faulty_store.h"
 
 #include <cassert>
+#include <string>
 
 namespace presence::store {
+namespace {
+
+Error Injected() {
+  return Error(Errc::kStoreFailed, std::string(FaultyStore::kInjectedFailure));
+}
+
+}  // namespace
 
 FaultyStore::FaultyStore(Store* inner) : inner_(inner) {
   assert(inner != nullptr);
@@ -24,60 +32,54 @@ bool FaultyStore::ShouldFailWrite() {
   }
   if (left == 0) {
     ++failed_writes_;
-    injected_ = true;
     return true;
   }
   return false;
 }
 
-std::string FaultyStore::LastError() const {
-  if (injected_) return "injected failure (FaultyStore)";
-  return inner_->LastError();
-}
-
-Result<Snapshot> FaultyStore::Load() {
+StoreResult<Snapshot> FaultyStore::Load() {
   if (fail_load_) {
-    injected_ = true;
-    return Errc::kStoreFailed;
+    return Injected();
   }
   return inner_->Load();
 }
 
-Result<RealmId> FaultyStore::InsertRealm(const RealmRecord& realm) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreResult<RealmId> FaultyStore::InsertRealm(const RealmRecord& realm) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->InsertRealm(realm);
 }
 
-Status FaultyStore::UpdateRealm(const RealmRecord& realm) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreStatus FaultyStore::UpdateRealm(const RealmRecord& realm) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->UpdateRealm(realm);
 }
 
-Result<UserId> FaultyStore::InsertUser(const UserRecord& user) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreResult<UserId> FaultyStore::InsertUser(const UserRecord& user) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->InsertUser(user);
 }
 
-Status FaultyStore::UpdateUser(const UserRecord& user) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreStatus FaultyStore::UpdateUser(const UserRecord& user) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->UpdateUser(user);
 }
 
-Status FaultyStore::SetAccess(const AccessRecord& access) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreStatus FaultyStore::SetAccess(const AccessRecord& access) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->SetAccess(access);
 }
 
-Status FaultyStore::ReserveUpdateIds(RealmId realm,
-                                     UpdateId reserved_update_id) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreStatus FaultyStore::ReserveUpdateIds(RealmId realm,
+                                          UpdateId reserved_update_id) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->ReserveUpdateIds(realm, reserved_update_id);
 }
 
-Status FaultyStore::WritePresence(std::span<const PresenceRecord> rows,
-                                  std::span<const ClientPresenceRecord> clients,
-                                  std::span<const SequenceRecord> sequences) {
-  if (ShouldFailWrite()) return Errc::kStoreFailed;
+StoreStatus FaultyStore::WritePresence(
+    std::span<const PresenceRecord> rows,
+    std::span<const ClientPresenceRecord> clients,
+    std::span<const SequenceRecord> sequences) {
+  if (ShouldFailWrite()) return Injected();
   return inner_->WritePresence(rows, clients, sequences);
 }
 

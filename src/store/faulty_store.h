@@ -5,7 +5,7 @@
 // UpdateRealm, InsertUser, UpdateUser, SetAccess, ReserveUpdateIds,
 // WritePresence) returns Errc::kStoreFailed without reaching the wrapped
 // store, so nothing of it is persisted. Reads (Load) pass through unless
-// SetFailLoad(true). LastError() explains an injected failure.
+// SetFailLoad(true). An injected failure says so in its message.
 //
 // Ownership: does not own the wrapped store, which must outlive it.
 // Thread safety: the controls and counters are atomics, settable from any
@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "core/fault_injector.h"
 #include "core/store.h"
@@ -42,19 +43,22 @@ class FaultyStore final : public Store, public FaultInjector {
   std::int64_t write_count() const { return writes_.load(); }
   std::int64_t failed_write_count() const { return failed_writes_.load(); }
 
-  // "injected failure (FaultyStore)" once this decorator has failed a call,
-  // else the wrapped store's LastError().
-  std::string LastError() const override;
-  Result<Snapshot> Load() override;
-  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
-  Status UpdateRealm(const RealmRecord& realm) override;
-  Result<UserId> InsertUser(const UserRecord& user) override;
-  Status UpdateUser(const UserRecord& user) override;
-  Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> sequences) override;
+  // The error of a call this decorator fails: kStoreFailed, with the
+  // message kInjectedFailure.
+  static constexpr std::string_view kInjectedFailure =
+      "injected failure (FaultyStore)";
+
+  StoreResult<Snapshot> Load() override;
+  StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
+  StoreStatus UpdateRealm(const RealmRecord& realm) override;
+  StoreResult<UserId> InsertUser(const UserRecord& user) override;
+  StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreStatus SetAccess(const AccessRecord& access) override;
+  StoreStatus ReserveUpdateIds(RealmId realm,
+                               UpdateId reserved_update_id) override;
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> sequences) override;
 
  private:
   // Counts one write and says whether it must fail.
@@ -66,7 +70,6 @@ class FaultyStore final : public Store, public FaultInjector {
   std::atomic<bool> fail_load_{false};
   std::atomic<std::int64_t> writes_{0};
   std::atomic<std::int64_t> failed_writes_{0};
-  std::atomic<bool> injected_{false};  // a call has been failed
 };
 
 }  // namespace presence::store

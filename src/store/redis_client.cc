@@ -139,13 +139,13 @@ std::optional<RedisAddress> ParseRedisAddress(std::string_view text) {
   return RedisAddress{.host = std::string(host), .port = port};
 }
 
-RedisResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
+StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
   const std::string usage =
       "redis url must be redis://HOST:PORT[,HOST:PORT...]";
   constexpr std::string_view kScheme = "redis://";
   if (url.substr(0, kScheme.size()) != kScheme) {
-    return RedisError(Errc::kInvalidArgument,
-                      usage + " (got '" + std::string(url) + "')");
+    return Error(Errc::kInvalidArgument,
+                 usage + " (got '" + std::string(url) + "')");
   }
   std::vector<RedisAddress> seeds;
   std::string_view rest = url.substr(kScheme.size());
@@ -154,9 +154,9 @@ RedisResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
     std::string_view part = rest.substr(0, comma);
     auto addr = ParseRedisAddress(part);
     if (!addr || part.find_first_of("/?@#[] ") != std::string_view::npos) {
-      return RedisError(Errc::kInvalidArgument,
-                        usage + ": bad address '" + std::string(part) +
-                            "' in '" + std::string(url) + "'");
+      return Error(Errc::kInvalidArgument, usage + ": bad address '" +
+                                               std::string(part) + "' in '" +
+                                               std::string(url) + "'");
     }
     seeds.push_back(std::move(*addr));
     if (comma == std::string_view::npos) break;
@@ -192,14 +192,14 @@ void RedisConnection::Close() {
 
 int RedisConnection::fd() const { return ctx_ != nullptr ? ctx_->fd : -1; }
 
-RedisError RedisConnection::Fail(std::string_view why) {
-  RedisError error(Errc::kStoreFailed,
-                   "redis " + address_.ToString() + ": " + std::string(why));
+Error RedisConnection::Fail(std::string_view why) {
+  Error error(Errc::kStoreFailed,
+              "redis " + address_.ToString() + ": " + std::string(why));
   Close();
   return error;
 }
 
-RedisStatus RedisConnection::Connect() {
+StoreStatus RedisConnection::Connect() {
   if (ctx_ != nullptr) {
     // An idle connection has nothing to read unless the server closed it
     // (EOF) or reset it: then reconnect instead of failing the next command.
@@ -222,8 +222,8 @@ RedisStatus RedisConnection::Connect() {
   return {};
 }
 
-RedisStatus RedisConnection::Send(std::span<const std::string> argv) {
-  if (RedisStatus st = Connect(); !st) return st;
+StoreStatus RedisConnection::Send(std::span<const std::string> argv) {
+  if (StoreStatus st = Connect(); !st) return st;
   std::vector<const char*> ptrs;
   std::vector<std::size_t> lens;
   ptrs.reserve(argv.size());
@@ -244,12 +244,12 @@ RedisStatus RedisConnection::Send(std::span<const std::string> argv) {
   return {};
 }
 
-RedisResult<RedisReply> RedisConnection::Command(
+StoreResult<RedisReply> RedisConnection::Command(
     std::span<const std::string> argv, bool* sent) {
   if (sent != nullptr) *sent = false;
   // A failed write leaves an incomplete command, which the server never
   // runs (the connection is closed right after): not sent.
-  if (RedisStatus st = Send(argv); !st) return st.error();
+  if (StoreStatus st = Send(argv); !st) return st.error();
   if (sent != nullptr) *sent = true;
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
@@ -261,7 +261,7 @@ RedisResult<RedisReply> RedisConnection::Command(
   return Convert(reply.get());
 }
 
-RedisResult<std::optional<RedisReply>> RedisConnection::Buffered() {
+StoreResult<std::optional<RedisReply>> RedisConnection::Buffered() {
   if (ctx_ == nullptr) return Fail("not connected");
   void* raw = nullptr;
   if (redisGetReplyFromReader(ctx_, &raw) != REDIS_OK) {
@@ -272,7 +272,7 @@ RedisResult<std::optional<RedisReply>> RedisConnection::Buffered() {
   return std::optional<RedisReply>(Convert(reply.get()));
 }
 
-RedisStatus RedisConnection::ReadSome() {
+StoreStatus RedisConnection::ReadSome() {
   if (ctx_ == nullptr) return Fail("not connected");
   if (redisBufferRead(ctx_) != REDIS_OK) return Fail(ctx_->errstr);
   return {};
@@ -286,10 +286,10 @@ RedisClient::RedisClient(std::vector<RedisAddress> seeds,
 
 RedisClient::~RedisClient() = default;
 
-RedisResult<std::unique_ptr<RedisClient>> RedisClient::Connect(
+StoreResult<std::unique_ptr<RedisClient>> RedisClient::Connect(
     std::vector<RedisAddress> seeds, RedisTimeouts timeouts) {
   if (seeds.empty()) {
-    return RedisError(Errc::kInvalidArgument, "no redis address");
+    return Error(Errc::kInvalidArgument, "no redis address");
   }
   std::unique_ptr<RedisClient> client(new RedisClient(seeds, timeouts));
   std::lock_guard<std::mutex> lock(client->mu_);
@@ -299,34 +299,33 @@ RedisResult<std::unique_ptr<RedisClient>> RedisClient::Connect(
     RedisConnection* conn = client->ConnectionTo(seed);
     auto reply = conn->Command(cluster_slots);
     if (!reply) {
-      why = std::move(reply.error().message);
+      why = std::move(reply.error().detail());
       continue;
     }
     if (reply->type == RedisReply::Type::kArray) {
       client->cluster_ = true;
       if (!client->ParseSlots(*reply, seed)) {
-        return RedisError(
-            Errc::kStoreFailed,
-            "redis " + seed.ToString() + ": malformed CLUSTER SLOTS reply");
+        return Error(Errc::kStoreFailed, "redis " + seed.ToString() +
+                                             ": malformed CLUSTER SLOTS reply");
       }
       return client;
     }
     if (reply->is_error() &&
         reply->str.find("cluster support disabled") != std::string::npos) {
       if (seeds.size() > 1) {
-        return RedisError(Errc::kInvalidArgument,
-                          "redis " + seed.ToString() +
-                              " is not a cluster node: give exactly one "
-                              "address for a standalone server");
+        return Error(Errc::kInvalidArgument,
+                     "redis " + seed.ToString() +
+                         " is not a cluster node: give exactly one "
+                         "address for a standalone server");
       }
       return client;
     }
-    return RedisError(Errc::kStoreFailed, "redis " + seed.ToString() +
-                                              ": unexpected answer to CLUSTER "
-                                              "SLOTS: " +
-                                              reply->str);
+    return Error(Errc::kStoreFailed, "redis " + seed.ToString() +
+                                         ": unexpected answer to CLUSTER "
+                                         "SLOTS: " +
+                                         reply->str);
   }
-  return RedisError(Errc::kStoreFailed, why);
+  return Error(Errc::kStoreFailed, why);
 }
 
 RedisConnection* RedisClient::ConnectionTo(const RedisAddress& address) {
@@ -367,7 +366,7 @@ bool RedisClient::ParseSlots(const RedisReply& reply,
   return true;
 }
 
-RedisStatus RedisClient::RefreshSlots() {
+StoreStatus RedisClient::RefreshSlots() {
   std::vector<RedisAddress> candidates;
   for (const SlotRange& r : slots_) {
     if (std::find(candidates.begin(), candidates.end(), r.master) ==
@@ -382,7 +381,7 @@ RedisStatus RedisClient::RefreshSlots() {
     }
   }
   const std::string cluster_slots[] = {"CLUSTER", "SLOTS"};
-  RedisError error(Errc::kStoreFailed, "redis: no node to ask for slots");
+  Error error(Errc::kStoreFailed, "redis: no node to ask for slots");
   for (const RedisAddress& a : candidates) {
     RedisConnection* conn = ConnectionTo(a);
     auto reply = conn->Command(cluster_slots);
@@ -391,7 +390,8 @@ RedisStatus RedisClient::RefreshSlots() {
       continue;
     }
     if (ParseSlots(*reply, a)) return {};
-    error.message = "redis " + a.ToString() + ": malformed CLUSTER SLOTS reply";
+    error = Error(Errc::kStoreFailed,
+                  "redis " + a.ToString() + ": malformed CLUSTER SLOTS reply");
   }
   return error;
 }
@@ -417,13 +417,13 @@ RedisAddress RedisClient::Route(std::string_view route_key) const {
   return seeds_.front();
 }
 
-RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
+StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
                                          std::string_view route_key) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string why;  // the last failure, for the message of giving up
   // A failed refresh of the slot map is what the next attempt runs into.
   auto refresh = [&] {
-    if (RedisStatus st = RefreshSlots(); !st) why = st.error().message;
+    if (StoreStatus st = RefreshSlots(); !st) why = st.error().detail();
   };
   std::optional<RedisAddress> redirect;  // MOVED or ASK target
   bool asking = false;
@@ -432,7 +432,7 @@ RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
     const RedisAddress target = redirect ? *redirect : Route(route_key);
     RedisConnection* conn = ConnectionTo(target);
     bool sent = false;
-    RedisResult<RedisReply> reply = RedisReply{};
+    StoreResult<RedisReply> reply = RedisReply{};
     if (asking) {
       reply = conn->Command(asking_cmd, &sent);
       // ASKING itself changes nothing: retrying after it failed is safe.
@@ -448,7 +448,7 @@ RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
         if (cluster_) (void)RefreshSlots();
         return reply.error();
       }
-      why = std::move(reply.error().message);
+      why = std::move(reply.error().detail());
       refresh();
       continue;
     }
@@ -457,8 +457,8 @@ RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
       if (StartsWith(e, "MOVED ") || StartsWith(e, "ASK ")) {
         redirect = RedirectTarget(e);
         if (!redirect) {
-          return RedisError(Errc::kStoreFailed, "redis " + target.ToString() +
-                                                    ": bad redirect: " + e);
+          return Error(Errc::kStoreFailed,
+                       "redis " + target.ToString() + ": bad redirect: " + e);
         }
         asking = StartsWith(e, "ASK ");
         if (!asking) refresh();
@@ -474,7 +474,7 @@ RedisResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
     }
     return reply;
   }
-  return RedisError(
+  return Error(
       Errc::kStoreFailed,
       why + " (gave up after " + std::to_string(kMaxAttempts) + " attempts)");
 }

@@ -42,7 +42,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/redis_error.h"
+#include "util/error.h"
 
 struct redisContext;
 
@@ -72,7 +72,7 @@ std::optional<RedisAddress> ParseRedisAddress(std::string_view text);
 
 // The addresses of "redis://HOST:PORT[,HOST:PORT...]". kInvalidArgument,
 // saying what is wrong, if malformed.
-RedisResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url);
+StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url);
 
 // The Redis Cluster hash slot of `key` (0..16383): CRC16/XMODEM of the hash
 // tag (the bytes between the first '{' and the next '}', if not empty) or of
@@ -92,7 +92,7 @@ class RedisConnection {
   ~RedisConnection();
 
   // Connects if not connected. kStoreFailed, saying why, on failure.
-  RedisStatus Connect();
+  StoreStatus Connect();
   // Drops the connection; the next call connects again.
   void Close();
   bool connected() const { return ctx_ != nullptr; }
@@ -103,17 +103,17 @@ class RedisConnection {
   // on a connection failure (and the connection is closed); then `*sent`
   // (if given) says whether the command may have reached the server, i.e.
   // whether retrying it could run it twice.
-  RedisResult<RedisReply> Command(std::span<const std::string> argv,
+  StoreResult<RedisReply> Command(std::span<const std::string> argv,
                                   bool* sent = nullptr);
 
   // For a subscriber: sends a command without reading a reply.
-  RedisStatus Send(std::span<const std::string> argv);
+  StoreStatus Send(std::span<const std::string> argv);
   // For a subscriber: the next reply already received, if any (nullopt if a
   // read is needed); kStoreFailed on a protocol error.
-  RedisResult<std::optional<RedisReply>> Buffered();
+  StoreResult<std::optional<RedisReply>> Buffered();
   // For a subscriber: reads what the socket has (call when poll() says it is
   // readable). kStoreFailed on EOF or error.
-  RedisStatus ReadSome();
+  StoreStatus ReadSome();
   // The socket, or -1 if not connected.
   int fd() const;
 
@@ -121,7 +121,7 @@ class RedisConnection {
 
  private:
   // Closes the connection; returns kStoreFailed with "redis HOST:PORT: why".
-  RedisError Fail(std::string_view why);
+  Error Fail(std::string_view why);
 
   const RedisAddress address_;
   const RedisTimeouts timeouts_;
@@ -135,7 +135,7 @@ class RedisClient {
   // Connects to the first reachable seed and detects the mode (cluster if it
   // answers CLUSTER SLOTS). Several seeds that are not a cluster are refused
   // (kInvalidArgument). kStoreFailed if no seed answers. Errors say why.
-  static RedisResult<std::unique_ptr<RedisClient>> Connect(
+  static StoreResult<std::unique_ptr<RedisClient>> Connect(
       std::vector<RedisAddress> seeds, RedisTimeouts timeouts);
 
   RedisClient(const RedisClient&) = delete;
@@ -147,7 +147,7 @@ class RedisClient {
   // node could be reached within kMaxAttempts, or if the connection broke
   // after the command was sent (it may or may not have run); the error
   // says which node failed and how.
-  RedisResult<RedisReply> Run(std::span<const std::string> argv,
+  StoreResult<RedisReply> Run(std::span<const std::string> argv,
                               std::string_view route_key);
 
   bool cluster() const { return cluster_; }
@@ -168,7 +168,7 @@ class RedisClient {
   RedisConnection* ConnectionTo(const RedisAddress& address);
   // Reloads the slot map from any reachable node; the last failure if none
   // answered with a slot map.
-  RedisStatus RefreshSlots();
+  StoreStatus RefreshSlots();
   // Parses a CLUSTER SLOTS reply from `from`. False if it is not one.
   bool ParseSlots(const RedisReply& reply, const RedisAddress& from);
   // The master for `slot`, or the first seed if the map has no owner.

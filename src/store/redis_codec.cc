@@ -265,11 +265,11 @@ std::optional<RealmRecord> DecodeMeta(RealmId id, const RedisReply& flat) {
                      .reserved_update_id = *reserved_v};
 }
 
-RedisResult<RealmState> DecodeRealmState(RealmId realm,
+StoreResult<RealmState> DecodeRealmState(RealmId realm,
                                          const RedisReply& reply) {
   auto corrupt = [&](std::string_view what) {
-    return RedisError(Errc::kCorrupt, "realm " + std::to_string(realm) + ": " +
-                                          std::string(what));
+    return Error(Errc::kCorrupt,
+                 "realm " + std::to_string(realm) + ": " + std::string(what));
   };
   if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4) {
     return corrupt("bad read_realm reply");

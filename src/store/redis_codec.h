@@ -32,7 +32,7 @@
 #include "core/shared_store.h"
 #include "core/store.h"
 #include "store/redis_client.h"
-#include "store/redis_error.h"
+#include "util/error.h"
 
 namespace presence::store::redis_codec {
 
@@ -83,7 +83,7 @@ std::optional<RealmRecord> DecodeMeta(RealmId id, const RedisReply& flat);
 // The realm of a read_realm script reply ({meta, users, rows, access}),
 // users, rows and access lists sorted by id. kCorrupt, saying what, if any
 // part does not decode.
-RedisResult<RealmState> DecodeRealmState(RealmId realm,
+StoreResult<RealmState> DecodeRealmState(RealmId realm,
                                          const RedisReply& reply);
 
 // The integer of an integer reply, or nullopt.

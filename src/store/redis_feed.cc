@@ -112,11 +112,11 @@ RedisFeed::~RedisFeed() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-RedisStatus RedisFeed::Start() {
+StoreStatus RedisFeed::Start() {
   if (wake_fd_ < 0) {
-    return RedisError(Errc::kStoreFailed, "feed: eventfd failed");
+    return Error(Errc::kStoreFailed, "feed: eventfd failed");
   }
-  if (RedisStatus st = ConnectAndSubscribe(); !st) return st;
+  if (StoreStatus st = ConnectAndSubscribe(); !st) return st;
   thread_ = std::thread([this] { Run(); });
   return {};
 }
@@ -130,13 +130,13 @@ void RedisFeed::Stop() {
   thread_.join();
 }
 
-RedisStatus RedisFeed::ConnectAndSubscribe() {
+StoreStatus RedisFeed::ConnectAndSubscribe() {
   const std::vector<std::string> subscribe = {"SUBSCRIBE", options_.channel};
   std::string why = "feed: no redis node";
   for (const RedisAddress& node : options_.nodes()) {
     conn_ = std::make_unique<RedisConnection>(node, options_.timeouts);
-    if (RedisStatus st = conn_->Send(subscribe); !st) {
-      why = st.error().message;
+    if (StoreStatus st = conn_->Send(subscribe); !st) {
+      why = st.error().detail();
       continue;
     }
     auto reply = ReadOne(options_.timeouts.io);
@@ -145,13 +145,13 @@ RedisStatus RedisFeed::ConnectAndSubscribe() {
       return {};
     }
     why = reply ? "redis " + node.ToString() + ": SUBSCRIBE refused"
-                : reply.error().message;
+                : reply.error().detail();
     conn_->Close();
   }
-  return RedisError(Errc::kStoreFailed, why);
+  return Error(Errc::kStoreFailed, why);
 }
 
-RedisResult<RedisReply> RedisFeed::ReadOne(std::chrono::milliseconds timeout) {
+StoreResult<RedisReply> RedisFeed::ReadOne(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     auto buffered = conn_->Buffered();
@@ -161,13 +161,12 @@ RedisResult<RedisReply> RedisFeed::ReadOne(std::chrono::milliseconds timeout) {
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       conn_->Close();
-      return RedisError(Errc::kStoreFailed,
-                        "redis " + conn_->address().ToString() +
-                            ": no answer to SUBSCRIBE in time");
+      return Error(Errc::kStoreFailed, "redis " + conn_->address().ToString() +
+                                           ": no answer to SUBSCRIBE in time");
     }
     pollfd p{.fd = conn_->fd(), .events = POLLIN, .revents = 0};
     if (::poll(&p, 1, static_cast<int>(left.count())) > 0) {
-      if (RedisStatus st = conn_->ReadSome(); !st) return st.error();
+      if (StoreStatus st = conn_->ReadSome(); !st) return st.error();
     }
   }
 }
@@ -183,7 +182,7 @@ bool RedisFeed::Drain() {
     auto reply = conn_->Buffered();
     if (!reply) {
       options_.on_error(
-          RedisError(Errc::kStoreFailed, "feed: " + reply.error().message));
+          Error(Errc::kStoreFailed, "feed: " + reply.error().detail()));
       return false;
     }
     if (!*reply) return true;
@@ -195,7 +194,7 @@ bool RedisFeed::Drain() {
     std::optional<FeedEntry> entry = DecodeFeedEntry(r.elements[2].str);
     if (!entry) {
       // An entry we cannot read is an entry lost: the sink must resync.
-      options_.on_error(RedisError(Errc::kCorrupt, "feed: malformed message"));
+      options_.on_error(Error(Errc::kCorrupt, "feed: malformed message"));
       sink_->OnFeedLost();
       continue;
     }
@@ -212,10 +211,10 @@ void RedisFeed::Run() {
       if (stop_.load()) return;
       if (n < 0) continue;  // EINTR
       if (p[0].revents == 0) continue;
-      RedisStatus st = conn_->ReadSome();
+      StoreStatus st = conn_->ReadSome();
       if (st) continue;
       options_.on_error(
-          RedisError(Errc::kStoreFailed, "feed: " + st.error().message));
+          Error(Errc::kStoreFailed, "feed: " + st.error().detail()));
     }
     // The subscription broke: reconnect with backoff, then tell the sink
     // that entries may have been lost meanwhile.
@@ -223,7 +222,7 @@ void RedisFeed::Run() {
     auto backoff = options_.min_backoff;
     for (;;) {
       if (!Wait(backoff)) return;
-      RedisStatus st = ConnectAndSubscribe();
+      StoreStatus st = ConnectAndSubscribe();
       if (st) break;
       options_.on_error(st.error());
       backoff = std::min(backoff * 2, options_.max_backoff);

@@ -29,7 +29,7 @@
 
 #include "core/shared_store.h"
 #include "store/redis_client.h"
-#include "store/redis_error.h"
+#include "util/error.h"
 
 namespace presence::store {
 
@@ -48,7 +48,7 @@ class RedisFeed {
     // Where to subscribe: asked again at every (re)connection.
     std::function<std::vector<RedisAddress>()> nodes;
     // Told of every failure of the running feed (for the operator).
-    std::function<void(const RedisError&)> on_error;
+    std::function<void(const Error&)> on_error;
   };
 
   RedisFeed(Options options, FeedSink* sink);
@@ -60,14 +60,14 @@ class RedisFeed {
   // Connects and subscribes (confirmed before it returns, so nothing
   // published after the call is missed), then starts the thread.
   // kStoreFailed, saying why, if no node accepts the subscription.
-  RedisStatus Start();
+  StoreStatus Start();
   // Stops and joins the thread; idempotent.
   void Stop();
 
  private:
-  RedisStatus ConnectAndSubscribe();
+  StoreStatus ConnectAndSubscribe();
   // Waits for one reply (bounded). kStoreFailed on error or timeout.
-  RedisResult<RedisReply> ReadOne(std::chrono::milliseconds timeout);
+  StoreResult<RedisReply> ReadOne(std::chrono::milliseconds timeout);
   // Sleeps `d` unless stopped; false if stopped.
   bool Wait(std::chrono::milliseconds d);
   // Delivers what has been received. False if the connection broke.

@@ -46,19 +46,19 @@ std::string ScriptPrelude(std::string_view feed_channel,
   return p;
 }
 
-RedisResult<std::vector<RedisScript>> BuildScripts(
+StoreResult<std::vector<RedisScript>> BuildScripts(
     std::string_view feed_channel) {
   const LuaFile* prelude = FindLua("prelude");
   if (prelude == nullptr) {
-    return RedisError(Errc::kCorrupt, "lua/prelude.lua was not embedded");
+    return Error(Errc::kCorrupt, "lua/prelude.lua was not embedded");
   }
   const std::string head = ScriptPrelude(feed_channel, prelude->text);
   std::vector<RedisScript> out;
   for (std::string_view name : kScriptFiles) {
     const LuaFile* file = FindLua(name);
     if (file == nullptr) {
-      return RedisError(Errc::kCorrupt,
-                        "lua/" + std::string(name) + ".lua was not embedded");
+      return Error(Errc::kCorrupt,
+                   "lua/" + std::string(name) + ".lua was not embedded");
     }
     out.push_back(RedisScript{.name = std::string(name),
                               .body = head + std::string(file->text),

@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/redis_error.h"
+#include "util/error.h"
 
 namespace presence::store {
 
@@ -64,7 +64,7 @@ std::string ScriptPrelude(std::string_view feed_channel,
 
 // Every script, indexed by ScriptId (sha empty). kCorrupt, naming the file,
 // if the build embedded no file for one of them (or no prelude).
-RedisResult<std::vector<RedisScript>> BuildScripts(
+StoreResult<std::vector<RedisScript>> BuildScripts(
     std::string_view feed_channel);
 
 }  // namespace presence::store

@@ -1,6 +1,7 @@
 #include "store/redis_store.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <span>
 #include <utility>
 
@@ -45,23 +46,12 @@ RedisClient& RedisStore::client() {
 
 RedisStore::~RedisStore() { Unsubscribe(); }
 
-Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
-                                                     std::string* error) {
-  return Open(url, Options{}, error);
+StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
+    std::string_view url) {
+  return Open(url, Options{});
 }
 
-Result<std::unique_ptr<RedisStore>> RedisStore::Open(std::string_view url,
-                                                     const Options& options,
-                                                     std::string* error) {
-  auto opened = DoOpen(url, options);
-  if (!opened) {
-    if (error != nullptr) *error = std::move(opened.error().message);
-    return opened.error().code;
-  }
-  return std::move(*opened);
-}
-
-RedisResult<std::unique_ptr<RedisStore>> RedisStore::DoOpen(
+StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
     std::string_view url, const Options& options) {
   auto seeds = ParseRedisUrl(url);
   if (!seeds) return seeds.error();
@@ -79,53 +69,28 @@ RedisResult<std::unique_ptr<RedisStore>> RedisStore::DoOpen(
     const std::string argv[] = {"SCRIPT", "LOAD", s.body};
     auto reply = store->Call(argv, "");
     if (!reply) {
-      return RedisError(
-          Errc::kStoreFailed,
-          "loading script " + s.name + ": " + std::move(reply.error().message));
+      return Error(Errc::kStoreFailed, "loading script " + s.name + ": " +
+                                           std::move(reply.error().detail()));
     }
     s.sha = reply->str;
   }
   return store;
 }
 
-std::string RedisStore::LastError() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return last_error_;
-}
-
-boost::system::error_code RedisStore::Record(const RedisError& error) {
-  if (!error.message.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
-    last_error_ = error.message;
-  }
-  return error.code;
-}
-
-template <class T>
-Result<T> RedisStore::Finish(RedisResult<T> r) {
-  if (!r) return Record(r.error());
-  return std::move(*r);
-}
-
-Status RedisStore::Finish(RedisStatus r) {
-  if (!r) return Record(r.error());
-  return {};
-}
-
-RedisResult<RedisReply> RedisStore::Call(std::span<const std::string> argv,
+StoreResult<RedisReply> RedisStore::Call(std::span<const std::string> argv,
                                          std::string_view route_key) {
   const std::string op = argv.empty() ? std::string() : argv[0];
   auto reply = client().Run(argv, route_key);
   if (!reply) {
-    return RedisError(Errc::kStoreFailed, op + ": " + reply.error().message);
+    return Error(Errc::kStoreFailed, op + ": " + reply.error().detail());
   }
   if (reply->is_error()) {
-    return RedisError(Errc::kStoreFailed, "redis " + op + ": " + reply->str);
+    return Error(Errc::kStoreFailed, "redis " + op + ": " + reply->str);
   }
   return reply;
 }
 
-RedisResult<RedisReply> RedisStore::Eval(const Script& script,
+StoreResult<RedisReply> RedisStore::Eval(const Script& script,
                                          std::span<const std::string> keys,
                                          std::span<const std::string> args) {
   std::vector<std::string> argv;
@@ -145,78 +110,27 @@ RedisResult<RedisReply> RedisStore::Eval(const Script& script,
     reply = c.Run(argv, route);
   }
   if (!reply) {
-    return RedisError(Errc::kStoreFailed,
-                      script.name + ": " + reply.error().message);
+    return Error(Errc::kStoreFailed,
+                 script.name + ": " + reply.error().detail());
   }
   if (reply->is_error()) {
-    return RedisError(Errc::kStoreFailed,
-                      "redis script " + script.name + ": " + reply->str);
+    return Error(Errc::kStoreFailed,
+                 "redis script " + script.name + ": " + reply->str);
   }
   return reply;
 }
 
-// --- The Store and SharedStore methods: each one runs its Do* step and
-// records a failure's message for LastError() ---------------------------------
+// --- Feed
+// ---------------------------------------------------------------------
 
-Result<Snapshot> RedisStore::Load() { return Finish(DoLoad()); }
-Result<RealmId> RedisStore::InsertRealm(const RealmRecord& realm) {
-  return Finish(DoInsertRealm(realm));
-}
-Status RedisStore::UpdateRealm(const RealmRecord& realm) {
-  return Finish(DoUpdateRealm(realm));
-}
-Result<UserId> RedisStore::InsertUser(const UserRecord& user) {
-  return Finish(DoInsertUser(user));
-}
-Status RedisStore::UpdateUser(const UserRecord& user) {
-  return Finish(DoUpdateUser(user));
-}
-Status RedisStore::SetAccess(const AccessRecord& access) {
-  return Finish(DoSetAccess(access));
-}
-Status RedisStore::ReserveUpdateIds(RealmId realm, UpdateId reserved) {
-  return Finish(DoReserveUpdateIds(realm, reserved));
-}
-Status RedisStore::WritePresence(std::span<const PresenceRecord> rows,
-                                 std::span<const ClientPresenceRecord> clients,
-                                 std::span<const SequenceRecord> sequences) {
-  return Finish(DoWritePresence(rows, clients, sequences));
-}
-Result<WriteResult> RedisStore::Report(RealmId realm, UserId user, Micros now,
-                                       ReportStatus status) {
-  return Finish(DoReport(realm, user, now, status));
-}
-Result<WriteResult> RedisStore::SetPresenceEnabled(RealmId realm, UserId user,
-                                                   bool enabled, Micros now) {
-  return Finish(DoSetPresenceEnabled(realm, user, enabled, now));
-}
-Result<UpdateId> RedisStore::CurrentSeq(RealmId realm) {
-  return Finish(DoCurrentSeq(realm));
-}
-Result<std::optional<RealmId>> RedisStore::FindRealmId(
-    std::string_view subdomain) {
-  return Finish(DoFindRealmId(subdomain));
-}
-Result<RealmState> RedisStore::ReadRealm(RealmId realm, UpdateId since) {
-  return Finish(ReadRealmImpl(realm, since));
-}
-Result<RateCount> RedisStore::CountRequest(UserId user, Micros now,
-                                           std::int64_t limit, Micros window) {
-  return Finish(DoCountRequest(user, now, limit, window));
-}
-Status RedisStore::Ping() { return Finish(DoPing()); }
-Result<std::int64_t> RedisStore::RegisterNode(std::string_view address) {
-  return Finish(DoRegisterNode(address));
-}
-Result<std::optional<std::string>> RedisStore::NodeAddress(std::int64_t node) {
-  return Finish(DoNodeAddress(node));
+StoreResult<RealmState> RedisStore::ReadRealm(RealmId realm, UpdateId since) {
+  return ReadRealmImpl(realm, since);
 }
 
-Status RedisStore::Subscribe(FeedSink* sink) {
+StoreStatus RedisStore::Subscribe(FeedSink* sink) {
   std::lock_guard<std::mutex> lock(feed_mu_);
   if (feed_ != nullptr) {
-    return Record(
-        RedisError(Errc::kInvalidArgument, "Subscribe: already subscribed"));
+    return Error(Errc::kInvalidArgument, "Subscribe: already subscribed");
   }
   RedisFeed::Options options{
       .channel = std::string(kFeedChannel),
@@ -224,9 +138,13 @@ Status RedisStore::Subscribe(FeedSink* sink) {
       .min_backoff = options_.min_backoff,
       .max_backoff = options_.max_backoff,
       .nodes = [this] { return clients_.front()->Nodes(); },
-      .on_error = [this](const RedisError& e) { Record(e); }};
+      // Nobody waits on the feed thread: its failures go to the log.
+      .on_error =
+          [](const Error& e) {
+            std::fprintf(stderr, "presenced: %s\n", e.message().c_str());
+          }};
   auto feed = std::make_unique<RedisFeed>(std::move(options), sink);
-  if (RedisStatus st = feed->Start(); !st) return Record(st.error());
+  if (StoreStatus st = feed->Start(); !st) return st;
   feed_ = std::move(feed);
   return {};
 }
@@ -240,89 +158,88 @@ void RedisStore::Unsubscribe() {
 
 // --- The presence steps -----------------------------------------------------
 
-RedisResult<WriteResult> RedisStore::DoReport(RealmId realm, UserId user,
-                                              Micros now, ReportStatus status) {
+StoreResult<WriteResult> RedisStore::Report(RealmId realm, UserId user,
+                                            Micros now, ReportStatus status) {
   const std::string args[] = {std::to_string(realm), std::to_string(user),
                               std::to_string(now),
                               status == ReportStatus::kActive ? "1" : "0"};
   auto reply = Eval(scripts_[kReport], RealmKeys(realm), args);
   if (!reply) return reply.error();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() < 2) {
-    return RedisError(Errc::kCorrupt, "report: bad reply");
+    return Error(Errc::kCorrupt, "report: bad reply");
   }
   auto code = IntOf(reply->elements[0]);
   auto seq = IntOf(reply->elements[1]);
-  if (!code || !seq) return RedisError(Errc::kCorrupt, "report: bad reply");
+  if (!code || !seq) return Error(Errc::kCorrupt, "report: bad reply");
   if (*code < 0) return Errc::kNotFound;
   return WriteResult{.wrote = *code == 1, .seq = *seq};
 }
 
-RedisResult<WriteResult> RedisStore::DoSetPresenceEnabled(RealmId realm,
-                                                          UserId user,
-                                                          bool enabled,
-                                                          Micros now) {
+StoreResult<WriteResult> RedisStore::SetPresenceEnabled(RealmId realm,
+                                                        UserId user,
+                                                        bool enabled,
+                                                        Micros now) {
   const std::string args[] = {std::to_string(realm), std::to_string(user),
                               Flag(enabled), std::to_string(now)};
   auto reply = Eval(scripts_[kSetPresenceEnabled], RealmKeys(realm), args);
   if (!reply) return reply.error();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() < 2) {
-    return RedisError(Errc::kCorrupt, "set_presence_enabled: bad reply");
+    return Error(Errc::kCorrupt, "set_presence_enabled: bad reply");
   }
   auto code = IntOf(reply->elements[0]);
   auto seq = IntOf(reply->elements[1]);
-  if (!code || !seq)
-    return RedisError(Errc::kCorrupt, "set_presence_enabled: bad");
+  if (!code || !seq) return Error(Errc::kCorrupt, "set_presence_enabled: bad");
   if (*code < 0) return Errc::kNotFound;
   return WriteResult{.wrote = *code == 1, .seq = *seq};
 }
 
-RedisResult<UpdateId> RedisStore::DoCurrentSeq(RealmId realm) {
+StoreResult<UpdateId> RedisStore::CurrentSeq(RealmId realm) {
   const std::string key = RealmKeys(realm)[redis_keys::kMeta];
   // 'seq' exists in every realm; 'log' once its first change was made.
   const std::string argv[] = {"HMGET", key, "seq", "log"};
   auto reply = Call(argv, key);
   if (!reply) return reply.error();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 2) {
-    return RedisError(Errc::kCorrupt, "CurrentSeq: bad reply");
+    return Error(Errc::kCorrupt, "CurrentSeq: bad reply");
   }
   if (reply->elements[0].is_nil()) return Errc::kNotFound;
   if (reply->elements[1].is_nil()) return UpdateId{0};
   auto log = ParseInt(reply->elements[1].str);
-  if (!log) return RedisError(Errc::kCorrupt, "CurrentSeq: bad log");
+  if (!log) return Error(Errc::kCorrupt, "CurrentSeq: bad log");
   return *log;
 }
 
-RedisResult<std::optional<RealmId>> RedisStore::DoFindRealmId(
+StoreResult<std::optional<RealmId>> RedisStore::FindRealmId(
     std::string_view subdomain) {
   const std::string argv[] = {"HGET", kSubdomains, AsciiLower(subdomain)};
   auto reply = Call(argv, kSubdomains);
   if (!reply) return reply.error();
   if (reply->is_nil()) return std::optional<RealmId>();
   auto id = ParseInt(reply->str);
-  if (!id) return RedisError(Errc::kCorrupt, "FindRealmId: bad id");
+  if (!id) return Error(Errc::kCorrupt, "FindRealmId: bad id");
   return std::optional<RealmId>(*id);
 }
 
-RedisResult<std::int64_t> RedisStore::DoRegisterNode(std::string_view address) {
+StoreResult<std::int64_t> RedisStore::RegisterNode(std::string_view address) {
   const std::string keys[] = {kNextNode, kNodes};
   const std::string args[] = {std::string(address)};
   auto reply = Eval(scripts_[kRegisterNode], keys, args);
   if (!reply) return reply.error();
   auto id = IntOf(*reply);
-  if (!id) return RedisError(Errc::kCorrupt, "register_node: bad reply");
+  if (!id) return Error(Errc::kCorrupt, "register_node: bad reply");
   return static_cast<std::int64_t>(*id);
 }
 
-RedisResult<RateCount> RedisStore::DoCountRequest(UserId user, Micros now,
-                                                  std::int64_t limit,
-                                                  Micros window) {
+StoreResult<RateCount> RedisStore::CountRequest(UserId user, Micros now,
+                                                std::int64_t limit,
+                                                Micros window) {
   const std::vector<std::string> keys = redis_keys::RateKeys(user);
   const std::string args[] = {std::to_string(now), std::to_string(limit),
                               std::to_string(window)};
   auto reply = Eval(scripts_[kCountRequest], keys, args);
   if (!reply) return reply.error();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 3) {
-    return RedisError(Errc::kCorrupt, "count_request: bad reply");
+    return Error(Errc::kCorrupt, "count_request: bad reply");
   }
   auto allowed = IntOf(reply->elements[0]);
   auto count = IntOf(reply->elements[1]);
@@ -333,14 +250,14 @@ RedisResult<RateCount> RedisStore::DoCountRequest(UserId user, Micros now,
     oldest = IntOf(reply->elements[2]);
   }
   if (!allowed || !count || !oldest) {
-    return RedisError(Errc::kCorrupt, "count_request: bad reply");
+    return Error(Errc::kCorrupt, "count_request: bad reply");
   }
   return RateCount{.allowed = *allowed == 1,
                    .in_window = *count,
                    .oldest = static_cast<Micros>(*oldest)};
 }
 
-RedisStatus RedisStore::DoPing() {
+StoreStatus RedisStore::Ping() {
   // Routed like the global keys: in a cluster, the shard every node needs.
   const std::string argv[] = {"PING"};
   auto reply = Call(argv, kNodes);
@@ -348,7 +265,7 @@ RedisStatus RedisStore::DoPing() {
   return {};
 }
 
-RedisResult<std::optional<std::string>> RedisStore::DoNodeAddress(
+StoreResult<std::optional<std::string>> RedisStore::NodeAddress(
     std::int64_t node) {
   const std::string argv[] = {"HGET", kNodes, std::to_string(node)};
   auto reply = Call(argv, kNodes);

@@ -51,11 +51,11 @@
 //     event in the first case.
 //
 // Errors: Errc::kStoreFailed when Redis cannot be reached or answers with an
-// error; kCorrupt for stored data that cannot be decoded. Inside, every step
-// returns a RedisError that carries its message (redis_error.h); the public
-// methods hand the code on and keep the message for LastError (e.g.
-// "report: redis 127.0.0.1:7001: Connection refused"), as long as the Store
-// interface asks for it.
+// error; kCorrupt for stored data that cannot be decoded. Every step returns
+// an Error that carries its message (util/error.h), and the public methods
+// hand it to the caller as it is (e.g. "report: redis 127.0.0.1:7001:
+// Connection refused"). Failures of the feed thread, which no caller waits
+// for, are written to stderr.
 //
 // Thread safety: every method may be called from any thread. Commands go
 // through a small pool of RedisClients (Options::connections; each one
@@ -79,8 +79,8 @@
 
 #include "core/shared_store.h"
 #include "store/redis_client.h"
-#include "store/redis_error.h"
 #include "store/redis_feed.h"
+#include "util/error.h"
 
 namespace presence::store {
 
@@ -102,50 +102,49 @@ class RedisStore final : public SharedStore {
   // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
   // standalone server, or seed addresses of a Redis Cluster (detected), and
   // loads the scripts. kInvalidArgument for a malformed url; kStoreFailed if
-  // no address answers. `error` receives the reason on failure.
-  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
-                                                  std::string* error = nullptr);
-  static Result<std::unique_ptr<RedisStore>> Open(std::string_view url,
-                                                  const Options& options,
-                                                  std::string* error);
+  // no address answers; the error says why.
+  static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url);
+  static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url,
+                                                       const Options& options);
 
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
   // Unsubscribes (joins the feed thread) and closes the connections.
   ~RedisStore() override;
 
-  std::string LastError() const override;
-
-  Result<Snapshot> Load() override;
-  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
-  Status UpdateRealm(const RealmRecord& realm) override;
-  Result<UserId> InsertUser(const UserRecord& user) override;
-  Status UpdateUser(const UserRecord& user) override;
-  Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved) override;
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> sequences) override;
+  StoreResult<Snapshot> Load() override;
+  StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
+  StoreStatus UpdateRealm(const RealmRecord& realm) override;
+  StoreResult<UserId> InsertUser(const UserRecord& user) override;
+  StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreStatus SetAccess(const AccessRecord& access) override;
+  StoreStatus ReserveUpdateIds(RealmId realm, UpdateId reserved) override;
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> sequences) override;
 
   // Connects the feed connection and subscribes before returning (so no
   // entry published after the call is missed). kStoreFailed if it cannot;
   // kInvalidArgument if already subscribed.
-  Status Subscribe(FeedSink* sink) override;
+  StoreStatus Subscribe(FeedSink* sink) override;
   void Unsubscribe() override;
 
-  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                             ReportStatus status) override;
-  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
-                                         bool enabled, Micros now) override;
-  Result<UpdateId> CurrentSeq(RealmId realm) override;
-  Result<std::optional<RealmId>> FindRealmId(
+  StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                                  ReportStatus status) override;
+  StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                              bool enabled,
+                                              Micros now) override;
+  StoreResult<UpdateId> CurrentSeq(RealmId realm) override;
+  StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) override;
-  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
-  Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
-                                 Micros window) override;
-  Status Ping() override;
-  Result<std::int64_t> RegisterNode(std::string_view address) override;
-  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
+  StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
+  StoreResult<RateCount> CountRequest(UserId user, Micros now,
+                                      std::int64_t limit,
+                                      Micros window) override;
+  StoreStatus Ping() override;
+  StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
+  StoreResult<std::optional<std::string>> NodeAddress(
+      std::int64_t node) override;
 
   // True if connected to a Redis Cluster.
   bool cluster() const { return clients_.front()->cluster(); }
@@ -155,53 +154,22 @@ class RedisStore final : public SharedStore {
 
   RedisStore(std::vector<std::unique_ptr<RedisClient>> clients, Options options,
              std::vector<Script> scripts);
-  static RedisResult<std::unique_ptr<RedisStore>> DoOpen(
-      std::string_view url, const Options& options);
-
-  // Keeps a failure's message (if any) for LastError; returns its code.
-  boost::system::error_code Record(const RedisError& error);
-  template <class T>
-  Result<T> Finish(RedisResult<T> r);
-  Status Finish(RedisStatus r);
 
   // Runs a script (EVALSHA, EVAL on NOSCRIPT) with `keys` (all on one slot)
   // and `args`. Error replies are kStoreFailed failures.
-  RedisResult<RedisReply> Eval(const Script& script,
+  StoreResult<RedisReply> Eval(const Script& script,
                                std::span<const std::string> keys,
                                std::span<const std::string> args);
   // Runs one command routed by `route_key`; error replies are failures.
-  RedisResult<RedisReply> Call(std::span<const std::string> argv,
+  StoreResult<RedisReply> Call(std::span<const std::string> argv,
                                std::string_view route_key);
   // Reads one realm (since: exclusive lower bound of row update ids, or
   // nullopt for all rows). kNotFound if there is no such realm.
-  RedisResult<RealmState> ReadRealmImpl(RealmId realm,
+  StoreResult<RealmState> ReadRealmImpl(RealmId realm,
                                         std::optional<UpdateId> since);
   // Adds user `user` (id set) to realm user.realm_id's directory, taking a
   // sequence number. kNotFound / kAlreadyExists as InsertUser.
-  RedisStatus PutUser(const UserRecord& user, bool must_exist);
-
-  // The steps behind the public methods of the same name.
-  RedisResult<Snapshot> DoLoad();
-  RedisResult<RealmId> DoInsertRealm(const RealmRecord& realm);
-  RedisStatus DoUpdateRealm(const RealmRecord& realm);
-  RedisResult<UserId> DoInsertUser(const UserRecord& user);
-  RedisStatus DoUpdateUser(const UserRecord& user);
-  RedisStatus DoSetAccess(const AccessRecord& access);
-  RedisStatus DoReserveUpdateIds(RealmId realm, UpdateId reserved);
-  RedisStatus DoWritePresence(std::span<const PresenceRecord> rows,
-                              std::span<const ClientPresenceRecord> clients,
-                              std::span<const SequenceRecord> sequences);
-  RedisResult<WriteResult> DoReport(RealmId realm, UserId user, Micros now,
-                                    ReportStatus status);
-  RedisResult<WriteResult> DoSetPresenceEnabled(RealmId realm, UserId user,
-                                                bool enabled, Micros now);
-  RedisResult<UpdateId> DoCurrentSeq(RealmId realm);
-  RedisResult<std::optional<RealmId>> DoFindRealmId(std::string_view subdomain);
-  RedisResult<RateCount> DoCountRequest(UserId user, Micros now,
-                                        std::int64_t limit, Micros window);
-  RedisStatus DoPing();
-  RedisResult<std::int64_t> DoRegisterNode(std::string_view address);
-  RedisResult<std::optional<std::string>> DoNodeAddress(std::int64_t node);
+  StoreStatus PutUser(const UserRecord& user, bool must_exist);
 
   // The calling thread's client of the pool.
   RedisClient& client();
@@ -210,9 +178,6 @@ class RedisStore final : public SharedStore {
   std::atomic<std::size_t> next_client_{0};
   const Options options_;
   std::vector<Script> scripts_;  // indexed by ScriptId; fixed after Open
-
-  mutable std::mutex mu_;
-  std::string last_error_;  // guarded by mu_
 
   std::mutex feed_mu_;               // serializes Subscribe/Unsubscribe
   std::unique_ptr<RedisFeed> feed_;  // guarded by feed_mu_

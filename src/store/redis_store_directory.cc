@@ -30,14 +30,14 @@ using redis_keys::kUserRealm;
 
 }  // namespace
 
-RedisResult<RealmId> RedisStore::DoInsertRealm(const RealmRecord& realm) {
+StoreResult<RealmId> RedisStore::InsertRealm(const RealmRecord& realm) {
   const std::string lower = AsciiLower(realm.subdomain);
   const std::string gkeys[] = {kSubdomains, kRealms, kNextRealm};
   const std::string gargs[] = {lower};
   auto id = Eval(scripts_[kIndexInsertRealm], gkeys, gargs);
   if (!id) return id.error();
   auto id_v = IntOf(*id);
-  if (!id_v) return RedisError(Errc::kCorrupt, "index_insert_realm: bad reply");
+  if (!id_v) return Error(Errc::kCorrupt, "index_insert_realm: bad reply");
   if (*id_v < 0) return Errc::kAlreadyExists;
   const RealmId rid = *id_v;
   const std::string args[] = {std::to_string(rid),
@@ -54,19 +54,19 @@ RedisResult<RealmId> RedisStore::DoInsertRealm(const RealmRecord& realm) {
     const std::string dkeys[] = {kSubdomains, kRealms};
     const std::string dargs[] = {std::to_string(rid), lower};
     (void)Eval(scripts_[kIndexDropRealm], dkeys, dargs);
-    return RedisError(Errc::kStoreFailed, std::move(created.error().message));
+    return Error(Errc::kStoreFailed, std::move(created.error().detail()));
   }
   return rid;
 }
 
-RedisStatus RedisStore::DoUpdateRealm(const RealmRecord& realm) {
+StoreStatus RedisStore::UpdateRealm(const RealmRecord& realm) {
   const std::string gkeys[] = {kSubdomains, kRealms};
   const std::string gargs[] = {std::to_string(realm.id),
                                AsciiLower(realm.subdomain)};
   auto renamed = Eval(scripts_[kIndexRenameRealm], gkeys, gargs);
   if (!renamed) return renamed.error();
   auto r = IntOf(*renamed);
-  if (!r) return RedisError(Errc::kCorrupt, "index_rename_realm: bad reply");
+  if (!r) return Error(Errc::kCorrupt, "index_rename_realm: bad reply");
   if (*r == -1) return Errc::kNotFound;
   if (*r == -2) return Errc::kAlreadyExists;
   const std::string args[] = {std::to_string(realm.id), realm.subdomain,
@@ -78,27 +78,27 @@ RedisStatus RedisStore::DoUpdateRealm(const RealmRecord& realm) {
   return {};
 }
 
-RedisStatus RedisStore::PutUser(const UserRecord& user, bool must_exist) {
+StoreStatus RedisStore::PutUser(const UserRecord& user, bool must_exist) {
   const std::string args[] = {std::to_string(user.realm_id),
                               std::to_string(user.id), AsciiLower(user.email),
                               EncodeUser(user), must_exist ? "1" : "0"};
   auto put = Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args);
   if (!put) return put.error();
   auto r = IntOf(*put);
-  if (!r) return RedisError(Errc::kCorrupt, "put_user: bad reply");
+  if (!r) return Error(Errc::kCorrupt, "put_user: bad reply");
   if (*r == -1) return Errc::kNotFound;
   if (*r == -2) return Errc::kAlreadyExists;
   return {};
 }
 
-RedisResult<UserId> RedisStore::DoInsertUser(const UserRecord& user) {
+StoreResult<UserId> RedisStore::InsertUser(const UserRecord& user) {
   // Check first, then take an id (the counter is on another slot), then
   // insert re-checking: a failed insert takes no id unless it lost a race.
   const std::string cargs[] = {AsciiLower(user.email)};
   auto check = Eval(scripts_[kCheckUser], RealmKeys(user.realm_id), cargs);
   if (!check) return check.error();
   auto c = IntOf(*check);
-  if (!c) return RedisError(Errc::kCorrupt, "check_user: bad reply");
+  if (!c) return Error(Errc::kCorrupt, "check_user: bad reply");
   if (*c == -1) return Errc::kNotFound;
   if (*c == -2) return Errc::kAlreadyExists;
 
@@ -107,11 +107,11 @@ RedisResult<UserId> RedisStore::DoInsertUser(const UserRecord& user) {
   auto id = Eval(scripts_[kAllocUser], akeys, aargs);
   if (!id) return id.error();
   auto id_v = IntOf(*id);
-  if (!id_v) return RedisError(Errc::kCorrupt, "alloc_user: bad reply");
+  if (!id_v) return Error(Errc::kCorrupt, "alloc_user: bad reply");
 
   UserRecord row = user;
   row.id = *id_v;
-  if (RedisStatus st = PutUser(row, /*must_exist=*/false); !st) {
+  if (StoreStatus st = PutUser(row, /*must_exist=*/false); !st) {
     const std::string hdel[] = {"HDEL", kUserRealm, std::to_string(row.id)};
     (void)client().Run(hdel, kUserRealm);
     return st.error();
@@ -119,18 +119,18 @@ RedisResult<UserId> RedisStore::DoInsertUser(const UserRecord& user) {
   return row.id;
 }
 
-RedisStatus RedisStore::DoUpdateUser(const UserRecord& user) {
+StoreStatus RedisStore::UpdateUser(const UserRecord& user) {
   const std::string hget[] = {"HGET", kUserRealm, std::to_string(user.id)};
   auto where = Call(hget, kUserRealm);
   if (!where) return where.error();
   if (where->is_nil()) return Errc::kNotFound;
   auto old_realm = ParseInt(where->str);
-  if (!old_realm) return RedisError(Errc::kCorrupt, "user_realm: bad realm id");
+  if (!old_realm) return Error(Errc::kCorrupt, "user_realm: bad realm id");
   if (*old_realm == user.realm_id) return PutUser(user, /*must_exist=*/true);
 
   // Moved to another realm: add it there, then remove it from the old one
   // (two slots, so two steps), then repoint the index.
-  if (RedisStatus st = PutUser(user, /*must_exist=*/false); !st) return st;
+  if (StoreStatus st = PutUser(user, /*must_exist=*/false); !st) return st;
   const std::string dargs[] = {std::to_string(*old_realm),
                                std::to_string(user.id), EncodeUser(user)};
   auto dropped = Eval(scripts_[kDropUser], RealmKeys(*old_realm), dargs);
@@ -142,7 +142,7 @@ RedisStatus RedisStore::DoUpdateUser(const UserRecord& user) {
   return {};
 }
 
-RedisStatus RedisStore::DoSetAccess(const AccessRecord& access) {
+StoreStatus RedisStore::SetAccess(const AccessRecord& access) {
   const std::set<UserId> visible(access.visible.begin(), access.visible.end());
   std::vector<std::string> hmget = {"HMGET", kUserRealm,
                                     std::to_string(access.viewer)};
@@ -161,8 +161,8 @@ RedisStatus RedisStore::DoSetAccess(const AccessRecord& access) {
   return {};
 }
 
-RedisStatus RedisStore::DoReserveUpdateIds(RealmId realm,
-                                           UpdateId reserved_update_id) {
+StoreStatus RedisStore::ReserveUpdateIds(RealmId realm,
+                                         UpdateId reserved_update_id) {
   const std::string args[] = {std::to_string(reserved_update_id)};
   auto r = Eval(scripts_[kReserve], RealmKeys(realm), args);
   if (!r) return r.error();
@@ -170,7 +170,7 @@ RedisStatus RedisStore::DoReserveUpdateIds(RealmId realm,
   return {};
 }
 
-RedisStatus RedisStore::DoWritePresence(
+StoreStatus RedisStore::WritePresence(
     std::span<const PresenceRecord> rows,
     std::span<const ClientPresenceRecord> clients,
     std::span<const SequenceRecord> sequences) {
@@ -238,7 +238,7 @@ RedisStatus RedisStore::DoWritePresence(
   return {};
 }
 
-RedisResult<RealmState> RedisStore::ReadRealmImpl(
+StoreResult<RealmState> RedisStore::ReadRealmImpl(
     RealmId realm, std::optional<UpdateId> since) {
   const std::string args[] = {since ? "(" + std::to_string(*since) : "-inf"};
   auto reply = Eval(scripts_[kReadRealm], RealmKeys(realm), args);
@@ -247,14 +247,14 @@ RedisResult<RealmState> RedisStore::ReadRealmImpl(
   return DecodeRealmState(realm, *reply);
 }
 
-RedisResult<Snapshot> RedisStore::DoLoad() {
+StoreResult<Snapshot> RedisStore::Load() {
   const std::string hkeys[] = {"HKEYS", kRealms};
   auto ids = Call(hkeys, kRealms);
   if (!ids) return ids.error();
   std::vector<RealmId> realm_ids;
   for (const RedisReply& r : ids->elements) {
     auto id = ParseInt(r.str);
-    if (!id) return RedisError(Errc::kCorrupt, "realms index: bad id");
+    if (!id) return Error(Errc::kCorrupt, "realms index: bad id");
     realm_ids.push_back(*id);
   }
   std::sort(realm_ids.begin(), realm_ids.end());
@@ -262,7 +262,7 @@ RedisResult<Snapshot> RedisStore::DoLoad() {
   for (RealmId id : realm_ids) {
     auto state = ReadRealmImpl(id, std::nullopt);
     // A realm whose creation did not finish (indexed, no meta) is skipped.
-    if (!state && state.error().code == Errc::kNotFound) continue;
+    if (!state && state.error().code() == Errc::kNotFound) continue;
     if (!state) return state.error();
     snap.realms.push_back(std::move(state->realm));
     for (auto& u : state->users) snap.users.push_back(std::move(u));
@@ -277,7 +277,7 @@ RedisResult<Snapshot> RedisStore::DoLoad() {
       auto rows =
           user ? DecodeClientRows(id, *user, clients->elements[i + 1].str)
                : std::nullopt;
-      if (!rows) return RedisError(Errc::kCorrupt, "malformed client rows");
+      if (!rows) return Error(Errc::kCorrupt, "malformed client rows");
       for (auto& c : *rows) snap.client_presence.push_back(std::move(c));
     }
   }

@@ -219,20 +219,24 @@ class SqliteStore::Transaction {
     }
   }
 
-  Status Begin(bool immediate) {
+  StoreStatus Begin(bool immediate) {
     store_->mu_.AssertHeld();
-    sqlite3_stmt* s = store_->Prepare(immediate ? kBeginImmediate : kBegin);
-    if (s == nullptr) return Errc::kStoreFailed;
-    Status st = store_->Run(s, op_);
+    sqlite3_stmt* s = nullptr;
+    StoreStatus prepared =
+        store_->Prepare(immediate ? kBeginImmediate : kBegin, &s);
+    if (!prepared) return prepared;
+    StoreStatus st = store_->Run(s, op_);
     open_ = st.has_value();
     return st;
   }
 
-  Status Commit() {
+  StoreStatus Commit() {
     store_->mu_.AssertHeld();
-    sqlite3_stmt* s = store_->Prepare(kCommit);
-    if (s == nullptr) return Errc::kStoreFailed;
-    Status st = store_->Run(s, op_);
+    sqlite3_stmt* s = nullptr;
+    if (StoreStatus prepared = store_->Prepare(kCommit, &s); !prepared) {
+      return prepared;
+    }
+    StoreStatus st = store_->Run(s, op_);
     if (st) open_ = false;
     store_->NotePageCache();
     return st;
@@ -244,20 +248,16 @@ class SqliteStore::Transaction {
   bool open_ = false;
 };
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& dir,
-                                                       std::string* error) {
-  auto fail = [error](Errc code, std::string why) {
-    if (error != nullptr) *error = std::move(why);
-    return code;
-  };
+StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
+    const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
-    return fail(Errc::kIoError,
-                "cannot create directory " + dir + ": " + ec.message());
+    return Error(Errc::kIoError,
+                 "cannot create directory " + dir + ": " + ec.message());
   }
   if (!std::filesystem::is_directory(dir, ec)) {
-    return fail(Errc::kIoError, dir + " is not a directory");
+    return Error(Errc::kIoError, dir + " is not a directory");
   }
   std::string path = (std::filesystem::path(dir) / kFileName).string();
 
@@ -270,20 +270,15 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& dir,
     std::string why = "cannot open " + path + ": " +
                       (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
-    return fail(Errc::kStoreFailed, std::move(why));
+    return Error(Errc::kStoreFailed, std::move(why));
   }
   std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(path)));
   MutexLock lock(store->mu_);
-  Status st = store->Configure();
+  StoreStatus st = store->Configure();
   if (!st) {
-    Errc code = Errc::kStoreFailed;
-    if (st.error() == Errc::kCorrupt ||
-        (store->last_rc_ & 0xff) == SQLITE_NOTADB ||
-        (store->last_rc_ & 0xff) == SQLITE_CORRUPT) {
-      code = Errc::kCorrupt;
-    }
-    return fail(code, store->path_ + ": " + store->last_error_);
+    return Error(st.error().code(), store->path_ + ": " + st.error().message());
   }
+  store->opening_ = false;
   return std::unique_ptr<SqliteStore>(std::move(store));
 }
 
@@ -296,20 +291,20 @@ SqliteStore::~SqliteStore() {
   sqlite3_close(db_);
 }
 
-Status SqliteStore::Configure() {
+StoreStatus SqliteStore::Configure() {
   sqlite3_extended_result_codes(db_, 1);
   int rc = sqlite3_busy_timeout(db_, kBusyTimeoutMs);
-  if (rc != SQLITE_OK) return Error(rc, "busy_timeout");
+  if (rc != SQLITE_OK) return Fail(rc, "busy_timeout");
 
   // journal_mode answers with the mode in force, which stays "delete" (or
   // "memory") where WAL is impossible; insist on WAL.
   sqlite3_stmt* s = nullptr;
   rc = sqlite3_prepare_v2(db_, "PRAGMA journal_mode=WAL", -1, &s, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, "PRAGMA journal_mode");
+  if (rc != SQLITE_OK) return Fail(rc, "PRAGMA journal_mode");
   rc = sqlite3_step(s);
   std::string mode = rc == SQLITE_ROW ? ColumnText(s, 0) : "";
   if (rc != SQLITE_ROW) {
-    auto err = Error(rc, "PRAGMA journal_mode");
+    auto err = Fail(rc, "PRAGMA journal_mode");
     sqlite3_finalize(s);
     return err;
   }
@@ -321,7 +316,7 @@ Status SqliteStore::Configure() {
   for (const char* pragma :
        {"PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     rc = sqlite3_exec(db_, pragma, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return Error(rc, pragma);
+    if (rc != SQLITE_OK) return Fail(rc, pragma);
   }
   // The page cache bound in bytes: cache_size is in pages if positive, in
   // KiB if negative.
@@ -329,11 +324,11 @@ Status SqliteStore::Configure() {
   const char* const kSizePragmas[2] = {"PRAGMA cache_size", "PRAGMA page_size"};
   for (int i = 0; i < 2; ++i) {
     rc = sqlite3_prepare_v2(db_, kSizePragmas[i], -1, &s, nullptr);
-    if (rc != SQLITE_OK) return Error(rc, kSizePragmas[i]);
+    if (rc != SQLITE_OK) return Fail(rc, kSizePragmas[i]);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) pragma_value[i] = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
-    if (rc != SQLITE_ROW) return Error(rc, kSizePragmas[i]);
+    if (rc != SQLITE_ROW) return Fail(rc, kSizePragmas[i]);
   }
   page_cache_limit_bytes_.store(pragma_value[0] < 0
                                     ? -pragma_value[0] * 1024
@@ -366,17 +361,17 @@ SqliteStore::MemoryStats SqliteStore::Memory() const {
   return m;
 }
 
-Status SqliteStore::Migrate() {
+StoreStatus SqliteStore::Migrate() {
   Transaction txn(this, "migrate");
-  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+  if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
 
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, "PRAGMA user_version");
+  if (rc != SQLITE_OK) return Fail(rc, "PRAGMA user_version");
   rc = sqlite3_step(s);
   std::int64_t version = rc == SQLITE_ROW ? ColumnInt(s, 0) : 0;
   if (rc != SQLITE_ROW) {
-    auto err = Error(rc, "PRAGMA user_version");
+    auto err = Fail(rc, "PRAGMA user_version");
     sqlite3_finalize(s);
     return err;
   }
@@ -397,33 +392,36 @@ Status SqliteStore::Migrate() {
   for (auto v = version; v < kSchemaVersion; ++v) {
     rc = sqlite3_exec(db_, kMigrations[v], nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK) {
-      return Error(rc, "migration to version " + std::to_string(v + 1));
+      return Fail(rc, "migration to version " + std::to_string(v + 1));
     }
   }
   // PRAGMA takes no parameters; the value is our own integer.
   std::string set_version =
       "PRAGMA user_version = " + std::to_string(kSchemaVersion);
   rc = sqlite3_exec(db_, set_version.c_str(), nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, "PRAGMA user_version");
+  if (rc != SQLITE_OK) return Fail(rc, "PRAGMA user_version");
   return txn.Commit();
 }
 
-sqlite3_stmt* SqliteStore::Prepare(std::string_view sql) {
+StoreStatus SqliteStore::Prepare(std::string_view sql, sqlite3_stmt** stmt) {
   auto it = stmts_.find(sql);
-  if (it != stmts_.end()) return it->second;
+  if (it != stmts_.end()) {
+    *stmt = it->second;
+    return {};
+  }
   sqlite3_stmt* s = nullptr;
   int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
                               SQLITE_PREPARE_PERSISTENT, &s, nullptr);
   if (rc != SQLITE_OK) {
     sqlite3_finalize(s);
-    Error(rc, "prepare");
-    return nullptr;
+    return Fail(rc, "prepare");
   }
   stmts_.emplace(sql, s);
-  return s;
+  *stmt = s;
+  return {};
 }
 
-boost::system::error_code SqliteStore::Error(int rc, std::string_view op) {
+Error SqliteStore::Fail(int rc, std::string_view op) {
   switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -433,48 +431,50 @@ boost::system::error_code SqliteStore::Error(int rc, std::string_view op) {
     default:
       break;
   }
-  last_rc_ = rc;
-  last_error_ = std::string(op) + ": " + sqlite3_errmsg(db_) +
-                " (sqlite code " + std::to_string(rc) + ")";
-  return Errc::kStoreFailed;
+  // While opening, a file that is not a database (or a damaged one) is
+  // reported as such; later it is a store failure like any other.
+  const int primary = rc & 0xff;
+  const Errc code =
+      opening_ && (primary == SQLITE_NOTADB || primary == SQLITE_CORRUPT)
+          ? Errc::kCorrupt
+          : Errc::kStoreFailed;
+  return Error(code, std::string(op) + ": " + sqlite3_errmsg(db_) +
+                         " (sqlite code " + std::to_string(rc) + ")");
 }
 
-boost::system::error_code SqliteStore::Corrupt(std::string_view op,
-                                               std::string_view why) {
-  last_rc_ = 0;
-  last_error_ = std::string(op) + ": " + std::string(why);
-  return Errc::kCorrupt;
+Error SqliteStore::Corrupt(std::string_view op, std::string_view why) {
+  return Error(Errc::kCorrupt, std::string(op) + ": " + std::string(why));
 }
 
-Status SqliteStore::Run(sqlite3_stmt* stmt, std::string_view op) {
+StoreStatus SqliteStore::Run(sqlite3_stmt* stmt, std::string_view op) {
   StmtReset reset(stmt);
   int rc = sqlite3_step(stmt);
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error(rc, op);
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Fail(rc, op);
   return {};
 }
 
-Status SqliteStore::Exists(std::string_view sql, std::int64_t id,
-                           std::string_view op) {
-  sqlite3_stmt* s = Prepare(sql);
-  if (s == nullptr) return Errc::kStoreFailed;
+StoreStatus SqliteStore::Exists(std::string_view sql, std::int64_t id,
+                                std::string_view op) {
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(sql, &s); !st) return st.error();
   StmtReset reset(s);
-  if (int rc = Bind(s, id); rc != SQLITE_OK) return Error(rc, op);
+  if (int rc = Bind(s, id); rc != SQLITE_OK) return Fail(rc, op);
   int rc = sqlite3_step(s);
   if (rc == SQLITE_ROW) return {};
   if (rc == SQLITE_DONE) return Errc::kNotFound;
-  return Error(rc, op);
+  return Fail(rc, op);
 }
 
-Result<Snapshot> SqliteStore::Load() {
+StoreResult<Snapshot> SqliteStore::Load() {
   MutexLock lock(mu_);
   // One read transaction so that the four tables agree with each other.
   Transaction txn(this, "Load");
-  if (Status st = txn.Begin(/*immediate=*/false); !st) return st.error();
+  if (StoreStatus st = txn.Begin(/*immediate=*/false); !st) return st.error();
   Snapshot snap;
   int rc;
 
-  sqlite3_stmt* s = Prepare(kSelectRealms);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kSelectRealms, &s); !st) return st.error();
   {
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -489,11 +489,10 @@ Result<Snapshot> SqliteStore::Load() {
           .reserved_update_id = ColumnInt(s, 7),
       });
     }
-    if (rc != SQLITE_DONE) return Error(rc, "Load realms");
+    if (rc != SQLITE_DONE) return Fail(rc, "Load realms");
   }
 
-  s = Prepare(kSelectUsers);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kSelectUsers, &s); !st) return st.error();
   {
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -523,11 +522,10 @@ Result<Snapshot> SqliteStore::Load() {
       user.api_key_hash = *hash;
       snap.users.push_back(std::move(user));
     }
-    if (rc != SQLITE_DONE) return Error(rc, "Load users");
+    if (rc != SQLITE_DONE) return Fail(rc, "Load users");
   }
 
-  s = Prepare(kSelectPresence);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kSelectPresence, &s); !st) return st.error();
   {
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -539,11 +537,10 @@ Result<Snapshot> SqliteStore::Load() {
           .last_update_id = ColumnInt(s, 4),
       });
     }
-    if (rc != SQLITE_DONE) return Error(rc, "Load presence");
+    if (rc != SQLITE_DONE) return Fail(rc, "Load presence");
   }
 
-  s = Prepare(kSelectAccess);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kSelectAccess, &s); !st) return st.error();
   {
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -554,11 +551,10 @@ Result<Snapshot> SqliteStore::Load() {
       }
       snap.access.back().visible.push_back(ColumnInt(s, 2));
     }
-    if (rc != SQLITE_DONE) return Error(rc, "Load access");
+    if (rc != SQLITE_DONE) return Fail(rc, "Load access");
   }
 
-  s = Prepare(kSelectClients);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kSelectClients, &s); !st) return st.error();
   {
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -571,199 +567,192 @@ Result<Snapshot> SqliteStore::Load() {
           .last_update_id = ColumnInt(s, 5),
       });
     }
-    if (rc != SQLITE_DONE) return Error(rc, "Load client_presence");
+    if (rc != SQLITE_DONE) return Fail(rc, "Load client_presence");
   }
 
-  if (Status st = txn.Commit(); !st) return st.error();
+  if (StoreStatus st = txn.Commit(); !st) return st.error();
   return snap;
 }
 
-Result<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
+StoreResult<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
   MutexLock lock(mu_);
-  sqlite3_stmt* s = Prepare(kInsertRealm);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kInsertRealm, &s); !st) return st.error();
   StmtReset reset(s);
   int rc = Bind(s, realm.subdomain, realm.name, realm.presence_disabled,
                 realm.deactivated, realm.date_created, realm.last_update_id,
                 realm.reserved_update_id);
-  if (rc != SQLITE_OK) return Error(rc, "InsertRealm");
+  if (rc != SQLITE_OK) return Fail(rc, "InsertRealm");
   rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return Error(rc, "InsertRealm");
+  if (rc != SQLITE_DONE) return Fail(rc, "InsertRealm");
   return sqlite3_last_insert_rowid(db_);
 }
 
-Status SqliteStore::UpdateRealm(const RealmRecord& realm) {
+StoreStatus SqliteStore::UpdateRealm(const RealmRecord& realm) {
   MutexLock lock(mu_);
-  sqlite3_stmt* s = Prepare(kUpdateRealm);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kUpdateRealm, &s); !st) return st.error();
   StmtReset reset(s);
   int rc = Bind(s, realm.subdomain, realm.name, realm.presence_disabled,
                 realm.deactivated, realm.id);
-  if (rc != SQLITE_OK) return Error(rc, "UpdateRealm");
+  if (rc != SQLITE_OK) return Fail(rc, "UpdateRealm");
   rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return Error(rc, "UpdateRealm");
+  if (rc != SQLITE_DONE) return Fail(rc, "UpdateRealm");
   if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
   return {};
 }
 
-Result<UserId> SqliteStore::InsertUser(const UserRecord& user) {
+StoreResult<UserId> SqliteStore::InsertUser(const UserRecord& user) {
   MutexLock lock(mu_);
-  sqlite3_stmt* s = Prepare(kInsertUser);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kInsertUser, &s); !st) return st.error();
   StmtReset reset(s);
   int rc =
       Bind(s, user.realm_id, user.email, AsciiLower(user.email), user.full_name,
            RoleName(user.role), user.is_bot, user.is_active,
            user.presence_enabled, user.can_access_all_users, user.date_joined,
            HexEncode(user.api_key_hash));
-  if (rc != SQLITE_OK) return Error(rc, "InsertUser");
+  if (rc != SQLITE_OK) return Fail(rc, "InsertUser");
   rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return Error(rc, "InsertUser");
+  if (rc != SQLITE_DONE) return Fail(rc, "InsertUser");
   return sqlite3_last_insert_rowid(db_);
 }
 
-Status SqliteStore::UpdateUser(const UserRecord& user) {
+StoreStatus SqliteStore::UpdateUser(const UserRecord& user) {
   MutexLock lock(mu_);
-  sqlite3_stmt* s = Prepare(kUpdateUser);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kUpdateUser, &s); !st) return st.error();
   StmtReset reset(s);
   int rc =
       Bind(s, user.realm_id, user.email, AsciiLower(user.email), user.full_name,
            RoleName(user.role), user.is_bot, user.is_active,
            user.presence_enabled, user.can_access_all_users, user.date_joined,
            HexEncode(user.api_key_hash), user.id);
-  if (rc != SQLITE_OK) return Error(rc, "UpdateUser");
+  if (rc != SQLITE_OK) return Fail(rc, "UpdateUser");
   rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return Error(rc, "UpdateUser");
+  if (rc != SQLITE_DONE) return Fail(rc, "UpdateUser");
   if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
   return {};
 }
 
-Status SqliteStore::SetAccess(const AccessRecord& access) {
+StoreStatus SqliteStore::SetAccess(const AccessRecord& access) {
   MutexLock lock(mu_);
   Transaction txn(this, "SetAccess");
-  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+  if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
   // Foreign keys check the visible users, but an empty list inserts nothing,
   // so the realm and the viewer are checked explicitly.
-  if (Status st = Exists(kRealmExists, access.realm_id, "SetAccess"); !st) {
+  if (StoreStatus st = Exists(kRealmExists, access.realm_id, "SetAccess");
+      !st) {
     return st;
   }
-  if (Status st = Exists(kUserExists, access.viewer, "SetAccess"); !st) {
+  if (StoreStatus st = Exists(kUserExists, access.viewer, "SetAccess"); !st) {
     return st;
   }
-  sqlite3_stmt* s = Prepare(kDeleteAccess);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kDeleteAccess, &s); !st) return st.error();
   {
     StmtReset reset(s);
     if (int rc = Bind(s, access.viewer); rc != SQLITE_OK) {
-      return Error(rc, "SetAccess");
+      return Fail(rc, "SetAccess");
     }
     if (int rc = sqlite3_step(s); rc != SQLITE_DONE) {
-      return Error(rc, "SetAccess");
+      return Fail(rc, "SetAccess");
     }
   }
-  s = Prepare(kInsertAccess);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kInsertAccess, &s); !st) return st.error();
   for (UserId visible :
        std::set<UserId>(access.visible.begin(), access.visible.end())) {
     StmtReset reset(s);
     if (int rc = Bind(s, access.realm_id, access.viewer, visible);
         rc != SQLITE_OK) {
-      return Error(rc, "SetAccess");
+      return Fail(rc, "SetAccess");
     }
     if (int rc = sqlite3_step(s); rc != SQLITE_DONE) {
-      return Error(rc, "SetAccess");
+      return Fail(rc, "SetAccess");
     }
   }
   return txn.Commit();
 }
 
-Status SqliteStore::ReserveUpdateIds(RealmId realm,
-                                     UpdateId reserved_update_id) {
+StoreStatus SqliteStore::ReserveUpdateIds(RealmId realm,
+                                          UpdateId reserved_update_id) {
   MutexLock lock(mu_);
-  sqlite3_stmt* s = Prepare(kReserve);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kReserve, &s); !st) return st.error();
   StmtReset reset(s);
   int rc = Bind(s, reserved_update_id, realm);
-  if (rc != SQLITE_OK) return Error(rc, "ReserveUpdateIds");
+  if (rc != SQLITE_OK) return Fail(rc, "ReserveUpdateIds");
   rc = sqlite3_step(s);
-  if (rc != SQLITE_DONE) return Error(rc, "ReserveUpdateIds");
+  if (rc != SQLITE_DONE) return Fail(rc, "ReserveUpdateIds");
   if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
   return {};
 }
 
-Status SqliteStore::WritePresence(std::span<const PresenceRecord> rows,
-                                  std::span<const ClientPresenceRecord> clients,
-                                  std::span<const SequenceRecord> sequences) {
+StoreStatus SqliteStore::WritePresence(
+    std::span<const PresenceRecord> rows,
+    std::span<const ClientPresenceRecord> clients,
+    std::span<const SequenceRecord> sequences) {
   MutexLock lock(mu_);
   Transaction txn(this, "WritePresence");
-  if (Status st = txn.Begin(/*immediate=*/true); !st) return st;
+  if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
 
-  sqlite3_stmt* s = Prepare(kUpsertPresence);
-  if (s == nullptr) return Errc::kStoreFailed;
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kUpsertPresence, &s); !st) return st.error();
   for (const PresenceRecord& row : rows) {
     StmtReset reset(s);
     int rc =
         Bind(s, row.user_id, row.realm_id, NullableTime{row.last_connected},
              NullableTime{row.last_active}, row.last_update_id);
-    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
   }
 
   // Client rows replace per user: delete each named user's rows, then
   // insert the batch's (foreign keys check users and realms).
-  s = Prepare(kDeleteClients);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kDeleteClients, &s); !st) return st.error();
   for (const ClientPresenceRecord& row : clients) {
     StmtReset reset(s);
     int rc = Bind(s, row.user_id);
-    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
   }
-  s = Prepare(kInsertClient);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kInsertClient, &s); !st) return st.error();
   for (const ClientPresenceRecord& row : clients) {
     StmtReset reset(s);
     int rc = Bind(s, row.user_id, row.client, row.realm_id,
                   NullableTime{row.last_connected},
                   NullableTime{row.last_active}, row.last_update_id);
-    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
   }
 
-  s = Prepare(kUpdateSequence);
-  if (s == nullptr) return Errc::kStoreFailed;
+  if (StoreStatus st = Prepare(kUpdateSequence, &s); !st) return st.error();
   for (const SequenceRecord& seq : sequences) {
     StmtReset reset(s);
     int rc = Bind(s, seq.last_update_id, seq.reserved_update_id, seq.realm_id);
-    if (rc != SQLITE_OK) return Error(rc, "WritePresence");
+    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Error(rc, "WritePresence");
+    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
     if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
   }
   return txn.Commit();
 }
 
-std::string SqliteStore::LastError() const {
-  MutexLock lock(mu_);
-  return last_error_;
-}
-
-Status SqliteStore::Checkpoint() {
+StoreStatus SqliteStore::Checkpoint() {
   MutexLock lock(mu_);
   int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_TRUNCATE,
                                      nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, "Checkpoint");
+  if (rc != SQLITE_OK) return Fail(rc, "Checkpoint");
   return {};
 }
 
-Status SqliteStore::ExecForTesting(const std::string& sql) {
+StoreStatus SqliteStore::ExecForTesting(const std::string& sql) {
   MutexLock lock(mu_);
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return Error(rc, "ExecForTesting");
+  if (rc != SQLITE_OK) return Fail(rc, "ExecForTesting");
   return {};
 }
 

@@ -25,13 +25,14 @@
 // runs against both). Errors: a UNIQUE violation on insert or update is
 // Errc::kAlreadyExists; a missing id or a missing referenced realm/user is
 // Errc::kNotFound; any other SQLite failure is Errc::kStoreFailed (stored data
-// that cannot be decoded: kCorrupt) and its text is kept for LastError().
+// that cannot be decoded: kCorrupt), and the error carries SQLite's reason,
+// e.g. "WritePresence: database or disk is full (sqlite code 13)".
 // A failed write leaves no partial change behind (its transaction is rolled
 // back).
 //
 // Thread safety: safe to call from any thread. Every method but Memory()
 // takes mu_, which serializes all use of the one connection, its cached
-// statements and the last error (checked by the clang-tsa build); Memory()
+// statements (checked by the clang-tsa build); Memory()
 // reads two atomics and never waits for it.
 #ifndef PRESENCE_STORE_SQLITE_STORE_H_
 #define PRESENCE_STORE_SQLITE_STORE_H_
@@ -66,10 +67,8 @@ class SqliteStore final : public Store {
   // DIR/presence.sqlite3, configures the connection and migrates the schema.
   // Errors: kIoError if the directory cannot be created; kCorrupt if the file
   // is not a database or its schema is newer than kSchemaVersion;
-  // kStoreFailed for any other SQLite failure. If `error` is non-null it
-  // receives a human-readable reason on failure.
-  static Result<std::unique_ptr<SqliteStore>> Open(
-      const std::string& dir, std::string* error = nullptr);
+  // kStoreFailed for any other SQLite failure; the error says why.
+  static StoreResult<std::unique_ptr<SqliteStore>> Open(const std::string& dir);
 
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -77,25 +76,21 @@ class SqliteStore final : public Store {
   // the WAL into the main file).
   ~SqliteStore() override;
 
-  Result<Snapshot> Load() override;
-  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
-  Status UpdateRealm(const RealmRecord& realm) override;
-  Result<UserId> InsertUser(const UserRecord& user) override;
-  Status UpdateUser(const UserRecord& user) override;
-  Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> sequences) override;
-
-  // The reason of the last kStoreFailed/kCorrupt returned by this store,
-  // e.g. "WritePresence: database or disk is full (SQLITE_FULL)"; empty if
-  // there was none. For /healthz and the log.
-  std::string LastError() const override EXCLUDES(mu_);
+  StoreResult<Snapshot> Load() override;
+  StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
+  StoreStatus UpdateRealm(const RealmRecord& realm) override;
+  StoreResult<UserId> InsertUser(const UserRecord& user) override;
+  StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreStatus SetAccess(const AccessRecord& access) override;
+  StoreStatus ReserveUpdateIds(RealmId realm,
+                               UpdateId reserved_update_id) override;
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> sequences) override;
 
   // Copies the WAL into the database file and truncates it. kStoreFailed on
   // failure.
-  Status Checkpoint() EXCLUDES(mu_);
+  StoreStatus Checkpoint() EXCLUDES(mu_);
 
   // Full path of the database file.
   const std::string& path() const { return path_; }
@@ -117,43 +112,43 @@ class SqliteStore final : public Store {
   MemoryStats Memory() const;
 
   // Test hook: runs `sql` on the connection, e.g. "PRAGMA query_only=ON" to
-  // make every later write fail. kStoreFailed (and LastError) on failure.
-  Status ExecForTesting(const std::string& sql) EXCLUDES(mu_);
+  // make every later write fail. kStoreFailed, with SQLite's reason, on
+  // failure.
+  StoreStatus ExecForTesting(const std::string& sql) EXCLUDES(mu_);
 
  private:
   class Transaction;
 
   SqliteStore(sqlite3* db, std::string path);
 
-  // The cached prepared statement for `sql`, which must be a string with
-  // static storage duration (it keys the cache). nullptr on failure, with
-  // last_error_ set.
-  sqlite3_stmt* Prepare(std::string_view sql) REQUIRES(mu_);
-  // Maps the SQLite result code `rc` of operation `op` to an Errc; records
-  // the reason in last_error_ for kStoreFailed.
-  boost::system::error_code Error(int rc, std::string_view op) REQUIRES(mu_);
-  // Records a kCorrupt reason and returns kCorrupt.
-  boost::system::error_code Corrupt(std::string_view op, std::string_view why)
-      REQUIRES(mu_);
+  // Sets *stmt to the cached prepared statement for `sql`, which must be a
+  // string with static storage duration (it keys the cache).
+  StoreStatus Prepare(std::string_view sql, sqlite3_stmt** stmt) REQUIRES(mu_);
+  // Maps the SQLite result code `rc` of operation `op` to an error: unique
+  // violations kAlreadyExists, foreign keys kNotFound, anything else
+  // kStoreFailed (kCorrupt for a damaged file while opening) with SQLite's
+  // reason.
+  Error Fail(int rc, std::string_view op) REQUIRES(mu_);
+  // A kCorrupt error saying why.
+  Error Corrupt(std::string_view op, std::string_view why) REQUIRES(mu_);
   // Runs a statement that returns no rows. SQLITE_DONE -> success.
-  Status Run(sqlite3_stmt* stmt, std::string_view op) REQUIRES(mu_);
+  StoreStatus Run(sqlite3_stmt* stmt, std::string_view op) REQUIRES(mu_);
   // Returns kNotFound unless `sql` (one int64 parameter) yields a row.
-  Status Exists(std::string_view sql, std::int64_t id, std::string_view op)
+  StoreStatus Exists(std::string_view sql, std::int64_t id, std::string_view op)
       REQUIRES(mu_);
   // Sets the pragmas and migrates the schema; part of Open.
-  Status Configure() REQUIRES(mu_);
-  Status Migrate() REQUIRES(mu_);
+  StoreStatus Configure() REQUIRES(mu_);
+  StoreStatus Migrate() REQUIRES(mu_);
   // Records this connection's page cache size for Memory().
   void NotePageCache() REQUIRES(mu_);
 
-  // Guards the connection (every use of db_), the statement cache and the
-  // last error.
+  // Guards the connection (every use of db_) and the statement cache.
   mutable Mutex mu_;
   sqlite3* const db_ GUARDED_BY(mu_);
   const std::string path_;
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_ GUARDED_BY(mu_);
-  std::string last_error_ GUARDED_BY(mu_);
-  int last_rc_ GUARDED_BY(mu_) = 0;  // SQLite code behind last_error_
+  // True until Open has configured the connection (see Fail).
+  bool opening_ GUARDED_BY(mu_) = true;
   // Memory(): written under mu_, read without it.
   std::atomic<std::int64_t> page_cache_bytes_{0};
   std::atomic<std::int64_t> page_cache_limit_bytes_{0};

@@ -429,6 +429,33 @@ TEST_F(PresenceServiceTest, ManyWritesReserveMoreIdsWithoutReuse) {
       << "cursor must move past every id handed out before the restart";
 }
 
+// A realm that runs past its reservation reserves synchronously; when that
+// store call fails, the sticky reason is that call's own error.
+TEST_F(PresenceServiceTest, FailedReservationStickyReasonIsTheStoresError) {
+  RealmId realm = NewRealm();
+  std::vector<Caller> callers;
+  for (int i = 0; i < 50; ++i) {
+    callers.push_back(
+        Auth(realm, AddUser(realm, "u" + std::to_string(i) + "@example.com")));
+  }
+  // Exactly the ids reserved at creation, never flushed: the next write
+  // must reserve more.
+  for (UpdateId used = 0; used < Realm::kReserveAhead;) {
+    for (auto& c : callers) Ping(c);
+    used += static_cast<UpdateId>(callers.size());
+    clock_.Advance(Sec(56));
+  }
+  ASSERT_EQ(FetchAll(callers[0]).second, Realm::kReserveAhead);
+  faulty_.SetFailWrites(true);
+  auto st =
+      service_->Report(callers[0], ReportStatus::kActive, clock_.NowMicros());
+  ASSERT_FALSE(st);
+  EXPECT_TRUE(service_->failed());
+  EXPECT_EQ(service_->failure(),
+            "reserving update ids failed: " +
+                std::string(store::FaultyStore::kInjectedFailure));
+}
+
 TEST_F(PresenceServiceTest, StoreFailureIsStickyAndRefusesWrites) {
   RealmId realm = NewRealm();
   U alice = AddUser(realm, "alice@example.com");
@@ -440,6 +467,10 @@ TEST_F(PresenceServiceTest, StoreFailureIsStickyAndRefusesWrites) {
   EXPECT_EQ(flushed.error(), Errc::kStoreFailed);
   EXPECT_TRUE(service_->failed());
   EXPECT_THAT(service_->failure(), testing::HasSubstr("writing presence"));
+  // The reason is the failed call's own error, not a note kept beside it.
+  EXPECT_THAT(
+      service_->failure(),
+      testing::HasSubstr(std::string(store::FaultyStore::kInjectedFailure)));
   faulty_.SetFailWrites(false);  // even once the disk is back: still refused
   clock_.Advance(Sec(60));
   auto st = service_->Report(a, ReportStatus::kActive, clock_.NowMicros());

@@ -510,7 +510,11 @@ TEST_F(SharedServiceTest,
   Caller alice_a = Auth(*a->service, "acme", alice);
   EXPECT_EQ(a->service->StoreUnavailable(), std::nullopt);
   store_.SetUnavailable(true);
-  EXPECT_NE(a->service->StoreUnavailable(), std::nullopt);
+  // /healthz's text says why, from the failed Ping's own error.
+  auto why = a->service->StoreUnavailable();
+  ASSERT_NE(why, std::nullopt);
+  EXPECT_THAT(*why, testing::HasSubstr("shared store unreachable: "));
+  EXPECT_THAT(*why, testing::HasSubstr("unavailable (test)"));
   EXPECT_EQ(a->service->Report(alice_a, ReportStatus::kActive, kT0).error(),
             make_error_code(Errc::kUnavailable));
   EXPECT_FALSE(a->service->Sync(*alice_a.realm));

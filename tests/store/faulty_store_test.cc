@@ -57,7 +57,6 @@ TEST_F(FaultyStoreTest, PassesEverythingThroughByDefault) {
   EXPECT_EQ(RunEveryWrite(&faulty_, *realm, *user), 7);
   EXPECT_EQ(faulty_.write_count(), 9);
   EXPECT_EQ(faulty_.failed_write_count(), 0);
-  EXPECT_EQ(faulty_.LastError(), "");
   // Errors of the wrapped store come through unchanged.
   auto dup = faulty_.InsertRealm(RealmNamed("acme"));
   ASSERT_FALSE(dup.has_value());
@@ -75,7 +74,8 @@ TEST_F(FaultyStoreTest, FailingWritesReturnStoreFailedAndReachNothing) {
   auto st = faulty_.ReserveUpdateIds(realm, 99);
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kStoreFailed);
-  EXPECT_EQ(faulty_.LastError(), "injected failure (FaultyStore)");
+  // The error says the failure was injected.
+  EXPECT_EQ(st.error().detail(), "injected failure (FaultyStore)");
 
   // Reads pass through, and the wrapped store saw none of the writes.
   auto snap = faulty_.Load();
@@ -86,6 +86,27 @@ TEST_F(FaultyStoreTest, FailingWritesReturnStoreFailedAndReachNothing) {
 
   faulty_.SetFailWrites(false);
   EXPECT_EQ(RunEveryWrite(&faulty_, realm, user), 7);
+}
+
+TEST_F(FaultyStoreTest, InjectedFailuresSaySoAndExpectedErrorsStayBare) {
+  RealmId realm = faulty_.InsertRealm(RealmNamed("acme")).value();
+  // An outcome of the wrapped store reaches the caller as it was made.
+  auto dup = faulty_.InsertRealm(RealmNamed("acme"));
+  ASSERT_FALSE(dup.has_value());
+  EXPECT_EQ(dup.error(), Errc::kAlreadyExists);
+  EXPECT_EQ(dup.error().detail(), "");
+
+  faulty_.SetFailLoad(true);
+  auto snap = faulty_.Load();
+  ASSERT_FALSE(snap.has_value());
+  EXPECT_EQ(snap.error(), Errc::kStoreFailed);
+  EXPECT_EQ(snap.error().message(), "injected failure (FaultyStore)");
+
+  faulty_.SetFailWrites(true);
+  auto id = faulty_.InsertUser(UserNamed(realm, "a@x"));
+  ASSERT_FALSE(id.has_value());
+  EXPECT_EQ(id.error(), Errc::kStoreFailed);
+  EXPECT_EQ(id.error().message(), "injected failure (FaultyStore)");
 }
 
 TEST_F(FaultyStoreTest, FailWritesAfterLetsTheFirstNThrough) {

@@ -50,8 +50,8 @@ class RedisClusterTest : public ::testing::Test {
     std::string why;
     cluster_ = RedisCluster::Start(&why);
     ASSERT_NE(cluster_, nullptr) << why;
-    auto opened = RedisStore::Open(cluster_->url(), &why);
-    ASSERT_TRUE(opened.has_value()) << why;
+    auto opened = RedisStore::Open(cluster_->url());
+    ASSERT_TRUE(opened.has_value()) << opened.error();
     store_ = std::move(*opened);
     ASSERT_TRUE(store_->cluster());
   }
@@ -100,10 +100,9 @@ TEST_F(RedisClusterTest, KeySlotsAgreeWithTheCluster) {
 
 TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   // A second process that knows only one seed finds the others itself.
-  std::string why;
   auto one_seed =
-      RedisStore::Open("redis://" + cluster_->nodes()[1]->address(), &why);
-  ASSERT_TRUE(one_seed.has_value()) << why;
+      RedisStore::Open("redis://" + cluster_->nodes()[1]->address());
+  ASSERT_TRUE(one_seed.has_value()) << one_seed.error();
   RedisStore* other = one_seed->get();
   EXPECT_TRUE(other->cluster());
 
@@ -118,7 +117,7 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
     RedisStore* s = r % 2 == 0 ? store_.get() : other;
     auto realm =
         s->InsertRealm({.subdomain = "realm" + std::to_string(r), .name = "R"});
-    ASSERT_TRUE(realm.has_value()) << s->LastError();
+    ASSERT_TRUE(realm.has_value()) << realm.error();
     EXPECT_EQ(*realm, r + 1);  // dense ids across slots
     realms.push_back(*realm);
     ++expected_entries;
@@ -127,11 +126,11 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
                                .email = "u" + std::to_string(u) + "@x",
                                .full_name = "U",
                                .date_joined = kBase});
-      ASSERT_TRUE(id.has_value()) << s->LastError();
+      ASSERT_TRUE(id.has_value()) << id.error();
       EXPECT_EQ(*id, static_cast<UserId>(users.size() + 1));
       users.push_back(*id);
       auto wrote = s->Report(*realm, *id, kBase + u, ReportStatus::kActive);
-      ASSERT_TRUE(wrote.has_value()) << s->LastError();
+      ASSERT_TRUE(wrote.has_value()) << wrote.error();
       EXPECT_TRUE(wrote->wrote);
       expected_entries += 2;
     }
@@ -145,7 +144,7 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   EXPECT_EQ(dup_user.error(), Errc::kAlreadyExists);
 
   auto snap = other->Load();
-  ASSERT_TRUE(snap.has_value()) << other->LastError();
+  ASSERT_TRUE(snap.has_value()) << snap.error();
   ASSERT_EQ(snap->realms.size(), static_cast<std::size_t>(kRealms));
   ASSERT_EQ(snap->users.size(), users.size());
   ASSERT_EQ(snap->presence.size(), users.size());
@@ -160,7 +159,7 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   }
   for (int r = 0; r < kRealms; ++r) {
     auto state = store_->ReadRealm(realms[r], kUsers - 1);
-    ASSERT_TRUE(state.has_value()) << store_->LastError();
+    ASSERT_TRUE(state.has_value()) << state.error();
     EXPECT_EQ(state->users.size(), static_cast<std::size_t>(kUsers));
     ASSERT_EQ(state->rows.size(), 1u);  // only the last report is after
     EXPECT_EQ(state->rows[0].last_update_id, kUsers);
@@ -208,7 +207,7 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
 
 TEST_F(RedisClusterTest, FollowsARealmWhoseSlotMovedToAnotherMaster) {
   auto realm = store_->InsertRealm({.subdomain = "acme", .name = "A"});
-  ASSERT_TRUE(realm.has_value()) << store_->LastError();
+  ASSERT_TRUE(realm.has_value()) << realm.error();
   auto user = store_->InsertUser({.realm_id = *realm, .email = "a@x"});
   ASSERT_TRUE(user.has_value());
   ASSERT_TRUE(store_->Report(*realm, *user, kBase, ReportStatus::kActive));
@@ -251,10 +250,10 @@ TEST_F(RedisClusterTest, FollowsARealmWhoseSlotMovedToAnotherMaster) {
 
   auto wrote =
       store_->Report(*realm, *user, kBase + 60'000'000, ReportStatus::kActive);
-  ASSERT_TRUE(wrote.has_value()) << store_->LastError();
+  ASSERT_TRUE(wrote.has_value()) << wrote.error();
   EXPECT_TRUE(wrote->wrote);
   auto state = store_->ReadRealm(*realm, 0);
-  ASSERT_TRUE(state.has_value()) << store_->LastError();
+  ASSERT_TRUE(state.has_value()) << state.error();
   ASSERT_EQ(state->rows.size(), 1u);
   EXPECT_EQ(state->rows[0].last_connected, kBase + 60'000'000);
   EXPECT_EQ(Owner(slot), to);

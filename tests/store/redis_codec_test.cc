@@ -291,7 +291,7 @@ TEST(RedisCodecTest, RealmStateOfAReadRealmReply) {
       Flat({"12", "3", "3", ""}),
   });
   auto state = DecodeRealmState(5, reply);
-  ASSERT_TRUE(state.has_value()) << state.error().message;
+  ASSERT_TRUE(state.has_value()) << state.error().detail();
   EXPECT_EQ(state->realm.id, 5);
   EXPECT_EQ(state->realm.last_update_id, 8);
   EXPECT_EQ(state->seq, 11);
@@ -316,14 +316,14 @@ TEST(RedisCodecTest, RealmStateOfAReadRealmReply) {
   bad_user.elements[1].elements[0].str = "0110";
   auto failed = DecodeRealmState(5, bad_user);
   ASSERT_FALSE(failed.has_value());
-  EXPECT_EQ(failed.error().code, Errc::kCorrupt);
-  EXPECT_EQ(failed.error().message, "realm 5: malformed user");
+  EXPECT_EQ(failed.error().code(), Errc::kCorrupt);
+  EXPECT_EQ(failed.error().detail(), "realm 5: malformed user");
 
   RedisReply short_reply = reply;
   short_reply.elements.pop_back();
   failed = DecodeRealmState(5, short_reply);
   ASSERT_FALSE(failed.has_value());
-  EXPECT_EQ(failed.error().message, "realm 5: bad read_realm reply");
+  EXPECT_EQ(failed.error().detail(), "realm 5: bad read_realm reply");
 }
 
 // Feed messages as the scripts write them (lua/report.lua, put_user.lua,

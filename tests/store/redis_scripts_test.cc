@@ -21,7 +21,7 @@ std::string ReadSource(const std::string& name) {
 
 TEST(RedisScriptsTest, EveryScriptIsTheFileAfterConstantsAndPrelude) {
   auto scripts = BuildScripts("chan");
-  ASSERT_TRUE(scripts.has_value()) << scripts.error().message;
+  ASSERT_TRUE(scripts.has_value()) << scripts.error().detail();
   ASSERT_EQ(scripts->size(), static_cast<std::size_t>(kScriptCount));
   const std::string prelude = ReadSource("prelude");
   ASSERT_FALSE(prelude.empty());

@@ -120,7 +120,7 @@ inline std::string ReadFile(const std::string& path) {
 }
 
 // Runs one command on a fresh short-lived connection.
-inline RedisResult<RedisReply> Command(int port,
+inline StoreResult<RedisReply> Command(int port,
                                        std::vector<std::string> argv) {
   RedisConnection conn(RedisAddress{.host = "127.0.0.1", .port = port},
                        RedisTimeouts{.connect = std::chrono::milliseconds(500),
@@ -184,7 +184,7 @@ class RedisServer {
     pid_ = -1;
   }
 
-  RedisResult<RedisReply> Command(std::vector<std::string> argv) const {
+  StoreResult<RedisReply> Command(std::vector<std::string> argv) const {
     return redis_test::Command(port_, std::move(argv));
   }
 

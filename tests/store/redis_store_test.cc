@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <random>
@@ -82,9 +83,8 @@ class RedisStoreTest : public ::testing::Test {
   }
 
   std::unique_ptr<RedisStore> Open() {
-    std::string why;
-    auto opened = RedisStore::Open(server_->url(), &why);
-    EXPECT_TRUE(opened.has_value()) << why;
+    auto opened = RedisStore::Open(server_->url());
+    EXPECT_TRUE(opened.has_value()) << opened.error();
     return opened ? std::move(*opened) : nullptr;
   }
 
@@ -95,7 +95,7 @@ class RedisStoreTest : public ::testing::Test {
                                         .name = "Realm " + subdomain,
                                         .presence_disabled = presence_disabled,
                                         .date_created = kBase});
-    EXPECT_TRUE(id.has_value()) << store_->LastError();
+    EXPECT_TRUE(id.has_value()) << id.error();
     return id ? *id : 0;
   }
 
@@ -109,7 +109,7 @@ class RedisStoreTest : public ::testing::Test {
 
   UserId MustInsertUser(const UserRecord& u) {
     auto id = store_->InsertUser(u);
-    EXPECT_TRUE(id.has_value()) << store_->LastError();
+    EXPECT_TRUE(id.has_value()) << id.error();
     return id ? *id : 0;
   }
 
@@ -177,11 +177,12 @@ TEST(RedisStoreOpenTest, RejectsMalformedUrlsWithAMessage) {
         "redis://user@127.0.0.1:6379", "redis://127.0.0.1:6379,",
         "redis://127.0.0.1:6379,,127.0.0.1:6380", "redis://:6379",
         "rediss://127.0.0.1:6379"}) {
-    std::string why;
-    auto opened = RedisStore::Open(url, &why);
+    auto opened = RedisStore::Open(url);
     ASSERT_FALSE(opened.has_value()) << url;
     EXPECT_EQ(opened.error(), Errc::kInvalidArgument) << url;
-    EXPECT_THAT(why, ::testing::HasSubstr("redis://HOST:PORT")) << url;
+    EXPECT_THAT(opened.error().message(),
+                ::testing::HasSubstr("redis://HOST:PORT"))
+        << url;
   }
 }
 
@@ -190,13 +191,14 @@ TEST(RedisStoreOpenTest, NothingListeningIsAClearErrorQuickly) {
   ASSERT_NE(port, 0);
   std::string why;
   const auto start = steady_clock::now();
-  auto opened =
-      RedisStore::Open("redis://127.0.0.1:" + std::to_string(port), &why);
+  auto opened = RedisStore::Open("redis://127.0.0.1:" + std::to_string(port));
   EXPECT_LT(steady_clock::now() - start, milliseconds(2000));
   ASSERT_FALSE(opened.has_value());
   EXPECT_EQ(opened.error(), Errc::kStoreFailed);
-  EXPECT_THAT(why, ::testing::HasSubstr("127.0.0.1:" + std::to_string(port)));
-  EXPECT_THAT(why, ::testing::HasSubstr("Connection refused"));
+  EXPECT_THAT(opened.error().message(),
+              ::testing::HasSubstr("127.0.0.1:" + std::to_string(port)));
+  EXPECT_THAT(opened.error().message(),
+              ::testing::HasSubstr("Connection refused"));
 }
 
 TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
@@ -249,7 +251,7 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
         rng() % 3 == 0 ? ReportStatus::kIdle : ReportStatus::kActive;
     ReportOutcome out = ApplyReport(u.row, now, status);
     auto got = store_->Report(u.realm, u.id, now, status);
-    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    ASSERT_TRUE(got.has_value()) << got.error();
     ASSERT_EQ(got->wrote, out.wrote) << "step " << i;
     if (!out.wrote) {
       // No write: the realm's log position as the script saw it.
@@ -302,10 +304,10 @@ TEST_F(RedisStoreTest,
   for (Micros now : {Micros{4'294'967'297}, Micros{1'800'000'000'000'001},
                      Micros{9'007'199'254'000'001}}) {
     auto got = store_->Report(realm, u, now, ReportStatus::kActive);
-    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    ASSERT_TRUE(got.has_value()) << got.error();
     ASSERT_TRUE(got->wrote);
     auto state = store_->ReadRealm(realm, 0);
-    ASSERT_TRUE(state.has_value()) << store_->LastError();
+    ASSERT_TRUE(state.has_value()) << state.error();
     ASSERT_EQ(state->rows.size(), 1u);
     EXPECT_EQ(state->rows[0].last_connected, now);
     EXPECT_EQ(state->rows[0].last_active, now);
@@ -346,7 +348,7 @@ TEST_F(RedisStoreTest, SetPresenceEnabledMatchesGoInvisibleAndBecomeVisible) {
     // Going invisible.
     std::optional<PresenceTimes> after = ApplyGoInvisible(before, now);
     auto got = store_->SetPresenceEnabled(realm, record.id, false, now);
-    ASSERT_TRUE(got.has_value()) << store_->LastError();
+    ASSERT_TRUE(got.has_value()) << got.error();
     EXPECT_TRUE(got->wrote);
     EXPECT_EQ(got->seq, seq0 + 1);
     record.presence_enabled = false;
@@ -429,7 +431,7 @@ TEST_F(RedisStoreTest, InvisibleBotInactiveAndUnknownUsersWriteNothing) {
   for (UserId id : ids) {
     for (ReportStatus st : {ReportStatus::kActive, ReportStatus::kIdle}) {
       auto got = store_->Report(realm, id, kBase, st);
-      ASSERT_TRUE(got.has_value()) << store_->LastError();
+      ASSERT_TRUE(got.has_value()) << got.error();
       EXPECT_FALSE(got->wrote);
       EXPECT_EQ(got->seq, seq0);  // the realm's log position, unchanged
     }
@@ -655,7 +657,7 @@ TEST_F(RedisStoreTest, ReadRealmReturnsExactlyTheRowsAfterSince) {
   for (UpdateId since = -1; since <= current + 1; ++since) {
     SCOPED_TRACE("since " + std::to_string(since));
     auto state = store_->ReadRealm(realm, since);
-    ASSERT_TRUE(state.has_value()) << store_->LastError();
+    ASSERT_TRUE(state.has_value()) << state.error();
     EXPECT_EQ(state->realm.id, realm);
     EXPECT_EQ(state->realm.subdomain, "acme");
     EXPECT_EQ(state->realm.last_update_id, current);
@@ -728,8 +730,59 @@ TEST_F(RedisStoreTest, ScriptsAreReloadedAfterTheServerForgetsThem) {
   UserId u = MustInsertUser(User(realm, "a@x"));
   ASSERT_TRUE(server_->Command({"SCRIPT", "FLUSH"}));
   auto got = store_->Report(realm, u, kBase, ReportStatus::kActive);
-  ASSERT_TRUE(got.has_value()) << store_->LastError();
+  ASSERT_TRUE(got.has_value()) << got.error();
   EXPECT_TRUE(got->wrote);
+}
+
+// Two threads failing at once against a dead server each get the reason of
+// their own call: the command that failed and the address it could not reach.
+TEST(RedisStoreDownTest, ConcurrentFailuresEachCarryTheirOwnReason) {
+  std::string why;
+  auto server = RedisServer::Start({}, false, &why);
+  ASSERT_NE(server, nullptr) << why;
+  RedisStore::Options options;
+  options.timeouts.connect = milliseconds(500);
+  options.timeouts.io = milliseconds(1000);
+  options.connections = 2;
+  auto opened = RedisStore::Open(server->url(), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
+  std::unique_ptr<RedisStore> store = std::move(*opened);
+  auto realm = store->InsertRealm({.subdomain = "acme", .name = "A"});
+  ASSERT_TRUE(realm.has_value()) << realm.error();
+  server->Kill();
+  const std::string where = server->address();
+
+  constexpr int kRounds = 50;
+  std::latch start(2);
+  std::vector<std::string> reads;
+  std::vector<std::string> registers;
+  std::thread reader([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      auto seq = store->CurrentSeq(*realm);
+      reads.push_back(seq ? "succeeded" : seq.error().message());
+    }
+  });
+  std::thread registrar([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      auto node = store->RegisterNode("x:" + std::to_string(i));
+      registers.push_back(node ? "succeeded" : node.error().message());
+    }
+  });
+  reader.join();
+  registrar.join();
+  ASSERT_EQ(reads.size(), static_cast<std::size_t>(kRounds));
+  ASSERT_EQ(registers.size(), static_cast<std::size_t>(kRounds));
+  for (const std::string& r : reads) {
+    EXPECT_THAT(r, ::testing::HasSubstr("HMGET"));
+    EXPECT_THAT(r, ::testing::HasSubstr(where));
+  }
+  for (const std::string& r : registers) {
+    EXPECT_THAT(r, ::testing::HasSubstr("register_node"));
+    EXPECT_THAT(r, ::testing::Not(::testing::HasSubstr("HMGET")));
+    EXPECT_THAT(r, ::testing::HasSubstr(where));
+  }
 }
 
 TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
@@ -739,8 +792,8 @@ TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
   RedisStore::Options options;
   options.timeouts.connect = milliseconds(500);
   options.timeouts.io = milliseconds(1000);
-  auto opened = RedisStore::Open(server->url(), options, &why);
-  ASSERT_TRUE(opened.has_value()) << why;
+  auto opened = RedisStore::Open(server->url(), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
   std::unique_ptr<RedisStore> store = std::move(*opened);
   auto realm = store->InsertRealm({.subdomain = "acme", .name = "A"});
   ASSERT_TRUE(realm.has_value());
@@ -755,7 +808,8 @@ TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
     EXPECT_LT(steady_clock::now() - start, milliseconds(1500)) << what;
     ASSERT_FALSE(result.has_value()) << what;
     EXPECT_EQ(result.error(), Errc::kStoreFailed) << what;
-    EXPECT_THAT(store->LastError(), ::testing::HasSubstr(where)) << what;
+    // The failed call's own error names the server.
+    EXPECT_THAT(result.error().message(), ::testing::HasSubstr(where)) << what;
   };
   check_fast([&] { return store->CurrentSeq(*realm); }, "CurrentSeq");
   check_fast(
@@ -766,7 +820,10 @@ TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
              "InsertRealm");
   check_fast([&] { return store->ReadRealm(*realm, 0); }, "ReadRealm");
   check_fast([&] { return store->RegisterNode("x:1"); }, "RegisterNode");
-  EXPECT_THAT(store->LastError(), ::testing::HasSubstr("Connection refused"));
+  auto refused = store->RegisterNode("x:2");
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_THAT(refused.error().message(),
+              ::testing::HasSubstr("Connection refused"));
 
   // The feed is retrying in the background; Unsubscribe stops it promptly.
   const auto start = steady_clock::now();
@@ -781,7 +838,7 @@ TEST_F(RedisStoreTest,
   ASSERT_TRUE(
       server_->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}));
   auto seq = store_->CurrentSeq(realm);
-  ASSERT_TRUE(seq.has_value()) << store_->LastError();
+  ASSERT_TRUE(seq.has_value()) << seq.error();
 }
 
 TEST_F(RedisStoreTest, SubscribeTwiceIsRefusedAndUnsubscribeIsIdempotent) {
@@ -808,15 +865,14 @@ namespace presence::store {
 namespace {
 
 TEST_F(RedisStoreTest, CountRequestIsASlidingLogPerUserSharedByConnections) {
-  std::string why;
-  auto second = RedisStore::Open(server_->url(), &why);
-  ASSERT_TRUE(second.has_value()) << why;
+  auto second = RedisStore::Open(server_->url());
+  ASSERT_TRUE(second.has_value()) << second.error();
   const Micros window = SecondsToMicros(60);
   // Three requests allowed per window, counted across both connections.
   for (int i = 0; i < 3; ++i) {
     RedisStore* s = i % 2 ? second->get() : store_.get();
     auto c = s->CountRequest(7, kBase + i, 3, window);
-    ASSERT_TRUE(c.has_value()) << s->LastError();
+    ASSERT_TRUE(c.has_value()) << c.error();
     EXPECT_TRUE(c->allowed);
     EXPECT_EQ(c->in_window, i + 1);
     EXPECT_EQ(c->oldest, kBase);

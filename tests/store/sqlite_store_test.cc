@@ -11,8 +11,10 @@
 #include <fstream>
 #include <future>
 #include <iterator>
+#include <latch>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "store/temp_dir.h"
 
@@ -31,9 +33,8 @@ UserRecord UserNamed(RealmId realm, std::string email) {
 using ::testing::HasSubstr;
 
 std::unique_ptr<SqliteStore> MustOpen(const std::string& dir) {
-  std::string why;
-  auto store = SqliteStore::Open(dir, &why);
-  EXPECT_TRUE(store.has_value()) << why;
+  auto store = SqliteStore::Open(dir);
+  EXPECT_TRUE(store.has_value()) << store.error();
   return store ? std::move(*store) : nullptr;
 }
 
@@ -357,12 +358,12 @@ TEST_F(SqliteStoreTest, RefusesAFutureSchemaVersion) {
     RawDb raw(DbPath());
     raw.Exec("PRAGMA user_version = " + std::to_string(future));
   }
-  std::string why;
-  auto store = SqliteStore::Open(dir_.path(), &why);
+  auto store = SqliteStore::Open(dir_.path());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kCorrupt);
-  EXPECT_THAT(why, HasSubstr("schema version " + std::to_string(future)));
-  EXPECT_THAT(why, HasSubstr("newer"));
+  EXPECT_THAT(store.error().message(),
+              HasSubstr("schema version " + std::to_string(future)));
+  EXPECT_THAT(store.error().message(), HasSubstr("newer"));
   // The file was left as it was.
   RawDb raw(DbPath());
   EXPECT_EQ(raw.Query("PRAGMA user_version"), std::to_string(future));
@@ -373,11 +374,10 @@ TEST_F(SqliteStoreTest, RefusesAFileThatIsNotADatabase) {
     std::ofstream out(DbPath(), std::ios::binary);
     out << std::string(4096, 'x');
   }
-  std::string why;
-  auto store = SqliteStore::Open(dir_.path(), &why);
+  auto store = SqliteStore::Open(dir_.path());
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kCorrupt);
-  EXPECT_FALSE(why.empty());
+  EXPECT_FALSE(store.error().message().empty());
 }
 
 TEST_F(SqliteStoreTest, OpenFailsUnderARegularFile) {
@@ -385,13 +385,12 @@ TEST_F(SqliteStoreTest, OpenFailsUnderARegularFile) {
   // directory.
   std::string file = dir_.path() + "/plain";
   { std::ofstream(file) << "x"; }
-  std::string why;
-  auto store = SqliteStore::Open(file + "/db", &why);
+  auto store = SqliteStore::Open(file + "/db");
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kIoError);
-  EXPECT_THAT(why, HasSubstr(file));
+  EXPECT_THAT(store.error().message(), HasSubstr(file));
 
-  store = SqliteStore::Open(file, &why);
+  store = SqliteStore::Open(file);
   ASSERT_FALSE(store.has_value());
   EXPECT_EQ(store.error(), Errc::kIoError);
 }
@@ -400,7 +399,6 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
   Snapshot before = Populate(store.get());
-  EXPECT_EQ(store->LastError(), "");
   // query_only makes SQLite refuse every write, whoever the process runs as.
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
 
@@ -409,8 +407,9 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   auto id = store->InsertRealm(RealmNamed("new"));
   ASSERT_FALSE(id.has_value());
   EXPECT_EQ(id.error(), Errc::kStoreFailed);
-  EXPECT_THAT(store->LastError(), HasSubstr("InsertRealm"));
-  EXPECT_THAT(store->LastError(), HasSubstr("readonly"));
+  // The error carries SQLite's reason and the operation that failed.
+  EXPECT_THAT(id.error().message(), HasSubstr("InsertRealm"));
+  EXPECT_THAT(id.error().message(), HasSubstr("readonly"));
 
   RealmRecord r = before.realms[0];
   r.name = "changed";
@@ -430,7 +429,7 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   auto st = store->WritePresence({&row, 1}, {}, {&seq, 1});
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kStoreFailed);
-  EXPECT_THAT(store->LastError(), HasSubstr("WritePresence"));
+  EXPECT_THAT(st.error().message(), HasSubstr("WritePresence"));
 
   // Reads still work and show nothing of the failed writes.
   auto after = store->Load();
@@ -441,6 +440,48 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
   EXPECT_TRUE(store->WritePresence({&row, 1}, {}, {&seq, 1}));
   EXPECT_TRUE(store->InsertRealm(RealmNamed("new")));
+}
+
+// Two threads failing at once each get the reason of their own call (a
+// "last error" kept in the store could hand one the other's).
+TEST_F(SqliteStoreTest, ConcurrentFailuresEachCarryTheirOwnReason) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Snapshot before = Populate(store.get());
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
+  RealmRecord changed = before.realms[0];
+  changed.name = "changed";
+
+  constexpr int kRounds = 200;
+  std::latch start(2);
+  std::vector<std::string> inserts;
+  std::vector<std::string> updates;
+  std::thread inserter([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      auto id = store->InsertRealm(RealmNamed("n" + std::to_string(i)));
+      inserts.push_back(id ? "succeeded" : id.error().message());
+    }
+  });
+  std::thread updater([&] {
+    start.arrive_and_wait();
+    for (int i = 0; i < kRounds; ++i) {
+      auto st = store->UpdateRealm(changed);
+      updates.push_back(st ? "succeeded" : st.error().message());
+    }
+  });
+  inserter.join();
+  updater.join();
+  ASSERT_EQ(inserts.size(), static_cast<std::size_t>(kRounds));
+  ASSERT_EQ(updates.size(), static_cast<std::size_t>(kRounds));
+  for (const std::string& why : inserts) {
+    EXPECT_THAT(why, HasSubstr("InsertRealm: "));
+    EXPECT_THAT(why, HasSubstr("readonly"));
+  }
+  for (const std::string& why : updates) {
+    EXPECT_THAT(why, HasSubstr("UpdateRealm: "));
+    EXPECT_THAT(why, HasSubstr("readonly"));
+  }
 }
 
 TEST_F(SqliteStoreTest, FullDatabaseFailsTheWholeBatch) {
@@ -468,7 +509,7 @@ TEST_F(SqliteStoreTest, FullDatabaseFailsTheWholeBatch) {
   auto st = store->WritePresence(rows, {}, {&seq, 1});
   ASSERT_FALSE(st.has_value());
   EXPECT_EQ(st.error(), Errc::kStoreFailed);
-  EXPECT_THAT(store->LastError(), HasSubstr("full"));
+  EXPECT_THAT(st.error().message(), HasSubstr("full"));
 
   auto snap = store->Load();
   ASSERT_TRUE(snap.has_value());
@@ -491,7 +532,7 @@ TEST_F(SqliteStoreTest, WaitsForAnotherWriterWithinTheBusyTimeout) {
   locked.get_future().wait();
   auto id = store->InsertRealm(RealmNamed("a"));
   other.join();
-  EXPECT_TRUE(id.has_value()) << store->LastError();
+  EXPECT_TRUE(id.has_value()) << id.error();
 }
 
 TEST_F(SqliteStoreTest, CheckpointEmptiesTheWal) {
@@ -499,7 +540,8 @@ TEST_F(SqliteStoreTest, CheckpointEmptiesTheWal) {
   ASSERT_NE(store, nullptr);
   Populate(store.get());
   EXPECT_GT(std::filesystem::file_size(DbPath() + "-wal"), 0u);
-  ASSERT_TRUE(store->Checkpoint()) << store->LastError();
+  auto checkpoint = store->Checkpoint();
+  ASSERT_TRUE(checkpoint) << checkpoint.error();
   EXPECT_EQ(std::filesystem::file_size(DbPath() + "-wal"), 0u);
   auto snap = store->Load();
   ASSERT_TRUE(snap.has_value());
@@ -535,7 +577,7 @@ TEST_F(SqliteStoreTest, UndecodableRowIsCorrupt) {
   auto snap = store->Load();
   ASSERT_FALSE(snap.has_value());
   EXPECT_EQ(snap.error(), Errc::kCorrupt);
-  EXPECT_THAT(store->LastError(), HasSubstr("emperor"));
+  EXPECT_THAT(snap.error().message(), HasSubstr("emperor"));
 }
 
 }  // namespace

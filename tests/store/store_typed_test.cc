@@ -37,9 +37,8 @@ struct MemoryImpl {
 struct SqliteImpl {
   static constexpr const char* kName = "Sqlite";
   explicit SqliteImpl(const std::string& dir) {
-    std::string why;
-    auto opened = SqliteStore::Open(dir, &why);
-    EXPECT_TRUE(opened.has_value()) << why;
+    auto opened = SqliteStore::Open(dir);
+    EXPECT_TRUE(opened.has_value()) << opened.error();
     if (opened) store = std::move(*opened);
   }
   Store* get() { return store.get(); }
@@ -67,9 +66,8 @@ struct RedisImpl {
     RedisServer* server = SharedRedisServer();
     if (server == nullptr) return;
     server->FlushAll();
-    std::string why;
-    auto opened = RedisStore::Open(server->url(), &why);
-    EXPECT_TRUE(opened.has_value()) << why;
+    auto opened = RedisStore::Open(server->url());
+    EXPECT_TRUE(opened.has_value()) << opened.error();
     if (opened) store = std::move(*opened);
   }
   Store* get() { return store.get(); }

@@ -66,56 +66,64 @@ class MemorySharedStore::Connection final : public SharedStore {
   explicit Connection(MemorySharedStore* s) : s_(s) {}
   ~Connection() override { s_->Unsubscribe(this); }
 
-  Result<Snapshot> Load() override { return s_->Load(); }
-  Result<RealmId> InsertRealm(const RealmRecord& r) override {
+  StoreResult<Snapshot> Load() override { return s_->Load(); }
+  StoreResult<RealmId> InsertRealm(const RealmRecord& r) override {
     return s_->InsertRealm(r);
   }
-  Status UpdateRealm(const RealmRecord& r) override {
+  StoreStatus UpdateRealm(const RealmRecord& r) override {
     return s_->UpdateRealm(r);
   }
-  Result<UserId> InsertUser(const UserRecord& u) override {
+  StoreResult<UserId> InsertUser(const UserRecord& u) override {
     return s_->InsertUser(u);
   }
-  Status UpdateUser(const UserRecord& u) override { return s_->UpdateUser(u); }
-  Status SetAccess(const AccessRecord& a) override { return s_->SetAccess(a); }
-  Status ReserveUpdateIds(RealmId realm, UpdateId id) override {
+  StoreStatus UpdateUser(const UserRecord& u) override {
+    return s_->UpdateUser(u);
+  }
+  StoreStatus SetAccess(const AccessRecord& a) override {
+    return s_->SetAccess(a);
+  }
+  StoreStatus ReserveUpdateIds(RealmId realm, UpdateId id) override {
     return s_->ReserveUpdateIds(realm, id);
   }
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> seqs) override {
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> seqs) override {
     return s_->WritePresence(rows, clients, seqs);
   }
-  Status Subscribe(FeedSink* sink) override {
+  StoreStatus Subscribe(FeedSink* sink) override {
     return s_->Subscribe(sink, this);
   }
   void Unsubscribe() override { s_->Unsubscribe(this); }
-  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                             ReportStatus status) override {
+  StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                                  ReportStatus status) override {
     return s_->Report(realm, user, now, status);
   }
-  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
-                                         bool enabled, Micros now) override {
+  StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                              bool enabled,
+                                              Micros now) override {
     return s_->SetPresenceEnabled(realm, user, enabled, now);
   }
-  Result<UpdateId> CurrentSeq(RealmId realm) override {
+  StoreResult<UpdateId> CurrentSeq(RealmId realm) override {
     return s_->CurrentSeq(realm);
   }
-  Result<std::optional<RealmId>> FindRealmId(std::string_view sub) override {
+  StoreResult<std::optional<RealmId>> FindRealmId(
+      std::string_view sub) override {
     return s_->FindRealmId(sub);
   }
-  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override {
+  StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) override {
     return s_->ReadRealm(realm, since);
   }
-  Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
-                                 Micros window) override {
+  StoreResult<RateCount> CountRequest(UserId user, Micros now,
+                                      std::int64_t limit,
+                                      Micros window) override {
     return s_->CountRequest(user, now, limit, window);
   }
-  Status Ping() override { return s_->Ping(); }
-  Result<std::int64_t> RegisterNode(std::string_view address) override {
+  StoreStatus Ping() override { return s_->Ping(); }
+  StoreResult<std::int64_t> RegisterNode(std::string_view address) override {
     return s_->RegisterNode(address);
   }
-  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override {
+  StoreResult<std::optional<std::string>> NodeAddress(
+      std::int64_t node) override {
     return s_->NodeAddress(node);
   }
 
@@ -138,8 +146,10 @@ std::unique_ptr<SharedStore> MemorySharedStore::NewConnection() {
   return std::make_unique<Connection>(this);
 }
 
-Status MemorySharedStore::CheckAvailableLocked() const {
-  if (unavailable_) return Errc::kUnavailable;
+StoreStatus MemorySharedStore::CheckAvailableLocked() const {
+  if (unavailable_) {
+    return Error(Errc::kUnavailable, "memory shared store: unavailable (test)");
+  }
   return {};
 }
 
@@ -165,7 +175,7 @@ void MemorySharedStore::PublishLocked(const FeedEntry& entry) {
 
 // --- Store -------------------------------------------------------------------
 
-Result<Snapshot> MemorySharedStore::Load() {
+StoreResult<Snapshot> MemorySharedStore::Load() {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto snap = base_.Load();
@@ -180,7 +190,7 @@ Result<Snapshot> MemorySharedStore::Load() {
   return snap;
 }
 
-Result<RealmId> MemorySharedStore::InsertRealm(const RealmRecord& realm) {
+StoreResult<RealmId> MemorySharedStore::InsertRealm(const RealmRecord& realm) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto id = base_.InsertRealm(realm);
@@ -192,7 +202,7 @@ Result<RealmId> MemorySharedStore::InsertRealm(const RealmRecord& realm) {
   return id;
 }
 
-Status MemorySharedStore::UpdateRealm(const RealmRecord& realm) {
+StoreStatus MemorySharedStore::UpdateRealm(const RealmRecord& realm) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st;
   if (auto st = base_.UpdateRealm(realm); !st) return st;
@@ -206,7 +216,7 @@ Status MemorySharedStore::UpdateRealm(const RealmRecord& realm) {
   return {};
 }
 
-Result<UserId> MemorySharedStore::InsertUser(const UserRecord& user) {
+StoreResult<UserId> MemorySharedStore::InsertUser(const UserRecord& user) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto id = base_.InsertUser(user);
@@ -219,7 +229,7 @@ Result<UserId> MemorySharedStore::InsertUser(const UserRecord& user) {
   return id;
 }
 
-Status MemorySharedStore::UpdateUser(const UserRecord& user) {
+StoreStatus MemorySharedStore::UpdateUser(const UserRecord& user) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st;
   if (auto st = base_.UpdateUser(user); !st) return st;
@@ -229,7 +239,7 @@ Status MemorySharedStore::UpdateUser(const UserRecord& user) {
   return {};
 }
 
-Status MemorySharedStore::SetAccess(const AccessRecord& access) {
+StoreStatus MemorySharedStore::SetAccess(const AccessRecord& access) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st;
   if (auto st = base_.SetAccess(access); !st) return st;
@@ -244,7 +254,8 @@ Status MemorySharedStore::SetAccess(const AccessRecord& access) {
   return {};
 }
 
-Status MemorySharedStore::ReserveUpdateIds(RealmId realm, UpdateId reserved) {
+StoreStatus MemorySharedStore::ReserveUpdateIds(RealmId realm,
+                                                UpdateId reserved) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st;
   if (auto st = base_.ReserveUpdateIds(realm, reserved); !st) return st;
@@ -253,7 +264,7 @@ Status MemorySharedStore::ReserveUpdateIds(RealmId realm, UpdateId reserved) {
   return {};
 }
 
-Status MemorySharedStore::WritePresence(
+StoreStatus MemorySharedStore::WritePresence(
     std::span<const PresenceRecord> rows,
     std::span<const ClientPresenceRecord> clients,
     std::span<const SequenceRecord> sequences) {
@@ -272,13 +283,13 @@ Status MemorySharedStore::WritePresence(
 
 // --- SharedStore -------------------------------------------------------------
 
-Status MemorySharedStore::Subscribe(FeedSink* sink) {
+StoreStatus MemorySharedStore::Subscribe(FeedSink* sink) {
   return Subscribe(sink, this);
 }
 
 void MemorySharedStore::Unsubscribe() { Unsubscribe(this); }
 
-Status MemorySharedStore::Subscribe(FeedSink* sink, const void* owner) {
+StoreStatus MemorySharedStore::Subscribe(FeedSink* sink, const void* owner) {
   auto sub = std::make_unique<Subscriber>();
   sub->sink = sink;
   sub->owner = owner;
@@ -305,8 +316,9 @@ void MemorySharedStore::Unsubscribe(const void* owner) {
   for (auto& s : gone) s->Stop();
 }
 
-Result<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
-                                              Micros now, ReportStatus status) {
+StoreResult<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
+                                                   Micros now,
+                                                   ReportStatus status) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto r = realms_.find(realm);
@@ -335,10 +347,10 @@ Result<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
   return WriteResult{true, seq};
 }
 
-Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
-                                                          UserId user,
-                                                          bool enabled,
-                                                          Micros now) {
+StoreResult<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
+                                                               UserId user,
+                                                               bool enabled,
+                                                               Micros now) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto u = users_.find(user);
@@ -378,7 +390,7 @@ Result<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
   return WriteResult{true, seq};
 }
 
-Result<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
+StoreResult<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = realms_.find(realm);
@@ -386,7 +398,7 @@ Result<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
   return log_[realm];
 }
 
-Result<std::optional<RealmId>> MemorySharedStore::FindRealmId(
+StoreResult<std::optional<RealmId>> MemorySharedStore::FindRealmId(
     std::string_view subdomain) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
@@ -397,7 +409,8 @@ Result<std::optional<RealmId>> MemorySharedStore::FindRealmId(
   return std::optional<RealmId>();
 }
 
-Result<RealmState> MemorySharedStore::ReadRealm(RealmId realm, UpdateId since) {
+StoreResult<RealmState> MemorySharedStore::ReadRealm(RealmId realm,
+                                                     UpdateId since) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = realms_.find(realm);
@@ -421,9 +434,9 @@ Result<RealmState> MemorySharedStore::ReadRealm(RealmId realm, UpdateId since) {
   return state;
 }
 
-Result<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
-                                                  std::int64_t limit,
-                                                  Micros window) {
+StoreResult<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
+                                                       std::int64_t limit,
+                                                       Micros window) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto& log = requests_[user];
@@ -436,12 +449,13 @@ Result<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
   return c;
 }
 
-Status MemorySharedStore::Ping() {
+StoreStatus MemorySharedStore::Ping() {
   std::lock_guard lock(mu_);
   return CheckAvailableLocked();
 }
 
-Result<std::int64_t> MemorySharedStore::RegisterNode(std::string_view address) {
+StoreResult<std::int64_t> MemorySharedStore::RegisterNode(
+    std::string_view address) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   const std::int64_t id = next_node_++;
@@ -449,7 +463,7 @@ Result<std::int64_t> MemorySharedStore::RegisterNode(std::string_view address) {
   return id;
 }
 
-Result<std::optional<std::string>> MemorySharedStore::NodeAddress(
+StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
     std::int64_t node) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();

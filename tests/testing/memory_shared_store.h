@@ -46,33 +46,37 @@ class MemorySharedStore final : public SharedStore {
   std::unique_ptr<SharedStore> NewConnection();
 
   // --- Store ---------------------------------------------------------------
-  Result<Snapshot> Load() override;
-  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
-  Status UpdateRealm(const RealmRecord& realm) override;
-  Result<UserId> InsertUser(const UserRecord& user) override;
-  Status UpdateUser(const UserRecord& user) override;
-  Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> sequences) override;
+  StoreResult<Snapshot> Load() override;
+  StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
+  StoreStatus UpdateRealm(const RealmRecord& realm) override;
+  StoreResult<UserId> InsertUser(const UserRecord& user) override;
+  StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreStatus SetAccess(const AccessRecord& access) override;
+  StoreStatus ReserveUpdateIds(RealmId realm,
+                               UpdateId reserved_update_id) override;
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> sequences) override;
 
   // --- SharedStore ---------------------------------------------------------
-  Status Subscribe(FeedSink* sink) override;
+  StoreStatus Subscribe(FeedSink* sink) override;
   void Unsubscribe() override;
-  Result<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                             ReportStatus status) override;
-  Result<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
-                                         bool enabled, Micros now) override;
-  Result<UpdateId> CurrentSeq(RealmId realm) override;
-  Result<std::optional<RealmId>> FindRealmId(
+  StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                                  ReportStatus status) override;
+  StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
+                                              bool enabled,
+                                              Micros now) override;
+  StoreResult<UpdateId> CurrentSeq(RealmId realm) override;
+  StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) override;
-  Result<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
-  Result<RateCount> CountRequest(UserId user, Micros now, std::int64_t limit,
-                                 Micros window) override;
-  Status Ping() override;
-  Result<std::int64_t> RegisterNode(std::string_view address) override;
-  Result<std::optional<std::string>> NodeAddress(std::int64_t node) override;
+  StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
+  StoreResult<RateCount> CountRequest(UserId user, Micros now,
+                                      std::int64_t limit,
+                                      Micros window) override;
+  StoreStatus Ping() override;
+  StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
+  StoreResult<std::optional<std::string>> NodeAddress(
+      std::int64_t node) override;
 
   // --- Test controls ---------------------------------------------------------
   void PauseFeed();
@@ -92,14 +96,14 @@ class MemorySharedStore final : public SharedStore {
   class Connection;
   struct Subscriber;
 
-  Status Subscribe(FeedSink* sink, const void* owner);
+  StoreStatus Subscribe(FeedSink* sink, const void* owner);
   void Unsubscribe(const void* owner);
   // The realm's next log sequence number / presence update id. mu_ held.
   UpdateId TakeSeqLocked(RealmId realm);
   UpdateId TakeUpdateIdLocked(RealmId realm);
   // Queues `entry` for every subscriber. mu_ held.
   void PublishLocked(const FeedEntry& entry);
-  Status CheckAvailableLocked() const;
+  StoreStatus CheckAvailableLocked() const;
 
   mutable std::mutex mu_;
   MemoryStore base_;                       // the plain Store contract

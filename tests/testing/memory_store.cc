@@ -6,7 +6,7 @@
 
 namespace presence::store {
 
-Result<Snapshot> MemoryStore::Load() {
+StoreResult<Snapshot> MemoryStore::Load() {
   std::lock_guard<std::mutex> lock(mu_);
   Snapshot snap;
   snap.realms.reserve(realms_.size());
@@ -46,7 +46,7 @@ bool MemoryStore::EmailTaken(RealmId realm, const std::string& email,
   });
 }
 
-Result<RealmId> MemoryStore::InsertRealm(const RealmRecord& realm) {
+StoreResult<RealmId> MemoryStore::InsertRealm(const RealmRecord& realm) {
   std::lock_guard<std::mutex> lock(mu_);
   if (SubdomainTaken(realm.subdomain, 0)) return Errc::kAlreadyExists;
   RealmRecord row = realm;
@@ -55,7 +55,7 @@ Result<RealmId> MemoryStore::InsertRealm(const RealmRecord& realm) {
   return row.id;
 }
 
-Status MemoryStore::UpdateRealm(const RealmRecord& realm) {
+StoreStatus MemoryStore::UpdateRealm(const RealmRecord& realm) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = realms_.find(realm.id);
   if (it == realms_.end()) return Errc::kNotFound;
@@ -67,7 +67,7 @@ Status MemoryStore::UpdateRealm(const RealmRecord& realm) {
   return {};
 }
 
-Result<UserId> MemoryStore::InsertUser(const UserRecord& user) {
+StoreResult<UserId> MemoryStore::InsertUser(const UserRecord& user) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!realms_.contains(user.realm_id)) return Errc::kNotFound;
   if (EmailTaken(user.realm_id, user.email, 0)) return Errc::kAlreadyExists;
@@ -77,7 +77,7 @@ Result<UserId> MemoryStore::InsertUser(const UserRecord& user) {
   return row.id;
 }
 
-Status MemoryStore::UpdateUser(const UserRecord& user) {
+StoreStatus MemoryStore::UpdateUser(const UserRecord& user) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = users_.find(user.id);
   if (it == users_.end()) return Errc::kNotFound;
@@ -89,7 +89,7 @@ Status MemoryStore::UpdateUser(const UserRecord& user) {
   return {};
 }
 
-Status MemoryStore::SetAccess(const AccessRecord& access) {
+StoreStatus MemoryStore::SetAccess(const AccessRecord& access) {
   std::lock_guard<std::mutex> lock(mu_);
   if (!realms_.contains(access.realm_id) || !users_.contains(access.viewer)) {
     return Errc::kNotFound;
@@ -107,8 +107,8 @@ Status MemoryStore::SetAccess(const AccessRecord& access) {
   return {};
 }
 
-Status MemoryStore::ReserveUpdateIds(RealmId realm,
-                                     UpdateId reserved_update_id) {
+StoreStatus MemoryStore::ReserveUpdateIds(RealmId realm,
+                                          UpdateId reserved_update_id) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = realms_.find(realm);
   if (it == realms_.end()) return Errc::kNotFound;
@@ -117,9 +117,10 @@ Status MemoryStore::ReserveUpdateIds(RealmId realm,
   return {};
 }
 
-Status MemoryStore::WritePresence(std::span<const PresenceRecord> rows,
-                                  std::span<const ClientPresenceRecord> clients,
-                                  std::span<const SequenceRecord> sequences) {
+StoreStatus MemoryStore::WritePresence(
+    std::span<const PresenceRecord> rows,
+    std::span<const ClientPresenceRecord> clients,
+    std::span<const SequenceRecord> sequences) {
   std::lock_guard<std::mutex> lock(mu_);
   // Validate everything first: the batch is applied whole or not at all, as
   // the SQLite transaction is.

@@ -44,16 +44,17 @@ class MemoryStore final : public Store {
   MemoryStore& operator=(const MemoryStore&) = delete;
   ~MemoryStore() override = default;
 
-  Result<Snapshot> Load() override;
-  Result<RealmId> InsertRealm(const RealmRecord& realm) override;
-  Status UpdateRealm(const RealmRecord& realm) override;
-  Result<UserId> InsertUser(const UserRecord& user) override;
-  Status UpdateUser(const UserRecord& user) override;
-  Status SetAccess(const AccessRecord& access) override;
-  Status ReserveUpdateIds(RealmId realm, UpdateId reserved_update_id) override;
-  Status WritePresence(std::span<const PresenceRecord> rows,
-                       std::span<const ClientPresenceRecord> clients,
-                       std::span<const SequenceRecord> sequences) override;
+  StoreResult<Snapshot> Load() override;
+  StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
+  StoreStatus UpdateRealm(const RealmRecord& realm) override;
+  StoreResult<UserId> InsertUser(const UserRecord& user) override;
+  StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreStatus SetAccess(const AccessRecord& access) override;
+  StoreStatus ReserveUpdateIds(RealmId realm,
+                               UpdateId reserved_update_id) override;
+  StoreStatus WritePresence(std::span<const PresenceRecord> rows,
+                            std::span<const ClientPresenceRecord> clients,
+                            std::span<const SequenceRecord> sequences) override;
 
  private:
   struct AccessList {
