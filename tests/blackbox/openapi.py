@@ -33,13 +33,12 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def _find_document():
     env = os.environ.get("PRESENCE_OPENAPI")
     candidates = [env] if env else []
-    # shared/ sits beside the repository (work tree: /work/main, /work/shared;
-    # CI: a copy of shared/ beside the clone).
+    # The team's shared/ folder sits beside the repository (in CI, a copy of
+    # it beside the clone); elsewhere PRESENCE_OPENAPI names the document.
     repo = os.path.abspath(os.path.join(_HERE, "..", ".."))
     candidates += [
         os.path.join(os.path.dirname(repo), "shared", "reference",
                      "zulip-openapi-presence.json"),
-        "/work/shared/reference/zulip-openapi-presence.json",
     ]
     for c in candidates:
         if c and os.path.isfile(c):
