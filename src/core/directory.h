@@ -7,10 +7,11 @@
 // directory's life.
 //
 // Thread safety: every method may be called from any thread. mu_ guards the
-// realm maps and the key index. Lock order: mu_ may be taken while a Realm's
-// lock is held (loading: Realm::LoadMembers calls back into IndexKeyLocked
-// through Exclusive), and a Realm's shared lock is taken under mu_ only by
-// the key index's prefix-collision check.
+// realm maps and the key index. Lock order: mu_, then a Realm's lock
+// (loading fills realms inside Exclusive; the key index's prefix-collision
+// check reads the holder's realm under mu_). Known defect, kept for issue
+// #15: a prefix collision met while Realm::LoadMembers holds that realm's
+// exclusive lock (start-up) waits on itself.
 #ifndef PRESENCE_CORE_DIRECTORY_H_
 #define PRESENCE_CORE_DIRECTORY_H_
 
