@@ -20,8 +20,10 @@
 // or Errc::kAlreadyExists / kNotFound where documented (no words needed).
 //
 // Thread safety: implementations must accept calls from several threads; they
-// serialize internally. Calls are never made with a core lock held, except
-// ReserveUpdateIds (rare; see Realm).
+// serialize internally. No Realm or Directory lock is held across a call,
+// except ReserveUpdateIds (under the realm's lock; rare, see Realm). The
+// locks that only serialise callers may be: PresenceService's admin lock
+// around directory writes, LocalWriter's flush lock around WritePresence.
 #ifndef PRESENCE_CORE_STORE_H_
 #define PRESENCE_CORE_STORE_H_
 
