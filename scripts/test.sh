@@ -15,7 +15,7 @@ cmake --build --preset clang-tsa -j "$(nproc)"
 # The concurrency tests (locks, core and HTTP) under ThreadSanitizer.
 cmake --preset tsan
 cmake --build --preset tsan -j "$(nproc)" --target util_tests core_tests http_tests
-ctest --preset tsan -R '^(MutexTest|SharedMutexTest|CondVarTest|ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest|PresenceWriterTest|SharedServiceTest)\.'
+ctest --preset tsan -R '^(MutexTest|SharedMutexTest|CondVarTest|ConcurrencyTest|EventHubTest|HttpServerTest|PresenceServiceTest|Writers/PresenceWriterTest|SharedServiceTest)\.'
 # Everything under ASan+UBSan.
 cmake --preset debug
 cmake --build --preset debug -j "$(nproc)"
