@@ -154,11 +154,6 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
       case bhttp::field::user_agent:
         if (!std::exchange(agent, true)) in.user_agent = f.value();
         break;
-      case bhttp::field::unknown:
-        if (beast::iequals(f.name_string(), kForwardedHeader)) {
-          in.forwarded = true;
-        }
-        break;
       default:
         break;
     }

@@ -26,9 +26,11 @@ import harness
 from harness import BASE_TIME
 
 
-def call(node, user, method, path, params=None, timeout=20.0):
-    """One API request to one node (form-encoded, Basic auth)."""
+def call(node, user, method, path, params=None, timeout=20.0, extra=()):
+    """One API request to one node (form-encoded, Basic auth); `extra` holds
+    more (name, value) header pairs."""
     headers = [("Authorization", harness.basic_auth(user.email, user.api_key))]
+    headers += list(extra)
     url = "/api/v1" + path
     body = b""
     if params is not None:
@@ -156,6 +158,21 @@ class ScaleOutTest(unittest.TestCase):
                       "dont_block": "true"})
             self.assertEqual(r.status, 400, r)
             self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+
+    def test_a_clients_own_forwarded_header_is_ignored(self):
+        # The marker would make node 2 answer a queue of node 3 itself (a bad
+        # queue, and no relay): sent by a client, it must change nothing.
+        watcher, pinger = self.user(), self.user()
+        queue_id = register(self.n3, watcher)
+        ping(self.n1, pinger)
+        for value in ("1", "true", ""):
+            r = call(self.n2, watcher, "GET", "/events",
+                     {"queue_id": queue_id, "last_event_id": -1,
+                      "dont_block": "true"},
+                     extra=[("X-Presenced-Forwarded", value)])
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(pinger.id,
+                          [e.get("user_id") for e in r.json()["events"]], r)
 
     def test_a_queue_id_of_an_unknown_node_is_a_bad_queue(self):
         a = self.user()
