@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -15,6 +16,22 @@ Digest Sha256(std::string_view data) {
   Digest out;
   SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
          out.data());
+  return out;
+}
+
+Digest HmacSha256(std::string_view key, std::string_view data) {
+  Digest out;
+  unsigned int length = 0;
+  // An empty key is a valid HMAC key; OpenSSL wants a non-null pointer.
+  static constexpr char kNoKey = 0;
+  const void* key_data = key.empty() ? &kNoKey : key.data();
+  if (HMAC(EVP_sha256(), key_data, static_cast<int>(key.size()),
+           reinterpret_cast<const unsigned char*>(data.data()), data.size(),
+           out.data(), &length) == nullptr ||
+      length != out.size()) {
+    // SHA-256 is always there: a failure is a broken library, not input.
+    throw std::runtime_error("HMAC-SHA256 failed");
+  }
   return out;
 }
 

@@ -20,6 +20,9 @@ using Digest = std::array<std::uint8_t, 32>;
 // SHA-256 of `data`.
 Digest Sha256(std::string_view data);
 
+// HMAC-SHA256 (RFC 2104) of `data` under `key`.
+Digest HmacSha256(std::string_view key, std::string_view data);
+
 // `length` characters drawn uniformly from [A-Za-z0-9] with a CSPRNG.
 std::string RandomAlnum(std::size_t length);
 

@@ -146,5 +146,27 @@ TEST(CryptoTest, HexDigestRoundTrips) {
   }
 }
 
+// RFC 4231, test cases 1, 2, 3 and 6 (HMAC-SHA-256 column).
+TEST(CryptoTest, HmacSha256MatchesRfc4231Vectors) {
+  EXPECT_EQ(HexEncode(HmacSha256(std::string(20, '\x0b'), "Hi There")),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+  EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  EXPECT_EQ(
+      HexEncode(HmacSha256(std::string(20, '\xaa'), std::string(50, '\xdd'))),
+      "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe");
+  // A key longer than SHA-256's block is hashed first.
+  EXPECT_EQ(HexEncode(HmacSha256(
+                std::string(131, '\xaa'),
+                "Test Using Larger Than Block-Size Key - Hash Key First")),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+TEST(CryptoTest, HmacSha256DependsOnKeyAndData) {
+  EXPECT_NE(HmacSha256("k1", "data"), HmacSha256("k2", "data"));
+  EXPECT_NE(HmacSha256("k", "data1"), HmacSha256("k", "data2"));
+  EXPECT_EQ(HmacSha256("", ""), HmacSha256("", ""));
+}
+
 }  // namespace
 }  // namespace presence
