@@ -76,6 +76,11 @@ start_redis() {
 }
 stop_redis() { kill "$redis_pid"; wait "$redis_pid" 2> /dev/null || true; redis_pid=""; }
 
+# The secret every node of the group signs its relays with (presenced wants
+# it readable only by the service).
+secret_file="$work/cluster-secret"
+(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$secret_file")
+
 # start_node ARGS...: starts presenced, appends its pid and port.
 start_node() {
   local i=${#node_pids[@]} line port=""
@@ -129,7 +134,8 @@ log "populating redis with $users users"
 for n in 1 2 3; do
   log "$n node(s) on redis"
   for _ in $(seq 1 "$n"); do
-    start_node --store "redis://127.0.0.1:$redis_port" --data "$work/unused"
+    start_node --store "redis://127.0.0.1:$redis_port" \
+      --cluster-secret-file "$secret_file" --data "$work/unused"
   done
   pids=()
   for i in $(seq 0 $((n - 1))); do
@@ -145,7 +151,8 @@ done
 
 # ------------------------------------------------------------ fan-out
 log "cross-node event delivery (1000 watchers on node 2)"
-for _ in 1 2 3; do start_node --store "redis://127.0.0.1:$redis_port" --data "$work/unused"; done
+for _ in 1 2 3; do start_node --store "redis://127.0.0.1:$redis_port" \
+      --cluster-secret-file "$secret_file" --data "$work/unused"; done
 fanout="$out/fanout.jsonl"
 : > "$fanout"
 "$LOADGEN" --port "${node_ports[1]}" --trigger-port "${node_ports[0]}" \

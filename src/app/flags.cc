@@ -1,5 +1,7 @@
 #include "app/flags.h"
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <cstdio>
@@ -104,6 +106,10 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   cli.add_option("--advertise", f.advertise,
                  "scale-out: HOST:PORT other nodes use to reach this node's "
                  "API (default: the --listen address as bound)");
+  cli.add_option("--cluster-secret-file", f.cluster_secret_file,
+                 "scale-out (required with --store redis://): file, readable "
+                 "only by the service, holding the secret the nodes of one "
+                 "group sign their relays with");
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -128,6 +134,49 @@ std::optional<std::string> ReadAdminToken(const Flags& f) {
   }
   if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) return Trim(env);
   return std::string();
+}
+
+std::optional<std::string> ReadClusterSecret(const Flags& f) {
+  const bool scale_out = f.store.rfind("redis://", 0) == 0;
+  const char* path = f.cluster_secret_file.c_str();
+  if (f.cluster_secret_file.empty()) {
+    if (!scale_out) return std::string();
+    std::fprintf(stderr,
+                 "presenced: --store redis:// needs --cluster-secret-file "
+                 "FILE: the secret (the same on every node, at least %zu "
+                 "characters) that authenticates relays between nodes\n",
+                 kMinClusterSecretLength);
+    return std::nullopt;
+  }
+  struct stat st {};
+  if (::stat(path, &st) != 0) {
+    std::fprintf(stderr, "presenced: cannot read --cluster-secret-file %s\n",
+                 path);
+    return std::nullopt;
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    std::fprintf(stderr,
+                 "presenced: --cluster-secret-file %s must be readable only "
+                 "by the service (chmod 600)\n",
+                 path);
+    return std::nullopt;
+  }
+  std::ifstream in(f.cluster_secret_file);
+  if (!in) {
+    std::fprintf(stderr, "presenced: cannot read --cluster-secret-file %s\n",
+                 path);
+    return std::nullopt;
+  }
+  std::string secret =
+      Trim(std::string((std::istreambuf_iterator<char>(in)), {}));
+  if (secret.size() < kMinClusterSecretLength) {
+    std::fprintf(stderr,
+                 "presenced: --cluster-secret-file %s holds fewer than %zu "
+                 "characters\n",
+                 path, kMinClusterSecretLength);
+    return std::nullopt;
+  }
+  return secret;
 }
 
 }  // namespace presence::app

@@ -35,6 +35,7 @@ struct Flags {
   bool test_faults = false;
   std::string store = "sqlite";
   std::string advertise;
+  std::string cluster_secret_file;
 };
 
 // Parses argv into `flags`. Returns nullopt to go on, or the exit status
@@ -46,6 +47,14 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags);
 // else empty (admin API closed); surrounding white space trimmed. nullopt if
 // the file cannot be read (said on stderr).
 std::optional<std::string> ReadAdminToken(const Flags& flags);
+
+// The secret the nodes of a scale-out group sign their relays with, from
+// --cluster-secret-file (surrounding white space trimmed). Empty with
+// --store sqlite and no file. nullopt, said on stderr, if a Redis store has
+// no file, or the file cannot be read, is readable by group or others, or
+// holds fewer than kMinClusterSecretLength characters.
+inline constexpr std::size_t kMinClusterSecretLength = 16;
+std::optional<std::string> ReadClusterSecret(const Flags& flags);
 
 }  // namespace presence::app
 

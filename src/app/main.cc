@@ -28,6 +28,7 @@
 #include "app/log.h"
 #include "core/event_hub.h"
 #include "http/http_server.h"
+#include "http/relay_auth.h"
 
 namespace presence::app {
 namespace {
@@ -114,6 +115,10 @@ int Main(int argc, char** argv) {
   auto token = ReadAdminToken(f);
   if (!token) return 2;
   options.admin_token = *token;
+  auto cluster_secret = ReadClusterSecret(f);
+  if (!cluster_secret) return 2;
+  std::optional<http::RelayAuth> relay_auth;
+  if (!cluster_secret->empty()) relay_auth.emplace(std::move(*cluster_secret));
   if (!http::ParseListenAddress(f.listen)) {
     std::fprintf(stderr, "presenced: --listen wants HOST:PORT, got %s\n",
                  f.listen.c_str());
@@ -162,7 +167,8 @@ int Main(int argc, char** argv) {
   hub.SetWakeScheduler([&io](std::function<void()> task) {
     boost::asio::post(io.main(), std::move(task));
   });
-  const http::SessionLimits limits = LimitsFrom(f, &metrics);
+  http::SessionLimits limits = LimitsFrom(f, &metrics);
+  if (relay_auth) limits.relay_auth = &*relay_auth;
   http::HttpServer server(io.main(), &router, limits, io.Picker());
   auto bound = Listen(server, "--listen", f.listen);
   if (!bound) return 1;

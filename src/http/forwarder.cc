@@ -14,12 +14,13 @@ using tcp = asio::ip::tcp;
 
 class Relay : public std::enable_shared_from_this<Relay> {
  public:
-  Relay(asio::any_io_executor ex, ForwardRequest request,
+  Relay(asio::any_io_executor ex, ForwardRequest request, const RelayAuth* auth,
         std::chrono::milliseconds timeout,
         std::function<void(std::optional<ForwardResponse>)> done)
       : resolver_(ex),
         stream_(ex),
         request_(std::move(request)),
+        auth_(auth),
         timeout_(timeout),
         done_(std::move(done)) {}
 
@@ -46,7 +47,9 @@ class Relay : public std::enable_shared_from_this<Relay> {
   void OnConnect(beast::error_code ec, const tcp::endpoint&) {
     if (ec) return Finish(false);
     request_.keep_alive(false);
-    request_.set(kForwardedHeader, "1");
+    request_.set(kForwardedHeader,
+                 auth_->Sign(request_.method_string(), request_.target(),
+                             request_.body(), RelayAuth::NowUnix()));
     request_.prepare_payload();
     bhttp::async_write(
         stream_, request_,
@@ -79,6 +82,7 @@ class Relay : public std::enable_shared_from_this<Relay> {
   beast::flat_buffer buffer_;
   ForwardRequest request_;
   ForwardResponse response_;
+  const RelayAuth* auth_;
   std::chrono::milliseconds timeout_;
   std::function<void(std::optional<ForwardResponse>)> done_;
 };
@@ -86,10 +90,11 @@ class Relay : public std::enable_shared_from_this<Relay> {
 }  // namespace
 
 void Forward(asio::any_io_executor executor, const std::string& address,
-             ForwardRequest request, std::chrono::milliseconds timeout,
+             ForwardRequest request, const RelayAuth& auth,
+             std::chrono::milliseconds timeout,
              std::function<void(std::optional<ForwardResponse>)> done) {
-  std::make_shared<Relay>(std::move(executor), std::move(request), timeout,
-                          std::move(done))
+  std::make_shared<Relay>(std::move(executor), std::move(request), &auth,
+                          timeout, std::move(done))
       ->Start(address);
 }
 

@@ -138,6 +138,7 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   // One pass over the fields (a lookup by name each would walk them again);
   // the first of repeated fields counts, as req[name] would give.
   bool host = false, type = false, agent = false;
+  std::optional<std::string_view> relay_mark;
   for (const auto& f : req) {
     switch (f.name()) {
       case bhttp::field::host:
@@ -154,11 +155,21 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
       case bhttp::field::user_agent:
         if (!std::exchange(agent, true)) in.user_agent = f.value();
         break;
+      case bhttp::field::unknown:
+        if (!relay_mark && beast::iequals(f.name_string(), kForwardedHeader)) {
+          relay_mark = f.value();
+        }
+        break;
       default:
         break;
     }
   }
   in.body = req.body();
+  // Only a relay signed by a node of this group counts as one; a client's
+  // own header, or a node with another secret, is a plain request.
+  in.forwarded = relay_mark && limits_->relay_auth &&
+                 limits_->relay_auth->Verify(in.method, in.target, in.body,
+                                             *relay_mark, RelayAuth::NowUnix());
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
   in.resumed = resumed;
@@ -232,6 +243,8 @@ void HttpSession::Respond(api::Response out) {
 void HttpSession::Relay(api::Response fallback) {
   // The owner may hold the poll up to its heartbeat: no idle timeout here,
   // the relay has its own.
+  // No secret, no relay (a single node has no queue owner to relay to).
+  if (limits_->relay_auth == nullptr) return Respond(std::move(fallback));
   StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
@@ -243,7 +256,8 @@ void HttpSession::Relay(api::Response fallback) {
   }
   for (const auto& f : req) copy.insert(f.name_string(), f.value());
   copy.body() = req.body();
-  Forward(socket_.get_executor(), to, std::move(copy), timeout,
+  Forward(socket_.get_executor(), to, std::move(copy), *limits_->relay_auth,
+          timeout,
           [self = shared_from_this(), fallback = std::move(fallback)](
               std::optional<ForwardResponse> answer) mutable {
             if (!answer) return self->Respond(std::move(fallback));

@@ -43,6 +43,7 @@
 #include "api/auth_cache.h"
 #include "api/router.h"
 #include "core/event_queue.h"
+#include "http/relay_auth.h"
 #include "http/request_arena.h"
 
 namespace presence::http {
@@ -54,6 +55,10 @@ struct SessionLimits {
   std::chrono::milliseconds heartbeat{45'000};
   std::size_t max_connections = 10'000;
   api::Metrics* metrics = nullptr;  // may be null
+  // Scale-out: signs the requests this node relays and verifies the relays
+  // it receives. Null on a single node, which neither relays nor trusts a
+  // relay.
+  const RelayAuth* relay_auth = nullptr;
 };
 
 class HttpSession : public QueueWaiter,

@@ -7,7 +7,10 @@ is set on every node. With the environment variable PRESENCED_BLACKBOX_NODES
 set to N > 1, bbtest.ServerTestCase runs its suite on such a cluster.
 
 Everything listens on 127.0.0.1 only; redis-server is started here with no
-persistence, on a free port, in a temporary directory.
+persistence, on a free port, in a temporary directory. The nodes share a
+random cluster secret (--cluster-secret-file, mode 0600, in that directory),
+with which they sign the requests they relay to each other; `secrets` gives
+some nodes another one.
 """
 
 import itertools
@@ -93,8 +96,12 @@ class Cluster:
     """N presenced nodes on one Redis, used like one harness.Server."""
 
     def __init__(self, nodes=3, test_clock=True, root_domain=None,
-                 extra_args=(), admin_token=None, threads=2, **_ignored):
+                 extra_args=(), admin_token=None, threads=2, secrets=None,
+                 **_ignored):
         self.redis = RedisServer()
+        self.secret = "sec" + os.urandom(24).hex()
+        # One per node (None: the group's), for tests of a foreign node.
+        self.secrets = list(secrets or [None] * nodes)
         self.admin_token = admin_token or ("adm" + os.urandom(16).hex())
         self.nodes = [
             harness.Server(test_clock=test_clock, root_domain=root_domain,
@@ -107,8 +114,13 @@ class Cluster:
 
     def start(self):
         self.redis.start()
-        for n in self.nodes:
-            n.extra_args += ["--store", self.redis.url]
+        for i, n in enumerate(self.nodes):
+            path = os.path.join(self.redis.dir, f"cluster-secret-{i}")
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write((self.secrets[i] or self.secret) + "\n")
+            n.extra_args += ["--store", self.redis.url,
+                             "--cluster-secret-file", path]
             n.start()
         return self
 

@@ -23,6 +23,9 @@ import urllib.parse
 
 import cluster
 import harness
+import hashlib
+import hmac
+import tempfile
 from harness import BASE_TIME
 
 
@@ -43,6 +46,17 @@ def call(node, user, method, path, params=None, timeout=20.0, extra=()):
     host = f"{user.realm.subdomain}.localhost:{node.port}"
     return harness.http_request(node.port, method, url, headers, body,
                                 host=host, timeout=timeout)
+
+
+def relay_mark(secret, method, target, body=b"", at=None):
+    """X-Presenced-Forwarded as a node holding `secret` signs it
+    (src/http/relay_auth.cc): "<unix seconds>.<hex HMAC-SHA256>"."""
+    ts = str(int(time.time()) if at is None else at).encode()
+    message = b"presenced-relay-v1\n"
+    for part in (method.encode(), target.encode(), ts, body):
+        message += str(len(part)).encode() + b":" + part + b"\n"
+    mac = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return ts.decode() + "." + mac
 
 
 def ping(node, user, status="active"):
@@ -170,6 +184,76 @@ class ScaleOutTest(unittest.TestCase):
                      {"queue_id": queue_id, "last_event_id": -1,
                       "dont_block": "true"},
                      extra=[("X-Presenced-Forwarded", value)])
+            self.assertEqual(r.status, 200, r)
+            self.assertIn(pinger.id,
+                          [e.get("user_id") for e in r.json()["events"]], r)
+
+    def test_only_a_relay_signed_with_the_group_secret_is_one(self):
+        # A relay is answered by the node it reaches, never relayed again:
+        # node 2 then answers a queue of node 3 as a bad queue. Only a
+        # signature with the group's secret, fresh, over this very request
+        # earns that; anything else is a client request, relayed to node 3.
+        watcher, pinger = self.user(), self.user()
+        queue_id = register(self.n3, watcher)
+        ping(self.n1, pinger)
+        params = {"queue_id": queue_id, "last_event_id": -1,
+                  "dont_block": "true"}
+        target = "/api/v1/events?" + urllib.parse.urlencode(params)
+        now = int(time.time())
+        secret = self.cluster.secret
+
+        def poll(mark):
+            return call(self.n2, watcher, "GET", "/events", params,
+                        extra=[("X-Presenced-Forwarded", mark)])
+
+        r = poll(relay_mark(secret, "GET", target))
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+        for why, mark in [
+                ("another secret", relay_mark(secret + "x", "GET", target)),
+                ("too old", relay_mark(secret, "GET", target, at=now - 120)),
+                ("from the future",
+                 relay_mark(secret, "GET", target, at=now + 120)),
+                ("another target",
+                 relay_mark(secret, "GET", target + "&x=1")),
+                ("another method", relay_mark(secret, "DELETE", target)),
+                ("no timestamp", relay_mark(secret, "GET", target)[11:]),
+                ("garbage", "1.zz")]:
+            r = poll(mark)
+            self.assertEqual(r.status, 200, (why, r))
+            self.assertIn(pinger.id,
+                          [e.get("user_id") for e in r.json()["events"]],
+                          (why, r))
+
+    def test_each_node_trusts_only_the_secret_of_its_own_file(self):
+        # Two nodes on one Redis whose secret files differ: each verifies
+        # relays with its own secret only.
+        odd_secret = "another-group-secret-" + os.urandom(8).hex()
+        other = cluster.Cluster(nodes=2, threads=1, secrets=[None, odd_secret])
+        self.addCleanup(other.cleanup)
+        other.start()
+        good, odd = other.nodes
+        other.set_clock(BASE_TIME)
+        realm = other.create_realm()
+        watcher, pinger = realm.create_user(), realm.create_user()
+        queue_id = register(good, watcher)
+        ping(good, pinger)
+        params = {"queue_id": queue_id, "last_event_id": -1,
+                  "dont_block": "true"}
+        target = "/api/v1/events?" + urllib.parse.urlencode(params)
+
+        def poll_odd(mark):
+            extra = [("X-Presenced-Forwarded", mark)] if mark else []
+            return call(odd, watcher, "GET", "/events", params, extra=extra)
+
+        # Signed with odd's own secret: a relay there, answered there.
+        r = poll_odd(relay_mark(odd_secret, "GET", target))
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+        # Signed with the other node's secret: a client request, relayed to
+        # the owner like one without the header.
+        for mark in (relay_mark(other.secret, "GET", target), None):
+            r = poll_odd(mark)
             self.assertEqual(r.status, 200, r)
             self.assertIn(pinger.id,
                           [e.get("user_id") for e in r.json()["events"]], r)
@@ -486,6 +570,51 @@ class ScaleOutTest(unittest.TestCase):
             env=env, capture_output=True, text=True, timeout=30)
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn("viactl", listed.stdout)
+
+
+class ClusterSecretFlagTest(unittest.TestCase):
+    """--store redis:// refuses to start without a usable secret file (the
+    check comes before Redis is reached: no redis-server needed)."""
+
+    def run_node(self, *args):
+        data = tempfile.mkdtemp(prefix="presenced-secret-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", data]))
+        return subprocess.run(
+            [harness.binary_path(), "--listen", "127.0.0.1:0", "--data", data,
+             "--store", "redis://127.0.0.1:1"] + list(args),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=30)
+
+    def secret_file(self, text, mode):
+        fd, path = tempfile.mkstemp(prefix="presenced-secret-")
+        self.addCleanup(os.unlink, path)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def test_redis_store_without_secret_file_refuses_to_start(self):
+        r = self.run_node()
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--cluster-secret-file", r.stderr)
+        self.assertNotIn("listening on", r.stdout)
+
+    def test_a_secret_file_others_can_read_is_refused(self):
+        path = self.secret_file("s" * 40, 0o644)
+        r = self.run_node("--cluster-secret-file", path)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("readable only by the service", r.stderr)
+
+    def test_a_short_or_missing_secret_is_refused(self):
+        r = self.run_node("--cluster-secret-file",
+                          self.secret_file("short\n", 0o600))
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("fewer than", r.stderr)
+        missing = os.path.join(tempfile.mkdtemp(prefix="presenced-secret-"),
+                               "missing")
+        r = self.run_node("--cluster-secret-file", missing)
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("cannot read", r.stderr)
 
 
 if __name__ == "__main__":

@@ -60,12 +60,17 @@ struct Outcome {
   std::chrono::steady_clock::duration took{};
 };
 
+const RelayAuth& GroupAuth() {
+  static const RelayAuth auth("a-secret-of-the-test-group");
+  return auth;
+}
+
 Outcome RunForward(const std::string& address, ForwardRequest request,
                    std::chrono::milliseconds timeout = 5s) {
   asio::io_context ioc;
   Outcome out;
   const auto start = std::chrono::steady_clock::now();
-  Forward(ioc.get_executor(), address, std::move(request), timeout,
+  Forward(ioc.get_executor(), address, std::move(request), GroupAuth(), timeout,
           [&](std::optional<ForwardResponse> answer) {
             ++out.calls;
             out.answer = std::move(answer);
@@ -119,13 +124,30 @@ TEST(ForwarderTest, RelaysMethodTargetBodyAndHeadersAndReturnsTheAnswer) {
   EXPECT_EQ(got[bhttp::field::content_type],
             "application/x-www-form-urlencoded");
   EXPECT_EQ(got[bhttp::field::content_length], "20");
-  // Marked as relayed (the owner then answers it itself), on a connection
-  // of its own.
-  EXPECT_EQ(got[kForwardedHeader], "1");
+  // Marked as relayed, signed with the group's secret over this very
+  // request (the owner then answers it itself), on a connection of its own.
+  const std::string mark(got[kForwardedHeader]);
+  const std::int64_t now = RelayAuth::NowUnix();
+  EXPECT_TRUE(GroupAuth().Verify("PATCH", "/api/v1/events?queue_id=2:abc",
+                                 "queue_id=2%3Aabc&x=1", mark, now))
+      << mark;
+  // Not by another secret, nor for another request or a minute later.
+  EXPECT_FALSE(RelayAuth("another-group-secret!")
+                   .Verify("PATCH", "/api/v1/events?queue_id=2:abc",
+                           "queue_id=2%3Aabc&x=1", mark, now));
+  EXPECT_FALSE(GroupAuth().Verify("PATCH", "/api/v1/events?queue_id=3:abc",
+                                  "queue_id=2%3Aabc&x=1", mark, now));
+  EXPECT_FALSE(GroupAuth().Verify("GET", "/api/v1/events?queue_id=2:abc",
+                                  "queue_id=2%3Aabc&x=1", mark, now));
+  EXPECT_FALSE(GroupAuth().Verify("PATCH", "/api/v1/events?queue_id=2:abc",
+                                  "queue_id=2%3Aabc&x=2", mark, now));
+  EXPECT_FALSE(GroupAuth().Verify("PATCH", "/api/v1/events?queue_id=2:abc",
+                                  "queue_id=2%3Aabc&x=1", mark,
+                                  now + RelayAuth::kMaxSkew.count() + 5));
   EXPECT_FALSE(got.keep_alive());
 }
 
-TEST(ForwarderTest, AnAlreadyForwardedRequestCarriesTheMarkOnce) {
+TEST(ForwarderTest, AClientsOwnMarkIsReplacedByTheSignedOne) {
   std::promise<bhttp::request<bhttp::string_body>> seen;
   LoopbackPeer peer([&](tcp::socket& s) {
     beast::flat_buffer buf;
@@ -143,7 +165,10 @@ TEST(ForwarderTest, AnAlreadyForwardedRequestCarriesTheMarkOnce) {
   ASSERT_TRUE(out.answer.has_value());
   auto got = seen.get_future().get();
   EXPECT_EQ(got.count(kForwardedHeader), 1u);
-  EXPECT_EQ(got[kForwardedHeader], "1");
+  EXPECT_NE(got[kForwardedHeader], "1");
+  EXPECT_TRUE(GroupAuth().Verify(
+      "GET", "/api/v1/events?queue_id=2:abc&last_event_id=-1", "",
+      std::string(got[kForwardedHeader]), RelayAuth::NowUnix()));
 }
 
 TEST(ForwarderTest, ADeadPeerGivesNulloptOnce) {
