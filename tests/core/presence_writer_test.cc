@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <mutex>
 
 #include "core/constants.h"
 #include "core/local_writer.h"
@@ -14,6 +13,7 @@
 #include "core/replica_writer.h"
 #include "testing/memory_shared_store.h"
 #include "testing/memory_store.h"
+#include "testing/recording_listener.h"
 
 namespace presence {
 namespace {
@@ -24,42 +24,6 @@ using ::testing::Pair;
 constexpr Micros kT0 = SecondsToMicros(1'700'000'000);
 constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
 
-// Thread-safe: a replica's changes arrive on the feed thread (before the
-// write that made them returns).
-class Recorder : public PresenceListener {
- public:
-  void OnPresenceChange(const PresenceChange& c) override {
-    std::lock_guard lock(mu_);
-    if (c.event_due) due_.push_back(c.user_id);
-  }
-  void OnPresenceEnabledChange(RealmId, UserId user, bool enabled) override {
-    std::lock_guard lock(mu_);
-    toggles_.emplace_back(user, enabled);
-  }
-  void OnUserDeactivated(RealmId, UserId user) override {
-    std::lock_guard lock(mu_);
-    deactivated_.push_back(user);
-  }
-  std::vector<UserId> due() {
-    std::lock_guard lock(mu_);
-    return due_;
-  }
-  std::vector<std::pair<UserId, bool>> toggles() {
-    std::lock_guard lock(mu_);
-    return toggles_;
-  }
-  std::vector<UserId> deactivated() {
-    std::lock_guard lock(mu_);
-    return deactivated_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<UserId> due_;
-  std::vector<std::pair<UserId, bool>> toggles_;
-  std::vector<UserId> deactivated_;
-};
-
 enum class Mode { kLocal, kReplica };
 
 class PresenceWriterTest : public ::testing::TestWithParam<Mode> {
@@ -68,7 +32,7 @@ class PresenceWriterTest : public ::testing::TestWithParam<Mode> {
 
   // A service on the test's store: a new node of the group (replica), or
   // the same node started again (local).
-  std::unique_ptr<PresenceService> Start(Recorder& recorder) {
+  std::unique_ptr<PresenceService> Start(RecordingListener& recorder) {
     std::unique_ptr<PresenceWriter> writer;
     if (GetParam() == Mode::kLocal) {
       writer = std::make_unique<LocalWriter>(&memory_);
@@ -122,7 +86,7 @@ class PresenceWriterTest : public ::testing::TestWithParam<Mode> {
   store::MemoryStore memory_;
   store::MemorySharedStore shared_;
   std::vector<std::unique_ptr<store::SharedStore>> connections_;
-  Recorder recorder_;
+  RecordingListener recorder_;
   std::unique_ptr<PresenceService> service_;
 };
 
@@ -132,7 +96,7 @@ TEST_P(PresenceWriterTest, AReportIsFetchedWithTheRealmsNextUpdateId) {
   Caller a = Auth(*service_, realm, alice);
   ASSERT_TRUE(service_->Report(a, ReportStatus::kActive, kT0));
   EXPECT_THAT(Rows(*service_, a), ElementsAre(Pair(alice.id, Pair(1, kT0))));
-  EXPECT_THAT(recorder_.due(), ElementsAre(alice.id));
+  EXPECT_THAT(recorder_.Due(), ElementsAre(alice.id));
 }
 
 TEST_P(PresenceWriterTest, APingWithin55SecondsWritesNothing) {
@@ -143,7 +107,7 @@ TEST_P(PresenceWriterTest, APingWithin55SecondsWritesNothing) {
   clock_.Set(kT0 + Sec(30));
   ASSERT_TRUE(service_->Report(a, ReportStatus::kActive, kT0 + Sec(30)));
   EXPECT_THAT(Rows(*service_, a), ElementsAre(Pair(alice.id, Pair(1, kT0))));
-  EXPECT_THAT(recorder_.due(), ElementsAre(alice.id));
+  EXPECT_THAT(recorder_.Due(), ElementsAre(alice.id));
 }
 
 TEST_P(PresenceWriterTest, ComingBackAfterTheOfflineThresholdIsAnEvent) {
@@ -155,7 +119,7 @@ TEST_P(PresenceWriterTest, ComingBackAfterTheOfflineThresholdIsAnEvent) {
   ASSERT_TRUE(service_->Report(a, ReportStatus::kActive, kT0 + Sec(200)));
   EXPECT_THAT(Rows(*service_, a),
               ElementsAre(Pair(alice.id, Pair(2, kT0 + Sec(200)))));
-  EXPECT_THAT(recorder_.due(), ElementsAre(alice.id, alice.id));
+  EXPECT_THAT(recorder_.Due(), ElementsAre(alice.id, alice.id));
 }
 
 TEST_P(PresenceWriterTest, GoingInvisibleBackdatesTheRowAndTellsWatchers) {
@@ -166,7 +130,7 @@ TEST_P(PresenceWriterTest, GoingInvisibleBackdatesTheRowAndTellsWatchers) {
   ASSERT_TRUE(service_->Report(a, ReportStatus::kActive, kT0));
   clock_.Set(kT0 + Sec(5));
   ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
-  EXPECT_THAT(recorder_.toggles(), ElementsAre(Pair(alice.id, false)));
+  EXPECT_THAT(recorder_.Toggles(), ElementsAre(Pair(alice.id, false)));
   Caller b = Auth(*service_, realm, bob);
   EXPECT_THAT(Rows(*service_, b),
               ElementsAre(Pair(alice.id, Pair(2, kT0 + Sec(5) - Sec(265)))));
@@ -209,7 +173,7 @@ TEST_P(PresenceWriterTest, ADeactivatedUserIsAnnouncedAndCannotLogIn) {
   UserPatch patch;
   patch.is_active = false;
   ASSERT_TRUE(service_->UpdateUser(realm, alice.id, patch));
-  EXPECT_THAT(recorder_.deactivated(), ElementsAre(alice.id));
+  EXPECT_THAT(recorder_.Deactivated(), ElementsAre(alice.id));
   auto a = service_->Authenticate(*service_->FindRealmById(realm), alice.email,
                                   alice.key);
   ASSERT_TRUE(std::holds_alternative<AuthFailure>(a));
@@ -253,7 +217,7 @@ TEST_P(PresenceWriterTest, AnotherServiceOnTheStoreSeesEveryChange) {
   EXPECT_FALSE(service_->failed());
   EXPECT_EQ(service_->StoreUnavailable(), std::nullopt);
   if (GetParam() == Mode::kLocal) service_.reset();  // one node, restarted
-  Recorder other;
+  RecordingListener other;
   auto again = Start(other);
   ASSERT_NE(again, nullptr);
   Caller a = Auth(*again, realm, alice);

@@ -13,6 +13,7 @@
 #include "core/constants.h"
 #include "core/presence_service.h"
 #include "testing/memory_shared_store.h"
+#include "testing/recording_listener.h"
 
 namespace presence {
 namespace {
@@ -23,32 +24,6 @@ using ::testing::UnorderedElementsAre;
 
 constexpr Micros kT0 = SecondsToMicros(1'700'000'000);
 constexpr Micros Sec(std::int64_t s) { return SecondsToMicros(s); }
-
-class RecordingListener : public PresenceListener {
- public:
-  void OnPresenceChange(const PresenceChange& c) override {
-    std::lock_guard lock(mu);
-    all.push_back(c);
-    if (c.event_due) due.push_back(c.user_id);
-  }
-  void OnPresenceEnabledChange(RealmId, UserId user, bool enabled) override {
-    std::lock_guard lock(mu);
-    toggles.emplace_back(user, enabled);
-  }
-  void OnUserDeactivated(RealmId, UserId user) override {
-    std::lock_guard lock(mu);
-    deactivated.push_back(user);
-  }
-  std::vector<UserId> Due() {
-    std::lock_guard lock(mu);
-    return due;
-  }
-  std::mutex mu;
-  std::vector<PresenceChange> all;
-  std::vector<UserId> due;
-  std::vector<std::pair<UserId, bool>> toggles;
-  std::vector<UserId> deactivated;
-};
 
 struct Node {
   std::unique_ptr<store::SharedStore> conn;
