@@ -85,8 +85,9 @@ secret_file="$work/cluster-secret"
 start_node() {
   local i=${#node_pids[@]} line port=""
   : > "$work/node$i.out"
-  "$PRESENCED" --listen 127.0.0.1:0 --rate-limit 0 --threads 2 \
-    --max-connections 20000 "$@" > "$work/node$i.out" 2>> "$work/node$i.err" &
+  # The server's defaults (the rate limit on, one I/O thread per core):
+  # what an operator runs.
+  "$PRESENCED" --listen 127.0.0.1:0 "$@" > "$work/node$i.out" 2>> "$work/node$i.err" &
   node_pids+=($!)
   for _ in $(seq 1 5000); do
     IFS= read -r line < "$work/node$i.out" || true
@@ -117,7 +118,10 @@ json() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d[sy
 
 # ------------------------------------------------------------ throughput
 connections=96
-online=1000
+# Every user pings (from a shared cursor: incremental answers from the
+# first), so that no user passes Zulip's default limit (200
+# requests a minute) within a run: a run measures answers, not 429s.
+online=$users
 results="$out/throughput.jsonl"
 : > "$results"
 
@@ -125,7 +129,7 @@ log "embedded SQLite node (reference)"
 "$POPULATE" --data "$work/sqlite" --users "$users" > /dev/null
 start_node --data "$work/sqlite"
 "$LOADGEN" --port "${node_ports[0]}" --mode closed --connections "$connections" \
-  --duration "$duration" --users "$online" --label "sqlite-1" >> "$results" 2> /dev/null
+  --duration "$duration" --users "$online" --base-cursor 0 --label "sqlite-1" >> "$results" 2> /dev/null
 stop_nodes
 
 start_redis
@@ -141,10 +145,19 @@ for n in 1 2 3; do
   for i in $(seq 0 $((n - 1))); do
     "$LOADGEN" --port "${node_ports[$i]}" --mode closed \
       --connections $((connections / n)) --duration "$duration" \
-      --users "$online" --label "redis-$n-node$i" > "$work/lg$i.json" 2> /dev/null &
+      --users "$online" --base-cursor 0 --label "redis-$n-node$i" > "$work/lg$i.json" 2> /dev/null &
     pids+=($!)
   done
+  if [ "$n" = 1 ]; then
+    redis-cli -p "$redis_port" CONFIG RESETSTAT > /dev/null
+    redis-cli -p "$redis_port" INFO cpu > "$out/cpu-before-1node.txt"
+  fi
   for p in "${pids[@]}"; do wait "$p"; done
+  if [ "$n" = 1 ]; then
+    # What one node's pings cost Redis: commands and CPU time per request.
+    redis-cli -p "$redis_port" INFO commandstats > "$out/commandstats-1node.txt"
+    redis-cli -p "$redis_port" INFO cpu > "$out/cpu-after-1node.txt"
+  fi
   for i in $(seq 0 $((n - 1))); do cat "$work/lg$i.json" >> "$results"; done
   stop_nodes
 done
@@ -199,6 +212,30 @@ for n in (1, 2, 3):
     print(f"| {n} node(s), Redis | {rps:.0f} | {rps/ref['rps']:.2f} | "
           f"{max(r['p50_us'] for r in g)/1e3:.2f} | {max(r['p99_us'] for r in g)/1e3:.2f} | "
           f"{sum(r['errors'] for r in g)} |")
+one = [r for r in rows if r["label"].startswith("redis-1-")][0]
+stats = {}
+for l in open(f"{out}/commandstats-1node.txt"):
+    if l.startswith("cmdstat_"):
+        name, _, rest = l.strip().partition(":")
+        stats[name[8:]] = dict(kv.split("=") for kv in rest.split(","))
+def cpu(path):
+    f = dict(l.strip().split(":") for l in open(path) if ":" in l)
+    return float(f["used_cpu_user"]) + float(f["used_cpu_sys"])
+redis_cpu_us = (cpu(f"{out}/cpu-after-1node.txt") - cpu(f"{out}/cpu-before-1node.txt")) * 1e6
+requests = one["ok"] + one["errors"]
+# Sent by the node: scripts (the commands they run inside are listed by
+# Redis too, but are not round trips) and anything else it sends itself.
+scripts = sum(int(stats[c]["calls"]) for c in ("evalsha", "eval") if c in stats)
+inner = ", ".join(f"{k} {v['calls']}" for k, v in sorted(stats.items())
+                  if k not in ("evalsha", "eval", "config", "info"))
+print()
+print(f"Redis cost of one node's requests ({requests} requests answered): "
+      f"{scripts / requests:.2f} scripts (round trips) per request; "
+      f"{redis_cpu_us / requests:.1f} us of Redis CPU per request (INFO cpu, "
+      f"networking and the feed included), so one Redis core serves about "
+      f"{requests / redis_cpu_us * 1e6:.0f} requests/s; evalsha's own time "
+      f"{int(stats.get('evalsha', {}).get('usec', 0)) / max(scripts, 1):.1f} us per call "
+      f"(INFO commandstats; inside the scripts: {inner}).")
 print()
 print("| event delivery, 1000 watchers on node 2 | p50 ms | p99 ms | max ms |")
 print("| --- | ---: | ---: | ---: |")

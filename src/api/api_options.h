@@ -48,12 +48,6 @@ struct ApiOptions {
   // single-node mode.
   std::function<std::optional<std::string>(std::string_view queue_id)>
       queue_owner;
-  // Scale-out: counts a request of `user` against the limit in the shared
-  // store, so that every node sees one log per user as Zulip's Redis-backed
-  // limiter does; nullopt when the store cannot be reached (this node's own
-  // limiter decides then). Empty in single-node mode.
-  std::function<std::optional<RateDecision>(UserId user, std::int64_t now_us)>
-      shared_rate_limit;
   // Where notable events are logged (one structured line each); may be
   // empty. Never given keys or tokens.
   std::function<void(

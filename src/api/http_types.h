@@ -7,6 +7,7 @@
 #define PRESENCE_API_HTTP_TYPES_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,13 @@ struct ParkedPoll {
   std::string tail;
 };
 
+struct Response;
+
+// Continues a deferred request (Response::deferred) on its connection's own
+// thread: `next` runs there and gives the answer, which may park, relay or
+// defer again like any other.
+using Continue = std::function<void(std::function<Response()> next)>;
+
 struct Response {
   unsigned status = 200;
   std::string body;
@@ -82,6 +90,12 @@ struct Response {
   // verbatim to this address ("host:port") and send back that node's
   // answer. If it cannot be reached, send this response instead.
   std::string forward_to;
+  // The answer waits on another service (scale-out: the shared store). The
+  // API has started that work and returns at once; the HTTP layer calls
+  // `deferred` once, with the Continue of its connection, and the work
+  // calls that exactly once, from any thread. Until then the connection
+  // does nothing (no read, no write) and its thread serves others.
+  std::function<void(Continue)> deferred;
 };
 
 }  // namespace presence::api

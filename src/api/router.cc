@@ -37,6 +37,27 @@ Response Router::Handle(const Request& req) const {
   }
   const auto start = std::chrono::steady_clock::now();
   Response r = Dispatch(req, path, query);
+  if (r.deferred && options_->metrics != nullptr) {
+    // Counted and timed when the answer is known.
+    r.deferred = [inner = std::move(r.deferred), metrics = options_->metrics,
+                  endpoint = Classify(req.method, path),
+                  start](Continue resume) {
+      inner([resume, metrics, endpoint, start](std::function<Response()> next) {
+        resume([next = std::move(next), metrics, endpoint, start] {
+          Response out = next();
+          if (!out.parked && !out.deferred) {
+            const double secs = std::chrono::duration<double>(
+                                    std::chrono::steady_clock::now() - start)
+                                    .count();
+            metrics->RecordRequest(endpoint, out.status, secs);
+            if (out.status == 429) metrics->RecordRateLimited();
+          }
+          return out;
+        });
+      });
+    };
+    return r;
+  }
   if (options_->metrics != nullptr && !r.parked) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)

@@ -217,6 +217,7 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
 Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
                                        std::optional<RequestParams>& params,
                                        std::string_view query) const {
+  if (service_->gates()) return HandleGated(route, call, params, query, false);
   // Scale-out: see every change any node acknowledged before this request
   // (a key created a moment ago on another node, its last ping, the events
   // of a setting just changed). A parked poll that its queue woke has been
@@ -270,17 +271,169 @@ Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
   return WithRateHeaders(std::move(*out), rate);
 }
 
+namespace {
+
+// A request deferred across its store step: what the rest of it needs,
+// owned (the Request's views stay valid: its connection keeps the request
+// until it is answered).
+struct Gated {
+  Request req;
+  std::string method;
+  RouteArgs args{};
+  std::optional<RequestParams> params;
+  std::string_view query;
+  const Realm* realm = nullptr;
+  Caller caller;
+  Micros now = 0;
+  Micros rate_now = 0;
+};
+
+}  // namespace
+
+Response ZulipApi::HandleGated(const Entry& route, Call& call,
+                               std::optional<RequestParams>& params,
+                               std::string_view query, bool synced) const {
+  // Authenticated against the replica first: the store step needs to know
+  // whose request it counts. A caller this replica does not know yet (a key
+  // made a moment ago on another node) is judged again after a barrier.
+  auto caller = Authenticate(call.req, call.realm);
+  const bool resumed_poll = route.has(kParks) && call.req.resumed;
+  if (!caller && (synced || resumed_poll)) return ErrorResponse(caller.error());
+
+  auto g = std::make_shared<Gated>();
+  g->req = call.req;
+  g->method = std::string(call.method);
+  g->args = call.args;
+  g->params = std::move(params);
+  g->query = query;
+  g->realm = &call.realm;
+  g->now = service_->Now();
+  g->rate_now = RealClock().NowMicros();
+  const Entry* entry = &route;
+  Response out;
+  if (!caller) {
+    // A barrier only: nobody's request to count yet.
+    Caller nobody{.realm = const_cast<Realm*>(&call.realm)};
+    out.deferred = [this, g, entry, nobody](Continue resume) {
+      service_->Gate(nobody, RequestGate{},
+                     [this, g, entry, resume](GateOutcome o) {
+                       resume([this, g, entry, o]() -> Response {
+                         if (!o.status)
+                           return ErrorResponse(FromErrc(o.status.error()));
+                         Call again{g->req,  *g->realm, g->method,
+                                    nullptr, nullptr,   g->args};
+                         return HandleGated(*entry, again, g->params, g->query,
+                                            /*synced=*/true);
+                       });
+                     });
+    };
+    return out;
+  }
+  g->caller = *caller;
+  if (resumed_poll) {
+    // Its queue is fed as the replica catches up: no store step.
+    Call rest{g->req, *g->realm, g->method, &g->caller, nullptr, g->args};
+    if (auto e = ReadParams(route.params, rest.req, query, g->params)) {
+      return ErrorResponse(*e);
+    }
+    if (g->params) rest.params = &*g->params;
+    ApiResult<Response> r = (this->*route.handler)(rest);
+    return r ? std::move(*r) : ErrorResponse(r.error());
+  }
+
+  RequestGate gate;
+  gate.now = g->now;
+  const bool counted = limiter_.enabled() && route.has(kRateLimited);
+  if (counted) {
+    gate.rate_limit = limiter_.limit();
+    gate.rate_now = g->rate_now;
+    gate.rate_window = limiter_.window_us();
+  }
+  // A ping reports in the same step; its parameters are read first (a bad
+  // one is answered after the step, which still counts the request).
+  std::optional<Ping> ping;
+  std::optional<ApiError> ping_error;
+  if (route.has(kWriteIsBarrier)) {
+    if (auto e = ReadParams(route.params, call.req, query, g->params)) {
+      ping_error = *e;
+    } else if (g->caller.is_bot) {
+      ping_error =
+          ApiError::BadRequest("This endpoint does not accept bot requests.");
+    } else if (g->params) {
+      if (g->params->Has("method")) g->params->MarkUsed("method");
+      auto parsed = ParsePing(*g->params);
+      if (parsed) {
+        ping = *parsed;
+        gate.report = ping->status;
+      } else {
+        ping_error = parsed.error();
+      }
+    }
+  }
+  out.deferred = [this, g, entry, gate, counted, ping,
+                  ping_error](Continue resume) {
+    service_->Gate(
+        g->caller, gate,
+        [this, g, entry, counted, ping, ping_error, resume](GateOutcome o) {
+          resume([this, g, entry, counted, ping, ping_error, o]() -> Response {
+            std::optional<RateDecision> rate;
+            if (counted && o.rate) {
+              rate = MakeRateDecision(limiter_.limit(), limiter_.window_us(),
+                                      g->rate_now, o.rate->allowed,
+                                      o.rate->in_window, o.rate->oldest);
+            }
+            if (rate && !rate->allowed) return RateLimitedResponse(*rate);
+            if (!o.status) {
+              return WithRateHeaders(ErrorResponse(FromErrc(o.status.error())),
+                                     rate);
+            }
+            // The step brought in what the store had: a directory change (the
+            // caller deactivated, its key replaced on another node) is judged
+            // again, as a barrier before authentication would have.
+            if (g->realm->directory_generation() !=
+                g->caller.directory_generation) {
+              auto again = Authenticate(g->req, *g->realm);
+              if (!again)
+                return WithRateHeaders(ErrorResponse(again.error()), rate);
+              g->caller = *again;
+            }
+            if (ping_error)
+              return WithRateHeaders(ErrorResponse(*ping_error), rate);
+            if (ping) {
+              return WithRateHeaders(
+                  PingAnswer(g->caller, *ping, *g->params, g->now), rate);
+            }
+            Call rest{g->req,     *g->realm, g->method,
+                      &g->caller, nullptr,   g->args};
+            if (auto e =
+                    ReadParams(entry->params, rest.req, g->query, g->params)) {
+              return WithRateHeaders(ErrorResponse(*e), rate);
+            }
+            if (g->params) {
+              if (g->params->Has("method")) g->params->MarkUsed("method");
+              rest.params = &*g->params;
+            }
+            if (entry->has(kRelayable)) {
+              if (auto relay = events_.RelayIfForeign(rest.req, *rest.params)) {
+                return std::move(*relay);
+              }
+            }
+            ApiResult<Response> r = (this->*entry->handler)(rest);
+            if (!r) return WithRateHeaders(ErrorResponse(r.error()), rate);
+            return WithRateHeaders(std::move(*r), rate);
+          });
+        });
+  };
+  return out;
+}
+
 std::optional<RateDecision> ZulipApi::CheckRate(const Entry& route,
                                                 UserId user) const {
   // Zulip's per-user limit; long polls are exempt (they wait, not work).
   if (!limiter_.enabled() || !route.has(kRateLimited)) return std::nullopt;
   const std::int64_t now = RealClock().NowMicros();
-  std::optional<RateDecision> rate;
-  if (options_->shared_rate_limit) {
-    rate = options_->shared_rate_limit(user, now);
-  }
-  if (!rate) rate = limiter_.Check(user, now);
-  return rate;
+  // Scale-out counts in the shared store instead (HandleGated).
+  return limiter_.Check(user, now);
 }
 
 ApiResult<Response> ZulipApi::OnPostPresence(const Call& call) const {
@@ -362,48 +515,62 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
   return caller;
 }
 
-ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
-                                           RequestParams& params,
-                                           std::string_view client) const {
+ApiResult<ZulipApi::Ping> ZulipApi::ParsePing(RequestParams& params) {
   // Zulip parses parameters in alphabetical order; the first bad one wins.
+  Ping ping;
   auto history = params.GetJsonInt("history_limit_days");
   if (!history) return history.error();
+  ping.history_limit_days = *history;
   auto last_update_id = params.GetJsonInt("last_update_id");
   if (!last_update_id) return last_update_id.error();
+  ping.last_update_id = *last_update_id;
   auto new_user_input = params.GetJsonBool("new_user_input");
   if (!new_user_input) return new_user_input.error();
   auto per_client = params.GetJsonBool("per_client");
   if (!per_client) return per_client.error();
+  ping.per_client = per_client->value_or(false);
   auto ping_only = params.GetJsonBool("ping_only");
   if (!ping_only) return ping_only.error();
+  ping.ping_only = ping_only->value_or(false);
   auto slim = params.GetJsonBool("slim_presence");
   if (!slim) return slim.error();
+  ping.slim = slim->value_or(false);
   auto status = params.RequireString("status");
   if (!status) return status.error();
-
-  ReportStatus report;
   if (*status == "active") {
-    report = ReportStatus::kActive;
+    ping.status = ReportStatus::kActive;
   } else if (*status == "idle") {
-    report = ReportStatus::kIdle;
+    ping.status = ReportStatus::kIdle;
   } else {
     return ApiError::BadRequest("Invalid status: " + *status);
   }
+  return ping;
+}
+
+ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
+                                           RequestParams& params,
+                                           std::string_view client) const {
+  auto ping = ParsePing(params);
+  if (!ping) return ping.error();
   if (service_->failed()) return StoreFailed(*service_);
   const Micros now = service_->Now();
-  if (auto st = service_->Report(caller, report, now, client); !st) {
+  if (auto st = service_->Report(caller, ping->status, now, client); !st) {
     return StoreFailed(*service_);
   }
-  if (ping_only->value_or(false)) return SuccessResponse(&params);
+  return PingAnswer(caller, *ping, params, now);
+}
 
-  const bool modern = last_update_id->has_value() || slim->value_or(false);
+Response ZulipApi::PingAnswer(const Caller& caller, const Ping& ping,
+                              RequestParams& params, Micros now) const {
+  if (ping.ping_only) return SuccessResponse(&params);
+  const bool modern = ping.last_update_id.has_value() || ping.slim;
   FetchQuery query;
-  query.last_update_id = *last_update_id;
-  query.history_limit_days = *history;
+  query.last_update_id = ping.last_update_id;
+  query.history_limit_days = ping.history_limit_days;
   std::string body(kSuccessHead);
   body.push_back(',');
   UpdateId last = AppendPresences(body, *service_, caller, query, modern, now,
-                                  nullptr, per_client->value_or(false));
+                                  nullptr, ping.per_client);
   body.append(",\"server_timestamp\":");
   AppendSeconds(body, now);
   body.append(",\"presence_last_update_id\":");

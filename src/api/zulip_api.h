@@ -65,6 +65,13 @@ class ZulipApi {
   Response HandleAuthenticated(const Entry& route, Call& call,
                                std::optional<RequestParams>& params,
                                std::string_view query) const;
+  // Scale-out (PresenceService::gates()): authentication against the
+  // replica, then one asynchronous store step (the rate limit, a ping's
+  // report, the read barrier) and the rest on the connection's thread
+  // (Gated in zulip_api.cc).
+  Response HandleGated(const Entry& route, Call& call,
+                       std::optional<RequestParams>& params,
+                       std::string_view query, bool synced) const;
   // The rate decision for `user` on a rate-limited route; nullopt when no
   // limit applies.
   std::optional<RateDecision> CheckRate(const Entry& route, UserId user) const;
@@ -85,6 +92,19 @@ class ZulipApi {
   // `client`: the reporting client's name (ClientNameFromUserAgent).
   ApiResult<Response> PostPresence(const Caller& caller, RequestParams& params,
                                    std::string_view client) const;
+  // A ping's parameters, read as Zulip reads them (PostPresence).
+  struct Ping {
+    ReportStatus status = ReportStatus::kActive;
+    std::optional<std::int64_t> history_limit_days;
+    std::optional<std::int64_t> last_update_id;
+    bool per_client = false;
+    bool ping_only = false;
+    bool slim = false;
+  };
+  static ApiResult<Ping> ParsePing(RequestParams& params);
+  // A ping's answer once its report is made.
+  Response PingAnswer(const Caller& caller, const Ping& ping,
+                      RequestParams& params, Micros now) const;
   // `params` may be null (a query string that could not be parsed is
   // ignored here, as it always was).
   ApiResult<Response> GetRealmPresence(const Caller& caller,

@@ -36,18 +36,6 @@ std::optional<int> ClusterLink::Join(
   };
   options.queue_owner = owner_of;
   admin_options.queue_owner = owner_of;
-  // One rate-limit log per user for the whole cluster.
-  if (f.rate_limit > 0) {
-    options.shared_rate_limit =
-        [this, limit = std::int64_t{f.rate_limit}](
-            UserId user, std::int64_t now) -> std::optional<api::RateDecision> {
-      constexpr std::int64_t kWindow = 60'000'000;
-      auto c = redis_->CountRequest(user, now, limit, kWindow);
-      if (!c) return std::nullopt;
-      return api::MakeRateDecision(limit, kWindow, now, c->allowed,
-                                   c->in_window, c->oldest);
-    };
-  }
   Log("info", "node_registered",
       {{"node", std::to_string(node_id_)}, {"advertise", advertise}});
   return std::nullopt;

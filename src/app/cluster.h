@@ -1,8 +1,9 @@
 // ClusterLink: what a node of a scale-out group needs beyond its store. It
 // registers the node with the shared store, so that other nodes can relay
 // the polls of its queues to it (its queue ids start with its node id), and
-// sets the API's hooks: where another node's queue lives, and one rate-limit
-// log per user for the whole group.
+// sets the API's hook: where another node's queue lives. (The group's one
+// rate-limit log per user is kept by the store's gate step: see
+// ZulipApi::HandleGated.)
 //
 // Thread safety: the hooks run on the I/O threads; the cache of node
 // addresses guards itself.

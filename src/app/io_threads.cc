@@ -21,12 +21,24 @@ http::ExecutorPicker IoThreads::Picker() {
   };
 }
 
+void IoThreads::SetThreadHooks(
+    std::function<void(boost::asio::io_context&)> on_start,
+    std::function<void()> on_exit) {
+  on_start_ = std::move(on_start);
+  on_exit_ = std::move(on_exit);
+}
+
 void IoThreads::Run() {
+  auto run = [this](boost::asio::io_context& ctx) {
+    if (on_start_) on_start_(ctx);
+    ctx.run();
+    if (on_exit_) on_exit_();
+  };
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < contexts_.size(); ++i) {
-    pool.emplace_back([this, i] { contexts_[i]->run(); });
+    pool.emplace_back([&run, this, i] { run(*contexts_[i]); });
   }
-  contexts_[0]->run();
+  run(*contexts_[0]);
   for (auto& t : pool) t.join();
 }
 

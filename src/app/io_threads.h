@@ -12,6 +12,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -28,6 +29,12 @@ class IoThreads {
   unsigned size() const { return static_cast<unsigned>(contexts_.size()); }
   // Hands out the contexts in turn, for new connections.
   http::ExecutorPicker Picker();
+  // Called on each I/O thread with its context, before it runs it
+  // (`on_start`) and after it stopped (`on_exit`), while every context
+  // still exists: for what a thread keeps of its own (the Redis store's
+  // asynchronous connections). Set before Run.
+  void SetThreadHooks(std::function<void(boost::asio::io_context&)> on_start,
+                      std::function<void()> on_exit);
   // Runs every context, this thread running main(), until Stop().
   void Run();
   void Stop();
@@ -39,6 +46,8 @@ class IoThreads {
   // The others run until Stop even with no connection yet.
   std::vector<WorkGuard> keep_running_;
   std::size_t next_ = 0;  // the acceptors' thread only
+  std::function<void(boost::asio::io_context&)> on_start_;
+  std::function<void()> on_exit_;
 };
 
 }  // namespace presence::app

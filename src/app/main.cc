@@ -8,6 +8,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -106,6 +107,9 @@ int FinalFlush(Flusher& flusher, PresenceService& service) {
 
 int Main(int argc, char** argv) {
   TuneAllocator();
+  // hiredis writes with write(2): a Redis server gone away is an error
+  // value on the connection, not a signal that ends the process.
+  std::signal(SIGPIPE, SIG_IGN);
   Flags f;
   if (auto exit = ParseFlags(argc, argv, f)) return *exit;
   api::ApiOptions options;
@@ -161,6 +165,13 @@ int Main(int argc, char** argv) {
   api::Router admin_router(&service, &hub, &admin_options);
 
   IoThreads io(f.threads);
+  if (store::RedisStore* redis = backend.redis.get()) {
+    // Each I/O thread sends its requests' store steps on its own pipelined
+    // connections, never waiting for a reply (store/redis_async.h).
+    io.SetThreadHooks(
+        [redis](boost::asio::io_context& ctx) { redis->AttachIoThread(ctx); },
+        [redis] { redis->DetachIoThread(); });
+  }
   // A change that reaches many parked polls (one user coming online before
   // 10k watchers) is answered first: the wake-ups run as a task of the I/O
   // threads instead of on the thread of the request that made the change.
@@ -220,6 +231,9 @@ int Main(int argc, char** argv) {
   io.Run();
   // No feed entry may reach the hub once it is gone.
   if (backend.redis) backend.redis->Unsubscribe();
+  // Requests still waiting for the replica are answered (into the stopped
+  // contexts) while their I/O contexts exist.
+  service.CancelWaits();
   return FinalFlush(flusher, service);
 }
 

@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -157,6 +158,15 @@ class PresenceService {
   // when the call began (kUnavailable if the store is unreachable). Nothing
   // to wait for on a single node.
   Status Sync(const Realm& realm) const { return writer_->Sync(realm); }
+
+  // Scale-out: a request's one store step, without blocking the calling
+  // thread (PresenceWriter::Gate). Only where gates().
+  bool gates() const { return writer_->gates(); }
+  void CancelWaits() { writer_->CancelWaits(); }
+  void Gate(const Caller& caller, const RequestGate& gate,
+            GateDone done) const {
+    writer_->Gate(caller, gate, std::move(done));
+  }
   // Why a shared store cannot be reached right now (for /healthz); nullopt
   // when it answers, and always on a single node.
   std::optional<std::string> StoreUnavailable() const {

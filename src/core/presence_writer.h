@@ -24,6 +24,7 @@
 #define PRESENCE_CORE_PRESENCE_WRITER_H_
 
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -31,6 +32,7 @@
 #include "core/directory.h"
 #include "core/presence_listener.h"
 #include "core/realm.h"
+#include "core/shared_store.h"
 #include "core/store.h"
 #include "core/types.h"
 #include "util/clock.h"
@@ -49,6 +51,30 @@ struct FlushStats {
   std::size_t client_rows = 0;
   std::size_t realms = 0;
 };
+
+// One API request's step through the store, in scale-out mode (Gate).
+struct RequestGate {
+  // Zulip's per-user rate limit, counted for the whole group; 0: not
+  // counted here.
+  std::int64_t rate_limit = 0;
+  Micros rate_now = 0;  // real time
+  Micros rate_window = 0;
+  // A ping: the caller's own report at `now`, made only if the rate limit
+  // let the request through.
+  std::optional<ReportStatus> report;
+  Micros now = 0;
+};
+
+struct GateOutcome {
+  // kUnavailable if the store could not be reached or the replica did not
+  // catch up.
+  Status status;
+  // The rate decision, when counted (rate_limit > 0). When refused
+  // (!allowed), nothing was reported and status is ok.
+  std::optional<store::RateCount> rate;
+};
+
+using GateDone = std::function<void(GateOutcome)>;
 
 // What a writer works on; owned by PresenceService, valid for the writer's
 // life.
@@ -97,6 +123,24 @@ class PresenceWriter {
   // Read barrier: returns once `realm` reflects every change the store had
   // when the call began (kUnavailable if it cannot be reached).
   virtual Status Sync(const Realm& realm) = 0;
+
+  // Whether Gate is available: the writer's store answers asynchronously,
+  // so that an I/O thread hands it a request and goes on serving others.
+  virtual bool gates() const { return false; }
+  // The request's one store step (rate limit, the ping's report, the read
+  // barrier), then a wait until the caller's realm reflects everything the
+  // step saw; `done` runs exactly once, on any thread (the store's or the
+  // feed's), or before Gate returns. On an ok status the realm is synced as
+  // after Report or Sync. Only where gates().
+  virtual void Gate(const Caller& caller, const RequestGate& gate,
+                    GateDone done) {
+    (void)caller;
+    (void)gate;
+    done({Errc::kUnavailable, std::nullopt});
+  }
+
+  // Answers (kUnavailable) every Gate still waiting, at shutdown.
+  virtual void CancelWaits() {}
 
   // Commits what is written behind (nothing to do where nothing is).
   virtual Result<FlushStats> Flush() = 0;

@@ -9,6 +9,23 @@ ReplicaWriter::ReplicaWriter(store::SharedStore* store, SharedOptions options)
 
 ReplicaWriter::~ReplicaWriter() {
   if (subscribed_) store_->Unsubscribe();
+  CancelWaits();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void ReplicaWriter::CancelWaits() {
+  std::vector<std::function<void(Status)>> left;
+  {
+    MutexLock apply(apply_mu_);
+    stopping_ = true;
+    for (auto& [realm, waiting] : waiters_) {
+      for (auto& [seq, w] : waiting) left.push_back(std::move(w.done));
+    }
+    waiters_.clear();
+    waiting_ = 0;
+    sweep_cv_.NotifyAll();
+  }
+  for (auto& done : left) done(Errc::kUnavailable);
 }
 
 StoreStatus ReplicaWriter::Start(const WriterContext& context) {
@@ -26,6 +43,7 @@ StoreStatus ReplicaWriter::Start(const WriterContext& context) {
     if (LoadRealmLocked(r.id) == nullptr) return Errc::kUnavailable;
   }
   loaded_ = true;
+  sweeper_ = std::thread([this] { SweepWaiters(); });
   auto early = std::move(early_entries_);
   early_entries_.clear();
   for (const auto& e : early) ApplyEntryLocked(e);
@@ -56,20 +74,134 @@ void ReplicaWriter::Announce(const std::optional<PresenceChange>& change) {
 }
 
 void ReplicaWriter::OnFeedEntry(const store::FeedEntry& entry) {
-  MutexLock apply(apply_mu_);
-  if (!loaded_) {
-    early_entries_.push_back(entry);
-    return;
+  std::vector<std::function<void(Status)>> ready;
+  {
+    MutexLock apply(apply_mu_);
+    if (!loaded_) {
+      early_entries_.push_back(entry);
+      return;
+    }
+    ApplyEntryLocked(entry);
+    applied_cv_.NotifyAll();
+    if (waiting_ > 0) TakeReadyLocked(entry.realm_id, ready);
   }
-  ApplyEntryLocked(entry);
-  applied_cv_.NotifyAll();
+  // Outside the lock: each only hands the request back to its I/O thread.
+  for (auto& done : ready) done(Status{});
 }
 
 void ReplicaWriter::OnFeedLost() {
+  std::vector<std::function<void(Status)>> ready;
+  {
+    MutexLock apply(apply_mu_);
+    if (!loaded_) return;  // the load reads everything anyway
+    for (Realm* r : context_.directory->Realms()) (void)ResyncLocked(*r);
+    applied_cv_.NotifyAll();
+    TakeAllReadyLocked(ready);
+  }
+  for (auto& done : ready) done(Status{});
+}
+
+void ReplicaWriter::TakeReadyLocked(
+    RealmId realm, std::vector<std::function<void(Status)>>& ready) {
+  auto it = waiters_.find(realm);
+  if (it == waiters_.end()) return;
+  const UpdateId applied = AppliedSeq(realm);
+  auto& waiting = it->second;
+  auto end = waiting.upper_bound(applied);
+  for (auto w = waiting.begin(); w != end; ++w) {
+    ready.push_back(std::move(w->second.done));
+    --waiting_;
+  }
+  waiting.erase(waiting.begin(), end);
+  if (waiting.empty()) waiters_.erase(it);
+}
+
+void ReplicaWriter::TakeAllReadyLocked(
+    std::vector<std::function<void(Status)>>& ready) {
+  std::vector<RealmId> realms;
+  realms.reserve(waiters_.size());
+  for (const auto& [realm, waiting] : waiters_) realms.push_back(realm);
+  for (RealmId realm : realms) TakeReadyLocked(realm, ready);
+}
+
+void ReplicaWriter::WaitAppliedAsync(const Realm& realm, UpdateId seq,
+                                     std::function<void(Status)> done) {
+  if (AppliedSeq(realm.id()) >= seq) return done(Status{});
+  {
+    MutexLock apply(apply_mu_);
+    // Applied under apply_mu_: checked again, no entry can slip between.
+    if (AppliedSeq(realm.id()) < seq && !stopping_) {
+      waiters_[realm.id()].emplace(
+          seq, Waiter{.deadline =
+                          std::chrono::steady_clock::now() + options_.feed_wait,
+                      .done = std::move(done)});
+      if (waiting_++ == 0) sweep_cv_.NotifyAll();
+      return;
+    }
+  }
+  done(AppliedSeq(realm.id()) >= seq ? Status{} : Status(Errc::kUnavailable));
+}
+
+void ReplicaWriter::SweepWaiters() {
   MutexLock apply(apply_mu_);
-  if (!loaded_) return;  // the load reads everything anyway
-  for (Realm* r : context_.directory->Realms()) (void)ResyncLocked(*r);
-  applied_cv_.NotifyAll();
+  while (!stopping_) {
+    if (waiting_ == 0) {
+      sweep_cv_.Wait(apply_mu_);
+      continue;
+    }
+    // Entries are usually back within a millisecond; a waiter still here
+    // after feed_wait means the feed is late or lost one: read its realm
+    // again (off the I/O threads), then answer what that brought in.
+    const auto now = std::chrono::steady_clock::now();
+    auto next = now + options_.feed_wait;
+    std::vector<RealmId> late;
+    for (const auto& [realm, waiting] : waiters_) {
+      for (const auto& [seq, w] : waiting) {
+        if (w.deadline <= now) {
+          late.push_back(realm);
+          break;
+        }
+        next = std::min(next, w.deadline);
+      }
+    }
+    std::vector<std::function<void(Status)>> ready;
+    std::vector<std::function<void(Status)>> failed;
+    for (RealmId id : late) {
+      if (Realm* r = context_.directory->FindRealmById(id)) {
+        (void)ResyncLocked(*r);
+      }
+      TakeReadyLocked(id, ready);
+      // Whoever is still behind after a fresh read cannot be served.
+      auto it = waiters_.find(id);
+      if (it == waiters_.end()) continue;
+      for (auto w = it->second.begin(); w != it->second.end();) {
+        if (w->second.deadline <= now) {
+          failed.push_back(std::move(w->second.done));
+          --waiting_;
+          w = it->second.erase(w);
+        } else {
+          ++w;
+        }
+      }
+      if (it->second.empty()) waiters_.erase(it);
+    }
+    if (!ready.empty() || !failed.empty()) {
+      applied_cv_.NotifyAll();
+      apply_mu_.Unlock();
+      for (auto& done : ready) done(Status{});
+      for (auto& done : failed) done(Errc::kUnavailable);
+      apply_mu_.Lock();
+      continue;
+    }
+    // Woken early by the destructor only; a new waiter's deadline is
+    // later than every one already here. (The predicate runs with apply_mu_
+    // held, which the analysis cannot see in a lambda.)
+    (void)sweep_cv_.WaitFor(
+        apply_mu_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(next - now) +
+            std::chrono::milliseconds(1),
+        [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
+  }
 }
 
 void ReplicaWriter::ApplyEntryLocked(const store::FeedEntry& entry) {
@@ -252,6 +384,32 @@ Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
   // `seq` (another node's write of this user included), so the answer must
   // not be served from a replica behind it.
   return WaitApplied(*caller.realm, written->seq);
+}
+
+void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
+                         GateDone done) {
+  const store::GateRequest request{.user = caller.user_id,
+                                   .rate_limit = gate.rate_limit,
+                                   .rate_now = gate.rate_now,
+                                   .rate_window = gate.rate_window,
+                                   .report = gate.report,
+                                   .now = gate.now};
+  const Realm* realm = caller.realm;
+  const bool counted = gate.rate_limit > 0;
+  store_->Gate(realm->id(), request,
+               [this, realm, counted, done = std::move(done)](
+                   StoreResult<store::GateResult> r) mutable {
+                 if (!r) return done({Errc::kUnavailable, std::nullopt});
+                 std::optional<store::RateCount> rate;
+                 if (counted) rate = r->rate;
+                 if (!r->rate.allowed) return done({Status{}, rate});
+                 // As Report: written or not, the answer is served from a
+                 // replica that has everything the step saw.
+                 WaitAppliedAsync(*realm, r->write.seq,
+                                  [rate, done = std::move(done)](Status st) {
+                                    done({st, rate});
+                                  });
+               });
 }
 
 Result<RealmId> ReplicaWriter::CreateRealm(store::RealmRecord record) {

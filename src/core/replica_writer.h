@@ -32,7 +32,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -77,6 +80,10 @@ class ReplicaWriter final : public PresenceWriter,
   std::string failure() const override { return {}; }
   bool failed() const override { return false; }
   std::optional<std::string> StoreUnavailable() const override;
+  bool gates() const override { return true; }
+  void CancelWaits() override EXCLUDES(apply_mu_);
+  void Gate(const Caller& caller, const RequestGate& gate,
+            GateDone done) override;
 
   // The highest log sequence number of `realm` applied here (0 if unknown).
   UpdateId AppliedSeq(RealmId realm) const;
@@ -117,6 +124,20 @@ class ReplicaWriter final : public PresenceWriter,
   Realm* LoadRealmLocked(RealmId id) REQUIRES(apply_mu_);
   void AdvanceLocked(RealmId realm, UpdateId seq) REQUIRES(apply_mu_);
   Status WaitApplied(const Realm& realm, UpdateId seq) EXCLUDES(apply_mu_);
+  // WaitApplied without waiting on the calling thread: `done` runs at once
+  // if the replica is there, else on the feed thread once it is (or on the
+  // sweeper thread after a resync, once options_.feed_wait has passed).
+  void WaitAppliedAsync(const Realm& realm, UpdateId seq,
+                        std::function<void(Status)> done) EXCLUDES(apply_mu_);
+  // Takes the waiters of `realm` that the replica has reached.
+  void TakeReadyLocked(RealmId realm,
+                       std::vector<std::function<void(Status)>>& ready)
+      REQUIRES(apply_mu_);
+  void TakeAllReadyLocked(std::vector<std::function<void(Status)>>& ready)
+      REQUIRES(apply_mu_);
+  // The sweeper thread: resyncs the realms whose waiters are past their
+  // deadline, then answers them.
+  void SweepWaiters() EXCLUDES(apply_mu_);
   // A directory write's outcome: its own errors pass, anything else means
   // the store is unreachable; on success, a read barrier.
   Status DirectoryWrite(Realm& realm, const StoreStatus& written);
@@ -136,6 +157,18 @@ class ReplicaWriter final : public PresenceWriter,
   std::vector<store::FeedEntry> early_entries_ GUARDED_BY(apply_mu_);
   // Never erased, so references stay valid. A map lookup on every read
   // barrier must not wait for an apply: its own lock.
+  // Requests waiting (WaitAppliedAsync) for their realm's replica to reach
+  // a log sequence number, by realm, then by that number.
+  struct Waiter {
+    std::chrono::steady_clock::time_point deadline;
+    std::function<void(Status)> done;
+  };
+  std::unordered_map<RealmId, std::multimap<UpdateId, Waiter>> waiters_
+      GUARDED_BY(apply_mu_);
+  std::size_t waiting_ GUARDED_BY(apply_mu_) = 0;
+  bool stopping_ GUARDED_BY(apply_mu_) = false;
+  CondVar sweep_cv_;  // with apply_mu_: a waiter was added, or stopping_
+  std::thread sweeper_;
   mutable Mutex states_mu_;  // guards states_
   mutable std::unordered_map<RealmId, std::unique_ptr<ReplicaState>> states_
       GUARDED_BY(states_mu_);

@@ -31,6 +31,7 @@
 #define PRESENCE_CORE_SHARED_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -101,6 +102,27 @@ struct WriteResult {
   UpdateId seq = 0;    // the realm's log sequence number the step saw
 };
 
+// One API request's single round trip to the store (see SharedStore::Gate).
+struct GateRequest {
+  UserId user = 0;
+  // Zulip's rate limit, counted as CountRequest counts it (but in a log on
+  // the realm's slot); 0: not counted.
+  std::int64_t rate_limit = 0;
+  Micros rate_now = 0;  // real time
+  Micros rate_window = 0;
+  // A ping: the user's own report at `now`, made as Report makes it, and
+  // only if the rate limit let the request through. nullopt: none.
+  std::optional<ReportStatus> report;
+  Micros now = 0;
+};
+
+struct GateResult {
+  RateCount rate;     // {allowed} when not counted
+  WriteResult write;  // wrote: the report wrote; seq: always set
+};
+
+using GateCallback = std::function<void(StoreResult<GateResult>)>;
+
 class SharedStore : public Store {
  public:
   // Starts delivering every entry published from now on to `sink` (which must
@@ -155,6 +177,37 @@ class SharedStore : public Store {
   virtual StoreResult<RateCount> CountRequest(UserId user, Micros now,
                                               std::int64_t limit,
                                               Micros window) = 0;
+
+  // Everything one API request needs from the store, in one atomic step:
+  // counts the request against the user's rate limit (if asked), then, if
+  // it was let through, makes the report (if asked); and answers the realm's
+  // log sequence number as the step saw it (the request's read barrier: see
+  // WriteResult). Calls `done` exactly once, on any thread (the store's
+  // I/O thread when it is asynchronous, or before Gate returns).
+  // kNotFound if the realm does not exist. This implementation is
+  // synchronous (CountRequest, then Report or CurrentSeq: not one atomic
+  // step); RedisStore's is one script, without blocking the calling I/O
+  // thread (redis_async.h).
+  virtual void Gate(RealmId realm, const GateRequest& request,
+                    GateCallback done) {
+    GateResult out;
+    if (request.rate_limit > 0) {
+      auto rate = CountRequest(request.user, request.rate_now,
+                               request.rate_limit, request.rate_window);
+      if (!rate) return done(rate.error());
+      out.rate = *rate;
+    }
+    if (out.rate.allowed && request.report) {
+      auto w = Report(realm, request.user, request.now, *request.report);
+      if (!w) return done(w.error());
+      out.write = *w;
+    } else {
+      auto seq = CurrentSeq(realm);
+      if (!seq) return done(seq.error());
+      out.write.seq = *seq;
+    }
+    done(out);
+  }
 
   // Whether the store answers now (for /healthz): an error value if not.
   virtual StoreStatus Ping() = 0;

@@ -179,14 +179,30 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   in.auth_cache = &auth_cache;
   in.connection_auth = &connection_auth_;
 
-  api::Response out = router_->Handle(in);
+  Dispatch(router_->Handle(in));
+}
+
+void HttpSession::Dispatch(api::Response out) {
+  if (out.deferred) return Defer(std::move(out.deferred));
   if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
     parked_poll_ = std::move(out.parked_poll);
     return Park();
   }
-
   Respond(std::move(out));
+}
+
+void HttpSession::Defer(std::function<void(api::Continue)> deferred) {
+  // Nothing to read or write meanwhile; the store has its own timeout, so
+  // the session's does not run.
+  StopTimed();
+  auto self = shared_from_this();
+  deferred([self](std::function<api::Response()> next) {
+    // From any thread (the store's, the feed's): the rest runs here.
+    boost::asio::post(
+        self->socket_.get_executor(),
+        [self, next = std::move(next)] { self->Dispatch(next()); });
+  });
 }
 
 void HttpSession::Park() {

@@ -37,6 +37,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -88,6 +89,11 @@ class HttpSession : public QueueWaiter,
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking, bool resumed = false);
+  // Acts on the router's answer: writes it, parks, relays or defers.
+  void Dispatch(api::Response out);
+  // Waits, without a thread, for a deferred answer (api::Response::deferred)
+  // and dispatches it on this session's executor.
+  void Defer(std::function<void(api::Continue)> deferred);
   // A parked poll woken by its queue (or superseded): answers it through
   // Router::Resume, or handles the request again where that declines.
   void Resume(bool superseded);

@@ -19,7 +19,9 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
-RedisReply Convert(const redisReply* r) {
+}  // namespace
+
+RedisReply ConvertRedisReply(const redisReply* r) {
   RedisReply out;
   switch (r->type) {
     case REDIS_REPLY_INTEGER:
@@ -42,7 +44,7 @@ RedisReply Convert(const redisReply* r) {
       out.type = RedisReply::Type::kArray;
       out.elements.reserve(r->elements);
       for (std::size_t i = 0; i < r->elements; ++i) {
-        out.elements.push_back(Convert(r->element[i]));
+        out.elements.push_back(ConvertRedisReply(r->element[i]));
       }
       break;
     default:
@@ -51,6 +53,8 @@ RedisReply Convert(const redisReply* r) {
   }
   return out;
 }
+
+namespace {
 
 // Owns a hiredis reply.
 struct ReplyFree {
@@ -115,14 +119,13 @@ bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// The address of a "MOVED 3999 127.0.0.1:6381" or "ASK ..." error.
+}  // namespace
+
 std::optional<RedisAddress> RedirectTarget(std::string_view error) {
   std::size_t space = error.rfind(' ');
   if (space == std::string_view::npos) return std::nullopt;
   return ParseRedisAddress(error.substr(space + 1));
 }
-
-}  // namespace
 
 std::optional<RedisAddress> ParseRedisAddress(std::string_view text) {
   std::size_t colon = text.rfind(':');
@@ -258,7 +261,7 @@ StoreResult<RedisReply> RedisConnection::Command(
     return Fail(why.empty() ? "no reply" : why);
   }
   ReplyPtr reply(static_cast<redisReply*>(raw));
-  return Convert(reply.get());
+  return ConvertRedisReply(reply.get());
 }
 
 StoreResult<std::optional<RedisReply>> RedisConnection::Buffered() {
@@ -269,7 +272,7 @@ StoreResult<std::optional<RedisReply>> RedisConnection::Buffered() {
   }
   if (raw == nullptr) return std::optional<RedisReply>();
   ReplyPtr reply(static_cast<redisReply*>(raw));
-  return std::optional<RedisReply>(Convert(reply.get()));
+  return std::optional<RedisReply>(ConvertRedisReply(reply.get()));
 }
 
 StoreStatus RedisConnection::ReadSome() {
@@ -477,6 +480,11 @@ StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
   return Error(
       Errc::kStoreFailed,
       why + " (gave up after " + std::to_string(kMaxAttempts) + " attempts)");
+}
+
+RedisAddress RedisClient::MasterFor(std::string_view route_key) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return Route(route_key);
 }
 
 std::vector<RedisAddress> RedisClient::Nodes() const {

@@ -45,6 +45,7 @@
 #include "util/error.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace presence::store {
 
@@ -60,6 +61,9 @@ struct RedisReply {
   bool is_nil() const { return type == Type::kNil; }
 };
 
+// An owned copy of a hiredis reply.
+RedisReply ConvertRedisReply(const redisReply* reply);
+
 struct RedisAddress {
   std::string host;
   int port = 0;
@@ -73,6 +77,10 @@ std::optional<RedisAddress> ParseRedisAddress(std::string_view text);
 // The addresses of "redis://HOST:PORT[,HOST:PORT...]". kInvalidArgument,
 // saying what is wrong, if malformed.
 StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url);
+
+// The address of a "MOVED 3999 127.0.0.1:6381" or "ASK ..." error reply,
+// nullopt if it names none.
+std::optional<RedisAddress> RedirectTarget(std::string_view error);
 
 // The Redis Cluster hash slot of `key` (0..16383): CRC16/XMODEM of the hash
 // tag (the bytes between the first '{' and the next '}', if not empty) or of
@@ -151,6 +159,9 @@ class RedisClient {
                               std::string_view route_key);
 
   bool cluster() const { return cluster_; }
+  // The master that serves `route_key` now, as the slot map says (no round
+  // trip): where an asynchronous client (redis_async.h) sends the command.
+  RedisAddress MasterFor(std::string_view route_key) const;
   // Where a subscriber can connect: the masters (cluster) or the server.
   std::vector<RedisAddress> Nodes() const;
   RedisTimeouts timeouts() const { return timeouts_; }

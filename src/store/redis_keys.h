@@ -39,6 +39,15 @@ inline std::vector<std::string> RateKeys(UserId user) {
   return {p + "requests", p + "n"};
 }
 
+// One user's rate-limit log and its member counter as the gate script
+// (lua/gate.lua) keeps them: on the user's realm's slot, so that the limit
+// is decided in the same atomic step as the request's report or barrier.
+inline std::vector<std::string> RealmRateKeys(RealmId realm, UserId user) {
+  const std::string p = "presenced:{r" + std::to_string(realm) +
+                        "}:rate:" + std::to_string(user) + ":";
+  return {p + "requests", p + "n"};
+}
+
 }  // namespace presence::store::redis_keys
 
 #endif  // PRESENCE_STORE_REDIS_KEYS_H_

@@ -5,6 +5,7 @@
 #include <span>
 #include <utility>
 
+#include "store/redis_async.h"
 #include "store/redis_codec.h"
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"
@@ -255,6 +256,117 @@ StoreResult<RateCount> RedisStore::CountRequest(UserId user, Micros now,
   return RateCount{.allowed = *allowed == 1,
                    .in_window = *count,
                    .oldest = static_cast<Micros>(*oldest)};
+}
+
+namespace {
+
+// This thread's asynchronous connections and the store they belong to.
+struct ThreadAsync {
+  const RedisStore* store = nullptr;
+  std::unique_ptr<RedisAsync> async;
+};
+thread_local ThreadAsync tls_async;
+
+}  // namespace
+
+void RedisStore::AttachIoThread(boost::asio::io_context& io) {
+  tls_async.async = std::make_unique<RedisAsync>(io, clients_.front().get(),
+                                                 options_.timeouts);
+  tls_async.store = this;
+}
+
+void RedisStore::DetachIoThread() {
+  if (tls_async.store != this) return;
+  tls_async.async.reset();
+  tls_async.store = nullptr;
+}
+
+StoreResult<GateResult> RedisStore::ParseGate(StoreResult<RedisReply> reply) {
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 6) {
+    return Error(Errc::kCorrupt, "gate: bad reply");
+  }
+  const auto& e = reply->elements;
+  auto allowed = IntOf(e[0]);
+  auto count = IntOf(e[1]);
+  std::optional<long long> oldest;
+  if (e[2].type == RedisReply::Type::kString) {
+    if (auto v = ParseInt(e[2].str)) oldest = *v;
+  } else {
+    oldest = IntOf(e[2]);
+  }
+  auto code = IntOf(e[3]);
+  auto seq = IntOf(e[4]);
+  if (!allowed || !count || !oldest || !code || !seq) {
+    return Error(Errc::kCorrupt, "gate: bad reply");
+  }
+  if (*code < 0) return Errc::kNotFound;
+  return GateResult{.rate = {.allowed = *allowed == 1,
+                             .in_window = *count,
+                             .oldest = static_cast<Micros>(*oldest)},
+                    .write = {.wrote = *code == 1, .seq = *seq}};
+}
+
+void RedisStore::Gate(RealmId realm, const GateRequest& request,
+                      GateCallback done) {
+  std::vector<std::string> keys = RealmKeys(realm);
+  for (std::string& k : redis_keys::RealmRateKeys(realm, request.user)) {
+    keys.push_back(std::move(k));
+  }
+  const char* report = "-";
+  if (request.report) {
+    report = *request.report == ReportStatus::kActive ? "a" : "i";
+  }
+  const std::string args[] = {std::to_string(realm),
+                              std::to_string(request.user),
+                              std::to_string(request.now),
+                              report,
+                              std::to_string(request.rate_now),
+                              std::to_string(request.rate_limit),
+                              std::to_string(request.rate_window)};
+  const Script& script = scripts_[kGate];
+  if (tls_async.store != this) {
+    done(ParseGate(Eval(script, keys, args)));
+    return;
+  }
+  // EVALSHA on this thread's pipelined connection; EVAL once if the server
+  // lost the script (a restart, SCRIPT FLUSH).
+  std::vector<std::string> argv;
+  argv.reserve(3 + keys.size() + std::size(args));
+  argv.push_back("EVALSHA");
+  argv.push_back(script.sha);
+  argv.push_back(std::to_string(keys.size()));
+  argv.insert(argv.end(), keys.begin(), keys.end());
+  argv.insert(argv.end(), std::begin(args), std::end(args));
+  std::string route = keys.front();
+  RedisAsync* async = tls_async.async.get();
+  auto finish = [name = script.name](StoreResult<RedisReply> reply) {
+    if (!reply) {
+      return StoreResult<RedisReply>(
+          Error(Errc::kStoreFailed, name + ": " + reply.error().detail()));
+    }
+    if (reply->is_error()) {
+      return StoreResult<RedisReply>(Error(
+          Errc::kStoreFailed, "redis script " + name + ": " + reply->str));
+    }
+    return reply;
+  };
+  async->Run(argv, route,
+             [async, argv, route, body = script.body, finish,
+              done = std::move(done)](StoreResult<RedisReply> reply) mutable {
+               if (reply && reply->is_error() &&
+                   reply->str.substr(0, 8) == "NOSCRIPT") {
+                 argv[0] = "EVAL";
+                 argv[1] = body;
+                 async->Run(std::move(argv), std::move(route),
+                            [finish, done = std::move(done)](
+                                StoreResult<RedisReply> again) {
+                              done(ParseGate(finish(std::move(again))));
+                            });
+                 return;
+               }
+               done(ParseGate(finish(std::move(reply))));
+             });
 }
 
 StoreStatus RedisStore::Ping() {

@@ -68,6 +68,7 @@
 #define PRESENCE_STORE_REDIS_STORE_H_
 
 #include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -141,10 +142,20 @@ class RedisStore final : public SharedStore {
   StoreResult<RateCount> CountRequest(UserId user, Micros now,
                                       std::int64_t limit,
                                       Micros window) override;
+  void Gate(RealmId realm, const GateRequest& request,
+            GateCallback done) override;
   StoreStatus Ping() override;
   StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+
+  // Gives the calling thread, an I/O thread running `io`, its own
+  // asynchronous connections (redis_async.h): from then on Gate called on
+  // this thread never blocks it (its callback runs on this thread, from
+  // `io`). DetachIoThread, on the same thread before `io` is destroyed,
+  // closes them (failing what is in flight). Without it, Gate blocks.
+  void AttachIoThread(boost::asio::io_context& io);
+  void DetachIoThread();
 
   // True if connected to a Redis Cluster.
   bool cluster() const { return clients_.front()->cluster(); }
@@ -163,6 +174,8 @@ class RedisStore final : public SharedStore {
   // Runs one command routed by `route_key`; error replies are failures.
   StoreResult<RedisReply> Call(std::span<const std::string> argv,
                                std::string_view route_key);
+  // The gate script's reply, as Gate answers it.
+  static StoreResult<GateResult> ParseGate(StoreResult<RedisReply> reply);
   // Reads one realm (since: exclusive lower bound of row update ids, or
   // nullopt for all rows). kNotFound if there is no such realm.
   StoreResult<RealmState> ReadRealmImpl(RealmId realm,

@@ -98,6 +98,40 @@ def wait_until(what, predicate, timeout=10.0):
         time.sleep(0.02)
 
 
+def commands_sent(redis_port, action):
+    """The commands presenced nodes send to Redis while `action` runs, by
+    name: Redis's MONITOR lists every command a client sent, and a script's
+    own calls marked "[<db> lua]" (INFO's counters include those), which are
+    left out here, as is the ECHO that marks the end."""
+    marker = "end-" + os.urandom(8).hex()
+    with socket.create_connection((harness.LOOPBACK, redis_port), 10) as mon:
+        mon.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
+        got = b""
+        while b"\r\n" not in got:
+            chunk = mon.recv(4096)
+            assert chunk, "MONITOR closed"
+            got += chunk
+        assert got.startswith(b"+OK\r\n"), got
+        got = got[len(b"+OK\r\n"):]
+        action()
+        cluster.redis_command(redis_port, "ECHO", marker)
+        while marker.encode() not in got:
+            chunk = mon.recv(65536)
+            assert chunk, "MONITOR closed"
+            got += chunk
+    sent = {}
+    for line in got.decode().splitlines():
+        # +<time> [<db> <client address or lua>] "<command>" ...
+        if not line.startswith("+") or "] \"" not in line:
+            continue
+        source = line.split("[", 1)[1].split("]", 1)[0]
+        command = line.split("] \"", 1)[1].split("\"", 1)[0].lower()
+        if source.endswith(" lua") or command == "echo":
+            continue
+        sent[command] = sent.get(command, 0) + 1
+    return sent
+
+
 class ScaleOutTest(unittest.TestCase):
     def setUp(self):
         # No rate limit: the kill test pings as fast as it can.
@@ -376,38 +410,16 @@ class ScaleOutTest(unittest.TestCase):
         # own calls marked "[<db> lua]" (INFO's counters include those).
         a = self.user()
         ping(self.n1, a)  # the realm and the key are known to node 1 now
-        marker = "end-" + os.urandom(8).hex()
         pings = 20
-        with socket.create_connection(
-                (harness.LOOPBACK, self.cluster.redis.port), 10) as mon:
-            mon.sendall(b"*1\r\n$7\r\nMONITOR\r\n")
-            got = b""
-            while b"\r\n" not in got:
-                chunk = mon.recv(4096)
-                self.assertTrue(chunk, "MONITOR closed")
-                got += chunk
-            self.assertTrue(got.startswith(b"+OK\r\n"), got)
-            got = got[len(b"+OK\r\n"):]
+
+        def pings_moving_the_clock():
             for k in range(pings):
                 # Half of them write (the clock moves past 55 s), half not.
                 if k % 2 == 0:
                     self.cluster.set_clock(BASE_TIME + 60 * (k + 1))
                 ping(self.n1, a)
-            cluster.redis_command(self.cluster.redis.port, "ECHO", marker)
-            while marker.encode() not in got:
-                chunk = mon.recv(65536)
-                self.assertTrue(chunk, "MONITOR closed")
-                got += chunk
-        sent = {}
-        for line in got.decode().splitlines():
-            # +<time> [<db> <client address or lua>] "<command>" ...
-            if not line.startswith("+") or "] \"" not in line:
-                continue
-            source = line.split("[", 1)[1].split("]", 1)[0]
-            command = line.split("] \"", 1)[1].split("\"", 1)[0].lower()
-            if source.endswith(" lua") or command == "echo":
-                continue
-            sent[command] = sent.get(command, 0) + 1
+
+        sent = commands_sent(self.cluster.redis.port, pings_moving_the_clock)
         print(f"\nRedis commands sent per ping: "
               f"{sum(sent.values()) / pings:.2f} {sent}")
         self.assertEqual(sent, {"evalsha": pings})
@@ -570,6 +582,55 @@ class ScaleOutTest(unittest.TestCase):
             env=env, capture_output=True, text=True, timeout=30)
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn("viactl", listed.stdout)
+
+
+class RateLimitedGroupTest(unittest.TestCase):
+    """A group with the server's default rate limit (200 a minute)."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(nodes=2, threads=2).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def test_every_request_is_one_redis_round_trip_with_its_rate_limit(self):
+        # Issue #14 item 2: the rate limit is decided in the request's one
+        # script (lua/gate.lua), with a ping's report or a read's barrier.
+        a = self.realm.create_user()
+        ping(self.n1, a)  # the realm and the key are known to node 1 now
+        requests = 10
+
+        def mixed():
+            for k in range(requests):
+                if k % 2 == 0:
+                    ping(self.n1, a)
+                else:
+                    r = call(self.n1, a, "GET", "/realm/presence")
+                    assert r.status == 200, r
+
+        sent = commands_sent(self.cluster.redis.port, mixed)
+        print(f"\nRedis commands sent per request, rate limit on: "
+              f"{sum(sent.values()) / requests:.2f} {sent}")
+        self.assertEqual(sent, {"evalsha": requests})
+
+    def test_the_limit_is_one_log_per_user_for_the_whole_group(self):
+        a = self.realm.create_user()
+        b = self.realm.create_user()
+        statuses = []
+        for k in range(200):
+            node = self.n1 if k % 2 == 0 else self.n2
+            statuses.append(call(node, a, "GET", "/realm/presence").status)
+        self.assertEqual(statuses, [200] * 200)
+        # The 201st, on either node, is refused, and says when to retry.
+        for node in (self.n1, self.n2):
+            r = call(node, a, "POST", "/users/me/presence",
+                     {"status": "active"})
+            self.assertEqual(r.status, 429, r)
+            self.assertEqual(r.json()["code"], "RATE_LIMIT_HIT")
+            self.assertGreater(float(r.header("Retry-After")), 0)
+        # Another user is not affected.
+        self.assertEqual(ping(self.n2, b)["result"], "success")
 
 
 class ClusterSecretFlagTest(unittest.TestCase):

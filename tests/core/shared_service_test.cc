@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <future>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -365,6 +369,92 @@ TEST_F(SharedServiceTest, Issue14_ANoOpSettingChangeWaitsForTheStoresPosition) {
   EXPECT_GE(AppliedSeq(*b, realm), seen);
   store_.ResumeFeed();
   store_.WaitFeedIdle();
+}
+
+// Issue #14 item 1: Gate, the request step that does not block its thread.
+// The answer comes only once the replica has the write; with the feed held
+// back, it comes from the feed thread when the entry arrives, not before.
+TEST_F(SharedServiceTest, Issue14_AGateAnswersOnceTheReplicaHasTheWrite) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.PauseFeed();
+  ASSERT_TRUE(b->service->gates());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<GateOutcome> got;
+  b->service->Gate(alice_b,
+                   RequestGate{.report = ReportStatus::kActive, .now = kT0},
+                   [&](GateOutcome o) {
+                     std::lock_guard<std::mutex> lock(mu);
+                     got = o;
+                     cv.notify_all();
+                   });
+  const UpdateId written = *store_.CurrentSeq(realm);
+  {
+    // Written in the store, not applied here: no answer yet.
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_FALSE(got.has_value());
+    EXPECT_LT(AppliedSeq(*b, realm), written);
+  }
+  store_.ResumeFeed();
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return got.has_value(); });
+  EXPECT_TRUE(got->status);
+  EXPECT_FALSE(got->rate.has_value());  // not counted: no limit asked
+  EXPECT_GE(AppliedSeq(*b, realm), written);
+}
+
+// A feed that never brings the entry: after the writer's wait, the realm is
+// read again (on the writer's own thread) and the gate answers.
+TEST_F(SharedServiceTest, Issue14_AGateWhoseEntryIsLostAnswersAfterAResync) {
+  auto a = StartNode(std::chrono::milliseconds(50));
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.DropNextEntries(1);
+  std::promise<GateOutcome> promise;
+  a->service->Gate(alice_a,
+                   RequestGate{.report = ReportStatus::kActive, .now = kT0},
+                   [&](GateOutcome o) { promise.set_value(o); });
+  GateOutcome o = promise.get_future().get();
+  EXPECT_TRUE(o.status);
+  EXPECT_GE(AppliedSeq(*a, realm), *store_.CurrentSeq(realm));
+  EXPECT_EQ(Rows(*a->service, alice_a).at(alice.id).first, kT0);
+}
+
+// The rate limit in the same step: a refused ping reports nothing.
+TEST_F(SharedServiceTest, Issue14_AGateRefusedByTheRateLimitReportsNothing) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  RequestGate gate{.rate_limit = 1,
+                   .rate_now = kT0,
+                   .rate_window = Sec(60),
+                   .report = ReportStatus::kActive,
+                   .now = kT0};
+  auto run = [&] {
+    std::promise<GateOutcome> promise;
+    a->service->Gate(alice_a, gate,
+                     [&](GateOutcome o) { promise.set_value(o); });
+    return promise.get_future().get();
+  };
+  GateOutcome first = run();
+  ASSERT_TRUE(first.status);
+  ASSERT_TRUE(first.rate.has_value());
+  EXPECT_TRUE(first.rate->allowed);
+  const UpdateId seq = *store_.CurrentSeq(realm);
+  gate.rate_now += Sec(1);
+  gate.now = kT0 + Sec(120);  // would write (and come online again)
+  GateOutcome second = run();
+  ASSERT_TRUE(second.rate.has_value());
+  EXPECT_FALSE(second.rate->allowed);
+  EXPECT_EQ(*store_.CurrentSeq(realm), seq);
 }
 
 TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {

@@ -106,3 +106,63 @@ local function go_invisible(has_row, lc, la, now)
   local nlc, nla = apply_report(true, lc, la, b, active)
   return true, nlc, nla
 end
+
+-- One report (spec 3.1/3.2) of user `uid` of realm `realm` at `now_text`
+-- (microseconds, as text), against the realm's keys K. Returns {status,
+-- log, due}: status 1 written, 0 nothing to write (unknown, inactive, bot or
+-- invisible user, or the rules write nothing), -1 no such realm; log: the
+-- realm's log sequence number as the step saw it, written or not (the one
+-- this write took if it wrote), so the caller can wait until its replica has
+-- applied everything the decision was made against.
+local function report_step(K, realm, uid, now_text, active)
+  local meta = redis.call('HMGET', K[1], 'seq', 'presence_disabled', 'log')
+  if not meta[1] then return {-1, 0, 0} end
+  local seen = tonumber(meta[3] or '0')
+  local uv = redis.call('HGET', K[2], uid)
+  if not uv then return {0, seen, 0} end
+  if string.sub(uv, 1, 1) ~= '0' or string.sub(uv, 2, 2) ~= '1' or
+      string.sub(uv, 3, 3) ~= '1' then
+    return {0, seen, 0}
+  end
+  local now = tonumber(now_text)
+  local rv = redis.call('HGET', K[4], uid)
+  local has_row = rv ~= false
+  local lc, la = nil, nil
+  if has_row then lc, la = parse_row(rv) end
+  local nlc, nla, created, wrote, online =
+      apply_report(has_row, lc, la, now, active)
+  if not wrote then return {0, seen, 0} end
+  local log = next_log(K)
+  local seq = next_seq(K)
+  put_row(K, uid, nlc, nla, seq)
+  local due = '0'
+  if (created or online) and meta[2] ~= '1' then due = '1' end
+  redis.call('PUBLISH', FEED, field('r', realm) .. field('s', log) ..
+      field('P', row_text(uid, nlc, nla, seq)) .. field('d', due) ..
+      field('f', '0') .. field('t', now_text))
+  return {1, tonumber(log), tonumber(due)}
+end
+
+-- Zulip's per-user rate limit, a sliding log: drops the requests at or
+-- before now - window from the log `klog` (a zset; `kn` its member counter),
+-- then counts one at `now_text` unless `limit` remain. Returns allowed (1 or
+-- 0), the requests in the window and the oldest one's time (text).
+local function count_step(klog, kn, now_text, limit, window_text)
+  local now = tonumber(now_text)
+  local window = tonumber(window_text)
+  redis.call('ZREMRANGEBYSCORE', klog, '-inf', fmt(now - window))
+  local n = redis.call('ZCARD', klog)
+  local allowed = 0
+  if n < tonumber(limit) then
+    local id = redis.call('INCR', kn)
+    redis.call('ZADD', klog, now_text, now_text .. ':' .. id)
+    n = n + 1
+    allowed = 1
+  end
+  redis.call('PEXPIRE', klog, math.ceil(window / 1000) + 1000)
+  redis.call('PEXPIRE', kn, math.ceil(window / 1000) + 1000)
+  local oldest = now_text
+  local first = redis.call('ZRANGE', klog, 0, 0, 'WITHSCORES')
+  if #first == 2 then oldest = first[2] end
+  return allowed, n, oldest
+end

@@ -1,0 +1,259 @@
+// RedisAsync and RedisStore::Gate against a real redis-server (started by
+// the test process on a free loopback port): many commands in flight on one
+// connection, in order; failures as values; the gate script (rate limit,
+// report, barrier in one step) on an I/O thread's connection agreeing with
+// the blocking path.
+#include "store/redis_async.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/io_context.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/redis_server.h"
+#include "store/redis_store.h"
+#include "util/crypto.h"
+
+namespace presence::store {
+namespace {
+
+constexpr Micros kBase = 1'700'000'000'123'457;
+
+class RedisAsyncTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server_ = SharedRedisServer();
+    ASSERT_NE(server_, nullptr);
+    server_->FlushAll();
+    auto seeds = ParseRedisUrl(server_->url());
+    ASSERT_TRUE(seeds.has_value());
+    auto client = RedisClient::Connect(*seeds, RedisTimeouts{});
+    ASSERT_TRUE(client.has_value()) << client.error();
+    topology_ = std::move(*client);
+  }
+
+  RedisServer* server_ = nullptr;
+  std::unique_ptr<RedisClient> topology_;
+  boost::asio::io_context io_;
+};
+
+TEST_F(RedisAsyncTest, ManyCommandsInFlightOnOneConnectionAnswerInOrder) {
+  RedisAsync redis(io_, topology_.get(), RedisTimeouts{});
+  constexpr int kCommands = 2000;
+  std::vector<long long> replies;
+  for (int i = 0; i < kCommands; ++i) {
+    redis.Run({"INCR", "pipelined"}, "pipelined",
+              [&](StoreResult<RedisReply> r) {
+                ASSERT_TRUE(r.has_value()) << r.error();
+                replies.push_back(r->integer);
+              });
+  }
+  // Nothing has been answered: every command is waiting on the socket, none
+  // blocked the thread that sent it.
+  EXPECT_EQ(redis.in_flight(), static_cast<std::size_t>(kCommands));
+  EXPECT_TRUE(replies.empty());
+  io_.run();
+  ASSERT_EQ(replies.size(), static_cast<std::size_t>(kCommands));
+  for (int i = 0; i < kCommands; ++i) EXPECT_EQ(replies[i], i + 1);
+  EXPECT_EQ(redis.in_flight(), 0u);
+}
+
+TEST_F(RedisAsyncTest, AnErrorReplyIsAReplyNotAFailure) {
+  RedisAsync redis(io_, topology_.get(), RedisTimeouts{});
+  std::optional<StoreResult<RedisReply>> got;
+  redis.Run({"NOSUCHCOMMAND"}, "", [&](StoreResult<RedisReply> r) { got = r; });
+  io_.run();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_TRUE(got->has_value()) << got->error();
+  EXPECT_TRUE((*got)->is_error());
+}
+
+TEST_F(RedisAsyncTest, AServerThatDiesFailsWhatIsInFlightAndNamesIt) {
+  std::string why;
+  auto own = RedisServer::Start({}, false, &why);
+  ASSERT_NE(own, nullptr) << why;
+  auto seeds = ParseRedisUrl(own->url());
+  ASSERT_TRUE(seeds.has_value());
+  auto client = RedisClient::Connect(*seeds, RedisTimeouts{});
+  ASSERT_TRUE(client.has_value());
+  RedisAsync redis(io_, client->get(), RedisTimeouts{});
+  // Connected and answering first.
+  bool first = false;
+  redis.Run({"PING"}, "", [&](StoreResult<RedisReply> r) {
+    first = r.has_value() && r->str == "PONG";
+    io_.stop();
+  });
+  io_.run();
+  ASSERT_TRUE(first);
+  io_.restart();
+  // A command that blocks the server for a while is in flight when the
+  // server is killed.
+  std::optional<StoreResult<RedisReply>> got;
+  redis.Run({"BLPOP", "never-pushed", "5"}, "",
+            [&](StoreResult<RedisReply> r) { got = r; });
+  io_.poll();  // written
+  own->Kill();
+  io_.run();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(got->has_value());
+  EXPECT_EQ(got->error().code(), Errc::kStoreFailed);
+  EXPECT_NE(got->error().detail().find(own->address()), std::string::npos)
+      << got->error().detail();
+  // The next command connects again, and fails as a value too.
+  io_.restart();
+  std::optional<StoreResult<RedisReply>> next;
+  redis.Run({"PING"}, "", [&](StoreResult<RedisReply> r) { next = r; });
+  io_.run();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_FALSE(next->has_value());
+}
+
+TEST_F(RedisAsyncTest, NoAnswerWithinTheTimeoutFailsTheCommand) {
+  RedisAsync redis(io_, topology_.get(),
+                   RedisTimeouts{.connect = std::chrono::milliseconds(1000),
+                                 .io = std::chrono::milliseconds(200)});
+  std::optional<StoreResult<RedisReply>> got;
+  redis.Run({"BLPOP", "never-pushed", "2"}, "",
+            [&](StoreResult<RedisReply> r) { got = r; });
+  io_.run();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(got->has_value());
+  EXPECT_NE(got->error().detail().find("timed out"), std::string::npos)
+      << got->error().detail();
+}
+
+// The gate, on an I/O thread's connection and on the blocking one.
+class GateTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    server_ = SharedRedisServer();
+    ASSERT_NE(server_, nullptr);
+    server_->FlushAll();
+    auto opened = RedisStore::Open(server_->url());
+    ASSERT_TRUE(opened.has_value()) << opened.error();
+    store_ = std::move(*opened);
+    if (GetParam()) store_->AttachIoThread(io_);
+    auto realm = store_->InsertRealm(RealmRecord{
+        .subdomain = "gate", .name = "Gate", .date_created = kBase});
+    ASSERT_TRUE(realm.has_value());
+    realm_ = *realm;
+    auto user = store_->InsertUser(UserRecord{.realm_id = realm_,
+                                              .email = "a@example.com",
+                                              .full_name = "A",
+                                              .date_joined = kBase - 1,
+                                              .api_key_hash = Sha256("k")});
+    ASSERT_TRUE(user.has_value());
+    user_ = *user;
+  }
+  void TearDown() override {
+    if (store_) store_->DetachIoThread();
+  }
+
+  StoreResult<GateResult> Gate(const GateRequest& request) {
+    std::optional<StoreResult<GateResult>> got;
+    store_->Gate(realm_, request,
+                 [&](StoreResult<GateResult> r) { got = std::move(r); });
+    if (GetParam()) {
+      // Asynchronous: nothing before the thread's io_context runs.
+      EXPECT_FALSE(got.has_value());
+      io_.restart();
+      io_.run();
+    }
+    EXPECT_TRUE(got.has_value());
+    return got ? std::move(*got) : Error(Errc::kUnavailable, "no answer");
+  }
+
+  boost::asio::io_context io_;
+  RedisServer* server_ = nullptr;
+  std::unique_ptr<RedisStore> store_;
+  RealmId realm_ = 0;
+  UserId user_ = 0;
+};
+
+TEST_P(GateTest, AReportTakesTheLogNumberAndABarrierReadsIt) {
+  auto before = store_->CurrentSeq(realm_);
+  ASSERT_TRUE(before.has_value());
+  auto wrote = Gate({.user = user_,
+                     .report = ReportStatus::kActive,
+                     .now = kBase + 1'000'000});
+  ASSERT_TRUE(wrote.has_value()) << wrote.error();
+  EXPECT_TRUE(wrote->write.wrote);
+  EXPECT_EQ(wrote->write.seq, *before + 1);
+  EXPECT_TRUE(wrote->rate.allowed);
+  // The same report a second later writes nothing (spec 3.2) and still
+  // answers the realm's log number.
+  auto again = Gate({.user = user_,
+                     .report = ReportStatus::kActive,
+                     .now = kBase + 2'000'000});
+  ASSERT_TRUE(again.has_value());
+  EXPECT_FALSE(again->write.wrote);
+  EXPECT_EQ(again->write.seq, *before + 1);
+  auto barrier = Gate({.user = user_});
+  ASSERT_TRUE(barrier.has_value());
+  EXPECT_FALSE(barrier->write.wrote);
+  EXPECT_EQ(barrier->write.seq, *before + 1);
+}
+
+TEST_P(GateTest,
+       TheRateLimitIsDecidedInTheSameStepAndARefusedPingWritesNothing) {
+  const Micros window = 60'000'000;
+  GateRequest request{
+      .user = user_, .rate_limit = 2, .rate_now = kBase, .rate_window = window};
+  auto one = Gate(request);
+  ASSERT_TRUE(one.has_value()) << one.error();
+  EXPECT_TRUE(one->rate.allowed);
+  EXPECT_EQ(one->rate.in_window, 1);
+  request.rate_now += 1000;
+  auto two = Gate(request);
+  ASSERT_TRUE(two.has_value());
+  EXPECT_TRUE(two->rate.allowed);
+  EXPECT_EQ(two->rate.in_window, 2);
+  EXPECT_EQ(two->rate.oldest, kBase);
+  // The third, a ping, is refused, and its report is not made.
+  request.rate_now += 1000;
+  request.report = ReportStatus::kActive;
+  request.now = kBase + 5'000'000;
+  auto seq = store_->CurrentSeq(realm_);
+  auto three = Gate(request);
+  ASSERT_TRUE(three.has_value());
+  EXPECT_FALSE(three->rate.allowed);
+  EXPECT_EQ(three->rate.in_window, 2);
+  EXPECT_FALSE(three->write.wrote);
+  EXPECT_EQ(store_->CurrentSeq(realm_), seq);
+  // Once the window has moved past the first two, it is let through.
+  request.rate_now = kBase + window + 2000;
+  auto later = Gate(request);
+  ASSERT_TRUE(later.has_value());
+  EXPECT_TRUE(later->rate.allowed);
+  EXPECT_TRUE(later->write.wrote);
+}
+
+TEST_P(GateTest, AnUnknownRealmIsNotFound) {
+  std::optional<StoreResult<GateResult>> got;
+  store_->Gate(realm_ + 1000, {.user = user_},
+               [&](StoreResult<GateResult> r) { got = std::move(r); });
+  io_.restart();
+  io_.run();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(got->has_value());
+  EXPECT_EQ(got->error().code(), Errc::kNotFound);
+}
+
+TEST_P(GateTest, AFlushedScriptCacheIsLoadedAgain) {
+  ASSERT_TRUE(server_->Command({"SCRIPT", "FLUSH"}).has_value());
+  auto r = Gate({.user = user_,
+                 .report = ReportStatus::kActive,
+                 .now = kBase + 1'000'000});
+  ASSERT_TRUE(r.has_value()) << r.error();
+  EXPECT_TRUE(r->write.wrote);
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, GateTest, ::testing::Values(true, false),
+                         [](const auto& info) {
+                           return info.param ? "IoThread" : "Blocking";
+                         });
+
+}  // namespace
+}  // namespace presence::store
