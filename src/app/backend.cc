@@ -23,7 +23,8 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
   }
   backend.redis = std::move(*opened);
   auto service = PresenceService::Create(
-      std::make_unique<ReplicaWriter>(backend.redis.get()), clock);
+      std::make_unique<ReplicaWriter>(backend.redis.get()), clock,
+      f.max_clients_per_user);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s\n",
                  service.error().message().c_str());
