@@ -572,9 +572,9 @@ class ScaleOutTest(unittest.TestCase):
         self.assertIn("viactl", listed.stdout)
 
 
-class ClusterSecretFlagTest(unittest.TestCase):
-    """--store redis:// refuses to start without a usable secret file (the
-    check comes before Redis is reached: no redis-server needed)."""
+class NodeStartMixin:
+    """Runs a Redis-mode node that is expected to refuse to start (its flags
+    are checked before Redis is reached: no redis-server needed)."""
 
     def run_node(self, *args):
         data = tempfile.mkdtemp(prefix="presenced-secret-")
@@ -592,6 +592,10 @@ class ClusterSecretFlagTest(unittest.TestCase):
             f.write(text)
         os.chmod(path, mode)
         return path
+
+
+class ClusterSecretFlagTest(NodeStartMixin, unittest.TestCase):
+    """--store redis:// refuses to start without a usable secret file."""
 
     def test_redis_store_without_secret_file_refuses_to_start(self):
         r = self.run_node()
@@ -615,6 +619,22 @@ class ClusterSecretFlagTest(unittest.TestCase):
         r = self.run_node("--cluster-secret-file", missing)
         self.assertEqual(r.returncode, 2, r)
         self.assertIn("cannot read", r.stderr)
+
+
+class TestFaultsFlagTest(NodeStartMixin, unittest.TestCase):
+    """--test-faults with --store redis:// is refused at start, with the
+    reason (it fails the embedded store's write-behind, which a Redis-mode
+    node does not have), rather than accepted and silently ignored."""
+
+    def test_test_faults_with_redis_is_refused_with_the_reason(self):
+        r = self.run_node("--cluster-secret-file",
+                          self.secret_file("s" * 40, 0o600), "--test-faults")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--test-faults cannot apply with --store redis://",
+                      r.stderr)
+        self.assertIn("writes nothing behind", r.stderr)
+        self.assertIn("--store sqlite", r.stderr)
+        self.assertNotIn("listening on", r.stdout)
 
 
 if __name__ == "__main__":
