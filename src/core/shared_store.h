@@ -30,6 +30,7 @@
 #ifndef PRESENCE_CORE_SHARED_STORE_H_
 #define PRESENCE_CORE_SHARED_STORE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
