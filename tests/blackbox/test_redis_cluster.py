@@ -1,8 +1,9 @@
 """Three presenced nodes on a Redis Cluster of three masters (cluster.py's
 RedisClusterServers, loopback only): a realm's hash slot is moved to another
 master, keys and all, while its users keep pinging through every node, and
-every answer stays right; afterwards the nodes follow the slot to its new
-owner (MOVED) and agree on every row.
+every answer stays right; afterwards the nodes agree on every row, and
+when the slot moves back with no request in flight each node follows the
+old owner's MOVED.
 
 During the move Redis answers ASK (a key already moved) or TRYAGAIN (a
 realm script whose keys are split between the two masters, or not all
@@ -209,6 +210,22 @@ class RedisClusterSlotMigrationTest(unittest.TestCase):
                                        realm.host).ping(
                 "active", last_update_id=-1)
             self.assertEqual(body["presences"], want, f"node {i}")
+
+        # The slot moves back with no request in flight: nothing tells the
+        # nodes but the MOVED their next request of the realm meets on the
+        # master they knew, which each follows.
+        moved_before = error_count(ports[dst], "MOVED")
+        self.move_slot(slot, dst, src)
+        self.assertEqual(self.owner(slot), src)
+        T3 = self.cluster.set_clock(T2 + 60)
+        for i, u in enumerate(users):
+            body = harness.ZulipClient(self.cluster.node(i % 3), u.email,
+                                       u.api_key, realm.host).ping(
+                "active", last_update_id=-1)
+            self.assertEqual(body["presences"][str(u.id)],
+                             {"active_timestamp": T3, "idle_timestamp": T3})
+        self.assertGreaterEqual(
+            error_count(ports[dst], "MOVED") - moved_before, 3)
 
 
 if __name__ == "__main__":
