@@ -6,6 +6,16 @@ turn (round-robin, as a load balancer would spread them), and the test clock
 is set on every node. With the environment variable PRESENCED_BLACKBOX_NODES
 set to N > 1, bbtest.ServerTestCase runs its suite on such a cluster.
 
+With PRESENCED_BLACKBOX_REDIS=cluster (or Cluster(redis="cluster")) the
+nodes share a Redis Cluster instead of one redis-server: three masters on
+loopback, each with its own directory and nodes.conf, joined with
+`redis-cli --cluster create` and polled until every master reports
+cluster_state:ok (RedisClusterServers, the topology the store tests start in
+tests/store/redis_server.h); every node is given all three as seeds.
+Forming a cluster takes about 2 s (redis-cli waits for the masters to
+agree), so the Clusters of one test process share one Redis Cluster
+(shared_redis_cluster), emptied with FLUSHALL for each.
+
 Everything listens on 127.0.0.1 only; redis-server is started here with no
 persistence, on a free port, in a temporary directory. The nodes share a
 random cluster secret (--cluster-secret-file, mode 0600, in that directory),
