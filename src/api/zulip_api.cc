@@ -286,6 +286,7 @@ struct Gated {
   Caller caller;
   Micros now = 0;
   Micros rate_now = 0;
+  std::string client;  // a ping's client name (per-client extension)
 };
 
 }  // namespace
@@ -365,6 +366,8 @@ Response ZulipApi::HandleGated(const Entry& route, Call& call,
       if (parsed) {
         ping = *parsed;
         gate.report = ping->status;
+        g->client = ClientNameFromUserAgent(g->req.user_agent);
+        gate.client = g->client;  // g outlives the step
       } else {
         ping_error = parsed.error();
       }

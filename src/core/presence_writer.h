@@ -63,6 +63,8 @@ struct RequestGate {
   // let the request through.
   std::optional<ReportStatus> report;
   Micros now = 0;
+  // The reporting client's name (per-client extension; empty: none).
+  std::string_view client;
 };
 
 struct GateOutcome {

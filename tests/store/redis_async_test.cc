@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/io_context.hpp>
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -20,6 +21,19 @@ namespace presence::store {
 namespace {
 
 constexpr Micros kBase = 1'700'000'000'123'457;
+
+// Runs `io` until `done()` holds (a connected client always waits to read,
+// so run() alone would not return); fails after 10 s.
+template <typename Done>
+void RunUntil(boost::asio::io_context& io, Done done) {
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  io.restart();
+  while (!done()) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "no answer";
+    io.run_one_for(std::chrono::milliseconds(50));
+  }
+}
 
 class RedisAsyncTest : public ::testing::Test {
  protected:
@@ -54,7 +68,9 @@ TEST_F(RedisAsyncTest, ManyCommandsInFlightOnOneConnectionAnswerInOrder) {
   // blocked the thread that sent it.
   EXPECT_EQ(redis.in_flight(), static_cast<std::size_t>(kCommands));
   EXPECT_TRUE(replies.empty());
-  io_.run();
+  RunUntil(io_, [&] {
+    return replies.size() == static_cast<std::size_t>(kCommands);
+  });
   ASSERT_EQ(replies.size(), static_cast<std::size_t>(kCommands));
   for (int i = 0; i < kCommands; ++i) EXPECT_EQ(replies[i], i + 1);
   EXPECT_EQ(redis.in_flight(), 0u);
@@ -64,7 +80,7 @@ TEST_F(RedisAsyncTest, AnErrorReplyIsAReplyNotAFailure) {
   RedisAsync redis(io_, topology_.get(), RedisTimeouts{});
   std::optional<StoreResult<RedisReply>> got;
   redis.Run({"NOSUCHCOMMAND"}, "", [&](StoreResult<RedisReply> r) { got = r; });
-  io_.run();
+  RunUntil(io_, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value());
   ASSERT_TRUE(got->has_value()) << got->error();
   EXPECT_TRUE((*got)->is_error());
@@ -80,32 +96,30 @@ TEST_F(RedisAsyncTest, AServerThatDiesFailsWhatIsInFlightAndNamesIt) {
   ASSERT_TRUE(client.has_value());
   RedisAsync redis(io_, client->get(), RedisTimeouts{});
   // Connected and answering first.
-  bool first = false;
+  std::optional<bool> first;
   redis.Run({"PING"}, "", [&](StoreResult<RedisReply> r) {
     first = r.has_value() && r->str == "PONG";
-    io_.stop();
   });
-  io_.run();
-  ASSERT_TRUE(first);
-  io_.restart();
+  RunUntil(io_, [&] { return first.has_value(); });
+  ASSERT_TRUE(*first);
   // A command that blocks the server for a while is in flight when the
   // server is killed.
   std::optional<StoreResult<RedisReply>> got;
   redis.Run({"BLPOP", "never-pushed", "5"}, "",
             [&](StoreResult<RedisReply> r) { got = r; });
+  io_.restart();
   io_.poll();  // written
   own->Kill();
-  io_.run();
+  RunUntil(io_, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value());
   ASSERT_FALSE(got->has_value());
   EXPECT_EQ(got->error().code(), Errc::kStoreFailed);
   EXPECT_NE(got->error().detail().find(own->address()), std::string::npos)
       << got->error().detail();
   // The next command connects again, and fails as a value too.
-  io_.restart();
   std::optional<StoreResult<RedisReply>> next;
   redis.Run({"PING"}, "", [&](StoreResult<RedisReply> r) { next = r; });
-  io_.run();
+  RunUntil(io_, [&] { return next.has_value(); });
   ASSERT_TRUE(next.has_value());
   EXPECT_FALSE(next->has_value());
 }
@@ -117,7 +131,7 @@ TEST_F(RedisAsyncTest, NoAnswerWithinTheTimeoutFailsTheCommand) {
   std::optional<StoreResult<RedisReply>> got;
   redis.Run({"BLPOP", "never-pushed", "2"}, "",
             [&](StoreResult<RedisReply> r) { got = r; });
-  io_.run();
+  RunUntil(io_, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value());
   ASSERT_FALSE(got->has_value());
   EXPECT_NE(got->error().detail().find("timed out"), std::string::npos)
@@ -158,8 +172,7 @@ class GateTest : public ::testing::TestWithParam<bool> {
     if (GetParam()) {
       // Asynchronous: nothing before the thread's io_context runs.
       EXPECT_FALSE(got.has_value());
-      io_.restart();
-      io_.run();
+      RunUntil(io_, [&] { return got.has_value(); });
     }
     EXPECT_TRUE(got.has_value());
     return got ? std::move(*got) : Error(Errc::kUnavailable, "no answer");
@@ -221,7 +234,8 @@ TEST_P(GateTest,
   EXPECT_FALSE(three->rate.allowed);
   EXPECT_EQ(three->rate.in_window, 2);
   EXPECT_FALSE(three->write.wrote);
-  EXPECT_EQ(store_->CurrentSeq(realm_), seq);
+  ASSERT_TRUE(seq.has_value());
+  EXPECT_EQ(*store_->CurrentSeq(realm_), *seq);
   // Once the window has moved past the first two, it is let through.
   request.rate_now = kBase + window + 2000;
   auto later = Gate(request);
@@ -234,8 +248,7 @@ TEST_P(GateTest, AnUnknownRealmIsNotFound) {
   std::optional<StoreResult<GateResult>> got;
   store_->Gate(realm_ + 1000, {.user = user_},
                [&](StoreResult<GateResult> r) { got = std::move(r); });
-  io_.restart();
-  io_.run();
+  RunUntil(io_, [&] { return got.has_value(); });
   ASSERT_TRUE(got.has_value());
   ASSERT_FALSE(got->has_value());
   EXPECT_EQ(got->error().code(), Errc::kNotFound);
