@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -53,13 +54,28 @@ StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
 
 StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
     std::string_view url, const Options& options) {
-  auto seeds = ParseRedisUrl(url);
-  if (!seeds) return seeds.error();
+  std::optional<RedisSentinelUrl> sentinel;
+  std::vector<RedisAddress> seeds;
+  if (url.substr(0, kRedisSentinelScheme.size()) == kRedisSentinelScheme) {
+    auto parsed = ParseRedisSentinelUrl(url);
+    if (!parsed) return parsed.error();
+    sentinel = std::move(*parsed);
+  } else {
+    auto parsed = ParseRedisUrl(url);
+    if (!parsed) return parsed.error();
+    seeds = std::move(*parsed);
+  }
+  if (options.wait.replicas < 0 || options.wait.timeout.count() < 0) {
+    return Error(Errc::kInvalidArgument, "redis WAIT: negative setting");
+  }
   auto scripts = BuildScripts(kFeedChannel);
   if (!scripts) return scripts.error();
   std::vector<std::unique_ptr<RedisClient>> clients;
   for (int i = 0; i < std::max(1, options.connections); ++i) {
-    auto client = RedisClient::Connect(*seeds, options.timeouts);
+    auto client = sentinel ? RedisClient::ConnectSentinel(sentinel->sentinels,
+                                                          sentinel->master_name,
+                                                          options.timeouts)
+                           : RedisClient::Connect(seeds, options.timeouts);
     if (!client) return client.error();
     clients.push_back(std::move(*client));
   }
@@ -102,12 +118,21 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string route = keys.empty() ? std::string() : keys.front();
   RedisClient& c = client();
-  auto reply = c.Run(argv, route);
+  // Reads and the rate limit's count need no replica's acknowledgement.
+  const std::ptrdiff_t id = &script - scripts_.data();
+  const bool durable = options_.wait.replicas > 0 && id != kReadRealm &&
+                       id != kCheckUser && id != kCountRequest;
+  auto run = [&] {
+    return durable ? c.RunDurable(argv, route, options_.wait)
+                   : c.Run(argv, route);
+  };
+  auto reply = run();
   if (reply && reply->is_error() && reply->str.substr(0, 8) == "NOSCRIPT") {
-    // A restarted or flushed node: EVAL runs it and caches it again.
+    // A restarted or flushed node (or a promoted replica that never ran
+    // SCRIPT LOAD): EVAL runs it and caches it again.
     argv[0] = "EVAL";
     argv[1] = script.body;
-    reply = c.Run(argv, route);
+    reply = run();
   }
   if (!reply) {
     return Error(Errc::kStoreFailed,

@@ -97,11 +97,17 @@ class RedisStore final : public SharedStore {
     std::chrono::milliseconds max_backoff{1000};
     // Clients in the command pool (at least 1).
     int connections = 8;
+    // WAIT after every script that writes (not the rate limit's count,
+    // not reads): replicas == 0 is off. A write that fewer replicas
+    // acknowledged in time fails (kStoreFailed) though it ran on the master.
+    RedisWait wait;
   };
 
   // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
-  // standalone server, or seed addresses of a Redis Cluster (detected), and
-  // loads the scripts. kInvalidArgument for a malformed url; kStoreFailed if
+  // standalone server, or seed addresses of a Redis Cluster (detected); or
+  // "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME": the sentinels
+  // of a master (RedisClient follows it through failovers). Loads the
+  // scripts. kInvalidArgument for a malformed url; kStoreFailed if
   // no address answers; the error says why.
   static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url);
   static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url,
