@@ -1,5 +1,6 @@
 #include "app/backend.h"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -15,7 +16,10 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
     std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
     return 2;
   }
-  auto opened = store::RedisStore::Open(f.store);
+  store::RedisStore::Options options;
+  options.wait.replicas = f.redis_wait_replicas;
+  options.wait.timeout = std::chrono::milliseconds(f.redis_wait_timeout_ms);
+  auto opened = store::RedisStore::Open(f.store, options);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
                  f.store.c_str(), opened.error().message().c_str());
@@ -65,11 +69,13 @@ std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
 
 std::optional<int> OpenBackend(const Flags& f, const Clock* clock,
                                api::ApiOptions& options, Backend& backend) {
-  if (f.store.rfind("redis://", 0) == 0) return OpenRedis(f, clock, backend);
+  if (store::IsRedisStoreUrl(f.store)) return OpenRedis(f, clock, backend);
   if (f.store == "sqlite") return OpenSqlite(f, clock, options, backend);
   std::fprintf(stderr,
-               "presenced: --store wants sqlite or "
-               "redis://HOST:PORT[,HOST:PORT...], got %s\n",
+               "presenced: --store wants sqlite, "
+               "redis://HOST:PORT[,HOST:PORT...] or "
+               "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME, "
+               "got %s\n",
                f.store.c_str());
   return 2;
 }

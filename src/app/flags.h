@@ -36,6 +36,9 @@ struct Flags {
   std::string store = "sqlite";
   std::string advertise;
   std::string cluster_secret_file;
+  // Redis store: WAIT for this many replicas after each write (0: off).
+  int redis_wait_replicas = 0;
+  unsigned redis_wait_timeout_ms = 1000;
 };
 
 // Parses argv into `flags`. Returns nullopt to go on, or the exit status
