@@ -39,6 +39,14 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
 
 std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
                               api::ApiOptions& options, Backend& backend) {
+  if (f.redis_wait_replicas > 0) {
+    // Refused rather than ignored: the operator asked for a guarantee that
+    // only a replicated Redis store can give.
+    std::fprintf(stderr,
+                 "presenced: --redis-wait-replicas needs --store redis:// "
+                 "or redis-sentinel://\n");
+    return 2;
+  }
   auto opened = store::SqliteStore::Open(f.data);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",

@@ -22,6 +22,8 @@ beyond the stated bound.
 
 import json
 import os
+import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -305,6 +307,45 @@ class SentinelFailoverTest(unittest.TestCase):
         self.now = getattr(self, "now", BASE_TIME) + seconds
         for n in (self.durable, self.fast):
             n.set_clock(self.now)
+
+
+class SentinelFlagsTest(unittest.TestCase):
+    """What presenced says about a bad sentinel store or WAIT flag, before
+    it listens (no Redis needed)."""
+
+    def run_node(self, *args):
+        data = tempfile.mkdtemp(prefix="presenced-sentinel-flags-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", data]))
+        secret = cluster.write_secret_file(data, "secret",
+                                           "sec" + os.urandom(24).hex())
+        return subprocess.run(
+            [harness.binary_path(), "--listen", "127.0.0.1:0", "--data", data,
+             "--cluster-secret-file", secret] + list(args),
+            stdin=subprocess.DEVNULL, capture_output=True, text=True,
+            timeout=30)
+
+    def test_a_malformed_sentinel_url_is_refused_with_the_expected_form(self):
+        for url in ("redis-sentinel://127.0.0.1:26379",
+                    "redis-sentinel://127.0.0.1:26379/",
+                    "redis-sentinel://127.0.0.1/presence"):
+            r = self.run_node("--store", url)
+            self.assertNotEqual(r.returncode, 0, r)
+            self.assertIn("redis-sentinel://HOST:PORT[,HOST:PORT...]/"
+                          "MASTERNAME", r.stderr)
+            self.assertNotIn("listening on", r.stdout)
+
+    def test_no_sentinel_answering_is_refused_naming_the_address(self):
+        port = cluster.free_port()
+        r = self.run_node("--store",
+                          f"redis-sentinel://127.0.0.1:{port}/presence")
+        self.assertEqual(r.returncode, 1, r)
+        self.assertIn(f"127.0.0.1:{port}", r.stderr)
+        self.assertNotIn("listening on", r.stdout)
+
+    def test_wait_replicas_without_a_redis_store_is_refused(self):
+        r = self.run_node("--redis-wait-replicas", "1")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--redis-wait-replicas needs", r.stderr)
 
 
 if __name__ == "__main__":
