@@ -13,7 +13,9 @@ master is killed. What is asserted:
   new master is in sync), and a ping on one node reaches an event queue on
   the other (the feed follows the new master too);
 - /healthz said 503 at some point after the kill and says 200 again after;
-- every ping `durable` acknowledged (WAIT 1 on) is in the new master.
+- every ping `durable` acknowledged (WAIT 1 on) is in the new master;
+- a manual failover (SENTINEL FAILOVER: the old master lives on, demoted,
+  and answers READONLY) costs the node without WAIT no failed ping.
 
 Everything waits on observed state (the sentinels' answer, /healthz,
 acknowledgements), each wait bounded. Timings are printed, not asserted
@@ -302,6 +304,67 @@ class SentinelFailoverTest(unittest.TestCase):
             self.assertIn(mover.id, [e.get("user_id")
                                      for e in r.json()["events"]
                                      if e.get("type") == "presence"], r.json())
+
+    def test_a_manual_failover_is_followed_through_readonly_replies(self):
+        # SENTINEL FAILOVER demotes a live master: connections to it stay
+        # open, and its write scripts answer READONLY from then on.
+        users = [self.realm.create_user() for _ in range(30)]
+        stop = threading.Event()
+        log = []  # (sent at, node, status, body)
+
+        def writer(node, offset):
+            i = offset
+            while not stop.is_set():
+                u = users[i % len(users)]
+                i += 1
+                sent = time.monotonic()
+                try:
+                    r = ping(node, u, timeout=15)
+                    log.append((sent, node.port, r.status, r.body[:200]))
+                except OSError as e:
+                    log.append((sent, node.port, None, repr(e)))
+                stop.wait(0.03)
+
+        workers = [threading.Thread(target=writer, args=(self.fast, 0)),
+                   threading.Thread(target=writer, args=(self.durable, 15))]
+        for w in workers:
+            w.start()
+        try:
+            wait_until("pings are answered before the failover",
+                       lambda: sum(1 for e in log if e[2] == 200) >= 10, 30)
+            started = time.monotonic()
+            self.assertEqual(cluster.redis_call(
+                self.sentinels[0].port, "SENTINEL", "FAILOVER", MASTER_NAME),
+                "OK")
+            wait_until("the sentinels promote the replica",
+                       lambda: self.sentinels_agree_on(self.replica.port),
+                       RESUME_BOUND_S)
+            wait_until("the old master is a replica of the new one",
+                       lambda: replicas_online(self.replica.port) == 1, 20)
+            promoted = time.monotonic()
+            for port in (self.fast.port, self.durable.port):
+                wait_until(f"node {port} answers pings after the failover",
+                           lambda port=port: any(
+                               e[0] > promoted and e[1] == port and
+                               e[2] == 200 for e in log), RESUME_BOUND_S)
+        finally:
+            stop.set()
+            for w in workers:
+                w.join(30)
+        failed = [e for e in log if e[0] > started and e[2] != 200]
+        print(f"\nmanual failover: {len(failed)} of "
+              f"{sum(1 for e in log if e[0] > started)} pings failed, "
+              f"{sum(1 for e in failed if e[1] == self.fast.port)} of them "
+              f"on the node without WAIT: {failed[:3]}", flush=True)
+        # The node without WAIT retried its READONLY replies on the new
+        # master: none reached a client. (The durable node fails writes
+        # that no replica acknowledged while the roles change.)
+        self.assertEqual([e for e in failed if e[1] == self.fast.port], [])
+        # After the failover, both nodes answer every ping.
+        self.assertEqual([e for e in log if e[0] > promoted and e[2] != 200],
+                         [])
+        self.assertEqual(cluster.redis_call(self.master.port, "ROLE")[0],
+                         "slave")
 
     def advance_clock(self, seconds):
         self.now = getattr(self, "now", BASE_TIME) + seconds
