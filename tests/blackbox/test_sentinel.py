@@ -24,6 +24,7 @@ beyond the stated bound.
 
 import json
 import os
+import signal
 import subprocess
 import tempfile
 import threading
@@ -365,6 +366,55 @@ class SentinelFailoverTest(unittest.TestCase):
                          [])
         self.assertEqual(cluster.redis_call(self.master.port, "ROLE")[0],
                          "slave")
+
+    # Known gap (README, "Not handled"): a write the failover lost was
+    # already applied by the nodes from the feed, so their replicas are
+    # ahead of the new master, which hands the same update ids out again;
+    # the nodes take its next entries for ones already applied and do not
+    # show them. Expected to fail until ReplicaWriter notices a store that
+    # went back; skipped if this run could not make the failover lose the
+    # write.
+    @unittest.expectedFailure
+    def test_a_write_the_failover_lost_does_not_hide_later_writes(self):
+        x, y, watcher = (self.realm.create_user() for _ in range(3))
+        meta = f"presenced:{{r{self.realm.id}}}:meta"
+        # The replica stopped, and the kernel's buffers towards it full: the
+        # next write stays in the master's memory, and dies with it.
+        os.kill(self.replica.proc.pid, signal.SIGSTOP)
+        try:
+            cluster.redis_call(self.master.port, "SET", "filler",
+                               b"f" * (32 << 20), timeout=30)
+            self.assertEqual(ping(self.fast, x).status, 200)
+            written = int(cluster.redis_call(self.master.port, "HGET", meta,
+                                             "log"))
+            self.master.kill()
+        finally:
+            os.kill(self.replica.proc.pid, signal.SIGCONT)
+        wait_until("the sentinels promote the replica",
+                   lambda: self.sentinels_agree_on(self.replica.port),
+                   RESUME_BOUND_S)
+        if int(cluster.redis_call(self.replica.port, "HGET", meta,
+                                  "log")) >= written:
+            self.skipTest("the replica had the write: nothing was lost")
+        wait_until("/healthz says 200 again",
+                   lambda: healthz(self.fast) == 200, RESUME_BOUND_S)
+        self.assertEqual(ping(self.fast, y).status, 200)
+        self.assertEqual(cluster.redis_call(
+            self.replica.port, "HEXISTS",
+            f"presenced:{{r{self.realm.id}}}:rows", y.id), 1)
+        for n in (self.fast, self.durable):
+            # Polled gently: the watcher's requests count against the rate
+            # limit.
+            deadline = time.monotonic() + 5
+            while True:
+                r = call(n, watcher, "GET", "/realm/presence")
+                self.assertEqual(r.status, 200, r)
+                if y.email in r.json()["presences"]:
+                    break
+                self.assertLess(time.monotonic(), deadline,
+                                f"node {n.port} does not show y's "
+                                f"acknowledged row: {r.json()}")
+                time.sleep(0.25)
 
     def advance_clock(self, seconds):
         self.now = getattr(self, "now", BASE_TIME) + seconds
