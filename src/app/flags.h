@@ -36,6 +36,7 @@ struct Flags {
   std::string store = "sqlite";
   std::string advertise;
   std::string cluster_secret_file;
+  unsigned node_ttl_seconds = 15;
 };
 
 // Parses argv into `flags`. Returns nullopt to go on, or the exit status

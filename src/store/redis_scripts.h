@@ -48,6 +48,7 @@ enum ScriptId {
   kSetPresenceEnabled,
   kReadRealm,
   kCountRequest,
+  kNodeAddress,
   kScriptCount,
 };
 

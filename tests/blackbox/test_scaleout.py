@@ -572,6 +572,128 @@ class ScaleOutTest(unittest.TestCase):
         self.assertIn("viactl", listed.stdout)
 
 
+class TargetListener:
+    """A TCP listener on 127.0.0.1:`port` that counts the connections it
+    accepts and closes each at once (a relay to it then fails fast). The
+    count is raised before the close, so a relay that has failed against it
+    has already been counted."""
+
+    def __init__(self, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((harness.LOOPBACK, port))
+        self.sock.listen(64)
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+            conn.close()
+
+    def count(self):
+        with self._lock:
+            return self.accepted
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+
+
+NODES_KEY = "presenced:{presenced}:nodes"
+DEADLINES_KEY = "presenced:{presenced}:node_deadlines"
+
+
+class NodeRegistryTest(unittest.TestCase):
+    """Nodes register with a TTL (--node-ttl-seconds) and refresh it; a
+    killed node stops refreshing, its registration expires, and from then on
+    its queue ids are answered BAD_EVENT_QUEUE_ID with no relay attempted:
+    nobody connects to the address it had."""
+
+    TTL_S = 3
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(
+            nodes=2, threads=2,
+            extra_args=["--rate-limit", "0",
+                        "--node-ttl-seconds", str(self.TTL_S)]).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def redis(self, *args):
+        return cluster.redis_command(self.cluster.redis.port, *args)
+
+    def deadline_of(self, node_id):
+        reply = self.redis("ZSCORE", DEADLINES_KEY, node_id)
+        if reply.startswith(b"$-1"):
+            return None
+        return int(float(reply.split(b"\r\n")[1]))
+
+    def test_a_live_node_refreshes_its_registration(self):
+        a = self.realm.create_user()
+        node = register(self.n2, a).split(":")[0]
+        first = self.deadline_of(node)
+        self.assertIsNotNone(first)
+        # Refreshed every third of the TTL: the deadline moves forward.
+        wait_until("node 2 refreshes its registration",
+                   lambda: (self.deadline_of(node) or 0) > first,
+                   timeout=self.TTL_S * 2)
+
+    def poll_via_n1(self, user, queue_id):
+        r = call(self.n1, user, "GET", "/events",
+                 {"queue_id": queue_id, "last_event_id": -1,
+                  "dont_block": "true"}, timeout=10)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+
+    def test_a_killed_nodes_queue_is_a_bad_queue_without_relay_after_ttl(self):
+        a = self.realm.create_user()
+        queue_on_2 = register(self.n2, a)
+        node2 = queue_on_2.split(":")[0]
+        port = self.n2.port
+        self.n2.kill()
+        # Whatever connects to node 2's address from now on is counted.
+        target = TargetListener(port)
+        self.addCleanup(target.close)
+        # Still registered: node 1 tries the relay (it fails: the answer is
+        # the same BAD_EVENT_QUEUE_ID), which proves the listener sees it.
+        self.poll_via_n1(a, queue_on_2)
+        self.assertGreaterEqual(target.count(), 1)
+
+        # Once the registration has expired (and node 1's second of cache
+        # with it), a poll is answered with no connection attempt.
+        def answered_without_relay():
+            before = target.count()
+            self.poll_via_n1(a, queue_on_2)
+            return target.count() == before
+
+        wait_until("polls of the dead node's queue stop being relayed",
+                   answered_without_relay, timeout=self.TTL_S + 10)
+        settled = target.count()
+        for _ in range(20):
+            self.poll_via_n1(a, queue_on_2)
+        self.assertEqual(target.count(), settled)
+        # Node 1's next refresh prunes the dead registration from Redis.
+        wait_until("the dead node's registration is pruned",
+                   lambda: self.deadline_of(node2) is None
+                   and self.redis("HEXISTS", NODES_KEY, node2)
+                   .startswith(b":0"),
+                   timeout=self.TTL_S * 2)
+
+
 class ClusterSecretFlagTest(unittest.TestCase):
     """--store redis:// refuses to start without a usable secret file (the
     check comes before Redis is reached: no redis-server needed)."""

@@ -119,8 +119,13 @@ class MemorySharedStore::Connection final : public SharedStore {
     return s_->CountRequest(user, now, limit, window);
   }
   StoreStatus Ping() override { return s_->Ping(); }
-  StoreResult<std::int64_t> RegisterNode(std::string_view address) override {
-    return s_->RegisterNode(address);
+  StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) override {
+    return s_->RegisterNode(address, ttl);
+  }
+  StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                          std::chrono::milliseconds ttl) override {
+    return s_->RefreshNode(node, address, ttl);
   }
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override {
@@ -454,13 +459,27 @@ StoreStatus MemorySharedStore::Ping() {
   return CheckAvailableLocked();
 }
 
+// Registrations expire in real (steady) time, as Redis's do in its clock.
 StoreResult<std::int64_t> MemorySharedStore::RegisterNode(
-    std::string_view address) {
+    std::string_view address, std::chrono::milliseconds ttl) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   const std::int64_t id = next_node_++;
-  nodes_[id] = std::string(address);
+  PruneNodesLocked();
+  nodes_[id] =
+      Node{std::string(address), std::chrono::steady_clock::now() + ttl};
   return id;
+}
+
+StoreStatus MemorySharedStore::RefreshNode(std::int64_t node,
+                                           std::string_view address,
+                                           std::chrono::milliseconds ttl) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  PruneNodesLocked();
+  nodes_[node] =
+      Node{std::string(address), std::chrono::steady_clock::now() + ttl};
+  return {};
 }
 
 StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
@@ -468,11 +487,21 @@ StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = nodes_.find(node);
-  if (it == nodes_.end()) return std::optional<std::string>();
-  return std::optional<std::string>(it->second);
+  if (it == nodes_.end() ||
+      it->second.deadline <= std::chrono::steady_clock::now()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second.address);
+}
+
+void MemorySharedStore::PruneNodesLocked() {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(nodes_,
+                [&](const auto& n) { return n.second.deadline <= now; });
 }
 
 // --- Test controls -----------------------------------------------------------
+
 
 void MemorySharedStore::PauseFeed() {
   std::lock_guard lock(mu_);
