@@ -406,6 +406,7 @@ StoreResult<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
 StoreResult<std::optional<RealmId>> MemorySharedStore::FindRealmId(
     std::string_view subdomain) {
   std::lock_guard lock(mu_);
+  ++find_realm_calls_;
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   const std::string folded = AsciiLower(std::string(subdomain));
   for (const auto& [id, r] : realms_) {
@@ -502,6 +503,10 @@ void MemorySharedStore::PruneNodesLocked() {
 
 // --- Test controls -----------------------------------------------------------
 
+std::size_t MemorySharedStore::find_realm_calls() const {
+  std::lock_guard lock(mu_);
+  return find_realm_calls_;
+}
 
 void MemorySharedStore::PauseFeed() {
   std::lock_guard lock(mu_);

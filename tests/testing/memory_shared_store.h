@@ -95,6 +95,8 @@ class MemorySharedStore final : public SharedStore {
   void WaitFeedIdle();
   // How many entries were published so far.
   std::size_t published() const;
+  // How many FindRealmId calls reached the store, over every connection.
+  std::size_t find_realm_calls() const;
 
  private:
   class Connection;
@@ -129,6 +131,7 @@ class MemorySharedStore final : public SharedStore {
   int drop_next_ = 0;
   bool paused_ = false;
   std::size_t published_ = 0;
+  std::size_t find_realm_calls_ = 0;
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
 };
 
