@@ -37,6 +37,7 @@ struct Flags {
   std::string advertise;
   std::string cluster_secret_file;
   unsigned node_ttl_seconds = 15;
+  std::size_t max_relays_per_node = 1024;
 };
 
 // Parses argv into `flags`. Returns nullopt to go on, or the exit status

@@ -11,7 +11,9 @@
 #include <tuple>
 #include <utility>
 
+#include "api/api_error.h"
 #include "api/auth_cache.h"
+#include "api/zulip_api.h"
 #include "http/forwarder.h"
 #include "http/response_head.h"
 
@@ -244,7 +246,7 @@ void HttpSession::Relay(api::Response fallback) {
   // The owner may hold the poll up to its heartbeat: no idle timeout here,
   // the relay has its own.
   // No secret, no relay (a single node has no queue owner to relay to).
-  if (limits_->relay_auth == nullptr) return Respond(std::move(fallback));
+  if (limits_->forwarder == nullptr) return Respond(std::move(fallback));
   StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
@@ -256,18 +258,26 @@ void HttpSession::Relay(api::Response fallback) {
   }
   for (const auto& f : req) copy.insert(f.name_string(), f.value());
   copy.body() = req.body();
-  Forward(socket_.get_executor(), to, std::move(copy), *limits_->relay_auth,
-          timeout,
-          [self = shared_from_this(), fallback = std::move(fallback)](
-              std::optional<ForwardResponse> answer) mutable {
-            if (!answer) return self->Respond(std::move(fallback));
-            const Request& req = self->parser_->get();
-            const bool keep_alive = req.keep_alive();
-            self->response_ = std::move(*answer);
-            self->response_.version(req.version());
-            self->response_.keep_alive(keep_alive);
-            self->DoWrite(keep_alive);
-          });
+  limits_->forwarder->Forward(
+      socket_.get_executor(), to, std::move(copy), timeout,
+      [self = shared_from_this(),
+       fallback = std::move(fallback)](Result<ForwardResponse> answer) mutable {
+        if (!answer && answer.error() == Errc::kUnavailable) {
+          // Too many relays to that node in flight: a clear 503 (the
+          // client retries), not the fallback's "queue gone".
+          return self->Respond(api::ErrorResponse(api::FromErrc(
+              Errc::kUnavailable,
+              "Too many requests relayed to the node owning this queue; "
+              "retry later")));
+        }
+        if (!answer) return self->Respond(std::move(fallback));
+        const Request& req = self->parser_->get();
+        const bool keep_alive = req.keep_alive();
+        self->response_ = std::move(*answer);
+        self->response_.version(req.version());
+        self->response_.keep_alive(keep_alive);
+        self->DoWrite(keep_alive);
+      });
 }
 
 void HttpSession::WriteError(unsigned status, std::string_view msg) {

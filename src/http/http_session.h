@@ -43,6 +43,7 @@
 #include "api/auth_cache.h"
 #include "api/router.h"
 #include "core/event_queue.h"
+#include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
 
@@ -59,6 +60,9 @@ struct SessionLimits {
   // it receives. Null on a single node, which neither relays nor trusts a
   // relay.
   const RelayAuth* relay_auth = nullptr;
+  // Scale-out: relays requests to the node owning their queue over kept-alive
+  // connections, bounded. Null on a single node.
+  Forwarder* forwarder = nullptr;
 };
 
 class HttpSession : public QueueWaiter,

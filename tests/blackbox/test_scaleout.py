@@ -694,6 +694,71 @@ class NodeRegistryTest(unittest.TestCase):
                    timeout=self.TTL_S * 2)
 
 
+class RelayConnectionsTest(unittest.TestCase):
+    """Relays between nodes reuse kept-alive connections, and the relays in
+    flight to one node are bounded (--max-relays-per-node): beyond it, a
+    clear 503 at once, never a queue or a new connection."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(
+            nodes=2, threads=1,
+            extra_args=["--rate-limit", "0", "--max-relays-per-node", "2",
+                        "--heartbeat-seconds", "30"]).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def accepted(self, node):
+        return gauge(node, "presenced_connections_accepted_total")
+
+    def test_many_relays_share_one_connection(self):
+        a = self.realm.create_user()
+        queue_on_2 = register(self.n2, a)
+        before = self.accepted(self.n2)
+        for _ in range(30):
+            r = call(self.n1, a, "GET", "/events",
+                     {"queue_id": queue_on_2, "last_event_id": -1,
+                      "dont_block": "true"})
+            self.assertEqual(r.status, 200, r)
+        # One connection for the 30 relays (plus the /metrics request that
+        # reads the counter).
+        self.assertEqual(self.accepted(self.n2) - before, 1 + 1)
+
+    def test_relays_beyond_the_bound_get_a_503(self):
+        users = [self.realm.create_user() for _ in range(3)]
+        queues = [register(self.n2, u) for u in users]
+        results = {}
+
+        def poll(i):
+            results[i] = call(self.n1, users[i], "GET", "/events",
+                              {"queue_id": queues[i], "last_event_id": -1})
+
+        before = parked_polls(self.n2)
+        parked = [threading.Thread(target=poll, args=(i,)) for i in (0, 1)]
+        for t in parked:
+            t.start()
+        wait_until("two relayed polls park on node 2",
+                   lambda: parked_polls(self.n2) == before + 2)
+        # The third relay to node 2 is over the bound: refused at once.
+        r = call(self.n1, users[2], "GET", "/events",
+                 {"queue_id": queues[2], "last_event_id": -1})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["result"], "error", r)
+        self.assertEqual(parked_polls(self.n2), before + 2)
+        # A ping wakes the two parked polls; then there is room again.
+        ping(self.n1, self.realm.create_user())
+        for t in parked:
+            t.join(15)
+            self.assertFalse(t.is_alive())
+        for i in (0, 1):
+            self.assertEqual(results[i].status, 200, results[i])
+        r = call(self.n1, users[2], "GET", "/events",
+                 {"queue_id": queues[2], "last_event_id": -1,
+                  "dont_block": "true"})
+        self.assertEqual(r.status, 200, r)
+
+
 class ClusterSecretFlagTest(unittest.TestCase):
     """--store redis:// refuses to start without a usable secret file (the
     check comes before Redis is reached: no redis-server needed)."""
