@@ -73,6 +73,22 @@ std::optional<int> ClusterLink::Join(
   };
   options.queue_owner = owner_of;
   admin_options.queue_owner = owner_of;
+  if (f.test_clock) {
+    // One POST /admin/v1/clock sets the group's clock: it is relayed to
+    // every other live node. (A blocking store call on an I/O thread, on a
+    // test-only path.)
+    auto peers = [this] {
+      std::vector<std::string> out;
+      auto nodes = redis_->LiveNodes();
+      if (!nodes) return out;
+      for (auto& [id, address] : *nodes) {
+        if (id != node_id_) out.push_back(std::move(address));
+      }
+      return out;
+    };
+    options.clock_peers = peers;
+    admin_options.clock_peers = peers;
+  }
   // One rate-limit log per user for the whole cluster.
   if (f.rate_limit > 0) {
     options.shared_rate_limit =

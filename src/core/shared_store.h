@@ -35,6 +35,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/store.h"
@@ -179,6 +180,9 @@ class SharedStore : public Store {
   // registration has expired).
   virtual StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) = 0;
+  // Every node registered now (this one included), by id.
+  virtual StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+  LiveNodes() = 0;
 };
 
 }  // namespace presence::store

@@ -183,6 +183,12 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
 
   api::Response out = router_->Handle(in);
   if (!out.forward_to.empty()) return Relay(std::move(out));
+  // Fanned out only by the node the operator called: never a request that
+  // carries a relay mark at all (a node with another secret could
+  // otherwise bounce it back and forth).
+  if (!out.also_to.empty() && !relay_mark && limits_->forwarder != nullptr) {
+    return FanOut(std::move(out));
+  }
   if (out.parked) {
     parked_poll_ = std::move(out.parked_poll);
     return Park();
@@ -250,16 +256,8 @@ void HttpSession::Relay(api::Response fallback) {
   StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
-  // The relay's own copy of the request (its fields outlive the arena).
-  const Request& req = parser_->get();
-  ForwardRequest copy(req.method(), req.target(), req.version());
-  if (req.method() == bhttp::verb::unknown) {
-    copy.method_string(req.method_string());
-  }
-  for (const auto& f : req) copy.insert(f.name_string(), f.value());
-  copy.body() = req.body();
   limits_->forwarder->Forward(
-      socket_.get_executor(), to, std::move(copy), timeout,
+      socket_.get_executor(), to, CopyRequest(), timeout,
       [self = shared_from_this(),
        fallback = std::move(fallback)](Result<ForwardResponse> answer) mutable {
         if (!answer && answer.error() == Errc::kUnavailable) {
@@ -278,6 +276,35 @@ void HttpSession::Relay(api::Response fallback) {
         self->response_.keep_alive(keep_alive);
         self->DoWrite(keep_alive);
       });
+}
+
+ForwardRequest HttpSession::CopyRequest() const {
+  // The relay's own copy of the request (its fields outlive the arena).
+  const Request& req = parser_->get();
+  ForwardRequest copy(req.method(), req.target(), req.version());
+  if (req.method() == bhttp::verb::unknown) {
+    copy.method_string(req.method_string());
+  }
+  for (const auto& f : req) copy.insert(f.name_string(), f.value());
+  copy.body() = req.body();
+  return copy;
+}
+
+void HttpSession::FanOut(api::Response out) {
+  StopTimed();
+  std::vector<std::string> to = std::move(out.also_to);
+  out.also_to.clear();
+  // Every callback runs on this session's thread: a plain count.
+  auto left = std::make_shared<std::size_t>(to.size());
+  auto answer = std::make_shared<api::Response>(std::move(out));
+  for (const std::string& address : to) {
+    limits_->forwarder->Forward(
+        socket_.get_executor(), address, CopyRequest(), std::chrono::seconds(5),
+        [self = shared_from_this(), left, answer](Result<ForwardResponse>) {
+          // What a peer answered does not change this node's answer.
+          if (--*left == 0) self->Respond(std::move(*answer));
+        });
+  }
 }
 
 void HttpSession::WriteError(unsigned status, std::string_view msg) {

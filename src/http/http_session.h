@@ -103,6 +103,11 @@ class HttpSession : public QueueWaiter,
   // Relays the request to the node in out.forward_to; answers `out` itself
   // (the router's fallback) if that node cannot be reached.
   void Relay(api::Response out);
+  // Sends the request, signed as a relay, to every address in out.also_to
+  // as well, then answers `out` once they have all answered or failed.
+  void FanOut(api::Response out);
+  // The request being handled, as the forwarder sends it on.
+  ForwardRequest CopyRequest() const;
   // Notices a client that leaves while parked (a peek of one byte).
   void WatchParked();
   void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);

@@ -49,6 +49,7 @@ enum ScriptId {
   kReadRealm,
   kCountRequest,
   kNodeAddress,
+  kLiveNodes,
   kScriptCount,
 };
 

@@ -294,4 +294,23 @@ StoreResult<std::optional<std::string>> RedisStore::NodeAddress(
   return std::optional<std::string>(reply->str);
 }
 
+StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+RedisStore::LiveNodes() {
+  const std::string keys[] = {kNodes, kNodeDeadlines};
+  auto reply = Eval(scripts_[kLiveNodes], keys, {});
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() % 2 != 0) {
+    return Error(Errc::kCorrupt, "live_nodes: bad reply");
+  }
+  std::vector<std::pair<std::int64_t, std::string>> nodes;
+  for (std::size_t i = 0; i < reply->elements.size(); i += 2) {
+    auto id = ParseInt(reply->elements[i].str);
+    if (!id) return Error(Errc::kCorrupt, "live_nodes: bad id");
+    nodes.emplace_back(*id, reply->elements[i + 1].str);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
 }  // namespace presence::store

@@ -150,6 +150,8 @@ class RedisStore final : public SharedStore {
                           std::chrono::milliseconds ttl) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override;
 
   // True if connected to a Redis Cluster.
   bool cluster() const { return clients_.front()->cluster(); }

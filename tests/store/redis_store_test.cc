@@ -748,6 +748,10 @@ TEST_F(RedisStoreTest, ANodeThatStopsRefreshingExpiresAndIsPruned) {
   EXPECT_EQ(seen, std::nullopt);
   EXPECT_GE(steady_clock::now() - start, milliseconds(1000));
   EXPECT_EQ(*store_->NodeAddress(*alive), "127.0.0.1:7002");
+  auto live = store_->LiveNodes();
+  ASSERT_TRUE(live.has_value()) << live.error();
+  EXPECT_EQ(*live, (std::vector<std::pair<std::int64_t, std::string>>{
+                       {*alive, "127.0.0.1:7002"}}));
   // Expired but not yet pruned: the entry is still in the hash ...
   const std::string nodes = "presenced:{presenced}:nodes";
   auto kept = server_->Command({"HEXISTS", nodes, std::to_string(*dead)});

@@ -131,6 +131,10 @@ class MemorySharedStore::Connection final : public SharedStore {
       std::int64_t node) override {
     return s_->NodeAddress(node);
   }
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override {
+    return s_->LiveNodes();
+  }
 
  private:
   MemorySharedStore* const s_;
@@ -493,6 +497,18 @@ StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
     return std::optional<std::string>();
   }
   return std::optional<std::string>(it->second.address);
+}
+
+StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+MemorySharedStore::LiveNodes() {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::int64_t, std::string>> out;
+  for (const auto& [id, node] : nodes_) {
+    if (node.deadline > now) out.emplace_back(id, node.address);
+  }
+  return out;
 }
 
 void MemorySharedStore::PruneNodesLocked() {

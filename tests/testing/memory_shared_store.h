@@ -81,6 +81,8 @@ class MemorySharedStore final : public SharedStore {
                           std::chrono::milliseconds ttl) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override;
 
   // --- Test controls ---------------------------------------------------------
   void PauseFeed();
