@@ -174,8 +174,9 @@ int Main(int argc, char** argv) {
   if (relay_auth) {
     limits.relay_auth = &*relay_auth;
     forwarder.emplace(*relay_auth,
-                      http::Forwarder::Options{.max_in_flight_per_target =
-                                                   f.max_relays_per_node});
+                      http::Forwarder::Options{
+                          .max_in_flight_per_target = f.max_relays_per_node,
+                          .metrics = &metrics});
     limits.forwarder = &*forwarder;
   }
   http::HttpServer server(io.main(), &router, limits, io.Picker());

@@ -70,7 +70,7 @@ class Forwarder::Relay : public std::enable_shared_from_this<Forwarder::Relay> {
         resolver_(executor_),
         key_(std::move(key)),
         request_(std::move(request)),
-        timeout_(timeout),
+        deadline_(std::chrono::steady_clock::now() + timeout),
         done_(std::move(done)) {
     request_.version(11);
     request_.keep_alive(true);
@@ -108,7 +108,7 @@ class Forwarder::Relay : public std::enable_shared_from_this<Forwarder::Relay> {
 
   void OnResolve(beast::error_code ec, tcp::resolver::results_type results) {
     if (ec) return Fail();
-    conn_->stream.expires_after(timeout_);
+    conn_->stream.expires_at(deadline_);
     conn_->stream.async_connect(
         results,
         beast::bind_front_handler(&Relay::OnConnect, shared_from_this()));
@@ -121,7 +121,7 @@ class Forwarder::Relay : public std::enable_shared_from_this<Forwarder::Relay> {
   }
 
   void Send() {
-    conn_->stream.expires_after(timeout_);
+    conn_->stream.expires_at(deadline_);
     bhttp::async_write(
         conn_->stream, request_,
         beast::bind_front_handler(&Relay::OnWrite, shared_from_this()));
@@ -172,7 +172,9 @@ class Forwarder::Relay : public std::enable_shared_from_this<Forwarder::Relay> {
   tcp::resolver resolver_;
   const PoolKey key_;
   ForwardRequest request_;
-  const std::chrono::milliseconds timeout_;
+  // One deadline for the whole relay: connect, write and read, a retry on a
+  // new connection included.
+  const std::chrono::steady_clock::time_point deadline_;
   std::function<void(Result<ForwardResponse>)> done_;
   std::shared_ptr<Connection> conn_;
   bool reused_ = false;
@@ -200,6 +202,7 @@ void Forwarder::Forward(asio::any_io_executor executor,
     if (n >= options_.max_in_flight_per_target) {
       refused = true;
       ++counters_.refused;
+      if (options_.metrics != nullptr) options_.metrics->RecordRelayRefused();
     } else {
       ++n;
       ++counters_.in_flight;
@@ -266,6 +269,9 @@ void Forwarder::DropIdle(const PoolKey& key, const Connection* c) {
 void Forwarder::Opened() {
   MutexLock lock(mu_);
   ++counters_.connections_opened;
+  if (options_.metrics != nullptr) {
+    options_.metrics->RecordRelayConnectionOpened();
+  }
 }
 
 void Forwarder::Finished(const std::string& address) {

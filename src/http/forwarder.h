@@ -42,6 +42,7 @@
 #include <utility>
 #include <vector>
 
+#include "api/metrics.h"
 #include "http/relay_auth.h"
 #include "util/mutex.h"
 #include "util/result.h"
@@ -63,6 +64,8 @@ class Forwarder {
     std::size_t max_in_flight_per_target = 1024;
     // Idle keep-alive connections kept per target and I/O context.
     std::size_t max_idle_per_target = 8;
+    // Counts new connections and refusals too; may be null.
+    api::Metrics* metrics = nullptr;
   };
 
   // What the forwarder did so far (for tests and metrics).

@@ -730,6 +730,8 @@ class RelayConnectionsTest(unittest.TestCase):
         # relay may have opened it already), plus the /metrics request that
         # reads the counter.
         self.assertLessEqual(self.accepted(self.n2) - before, 1 + 1)
+        self.assertEqual(
+            gauge(self.n1, "presenced_relay_connections_opened_total"), 1)
 
     def test_relays_beyond_the_bound_get_a_503(self):
         users = [self.realm.create_user() for _ in range(3)]
@@ -751,6 +753,7 @@ class RelayConnectionsTest(unittest.TestCase):
                  {"queue_id": queues[2], "last_event_id": -1})
         self.assertEqual(r.status, 503, r)
         self.assertEqual(r.json()["result"], "error", r)
+        self.assertEqual(gauge(self.n1, "presenced_relays_refused_total"), 1)
         self.assertEqual(parked_polls(self.n2), before + 2)
         # A ping wakes the two parked polls; then there is room again.
         ping(self.n1, self.realm.create_user())
