@@ -12,7 +12,17 @@ namespace {
 std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
                              Backend& backend) {
   if (f.test_faults) {
-    std::fprintf(stderr, "presenced: --test-faults needs --store sqlite\n");
+    // The injector fails the writes of the embedded store (FaultyStore
+    // wraps a Store) to test the sticky write-behind failure; a Redis-mode
+    // node writes nothing behind and never fails sticky, so there is
+    // nothing for it to act on. Refused rather than silently ignored.
+    std::fprintf(stderr,
+                 "presenced: --test-faults cannot apply with --store "
+                 "redis://: it makes the embedded store's writes fail to "
+                 "test the sticky write-behind failure, and a Redis-mode "
+                 "node writes nothing behind (an unreachable Redis gives "
+                 "503 until it is back); use --store sqlite, or stop the "
+                 "Redis server to test failures in this mode\n");
     return 2;
   }
   auto opened = store::RedisStore::Open(f.store);
@@ -28,7 +38,8 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
   SharedOptions shared;
   shared.cache_clock = &cache_clock;
   auto service = PresenceService::Create(
-      std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock);
+      std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock,
+      f.max_clients_per_user);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s\n",
                  service.error().message().c_str());

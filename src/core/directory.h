@@ -73,6 +73,9 @@ class Directory {
   // Per-client extension: the bound every realm applies (>= 1), also to
   // realms added later.
   void SetMaxClientsPerUser(std::size_t n);
+  std::size_t max_clients_per_user() const {
+    return max_clients_per_user_.load();
+  }
 
   // Takes the realm (its subdomain and id must be new) and returns it.
   Realm* AddRealm(std::unique_ptr<Realm> realm);

@@ -802,6 +802,43 @@ std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
   return ChangeOfLocked(m, written_at, event_due, forced);
 }
 
+std::optional<PresenceChange> Realm::ApplyClientRows(
+    UserId user, std::span<const store::ClientPresenceRecord> rows,
+    Micros written_at) {
+  WriterLock lock(mu_);
+  auto it = slot_by_id_.find(ById{user});
+  if (it == slot_by_id_.end()) return std::nullopt;
+  const std::uint32_t slot = *it;
+  ClientRowList list;
+  list.reserve(rows.size());
+  UpdateId newest = 0;
+  for (const auto& r : rows) {
+    if (r.client.empty()) continue;
+    newest = std::max(newest, r.last_update_id);
+    list.push_back(ClientPresence{
+        r.client, {r.last_connected, r.last_active}, r.last_update_id});
+  }
+  std::sort(list.begin(), list.end(),
+            [](const ClientPresence& a, const ClientPresence& b) {
+              return a.client < b.client;
+            });
+  auto c = clients_.find(slot);
+  // Entries come in update-id order (the feed, or a resync's rows sorted):
+  // an older list than the one held is a duplicate.
+  if (!list.empty() && (c == clients_.end() || newest > c->second.update_id)) {
+    ClientRows& entry = clients_[slot];
+    UnlinkClientsLocked(slot, entry);
+    entry.rows = std::move(list);
+    entry.update_id = newest;
+    AppendClientsLocked(slot, entry);
+    last_update_id_ = std::max(last_update_id_, newest);
+  }
+  PresenceChange change =
+      ChangeOfLocked(members_[slot], written_at, false, false);
+  change.row_written = false;
+  return change;
+}
+
 void Realm::ApplySettings(const store::RealmRecord& record) {
   WriterLock lock(mu_);
   name_ = record.name;

@@ -327,6 +327,15 @@ class Realm {
   std::optional<PresenceChange> ApplyRow(const store::PresenceRecord& row,
                                          Micros written_at, bool event_due,
                                          bool forced);
+  // Takes a user's client rows as the shared store holds them (all of that
+  // user's rows): if their newest update id is newer than the replica's,
+  // they replace the user's client rows and the user moves to the tail of
+  // the client update order (the store applied the bound already). Returns
+  // the change to announce, with row_written = false and the user row as it
+  // stands (nullopt for an unknown user).
+  std::optional<PresenceChange> ApplyClientRows(
+      UserId user, std::span<const store::ClientPresenceRecord> rows,
+      Micros written_at);
   // Name, presence_disabled and deactivated of `record`.
   void ApplySettings(const store::RealmRecord& record);
   // Replaces every access list.

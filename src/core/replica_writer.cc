@@ -1,6 +1,7 @@
 #include "core/replica_writer.h"
 
 #include <algorithm>
+#include <span>
 
 namespace presence {
 
@@ -105,10 +106,21 @@ void ReplicaWriter::ApplyChangeLocked(Realm& realm,
   if (entry.access) {
     realm.SetAccess(entry.access->viewer, entry.access->visible);
   }
-  if (entry.row) {
-    Announce(realm.ApplyRow(*entry.row, entry.written_at, entry.event_due,
-                            entry.forced));
+  // Client rows first: a change announced for the row is fanned out with
+  // the client rows of the same write.
+  std::optional<PresenceChange> change;
+  if (entry.clients) {
+    change = realm.ApplyClientRows(entry.client_user, *entry.clients,
+                                   entry.written_at);
   }
+  if (entry.row) {
+    change = realm.ApplyRow(*entry.row, entry.written_at, entry.event_due,
+                            entry.forced);
+  }
+  if (change && entry.clients) {
+    change->client_event_due = entry.client_event_due;
+  }
+  Announce(change);
 }
 
 void ReplicaWriter::ApplyUserLocked(Realm& realm,
@@ -149,8 +161,42 @@ Status ReplicaWriter::ResyncLocked(Realm& realm) {
   for (const auto& row : rows) {
     Announce(realm.ApplyRow(row, now, /*event_due=*/false, false));
   }
+  ApplyClientRowsLocked(realm, state->clients, now);
   AdvanceLocked(realm.id(), state->seq);
   return {};
+}
+
+void ReplicaWriter::ApplyClientRowsLocked(
+    Realm& realm, const std::vector<store::ClientPresenceRecord>& clients,
+    Micros now) {
+  // One run per user (the records come by user), applied oldest first so
+  // that the realm's client update order stays sorted. Nothing to announce:
+  // what happened in between is not known, and no user row changed here.
+  struct Run {
+    UpdateId newest;
+    std::size_t begin;
+    std::size_t end;
+  };
+  std::vector<Run> runs;
+  for (std::size_t i = 0; i < clients.size();) {
+    std::size_t end = i;
+    UpdateId newest = 0;
+    while (end < clients.size() && clients[end].user_id == clients[i].user_id) {
+      newest = std::max(newest, clients[end].last_update_id);
+      ++end;
+    }
+    runs.push_back({newest, i, end});
+    i = end;
+  }
+  std::sort(runs.begin(), runs.end(),
+            [](const Run& a, const Run& b) { return a.newest < b.newest; });
+  for (const Run& run : runs) {
+    (void)realm.ApplyClientRows(
+        clients[run.begin].user_id,
+        std::span<const store::ClientPresenceRecord>(clients.data() + run.begin,
+                                                     run.end - run.begin),
+        now);
+  }
 }
 
 Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
@@ -164,6 +210,7 @@ Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
   slots.reserve(state->users.size());
   for (const auto& u : state->users) slots.push_back(realm->AddMember(u));
   for (const auto& p : state->rows) realm->LoadPresence(p);
+  for (const auto& c : state->clients) realm->LoadClientPresence(c);
   for (const auto& a : state->access) realm->LoadAccess(a);
   realm->FinishLoad();
   AdvanceLocked(id, state->seq);
@@ -259,9 +306,11 @@ Status ReplicaWriter::Sync(const Realm& realm) {
 }
 
 Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
-                             Micros now, std::string_view /*client*/) {
+                             Micros now, std::string_view client) {
+  const store::ReportClient by{
+      .name = client, .max_rows = context_.directory->max_clients_per_user()};
   auto written =
-      store_->Report(caller.realm->id(), caller.user_id, now, status);
+      store_->Report(caller.realm->id(), caller.user_id, now, status, by);
   if (!written) return Errc::kUnavailable;
   // Written or not: the script decided against the realm as it stood at
   // `seq` (another node's write of this user included), so the answer must

@@ -18,7 +18,15 @@
 // therefore also a read barrier for the realm (see Sync): nothing the store
 // had when the call began is missing from the replica when it returns. Store
 // failures are not sticky here: calls fail with Errc::kUnavailable while the
-// store is unreachable. Per-client rows are not kept in this mode.
+// store is unreachable.
+//
+// Per-client rows (extension) are kept in the shared store too: the store's
+// report step applies the client-row rules with the user row's (Realm::
+// RecordReport's, ported), and every entry that changed a user's client
+// rows carries all of them, which replace the replica's (Realm::
+// ApplyClientRows); ReadRealm brings them back after a gap. The bound is
+// this node's --max-clients-per-user, applied by the store when a new
+// client is added (so nodes of a group should agree on it).
 //
 // Thread safety: as PresenceWriter. apply_mu_ serialises every change to the
 // replica (feed thread, resyncs, realm loads) and guards loaded_ and
@@ -122,6 +130,10 @@ class ReplicaWriter final : public PresenceWriter,
   void ApplyUserLocked(Realm& realm, const store::UserRecord& user)
       REQUIRES(apply_mu_);
   Status ResyncLocked(Realm& realm) REQUIRES(apply_mu_);
+  // A resync's client rows (by user), each user's applied in update order.
+  void ApplyClientRowsLocked(
+      Realm& realm, const std::vector<store::ClientPresenceRecord>& clients,
+      Micros now) REQUIRES(apply_mu_);
   Realm* LoadRealmLocked(RealmId id) REQUIRES(apply_mu_);
   void AdvanceLocked(RealmId realm, UpdateId seq) REQUIRES(apply_mu_);
   Status WaitApplied(const Realm& realm, UpdateId seq) EXCLUDES(apply_mu_);

@@ -31,6 +31,7 @@
 #define PRESENCE_CORE_SHARED_STORE_H_
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -55,7 +56,16 @@ struct FeedEntry {
   std::optional<PresenceRecord> row;   // row, with its presence update id
   bool event_due = false;  // (row) Zulip would send a presence event
   bool forced = false;     // (row) ... even past limits (invisible toggles)
-  Micros written_at = 0;   // (row) the presence time of the write
+  Micros written_at = 0;   // (row, clients) the presence time of the write
+  // Per-client rows (extension): when set, `client_user`'s client rows
+  // changed and these are all of them after the change (each with its own
+  // update id), replacing what the replica had; the entry may carry them
+  // without a row (a report that wrote only its client's row).
+  UserId client_user = 0;
+  std::optional<std::vector<ClientPresenceRecord>> clients;
+  // (clients) A client row was created or came online (the 130 s rule on
+  // the client's row) and the realm's presence is enabled.
+  bool client_event_due = false;
   friend bool operator==(const FeedEntry&, const FeedEntry&) = default;
 };
 
@@ -76,6 +86,15 @@ struct RealmState {
   std::vector<UserRecord> users;     // every user of the realm, by id
   std::vector<PresenceRecord> rows;  // rows with last_update_id > since, by id
   std::vector<AccessRecord> access;  // every access list, by viewer
+  // Per-client rows: every row of each user whose newest client row has
+  // last_update_id > since, by (user id, client name in byte order).
+  std::vector<ClientPresenceRecord> clients;
+};
+
+// The reporting client of a report (per-client extension).
+struct ReportClient {
+  std::string_view name;     // empty: no client row (the user row alone)
+  std::size_t max_rows = 8;  // the per-user bound (>= 1), as Realm applies it
 };
 
 // One request counted against a user's rate limit (see CountRequest).
@@ -120,9 +139,24 @@ class SharedStore : public Store {
   // row and publishes an entry with the row,
   // event_due = (created || came online) && !realm.presence_disabled,
   // forced = false, written_at = now.
+  // With a client name, the same report also applies the rules to that
+  // client's row of the user, exactly as Realm::RecordReport does (core/
+  // realm.h): a client-row write takes the row's update id if the row was
+  // written, else the realm's next one; a new client beyond
+  // `client.max_rows` pushes out the stalest; the entry then carries all
+  // the user's client rows and client_event_due = (client row created ||
+  // came online) && !realm.presence_disabled. A report that writes only
+  // the client's row still takes a log sequence number (wrote=true) and
+  // publishes an entry, without a row.
   // kNotFound if the realm does not exist.
   virtual StoreResult<WriteResult> Report(RealmId realm, UserId user,
-                                          Micros now, ReportStatus status) = 0;
+                                          Micros now, ReportStatus status,
+                                          const ReportClient& client) = 0;
+  // The same without a client row.
+  StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
+                                  ReportStatus status) {
+    return Report(realm, user, now, status, ReportClient{});
+  }
 
   // The invisible-mode switch (spec 3.7), atomically: sets the user's
   // presence_enabled and applies ApplyGoInvisible / ApplyBecomeVisible to its
@@ -133,7 +167,11 @@ class SharedStore : public Store {
   // = true (the row keeps its update id when the rules wrote nothing; going
   // invisible with nothing to back-date publishes no row). wrote=false (and
   // seq the realm's current log sequence number) if the setting already had
-  // that value. kNotFound if the user is not in the realm.
+  // that value. Going invisible also lowers the user's client rows to the
+  // row's times (as Realm::SetPresenceEnabled does); if that changes any,
+  // they all take the row's new update id (the realm's next one if the row
+  // was not written) and the entry carries them (client_event_due false).
+  // kNotFound if the user is not in the realm.
   virtual StoreResult<WriteResult> SetPresenceEnabled(RealmId realm,
                                                       UserId user, bool enabled,
                                                       Micros now) = 0;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <map>
+#include <tuple>
 
 #include "util/ascii.h"
 #include "util/crypto.h"
@@ -271,7 +272,7 @@ StoreResult<RealmState> DecodeRealmState(RealmId realm,
     return Error(Errc::kCorrupt,
                  "realm " + std::to_string(realm) + ": " + std::string(what));
   };
-  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 4) {
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 5) {
     return corrupt("bad read_realm reply");
   }
   RealmState state;
@@ -318,6 +319,19 @@ StoreResult<RealmState> DecodeRealmState(RealmId realm,
   std::sort(state.access.begin(), state.access.end(),
             [](const AccessRecord& a, const AccessRecord& b) {
               return a.viewer < b.viewer;
+            });
+  const auto& clients = reply.elements[4].elements;
+  for (std::size_t i = 0; i + 1 < clients.size(); i += 2) {
+    auto user = ParseInt(clients[i].str);
+    auto rows = user ? DecodeClientRows(realm, *user, clients[i + 1].str)
+                     : std::nullopt;
+    if (!rows) return corrupt("malformed client rows");
+    for (auto& c : *rows) state.clients.push_back(std::move(c));
+  }
+  std::sort(state.clients.begin(), state.clients.end(),
+            [](const ClientPresenceRecord& a, const ClientPresenceRecord& b) {
+              return std::tie(a.user_id, a.client) <
+                     std::tie(b.user_id, b.client);
             });
   return state;
 }

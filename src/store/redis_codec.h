@@ -80,9 +80,10 @@ std::optional<RealmRecord> DecodeRealmField(std::string_view s);
 // The realm record of a realm's meta hash as HGETALL returns it.
 std::optional<RealmRecord> DecodeMeta(RealmId id, const RedisReply& flat);
 
-// The realm of a read_realm script reply ({meta, users, rows, access}),
-// users, rows and access lists sorted by id. kCorrupt, saying what, if any
-// part does not decode.
+// The realm of a read_realm script reply ({meta, users, rows, access,
+// clients}), users, rows and access lists sorted by id, client rows by
+// (user, client) (all of them: the caller filters by `since`). kCorrupt, saying
+// what, if any part does not decode.
 StoreResult<RealmState> DecodeRealmState(RealmId realm,
                                          const RedisReply& reply);
 

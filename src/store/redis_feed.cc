@@ -11,6 +11,7 @@
 
 namespace presence::store {
 
+using redis_codec::DecodeClientRows;
 using redis_codec::DecodeIdList;
 using redis_codec::DecodeRealmField;
 using redis_codec::DecodeRowValue;
@@ -78,10 +79,26 @@ std::optional<FeedEntry> DecodeFeedEntry(std::string_view message) {
         break;
       }
       case 'd':
-      case 'f': {
+      case 'f':
+      case 'c': {
         auto v = ParseFlag(*value);
         if (!v) return std::nullopt;
-        (tag == 'd' ? e.event_due : e.forced) = *v;
+        (tag == 'd'   ? e.event_due
+         : tag == 'f' ? e.forced
+                      : e.client_event_due) = *v;
+        break;
+      }
+      case 'C': {
+        NsReader ids(*value);
+        auto uid_text = ids.Next();
+        auto uid = uid_text ? ParseInt(*uid_text) : std::nullopt;
+        if (!uid) return std::nullopt;
+        const std::size_t head =
+            uid_text->data() + uid_text->size() - value->data();
+        auto rows = DecodeClientRows(0, *uid, value->substr(head));
+        if (!rows) return std::nullopt;
+        e.client_user = *uid;
+        e.clients = std::move(*rows);
         break;
       }
       case 't': {
@@ -97,6 +114,9 @@ std::optional<FeedEntry> DecodeFeedEntry(std::string_view message) {
   if (!have_realm || !have_seq) return std::nullopt;
   if (e.access) e.access->realm_id = e.realm_id;
   if (e.row) e.row->realm_id = e.realm_id;
+  if (e.clients) {
+    for (auto& c : *e.clients) c.realm_id = e.realm_id;
+  }
   return e;
 }
 

@@ -4,7 +4,9 @@
 // (lua/). A message is a list of fields, each one tag byte followed by a
 // netstring (redis_codec.h): r realm id, s seq, R realm (a realm field),
 // U user (as stored), A access ("viewer|id,id,..."), P row
-// ("user,connected,active,update_id"), d event_due, f forced, t written_at.
+// ("user,connected,active,update_id"), d event_due, f forced, t written_at,
+// C client rows (the user id's netstring, then all the user's client rows as
+// stored), c client_event_due.
 //
 // RedisFeed owns one connection and one thread: it subscribes to the first
 // node that answers, hands each decoded entry to the sink, and when the

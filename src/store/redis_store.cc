@@ -160,10 +160,15 @@ void RedisStore::Unsubscribe() {
 // --- The presence steps -----------------------------------------------------
 
 StoreResult<WriteResult> RedisStore::Report(RealmId realm, UserId user,
-                                            Micros now, ReportStatus status) {
-  const std::string args[] = {std::to_string(realm), std::to_string(user),
-                              std::to_string(now),
-                              status == ReportStatus::kActive ? "1" : "0"};
+                                            Micros now, ReportStatus status,
+                                            const ReportClient& client) {
+  const std::string args[] = {
+      std::to_string(realm),
+      std::to_string(user),
+      std::to_string(now),
+      status == ReportStatus::kActive ? "1" : "0",
+      std::string(client.name),
+      std::to_string(std::max<std::size_t>(1, client.max_rows))};
   auto reply = Eval(scripts_[kReport], RealmKeys(realm), args);
   if (!reply) return reply.error();
   if (reply->type != RedisReply::Type::kArray || reply->elements.size() < 2) {

@@ -15,7 +15,9 @@
 // presence update id), log (its last log sequence number), reserved),
 // :users (user id -> encoded user), :emails (lower(email) -> user id), :rows
 // (user id -> encoded row), :rowseq (zset of user ids by the row's update
-// id), :access (viewer -> id list), :clients (user id -> client rows).
+// id), :access (viewer -> id list), :clients (user id -> client rows, the
+// per-client extension: written by the report and invisible-mode scripts,
+// read whole by ReadRealm, which keeps the users changed after `since`).
 // Global: presenced:{presenced}:next_realm_id, next_user_id, next_node_id
 // (INCR counters), subdomains (lower -> realm id), realms (realm id ->
 // lower), user_realm (user id -> realm id), nodes (node id -> host:port) and
@@ -131,8 +133,10 @@ class RedisStore final : public SharedStore {
   StoreStatus Subscribe(FeedSink* sink) override;
   void Unsubscribe() override;
 
+  using SharedStore::Report;
   StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                                  ReportStatus status) override;
+                                  ReportStatus status,
+                                  const ReportClient& client) override;
   StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                               bool enabled,
                                               Micros now) override;

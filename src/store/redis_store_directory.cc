@@ -244,7 +244,25 @@ StoreResult<RealmState> RedisStore::ReadRealmImpl(
   auto reply = Eval(scripts_[kReadRealm], RealmKeys(realm), args);
   if (!reply) return reply.error();
   if (reply->type == RedisReply::Type::kInteger) return Errc::kNotFound;
-  return DecodeRealmState(realm, *reply);
+  auto state = DecodeRealmState(realm, *reply);
+  if (!state || !since) return state;
+  // Client rows come whole: keep the users whose newest row is after since.
+  std::vector<ClientPresenceRecord> kept;
+  auto& all = state->clients;
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t end = i;
+    UpdateId newest = 0;
+    while (end < all.size() && all[end].user_id == all[i].user_id) {
+      newest = std::max(newest, all[end].last_update_id);
+      ++end;
+    }
+    if (newest > *since) {
+      for (std::size_t j = i; j < end; ++j) kept.push_back(std::move(all[j]));
+    }
+    i = end;
+  }
+  all = std::move(kept);
+  return state;
 }
 
 StoreResult<Snapshot> RedisStore::Load() {
@@ -268,17 +286,8 @@ StoreResult<Snapshot> RedisStore::Load() {
     for (auto& u : state->users) snap.users.push_back(std::move(u));
     for (auto& r : state->rows) snap.presence.push_back(r);
     for (auto& a : state->access) snap.access.push_back(std::move(a));
-    const std::string clients_key = RealmKeys(id)[redis_keys::kClients];
-    const std::string hgetall[] = {"HGETALL", clients_key};
-    auto clients = Call(hgetall, clients_key);
-    if (!clients) return clients.error();
-    for (std::size_t i = 0; i + 1 < clients->elements.size(); i += 2) {
-      auto user = ParseInt(clients->elements[i].str);
-      auto rows =
-          user ? DecodeClientRows(id, *user, clients->elements[i + 1].str)
-               : std::nullopt;
-      if (!rows) return Error(Errc::kCorrupt, "malformed client rows");
-      for (auto& c : *rows) snap.client_presence.push_back(std::move(c));
+    for (auto& c : state->clients) {
+      snap.client_presence.push_back(std::move(c));
     }
   }
   std::sort(snap.client_presence.begin(), snap.client_presence.end(),

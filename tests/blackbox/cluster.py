@@ -6,6 +6,16 @@ turn (round-robin, as a load balancer would spread them), and the test clock
 is set on every node. With the environment variable PRESENCED_BLACKBOX_NODES
 set to N > 1, bbtest.ServerTestCase runs its suite on such a cluster.
 
+With PRESENCED_BLACKBOX_REDIS=cluster (or Cluster(redis="cluster")) the
+nodes share a Redis Cluster instead of one redis-server: three masters on
+loopback, each with its own directory and nodes.conf, joined with
+`redis-cli --cluster create` and polled until every master reports
+cluster_state:ok (RedisClusterServers, the topology the store tests start in
+tests/store/redis_server.h); every node is given all three as seeds.
+Forming a cluster takes about 2 s (redis-cli waits for the masters to
+agree), so the Clusters of one test process share one Redis Cluster
+(shared_redis_cluster), emptied with FLUSHALL for each.
+
 Everything listens on 127.0.0.1 only; redis-server is started here with no
 persistence, on a free port, in a temporary directory. The nodes share a
 random cluster secret (--cluster-secret-file, mode 0600, in that directory),
@@ -13,6 +23,7 @@ with which they sign the requests they relay to each other; `secrets` gives
 some nodes another one.
 """
 
+import atexit
 import itertools
 import os
 import shutil
@@ -27,10 +38,24 @@ import harness
 REDIS_START_TIMEOUT_S = 15.0
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind((harness.LOOPBACK, 0))
-        return s.getsockname()[1]
+def free_port(bus=False):
+    """A port free on loopback right now; with `bus`, one whose cluster bus
+    port (port + 10000) is free too."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind((harness.LOOPBACK, 0))
+            port = s.getsockname()[1]
+        if not bus:
+            return port
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((harness.LOOPBACK, port + 10000))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no free loopback port pair for a cluster node")
 
 
 def redis_command(port, *args, timeout=5.0):
@@ -47,16 +72,17 @@ def redis_command(port, *args, timeout=5.0):
 class RedisServer:
     """A private redis-server on 127.0.0.1:<free port>."""
 
-    def __init__(self, extra_args=()):
+    def __init__(self, extra_args=(), cluster_bus=False):
         self.dir = tempfile.mkdtemp(prefix="presenced-redis-")
         self.port = None
         self.proc = None
         self.extra_args = list(extra_args)
+        self.cluster_bus = cluster_bus
 
     def start(self):
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         for _ in range(5):
-            self.port = free_port()
+            self.port = free_port(bus=self.cluster_bus)
             self.proc = subprocess.Popen(
                 [binary, "--port", str(self.port), "--bind", harness.LOOPBACK,
                  "--save", "", "--appendonly", "no", "--dir", self.dir,
@@ -67,10 +93,14 @@ class RedisServer:
             deadline = time.monotonic() + REDIS_START_TIMEOUT_S
             while time.monotonic() < deadline and self.proc.poll() is None:
                 try:
-                    if redis_command(self.port, "PING").startswith(b"+PONG"):
+                    # Ours, not another test's server that took the port a
+                    # moment earlier: it reports our child's process id.
+                    info = redis_command(self.port, "INFO", "server")
+                    if f"process_id:{self.proc.pid}\r".encode() in info:
                         return self
                 except OSError:
-                    time.sleep(0.05)
+                    pass
+                time.sleep(0.05)
             self.stop()
         raise AssertionError("redis-server did not start on loopback")
 
@@ -92,13 +122,123 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class RedisClusterServers:
+    """A Redis Cluster of three masters (no replicas) on 127.0.0.1, each in
+    its own directory with its own nodes.conf; `url` names all three as
+    seeds. Used where a RedisServer is (start, url, dir, stop, cleanup)."""
+
+    MASTERS = 3
+
+    def __init__(self):
+        self.servers = [
+            RedisServer(["--cluster-enabled", "yes",
+                         "--cluster-config-file", "nodes.conf",
+                         "--cluster-node-timeout", "5000"],
+                        cluster_bus=True)
+            for _ in range(self.MASTERS)]
+        # The first master's directory holds what the group shares (the
+        # nodes' secret files, redis-cli's log).
+        self.dir = self.servers[0].dir
+
+    @property
+    def ports(self):
+        return [s.port for s in self.servers]
+
+    def start(self):
+        for s in self.servers:
+            s.start()
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        log_path = os.path.join(self.dir, "cluster-create.log")
+        with open(log_path, "wb") as log:
+            create = subprocess.run(
+                [cli, "--cluster", "create"]
+                + [f"{harness.LOOPBACK}:{p}" for p in self.ports]
+                + ["--cluster-replicas", "0", "--cluster-yes"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                timeout=REDIS_START_TIMEOUT_S * 2, check=False)
+        if create.returncode != 0:
+            with open(log_path, errors="replace") as f:
+                raise AssertionError(
+                    "redis-cli --cluster create failed:\n" + f.read())
+        self.wait_ok()
+        return self
+
+    def wait_ok(self):
+        """Waits until every master sees the whole cluster as ok (the slots
+        are assigned, the nodes have met), as presenced needs to read the
+        slot map."""
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S * 2
+        for port in self.ports:
+            while b"cluster_state:ok" not in redis_command(port, "CLUSTER",
+                                                           "INFO"):
+                if time.monotonic() > deadline:
+                    raise AssertionError(
+                        f"cluster_state is not ok on {harness.LOOPBACK}:"
+                        f"{port}")
+                time.sleep(0.02)
+
+    def flush(self):
+        """Empties every master (FLUSHALL); the cluster stays formed."""
+        for port in self.ports:
+            reply = redis_command(port, "FLUSHALL")
+            if not reply.startswith(b"+OK"):
+                raise AssertionError(f"FLUSHALL on {port}: {reply!r}")
+        self.wait_ok()
+
+    @property
+    def url(self):
+        return "redis://" + ",".join(f"{harness.LOOPBACK}:{p}"
+                                     for p in self.ports)
+
+    def stop(self):
+        for s in self.servers:
+            s.stop()
+
+    def cleanup(self):
+        for s in self.servers:
+            s.cleanup()
+
+
+_shared_redis_cluster = None
+
+
+def shared_redis_cluster():
+    """This process's Redis Cluster: started on first use, stopped at exit,
+    emptied for every later user. Only one Cluster may use it at a time."""
+    global _shared_redis_cluster
+    if _shared_redis_cluster is None:
+        servers = RedisClusterServers()
+        try:
+            servers.start()
+        except BaseException:
+            servers.cleanup()
+            raise
+        atexit.register(servers.cleanup)
+        _shared_redis_cluster = servers
+    else:
+        _shared_redis_cluster.flush()
+    return _shared_redis_cluster
+
+
 class Cluster:
-    """N presenced nodes on one Redis, used like one harness.Server."""
+    """N presenced nodes on one Redis, used like one harness.Server.
+
+    `redis`: "single" (one redis-server of its own) or "cluster" (the
+    process's shared_redis_cluster, so `redis` is set by start()); None takes
+    PRESENCED_BLACKBOX_REDIS, else "single"."""
 
     def __init__(self, nodes=3, test_clock=True, root_domain=None,
                  extra_args=(), admin_token=None, threads=2, secrets=None,
-                 **_ignored):
-        self.redis = RedisServer()
+                 redis=None, **_ignored):
+        redis = redis or os.environ.get("PRESENCED_BLACKBOX_REDIS", "single")
+        self._shared_redis = redis == "cluster"
+        if self._shared_redis:
+            self.redis = None
+        elif redis == "single":
+            self.redis = RedisServer()
+        else:
+            raise ValueError(f"unknown Redis topology {redis!r}: "
+                             "single or cluster")
         self.secret = "sec" + os.urandom(24).hex()
         # One per node (None: the group's), for tests of a foreign node.
         self.secrets = list(secrets or [None] * nodes)
@@ -113,7 +253,10 @@ class Cluster:
         self.test_clock = test_clock
 
     def start(self):
-        self.redis.start()
+        if self._shared_redis:
+            self.redis = shared_redis_cluster()
+        else:
+            self.redis.start()
         for i, n in enumerate(self.nodes):
             path = os.path.join(self.redis.dir, f"cluster-secret-{i}")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -152,12 +295,14 @@ class Cluster:
                 if n.running():
                     n.stop()
         finally:
-            self.redis.stop()
+            if self.redis and not self._shared_redis:
+                self.redis.stop()
 
     def cleanup(self):
         for n in self.nodes:
             n.cleanup()
-        self.redis.cleanup()
+        if self.redis and not self._shared_redis:
+            self.redis.cleanup()
 
     def request(self, method, path, headers=None, body=b"", host=None):
         port = self.port

@@ -144,6 +144,70 @@ class ScaleOutTest(unittest.TestCase):
         kinds = [(e["type"], e.get("user_id")) for e in body["events"]]
         self.assertIn(("presence", pinger.id), kinds, body)
 
+    def test_transitions_and_subsets_when_the_writer_is_another_node(self):
+        # The queue lives on node 1, every report is taken by node 2: node 1
+        # learns the rows from the feed alone, and must still say idle and
+        # offline (presence_transitions) and keep to the queue's subset.
+        watcher, a, b = self.user(), self.user(), self.user()
+        r = call(self.n1, watcher, "POST", "/register", {
+            "event_types": json.dumps(["presence"]),
+            "presence_user_ids": json.dumps([a.id]),
+            "client_capabilities": json.dumps(
+                {"simplified_presence_events": True,
+                 "presence_transitions": True})})
+        self.assertEqual(r.status, 200, r)
+        queue_id = r.json()["queue_id"]
+        last = [-1]
+
+        def events(want, timeout=8.0):
+            """Polls node 1 (dont_block) until `want` holds of the events
+            seen so far; returns them."""
+            got = []
+            deadline = time.monotonic() + timeout
+            while True:
+                resp = call(self.n1, watcher, "GET", "/events", {
+                    "queue_id": queue_id, "last_event_id": last[0],
+                    "dont_block": "true"})
+                self.assertEqual(resp.status, 200, resp)
+                for e in resp.json()["events"]:
+                    last[0] = e["id"]
+                    if e["type"] == "presence":
+                        got.append(e)
+                if want(got) or time.monotonic() > deadline:
+                    return got
+                time.sleep(0.1)
+
+        ping(self.n2, a)
+        ping(self.n2, b)
+        got = events(lambda g: len(g) >= 1)
+        self.assertEqual([list(e["presences"]) for e in got], [[str(a.id)]])
+        self.assertFalse(any("transition" in e for e in got), got)
+        # b is outside the subset: no event of b, even later.
+        self.assertEqual(events(lambda g: False, timeout=0.5), [])
+        # a stays connected but idle (also written by node 2): 200 s after
+        # its last active report node 1 says "idle", for a only.
+        self.cluster.set_clock(BASE_TIME + 60)
+        ping(self.n2, a, "idle")
+        ping(self.n2, b, "idle")
+        got = events(lambda g: False, timeout=0.5)
+        self.assertFalse(any("transition" in e for e in got), got)
+        self.cluster.set_clock(BASE_TIME + 201)
+        got = events(lambda g: len(g) >= 1)
+        self.assertEqual([(e.get("transition"), list(e["presences"]))
+                          for e in got], [("idle", [str(a.id)])])
+        self.assertEqual(int(got[0]["server_timestamp"]), BASE_TIME + 201)
+        # Long after the threshold and the grace window: offline, once.
+        self.cluster.set_clock(BASE_TIME + 5000)
+        got = events(lambda g: len(g) >= 1)
+        self.assertEqual([(e.get("transition"), list(e["presences"]))
+                          for e in got], [("offline", [str(a.id)])])
+        self.assertEqual(events(lambda g: False, timeout=1.5), [])
+        # Back: a's next report (on node 3 now) is an event again.
+        ping(self.n3, a)
+        got = events(lambda g: len(g) >= 1)
+        self.assertEqual([list(e["presences"]) for e in got], [[str(a.id)]])
+        self.assertFalse(any("transition" in e for e in got), got)
+
     def test_a_poll_sent_to_another_node_is_relayed_to_the_owner(self):
         watcher, pinger = self.user(), self.user()
         queue_id = register(self.n3, watcher)
@@ -806,9 +870,9 @@ class GroupClockTest(unittest.TestCase):
             self.assertEqual(ping(n, u)["server_timestamp"], BASE_TIME)
 
 
-class ClusterSecretFlagTest(unittest.TestCase):
-    """--store redis:// refuses to start without a usable secret file (the
-    check comes before Redis is reached: no redis-server needed)."""
+class NodeStartMixin:
+    """Runs a Redis-mode node that is expected to refuse to start (its flags
+    are checked before Redis is reached: no redis-server needed)."""
 
     def run_node(self, *args):
         data = tempfile.mkdtemp(prefix="presenced-secret-")
@@ -826,6 +890,10 @@ class ClusterSecretFlagTest(unittest.TestCase):
             f.write(text)
         os.chmod(path, mode)
         return path
+
+
+class ClusterSecretFlagTest(NodeStartMixin, unittest.TestCase):
+    """--store redis:// refuses to start without a usable secret file."""
 
     def test_redis_store_without_secret_file_refuses_to_start(self):
         r = self.run_node()
@@ -849,6 +917,22 @@ class ClusterSecretFlagTest(unittest.TestCase):
         r = self.run_node("--cluster-secret-file", missing)
         self.assertEqual(r.returncode, 2, r)
         self.assertIn("cannot read", r.stderr)
+
+
+class TestFaultsFlagTest(NodeStartMixin, unittest.TestCase):
+    """--test-faults with --store redis:// is refused at start, with the
+    reason (it fails the embedded store's write-behind, which a Redis-mode
+    node does not have), rather than accepted and silently ignored."""
+
+    def test_test_faults_with_redis_is_refused_with_the_reason(self):
+        r = self.run_node("--cluster-secret-file",
+                          self.secret_file("s" * 40, 0o600), "--test-faults")
+        self.assertEqual(r.returncode, 2, r)
+        self.assertIn("--test-faults cannot apply with --store redis://",
+                      r.stderr)
+        self.assertIn("writes nothing behind", r.stderr)
+        self.assertIn("--store sqlite", r.stderr)
+        self.assertNotIn("listening on", r.stdout)
 
 
 if __name__ == "__main__":

@@ -224,6 +224,36 @@ TEST_P(PresenceWriterTest, AnotherServiceOnTheStoreSeesEveryChange) {
   EXPECT_THAT(Rows(*again, a), ElementsAre(Pair(alice.id, Pair(1, kT0))));
 }
 
+TEST_P(PresenceWriterTest, ClientRowsKeepTheirOwnRulesAndSurviveAStart) {
+  RealmId realm = *service_->CreateRealm("acme", "Acme");
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(*service_, realm, alice);
+  ASSERT_TRUE(service_->Report(a, ReportStatus::kActive, kT0, "website"));
+  clock_.Set(kT0 + Sec(10));
+  // Within 55 s: only the phone's row is written, with the next update id.
+  ASSERT_TRUE(
+      service_->Report(a, ReportStatus::kIdle, kT0 + Sec(10), "ZulipMobile"));
+  const ClientRowList want = {
+      ClientPresence{"ZulipMobile", {kT0 + Sec(10), kNoTime}, 2},
+      ClientPresence{"website", {kT0, kT0}, 1}};
+  EXPECT_EQ(a.realm->ClientsOf(alice.id), want);
+  EXPECT_THAT(Rows(*service_, a), ElementsAre(Pair(alice.id, Pair(1, kT0))));
+  {
+    std::lock_guard lock(recorder_.mu);
+    ASSERT_EQ(recorder_.all.size(), 2u);
+    EXPECT_FALSE(recorder_.all[1].row_written);
+    EXPECT_TRUE(recorder_.all[1].client_event_due);
+  }
+  auto flushed = service_->Flush();
+  ASSERT_TRUE(flushed) << flushed.error().message();
+  if (GetParam() == Mode::kLocal) service_.reset();  // one node, restarted
+  RecordingListener other;
+  auto again = Start(other);
+  ASSERT_NE(again, nullptr);
+  Caller on_again = Auth(*again, realm, alice);
+  EXPECT_EQ(on_again.realm->ClientsOf(alice.id), want);
+}
+
 INSTANTIATE_TEST_SUITE_P(Writers, PresenceWriterTest,
                          ::testing::Values(Mode::kLocal, Mode::kReplica),
                          [](const auto& info) {

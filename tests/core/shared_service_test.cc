@@ -433,6 +433,86 @@ TEST_F(SharedServiceTest, Issue14_ANoOpSettingChangeWaitsForTheStoresPosition) {
   store_.WaitFeedIdle();
 }
 
+// Per-client rows (issue #14, item 3): written by the store's report step,
+// carried by the feed, read back after a gap and at a node's start, so every
+// node serves the same client rows as the node that took the report.
+TEST_F(SharedServiceTest, Issue14_ClientRowsWrittenOnOneNodeServeOnEveryNode) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  U bob = AddUser(*a->service, realm, "bob@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller bob_a = Auth(*a->service, "acme", bob);
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  store_.WaitFeedIdle();
+  auto clients_on = [&](Node& n) {
+    return n.service->FindRealm("acme")->ClientsOf(alice.id);
+  };
+  ASSERT_TRUE(
+      a->service->Report(alice_a, ReportStatus::kActive, kT0, "website"));
+  // Within 55 s: the user row stays, only the phone's row is written.
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, kT0 + Sec(10),
+                                 "ZulipMobile"));
+  store_.WaitFeedIdle();
+  ASSERT_EQ(clients_on(*a).size(), 2u);
+  EXPECT_EQ(clients_on(*b), clients_on(*a));
+  EXPECT_EQ(clients_on(*a)[0].client, "ZulipMobile");
+  EXPECT_EQ(clients_on(*a)[0].times.last_active, kT0 + Sec(10));
+  // b was told of the new client without a user-row write.
+  std::vector<PresenceChange> changes;
+  {
+    std::lock_guard lock(b->listener.mu);
+    changes = b->listener.all;
+  }
+  ASSERT_FALSE(changes.empty());
+  EXPECT_FALSE(changes.back().row_written);
+  EXPECT_TRUE(changes.back().client_event_due);
+  // A per-client cursor on b returns alice for the phone's write.
+  UpdateId cursor = 0;
+  FetchQuery all;
+  all.per_client = true;
+  ASSERT_TRUE(b->service->Sync(*alice_b.realm));
+  const Realm& on_b = *alice_b.realm;
+  UpdateId top = on_b.FetchWithClients(alice_b.user_id, all, kT0 + Sec(10),
+                                       [](const Member&, const auto*) {});
+  EXPECT_EQ(top, clients_on(*a)[0].last_update_id);
+  cursor = top - 1;
+  FetchQuery since = all;
+  since.last_update_id = cursor;
+  std::vector<UserId> seen;
+  on_b.FetchWithClients(alice_b.user_id, since, kT0 + Sec(10),
+                        [&](const Member& m, const ClientRowList* rows) {
+                          seen.push_back(m.id);
+                          EXPECT_NE(rows, nullptr);
+                        });
+  EXPECT_THAT(seen, ElementsAre(alice.id));
+
+  // A lost entry with a client-only write: the gap is repaired from the
+  // store (ReadRealm carries client rows).
+  store_.DropNextEntries(1);
+  ASSERT_TRUE(
+      a->service->Report(alice_a, ReportStatus::kIdle, kT0 + Sec(20), "curl"));
+  ASSERT_TRUE(a->service->Report(bob_a, ReportStatus::kActive, kT0 + Sec(20)));
+  store_.WaitFeedIdle();
+  ASSERT_EQ(clients_on(*a).size(), 3u);
+  EXPECT_EQ(clients_on(*b), clients_on(*a));
+
+  // Going invisible lowers the client rows on every node: the phone's row
+  // (active 10 s after the user row) no longer says more than it.
+  const ClientRowList before = clients_on(*a);
+  clock_.Set(kT0 + Sec(30));
+  ASSERT_TRUE(a->service->UpdateUser(realm, alice.id,
+                                     UserPatch{.presence_enabled = false}));
+  store_.WaitFeedIdle();
+  EXPECT_NE(clients_on(*a), before);
+  EXPECT_EQ(clients_on(*b), clients_on(*a));
+
+  // A node started now loads them.
+  auto c = StartNode();
+  EXPECT_EQ(clients_on(*c), clients_on(*a));
+}
+
 TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {
   auto a = StartNode(std::chrono::milliseconds(50));
   auto b = StartNode();

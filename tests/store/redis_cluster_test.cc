@@ -1,15 +1,20 @@
 // RedisStore on a real three-master Redis Cluster (started by the test on
 // free loopback ports, joined with redis-cli --cluster create): realms spread
 // over the shards, every SharedStore path works across them, and a slot that
-// moves to another master is followed (MOVED).
+// moves to another master is followed: ASK while it migrates (the client
+// retries on the importing node after ASKING, without changing its slot
+// map), TRYAGAIN while a multi-key script's keys are split, MOVED once the
+// migration is done.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "store/redis_server.h"
 #include "store/redis_store.h"
@@ -72,6 +77,80 @@ class RedisClusterTest : public ::testing::Test {
       }
     }
     return -1;
+  }
+
+  // CLUSTER MYID of node `i`.
+  std::string IdOf(int i) {
+    auto r = cluster_->nodes()[i]->Command({"CLUSTER", "MYID"});
+    EXPECT_TRUE(r.has_value());
+    return r ? r->str : std::string();
+  }
+
+  // A counter of node `i`'s INFO `section` (0 if absent): `field` is e.g.
+  // "cmdstat_asking" (calls=) or "errorstat_ASK" (count=).
+  long long InfoCount(int i, const std::string& section,
+                      const std::string& field) {
+    auto r = cluster_->nodes()[i]->Command({"INFO", section});
+    EXPECT_TRUE(r.has_value());
+    if (!r) return -1;
+    const std::size_t at = r->str.find(field + ":");
+    if (at == std::string::npos) return 0;
+    const std::size_t eq = r->str.find('=', at);
+    return std::atoll(r->str.c_str() + eq + 1);
+  }
+  long long AskingCalls(int i) {
+    return InfoCount(i, "commandstats", "cmdstat_asking");
+  }
+  long long Errors(int i, const std::string& prefix) {
+    return InfoCount(i, "errorstats", "errorstat_" + prefix);
+  }
+
+  // Starts moving `slot` from node `from` to node `to` (as redis-cli
+  // --cluster reshard does): IMPORTING on the target, then MIGRATING on the
+  // source.
+  void BeginMigration(int slot, int from, int to) {
+    const auto& nodes = cluster_->nodes();
+    const std::string s = std::to_string(slot);
+    auto imp =
+        nodes[to]->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", IdOf(from)});
+    ASSERT_TRUE(imp.has_value());
+    ASSERT_EQ(imp->str, "OK") << imp->str;
+    auto mig =
+        nodes[from]->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", IdOf(to)});
+    ASSERT_TRUE(mig.has_value());
+    ASSERT_EQ(mig->str, "OK") << mig->str;
+  }
+
+  // MIGRATEs `keys` (all of the slot's if empty) from node `from` to `to`.
+  void MigrateKeys(int slot, int from, int to,
+                   std::vector<std::string> keys = {}) {
+    const auto& nodes = cluster_->nodes();
+    if (keys.empty()) {
+      auto in_slot = nodes[from]->Command(
+          {"CLUSTER", "GETKEYSINSLOT", std::to_string(slot), "100"});
+      ASSERT_TRUE(in_slot.has_value());
+      for (const RedisReply& k : in_slot->elements) keys.push_back(k.str);
+    }
+    ASSERT_FALSE(keys.empty());
+    std::vector<std::string> migrate = {
+        "MIGRATE", "127.0.0.1", std::to_string(nodes[to]->port()), "", "0",
+        "5000",    "KEYS"};
+    migrate.insert(migrate.end(), keys.begin(), keys.end());
+    auto migrated = nodes[from]->Command(migrate);
+    ASSERT_TRUE(migrated.has_value());
+    ASSERT_EQ(migrated->str, "OK") << migrated->str;
+  }
+
+  // Gives `slot` to node `to` on every node: the new owner first, then the
+  // others (the old owner before the third).
+  void EndMigration(int slot, int from, int to) {
+    const auto& nodes = cluster_->nodes();
+    for (int i : {to, from, 3 - to - from}) {
+      auto r = nodes[i]->Command(
+          {"CLUSTER", "SETSLOT", std::to_string(slot), "NODE", IdOf(to)});
+      ASSERT_TRUE(r.has_value());
+      ASSERT_EQ(r->str, "OK") << r->str;
+    }
   }
 
   std::unique_ptr<RedisCluster> cluster_;
@@ -218,35 +297,9 @@ TEST_F(RedisClusterTest, FollowsARealmWhoseSlotMovedToAnotherMaster) {
   const int from = Owner(slot);
   ASSERT_GE(from, 0);
   const int to = (from + 1) % 3;
-  const auto& nodes = cluster_->nodes();
-  auto id_of = [&](int i) {
-    auto r = nodes[i]->Command({"CLUSTER", "MYID"});
-    EXPECT_TRUE(r.has_value());
-    return r ? r->str : std::string();
-  };
-  const std::string from_id = id_of(from);
-  const std::string to_id = id_of(to);
-  const std::string s = std::to_string(slot);
-  ASSERT_TRUE(
-      nodes[to]->Command({"CLUSTER", "SETSLOT", s, "IMPORTING", from_id}));
-  ASSERT_TRUE(
-      nodes[from]->Command({"CLUSTER", "SETSLOT", s, "MIGRATING", to_id}));
-  auto keys = nodes[from]->Command({"CLUSTER", "GETKEYSINSLOT", s, "100"});
-  ASSERT_TRUE(keys.has_value());
-  ASSERT_FALSE(keys->elements.empty());
-  std::vector<std::string> migrate = {
-      "MIGRATE", "127.0.0.1", std::to_string(nodes[to]->port()), "", "0",
-      "5000",    "KEYS"};
-  for (const RedisReply& k : keys->elements) migrate.push_back(k.str);
-  auto migrated = nodes[from]->Command(migrate);
-  ASSERT_TRUE(migrated.has_value());
-  ASSERT_EQ(migrated->str, "OK") << migrated->str;
-  // The new owner first, then the old one, then the third.
-  for (int i : {to, from, 3 - to - from}) {
-    auto r = nodes[i]->Command({"CLUSTER", "SETSLOT", s, "NODE", to_id});
-    ASSERT_TRUE(r.has_value());
-    ASSERT_EQ(r->str, "OK") << r->str;
-  }
+  ASSERT_NO_FATAL_FAILURE(BeginMigration(slot, from, to));
+  ASSERT_NO_FATAL_FAILURE(MigrateKeys(slot, from, to));
+  ASSERT_NO_FATAL_FAILURE(EndMigration(slot, from, to));
 
   auto wrote =
       store_->Report(*realm, *user, kBase + 60'000'000, ReportStatus::kActive);
@@ -257,6 +310,122 @@ TEST_F(RedisClusterTest, FollowsARealmWhoseSlotMovedToAnotherMaster) {
   ASSERT_EQ(state->rows.size(), 1u);
   EXPECT_EQ(state->rows[0].last_connected, kBase + 60'000'000);
   EXPECT_EQ(Owner(slot), to);
+}
+
+TEST_F(RedisClusterTest, AskRedirectRetriesOnTheImportingNodeWithAsking) {
+  auto seeds = ParseRedisUrl(cluster_->url());
+  ASSERT_TRUE(seeds.has_value());
+  auto client = RedisClient::Connect(*seeds, RedisTimeouts{});
+  ASSERT_TRUE(client.has_value()) << client.error();
+  RedisClient& c = **client;
+  ASSERT_TRUE(c.cluster());
+  // Two keys of one slot: one will have moved, one not yet.
+  const std::string moved = "{ask}:moved";
+  const std::string stays = "{ask}:stays";
+  for (const std::string& k : {moved, stays}) {
+    const std::string set[] = {"SET", k, "value of " + k};
+    auto r = c.Run(set, k);
+    ASSERT_TRUE(r.has_value()) << r.error();
+    ASSERT_EQ(r->str, "OK");
+  }
+  const int slot = RedisKeySlot(moved);
+  const int from = Owner(slot);
+  ASSERT_GE(from, 0);
+  const int to = (from + 1) % 3;
+  ASSERT_NO_FATAL_FAILURE(BeginMigration(slot, from, to));
+  ASSERT_NO_FATAL_FAILURE(MigrateKeys(slot, from, to, {moved}));
+
+  // The source no longer has `moved`: it answers ASK; the client sends
+  // ASKING and the command to the target, which serves it.
+  const long long ask_before = Errors(from, "ASK");
+  const long long asking_before = AskingCalls(to);
+  const std::string get_moved[] = {"GET", moved};
+  auto got = c.Run(get_moved, moved);
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_EQ(got->type, RedisReply::Type::kString) << got->str;
+  EXPECT_EQ(got->str, "value of " + moved);
+  EXPECT_EQ(Errors(from, "ASK"), ask_before + 1);
+  EXPECT_EQ(AskingCalls(to), asking_before + 1);
+
+  // ASK is for one command: the slot map still names the source, which
+  // still serves the key it has, with no redirect and no ASKING.
+  const std::string get_stays[] = {"GET", stays};
+  auto kept = c.Run(get_stays, stays);
+  ASSERT_TRUE(kept.has_value()) << kept.error();
+  EXPECT_EQ(kept->str, "value of " + stays);
+  EXPECT_EQ(Errors(from, "ASK"), ask_before + 1);
+  EXPECT_EQ(AskingCalls(to), asking_before + 1);
+
+  // A write to a key of the slot that exists nowhere goes the same way.
+  const std::string set_new[] = {"SET", "{ask}:new", "fresh"};
+  auto created = c.Run(set_new, "{ask}:new");
+  ASSERT_TRUE(created.has_value()) << created.error();
+  EXPECT_EQ(created->str, "OK");
+  EXPECT_EQ(AskingCalls(to), asking_before + 2);
+  // Where the keys are now: the target holds the moved and the new one.
+  auto count = [&](int i) {
+    auto r = cluster_->nodes()[i]->Command(
+        {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+    EXPECT_TRUE(r.has_value());
+    return r ? r->integer : -1;
+  };
+  EXPECT_EQ(count(from), 1);
+  EXPECT_EQ(count(to), 2);
+}
+
+TEST_F(RedisClusterTest, ARealmWhoseSlotIsMigratingKeepsWorking) {
+  auto realm = store_->InsertRealm({.subdomain = "acme", .name = "A"});
+  ASSERT_TRUE(realm.has_value()) << realm.error();
+  auto user = store_->InsertUser({.realm_id = *realm, .email = "a@x"});
+  ASSERT_TRUE(user.has_value());
+  ASSERT_TRUE(store_->Report(*realm, *user, kBase, ReportStatus::kActive));
+  auto seq_before = store_->CurrentSeq(*realm);
+  ASSERT_TRUE(seq_before.has_value()) << seq_before.error();
+
+  const int slot = RedisKeySlot(MetaKey(*realm));
+  const int from = Owner(slot);
+  ASSERT_GE(from, 0);
+  const int to = (from + 1) % 3;
+  ASSERT_NO_FATAL_FAILURE(BeginMigration(slot, from, to));
+  ASSERT_NO_FATAL_FAILURE(MigrateKeys(slot, from, to));
+
+  // The read barrier (one key) follows ASK to the importing node.
+  const long long asking_before = AskingCalls(to);
+  auto seq = store_->CurrentSeq(*realm);
+  ASSERT_TRUE(seq.has_value()) << seq.error();
+  EXPECT_EQ(*seq, *seq_before);
+  EXPECT_GT(AskingCalls(to), asking_before);
+
+  // A realm script names keys the realm does not have yet, so while the
+  // slot is split the target answers TRYAGAIN even after ASKING; the client
+  // retries, and the report lands once the migration completes.
+  const long long tryagain_before = Errors(to, "TRYAGAIN");
+  auto report = std::async(std::launch::async, [&] {
+    return store_->Report(*realm, *user, kBase + 60'000'000,
+                          ReportStatus::kActive);
+  });
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (Errors(to, "TRYAGAIN") == tryagain_before &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_GT(Errors(to, "TRYAGAIN"), tryagain_before);
+  ASSERT_NO_FATAL_FAILURE(EndMigration(slot, from, to));
+  auto wrote = report.get();
+  ASSERT_TRUE(wrote.has_value()) << wrote.error();
+  EXPECT_TRUE(wrote->wrote);
+
+  // Done: every key is on the new owner, and reads follow it.
+  auto state = store_->ReadRealm(*realm, 0);
+  ASSERT_TRUE(state.has_value()) << state.error();
+  ASSERT_EQ(state->rows.size(), 1u);
+  EXPECT_EQ(state->rows[0].last_connected, kBase + 60'000'000);
+  EXPECT_EQ(Owner(slot), to);
+  auto on_old = cluster_->nodes()[from]->Command(
+      {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  ASSERT_TRUE(on_old.has_value());
+  EXPECT_EQ(on_old->integer, 0);
 }
 
 }  // namespace

@@ -289,6 +289,9 @@ TEST(RedisCodecTest, RealmStateOfAReadRealmReply) {
       Flat({EncodeUser(ann), EncodeUser(bob)}),
       Flat({"12", "1,2,8", "3", ",,6"}),
       Flat({"12", "3", "3", ""}),
+      // Client rows: user 12 has two (stored by name), user 3 one.
+      Flat({"12", "11:ZulipMobile1:12:101:97:website1:30:1:8", "3",
+            "4:curl0:0:1:5"}),
   });
   auto state = DecodeRealmState(5, reply);
   ASSERT_TRUE(state.has_value()) << state.error().detail();
@@ -311,6 +314,33 @@ TEST(RedisCodecTest, RealmStateOfAReadRealmReply) {
               ::testing::ElementsAre(
                   AccessRecord{.realm_id = 5, .viewer = 3, .visible = {}},
                   AccessRecord{.realm_id = 5, .viewer = 12, .visible = {3}}));
+  // By (user, client name in byte order).
+  EXPECT_THAT(
+      state->clients,
+      ::testing::ElementsAre(ClientPresenceRecord{.realm_id = 5,
+                                                  .user_id = 3,
+                                                  .client = "curl",
+                                                  .last_connected = kNoTime,
+                                                  .last_active = kNoTime,
+                                                  .last_update_id = 5},
+                             ClientPresenceRecord{.realm_id = 5,
+                                                  .user_id = 12,
+                                                  .client = "ZulipMobile",
+                                                  .last_connected = 1,
+                                                  .last_active = 10,
+                                                  .last_update_id = 9},
+                             ClientPresenceRecord{.realm_id = 5,
+                                                  .user_id = 12,
+                                                  .client = "website",
+                                                  .last_connected = 3,
+                                                  .last_active = kNoTime,
+                                                  .last_update_id = 8}));
+
+  RedisReply bad_clients = reply;
+  bad_clients.elements[4].elements[1].str = "7:website1:3";
+  auto no_clients = DecodeRealmState(5, bad_clients);
+  ASSERT_FALSE(no_clients.has_value());
+  EXPECT_EQ(no_clients.error().detail(), "realm 5: malformed client rows");
 
   RedisReply bad_user = reply;
   bad_user.elements[1].elements[0].str = "0110";
@@ -345,6 +375,26 @@ TEST(RedisFeedCodecTest, DecodesMessagesAsTheScriptsWriteThem) {
                  .forced = false,
                  .written_at = 1'700'000'000'000'000}));
 
+  // A report that wrote only its client's row (report.lua): no row, the
+  // user's client rows, client_event_due.
+  auto clients =
+      DecodeFeedEntry("r1:7s2:11C27:2:1211:ZulipMobile1:51:51:6c1:1t1:5");
+  ASSERT_TRUE(clients.has_value());
+  EXPECT_EQ(
+      *clients,
+      (FeedEntry{
+          .realm_id = 7,
+          .seq = 11,
+          .written_at = 5,
+          .client_user = 12,
+          .clients = std::vector<ClientPresenceRecord>{{.realm_id = 7,
+                                                        .user_id = 12,
+                                                        .client = "ZulipMobile",
+                                                        .last_connected = 5,
+                                                        .last_active = 5,
+                                                        .last_update_id = 6}},
+          .client_event_due = true}));
+
   auto user = DecodeFeedEntry("r1:3s1:4U" + std::to_string(kAnnEncoded.size()) +
                               ":" + kAnnEncoded);
   ASSERT_TRUE(user.has_value());
@@ -375,11 +425,26 @@ TEST(RedisFeedCodecTest, DecodesMessagesAsTheScriptsWriteThem) {
 }
 
 TEST(RedisFeedCodecTest, RejectsMalformedMessages) {
-  for (const char* bad :
-       {"", "r", "r1:", "r1:1", "r1:1s", "r1:xs1:0", "r1:1s1:0P3:1,2",
-        "r1:1s1:0d1:2", "r1:1s1:0Z1:0", "r1:1s1:0U4:1111", "r9:1s1:0", "s1:0",
-        "r1:1", "r1:1s1:0A3:5,1", "r1:1s1:0A3:x|1", "r1:1s1:0t1:x",
-        "r1:1s1:0R3:1:7"}) {
+  for (const char* bad : {"",
+                          "r",
+                          "r1:",
+                          "r1:1",
+                          "r1:1s",
+                          "r1:xs1:0",
+                          "r1:1s1:0P3:1,2",
+                          "r1:1s1:0d1:2",
+                          "r1:1s1:0Z1:0",
+                          "r1:1s1:0U4:1111",
+                          "r9:1s1:0",
+                          "s1:0",
+                          "r1:1",
+                          "r1:1s1:0A3:5,1",
+                          "r1:1s1:0A3:x|1",
+                          "r1:1s1:0t1:x",
+                          "r1:1s1:0R3:1:7",
+                          "r1:1s1:0C2:x:",
+                          "r1:1s1:0C10:2:121:a1:1",
+                          "r1:1s1:0c1:2"}) {
     EXPECT_EQ(DecodeFeedEntry(bad), std::nullopt) << bad;
   }
 }

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/presence_rules.h"
+#include "core/realm.h"
 #include "store/redis_server.h"
 
 namespace presence::store {
@@ -298,6 +299,149 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
     }
     EXPECT_EQ(state->rows, rows);
   }
+}
+
+// The per-client rules in Lua (prelude.lua: client_report, clamp_clients)
+// against the core's (Realm::RecordReport, Realm::SetPresenceEnabled): the
+// same random reports, with and without a client name, a low bound so that
+// clients are pushed out, invisible-mode toggles, and a realm with presence
+// disabled; after every step the store's answer, its feed entry and the
+// rows it holds (ReadRealm) must be the realm's.
+TEST_F(RedisStoreTest, ReportWithClientsMatchesRealmOnRandomSequences) {
+  struct AlwaysReserve : UpdateIdReserver {
+    Status ReserveUpdateIds(RealmId, UpdateId) override { return {}; }
+  } reserver;
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  struct Side {
+    RealmId id;
+    std::unique_ptr<Realm> realm;
+    std::vector<UserId> users;
+  };
+  std::vector<Side> sides;
+  for (bool quiet : {false, true}) {
+    Side side;
+    side.id = MustInsertRealm(quiet ? "quiet" : "acme", quiet);
+    RealmRecord rec{.id = side.id,
+                    .presence_disabled = quiet,
+                    .last_update_id = MustUpdateId(side.id)};
+    side.realm = std::make_unique<Realm>(rec, &reserver, /*fresh=*/true);
+    side.realm->SetMaxClientsPerUser(2);
+    for (int i = 0; i < (quiet ? 1 : 3); ++i) {
+      UserRecord u = User(
+          side.id, "u" + std::to_string(i) + "@" + std::to_string(side.id));
+      u.id = MustInsertUser(u);
+      side.realm->AddMember(u);
+      side.users.push_back(u.id);
+    }
+    side.realm->FinishLoad();
+    sides.push_back(std::move(side));
+  }
+  sink.WaitForEntries(6);
+  sink.Clear();
+
+  const Micros steps[] = {0,
+                          1,
+                          SecondsToMicros(20),
+                          SecondsToMicros(54),
+                          SecondsToMicros(55) + 1,
+                          SecondsToMicros(60),
+                          SecondsToMicros(130) + 1,
+                          SecondsToMicros(300)};
+  const std::string_view names[] = {"", "website", "ZulipMobile", "curl"};
+  std::mt19937 rng(20261205);
+  Micros now = kBase;
+  std::size_t entries = 0;
+  int client_writes = 0, toggles = 0, pushed_out = 0;
+  for (int i = 0; i < 500; ++i) {
+    now += steps[rng() % std::size(steps)] + static_cast<Micros>(rng() % 3);
+    Side& side = sides[rng() % 5 == 0 ? 1 : 0];
+    const UserId user = side.users[rng() % side.users.size()];
+    const ClientRowList before = side.realm->ClientsOf(user);
+    std::optional<PresenceChange> change;
+    StoreResult<WriteResult> got = WriteResult{};
+    std::string_view name;
+    if (rng() % 10 == 0) {
+      const bool enabled = !side.realm->MemberById(user)->presence_enabled;
+      auto c = side.realm->SetPresenceEnabled(user, enabled, now);
+      ASSERT_TRUE(c.has_value());
+      change = *c;
+      got = store_->SetPresenceEnabled(side.id, user, enabled, now);
+      ++toggles;
+    } else {
+      const ReportStatus status =
+          rng() % 3 == 0 ? ReportStatus::kIdle : ReportStatus::kActive;
+      name = names[rng() % std::size(names)];
+      auto c = side.realm->RecordReport(user, now, status, name);
+      ASSERT_TRUE(c.has_value());
+      change = *c;
+      got = store_->Report(side.id, user, now, status,
+                           ReportClient{.name = name, .max_rows = 2});
+      if (change && !change->row_written) ++client_writes;
+      ASSERT_TRUE(got.has_value()) << got.error();
+      ASSERT_EQ(got->wrote, change.has_value()) << "step " << i;
+    }
+    ASSERT_TRUE(got.has_value()) << got.error();
+    const ClientRowList after = side.realm->ClientsOf(user);
+    auto has = [](const ClientRowList& rows, std::string_view n) {
+      return std::any_of(
+          rows.begin(), rows.end(),
+          [&](const ClientPresence& c) { return c.client == n; });
+    };
+    if (before.size() == 2 && !has(before, name) && has(after, name)) {
+      ++pushed_out;
+    }
+    // What the store holds for this realm, after the step.
+    auto state = store_->ReadRealm(side.id, 0);
+    ASSERT_TRUE(state.has_value()) << state.error();
+    EXPECT_EQ(state->realm.last_update_id, side.realm->last_update_id())
+        << "step " << i;
+    std::vector<ClientPresenceRecord> want;
+    for (UserId u : side.users) {
+      for (const ClientPresence& c : side.realm->ClientsOf(u)) {
+        want.push_back({.realm_id = side.id,
+                        .user_id = u,
+                        .client = c.client,
+                        .last_connected = c.times.last_connected,
+                        .last_active = c.times.last_active,
+                        .last_update_id = c.last_update_id});
+      }
+    }
+    ASSERT_EQ(state->clients, want) << "step " << i;
+    for (const PresenceRecord& row : state->rows) {
+      auto m = side.realm->MemberById(row.user_id);
+      ASSERT_TRUE(m.has_value());
+      ASSERT_EQ(row.last_connected, m->times.last_connected) << "step " << i;
+      ASSERT_EQ(row.last_active, m->times.last_active) << "step " << i;
+      ASSERT_EQ(row.last_update_id, m->last_update_id) << "step " << i;
+    }
+    if (!got->wrote) continue;
+    // The entry carries the user's client rows whenever they changed.
+    auto feed = sink.WaitForEntries(++entries);
+    ASSERT_EQ(feed.size(), entries);
+    const FeedEntry& e = feed.back();
+    std::vector<ClientPresenceRecord> mine;
+    for (const auto& c : want) {
+      if (c.user_id == user) mine.push_back(c);
+    }
+    EXPECT_EQ(e.clients.has_value(), before != after) << "step " << i;
+    if (e.clients) {
+      EXPECT_EQ(e.client_user, user) << "step " << i;
+      EXPECT_EQ(*e.clients, mine) << "step " << i;
+    }
+    if (change) {
+      EXPECT_EQ(e.event_due, change->event_due) << "step " << i;
+      EXPECT_EQ(e.client_event_due, change->client_event_due) << "step " << i;
+      if (!change->row_written) {
+        EXPECT_FALSE(e.row.has_value()) << "step " << i;
+        EXPECT_TRUE(e.clients.has_value()) << "step " << i;
+      }
+    }
+  }
+  // The sequence exercised what it is meant to.
+  EXPECT_GT(client_writes, 10);
+  EXPECT_GT(toggles, 10);
+  EXPECT_GT(pushed_out, 5);
 }
 
 TEST_F(RedisStoreTest,

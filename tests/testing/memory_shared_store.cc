@@ -1,6 +1,7 @@
 #include "testing/memory_shared_store.h"
 
 #include <algorithm>
+#include <tuple>
 #include <variant>
 
 #include "core/presence_rules.h"
@@ -94,9 +95,11 @@ class MemorySharedStore::Connection final : public SharedStore {
     return s_->Subscribe(sink, this);
   }
   void Unsubscribe() override { s_->Unsubscribe(this); }
+  using SharedStore::Report;
   StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                                  ReportStatus status) override {
-    return s_->Report(realm, user, now, status);
+                                  ReportStatus status,
+                                  const ReportClient& client) override {
+    return s_->Report(realm, user, now, status, client);
   }
   StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                               bool enabled,
@@ -196,6 +199,10 @@ StoreResult<Snapshot> MemorySharedStore::Load() {
   }
   snap->presence.clear();
   for (const auto& [id, row] : rows_) snap->presence.push_back(row);
+  snap->client_presence.clear();
+  for (const auto& [id, list] : clients_) {
+    for (const auto& c : list) snap->client_presence.push_back(c);
+  }
   return snap;
 }
 
@@ -281,6 +288,14 @@ StoreStatus MemorySharedStore::WritePresence(
   if (auto st = CheckAvailableLocked(); !st) return st;
   if (auto st = base_.WritePresence(rows, clients, sequences); !st) return st;
   for (const auto& row : rows) rows_[row.user_id] = row;
+  // Client rows replace per user (Store::WritePresence), kept by name.
+  std::map<UserId, std::vector<ClientPresenceRecord>> by_user;
+  for (const auto& c : clients) by_user[c.user_id].push_back(c);
+  for (auto& [user, list] : by_user) {
+    std::sort(list.begin(), list.end(),
+              [](const auto& a, const auto& b) { return a.client < b.client; });
+    clients_[user] = std::move(list);
+  }
   for (const auto& s : sequences) {
     RealmRecord& rec = realms_.at(s.realm_id);
     rec.last_update_id = s.last_update_id;
@@ -327,7 +342,8 @@ void MemorySharedStore::Unsubscribe(const void* owner) {
 
 StoreResult<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
                                                    Micros now,
-                                                   ReportStatus status) {
+                                                   ReportStatus status,
+                                                   const ReportClient& client) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto r = realms_.find(realm);
@@ -342,17 +358,67 @@ StoreResult<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
     before = PresenceTimes{row->second.last_connected, row->second.last_active};
   }
   ReportOutcome out = ApplyReport(before, now, status);
-  if (!out.wrote) return WriteResult{.wrote = false, .seq = log_[realm]};
+  // The client's row (Realm::RecordClientLocked's rules), decided first.
+  std::vector<ClientPresenceRecord> list;
+  bool client_wrote = false;
+  bool client_due = false;
+  std::size_t changed = 0;
+  if (!client.name.empty()) {
+    list = clients_[user];
+    auto pos = std::find_if(list.begin(), list.end(), [&](const auto& c) {
+      return c.client == client.name;
+    });
+    std::optional<PresenceTimes> cb;
+    if (pos != list.end()) cb = {pos->last_connected, pos->last_active};
+    ReportOutcome co = ApplyReport(cb, now, status);
+    client_wrote = co.wrote;
+    client_due = co.created || co.became_online;
+    if (client_wrote && pos == list.end()) {
+      auto staler = [](const auto& a, const auto& b) {
+        return std::tie(a.last_connected, a.last_update_id) <
+               std::tie(b.last_connected, b.last_update_id);
+      };
+      while (!list.empty() &&
+             list.size() >= std::max<std::size_t>(1, client.max_rows)) {
+        list.erase(std::min_element(list.begin(), list.end(), staler));
+      }
+      pos = list.insert(
+          std::lower_bound(list.begin(), list.end(), client.name,
+                           [](const auto& c, std::string_view name) {
+                             return c.client < name;
+                           }),
+          ClientPresenceRecord{.realm_id = realm,
+                               .user_id = user,
+                               .client = std::string(client.name)});
+    }
+    if (client_wrote) {
+      pos->last_connected = co.after.last_connected;
+      pos->last_active = co.after.last_active;
+      changed = static_cast<std::size_t>(pos - list.begin());
+    }
+  }
+  if (!out.wrote && !client_wrote) {
+    return WriteResult{.wrote = false, .seq = log_[realm]};
+  }
   const UpdateId seq = TakeSeqLocked(realm);
-  PresenceRecord row{user, realm, out.after.last_connected,
-                     out.after.last_active, TakeUpdateIdLocked(realm)};
-  rows_[user] = row;
-  PublishLocked(FeedEntry{.realm_id = realm,
-                          .seq = seq,
-                          .row = row,
-                          .event_due = !r->second.presence_disabled &&
-                                       (out.created || out.became_online),
-                          .written_at = now});
+  const UpdateId id = TakeUpdateIdLocked(realm);
+  FeedEntry entry{.realm_id = realm, .seq = seq, .written_at = now};
+  if (out.wrote) {
+    PresenceRecord row{user, realm, out.after.last_connected,
+                       out.after.last_active, id};
+    rows_[user] = row;
+    entry.row = row;
+    entry.event_due =
+        !r->second.presence_disabled && (out.created || out.became_online);
+  }
+  if (client_wrote) {
+    list[changed].last_update_id = id;
+    clients_[user] = list;
+    entry.client_user = user;
+    entry.clients = list;
+    entry.client_event_due = !r->second.presence_disabled && client_due;
+  }
+  PublishLocked(entry);
   return WriteResult{true, seq};
 }
 
@@ -384,6 +450,33 @@ StoreResult<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
   if (after) {
     rows_[user] = PresenceRecord{user, realm, after->last_connected,
                                  after->last_active, TakeUpdateIdLocked(realm)};
+  }
+  if (!enabled) {
+    // Client rows no fresher than the user row (Realm::ClampClientsLocked).
+    auto lists = clients_.find(user);
+    auto now_row = rows_.find(user);
+    const PresenceTimes top =
+        now_row == rows_.end() ? PresenceTimes{}
+                               : PresenceTimes{now_row->second.last_connected,
+                                               now_row->second.last_active};
+    if (lists != clients_.end()) {
+      bool changed = false;
+      for (auto& c : lists->second) {
+        const Micros lc = std::min(c.last_connected, top.last_connected);
+        const Micros la = std::min(c.last_active, top.last_active);
+        if (lc != c.last_connected || la != c.last_active) changed = true;
+        c.last_connected = lc;
+        c.last_active = la;
+      }
+      if (changed) {
+        const UpdateId id =
+            after ? rows_.at(user).last_update_id : TakeUpdateIdLocked(realm);
+        for (auto& c : lists->second) c.last_update_id = id;
+        entry.client_user = user;
+        entry.clients = lists->second;
+        entry.written_at = now;
+      }
+    }
   }
   auto it = rows_.find(user);
   if (it != rows_.end() && (enabled || after)) {
@@ -440,6 +533,14 @@ StoreResult<RealmState> MemorySharedStore::ReadRealm(RealmId realm,
   }
   for (const auto& a : snap->access) {
     if (a.realm_id == realm) state.access.push_back(a);
+  }
+  for (const auto& [id, list] : clients_) {
+    UpdateId newest = 0;
+    for (const auto& c : list) newest = std::max(newest, c.last_update_id);
+    if (list.empty() || list.front().realm_id != realm || newest <= since) {
+      continue;
+    }
+    state.clients.insert(state.clients.end(), list.begin(), list.end());
   }
   return state;
 }

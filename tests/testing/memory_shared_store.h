@@ -62,8 +62,10 @@ class MemorySharedStore final : public SharedStore {
   // --- SharedStore ---------------------------------------------------------
   StoreStatus Subscribe(FeedSink* sink) override;
   void Unsubscribe() override;
+  using SharedStore::Report;
   StoreResult<WriteResult> Report(RealmId realm, UserId user, Micros now,
-                                  ReportStatus status) override;
+                                  ReportStatus status,
+                                  const ReportClient& client) override;
   StoreResult<WriteResult> SetPresenceEnabled(RealmId realm, UserId user,
                                               bool enabled,
                                               Micros now) override;
@@ -120,6 +122,8 @@ class MemorySharedStore final : public SharedStore {
   std::map<RealmId, RealmRecord> realms_;  // mirror, with the sequence
   std::map<UserId, UserRecord> users_;     // mirror
   std::map<UserId, PresenceRecord> rows_;  // current rows
+  // Per-client rows of each user, by client name.
+  std::map<UserId, std::vector<ClientPresenceRecord>> clients_;
   std::map<RealmId, UpdateId> log_;
   std::map<UserId, std::deque<Micros>>
       requests_;  // rate-limit logs        // log sequence per realm

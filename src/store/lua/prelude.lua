@@ -106,3 +106,112 @@ local function go_invisible(has_row, lc, la, now)
   local nlc, nla = apply_report(true, lc, la, b, active)
   return true, nlc, nla
 end
+-- Per-client rows (extension; core/realm.cc RecordClientLocked and
+-- ClampClientsLocked). A user's client rows are one field of KEYS[7]: per
+-- client, netstrings of name, connected, active, update id (redis_codec.h),
+-- by name in byte order. A decided change marks the rows it changed 'new';
+-- commit_clients gives them their update id.
+local function parse_clients(v)
+  local rows = {}
+  if not v then return rows end
+  local f = {}
+  local pos = 1
+  while pos <= #v do
+    local colon = string.find(v, ':', pos, true)
+    local n = tonumber(string.sub(v, pos, colon - 1))
+    f[#f + 1] = string.sub(v, colon + 1, colon + n)
+    pos = colon + n + 1
+  end
+  for i = 1, #f - 3, 4 do
+    rows[#rows + 1] = {name = f[i], lc = tnum(f[i + 1]), la = tnum(f[i + 2]),
+                       id = tonumber(f[i + 3])}
+  end
+  return rows
+end
+-- Byte order (Lua's '<' on strings follows the server's locale).
+local function name_before(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+-- Stalest first: oldest last report (none is oldest), then oldest write.
+local function staler(a, b)
+  if a.lc ~= b.lc then
+    if a.lc == nil then return true end
+    if b.lc == nil then return false end
+    return a.lc < b.lc
+  end
+  return a.id < b.id
+end
+-- A report's effect on the client's row, decided, not written: nil if it
+-- writes nothing, else {rows = the user's rows after it, due = created or
+-- came online}. A new client beyond max_rows pushes out the stalest.
+local function client_report(K, uid, name, now, active, max_rows)
+  local rows = parse_clients(redis.call('HGET', K[7], uid))
+  local pos = nil
+  for i, r in ipairs(rows) do
+    if r.name == name then pos = i end
+  end
+  local lc, la = nil, nil
+  if pos then lc, la = rows[pos].lc, rows[pos].la end
+  local nlc, nla, created, wrote, online =
+      apply_report(pos ~= nil, lc, la, now, active)
+  if not wrote then return nil end
+  if pos then
+    rows[pos].lc, rows[pos].la, rows[pos].new = nlc, nla, true
+  else
+    while #rows > 0 and #rows >= max_rows do
+      local s = 1
+      for i = 2, #rows do
+        if staler(rows[i], rows[s]) then s = i end
+      end
+      table.remove(rows, s)
+    end
+    local at = #rows + 1
+    for i, r in ipairs(rows) do
+      if name_before(name, r.name) then
+        at = i
+        break
+      end
+    end
+    table.insert(rows, at, {name = name, lc = nlc, la = nla, new = true})
+  end
+  return {rows = rows, due = created or online}
+end
+-- Invisible mode: no client row may say more than the user row (lc, la).
+-- nil if no row changes, else {rows = all of them, each taking the id}.
+local function clamp_clients(K, uid, lc, la)
+  local function tmin(x, y)
+    if x == nil or y == nil then return nil end
+    return math.min(x, y)
+  end
+  local rows = parse_clients(redis.call('HGET', K[7], uid))
+  local changed = false
+  for _, r in ipairs(rows) do
+    local c, a = tmin(r.lc, lc), tmin(r.la, la)
+    if c ~= r.lc or a ~= r.la then
+      r.lc, r.la = c, a
+      changed = true
+    end
+  end
+  if not changed then return nil end
+  for _, r in ipairs(rows) do r.new = true end
+  return {rows = rows, due = false}
+end
+-- Stores a decided change with update id `seq` for its changed rows and
+-- returns its feed fields: C (user id, then the rows) and c (event due).
+local function commit_clients(K, uid, c, seq, enabled)
+  local parts = {}
+  for _, r in ipairs(c.rows) do
+    if r.new then r.id = tonumber(seq) end
+    parts[#parts + 1] = ns(r.name) .. ns(tstr(r.lc)) .. ns(tstr(r.la)) ..
+        ns(fmt(r.id))
+  end
+  local text = table.concat(parts)
+  redis.call('HSET', K[7], uid, text)
+  local due = '0'
+  if c.due and enabled then due = '1' end
+  return field('C', ns(uid) .. text) .. field('c', due)
+end

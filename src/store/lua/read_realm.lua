@@ -1,4 +1,4 @@
--- read_realm: KEYS the realm's (prelude.lua); ARGV min-score -> {meta, users, {uid, row}..., access}
+-- read_realm: KEYS the realm's (prelude.lua); ARGV min-score -> {meta, users, {uid, row}..., access, clients}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local meta = redis.call('HGETALL', KEYS[1])
 local users = redis.call('HVALS', KEYS[2])
@@ -12,4 +12,7 @@ for _, uid in ipairs(uids) do
   end
 end
 local access = redis.call('HGETALL', KEYS[6])
-return {meta, users, rows, access}
+-- Every user's client rows (few users have any); the caller keeps those
+-- changed after min-score.
+local clients = redis.call('HGETALL', KEYS[7])
+return {meta, users, rows, access, clients}

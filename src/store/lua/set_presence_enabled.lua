@@ -22,8 +22,9 @@ local log = next_log(KEYS)
 uv = string.sub(uv, 1, 2) .. ARGV[3] .. string.sub(uv, 4)
 redis.call('HSET', KEYS[2], ARGV[2], uv)
 local msg = field('r', ARGV[1]) .. field('s', log) .. field('U', uv)
+local seq = nil
 if wrote then
-  local seq = next_seq(KEYS)
+  seq = next_seq(KEYS)
   put_row(KEYS, ARGV[2], nlc, nla, seq)
   msg = msg .. field('P', row_text(ARGV[2], nlc, nla, seq)) ..
       field('d', '1') .. field('f', '1') .. field('t', ARGV[4])
@@ -33,6 +34,20 @@ elseif has_row and ARGV[3] == '1' then
   local old = string.match(rv, ',([^,]*)$')
   msg = msg .. field('P', row_text(ARGV[2], lc, la, old)) ..
       field('d', '1') .. field('f', '1') .. field('t', ARGV[4])
+end
+if ARGV[3] == '0' then
+  -- Client rows no fresher than the user row as it now stands.
+  local clamp = nil
+  if wrote then
+    clamp = clamp_clients(KEYS, ARGV[2], nlc, nla)
+  else
+    clamp = clamp_clients(KEYS, ARGV[2], lc, la)
+  end
+  if clamp then
+    if not seq then seq = next_seq(KEYS) end
+    msg = msg .. commit_clients(KEYS, ARGV[2], clamp, seq, false)
+    if not wrote then msg = msg .. field('t', ARGV[4]) end
+  end
 end
 redis.call('PUBLISH', FEED, msg)
 return {1, tonumber(log)}
