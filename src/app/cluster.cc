@@ -32,6 +32,12 @@ ClusterLink::~ClusterLink() {
   }
   stop_cv_.NotifyAll();
   if (refresher_.joinable()) refresher_.join();
+  // A clean stop ends the registration now (expiring in a millisecond), so
+  // that no node relays to this one for the rest of its TTL.
+  if (node_id_ != 0) {
+    (void)redis_->RefreshNode(node_id_, advertise_,
+                              std::chrono::milliseconds(1));
+  }
 }
 
 void ClusterLink::RefreshLoop(std::chrono::milliseconds ttl,

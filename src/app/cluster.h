@@ -41,7 +41,8 @@ class ClusterLink {
   // `redis` must outlive the link; the link must outlive every use of the
   // hooks it sets.
   explicit ClusterLink(store::RedisStore* redis);
-  // Stops the refresher (the registration then expires by itself).
+  // Stops the refresher and ends the registration (a node killed instead
+  // expires by itself after its TTL).
   ~ClusterLink();
   ClusterLink(const ClusterLink&) = delete;
   ClusterLink& operator=(const ClusterLink&) = delete;

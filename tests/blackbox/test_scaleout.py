@@ -721,6 +721,18 @@ class NodeRegistryTest(unittest.TestCase):
                    lambda: (self.deadline_of(node) or 0) > first,
                    timeout=self.TTL_S * 2)
 
+    def test_a_stopped_node_ends_its_registration_at_once(self):
+        a = self.realm.create_user()
+        node = register(self.n2, a).split(":")[0]
+        self.assertIsNotNone(self.deadline_of(node))
+        self.n2.stop()
+        # Its deadline is now in the past: Redis's clock, read back.
+        t = self.redis("TIME").split(b"\r\n")
+        now_ms = int(t[2]) * 1000 + int(t[4]) // 1000
+        # (Or already pruned by node 1's next refresh.)
+        deadline = self.deadline_of(node)
+        self.assertTrue(deadline is None or deadline <= now_ms, deadline)
+
     def poll_via_n1(self, user, queue_id):
         r = call(self.n1, user, "GET", "/events",
                  {"queue_id": queue_id, "last_event_id": -1,
