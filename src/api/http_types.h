@@ -82,6 +82,10 @@ struct Response {
   // verbatim to this address ("host:port") and send back that node's
   // answer. If it cannot be reached, send this response instead.
   std::string forward_to;
+  // Scale-out: send this very request, signed as a relay, to each of these
+  // addresses too, and send this response once they have all answered (or
+  // failed): POST /admin/v1/clock setting the group's clock.
+  std::vector<std::string> also_to;
 };
 
 }  // namespace presence::api

@@ -36,8 +36,13 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
     return 1;
   }
   backend.redis = std::move(*opened);
+  // The negative cache of unknown subdomains runs on real time: the
+  // presence clock may be a test clock that stands still.
+  static const RealClock cache_clock;
+  SharedOptions shared;
+  shared.cache_clock = &cache_clock;
   auto service = PresenceService::Create(
-      std::make_unique<ReplicaWriter>(backend.redis.get()), clock,
+      std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock,
       f.max_clients_per_user);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s\n",

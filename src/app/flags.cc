@@ -124,6 +124,18 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "scale-out (required with --store redis://): file, readable "
                  "only by the service, holding the secret the nodes of one "
                  "group sign their relays with");
+  cli.add_option("--node-ttl-seconds", f.node_ttl_seconds,
+                 "scale-out: a node's registration lasts this long unless "
+                 "refreshed (every third of it); once a dead node's has "
+                 "expired, no node relays to it")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--max-relays-per-node", f.max_relays_per_node,
+                 "scale-out: requests relayed to one other node at once "
+                 "(a relayed long poll counts until it is answered); more "
+                 "get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");

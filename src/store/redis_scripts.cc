@@ -15,7 +15,8 @@ constexpr std::string_view kScriptFiles[kScriptCount] = {
     "update_realm",       "check_user",       "put_user",
     "drop_user",          "set_access",       "reserve",
     "write_presence",     "report",           "set_presence_enabled",
-    "read_realm",         "count_request",
+    "read_realm",         "count_request",    "node_address",
+    "live_nodes",
 };
 
 const LuaFile* FindLua(std::string_view name) {

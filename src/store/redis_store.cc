@@ -19,6 +19,7 @@ using redis_keys::RealmKeys;
 namespace {
 
 using redis_keys::kNextNode;
+using redis_keys::kNodeDeadlines;
 using redis_keys::kNodes;
 using redis_keys::kSubdomains;
 
@@ -250,14 +251,29 @@ StoreResult<std::optional<RealmId>> RedisStore::FindRealmId(
   return std::optional<RealmId>(*id);
 }
 
-StoreResult<std::int64_t> RedisStore::RegisterNode(std::string_view address) {
-  const std::string keys[] = {kNextNode, kNodes};
-  const std::string args[] = {std::string(address)};
+StoreResult<std::int64_t> RedisStore::RegisterNode(
+    std::string_view address, std::chrono::milliseconds ttl) {
+  const std::string keys[] = {kNextNode, kNodes, kNodeDeadlines};
+  const std::string args[] = {"0", std::string(address),
+                              std::to_string(ttl.count())};
   auto reply = Eval(scripts_[kRegisterNode], keys, args);
   if (!reply) return reply.error();
   auto id = IntOf(*reply);
   if (!id) return Error(Errc::kCorrupt, "register_node: bad reply");
   return static_cast<std::int64_t>(*id);
+}
+
+StoreStatus RedisStore::RefreshNode(std::int64_t node, std::string_view address,
+                                    std::chrono::milliseconds ttl) {
+  const std::string keys[] = {kNextNode, kNodes, kNodeDeadlines};
+  const std::string args[] = {std::to_string(node), std::string(address),
+                              std::to_string(ttl.count())};
+  auto reply = Eval(scripts_[kRegisterNode], keys, args);
+  if (!reply) return reply.error();
+  if (IntOf(*reply).value_or(-1) != node) {
+    return Error(Errc::kCorrupt, "register_node: bad reply");
+  }
+  return {};
 }
 
 StoreResult<RateCount> RedisStore::CountRequest(UserId user, Micros now,
@@ -297,11 +313,34 @@ StoreStatus RedisStore::Ping() {
 
 StoreResult<std::optional<std::string>> RedisStore::NodeAddress(
     std::int64_t node) {
-  const std::string argv[] = {"HGET", kNodes, std::to_string(node)};
-  auto reply = Call(argv, kNodes);
+  const std::string keys[] = {kNodes, kNodeDeadlines};
+  const std::string args[] = {std::to_string(node)};
+  auto reply = Eval(scripts_[kNodeAddress], keys, args);
   if (!reply) return reply.error();
   if (reply->is_nil()) return std::optional<std::string>();
+  if (reply->type != RedisReply::Type::kString) {
+    return Error(Errc::kCorrupt, "node_address: bad reply");
+  }
   return std::optional<std::string>(reply->str);
+}
+
+StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+RedisStore::LiveNodes() {
+  const std::string keys[] = {kNodes, kNodeDeadlines};
+  auto reply = Eval(scripts_[kLiveNodes], keys, {});
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() % 2 != 0) {
+    return Error(Errc::kCorrupt, "live_nodes: bad reply");
+  }
+  std::vector<std::pair<std::int64_t, std::string>> nodes;
+  for (std::size_t i = 0; i < reply->elements.size(); i += 2) {
+    auto id = ParseInt(reply->elements[i].str);
+    if (!id) return Error(Errc::kCorrupt, "live_nodes: bad id");
+    nodes.emplace_back(*id, reply->elements[i + 1].str);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
 }
 
 }  // namespace presence::store

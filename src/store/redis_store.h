@@ -20,7 +20,9 @@
 // read whole by ReadRealm, which keeps the users changed after `since`).
 // Global: presenced:{presenced}:next_realm_id, next_user_id, next_node_id
 // (INCR counters), subdomains (lower -> realm id), realms (realm id ->
-// lower), user_realm (user id -> realm id), nodes (node id -> host:port).
+// lower), user_realm (user id -> realm id), nodes (node id -> host:port) and
+// node_deadlines (zset of node ids by the end of their registration, in
+// Redis's clock, ms).
 //
 // Atomic steps are Lua scripts on one realm's slot (EVALSHA, with a fallback
 // to EVAL on NOSCRIPT): Report and SetPresenceEnabled (the rules of
@@ -152,9 +154,14 @@ class RedisStore final : public SharedStore {
                                       std::int64_t limit,
                                       Micros window) override;
   StoreStatus Ping() override;
-  StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
+  StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) override;
+  StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                          std::chrono::milliseconds ttl) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override;
 
   // True if connected to a Redis Cluster.
   bool cluster() const { return clients_.front()->cluster(); }
