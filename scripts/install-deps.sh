@@ -15,6 +15,10 @@ packages=(
   # their own redis-server processes on free loopback ports; the service that
   # Debian's package starts on 6379 is neither needed nor used.
   libhiredis-dev redis-server redis-tools
+  # --store redis-sentinel:// and its failover test (tests/blackbox/
+  # test_sentinel.py starts its own sentinels; the package's service on
+  # 26379 is not used).
+  redis-sentinel
   clang-14 libclang-rt-14-dev
   # Browser test of the buddy-list page (tests/web): Debian's Chromium, and a
   # font for its screenshots. Node.js 20 and npm come with the machine.

@@ -48,6 +48,10 @@ struct ApiOptions {
   // single-node mode.
   std::function<std::optional<std::string>(std::string_view queue_id)>
       queue_owner;
+  // Scale-out with --test-clock: the addresses of the group's other live
+  // nodes, to which POST /admin/v1/clock is relayed so that one call sets
+  // the group's clock. Empty in single-node mode.
+  std::function<std::vector<std::string>()> clock_peers;
   // Where notable events are logged (one structured line each); may be
   // empty. Never given keys or tokens.
   std::function<void(

@@ -96,6 +96,10 @@ struct Response {
   // calls that exactly once, from any thread. Until then the connection
   // does nothing (no read, no write) and its thread serves others.
   std::function<void(Continue)> deferred;
+  // Scale-out: send this very request, signed as a relay, to each of these
+  // addresses too, and send this response once they have all answered (or
+  // failed): POST /admin/v1/clock setting the group's clock.
+  std::vector<std::string> also_to;
 };
 
 }  // namespace presence::api

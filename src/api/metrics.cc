@@ -179,6 +179,17 @@ void Metrics::RenderCounters(std::string& out) const {
           flushed_rows_.load(kRelaxed));
   Gauge(out, "presenced_flush_seconds_total", "Time spent in group commits.",
         Seconds(flush_ns_));
+  Counter(out, "presenced_connections_accepted_total",
+          "HTTP connections accepted (each relay connection of another "
+          "node counts once, however many requests it carries).",
+          connections_accepted_.load(kRelaxed));
+  Counter(out, "presenced_relay_connections_opened_total",
+          "Connections opened to other nodes to relay requests (kept "
+          "alive and reused).",
+          relay_connections_opened_.load(kRelaxed));
+  Counter(out, "presenced_relays_refused_total",
+          "Relays refused over --max-relays-per-node (answered 503).",
+          relays_refused_.load(kRelaxed));
   Counter(out, "presenced_connections_refused_total",
           "Connections refused over --max-connections.",
           connections_refused_.load(kRelaxed));

@@ -72,9 +72,18 @@ class Metrics {
     connections_refused_.fetch_add(1, kRelaxed);
   }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
+  // Scale-out relays: a new connection to another node; a relay refused
+  // over --max-relays-per-node.
+  void RecordRelayConnectionOpened() {
+    relay_connections_opened_.fetch_add(1, kRelaxed);
+  }
+  void RecordRelayRefused() { relays_refused_.fetch_add(1, kRelaxed); }
   // One TrimHeap() call that took `seconds`.
   void RecordHeapTrim(double seconds);
-  void ConnectionOpened() { connections_.fetch_add(1, kRelaxed); }
+  void ConnectionOpened() {
+    connections_.fetch_add(1, kRelaxed);
+    connections_accepted_.fetch_add(1, kRelaxed);
+  }
   void ConnectionClosed() { connections_.fetch_sub(1, kRelaxed); }
   std::int64_t connections() const { return connections_.load(kRelaxed); }
 
@@ -118,6 +127,9 @@ class Metrics {
   std::atomic<std::uint64_t> heap_trims_{0};
   std::atomic<std::uint64_t> heap_trim_ns_{0};
   std::atomic<std::int64_t> connections_{0};
+  std::atomic<std::uint64_t> connections_accepted_{0};
+  std::atomic<std::uint64_t> relay_connections_opened_{0};
+  std::atomic<std::uint64_t> relays_refused_{0};
   std::function<StoreMemory()> store_memory_;
 };
 

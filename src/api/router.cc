@@ -92,7 +92,10 @@ Response Router::Dispatch(const Request& req, std::string_view path,
       (path.size() == kApi.size() || path[kApi.size()] == '/')) {
     return zulip_.Handle(req, path.substr(kApi.size()), query);
   }
-  if (options_->serve_admin && path.starts_with(kAdmin) &&
+  // A node of the group setting the group's clock relays to the other
+  // nodes' main listeners, whichever listener serves their admin API.
+  const bool group_clock = req.forwarded && path == "/admin/v1/clock";
+  if ((options_->serve_admin || group_clock) && path.starts_with(kAdmin) &&
       (path.size() == kAdmin.size() || path[kAdmin.size()] == '/')) {
     return admin_.Handle(req, path.substr(kAdmin.size()));
   }

@@ -1,5 +1,6 @@
 #include "app/backend.h"
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -25,15 +26,23 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
                  "Redis server to test failures in this mode\n");
     return 2;
   }
-  auto opened = store::RedisStore::Open(f.store);
+  store::RedisStore::Options options;
+  options.wait.replicas = f.redis_wait_replicas;
+  options.wait.timeout = std::chrono::milliseconds(f.redis_wait_timeout_ms);
+  auto opened = store::RedisStore::Open(f.store, options);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store %s: %s\n",
                  f.store.c_str(), opened.error().message().c_str());
     return 1;
   }
   backend.redis = std::move(*opened);
+  // The negative cache of unknown subdomains runs on real time: the
+  // presence clock may be a test clock that stands still.
+  static const RealClock cache_clock;
+  SharedOptions shared;
+  shared.cache_clock = &cache_clock;
   auto service = PresenceService::Create(
-      std::make_unique<ReplicaWriter>(backend.redis.get()), clock,
+      std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock,
       f.max_clients_per_user);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s\n",
@@ -46,6 +55,14 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
 
 std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
                               api::ApiOptions& options, Backend& backend) {
+  if (f.redis_wait_replicas > 0) {
+    // Refused rather than ignored: the operator asked for a guarantee that
+    // only a replicated Redis store can give.
+    std::fprintf(stderr,
+                 "presenced: --redis-wait-replicas needs --store redis:// "
+                 "or redis-sentinel://\n");
+    return 2;
+  }
   auto opened = store::SqliteStore::Open(f.data);
   if (!opened) {
     std::fprintf(stderr, "presenced: cannot open the store in %s: %s\n",
@@ -76,11 +93,13 @@ std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
 
 std::optional<int> OpenBackend(const Flags& f, const Clock* clock,
                                api::ApiOptions& options, Backend& backend) {
-  if (f.store.rfind("redis://", 0) == 0) return OpenRedis(f, clock, backend);
+  if (store::IsRedisStoreUrl(f.store)) return OpenRedis(f, clock, backend);
   if (f.store == "sqlite") return OpenSqlite(f, clock, options, backend);
   std::fprintf(stderr,
-               "presenced: --store wants sqlite or "
-               "redis://HOST:PORT[,HOST:PORT...], got %s\n",
+               "presenced: --store wants sqlite, "
+               "redis://HOST:PORT[,HOST:PORT...] or "
+               "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME, "
+               "got %s\n",
                f.store.c_str());
   return 2;
 }

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <iterator>
 
+#include "store/redis_client.h"
+
 namespace presence::app {
 namespace {
 
@@ -99,10 +101,22 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   cli.add_flag("--test-faults", f.test_faults,
                "let POST /admin/v1/faults make store writes fail (tests)");
   cli.add_option("--store", f.store,
-                 "sqlite (embedded, in --data) or "
+                 "sqlite (embedded, in --data), "
                  "redis://HOST:PORT[,HOST:PORT...] (scale-out: several "
-                 "presenced share one Redis or Redis Cluster)")
+                 "presenced share one Redis or Redis Cluster) or "
+                 "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME "
+                 "(scale-out on the master these Redis Sentinels watch)")
       ->capture_default_str();
+  cli.add_option("--redis-wait-replicas", f.redis_wait_replicas,
+                 "Redis store: after each write, WAIT until this many "
+                 "replicas acknowledged it (0: off); a write they do not "
+                 "acknowledge within --redis-wait-timeout-ms fails")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
+  cli.add_option("--redis-wait-timeout-ms", f.redis_wait_timeout_ms,
+                 "Redis store: how long a write waits for its replicas")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 60'000u));
   cli.add_option("--advertise", f.advertise,
                  "scale-out: HOST:PORT other nodes use to reach this node's "
                  "API (default: the --listen address as bound)");
@@ -110,6 +124,18 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "scale-out (required with --store redis://): file, readable "
                  "only by the service, holding the secret the nodes of one "
                  "group sign their relays with");
+  cli.add_option("--node-ttl-seconds", f.node_ttl_seconds,
+                 "scale-out: a node's registration lasts this long unless "
+                 "refreshed (every third of it); once a dead node's has "
+                 "expired, no node relays to it")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--max-relays-per-node", f.max_relays_per_node,
+                 "scale-out: requests relayed to one other node at once "
+                 "(a relayed long poll counts until it is answered); more "
+                 "get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_flag("--demo", f.demo,
                "on an empty data directory, create a demo organisation and "
                "print a curl ping");
@@ -137,7 +163,7 @@ std::optional<std::string> ReadAdminToken(const Flags& f) {
 }
 
 std::optional<std::string> ReadClusterSecret(const Flags& f) {
-  const bool scale_out = f.store.rfind("redis://", 0) == 0;
+  const bool scale_out = store::IsRedisStoreUrl(f.store);
   const char* path = f.cluster_secret_file.c_str();
   if (f.cluster_secret_file.empty()) {
     if (!scale_out) return std::string();

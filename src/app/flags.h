@@ -36,6 +36,11 @@ struct Flags {
   std::string store = "sqlite";
   std::string advertise;
   std::string cluster_secret_file;
+  // Redis store: WAIT for this many replicas after each write (0: off).
+  int redis_wait_replicas = 0;
+  unsigned redis_wait_timeout_ms = 1000;
+  unsigned node_ttl_seconds = 15;
+  std::size_t max_relays_per_node = 1024;
 };
 
 // Parses argv into `flags`. Returns nullopt to go on, or the exit status

@@ -28,6 +28,7 @@
 #include "app/io_threads.h"
 #include "app/log.h"
 #include "core/event_hub.h"
+#include "http/forwarder.h"
 #include "http/http_server.h"
 #include "http/relay_auth.h"
 
@@ -179,7 +180,16 @@ int Main(int argc, char** argv) {
     boost::asio::post(io.main(), std::move(task));
   });
   http::SessionLimits limits = LimitsFrom(f, &metrics);
-  if (relay_auth) limits.relay_auth = &*relay_auth;
+  // Destroyed before `io` (its idle connections live on io's contexts).
+  std::optional<http::Forwarder> forwarder;
+  if (relay_auth) {
+    limits.relay_auth = &*relay_auth;
+    forwarder.emplace(*relay_auth,
+                      http::Forwarder::Options{
+                          .max_in_flight_per_target = f.max_relays_per_node,
+                          .metrics = &metrics});
+    limits.forwarder = &*forwarder;
+  }
   http::HttpServer server(io.main(), &router, limits, io.Picker());
   auto bound = Listen(server, "--listen", f.listen);
   if (!bound) return 1;

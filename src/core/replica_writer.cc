@@ -6,7 +6,11 @@
 namespace presence {
 
 ReplicaWriter::ReplicaWriter(store::SharedStore* store, SharedOptions options)
-    : store_(store), options_(options) {}
+    : store_(store),
+      options_(options),
+      unknown_subdomains_(std::chrono::duration_cast<std::chrono::microseconds>(
+                              options.unknown_subdomain_window)
+                              .count()) {}
 
 ReplicaWriter::~ReplicaWriter() {
   if (subscribed_) store_->Unsubscribe();
@@ -206,6 +210,7 @@ void ReplicaWriter::SweepWaiters() {
 }
 
 void ReplicaWriter::ApplyEntryLocked(const store::FeedEntry& entry) {
+  if (entry.realm) unknown_subdomains_.Forget(entry.realm->subdomain);
   Realm* realm = context_.directory->FindRealmById(entry.realm_id);
   if (realm == nullptr) {
     // A realm created elsewhere (or whose first entries we missed): read it
@@ -360,8 +365,17 @@ Realm* ReplicaWriter::LoadRealm(RealmId id) {
 }
 
 Realm* ReplicaWriter::LoadRealm(std::string_view subdomain) {
+  const Clock* clock = options_.cache_clock;
+  const Micros now = clock != nullptr ? clock->NowMicros() : 0;
+  if (clock != nullptr && unknown_subdomains_.Contains(subdomain, now)) {
+    return nullptr;
+  }
   auto id = store_->FindRealmId(subdomain);
-  if (!id || !*id) return nullptr;
+  if (!id) return nullptr;  // a store error is not remembered
+  if (!*id) {
+    if (clock != nullptr) unknown_subdomains_.Add(subdomain, now);
+    return nullptr;
+  }
   MutexLock apply(apply_mu_);
   Realm* realm = LoadRealmLocked(**id);
   applied_cv_.NotifyAll();

@@ -32,7 +32,8 @@
 // replica (feed thread, resyncs, realm loads) and guards loaded_ and
 // early_entries_; applied_cv_ is signalled after each change. states_mu_
 // guards the map of replica states (never erased; each state's applied_seq
-// is written under apply_mu_, its gate is guarded by its own gate_mu). Lock
+// is written under apply_mu_, its gate is guarded by its own gate_mu);
+// unknown_subdomains_ guards itself (a leaf lock, taken alone). Lock
 // order: PresenceService's admin lock, apply_mu_, the directory's lock, a
 // Realm's lock. A state's gate mutex is taken alone.
 #ifndef PRESENCE_CORE_REPLICA_WRITER_H_
@@ -49,6 +50,7 @@
 
 #include "core/presence_writer.h"
 #include "core/shared_store.h"
+#include "core/unknown_subdomains.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -59,6 +61,12 @@ struct SharedOptions {
   // a read barrier for the realm to catch up, before reading the realm again
   // from the store.
   std::chrono::milliseconds feed_wait{500};
+  // Real time (never a test clock that may stand still) for the negative
+  // cache of unknown subdomains: a subdomain the store had no realm for is
+  // not asked about again for `unknown_subdomain_window`
+  // (core/unknown_subdomains.h). Null: no such cache, every miss asks.
+  const Clock* cache_clock = nullptr;
+  std::chrono::milliseconds unknown_subdomain_window{1000};
 };
 
 class ReplicaWriter final : public PresenceWriter,
@@ -159,6 +167,7 @@ class ReplicaWriter final : public PresenceWriter,
   const SharedOptions options_;
   WriterContext context_;
   bool subscribed_ = false;
+  UnknownSubdomains unknown_subdomains_;
 
   // Serialises every change to the replica; guards loaded_ and
   // early_entries_. applied_cv_ is signalled after each change.

@@ -30,12 +30,14 @@
 #ifndef PRESENCE_CORE_SHARED_STORE_H_
 #define PRESENCE_CORE_SHARED_STORE_H_
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/store.h"
@@ -257,12 +259,26 @@ class SharedStore : public Store {
 
   // --- Nodes (which process owns an event queue) -------------------------
 
+  // A registration lasts `ttl` (in the store's clock) unless refreshed: a
+  // node that dies stops refreshing, and once its registration has expired
+  // no node relays to it any more. Registering or refreshing also drops
+  // every expired registration (the registry is pruned).
+
   // Registers this process, reachable at `address` ("host:port" of its API
-  // listener), and returns its node id (unique, never reused).
-  virtual StoreResult<std::int64_t> RegisterNode(std::string_view address) = 0;
-  // The address a node registered, if it is known.
+  // listener), for `ttl`, and returns its node id (unique, never reused).
+  virtual StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) = 0;
+  // Extends the registration of `node` (an id RegisterNode returned) to
+  // `ttl` from now, registering it again at `address` if it had expired.
+  virtual StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                                  std::chrono::milliseconds ttl) = 0;
+  // The address a node registered, if it is registered now (never one whose
+  // registration has expired).
   virtual StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) = 0;
+  // Every node registered now (this one included), by id.
+  virtual StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+  LiveNodes() = 0;
 };
 
 }  // namespace presence::store

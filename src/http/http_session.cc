@@ -11,7 +11,9 @@
 #include <tuple>
 #include <utility>
 
+#include "api/api_error.h"
 #include "api/auth_cache.h"
+#include "api/zulip_api.h"
 #include "http/forwarder.h"
 #include "http/response_head.h"
 
@@ -179,7 +181,14 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   in.auth_cache = &auth_cache;
   in.connection_auth = &connection_auth_;
 
-  Dispatch(router_->Handle(in));
+  api::Response out = router_->Handle(in);
+  // Fanned out only by the node the operator called: never a request that
+  // carries a relay mark at all (a node with another secret could
+  // otherwise bounce it back and forth).
+  if (!out.also_to.empty() && !relay_mark && limits_->forwarder != nullptr) {
+    return FanOut(std::move(out));
+  }
+  Dispatch(std::move(out));
 }
 
 void HttpSession::Dispatch(api::Response out) {
@@ -260,10 +269,33 @@ void HttpSession::Relay(api::Response fallback) {
   // The owner may hold the poll up to its heartbeat: no idle timeout here,
   // the relay has its own.
   // No secret, no relay (a single node has no queue owner to relay to).
-  if (limits_->relay_auth == nullptr) return Respond(std::move(fallback));
+  if (limits_->forwarder == nullptr) return Respond(std::move(fallback));
   StopTimed();
   std::string to = std::move(fallback.forward_to);
   const auto timeout = 2 * limits_->heartbeat + std::chrono::seconds(10);
+  limits_->forwarder->Forward(
+      socket_.get_executor(), to, CopyRequest(), timeout,
+      [self = shared_from_this(),
+       fallback = std::move(fallback)](Result<ForwardResponse> answer) mutable {
+        if (!answer && answer.error() == Errc::kUnavailable) {
+          // Too many relays to that node in flight: a clear 503 (the
+          // client retries), not the fallback's "queue gone".
+          return self->Respond(api::ErrorResponse(api::FromErrc(
+              Errc::kUnavailable,
+              "Too many requests relayed to the node owning this queue; "
+              "retry later")));
+        }
+        if (!answer) return self->Respond(std::move(fallback));
+        const Request& req = self->parser_->get();
+        const bool keep_alive = req.keep_alive();
+        self->response_ = std::move(*answer);
+        self->response_.version(req.version());
+        self->response_.keep_alive(keep_alive);
+        self->DoWrite(keep_alive);
+      });
+}
+
+ForwardRequest HttpSession::CopyRequest() const {
   // The relay's own copy of the request (its fields outlive the arena).
   const Request& req = parser_->get();
   ForwardRequest copy(req.method(), req.target(), req.version());
@@ -272,18 +304,24 @@ void HttpSession::Relay(api::Response fallback) {
   }
   for (const auto& f : req) copy.insert(f.name_string(), f.value());
   copy.body() = req.body();
-  Forward(socket_.get_executor(), to, std::move(copy), *limits_->relay_auth,
-          timeout,
-          [self = shared_from_this(), fallback = std::move(fallback)](
-              std::optional<ForwardResponse> answer) mutable {
-            if (!answer) return self->Respond(std::move(fallback));
-            const Request& req = self->parser_->get();
-            const bool keep_alive = req.keep_alive();
-            self->response_ = std::move(*answer);
-            self->response_.version(req.version());
-            self->response_.keep_alive(keep_alive);
-            self->DoWrite(keep_alive);
-          });
+  return copy;
+}
+
+void HttpSession::FanOut(api::Response out) {
+  StopTimed();
+  std::vector<std::string> to = std::move(out.also_to);
+  out.also_to.clear();
+  // Every callback runs on this session's thread: a plain count.
+  auto left = std::make_shared<std::size_t>(to.size());
+  auto answer = std::make_shared<api::Response>(std::move(out));
+  for (const std::string& address : to) {
+    limits_->forwarder->Forward(
+        socket_.get_executor(), address, CopyRequest(), std::chrono::seconds(5),
+        [self = shared_from_this(), left, answer](Result<ForwardResponse>) {
+          // What a peer answered does not change this node's answer.
+          if (--*left == 0) self->Respond(std::move(*answer));
+        });
+  }
 }
 
 void HttpSession::WriteError(unsigned status, std::string_view msg) {

@@ -44,6 +44,7 @@
 #include "api/auth_cache.h"
 #include "api/router.h"
 #include "core/event_queue.h"
+#include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
 
@@ -60,6 +61,9 @@ struct SessionLimits {
   // it receives. Null on a single node, which neither relays nor trusts a
   // relay.
   const RelayAuth* relay_auth = nullptr;
+  // Scale-out: relays requests to the node owning their queue over kept-alive
+  // connections, bounded. Null on a single node.
+  Forwarder* forwarder = nullptr;
 };
 
 class HttpSession : public QueueWaiter,
@@ -105,6 +109,11 @@ class HttpSession : public QueueWaiter,
   // Relays the request to the node in out.forward_to; answers `out` itself
   // (the router's fallback) if that node cannot be reached.
   void Relay(api::Response out);
+  // Sends the request, signed as a relay, to every address in out.also_to
+  // as well, then answers `out` once they have all answered or failed.
+  void FanOut(api::Response out);
+  // The request being handled, as the forwarder sends it on.
+  ForwardRequest CopyRequest() const;
   // Notices a client that leaves while parked (a peek of one byte).
   void WatchParked();
   void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);

@@ -105,6 +105,7 @@ struct RedisAsync::Connection {
   boost::asio::steady_timer watchdog;
   bool watchdog_armed = false;
   std::size_t pending = 0;  // commands sent and not answered
+  bool connected = false;   // the connect completed (a command may run)
   Clock::time_point last_progress{};
 };
 
@@ -183,9 +184,12 @@ RedisAsync::Connection* RedisAsync::ConnectionTo(const RedisAddress& address) {
   };
   redisAsyncSetDisconnectCallback(ac, closed);
   redisAsyncSetConnectCallback(ac, [](const redisAsyncContext* c, int status) {
-    if (status == REDIS_OK) return;
     auto* cn = static_cast<Connection*>(c->data);
     if (cn == nullptr) return;
+    if (status == REDIS_OK) {
+      cn->connected = true;
+      return;
+    }
     cn->failure = "redis " + cn->address.ToString() + ": " +
                   (c->err != 0 ? c->errstr : "connect failed");
     cn->ac = nullptr;
@@ -202,7 +206,9 @@ void RedisAsync::Run(std::vector<std::string> argv, std::string route_key,
   cmd->route_key = std::move(route_key);
   cmd->done = std::move(done);
   RedisAddress to;
-  if (topology_->cluster() && !cmd->route_key.empty()) {
+  if (topology_->sentinel() && master_) {
+    to = *master_;
+  } else if (topology_->cluster() && !cmd->route_key.empty()) {
     auto moved = moved_.find(RedisKeySlot(cmd->route_key));
     to = moved != moved_.end() ? moved->second
                                : topology_->MasterFor(cmd->route_key);
@@ -265,6 +271,12 @@ void RedisAsync::OnReply(const std::shared_ptr<Command>& cmd, Connection* conn,
   --in_flight_;
   conn->last_progress = Clock::now();
   if (raw == nullptr) {
+    if (*alive_ && topology_->sentinel() && !conn->connected &&
+        cmd->redirects < kMaxRedirects) {
+      // Never connected, so never sent: the master may have moved.
+      Rediscover(cmd, conn->failure);
+      return;
+    }
     // The connection closed with the command in flight: it may have run.
     if (*alive_) {
       // Routes through it are read again from the topology.
@@ -290,7 +302,50 @@ void RedisAsync::OnReply(const std::shared_ptr<Command>& cmd, Connection* conn,
       return;
     }
   }
+  if (*alive_ && reply.is_error() && topology_->sentinel() &&
+      cmd->redirects < kMaxRedirects &&
+      (StartsWith(reply.str, "READONLY") || StartsWith(reply.str, "LOADING"))) {
+    // Refused, not run: a demoted master or one still loading.
+    Rediscover(cmd, "redis " + conn->address.ToString() + ": " + reply.str);
+    return;
+  }
   cmd->done(std::move(reply));
+}
+
+void RedisAsync::Rediscover(std::shared_ptr<Command> cmd, std::string why) {
+  ++cmd->redirects;
+  master_.reset();
+  const auto& sentinels = topology_->sentinels();
+  const RedisAddress sentinel = sentinels[next_sentinel_++ % sentinels.size()];
+  auto ask = std::make_shared<Command>();
+  ask->argv = {"SENTINEL", "get-master-addr-by-name", topology_->master_name()};
+  ask->redirects = kMaxRedirects;  // asked of this sentinel only
+  ask->done = [this, alive = alive_, cmd,
+               why = std::move(why)](StoreResult<RedisReply> r) {
+    if (!*alive) return cmd->done(Error(Errc::kStoreFailed, why));
+    std::optional<RedisAddress> named;
+    if (r && r->type == RedisReply::Type::kArray && r->elements.size() == 2) {
+      named = ParseRedisAddress(r->elements[0].str + ":" + r->elements[1].str);
+    }
+    if (!named) {
+      // This sentinel does not know: the next one, while attempts remain.
+      if (cmd->redirects < kMaxRedirects) return Rediscover(cmd, why);
+      return cmd->done(
+          Error(Errc::kStoreFailed, why + " (no sentinel named a master)"));
+    }
+    master_ = *named;
+    Send(cmd, *named, /*asking=*/false);
+  };
+  // A pause first, growing with the attempts: a failover takes a moment.
+  auto timer = std::make_shared<boost::asio::steady_timer>(
+      io_, std::chrono::milliseconds(50) * cmd->redirects);
+  timer->async_wait([this, alive = alive_, timer, ask,
+                     sentinel](boost::system::error_code ec) {
+    if (ec || !*alive) {
+      return ask->done(Error(Errc::kStoreFailed, "redis: shutting down"));
+    }
+    Send(ask, sentinel, /*asking=*/false);
+  });
 }
 
 void RedisAsync::ArmWatchdog(Connection* conn) {

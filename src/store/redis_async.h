@@ -22,6 +22,13 @@
 // the next command connects again. A connection with commands in flight
 // that receives nothing for the I/O timeout is dropped the same way.
 //
+// Redis Sentinel: a command refused by a server that is no longer the
+// master (READONLY, LOADING), or sent on a connection that never connected
+// (so it cannot have run), asks the sentinels again, asynchronously, after a
+// short pause (SENTINEL get-master-addr-by-name, each sentinel in turn), and
+// is sent to the master they name; this thread then keeps to that master.
+// Bounded like redirects.
+//
 // Thread safety: none; every call, and every callback, on the io_context's
 // thread. Callbacks run once each, from the io_context (or from the
 // destructor, which fails the commands still in flight).
@@ -33,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -74,6 +82,8 @@ class RedisAsync {
   void OnReply(const std::shared_ptr<Command>& cmd, Connection* conn,
                const void* reply);
   void Drop(Connection* conn);
+  // Sentinel: asks the sentinels for the master, then sends `cmd` there.
+  void Rediscover(std::shared_ptr<Command> cmd, std::string why);
   void ArmWatchdog(Connection* conn);
 
   boost::asio::io_context& io_;
@@ -82,6 +92,9 @@ class RedisAsync {
   std::unordered_map<std::string, std::unique_ptr<Connection>> conns_;
   // Slots a MOVED reply moved since the topology was read (cluster).
   std::map<int, RedisAddress> moved_;
+  // Sentinel: the master the sentinels last named to this thread.
+  std::optional<RedisAddress> master_;
+  std::size_t next_sentinel_ = 0;
   std::size_t in_flight_ = 0;
   // Set false in the destructor: callbacks from hiredis that run during it
   // touch nothing else.

@@ -142,16 +142,14 @@ std::optional<RedisAddress> ParseRedisAddress(std::string_view text) {
   return RedisAddress{.host = std::string(host), .port = port};
 }
 
-StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
-  const std::string usage =
-      "redis url must be redis://HOST:PORT[,HOST:PORT...]";
-  constexpr std::string_view kScheme = "redis://";
-  if (url.substr(0, kScheme.size()) != kScheme) {
-    return Error(Errc::kInvalidArgument,
-                 usage + " (got '" + std::string(url) + "')");
-  }
+namespace {
+
+// The addresses of "HOST:PORT[,HOST:PORT...]" in a url; `usage` starts the
+// error message.
+StoreResult<std::vector<RedisAddress>> ParseAddressList(
+    std::string_view list, std::string_view url, const std::string& usage) {
   std::vector<RedisAddress> seeds;
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = list;
   for (;;) {
     std::size_t comma = rest.find(',');
     std::string_view part = rest.substr(0, comma);
@@ -166,6 +164,58 @@ StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
     rest.remove_prefix(comma + 1);
   }
   return seeds;
+}
+
+}  // namespace
+
+StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url) {
+  const std::string usage =
+      "redis url must be redis://HOST:PORT[,HOST:PORT...]";
+  constexpr std::string_view kScheme = "redis://";
+  if (url.substr(0, kScheme.size()) != kScheme) {
+    return Error(Errc::kInvalidArgument,
+                 usage + " (got '" + std::string(url) + "')");
+  }
+  return ParseAddressList(url.substr(kScheme.size()), url, usage);
+}
+
+StoreResult<RedisSentinelUrl> ParseRedisSentinelUrl(std::string_view url) {
+  const std::string usage =
+      "redis sentinel url must be "
+      "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME";
+  if (url.substr(0, kRedisSentinelScheme.size()) != kRedisSentinelScheme) {
+    return Error(Errc::kInvalidArgument,
+                 usage + " (got '" + std::string(url) + "')");
+  }
+  std::string_view rest = url.substr(kRedisSentinelScheme.size());
+  const std::size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) {
+    return Error(Errc::kInvalidArgument,
+                 usage + ": no /MASTERNAME in '" + std::string(url) + "'");
+  }
+  auto sentinels = ParseAddressList(rest.substr(0, slash), url, usage);
+  if (!sentinels) return sentinels.error();
+  std::string_view name = rest.substr(slash + 1);
+  if (name.empty()) {
+    return Error(Errc::kInvalidArgument,
+                 usage + ": empty master name in '" + std::string(url) + "'");
+  }
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f ||
+        std::string_view("/,?#@").find(c) != std::string_view::npos) {
+      return Error(Errc::kInvalidArgument, usage + ": bad master name '" +
+                                               std::string(name) + "' in '" +
+                                               std::string(url) + "'");
+    }
+  }
+  return RedisSentinelUrl{.sentinels = std::move(*sentinels),
+                          .master_name = std::string(name)};
+}
+
+bool IsRedisStoreUrl(std::string_view url) {
+  return url.substr(0, 8) == "redis://" ||
+         url.substr(0, kRedisSentinelScheme.size()) == kRedisSentinelScheme;
 }
 
 int RedisKeySlot(std::string_view key) {
@@ -284,8 +334,10 @@ StoreStatus RedisConnection::ReadSome() {
 // --- RedisClient ------------------------------------------------------------
 
 RedisClient::RedisClient(std::vector<RedisAddress> seeds,
-                         RedisTimeouts timeouts)
-    : seeds_(std::move(seeds)), timeouts_(timeouts) {}
+                         RedisTimeouts timeouts, std::string master_name)
+    : seeds_(std::move(seeds)),
+      timeouts_(timeouts),
+      master_name_(std::move(master_name)) {}
 
 RedisClient::~RedisClient() = default;
 
@@ -329,6 +381,120 @@ StoreResult<std::unique_ptr<RedisClient>> RedisClient::Connect(
                                          reply->str);
   }
   return Error(Errc::kStoreFailed, why);
+}
+
+StoreResult<std::unique_ptr<RedisClient>> RedisClient::ConnectSentinel(
+    std::vector<RedisAddress> sentinels, std::string master_name,
+    RedisTimeouts timeouts) {
+  if (sentinels.empty()) {
+    return Error(Errc::kInvalidArgument, "no redis sentinel address");
+  }
+  if (master_name.empty()) {
+    return Error(Errc::kInvalidArgument, "no redis sentinel master name");
+  }
+  std::unique_ptr<RedisClient> client(
+      new RedisClient(std::move(sentinels), timeouts, std::move(master_name)));
+  std::lock_guard<std::mutex> lock(client->mu_);
+  if (StoreStatus st = client->ResolveMaster(); !st) return st.error();
+  return client;
+}
+
+StoreStatus RedisClient::ResolveMaster() {
+  const std::string ask[] = {"SENTINEL", "get-master-addr-by-name",
+                             master_name_};
+  const std::string role[] = {"ROLE"};
+  Error error(Errc::kStoreFailed, "redis sentinel: no sentinel answered");
+  for (const RedisAddress& sentinel : seeds_) {
+    auto reply = ConnectionTo(sentinel)->Command(ask);
+    if (!reply) {
+      error = reply.error();
+      continue;
+    }
+    if (reply->is_nil()) {
+      error = Error(Errc::kStoreFailed,
+                    "redis sentinel " + sentinel.ToString() +
+                        " knows no master named '" + master_name_ + "'");
+      continue;
+    }
+    std::optional<RedisAddress> master;
+    if (reply->type == RedisReply::Type::kArray &&
+        reply->elements.size() == 2) {
+      master = ParseRedisAddress(reply->elements[0].str + ":" +
+                                 reply->elements[1].str);
+    }
+    if (!master) {
+      error = Error(Errc::kStoreFailed,
+                    "redis sentinel " + sentinel.ToString() +
+                        ": unexpected answer to SENTINEL "
+                        "get-master-addr-by-name" +
+                        (reply->is_error() ? ": " + reply->str : ""));
+      continue;
+    }
+    // A sentinel may still name a master that died or was demoted (it has
+    // not noticed yet, or the failover is under way): ask the node itself.
+    auto said = ConnectionTo(*master)->Command(role);
+    if (!said) {
+      error = said.error();
+      continue;
+    }
+    if (said->type != RedisReply::Type::kArray || said->elements.empty() ||
+        said->elements[0].str != "master") {
+      error = Error(
+          Errc::kStoreFailed,
+          "redis " + master->ToString() + ": sentinel " + sentinel.ToString() +
+              " names it master of '" + master_name_ + "' but its ROLE is " +
+              (said->elements.empty() ? said->str : said->elements[0].str));
+      continue;
+    }
+    master_ = *master;
+    last_master_ = *master;
+    return {};
+  }
+  return error;
+}
+
+StoreResult<RedisReply> RedisClient::RunSentinelLocked(
+    std::span<const std::string> argv, RedisConnection** used) {
+  std::string why;  // the last failure, for the message of giving up
+  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+    if (attempt > 0) {
+      // A failover takes the sentinels a while: pause, growing, instead of
+      // asking them again at once.
+      std::this_thread::sleep_for(std::chrono::milliseconds(50) * attempt);
+    }
+    if (!master_) {
+      if (StoreStatus st = ResolveMaster(); !st) {
+        why = st.error().detail();
+        continue;
+      }
+    }
+    const RedisAddress target = *master_;
+    RedisConnection* conn = ConnectionTo(target);
+    bool sent = false;
+    StoreResult<RedisReply> reply = conn->Command(argv, &sent);
+    if (!reply) {
+      master_.reset();  // ask the sentinels before the next command
+      // A command that may have run is not sent again (it might not be
+      // idempotent): the caller sees the failure.
+      if (sent) return reply.error();
+      why = std::move(reply.error().detail());
+      continue;
+    }
+    if (reply->is_error() && (StartsWith(reply->str, "READONLY") ||
+                              StartsWith(reply->str, "LOADING"))) {
+      // A demoted master, or one still loading its data: the command was
+      // refused, so sending it to the new master cannot run it twice.
+      master_.reset();
+      conn->Close();
+      why = "redis " + target.ToString() + ": " + reply->str;
+      continue;
+    }
+    *used = conn;
+    return reply;
+  }
+  return Error(
+      Errc::kStoreFailed,
+      why + " (gave up after " + std::to_string(kMaxAttempts) + " attempts)");
 }
 
 RedisConnection* RedisClient::ConnectionTo(const RedisAddress& address) {
@@ -423,6 +589,49 @@ RedisAddress RedisClient::Route(std::string_view route_key) const {
 StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
                                          std::string_view route_key) {
   std::lock_guard<std::mutex> lock(mu_);
+  RedisConnection* used = nullptr;
+  return RunLocked(argv, route_key, &used);
+}
+
+StoreResult<RedisReply> RedisClient::RunDurable(
+    std::span<const std::string> argv, std::string_view route_key,
+    const RedisWait& wait) {
+  std::lock_guard<std::mutex> lock(mu_);
+  RedisConnection* used = nullptr;
+  auto reply = RunLocked(argv, route_key, &used);
+  if (!reply || reply->is_error() || wait.replicas <= 0 || used == nullptr) {
+    return reply;
+  }
+  // On the connection that ran the command: WAIT counts the replicas that
+  // acknowledged this connection's last write.
+  const std::string wait_cmd[] = {"WAIT", std::to_string(wait.replicas),
+                                  std::to_string(wait.timeout.count())};
+  auto acked = used->Command(wait_cmd);
+  if (!acked) {
+    if (sentinel()) master_.reset();
+    return acked.error();
+  }
+  if (acked->type != RedisReply::Type::kInteger) {
+    return Error(Errc::kStoreFailed,
+                 "redis " + used->address().ToString() +
+                     ": unexpected answer to WAIT" +
+                     (acked->is_error() ? ": " + acked->str : ""));
+  }
+  if (acked->integer < wait.replicas) {
+    return Error(Errc::kStoreFailed,
+                 "redis " + used->address().ToString() +
+                     ": WAIT: " + std::to_string(acked->integer) + " of " +
+                     std::to_string(wait.replicas) +
+                     " replicas acknowledged the write within " +
+                     std::to_string(wait.timeout.count()) + " ms");
+  }
+  return reply;
+}
+
+StoreResult<RedisReply> RedisClient::RunLocked(
+    std::span<const std::string> argv, std::string_view route_key,
+    RedisConnection** used) {
+  if (!master_name_.empty()) return RunSentinelLocked(argv, used);
   std::string why;  // the last failure, for the message of giving up
   // A failed refresh of the slot map is what the next attempt runs into.
   auto refresh = [&] {
@@ -475,6 +684,7 @@ StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
         continue;
       }
     }
+    *used = conn;
     return reply;
   }
   return Error(
@@ -484,11 +694,19 @@ StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
 
 RedisAddress RedisClient::MasterFor(std::string_view route_key) const {
   std::lock_guard<std::mutex> lock(mu_);
+  // Sentinel: the master last found (Nodes and failed commands ask the
+  // sentinels again); no round trip here.
+  if (!master_name_.empty()) return master_ ? *master_ : last_master_;
   return Route(route_key);
 }
 
-std::vector<RedisAddress> RedisClient::Nodes() const {
+std::vector<RedisAddress> RedisClient::Nodes() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!master_name_.empty()) {
+    // Asked afresh: a caller wants the node to (re)connect to now.
+    (void)ResolveMaster();
+    return {master_ ? *master_ : last_master_};
+  }
   if (!cluster_) return seeds_;
   std::vector<RedisAddress> out;
   for (const SlotRange& r : slots_) {

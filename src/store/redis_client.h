@@ -21,6 +21,23 @@
 //     the server (so a script never runs twice); retries are bounded
 //     (kMaxAttempts). Keyless commands (PUBLISH, ...) go to any reachable
 //     node. No replicas are used and no read is sent to one.
+//   - Redis Sentinel (ConnectSentinel): the seeds are sentinels watching one
+//     master by name. The client asks them (SENTINEL
+//     get-master-addr-by-name, each in turn until one knows), checks that
+//     the address it got says ROLE master, and sends every command there.
+//     A connection failure or a READONLY / LOADING reply (a demoted or
+//     restarting master) makes it ask the sentinels again; a command that
+//     cannot have run (not sent, or refused with READONLY / LOADING) is
+//     retried after a growing pause, at most kMaxAttempts times in all, so a
+//     failover in progress costs a caller about half a second before it sees
+//     the failure, never a hot loop.
+//
+// Durability (RunDurable): Redis replicates asynchronously, so a master that
+// dies may take with it writes it acknowledged. RunDurable follows a
+// successful command with WAIT numreplicas timeout on the same connection,
+// under the same lock, and fails (kStoreFailed) when fewer replicas than
+// asked acknowledged in time: the command ran on the master, but the caller
+// must not treat it as durable.
 //
 // Writes block SIGPIPE in the writing thread (hiredis uses write(2)), so a
 // vanished server is an error value, never a signal that kills the process.
@@ -81,6 +98,27 @@ StoreResult<std::vector<RedisAddress>> ParseRedisUrl(std::string_view url);
 // The address of a "MOVED 3999 127.0.0.1:6381" or "ASK ..." error reply,
 // nullopt if it names none.
 std::optional<RedisAddress> RedirectTarget(std::string_view error);
+
+// "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME": the sentinels and
+// the name of the master they watch.
+struct RedisSentinelUrl {
+  std::vector<RedisAddress> sentinels;
+  std::string master_name;
+};
+inline constexpr std::string_view kRedisSentinelScheme = "redis-sentinel://";
+// kInvalidArgument, saying what is wrong, if malformed (no scheme, a bad
+// address, no "/MASTERNAME", a name that is empty or holds '/', ',', '?',
+// '#', '@', a space or a control character).
+StoreResult<RedisSentinelUrl> ParseRedisSentinelUrl(std::string_view url);
+
+// True if `url` names a Redis store (redis:// or redis-sentinel://).
+bool IsRedisStoreUrl(std::string_view url);
+
+// WAIT after each write step; replicas == 0: off.
+struct RedisWait {
+  int replicas = 0;
+  std::chrono::milliseconds timeout{1000};
+};
 
 // The Redis Cluster hash slot of `key` (0..16383): CRC16/XMODEM of the hash
 // tag (the bytes between the first '{' and the next '}', if not empty) or of
@@ -145,6 +183,12 @@ class RedisClient {
   // (kInvalidArgument). kStoreFailed if no seed answers. Errors say why.
   static StoreResult<std::unique_ptr<RedisClient>> Connect(
       std::vector<RedisAddress> seeds, RedisTimeouts timeouts);
+  // Asks `sentinels` for the master named `master_name` and connects to it
+  // (see the file comment). kStoreFailed, saying why, if no sentinel names
+  // a reachable master that says ROLE master.
+  static StoreResult<std::unique_ptr<RedisClient>> ConnectSentinel(
+      std::vector<RedisAddress> sentinels, std::string master_name,
+      RedisTimeouts timeouts);
 
   RedisClient(const RedisClient&) = delete;
   RedisClient& operator=(const RedisClient&) = delete;
@@ -157,13 +201,28 @@ class RedisClient {
   // says which node failed and how.
   StoreResult<RedisReply> Run(std::span<const std::string> argv,
                               std::string_view route_key);
+  // Run, then (if wait.replicas > 0 and the reply is not an error reply)
+  // WAIT wait.replicas wait.timeout on the connection that ran it.
+  // kStoreFailed, naming how many replicas acknowledged, if fewer than
+  // wait.replicas did: the command ran but may be lost by a failover.
+  StoreResult<RedisReply> RunDurable(std::span<const std::string> argv,
+                                     std::string_view route_key,
+                                     const RedisWait& wait);
 
   bool cluster() const { return cluster_; }
-  // The master that serves `route_key` now, as the slot map says (no round
-  // trip): where an asynchronous client (redis_async.h) sends the command.
+  bool sentinel() const { return !master_name_.empty(); }
+  // Sentinel mode: the sentinels and the master's name (fixed).
+  const std::vector<RedisAddress>& sentinels() const { return seeds_; }
+  const std::string& master_name() const { return master_name_; }
+  // The master that serves `route_key` now, as the slot map (or, with
+  // Sentinel, the master last found) says, without a round trip: where an
+  // asynchronous client (redis_async.h) sends the command.
   RedisAddress MasterFor(std::string_view route_key) const;
-  // Where a subscriber can connect: the masters (cluster) or the server.
-  std::vector<RedisAddress> Nodes() const;
+  // Where a subscriber (or another client) can connect now: the masters
+  // (cluster), the server (standalone), or the current master (sentinel:
+  // asked of the sentinels at each call, the last one known if none
+  // answers).
+  std::vector<RedisAddress> Nodes();
   RedisTimeouts timeouts() const { return timeouts_; }
 
  private:
@@ -173,9 +232,21 @@ class RedisClient {
     RedisAddress master;
   };
 
-  RedisClient(std::vector<RedisAddress> seeds, RedisTimeouts timeouts);
+  RedisClient(std::vector<RedisAddress> seeds, RedisTimeouts timeouts,
+              std::string master_name = {});
 
   // All below: mu_ held.
+  // Run's body; `*used` is the connection that gave the reply (if any).
+  StoreResult<RedisReply> RunLocked(std::span<const std::string> argv,
+                                    std::string_view route_key,
+                                    RedisConnection** used);
+  // Sentinel mode: Run's body.
+  StoreResult<RedisReply> RunSentinelLocked(std::span<const std::string> argv,
+                                            RedisConnection** used);
+  // Sentinel mode: asks the sentinels for the master and checks its ROLE;
+  // sets master_. The last failure, saying why, if none named a master
+  // (master_ is then left as it was).
+  StoreStatus ResolveMaster();
   RedisConnection* ConnectionTo(const RedisAddress& address);
   // Reloads the slot map from any reachable node; the last failure if none
   // answered with a slot map.
@@ -185,13 +256,18 @@ class RedisClient {
   // The master for `slot`, or the first seed if the map has no owner.
   RedisAddress Route(std::string_view route_key) const;
 
-  const std::vector<RedisAddress> seeds_;
+  const std::vector<RedisAddress> seeds_;  // the sentinels in sentinel mode
   const RedisTimeouts timeouts_;
-  bool cluster_ = false;  // fixed after Connect
+  const std::string master_name_;  // sentinel mode if not empty
+  bool cluster_ = false;           // fixed after Connect
 
   mutable std::mutex mu_;
   std::map<std::string, std::unique_ptr<RedisConnection>> conns_;  // mu_
   std::vector<SlotRange> slots_;  // sorted by first; guarded by mu_
+  // Sentinel mode: the master last resolved; nullopt when it must be asked
+  // again (after a failure). Guarded by mu_.
+  std::optional<RedisAddress> master_;
+  RedisAddress last_master_;  // the last one ever resolved; mu_
 };
 
 }  // namespace presence::store

@@ -22,6 +22,7 @@ inline const std::string kSubdomains = kGlobal + "subdomains";
 inline const std::string kRealms = kGlobal + "realms";
 inline const std::string kUserRealm = kGlobal + "user_realm";
 inline const std::string kNodes = kGlobal + "nodes";
+inline const std::string kNodeDeadlines = kGlobal + "node_deadlines";
 
 // Indexes into RealmKeys(): the order every realm script expects its KEYS.
 enum RealmKey { kMeta, kUsers, kEmails, kRows, kRowSeq, kAccess, kClients };

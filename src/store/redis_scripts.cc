@@ -10,12 +10,26 @@ namespace {
 
 // The file of each ScriptId, in enum order.
 constexpr std::string_view kScriptFiles[kScriptCount] = {
-    "index_insert_realm", "index_drop_realm", "index_rename_realm",
-    "alloc_user",         "register_node",    "create_realm",
-    "update_realm",       "check_user",       "put_user",
-    "drop_user",          "set_access",       "reserve",
-    "write_presence",     "report",           "set_presence_enabled",
-    "read_realm",         "count_request",    "gate",
+    "index_insert_realm",
+    "index_drop_realm",
+    "index_rename_realm",
+    "alloc_user",
+    "register_node",
+    "create_realm",
+    "update_realm",
+    "check_user",
+    "put_user",
+    "drop_user",
+    "set_access",
+    "reserve",
+    "write_presence",
+    "report",
+    "set_presence_enabled",
+    "read_realm",
+    "count_request",
+    "node_address",
+    "live_nodes",
+    "gate",
 };
 
 const LuaFile* FindLua(std::string_view name) {

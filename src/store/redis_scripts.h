@@ -48,6 +48,8 @@ enum ScriptId {
   kSetPresenceEnabled,
   kReadRealm,
   kCountRequest,
+  kNodeAddress,
+  kLiveNodes,
   kGate,
   kScriptCount,
 };

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -19,6 +20,7 @@ using redis_keys::RealmKeys;
 namespace {
 
 using redis_keys::kNextNode;
+using redis_keys::kNodeDeadlines;
 using redis_keys::kNodes;
 using redis_keys::kSubdomains;
 
@@ -54,13 +56,28 @@ StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
 
 StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
     std::string_view url, const Options& options) {
-  auto seeds = ParseRedisUrl(url);
-  if (!seeds) return seeds.error();
+  std::optional<RedisSentinelUrl> sentinel;
+  std::vector<RedisAddress> seeds;
+  if (url.substr(0, kRedisSentinelScheme.size()) == kRedisSentinelScheme) {
+    auto parsed = ParseRedisSentinelUrl(url);
+    if (!parsed) return parsed.error();
+    sentinel = std::move(*parsed);
+  } else {
+    auto parsed = ParseRedisUrl(url);
+    if (!parsed) return parsed.error();
+    seeds = std::move(*parsed);
+  }
+  if (options.wait.replicas < 0 || options.wait.timeout.count() < 0) {
+    return Error(Errc::kInvalidArgument, "redis WAIT: negative setting");
+  }
   auto scripts = BuildScripts(kFeedChannel);
   if (!scripts) return scripts.error();
   std::vector<std::unique_ptr<RedisClient>> clients;
   for (int i = 0; i < std::max(1, options.connections); ++i) {
-    auto client = RedisClient::Connect(*seeds, options.timeouts);
+    auto client = sentinel ? RedisClient::ConnectSentinel(sentinel->sentinels,
+                                                          sentinel->master_name,
+                                                          options.timeouts)
+                           : RedisClient::Connect(seeds, options.timeouts);
     if (!client) return client.error();
     clients.push_back(std::move(*client));
   }
@@ -103,12 +120,21 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string route = keys.empty() ? std::string() : keys.front();
   RedisClient& c = client();
-  auto reply = c.Run(argv, route);
+  // Reads and the rate limit's count need no replica's acknowledgement.
+  const std::ptrdiff_t id = &script - scripts_.data();
+  const bool durable = options_.wait.replicas > 0 && id != kReadRealm &&
+                       id != kCheckUser && id != kCountRequest;
+  auto run = [&] {
+    return durable ? c.RunDurable(argv, route, options_.wait)
+                   : c.Run(argv, route);
+  };
+  auto reply = run();
   if (reply && reply->is_error() && reply->str.substr(0, 8) == "NOSCRIPT") {
-    // A restarted or flushed node: EVAL runs it and caches it again.
+    // A restarted or flushed node (or a promoted replica that never ran
+    // SCRIPT LOAD): EVAL runs it and caches it again.
     argv[0] = "EVAL";
     argv[1] = script.body;
-    reply = c.Run(argv, route);
+    reply = run();
   }
   if (!reply) {
     return Error(Errc::kStoreFailed,
@@ -226,14 +252,29 @@ StoreResult<std::optional<RealmId>> RedisStore::FindRealmId(
   return std::optional<RealmId>(*id);
 }
 
-StoreResult<std::int64_t> RedisStore::RegisterNode(std::string_view address) {
-  const std::string keys[] = {kNextNode, kNodes};
-  const std::string args[] = {std::string(address)};
+StoreResult<std::int64_t> RedisStore::RegisterNode(
+    std::string_view address, std::chrono::milliseconds ttl) {
+  const std::string keys[] = {kNextNode, kNodes, kNodeDeadlines};
+  const std::string args[] = {"0", std::string(address),
+                              std::to_string(ttl.count())};
   auto reply = Eval(scripts_[kRegisterNode], keys, args);
   if (!reply) return reply.error();
   auto id = IntOf(*reply);
   if (!id) return Error(Errc::kCorrupt, "register_node: bad reply");
   return static_cast<std::int64_t>(*id);
+}
+
+StoreStatus RedisStore::RefreshNode(std::int64_t node, std::string_view address,
+                                    std::chrono::milliseconds ttl) {
+  const std::string keys[] = {kNextNode, kNodes, kNodeDeadlines};
+  const std::string args[] = {std::to_string(node), std::string(address),
+                              std::to_string(ttl.count())};
+  auto reply = Eval(scripts_[kRegisterNode], keys, args);
+  if (!reply) return reply.error();
+  if (IntOf(*reply).value_or(-1) != node) {
+    return Error(Errc::kCorrupt, "register_node: bad reply");
+  }
+  return {};
 }
 
 StoreResult<RateCount> RedisStore::CountRequest(UserId user, Micros now,
@@ -358,21 +399,45 @@ void RedisStore::Gate(RealmId realm, const GateRequest& request,
     }
     return reply;
   };
+  // --redis-wait-replicas: a step that wrote is acknowledged only once
+  // that many replicas have it (WAIT on the connection that ran it).
+  auto durable = [async, route, wait = options_.wait,
+                  done](StoreResult<GateResult> r) {
+    if (!r || !r->write.wrote || wait.replicas <= 0) return done(std::move(r));
+    async->Run(
+        {"WAIT", std::to_string(wait.replicas),
+         std::to_string(wait.timeout.count())},
+        route, [r, wait, done](StoreResult<RedisReply> acked) {
+          if (!acked || acked->type != RedisReply::Type::kInteger) {
+            return done(
+                Error(Errc::kStoreFailed,
+                      "gate: WAIT failed: " +
+                          (acked ? acked->str : acked.error().detail())));
+          }
+          if (acked->integer < wait.replicas) {
+            return done(Error(Errc::kStoreFailed,
+                              "gate: written, but only " +
+                                  std::to_string(acked->integer) + " of " +
+                                  std::to_string(wait.replicas) +
+                                  " replicas acknowledged it in time"));
+          }
+          done(r);
+        });
+  };
   async->Run(argv, route,
              [async, argv, route, body = script.body, finish,
-              done = std::move(done)](StoreResult<RedisReply> reply) mutable {
+              durable](StoreResult<RedisReply> reply) mutable {
                if (reply && reply->is_error() &&
                    reply->str.substr(0, 8) == "NOSCRIPT") {
                  argv[0] = "EVAL";
                  argv[1] = body;
                  async->Run(std::move(argv), std::move(route),
-                            [finish, done = std::move(done)](
-                                StoreResult<RedisReply> again) {
-                              done(ParseGate(finish(std::move(again))));
+                            [finish, durable](StoreResult<RedisReply> again) {
+                              durable(ParseGate(finish(std::move(again))));
                             });
                  return;
                }
-               done(ParseGate(finish(std::move(reply))));
+               durable(ParseGate(finish(std::move(reply))));
              });
 }
 
@@ -386,11 +451,34 @@ StoreStatus RedisStore::Ping() {
 
 StoreResult<std::optional<std::string>> RedisStore::NodeAddress(
     std::int64_t node) {
-  const std::string argv[] = {"HGET", kNodes, std::to_string(node)};
-  auto reply = Call(argv, kNodes);
+  const std::string keys[] = {kNodes, kNodeDeadlines};
+  const std::string args[] = {std::to_string(node)};
+  auto reply = Eval(scripts_[kNodeAddress], keys, args);
   if (!reply) return reply.error();
   if (reply->is_nil()) return std::optional<std::string>();
+  if (reply->type != RedisReply::Type::kString) {
+    return Error(Errc::kCorrupt, "node_address: bad reply");
+  }
   return std::optional<std::string>(reply->str);
+}
+
+StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+RedisStore::LiveNodes() {
+  const std::string keys[] = {kNodes, kNodeDeadlines};
+  auto reply = Eval(scripts_[kLiveNodes], keys, {});
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() % 2 != 0) {
+    return Error(Errc::kCorrupt, "live_nodes: bad reply");
+  }
+  std::vector<std::pair<std::int64_t, std::string>> nodes;
+  for (std::size_t i = 0; i < reply->elements.size(); i += 2) {
+    auto id = ParseInt(reply->elements[i].str);
+    if (!id) return Error(Errc::kCorrupt, "live_nodes: bad id");
+    nodes.emplace_back(*id, reply->elements[i + 1].str);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
 }
 
 }  // namespace presence::store

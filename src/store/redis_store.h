@@ -20,7 +20,9 @@
 // read whole by ReadRealm, which keeps the users changed after `since`).
 // Global: presenced:{presenced}:next_realm_id, next_user_id, next_node_id
 // (INCR counters), subdomains (lower -> realm id), realms (realm id ->
-// lower), user_realm (user id -> realm id), nodes (node id -> host:port).
+// lower), user_realm (user id -> realm id), nodes (node id -> host:port) and
+// node_deadlines (zset of node ids by the end of their registration, in
+// Redis's clock, ms).
 //
 // Atomic steps are Lua scripts on one realm's slot (EVALSHA, with a fallback
 // to EVAL on NOSCRIPT): Report and SetPresenceEnabled (the rules of
@@ -100,11 +102,17 @@ class RedisStore final : public SharedStore {
     std::chrono::milliseconds max_backoff{1000};
     // Clients in the command pool (at least 1).
     int connections = 8;
+    // WAIT after every script that writes (not the rate limit's count,
+    // not reads): replicas == 0 is off. A write that fewer replicas
+    // acknowledged in time fails (kStoreFailed) though it ran on the master.
+    RedisWait wait;
   };
 
   // Connects to `url`, "redis://HOST:PORT[,HOST:PORT...]": one address of a
-  // standalone server, or seed addresses of a Redis Cluster (detected), and
-  // loads the scripts. kInvalidArgument for a malformed url; kStoreFailed if
+  // standalone server, or seed addresses of a Redis Cluster (detected); or
+  // "redis-sentinel://HOST:PORT[,HOST:PORT...]/MASTERNAME": the sentinels
+  // of a master (RedisClient follows it through failovers). Loads the
+  // scripts. kInvalidArgument for a malformed url; kStoreFailed if
   // no address answers; the error says why.
   static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url);
   static StoreResult<std::unique_ptr<RedisStore>> Open(std::string_view url,
@@ -149,9 +157,14 @@ class RedisStore final : public SharedStore {
   void Gate(RealmId realm, const GateRequest& request,
             GateCallback done) override;
   StoreStatus Ping() override;
-  StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
+  StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) override;
+  StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                          std::chrono::milliseconds ttl) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override;
 
   // Gives the calling thread, an I/O thread running `io`, its own
   // asynchronous connections (redis_async.h): from then on Gate called on

@@ -69,6 +69,52 @@ def redis_command(port, *args, timeout=5.0):
         return s.recv(65536)
 
 
+def _read_reply(f):
+    """One RESP reply from the file `f`: str, int, None, list, or an
+    Exception instance for an error reply."""
+    line = f.readline()
+    if not line.endswith(b"\r\n"):
+        raise OSError("redis: connection closed mid-reply")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        return Exception(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2].decode("utf-8", "replace")
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(f) for _ in range(n)]
+    raise OSError(f"redis: bad reply line {line!r}")
+
+
+def redis_call(port, *args, timeout=5.0):
+    """Sends one command and returns its reply decoded (_read_reply)."""
+    out = f"*{len(args)}\r\n".encode()
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += f"${len(a)}\r\n".encode() + a + b"\r\n"
+    with socket.create_connection((harness.LOOPBACK, port), timeout) as s:
+        s.sendall(out)
+        with s.makefile("rb") as f:
+            return _read_reply(f)
+
+
+def write_secret_file(directory, name, secret):
+    """A cluster secret file (mode 0600) in `directory`; returns its path."""
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secret + "\n")
+    return path
+
+
 class RedisServer:
     """A private redis-server on 127.0.0.1:<free port>."""
 
@@ -116,6 +162,87 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def kill(self):
+        """SIGKILL: a crash, nothing flushed or handed over."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisSentinel:
+    """A private redis-sentinel on 127.0.0.1:<free port> watching the master
+    `master_name` at 127.0.0.1:`master_port`; its config file (which the
+    sentinel rewrites) lives in a temporary directory."""
+
+    def __init__(self, master_name, master_port, quorum=2,
+                 down_after_ms=1000, failover_timeout_ms=3000):
+        self.dir = tempfile.mkdtemp(prefix="presenced-sentinel-")
+        self.master_name = master_name
+        self.master_port = master_port
+        self.quorum = quorum
+        self.down_after_ms = down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms
+        self.port = None
+        self.proc = None
+
+    def start(self):
+        binary = shutil.which("redis-sentinel") or "/usr/bin/redis-sentinel"
+        for _ in range(5):
+            self.port = free_port()
+            conf = os.path.join(self.dir, "sentinel.conf")
+            with open(conf, "w") as f:
+                f.write(
+                    f"port {self.port}\n"
+                    f"bind {harness.LOOPBACK}\n"
+                    f"dir {self.dir}\n"
+                    f"logfile {os.path.join(self.dir, 'sentinel.log')}\n"
+                    f"sentinel monitor {self.master_name} {harness.LOOPBACK} "
+                    f"{self.master_port} {self.quorum}\n"
+                    f"sentinel down-after-milliseconds {self.master_name} "
+                    f"{self.down_after_ms}\n"
+                    f"sentinel failover-timeout {self.master_name} "
+                    f"{self.failover_timeout_ms}\n"
+                    f"sentinel parallel-syncs {self.master_name} 1\n")
+            self.proc = subprocess.Popen(
+                [binary, conf], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+            while time.monotonic() < deadline and self.proc.poll() is None:
+                try:
+                    if redis_call(self.port, "PING") == "PONG":
+                        return self
+                except OSError:
+                    time.sleep(0.05)
+            self.stop()
+        raise AssertionError("redis-sentinel did not start on loopback")
+
+    def master(self):
+        """The master's port as this sentinel names it now (None if it
+        names none)."""
+        reply = redis_call(self.port, "SENTINEL", "get-master-addr-by-name",
+                           self.master_name)
+        return int(reply[1]) if isinstance(reply, list) else None
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log(self):
+        try:
+            with open(os.path.join(self.dir, "sentinel.log")) as f:
+                return f.read()
+        except OSError:
+            return ""
 
     def cleanup(self):
         self.stop()
@@ -258,10 +385,8 @@ class Cluster:
         else:
             self.redis.start()
         for i, n in enumerate(self.nodes):
-            path = os.path.join(self.redis.dir, f"cluster-secret-{i}")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write((self.secrets[i] or self.secret) + "\n")
+            path = write_secret_file(self.redis.dir, f"cluster-secret-{i}",
+                                     self.secrets[i] or self.secret)
             n.extra_args += ["--store", self.redis.url,
                              "--cluster-secret-file", path]
             n.start()

@@ -28,6 +28,10 @@ import hmac
 import tempfile
 from harness import BASE_TIME
 
+# The node registry in Redis (src/store/redis_keys.h).
+NODES_KEY = "presenced:{presenced}:nodes"
+DEADLINES_KEY = "presenced:{presenced}:node_deadlines"
+
 
 def call(node, user, method, path, params=None, timeout=20.0, extra=()):
     """One API request to one node (form-encoded, Basic auth); `extra` holds
@@ -127,6 +131,10 @@ def commands_sent(redis_port, action):
         source = line.split("[", 1)[1].split("]", 1)[0]
         command = line.split("] \"", 1)[1].split("\"", 1)[0].lower()
         if source.endswith(" lua") or command == "echo":
+            continue
+        # The node registry's upkeep (each node's periodic refresh, and the
+        # live-node read of set_clock's group relay) is not a request's.
+        if DEADLINES_KEY in line:
             continue
         sent[command] = sent.get(command, 0) + 1
     return sent
@@ -646,6 +654,244 @@ class ScaleOutTest(unittest.TestCase):
             env=env, capture_output=True, text=True, timeout=30)
         self.assertEqual(listed.returncode, 0, listed.stderr)
         self.assertIn("viactl", listed.stdout)
+
+
+class TargetListener:
+    """A TCP listener on 127.0.0.1:`port` that counts the connections it
+    accepts and closes each at once (a relay to it then fails fast). The
+    count is raised before the close, so a relay that has failed against it
+    has already been counted."""
+
+    def __init__(self, port):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((harness.LOOPBACK, port))
+        self.sock.listen(64)
+        self.accepted = 0
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+            conn.close()
+
+    def count(self):
+        with self._lock:
+            return self.accepted
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+        self._thread.join(5)
+
+
+
+class NodeRegistryTest(unittest.TestCase):
+    """Nodes register with a TTL (--node-ttl-seconds) and refresh it; a
+    killed node stops refreshing, its registration expires, and from then on
+    its queue ids are answered BAD_EVENT_QUEUE_ID with no relay attempted:
+    nobody connects to the address it had."""
+
+    TTL_S = 3
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(
+            nodes=2, threads=2,
+            extra_args=["--rate-limit", "0",
+                        "--node-ttl-seconds", str(self.TTL_S)]).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def redis(self, *args):
+        return cluster.redis_command(self.cluster.redis.port, *args)
+
+    def deadline_of(self, node_id):
+        reply = self.redis("ZSCORE", DEADLINES_KEY, node_id)
+        if reply.startswith(b"$-1"):
+            return None
+        return int(float(reply.split(b"\r\n")[1]))
+
+    def test_a_live_node_refreshes_its_registration(self):
+        a = self.realm.create_user()
+        node = register(self.n2, a).split(":")[0]
+        first = self.deadline_of(node)
+        self.assertIsNotNone(first)
+        # Refreshed every third of the TTL: the deadline moves forward.
+        wait_until("node 2 refreshes its registration",
+                   lambda: (self.deadline_of(node) or 0) > first,
+                   timeout=self.TTL_S * 2)
+
+    def test_a_stopped_node_ends_its_registration_at_once(self):
+        a = self.realm.create_user()
+        node = register(self.n2, a).split(":")[0]
+        self.assertIsNotNone(self.deadline_of(node))
+        self.n2.stop()
+        # Its deadline is now in the past: Redis's clock, read back.
+        t = self.redis("TIME").split(b"\r\n")
+        now_ms = int(t[2]) * 1000 + int(t[4]) // 1000
+        # (Or already pruned by node 1's next refresh.)
+        deadline = self.deadline_of(node)
+        self.assertTrue(deadline is None or deadline <= now_ms, deadline)
+
+    def poll_via_n1(self, user, queue_id):
+        r = call(self.n1, user, "GET", "/events",
+                 {"queue_id": queue_id, "last_event_id": -1,
+                  "dont_block": "true"}, timeout=10)
+        self.assertEqual(r.status, 400, r)
+        self.assertEqual(r.json()["code"], "BAD_EVENT_QUEUE_ID", r)
+
+    def test_a_killed_nodes_queue_is_a_bad_queue_without_relay_after_ttl(self):
+        a = self.realm.create_user()
+        queue_on_2 = register(self.n2, a)
+        node2 = queue_on_2.split(":")[0]
+        port = self.n2.port
+        self.n2.kill()
+        # Whatever connects to node 2's address from now on is counted.
+        target = TargetListener(port)
+        self.addCleanup(target.close)
+        # Still registered: node 1 tries the relay (it fails: the answer is
+        # the same BAD_EVENT_QUEUE_ID), which proves the listener sees it.
+        self.poll_via_n1(a, queue_on_2)
+        self.assertGreaterEqual(target.count(), 1)
+
+        # Once the registration has expired (and node 1's second of cache
+        # with it), a poll is answered with no connection attempt.
+        def answered_without_relay():
+            before = target.count()
+            self.poll_via_n1(a, queue_on_2)
+            return target.count() == before
+
+        wait_until("polls of the dead node's queue stop being relayed",
+                   answered_without_relay, timeout=self.TTL_S + 10)
+        settled = target.count()
+        for _ in range(20):
+            self.poll_via_n1(a, queue_on_2)
+        self.assertEqual(target.count(), settled)
+        # Node 1's next refresh prunes the dead registration from Redis.
+        wait_until("the dead node's registration is pruned",
+                   lambda: self.deadline_of(node2) is None
+                   and self.redis("HEXISTS", NODES_KEY, node2)
+                   .startswith(b":0"),
+                   timeout=self.TTL_S * 2)
+
+
+class RelayConnectionsTest(unittest.TestCase):
+    """Relays between nodes reuse kept-alive connections, and the relays in
+    flight to one node are bounded (--max-relays-per-node): beyond it, a
+    clear 503 at once, never a queue or a new connection."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(
+            nodes=2, threads=1,
+            extra_args=["--rate-limit", "0", "--max-relays-per-node", "2",
+                        "--heartbeat-seconds", "30"]).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.n1, self.n2 = self.cluster.nodes
+        self.cluster.set_clock(BASE_TIME)
+        self.realm = self.cluster.create_realm()
+
+    def accepted(self, node):
+        return gauge(node, "presenced_connections_accepted_total")
+
+    def test_many_relays_share_one_connection(self):
+        a = self.realm.create_user()
+        queue_on_2 = register(self.n2, a)
+        before = self.accepted(self.n2)
+        for _ in range(30):
+            r = call(self.n1, a, "GET", "/events",
+                     {"queue_id": queue_on_2, "last_event_id": -1,
+                      "dont_block": "true"})
+            self.assertEqual(r.status, 200, r)
+        # At most one new connection for the 30 relays (the setUp's clock
+        # relay may have opened it already), plus the /metrics request that
+        # reads the counter.
+        self.assertLessEqual(self.accepted(self.n2) - before, 1 + 1)
+        self.assertEqual(
+            gauge(self.n1, "presenced_relay_connections_opened_total"), 1)
+
+    def test_relays_beyond_the_bound_get_a_503(self):
+        users = [self.realm.create_user() for _ in range(3)]
+        queues = [register(self.n2, u) for u in users]
+        results = {}
+
+        def poll(i):
+            results[i] = call(self.n1, users[i], "GET", "/events",
+                              {"queue_id": queues[i], "last_event_id": -1})
+
+        before = parked_polls(self.n2)
+        parked = [threading.Thread(target=poll, args=(i,)) for i in (0, 1)]
+        for t in parked:
+            t.start()
+        wait_until("two relayed polls park on node 2",
+                   lambda: parked_polls(self.n2) == before + 2)
+        # The third relay to node 2 is over the bound: refused at once.
+        r = call(self.n1, users[2], "GET", "/events",
+                 {"queue_id": queues[2], "last_event_id": -1})
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.json()["result"], "error", r)
+        self.assertEqual(gauge(self.n1, "presenced_relays_refused_total"), 1)
+        self.assertEqual(parked_polls(self.n2), before + 2)
+        # A ping wakes the two parked polls; then there is room again.
+        ping(self.n1, self.realm.create_user())
+        for t in parked:
+            t.join(15)
+            self.assertFalse(t.is_alive())
+        for i in (0, 1):
+            self.assertEqual(results[i].status, 200, results[i])
+        r = call(self.n1, users[2], "GET", "/events",
+                 {"queue_id": queues[2], "last_event_id": -1,
+                  "dont_block": "true"})
+        self.assertEqual(r.status, 200, r)
+
+
+class GroupClockTest(unittest.TestCase):
+    """With --test-clock, one POST /admin/v1/clock to any node sets the
+    clock of every live node of the group (relayed, signed), with the same
+    answer as on a single node."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(nodes=3, threads=1).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.realm = self.cluster.create_realm()
+
+    def test_one_call_sets_the_clock_of_every_node(self):
+        u = self.realm.create_user()
+        nodes = self.cluster.nodes
+        for now, via in ((BASE_TIME + 1000.5, nodes[0]),
+                         (BASE_TIME + 2000.25, nodes[2]),
+                         (BASE_TIME + 100, nodes[1])):
+            r = via.admin("POST", "/clock", {"now": now})
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(r.json(),
+                             {"result": "success", "msg": "", "now": now})
+            for i, n in enumerate(nodes):
+                self.assertEqual(ping(n, u)["server_timestamp"], now,
+                                 f"node {i} after setting it via another")
+
+    def test_a_client_cannot_set_the_clock_by_posing_as_a_relay(self):
+        nodes = self.cluster.nodes
+        nodes[0].admin("POST", "/clock", {"now": BASE_TIME})
+        body = json.dumps({"now": BASE_TIME + 50}).encode()
+        r = harness.http_request(
+            nodes[1].port, "POST", "/admin/v1/clock",
+            [("Content-Type", "application/json"),
+             ("X-Presenced-Forwarded", "1.00")], body)
+        self.assertEqual(r.status, 401, r)
+        u = self.realm.create_user()
+        for n in nodes:
+            self.assertEqual(ping(n, u)["server_timestamp"], BASE_TIME)
 
 
 class RateLimitedGroupTest(unittest.TestCase):

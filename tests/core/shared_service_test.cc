@@ -118,6 +118,72 @@ TEST_F(SharedServiceTest, RealmAndUsersMadeOnOneNodeServeOnAnother) {
   EXPECT_EQ(b->service->FindRealm("nope"), nullptr);
 }
 
+// An unknown Host costs one store read per window, not one per request; a
+// realm made afterwards is found when the window ends, when the feed brings
+// it, or at once on the node that made it.
+TEST_F(SharedServiceTest, UnknownSubdomainsAreCachedForAShortWindow) {
+  ManualClock cache_clock(kT0);
+  auto start = [&] {
+    auto n = std::make_unique<Node>();
+    n->conn = store_.NewConnection();
+    SharedOptions options;
+    options.feed_wait = std::chrono::milliseconds(2000);
+    options.cache_clock = &cache_clock;
+    options.unknown_subdomain_window = std::chrono::milliseconds(1000);
+    auto s = PresenceService::CreateShared(n->conn.get(), &clock_, options);
+    EXPECT_TRUE(s) << s.error().message();
+    n->service = std::move(*s);
+    return n;
+  };
+  auto a = start();
+  auto b = start();
+  const std::size_t before = store_.find_realm_calls();
+  for (int i = 0; i < 50; ++i) {
+    EXPECT_EQ(b->service->FindRealm(i % 2 ? "nope" : "NOPE"), nullptr);
+  }
+  EXPECT_EQ(store_.find_realm_calls(), before + 1);
+  cache_clock.Advance(Sec(1) - 1);
+  EXPECT_EQ(b->service->FindRealm("nope"), nullptr);
+  EXPECT_EQ(store_.find_realm_calls(), before + 1);
+  // The window is over: the store is asked again (and the answer cached).
+  cache_clock.Advance(1);
+  EXPECT_EQ(b->service->FindRealm("nope"), nullptr);
+  EXPECT_EQ(b->service->FindRealm("nope"), nullptr);
+  EXPECT_EQ(store_.find_realm_calls(), before + 2);
+
+  // Made elsewhere while the feed is held back: unknown until the window
+  // ends, then found.
+  EXPECT_EQ(b->service->FindRealm("late"), nullptr);
+  store_.PauseFeed();
+  auto late = store_.InsertRealm({.subdomain = "late", .name = "Late"});
+  ASSERT_TRUE(late) << late.error();
+  EXPECT_EQ(b->service->FindRealm("late"), nullptr);
+  cache_clock.Advance(Sec(1));
+  Realm* found = b->service->FindRealm("late");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->id(), *late);
+  store_.ResumeFeed();
+  store_.WaitFeedIdle();
+
+  // Made elsewhere with the feed running: found once its entry arrived,
+  // within the window.
+  EXPECT_EQ(b->service->FindRealm("fed"), nullptr);
+  auto fed = a->service->CreateRealm("fed", "Fed");
+  ASSERT_TRUE(fed);
+  store_.WaitFeedIdle();
+  found = b->service->FindRealm("fed");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->id(), *fed);
+
+  // Made on this node: found at once.
+  EXPECT_EQ(b->service->FindRealm("mine"), nullptr);
+  auto mine = b->service->CreateRealm("mine", "Mine");
+  ASSERT_TRUE(mine);
+  found = b->service->FindRealm("mine");
+  ASSERT_NE(found, nullptr);
+  EXPECT_EQ(found->id(), *mine);
+}
+
 TEST_F(SharedServiceTest, PingOnOneNodeIsReadOnTheOtherWithItsUpdateId) {
   auto a = StartNode();
   auto b = StartNode();

@@ -279,7 +279,7 @@ TEST_F(RedisClusterTest, RealmsSpreadOverMastersAndEverythingWorks) {
   }
   EXPECT_GE(nonempty, 2);
 
-  auto node = other->RegisterNode("127.0.0.1:9000");
+  auto node = other->RegisterNode("127.0.0.1:9000", std::chrono::seconds(60));
   ASSERT_TRUE(node.has_value());
   EXPECT_EQ(*store_->NodeAddress(*node), "127.0.0.1:9000");
 }

@@ -29,6 +29,9 @@ using std::chrono::milliseconds;
 using std::chrono::steady_clock;
 
 constexpr Micros kBase = 1'700'000'000'123'457;  // odd: every digit counts
+// Long enough that no registration expires during a test that does not wait
+// for it.
+constexpr milliseconds kNodeTtl(60'000);
 
 // Collects the feed.
 class RecordingSink : public FeedSink {
@@ -852,8 +855,8 @@ TEST_F(RedisStoreTest, FindRealmIdIgnoresAsciiCaseAndFollowsRenames) {
 }
 
 TEST_F(RedisStoreTest, NodesGetDistinctIdsAndAddresses) {
-  auto a = store_->RegisterNode("10.0.0.1:8080");
-  auto b = store_->RegisterNode("10.0.0.2:8080");
+  auto a = store_->RegisterNode("10.0.0.1:8080", kNodeTtl);
+  auto b = store_->RegisterNode("10.0.0.2:8080", kNodeTtl);
   ASSERT_TRUE(a.has_value());
   ASSERT_TRUE(b.has_value());
   EXPECT_NE(*a, *b);
@@ -864,9 +867,52 @@ TEST_F(RedisStoreTest, NodesGetDistinctIdsAndAddresses) {
   auto second = Open();
   ASSERT_NE(second, nullptr);
   EXPECT_EQ(*second->NodeAddress(*a), "10.0.0.1:8080");
-  auto c = second->RegisterNode("10.0.0.3:8080");
+  auto c = second->RegisterNode("10.0.0.3:8080", kNodeTtl);
   ASSERT_TRUE(c.has_value());
   EXPECT_GT(*c, *b);
+}
+
+TEST_F(RedisStoreTest, ANodeThatStopsRefreshingExpiresAndIsPruned) {
+  const auto start = steady_clock::now();
+  auto dead = store_->RegisterNode("127.0.0.1:7001", milliseconds(1000));
+  auto alive = store_->RegisterNode("127.0.0.1:7002", milliseconds(1000));
+  ASSERT_TRUE(dead.has_value()) << dead.error();
+  ASSERT_TRUE(alive.has_value()) << alive.error();
+  EXPECT_EQ(*store_->NodeAddress(*dead), "127.0.0.1:7001");
+  // Only `alive` refreshes, to far ahead.
+  ASSERT_TRUE(store_->RefreshNode(*alive, "127.0.0.1:7002", kNodeTtl));
+  // Wait (bounded) for Redis's clock to pass the dead node's deadline.
+  std::optional<std::string> seen = "127.0.0.1:7001";
+  while (seen && steady_clock::now() - start < std::chrono::seconds(10)) {
+    auto got = store_->NodeAddress(*dead);
+    ASSERT_TRUE(got.has_value()) << got.error();
+    seen = *got;
+    if (seen) std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_EQ(seen, std::nullopt);
+  EXPECT_GE(steady_clock::now() - start, milliseconds(1000));
+  EXPECT_EQ(*store_->NodeAddress(*alive), "127.0.0.1:7002");
+  auto live = store_->LiveNodes();
+  ASSERT_TRUE(live.has_value()) << live.error();
+  EXPECT_EQ(*live, (std::vector<std::pair<std::int64_t, std::string>>{
+                       {*alive, "127.0.0.1:7002"}}));
+  // Expired but not yet pruned: the entry is still in the hash ...
+  const std::string nodes = "presenced:{presenced}:nodes";
+  auto kept = server_->Command({"HEXISTS", nodes, std::to_string(*dead)});
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->integer, 1);
+  // ... until the next registration or refresh drops it.
+  ASSERT_TRUE(store_->RefreshNode(*alive, "127.0.0.1:7002", kNodeTtl));
+  auto pruned = server_->Command({"HEXISTS", nodes, std::to_string(*dead)});
+  ASSERT_TRUE(pruned.has_value());
+  EXPECT_EQ(pruned->integer, 0);
+  auto deadlines =
+      server_->Command({"ZCARD", "presenced:{presenced}:node_deadlines"});
+  ASSERT_TRUE(deadlines.has_value());
+  EXPECT_EQ(deadlines->integer, 1);
+  // A node that comes back (it was only slow) registers again under its id.
+  ASSERT_TRUE(store_->RefreshNode(*dead, "127.0.0.1:7001", kNodeTtl));
+  EXPECT_EQ(*store_->NodeAddress(*dead), "127.0.0.1:7001");
 }
 
 TEST_F(RedisStoreTest, ScriptsAreReloadedAfterTheServerForgetsThem) {
@@ -910,7 +956,7 @@ TEST(RedisStoreDownTest, ConcurrentFailuresEachCarryTheirOwnReason) {
   std::thread registrar([&] {
     start.arrive_and_wait();
     for (int i = 0; i < kRounds; ++i) {
-      auto node = store->RegisterNode("x:" + std::to_string(i));
+      auto node = store->RegisterNode("x:" + std::to_string(i), kNodeTtl);
       registers.push_back(node ? "succeeded" : node.error().message());
     }
   });
@@ -963,8 +1009,9 @@ TEST(RedisStoreDownTest, ADeadServerGivesErrorsNotHangs) {
   check_fast([&] { return store->InsertRealm({.subdomain = "b"}); },
              "InsertRealm");
   check_fast([&] { return store->ReadRealm(*realm, 0); }, "ReadRealm");
-  check_fast([&] { return store->RegisterNode("x:1"); }, "RegisterNode");
-  auto refused = store->RegisterNode("x:2");
+  check_fast([&] { return store->RegisterNode("x:1", kNodeTtl); },
+             "RegisterNode");
+  auto refused = store->RegisterNode("x:2", kNodeTtl);
   ASSERT_FALSE(refused.has_value());
   EXPECT_THAT(refused.error().message(),
               ::testing::HasSubstr("Connection refused"));

@@ -122,12 +122,21 @@ class MemorySharedStore::Connection final : public SharedStore {
     return s_->CountRequest(user, now, limit, window);
   }
   StoreStatus Ping() override { return s_->Ping(); }
-  StoreResult<std::int64_t> RegisterNode(std::string_view address) override {
-    return s_->RegisterNode(address);
+  StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) override {
+    return s_->RegisterNode(address, ttl);
+  }
+  StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                          std::chrono::milliseconds ttl) override {
+    return s_->RefreshNode(node, address, ttl);
   }
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override {
     return s_->NodeAddress(node);
+  }
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override {
+    return s_->LiveNodes();
   }
 
  private:
@@ -494,6 +503,7 @@ StoreResult<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
 StoreResult<std::optional<RealmId>> MemorySharedStore::FindRealmId(
     std::string_view subdomain) {
   std::lock_guard lock(mu_);
+  ++find_realm_calls_;
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   const std::string folded = AsciiLower(std::string(subdomain));
   for (const auto& [id, r] : realms_) {
@@ -555,13 +565,27 @@ StoreStatus MemorySharedStore::Ping() {
   return CheckAvailableLocked();
 }
 
+// Registrations expire in real (steady) time, as Redis's do in its clock.
 StoreResult<std::int64_t> MemorySharedStore::RegisterNode(
-    std::string_view address) {
+    std::string_view address, std::chrono::milliseconds ttl) {
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   const std::int64_t id = next_node_++;
-  nodes_[id] = std::string(address);
+  PruneNodesLocked();
+  nodes_[id] =
+      Node{std::string(address), std::chrono::steady_clock::now() + ttl};
   return id;
+}
+
+StoreStatus MemorySharedStore::RefreshNode(std::int64_t node,
+                                           std::string_view address,
+                                           std::chrono::milliseconds ttl) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  PruneNodesLocked();
+  nodes_[node] =
+      Node{std::string(address), std::chrono::steady_clock::now() + ttl};
+  return {};
 }
 
 StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
@@ -569,11 +593,37 @@ StoreResult<std::optional<std::string>> MemorySharedStore::NodeAddress(
   std::lock_guard lock(mu_);
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = nodes_.find(node);
-  if (it == nodes_.end()) return std::optional<std::string>();
-  return std::optional<std::string>(it->second);
+  if (it == nodes_.end() ||
+      it->second.deadline <= std::chrono::steady_clock::now()) {
+    return std::optional<std::string>();
+  }
+  return std::optional<std::string>(it->second.address);
+}
+
+StoreResult<std::vector<std::pair<std::int64_t, std::string>>>
+MemorySharedStore::LiveNodes() {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::pair<std::int64_t, std::string>> out;
+  for (const auto& [id, node] : nodes_) {
+    if (node.deadline > now) out.emplace_back(id, node.address);
+  }
+  return out;
+}
+
+void MemorySharedStore::PruneNodesLocked() {
+  const auto now = std::chrono::steady_clock::now();
+  std::erase_if(nodes_,
+                [&](const auto& n) { return n.second.deadline <= now; });
 }
 
 // --- Test controls -----------------------------------------------------------
+
+std::size_t MemorySharedStore::find_realm_calls() const {
+  std::lock_guard lock(mu_);
+  return find_realm_calls_;
+}
 
 void MemorySharedStore::PauseFeed() {
   std::lock_guard lock(mu_);

@@ -21,6 +21,7 @@
 #ifndef PRESENCE_TESTING_MEMORY_SHARED_STORE_H_
 #define PRESENCE_TESTING_MEMORY_SHARED_STORE_H_
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -76,9 +77,14 @@ class MemorySharedStore final : public SharedStore {
                                       std::int64_t limit,
                                       Micros window) override;
   StoreStatus Ping() override;
-  StoreResult<std::int64_t> RegisterNode(std::string_view address) override;
+  StoreResult<std::int64_t> RegisterNode(
+      std::string_view address, std::chrono::milliseconds ttl) override;
+  StoreStatus RefreshNode(std::int64_t node, std::string_view address,
+                          std::chrono::milliseconds ttl) override;
   StoreResult<std::optional<std::string>> NodeAddress(
       std::int64_t node) override;
+  StoreResult<std::vector<std::pair<std::int64_t, std::string>>> LiveNodes()
+      override;
 
   // --- Test controls ---------------------------------------------------------
   void PauseFeed();
@@ -93,6 +99,8 @@ class MemorySharedStore final : public SharedStore {
   void WaitFeedIdle();
   // How many entries were published so far.
   std::size_t published() const;
+  // How many FindRealmId calls reached the store, over every connection.
+  std::size_t find_realm_calls() const;
 
  private:
   class Connection;
@@ -106,6 +114,8 @@ class MemorySharedStore final : public SharedStore {
   // Queues `entry` for every subscriber. mu_ held.
   void PublishLocked(const FeedEntry& entry);
   StoreStatus CheckAvailableLocked() const;
+  // Drops the node registrations past their deadline. mu_ held.
+  void PruneNodesLocked();
 
   mutable std::mutex mu_;
   MemoryStore base_;                       // the plain Store contract
@@ -117,12 +127,17 @@ class MemorySharedStore final : public SharedStore {
   std::map<RealmId, UpdateId> log_;
   std::map<UserId, std::deque<Micros>>
       requests_;  // rate-limit logs        // log sequence per realm
-  std::map<std::int64_t, std::string> nodes_;
+  struct Node {
+    std::string address;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::map<std::int64_t, Node> nodes_;
   std::int64_t next_node_ = 1;
   bool unavailable_ = false;
   int drop_next_ = 0;
   bool paused_ = false;
   std::size_t published_ = 0;
+  std::size_t find_realm_calls_ = 0;
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
 };
 
