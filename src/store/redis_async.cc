@@ -302,6 +302,28 @@ void RedisAsync::OnReply(const std::shared_ptr<Command>& cmd, Connection* conn,
       return;
     }
   }
+  if (*alive_ && reply.is_error() && topology_->cluster() &&
+      cmd->redirects < kMaxRedirects &&
+      (StartsWith(reply.str, "TRYAGAIN") ||
+       StartsWith(reply.str, "CLUSTERDOWN"))) {
+    // Not run (a slot in the middle of a move): again after a pause that
+    // grows with the attempts, routed afresh.
+    ++cmd->redirects;
+    auto timer = std::make_shared<boost::asio::steady_timer>(
+        io_, std::chrono::milliseconds(50) * cmd->redirects);
+    timer->async_wait(
+        [this, alive = alive_, timer, cmd](boost::system::error_code ec) {
+          if (ec || !*alive) {
+            return cmd->done(Error(Errc::kStoreFailed, "redis: shutting down"));
+          }
+          auto moved = moved_.find(RedisKeySlot(cmd->route_key));
+          Send(cmd,
+               moved != moved_.end() ? moved->second
+                                     : topology_->MasterFor(cmd->route_key),
+               /*asking=*/false);
+        });
+    return;
+  }
   if (*alive_ && reply.is_error() && topology_->sentinel() &&
       cmd->redirects < kMaxRedirects &&
       (StartsWith(reply.str, "READONLY") || StartsWith(reply.str, "LOADING"))) {

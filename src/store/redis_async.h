@@ -16,11 +16,13 @@
 // RedisClient::MasterFor(route_key) over this thread's connection to that
 // address, connecting (asynchronously) if there is none. In a cluster, a
 // MOVED reply retries on the named node and remembers it for the slot, an
-// ASK reply retries once on the named node after ASKING; redirects are
-// bounded (kMaxRedirects). A connection that breaks fails every command in
-// flight on it with kStoreFailed (never retried: a script may have run), and
-// the next command connects again. A connection with commands in flight
-// that receives nothing for the I/O timeout is dropped the same way.
+// ASK reply retries once on the named node after ASKING, TRYAGAIN and
+// CLUSTERDOWN (not run: a slot being moved) retry after a growing pause;
+// all of these are bounded together (kMaxRedirects). A connection that breaks
+// fails every command in flight on it with kStoreFailed (never retried: a
+// script may have run), and the next command connects again. A connection with
+// commands in flight that receives nothing for the I/O timeout is dropped the
+// same way.
 //
 // Redis Sentinel: a command refused by a server that is no longer the
 // master (READONLY, LOADING), or sent on a connection that never connected

@@ -61,11 +61,14 @@
 // Connection refused"). Failures of the feed thread, which no caller waits
 // for, are written to stderr.
 //
-// Thread safety: every method may be called from any thread. Commands go
-// through a small pool of RedisClients (Options::connections; each one
+// Thread safety: every method may be called from any thread. The hot path,
+// Gate (one script per API request, lua/gate.lua), runs on the calling I/O
+// thread's own asynchronous connections (AttachIoThread, redis_async.h)
+// and never blocks it. Every other command (directory writes, realm reads,
+// the node registry; and Gate on a thread without them) is blocking and
+// goes through a small pool of RedisClients (Options::connections; each one
 // connection per node, serialized by its mutex): each calling thread keeps
-// to one client of the pool, so the I/O threads of a node do not queue
-// behind each other's round trips. The feed runs on its own thread and
+// to one client of the pool. The feed runs on its own thread and
 // connection; the sink is called there, one entry at a time. Do not call
 // Unsubscribe from the sink.
 #ifndef PRESENCE_STORE_REDIS_STORE_H_
