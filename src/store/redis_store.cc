@@ -424,13 +424,15 @@ void RedisStore::Gate(RealmId realm, const GateRequest& request,
           done(r);
         });
   };
+  // The script's body is only read on a NOSCRIPT (scripts_ is fixed after
+  // Open and outlives every command): a pointer, not a copy per request.
   async->Run(argv, route,
-             [async, argv, route, body = script.body, finish,
+             [async, argv, route, body = &script.body, finish,
               durable](StoreResult<RedisReply> reply) mutable {
                if (reply && reply->is_error() &&
                    reply->str.substr(0, 8) == "NOSCRIPT") {
                  argv[0] = "EVAL";
-                 argv[1] = body;
+                 argv[1] = *body;
                  async->Run(std::move(argv), std::move(route),
                             [finish, durable](StoreResult<RedisReply> again) {
                               durable(ParseGate(finish(std::move(again))));
