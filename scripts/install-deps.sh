@@ -11,6 +11,9 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3 python3-jsonschema
   tmux
+  # cpack -G DEB (dpkg-shlibdeps computes the package's Depends) and the
+  # man-page check of tests/install.
+  dpkg-dev man-db
   # The Redis store (src/store/redis_store.cc) and its tests. The tests start
   # their own redis-server processes on free loopback ports; the service that
   # Debian's package starts on 6379 is neither needed nor used.

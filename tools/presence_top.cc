@@ -42,6 +42,7 @@
 #include "client/http_transport.h"
 #include "client/presence_client.h"
 #include "client/status_text.h"
+#include "presence_version.h"
 #include "tools/presence_top_screen.h"
 
 namespace presence::tools {
@@ -262,6 +263,7 @@ int Main(int argc, char** argv) {
   CLI::App cli{
       "presence-top: one organisation's presence, live, in a terminal "
       "('q' quits)"};
+  cli.set_version_flag("--version", VersionLine("presence-top"));
   cli.add_option("--server", server,
                  "server URL, http://HOST:PORT (env PRESENCE_SERVER)");
   cli.add_option("--email", email, "your login email (env PRESENCE_EMAIL)");

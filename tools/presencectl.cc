@@ -26,6 +26,7 @@
 #include <string_view>
 #include <vector>
 
+#include "presence_version.h"
 #include "tools/admin_client.h"
 
 namespace presence::tools {
@@ -490,6 +491,7 @@ int Main(int argc, char** argv) {
   // Global flags are accepted after the subcommand too.
   app.fallthrough();
   app.require_subcommand(1);
+  app.set_version_flag("--version", VersionLine("presencectl"));
 
   GlobalFlags flags;
   app.add_option("--server", flags.server, "presenced base URL (http:// only)")

@@ -8,7 +8,10 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <utility>
 
+#include "http/http_server.h"
+#include "presence_version.h"
 #include "store/redis_client.h"
 
 namespace presence::app {
@@ -23,10 +26,65 @@ std::string Trim(std::string s) {
   return s.substr(i);
 }
 
+// The contents of a secret file named by `flag`, which must be readable by
+// the service alone (no group or other permission bits); surrounding white
+// space trimmed. nullopt, said on stderr, otherwise.
+std::optional<std::string> ReadPrivateFile(const char* flag,
+                                           const std::string& file) {
+  const char* path = file.c_str();
+  struct stat st {};
+  if (::stat(path, &st) != 0) {
+    std::fprintf(stderr, "presenced: cannot read %s %s\n", flag, path);
+    return std::nullopt;
+  }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    std::fprintf(stderr,
+                 "presenced: %s %s must be readable only by the service "
+                 "(chmod 600)\n",
+                 flag, path);
+    return std::nullopt;
+  }
+  std::ifstream in(file);
+  if (!in) {
+    std::fprintf(stderr, "presenced: cannot read %s %s\n", flag, path);
+    return std::nullopt;
+  }
+  return Trim(std::string((std::istreambuf_iterator<char>(in)), {}));
+}
+
+// --check-config: what main() would refuse before serving, checked without
+// opening the store or binding a socket. 0, or 2 with the reason on stderr.
+int CheckConfig(const Flags& f) {
+  if (!ReadAdminToken(f) || !ReadClusterSecret(f)) return 2;
+  if (!http::ParseListenAddress(f.listen)) {
+    std::fprintf(stderr, "presenced: --listen wants HOST:PORT, got %s\n",
+                 f.listen.c_str());
+    return 2;
+  }
+  if (!f.admin_listen.empty() && !http::ParseListenAddress(f.admin_listen)) {
+    std::fprintf(stderr, "presenced: --admin-listen wants HOST:PORT, got %s\n",
+                 f.admin_listen.c_str());
+    return 2;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   CLI::App cli{"presenced: a Zulip-compatible presence server"};
+  cli.set_version_flag("--version", VersionLine("presenced"));
+  // Every flag below may also be a key of the --config file (TOML, the
+  // flag's name without the dashes: `rate-limit = 100`); the command line
+  // wins, and a key that names no flag is an error, not silently ignored.
+  cli.set_config("--config", "",
+                 "read flags from this TOML file (command-line flags "
+                 "override it; unknown keys are an error)");
+  cli.allow_config_extras(CLI::config_extras_mode::error);
+  cli.add_flag("--check-config", f.check_config,
+               "check the flags and the files they name, print the "
+               "effective settings and exit (0: fine, 2: not)")
+      ->configurable(false);
   cli.add_option("--listen", f.listen, "HOST:PORT to serve on (port 0: any)")
       ->capture_default_str();
   cli.add_option("--data", f.data, "data directory (SQLite file inside)")
@@ -39,7 +97,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str();
   cli.add_flag("--test-clock", f.test_clock,
                "let POST /admin/v1/clock set the presence clock");
-  cli.add_option("--threads", f.threads, "I/O threads (default: hardware)");
+  cli.add_option("--threads", f.threads,
+                 "I/O threads (0: one per hardware thread)")
+      ->capture_default_str();
   cli.add_option("--flush-interval-ms", f.flush_interval_ms,
                  "group-commit interval for presence rows")
       ->capture_default_str()
@@ -144,19 +204,17 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
   } catch (const CLI::ParseError& e) {
     return cli.exit(e);
   }
+  if (f.check_config) {
+    if (const int status = CheckConfig(f); status != 0) return status;
+    std::fputs(cli.config_to_str(/*default_also=*/true).c_str(), stdout);
+    return 0;
+  }
   return std::nullopt;
 }
 
 std::optional<std::string> ReadAdminToken(const Flags& f) {
   if (!f.admin_token_file.empty()) {
-    std::ifstream in(f.admin_token_file);
-    if (!in) {
-      std::fprintf(stderr, "presenced: cannot read --admin-token-file %s\n",
-                   f.admin_token_file.c_str());
-      return std::nullopt;
-    }
-    std::string token((std::istreambuf_iterator<char>(in)), {});
-    return Trim(token);
+    return ReadPrivateFile("--admin-token-file", f.admin_token_file);
   }
   if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) return Trim(env);
   return std::string();
@@ -174,27 +232,9 @@ std::optional<std::string> ReadClusterSecret(const Flags& f) {
                  kMinClusterSecretLength);
     return std::nullopt;
   }
-  struct stat st {};
-  if (::stat(path, &st) != 0) {
-    std::fprintf(stderr, "presenced: cannot read --cluster-secret-file %s\n",
-                 path);
-    return std::nullopt;
-  }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    std::fprintf(stderr,
-                 "presenced: --cluster-secret-file %s must be readable only "
-                 "by the service (chmod 600)\n",
-                 path);
-    return std::nullopt;
-  }
-  std::ifstream in(f.cluster_secret_file);
-  if (!in) {
-    std::fprintf(stderr, "presenced: cannot read --cluster-secret-file %s\n",
-                 path);
-    return std::nullopt;
-  }
-  std::string secret =
-      Trim(std::string((std::istreambuf_iterator<char>(in)), {}));
+  auto read = ReadPrivateFile("--cluster-secret-file", f.cluster_secret_file);
+  if (!read) return std::nullopt;
+  std::string secret = std::move(*read);
   if (secret.size() < kMinClusterSecretLength) {
     std::fprintf(stderr,
                  "presenced: --cluster-secret-file %s holds fewer than %zu "

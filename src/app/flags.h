@@ -41,16 +41,25 @@ struct Flags {
   unsigned redis_wait_timeout_ms = 1000;
   unsigned node_ttl_seconds = 15;
   std::size_t max_relays_per_node = 1024;
+  // --check-config: validate everything, print the effective settings, exit.
+  bool check_config = false;
 };
 
-// Parses argv into `flags`. Returns nullopt to go on, or the exit status
-// to end with at once (0 after --help, 2 after a bad flag; CLI11 has printed
-// why).
+// Parses argv into `flags`, after the TOML file of --config if one is given
+// (a flag on the command line overrides the file's value; a key that names
+// no flag is an error). Returns nullopt to go on, or the exit status to end
+// with at once (0 after --help or --version; CLI11's non-zero code after a
+// bad flag, a missing --config file or a bad key in it, CLI11 having
+// printed why). With --check-config it also reads the admin token
+// and cluster secret files and checks the listen addresses, prints the
+// effective settings (TOML) on stdout and returns 0, or 2 and the reason on
+// stderr.
 std::optional<int> ParseFlags(int argc, char** argv, Flags& flags);
 
 // The admin API token: from --admin-token-file, else PRESENCED_ADMIN_TOKEN,
-// else empty (admin API closed); surrounding white space trimmed. nullopt if
-// the file cannot be read (said on stderr).
+// else empty (admin API closed); surrounding white space trimmed. nullopt,
+// said on stderr, if the file cannot be read or is readable by group or
+// others (it must be the service's alone: chmod 600).
 std::optional<std::string> ReadAdminToken(const Flags& flags);
 
 // The secret the nodes of a scale-out group sign their relays with, from
