@@ -11,6 +11,9 @@ packages=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   clang-format python3 python3-jsonschema
   tmux
+  # The reverse-proxy tests (tests/blackbox/proxy.py, test_nginx.py): nginx
+  # in front of presenced, and a throwaway certificate for `nginx -t`.
+  nginx-light openssl
   # The Redis store (src/store/redis_store.cc) and its tests. The tests start
   # their own redis-server processes on free loopback ports; the service that
   # Debian's package starts on 6379 is neither needed nor used.
