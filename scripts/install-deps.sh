@@ -14,6 +14,9 @@ packages=(
   # cpack -G DEB (dpkg-shlibdeps computes the package's Depends) and the
   # man-page check of tests/install.
   dpkg-dev man-db
+  # The reverse-proxy tests (tests/blackbox/proxy.py, test_nginx.py): nginx
+  # in front of presenced, and a throwaway certificate for `nginx -t`.
+  nginx-light openssl
   # The Redis store (src/store/redis_store.cc) and its tests. The tests start
   # their own redis-server processes on free loopback ports; the service that
   # Debian's package starts on 6379 is neither needed nor used.

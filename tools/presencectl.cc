@@ -5,6 +5,10 @@
 // The parsing of the command line builds a Command (method, path, JSON body
 // and a formatter for the answer); main then sends it and turns the answer
 // into output and an exit code (see kExit* in tools/admin_client.h).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
@@ -13,21 +17,26 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <iterator>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "presence_version.h"
 #include "tools/admin_client.h"
+#include "tools/user_file.h"
 
 namespace presence::tools {
 namespace {
@@ -49,6 +58,8 @@ struct Command {
   json::object body;
   bool has_body = false;
   Formatter format;
+  // Commands of many calls (import, export) run this instead.
+  std::function<int(const AdminClient&)> custom;
 };
 
 struct GlobalFlags {
@@ -483,6 +494,453 @@ void AddClockCommands(CLI::App& app, Args& a, Command& cmd) {
   });
 }
 
+// --- Bulk onboarding: import and export -------------------------------------
+
+struct BulkArgs {
+  std::string file;
+  std::string format;  // "", "csv" or "json"
+  std::string keys_file;
+  bool overwrite_keys = false;
+  bool dry_run = false;
+  std::size_t batch_size = 1000;
+  std::string output;
+};
+
+// A progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::size_t total) : total_(total), tty_(isatty(2) == 1) {}
+  void Show(std::string_view phase, std::size_t done) const {
+    if (!tty_ || total_ == 0) return;
+    constexpr std::size_t kWidth = 30;
+    const std::size_t filled = done * kWidth / total_;
+    std::string bar(filled, '#');
+    bar.append(kWidth - filled, '.');
+    std::fprintf(stderr, "\r%.*s [%s] %zu/%zu %3zu%%",
+                 static_cast<int>(phase.size()), phase.data(), bar.c_str(),
+                 done, total_, done * 100 / total_);
+    std::fflush(stderr);
+  }
+  // Clears the bar's line.
+  void Done() const {
+    if (!tty_ || total_ == 0) return;
+    std::fputs("\r\033[K", stderr);
+    std::fflush(stderr);
+  }
+
+ private:
+  const std::size_t total_;
+  const bool tty_;
+};
+
+CtlResult<std::string> ReadInput(const std::string& path) {
+  std::string text;
+  if (path == "-") {
+    text.assign(std::istreambuf_iterator<char>(std::cin), {});
+    return text;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return CtlError(kExitUsage,
+                    "cannot read " + path + ": " + std::strerror(errno));
+  }
+  text.assign(std::istreambuf_iterator<char>(in), {});
+  return text;
+}
+
+CtlResult<UserFileFormat> ChooseFormat(const std::string& flag,
+                                       const std::string& path) {
+  if (flag == "csv") return UserFileFormat::kCsv;
+  if (flag == "json") return UserFileFormat::kJson;
+  if (auto f = UserFileFormatOf(path)) return *f;
+  if (path == "-" || path.empty()) return UserFileFormat::kCsv;
+  return CtlError(kExitUsage, "cannot tell the format of " + path +
+                                  ": name it .csv or .json, or pass --format");
+}
+
+// One call to the batch endpoint; the answer as JSON (whatever its status)
+// with the status, or an error when there is no JSON answer.
+struct BatchReply {
+  unsigned status = 0;
+  json::object body;
+};
+CtlResult<BatchReply> CallBatch(const AdminClient& client,
+                                std::int64_t realm_id,
+                                std::span<const UserRow> rows, bool dry_run) {
+  json::array users;
+  users.reserve(rows.size());
+  for (const UserRow& r : rows) {
+    json::object o{{"email", r.email}};
+    if (r.full_name) o["full_name"] = *r.full_name;
+    if (r.role) o["role"] = *r.role;
+    if (r.is_bot) o["is_bot"] = *r.is_bot;
+    if (r.can_access_all_users) {
+      o["can_access_all_users"] = *r.can_access_all_users;
+    }
+    users.push_back(std::move(o));
+  }
+  json::object body{{"users", std::move(users)}, {"dry_run", dry_run}};
+  auto reply = client.Call(verb::post, RealmPath(realm_id) + "/users:batch",
+                           json::serialize(body));
+  if (!reply) return reply.error();
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (ec || !v.is_object()) {
+    return Interpret(*reply, std::nullopt).error();
+  }
+  return BatchReply{reply->status, std::move(v.as_object())};
+}
+
+struct Counts {
+  std::size_t created = 0, updated = 0, unchanged = 0, failed = 0;
+};
+
+void PrintSummary(const Counts& c, bool dry_run) {
+  std::string out;
+  if (dry_run) out += "dry_run true (nothing was applied)\n";
+  out += "created " + std::to_string(c.created) + "\nupdated " +
+         std::to_string(c.updated) + "\nunchanged " +
+         std::to_string(c.unchanged) + "\nfailed " + std::to_string(c.failed) +
+         "\n";
+  std::fputs(out.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+void PrintRowErrors(const std::string& file, UserFileFormat format,
+                    std::vector<RowError> errors) {
+  std::sort(
+      errors.begin(), errors.end(),
+      [](const RowError& a, const RowError& b) { return a.where < b.where; });
+  constexpr std::size_t kShown = 50;
+  for (std::size_t i = 0; i < errors.size() && i < kShown; ++i) {
+    std::fprintf(stderr, "presencectl: %s\n",
+                 Printable(DescribeRowError(file, format, errors[i])).c_str());
+  }
+  if (errors.size() > kShown) {
+    std::fprintf(stderr, "presencectl: ... and %zu more\n",
+                 errors.size() - kShown);
+  }
+}
+
+// How many distinct rows `errors` name.
+std::size_t RowsIn(const std::vector<RowError>& errors) {
+  std::vector<std::size_t> rows;
+  for (const RowError& e : errors) rows.push_back(e.where);
+  std::sort(rows.begin(), rows.end());
+  return std::unique(rows.begin(), rows.end()) - rows.begin();
+}
+
+int Import(const AdminClient& client, std::int64_t realm_id,
+           const BulkArgs& b) {
+  auto format = ChooseFormat(b.format, b.file);
+  if (!format) return Fail(format.error());
+  const std::string name = b.file == "-" ? "<stdin>" : b.file;
+  if (!b.dry_run && b.keys_file.empty()) {
+    return Fail(CtlError(kExitUsage,
+                         "--keys-file FILE is required: the new users' API "
+                         "keys are written there (or pass --dry-run)"));
+  }
+  if (!b.dry_run && !b.overwrite_keys) {
+    struct stat st;
+    if (lstat(b.keys_file.c_str(), &st) == 0) {
+      return Fail(CtlError(kExitUsage, "refusing to overwrite " + b.keys_file +
+                                           " (pass --overwrite-keys)"));
+    }
+  }
+  auto text = ReadInput(b.file);
+  if (!text) return Fail(text.error());
+  ParsedUsers parsed = ParseUserFile(*text, *format);
+  const std::vector<UserRow>& rows = parsed.rows;
+  if (!parsed.errors.empty()) {
+    PrintRowErrors(name, *format, parsed.errors);
+    Counts c;
+    c.failed = RowsIn(parsed.errors);
+    PrintSummary(c, true);
+    return Fail(
+        CtlError(kExitServerError, "nothing was imported: fix the rows above"));
+  }
+  Progress progress(rows.size());
+  const std::size_t step = std::max<std::size_t>(1, b.batch_size);
+
+  // Pass 1: the server checks every row (dry run), so that a bad row
+  // anywhere stops the import before anything is applied.
+  std::vector<RowError> rejected;
+  Counts would;
+  for (std::size_t at = 0; at < rows.size(); at += step) {
+    const std::size_t n = std::min(step, rows.size() - at);
+    auto reply = CallBatch(client, realm_id,
+                           std::span<const UserRow>(rows).subspan(at, n),
+                           /*dry_run=*/true);
+    if (!reply) {
+      progress.Done();
+      return Fail(reply.error());
+    }
+    auto errors = reply->body.find("errors");
+    if (reply->status == 400 && errors != reply->body.end() &&
+        errors->value().is_array()) {
+      for (const json::value& e : errors->value().as_array()) {
+        if (!e.is_object()) continue;
+        const json::object& o = e.as_object();
+        auto index = IntField(o, "index");
+        auto field = StringField(o, "field");
+        auto reason = StringField(o, "reason");
+        if (!index || !field || !reason || *index < 0 ||
+            static_cast<std::size_t>(*index) >= n) {
+          continue;
+        }
+        rejected.push_back({rows[at + *index].where, *field, *reason});
+      }
+    } else {
+      HttpReply raw{reply->status, json::serialize(reply->body)};
+      auto checked = Interpret(raw, reply->body);
+      if (!checked) {
+        progress.Done();
+        return Fail(checked.error());
+      }
+      for (auto [key, count] : {std::pair{"created", &would.created},
+                                std::pair{"updated", &would.updated},
+                                std::pair{"unchanged", &would.unchanged}}) {
+        auto v = IntField(*checked, key);
+        if (v) *count += static_cast<std::size_t>(*v);
+      }
+    }
+    progress.Show("checking ", at + n);
+  }
+  progress.Done();
+  if (!rejected.empty()) {
+    PrintRowErrors(name, *format, rejected);
+    Counts c;
+    c.failed = RowsIn(rejected);
+    PrintSummary(c, true);
+    return Fail(
+        CtlError(kExitServerError, "nothing was imported: fix the rows above"));
+  }
+  if (b.dry_run) {
+    PrintSummary(would, true);
+    return kExitOk;
+  }
+
+  // Pass 2: apply, writing each new key as soon as its batch is answered.
+  const int flags = O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
+                    (b.overwrite_keys ? O_TRUNC : O_EXCL);
+  const int fd = ::open(b.keys_file.c_str(), flags, 0600);
+  if (fd < 0) {
+    return Fail(CtlError(kExitUsage, "cannot create " + b.keys_file + ": " +
+                                         std::strerror(errno)));
+  }
+  // An existing file reused with --overwrite-keys keeps no wider mode.
+  if (::fchmod(fd, 0600) != 0) {
+    ::close(fd);
+    return Fail(CtlError(kExitUsage, "cannot chmod " + b.keys_file + ": " +
+                                         std::strerror(errno)));
+  }
+  auto write_all = [fd](std::string_view data) {
+    while (!data.empty()) {
+      ssize_t w = ::write(fd, data.data(), data.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      data.remove_prefix(static_cast<std::size_t>(w));
+    }
+    return true;
+  };
+  auto finish_keys = [&]() {
+    const bool ok = ::fsync(fd) == 0;
+    return ::close(fd) == 0 && ok;
+  };
+  if (!write_all("email,user_id,api_key\n")) {
+    finish_keys();
+    return Fail(CtlError(kExitServerError, "cannot write " + b.keys_file));
+  }
+  Counts done;
+  for (std::size_t at = 0; at < rows.size(); at += step) {
+    const std::size_t n = std::min(step, rows.size() - at);
+    auto reply = CallBatch(client, realm_id,
+                           std::span<const UserRow>(rows).subspan(at, n),
+                           /*dry_run=*/false);
+    CtlResult<json::object> checked = CtlError();
+    if (reply) {
+      HttpReply raw{reply->status, json::serialize(reply->body)};
+      checked = Interpret(raw, reply->body);
+    } else {
+      checked = reply.error();
+    }
+    if (!checked) {
+      progress.Done();
+      finish_keys();
+      done.failed = rows.size() - at;
+      PrintSummary(done, false);
+      const std::string from =
+          (*format == UserFileFormat::kCsv ? "line " : "user ") +
+          std::to_string(rows[at].where);
+      return Fail(CtlError(
+          checked.error().exit_code,
+          checked.error().message + "\npresencectl: the " +
+              std::to_string(rows.size() - at) + " users from " + from +
+              " of " + name +
+              " on were not imported; the keys of users "
+              "created before are in " +
+              b.keys_file +
+              ". Running the same import again finishes it (users already "
+              "imported come back unchanged)."));
+    }
+    auto users = checked->find("users");
+    if (users == checked->end() || !users->value().is_array() ||
+        users->value().as_array().size() != n) {
+      progress.Done();
+      finish_keys();
+      return Fail(Unexpected("no 'users' list of the batch's size"));
+    }
+    std::string lines;
+    for (const json::value& v : users->value().as_array()) {
+      if (!v.is_object()) continue;
+      const json::object& u = v.as_object();
+      auto outcome = StringField(u, "outcome");
+      if (!outcome) continue;
+      if (*outcome == "created") {
+        ++done.created;
+        auto email = StringField(u, "email");
+        auto id = IntField(u, "user_id");
+        auto key = StringField(u, "api_key");
+        if (email && id && key) {
+          lines += *email + "," + std::to_string(*id) + "," + *key + "\n";
+        }
+      } else if (*outcome == "updated") {
+        ++done.updated;
+      } else {
+        ++done.unchanged;
+      }
+    }
+    if (!write_all(lines)) {
+      progress.Done();
+      finish_keys();
+      return Fail(CtlError(
+          kExitServerError,
+          "cannot write " + b.keys_file + ": the keys of this batch are lost"));
+    }
+    progress.Show("importing", at + n);
+  }
+  progress.Done();
+  if (!finish_keys()) {
+    return Fail(CtlError(kExitServerError, "cannot write " + b.keys_file));
+  }
+  PrintSummary(done, false);
+  return kExitOk;
+}
+
+int Export(const AdminClient& client, std::int64_t realm_id,
+           const BulkArgs& b) {
+  auto format = ChooseFormat(b.format, b.output);
+  if (!format) return Fail(format.error());
+  auto reply = client.Call(verb::get, RealmPath(realm_id) + "/users");
+  if (!reply) return Fail(reply.error());
+  std::optional<json::object> answer;
+  boost::system::error_code ec;
+  json::value v = json::parse(reply->body, ec);
+  if (!ec && v.is_object()) answer = std::move(v.as_object());
+  auto checked = Interpret(*reply, answer);
+  if (!checked) return Fail(checked.error());
+  auto list = checked->find("users");
+  if (list == checked->end() || !list->value().is_array()) {
+    return Fail(Unexpected("no 'users' list"));
+  }
+  std::vector<ExportedUser> users;
+  for (const json::value& item : list->value().as_array()) {
+    if (!item.is_object()) return Fail(Unexpected("a user is not an object"));
+    const json::object& o = item.as_object();
+    ExportedUser u;
+    auto email = StringField(o, "email");
+    auto full_name = StringField(o, "full_name");
+    auto role = StringField(o, "role");
+    auto bot = o.find("is_bot");
+    auto all = o.find("can_access_all_users");
+    if (!email || !full_name || !role || bot == o.end() ||
+        !bot->value().is_bool() || all == o.end() || !all->value().is_bool()) {
+      return Fail(Unexpected("a user without its fields"));
+    }
+    u.email = *email;
+    u.full_name = *full_name;
+    u.role = *role;
+    u.is_bot = bot->value().as_bool();
+    u.can_access_all_users = all->value().as_bool();
+    users.push_back(std::move(u));
+  }
+  const std::string text = FormatUserFile(users, *format);
+  if (b.output.empty() || b.output == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    if (std::fflush(stdout) != 0) {
+      return Fail(CtlError(kExitServerError, "cannot write to stdout"));
+    }
+    return kExitOk;
+  }
+  // Names and emails are personal data: readable by the operator only.
+  const int fd =
+      ::open(b.output.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Fail(CtlError(
+        kExitUsage, "cannot create " + b.output + ": " + std::strerror(errno)));
+  }
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t w = ::write(fd, rest.data(), rest.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      ::close(fd);
+      return Fail(CtlError(kExitServerError, "cannot write " + b.output));
+    }
+    rest.remove_prefix(static_cast<std::size_t>(w));
+  }
+  if (::close(fd) != 0) {
+    return Fail(CtlError(kExitServerError, "cannot write " + b.output));
+  }
+  return kExitOk;
+}
+
+void AddBulkCommands(CLI::App& app, Args& a, BulkArgs& b, Command& cmd) {
+  const std::vector<std::string> formats = {"csv", "json"};
+  CLI::App* import = app.add_subcommand(
+      "import",
+      "create or update a realm's users from a CSV or JSON file, "
+      "idempotent by email; new API keys go to --keys-file");
+  AddId(import, "REALM_ID", a.realm_id, "realm id");
+  import->add_option("FILE", b.file, "users file (.csv or .json; - for stdin)")
+      ->required();
+  import->add_option("--format", b.format, "csv or json (default: from FILE)")
+      ->check(CLI::IsMember(formats));
+  import->add_option("--keys-file", b.keys_file,
+                     "write the new users' API keys here (created with mode "
+                     "0600; an existing file is refused)");
+  import->add_flag("--overwrite-keys", b.overwrite_keys,
+                   "replace an existing --keys-file");
+  import->add_flag("--dry-run", b.dry_run,
+                   "check every row and count what would change; apply "
+                   "nothing");
+  import
+      ->add_option("--batch-size", b.batch_size,
+                   "users per request to the server")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10000}));
+  import->callback([&] {
+    cmd.custom = [&](const AdminClient& client) {
+      return Import(client, a.realm_id, b);
+};
+}  // namespace
+);
+
+CLI::App* exp = app.add_subcommand(
+    "export", "write a realm's users as CSV or JSON (never API keys)");
+AddId(exp, "REALM_ID", a.realm_id, "realm id");
+exp->add_option("--format", b.format,
+                "csv or json (default: from --output, else csv)")
+    ->check(CLI::IsMember(formats));
+exp->add_option("--output,-o", b.output,
+                "write here (mode 0600) instead of stdout");
+exp->callback([&] {
+  cmd.custom = [&](const AdminClient& client) {
+    return Export(client, a.realm_id, b);
+  };
+});
+}  // namespace presence::tools
+
 int Main(int argc, char** argv) {
   CLI::App app{
       "presencectl: administer a presenced server through its admin API.\n"
@@ -517,6 +975,8 @@ int Main(int argc, char** argv) {
   AddUserCommands(app, args, cmd);
   AddAccessCommands(app, args, cmd);
   AddClockCommands(app, args, cmd);
+  BulkArgs bulk;
+  AddBulkCommands(app, args, bulk, cmd);
 
   try {
     app.parse(argc, argv);
@@ -532,6 +992,7 @@ int Main(int argc, char** argv) {
   AdminClient client(
       std::move(*server), std::move(*secret),
       std::chrono::milliseconds(std::llround(flags.timeout_seconds * 1000)));
+  if (cmd.custom) return cmd.custom(client);
   return Run(client, cmd, flags.json);
 }
 

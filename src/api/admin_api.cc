@@ -111,6 +111,10 @@ const AdminApi::Entry AdminApi::kRoutes[] = {
      kNeedsAuth | kRealmScoped},
     {"/realms/{}/users", kPost, &AdminApi::OnCreateUser, Endpoint::kAdmin,
      kNeedsAuth | kRealmScoped},
+    {"/realms/{}/users", kGet, &AdminApi::OnListUsers, Endpoint::kAdmin,
+     kNeedsAuth | kRealmScoped},
+    {"/realms/{}/users:batch", kPost, &AdminApi::OnImportUsers,
+     Endpoint::kAdmin, kNeedsAuth | kRealmScoped},
     {"/realms/{}/users/{}", kPatch, &AdminApi::OnPatchUser, Endpoint::kAdmin,
      kNeedsAuth | kRealmScoped},
     {"/realms/{}/access", kPost, &AdminApi::OnSetAccess, Endpoint::kAdmin,
@@ -164,7 +168,8 @@ void AdminApi::Audit(const Request& req, std::string_view path,
       {"path", "/admin/v1" + std::string(path)},
       {"status", std::to_string(out ? 200 : out.error().http_status)}};
   if (out) {
-    for (const char* id : {"realm_id", "user_id"}) {
+    for (const char* id :
+         {"realm_id", "user_id", "created", "updated", "unchanged"}) {
       if (auto it = out->find(id); it != out->end()) {
         fields.emplace_back(id, json::serialize(it->value()));
       }
@@ -318,6 +323,146 @@ ApiResult<json::object> AdminApi::OnCreateUser(const Call& call) const {
   auto out = Success();
   out["user_id"] = created->user_id;
   out["api_key"] = created->api_key;
+  return out;
+}
+
+// Most rows one batch call takes: a 100,000-user import is tens of calls
+// (each one store transaction), none holding the admin lock for long.
+constexpr std::size_t kMaxBatchUsers = 10000;
+
+ApiResult<json::object> AdminApi::OnListUsers(const Call& call) const {
+  json::array users;
+  users.reserve(call.realm->member_count());
+  call.realm->ForEachMember([&](const Member& m) {
+    users.push_back(
+        json::object{{"user_id", m.id},
+                     {"email", m.email()},
+                     {"full_name", m.full_name()},
+                     {"role", RoleName(m.role)},
+                     {"is_bot", m.is_bot},
+                     {"can_access_all_users", m.can_access_all_users},
+                     {"is_active", m.is_active}});
+  });
+  auto out = Success();
+  out["users"] = std::move(users);
+  return out;
+}
+
+// {"users": [{"email", "full_name", "role", "is_bot",
+// "can_access_all_users"}, ...], "dry_run": bool}. Every row is checked
+// before anything is applied; a bad row is named by index and field in
+// "errors" (400), and then nothing is.
+ApiResult<json::object> AdminApi::OnImportUsers(const Call& call) const {
+  auto body = ParseBody(call.req.body);
+  if (!body) return body.error();
+  auto dry = Bool(*body, "dry_run");
+  if (!dry) return dry.error();
+  auto it = body->find("users");
+  if (it == body->end() || !it->value().is_array()) {
+    return ApiError::BadRequest("users must be a list of user objects");
+  }
+  const json::array& list = it->value().as_array();
+  if (list.size() > kMaxBatchUsers) {
+    return ApiError::BadRequest("at most " + std::to_string(kMaxBatchUsers) +
+                                " users per call");
+  }
+  std::vector<NewUser> rows;
+  rows.reserve(list.size());
+  std::vector<ImportRejection> rejected;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    NewUser u;
+    auto reject = [&](std::string field, std::string reason) {
+      rejected.push_back({i, std::move(field), std::move(reason)});
+    };
+    if (!list[i].is_object()) {
+      reject("", "not an object");
+      rows.push_back(std::move(u));
+      continue;
+    }
+    const json::object& o = list[i].as_object();
+    for (const auto& kv : o) {
+      const std::string_view k = kv.key();
+      if (k != "email" && k != "full_name" && k != "role" && k != "is_bot" &&
+          k != "can_access_all_users") {
+        reject(std::string(k), "unknown field");
+      }
+    }
+    auto email = String(o, "email");
+    if (!email) {
+      reject("email", "not a string");
+    } else if (!*email) {
+      reject("email", "is required");
+    } else {
+      u.email = **email;
+    }
+    auto full_name = String(o, "full_name");
+    if (!full_name) {
+      reject("full_name", "not a string");
+    } else {
+      u.full_name = full_name->value_or(u.email.substr(0, u.email.find('@')));
+    }
+    auto role = String(o, "role");
+    if (!role) {
+      reject("role", "not a string");
+    } else if (*role) {
+      if (auto r = ParseRole(**role)) {
+        u.role = *r;
+      } else {
+        reject("role",
+               "must be one of owner, administrator, moderator, member, "
+               "guest");
+      }
+    }
+    auto bot = Bool(o, "is_bot");
+    if (!bot) {
+      reject("is_bot", "not a boolean");
+    } else {
+      u.is_bot = bot->value_or(false);
+    }
+    auto all = Bool(o, "can_access_all_users");
+    if (!all) {
+      reject("can_access_all_users", "not a boolean");
+    } else {
+      u.can_access_all_users = all->value_or(true);
+    }
+    rows.push_back(std::move(u));
+  }
+  auto rejections = [](const std::vector<ImportRejection>& list) {
+    json::array errors;
+    for (const ImportRejection& r : list) {
+      errors.push_back(json::object{
+          {"index", r.index}, {"field", r.field}, {"reason", r.reason}});
+    }
+    ApiError e =
+        ApiError::BadRequest("invalid users: nothing was applied (see errors)");
+    e.extra["errors"] = std::move(errors);
+    return e;
+  };
+  if (!rejected.empty()) return rejections(rejected);
+  auto result =
+      service_->ImportUsers(call.realm_id, rows, dry->value_or(false));
+  if (!result) return FromStatus(result.error(), "realm");
+  if (!result->rejected.empty()) return rejections(result->rejected);
+  json::array users;
+  users.reserve(result->users.size());
+  std::size_t counts[3] = {0, 0, 0};
+  static constexpr std::string_view kOutcome[3] = {"created", "updated",
+                                                   "unchanged"};
+  for (std::size_t i = 0; i < result->users.size(); ++i) {
+    const ImportedUser& u = result->users[i];
+    const auto k = static_cast<std::size_t>(u.outcome);
+    ++counts[k];
+    json::object row{{"email", rows[i].email}, {"outcome", kOutcome[k]}};
+    if (u.user_id != 0) row["user_id"] = u.user_id;
+    if (!u.api_key.empty()) row["api_key"] = u.api_key;
+    users.push_back(std::move(row));
+  }
+  auto out = Success();
+  out["created"] = counts[0];
+  out["updated"] = counts[1];
+  out["unchanged"] = counts[2];
+  out["dry_run"] = dry->value_or(false);
+  out["users"] = std::move(users);
   return out;
 }
 

@@ -5,6 +5,11 @@
 //   PATCH /admin/v1/realms/{realm_id}           {"presence_disabled"}
 //   POST  /admin/v1/realms/{realm_id}/users     {"email","full_name","role",
 //                                                "is_bot","can_access_all_users"}
+//   GET   /admin/v1/realms/{realm_id}/users     the directory (no keys)
+//   POST  /admin/v1/realms/{realm_id}/users:batch
+//                                               {"users":[{...as above}],
+//                                                "dry_run"}: bulk import,
+//                                               idempotent by email
 //   PATCH /admin/v1/realms/{realm_id}/users/{user_id}
 //                                               {"is_active","presence_enabled","role"}
 //   POST  /admin/v1/realms/{realm_id}/access    {"viewer","visible":[...]}
@@ -81,6 +86,8 @@ class AdminApi {
   ApiResult<boost::json::object> OnPatchRealm(const Call& call) const;
   ApiResult<boost::json::object> OnCreateUser(const Call& call) const;
   ApiResult<boost::json::object> OnPatchUser(const Call& call) const;
+  ApiResult<boost::json::object> OnListUsers(const Call& call) const;
+  ApiResult<boost::json::object> OnImportUsers(const Call& call) const;
   ApiResult<boost::json::object> OnSetAccess(const Call& call) const;
 
   PresenceService* const service_;

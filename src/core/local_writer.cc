@@ -166,6 +166,25 @@ Result<UserId> LocalWriter::CreateUser(Realm& realm,
   return *id;
 }
 
+Status LocalWriter::WriteUsers(Realm& realm, UserBatch& batch) {
+  if (auto st = Writable(); !st) return st;
+  if (auto st = store_->WriteUsers(batch.create, batch.update); !st) {
+    // Nothing was written (one transaction); a conflict is the caller's.
+    if (st.error() == Errc::kAlreadyExists || st.error() == Errc::kNotFound) {
+      return st.error().code();
+    }
+    MarkFailed("writing a batch of users failed", st.error());
+    return st.error().code();
+  }
+  for (const store::UserRecord& u : batch.create) {
+    const std::uint32_t slot = realm.AddMember(u);
+    context_.directory->IndexKey(realm.id(), slot, u.api_key_hash);
+  }
+  // Only directory fields change here: no presence or activity to announce.
+  for (const store::UserRecord& u : batch.update) realm.UpdateMember(u);
+  return {};
+}
+
 Status LocalWriter::UpdateUser(Realm& realm, UserId user,
                                const UserPatch& patch) {
   if (auto st = Writable(); !st) return st;
@@ -173,6 +192,11 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
   if (!rec) return Errc::kNotFound;
   if (patch.is_active) rec->is_active = *patch.is_active;
   if (patch.role) rec->role = *patch.role;
+  if (patch.full_name) rec->full_name = *patch.full_name;
+  if (patch.is_bot) rec->is_bot = *patch.is_bot;
+  if (patch.can_access_all_users) {
+    rec->can_access_all_users = *patch.can_access_all_users;
+  }
   const bool toggles = patch.presence_enabled &&
                        *patch.presence_enabled != rec->presence_enabled;
   if (patch.presence_enabled) rec->presence_enabled = *patch.presence_enabled;

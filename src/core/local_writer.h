@@ -39,6 +39,7 @@ class LocalWriter final : public PresenceWriter, private UpdateIdReserver {
   Result<UserId> CreateUser(Realm& realm,
                             const store::UserRecord& record) override;
   Status UpdateUser(Realm& realm, UserId user, const UserPatch& patch) override;
+  Status WriteUsers(Realm& realm, UserBatch& batch) override;
   Status SetAccess(Realm& realm, store::AccessRecord record) override;
   Realm* LoadRealm(std::string_view) override { return nullptr; }
   Realm* LoadRealm(RealmId) override { return nullptr; }

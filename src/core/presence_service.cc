@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <unordered_map>
 
 #include "core/local_writer.h"
 #include "core/replica_writer.h"
+#include "util/ascii.h"
 
 namespace presence {
 namespace {
@@ -217,6 +219,90 @@ Result<CreatedUser> PresenceService::CreateUser(RealmId realm_id,
   if (!id) return id.error();
   created.user_id = *id;
   return created;
+}
+
+Result<ImportResult> PresenceService::ImportUsers(
+    RealmId realm_id, const std::vector<NewUser>& rows, bool dry_run) {
+  ImportResult out;
+  // Checks that need no lock first.
+  std::unordered_map<std::string, std::size_t> seen;
+  seen.reserve(rows.size());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const NewUser& u = rows[i];
+    if (!ValidEmail(u.email)) {
+      out.rejected.push_back(
+          {i, "email",
+           "must look like name@domain (no spaces, quotes, "
+           "commas, colons or angle brackets; at most 254 bytes)"});
+      continue;
+    }
+    if (!ValidName(u.full_name, 100)) {
+      out.rejected.push_back(
+          {i, "full_name", "must be 1-100 bytes without control characters"});
+    }
+    auto [it, fresh] = seen.emplace(AsciiLower(u.email), i);
+    if (!fresh) {
+      out.rejected.push_back({i, "email",
+                              "same email as row " +
+                                  std::to_string(it->second) +
+                                  " (emails are case-insensitive)"});
+    }
+  }
+  if (!out.rejected.empty()) return out;
+
+  MutexLock admin(admin_mu_);
+  if (!dry_run) {
+    if (auto st = writer_->Writable(); !st) return st.error();
+  }
+  Realm* realm = FindRealmById(realm_id);
+  if (realm == nullptr) return Errc::kNotFound;
+  UserBatch batch;
+  out.users.resize(rows.size());
+  // Where each created user's row is, to hand back its id.
+  std::vector<std::size_t> created_rows;
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const NewUser& u = rows[i];
+    ImportedUser& result = out.users[i];
+    auto id = realm->FindIdByEmail(u.email);
+    if (!id) {
+      result.outcome = ImportOutcome::kCreated;
+      if (dry_run) continue;
+      result.api_key = RandomAlnum(32);
+      store::UserRecord rec;
+      rec.realm_id = realm_id;
+      rec.email = u.email;
+      rec.full_name = u.full_name;
+      rec.role = u.role;
+      rec.is_bot = u.is_bot;
+      rec.can_access_all_users = u.can_access_all_users;
+      rec.date_joined = Now();
+      rec.api_key_hash = Sha256(result.api_key);
+      batch.create.push_back(std::move(rec));
+      created_rows.push_back(i);
+      continue;
+    }
+    auto rec = realm->UserRecordOf(*id);
+    if (!rec) return Errc::kNotFound;  // cannot happen: users stay
+    result.user_id = *id;
+    if (rec->full_name == u.full_name && rec->role == u.role &&
+        rec->is_bot == u.is_bot &&
+        rec->can_access_all_users == u.can_access_all_users) {
+      result.outcome = ImportOutcome::kUnchanged;
+      continue;
+    }
+    result.outcome = ImportOutcome::kUpdated;
+    rec->full_name = u.full_name;
+    rec->role = u.role;
+    rec->is_bot = u.is_bot;
+    rec->can_access_all_users = u.can_access_all_users;
+    batch.update.push_back(std::move(*rec));
+  }
+  if (dry_run || (batch.create.empty() && batch.update.empty())) return out;
+  if (auto st = writer_->WriteUsers(*realm, batch); !st) return st.error();
+  for (std::size_t k = 0; k < created_rows.size(); ++k) {
+    out.users[created_rows[k]].user_id = batch.create[k].id;
+  }
+  return out;
 }
 
 Status PresenceService::UpdateUser(RealmId realm_id, UserId user,

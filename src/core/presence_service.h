@@ -50,6 +50,26 @@ struct CreatedUser {
   std::string api_key;  // shown once; only its hash is kept
 };
 
+// Bulk onboarding (PresenceService::ImportUsers).
+enum class ImportOutcome { kCreated, kUpdated, kUnchanged };
+struct ImportedUser {
+  UserId user_id = 0;  // 0 in a dry run for a user not created yet
+  ImportOutcome outcome = ImportOutcome::kUnchanged;
+  std::string api_key;  // only when created (shown once)
+};
+// Why row `index` of an import was refused; `field` names the culprit.
+struct ImportRejection {
+  std::size_t index = 0;
+  std::string field;
+  std::string reason;
+};
+struct ImportResult {
+  // Not empty: nothing was applied, and `users` is empty.
+  std::vector<ImportRejection> rejected;
+  // One per row, in the rows' order.
+  std::vector<ImportedUser> users;
+};
+
 // The single-user lookup (spec 2.3).
 enum class LookupFailure {
   kNoSuchUser,
@@ -147,6 +167,19 @@ class PresenceService {
   Status SetRealmPresenceDisabled(RealmId realm, bool disabled);
   // kNotFound (realm), kInvalidArgument (email, name), kAlreadyExists.
   Result<CreatedUser> CreateUser(RealmId realm, const NewUser& user);
+  // Bulk onboarding, idempotent by email (case-insensitive): a row whose
+  // email is new creates that user; a row matching a user updates its
+  // full_name, role, is_bot and can_access_all_users where they differ, and
+  // is "unchanged" where none does (activity, presence settings and keys are
+  // never touched). Every row is checked first: a bad email or name, or an
+  // email twice in `rows`, is a rejection, and then nothing is applied.
+  // With `dry_run`, nothing is applied either: the answer says what would
+  // be. Errors: kNotFound (realm); a store failure (the embedded store
+  // commits the batch in one transaction, so nothing was applied; on a
+  // shared store the rows before the failure may have been).
+  Result<ImportResult> ImportUsers(RealmId realm,
+                                   const std::vector<NewUser>& rows,
+                                   bool dry_run = false);
   // kNotFound if the user is not in that realm.
   Status UpdateUser(RealmId realm, UserId user, const UserPatch& patch);
   // kNotFound (realm or viewer), kInvalidArgument (a visible id not in realm).

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/directory.h"
 #include "core/presence_listener.h"
@@ -44,6 +45,19 @@ struct UserPatch {
   std::optional<bool> is_active;
   std::optional<bool> presence_enabled;
   std::optional<Role> role;
+  // Bulk onboarding (PresenceService::ImportUsers) changes these too.
+  std::optional<std::string> full_name;
+  std::optional<bool> is_bot;
+  std::optional<bool> can_access_all_users;
+};
+
+// A batch of directory changes to one realm (bulk onboarding).
+struct UserBatch {
+  // New users, complete and validated; WriteUsers sets each one's id.
+  std::vector<store::UserRecord> create;
+  // Existing users: full records with changed full_name, role, is_bot or
+  // can_access_all_users (nothing else differs from the realm's copy).
+  std::vector<store::UserRecord> update;
 };
 
 struct FlushStats {
@@ -116,6 +130,26 @@ class PresenceWriter {
   virtual Status UpdateUser(Realm& realm, UserId user,
                             const UserPatch& patch) = 0;
   virtual Status SetAccess(Realm& realm, store::AccessRecord record) = 0;
+  // Applies `batch` to `realm`, setting the id of each created user.
+  // LocalWriter commits it in one store transaction: all or nothing. This
+  // default makes one CreateUser / UpdateUser call each and stops at the
+  // first failure: created users before it keep their ids, the rest id 0.
+  virtual Status WriteUsers(Realm& realm, UserBatch& batch) {
+    for (store::UserRecord& u : batch.create) {
+      auto id = CreateUser(realm, u);
+      if (!id) return id.error();
+      u.id = *id;
+    }
+    for (const store::UserRecord& u : batch.update) {
+      UserPatch patch;
+      patch.role = u.role;
+      patch.full_name = u.full_name;
+      patch.is_bot = u.is_bot;
+      patch.can_access_all_users = u.can_access_all_users;
+      if (auto st = UpdateUser(realm, u.id, patch); !st) return st;
+    }
+    return {};
+  }
 
   // A realm the directory does not hold yet, from the store if it has it
   // (another node created it); nullptr if none.

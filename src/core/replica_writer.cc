@@ -522,9 +522,15 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
                                  const UserPatch& patch) {
   auto rec = realm.UserRecordOf(user);
   if (!rec) return Errc::kNotFound;
-  if (patch.is_active || patch.role) {
+  if (patch.is_active || patch.role || patch.full_name || patch.is_bot ||
+      patch.can_access_all_users) {
     if (patch.is_active) rec->is_active = *patch.is_active;
     if (patch.role) rec->role = *patch.role;
+    if (patch.full_name) rec->full_name = *patch.full_name;
+    if (patch.is_bot) rec->is_bot = *patch.is_bot;
+    if (patch.can_access_all_users) {
+      rec->can_access_all_users = *patch.can_access_all_users;
+    }
     if (auto st = DirectoryWrite(realm, store_->UpdateUser(*rec)); !st) {
       return st;
     }

@@ -145,6 +145,25 @@ class Store {
   // Replaces the user row with id user.id. kNotFound if there is none.
   virtual StoreStatus UpdateUser(const UserRecord& user) = 0;
 
+  // Bulk onboarding: inserts every user of `create` (writing its new id into
+  // the record) and replaces every user of `update`, in one transaction
+  // where the store has them (SQLite: all or nothing). This default makes
+  // one InsertUser / UpdateUser call each and stops at the first failure,
+  // so a failure may leave the first ones written (their ids set; the rest
+  // keep id 0).
+  virtual StoreStatus WriteUsers(std::span<UserRecord> create,
+                                 std::span<const UserRecord> update) {
+    for (UserRecord& u : create) {
+      auto id = InsertUser(u);
+      if (!id) return std::move(id).error();
+      u.id = *id;
+    }
+    for (const UserRecord& u : update) {
+      if (auto st = UpdateUser(u); !st) return st;
+    }
+    return {};
+  }
+
   // Replaces the access list of (realm, viewer).
   virtual StoreStatus SetAccess(const AccessRecord& access) = 0;
 

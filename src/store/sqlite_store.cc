@@ -604,6 +604,10 @@ StoreStatus SqliteStore::UpdateRealm(const RealmRecord& realm) {
 
 StoreResult<UserId> SqliteStore::InsertUser(const UserRecord& user) {
   MutexLock lock(mu_);
+  return InsertUserLocked(user);
+}
+
+StoreResult<UserId> SqliteStore::InsertUserLocked(const UserRecord& user) {
   sqlite3_stmt* s = nullptr;
   if (StoreStatus st = Prepare(kInsertUser, &s); !st) return st.error();
   StmtReset reset(s);
@@ -620,6 +624,10 @@ StoreResult<UserId> SqliteStore::InsertUser(const UserRecord& user) {
 
 StoreStatus SqliteStore::UpdateUser(const UserRecord& user) {
   MutexLock lock(mu_);
+  return UpdateUserLocked(user);
+}
+
+StoreStatus SqliteStore::UpdateUserLocked(const UserRecord& user) {
   sqlite3_stmt* s = nullptr;
   if (StoreStatus st = Prepare(kUpdateUser, &s); !st) return st.error();
   StmtReset reset(s);
@@ -632,6 +640,27 @@ StoreStatus SqliteStore::UpdateUser(const UserRecord& user) {
   rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) return Fail(rc, "UpdateUser");
   if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+  return {};
+}
+
+StoreStatus SqliteStore::WriteUsers(std::span<UserRecord> create,
+                                    std::span<const UserRecord> update) {
+  MutexLock lock(mu_);
+  Transaction txn(this, "WriteUsers");
+  if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
+  std::vector<UserId> ids;
+  ids.reserve(create.size());
+  for (const UserRecord& u : create) {
+    auto id = InsertUserLocked(u);
+    if (!id) return std::move(id).error();
+    ids.push_back(*id);
+  }
+  for (const UserRecord& u : update) {
+    if (StoreStatus st = UpdateUserLocked(u); !st) return st;
+  }
+  if (StoreStatus st = txn.Commit(); !st) return st;
+  // Only once committed: a rolled-back batch leaves every id at 0.
+  for (std::size_t i = 0; i < create.size(); ++i) create[i].id = ids[i];
   return {};
 }
 

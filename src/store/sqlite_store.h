@@ -81,6 +81,9 @@ class SqliteStore final : public Store {
   StoreStatus UpdateRealm(const RealmRecord& realm) override;
   StoreResult<UserId> InsertUser(const UserRecord& user) override;
   StoreStatus UpdateUser(const UserRecord& user) override;
+  // One transaction: all or nothing.
+  StoreStatus WriteUsers(std::span<UserRecord> create,
+                         std::span<const UserRecord> update) override;
   StoreStatus SetAccess(const AccessRecord& access) override;
   StoreStatus ReserveUpdateIds(RealmId realm,
                                UpdateId reserved_update_id) override;
@@ -136,6 +139,10 @@ class SqliteStore final : public Store {
   // Returns kNotFound unless `sql` (one int64 parameter) yields a row.
   StoreStatus Exists(std::string_view sql, std::int64_t id, std::string_view op)
       REQUIRES(mu_);
+  // InsertUser and UpdateUser without taking the lock (no transaction of
+  // their own).
+  StoreResult<UserId> InsertUserLocked(const UserRecord& user) REQUIRES(mu_);
+  StoreStatus UpdateUserLocked(const UserRecord& user) REQUIRES(mu_);
   // Sets the pragmas and migrates the schema; part of Open.
   StoreStatus Configure() REQUIRES(mu_);
   StoreStatus Migrate() REQUIRES(mu_);

@@ -69,10 +69,13 @@ TEST_F(AdminApiTest, UnknownPathsAre404AndWrongMethods405WithAllow) {
   Response r = Call("DELETE", "/realms");
   EXPECT_EQ(r.status, 405u);
   EXPECT_EQ(Header(r, "Allow"), "GET, POST");
-  r = Call("GET", RealmPath("/users"));
+  r = Call("DELETE", RealmPath("/users"));
+  EXPECT_EQ(r.status, 405u);
+  EXPECT_EQ(Header(r, "Allow"), "GET, POST");
+  EXPECT_EQ(Json(r).at("allowed_methods"), (boost::json::array{"GET", "POST"}));
+  r = Call("GET", RealmPath("/users:batch"));
   EXPECT_EQ(r.status, 405u);
   EXPECT_EQ(Header(r, "Allow"), "POST");
-  EXPECT_EQ(Json(r).at("allowed_methods"), (boost::json::array{"POST"}));
 }
 
 TEST_F(AdminApiTest, UnknownRealmIsNotFoundBeforeTheMethodCheck) {
@@ -135,6 +138,74 @@ TEST_F(AdminApiTest, CreatesAndPatchesUsers) {
   r = Call("PATCH", RealmPath("/users/12345"), "{}");
   EXPECT_EQ(r.status, 404u);
   EXPECT_EQ(Json(r).at("msg"), "user not found");
+}
+
+TEST_F(AdminApiTest, BatchImportIsIdempotentByEmail) {
+  const std::string batch = RealmPath("/users:batch");
+  Response r = Call("POST", batch,
+                    R"({"users":[{"email":"a@example.com","full_name":"A"},
+                                 {"email":"b@example.com","role":"guest",
+                                  "can_access_all_users":false}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  auto o = Json(r);
+  EXPECT_EQ(o.at("created"), 2);
+  EXPECT_EQ(o.at("unchanged"), 0);
+  const auto& users = o.at("users").as_array();
+  ASSERT_EQ(users.size(), 2u);
+  EXPECT_EQ(users[0].at("outcome"), "created");
+  EXPECT_EQ(users[0].at("api_key").as_string().size(), 32u);
+  const auto a_id = users[0].at("user_id").as_int64();
+
+  // Same rows, one email in other case and one renamed: 1 updated, 1 not.
+  r = Call("POST", batch,
+           R"({"users":[{"email":"A@example.com","full_name":"Ada"},
+                        {"email":"b@example.com","role":"guest",
+                         "can_access_all_users":false}]})");
+  ASSERT_EQ(r.status, 200u) << r.body;
+  o = Json(r);
+  EXPECT_EQ(o.at("created"), 0);
+  EXPECT_EQ(o.at("updated"), 1);
+  EXPECT_EQ(o.at("unchanged"), 1);
+  EXPECT_EQ(o.at("users").as_array()[0].at("user_id"), a_id);
+  EXPECT_FALSE(o.at("users").as_array()[0].as_object().contains("api_key"));
+
+  r = Call("GET", RealmPath("/users"));
+  ASSERT_EQ(r.status, 200u) << r.body;
+  bool found = false;
+  const auto listing = Json(r);
+  for (const auto& u : listing.at("users").as_array()) {
+    if (u.at("user_id") == a_id) {
+      found = true;
+      EXPECT_EQ(u.at("full_name"), "Ada");
+      EXPECT_EQ(u.at("email"), "a@example.com");
+      EXPECT_FALSE(u.as_object().contains("api_key"));
+    }
+  }
+  EXPECT_TRUE(found) << r.body;
+}
+
+TEST_F(AdminApiTest, BatchImportRejectsBadRowsAndAppliesNothing) {
+  const std::string batch = RealmPath("/users:batch");
+  Response r = Call("POST", batch,
+                    R"({"users":[{"email":"ok@example.com"},
+                                 {"email":"no-at-sign"},
+                                 {"email":"OK@example.com"},
+                                 {"email":"c@example.com","full_name":""}]})");
+  ASSERT_EQ(r.status, 400u) << r.body;
+  auto errors = Json(r).at("errors").as_array();
+  ASSERT_EQ(errors.size(), 3u) << r.body;
+  EXPECT_EQ(errors[0].at("index"), 1);
+  EXPECT_EQ(errors[0].at("field"), "email");
+  EXPECT_EQ(errors[1].at("index"), 2);
+  EXPECT_EQ(errors[2].at("field"), "full_name");
+  r = Call("POST", batch,
+           R"({"users":[{"email":"ok@example.com","is_bot":"yes","x":1}]})");
+  ASSERT_EQ(r.status, 400u) << r.body;
+  EXPECT_EQ(Json(r).at("errors").as_array().size(), 2u) << r.body;
+  EXPECT_EQ(Call("POST", batch, R"({"users":{}})").status, 400u);
+  // Nothing was created by any of them.
+  r = Call("POST", batch, R"({"users":[{"email":"ok@example.com"}]})");
+  EXPECT_EQ(Json(r).at("created"), 1) << r.body;
 }
 
 TEST_F(AdminApiTest, PatchesTheRealm) {

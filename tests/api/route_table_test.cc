@@ -169,7 +169,8 @@ TEST(RouteTableTest, EveryAdminRouteAllowsItsMethodsOnly) {
       {"/faults", "POST", kNeedsAuth | kNeedsFaultInjector},
       {"/realms", "GET, POST", kNeedsAuth},
       {"/realms/4", "PATCH", kNeedsAuth | kRealmScoped},
-      {"/realms/4/users", "POST", kNeedsAuth | kRealmScoped},
+      {"/realms/4/users", "GET, POST", kNeedsAuth | kRealmScoped},
+      {"/realms/4/users:batch", "POST", kNeedsAuth | kRealmScoped},
       {"/realms/4/users/5", "PATCH", kNeedsAuth | kRealmScoped},
       {"/realms/4/access", "POST", kNeedsAuth | kRealmScoped},
   };

@@ -6,6 +6,7 @@ import unittest
 
 import cluster
 import harness
+import proxy
 from harness import BASE_TIME, DAY  # noqa: F401  (re-exported for tests)
 
 
@@ -21,7 +22,14 @@ class ServerTestCase(unittest.TestCase):
         # PRESENCED_BLACKBOX_NODES=N (N > 1): the same suite on N nodes
         # sharing one Redis, requests spread round-robin (cluster.py).
         nodes = int(os.environ.get("PRESENCED_BLACKBOX_NODES", "1"))
-        if nodes > 1:
+        # PRESENCED_BLACKBOX_PROXY=nginx: one node behind Debian's nginx
+        # configured from deploy/nginx/presenced.conf (proxy.py).
+        via = os.environ.get("PRESENCED_BLACKBOX_PROXY", "")
+        if via not in ("", "nginx"):
+            raise ValueError(f"unknown PRESENCED_BLACKBOX_PROXY {via!r}")
+        if via == "nginx":
+            cls.server = proxy.Proxied(**cls.server_kwargs).start()
+        elif nodes > 1:
             cls.server = cluster.Cluster(nodes=nodes,
                                          **cls.server_kwargs).start()
         else:

@@ -380,6 +380,75 @@ TEST_F(PresenceServiceTest, StateSurvivesRestartAfterFlush) {
   EXPECT_EQ(last, 1);
 }
 
+TEST_F(PresenceServiceTest, ImportUsersIsIdempotentByEmailAndDurable) {
+  RealmId realm = NewRealm();
+  U old = AddUser(realm, "old@example.com");
+  auto row = [](std::string email, std::string name, Role role = Role::kMember,
+                bool bot = false) {
+    NewUser u;
+    u.email = std::move(email);
+    u.full_name = std::move(name);
+    u.role = role;
+    u.is_bot = bot;
+    return u;
+  };
+  std::vector<NewUser> rows = {row("new@example.com", "New"),
+                               row("OLD@example.com", "Name old@example.com")};
+  auto dry = service_->ImportUsers(realm, rows, /*dry_run=*/true);
+  ASSERT_TRUE(dry);
+  ASSERT_EQ(dry->users.size(), 2u);
+  EXPECT_EQ(dry->users[0].outcome, ImportOutcome::kCreated);
+  EXPECT_EQ(dry->users[0].user_id, 0);
+  EXPECT_TRUE(dry->users[0].api_key.empty());
+  EXPECT_FALSE(
+      service_->FindRealmById(realm)->FindIdByEmail("new@example.com"));
+
+  auto done = service_->ImportUsers(realm, rows);
+  ASSERT_TRUE(done);
+  ASSERT_TRUE(done->rejected.empty());
+  EXPECT_EQ(done->users[0].outcome, ImportOutcome::kCreated);
+  EXPECT_EQ(done->users[1].outcome, ImportOutcome::kUnchanged);
+  EXPECT_EQ(done->users[1].user_id, old.id);
+  U created{done->users[0].user_id, done->users[0].api_key, "new@example.com"};
+  Auth(realm, created);
+
+  rows[1] = row("old@example.com", "Renamed", Role::kModerator, true);
+  done = service_->ImportUsers(realm, rows);
+  ASSERT_TRUE(done);
+  EXPECT_EQ(done->users[0].outcome, ImportOutcome::kUnchanged);
+  EXPECT_EQ(done->users[1].outcome, ImportOutcome::kUpdated);
+
+  Start();  // from the store
+  auto rec = service_->FindRealmById(realm)->UserRecordOf(old.id);
+  ASSERT_TRUE(rec);
+  EXPECT_EQ(rec->full_name, "Renamed");
+  EXPECT_EQ(rec->role, Role::kModerator);
+  EXPECT_TRUE(rec->is_bot);
+  Auth(realm, created);
+  Auth(realm, old);  // keys are never changed by an import
+}
+
+TEST_F(PresenceServiceTest, ImportUsersRejectsBadRowsAndAppliesNothing) {
+  RealmId realm = NewRealm();
+  std::vector<NewUser> rows(3);
+  rows[0].email = "fine@example.com";
+  rows[0].full_name = "Fine";
+  rows[1].email = "no-at-sign";
+  rows[1].full_name = "X";
+  rows[2].email = "FINE@example.com";
+  rows[2].full_name = "Twice";
+  auto out = service_->ImportUsers(realm, rows);
+  ASSERT_TRUE(out);
+  ASSERT_EQ(out->rejected.size(), 2u);
+  EXPECT_EQ(out->rejected[0].index, 1u);
+  EXPECT_EQ(out->rejected[0].field, "email");
+  EXPECT_EQ(out->rejected[1].index, 2u);
+  EXPECT_TRUE(out->users.empty());
+  EXPECT_FALSE(
+      service_->FindRealmById(realm)->FindIdByEmail("fine@example.com"));
+  EXPECT_EQ(service_->ImportUsers(99, {}).error(), Errc::kNotFound);
+}
+
 TEST_F(PresenceServiceTest, UpdateIdsAreNeverReissuedAfterACrash) {
   RealmId realm = NewRealm();
   U alice = AddUser(realm, "alice@example.com");

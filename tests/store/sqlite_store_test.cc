@@ -165,6 +165,42 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   EXPECT_EQ(*id, 2);
 }
 
+TEST_F(SqliteStoreTest, WriteUsersIsOneTransaction) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  auto realm = store->InsertRealm(RealmNamed("acme"));
+  ASSERT_TRUE(realm.has_value());
+  auto taken = store->InsertUser(UserNamed(*realm, "taken@example.com"));
+  ASSERT_TRUE(taken.has_value());
+
+  // The second insert collides: the first is rolled back with it, and no
+  // id is handed out.
+  std::vector<UserRecord> create = {UserNamed(*realm, "new@example.com"),
+                                    UserNamed(*realm, "TAKEN@example.com")};
+  auto st = store->WriteUsers(create, {});
+  ASSERT_FALSE(st.has_value());
+  EXPECT_EQ(st.error(), Errc::kAlreadyExists);
+  EXPECT_EQ(create[0].id, 0);
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->users.size(), 1u);
+
+  // Inserts and an update together.
+  UserRecord renamed = snap->users[0];
+  renamed.full_name = "Renamed";
+  create = {UserNamed(*realm, "a@example.com"),
+            UserNamed(*realm, "b@example.com")};
+  std::vector<UserRecord> update = {renamed};
+  ASSERT_TRUE(store->WriteUsers(create, update).has_value());
+  EXPECT_GT(create[0].id, *taken);
+  EXPECT_GT(create[1].id, create[0].id);
+  snap = store->Load();
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_EQ(snap->users.size(), 3u);
+  EXPECT_EQ(snap->users[0].full_name, "Renamed");
+  EXPECT_EQ(snap->users[2].email, "b@example.com");
+}
+
 TEST_F(SqliteStoreTest, CreatesMissingDirectories) {
   std::string nested = dir_.path() + "/a/b/c";
   auto store = MustOpen(nested);
