@@ -32,6 +32,14 @@ ApiError TooLong(std::string_view name, std::size_t max) {
                               std::to_string(max) + " entries");
 }
 
+// The error for a list parameter longer than `max`, if it is.
+std::optional<ApiError> TooLong(
+    const std::optional<std::vector<std::string>>& list, std::string_view name,
+    std::size_t max) {
+  if (!list || list->size() <= max) return std::nullopt;
+  return TooLong(name, max);
+}
+
 // A JSON list of at most `max` user ids, or an error naming the parameter.
 ApiResult<std::optional<std::vector<UserId>>> UserIdList(RequestParams& params,
                                                          std::string_view name,
@@ -120,13 +128,14 @@ ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
   if (!caps) return caps.error();
   auto event_types = params.GetJsonStringList("event_types");
   if (!event_types) return event_types.error();
-  if (*event_types && (*event_types)->size() > options.max_event_types) {
-    return TooLong("event_types", options.max_event_types);
+  if (auto e = TooLong(*event_types, "event_types", options.max_event_types)) {
+    return *e;
   }
   auto fetch_types = params.GetJsonStringList("fetch_event_types");
   if (!fetch_types) return fetch_types.error();
-  if (*fetch_types && (*fetch_types)->size() > options.max_event_types) {
-    return TooLong("fetch_event_types", options.max_event_types);
+  if (auto e =
+          TooLong(*fetch_types, "fetch_event_types", options.max_event_types)) {
+    return *e;
   }
   auto history = params.GetJsonInt("presence_history_limit_days");
   if (!history) return history.error();
