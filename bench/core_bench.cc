@@ -379,6 +379,8 @@ void BM_FanOut(benchmark::State& state, bool parked) {
   // A hub of its own, so queues do not pile up in the world's.
   HubOptions hub_options;
   hub_options.max_queue_events = 1000;
+  // Several queues per bench user: none may push another out.
+  hub_options.max_queues_per_user = static_cast<std::size_t>(queues);
   EventHub hub(w.service.get(), &w.encoder, hub_options);
   std::vector<std::string> ids;
   std::vector<std::shared_ptr<QueueWaiter>> waiters;
@@ -386,7 +388,7 @@ void BM_FanOut(benchmark::State& state, bool parked) {
     QueueSpec spec;
     spec.realm_id = 1;
     spec.user_id = q % w.users + 1;
-    spec.event_types = std::vector<std::string>{"presence"};
+    spec.event_types = EventTypeSet::Of(std::vector<std::string>{"presence"});
     spec.shape = PresenceShape::kModern;
     ids.push_back(hub.Register(spec, 0));
     waiters.push_back(std::make_shared<CountingWaiter>());

@@ -6,17 +6,23 @@
 #
 #   1. a fresh data directory with one realm (subdomain "") of --users bench
 #      users (bench_populate; loadgen logs in as them with derivable keys);
-#   2. presenced on 127.0.0.1:0, --rate-limit 0, admin token from the
-#      environment (PRESENCED_ADMIN_TOKEN, random per run);
+#   2. presenced on 127.0.0.1:0 with its default flags (the rate limit of
+#      200 requests per user per minute included: the load is spread over
+#      enough users to stay under it, --rate x 60 / --online at most 160 per
+#      user per minute), admin token from the environment
+#      (PRESENCED_ADMIN_TOKEN, random per run);
 #   3. the first --online users come online, before any queue exists:
 #      gradually over --ramp seconds (a fraction more every 3 s, pinging at
-#      --rate), so that their rows, rewritten every 55 s by the 55 s rule,
+#      --rate x the fraction online), so that their rows, rewritten every 55 s by the 55 s rule,
 #      stay spread out as real clients' are; --ramp 0 brings them all online
 #      in the same second, so that all of them rewrite in the same second
 #      every 55 s (a synchronised write burst);
 #   4. bench/soak_polls.py creates --polls watcher users through the admin API
 #      and parks one long poll per watcher (presence events), re-polling as
-#      soon as each answer arrives;
+#      soon as each answer arrives; and --queue-loop-users more users each
+#      open a new event queue --queue-loop-per-minute times a minute and
+#      never poll it (a client that opens queues in a loop: the server keeps
+#      --max-queues-per-user of each, dropping the stalest);
 #   5. bench/soak_loop.py runs back-to-back --interval-second open-loop
 #      slices of loadgen at --rate requests/s (loadgen reports once per run): the --online users ping with their cursor, and a
 #      --write-fraction of the pings come from users not seen for an hour
@@ -27,9 +33,9 @@
 #   6. SIGTERM to the server, which must exit 0.
 #
 # Usage: bench/soak.sh [--rate 10000] [--duration 600] [--interval 10]
-#   [--users 10000] [--online 2000] [--polls 2000] [--write-fraction 0.0001]
-#   [--warmup 60] [--ramp 60] [--connections 64] [--build-dir DIR] [--skip-build]
-#   [--out DIR]
+#   [--users 10000] [--online 4000] [--polls 2000] [--write-fraction 0.0001]
+#   [--warmup 60] [--ramp 60] [--connections 64] [--queue-loop-users 20]
+#   [--queue-loop-per-minute 150] [--build-dir DIR] [--skip-build] [--out DIR]
 # Output (DIR, default bench/results): soak.csv (one row per sample),
 # soak.png (gnuplot), soak.jsonl (every loadgen result), soak.txt (machine
 # and summary). Prints whether RSS after --warmup seconds stayed within +-5%
@@ -44,12 +50,14 @@ RATE=10000
 DURATION=600
 INTERVAL=10
 USERS=10000
-ONLINE=2000
+ONLINE=4000
 POLLS=2000
 WRITE_FRACTION=0.0001
 WARMUP=60
 RAMP=60
 CONNECTIONS=64
+QUEUE_LOOP_USERS=20
+QUEUE_LOOP_PER_MINUTE=150
 build_dir=""
 skip_build=0
 out="$root/bench/results"
@@ -65,10 +73,12 @@ while [ $# -gt 0 ]; do
     --warmup) WARMUP="$2"; shift 2 ;;
     --ramp) RAMP="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
+    --queue-loop-users) QUEUE_LOOP_USERS="$2"; shift 2 ;;
+    --queue-loop-per-minute) QUEUE_LOOP_PER_MINUTE="$2"; shift 2 ;;
     --build-dir) build_dir="$2"; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,46p' "$0"; exit 0 ;;
     *) echo "soak: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -81,6 +91,16 @@ done
 [ "$DURATION" -le 86400 ] || { echo "soak: --duration at most 86400" >&2; exit 2; }
 [ "$INTERVAL" -le 300 ] || { echo "soak: --interval at most 300 (loadgen's limit)" >&2; exit 2; }
 [ "$ONLINE" -lt "$USERS" ] || { echo "soak: --online must be below --users" >&2; exit 2; }
+[[ "$QUEUE_LOOP_USERS" =~ ^[0-9]+$ ]] && [ "$QUEUE_LOOP_USERS" -le 1000 ] ||
+  { echo "soak: --queue-loop-users must be 0..1000" >&2; exit 2; }
+[[ "$QUEUE_LOOP_PER_MINUTE" =~ ^[0-9]+$ ]] && [ "$QUEUE_LOOP_PER_MINUTE" -ge 1 ] &&
+  [ "$QUEUE_LOOP_PER_MINUTE" -le 160 ] ||
+  { echo "soak: --queue-loop-per-minute must be 1..160 (under the rate limit)" >&2; exit 2; }
+# The server runs with its default rate limit (200 requests per user per
+# minute): each online user's share of the load stays at 80% of it.
+[ $(( RATE * 60 )) -le $(( ONLINE * 160 )) ] || {
+  echo "soak: --rate $RATE over --online $ONLINE users is $(( RATE * 60 / ONLINE )) pings per user per minute; the server's rate limit is 200: use at least --online $(( (RATE * 60 + 159) / 160 ))" >&2
+  exit 2; }
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 build="${build_dir:-$root/build/release}"
@@ -145,7 +165,7 @@ png="$out/soak.png"
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "command: bench/soak.sh --rate $RATE --duration $DURATION --interval $INTERVAL --users $USERS --online $ONLINE --polls $POLLS --write-fraction $WRITE_FRACTION --warmup $WARMUP --ramp $RAMP --connections $CONNECTIONS"
+  echo "command: bench/soak.sh --rate $RATE --duration $DURATION --interval $INTERVAL --users $USERS --online $ONLINE --polls $POLLS --write-fraction $WRITE_FRACTION --warmup $WARMUP --ramp $RAMP --connections $CONNECTIONS --queue-loop-users $QUEUE_LOOP_USERS --queue-loop-per-minute $QUEUE_LOOP_PER_MINUTE"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
   echo "kernel: $(uname -sr)"
@@ -161,7 +181,7 @@ log "populating a realm of $USERS users"
 
 PRESENCED_ADMIN_TOKEN="$(python3 -c 'import secrets; print(secrets.token_hex(24))')"
 export PRESENCED_ADMIN_TOKEN
-server_flags=(--listen 127.0.0.1:0 --data "$work/data" --rate-limit 0)
+server_flags=(--listen 127.0.0.1:0 --data "$work/data")
 if [ $(( POLLS + CONNECTIONS + 100 )) -gt 10000 ]; then
   server_flags+=(--max-connections $(( POLLS + CONNECTIONS + 1000 )))
 fi
@@ -184,10 +204,12 @@ log "presenced pid $server_pid on 127.0.0.1:$port, $(awk '/^VmRSS:/ {print $2}' 
 if [ "$RAMP" -gt 0 ]; then
   steps=$(( (RAMP + 2) / 3 ))
   step_s=$(python3 -c "print($RAMP / $steps)")
-  log "the $ONLINE online users come online over $RAMP s ($steps steps at $RATE pings/s), before any queue exists"
+  log "the $ONLINE online users come online over $RAMP s ($steps steps, up to $RATE pings/s), before any queue exists"
   for s in $(seq 1 "$steps"); do
+    # Each online user pings at the soak's own per-user rate (the rate limit).
     timeout $(( RAMP + 60 )) "$LOADGEN" --mode open --port "$port" \
-      --rate "$RATE" --duration "$step_s" --no-warmup \
+      --rate $(( RATE * s / steps > 0 ? RATE * s / steps : 1 )) \
+      --duration "$step_s" --no-warmup \
       --users $(( ONLINE * s / steps > 0 ? ONLINE * s / steps : 1 )) \
       --base-cursor "$USERS" \
       --connections "$CONNECTIONS" --label "soak/ramp/$s" \
@@ -204,6 +226,8 @@ fi
 
 log "creating $POLLS watchers through the admin API and parking their polls"
 python3 "$here/soak_polls.py" --port "$port" --polls "$POLLS" \
+  --queue-loop-users "$QUEUE_LOOP_USERS" \
+  --queue-loop-per-minute "$QUEUE_LOOP_PER_MINUTE" \
   --status-file "$work/polls.json" --max-seconds $(( DURATION + 900 )) \
   2> "$work/polls.err" &
 polls_pid=$!

@@ -43,6 +43,11 @@ COLUMNS = [
     "sqlite_memory_kib", "sqlite_page_cache_kib", "sqlite_page_cache_limit_kib",
     # Heap trims so far (--malloc-trim-seconds) and their total time.
     "malloc_trims", "malloc_trim_ms_total",
+    # Issue 15's limits: what the queues hold (the server's count), 429s so
+    # far, queues pushed out by the per-user cap, and queues the soak's
+    # queue-opening loop has opened so far.
+    "event_queue_kib", "rate_limited", "queues_evicted_per_user",
+    "loop_queues_opened",
 ]
 # CSV column -> /metrics gauge (bytes are written in KiB; "" if absent).
 MEMORY_GAUGES = [
@@ -216,6 +221,11 @@ def run(a):
         trim_s = m.get("presenced_malloc_trim_seconds_total")
         row += ["" if trims is None else int(trims),
                 "" if trim_s is None else f"{trim_s * 1e3:.1f}"]
+        qb = m.get("presenced_event_queue_bytes")
+        row += ["" if qb is None else f"{qb / 1024:.0f}",
+                int(m.get("presenced_rate_limited_total", 0)),
+                int(m.get("presenced_queues_evicted_per_user_total", 0)),
+                st.get("loop_registered", 0)]
         w.writerow(row)
         f.flush()
         print(f"soak: t={row[0]}s rss={rss} KiB p50={row[2]} ms p99={row[3]} ms "
@@ -282,6 +292,15 @@ def summary(a):
             ms = fl(last, "malloc_trim_ms_total")
             out.append(f"heap trims: {n}, {ms:.0f} ms in all"
                        + (f", {ms / n:.2f} ms each on average" if n else ""))
+        last = rows[-1]
+        if last.get("event_queue_kib"):
+            qk = [fl(r, "event_queue_kib") for r in post if r.get("event_queue_kib")]
+            out.append(f"event queues after warm-up: {fl(post[0], 'event_queues'):.0f} -> "
+                       f"{fl(last, 'event_queues'):.0f}, holding {qk[0] / 1024:.2f} -> "
+                       f"{qk[-1] / 1024:.2f} MiB (max {max(qk) / 1024:.2f}); "
+                       f"429 answers {last['rate_limited']}; queues opened by the "
+                       f"queue loop {last['loop_queues_opened']}, pushed out by the "
+                       f"per-user cap {last['queues_evicted_per_user']}")
         out.append(f"RSS stayed within +-5% after warm-up: {'YES' if dev <= 5 else 'NO'}")
     rates = [fl(r, "rate") for r in rows]
     ok = sum(int(r["ok"]) for r in rows)

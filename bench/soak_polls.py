@@ -10,6 +10,12 @@ queue (presence events, modern format, no initial snapshot) and keeps a
 client does. A queue the server dropped (BAD_EVENT_QUEUE_ID) is registered
 again; a closed connection is reopened.
 
+With --queue-loop-users K (and --queue-loop-per-minute N), K more users
+each open a new event queue N times a minute on a keep-alive connection and
+never poll or delete any: a client that opens queues in a loop (issue 15).
+The server keeps at most --max-queues-per-user of them per user, dropping
+the stalest; without that cap they would pile up until --queue-timeout.
+
 Every second it rewrites --status-file (atomically) with one JSON object:
   ready       true once every watcher has its first poll parked
   watchers    watchers created
@@ -18,6 +24,8 @@ Every second it rewrites --status-file (atomically) with one JSON object:
   events      presence events received so far
   heartbeats  heartbeats received so far
   reregistered, reconnects, errors
+  loop_registered, loop_refused, loop_errors   the queue-opening loop:
+              queues opened, 429 answers, other failures
   cpu_s       CPU seconds this process has used
 Loopback only; bounded: it exits on SIGTERM/SIGINT or after --max-seconds.
 """
@@ -80,6 +88,9 @@ class Stats:
         self.reregistered = 0
         self.reconnects = 0
         self.errors = 0
+        self.loop_registered = 0
+        self.loop_refused = 0
+        self.loop_errors = 0
 
 
 REG_BODY = urllib.parse.urlencode({
@@ -180,6 +191,53 @@ async def watcher(i, email, key, args, st, stop, first_parked):
             writer.close()
 
 
+async def queue_looper(i, email, key, args, st, stop):
+    """Opens a queue every 60 / --queue-loop-per-minute seconds, on a fixed
+    schedule, and never polls it."""
+    auth = "Basic " + base64.b64encode(f"{email}:{key}".encode()).decode()
+    request = (f"POST /api/v1/register HTTP/1.1\r\n"
+               f"Host: {args.host}:{args.port}\r\n"
+               f"Authorization: {auth}\r\n"
+               "Content-Type: application/x-www-form-urlencoded\r\n"
+               f"Content-Length: {len(REG_BODY)}\r\n\r\n").encode() + REG_BODY
+    period = 60.0 / args.queue_loop_per_minute
+    # Spread the loopers over one period.
+    next_at = time.monotonic() + period * i / max(args.queue_loop_users, 1)
+    writer = None
+    while not stop.is_set():
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), delay)
+                break
+            except asyncio.TimeoutError:
+                pass
+        next_at += period
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection(args.host, args.port)
+            writer.write(request)
+            status, body, close = await read_response(reader)
+            if status == 200:
+                st.loop_registered += 1
+            elif status == 429:
+                st.loop_refused += 1
+            else:
+                st.loop_errors += 1
+                if st.loop_errors <= 5:
+                    log(f"queue loop {i}: HTTP {status} {body[:200]!r}")
+            if close:
+                writer.close()
+                writer = None
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            st.loop_errors += 1
+            if writer is not None:
+                writer.close()
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
 def write_status(path, st, ready):
     d = {
         "t": round(time.time(), 3),
@@ -192,6 +250,9 @@ def write_status(path, st, ready):
         "reregistered": st.reregistered,
         "reconnects": st.reconnects,
         "errors": st.errors,
+        "loop_registered": st.loop_registered,
+        "loop_refused": st.loop_refused,
+        "loop_errors": st.loop_errors,
         "cpu_s": round(time.process_time(), 3),
     }
     tmp = path + ".tmp"
@@ -200,7 +261,7 @@ def write_status(path, st, ready):
     os.replace(tmp, path)
 
 
-async def main_async(args, creds):
+async def main_async(args, creds, loop_creds):
     st = Stats()
     st.watchers = len(creds)
     stop = asyncio.Event()
@@ -217,6 +278,9 @@ async def main_async(args, creds):
             tasks.append(asyncio.create_task(
                 watcher(i, email, key, args, st, stop, first_parked)))
         await asyncio.sleep(0.05)
+    for i, (email, key) in enumerate(loop_creds):
+        tasks.append(asyncio.create_task(
+            queue_looper(i, email, key, args, st, stop)))
     ready = False
     while not stop.is_set() and time.monotonic() < deadline:
         if not ready and first_parked.is_set():
@@ -235,6 +299,8 @@ async def main_async(args, creds):
     log(f"stopped: {st.answers} poll answers, {st.events} events, "
         f"{st.heartbeats} heartbeats, {st.reregistered} re-registered, "
         f"{st.reconnects} reconnects, {st.errors} errors, "
+        f"queue loop: {st.loop_registered} opened, {st.loop_refused} refused, "
+        f"{st.loop_errors} errors, "
         f"{time.process_time():.1f} s CPU")
 
 
@@ -246,6 +312,8 @@ def main():
     p.add_argument("--prefix", default="soakwatcher")
     p.add_argument("--status-file", required=True)
     p.add_argument("--max-seconds", type=float, default=1200)
+    p.add_argument("--queue-loop-users", type=int, default=0)
+    p.add_argument("--queue-loop-per-minute", type=float, default=150)
     args = p.parse_args()
     if args.host not in ("127.0.0.1", "::1", "localhost"):
         raise SystemExit("soak_polls: loopback only")
@@ -254,8 +322,16 @@ def main():
     token = os.environ.get("PRESENCED_ADMIN_TOKEN", "")
     if not token:
         raise SystemExit("soak_polls: PRESENCED_ADMIN_TOKEN is not set")
+    if not 0 <= args.queue_loop_users <= 1000:
+        raise SystemExit("soak_polls: --queue-loop-users must be 0..1000")
+    if not 0 < args.queue_loop_per_minute <= 6000:
+        raise SystemExit("soak_polls: --queue-loop-per-minute must be in (0, 6000]")
     creds = create_watchers(args.host, args.port, token, args.polls, args.prefix)
-    asyncio.run(main_async(args, creds))
+    loop_creds = []
+    if args.queue_loop_users:
+        loop_creds = create_watchers(args.host, args.port, token,
+                                     args.queue_loop_users, args.prefix + "loop")
+    asyncio.run(main_async(args, creds, loop_creds))
 
 
 if __name__ == "__main__":

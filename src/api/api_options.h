@@ -34,6 +34,14 @@ struct ApiOptions {
   int heartbeat_seconds = 45;
   // Zulip's api_by_user limit: requests per user per 60 s (0: no limit).
   int rate_limit_per_minute = 200;
+  // GET /events' own budget, per user per 60 s (0: no limit): polls that
+  // neither park alone on their queue nor bring new events (EventHub's
+  // "cost"); a parked poll per queue and its answers are free.
+  int events_poll_limit_per_minute = 120;
+  // The longest list /register takes in event_types and in
+  // fetch_event_types, and in presence_user_ids (also PATCH /events).
+  std::size_t max_event_types = 100;
+  std::size_t max_presence_user_ids = 10'000;
   // Where requests are counted and timed (GET /metrics); may be null.
   Metrics* metrics = nullptr;
   // Which parts this listener serves: with --admin-listen the main listener

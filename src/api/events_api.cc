@@ -27,13 +27,29 @@ bool Contains(const std::optional<std::vector<std::string>>& list,
   return !list || std::find(list->begin(), list->end(), name) != list->end();
 }
 
-// A JSON list of user ids, or an error naming the parameter.
-ApiResult<std::optional<std::vector<UserId>>> UserIdList(
-    RequestParams& params, std::string_view name) {
+ApiError TooLong(std::string_view name, std::size_t max) {
+  return ApiError::BadRequest(std::string(name) + " has more than " +
+                              std::to_string(max) + " entries");
+}
+
+// The error for a list parameter longer than `max`, if it is.
+std::optional<ApiError> TooLong(
+    const std::optional<std::vector<std::string>>& list, std::string_view name,
+    std::size_t max) {
+  if (!list || list->size() <= max) return std::nullopt;
+  return TooLong(name, max);
+}
+
+// A JSON list of at most `max` user ids, or an error naming the parameter.
+ApiResult<std::optional<std::vector<UserId>>> UserIdList(RequestParams& params,
+                                                         std::string_view name,
+                                                         std::size_t max) {
   auto list = params.GetJsonList(name);
   if (!list) return list.error();
   if (!*list) return std::optional<std::vector<UserId>>();
+  if ((*list)->size() > max) return TooLong(name, max);
   std::vector<UserId> ids;
+  ids.reserve((*list)->size());
   for (const auto& v : **list) {
     if (!v.is_int64()) {
       return ApiError::BadRequest(std::string(name) +
@@ -74,7 +90,10 @@ std::int64_t SteadyMicros() {
 
 EventsApi::EventsApi(PresenceService* service, EventHub* hub,
                      const ApiOptions* options)
-    : service_(service), hub_(hub), options_(options) {}
+    : service_(service),
+      hub_(hub),
+      options_(options),
+      poll_limiter_(options->events_poll_limit_per_minute, 60) {}
 
 std::optional<Response> EventsApi::RelayIfForeign(const Request& req,
                                                   RequestParams& params) const {
@@ -102,17 +121,26 @@ struct RegisterArgs {
 };
 
 ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
-                                         RequestParams& params) {
+                                         RequestParams& params,
+                                         const ApiOptions& options) {
   // Alphabetical, as Zulip's typed parameters; the first bad one wins.
   auto caps = params.GetJsonObject("client_capabilities");
   if (!caps) return caps.error();
   auto event_types = params.GetJsonStringList("event_types");
   if (!event_types) return event_types.error();
+  if (auto e = TooLong(*event_types, "event_types", options.max_event_types)) {
+    return *e;
+  }
   auto fetch_types = params.GetJsonStringList("fetch_event_types");
   if (!fetch_types) return fetch_types.error();
+  if (auto e =
+          TooLong(*fetch_types, "fetch_event_types", options.max_event_types)) {
+    return *e;
+  }
   auto history = params.GetJsonInt("presence_history_limit_days");
   if (!history) return history.error();
-  auto subset = UserIdList(params, "presence_user_ids");
+  auto subset =
+      UserIdList(params, "presence_user_ids", options.max_presence_user_ids);
   if (!subset) return subset.error();
   auto slim = params.GetJsonBool("slim_presence");
   if (!slim) return slim.error();
@@ -131,7 +159,7 @@ ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
   QueueSpec& spec = a.spec;
   spec.realm_id = caller.realm->id();
   spec.user_id = caller.user_id;
-  spec.event_types = *event_types;
+  spec.event_types = EventTypeSet::Of(*event_types);
   spec.shape = simplified              ? PresenceShape::kModern
                : slim->value_or(false) ? PresenceShape::kSlim
                                        : PresenceShape::kLegacy;
@@ -167,7 +195,7 @@ void AppendUserSettings(std::string& body, const Caller& caller,
 
 ApiResult<Response> EventsApi::Register(const Caller& caller,
                                         RequestParams& params) const {
-  auto args = ReadRegisterArgs(caller, params);
+  auto args = ReadRegisterArgs(caller, params, *options_);
   if (!args) return args.error();
   const QueueSpec& spec = args->spec;
   // The queue exists before the snapshot is taken, so no change can fall
@@ -231,8 +259,20 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
 
   const bool block = !dont_block->value_or(false) && !req.force_nonblocking &&
                      req.waiter != nullptr;
+  // A poll that costs is counted in the caller's poll budget, under the
+  // hub's lock (so a refused one changes nothing). A poll handled again in
+  // full after it parked was counted when it came.
+  std::optional<RateDecision> refused;
+  auto admit = [&] {
+    if (req.resumed || !poll_limiter_.enabled()) return true;
+    RateDecision d =
+        poll_limiter_.Check(caller.user_id, RealClock().NowMicros());
+    if (!d.allowed) refused = d;
+    return d.allowed;
+  };
   PollResult poll = hub_->Poll(*queue_id, caller.user_id, *last_event_id, block,
-                               req.waiter, SteadyMicros());
+                               req.waiter, SteadyMicros(), admit);
+  if (poll.status == PollStatus::kRefused) return RateLimitedResponse(*refused);
   if (poll.status == PollStatus::kBadQueue) return BadQueue(*queue_id);
   Response r;
   if (poll.status == PollStatus::kParked) {
@@ -291,7 +331,8 @@ ApiResult<Response> EventsApi::PatchQueue(const Caller& caller,
   if (!raw) return ApiError::MissingArgument("presence_user_ids");
   std::optional<std::vector<UserId>> ids;
   if (*raw != "null") {
-    auto subset = UserIdList(params, "presence_user_ids");
+    auto subset = UserIdList(params, "presence_user_ids",
+                             options_->max_presence_user_ids);
     if (!subset) return subset.error();
     ids = std::move(*subset);
   }

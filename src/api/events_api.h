@@ -9,6 +9,12 @@
 // declines (and the request is handled again in full) when that caller may
 // no longer be what authentication gives, or when the queue is gone.
 //
+// Limits: /register's lists are bounded (ApiOptions::max_event_types,
+// max_presence_user_ids; 400 BAD_REQUEST past them), and a GET /events that
+// costs (EventHub's poll budget: it neither parks alone on its queue nor
+// brings new events) is counted per user in a budget of its own, apart from
+// the API rate limit; past it, 429 RATE_LIMIT_HIT with Retry-After.
+//
 // Extensions (opt-in; Zulip clients never see them):
 //   - client capability `presence_transitions`: idle/offline events;
 //   - register parameter `presence_user_ids` (JSON list of user ids) and
@@ -21,6 +27,7 @@
 #include "api/api_error.h"
 #include "api/api_options.h"
 #include "api/http_types.h"
+#include "api/rate_limiter.h"
 #include "api/request_params.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
@@ -58,6 +65,8 @@ class EventsApi {
   PresenceService* const service_;
   EventHub* const hub_;
   const ApiOptions* const options_;
+  // GET /events' budget (options_->events_poll_limit_per_minute).
+  mutable RateLimiter poll_limiter_;
 };
 
 // Microseconds of std::chrono::steady_clock: queue expiry runs on real time,

@@ -111,6 +111,23 @@ void RenderHub(std::string& out, const EventHub& hub) {
           s.queues_overflowed);
   Counter(out, "presenced_queues_expired_total",
           "Queues freed for not being polled.", s.queues_expired);
+  Gauge(out, "presenced_event_queue_bytes",
+        "Bytes the event queues hold (each shared event counted in full).",
+        static_cast<double>(s.queue_bytes));
+  Gauge(out, "presenced_event_queue_bytes_limit",
+        "The cap on presenced_event_queue_bytes (--max-queue-memory-mb).",
+        static_cast<double>(s.max_queue_bytes));
+  Counter(out, "presenced_queues_evicted_per_user_total",
+          "Queues dropped to make room for a newer queue of the same user "
+          "(--max-queues-per-user).",
+          s.queues_evicted_per_user);
+  Counter(out, "presenced_queues_evicted_memory_total",
+          "Queues dropped because all queues held more than "
+          "--max-queue-memory-mb.",
+          s.queues_evicted_memory);
+  Counter(out, "presenced_event_polls_refused_total",
+          "GET /events refused with 429 (--events-poll-limit).",
+          s.polls_refused);
 }
 
 }  // namespace

@@ -148,6 +148,8 @@ Response WithRateHeaders(Response r, const std::optional<RateDecision>& rate) {
   return r;
 }
 
+}  // namespace
+
 Response RateLimitedResponse(const RateDecision& rate) {
   ApiError e(429, "RATE_LIMIT_HIT", "API usage exceeded rate limit");
   e.extra["retry-after"] = rate.retry_after;
@@ -157,6 +159,8 @@ Response RateLimitedResponse(const RateDecision& rate) {
   r.headers.emplace_back("Retry-After", secs);
   return r;
 }
+
+namespace {
 
 // Decodes the parameters of a request that is not a POST (whose were
 // decoded before the method check), as its route reads them.

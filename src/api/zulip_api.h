@@ -131,6 +131,10 @@ Response ErrorResponse(const ApiError& error);
 // the request carried names nobody read.
 Response SuccessResponse(const RequestParams* params = nullptr);
 
+// 429 RATE_LIMIT_HIT with Zulip's `retry-after` in the body and the
+// Retry-After and X-RateLimit-* headers.
+Response RateLimitedResponse(const RateDecision& rate);
+
 // Appends `,"ignored_parameters_unsupported":[...]` if there are any.
 void AppendIgnoredParameters(std::string& out, const RequestParams& params);
 

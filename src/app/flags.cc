@@ -134,6 +134,30 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "API requests per user per minute (0: no limit)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1'000'000));
+  cli.add_option("--events-poll-limit", f.events_poll_limit,
+                 "GET /events per user per minute that neither park alone on "
+                 "their queue nor bring new events (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1'000'000));
+  cli.add_option("--max-queues-per-user", f.max_queues_per_user,
+                 "event queues per user; one more drops the stalest")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000}));
+  cli.add_option("--max-queue-memory-mb", f.max_queue_memory_mb,
+                 "MiB all event queues may hold; past it the largest are "
+                 "dropped")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  cli.add_option("--max-event-types", f.max_event_types,
+                 "entries allowed in /register's event_types and "
+                 "fetch_event_types")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
+  cli.add_option("--max-presence-user-ids", f.max_presence_user_ids,
+                 "entries allowed in presence_user_ids (/register, PATCH "
+                 "/events)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{10'000'000}));
   cli.add_option("--transition-grace-seconds", f.transition_grace_seconds,
                  "presence_transitions: announce offline this long after "
                  "the threshold")

@@ -26,6 +26,12 @@ struct Flags {
   std::size_t max_clients_per_user = 8;
   std::size_t presence_event_user_limit = 0;  // 0: no limit
   int rate_limit = 200;
+  // Hostile-input limits (README, "Limits").
+  int events_poll_limit = 120;
+  std::size_t max_queues_per_user = 20;
+  std::size_t max_queue_memory_mb = 1024;
+  std::size_t max_event_types = 100;
+  std::size_t max_presence_user_ids = 10'000;
   unsigned transition_grace_seconds = 30;
   std::string admin_listen;
   std::uint64_t max_body_bytes = 1024 * 1024;

@@ -61,6 +61,8 @@ HubOptions HubOptionsFrom(const Flags& f) {
   }
   hub.transition_grace_us =
       std::int64_t{f.transition_grace_seconds} * 1'000'000;
+  hub.max_queues_per_user = f.max_queues_per_user;
+  hub.max_queue_bytes = f.max_queue_memory_mb << 20;
   return hub;
 }
 
@@ -117,6 +119,9 @@ int Main(int argc, char** argv) {
   options.root_domain = f.root_domain;
   options.heartbeat_seconds = static_cast<int>(f.heartbeat_seconds);
   options.rate_limit_per_minute = f.rate_limit;
+  options.events_poll_limit_per_minute = f.events_poll_limit;
+  options.max_event_types = f.max_event_types;
+  options.max_presence_user_ids = f.max_presence_user_ids;
   auto token = ReadAdminToken(f);
   if (!token) return 2;
   options.admin_token = *token;

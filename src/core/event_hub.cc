@@ -1,5 +1,6 @@
 #include "core/event_hub.h"
 
+#include <algorithm>
 #include <array>
 
 #include "util/crypto.h"
@@ -14,7 +15,27 @@ std::string NewQueueId() {
          "-" + hex.substr(16, 4) + "-" + hex.substr(20, 12);
 }
 
+// A queue's entries in queues_ (key and value), by_realm_ and by_user_.
+constexpr std::size_t kIndexBytes = sizeof(std::string) +
+                                    sizeof(std::unique_ptr<EventQueue>) +
+                                    2 * sizeof(EventQueue*);
+// A body's string object and shared_ptr control block (make_shared: one
+// allocation, with the allocator's header).
+constexpr std::size_t kBodyOverhead = sizeof(std::string) + 32;
+
 }  // namespace
+
+std::size_t QueueBaseBytes(const EventQueue& q) {
+  std::size_t n = sizeof(EventQueue) + kIndexBytes + q.id.capacity() + 1;
+  if (q.spec.presence_user_ids) {
+    n += q.spec.presence_user_ids->capacity() * sizeof(UserId);
+  }
+  return n;
+}
+
+std::size_t QueuedEventBytes(const std::string& body) {
+  return sizeof(QueuedEvent) + kBodyOverhead + body.size();
+}
 
 EventHub::EventHub(const PresenceService* service, const EventEncoder* encoder,
                    HubOptions options)
@@ -33,12 +54,47 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
   q->id = queue_id_prefix_ + NewQueueId();
   q->spec = std::move(spec);
   q->last_poll = steady_now;
+  q->bytes = QueueBaseBytes(*q);
   std::string id = q->id;
-  MutexLock lock(mu_);
-  auto& list = by_realm_[q->spec.realm_id];
-  q->realm_index = list.size();
-  list.push_back(q.get());
-  queues_.emplace(id, std::move(q));
+  const std::pair<RealmId, UserId> owner(q->spec.realm_id, q->spec.user_id);
+  Waiters wake;
+  {
+    MutexLock lock(mu_);
+    // The user's stalest queues make room: an abandoned tab's queue, or the
+    // queues of a client that registers in a loop, go first.
+    while (true) {
+      auto mine = by_user_.find(owner);
+      if (mine == by_user_.end() ||
+          mine->second.size() <
+              std::max<std::size_t>(options_.max_queues_per_user, 1)) {
+        break;
+      }
+      EventQueue* victim = nullptr;
+      for (EventQueue* c : mine->second) {
+        const bool c_parked = !c->waiter.expired();
+        if (victim == nullptr) {
+          victim = c;
+          continue;
+        }
+        const bool v_parked = !victim->waiter.expired();
+        if (c_parked != v_parked ? !c_parked
+                                 : c->last_poll < victim->last_poll) {
+          victim = c;
+        }
+      }
+      ++queues_evicted_per_user_;
+      RemoveLocked(victim, wake);
+    }
+    auto& list = by_realm_[q->spec.realm_id];
+    q->realm_index = list.size();
+    list.push_back(q.get());
+    by_user_[owner].push_back(q.get());
+    queue_bytes_ += q->bytes;
+    EventQueue* added = q.get();
+    queues_.emplace(id, std::move(q));
+    EnforceMemoryLocked(wake, added);
+  }
+  WakeAll(std::move(wake));
   return id;
 }
 
@@ -49,7 +105,45 @@ void EventHub::RemoveLocked(EventQueue* q, Waiters& wake) {
   list[q->realm_index] = last;
   last->realm_index = q->realm_index;
   list.pop_back();
+  if (auto mine = by_user_.find({q->spec.realm_id, q->spec.user_id});
+      mine != by_user_.end()) {
+    std::erase(mine->second, q);
+    if (mine->second.empty()) by_user_.erase(mine);
+  }
+  queue_bytes_ -= q->bytes;
   queues_.erase(q->id);  // destroys q
+}
+
+void EventHub::EnforceMemoryLocked(Waiters& wake, const EventQueue* keep) {
+  if (queue_bytes_ <= options_.max_queue_bytes) return;
+  // Rare (a server past its cap): a sort of every queue is affordable, and
+  // the slack of 1/16 keeps it from running on each event after.
+  std::vector<EventQueue*> all;
+  all.reserve(queues_.size());
+  for (auto& [id, q] : queues_) {
+    if (q.get() != keep) all.push_back(q.get());
+  }
+  std::sort(all.begin(), all.end(),
+            [](const EventQueue* a, const EventQueue* b) {
+              return a->bytes != b->bytes ? a->bytes > b->bytes
+                                          : a->last_poll < b->last_poll;
+            });
+  const std::size_t target =
+      options_.max_queue_bytes - options_.max_queue_bytes / 16;
+  for (EventQueue* q : all) {
+    if (queue_bytes_ <= target) break;
+    ++queues_evicted_memory_;
+    RemoveLocked(q, wake);
+  }
+}
+
+void EventHub::DropOverflowedLocked(const std::vector<EventQueue*>& overflowed,
+                                    Waiters& wake) {
+  for (EventQueue* q : overflowed) {
+    ++queues_overflowed_;
+    RemoveLocked(q, wake);
+  }
+  EnforceMemoryLocked(wake, nullptr);
 }
 
 void EventHub::WakeAll(Waiters wake) const {
@@ -66,6 +160,9 @@ void EventHub::AppendLocked(EventQueue& q,
                             std::shared_ptr<const std::string> body,
                             Waiters& wake,
                             std::vector<EventQueue*>& overflowed) {
+  const std::size_t bytes = QueuedEventBytes(*body);
+  q.bytes += bytes;
+  queue_bytes_ += bytes;
   q.events.push_back({q.next_event_id++, std::move(body)});
   ++events_enqueued_;
   if (q.events.size() > options_.max_queue_events) {
@@ -81,27 +178,55 @@ void EventHub::AppendLocked(EventQueue& q,
 PollResult EventHub::Poll(std::string_view queue_id, UserId user,
                           std::optional<std::int64_t> last_event_id, bool block,
                           const std::shared_ptr<QueueWaiter>& waiter,
-                          std::int64_t steady_now) {
+                          std::int64_t steady_now, FunctionRef<bool()> admit) {
   PollResult out;
   std::shared_ptr<QueueWaiter> superseded;
   {
     MutexLock lock(mu_);
     auto it = queues_.find(queue_id);
-    if (it == queues_.end() || it->second->spec.user_id != user) return out;
-    EventQueue& q = *it->second;
-    q.last_poll = steady_now;
-    if (last_event_id) {
-      while (!q.events.empty() && q.events.front().id <= *last_event_id) {
-        q.events.pop_front();
+    if (it == queues_.end() || it->second->spec.user_id != user) {
+      if (!admit()) {
+        ++polls_refused_;
+        out.status = PollStatus::kRefused;
       }
-    }
-    if (!q.events.empty() || !block || waiter == nullptr) {
-      out.status = PollStatus::kEvents;
-      out.events.assign(q.events.begin(), q.events.end());
-      if (q.waiter.lock() == waiter) q.waiter.reset();
       return out;
     }
+    EventQueue& q = *it->second;
+    // What the poll will do, decided before anything changes, so that a
+    // refused poll changes nothing (it does not even keep the queue alive).
+    auto unacked = q.events.begin();
+    if (last_event_id) {
+      while (unacked != q.events.end() && unacked->id <= *last_event_id) {
+        ++unacked;
+      }
+    }
+    const bool answers = unacked != q.events.end() || !block || !waiter;
     auto current = q.waiter.lock();
+    const bool costs = answers ? (unacked == q.events.end() ||
+                                  q.events.back().id <= q.delivered_up_to)
+                               : (current && current != waiter);
+    if (costs && !admit()) {
+      ++polls_refused_;
+      out.status = PollStatus::kRefused;
+      return out;
+    }
+
+    q.last_poll = steady_now;
+    for (auto n = unacked - q.events.begin(); n > 0; --n) {
+      const std::size_t bytes = QueuedEventBytes(*q.events.front().body);
+      q.bytes -= bytes;
+      queue_bytes_ -= bytes;
+      q.events.pop_front();
+    }
+    if (answers) {
+      out.status = PollStatus::kEvents;
+      out.events.assign(q.events.begin(), q.events.end());
+      if (!q.events.empty()) {
+        q.delivered_up_to = std::max(q.delivered_up_to, q.events.back().id);
+      }
+      if (current == waiter) q.waiter.reset();
+      return out;
+    }
     if (current && current != waiter) superseded = std::move(current);
     q.waiter = waiter;
     out.status = PollStatus::kParked;
@@ -119,10 +244,7 @@ void EventHub::Heartbeat(std::string_view queue_id) {
     auto it = queues_.find(queue_id);
     if (it == queues_.end()) return;
     AppendLocked(*it->second, std::move(body), wake, overflowed);
-    for (EventQueue* q : overflowed) {
-      ++queues_overflowed_;
-      RemoveLocked(q, wake);
-    }
+    DropOverflowedLocked(overflowed, wake);
   }
   WakeAll(std::move(wake));
 }
@@ -146,10 +268,20 @@ bool EventHub::SetPresenceSubset(std::string_view queue_id, UserId user,
     user_ids->erase(std::unique(user_ids->begin(), user_ids->end()),
                     user_ids->end());
   }
-  MutexLock lock(mu_);
-  auto it = queues_.find(queue_id);
-  if (it == queues_.end() || it->second->spec.user_id != user) return false;
-  it->second->spec.presence_user_ids = std::move(user_ids);
+  Waiters wake;
+  {
+    MutexLock lock(mu_);
+    auto it = queues_.find(queue_id);
+    if (it == queues_.end() || it->second->spec.user_id != user) return false;
+    EventQueue& q = *it->second;
+    const std::size_t before = QueueBaseBytes(q);
+    q.spec.presence_user_ids = std::move(user_ids);
+    const std::size_t after = QueueBaseBytes(q);
+    q.bytes = q.bytes - before + after;
+    queue_bytes_ = queue_bytes_ - before + after;
+    EnforceMemoryLocked(wake, &q);
+  }
+  WakeAll(std::move(wake));
   return true;
 }
 
@@ -177,12 +309,10 @@ void EventHub::DropQueuesOf(RealmId realm, UserId user) {
   Waiters wake;
   {
     MutexLock lock(mu_);
-    auto it = by_realm_.find(realm);
-    if (it == by_realm_.end()) return;
-    std::vector<EventQueue*> doomed;
-    for (EventQueue* q : it->second) {
-      if (q->spec.user_id == user) doomed.push_back(q);
-    }
+    auto it = by_user_.find({realm, user});
+    if (it == by_user_.end()) return;
+    // A copy: RemoveLocked edits (and finally erases) the list.
+    std::vector<EventQueue*> doomed = it->second;
     for (EventQueue* q : doomed) RemoveLocked(q, wake);
   }
   WakeAll(std::move(wake));
@@ -205,6 +335,11 @@ HubStats EventHub::Stats() const {
   s.events_enqueued = events_enqueued_;
   s.queues_overflowed = queues_overflowed_;
   s.queues_expired = queues_expired_;
+  s.queue_bytes = queue_bytes_;
+  s.max_queue_bytes = options_.max_queue_bytes;
+  s.queues_evicted_per_user = queues_evicted_per_user_;
+  s.queues_evicted_memory = queues_evicted_memory_;
+  s.polls_refused = polls_refused_;
   return s;
 }
 
@@ -237,7 +372,7 @@ void EventHub::FanOutPresence(const PresenceChange& change,
     for (EventQueue* q : it->second) {
       const QueueSpec& spec = q->spec;
       if (transitions_only && !spec.presence_transitions) continue;
-      if (!spec.WantsType("presence") ||
+      if (!spec.WantsType(EventType::kPresence) ||
           !spec.WantsPresenceOf(change.user_id)) {
         continue;
       }
@@ -255,10 +390,7 @@ void EventHub::FanOutPresence(const PresenceChange& change,
       }
       AppendLocked(*q, body, wake, overflowed);
     }
-    for (EventQueue* q : overflowed) {
-      ++queues_overflowed_;
-      RemoveLocked(q, wake);
-    }
+    DropOverflowedLocked(overflowed, wake);
   }
   WakeAll(std::move(wake));
 }
@@ -300,22 +432,18 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
   Waiters wake;
   {
     MutexLock lock(mu_);
-    auto it = by_realm_.find(realm);
-    if (it == by_realm_.end()) return;
+    auto it = by_user_.find({realm, user});
+    if (it == by_user_.end()) return;
     std::vector<EventQueue*> overflowed;
     for (EventQueue* q : it->second) {
-      if (q->spec.user_id != user) continue;
-      if (q->spec.WantsType("user_settings")) {
+      if (q->spec.WantsType(EventType::kUserSettings)) {
         AppendLocked(*q, settings, wake, overflowed);
       }
-      if (q->spec.WantsType("update_global_notifications")) {
+      if (q->spec.WantsType(EventType::kUpdateGlobalNotifications)) {
         AppendLocked(*q, legacy, wake, overflowed);
       }
     }
-    for (EventQueue* q : overflowed) {
-      ++queues_overflowed_;
-      RemoveLocked(q, wake);
-    }
+    DropOverflowedLocked(overflowed, wake);
   }
   WakeAll(std::move(wake));
 }

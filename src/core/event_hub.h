@@ -16,7 +16,18 @@
 // Bounds: a queue holding more than `max_queue_events` unacknowledged events
 // is dropped (its next poll gets BAD_EVENT_QUEUE_ID, which Zulip clients
 // handle by registering again). A queue not polled for `queue_timeout` of
-// real time, and with no parked poll, is freed by Expire().
+// real time, and with no parked poll, is freed by Expire(). A user has at
+// most `max_queues_per_user` queues: registering one more first drops the
+// user's least recently polled queue (one with no parked poll if there is
+// one). All queues together hold at most `max_queue_bytes` (see
+// QueueBaseBytes): past it, the queues holding the most are dropped until they
+// are 1/16 below it. Each of these drops looks to the client like an overflow.
+//
+// Poll budget: a poll that parks on a queue no other poll waits on, or that
+// brings an event no earlier answer brought, is what a client is for; any
+// other poll (a non-blocking poll with nothing new, a poll that takes a
+// parked poll's place, a poll of an unknown queue) "costs", and asks the
+// caller's `admit` first, so that the API layer can count it in a budget.
 //
 // Waking: the parked polls a change wakes are woken after mu_ is released,
 // on the calling thread, or, when there are many and a WakeScheduler is set,
@@ -43,11 +54,13 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/event_queue.h"
 #include "core/presence_service.h"
 #include "core/transition_tracker.h"
+#include "util/function_ref.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 
@@ -84,9 +97,23 @@ struct HubOptions {
   std::optional<std::size_t> presence_event_user_limit;
   // presence_transitions: "offline" waits this long past the threshold.
   Micros transition_grace_us = 30'000'000;
+  // Live queues per user; one more drops the user's stalest (>= 1).
+  std::size_t max_queues_per_user = 20;
+  // Bytes all queues may hold together (see QueueBaseBytes).
+  std::size_t max_queue_bytes = std::size_t{1} << 30;
 };
 
-enum class PollStatus { kBadQueue, kEvents, kParked };
+// What the hub charges a queue: its own fixed size, its id and subset list,
+// its index entries, and per event held the entry plus the whole serialised
+// body. A body is shared by every queue that received it, and each of them
+// is charged for it in full: the sum is an upper bound of what the queues
+// keep alive, reached when one queue alone still holds every event.
+std::size_t QueueBaseBytes(const EventQueue& q);
+std::size_t QueuedEventBytes(const std::string& body);
+
+// kRefused: the poll would cost (see above) and `admit` said no; nothing
+// was changed.
+enum class PollStatus { kBadQueue, kEvents, kParked, kRefused };
 
 struct PollResult {
   PollStatus status = PollStatus::kBadQueue;
@@ -99,6 +126,11 @@ struct HubStats {
   std::uint64_t events_enqueued = 0;
   std::uint64_t queues_overflowed = 0;
   std::uint64_t queues_expired = 0;
+  std::size_t queue_bytes = 0;      // see QueueBaseBytes
+  std::size_t max_queue_bytes = 0;  // the option
+  std::uint64_t queues_evicted_per_user = 0;
+  std::uint64_t queues_evicted_memory = 0;
+  std::uint64_t polls_refused = 0;
 };
 
 class EventHub final : public PresenceListener {
@@ -134,7 +166,18 @@ class EventHub final : public PresenceListener {
   PollResult Poll(std::string_view queue_id, UserId user,
                   std::optional<std::int64_t> last_event_id, bool block,
                   const std::shared_ptr<QueueWaiter>& waiter,
-                  std::int64_t steady_now) EXCLUDES(mu_);
+                  std::int64_t steady_now) EXCLUDES(mu_) {
+    return Poll(queue_id, user, last_event_id, block, waiter, steady_now,
+                [] { return true; });
+  }
+  // As above; a poll that costs (see the file comment) first calls `admit`
+  // (under the hub's lock: it must not call the hub) and is refused
+  // (kRefused, nothing changed) if it answers false.
+  PollResult Poll(std::string_view queue_id, UserId user,
+                  std::optional<std::int64_t> last_event_id, bool block,
+                  const std::shared_ptr<QueueWaiter>& waiter,
+                  std::int64_t steady_now, FunctionRef<bool()> admit)
+      EXCLUDES(mu_);
 
   // Appends a heartbeat event to the queue and wakes its parked poll.
   void Heartbeat(std::string_view queue_id) EXCLUDES(mu_);
@@ -187,6 +230,12 @@ class EventHub final : public PresenceListener {
       REQUIRES(mu_);
   // Frees `q`, collecting its parked poll to wake.
   void RemoveLocked(EventQueue* q, Waiters& wake) REQUIRES(mu_);
+  // Over max_queue_bytes: drops the queues holding the most (never `keep`)
+  // until 1/16 below it.
+  void EnforceMemoryLocked(Waiters& wake, const EventQueue* keep) REQUIRES(mu_);
+  // Removes the overflowed queues, then enforces the memory cap.
+  void DropOverflowedLocked(const std::vector<EventQueue*>& overflowed,
+                            Waiters& wake) REQUIRES(mu_);
   // Wakes them, inline or through the scheduler (see above).
   void WakeAll(Waiters wake) const;
   void FanOutPresence(const PresenceChange& change, std::string_view transition,
@@ -199,8 +248,8 @@ class EventHub final : public PresenceListener {
   WakeScheduler wake_scheduler_;
   TransitionTracker tracker_;
 
-  // Guards queues_, by_realm_, every EventQueue they point to (EventQueue
-  // has no lock of its own), and the three counters.
+  // Guards queues_, by_realm_, by_user_, every EventQueue they point to
+  // (EventQueue has no lock of its own), and the counters.
   mutable Mutex mu_;
   // By queue id; looked up by string_view (no copy of the id per lookup),
   // open addressing (a poll of a 10k-queue hub missed the cache in a
@@ -216,6 +265,14 @@ class EventHub final : public PresenceListener {
       queues_ GUARDED_BY(mu_);
   std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_
       GUARDED_BY(mu_);
+  // Each user's queues (a few; order does not matter).
+  boost::unordered_flat_map<std::pair<RealmId, UserId>,
+                            std::vector<EventQueue*>>
+      by_user_ GUARDED_BY(mu_);
+  std::size_t queue_bytes_ GUARDED_BY(mu_) = 0;
+  std::uint64_t queues_evicted_per_user_ GUARDED_BY(mu_) = 0;
+  std::uint64_t queues_evicted_memory_ GUARDED_BY(mu_) = 0;
+  std::uint64_t polls_refused_ GUARDED_BY(mu_) = 0;
   std::uint64_t events_enqueued_ GUARDED_BY(mu_) = 0;
   std::uint64_t queues_overflowed_ GUARDED_BY(mu_) = 0;
   std::uint64_t queues_expired_ GUARDED_BY(mu_) = 0;

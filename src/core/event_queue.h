@@ -30,11 +30,53 @@ enum class PresenceShape : std::uint8_t {
 };
 inline constexpr int kPresenceShapeCount = 3;
 
+// The event types a queue can receive (heartbeats always reach it). A
+// queue's subscription is a bitset of these: `event_types` names outside
+// this list are accepted, as Zulip accepts them, and kept nowhere, since no
+// event of theirs is ever sent.
+enum class EventType : std::uint8_t {
+  kPresence = 0,
+  kUserSettings = 1,
+  kUpdateGlobalNotifications = 2,
+};
+
+class EventTypeSet {
+ public:
+  // Every type (Zulip's default when `event_types` is not given).
+  static EventTypeSet All() { return EventTypeSet(kAllBits); }
+  // The types named in `names`; unknown names are left out.
+  static EventTypeSet Of(const std::vector<std::string>& names) {
+    std::uint32_t bits = 0;
+    for (const std::string& n : names) {
+      if (n == "presence") bits |= Bit(EventType::kPresence);
+      if (n == "user_settings") bits |= Bit(EventType::kUserSettings);
+      if (n == "update_global_notifications") {
+        bits |= Bit(EventType::kUpdateGlobalNotifications);
+      }
+    }
+    return EventTypeSet(bits);
+  }
+  // nullopt: every type.
+  static EventTypeSet Of(const std::optional<std::vector<std::string>>& names) {
+    return names ? Of(*names) : All();
+  }
+  bool Has(EventType t) const { return (bits_ & Bit(t)) != 0; }
+  bool operator==(const EventTypeSet&) const = default;
+
+ private:
+  static constexpr std::uint32_t kAllBits = ~std::uint32_t{0};
+  static constexpr std::uint32_t Bit(EventType t) {
+    return std::uint32_t{1} << static_cast<unsigned>(t);
+  }
+  explicit EventTypeSet(std::uint32_t bits) : bits_(bits) {}
+  std::uint32_t bits_ = kAllBits;
+};
+
 struct QueueSpec {
   RealmId realm_id = 0;
   UserId user_id = 0;
-  // nullopt: every event type. Otherwise only these (heartbeats always).
-  std::optional<std::vector<std::string>> event_types;
+  // Which event types it receives (heartbeats always).
+  EventTypeSet event_types = EventTypeSet::All();
   PresenceShape shape = PresenceShape::kLegacy;
   // Extension: also tell when a user goes idle or offline.
   bool presence_transitions = false;
@@ -44,11 +86,8 @@ struct QueueSpec {
   // Extension: only presence of these users (sorted, unique).
   std::optional<std::vector<UserId>> presence_user_ids;
 
-  bool WantsType(std::string_view type) const {
-    if (!event_types) return true;
-    return std::find(event_types->begin(), event_types->end(), type) !=
-           event_types->end();
-  }
+  // One bit test: fan-out asks this of every queue of the realm.
+  bool WantsType(EventType type) const { return event_types.Has(type); }
   bool WantsPresenceOf(UserId user) const {
     if (!presence_user_ids) return true;
     return std::binary_search(presence_user_ids->begin(),
@@ -84,6 +123,11 @@ struct EventQueue {
   std::int64_t last_poll = 0;
   std::weak_ptr<QueueWaiter> waiter;
   std::size_t realm_index = 0;  // position in EventHub's per-realm list
+  // Highest event id a poll has answered with (-1: none): a poll that
+  // brings nothing newer is counted in the caller's poll budget.
+  std::int64_t delivered_up_to = -1;
+  // Bytes this queue holds (EventHub's accounting: QueueBaseBytes).
+  std::size_t bytes = 0;
 };
 
 }  // namespace presence

@@ -202,5 +202,74 @@ TEST_F(EventsApiTest, RelaysOnlyQueuesAnotherNodeOwns) {
   EXPECT_FALSE(api_->RelayIfForeign(req, remote));
 }
 
+// Issue 15: /register's lists are bounded, with Zulip's 400 BAD_REQUEST, and
+// nothing is registered.
+TEST_F(EventsApiTest, Issue15_RegisterRefusesListsOverTheirBound) {
+  options_.max_event_types = 3;
+  options_.max_presence_user_ids = 2;
+  const std::string four = "%5B%22a%22%2C%22b%22%2C%22c%22%2C%22d%22%5D";
+  for (const std::string& name : {"event_types", "fetch_event_types"}) {
+    RequestParams p = Params(name + "=" + four);
+    auto r = api_->Register(CallerOf(alice_), p);
+    ASSERT_FALSE(r.has_value()) << name;
+    EXPECT_EQ(r.error().http_status, 400u);
+    EXPECT_EQ(r.error().code, "BAD_REQUEST");
+    EXPECT_EQ(r.error().msg, name + " has more than 3 entries");
+  }
+  RequestParams p = Params("presence_user_ids=%5B1%2C2%2C3%5D");
+  auto r = api_->Register(CallerOf(alice_), p);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().msg, "presence_user_ids has more than 2 entries");
+  EXPECT_EQ(hub_->Stats().queues, 0u);
+  // At the bound: accepted; PATCH /events has the same bound.
+  const std::string queue = Register(
+      "event_types=%5B%22a%22%2C%22b%22%2C%22presence%22%5D"
+      "&presence_user_ids=%5B1%2C2%5D");
+  ASSERT_FALSE(queue.empty());
+  p = Params("queue_id=" + queue + "&presence_user_ids=%5B1%2C2%2C3%5D");
+  auto patched = api_->PatchQueue(CallerOf(alice_), p);
+  ASSERT_FALSE(patched.has_value());
+  EXPECT_EQ(patched.error().code, "BAD_REQUEST");
+}
+
+// Issue 15: GET /events has a budget of its own. Non-blocking polls with
+// nothing new are counted and refused past it with 429 and Retry-After; a
+// poll that parks alone on its queue is always fine.
+TEST_F(EventsApiTest, Issue15_NonBlockingPollLoopIsRefusedParkingIsNot) {
+  options_.events_poll_limit_per_minute = 3;
+  api_ = std::make_unique<EventsApi>(service_.get(), hub_.get(), &options_);
+  const std::string queue = Register("event_types=%5B%22presence%22%5D");
+  for (int i = 0; i < 3; ++i) {
+    auto r = Poll("queue_id=" + queue + "&dont_block=true");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(r->status, 200u) << i;
+  }
+  auto r = Poll("queue_id=" + queue + "&dont_block=true");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->status, 429u);
+  auto o = Json(*r);
+  EXPECT_EQ(o.at("result"), "error");
+  EXPECT_EQ(o.at("code"), "RATE_LIMIT_HIT");
+  EXPECT_GT(o.at("retry-after").to_number<double>(), 0);
+  bool retry_after = false;
+  for (const auto& [name, value] : r->headers) {
+    if (name == "Retry-After") retry_after = true;
+  }
+  EXPECT_TRUE(retry_after);
+  EXPECT_EQ(hub_->Stats().polls_refused, 1u);
+  // Unknown queues are counted too (and refused now).
+  EXPECT_EQ(Poll("queue_id=nope&dont_block=true")->status, 429u);
+  // Parking alone, and the answer that brings a new event: free.
+  auto waiter = std::make_shared<CountingWaiter>();
+  auto parked = Poll("queue_id=" + queue + "&last_event_id=-1", waiter);
+  ASSERT_TRUE(parked.has_value());
+  EXPECT_TRUE(parked->parked);
+  BobPings();
+  auto fresh = Poll("queue_id=" + queue + "&last_event_id=-1&dont_block=true");
+  ASSERT_TRUE(fresh.has_value());
+  EXPECT_EQ(fresh->status, 200u);
+  EXPECT_EQ(Json(*fresh).at("events").as_array().size(), 1u);
+}
+
 }  // namespace
 }  // namespace presence::api

@@ -89,7 +89,7 @@ class EventHubTest : public ::testing::Test {
     spec.realm_id = realm_;
     spec.user_id = user;
     spec.shape = shape;
-    spec.event_types = std::move(types);
+    spec.event_types = EventTypeSet::Of(types);
     return hub_->Register(spec, steady_);
   }
 
@@ -320,6 +320,164 @@ TEST_F(EventHubTest, ManyWakeUpsGoToTheSchedulerFewRunInline) {
   EXPECT_EQ(woken(many), 0);
   tasks[0]();
   EXPECT_EQ(woken(many), static_cast<int>(many.size()));
+}
+
+// Issue 15: a user's queues are capped; registering one more drops the
+// user's stalest, preferring one with no parked poll.
+TEST_F(EventHubTest, Issue15_QueuesPerUserCapDropsTheStalest) {
+  HubOptions o;
+  o.max_queues_per_user = 2;
+  Make(o);
+  UserId b = AddUser("b@example.com"), c = AddUser("c@example.com");
+  std::string other = Register(c);
+  std::string parked = Register(b);
+  steady_ += 1'000'000;
+  std::string idle = Register(b);
+  auto w = std::make_shared<FakeWaiter>();
+  // `parked` was polled longest ago, but a poll waits on it.
+  ASSERT_EQ(hub_->Poll(parked, b, -1, true, w, steady_).status,
+            PollStatus::kParked);
+  steady_ += 1'000'000;
+  std::string newest = Register(b);
+  EXPECT_EQ(hub_->Poll(idle, b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(w->woken, 0);
+  EXPECT_EQ(hub_->Stats().queues, 3u);
+  EXPECT_EQ(hub_->Stats().queues_evicted_per_user, 1u);
+  // All of b's queues parked: the least recently polled goes, its poll woken.
+  auto w2 = std::make_shared<FakeWaiter>();
+  ASSERT_EQ(hub_->Poll(newest, b, -1, true, w2, steady_).status,
+            PollStatus::kParked);
+  Register(b);
+  EXPECT_EQ(w->woken, 1);
+  EXPECT_EQ(hub_->Poll(parked, b, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Poll(other, c, {}, false, nullptr, steady_).status,
+            PollStatus::kEvents);  // another user's queue is untouched
+  EXPECT_EQ(hub_->Stats().queues_evicted_per_user, 2u);
+}
+
+// Issue 15: queues are charged what they hold; the count goes back to zero
+// when they are emptied and freed.
+TEST_F(EventHubTest, Issue15_QueueBytesFollowWhatQueuesHold) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  EXPECT_EQ(hub_->Stats().queue_bytes, 0u);
+  std::string q = Register(b);
+  const std::size_t empty = hub_->Stats().queue_bytes;
+  EXPECT_GT(empty, sizeof(EventQueue));
+  Ping(a);
+  EXPECT_EQ(hub_->Stats().queue_bytes,
+            empty + QueuedEventBytes("presence:1:0:}"));
+  EXPECT_EQ(Drain(q, b, 0).size(), 0u);  // acknowledged
+  EXPECT_EQ(hub_->Stats().queue_bytes, empty);
+  QueueSpec spec;
+  spec.realm_id = realm_;
+  spec.user_id = b;
+  std::string subset = hub_->Register(spec, steady_);
+  const std::size_t two = hub_->Stats().queue_bytes;
+  std::vector<UserId> ids(1000);
+  for (int i = 0; i < 1000; ++i) ids[i] = i;
+  ASSERT_TRUE(hub_->SetPresenceSubset(subset, b, std::move(ids)));
+  EXPECT_GE(hub_->Stats().queue_bytes, two + 1000 * sizeof(UserId));
+  hub_->Heartbeat(q);
+  EXPECT_TRUE(hub_->Delete(q, b));
+  EXPECT_TRUE(hub_->Delete(subset, b));
+  EXPECT_EQ(hub_->Stats().queue_bytes, 0u);
+}
+
+// Issue 15: event_types is a bitset: thousands of names cost a queue nothing,
+// and only the types the hub sends are kept.
+TEST_F(EventHubTest, Issue15_EventTypesAreABitsetNotAList) {
+  std::vector<std::string> many(5000, "x");
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] += std::to_string(i);
+  many.push_back("user_settings");
+  EventTypeSet set = EventTypeSet::Of(many);
+  EXPECT_TRUE(set.Has(EventType::kUserSettings));
+  EXPECT_FALSE(set.Has(EventType::kPresence));
+  EXPECT_FALSE(set.Has(EventType::kUpdateGlobalNotifications));
+  EXPECT_TRUE(EventTypeSet::Of(std::nullopt).Has(EventType::kPresence));
+  EXPECT_FALSE(
+      EventTypeSet::Of(std::vector<std::string>{}).Has(EventType::kPresence));
+  UserId b = AddUser("b@example.com");
+  Register(b, PresenceShape::kLegacy, std::vector<std::string>{});
+  const std::size_t one = hub_->Stats().queue_bytes;
+  Register(b, PresenceShape::kLegacy, many);
+  EXPECT_EQ(hub_->Stats().queue_bytes, 2 * one);
+}
+
+// Issue 15: past the server's cap on queue memory the queues holding the
+// most are dropped (here the one nobody polls), not the ones kept drained.
+TEST_F(EventHubTest, Issue15_MemoryCapDropsTheQueuesHoldingTheMost) {
+  UserId watcher = AddUser("w@example.com"), idler = AddUser("i@example.com");
+  Register(watcher);
+  Register(idler);
+  const std::size_t two_empty = hub_->Stats().queue_bytes;
+  HubOptions o;
+  o.max_queue_bytes = two_empty + 8 * QueuedEventBytes("presence:10:0:}");
+  Make(o);
+  watcher = AddUser("w@example.com");
+  idler = AddUser("i@example.com");
+  std::string drained = Register(watcher);
+  std::string full = Register(idler);
+  std::int64_t last = -1;
+  for (int i = 0; i < 12; ++i) {
+    Ping(AddUser("u" + std::to_string(i) + "@example.com"));
+    auto r = hub_->Poll(drained, watcher, last, false, nullptr, steady_);
+    ASSERT_EQ(r.status, PollStatus::kEvents) << i;
+    if (!r.events.empty()) last = r.events.back().id;
+  }
+  EXPECT_EQ(hub_->Poll(full, idler, {}, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  HubStats s = hub_->Stats();
+  EXPECT_EQ(s.queues_evicted_memory, 1u);
+  EXPECT_EQ(s.queues, 1u);
+  EXPECT_LE(s.queue_bytes, o.max_queue_bytes);
+  EXPECT_EQ(s.max_queue_bytes, o.max_queue_bytes);
+}
+
+// Issue 15: a poll that neither parks alone nor brings a new event asks
+// `admit`; refused, it changes nothing (not even the queue's expiry).
+TEST_F(EventHubTest, Issue15_OnlyCostlyPollsAskTheBudget) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  int asked = 0;
+  bool allow = true;
+  auto admit = [&] {
+    ++asked;
+    return allow;
+  };
+  auto w1 = std::make_shared<FakeWaiter>();
+  auto w2 = std::make_shared<FakeWaiter>();
+  // Parking alone: free.
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w1, steady_, admit).status,
+            PollStatus::kParked);
+  EXPECT_EQ(asked, 0);
+  // Taking a parked poll's place: costs.
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w2, steady_, admit).status,
+            PollStatus::kParked);
+  EXPECT_EQ(asked, 1);
+  // Bringing a new event: free; bringing it again: costs.
+  Ping(a);
+  EXPECT_EQ(hub_->Poll(q, b, -1, false, nullptr, steady_, admit).events.size(),
+            1u);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(hub_->Poll(q, b, -1, false, nullptr, steady_, admit).events.size(),
+            1u);
+  EXPECT_EQ(asked, 2);
+  // Nothing at all, and an unknown queue: cost.
+  hub_->Poll(q, b, 0, false, nullptr, steady_, admit);
+  hub_->Poll("nope", b, {}, false, nullptr, steady_, admit);
+  EXPECT_EQ(asked, 4);
+  // Refused: kRefused, and the queue still expires on its last real poll.
+  allow = false;
+  const std::int64_t later = steady_ + 500'000'000;
+  EXPECT_EQ(hub_->Poll(q, b, 0, false, nullptr, later, admit).status,
+            PollStatus::kRefused);
+  EXPECT_EQ(hub_->Poll("nope", b, {}, false, nullptr, later, admit).status,
+            PollStatus::kRefused);
+  EXPECT_EQ(hub_->Stats().polls_refused, 2u);
+  w2.reset();  // the parked poll's connection went away
+  EXPECT_EQ(hub_->Expire(steady_ + 600'000'001), 1u);
 }
 
 }  // namespace
