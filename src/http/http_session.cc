@@ -246,12 +246,15 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   in.force_nonblocking = force_nonblocking;
   in.resumed = resumed;
 
-  api::Response out;
+  // Constructed from the answer (one move), not assigned over a default
+  // one: an answer has many members, and this is every request's path.
+  std::optional<api::Response> answer;
   try {
-    out = router_->Handle(in);
+    answer.emplace(router_->Handle(in));
   } catch (...) {
     return HandlerFailed(std::current_exception());
   }
+  api::Response& out = *answer;
   // Fanned out only by the node the operator called: never a request that
   // carries a relay mark at all (a node with another secret could
   // otherwise bounce it back and forth).
@@ -280,13 +283,13 @@ void HttpSession::Defer(std::function<void(api::Continue)> deferred) {
     // From any thread (the store's, the feed's): the rest runs here.
     boost::asio::post(self->socket_.get_executor(),
                       [self, next = std::move(next)] {
-                        api::Response out;
+                        std::optional<api::Response> out;
                         try {
-                          out = next();
+                          out.emplace(next());
                         } catch (...) {
                           return self->HandlerFailed(std::current_exception());
                         }
-                        self->Dispatch(std::move(out));
+                        self->Dispatch(std::move(*out));
                       });
   });
 }
