@@ -136,18 +136,27 @@ bool AdminApi::Authorized(const Request& req) const {
          ConstantTimeEqual(auth.substr(kBearer.size()), options_->admin_token);
 }
 
+Response AdminApi::Unauthorized() {
+  ApiError e = ApiError::Unauthorized("Invalid or missing admin token");
+  Response r = ErrorResponse(e);
+  r.headers.clear();
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+std::optional<Response> AdminApi::Precheck(const Request& req,
+                                           std::string_view path) const {
+  if (path == "/clock" && req.forwarded) return std::nullopt;
+  if (Authorized(req)) return std::nullopt;
+  return Unauthorized();
+}
+
 Response AdminApi::Handle(const Request& req, std::string_view path) const {
   // The group's clock: a node of the group relays a clock change it
   // authorised itself (signed with the group's secret, verified).
   const bool group_clock =
       path == "/clock" && req.method == "POST" && req.forwarded;
-  if (!group_clock && !Authorized(req)) {
-    ApiError e = ApiError::Unauthorized("Invalid or missing admin token");
-    Response r = ErrorResponse(e);
-    r.headers.clear();
-    r.headers.emplace_back("WWW-Authenticate", "Bearer");
-    return r;
-  }
+  if (!group_clock && !Authorized(req)) return Unauthorized();
   auto out = Dispatch(req, path);
   if (options_->log && req.method != "GET") Audit(req, path, out);
   if (!out) return ErrorResponse(out.error());

@@ -34,6 +34,7 @@
 #define PRESENCE_API_ADMIN_API_H_
 
 #include <boost/json/object.hpp>
+#include <optional>
 #include <string_view>
 
 #include "api/api_error.h"
@@ -63,6 +64,12 @@ class AdminApi {
   // `path` is the part after "/admin/v1".
   Response Handle(const Request& req, std::string_view path) const;
 
+  // Router::Precheck for the admin API: the 401 of a request without the
+  // admin token, unless it may be the group's signed clock relay (whose
+  // signature covers the body: req.forwarded says it carries a mark).
+  std::optional<Response> Precheck(const Request& req,
+                                   std::string_view path) const;
+
   // The route table, patterns relative to "/admin/v1".
   static std::span<const Entry> Routes();
 
@@ -70,6 +77,8 @@ class AdminApi {
   static const Entry kRoutes[];
 
   bool Authorized(const Request& req) const;
+  // The 401 of a request without the admin token.
+  static Response Unauthorized();
   void Audit(const Request& req, std::string_view path,
              const ApiResult<boost::json::object>& out) const;
   ApiResult<boost::json::object> Dispatch(const Request& req,

@@ -25,6 +25,7 @@
 #include <string_view>
 
 #include "core/presence_service.h"
+#include "util/crypto.h"
 
 namespace presence::api {
 
@@ -40,7 +41,8 @@ struct AuthMemo {
   Caller caller;  // caller.realm is null while empty
 
   const Caller* Find(std::string_view h, const Realm& realm) const {
-    if (caller.realm != &realm || header != h ||
+    // The header holds a user's API key: compared in constant time.
+    if (caller.realm != &realm || !ConstantTimeEqual(header, h) ||
         realm.directory_generation() != caller.directory_generation) {
       return nullptr;
     }
@@ -77,8 +79,9 @@ class AuthCache {
     if (header.size() > kMaxHeader) return;
     Set& set = sets_[Index(header)];
     // The way that already holds this header, else the less recent one.
-    std::uint8_t w =
-        set.ways[set.recent].header == header ? set.recent : 1 - set.recent;
+    std::uint8_t w = ConstantTimeEqual(set.ways[set.recent].header, header)
+                         ? set.recent
+                         : 1 - set.recent;
     set.ways[w].Store(header, caller);
     set.recent = w;
   }

@@ -213,13 +213,32 @@ void Metrics::RenderCounters(std::string& out) const {
   Counter(out, "presenced_slow_consumers_total",
           "Connections cut off because they did not read their answer.",
           slow_consumers_.load(kRelaxed));
+  Counter(out, "presenced_request_body_bytes_total",
+          "Bytes of request bodies read in full.", body_bytes_.load(kRelaxed));
+  Counter(out, "presenced_refused_before_body_total",
+          "Requests answered (401) from their head alone, their large body "
+          "left unread.",
+          refused_before_body_.load(kRelaxed));
   Gauge(out, "presenced_connections", "Open HTTP connections.",
         static_cast<double>(connections_.load(kRelaxed)));
 }
 
 // Memory, so that a soak can tell what grows when RSS does.
+void Metrics::SampleHeap() {
+  const HeapStats sample = ReadHeapStats();  // outside the lock: it is slow
+  MutexLock lock(heap_mu_);
+  heap_ = sample;
+  ++heap_samples_;
+}
+
 void Metrics::RenderHeap(std::string& out) const {
-  const HeapStats heap = ReadHeapStats();
+  HeapStats heap;
+  std::uint64_t samples = 0;
+  {
+    MutexLock lock(heap_mu_);
+    heap = heap_;
+    samples = heap_samples_;
+  }
   if (!heap.available) return;
   auto bytes = [](std::uint64_t v) { return static_cast<double>(v); };
   Gauge(out, "presenced_malloc_arena_bytes",
@@ -244,6 +263,10 @@ void Metrics::RenderHeap(std::string& out) const {
         bytes(heap.mmap_bytes));
   Gauge(out, "presenced_malloc_arenas", "Arenas of the C allocator.",
         bytes(heap.arenas));
+  Counter(out, "presenced_malloc_samples_total",
+          "Times the flush thread read the figures above (a scrape shows "
+          "the last reading).",
+          samples);
   Counter(out, "presenced_malloc_trims_total",
           "Times free heap pages were given back (--malloc-trim-seconds).",
           heap_trims_.load(kRelaxed));

@@ -2,9 +2,10 @@
 // Prometheus text format (version 0.0.4).
 //
 // Requests are counted by endpoint and status and timed per endpoint; the
-// gauges (queues, parked polls), the store's state and memory (the C
-// allocator's heap, SQLite's memory and page cache) are read from their
-// owners when scraped.
+// gauges (queues, parked polls), the store's state and SQLite's memory are
+// read from their owners when scraped; the C allocator's heap figures are
+// sampled by the flush thread (SampleHeap) and a scrape shows the last
+// sample.
 //
 // Thread safety: every counter is an atomic; Record and Render may run on
 // any thread at once. SetStoreMemorySource is called once, before serving.
@@ -18,6 +19,10 @@
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "util/heap_stats.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence {
 class EventHub;
@@ -72,6 +77,14 @@ class Metrics {
     connections_refused_.fetch_add(1, kRelaxed);
   }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
+  // A request body read in full (`bytes` long); a request answered from
+  // its head alone, its large body left unread (Router::Precheck).
+  void RecordBodyRead(std::size_t bytes) {
+    body_bytes_.fetch_add(bytes, kRelaxed);
+  }
+  void RecordRefusedBeforeBody() {
+    refused_before_body_.fetch_add(1, kRelaxed);
+  }
   // Scale-out relays: a new connection to another node; a relay refused
   // over --max-relays-per-node.
   void RecordRelayConnectionOpened() {
@@ -80,6 +93,12 @@ class Metrics {
   void RecordRelayRefused() { relays_refused_.fetch_add(1, kRelaxed); }
   // One TrimHeap() call that took `seconds`.
   void RecordHeapTrim(double seconds);
+  // Reads the C allocator's figures (ReadHeapStats, which takes each
+  // arena's lock) and keeps them for Render: called by the flush thread,
+  // once as it starts and then every flush interval, so that a scrape
+  // never runs mallinfo2()/malloc_info() (issue #15). Until the first
+  // sample the presenced_malloc_* gauges are absent.
+  void SampleHeap() EXCLUDES(heap_mu_);
   void ConnectionOpened() {
     connections_.fetch_add(1, kRelaxed);
     connections_accepted_.fetch_add(1, kRelaxed);
@@ -105,7 +124,7 @@ class Metrics {
   void RenderRequests(std::string& out) const;
   void RenderLatency(std::string& out) const;
   void RenderCounters(std::string& out) const;
-  void RenderHeap(std::string& out) const;
+  void RenderHeap(std::string& out) const EXCLUDES(heap_mu_);
   void RenderStoreMemory(std::string& out) const;
 
   struct Histogram {
@@ -124,8 +143,14 @@ class Metrics {
   std::atomic<std::uint64_t> flush_ns_{0};
   std::atomic<std::uint64_t> connections_refused_{0};
   std::atomic<std::uint64_t> slow_consumers_{0};
+  std::atomic<std::uint64_t> body_bytes_{0};
+  std::atomic<std::uint64_t> refused_before_body_{0};
   std::atomic<std::uint64_t> heap_trims_{0};
   std::atomic<std::uint64_t> heap_trim_ns_{0};
+  // The last SampleHeap()'s figures and how many samples were taken.
+  mutable Mutex heap_mu_;
+  HeapStats heap_ GUARDED_BY(heap_mu_);
+  std::uint64_t heap_samples_ GUARDED_BY(heap_mu_) = 0;
   std::atomic<std::int64_t> connections_{0};
   std::atomic<std::uint64_t> connections_accepted_{0};
   std::atomic<std::uint64_t> relay_connections_opened_{0};

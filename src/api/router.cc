@@ -69,6 +69,30 @@ Response Router::Handle(const Request& req) const {
   return r;
 }
 
+std::optional<Response> Router::Precheck(const Request& req) const {
+  constexpr std::string_view kApi = "/api/v1";
+  constexpr std::string_view kAdmin = "/admin/v1";
+  std::string_view path = req.target.substr(0, req.target.find('?'));
+  const auto start = std::chrono::steady_clock::now();
+  std::optional<Response> r;
+  if (options_->serve_api && path.starts_with(kApi) &&
+      (path.size() == kApi.size() || path[kApi.size()] == '/')) {
+    r = zulip_.Precheck(req, path.substr(kApi.size()));
+  } else if (options_->serve_admin && path.starts_with(kAdmin) &&
+             (path.size() == kAdmin.size() || path[kAdmin.size()] == '/')) {
+    r = admin_.Precheck(req, path.substr(kAdmin.size()));
+  }
+  if (r && options_->metrics != nullptr) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+            .count();
+    options_->metrics->RecordRequest(Classify(req.method, path), r->status,
+                                     secs);
+    options_->metrics->RecordRefusedBeforeBody();
+  }
+  return r;
+}
+
 std::optional<Response> Router::Resume(
     const ParkedPoll& parked, const std::shared_ptr<QueueWaiter>& waiter,
     bool superseded) const {

@@ -28,6 +28,17 @@ class Router {
 
   Response Handle(const Request& req) const;
 
+  // Called by the HTTP layer once a request's head is read, when its body
+  // is larger than a few KB (or of unknown length) and not read yet: the
+  // answer if it cannot depend on the body, i.e. the 401 of a caller whose
+  // credentials fail on a route that needs them (Zulip API: HTTP Basic;
+  // admin API: the bearer token). nullopt: read the body, then Handle.
+  // `req.body` is empty; `req.forwarded` means the request carries a relay
+  // mark, not yet verified (its signature covers the body). Counted in the
+  // metrics as Handle counts an answer, and in
+  // presenced_refused_before_body_total.
+  std::optional<Response> Precheck(const Request& req) const;
+
   // The metric label of a request for `path` (without its query): the
   // Zulip route table's entry under /api/v1 (Endpoint::kOther for an unknown
   // route), kAdmin for the whole admin API, then healthz, metrics, web.

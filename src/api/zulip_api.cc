@@ -218,6 +218,40 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
   return HandleAuthenticated(*m.route, call, params, query);
 }
 
+std::optional<Response> ZulipApi::Precheck(const Request& req,
+                                           std::string_view path) const {
+  // Anything Handle answers before authenticating (an unknown realm or
+  // path) is answered by Handle once the body is read, as before.
+  auto sub = SubdomainForHost(req.host, options_->root_domain);
+  Realm* realm = sub ? service_->FindRealm(*sub) : nullptr;
+  if (realm == nullptr) return std::nullopt;
+  RouteMatch<Handler> m = FindRoute(Routes(), path, req.method);
+  if (!m.path_found()) return std::nullopt;
+  // A POST body's legacy `method` field may pick any entry of the path:
+  // all of them must need authentication. (Such a body could also ask for
+  // OPTIONS or a method the path lacks, which Handle answers before
+  // authenticating: above the threshold, a caller that fails
+  // authentication gets its 401 instead.)
+  for (const Entry& e : Routes()) {
+    if (e.pattern == m.path_route->pattern && !e.has(kNeedsAuth)) {
+      return std::nullopt;
+    }
+  }
+  if (service_->gates()) {
+    // Scale-out: a key this replica does not know may have been made a
+    // moment ago on another node; only a missing or malformed header is
+    // refused before the store step.
+    if (!req.has_authorization) return ErrorResponse(ApiError::NotLoggedIn());
+    auto creds = ParseBasicAuthorization(req.authorization);
+    if (!creds) return ErrorResponse(creds.error());
+    return std::nullopt;
+  }
+  if (auto st = service_->Sync(*realm); !st) return std::nullopt;
+  auto caller = Authenticate(req, *realm);
+  if (caller) return std::nullopt;
+  return ErrorResponse(caller.error());
+}
+
 Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
                                        std::optional<RequestParams>& params,
                                        std::string_view query) const {

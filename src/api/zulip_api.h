@@ -11,6 +11,7 @@
 #ifndef PRESENCE_API_ZULIP_API_H_
 #define PRESENCE_API_ZULIP_API_H_
 
+#include <optional>
 #include <string_view>
 
 #include "api/api_error.h"
@@ -47,6 +48,13 @@ class ZulipApi {
   // `query` the raw query string.
   Response Handle(const Request& req, std::string_view path,
                   std::string_view query) const;
+
+  // The answer to a request whose large body has not been read yet, when
+  // it cannot depend on that body (see Router::Precheck): the 401 of a
+  // caller whose Authorization header fails, on a path every method of
+  // which needs authentication. nullopt: read the body and Handle it.
+  std::optional<Response> Precheck(const Request& req,
+                                   std::string_view path) const;
 
   // The events API, for Router::Resume (parked polls woken by their queue).
   const EventsApi& events() const { return events_; }

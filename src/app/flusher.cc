@@ -15,6 +15,9 @@ Flusher::Flusher(PresenceService* service, std::chrono::milliseconds interval,
 Flusher::~Flusher() { Stop(); }
 
 void Flusher::Start() {
+  // The heap figures /metrics shows are this thread's samples: the first
+  // one before any scrape can come.
+  if (metrics_ != nullptr) metrics_->SampleHeap();
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -71,6 +74,9 @@ void Flusher::Run() {
                                      .count());
       }
     }
+    // Here, not per scrape: reading the figures takes every arena's lock,
+    // which no request should wait for, however often /metrics is read.
+    if (metrics_ != nullptr) metrics_->SampleHeap();
   }
 }
 

@@ -1,6 +1,10 @@
 #include "app/io_threads.h"
 
+#include <cstdlib>
+#include <exception>
 #include <thread>
+
+#include "app/log.h"
 
 namespace presence::app {
 
@@ -31,7 +35,16 @@ void IoThreads::SetThreadHooks(
 void IoThreads::Run() {
   auto run = [this](boost::asio::io_context& ctx) {
     if (on_start_) on_start_(ctx);
-    ctx.run();
+    try {
+      ctx.run();
+    } catch (const std::exception& e) {
+      // Sessions catch what the API throws (answered 500, that connection
+      // closed). Anything that still reaches the loop comes from the HTTP
+      // layer's own state, which is then unknown: stop at once, and say
+      // why in one clear line rather than std::terminate's.
+      Log("fatal", "io_thread_exception", {{"what", e.what()}});
+      std::abort();
+    }
     if (on_exit_) on_exit_();
   };
   std::vector<std::thread> pool;

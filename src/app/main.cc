@@ -74,6 +74,14 @@ http::SessionLimits LimitsFrom(const Flags& f, api::Metrics* metrics) {
   limits.idle_timeout = std::chrono::seconds(f.idle_timeout_seconds);
   limits.max_connections = f.max_connections;
   limits.metrics = metrics;
+  limits.on_handler_exception = [](std::string_view what,
+                                   std::string_view method,
+                                   std::string_view path) {
+    Log("error", "handler_exception",
+        {{"what", std::string(what)},
+         {"method", std::string(method)},
+         {"path", std::string(path)}});
+  };
   return limits;
 }
 

@@ -132,8 +132,9 @@ void Directory::IndexKeyLocked(RealmId realm, std::uint32_t slot,
     AssertHeld();  // KeyIndex::Insert calls it here, under mu_
     bool same = false;
     realm_by_ordinal_[ref >> 32]->WithMemberAt(
-        static_cast<std::uint32_t>(ref),
-        [&](const Member* m) { same = m != nullptr && m->api_key_hash == d; });
+        static_cast<std::uint32_t>(ref), [&](const Member* m) {
+          same = m != nullptr && ConstantTimeEqual(m->api_key_hash, d);
+        });
     return same;
   };
   key_index_.Insert(key, KeyRefLocked(realm, slot), holds);

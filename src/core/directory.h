@@ -9,9 +9,9 @@
 // Thread safety: every method may be called from any thread. mu_ guards the
 // realm maps and the key index. Lock order: mu_, then a Realm's lock
 // (loading fills realms inside Exclusive; the key index's prefix-collision
-// check reads the holder's realm under mu_). Known defect, kept for issue
-// #15: a prefix collision met while Realm::LoadMembers holds that realm's
-// exclusive lock (start-up) waits on itself.
+// check reads the holder's realm under mu_, so no caller of *IndexKey*
+// may hold a realm's lock: loading indexes a realm's keys after
+// Realm::LoadMembers has released it).
 #ifndef PRESENCE_CORE_DIRECTORY_H_
 #define PRESENCE_CORE_DIRECTORY_H_
 

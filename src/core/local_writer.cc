@@ -43,12 +43,16 @@ StoreStatus LocalWriter::Start(const WriterContext& context) {
         return;
       }
       const RealmId realm_id = users[i].realm_id;
-      realm->LoadMembers(
-          std::span<store::UserRecord>(users.data() + i, end - i),
-          [&](const store::UserRecord& u, std::uint32_t slot) {
-            dir.AssertHeld();  // still inside Exclusive
-            dir.IndexKeyLocked(realm_id, slot, u.api_key_hash);
-          });
+      const std::uint32_t first = realm->LoadMembers(
+          std::span<store::UserRecord>(users.data() + i, end - i));
+      // Indexed once the realm's lock is released: two keys sharing their
+      // digest's prefix make the index read the first holder's member under
+      // its realm's lock, which LoadMembers held (a self-deadlock, issue
+      // #15).
+      for (std::size_t k = i; k < end; ++k) {
+        dir.IndexKeyLocked(realm_id, first + static_cast<std::uint32_t>(k - i),
+                           users[k].api_key_hash);
+      }
       i = end;
     }
     const auto& rows = snap->presence;

@@ -311,6 +311,20 @@ Status PresenceService::UpdateUser(RealmId realm_id, UserId user,
   if (auto st = writer_->Writable(); !st) return st;
   Realm* realm = FindRealmById(realm_id);
   if (realm == nullptr) return Errc::kNotFound;
+  // A no-op costs no write (in the embedded store a full-sync transaction)
+  // and empties no auth cache of the realm. Judged once the realm has
+  // everything the store had (free in the embedded store; in scale-out a
+  // read barrier, so that the call still returns with the replica at the
+  // store's position, as a write would).
+  if (auto st = writer_->Sync(*realm); !st) return st;
+  auto now = realm->UserRecordOf(user);
+  if (!now) return Errc::kNotFound;
+  if ((!patch.is_active || *patch.is_active == now->is_active) &&
+      (!patch.role || *patch.role == now->role) &&
+      (!patch.presence_enabled ||
+       *patch.presence_enabled == now->presence_enabled)) {
+    return {};
+  }
   return writer_->UpdateUser(*realm, user, patch);
 }
 

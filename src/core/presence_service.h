@@ -180,7 +180,10 @@ class PresenceService {
   Result<ImportResult> ImportUsers(RealmId realm,
                                    const std::vector<NewUser>& rows,
                                    bool dry_run = false);
-  // kNotFound if the user is not in that realm.
+  // kNotFound if the user is not in that realm. A patch that sets every
+  // field it names to the value it has (e.g. PATCH /settings with
+  // presence_enabled unchanged) writes nothing, announces nothing and
+  // leaves the realm's directory generation (every cached login) alone.
   Status UpdateUser(RealmId realm, UserId user, const UserPatch& patch);
   // kNotFound (realm or viewer), kInvalidArgument (a visible id not in realm).
   Status SetAccess(RealmId realm, UserId viewer, std::vector<UserId> visible);

@@ -5,6 +5,7 @@
 
 #include "core/constants.h"
 #include "util/ascii.h"
+#include "util/crypto.h"
 
 namespace presence {
 
@@ -98,16 +99,17 @@ std::uint32_t Realm::AddMember(const store::UserRecord& user) {
   return AddMemberLocked(user);
 }
 
-void Realm::LoadMembers(
-    std::span<store::UserRecord> users,
-    FunctionRef<void(const store::UserRecord&, std::uint32_t slot)> added) {
+std::uint32_t Realm::LoadMembers(std::span<store::UserRecord> users) {
   WriterLock lock(mu_);
+  const auto first = static_cast<std::uint32_t>(members_.size());
   for (store::UserRecord& user : users) {
-    added(user, AddMemberLocked(user));
+    AddMemberLocked(user);
     // The strings were copied: free them now, so that the arena can reuse
     // the space while loading instead of leaving holes.
-    user = store::UserRecord();
+    std::string().swap(user.email);
+    std::string().swap(user.full_name);
   }
+  return first;
 }
 
 std::uint32_t Realm::AddMemberLocked(const store::UserRecord& user) {
@@ -771,7 +773,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
       if (m.presence_enabled != user.presence_enabled) {
         delta.presence_enabled = user.presence_enabled;
       }
-      if (m.api_key_hash != user.api_key_hash) {
+      if (!ConstantTimeEqual(m.api_key_hash, user.api_key_hash)) {
         delta.replaced_key = m.api_key_hash;
       }
       m.presence_enabled = user.presence_enabled;

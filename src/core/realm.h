@@ -201,12 +201,14 @@ class Realm {
   // Adds a member; returns its slot. Precondition: id and email are new.
   // The strings are copied into the realm's arena (see Member).
   std::uint32_t AddMember(const store::UserRecord& user);
-  // Loading: adds every user of `users` under one lock, calls `added` with
-  // each user and its slot, then empties the record (its strings are
-  // copied; freeing them at once lets the arena reuse the space).
-  void LoadMembers(
-      std::span<store::UserRecord> users,
-      FunctionRef<void(const store::UserRecord&, std::uint32_t slot)> added);
+  // Loading: adds every user of `users` under one lock and frees each
+  // record's strings (they are copied; freeing them at once lets the arena
+  // reuse the space; the rest of the record, its key digest included, is
+  // kept). Returns the slot of the first: users[i] is at that slot + i. The
+  // caller indexes the keys once this returns, with the realm's lock
+  // released: the key index's prefix-collision check reads a holder's
+  // member under that lock, which may be this very realm (issue #15).
+  std::uint32_t LoadMembers(std::span<store::UserRecord> users);
   // Attaches a loaded presence row to a member. Unknown users are ignored.
   void LoadPresence(const store::PresenceRecord& row);
   // The same for many rows, under one lock.

@@ -57,9 +57,60 @@ void HttpSession::DoRead() {
   parser_->header_limit(limits_->header_limit);
   parser_->body_limit(limits_->body_limit);
   StartTimed(Timed::kRead);
+  // The head first: a large body is read only once the head says the
+  // answer may depend on it (issue #15).
+  bhttp::async_read_header(socket_, buffer_, *parser_,
+                           beast::bind_front_handler(&HttpSession::OnReadHeader,
+                                                     shared_from_this()));
+}
+
+void HttpSession::OnReadHeader(beast::error_code ec, std::size_t) {
+  if (ec || parser_->is_done()) return OnRead(ec, 0);
+  const boost::optional<std::uint64_t> length = parser_->content_length();
+  if (!length || *length > limits_->precheck_body_bytes) {
+    std::optional<std::string_view> relay_mark;
+    api::Request head = ApiRequestHead(relay_mark);
+    head.forwarded = relay_mark.has_value();  // a claim, not yet verified
+    std::optional<api::Response> refused;
+    try {
+      refused = router_->Precheck(head);
+    } catch (...) {
+      return HandlerFailed(std::current_exception());
+    }
+    if (refused) return RefuseBeforeBody(std::move(*refused));
+  }
+  // A small body usually came with the head: parse what is buffered here
+  // rather than through one more asynchronous operation.
+  parser_->eager(true);
+  if (buffer_.size() > 0) {
+    const std::size_t used = parser_->put(buffer_.data(), ec);
+    buffer_.consume(used);
+    if (ec == bhttp::error::need_more) ec = {};
+    if (ec || parser_->is_done()) return OnRead(ec, 0);
+  }
   bhttp::async_read(
       socket_, buffer_, *parser_,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+}
+
+void HttpSession::RefuseBeforeBody(api::Response out) {
+  StopTimed();
+  const Request& req = parser_->get();
+  response_ = Response{};
+  response_.version(req.version());
+  response_.result(out.status);
+  response_.set(bhttp::field::server, "presenced");
+  if (!out.content_type.empty()) {
+    response_.set(bhttp::field::content_type, out.content_type);
+  }
+  for (auto& [name, value] : out.headers) response_.set(name, value);
+  response_.body() = std::move(out.body);
+  // The body is still on its way (or not sent at all, if the client waits
+  // for 100 Continue): this connection cannot carry another request.
+  response_.keep_alive(false);
+  response_.prepare_payload();
+  linger_ = true;
+  DoWrite(false);
 }
 
 void HttpSession::OnRead(beast::error_code ec, std::size_t) {
@@ -76,6 +127,9 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
     return WriteError(413, "Request body too large");
   }
   if (ec) return WriteError(400, "Malformed HTTP request");
+  if (metrics_ != nullptr && !parser_->get().body().empty()) {
+    metrics_->RecordBodyRead(parser_->get().body().size());
+  }
   HandleRequest(false);
 }
 
@@ -103,8 +157,12 @@ void HttpSession::Supersede() {
 }
 
 void HttpSession::Resume(bool superseded) {
-  std::optional<api::Response> out =
-      router_->Resume(parked_poll_, shared_from_this(), superseded);
+  std::optional<api::Response> out;
+  try {
+    out = router_->Resume(parked_poll_, shared_from_this(), superseded);
+  } catch (...) {
+    return HandlerFailed(std::current_exception());
+  }
   if (!out) return HandleRequest(superseded, /*resumed=*/true);
   if (out->parked) return Park();  // woken for nothing new: wait again
   Respond(std::move(*out));
@@ -132,7 +190,8 @@ void HttpSession::WatchParked() {
                                 shared_from_this()));
 }
 
-void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
+api::Request HttpSession::ApiRequestHead(
+    std::optional<std::string_view>& relay_mark) {
   Request& req = parser_->get();
   api::Request in;
   in.method = req.method_string();
@@ -140,7 +199,6 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   // One pass over the fields (a lookup by name each would walk them again);
   // the first of repeated fields counts, as req[name] would give.
   bool host = false, type = false, agent = false;
-  std::optional<std::string_view> relay_mark;
   for (const auto& f : req) {
     switch (f.name()) {
       case bhttp::field::host:
@@ -166,6 +224,18 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
         break;
     }
   }
+  // Every handler of this session runs on this thread while it runs, so
+  // the thread's cache needs no lock.
+  thread_local api::AuthCache auth_cache;
+  in.auth_cache = &auth_cache;
+  in.connection_auth = &connection_auth_;
+  return in;
+}
+
+void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
+  Request& req = parser_->get();
+  std::optional<std::string_view> relay_mark;
+  api::Request in = ApiRequestHead(relay_mark);
   in.body = req.body();
   // Only a relay signed by a node of this group counts as one; a client's
   // own header, or a node with another secret, is a plain request.
@@ -175,13 +245,16 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
   in.resumed = resumed;
-  // Every handler of this session runs on this thread while it runs, so
-  // the thread's cache needs no lock.
-  thread_local api::AuthCache auth_cache;
-  in.auth_cache = &auth_cache;
-  in.connection_auth = &connection_auth_;
 
-  api::Response out = router_->Handle(in);
+  // Constructed from the answer (one move), not assigned over a default
+  // one: an answer has many members, and this is every request's path.
+  std::optional<api::Response> answer;
+  try {
+    answer.emplace(router_->Handle(in));
+  } catch (...) {
+    return HandlerFailed(std::current_exception());
+  }
+  api::Response& out = *answer;
   // Fanned out only by the node the operator called: never a request that
   // carries a relay mark at all (a node with another secret could
   // otherwise bounce it back and forth).
@@ -208,9 +281,16 @@ void HttpSession::Defer(std::function<void(api::Continue)> deferred) {
   auto self = shared_from_this();
   deferred([self](std::function<api::Response()> next) {
     // From any thread (the store's, the feed's): the rest runs here.
-    boost::asio::post(
-        self->socket_.get_executor(),
-        [self, next = std::move(next)] { self->Dispatch(next()); });
+    boost::asio::post(self->socket_.get_executor(),
+                      [self, next = std::move(next)] {
+                        std::optional<api::Response> out;
+                        try {
+                          out.emplace(next());
+                        } catch (...) {
+                          return self->HandlerFailed(std::current_exception());
+                        }
+                        self->Dispatch(std::move(*out));
+                      });
   });
 }
 
@@ -324,14 +404,33 @@ void HttpSession::FanOut(api::Response out) {
   }
 }
 
-void HttpSession::WriteError(unsigned status, std::string_view msg) {
+void HttpSession::HandlerFailed(std::exception_ptr e) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  if (limits_->on_handler_exception) {
+    const Request& req = parser_->get();
+    std::string_view target = req.target();
+    // The path only: a query string could carry a client's parameters.
+    const std::string_view path = target.substr(0, target.find('?'));
+    limits_->on_handler_exception(what, req.method_string(), path);
+  }
+  WriteError(500, "Internal server error", "INTERNAL_SERVER_ERROR");
+}
+
+void HttpSession::WriteError(unsigned status, std::string_view msg,
+                             std::string_view code) {
   response_ = Response{};
   response_.version(11);
   response_.result(status);
   response_.set(bhttp::field::server, "presenced");
   response_.set(bhttp::field::content_type, "application/json");
-  response_.body() = boost::json::serialize(boost::json::object{
-      {"result", "error"}, {"msg", msg}, {"code", "BAD_REQUEST"}});
+  response_.body() = boost::json::serialize(
+      boost::json::object{{"result", "error"}, {"msg", msg}, {"code", code}});
   response_.keep_alive(false);
   response_.prepare_payload();
   // The rest of the request (e.g. the body past the limit) may still be on

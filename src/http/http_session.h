@@ -10,7 +10,8 @@
 // connection, sends the heartbeat, or waits for the rest. Malformed requests
 // get a JSON 400 (431 for oversized headers, 413 for oversized bodies), what
 // the client still sends is drained for a moment, and the connection is
-// closed.
+// closed. An exception thrown while the API handles a request is caught
+// here, per request: logged, answered 500, the connection closed.
 //
 // Long polls: when GET /events has nothing to return, the API parks this
 // session on the queue as its QueueWaiter and the session waits without a
@@ -37,6 +38,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -54,6 +56,11 @@ struct SessionLimits {
   std::uint32_t header_limit = 16 * 1024;
   std::uint64_t body_limit = 1024 * 1024;
   std::chrono::seconds idle_timeout{60};
+  // A request whose body is longer than this (or of unknown length, i.e.
+  // chunked) is first judged from its head (api::Router::Precheck): a
+  // caller whose credentials fail gets its 401 without the body being
+  // read or parsed, and the connection is closed.
+  std::uint64_t precheck_body_bytes = 8 * 1024;
   std::chrono::milliseconds heartbeat{45'000};
   std::size_t max_connections = 10'000;
   api::Metrics* metrics = nullptr;  // may be null
@@ -64,6 +71,12 @@ struct SessionLimits {
   // Scale-out: relays requests to the node owning their queue over kept-alive
   // connections, bounded. Null on a single node.
   Forwarder* forwarder = nullptr;
+  // Told about an exception that escaped the API layer while handling a
+  // request (its what(), the method and the path); the session answers
+  // 500 and closes that connection. May be empty.
+  std::function<void(std::string_view what, std::string_view method,
+                     std::string_view path)>
+      on_handler_exception;
 };
 
 class HttpSession : public QueueWaiter,
@@ -90,7 +103,16 @@ class HttpSession : public QueueWaiter,
       boost::beast::http::response<boost::beast::http::string_body>;
 
   void DoRead();
+  // The head is read: answers from it alone if Router::Precheck can (a
+  // large body, credentials that fail), else reads the body.
+  void OnReadHeader(boost::beast::error_code ec, std::size_t bytes);
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
+  // The request's head as the API sees it; `relay_mark`: the value of the
+  // relay header, if it carries one.
+  api::Request ApiRequestHead(std::optional<std::string_view>& relay_mark);
+  // Writes `out` for a request whose body was not read, then closes the
+  // connection (draining, without parsing, what the client still sends).
+  void RefuseBeforeBody(api::Response out);
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking, bool resumed = false);
   // Acts on the router's answer: writes it, parks, relays or defers.
@@ -120,7 +142,13 @@ class HttpSession : public QueueWaiter,
   // Leaves the parked state: stops the heartbeat and the readability wait.
   void Unpark();
   // Answers a request that cannot be read (400, 413, 431) and closes.
-  void WriteError(unsigned status, std::string_view msg);
+  void WriteError(unsigned status, std::string_view msg,
+                  std::string_view code = "BAD_REQUEST");
+  // An exception escaped the router (a bug, or a library throwing where it
+  // should not): reported through SessionLimits::on_handler_exception,
+  // answered 500, and this connection closed, since what the request had
+  // done is unknown. The thread and every other connection carry on.
+  void HandlerFailed(std::exception_ptr e);
   // Half-closes and drains what the client still sends, then closes.
   void LingeringClose();
   void Drain(std::size_t left);

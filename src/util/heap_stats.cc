@@ -1,6 +1,7 @@
 #include "util/heap_stats.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,7 +35,16 @@ std::size_t __sanitizer_get_heap_size() __attribute__((weak));
 void __sanitizer_purge_allocator() __attribute__((weak));
 }
 
+namespace {
+std::atomic<std::uint64_t> heap_stats_reads{0};
+}  // namespace
+
+std::uint64_t HeapStatsReads() {
+  return heap_stats_reads.load(std::memory_order_relaxed);
+}
+
 HeapStats ReadHeapStats() {
+  heap_stats_reads.fetch_add(1, std::memory_order_relaxed);
   HeapStats s;
   if (kSanitizerAllocator) {
     if (__sanitizer_get_current_allocated_bytes == nullptr ||

@@ -11,7 +11,8 @@
 //
 // Thread safety: ReadHeapStats may be called from any thread. It takes each
 // arena's lock in turn and walks its free lists, so it costs tens of
-// microseconds; call it per scrape, not per request.
+// microseconds; call it from a background thread every second or so (the
+// flush thread samples it for /metrics), never per request.
 #ifndef PRESENCE_UTIL_HEAP_STATS_H_
 #define PRESENCE_UTIL_HEAP_STATS_H_
 
@@ -40,6 +41,10 @@ struct HeapStats {
 };
 
 HeapStats ReadHeapStats();
+
+// How many times ReadHeapStats ran in this process (tests check that a
+// scrape of /metrics does not run it: the flush thread samples it).
+std::uint64_t HeapStatsReads();
 
 // Gives the whole free pages inside every arena back to the system
 // (glibc's malloc_trim(0), which madvises them away; the arenas keep their

@@ -50,6 +50,7 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
 
 TEST(MetricsTest, HeapGaugesAddUpWhenTheAllocatorReportsThem) {
   Metrics metrics;
+  metrics.SampleHeap();
   auto s = Samples(metrics.Render(nullptr, nullptr));
   // glibc's figures, or the sanitizer allocator's in the ASan/TSan builds:
   // on Debian they exist in every build this project makes.
@@ -63,6 +64,24 @@ TEST(MetricsTest, HeapGaugesAddUpWhenTheAllocatorReportsThem) {
             s["presenced_malloc_free_bytes"]);
   EXPECT_GE(s["presenced_malloc_arenas"], 1);
   EXPECT_EQ(s.count("presenced_malloc_mmap_bytes"), 1u);
+}
+
+// Reading the heap figures takes each arena's lock (the server forces one):
+// a scrape shows the flush thread's last sample and never reads them.
+TEST(MetricsTest, Issue15_AScrapeDoesNotReadTheHeapItServesTheLastSample) {
+  Metrics metrics;
+  const std::uint64_t before = HeapStatsReads();
+  auto none = Samples(metrics.Render(nullptr, nullptr));
+  EXPECT_EQ(HeapStatsReads(), before);
+  EXPECT_EQ(none.count("presenced_malloc_arena_bytes"), 0u);  // no sample yet
+  metrics.SampleHeap();
+  EXPECT_EQ(HeapStatsReads(), before + 1);
+  for (int i = 0; i < 5; ++i) {
+    auto s = Samples(metrics.Render(nullptr, nullptr));
+    EXPECT_EQ(s.count("presenced_malloc_arena_bytes"), 1u);
+    EXPECT_EQ(s["presenced_malloc_samples_total"], 1);
+  }
+  EXPECT_EQ(HeapStatsReads(), before + 1);
 }
 
 }  // namespace

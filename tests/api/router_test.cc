@@ -199,5 +199,40 @@ TEST_F(RouterTest, DeletedQueueDeclinesAndTheRequestSaysBadQueue) {
       << again.body;
 }
 
+// Issue #15: the head alone decides a large request whose credentials fail.
+TEST_F(RouterTest, Issue15_PrecheckRefusesFailingCredentialsFromTheHead) {
+  auto head = [](std::string_view method, std::string_view target,
+                 const User& who) {
+    Request req;
+    req.method = method;
+    req.target = target;
+    req.host = "localhost";
+    req.authorization = who.authorization;
+    req.has_authorization = !who.authorization.empty();
+    return req;
+  };
+  User wrong{alice_.id, "Basic " + Base64Encode("alice@example.com:" +
+                                                std::string(32, 'x'))};
+  for (const User& who : {wrong, User{}, User{0, "Basic !!"}}) {
+    auto r = router_->Precheck(head("POST", "/api/v1/users/me/presence", who));
+    ASSERT_TRUE(r) << who.authorization;
+    EXPECT_EQ(r->status, 401u);
+  }
+  // Good credentials: the body is read and the request handled.
+  EXPECT_FALSE(router_->Precheck(head("POST", "/api/v1/register", alice_)));
+  // Answers that do not need the caller are left to Handle: a route without
+  // authentication, an unknown path or realm.
+  EXPECT_FALSE(
+      router_->Precheck(head("POST", "/api/v1/server_settings", wrong)));
+  EXPECT_FALSE(router_->Precheck(head("POST", "/api/v1/no/such", wrong)));
+  Request elsewhere = head("POST", "/api/v1/users/me/presence", wrong);
+  elsewhere.host = "nosuchrealm.localhost";
+  EXPECT_FALSE(router_->Precheck(elsewhere));
+  // The admin API without its token.
+  auto admin = router_->Precheck(head("POST", "/admin/v1/realms", wrong));
+  ASSERT_TRUE(admin);
+  EXPECT_EQ(admin->status, 401u);
+}
+
 }  // namespace
 }  // namespace presence::api

@@ -571,5 +571,76 @@ TEST_F(PresenceServiceTest, DirectoryValidation) {
   EXPECT_EQ(service_->SetAccess(realm, 999, {}).error(), Errc::kNotFound);
 }
 
+TEST_F(PresenceServiceTest, Issue15_SettingPresenceEnabledToItsValueIsANoOp) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  Caller a = Auth(realm, alice);
+  const Realm& r = *service_->FindRealmById(realm);
+  const std::int64_t writes = faulty_.write_count();
+  const std::uint64_t generation = r.directory_generation();
+  // Already visible: nothing to write, and every cached login stays good.
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, true));
+  ASSERT_TRUE(service_->UpdateUser(realm, alice.id,
+                                   {.is_active = true, .role = Role::kMember}));
+  EXPECT_EQ(faulty_.write_count(), writes);
+  EXPECT_EQ(r.directory_generation(), generation);
+  EXPECT_THAT(listener_.toggles, IsEmpty());
+  EXPECT_EQ(Auth(realm, alice).directory_generation, a.directory_generation);
+  // A real change still writes and is announced.
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  EXPECT_GT(faulty_.write_count(), writes);
+  EXPECT_THAT(listener_.toggles,
+              ElementsAre(std::pair<UserId, bool>(alice.id, false)));
+  const std::int64_t after = faulty_.write_count();
+  ASSERT_TRUE(service_->SetPresenceEnabled(realm, alice.id, false));
+  EXPECT_EQ(faulty_.write_count(), after);
+  EXPECT_EQ(listener_.toggles.size(), 1u);
+  // An unknown user is still an error, not a silent no-op.
+  EXPECT_EQ(service_->SetPresenceEnabled(realm, 999, true).error(),
+            Errc::kNotFound);
+}
+
+// Two members whose key digests share their first 8 bytes: the key index
+// keeps the second in its overflow table, and deciding so reads the first
+// holder's member. At start-up that used to happen while the realm being
+// loaded was locked exclusively: a self-deadlock (the process ended with
+// "Resource deadlock avoided"). The digests are stored, not the keys, so
+// the store can hold a crafted collision.
+TEST(PresenceServiceLoadTest, Issue15_KeysSharingADigestPrefixLoad) {
+  for (bool real_key_first : {true, false}) {
+    SCOPED_TRACE(real_key_first);
+    store::MemoryStore memory;
+    store::RealmRecord realm_rec;
+    realm_rec.subdomain = "acme";
+    realm_rec.name = "Acme";
+    const RealmId realm = *memory.InsertRealm(realm_rec);
+    const std::string key = "abcdefghijABCDEFGHIJ0123456789ab";
+    store::UserRecord real;
+    real.realm_id = realm;
+    real.email = "real@example.com";
+    real.full_name = "Real";
+    real.api_key_hash = Sha256(key);
+    store::UserRecord twin = real;
+    twin.email = "twin@example.com";
+    twin.full_name = "Twin";
+    // Same 8-byte prefix, another digest.
+    for (std::size_t i = 8; i < twin.api_key_hash.size(); ++i) {
+      twin.api_key_hash[i] ^= 0x5a;
+    }
+    ASSERT_TRUE(memory.InsertUser(real_key_first ? real : twin));
+    ASSERT_TRUE(memory.InsertUser(real_key_first ? twin : real));
+    ManualClock clock{kT0};
+    auto service = PresenceService::Create(&memory, &clock);
+    ASSERT_TRUE(service) << service.error().message();
+    Realm* r = (*service)->FindRealm("acme");
+    ASSERT_NE(r, nullptr);
+    auto who = (*service)->Authenticate(*r, "real@example.com", key);
+    ASSERT_TRUE(std::holds_alternative<Caller>(who));
+    // The twin's digest is not the key's: the same key does not open it.
+    EXPECT_FALSE(std::holds_alternative<Caller>(
+        (*service)->Authenticate(*r, "twin@example.com", key)));
+  }
+}
+
 }  // namespace
 }  // namespace presence

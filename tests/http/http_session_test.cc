@@ -17,8 +17,11 @@
 #include <boost/json/parse.hpp>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "api/event_encoder.h"
 #include "api/router.h"
@@ -136,6 +139,10 @@ class HttpSessionTest : public ::testing::Test {
   SessionLimits limits_;
   std::shared_ptr<std::atomic<std::size_t>> open_ =
       std::make_shared<std::atomic<std::size_t>>(0);
+  // Item of issue #15: a /metrics whose store memory source throws.
+  api::Metrics throwing_metrics_;
+  std::mutex failures_mu_;
+  std::vector<std::string> failures_;  // what on_handler_exception heard
   // Declared after everything a session points to: destroyed first, with
   // any session still pending in it.
   asio::io_context ioc_;
@@ -202,6 +209,49 @@ TEST_F(HttpSessionTest, ConnectionCloseIsHonoured) {
     EXPECT_EQ(end, asio::error::eof) << request;
   }
   EXPECT_TRUE(WaitForOpen(0));
+}
+
+// An exception escaping the API while it handles a request ends neither
+// the I/O thread nor the process (issue #15): it is reported, answered 500,
+// and that connection is closed; other connections carry on.
+TEST_F(HttpSessionTest, Issue15_AnExceptionInAHandlerAnswers500AndCloses) {
+  throwing_metrics_.SetStoreMemorySource([]() -> api::StoreMemory {
+    throw std::runtime_error("store memory unreadable");
+  });
+  options_.metrics = &throwing_metrics_;
+  limits_.on_handler_exception = [this](std::string_view what,
+                                        std::string_view method,
+                                        std::string_view path) {
+    std::lock_guard lock(failures_mu_);
+    failures_.push_back(std::string(what) + " " + std::string(method) + " " +
+                        std::string(path));
+  };
+  tcp::socket s = Connect();
+  asio::write(s, asio::buffer(std::string(
+                     "GET /metrics?x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  beast::flat_buffer buf;
+  auto res = Read(s, buf);
+  EXPECT_EQ(res.result_int(), 500u);
+  EXPECT_FALSE(res.keep_alive());
+  auto v = boost::json::parse(res.body()).as_object();
+  EXPECT_EQ(v.at("result"), "error");
+  EXPECT_EQ(v.at("code"), "INTERNAL_SERVER_ERROR");
+  beast::error_code end;
+  EXPECT_EQ(ReadToEnd(s, &end), "");
+  EXPECT_EQ(end, asio::error::eof);
+  {
+    std::lock_guard lock(failures_mu_);
+    ASSERT_EQ(failures_.size(), 1u);
+    EXPECT_EQ(failures_[0], "store memory unreadable GET /metrics");
+  }
+  // The thread still serves.
+  options_.metrics = nullptr;
+  tcp::socket again = Connect();
+  bhttp::request<bhttp::string_body> req{bhttp::verb::get, "/healthz", 11};
+  req.set(bhttp::field::host, "127.0.0.1");
+  bhttp::write(again, req);
+  beast::flat_buffer buf2;
+  EXPECT_EQ(Read(again, buf2).result_int(), 200u);
 }
 
 TEST_F(HttpSessionTest, MalformedRequestGets400AndTheConnectionCloses) {
