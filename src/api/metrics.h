@@ -71,6 +71,12 @@ class Metrics {
   void RecordConnectionRefused() {
     connections_refused_.fetch_add(1, kRelaxed);
   }
+  // A connection refused over --max-connections-per-address.
+  void RecordConnectionRefusedPerAddress() {
+    connections_refused_per_address_.fetch_add(1, kRelaxed);
+  }
+  // An accept that failed (e.g. out of file descriptors).
+  void RecordAcceptError() { accept_errors_.fetch_add(1, kRelaxed); }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
   // Scale-out relays: a new connection to another node; a relay refused
   // over --max-relays-per-node.
@@ -123,6 +129,8 @@ class Metrics {
   std::atomic<std::uint64_t> flushed_rows_{0};
   std::atomic<std::uint64_t> flush_ns_{0};
   std::atomic<std::uint64_t> connections_refused_{0};
+  std::atomic<std::uint64_t> connections_refused_per_address_{0};
+  std::atomic<std::uint64_t> accept_errors_{0};
   std::atomic<std::uint64_t> slow_consumers_{0};
   std::atomic<std::uint64_t> heap_trims_{0};
   std::atomic<std::uint64_t> heap_trim_ns_{0};
