@@ -290,10 +290,13 @@ class AcceptBackoffTest(unittest.TestCase):
             for c in held:
                 c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
                 self.assertTrue(read_answer(c).startswith(b"HTTP/1.1 200"))
-            time.sleep(1.5)  # the measuring window
+            time.sleep(2)  # the measuring window
             used = cpu_seconds(pid) - cpu0
             window = time.monotonic() - t0
-            self.assertLess(used, 0.3 * window,
+            # Idle but for those two requests: next to nothing (a spinning
+            # accept loop took 0.45 s of 3 s on this loaded 2-core machine,
+            # a whole core when it has one).
+            self.assertLess(used, 0.1 * window,
                             f"{used:.2f} s of CPU in {window:.2f} s")
             # Descriptors again: the waiting connections are answered.
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
