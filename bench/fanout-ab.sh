@@ -57,8 +57,15 @@ start_server() {
   rm -rf "$work/data"
   cp -r "$work/pristine" "$work/data"
   : > "$work/server.out"
+  # Every watcher is on 127.0.0.1: no per-address cap, where the binary
+  # has one.
+  local per_address=()
+  if "$bin" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
+    per_address=(--max-connections-per-address 20000)
+  fi
   "$bin" --listen 127.0.0.1:0 --data "$work/data" --rate-limit 0 --threads 2 \
-    --max-connections 20000 >> "$work/server.out" 2>> "$work/server.err" &
+    --max-connections 20000 "${per_address[@]}" \
+    >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
   port=""
   for _ in $(seq 1 5000); do

@@ -85,6 +85,11 @@ server_flags=(--rate-limit 0)
 if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections'; then
   server_flags+=(--max-connections 20000)
 fi
+# All of them come from 127.0.0.1: lift the per-address cap (2000 by
+# default) as well.
+if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
+  server_flags+=(--max-connections-per-address 20000)
+fi
 LOADGEN="$build/loadgen"
 POPULATE="$build/bench_populate"
 CORE_BENCH="$build/core_bench"

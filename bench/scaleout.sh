@@ -87,7 +87,13 @@ start_node() {
   : > "$work/node$i.out"
   # The server's defaults (the rate limit on, one I/O thread per core):
   # what an operator runs.
-  "$PRESENCED" --listen 127.0.0.1:0 "$@" > "$work/node$i.out" 2>> "$work/node$i.err" &
+  # ... except the per-address connection cap: every client of this
+  # benchmark is 127.0.0.1.
+  local per_address=()
+  if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
+    per_address=(--max-connections-per-address 20000)
+  fi
+  "$PRESENCED" --listen 127.0.0.1:0 "${per_address[@]}" "$@" > "$work/node$i.out" 2>> "$work/node$i.err" &
   node_pids+=($!)
   for _ in $(seq 1 5000); do
     IFS= read -r line < "$work/node$i.out" || true

@@ -185,6 +185,10 @@ server_flags=(--listen 127.0.0.1:0 --data "$work/data")
 if [ $(( POLLS + CONNECTIONS + 100 )) -gt 10000 ]; then
   server_flags+=(--max-connections $(( POLLS + CONNECTIONS + 1000 )))
 fi
+# Every client is on 127.0.0.1: lift the per-address cap (2000 by default).
+if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
+  server_flags+=(--max-connections-per-address $(( POLLS + CONNECTIONS + 1000 )))
+fi
 "$PRESENCED" "${server_flags[@]}" > "$work/server.out" 2> "$work/server.err" &
 server_pid=$!
 port=""

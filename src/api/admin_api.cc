@@ -176,6 +176,9 @@ void AdminApi::Audit(const Request& req, std::string_view path,
       {"method", std::string(req.method)},
       {"path", "/admin/v1" + std::string(path)},
       {"status", std::to_string(out ? 200 : out.error().http_status)}};
+  if (!req.client_address.empty()) {
+    fields.emplace_back("client", std::string(req.client_address));
+  }
   if (out) {
     for (const char* id :
          {"realm_id", "user_id", "created", "updated", "unchanged"}) {

@@ -48,6 +48,11 @@ struct ApiOptions {
   // serves no /admin and the admin listener no /api or web page.
   bool serve_api = true;
   bool serve_admin = true;
+  // The operator's endpoints besides /admin: GET /metrics, and /healthz with
+  // the store's failure text. A listener without them answers /metrics 404
+  // and /healthz with its status only (200 {"status":"ok"}, or 503 with
+  // "failed" or "unavailable" and no reason).
+  bool serve_metrics = true;
   // Set with --test-faults: POST /admin/v1/faults makes store writes fail.
   FaultInjector* fault_injector = nullptr;
   // Scale-out: the address ("host:port") of the other node that owns an

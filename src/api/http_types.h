@@ -36,6 +36,11 @@ struct Request {
   std::string_view content_type;
   std::string_view user_agent;
   std::string_view body;
+  // The client's IP address as text: the TCP peer's, or, where the peer is
+  // a --trusted-proxy, the one its X-Forwarded-For names: what logs show,
+  // and what a per-address request limit is to count. Empty where unknown
+  // (in-process tests).
+  std::string_view client_address;
   // The connection, for a long poll that has to wait (GET /events). Null
   // where waiting is impossible: then polls answer at once.
   std::shared_ptr<QueueWaiter> waiter;

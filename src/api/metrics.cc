@@ -210,6 +210,13 @@ void Metrics::RenderCounters(std::string& out) const {
   Counter(out, "presenced_connections_refused_total",
           "Connections refused over --max-connections.",
           connections_refused_.load(kRelaxed));
+  Counter(out, "presenced_connections_refused_per_address_total",
+          "Connections refused over --max-connections-per-address.",
+          connections_refused_per_address_.load(kRelaxed));
+  Counter(out, "presenced_accept_errors_total",
+          "Accepts that failed (e.g. out of file descriptors); each retried "
+          "after a pause.",
+          accept_errors_.load(kRelaxed));
   Counter(out, "presenced_slow_consumers_total",
           "Connections cut off because they did not read their answer.",
           slow_consumers_.load(kRelaxed));

@@ -76,6 +76,12 @@ class Metrics {
   void RecordConnectionRefused() {
     connections_refused_.fetch_add(1, kRelaxed);
   }
+  // A connection refused over --max-connections-per-address.
+  void RecordConnectionRefusedPerAddress() {
+    connections_refused_per_address_.fetch_add(1, kRelaxed);
+  }
+  // An accept that failed (e.g. out of file descriptors).
+  void RecordAcceptError() { accept_errors_.fetch_add(1, kRelaxed); }
   void RecordSlowConsumer() { slow_consumers_.fetch_add(1, kRelaxed); }
   // A request body read in full (`bytes` long); a request answered from
   // its head alone, its large body left unread (Router::Precheck).
@@ -142,6 +148,8 @@ class Metrics {
   std::atomic<std::uint64_t> flushed_rows_{0};
   std::atomic<std::uint64_t> flush_ns_{0};
   std::atomic<std::uint64_t> connections_refused_{0};
+  std::atomic<std::uint64_t> connections_refused_per_address_{0};
+  std::atomic<std::uint64_t> accept_errors_{0};
   std::atomic<std::uint64_t> slow_consumers_{0};
   std::atomic<std::uint64_t> body_bytes_{0};
   std::atomic<std::uint64_t> refused_before_body_{0};

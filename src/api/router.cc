@@ -124,7 +124,8 @@ Response Router::Dispatch(const Request& req, std::string_view path,
     return admin_.Handle(req, path.substr(kAdmin.size()));
   }
   if (path == "/healthz") return Health();
-  if (path == "/metrics" && options_->metrics != nullptr) {
+  if (path == "/metrics" && options_->serve_metrics &&
+      options_->metrics != nullptr) {
     Response r;
     r.body = options_->metrics->Render(service_, hub_);
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -146,16 +147,22 @@ Response Router::Dispatch(const Request& req, std::string_view path,
 
 Response Router::Health() const {
   Response r;
+  // The reason (a store error's text) only where the operator's endpoints
+  // are served; the public listener says no more than its status.
+  const bool detailed = options_->serve_metrics;
   if (service_->failed()) {
     r.status = 503;
-    r.body = boost::json::serialize(boost::json::object{
-        {"status", "failed"}, {"reason", service_->failure()}});
+    r.body = detailed
+                 ? boost::json::serialize(boost::json::object{
+                       {"status", "failed"}, {"reason", service_->failure()}})
+                 : R"({"status":"failed"})";
   } else if (auto why = service_->StoreUnavailable()) {
     // Scale-out: this node cannot serve without Redis; a load balancer
     // should send its clients elsewhere until it answers again.
     r.status = 503;
-    r.body = boost::json::serialize(
-        boost::json::object{{"status", "unavailable"}, {"reason", *why}});
+    r.body = detailed ? boost::json::serialize(boost::json::object{
+                            {"status", "unavailable"}, {"reason", *why}})
+                      : R"({"status":"unavailable"})";
   } else {
     r.body = R"({"status":"ok"})";
   }

@@ -3,7 +3,9 @@
 // Splits the request target and sends it to the Zulip API (/api/v1/...), the
 // admin API (/admin/v1/...), the health check (/healthz), the metrics
 // (/metrics) or the web page. Anything else is a JSON 404. Every answer is
-// counted and timed in the options' Metrics.
+// counted and timed in the options' Metrics. Which of these a listener
+// serves is in its ApiOptions (serve_api, serve_admin, serve_metrics); a
+// listener without serve_metrics answers /healthz with its status only.
 //
 // Thread safety: Handle may run on many threads at once.
 #ifndef PRESENCE_API_ROUTER_H_

@@ -164,8 +164,13 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str()
       ->check(CLI::Range(0u, 3600u));
   cli.add_option("--admin-listen", f.admin_listen,
-                 "serve /admin, /healthz and /metrics on this HOST:PORT "
-                 "instead of the main listener");
+                 "serve the admin API, /metrics and /healthz with its failure "
+                 "reason on this HOST:PORT; the main listener then serves "
+                 "none of them, only a /healthz that gives its status");
+  cli.add_flag("--admin-on-main-listener", f.admin_on_main_listener,
+               "serve the admin API and /metrics on --listen although it is "
+               "not a loopback address (without it, and without "
+               "--admin-listen, such an address is refused)");
   cli.add_option("--max-body-bytes", f.max_body_bytes,
                  "larger request bodies get 413")
       ->capture_default_str()
@@ -179,9 +184,18 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 3600u));
   cli.add_option("--max-connections", f.max_connections,
-                 "connections beyond this get 503")
+                 "connections beyond this get 503 (lowered at start to what "
+                 "the open-file limit allows)")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--max-connections-per-address", f.max_connections_per_address,
+                 "connections one client address (the TCP peer's) may hold "
+                 "at once; more get 503 (a --trusted-proxy is exempt)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--trusted-proxy", f.trusted_proxies,
+                 "CIDR (repeatable) of reverse proxies whose X-Forwarded-For "
+                 "names the client; from any other peer it is ignored");
   cli.add_flag("--test-faults", f.test_faults,
                "let POST /admin/v1/faults make store writes fail (tests)");
   cli.add_option("--store", f.store,
@@ -237,11 +251,27 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
 }
 
 std::optional<std::string> ReadAdminToken(const Flags& f) {
+  std::string token;
+  const char* source = "";
   if (!f.admin_token_file.empty()) {
-    return ReadPrivateFile("--admin-token-file", f.admin_token_file);
+    auto read = ReadPrivateFile("--admin-token-file", f.admin_token_file);
+    if (!read) return std::nullopt;
+    token = std::move(*read);
+    source = "--admin-token-file";
+  } else if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) {
+    token = Trim(env);
+    source = "PRESENCED_ADMIN_TOKEN";
   }
-  if (const char* env = std::getenv("PRESENCED_ADMIN_TOKEN")) return Trim(env);
-  return std::string();
+  // Empty: no admin API at all (every call 401). A short token can be
+  // guessed; refuse it rather than serve with it.
+  if (!token.empty() && token.size() < kMinAdminTokenLength) {
+    std::fprintf(stderr,
+                 "presenced: the admin token (%s) has %zu characters; it "
+                 "needs at least %zu (e.g. openssl rand -hex 32)\n",
+                 source, token.size(), kMinAdminTokenLength);
+    return std::nullopt;
+  }
+  return token;
 }
 
 std::optional<std::string> ReadClusterSecret(const Flags& f) {

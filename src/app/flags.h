@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace presence::app {
 
@@ -34,10 +35,16 @@ struct Flags {
   std::size_t max_presence_user_ids = 10'000;
   unsigned transition_grace_seconds = 30;
   std::string admin_listen;
+  // Serve the admin API and /metrics on a main listener that is not on
+  // loopback (without --admin-listen); refused at start otherwise.
+  bool admin_on_main_listener = false;
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t max_header_bytes = 16 * 1024;
   unsigned idle_timeout_seconds = 60;
   std::size_t max_connections = 10'000;
+  std::size_t max_connections_per_address = 2000;
+  // --trusted-proxy CIDR, repeatable: peers whose X-Forwarded-For is read.
+  std::vector<std::string> trusted_proxies;
   bool test_faults = false;
   std::string store = "sqlite";
   std::string advertise;
@@ -65,7 +72,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& flags);
 // The admin API token: from --admin-token-file, else PRESENCED_ADMIN_TOKEN,
 // else empty (admin API closed); surrounding white space trimmed. nullopt,
 // said on stderr, if the file cannot be read or is readable by group or
-// others (it must be the service's alone: chmod 600).
+// others (it must be the service's alone: chmod 600), or if the token is
+// shorter than kMinAdminTokenLength characters.
+inline constexpr std::size_t kMinAdminTokenLength = 32;
 std::optional<std::string> ReadAdminToken(const Flags& flags);
 
 // The secret the nodes of a scale-out group sign their relays with, from

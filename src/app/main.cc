@@ -9,12 +9,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "api/event_encoder.h"
 #include "api/metrics.h"
@@ -27,10 +31,13 @@
 #include "app/housekeeping.h"
 #include "app/io_threads.h"
 #include "app/log.h"
+#include "app/open_files.h"
 #include "core/event_hub.h"
 #include "http/forwarder.h"
 #include "http/http_server.h"
+#include "http/operator_endpoints.h"
 #include "http/relay_auth.h"
+#include "http/trusted_proxies.h"
 
 namespace presence::app {
 namespace {
@@ -73,6 +80,7 @@ http::SessionLimits LimitsFrom(const Flags& f, api::Metrics* metrics) {
   limits.header_limit = f.max_header_bytes;
   limits.idle_timeout = std::chrono::seconds(f.idle_timeout_seconds);
   limits.max_connections = f.max_connections;
+  limits.max_connections_per_address = f.max_connections_per_address;
   limits.metrics = metrics;
   limits.on_handler_exception = [](std::string_view what,
                                    std::string_view method,
@@ -82,7 +90,45 @@ http::SessionLimits LimitsFrom(const Flags& f, api::Metrics* metrics) {
          {"method", std::string(method)},
          {"path", std::string(path)}});
   };
+  limits.log =
+      [](std::string_view level, std::string_view event,
+         const std::vector<std::pair<std::string, std::string>>& fields) {
+        Log(level, event, fields);
+      };
   return limits;
+}
+
+std::string LimitText(std::uint64_t n) {
+  return n == UINT64_MAX ? "unlimited" : std::to_string(n);
+}
+
+// Raises the open-file limit and lowers --max-connections to what it allows
+// with `threads` I/O threads (app/open_files.h), saying so in the log.
+void FitConnectionsToOpenFiles(Flags& f, unsigned threads) {
+  auto limit = RaiseOpenFileLimit();
+  if (!limit) {
+    Log("warn", "open_files_unknown");
+    return;
+  }
+  if (limit->raise_failed) {
+    Log("warn", "open_files_not_raised",
+        {{"soft", LimitText(limit->soft)}, {"hard", LimitText(limit->hard)}});
+  } else if (limit->soft != limit->soft_before) {
+    Log("info", "open_files_raised",
+        {{"from", LimitText(limit->soft_before)},
+         {"to", LimitText(limit->soft)}});
+  }
+  const std::size_t allowed = ConnectionsAllowed(limit->soft, threads);
+  if (f.max_connections > allowed) {
+    Log("warn", "max_connections_lowered",
+        {{"requested", std::to_string(f.max_connections)},
+         {"max_connections", std::to_string(allowed)},
+         {"open_files", LimitText(limit->soft)},
+         {"reason",
+          "the open-file limit leaves no more after the server's own files; "
+          "raise it (ulimit -n, LimitNOFILE=) to allow more"}});
+    f.max_connections = allowed;
+  }
 }
 
 // Listens on `address` (a --listen or --admin-listen value); nullopt and a
@@ -137,10 +183,27 @@ int Main(int argc, char** argv) {
   if (!cluster_secret) return 2;
   std::optional<http::RelayAuth> relay_auth;
   if (!cluster_secret->empty()) relay_auth.emplace(std::move(*cluster_secret));
-  if (!http::ParseListenAddress(f.listen)) {
+  const auto listen_endpoint = http::ParseListenAddress(f.listen);
+  if (!listen_endpoint) {
     std::fprintf(stderr, "presenced: --listen wants HOST:PORT, got %s\n",
                  f.listen.c_str());
     return 2;
+  }
+  if (auto why = http::OperatorEndpointsError(*listen_endpoint,
+                                              !f.admin_listen.empty(),
+                                              f.admin_on_main_listener)) {
+    std::fprintf(stderr, "presenced: %s\n", why->c_str());
+    return 2;
+  }
+  http::TrustedProxies trusted_proxies;
+  for (const std::string& cidr : f.trusted_proxies) {
+    if (!trusted_proxies.Add(cidr)) {
+      std::fprintf(stderr,
+                   "presenced: --trusted-proxy wants an address or a CIDR "
+                   "(127.0.0.1, 10.0.0.0/8, fd00::/8), got %s\n",
+                   cidr.c_str());
+      return 2;
+    }
   }
   RealClock real_clock;
   std::unique_ptr<ManualClock> test_clock;
@@ -172,7 +235,10 @@ int Main(int argc, char** argv) {
   };
   api::ApiOptions admin_options = options;
   if (!f.admin_listen.empty()) {
+    // The main listener keeps the API and a /healthz that gives its
+    // status only; the operator's endpoints are on the admin listener.
     options.serve_admin = false;
+    options.serve_metrics = false;
     admin_options.serve_api = false;
   }
   api::Router router(&service, &hub, &options);
@@ -192,7 +258,9 @@ int Main(int argc, char** argv) {
   hub.SetWakeScheduler([&io](std::function<void()> task) {
     boost::asio::post(io.main(), std::move(task));
   });
+  FitConnectionsToOpenFiles(f, io.size());
   http::SessionLimits limits = LimitsFrom(f, &metrics);
+  limits.trusted_proxies = &trusted_proxies;
   // Destroyed before `io` (its idle connections live on io's contexts).
   std::optional<http::Forwarder> forwarder;
   if (relay_auth) {

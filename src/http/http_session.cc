@@ -24,8 +24,12 @@ namespace bhttp = boost::beast::http;
 
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          const api::Router* router, const SessionLimits* limits,
-                         std::shared_ptr<std::atomic<std::size_t>> open)
+                         std::shared_ptr<std::atomic<std::size_t>> open,
+                         boost::asio::ip::address peer, AddressSlots::Slot slot)
     : socket_(std::move(socket)),
+      peer_(CanonicalAddress(peer)),
+      peer_text_(peer_.is_unspecified() ? std::string() : peer_.to_string()),
+      slot_(std::move(slot)),
       idle_timer_(socket_.get_executor()),
       linger_timer_(socket_.get_executor()),
       router_(router),
@@ -199,6 +203,13 @@ api::Request HttpSession::ApiRequestHead(
   // One pass over the fields (a lookup by name each would walk them again);
   // the first of repeated fields counts, as req[name] would give.
   bool host = false, type = false, agent = false;
+  // X-Forwarded-For is read only from a trusted proxy.
+  const bool proxied = limits_->trusted_proxies != nullptr &&
+                       !limits_->trusted_proxies->empty() &&
+                       limits_->trusted_proxies->Contains(peer_);
+  constexpr std::size_t kMaxForwardedFields = 8;
+  std::array<std::string_view, kMaxForwardedFields> forwarded_for;
+  std::size_t forwarded_fields = 0;
   for (const auto& f : req) {
     switch (f.name()) {
       case bhttp::field::host:
@@ -218,12 +229,18 @@ api::Request HttpSession::ApiRequestHead(
       case bhttp::field::unknown:
         if (!relay_mark && beast::iequals(f.name_string(), kForwardedHeader)) {
           relay_mark = f.value();
+        } else if (proxied && forwarded_fields < kMaxForwardedFields &&
+                   beast::iequals(f.name_string(), "X-Forwarded-For")) {
+          forwarded_for[forwarded_fields++] = f.value();
         }
         break;
       default:
         break;
     }
   }
+  in.client_address = proxied ? ClientAddress(std::span<const std::string_view>(
+                                    forwarded_for.data(), forwarded_fields))
+                              : std::string_view(peer_text_);
   // Every handler of this session runs on this thread while it runs, so
   // the thread's cache needs no lock.
   thread_local api::AuthCache auth_cache;
@@ -262,6 +279,15 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
     return FanOut(std::move(out));
   }
   Dispatch(std::move(out));
+}
+
+std::string_view HttpSession::ClientAddress(
+    std::span<const std::string_view> forwarded_for) {
+  const boost::asio::ip::address client =
+      limits_->trusted_proxies->ClientAddress(peer_, forwarded_for);
+  if (client == peer_) return peer_text_;
+  forwarded_client_ = client.to_string();
+  return forwarded_client_;
 }
 
 void HttpSession::Dispatch(api::Response out) {

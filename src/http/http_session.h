@@ -42,13 +42,19 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "api/auth_cache.h"
 #include "api/router.h"
 #include "core/event_queue.h"
+#include "http/address_slots.h"
 #include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
+#include "http/trusted_proxies.h"
 
 namespace presence::http {
 
@@ -63,7 +69,18 @@ struct SessionLimits {
   std::uint64_t precheck_body_bytes = 8 * 1024;
   std::chrono::milliseconds heartbeat{45'000};
   std::size_t max_connections = 10'000;
+  // Connections one TCP peer address may hold at once (a peer inside
+  // trusted_proxies is not limited per address).
+  std::size_t max_connections_per_address = 2000;
   api::Metrics* metrics = nullptr;  // may be null
+  // --trusted-proxy: peers whose X-Forwarded-For names the client. Null or
+  // empty: the client is always the TCP peer.
+  const TrustedProxies* trusted_proxies = nullptr;
+  // Where the listener logs notable events (accept failures); may be empty.
+  std::function<void(
+      std::string_view level, std::string_view event,
+      const std::vector<std::pair<std::string, std::string>>& fields)>
+      log;
   // Scale-out: signs the requests this node relays and verifies the relays
   // it receives. Null on a single node, which neither relays nor trusts a
   // relay.
@@ -83,9 +100,12 @@ class HttpSession : public QueueWaiter,
                     public std::enable_shared_from_this<HttpSession> {
  public:
   // `open` counts live sessions (for the server's connection limit).
+  // `peer` is the TCP peer's address (unspecified if unknown); `slot` its
+  // place in the per-address count, held while the session lives.
   HttpSession(boost::asio::ip::tcp::socket socket, const api::Router* router,
               const SessionLimits* limits,
-              std::shared_ptr<std::atomic<std::size_t>> open);
+              std::shared_ptr<std::atomic<std::size_t>> open,
+              boost::asio::ip::address peer = {}, AddressSlots::Slot slot = {});
 
   ~HttpSession() override;
 
@@ -166,8 +186,16 @@ class HttpSession : public QueueWaiter,
   void StopTimed() { timed_ = Timed::kNone; }
   void ArmIdleTimer(std::chrono::steady_clock::duration after);
   void OnIdleTimer(boost::beast::error_code ec);
+  // The client's address for this request: the peer's, or where the peer
+  // is a trusted proxy the one its X-Forwarded-For fields name.
+  std::string_view ClientAddress(
+      std::span<const std::string_view> forwarded_for);
 
   boost::asio::ip::tcp::socket socket_;
+  const boost::asio::ip::address peer_;
+  const std::string peer_text_;   // peer_ as text ("" if unknown)
+  std::string forwarded_client_;  // ClientAddress's answer from a proxy
+  AddressSlots::Slot slot_;
   // The state the timer watches and since when; the timer is armed only
   // while one is timed.
   Timed timed_ = Timed::kNone;

@@ -175,7 +175,7 @@ class Server:
 
     def __init__(self, data_dir=None, test_clock=True, flush_interval_ms=None,
                  root_domain=None, extra_args=(), admin_token=None,
-                 threads=2):
+                 threads=2, preexec_fn=None):
         self._own_data_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="presenced-bb-")
         self.test_clock = test_clock
@@ -184,6 +184,8 @@ class Server:
         self.extra_args = list(extra_args)
         self.admin_token = admin_token or ("adm" + secrets.token_hex(16))
         self.threads = threads
+        # Run in the child before presenced starts (e.g. to set rlimits).
+        self.preexec_fn = preexec_fn
         self.proc = None
         self.port = None
         self.listen_line = None
@@ -215,7 +217,7 @@ class Server:
         self._stdout_queue = queue.Queue()
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=self._stderr_file, env=env)
+            stderr=self._stderr_file, env=env, preexec_fn=self.preexec_fn)
         reader = threading.Thread(target=self._read_stdout,
                                   args=(self.proc, self._stdout_queue),
                                   daemon=True)

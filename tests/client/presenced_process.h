@@ -36,7 +36,7 @@ extern char** environ;
 
 namespace presence::client::testing {
 
-inline constexpr char kAdminToken[] = "integration-test-admin-token";
+inline constexpr char kAdminToken[] = "integration-test-admin-token-0123456789";
 
 // A fresh directory under TMPDIR, removed with the object.
 class TempDir {

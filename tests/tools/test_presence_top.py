@@ -23,7 +23,7 @@ import unittest
 import urllib.parse
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-ADMIN_TOKEN = "presence-top-test-token"
+ADMIN_TOKEN = "presence-top-test-token-0123456789abcdef"
 DAY = 86400
 
 

@@ -32,7 +32,7 @@ PRESENCED = os.environ.get(
     "PRESENCED_BINARY", os.path.join(ROOT, "build", "debug", "presenced"))
 PRESENCECTL = os.environ.get(
     "PRESENCECTL_BINARY", os.path.join(ROOT, "build", "debug", "presencectl"))
-TOKEN = "test-admin-token-Zq81"
+TOKEN = "test-admin-token-Zq81-0123456789abcdef"
 START_TIMEOUT_S = 30
 
 
