@@ -131,7 +131,9 @@ class AdminTokenFileTest(ConfigTestCase):
 
     def test_private_token_file_is_accepted(self):
         for mode in (0o600, 0o400):
-            path = self.write("admin-token", "secret-token\n", mode)
+            # At least 32 characters: a shorter token is refused at start.
+            path = self.write("admin-token",
+                              "secret-token-0123456789abcdef01234567\n", mode)
             r = run("--admin-token-file", path, "--check-config")
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertNotIn("secret-token", r.stdout + r.stderr)
