@@ -338,7 +338,7 @@ Status ReplicaWriter::FenceLocked(Realm& realm) {
   const UpdateId applied = AppliedSeq(realm.id());
   auto taken = store_->Fence(realm.id(), applied, realm.last_update_id());
   if (!taken) return Errc::kUnavailable;
-  return ResyncLocked(realm, Read::kAfterFence);
+  return ResyncLocked(realm, Read::kWhole);
 }
 
 Status ReplicaWriter::Fence(const Realm& realm) {
@@ -364,18 +364,12 @@ void ReplicaWriter::FenceAsync(const Realm& realm,
 
 Status ReplicaWriter::ResyncLocked(Realm& realm, Read read) {
   ReplicaState& rs = StateOf(realm.id());
-  const UpdateId applied = rs.applied_seq.load(std::memory_order_relaxed);
   auto state = store_->ReadRealm(
       realm.id(), read == Read::kSince ? realm.last_update_id() : 0);
   if (!state) return Errc::kUnavailable;
-  if (state->seq < applied) {
-    // Read after everything applied here, yet behind it: the store went
-    // back (a failover lost writes this replica had). Once fenced, it is
-    // not (unless it went back again meanwhile: then fail, not loop).
-    if (read == Read::kAfterFence) return Errc::kUnavailable;
-    return FenceLocked(realm);
-  }
-  if (read == Read::kSince && state->fences != rs.fences.load()) {
+  // (A read behind what was applied here is no proof the store went back:
+  // a demoted master answers reads from its old data. Fences are counted.)
+  if (read == Read::kSince && state->fences > rs.fences.load()) {
     // A fence this replica has not seen (its entry was lost with the feed):
     // what it dropped as duplicates is only in a whole read.
     return ResyncLocked(realm, Read::kWhole);
@@ -397,7 +391,7 @@ Status ReplicaWriter::ResyncLocked(Realm& realm, Read read) {
     Announce(realm.ApplyRow(row, now, /*event_due=*/false, false));
   }
   ApplyClientRowsLocked(realm, state->clients, now);
-  rs.fences.store(state->fences);
+  rs.fences.store(std::max(rs.fences.load(), state->fences));
   AdvanceLocked(realm.id(), state->seq);
   return {};
 }
@@ -516,7 +510,6 @@ Status ReplicaWriter::Sync(const Realm& realm) {
   // The realm's log number, from a read that started after this call did;
   // concurrent callers share reads (ReplicaState).
   ReplicaState& g = StateOf(realm.id());
-  const UpdateId before = g.applied_seq.load(std::memory_order_acquire);
   StoreResult<UpdateId> seq = UpdateId{0};
   {
     MutexLock lock(g.gate_mu);
@@ -539,7 +532,6 @@ Status ReplicaWriter::Sync(const Realm& realm) {
     seq = g.result;
   }
   if (!seq) return Errc::kUnavailable;
-  if (WentBack(before, {.wrote = false, .seq = *seq})) return Fence(realm);
   if (g.applied_seq.load(std::memory_order_acquire) >= *seq) return {};
   return WaitApplied(realm, *seq);
 }

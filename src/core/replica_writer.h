@@ -23,15 +23,15 @@
 // A store that went back (a Redis failover lost the last writes, which the
 // replica had already applied from the feed) would hand the same log numbers
 // and update ids out again, and the replica would drop the new entries as
-// duplicates. The writer notices it where it is certain: a store answer
-// read after the replica applied log number N that says the log is below N
-// (or a write that took a number <= N); a resync whose read is below what
-// was applied; a feed entry at an applied number whose row is newer than the
-// replica's. Then it fences the realm (SharedStore::Fence: the store's
-// counters move past what this node applied, and every node is told) and
-// reads it whole, which brings back what it dropped. A node that missed the
-// fence's entry sees the realm's fence count change at its next resync
-// (every reconnection of the feed makes one) and reads the realm whole too.
+// duplicates. The writer notices it where it is certain: a write sent after
+// the replica applied log number N that took a number <= N; a feed entry at
+// an applied number whose row is newer than the replica's (reads are no
+// proof: a demoted master answers them from its old data). Then it fences the
+// realm (SharedStore::Fence: the store's counters move past what this node
+// applied, and every node is told) and reads it whole, which brings back what
+// it dropped. A node that missed the fence's entry sees the realm's fence count
+// change at its next resync (every reconnection of the feed makes one) and
+// reads the realm whole too.
 //
 // Per-client rows (extension) are kept in the shared store too: the store's
 // report step applies the client-row rules with the user row's (Realm::
@@ -139,8 +139,8 @@ class ReplicaWriter final : public PresenceWriter,
     std::atomic<std::int64_t> fences{0};
   };
   // How a resync reads the realm: the rows after the replica's last update
-  // id; every row; every row, after this node fenced the store.
-  enum class Read { kSince, kWhole, kAfterFence };
+  // id, or every row.
+  enum class Read { kSince, kWhole };
 
   // store::FeedSink (the store's feed thread).
   void OnFeedEntry(const store::FeedEntry& entry) override;
@@ -169,10 +169,12 @@ class ReplicaWriter final : public PresenceWriter,
   // The same from a thread that may wait: fences and returns its outcome.
   Status Fence(const Realm& realm) EXCLUDES(apply_mu_);
   // Whether a store step's answer shows the store went back: `before` is
-  // what the replica had applied when the step was sent (a healthy store's
-  // log was at least there, and a write takes a number above it).
+  // what the replica had applied when the step was sent; a write, which
+  // only a master runs, takes a number above what any master had then.
+  // (A read proves nothing: a demoted master still answers reads from its
+  // old data until the connection meets READONLY.)
   static bool WentBack(UpdateId before, const store::WriteResult& w) {
-    return w.seq < before || (w.wrote && w.seq <= before);
+    return w.wrote && w.seq <= before;
   }
   // The update id of the user's row in the replica (0: no row), nullopt
   // for an unknown user.
