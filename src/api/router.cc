@@ -126,9 +126,27 @@ Response Router::Health() const {
     r.status = 503;
     r.body = boost::json::serialize(boost::json::object{
         {"status", "failed"}, {"reason", service_->failure()}});
-  } else if (auto why = service_->StoreUnavailable()) {
+  } else if (service_->gates()) {
     // Scale-out: this node cannot serve without Redis; a load balancer
-    // should send its clients elsewhere until it answers again.
+    // should send its clients elsewhere until it answers again. Asked
+    // without holding the I/O thread (a slow or dead Redis must not stall
+    // the other connections of the thread).
+    r.deferred = [service = service_](Continue resume) {
+      service->StoreUnavailableAsync([resume](std::optional<std::string> why) {
+        resume([why]() -> Response {
+          Response h;
+          if (why) {
+            h.status = 503;
+            h.body = boost::json::serialize(boost::json::object{
+                {"status", "unavailable"}, {"reason", *why}});
+          } else {
+            h.body = R"({"status":"ok"})";
+          }
+          return h;
+        });
+      });
+    };
+  } else if (auto why = service_->StoreUnavailable()) {
     r.status = 503;
     r.body = boost::json::serialize(
         boost::json::object{{"status", "unavailable"}, {"reason", *why}});

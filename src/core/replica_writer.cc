@@ -506,6 +506,14 @@ std::optional<std::string> ReplicaWriter::StoreUnavailable() const {
   return "shared store unreachable: " + ping.error().message();
 }
 
+void ReplicaWriter::StoreUnavailableAsync(
+    std::function<void(std::optional<std::string>)> done) const {
+  store_->PingAsync([done = std::move(done)](StoreStatus ping) {
+    if (ping) return done(std::nullopt);
+    done("shared store unreachable: " + ping.error().message());
+  });
+}
+
 Status ReplicaWriter::Sync(const Realm& realm) {
   // The realm's log number, from a read that started after this call did;
   // concurrent callers share reads (ReplicaState).

@@ -111,6 +111,8 @@ class ReplicaWriter final : public PresenceWriter,
   std::string failure() const override { return {}; }
   bool failed() const override { return false; }
   std::optional<std::string> StoreUnavailable() const override;
+  void StoreUnavailableAsync(
+      std::function<void(std::optional<std::string>)> done) const override;
   bool gates() const override { return true; }
   void CancelWaits() override EXCLUDES(apply_mu_);
   void Gate(const Caller& caller, const RequestGate& gate,

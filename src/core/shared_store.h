@@ -274,6 +274,12 @@ class SharedStore : public Store {
 
   // Whether the store answers now (for /healthz): an error value if not.
   virtual StoreStatus Ping() = 0;
+  // The same without waiting on the calling thread where the store can
+  // (RedisStore on an attached I/O thread); `done` runs once, on any
+  // thread. This implementation calls Ping.
+  virtual void PingAsync(std::function<void(StoreStatus)> done) {
+    done(Ping());
+  }
 
   // --- Nodes (which process owns an event queue) -------------------------
 

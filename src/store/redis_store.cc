@@ -468,6 +468,20 @@ StoreStatus RedisStore::Ping() {
   return {};
 }
 
+void RedisStore::PingAsync(std::function<void(StoreStatus)> done) {
+  if (tls_async.store != this) return done(Ping());
+  tls_async.async->Run(
+      {"PING"}, kNodes, [done = std::move(done)](StoreResult<RedisReply> r) {
+        if (!r) {
+          return done(Error(Errc::kStoreFailed, "PING: " + r.error().detail()));
+        }
+        if (r->is_error()) {
+          return done(Error(Errc::kStoreFailed, "redis PING: " + r->str));
+        }
+        done(StoreStatus{});
+      });
+}
+
 StoreResult<std::optional<std::string>> RedisStore::NodeAddress(
     std::int64_t node) {
   const std::string keys[] = {kNodes, kNodeDeadlines};

@@ -164,6 +164,9 @@ class RedisStore final : public SharedStore {
   void Gate(RealmId realm, const GateRequest& request,
             GateCallback done) override;
   StoreStatus Ping() override;
+  // On an attached I/O thread, PING on its asynchronous connection (the
+  // thread does not wait); elsewhere Ping.
+  void PingAsync(std::function<void(StoreStatus)> done) override;
   StoreResult<std::int64_t> RegisterNode(
       std::string_view address, std::chrono::milliseconds ttl) override;
   StoreStatus RefreshNode(std::int64_t node, std::string_view address,
