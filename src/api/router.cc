@@ -156,9 +156,30 @@ Response Router::Health() const {
                  ? boost::json::serialize(boost::json::object{
                        {"status", "failed"}, {"reason", service_->failure()}})
                  : R"({"status":"failed"})";
-  } else if (auto why = service_->StoreUnavailable()) {
+  } else if (service_->gates()) {
     // Scale-out: this node cannot serve without Redis; a load balancer
-    // should send its clients elsewhere until it answers again.
+    // should send its clients elsewhere until it answers again. Asked
+    // without holding the I/O thread (a slow or dead Redis must not stall
+    // the other connections of the thread).
+    r.deferred = [service = service_, detailed](Continue resume) {
+      service->StoreUnavailableAsync(
+          [resume, detailed](std::optional<std::string> why) {
+            resume([why, detailed]() -> Response {
+              Response h;
+              if (why) {
+                h.status = 503;
+                h.body = detailed
+                             ? boost::json::serialize(boost::json::object{
+                                   {"status", "unavailable"}, {"reason", *why}})
+                             : R"({"status":"unavailable"})";
+              } else {
+                h.body = R"({"status":"ok"})";
+              }
+              return h;
+            });
+          });
+    };
+  } else if (auto why = service_->StoreUnavailable()) {
     r.status = 503;
     r.body = detailed ? boost::json::serialize(boost::json::object{
                             {"status", "unavailable"}, {"reason", *why}})

@@ -208,6 +208,12 @@ class PresenceService {
   std::optional<std::string> StoreUnavailable() const {
     return writer_->StoreUnavailable();
   }
+  // The same without waiting on the calling thread (an I/O thread's /healthz
+  // in scale-out mode): `done` runs once, on any thread.
+  void StoreUnavailableAsync(
+      std::function<void(std::optional<std::string>)> done) const {
+    writer_->StoreUnavailableAsync(std::move(done));
+  }
 
   // Commits every presence row changed since the last flush.
   Result<FlushStats> Flush() { return writer_->Flush(); }

@@ -187,6 +187,12 @@ class PresenceWriter {
   virtual bool failed() const = 0;
   // Why the store cannot be reached right now (for /healthz), or nullopt.
   virtual std::optional<std::string> StoreUnavailable() const = 0;
+  // The same without waiting on the calling thread: `done` gets the answer
+  // once, on any thread (here, before it returns).
+  virtual void StoreUnavailableAsync(
+      std::function<void(std::optional<std::string>)> done) const {
+    done(StoreUnavailable());
+  }
 };
 
 }  // namespace presence

@@ -28,6 +28,8 @@ void ReplicaWriter::CancelWaits() {
     }
     waiters_.clear();
     waiting_ = 0;
+    for (auto& [realm, done] : fence_due_) left.push_back(std::move(done));
+    fence_due_.clear();
     sweep_cv_.NotifyAll();
   }
   for (auto& done : left) done(Errc::kUnavailable);
@@ -150,6 +152,33 @@ void ReplicaWriter::WaitAppliedAsync(const Realm& realm, UpdateId seq,
 void ReplicaWriter::SweepWaiters() {
   MutexLock apply(apply_mu_);
   while (!stopping_) {
+    if (!fence_due_.empty()) {
+      auto due = std::move(fence_due_);
+      fence_due_.clear();
+      std::vector<std::pair<RealmId, Status>> fenced;
+      std::vector<std::function<void(Status)>> ready;
+      std::vector<std::pair<std::function<void(Status)>, Status>> answers;
+      for (auto& [id, done] : due) {
+        // One fence per realm for every request that asked at once.
+        auto seen =
+            std::find_if(fenced.begin(), fenced.end(),
+                         [id = id](const auto& f) { return f.first == id; });
+        if (seen == fenced.end()) {
+          Realm* r = context_.directory->FindRealmById(id);
+          fenced.emplace_back(
+              id, r != nullptr ? FenceLocked(*r) : Status(Errc::kUnavailable));
+          seen = fenced.end() - 1;
+        }
+        answers.emplace_back(std::move(done), seen->second);
+      }
+      TakeAllReadyLocked(ready);
+      applied_cv_.NotifyAll();
+      apply_mu_.Unlock();
+      for (auto& [done, st] : answers) done(st);
+      for (auto& done : ready) done(Status{});
+      apply_mu_.Lock();
+      continue;
+    }
     if (waiting_ == 0) {
       sweep_cv_.Wait(apply_mu_);
       continue;
@@ -205,7 +234,9 @@ void ReplicaWriter::SweepWaiters() {
         apply_mu_,
         std::chrono::duration_cast<std::chrono::milliseconds>(next - now) +
             std::chrono::milliseconds(1),
-        [this]() NO_THREAD_SAFETY_ANALYSIS { return stopping_; });
+        [this]() NO_THREAD_SAFETY_ANALYSIS {
+          return stopping_ || !fence_due_.empty();
+        });
   }
 }
 
@@ -219,8 +250,26 @@ void ReplicaWriter::ApplyEntryLocked(const store::FeedEntry& entry) {
     return;
   }
   if (entry.seq == 0) return;  // announces a realm we already have
+  if (entry.fences > 0) {
+    // The store went back and was fenced: read the realm whole (it brings
+    // back what this replica dropped as duplicates), unless this replica
+    // did so after that fence already.
+    if (entry.fences > StateOf(realm->id()).fences.load()) {
+      (void)ResyncLocked(*realm, Read::kWhole);
+    }
+    return;
+  }
   const UpdateId last = AppliedSeq(realm->id());
-  if (entry.seq <= last) return;  // already applied (or read in a resync)
+  if (entry.seq <= last) {
+    // Already applied (or read in a resync): the replica's row is then at
+    // least as new as the entry's. A newer row under a number applied here
+    // means the store went back and handed the number out again.
+    if (entry.row) {
+      auto have = RowIdOf(*realm, entry.row->user_id);
+      if (have && *have < entry.row->last_update_id) (void)FenceLocked(*realm);
+    }
+    return;
+  }
   if (entry.seq > last + 1) {
     // Entries were lost: read the realm again, which includes this one.
     (void)ResyncLocked(*realm);
@@ -276,9 +325,55 @@ void ReplicaWriter::ApplyUserLocked(Realm& realm,
   }
 }
 
-Status ReplicaWriter::ResyncLocked(Realm& realm) {
-  auto state = store_->ReadRealm(realm.id(), realm.last_update_id());
+std::optional<UpdateId> ReplicaWriter::RowIdOf(const Realm& realm,
+                                               UserId user) {
+  std::optional<UpdateId> id;
+  realm.WithMember(user, [&](const Member* m) {
+    if (m != nullptr) id = m->has_row ? m->last_update_id : 0;
+  });
+  return id;
+}
+
+Status ReplicaWriter::FenceLocked(Realm& realm) {
+  const UpdateId applied = AppliedSeq(realm.id());
+  auto taken = store_->Fence(realm.id(), applied, realm.last_update_id());
+  if (!taken) return Errc::kUnavailable;
+  return ResyncLocked(realm, Read::kWhole);
+}
+
+Status ReplicaWriter::Fence(const Realm& realm) {
+  MutexLock apply(apply_mu_);
+  // The replica is this writer's to change; the caller's view is read-only.
+  Status st = FenceLocked(const_cast<Realm&>(realm));
+  applied_cv_.NotifyAll();
+  return st;
+}
+
+void ReplicaWriter::FenceAsync(const Realm& realm,
+                               std::function<void(Status)> done) {
+  {
+    MutexLock apply(apply_mu_);
+    if (!stopping_) {
+      fence_due_.emplace_back(realm.id(), std::move(done));
+      sweep_cv_.NotifyAll();
+      return;
+    }
+  }
+  done(Errc::kUnavailable);
+}
+
+Status ReplicaWriter::ResyncLocked(Realm& realm, Read read) {
+  ReplicaState& rs = StateOf(realm.id());
+  auto state = store_->ReadRealm(
+      realm.id(), read == Read::kSince ? realm.last_update_id() : 0);
   if (!state) return Errc::kUnavailable;
+  // (A read behind what was applied here is no proof the store went back:
+  // a demoted master answers reads from its old data. Fences are counted.)
+  if (read == Read::kSince && state->fences > rs.fences.load()) {
+    // A fence this replica has not seen (its entry was lost with the feed):
+    // what it dropped as duplicates is only in a whole read.
+    return ResyncLocked(realm, Read::kWhole);
+  }
   realm.ApplySettings(state->realm);
   for (const auto& u : state->users) ApplyUserLocked(realm, u);
   realm.ReplaceAccess(state->access);
@@ -290,9 +385,13 @@ Status ReplicaWriter::ResyncLocked(Realm& realm) {
   // transitions and subsets stay right) without a presence event.
   const Micros now = context_.clock->NowMicros();
   for (const auto& row : rows) {
+    // A whole read brings every row: announce only those newer here.
+    auto have = RowIdOf(realm, row.user_id);
+    if (have && *have >= row.last_update_id) continue;
     Announce(realm.ApplyRow(row, now, /*event_due=*/false, false));
   }
   ApplyClientRowsLocked(realm, state->clients, now);
+  rs.fences.store(std::max(rs.fences.load(), state->fences));
   AdvanceLocked(realm.id(), state->seq);
   return {};
 }
@@ -344,6 +443,7 @@ Realm* ReplicaWriter::LoadRealmLocked(RealmId id) {
   for (const auto& c : state->clients) realm->LoadClientPresence(c);
   for (const auto& a : state->access) realm->LoadAccess(a);
   realm->FinishLoad();
+  StateOf(id).fences.store(state->fences);
   AdvanceLocked(id, state->seq);
   Realm* raw = nullptr;
   dir.Exclusive([&] {
@@ -406,6 +506,14 @@ std::optional<std::string> ReplicaWriter::StoreUnavailable() const {
   return "shared store unreachable: " + ping.error().message();
 }
 
+void ReplicaWriter::StoreUnavailableAsync(
+    std::function<void(std::optional<std::string>)> done) const {
+  store_->PingAsync([done = std::move(done)](StoreStatus ping) {
+    if (ping) return done(std::nullopt);
+    done("shared store unreachable: " + ping.error().message());
+  });
+}
+
 Status ReplicaWriter::Sync(const Realm& realm) {
   // The realm's log number, from a read that started after this call did;
   // concurrent callers share reads (ReplicaState).
@@ -440,9 +548,11 @@ Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
                              Micros now, std::string_view client) {
   const store::ReportClient by{
       .name = client, .max_rows = context_.directory->max_clients_per_user()};
+  const UpdateId before = AppliedSeq(caller.realm->id());
   auto written =
       store_->Report(caller.realm->id(), caller.user_id, now, status, by);
   if (!written) return Errc::kUnavailable;
+  if (WentBack(before, *written)) return Fence(*caller.realm);
   // Written or not: the script decided against the realm as it stood at
   // `seq` (another node's write of this user included), so the answer must
   // not be served from a replica behind it.
@@ -462,20 +572,28 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
       .max_clients = context_.directory->max_clients_per_user()};
   const Realm* realm = caller.realm;
   const bool counted = gate.rate_limit > 0;
-  store_->Gate(realm->id(), request,
-               [this, realm, counted, done = std::move(done)](
-                   StoreResult<store::GateResult> r) mutable {
-                 if (!r) return done({Errc::kUnavailable, std::nullopt});
-                 std::optional<store::RateCount> rate;
-                 if (counted) rate = r->rate;
-                 if (!r->rate.allowed) return done({Status{}, rate});
-                 // As Report: written or not, the answer is served from a
-                 // replica that has everything the step saw.
-                 WaitAppliedAsync(*realm, r->write.seq,
-                                  [rate, done = std::move(done)](Status st) {
-                                    done({st, rate});
-                                  });
-               });
+  const UpdateId before = AppliedSeq(realm->id());
+  store_->Gate(
+      realm->id(), request,
+      [this, realm, counted, before,
+       done = std::move(done)](StoreResult<store::GateResult> r) mutable {
+        if (!r) return done({Errc::kUnavailable, std::nullopt});
+        std::optional<store::RateCount> rate;
+        if (counted) rate = r->rate;
+        if (!r->rate.allowed) return done({Status{}, rate});
+        if (WentBack(before, r->write)) {
+          // Fenced and read whole, the replica has the write.
+          return FenceAsync(*realm, [rate, done = std::move(done)](Status st) {
+            done({st, rate});
+          });
+        }
+        // As Report: written or not, the answer is served from a
+        // replica that has everything the step saw.
+        WaitAppliedAsync(*realm, r->write.seq,
+                         [rate, done = std::move(done)](Status st) {
+                           done({st, rate});
+                         });
+      });
 }
 
 Result<RealmId> ReplicaWriter::CreateRealm(store::RealmRecord record) {
@@ -536,9 +654,11 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
     }
   }
   if (patch.presence_enabled) {
+    const UpdateId before = AppliedSeq(realm.id());
     auto w = store_->SetPresenceEnabled(
         realm.id(), user, *patch.presence_enabled, context_.clock->NowMicros());
     if (!w) return DirectoryWrite(realm, w.error());
+    if (WentBack(before, *w)) return Fence(realm);
     return WaitApplied(realm, w->seq);
   }
   return {};

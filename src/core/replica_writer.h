@@ -20,6 +20,19 @@
 // failures are not sticky here: calls fail with Errc::kUnavailable while the
 // store is unreachable.
 //
+// A store that went back (a Redis failover lost the last writes, which the
+// replica had already applied from the feed) would hand the same log numbers
+// and update ids out again, and the replica would drop the new entries as
+// duplicates. The writer notices it where it is certain: a write sent after
+// the replica applied log number N that took a number <= N; a feed entry at
+// an applied number whose row is newer than the replica's (reads are no
+// proof: a demoted master answers them from its old data). Then it fences the
+// realm (SharedStore::Fence: the store's counters move past what this node
+// applied, and every node is told) and reads it whole, which brings back what
+// it dropped. A node that missed the fence's entry sees the realm's fence count
+// change at its next resync (every reconnection of the feed makes one) and
+// reads the realm whole too.
+//
 // Per-client rows (extension) are kept in the shared store too: the store's
 // report step applies the client-row rules with the user row's (Realm::
 // RecordReport's, ported), and every entry that changed a user's client
@@ -44,8 +57,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/presence_writer.h"
@@ -96,6 +111,8 @@ class ReplicaWriter final : public PresenceWriter,
   std::string failure() const override { return {}; }
   bool failed() const override { return false; }
   std::optional<std::string> StoreUnavailable() const override;
+  void StoreUnavailableAsync(
+      std::function<void(std::optional<std::string>)> done) const override;
   bool gates() const override { return true; }
   void CancelWaits() override EXCLUDES(apply_mu_);
   void Gate(const Caller& caller, const RequestGate& gate,
@@ -119,7 +136,13 @@ class ReplicaWriter final : public PresenceWriter,
     std::uint64_t started GUARDED_BY(gate_mu) = 0;  // reads started so far
     std::uint64_t done GUARDED_BY(gate_mu) = 0;     // the latest that ended
     StoreResult<UpdateId> result GUARDED_BY(gate_mu) = UpdateId{0};
+    // The realm's fence count (SharedStore::Fence) as last read or
+    // announced; written under apply_mu_.
+    std::atomic<std::int64_t> fences{0};
   };
+  // How a resync reads the realm: the rows after the replica's last update
+  // id, or every row.
+  enum class Read { kSince, kWhole };
 
   // store::FeedSink (the store's feed thread).
   void OnFeedEntry(const store::FeedEntry& entry) override;
@@ -136,7 +159,28 @@ class ReplicaWriter final : public PresenceWriter,
       REQUIRES(apply_mu_);
   void ApplyUserLocked(Realm& realm, const store::UserRecord& user)
       REQUIRES(apply_mu_);
-  Status ResyncLocked(Realm& realm) REQUIRES(apply_mu_);
+  Status ResyncLocked(Realm& realm, Read read = Read::kSince)
+      REQUIRES(apply_mu_);
+  // The store is behind what the replica applied of `realm`: raises the
+  // store's counters past it (SharedStore::Fence), then reads it whole.
+  Status FenceLocked(Realm& realm) REQUIRES(apply_mu_);
+  // FenceLocked on the sweeper thread (for an I/O thread, which must not
+  // wait on the store); `done` runs there after it.
+  void FenceAsync(const Realm& realm, std::function<void(Status)> done)
+      EXCLUDES(apply_mu_);
+  // The same from a thread that may wait: fences and returns its outcome.
+  Status Fence(const Realm& realm) EXCLUDES(apply_mu_);
+  // Whether a store step's answer shows the store went back: `before` is
+  // what the replica had applied when the step was sent; a write, which
+  // only a master runs, takes a number above what any master had then.
+  // (A read proves nothing: a demoted master still answers reads from its
+  // old data until the connection meets READONLY.)
+  static bool WentBack(UpdateId before, const store::WriteResult& w) {
+    return w.wrote && w.seq <= before;
+  }
+  // The update id of the user's row in the replica (0: no row), nullopt
+  // for an unknown user.
+  static std::optional<UpdateId> RowIdOf(const Realm& realm, UserId user);
   // A resync's client rows (by user), each user's applied in update order.
   void ApplyClientRowsLocked(
       Realm& realm, const std::vector<store::ClientPresenceRecord>& clients,
@@ -188,6 +232,9 @@ class ReplicaWriter final : public PresenceWriter,
       GUARDED_BY(apply_mu_);
   std::size_t waiting_ GUARDED_BY(apply_mu_) = 0;
   bool stopping_ GUARDED_BY(apply_mu_) = false;
+  // Realms to fence on the sweeper thread, each with its caller (FenceAsync).
+  std::vector<std::pair<RealmId, std::function<void(Status)>>> fence_due_
+      GUARDED_BY(apply_mu_);
   CondVar sweep_cv_;  // with apply_mu_: a waiter was added, or stopping_
   std::thread sweeper_;
   mutable Mutex states_mu_;  // guards states_

@@ -67,6 +67,10 @@ struct FeedEntry {
   // (clients) A client row was created or came online (the 130 s rule on
   // the client's row) and the realm's presence is enabled.
   bool client_event_due = false;
+  // Set only by SharedStore::Fence: the store went back (a failover lost
+  // writes) and was fenced; the realm's fence count after it. A node that
+  // has not seen this many fences reads the realm whole (see Fence).
+  std::int64_t fences = 0;
   friend bool operator==(const FeedEntry&, const FeedEntry&) = default;
 };
 
@@ -90,6 +94,8 @@ struct RealmState {
   // Per-client rows: every row of each user whose newest client row has
   // last_update_id > since, by (user id, client name in byte order).
   std::vector<ClientPresenceRecord> clients;
+  // How many times the realm was fenced (SharedStore::Fence) so far.
+  std::int64_t fences = 0;
 };
 
 // The reporting client of a report (per-client extension).
@@ -205,6 +211,18 @@ class SharedStore : public Store {
   // kNotFound if there is no such realm.
   virtual StoreResult<UpdateId> CurrentSeq(RealmId realm) = 0;
 
+  // After the store went back (a Redis failover lost the last writes, which
+  // nodes had already applied from the feed): raises the realm's log
+  // sequence number to at least `log` and its presence update id to at
+  // least `update_id`, so that no later change takes a number a node
+  // applied; counts one more fence (RealmState::fences), then takes the
+  // next log sequence number and publishes it in an entry with `fences`
+  // set and nothing else (every node then reads the realm whole, which
+  // brings back what it dropped as duplicates). Returns the log sequence
+  // number it took. kNotFound if there is no such realm.
+  virtual StoreResult<UpdateId> Fence(RealmId realm, UpdateId log,
+                                      UpdateId update_id) = 0;
+
   // The id of the realm with that subdomain (case-insensitive), if any.
   virtual StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) = 0;
@@ -256,6 +274,12 @@ class SharedStore : public Store {
 
   // Whether the store answers now (for /healthz): an error value if not.
   virtual StoreStatus Ping() = 0;
+  // The same without waiting on the calling thread where the store can
+  // (RedisStore on an attached I/O thread); `done` runs once, on any
+  // thread. This implementation calls Ping.
+  virtual void PingAsync(std::function<void(StoreStatus)> done) {
+    done(Ping());
+  }
 
   // --- Nodes (which process owns an event queue) -------------------------
 

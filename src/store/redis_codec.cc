@@ -282,10 +282,10 @@ StoreResult<RealmState> DecodeRealmState(RealmId realm,
   {
     const auto& flat = reply.elements[0].elements;
     for (std::size_t i = 0; i + 1 < flat.size(); i += 2) {
-      if (flat[i].str != "log") continue;
-      auto log = ParseInt(flat[i + 1].str);
-      if (!log) return corrupt("malformed log");
-      state.seq = *log;
+      if (flat[i].str != "log" && flat[i].str != "fences") continue;
+      auto n = ParseInt(flat[i + 1].str);
+      if (!n) return corrupt("malformed " + flat[i].str);
+      (flat[i].str == "log" ? state.seq : state.fences) = *n;
     }
   }
   for (const RedisReply& u : reply.elements[1].elements) {

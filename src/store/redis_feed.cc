@@ -107,6 +107,12 @@ std::optional<FeedEntry> DecodeFeedEntry(std::string_view message) {
         e.written_at = *v;
         break;
       }
+      case 'F': {
+        auto v = ParseInt(*value);
+        if (!v || *v <= 0) return std::nullopt;
+        e.fences = *v;
+        break;
+      }
       default:
         return std::nullopt;
     }

@@ -6,7 +6,8 @@
 // U user (as stored), A access ("viewer|id,id,..."), P row
 // ("user,connected,active,update_id"), d event_due, f forced, t written_at,
 // C client rows (the user id's netstring, then all the user's client rows as
-// stored), c client_event_due.
+// stored), c client_event_due, F fences (a fence's announcement: lua/
+// fence.lua).
 //
 // RedisFeed owns one connection and one thread: it subscribes to the first
 // node that answers, hands each decoded entry to the sink, and when the

@@ -30,6 +30,7 @@ constexpr std::string_view kScriptFiles[kScriptCount] = {
     "node_address",
     "live_nodes",
     "gate",
+    "fence",
 };
 
 const LuaFile* FindLua(std::string_view name) {

@@ -51,6 +51,7 @@ enum ScriptId {
   kNodeAddress,
   kLiveNodes,
   kGate,
+  kFence,
   kScriptCount,
 };
 

@@ -120,10 +120,12 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string route = keys.empty() ? std::string() : keys.front();
   RedisClient& c = client();
-  // Reads and the rate limit's count need no replica's acknowledgement.
+  // Reads and the rate limit's count need no replica's acknowledgement;
+  // nor does a fence (made when a failover lost writes, often while the
+  // new master has no replica yet): one lost again is made again.
   const std::ptrdiff_t id = &script - scripts_.data();
   const bool durable = options_.wait.replicas > 0 && id != kReadRealm &&
-                       id != kCheckUser && id != kCountRequest;
+                       id != kCheckUser && id != kCountRequest && id != kFence;
   auto run = [&] {
     return durable ? c.RunDurable(argv, route, options_.wait)
                    : c.Run(argv, route);
@@ -239,6 +241,21 @@ StoreResult<UpdateId> RedisStore::CurrentSeq(RealmId realm) {
   auto log = ParseInt(reply->elements[1].str);
   if (!log) return Error(Errc::kCorrupt, "CurrentSeq: bad log");
   return *log;
+}
+
+StoreResult<UpdateId> RedisStore::Fence(RealmId realm, UpdateId log,
+                                        UpdateId update_id) {
+  const std::string args[] = {std::to_string(realm), std::to_string(log),
+                              std::to_string(update_id)};
+  auto reply = Eval(scripts_[kFence], RealmKeys(realm), args);
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() < 2) {
+    return Error(Errc::kCorrupt, "fence: bad reply");
+  }
+  auto taken = IntOf(reply->elements[0]);
+  if (!taken) return Error(Errc::kCorrupt, "fence: bad reply");
+  if (*taken < 0) return Errc::kNotFound;
+  return *taken;
 }
 
 StoreResult<std::optional<RealmId>> RedisStore::FindRealmId(
@@ -449,6 +466,20 @@ StoreStatus RedisStore::Ping() {
   auto reply = Call(argv, kNodes);
   if (!reply) return reply.error();
   return {};
+}
+
+void RedisStore::PingAsync(std::function<void(StoreStatus)> done) {
+  if (tls_async.store != this) return done(Ping());
+  tls_async.async->Run(
+      {"PING"}, kNodes, [done = std::move(done)](StoreResult<RedisReply> r) {
+        if (!r) {
+          return done(Error(Errc::kStoreFailed, "PING: " + r.error().detail()));
+        }
+        if (r->is_error()) {
+          return done(Error(Errc::kStoreFailed, "redis PING: " + r->str));
+        }
+        done(StoreStatus{});
+      });
 }
 
 StoreResult<std::optional<std::string>> RedisStore::NodeAddress(

@@ -12,7 +12,9 @@
 //
 // Keys of one realm N: presenced:{rN}:meta (hash: subdomain, name,
 // presence_disabled, deactivated, date_created, seq (the realm's last
-// presence update id), log (its last log sequence number), reserved),
+// presence update id), log (its last log sequence number), reserved,
+// fences (how often it was fenced after a failover lost writes:
+// SharedStore::Fence)),
 // :users (user id -> encoded user), :emails (lower(email) -> user id), :rows
 // (user id -> encoded row), :rowseq (zset of user ids by the row's update
 // id), :access (viewer -> id list), :clients (user id -> client rows, the
@@ -151,6 +153,8 @@ class RedisStore final : public SharedStore {
                                               bool enabled,
                                               Micros now) override;
   StoreResult<UpdateId> CurrentSeq(RealmId realm) override;
+  StoreResult<UpdateId> Fence(RealmId realm, UpdateId log,
+                              UpdateId update_id) override;
   StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) override;
   StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
@@ -160,6 +164,9 @@ class RedisStore final : public SharedStore {
   void Gate(RealmId realm, const GateRequest& request,
             GateCallback done) override;
   StoreStatus Ping() override;
+  // On an attached I/O thread, PING on its asynchronous connection (the
+  // thread does not wait); elsewhere Ping.
+  void PingAsync(std::function<void(StoreStatus)> done) override;
   StoreResult<std::int64_t> RegisterNode(
       std::string_view address, std::chrono::milliseconds ttl) override;
   StoreStatus RefreshNode(std::int64_t node, std::string_view address,

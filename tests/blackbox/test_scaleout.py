@@ -13,6 +13,7 @@ benchmarks).
 
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -138,6 +139,60 @@ def commands_sent(redis_port, action):
             continue
         sent[command] = sent.get(command, 0) + 1
     return sent
+
+
+class IoThreadTest(unittest.TestCase):
+    """Issue 14: a Redis call never holds an I/O thread. One node with one
+    I/O thread; its redis-server is stopped (SIGSTOP) while /healthz asks
+    it: the thread keeps answering requests that need no Redis."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(nodes=1, threads=1).start()
+        self.addCleanup(self.cluster.cleanup)
+        self.node = self.cluster.nodes[0]
+        self.redis = self.cluster.redis
+
+    def test_healthz_does_not_hold_the_io_thread_while_redis_is_stopped(self):
+        self.assertEqual(harness.http_request(self.node.port, "GET",
+                                              "/healthz").status, 200)
+        health = {}
+
+        def healthz():
+            health["r"] = harness.http_request(self.node.port, "GET",
+                                               "/healthz", timeout=30)
+
+        os.kill(self.redis.proc.pid, signal.SIGSTOP)
+        resumed = False
+        try:
+            t = threading.Thread(target=healthz)
+            t.start()
+            # For 1.5 s (half the Redis I/O timeout a blocked thread would
+            # wait), every request that needs no Redis is answered at once
+            # on the node's only I/O thread, while /healthz waits.
+            slowest = 0.0
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:
+                sent = time.monotonic()
+                # The buddy-list page: no realm, no Redis.
+                r = harness.http_request(self.node.port, "GET", "/",
+                                         timeout=10)
+                self.assertEqual(r.status, 200)
+                slowest = max(slowest, time.monotonic() - sent)
+            self.assertTrue(t.is_alive(), "/healthz answered without Redis")
+            os.kill(self.redis.proc.pid, signal.SIGCONT)
+            resumed = True
+            t.join(30)
+        finally:
+            if not resumed:
+                os.kill(self.redis.proc.pid, signal.SIGCONT)
+        print(f"\nslowest answer while /healthz waited on a stopped Redis: "
+              f"{slowest * 1000:.0f} ms", flush=True)
+        self.assertLess(slowest, 0.75)
+        self.assertFalse(t.is_alive())
+        self.assertIn(health["r"].status, (200, 503))
+        wait_until("/healthz says 200 again",
+                   lambda: harness.http_request(
+                       self.node.port, "GET", "/healthz").status == 200)
 
 
 class ScaleOutTest(unittest.TestCase):

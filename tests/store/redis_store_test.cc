@@ -772,6 +772,43 @@ TEST_F(RedisStoreTest, FeedLostIsReportedAfterTheServerDropsTheSubscriber) {
   EXPECT_EQ(entries[2].seq, got->seq);
 }
 
+// A failover that lost writes leaves the counters behind what nodes
+// applied: Fence raises them (never lowers them), counts itself in the
+// realm's meta (ReadRealm's fences) and announces itself on the feed.
+TEST_F(RedisStoreTest, FenceRaisesTheCountersAndAnnouncesItself) {
+  RealmId realm = MustInsertRealm("acme");
+  UserId u = MustInsertUser(User(realm, "a@x"));
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  const UpdateId log = MustSeq(realm);
+  auto fenced = store_->Fence(realm, log + 10, 20);
+  ASSERT_TRUE(fenced.has_value()) << fenced.error();
+  EXPECT_EQ(*fenced, log + 11);
+  auto entries = sink.WaitForEntries(1);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0],
+            (FeedEntry{.realm_id = realm, .seq = log + 11, .fences = 1}));
+  auto state = store_->ReadRealm(realm, 0);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->fences, 1);
+  EXPECT_EQ(state->seq, log + 11);
+  EXPECT_EQ(state->realm.last_update_id, 20);
+  // The next write takes the numbers after them.
+  auto w = store_->Report(realm, u, kBase, ReportStatus::kActive);
+  ASSERT_TRUE(w.has_value());
+  EXPECT_EQ(w->seq, log + 12);
+  EXPECT_EQ(MustUpdateId(realm), 21);
+  // Lower floors leave the counters alone; the fence still counts.
+  fenced = store_->Fence(realm, 1, 1);
+  ASSERT_TRUE(fenced.has_value());
+  EXPECT_EQ(*fenced, log + 13);
+  EXPECT_EQ(MustUpdateId(realm), 21);
+  state = store_->ReadRealm(realm, 0);
+  ASSERT_TRUE(state.has_value());
+  EXPECT_EQ(state->fences, 2);
+  EXPECT_EQ(store_->Fence(realm + 100, 1, 1).error().code(), Errc::kNotFound);
+}
+
 TEST_F(RedisStoreTest, ReadRealmReturnsExactlyTheRowsAfterSince) {
   RealmId realm = MustInsertRealm("acme");
   RealmId other = MustInsertRealm("other");

@@ -109,6 +109,10 @@ class MemorySharedStore::Connection final : public SharedStore {
   StoreResult<UpdateId> CurrentSeq(RealmId realm) override {
     return s_->CurrentSeq(realm);
   }
+  StoreResult<UpdateId> Fence(RealmId realm, UpdateId log,
+                              UpdateId update_id) override {
+    return s_->Fence(realm, log, update_id);
+  }
   StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view sub) override {
     return s_->FindRealmId(sub);
@@ -500,6 +504,48 @@ StoreResult<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
   return log_[realm];
 }
 
+StoreResult<UpdateId> MemorySharedStore::Fence(RealmId realm, UpdateId log,
+                                               UpdateId update_id) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto it = realms_.find(realm);
+  if (it == realms_.end()) return Errc::kNotFound;
+  UpdateId& current = log_[realm];
+  current = std::max(current, log);
+  RealmRecord& r = it->second;
+  r.last_update_id = std::max(r.last_update_id, update_id);
+  r.reserved_update_id = std::max(r.reserved_update_id, r.last_update_id);
+  const std::int64_t fences = ++fences_[realm];
+  const UpdateId seq = TakeSeqLocked(realm);
+  PublishLocked(FeedEntry{.realm_id = realm, .seq = seq, .fences = fences});
+  return seq;
+}
+
+struct MemorySharedStore::Checkpoint {
+  std::map<RealmId, RealmRecord> realms;
+  std::map<UserId, PresenceRecord> rows;
+  std::map<UserId, std::vector<ClientPresenceRecord>> clients;
+  std::map<RealmId, UpdateId> log;
+};
+
+std::shared_ptr<const MemorySharedStore::Checkpoint>
+MemorySharedStore::SaveCheckpoint() const {
+  std::lock_guard lock(mu_);
+  return std::make_shared<const Checkpoint>(Checkpoint{
+      .realms = realms_, .rows = rows_, .clients = clients_, .log = log_});
+}
+
+void MemorySharedStore::Rewind(const Checkpoint& checkpoint) {
+  std::lock_guard lock(mu_);
+  for (const auto& [id, r] : checkpoint.realms) {
+    realms_.at(id).last_update_id = r.last_update_id;
+    realms_.at(id).reserved_update_id = r.reserved_update_id;
+  }
+  rows_ = checkpoint.rows;
+  clients_ = checkpoint.clients;
+  log_ = checkpoint.log;
+}
+
 StoreResult<std::optional<RealmId>> MemorySharedStore::FindRealmId(
     std::string_view subdomain) {
   std::lock_guard lock(mu_);
@@ -523,6 +569,7 @@ StoreResult<RealmState> MemorySharedStore::ReadRealm(RealmId realm,
   RealmState state;
   state.realm = it->second;
   state.seq = log_[realm];
+  state.fences = fences_[realm];
   for (const auto& u : snap->users) {
     if (u.realm_id == realm) state.users.push_back(u);
   }

@@ -70,6 +70,8 @@ class MemorySharedStore final : public SharedStore {
                                               bool enabled,
                                               Micros now) override;
   StoreResult<UpdateId> CurrentSeq(RealmId realm) override;
+  StoreResult<UpdateId> Fence(RealmId realm, UpdateId log,
+                              UpdateId update_id) override;
   StoreResult<std::optional<RealmId>> FindRealmId(
       std::string_view subdomain) override;
   StoreResult<RealmState> ReadRealm(RealmId realm, UpdateId since) override;
@@ -97,6 +99,14 @@ class MemorySharedStore final : public SharedStore {
   // Blocks until every subscriber's queue is empty and nothing is being
   // delivered (while the feed is not paused).
   void WaitFeedIdle();
+  // A failover that loses writes: Checkpoint() saves the presence state
+  // (every realm's log and update id, the rows, the client rows) and
+  // Rewind() puts it back, as a promoted replica that missed what came after
+  // would (directory changes made in between are kept). Entries published
+  // in between stay published.
+  struct Checkpoint;
+  std::shared_ptr<const Checkpoint> SaveCheckpoint() const;
+  void Rewind(const Checkpoint& checkpoint);
   // How many entries were published so far.
   std::size_t published() const;
   // How many FindRealmId calls reached the store, over every connection.
@@ -125,6 +135,7 @@ class MemorySharedStore final : public SharedStore {
   // Per-client rows of each user, by client name.
   std::map<UserId, std::vector<ClientPresenceRecord>> clients_;
   std::map<RealmId, UpdateId> log_;
+  std::map<RealmId, std::int64_t> fences_;  // Fence calls per realm
   std::map<UserId, std::deque<Micros>>
       requests_;  // rate-limit logs        // log sequence per realm
   struct Node {
