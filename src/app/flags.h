@@ -42,6 +42,9 @@ struct Flags {
   // Redis store: a ping that writes nothing is answered from the replica
   // if it was confirmed current less than this long ago (0: never).
   unsigned replica_fresh_ms = 100;
+  // Redis store: the most requests of a user one rate-limit count in Redis
+  // counts at once for the node to let through (1: exact counting).
+  unsigned rate_lease = 8;
   unsigned node_ttl_seconds = 15;
   std::size_t max_relays_per_node = 1024;
 };

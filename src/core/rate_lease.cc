@@ -4,8 +4,9 @@
 
 namespace presence {
 
-std::int64_t RateLease::Lease(std::int64_t limit) {
-  return std::clamp<std::int64_t>(limit / kLimitShare, 1, kMaxLease);
+std::int64_t RateLease::Lease(std::int64_t limit, std::int64_t most) {
+  return std::clamp<std::int64_t>(limit / kLimitShare, 1,
+                                  std::max<std::int64_t>(most, 1));
 }
 
 std::optional<store::RateCount> RateLease::Spend(RealmId realm, UserId user,
@@ -25,8 +26,8 @@ std::optional<store::RateCount> RateLease::Spend(RealmId realm, UserId user,
                           .charged = 0};
 }
 
-std::int64_t RateLease::Charge(RealmId realm, UserId user, std::int64_t limit) {
-  const std::int64_t k = Lease(limit);
+std::int64_t RateLease::Charge(RealmId realm, UserId user, std::int64_t lease) {
+  const std::int64_t k = lease;
   if (k <= 1) return 1;
   MutexLock lock(mu_);
   Entry& e = entries_[Key{realm, user}];

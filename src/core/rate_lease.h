@@ -42,8 +42,8 @@ class RateLease {
   // exact): limit / kLimitShare, between 1 and kMaxLease.
   static constexpr std::int64_t kLimitShare = 25;
 
-  // k: how many requests one charge counts for `limit`.
-  static std::int64_t Lease(std::int64_t limit);
+  // k: how many requests one charge counts for `limit`, at most `most`.
+  static std::int64_t Lease(std::int64_t limit, std::int64_t most = kMaxLease);
 
   // Takes one of the user's leased requests at real time `now`: the rate
   // count to answer with (allowed, and the window as the charge left it),
@@ -52,9 +52,9 @@ class RateLease {
       EXCLUDES(mu_);
 
   // How many to count for a request of the user about to go to the store:
-  // Lease(limit), or 1 if a charge of this user is in flight already. Every
-  // call is followed by one Settle with its result.
-  std::int64_t Charge(RealmId realm, UserId user, std::int64_t limit)
+  // `lease` (a Lease() value), or 1 if a charge of this user is in flight
+  // already. Every call is followed by one Settle with its result.
+  std::int64_t Charge(RealmId realm, UserId user, std::int64_t lease)
       EXCLUDES(mu_);
 
   // The store's answer to a Charge of `asked` made at real time `now` (null:

@@ -491,15 +491,17 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
   const bool counted = gate.rate_limit > 0;
   // The rate decision: a leased request, or counted in the store step.
   std::optional<store::RateCount> leased;
-  if (counted && options_.rate_lease) {
+  if (counted && options_.rate_lease > 1) {
     leased = leases_.Spend(realm->id(), caller.user_id, gate.rate_now);
   }
   if ((!counted || leased) && AnswersLocally(caller, gate, state)) {
     return done({Status{}, leased});
   }
   std::int64_t charge = 1;
-  if (counted && !leased && options_.rate_lease) {
-    charge = leases_.Charge(realm->id(), caller.user_id, gate.rate_limit);
+  if (counted && !leased && options_.rate_lease > 1) {
+    charge =
+        leases_.Charge(realm->id(), caller.user_id,
+                       RateLease::Lease(gate.rate_limit, options_.rate_lease));
   }
   const store::GateRequest request{
       .user = caller.user_id,

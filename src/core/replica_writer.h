@@ -84,9 +84,10 @@ struct SharedOptions {
   // confirmed current (a store step's log number applied) less than this
   // long ago (see Gate). 0: every request takes its store step.
   std::chrono::milliseconds fresh_for{100};
-  // The rate limit's local budget (core/rate_lease.h); false: every counted
-  // request is counted in the store.
-  bool rate_lease = true;
+  // The rate limit's local budget (core/rate_lease.h): the most requests
+  // one count in the store counts at once; 1: every counted request is
+  // counted in the store (exact).
+  std::int64_t rate_lease = RateLease::kMaxLease;
 };
 
 class ReplicaWriter final : public PresenceWriter,
