@@ -404,6 +404,9 @@ Response ZulipApi::HandleGated(const Entry& route, Call& call,
       if (parsed) {
         ping = *parsed;
         gate.report = ping->status;
+        if (ping->last_update_id && *ping->last_update_id >= 0) {
+          gate.cursor = static_cast<UpdateId>(*ping->last_update_id);
+        }
         g->client = ClientNameFromUserAgent(g->req.user_agent);
         gate.client = g->client;  // g outlives the step
       } else {

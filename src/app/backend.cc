@@ -41,6 +41,8 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
   static const RealClock cache_clock;
   SharedOptions shared;
   shared.cache_clock = &cache_clock;
+  shared.fresh_for = std::chrono::milliseconds(f.replica_fresh_ms);
+  shared.rate_lease = f.rate_lease;
   auto service = PresenceService::Create(
       std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock,
       f.max_clients_per_user);

@@ -211,6 +211,20 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "acknowledge within --redis-wait-timeout-ms fails")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  cli.add_option("--replica-fresh-ms", f.replica_fresh_ms,
+                 "Redis store: a ping that writes nothing, from a client "
+                 "whose last_update_id this node has, is answered without "
+                 "a Redis round trip if the node was confirmed current "
+                 "less than this long ago (0: every request asks Redis)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10'000u));
+  cli.add_option("--rate-lease", f.rate_lease,
+                 "Redis store: the rate limit counts up to this many of a "
+                 "user's requests at once in Redis (at most limit/25), "
+                 "which the node then lets through without asking "
+                 "(1: every request counted in Redis, exact)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 64u));
   cli.add_option("--redis-wait-timeout-ms", f.redis_wait_timeout_ms,
                  "Redis store: how long a write waits for its replicas")
       ->capture_default_str()

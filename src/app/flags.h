@@ -52,6 +52,12 @@ struct Flags {
   // Redis store: WAIT for this many replicas after each write (0: off).
   int redis_wait_replicas = 0;
   unsigned redis_wait_timeout_ms = 1000;
+  // Redis store: a ping that writes nothing is answered from the replica
+  // if it was confirmed current less than this long ago (0: never).
+  unsigned replica_fresh_ms = 100;
+  // Redis store: the most requests of a user one rate-limit count in Redis
+  // counts at once for the node to let through (1: exact counting).
+  unsigned rate_lease = 8;
   unsigned node_ttl_seconds = 15;
   std::size_t max_relays_per_node = 1024;
   // --check-config: validate everything, print the effective settings, exit.

@@ -79,6 +79,11 @@ struct RequestGate {
   Micros now = 0;
   // The reporting client's name (per-client extension; empty: none).
   std::string_view client;
+  // A ping's last_update_id, when it has one (>= 0): the client has seen
+  // every presence change up to it, its own reports included. A writer may
+  // answer a ping that writes nothing from a replica that has it without a
+  // store step (ReplicaWriter::Gate).
+  std::optional<UpdateId> cursor;
 };
 
 struct GateOutcome {

@@ -340,6 +340,18 @@ bool Realm::ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
   return ApplyReport(pos->times, now, status).wrote;
 }
 
+bool Realm::ReportWritesNothing(UserId user, Micros now, ReportStatus status,
+                                std::string_view client) const {
+  ReaderLock lock(mu_);
+  const std::uint32_t slot = SlotLocked(user);
+  if (slot == Member::kNil) return false;
+  const Member& m = members_[slot];
+  if (!m.is_active || m.is_bot || !m.presence_enabled || !m.has_row) {
+    return false;
+  }
+  return !ReportWouldWriteLocked(user, now, status, client);
+}
+
 Result<std::optional<PresenceChange>> Realm::RecordReport(
     UserId user, Micros now, ReportStatus status, std::string_view client) {
   {

@@ -243,6 +243,16 @@ class Realm {
       UserId user, Micros now, ReportStatus status,
       std::string_view client = {});
 
+  // Whether RecordReport(user, now, status, client) would write nothing
+  // because the user's row (and the client's row, if `client` is given) is
+  // already fresh enough (spec 3.2). False for an unknown, inactive, bot or
+  // invisible user, or one without a row: those are not decided here.
+  // Rows only move forward while the user is visible, so a row that is
+  // fresh here is fresh in any store this replica lags behind (scale-out,
+  // ReplicaWriter::Gate).
+  bool ReportWritesNothing(UserId user, Micros now, ReportStatus status,
+                           std::string_view client = {}) const;
+
   // presence_enabled toggled to `enabled` (spec 3.7): stores the setting and
   // applies the back-dating or the visible-again report. Returns the forced
   // change to announce, if any.

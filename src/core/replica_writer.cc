@@ -559,28 +559,84 @@ Status ReplicaWriter::Report(const Caller& caller, ReportStatus status,
   return WaitApplied(*caller.realm, written->seq);
 }
 
+std::int64_t ReplicaWriter::SteadyNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+void ReplicaWriter::Confirm(ReplicaState& state, std::int64_t sent) {
+  std::int64_t was = state.confirmed_at.load(std::memory_order_relaxed);
+  while (was < sent &&
+         !state.confirmed_at.compare_exchange_weak(
+             was, sent, std::memory_order_release, std::memory_order_relaxed)) {
+  }
+}
+
+bool ReplicaWriter::AnswersLocally(const Caller& caller,
+                                   const RequestGate& gate,
+                                   const ReplicaState& state) const {
+  if (!gate.report || !gate.cursor || options_.fresh_for.count() <= 0) {
+    return false;
+  }
+  // The client's own reports (on any node) are at or below its cursor.
+  const Realm& realm = *caller.realm;
+  if (realm.last_update_id() < *gate.cursor) return false;
+  // Everyone else's: the replica had all the store had a moment ago.
+  const std::int64_t age =
+      SteadyNanos() - state.confirmed_at.load(std::memory_order_acquire);
+  if (age < 0 || age > std::chrono::nanoseconds(options_.fresh_for).count()) {
+    return false;
+  }
+  // Rows only move forward while the user is visible: a row fresh here is
+  // fresh in the store, where the report then writes nothing either.
+  return realm.ReportWritesNothing(caller.user_id, gate.now, *gate.report,
+                                   gate.client);
+}
+
 void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
                          GateDone done) {
+  const Realm* realm = caller.realm;
+  ReplicaState& state = StateOf(realm->id());
+  const bool counted = gate.rate_limit > 0;
+  // The rate decision: a leased request, or counted in the store step.
+  std::optional<store::RateCount> leased;
+  if (counted && options_.rate_lease > 1) {
+    leased = leases_.Spend(realm->id(), caller.user_id, gate.rate_now);
+  }
+  if ((!counted || leased) && AnswersLocally(caller, gate, state)) {
+    return done({Status{}, leased});
+  }
+  std::int64_t charge = 1;
+  if (counted && !leased && options_.rate_lease > 1) {
+    charge =
+        leases_.Charge(realm->id(), caller.user_id,
+                       RateLease::Lease(gate.rate_limit, options_.rate_lease));
+  }
   const store::GateRequest request{
       .user = caller.user_id,
-      .rate_limit = gate.rate_limit,
+      .rate_limit = leased ? 0 : gate.rate_limit,
       .rate_now = gate.rate_now,
       .rate_window = gate.rate_window,
+      .rate_charge = charge,
       .report = gate.report,
       .now = gate.now,
       .client = std::string(gate.client),
       .max_clients = context_.directory->max_clients_per_user()};
-  const Realm* realm = caller.realm;
-  const bool counted = gate.rate_limit > 0;
+  const std::int64_t sent = SteadyNanos();
   const UpdateId before = AppliedSeq(realm->id());
   store_->Gate(
       realm->id(), request,
-      [this, realm, counted, before,
+      [this, realm, &state, counted, leased, charge, sent, before,
+       user = caller.user_id, rate_now = gate.rate_now,
+       window = gate.rate_window,
        done = std::move(done)](StoreResult<store::GateResult> r) mutable {
+        leases_.Settle(realm->id(), user, charge, r ? &r->rate : nullptr,
+                       rate_now, window);
         if (!r) return done({Errc::kUnavailable, std::nullopt});
-        std::optional<store::RateCount> rate;
-        if (counted) rate = r->rate;
-        if (!r->rate.allowed) return done({Status{}, rate});
+        std::optional<store::RateCount> rate = leased;
+        if (counted && !leased) rate = r->rate;
+        if (rate && !rate->allowed) return done({Status{}, rate});
         if (WentBack(before, r->write)) {
           // Fenced and read whole, the replica has the write.
           return FenceAsync(*realm, [rate, done = std::move(done)](Status st) {
@@ -588,11 +644,14 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
           });
         }
         // As Report: written or not, the answer is served from a
-        // replica that has everything the step saw.
-        WaitAppliedAsync(*realm, r->write.seq,
-                         [rate, done = std::move(done)](Status st) {
-                           done({st, rate});
-                         });
+        // replica that has everything the step saw, which was at least
+        // all the store had when the step was sent.
+        WaitAppliedAsync(
+            *realm, r->write.seq,
+            [&state, sent, rate, done = std::move(done)](Status st) {
+              if (st) Confirm(state, sent);
+              done({st, rate});
+            });
       });
 }
 

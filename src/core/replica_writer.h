@@ -33,6 +33,16 @@
 // change at its next resync (every reconnection of the feed makes one) and
 // reads the realm whole too.
 //
+// Gate may answer a ping without a store step (AnswersLocally): one that
+// writes nothing on the replica's row, from a client whose cursor the
+// replica has reached (its own reports, on any node, are applied), while
+// the replica was confirmed current less than options.fresh_for ago (a
+// store step sent then has its log number applied: everyone else's changes
+// are at most that late), and, if counted, let through by the rate limit's
+// local lease (core/rate_lease.h). Presence rows only move forward while
+// the user is visible, so the store's row is at least as fresh and its
+// report would write nothing either.
+//
 // Per-client rows (extension) are kept in the shared store too: the store's
 // report step applies the client-row rules with the user row's (Realm::
 // RecordReport's, ported), and every entry that changed a user's client
@@ -55,6 +65,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -64,6 +75,7 @@
 #include <vector>
 
 #include "core/presence_writer.h"
+#include "core/rate_lease.h"
 #include "core/shared_store.h"
 #include "core/unknown_subdomains.h"
 #include "util/mutex.h"
@@ -82,6 +94,15 @@ struct SharedOptions {
   // (core/unknown_subdomains.h). Null: no such cache, every miss asks.
   const Clock* cache_clock = nullptr;
   std::chrono::milliseconds unknown_subdomain_window{1000};
+  // A ping that writes nothing, whose client's cursor this replica has
+  // reached, is answered without a store step while the replica was
+  // confirmed current (a store step's log number applied) less than this
+  // long ago (see Gate). 0: every request takes its store step.
+  std::chrono::milliseconds fresh_for{100};
+  // The rate limit's local budget (core/rate_lease.h): the most requests
+  // one count in the store counts at once; 1: every counted request is
+  // counted in the store (exact).
+  std::int64_t rate_lease = RateLease::kMaxLease;
 };
 
 class ReplicaWriter final : public PresenceWriter,
@@ -126,6 +147,11 @@ class ReplicaWriter final : public PresenceWriter,
   struct ReplicaState {
     // Highest log sequence number applied; written under apply_mu_.
     std::atomic<UpdateId> applied_seq{0};
+    // When (steady clock, ns since its epoch) the latest store step whose
+    // log number the replica has since applied was sent: the replica had
+    // everything the store had then.
+    std::atomic<std::int64_t> confirmed_at{
+        std::numeric_limits<std::int64_t>::min()};
     // Read barriers of concurrent requests share one store round trip: a
     // caller needs an answer from a read that *started* after it arrived,
     // so it waits for the read in flight to end and then for the next one,
@@ -153,6 +179,13 @@ class ReplicaWriter final : public PresenceWriter,
   }
 
   UpdateIdReserver* ids() { return this; }
+  // Whether Gate may answer `gate` (a ping) from the replica without a
+  // store step, the rate limit aside.
+  bool AnswersLocally(const Caller& caller, const RequestGate& gate,
+                      const ReplicaState& state) const;
+  static std::int64_t SteadyNanos();
+  // The replica has applied what a store step sent at `sent` saw.
+  static void Confirm(ReplicaState& state, std::int64_t sent);
   ReplicaState& StateOf(RealmId realm) const;
   void ApplyEntryLocked(const store::FeedEntry& entry) REQUIRES(apply_mu_);
   void ApplyChangeLocked(Realm& realm, const store::FeedEntry& entry)
@@ -212,6 +245,7 @@ class ReplicaWriter final : public PresenceWriter,
   WriterContext context_;
   bool subscribed_ = false;
   UnknownSubdomains unknown_subdomains_;
+  RateLease leases_;
 
   // Serialises every change to the replica; guards loaded_ and
   // early_entries_. applied_cv_ is signalled after each change.

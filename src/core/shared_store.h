@@ -110,6 +110,9 @@ struct RateCount {
   std::int64_t in_window = 0;  // the user's requests in the window, this one
                                // included if allowed
   Micros oldest = 0;           // the oldest request in the window
+  // How many requests were counted (GateRequest::rate_charge): this one and
+  // the lease of the node that asked; 0 when refused.
+  std::int64_t charged = 1;
 };
 
 // What an atomic presence step did.
@@ -137,6 +140,11 @@ struct GateRequest {
   std::int64_t rate_limit = 0;
   Micros rate_now = 0;  // real time
   Micros rate_window = 0;
+  // How many requests to count at once when that many remain below the
+  // limit (fewer, down to one, when fewer remain): this one and a lease of
+  // rate_charge - 1 that the asking node lets through without asking
+  // (core/rate_lease.h). The sliding log counts them all at rate_now.
+  std::int64_t rate_charge = 1;
   // A ping: the user's own report at `now`, made as Report makes it (with
   // its client row: `client`, `max_clients`, as ReportClient has them), and
   // only if the rate limit let the request through. nullopt: none.
@@ -257,6 +265,16 @@ class SharedStore : public Store {
                                request.rate_limit, request.rate_window);
       if (!rate) return done(rate.error());
       out.rate = *rate;
+      out.rate.charged = rate->allowed ? 1 : 0;
+      // A lease: counted one by one while the limit lets them through.
+      while (out.rate.allowed && out.rate.charged < request.rate_charge) {
+        auto more = CountRequest(request.user, request.rate_now,
+                                 request.rate_limit, request.rate_window);
+        if (!more) return done(more.error());
+        if (!more->allowed) break;
+        out.rate.in_window = more->in_window;
+        ++out.rate.charged;
+      }
     }
     if (out.rate.allowed && request.report) {
       auto w = Report(realm, request.user, request.now, *request.report,

@@ -346,7 +346,7 @@ void RedisStore::DetachIoThread() {
 
 StoreResult<GateResult> RedisStore::ParseGate(StoreResult<RedisReply> reply) {
   if (!reply) return reply.error();
-  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 6) {
+  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 7) {
     return Error(Errc::kCorrupt, "gate: bad reply");
   }
   const auto& e = reply->elements;
@@ -360,13 +360,15 @@ StoreResult<GateResult> RedisStore::ParseGate(StoreResult<RedisReply> reply) {
   }
   auto code = IntOf(e[3]);
   auto seq = IntOf(e[4]);
-  if (!allowed || !count || !oldest || !code || !seq) {
+  auto charged = IntOf(e[6]);
+  if (!allowed || !count || !oldest || !code || !seq || !charged) {
     return Error(Errc::kCorrupt, "gate: bad reply");
   }
   if (*code < 0) return Errc::kNotFound;
   return GateResult{.rate = {.allowed = *allowed == 1,
                              .in_window = *count,
-                             .oldest = static_cast<Micros>(*oldest)},
+                             .oldest = static_cast<Micros>(*oldest),
+                             .charged = *charged},
                     .write = {.wrote = *code == 1, .seq = *seq}};
 }
 
@@ -388,7 +390,8 @@ void RedisStore::Gate(RealmId realm, const GateRequest& request,
                               std::to_string(request.rate_limit),
                               std::to_string(request.rate_window),
                               request.client,
-                              std::to_string(request.max_clients)};
+                              std::to_string(request.max_clients),
+                              std::to_string(request.rate_charge)};
   const Script& script = scripts_[kGate];
   if (tls_async.store != this) {
     done(ParseGate(Eval(script, keys, args)));

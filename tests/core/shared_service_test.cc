@@ -16,6 +16,7 @@
 
 #include "core/constants.h"
 #include "core/presence_service.h"
+#include "core/rate_lease.h"
 #include "testing/memory_shared_store.h"
 #include "testing/recording_listener.h"
 
@@ -51,6 +52,17 @@ class SharedServiceTest : public ::testing::Test {
     n->conn = store_.NewConnection();
     auto s = PresenceService::CreateShared(n->conn.get(), &clock_,
                                            SharedOptions{wait});
+    EXPECT_TRUE(s) << s.error().message();
+    if (!s) return nullptr;
+    n->service = std::move(*s);
+    n->service->SetListener(&n->listener);
+    return n;
+  }
+
+  std::unique_ptr<Node> StartNodeWith(SharedOptions options) {
+    auto n = std::make_unique<Node>();
+    n->conn = store_.NewConnection();
+    auto s = PresenceService::CreateShared(n->conn.get(), &clock_, options);
     EXPECT_TRUE(s) << s.error().message();
     if (!s) return nullptr;
     n->service = std::move(*s);
@@ -699,6 +711,183 @@ TEST_F(SharedServiceTest, Issue14_AfterAFenceNoUpdateIdIsHandedOutTwice) {
   ASSERT_EQ(on_a.count(y.id), 1u);
   ASSERT_EQ(on_a.count(z.id), 1u);
   EXPECT_EQ(on_a.at(z.id).second, rows.at(z.id).second);
+}
+
+// Issue #14 item 2: a ping that writes nothing, from a client whose cursor
+// the replica has, while the replica was confirmed current a moment ago,
+// is answered without a store step.
+GateOutcome RunGate(PresenceService& s, const Caller& caller,
+                    const RequestGate& gate, bool* at_once = nullptr) {
+  std::promise<GateOutcome> promise;
+  bool returned = false;
+  bool answered_first = false;
+  s.Gate(caller, gate, [&](GateOutcome o) {
+    answered_first = !returned;
+    promise.set_value(o);
+  });
+  returned = true;
+  GateOutcome o = promise.get_future().get();
+  if (at_once != nullptr) *at_once = answered_first;
+  return o;
+}
+
+TEST_F(SharedServiceTest, Issue14_ANoOpPingWithItsCursorTakesNoStoreStep) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  RequestGate gate{.report = ReportStatus::kActive, .now = kT0};
+  ASSERT_TRUE(RunGate(*a->service, alice_a, gate).status);  // writes
+  const UpdateId cursor = alice_a.realm->last_update_id();
+  const std::size_t steps = store_.steps();
+  // 10 s later: within 55 s, nothing to write, answered here at once.
+  gate.now = kT0 + Sec(10);
+  gate.cursor = cursor;
+  bool at_once = false;
+  EXPECT_TRUE(RunGate(*a->service, alice_a, gate, &at_once).status);
+  EXPECT_TRUE(at_once);
+  EXPECT_EQ(store_.steps(), steps);
+  // Without a cursor, or with one this replica has not reached, or with
+  // something to write: the store step.
+  gate.cursor.reset();
+  EXPECT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  EXPECT_EQ(store_.steps(), steps + 1);
+  gate.cursor = cursor + 1;
+  EXPECT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  EXPECT_EQ(store_.steps(), steps + 2);
+  gate.cursor = cursor;
+  gate.now = kT0 + Sec(56);
+  EXPECT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  EXPECT_EQ(store_.steps(), steps + 3);
+  EXPECT_EQ(Rows(*a->service, alice_a).at(alice.id).first, kT0 + Sec(56));
+}
+
+// The client's own write on another node is below its cursor: a replica
+// that has not applied it yet does not answer from its stale row.
+TEST_F(SharedServiceTest, Issue14_ACursorAheadOfTheReplicaWaitsForTheWrite) {
+  // a reads its own write back from the store soon with the feed held.
+  auto a = StartNode(std::chrono::milliseconds(50));
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  RequestGate gate{.report = ReportStatus::kActive, .now = kT0};
+  ASSERT_TRUE(RunGate(*b->service, alice_b, gate).status);
+  store_.WaitFeedIdle();
+  // Alice writes on node a (the clock past 55 s) while b's feed is held.
+  store_.PauseFeed();
+  gate.now = kT0 + Sec(60);
+  ASSERT_TRUE(a->service->Report(alice_a, ReportStatus::kActive, gate.now));
+  const UpdateId cursor = alice_a.realm->last_update_id();
+  // Her next ping, on b, with the cursor of a's answer, at a time when b's
+  // row (kT0) looks fresh: only the cursor keeps b from answering at once
+  // with the row from before her write.
+  gate.now = kT0 + Sec(30);
+  gate.cursor = cursor;
+  std::promise<GateOutcome> promise;
+  b->service->Gate(alice_b, gate, [&](GateOutcome o) { promise.set_value(o); });
+  auto answer = promise.get_future();
+  EXPECT_EQ(answer.wait_for(std::chrono::milliseconds(0)),
+            std::future_status::timeout);
+  store_.ResumeFeed();
+  EXPECT_TRUE(answer.get().status);
+  EXPECT_GE(alice_b.realm->last_update_id(), cursor);
+  EXPECT_EQ(Rows(*b->service, alice_b).at(alice.id).first, kT0 + Sec(60));
+}
+
+TEST_F(SharedServiceTest, Issue14_AReplicaNotConfirmedLatelyTakesTheStoreStep) {
+  auto a =
+      StartNodeWith(SharedOptions{.fresh_for = std::chrono::milliseconds(1)});
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  RequestGate gate{.report = ReportStatus::kActive, .now = kT0};
+  ASSERT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  gate.now = kT0 + Sec(10);
+  gate.cursor = alice_a.realm->last_update_id();
+  const std::size_t steps = store_.steps();
+  // Past the bound (a real-time bound: the wait is the test).
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  EXPECT_EQ(store_.steps(), steps + 1);
+  // 0: never without the store step.
+  auto b =
+      StartNodeWith(SharedOptions{.fresh_for = std::chrono::milliseconds(0)});
+  Caller alice_b = Auth(*b->service, "acme", alice);
+  ASSERT_TRUE(RunGate(*b->service, alice_b, gate).status);
+  const std::size_t before = store_.steps();
+  ASSERT_TRUE(RunGate(*b->service, alice_b, gate).status);
+  EXPECT_EQ(store_.steps(), before + 1);
+}
+
+// The rate limit's lease (core/rate_lease.h): one store step counts eight
+// requests; the next seven no-op pings take no store step at all.
+TEST_F(SharedServiceTest, Issue14_ALeaseLetsTheNextRequestsThroughLocally) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  RequestGate gate{.rate_limit = 200,
+                   .rate_now = kT0,
+                   .rate_window = Sec(60),
+                   .report = ReportStatus::kActive,
+                   .now = kT0};
+  GateOutcome first = RunGate(*a->service, alice_a, gate);
+  ASSERT_TRUE(first.status);
+  ASSERT_TRUE(first.rate.has_value());
+  EXPECT_TRUE(first.rate->allowed);
+  EXPECT_EQ(first.rate->in_window, 8);  // this one and a lease of 7
+  gate.cursor = alice_a.realm->last_update_id();
+  gate.now = kT0 + Sec(10);
+  const std::size_t steps = store_.steps();
+  for (int i = 0; i < 7; ++i) {
+    GateOutcome o = RunGate(*a->service, alice_a, gate);
+    ASSERT_TRUE(o.status);
+    ASSERT_TRUE(o.rate.has_value());
+    EXPECT_TRUE(o.rate->allowed);
+  }
+  EXPECT_EQ(store_.steps(), steps);
+  // The lease spent: counted in the store again.
+  ASSERT_TRUE(RunGate(*a->service, alice_a, gate).status);
+  EXPECT_GT(store_.steps(), steps);
+}
+
+// A user at the limit across two nodes is refused within the bound: never
+// more than the limit let through, at most k - 1 fewer per node.
+TEST_F(SharedServiceTest, Issue14_TheLeasedLimitHoldsAcrossTwoNodes) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller on[2] = {Auth(*a->service, "acme", alice),
+                  Auth(*b->service, "acme", alice)};
+  PresenceService* nodes[2] = {a->service.get(), b->service.get()};
+  const std::int64_t limit = 200;
+  const std::int64_t k = RateLease::Lease(limit);
+  ASSERT_GT(k, 1);
+  RequestGate gate{.rate_limit = limit,
+                   .rate_now = kT0,
+                   .rate_window = Sec(60),
+                   .report = ReportStatus::kActive,
+                   .now = kT0};
+  std::int64_t allowed = 0;
+  int refused_in_a_row = 0;
+  for (int i = 0; i < 2 * limit && refused_in_a_row < 2 * k; ++i) {
+    GateOutcome o = RunGate(*nodes[i % 2], on[i % 2], gate);
+    ASSERT_TRUE(o.rate.has_value());
+    if (o.rate->allowed) {
+      ++allowed;
+      refused_in_a_row = 0;
+    } else {
+      ++refused_in_a_row;
+    }
+    gate.cursor = on[i % 2].realm->last_update_id();
+    gate.rate_now += 1;
+  }
+  EXPECT_LE(allowed, limit);
+  EXPECT_GE(allowed, limit - 2 * (k - 1));
+  EXPECT_EQ(refused_in_a_row, 2 * k);  // both nodes refuse, leases spent
 }
 
 TEST_F(SharedServiceTest, AnInterruptedFeedMakesEveryRealmBeReadAgain) {

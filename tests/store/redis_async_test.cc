@@ -244,6 +244,45 @@ TEST_P(GateTest,
   EXPECT_TRUE(later->write.wrote);
 }
 
+// A node's lease (core/rate_lease.h): one step counts rate_charge requests
+// at once, fewer near the limit, none when refused.
+TEST_P(GateTest, Issue14_AChargeCountsALeaseUpToTheLimit) {
+  const Micros window = 60'000'000;
+  GateRequest request{.user = user_,
+                      .rate_limit = 10,
+                      .rate_now = kBase,
+                      .rate_window = window,
+                      .rate_charge = 4};
+  auto one = Gate(request);
+  ASSERT_TRUE(one.has_value()) << one.error();
+  EXPECT_TRUE(one->rate.allowed);
+  EXPECT_EQ(one->rate.charged, 4);
+  EXPECT_EQ(one->rate.in_window, 4);
+  request.rate_now += 1000;
+  auto two = Gate(request);
+  ASSERT_TRUE(two.has_value());
+  EXPECT_EQ(two->rate.charged, 4);
+  EXPECT_EQ(two->rate.in_window, 8);
+  EXPECT_EQ(two->rate.oldest, kBase);
+  request.rate_now += 1000;
+  auto three = Gate(request);  // two remain below the limit
+  ASSERT_TRUE(three.has_value());
+  EXPECT_TRUE(three->rate.allowed);
+  EXPECT_EQ(three->rate.charged, 2);
+  EXPECT_EQ(three->rate.in_window, 10);
+  auto four = Gate(request);
+  ASSERT_TRUE(four.has_value());
+  EXPECT_FALSE(four->rate.allowed);
+  EXPECT_EQ(four->rate.charged, 0);
+  EXPECT_EQ(four->rate.in_window, 10);
+  // The charge leaves the window at its own time, all of it at once.
+  request.rate_now = kBase + window;
+  auto later = Gate(request);
+  ASSERT_TRUE(later.has_value());
+  EXPECT_TRUE(later->rate.allowed);
+  EXPECT_EQ(later->rate.in_window, 10);  // 6 left, plus a charge of 4
+}
+
 TEST_P(GateTest, AnUnknownRealmIsNotFound) {
   std::optional<StoreResult<GateResult>> got;
   store_->Gate(realm_ + 1000, {.user = user_},

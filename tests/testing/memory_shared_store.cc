@@ -349,6 +349,7 @@ StoreResult<WriteResult> MemorySharedStore::Report(RealmId realm, UserId user,
                                                    ReportStatus status,
                                                    const ReportClient& client) {
   std::lock_guard lock(mu_);
+  ++steps_;
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto r = realms_.find(realm);
   if (r == realms_.end()) return Errc::kNotFound;
@@ -498,6 +499,7 @@ StoreResult<WriteResult> MemorySharedStore::SetPresenceEnabled(RealmId realm,
 
 StoreResult<UpdateId> MemorySharedStore::CurrentSeq(RealmId realm) {
   std::lock_guard lock(mu_);
+  ++steps_;
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto it = realms_.find(realm);
   if (it == realms_.end()) return Errc::kNotFound;
@@ -596,6 +598,7 @@ StoreResult<RateCount> MemorySharedStore::CountRequest(UserId user, Micros now,
                                                        std::int64_t limit,
                                                        Micros window) {
   std::lock_guard lock(mu_);
+  ++steps_;
   if (auto st = CheckAvailableLocked(); !st) return st.error();
   auto& log = requests_[user];
   while (!log.empty() && log.front() <= now - window) log.pop_front();
@@ -666,6 +669,11 @@ void MemorySharedStore::PruneNodesLocked() {
 }
 
 // --- Test controls -----------------------------------------------------------
+
+std::size_t MemorySharedStore::steps() const {
+  std::lock_guard lock(mu_);
+  return steps_;
+}
 
 std::size_t MemorySharedStore::find_realm_calls() const {
   std::lock_guard lock(mu_);

@@ -111,6 +111,9 @@ class MemorySharedStore final : public SharedStore {
   std::size_t published() const;
   // How many FindRealmId calls reached the store, over every connection.
   std::size_t find_realm_calls() const;
+  // How many Report, CurrentSeq and CountRequest calls reached the store
+  // (a Gate makes one to three of them), over every connection.
+  std::size_t steps() const;
 
  private:
   class Connection;
@@ -149,6 +152,7 @@ class MemorySharedStore final : public SharedStore {
   bool paused_ = false;
   std::size_t published_ = 0;
   std::size_t find_realm_calls_ = 0;
+  std::size_t steps_ = 0;
   std::vector<std::unique_ptr<Subscriber>> subscribers_;
 };
 

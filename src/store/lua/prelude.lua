@@ -268,18 +268,29 @@ end
 
 -- Zulip's per-user rate limit, a sliding log: drops the requests at or
 -- before now - window from the log `klog` (a zset; `kn` its member counter),
--- then counts one at `now_text` unless `limit` remain. Returns allowed (1 or
--- 0), the requests in the window and the oldest one's time (text).
-local function count_step(klog, kn, now_text, limit, window_text)
+-- then counts one at `now_text` unless `limit` remain. `charge` (nil: 1):
+-- how many to count at once when that many remain (a node's lease of
+-- requests it then lets through without asking, core/rate_lease.h); fewer,
+-- down to one, when fewer remain. Returns allowed (1 or 0), the requests in
+-- the window, the oldest one's time (text) and how many were counted.
+local function count_step(klog, kn, now_text, limit, window_text, charge)
   local now = tonumber(now_text)
   local window = tonumber(window_text)
+  limit = tonumber(limit)
   redis.call('ZREMRANGEBYSCORE', klog, '-inf', fmt(now - window))
   local n = redis.call('ZCARD', klog)
   local allowed = 0
-  if n < tonumber(limit) then
-    local id = redis.call('INCR', kn)
-    redis.call('ZADD', klog, now_text, now_text .. ':' .. id)
-    n = n + 1
+  local charged = 0
+  if n < limit then
+    charged = math.max(1, math.min(tonumber(charge or 1), limit - n))
+    local last = redis.call('INCRBY', kn, charged)
+    local members = {}
+    for id = last - charged + 1, last do
+      members[#members + 1] = now_text
+      members[#members + 1] = now_text .. ':' .. fmt(id)
+    end
+    redis.call('ZADD', klog, unpack(members))
+    n = n + charged
     allowed = 1
   end
   redis.call('PEXPIRE', klog, math.ceil(window / 1000) + 1000)
@@ -287,5 +298,5 @@ local function count_step(klog, kn, now_text, limit, window_text)
   local oldest = now_text
   local first = redis.call('ZRANGE', klog, 0, 0, 'WITHSCORES')
   if #first == 2 then oldest = first[2] end
-  return allowed, n, oldest
+  return allowed, n, oldest, charged
 end
