@@ -11,6 +11,8 @@
 #include <utility>
 
 #include "http/http_server.h"
+#include "http/operator_endpoints.h"
+#include "http/trusted_proxies.h"
 #include "presence_version.h"
 #include "store/redis_client.h"
 
@@ -56,10 +58,25 @@ std::optional<std::string> ReadPrivateFile(const char* flag,
 // opening the store or binding a socket. 0, or 2 with the reason on stderr.
 int CheckConfig(const Flags& f) {
   if (!ReadAdminToken(f) || !ReadClusterSecret(f)) return 2;
-  if (!http::ParseListenAddress(f.listen)) {
+  const auto listen = http::ParseListenAddress(f.listen);
+  if (!listen) {
     std::fprintf(stderr, "presenced: --listen wants HOST:PORT, got %s\n",
                  f.listen.c_str());
     return 2;
+  }
+  if (auto why = http::OperatorEndpointsError(*listen, !f.admin_listen.empty(),
+                                              f.admin_on_main_listener)) {
+    std::fprintf(stderr, "presenced: %s\n", why->c_str());
+    return 2;
+  }
+  for (const std::string& cidr : f.trusted_proxies) {
+    if (!http::Cidr::Parse(cidr)) {
+      std::fprintf(stderr,
+                   "presenced: --trusted-proxy wants an address or a CIDR "
+                   "(127.0.0.1, 10.0.0.0/8, fd00::/8), got %s\n",
+                   cidr.c_str());
+      return 2;
+    }
   }
   if (!f.admin_listen.empty() && !http::ParseListenAddress(f.admin_listen)) {
     std::fprintf(stderr, "presenced: --admin-listen wants HOST:PORT, got %s\n",
@@ -195,7 +212,9 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_option("--trusted-proxy", f.trusted_proxies,
                  "CIDR (repeatable) of reverse proxies whose X-Forwarded-For "
-                 "names the client; from any other peer it is ignored");
+                 "names the client; from any other peer it is ignored")
+      // An empty list (`trusted-proxy = []` in a --config file) is none.
+      ->expected(0, CLI::detail::expected_max_vector_size);
   cli.add_flag("--test-faults", f.test_faults,
                "let POST /admin/v1/faults make store writes fail (tests)");
   cli.add_option("--store", f.store,
