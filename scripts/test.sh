@@ -6,7 +6,7 @@
 # This is the README's test command; .ci/run runs exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 scripts/check-format.sh
 # Every lock annotation checked by clang-14 (-Werror=thread-safety): the
 # production targets, no tests.

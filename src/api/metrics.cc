@@ -89,6 +89,14 @@ void Counter(std::string& out, const char* name, const char* help,
        name, static_cast<unsigned long long>(v));
 }
 
+// A counter that sums durations: monotonic, so TYPE counter (Prometheus
+// reserves the _total suffix for counters; promtool rejects it on a gauge).
+void CounterSeconds(std::string& out, const char* name, const char* help,
+                    double v) {
+  Line(out, "# HELP %s %s\n# TYPE %s counter\n%s %.17g\n", name, help, name,
+       name, v);
+}
+
 void Gauge(std::string& out, const char* name, const char* help, double v) {
   Line(out, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name,
        v);
@@ -194,8 +202,8 @@ void Metrics::RenderCounters(std::string& out) const {
           flush_failures_.load(kRelaxed));
   Counter(out, "presenced_flushed_rows_total", "Presence rows committed.",
           flushed_rows_.load(kRelaxed));
-  Gauge(out, "presenced_flush_seconds_total", "Time spent in group commits.",
-        Seconds(flush_ns_));
+  CounterSeconds(out, "presenced_flush_seconds_total",
+                 "Time spent in group commits.", Seconds(flush_ns_));
   Counter(out, "presenced_connections_accepted_total",
           "HTTP connections accepted (each relay connection of another "
           "node counts once, however many requests it carries).",
@@ -277,8 +285,8 @@ void Metrics::RenderHeap(std::string& out) const {
   Counter(out, "presenced_malloc_trims_total",
           "Times free heap pages were given back (--malloc-trim-seconds).",
           heap_trims_.load(kRelaxed));
-  Gauge(out, "presenced_malloc_trim_seconds_total",
-        "Time spent giving them back.", Seconds(heap_trim_ns_));
+  CounterSeconds(out, "presenced_malloc_trim_seconds_total",
+                 "Time spent giving them back.", Seconds(heap_trim_ns_));
 }
 
 void Metrics::RenderStoreMemory(std::string& out) const {

@@ -1,6 +1,6 @@
 """Validates Zulip API responses against the OpenAPI document of the spec.
 
-The document (shared/reference/zulip-openapi-presence.json, OpenAPI 3.0) is
+The document (tests/reference/zulip-openapi-presence.json, OpenAPI 3.0) is
 turned into plain JSON Schema (draft 7) for the `jsonschema` package:
 
 - `$ref`s are inlined (they are all local, and acyclic);
@@ -33,12 +33,10 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 def _find_document():
     env = os.environ.get("PRESENCE_OPENAPI")
     candidates = [env] if env else []
-    # The team's shared/ folder sits beside the repository (in CI, a copy of
-    # it beside the clone); elsewhere PRESENCE_OPENAPI names the document.
-    repo = os.path.abspath(os.path.join(_HERE, "..", ".."))
+    # The repository's own copy (tests/reference/, Apache-2.0, see its
+    # README); PRESENCE_OPENAPI names another one when set.
     candidates += [
-        os.path.join(os.path.dirname(repo), "shared", "reference",
-                     "zulip-openapi-presence.json"),
+        os.path.join(_HERE, "..", "reference", "zulip-openapi-presence.json"),
     ]
     for c in candidates:
         if c and os.path.isfile(c):
