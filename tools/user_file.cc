@@ -149,37 +149,37 @@ ParsedUsers ParseCsv(std::string_view text) {
   }
   // Column index of each known name.
   std::vector<int> column_of(std::size(kColumns), -1);
-  const CsvRecord& header = records[0];
-  for (std::size_t c = 0; c < header.fields.size(); ++c) {
-    const std::string name = Lower(Trim(header.fields[c]));
+  const CsvRecord& columns = records[0];
+  for (std::size_t c = 0; c < columns.fields.size(); ++c) {
+    const std::string name = Lower(Trim(columns.fields[c]));
     bool known = false;
     for (std::size_t k = 0; k < std::size(kColumns); ++k) {
       if (name == kColumns[k]) {
         known = true;
         if (column_of[k] >= 0) {
-          parsed.errors.push_back({header.line, name, "column given twice"});
+          parsed.errors.push_back({columns.line, name, "column given twice"});
         }
         column_of[k] = static_cast<int>(c);
       }
     }
     if (!known) {
       parsed.errors.push_back(
-          {header.line, name,
+          {columns.line, name,
            "unknown column (known: email, full_name, role, is_bot, "
            "can_access_all_users)"});
     }
   }
   if (column_of[0] < 0) {
-    parsed.errors.push_back({header.line, "email", "no email column"});
+    parsed.errors.push_back({columns.line, "email", "no email column"});
   }
   if (!parsed.errors.empty()) return parsed;
   for (std::size_t r = 1; r < records.size(); ++r) {
     const CsvRecord& rec = records[r];
-    if (rec.fields.size() != header.fields.size()) {
+    if (rec.fields.size() != columns.fields.size()) {
       parsed.errors.push_back({rec.line, "",
                                std::to_string(rec.fields.size()) +
                                    " fields, the header has " +
-                                   std::to_string(header.fields.size())});
+                                   std::to_string(columns.fields.size())});
       continue;
     }
     auto cell = [&](std::size_t k) -> std::optional<std::string> {
