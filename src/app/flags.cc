@@ -70,7 +70,7 @@ int CheckConfig(const Flags& f) {
     return 2;
   }
   for (const std::string& cidr : f.trusted_proxies) {
-    if (!http::Cidr::Parse(cidr)) {
+    if (!cidr.empty() && !http::Cidr::Parse(cidr)) {
       std::fprintf(stderr,
                    "presenced: --trusted-proxy wants an address or a CIDR "
                    "(127.0.0.1, 10.0.0.0/8, fd00::/8), got %s\n",
@@ -212,9 +212,7 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
   cli.add_option("--trusted-proxy", f.trusted_proxies,
                  "CIDR (repeatable) of reverse proxies whose X-Forwarded-For "
-                 "names the client; from any other peer it is ignored")
-      // An empty list (`trusted-proxy = []` in a --config file) is none.
-      ->expected(0, CLI::detail::expected_max_vector_size);
+                 "names the client; from any other peer it is ignored");
   cli.add_flag("--test-faults", f.test_faults,
                "let POST /admin/v1/faults make store writes fail (tests)");
   cli.add_option("--store", f.store,

@@ -197,7 +197,8 @@ int Main(int argc, char** argv) {
   }
   http::TrustedProxies trusted_proxies;
   for (const std::string& cidr : f.trusted_proxies) {
-    if (!trusted_proxies.Add(cidr)) {
+    // "" (e.g. `trusted-proxy = ""` in a --config file) names none.
+    if (!cidr.empty() && !trusted_proxies.Add(cidr)) {
       std::fprintf(stderr,
                    "presenced: --trusted-proxy wants an address or a CIDR "
                    "(127.0.0.1, 10.0.0.0/8, fd00::/8), got %s\n",
