@@ -719,20 +719,23 @@ TEST_F(SharedServiceTest, Issue14_AfterAFenceNoUpdateIdIsHandedOutTwice) {
 GateOutcome RunGate(PresenceService& s, const Caller& caller,
                     const RequestGate& gate, bool* at_once = nullptr) {
   std::promise<GateOutcome> promise;
-  bool returned = false;
-  bool answered_first = false;
+  // The answer may come on the feed's thread.
+  std::atomic<bool> returned{false};
+  bool answered_first = false;  // read after the future: no race
   s.Gate(caller, gate, [&](GateOutcome o) {
-    answered_first = !returned;
+    answered_first = !returned.load();
     promise.set_value(o);
   });
-  returned = true;
+  returned.store(true);
   GateOutcome o = promise.get_future().get();
   if (at_once != nullptr) *at_once = answered_first;
   return o;
 }
 
 TEST_F(SharedServiceTest, Issue14_ANoOpPingWithItsCursorTakesNoStoreStep) {
-  auto a = StartNode();
+  // The bound is real time: generous, so that a slow (sanitized) step
+  // cannot outlast it between the confirmation and the next ping.
+  auto a = StartNodeWith(SharedOptions{.fresh_for = std::chrono::minutes(1)});
   RealmId realm = *a->service->CreateRealm("acme", "Acme");
   U alice = AddUser(*a->service, realm, "alice@acme.test");
   Caller alice_a = Auth(*a->service, "acme", alice);
@@ -824,7 +827,9 @@ TEST_F(SharedServiceTest, Issue14_AReplicaNotConfirmedLatelyTakesTheStoreStep) {
 // The rate limit's lease (core/rate_lease.h): one store step counts eight
 // requests; the next seven no-op pings take no store step at all.
 TEST_F(SharedServiceTest, Issue14_ALeaseLetsTheNextRequestsThroughLocally) {
-  auto a = StartNode();
+  // The bound is real time: generous, so that a slow (sanitized) step
+  // cannot outlast it between the confirmation and the next ping.
+  auto a = StartNodeWith(SharedOptions{.fresh_for = std::chrono::minutes(1)});
   RealmId realm = *a->service->CreateRealm("acme", "Acme");
   U alice = AddUser(*a->service, realm, "alice@acme.test");
   Caller alice_a = Auth(*a->service, "acme", alice);
@@ -856,8 +861,10 @@ TEST_F(SharedServiceTest, Issue14_ALeaseLetsTheNextRequestsThroughLocally) {
 // A user at the limit across two nodes is refused within the bound: never
 // more than the limit let through, at most k - 1 fewer per node.
 TEST_F(SharedServiceTest, Issue14_TheLeasedLimitHoldsAcrossTwoNodes) {
-  auto a = StartNode();
-  auto b = StartNode();
+  // A generous real-time bound, as above.
+  const SharedOptions fresh{.fresh_for = std::chrono::minutes(1)};
+  auto a = StartNodeWith(fresh);
+  auto b = StartNodeWith(fresh);
   RealmId realm = *a->service->CreateRealm("acme", "Acme");
   U alice = AddUser(*a->service, realm, "alice@acme.test");
   Caller on[2] = {Auth(*a->service, "acme", alice),
