@@ -69,6 +69,33 @@ std::string JsonEventEncoder::UserSettingsPresenceEnabled(bool enabled) const {
          (enabled ? "true" : "false") + "}";
 }
 
+std::string JsonEventEncoder::UserStatus(
+    UserId user, const store::UserStatus& status) const {
+  // Zulip's order: user_id, then away, status_text and the emoji, each only
+  // when the update passed it.
+  std::string out = R"({"type":"user_status","user_id":)";
+  out.append(std::to_string(user));
+  if (status.passed & store::UserStatus::kAway) {
+    out.append(",\"away\":");
+    out.append(status.passed & store::UserStatus::kAwayValue ? "true"
+                                                             : "false");
+  }
+  if (status.passed & store::UserStatus::kStatusText) {
+    out.append(",\"status_text\":");
+    AppendJsonString(out, status.status_text);
+  }
+  if (status.passed & store::UserStatus::kEmoji) {
+    out.append(",\"emoji_name\":");
+    AppendJsonString(out, status.emoji_name);
+    out.append(",\"emoji_code\":");
+    AppendJsonString(out, status.emoji_code);
+    out.append(",\"reaction_type\":");
+    AppendJsonString(out, status.reaction_type);
+  }
+  out.push_back('}');
+  return out;
+}
+
 std::string JsonEventEncoder::GlobalNotificationsPresenceEnabled(
     std::string_view email, bool enabled) const {
   std::string out = R"({"type":"update_global_notifications","user":)";

@@ -22,6 +22,8 @@ class JsonEventEncoder final : public EventEncoder {
   std::string UserSettingsPresenceEnabled(bool enabled) const override;
   std::string GlobalNotificationsPresenceEnabled(std::string_view email,
                                                  bool enabled) const override;
+  std::string UserStatus(UserId user,
+                         const store::UserStatus& status) const override;
   std::string Heartbeat() const override;
 };
 

@@ -6,6 +6,7 @@
 #include "api/event_encoder.h"
 #include "api/json_writer.h"
 #include "api/presence_format.h"
+#include "api/user_status.h"
 #include "api/zulip_api.h"
 #include "core/constants.h"
 
@@ -236,6 +237,23 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
   }
   if (Contains(args->fetch, "user_settings")) {
     AppendUserSettings(body, caller, args->settings_object);
+  }
+  if (Contains(args->fetch, "user_status")) {
+    // Zulip's get_all_users_status_dict: active users the caller may see
+    // whose status says something.
+    body.append(",\"user_status\":{");
+    bool first = true;
+    caller.realm->ForEachVisibleStatus(
+        caller.user_id, [&](const Member& m, const store::UserStatus& status) {
+          if (StatusSaysNothing(status, m.presence_enabled)) return;
+          if (!first) body.push_back(',');
+          first = false;
+          body.push_back('"');
+          AppendInt(body, m.id);
+          body.append("\":");
+          AppendStatusObject(body, status, m.presence_enabled);
+        });
+    body.push_back('}');
   }
   AppendIgnoredParameters(body, params);
   body.push_back('}');

@@ -30,6 +30,10 @@ std::string_view EndpointName(Endpoint e) {
       return "delete_events";
     case Endpoint::kPatchEvents:
       return "patch_events";
+    case Endpoint::kPostMyStatus:
+      return "post_users_me_status";
+    case Endpoint::kUserStatus:
+      return "user_status";
     case Endpoint::kAdmin:
       return "admin";
     case Endpoint::kHealth:

@@ -42,6 +42,8 @@ enum class Endpoint : std::uint8_t {
   kGetEvents,
   kDeleteEvents,
   kPatchEvents,
+  kPostMyStatus,
+  kUserStatus,
   kAdmin,
   kHealth,
   kMetrics,

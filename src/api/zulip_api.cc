@@ -3,6 +3,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/url/pct_string_view.hpp>
 #include <cctype>
+#include <charconv>
 #include <cstdio>
 
 #include "api/auth_cache.h"
@@ -11,6 +12,7 @@
 #include "api/host_routing.h"
 #include "api/json_writer.h"
 #include "api/presence_format.h"
+#include "api/user_status.h"
 #include "core/constants.h"
 #include "core/presence_rules.h"
 
@@ -106,6 +108,10 @@ const ZulipApi::Entry ZulipApi::kRoutes[] = {
      kNeedsAuth | kRateLimited, Params::kNone},
     {"/users/{}/presence", kGet | kHead, &ZulipApi::OnUserPresence,
      Endpoint::kUserPresence, kNeedsAuth | kRateLimited, Params::kLenient},
+    {"/users/me/status", kPost, &ZulipApi::OnPostMyStatus,
+     Endpoint::kPostMyStatus, kNeedsAuth | kRateLimited, Params::kStrict},
+    {"/users/{}/status", kGet | kHead | kPost, &ZulipApi::OnUserStatus,
+     Endpoint::kUserStatus, kNeedsAuth | kRateLimited, Params::kStrict},
     {"/settings", kPatch, &ZulipApi::OnSettings, Endpoint::kSettings,
      kNeedsAuth | kRateLimited, Params::kStrict},
     {"/server_settings", kGet | kHead, &ZulipApi::OnServerSettings,
@@ -525,6 +531,101 @@ ApiResult<Response> ZulipApi::OnDeleteEvents(const Call& call) const {
 
 ApiResult<Response> ZulipApi::OnPatchEvents(const Call& call) const {
   return events_.PatchQueue(*call.caller, *call.params);
+}
+
+namespace {
+
+ApiError WriteFailed(const PresenceService& service,
+                     boost::system::error_code e) {
+  if (e == Errc::kStoreFailed) return StoreFailed(service);
+  return FromErrc(e);
+}
+
+// Zulip's access_user_by_id for the status endpoints: the target must be
+// a user of the caller's realm, not a bot, active; then either visible to
+// the caller (reading) or administrable by it (an owner or administrator
+// writing).
+std::optional<ApiError> AccessStatusTarget(const Caller& caller,
+                                           std::string_view arg, bool for_admin,
+                                           UserId& target) {
+  std::int64_t id = 0;
+  auto [end, ec] = std::from_chars(arg.data(), arg.data() + arg.size(), id);
+  if (arg.empty() || ec != std::errc() || end != arg.data() + arg.size()) {
+    // Zulip's route takes only an integer here.
+    return ApiError::NotFound("Not Found");
+  }
+  const Realm& realm = *caller.realm;
+  auto m = realm.MemberById(id);
+  if (!m || m->is_bot) return ApiError::BadRequest("No such user");
+  if (!m->is_active) return ApiError::BadRequest("User is deactivated");
+  if (for_admin) {
+    auto self = realm.MemberById(caller.user_id);
+    if (!self ||
+        (self->role != Role::kOwner && self->role != Role::kAdministrator)) {
+      return ApiError::BadRequest("Insufficient permission");
+    }
+  } else if (!realm.CanSee(caller.user_id, id)) {
+    return ApiError::BadRequest("Insufficient permission");
+  }
+  target = id;
+  return std::nullopt;
+}
+
+}  // namespace
+
+ApiResult<Response> ZulipApi::OnPostMyStatus(const Call& call) const {
+  const Caller& caller = *call.caller;
+  if (caller.is_bot) {
+    return ApiError::BadRequest("This endpoint does not accept bot requests.");
+  }
+  auto read = ReadStatusParams(*call.params, /*accept_away=*/true);
+  if (!read) return read.error();
+  auto update = CheckStatusUpdate(std::move(*read));
+  if (!update) return update.error();
+  if (auto st = service_->UpdateUserStatus(caller.realm->id(), caller.user_id,
+                                           *update);
+      !st) {
+    return WriteFailed(*service_, st.error());
+  }
+  return SuccessResponse(call.params);
+}
+
+ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
+  const Caller& caller = *call.caller;
+  if (call.method == "POST") {
+    auto read = ReadStatusParams(*call.params, /*accept_away=*/false);
+    if (!read) return read.error();
+    UserId target = 0;
+    if (auto e = AccessStatusTarget(caller, call.args[0], true, target)) {
+      return *e;
+    }
+    auto update = CheckStatusUpdate(std::move(*read));
+    if (!update) return update.error();
+    if (auto st =
+            service_->UpdateUserStatus(caller.realm->id(), target, *update);
+        !st) {
+      return WriteFailed(*service_, st.error());
+    }
+    return SuccessResponse(call.params);
+  }
+  UserId target = 0;
+  if (auto e = AccessStatusTarget(caller, call.args[0], false, target)) {
+    return *e;
+  }
+  std::string body(kSuccessHead);
+  body.append(",\"status\":");
+  bool enabled = true;
+  caller.realm->WithMember(target, [&](const Member* m) {
+    if (m) enabled = m->presence_enabled;
+  });
+  if (auto status = caller.realm->StatusOf(target)) {
+    AppendStatusObject(body, *status, enabled);
+  } else {
+    body.append("{}");  // never set: Zulip has no row to describe
+  }
+  if (call.params != nullptr) AppendIgnoredParameters(body, *call.params);
+  body.push_back('}');
+  return JsonResponse(std::move(body));
 }
 
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,

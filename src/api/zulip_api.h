@@ -95,6 +95,8 @@ class ZulipApi {
   ApiResult<Response> OnGetEvents(const Call& call) const;
   ApiResult<Response> OnDeleteEvents(const Call& call) const;
   ApiResult<Response> OnPatchEvents(const Call& call) const;
+  ApiResult<Response> OnPostMyStatus(const Call& call) const;
+  ApiResult<Response> OnUserStatus(const Call& call) const;
 
   ApiResult<Caller> Authenticate(const Request& req, const Realm& realm) const;
   // `client`: the reporting client's name (ClientNameFromUserAgent).

@@ -448,6 +448,28 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
   WakeAll(std::move(wake));
 }
 
+void EventHub::OnUserStatusChange(RealmId realm_id, UserId user,
+                                  const store::UserStatus& status) {
+  const Realm* realm = service_->FindRealmById(realm_id);
+  if (realm == nullptr) return;
+  auto body =
+      std::make_shared<const std::string>(encoder_->UserStatus(user, status));
+  Waiters wake;
+  {
+    MutexLock lock(mu_);
+    auto it = by_realm_.find(realm_id);
+    if (it == by_realm_.end()) return;
+    std::vector<EventQueue*> overflowed;
+    for (EventQueue* q : it->second) {
+      if (!q->spec.WantsType(EventType::kUserStatus)) continue;
+      if (!realm->CanSee(q->spec.user_id, user)) continue;
+      AppendLocked(*q, body, wake, overflowed);
+    }
+    DropOverflowedLocked(overflowed, wake);
+  }
+  WakeAll(std::move(wake));
+}
+
 void EventHub::OnUserDeactivated(RealmId realm, UserId user) {
   DropQueuesOf(realm, user);
 }

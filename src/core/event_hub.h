@@ -85,6 +85,10 @@ class EventEncoder {
   // The legacy update_global_notifications twin of the above.
   virtual std::string GlobalNotificationsPresenceEnabled(
       std::string_view email, bool enabled) const = 0;
+  // {"type":"user_status","user_id":...} with the fields `status.passed`
+  // names (Zulip's event for a user status update).
+  virtual std::string UserStatus(UserId user,
+                                 const store::UserStatus& status) const = 0;
   virtual std::string Heartbeat() const = 0;
 };
 
@@ -208,6 +212,12 @@ class EventHub final : public PresenceListener {
   void OnPresenceEnabledChange(RealmId realm, UserId user,
                                bool enabled) override EXCLUDES(mu_);
   void OnUserDeactivated(RealmId realm, UserId user) override EXCLUDES(mu_);
+  // A user_status event to every queue of the realm that wants the type
+  // and whose user may see `user` (guests with limited access as for
+  // presence), serialised once.
+  void OnUserStatusChange(RealmId realm, UserId user,
+                          const store::UserStatus& status) override
+      EXCLUDES(mu_);
 
   // Extension events (presence_transitions queues only): `change` carries
   // the user's current row; `transition` is "idle" or "offline".

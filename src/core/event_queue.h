@@ -38,6 +38,7 @@ enum class EventType : std::uint8_t {
   kPresence = 0,
   kUserSettings = 1,
   kUpdateGlobalNotifications = 2,
+  kUserStatus = 3,
 };
 
 class EventTypeSet {
@@ -53,6 +54,7 @@ class EventTypeSet {
       if (n == "update_global_notifications") {
         bits |= Bit(EventType::kUpdateGlobalNotifications);
       }
+      if (n == "user_status") bits |= Bit(EventType::kUserStatus);
     }
     return EventTypeSet(bits);
   }

@@ -204,6 +204,7 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
   const bool toggles = patch.presence_enabled &&
                        *patch.presence_enabled != rec->presence_enabled;
   if (patch.presence_enabled) rec->presence_enabled = *patch.presence_enabled;
+  if (patch.status) rec->status = *patch.status;
   if (auto st = store_->UpdateUser(*rec); !st) {
     MarkFailed("updating a user failed", st.error());
     return st.error().code();
@@ -223,6 +224,8 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
     listener.OnPresenceEnabledChange(realm.id(), user, *patch.presence_enabled);
     if (*change) listener.OnPresenceChange(**change);
   }
+  if (patch.status)
+    listener.OnUserStatusChange(realm.id(), user, *patch.status);
   return {};
 }
 

@@ -23,6 +23,10 @@ class PresenceListener {
                                        bool enabled) {}
   // `user` was deactivated: its event queues must go at once.
   virtual void OnUserDeactivated(RealmId realm, UserId user) {}
+  // The user status of `user` was written (a user_status event to everyone
+  // who may see the user); `status` is the status as written.
+  virtual void OnUserStatusChange(RealmId realm, UserId user,
+                                  const store::UserStatus& status) {}
 };
 
 }  // namespace presence

@@ -164,6 +164,47 @@ Status PresenceService::SetPresenceEnabled(RealmId realm_id, UserId user,
   return UpdateUser(realm_id, user, patch);
 }
 
+Status PresenceService::UpdateUserStatus(RealmId realm_id, UserId user,
+                                         const StatusUpdate& update) {
+  MutexLock admin(admin_mu_);
+  if (auto st = writer_->Writable(); !st) return st;
+  Realm* realm = FindRealmById(realm_id);
+  if (realm == nullptr) return Errc::kNotFound;
+  if (auto st = writer_->Sync(*realm); !st) return st;
+  auto now = realm->UserRecordOf(user);
+  if (!now) return Errc::kNotFound;
+  // Zulip changes the setting first (its user_settings events go out
+  // before the user_status event), and only when it differs.
+  if (update.away && *update.away == now->presence_enabled) {
+    UserPatch enabled;
+    enabled.presence_enabled = !*update.away;
+    if (auto st = writer_->UpdateUser(*realm, user, enabled); !st) return st;
+  }
+  store::UserStatus status = now->status.value_or(store::UserStatus{});
+  status.passed = 0;
+  if (update.status_text) {
+    status.status_text = *update.status_text;
+    status.passed |= store::UserStatus::kStatusText;
+  }
+  if (update.emoji_name) {
+    status.emoji_name = *update.emoji_name;
+    status.emoji_code = update.emoji_code.value_or(std::string());
+    status.reaction_type =
+        update.reaction_type.value_or(std::string("unicode_emoji"));
+    status.passed |= store::UserStatus::kEmoji;
+  }
+  if (update.away) {
+    status.passed |= store::UserStatus::kAway;
+    if (*update.away) status.passed |= store::UserStatus::kAwayValue;
+  }
+  // Strictly increasing per user, so that every write is a change a
+  // replica notices (two updates within one microsecond included).
+  status.timestamp = std::max(Now(), status.timestamp + 1);
+  UserPatch patch;
+  patch.status = std::move(status);
+  return writer_->UpdateUser(*realm, user, patch);
+}
+
 Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,
                                              std::string_view name) {
   if (!ValidSubdomain(subdomain) || !ValidName(name, 200)) {

@@ -159,6 +159,16 @@ class PresenceService {
   // The caller's own invisible-mode switch (PATCH /settings).
   Status SetPresenceEnabled(RealmId realm, UserId user, bool enabled);
 
+  // Zulip's user status update (POST /users/me/status and its admin twin),
+  // already validated: with `update.away`, presence_enabled becomes its
+  // opposite first (Zulip's deprecated mapping: the setting's own events
+  // follow); then the fields passed replace the user's status (the others
+  // keep theirs; a user without one starts from the empty status) and one
+  // user_status event names what was passed. Always writes, as Zulip does.
+  // kNotFound if the user is not in the realm.
+  Status UpdateUserStatus(RealmId realm, UserId user,
+                          const StatusUpdate& update);
+
   // --- Admin -----------------------------------------------------------------
 
   // kInvalidArgument for a bad subdomain or name, kAlreadyExists if taken.
@@ -239,6 +249,12 @@ class PresenceService {
     void OnUserDeactivated(RealmId realm, UserId user) override {
       if (PresenceListener* t = target.load())
         t->OnUserDeactivated(realm, user);
+    }
+    void OnUserStatusChange(RealmId realm, UserId user,
+                            const store::UserStatus& status) override {
+      if (PresenceListener* t = target.load()) {
+        t->OnUserStatusChange(realm, user, status);
+      }
     }
     // Set while a feed thread may already call: atomic.
     std::atomic<PresenceListener*> target{nullptr};

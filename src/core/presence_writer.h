@@ -49,6 +49,18 @@ struct UserPatch {
   std::optional<std::string> full_name;
   std::optional<bool> is_bot;
   std::optional<bool> can_access_all_users;
+  // Replaces the user status (PresenceService::UpdateUserStatus).
+  std::optional<store::UserStatus> status;
+};
+
+// One user status update, as POST /users/me/status passes it (validated;
+// emoji_code and reaction_type are set whenever emoji_name is).
+struct StatusUpdate {
+  std::optional<bool> away;
+  std::optional<std::string> status_text;
+  std::optional<std::string> emoji_name;
+  std::optional<std::string> emoji_code;
+  std::optional<std::string> reaction_type;
 };
 
 // A batch of directory changes to one realm (bulk onboarding).

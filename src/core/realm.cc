@@ -126,6 +126,7 @@ std::uint32_t Realm::AddMemberLocked(const store::UserRecord& user) {
   m.can_access_all_users = user.can_access_all_users;
   auto slot = static_cast<std::uint32_t>(members_.size());
   members_.push_back(m);
+  if (user.status) statuses_[slot] = *user.status;
   // Both hash members_[slot].
   slot_by_id_.insert(slot);
   slot_by_email_.insert(slot);
@@ -224,6 +225,11 @@ bool Realm::UpdateMember(const store::UserRecord& user) {
   m.is_active = user.is_active;
   m.can_access_all_users = user.can_access_all_users;
   m.api_key_hash = user.api_key_hash;
+  if (user.status) {
+    statuses_[*it] = *user.status;
+  } else {
+    statuses_.erase(*it);
+  }
   directory_generation_.fetch_add(1, std::memory_order_release);
   return true;
 }
@@ -256,7 +262,30 @@ std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
   r.can_access_all_users = m.can_access_all_users;
   r.date_joined = m.date_joined;
   r.api_key_hash = m.api_key_hash;
+  if (auto s = statuses_.find(*it); s != statuses_.end()) r.status = s->second;
   return r;
+}
+
+std::optional<store::UserStatus> Realm::StatusOf(UserId id) const {
+  ReaderLock lock(mu_);
+  auto it = slot_by_id_.find(ById{id});
+  if (it == slot_by_id_.end()) return std::nullopt;
+  auto s = statuses_.find(*it);
+  if (s == statuses_.end()) return std::nullopt;
+  return s->second;
+}
+
+void Realm::ForEachVisibleStatus(
+    UserId viewer_id,
+    FunctionRef<void(const Member&, const store::UserStatus&)> fn) const {
+  ReaderLock lock(mu_);
+  auto it = slot_by_id_.find(ById{viewer_id});
+  if (it == slot_by_id_.end()) return;
+  const Member& viewer = members_[*it];
+  for (const auto& [slot, status] : statuses_) {
+    const Member& m = members_[slot];
+    if (m.is_active && CanSeeLocked(viewer, m.id)) fn(m, status);
+  }
 }
 
 std::optional<Member> Realm::MemberById(UserId id) const {
@@ -788,6 +817,12 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
       if (!ConstantTimeEqual(m.api_key_hash, user.api_key_hash)) {
         delta.replaced_key = m.api_key_hash;
       }
+      auto s = statuses_.find(*it);
+      const store::UserStatus* before =
+          s == statuses_.end() ? nullptr : &s->second;
+      delta.status_changed = user.status
+                                 ? before == nullptr || *before != *user.status
+                                 : before != nullptr;
       m.presence_enabled = user.presence_enabled;
     } else {
       delta.added = true;

@@ -218,13 +218,22 @@ class Realm {
   void FinishLoad();
   void SetPresenceDisabled(bool disabled);
   // Replaces the member's directory fields (role, is_active, full name,
-  // can_access_all_users, key hash) but neither presence_enabled (see
-  // SetPresenceEnabled) nor its presence row. False if the user is unknown.
+  // can_access_all_users, key hash, user status) but neither presence_enabled
+  // (see SetPresenceEnabled) nor its presence row. False if the user is
+  // unknown.
   bool UpdateMember(const store::UserRecord& user);
   void SetAccess(UserId viewer, std::vector<UserId> visible);
 
-  // A copy of the member's directory record, if it exists.
+  // A copy of the member's directory record (its status included), if it
+  // exists.
   std::optional<store::UserRecord> UserRecordOf(UserId id) const;
+  // The member's user status, if it exists and has one.
+  std::optional<store::UserStatus> StatusOf(UserId id) const;
+  // Visits the active members with a status that `viewer` may see (spec
+  // 3.8), under the shared lock; O(members with a status).
+  void ForEachVisibleStatus(
+      UserId viewer,
+      FunctionRef<void(const Member&, const store::UserStatus&)> fn) const;
   std::optional<Member> MemberById(UserId id) const;
   // Active-or-not member by email, case-insensitive.
   std::optional<UserId> FindIdByEmail(std::string_view email) const;
@@ -329,6 +338,7 @@ class Realm {
     bool deactivated = false;              // was active, is not any more
     std::optional<bool> presence_enabled;  // the new value, if it changed
     std::optional<Digest> replaced_key;    // the old key hash, if it changed
+    bool status_changed = false;           // the user status was written
     std::uint32_t slot = Member::kNil;     // the member's slot
   };
   // Adds the user or replaces every field of it (presence_enabled included).
@@ -495,6 +505,10 @@ class Realm {
       GUARDED_BY(mu_);  // users with client rows, oldest write first
   std::vector<std::uint32_t> client_dirty_ GUARDED_BY(mu_);
   std::size_t max_clients_ GUARDED_BY(mu_) = 8;
+  // User statuses, by slot: only users who ever set one have an entry, so
+  // Member does not grow.
+  std::unordered_map<std::uint32_t, store::UserStatus> statuses_
+      GUARDED_BY(mu_);
 };
 
 }  // namespace presence

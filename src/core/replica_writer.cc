@@ -323,6 +323,11 @@ void ReplicaWriter::ApplyUserLocked(Realm& realm,
     listener.OnPresenceEnabledChange(realm.id(), user.id,
                                      *delta.presence_enabled);
   }
+  // Every node announces the status it applies (the writing node too: its
+  // own write comes back through the feed).
+  if (delta.status_changed && user.status) {
+    listener.OnUserStatusChange(realm.id(), user.id, *user.status);
+  }
 }
 
 std::optional<UpdateId> ReplicaWriter::RowIdOf(const Realm& realm,
@@ -700,7 +705,7 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
   auto rec = realm.UserRecordOf(user);
   if (!rec) return Errc::kNotFound;
   if (patch.is_active || patch.role || patch.full_name || patch.is_bot ||
-      patch.can_access_all_users) {
+      patch.can_access_all_users || patch.status) {
     if (patch.is_active) rec->is_active = *patch.is_active;
     if (patch.role) rec->role = *patch.role;
     if (patch.full_name) rec->full_name = *patch.full_name;
@@ -708,6 +713,7 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
     if (patch.can_access_all_users) {
       rec->can_access_all_users = *patch.can_access_all_users;
     }
+    if (patch.status) rec->status = *patch.status;
     if (auto st = DirectoryWrite(realm, store_->UpdateUser(*rec)); !st) {
       return st;
     }

@@ -27,6 +27,7 @@
 #ifndef PRESENCE_CORE_STORE_H_
 #define PRESENCE_CORE_STORE_H_
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -54,6 +55,28 @@ struct RealmRecord {
   friend bool operator==(const RealmRecord&, const RealmRecord&) = default;
 };
 
+// A user's status (Zulip's user status API): what they say about their
+// availability, beside presence. A user has none until one is first set
+// (Zulip's UserStatus row); clearing every field keeps the row.
+struct UserStatus {
+  // Which parameters the update that wrote the status passed: the
+  // user_status event names exactly those (so every node that applies the
+  // record announces what Zulip would have). kAwayValue holds `away`.
+  enum Passed : std::uint8_t {
+    kStatusText = 1,
+    kEmoji = 2,
+    kAway = 4,
+    kAwayValue = 8,
+  };
+  std::string status_text;  // at most 60 characters, trimmed
+  std::string emoji_name;   // "" : no emoji
+  std::string emoji_code;
+  std::string reaction_type = "unicode_emoji";
+  Micros timestamp = 0;     // when it was last written
+  std::uint8_t passed = 0;  // see Passed
+  friend bool operator==(const UserStatus&, const UserStatus&) = default;
+};
+
 struct UserRecord {
   UserId id = 0;  // ignored by InsertUser
   RealmId realm_id = 0;
@@ -67,6 +90,8 @@ struct UserRecord {
   Micros date_joined = 0;
   Digest
       api_key_hash{};  // SHA-256 of the API key; the key itself is never stored
+  // nullopt until the user's status is first set (UserStatus).
+  std::optional<UserStatus> status;
   friend bool operator==(const UserRecord&, const UserRecord&) = default;
 };
 

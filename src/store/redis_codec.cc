@@ -70,6 +70,17 @@ std::string EncodeUser(const UserRecord& u) {
   PutNs(&out, HexEncode(u.api_key_hash));
   PutNs(&out, u.email);
   PutNs(&out, u.full_name);
+  if (u.status) {
+    // The user status, after the fields every script reads (only
+    // user_lower and the flag bytes): six fields, and nothing for a user
+    // who never set one.
+    PutNs(&out, u.status->status_text);
+    PutNs(&out, u.status->emoji_name);
+    PutNs(&out, u.status->emoji_code);
+    PutNs(&out, u.status->reaction_type);
+    PutNs(&out, std::to_string(u.status->timestamp));
+    PutNs(&out, std::to_string(u.status->passed));
+  }
   return out;
 }
 
@@ -94,7 +105,32 @@ std::optional<UserRecord> DecodeUser(std::string_view s) {
   auto hash = r.Next();
   auto email = r.Next();
   auto name = r.Next();
-  if (!lower || !name || !r.done()) return std::nullopt;
+  if (!lower || !name) return std::nullopt;
+  if (!r.done()) {
+    auto text = r.Next();
+    auto emoji_name = r.Next();
+    auto emoji_code = r.Next();
+    auto type = r.Next();
+    auto stamp = r.Next();
+    auto passed = r.Next();
+    if (!passed) return std::nullopt;
+    auto stamp_v = ParseInt(*stamp);
+    auto passed_v = ParseInt(*passed);
+    if (!stamp_v || !passed_v || *passed_v < 0 || *passed_v > 255) {
+      return std::nullopt;
+    }
+    u.status = UserStatus{.status_text = std::string(*text),
+                          .emoji_name = std::string(*emoji_name),
+                          .emoji_code = std::string(*emoji_code),
+                          .reaction_type = std::string(*type),
+                          .timestamp = *stamp_v,
+                          .passed = static_cast<std::uint8_t>(*passed_v)};
+    // Netstrings after these are for later parts of issue #18 (an end
+    // time, do-not-disturb): an older node skips them.
+    while (!r.done()) {
+      if (!r.Next()) return std::nullopt;
+    }
+  }
   auto id_v = ParseInt(*id);
   auto realm_v = ParseInt(*realm);
   auto role_v = ParseRole(*role);

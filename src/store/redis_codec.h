@@ -8,7 +8,11 @@
 //   user         4 flag bytes (is_bot, is_active, presence_enabled,
 //                can_access_all_users) then netstrings of lower(email), id,
 //                realm id, role name, date_joined, hex api_key_hash, email,
-//                full_name. The scripts read the flags and the folded email.
+//                full_name, then, for a user with a user status, netstrings
+//                of status_text, emoji_name, emoji_code, reaction_type,
+//                timestamp, passed (more netstrings after them are skipped:
+//                room for issue #18's later fields). The scripts read the
+//                flags and the folded email.
 //   row          "connected,active,update_id" (times as above)
 //   client rows  per client, netstrings of name, connected, active, update id
 //   id list      "id,id,..." ("" for none)

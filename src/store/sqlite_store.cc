@@ -70,6 +70,21 @@ CREATE TABLE client_presence (
   PRIMARY KEY (user_id, client)
 ) WITHOUT ROWID;
 )sql",
+    // 2 -> 3: Zulip's user status (issue #18). status_text is NULL for a
+    // user who never set a status. The last three columns are for the
+    // issue's later parts (a status that ends on its own, do-not-disturb)
+    // so that they need no migration; nothing writes them yet.
+    R"sql(
+ALTER TABLE users ADD COLUMN status_text TEXT;
+ALTER TABLE users ADD COLUMN status_emoji_name TEXT;
+ALTER TABLE users ADD COLUMN status_emoji_code TEXT;
+ALTER TABLE users ADD COLUMN status_reaction_type TEXT;
+ALTER TABLE users ADD COLUMN status_timestamp INTEGER;
+ALTER TABLE users ADD COLUMN status_passed INTEGER;
+ALTER TABLE users ADD COLUMN status_scheduled_end_time INTEGER;
+ALTER TABLE users ADD COLUMN status_dnd INTEGER;
+ALTER TABLE users ADD COLUMN status_dnd_end_time INTEGER;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
               "kSchemaVersion must equal the number of migrations");
@@ -83,7 +98,9 @@ constexpr std::string_view kSelectRealms =
     "date_created, last_update_id, reserved_update_id FROM realms ORDER BY id";
 constexpr std::string_view kSelectUsers =
     "SELECT id, realm_id, email, full_name, role, is_bot, is_active, "
-    "presence_enabled, can_access_all_users, date_joined, api_key_hash "
+    "presence_enabled, can_access_all_users, date_joined, api_key_hash, "
+    "status_text, status_emoji_name, status_emoji_code, "
+    "status_reaction_type, status_timestamp, status_passed "
     "FROM users ORDER BY id";
 constexpr std::string_view kSelectPresence =
     "SELECT user_id, realm_id, last_connected, last_active, last_update_id "
@@ -108,12 +125,16 @@ constexpr std::string_view kUpdateRealm =
 constexpr std::string_view kInsertUser =
     "INSERT INTO users (realm_id, email, email_lower, full_name, role, "
     "is_bot, is_active, presence_enabled, can_access_all_users, date_joined, "
-    "api_key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "api_key_hash, status_text, status_emoji_name, status_emoji_code, "
+    "status_reaction_type, status_timestamp, status_passed) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 constexpr std::string_view kUpdateUser =
     "UPDATE users SET realm_id = ?, email = ?, email_lower = ?, "
     "full_name = ?, role = ?, is_bot = ?, is_active = ?, "
     "presence_enabled = ?, can_access_all_users = ?, date_joined = ?, "
-    "api_key_hash = ? WHERE id = ?";
+    "api_key_hash = ?, status_text = ?, status_emoji_name = ?, "
+    "status_emoji_code = ?, status_reaction_type = ?, status_timestamp = ?, "
+    "status_passed = ? WHERE id = ?";
 constexpr std::string_view kRealmExists = "SELECT 1 FROM realms WHERE id = ?";
 constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?";
 constexpr std::string_view kDeleteAccess =
@@ -155,6 +176,39 @@ int BindOne(sqlite3_stmt* s, int i, const std::string& v) {
 int BindOne(sqlite3_stmt* s, int i, NullableTime t) {
   if (t.micros == kNoTime) return sqlite3_bind_null(s, i);
   return sqlite3_bind_int64(s, i, t.micros);
+}
+
+// A user's six status columns from parameter `i` on: all NULL for a user
+// without a status.
+int BindStatus(sqlite3_stmt* s, int i, const std::optional<UserStatus>& st) {
+  if (!st) {
+    int rc = SQLITE_OK;
+    for (int k = 0; k < 6 && rc == SQLITE_OK; ++k) {
+      rc = sqlite3_bind_null(s, i + k);
+    }
+    return rc;
+  }
+  int rc =
+      sqlite3_bind_text64(s, i, st->status_text.data(), st->status_text.size(),
+                          SQLITE_TRANSIENT, SQLITE_UTF8);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text64(s, i + 1, st->emoji_name.data(),
+                             st->emoji_name.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text64(s, i + 2, st->emoji_code.data(),
+                             st->emoji_code.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_text64(s, i + 3, st->reaction_type.data(),
+                             st->reaction_type.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, i + 4, st->timestamp);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, i + 5, st->passed);
+  return rc;
 }
 
 // Binds `args` to parameters 1, 2, ...; returns the first failing code.
@@ -520,6 +574,16 @@ StoreResult<Snapshot> SqliteStore::Load() {
                                          " has a malformed api_key_hash");
       }
       user.api_key_hash = *hash;
+      if (sqlite3_column_type(s, 11) != SQLITE_NULL) {
+        user.status = UserStatus{
+            .status_text = ColumnText(s, 11),
+            .emoji_name = ColumnText(s, 12),
+            .emoji_code = ColumnText(s, 13),
+            .reaction_type = ColumnText(s, 14),
+            .timestamp = ColumnInt(s, 15),
+            .passed = static_cast<std::uint8_t>(ColumnInt(s, 16)),
+        };
+      }
       snap.users.push_back(std::move(user));
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load users");
@@ -616,6 +680,7 @@ StoreResult<UserId> SqliteStore::InsertUserLocked(const UserRecord& user) {
            RoleName(user.role), user.is_bot, user.is_active,
            user.presence_enabled, user.can_access_all_users, user.date_joined,
            HexEncode(user.api_key_hash));
+  if (rc == SQLITE_OK) rc = BindStatus(s, 12, user.status);
   if (rc != SQLITE_OK) return Fail(rc, "InsertUser");
   rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) return Fail(rc, "InsertUser");
@@ -635,7 +700,9 @@ StoreStatus SqliteStore::UpdateUserLocked(const UserRecord& user) {
       Bind(s, user.realm_id, user.email, AsciiLower(user.email), user.full_name,
            RoleName(user.role), user.is_bot, user.is_active,
            user.presence_enabled, user.can_access_all_users, user.date_joined,
-           HexEncode(user.api_key_hash), user.id);
+           HexEncode(user.api_key_hash));
+  if (rc == SQLITE_OK) rc = BindStatus(s, 12, user.status);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 18, user.id);
   if (rc != SQLITE_OK) return Fail(rc, "UpdateUser");
   rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) return Fail(rc, "UpdateUser");

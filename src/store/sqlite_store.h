@@ -19,6 +19,10 @@
 //   client_presence (user_id, client) PRIMARY KEY, realm_id, last_connected,
 //             last_active, last_update_id: per-client rows (schema 2; a
 //             version-1 file gains the empty table when opened).
+//   users.status_* (schema 3): the user status (core/store.h UserStatus),
+//             all NULL until one is set; status_scheduled_end_time,
+//             status_dnd and status_dnd_end_time are reserved for issue
+//             #18's later parts and not written yet.
 // AUTOINCREMENT means ids are never reused, even after a row is deleted.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
@@ -57,7 +61,7 @@ namespace presence::store {
 class SqliteStore final : public Store {
  public:
   // The schema version this code writes and the newest it can read.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   // How long a statement waits for a lock held by another connection.
   static constexpr int kBusyTimeoutMs = 5000;
   // The database file name inside the directory given to Open.

@@ -49,6 +49,36 @@ DOCUMENT_PATH = _find_document()
 with open(DOCUMENT_PATH, encoding="utf-8") as _f:
     DOCUMENT = json.load(_f)
 
+
+def _add_register_user_status(doc):
+    """Zulip's full document has /register's `user_status` (present when
+    "user_status" is fetched: user id -> status object); the presence
+    subset left it out, and presenced serves it since issue #18. Added with
+    Zulip's shape; nothing else changes."""
+    schema = (doc["paths"]["/register"]["post"]["responses"]["200"]
+              ["content"]["application/json"]["schema"])
+    props = schema["allOf"][1]["properties"]
+    if "user_status" in props:
+        return
+    props["user_status"] = {
+        "type": "object",
+        "additionalProperties": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "away": {"type": "boolean"},
+                "status_text": {"type": "string"},
+                "emoji_name": {"type": "string"},
+                "emoji_code": {"type": "string"},
+                "reaction_type": {"enum": ["unicode_emoji", "realm_emoji",
+                                           "zulip_extra_emoji"]},
+            },
+        },
+    }
+
+
+_add_register_user_status(DOCUMENT)
+
 _DROP = {"example", "examples", "deprecated", "discriminator", "xml",
          "externalDocs", "readOnly", "writeOnly"}
 _SCHEMA_MAPS = ("properties", "patternProperties", "definitions")

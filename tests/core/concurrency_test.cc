@@ -25,6 +25,12 @@ class CountingEncoder : public EventEncoder {
                                                  bool) const override {
     return "{}";
   }
+  std::string UserStatus(UserId user,
+                         const store::UserStatus& status) const override {
+    (void)user;
+    (void)status;
+    return "{}";
+  }
   std::string Heartbeat() const override { return "{}"; }
 };
 

@@ -9,6 +9,7 @@ namespace presence {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::IsEmpty;
 
 // Encodes just enough to tell events apart.
 class FakeEncoder : public EventEncoder {
@@ -33,6 +34,11 @@ class FakeEncoder : public EventEncoder {
   std::string GlobalNotificationsPresenceEnabled(std::string_view,
                                                  bool e) const override {
     return std::string("global:") + (e ? "on" : "off") + "}";
+  }
+  std::string UserStatus(UserId user,
+                         const store::UserStatus& status) const override {
+    return std::string("status:") + std::to_string(user) + ":" +
+           status.status_text + "}";
   }
   std::string Heartbeat() const override { return "heartbeat}"; }
   mutable int encoded = 0;
@@ -248,6 +254,29 @@ TEST_F(EventHubTest, LimitedGuestsOnlyHearAboutVisibleUsers) {
   Ping(c);
   Ping(g);
   EXPECT_THAT(Drain(q, g), ElementsAre("presence:2:0:}", "presence:3:0:}"));
+}
+
+// Issue #18: a user_status event reaches every queue of the realm that asked
+// for the type and may see the user (a limited guest only its list and
+// itself), one shared body.
+TEST_F(EventHubTest, Issue18_UserStatusReachesWhoMaySeeTheUser) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  UserId g = AddUser("g@example.com", Role::kGuest, false);
+  ASSERT_TRUE(service_->SetAccess(realm_, g, {b}));
+  std::string qa = Register(a);
+  std::string qb = Register(b, PresenceShape::kLegacy,
+                            std::vector<std::string>{"user_status"});
+  std::string qg = Register(g);
+  std::string q_presence_only =
+      Register(b, PresenceShape::kLegacy, std::vector<std::string>{"presence"});
+  StatusUpdate u;
+  u.status_text = "hi";
+  ASSERT_TRUE(service_->UpdateUserStatus(realm_, a, u));
+  ASSERT_TRUE(service_->UpdateUserStatus(realm_, b, u));
+  EXPECT_THAT(Drain(qa, a), ElementsAre("status:1:hi}", "status:2:hi}"));
+  EXPECT_THAT(Drain(qb, b), ElementsAre("status:1:hi}", "status:2:hi}"));
+  EXPECT_THAT(Drain(qg, g), ElementsAre("status:2:hi}"));
+  EXPECT_THAT(Drain(q_presence_only, b), IsEmpty());
 }
 
 TEST_F(EventHubTest, UserLimitCutsOffUnforcedEventsOnlyWhenSet) {

@@ -1046,5 +1046,38 @@ TEST_F(SharedServiceTest, ANodeStartedLaterLoadsEverythingAndFollowsTheFeed) {
   EXPECT_THAT(c->listener.Due(), ElementsAre(bob.id));
 }
 
+// Issue #18: a user status written on one node is announced on every node
+// (the writer's own included) exactly once, and a node started later loads
+// it from the store.
+TEST_F(SharedServiceTest, Issue18_UserStatusReachesEveryNode) {
+  auto a = StartNode();
+  auto b = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  StatusUpdate update;
+  update.status_text = "in a meeting";
+  update.away = true;
+  ASSERT_TRUE(a->service->UpdateUserStatus(realm, alice.id, update));
+  store_.WaitFeedIdle();
+  for (Node* n : {a.get(), b.get()}) {
+    auto got = n->listener.Statuses();
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0].first, alice.id);
+    EXPECT_EQ(got[0].second.status_text, "in a meeting");
+    EXPECT_EQ(got[0].second.passed, store::UserStatus::kStatusText |
+                                        store::UserStatus::kAway |
+                                        store::UserStatus::kAwayValue);
+    // away=true turned presence_enabled off first.
+    EXPECT_THAT(n->listener.Toggles(), ElementsAre(std::pair(alice.id, false)));
+  }
+  auto c = StartNode();
+  Realm* on_c = c->service->LookupRealm(realm);
+  ASSERT_NE(on_c, nullptr);
+  auto status = on_c->StatusOf(alice.id);
+  ASSERT_TRUE(status);
+  EXPECT_EQ(status->status_text, "in a meeting");
+  EXPECT_TRUE(c->listener.Statuses().empty());
+}
+
 }  // namespace
 }  // namespace presence

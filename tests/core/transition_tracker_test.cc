@@ -46,6 +46,12 @@ class RecordingEncoder : public EventEncoder {
                                                  bool) const override {
     return "g}";
   }
+  std::string UserStatus(UserId user,
+                         const store::UserStatus& status) const override {
+    (void)user;
+    (void)status;
+    return "s}";
+  }
   std::string Heartbeat() const override { return "h}"; }
 };
 

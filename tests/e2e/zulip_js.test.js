@@ -396,3 +396,95 @@ describe('zulip-js 2.1.0 against presenced', { timeout: 120_000 }, () => {
     }
   });
 });
+
+// Zulip's user status API (issue #18) through the same client. zulip-js
+// 2.1.0 has no call of its own for it, so its generic callEndpoint sends
+// the requests (multipart POST bodies, GET parameters in the query string).
+describe('zulip-js 2.1.0: user status', { timeout: 120_000 }, () => {
+  let server;
+  let alice;
+  let bob;
+  let za;
+  let zb;
+
+  before(async () => {
+    server = await startPresenced();
+    await server.setClock(T0);
+    const realm = await server.createRealm('', 'Example Co');
+    alice = await server.createUser(realm.realm_id, { email: 'alice@example.com', full_name: 'Alice' });
+    bob = await server.createUser(realm.realm_id, { email: 'bob@example.com', full_name: 'Bob' });
+    const client = (user) => zulipInit({
+      username: user.email, apiKey: user.api_key, realm: server.baseUrl,
+    });
+    [za, zb] = await Promise.all([alice, bob].map(client));
+  });
+
+  after(async () => {
+    if (server) {
+      const status = await server.stop();
+      assert.deepEqual(status, { code: 0, signal: null },
+        `presenced did not exit cleanly:\n${server.stderr().slice(-5000)}`);
+    }
+  });
+
+  it('sets a status, reads it back, and announces it to other queues', async () => {
+    const q = await zb.queues.register({ event_types: ['user_status'] });
+    assert.equal(q.result, 'success', JSON.stringify(q));
+    assert.deepEqual(q.user_status, {}, 'nobody has a status yet');
+
+    const set = await za.callEndpoint('/users/me/status', 'POST', {
+      status_text: 'on vacation', emoji_name: 'car', emoji_code: '1f697',
+      reaction_type: 'unicode_emoji',
+    });
+    assert.deepEqual(set, { result: 'success', msg: '' });
+
+    const got = await zb.callEndpoint(`/users/${alice.user_id}/status`, 'GET', {});
+    assert.deepEqual(got, {
+      result: 'success',
+      msg: '',
+      status: {
+        status_text: 'on vacation', emoji_name: 'car', emoji_code: '1f697',
+        reaction_type: 'unicode_emoji',
+      },
+    });
+
+    const ev = await zb.events.retrieve({ queue_id: q.queue_id, last_event_id: -1 });
+    assert.equal(ev.result, 'success', JSON.stringify(ev));
+    assert.deepEqual(ev.events, [{
+      type: 'user_status', user_id: alice.user_id, status_text: 'on vacation',
+      emoji_name: 'car', emoji_code: '1f697', reaction_type: 'unicode_emoji', id: 0,
+    }]);
+
+    const snapshot = await zb.queues.register({ fetch_event_types: ['user_status'] });
+    assert.deepEqual(snapshot.user_status, {
+      [alice.user_id]: {
+        status_text: 'on vacation', emoji_name: 'car', emoji_code: '1f697',
+        reaction_type: 'unicode_emoji',
+      },
+    });
+  });
+
+  it('clears the text with an empty string and keeps the emoji', async () => {
+    const r = await za.callEndpoint('/users/me/status', 'POST', { status_text: '' });
+    assert.deepEqual(r, { result: 'success', msg: '' });
+    const got = await zb.callEndpoint(`/users/${alice.user_id}/status`, 'GET', {});
+    assert.deepEqual(got.status, {
+      emoji_name: 'car', emoji_code: '1f697', reaction_type: 'unicode_emoji',
+    });
+  });
+
+  it('answers Zulip\'s errors', async () => {
+    const none = await za.callEndpoint('/users/me/status', 'POST', {});
+    assert.deepEqual(none, {
+      result: 'error', msg: 'Client did not pass any new values.', code: 'BAD_REQUEST',
+    });
+    const long = await za.callEndpoint('/users/me/status', 'POST', { status_text: 'x'.repeat(61) });
+    assert.deepEqual(long, {
+      result: 'error', msg: 'status_text is too long (limit: 60 characters)', code: 'BAD_REQUEST',
+    });
+    const notAdmin = await za.callEndpoint(`/users/${bob.user_id}/status`, 'POST', { status_text: 'x' });
+    assert.deepEqual(notAdmin, {
+      result: 'error', msg: 'Insufficient permission', code: 'BAD_REQUEST',
+    });
+  });
+});

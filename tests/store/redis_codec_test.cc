@@ -122,6 +122,28 @@ TEST(RedisCodecTest, UserHasAKnownEncodingAndRoundTrips) {
   EXPECT_EQ(DecodeUser(EncodeUser(other)), other);
 }
 
+// Issue #18: a user status follows the eight fields as six netstrings;
+// netstrings after those (later parts of the issue) are skipped, anything
+// else is still rejected.
+TEST(RedisCodecTest, Issue18_UserStatusFollowsTheUserFields) {
+  UserRecord ann = Ann();
+  ann.status = UserStatus{.status_text = "on: leave,",
+                          .emoji_name = "car",
+                          .emoji_code = "1f697",
+                          .reaction_type = "unicode_emoji",
+                          .timestamp = 17,
+                          .passed = 3};
+  const std::string encoded = EncodeUser(ann);
+  EXPECT_EQ(encoded,
+            kAnnEncoded + "10:on: leave,3:car5:1f69713:unicode_emoji2:171:3");
+  EXPECT_EQ(DecodeUser(encoded), ann);
+  EXPECT_EQ(DecodeUser(encoded + "10:1700000000"), ann);
+  EXPECT_EQ(DecodeUser(encoded + "x"), std::nullopt);
+  EXPECT_EQ(DecodeUser(kAnnEncoded + "2:hi3:car"), std::nullopt);  // short
+  EXPECT_EQ(DecodeUser(kAnnEncoded + "0:0:0:13:unicode_emoji1:x1:0"),
+            std::nullopt);  // a timestamp that is not a number
+}
+
 TEST(RedisCodecTest, MalformedUsersAreRejected) {
   const std::string rest = kAnnEncoded.substr(4);
   const std::string bad[] = {

@@ -309,7 +309,8 @@ TEST_F(SqliteStoreTest, Issue8_Version1DirectoryMigratesAndKeepsEverything) {
 
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"), "2");
+  EXPECT_EQ(RawDb(DbPath()).Query("PRAGMA user_version"),
+            std::to_string(SqliteStore::kSchemaVersion));
   auto got = store->Load();
   ASSERT_TRUE(got.has_value());
   ExpectSameSnapshot(*got, want);

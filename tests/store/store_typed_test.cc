@@ -217,6 +217,34 @@ TYPED_TEST(StoreTest, UpdateUserReplacesEveryField) {
   EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
 }
 
+// Issue #18: the user status is part of the user's record: written with
+// it, loaded with it (UTF-8 and empty fields included), and cleared to
+// "never set" by a record without one.
+TYPED_TEST(StoreTest, Issue18_UserStatusRoundTrips) {
+  RealmId r = this->MustInsertRealm("acme");
+  UserId id = this->MustInsertUser(r, "a@x.org");
+  auto users = this->MustLoad().users;
+  ASSERT_EQ(users.size(), 1u);
+  EXPECT_FALSE(users[0].status);
+  UserRecord u = users[0];
+  u.status = UserStatus{.status_text = "en r\u00e9union: 10:00",
+                        .emoji_name = "",
+                        .emoji_code = "",
+                        .reaction_type = "unicode_emoji",
+                        .timestamp = 1'700'000'000'000'001,
+                        .passed = UserStatus::kStatusText | UserStatus::kAway};
+  ASSERT_TRUE(this->store_->UpdateUser(u));
+  EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
+  u.status->emoji_name = "car";
+  u.status->emoji_code = "1f697";
+  ASSERT_TRUE(this->store_->UpdateUser(u));
+  EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
+  u.status.reset();
+  ASSERT_TRUE(this->store_->UpdateUser(u));
+  EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
+  (void)id;
+}
+
 TYPED_TEST(StoreTest, UpdateRealmLeavesSequenceStateAlone) {
   RealmRecord r = this->Realm("acme");
   r.last_update_id = 10;

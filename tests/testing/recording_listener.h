@@ -26,7 +26,16 @@ class RecordingListener : public PresenceListener {
     std::lock_guard lock(mu);
     deactivated.push_back(user);
   }
+  void OnUserStatusChange(RealmId, UserId user,
+                          const store::UserStatus& status) override {
+    std::lock_guard lock(mu);
+    statuses.emplace_back(user, status);
+  }
   // Copies, taken under the lock.
+  std::vector<std::pair<UserId, store::UserStatus>> Statuses() {
+    std::lock_guard lock(mu);
+    return statuses;
+  }
   std::vector<UserId> Due() {
     std::lock_guard lock(mu);
     return due;
@@ -46,6 +55,7 @@ class RecordingListener : public PresenceListener {
   std::vector<UserId> due;  // users of the changes with event_due
   std::vector<std::pair<UserId, bool>> toggles;
   std::vector<UserId> deactivated;
+  std::vector<std::pair<UserId, store::UserStatus>> statuses;
 };
 
 }  // namespace presence
