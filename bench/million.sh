@@ -83,6 +83,13 @@ cleanup() {
     kill "$server_pid" 2> /dev/null || true
     wait "$server_pid" 2> /dev/null || true
   fi
+  # Keep the server's log without the import's admin lines and without
+  # this machine's temporary path.
+  if [ -f "$out/server.log" ]; then
+    grep -v 'event=admin_change' "$out/server.log" | sed "s|$work|WORK|g" \
+      > "$work/server.log" || true
+    mv "$work/server.log" "$out/server.log"
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -185,7 +192,7 @@ EOF
 fi
 
 commit="$(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)"
-if [ -n "$(git -C "$root" status --porcelain 2> /dev/null)" ]; then
+if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2> /dev/null)" ]; then
   commit="$commit (plus uncommitted changes)"
 fi
 python3 - "$out" "$commit" "$load_before" "$load_after" "$t_import" \
