@@ -1047,7 +1047,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "million: warm-up %s after %.1f s (%llu of %lld first "
                    "reports answered); measuring for %d s\n",
-                   done ? "complete" : "INCOMPLETE", (run_start - t0) / 1e9,
+                   o.warmup_s == 0 ? "skipped (--warmup 0)"
+                   : done          ? "complete"
+                                   : "INCOMPLETE",
+                   (run_start - t0) / 1e9,
                    static_cast<unsigned long long>(first),
                    static_cast<long long>(expected_first), o.duration_s);
     }

@@ -16,13 +16,16 @@
 # Usage: bench/million.sh [--users N] [--watchers W] [--churn R]
 #          [--minutes M | --seconds S] [--warmup S] [--max-warmup S]
 #          [--interval S]
-#          [--ping-interval S] [--build-dir DIR] [--out DIR] [--perf]
+#          [--ping-interval S] [--ping-conns C (per generator process)]
+#          [--build-dir DIR] [--out DIR] [--perf]
 #          [--server-flag FLAG]...   (a departure from the defaults: the
 #                                     summary names it)
 # Defaults: 1,000,000 users, 9,800 watchers (the default --max-connections
 # is 10,000), 20 users/s of each transition, 10 minutes, build/release.
 # More watchers need --server-flag --max-connections=19500 (the open-file
-# hard limit here is 20,000); the summary then says the run departs.
+# hard limit here is 20,000) and fewer ping connections, e.g. 19,000
+# watchers with --ping-conns 120 (2 processes: 240); the summary then says
+# the run departs.
 set -euo pipefail
 orig_args="$*"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -35,6 +38,7 @@ warmup=60
 max_warmup=300
 interval=5
 ping_interval=60
+ping_conns=256
 build="$root/build/release"
 out=""
 perf=0
@@ -50,6 +54,7 @@ while [ $# -gt 0 ]; do
     --max-warmup) max_warmup="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
     --ping-interval) ping_interval="$2"; shift 2 ;;
+    --ping-conns) ping_conns="$2"; shift 2 ;;
     --build-dir) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --perf) perf=1; shift ;;
@@ -132,7 +137,7 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 cmd=("$build/million" --server "$hostport" --keys "$work/keys.csv"
   --watchers "$watchers" --churn "$churn" --warmup "$warmup"
   --max-warmup "$max_warmup" --duration "$seconds" --interval "$interval"
-  --ping-interval "$ping_interval" --server-pid "$server_pid"
+  --ping-interval "$ping_interval" --ping-conns "$ping_conns" --server-pid "$server_pid"
   --csv "$out/million.csv")
 if [ "$perf" = 1 ]; then
   # 20 s in the middle of the measured part (after the warm-up line).
