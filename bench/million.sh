@@ -1,0 +1,263 @@
+#!/usr/bin/env bash
+# A million-person organisation (issue #17 item 5): starts presenced (release
+# build, default flags, a fresh embedded store on loopback), imports
+# --users users with `presencectl import`, then runs bench/million.cc
+# (build target `million`): every user pings once a minute, --watchers of
+# them hold a parked long poll with the presence_transitions capability, and
+# --churn users a second go idle, go offline and come online. After a
+# one-minute warm-up (everyone's first ping) it samples every --interval
+# seconds for --minutes and writes, under --out:
+#   million.csv      one row per sample (see bench/million.cc for columns)
+#   *.png            deliveries, latency, CPU and RSS over time (gnuplot)
+#   summary.md       the command, commit, flags, load average and figures
+#   metrics.txt      the server's /metrics at the end
+#   perf.txt         with --perf: `perf report` of 20 s of the server
+#
+# Usage: bench/million.sh [--users N] [--watchers W] [--churn R]
+#          [--minutes M | --seconds S] [--warmup S] [--max-warmup S]
+#          [--interval S]
+#          [--ping-interval S] [--ping-conns C (per generator process)]
+#          [--build-dir DIR] [--out DIR] [--perf]
+#          [--server-flag FLAG]...   (a departure from the defaults: the
+#                                     summary names it)
+# Defaults: 1,000,000 users, 9,800 watchers (the default --max-connections
+# is 10,000), 20 users/s of each transition, 10 minutes, build/release.
+# More watchers need --server-flag --max-connections=19500 (the open-file
+# hard limit here is 20,000) and fewer ping connections, e.g. 19,000
+# watchers with --ping-conns 120 (2 processes: 240); the summary then says
+# the run departs.
+set -euo pipefail
+orig_args="$*"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+users=1000000
+watchers=9800
+churn=20
+seconds=600
+warmup=60
+max_warmup=300
+interval=5
+ping_interval=60
+ping_conns=256
+build="$root/build/release"
+out=""
+perf=0
+server_flags=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --users) users="$2"; shift 2 ;;
+    --watchers) watchers="$2"; shift 2 ;;
+    --churn) churn="$2"; shift 2 ;;
+    --minutes) seconds=$(($2 * 60)); shift 2 ;;
+    --seconds) seconds="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --max-warmup) max_warmup="$2"; shift 2 ;;
+    --interval) interval="$2"; shift 2 ;;
+    --ping-interval) ping_interval="$2"; shift 2 ;;
+    --ping-conns) ping_conns="$2"; shift 2 ;;
+    --build-dir) build="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --perf) perf=1; shift ;;
+    --server-flag) server_flags+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
+    *) echo "million.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+for b in presenced presencectl million; do
+  if [ ! -x "$build/$b" ]; then
+    echo "million.sh: $build/$b not built (cmake --build --preset release --target presenced presencectl million)" >&2
+    exit 2
+  fi
+done
+[ -n "$out" ] || out="$root/bench/results/million-$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+# Both processes may use the whole open-file hard limit.
+ulimit -n "$(ulimit -Hn)"
+
+work="$(mktemp -d /tmp/presenced-million.XXXXXX)"
+server_pid=""
+perf_pid=""
+cleanup() {
+  if [ -n "$perf_pid" ] && kill -0 "$perf_pid" 2> /dev/null; then
+    kill -INT "$perf_pid" 2> /dev/null || true
+    wait "$perf_pid" 2> /dev/null || true
+  fi
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
+    kill "$server_pid" 2> /dev/null || true
+    wait "$server_pid" 2> /dev/null || true
+  fi
+  # Keep the server's log without the import's admin lines and without
+  # this machine's temporary path.
+  if [ -f "$out/server.log" ]; then
+    grep -v 'event=admin_change' "$out/server.log" | sed "s|$work|WORK|g" \
+      > "$work/server.log" || true
+    mv "$work/server.log" "$out/server.log"
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export PRESENCED_ADMIN_TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+mkfifo "$work/out"
+"$build/presenced" --listen 127.0.0.1:0 --data "$work/data" \
+  "${server_flags[@]}" > "$work/out" 2> "$out/server.log" &
+server_pid=$!
+if ! read -r line < "$work/out"; then
+  echo "million.sh: presenced did not start: $(tail -3 "$out/server.log")" >&2
+  exit 1
+fi
+case "$line" in
+  "listening on http://"*) url="${line#listening on }" ;;
+  *) echo "million.sh: presenced said: $line" >&2; exit 1 ;;
+esac
+# Keep draining the server's stdout.
+cat "$work/out" > /dev/null &
+hostport="${url#http://}"
+hostport="${hostport%/}"
+export PRESENCECTL_SERVER="$url"
+ctl="$build/presencectl"
+realm=$("$ctl" realm create "" "Million" | awk '$1 == "realm_id" {print $2}')
+
+python3 - "$users" > "$work/users.csv" << 'EOF'
+import sys
+n = int(sys.argv[1])
+out = ["email,full_name"]
+for i in range(n):
+    out.append(f"m{i}@million.example,Member {i}")
+print("\n".join(out))
+EOF
+t_import=$(date +%s.%N)
+"$ctl" import "$realm" "$work/users.csv" --keys-file "$work/keys.csv" > "$work/import.out"
+t_import=$(python3 -c "import time; print(round(time.time() - $t_import, 1))")
+echo "million.sh: imported $users users in $t_import s" >&2
+
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+cmd=("$build/million" --server "$hostport" --keys "$work/keys.csv"
+  --watchers "$watchers" --churn "$churn" --warmup "$warmup"
+  --max-warmup "$max_warmup" --duration "$seconds" --interval "$interval"
+  --ping-interval "$ping_interval" --ping-conns "$ping_conns" --server-pid "$server_pid"
+  --csv "$out/million.csv")
+if [ "$perf" = 1 ]; then
+  # 20 s in the middle of the measured part (after the warm-up line).
+  (for _ in $(seq "$((max_warmup + 30))"); do
+     grep -q 'measuring for' "$out/million.log" 2> /dev/null && break
+     sleep 1
+   done
+   sleep $((seconds > 40 ? seconds / 2 - 10 : 1))
+   perf record -g -o "$work/perf.data" -p "$server_pid" -- sleep 20 \
+     > /dev/null 2>&1 || true) &
+  perf_pid=$!
+fi
+"${cmd[@]}" 2> "$out/million.log" || { cat "$out/million.log" >&2; exit 1; }
+load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+curl -s "$url/metrics" > "$out/metrics.txt" || true
+if [ -n "$perf_pid" ]; then
+  wait "$perf_pid" || true
+  perf_pid=""
+  if [ -f "$work/perf.data" ]; then
+    perf report -i "$work/perf.data" --no-children --percent-limit 1 \
+      --stdio 2> /dev/null | grep -v '^$' | head -150 > "$out/perf.txt" || true
+  fi
+fi
+
+if ! command -v gnuplot > /dev/null; then
+  echo "million.sh: gnuplot not installed: no PNGs" >&2
+else
+  gnuplot << EOF
+set datafile separator ","
+set terminal pngcairo size 900,420 noenhanced
+set key outside bottom center horizontal
+set xlabel "seconds since the warm-up began (warm-up: first $warmup s)"
+set grid
+set output "$out/deliveries.png"
+set title "Deliveries and answers per second ($users users, $watchers watchers, churn $churn/s)"
+plot "$out/million.csv" every ::1 using 1:5 with lines title "deliveries/s", \
+     "" using 1:4 with lines title "answers/s", \
+     "" using 1:13 with lines title "requested/s"
+set output "$out/latency.png"
+set title "Delivery latency and ping latency (ms)"
+set logscale y
+plot "$out/million.csv" every ::1 using 1:(\$7>0?\$7:1/0) with lines title "delivery p50", \
+     "" using 1:(\$8>0?\$8:1/0) with lines title "delivery p99", \
+     "" using 1:(\$9>0?\$9:1/0) with lines title "delivery max", \
+     "" using 1:(\$16>0?\$16:1/0) with lines title "ping p99"
+unset logscale y
+set output "$out/cpu_rss.png"
+set title "Server CPU (cores) and RSS (MB)"
+set ylabel "cores"
+set y2label "MB"
+set y2tics
+plot "$out/million.csv" every ::1 using 1:21 with lines title "server CPU", \
+     "" using 1:23 with lines title "generator CPU", \
+     "" using 1:24 with lines title "load average (1 min)", \
+     "" using 1:22 axes x1y2 with lines title "server RSS"
+EOF
+fi
+
+commit="$(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)"
+if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2> /dev/null)" ]; then
+  commit="$commit (plus uncommitted changes)"
+fi
+python3 - "$out" "$commit" "$load_before" "$load_after" "$t_import" \
+  "${server_flags[*]:-}" "bench/million.sh $orig_args" << 'EOF'
+import csv, statistics, sys
+out, commit, lb, la, t_import, flags, command = sys.argv[1:8]
+rows = [r for r in csv.DictReader(open(f"{out}/million.csv")) if r["phase"] == "run"]
+f = lambda k: [float(r[k]) for r in rows]
+def mean(k): return statistics.mean(f(k)) if rows else 0
+def mx(k): return max(f(k)) if rows else 0
+rss = f("server_rss_mb")
+half = rss[len(rss) // 2:] if rss else [0]
+lines = [
+    "# A million-person organisation (bench/million.sh)",
+    "",
+    f"- command: `{command}`",
+    f"- commit: {commit}",
+    f"- server flags: {'defaults' if not flags.strip() else 'DEPARTS from the defaults: ' + flags}",
+    f"- load average (1/5/15 min) before: {lb}; after: {la}",
+    f"- import of the users: {t_import} s",
+    f"- measured rows: {len(rows)} (warm-up excluded)",
+    "- generator: " + "; ".join(l.strip() for l in open(f"{out}/million.log")
+                                if l.startswith("million: ") and "failed" not in l),
+    "",
+    "| figure | mean over the run | worst sample |",
+    "| --- | --- | --- |",
+]
+for label, k in [
+    ("parked watchers", "watchers"),
+    ("requested deliveries/s", "requested_per_s"),
+    ("deliveries/s", "deliveries_per_s"),
+    ("answers/s", "answers_per_s"),
+    ("events per answer", "events_per_answer"),
+    ("came online/s (pings sent)", "came_online_per_s"),
+    ("idle transitions/s", "idle_events_per_s"),
+    ("offline transitions/s", "offline_events_per_s"),
+    ("delivery p50 ms", "delivery_p50_ms"),
+    ("delivery p99 ms", "delivery_p99_ms"),
+    ("delivery max ms", "delivery_max_ms"),
+    ("pings/s answered", "pings_per_s"),
+    ("ping p99 ms", "ping_p99_ms"),
+    ("ping max ms", "ping_max_ms"),
+    ("errors per sample", "errors"),
+    ("unattributed events per sample", "unattributed"),
+    ("server CPU, cores", "server_cpu_cores"),
+    ("server RSS, MB", "server_rss_mb"),
+    ("generator CPU, cores", "generator_cpu_cores"),
+    ("load average (1 min)", "load1"),
+]:
+    worst = min(f(k)) if k in ("watchers", "deliveries_per_s", "answers_per_s", "pings_per_s") and rows else mx(k)
+    lines.append(f"| {label} | {mean(k):,.2f} | {worst:,.2f} |")
+lines += [
+    "",
+    f"Errors in total: {int(sum(f('errors')))}. RSS over the second half: "
+    f"{min(half):,.0f}-{max(half):,.0f} MB "
+    f"({(max(half) - min(half)) / max(1e-9, min(half)) * 100:.1f}% spread).",
+    "",
+    "![deliveries](deliveries.png) ![latency](latency.png) ![cpu and rss](cpu_rss.png)",
+    "",
+]
+open(f"{out}/summary.md", "w").write("\n".join(lines))
+print("\n".join(lines))
+EOF

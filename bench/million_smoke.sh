@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# ctest million_smoke: bench/million.sh at toy scale (1,000 users pinging
+# every 10 s, 20 watchers, 8 s, no warm-up) against the server of the build
+# directory given (debug: ASan+UBSan), then checks the CSV: every column,
+# events delivered with their latency, pings answered, no errors. Nothing
+# about speed is asserted.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+build="${1:?usage: million_smoke.sh BUILD_DIR}"
+out="$(mktemp -d /tmp/million-smoke.XXXXXX)"
+trap 'rm -rf "$out"' EXIT
+bash "$here/million.sh" --build-dir "$build" --users 1000 --watchers 20 \
+  --churn 1 --warmup 0 --seconds 8 --interval 2 --ping-interval 10 \
+  --out "$out" > /dev/null
+python3 - "$out/million.csv" << 'PY'
+import csv, sys
+want = ("t_s,phase,watchers,answers_per_s,deliveries_per_s,events_per_answer,"
+        "delivery_p50_ms,delivery_p99_ms,delivery_max_ms,came_online_per_s,"
+        "idle_events_per_s,offline_events_per_s,requested_per_s,pings_per_s,"
+        "ping_p50_ms,ping_p99_ms,ping_max_ms,ping_backlog,errors,unattributed,"
+        "server_cpu_cores,server_rss_mb,generator_cpu_cores,load1").split(",")
+rows = list(csv.DictReader(open(sys.argv[1])))
+cols = list(rows[0].keys()) if rows else []
+fail = []
+if cols != want:
+    fail.append(f"columns {cols} != {want}")
+if len(rows) < 3:
+    fail.append(f"only {len(rows)} rows")
+total = lambda k: sum(float(r[k]) for r in rows)
+if total("deliveries_per_s") <= 0:
+    fail.append("no deliveries")
+if max((float(r["delivery_p99_ms"]) for r in rows), default=0) <= 0:
+    fail.append("no delivery latency")
+if total("pings_per_s") <= 0:
+    fail.append("no pings answered")
+if total("errors") != 0:
+    fail.append(f"{total('errors')} errors")
+if max((float(r["server_rss_mb"]) for r in rows), default=0) <= 0:
+    fail.append("no server RSS")
+if fail:
+    print("million_smoke: " + "; ".join(fail))
+    print(open(sys.argv[1]).read())
+    sys.exit(1)
+print(f"million_smoke: {len(rows)} rows, {total('deliveries_per_s'):.0f} deliveries/s summed")
+PY
