@@ -15,6 +15,19 @@
 //           user who was offline pings "active" and every watcher's answer
 //           is timed from the moment that ping was sent. Also reports the
 //           server's resident memory per parked poll (--server-pid).
+//   churn   Fan-out running flat out, and pings measured meanwhile (issue
+//           #17, "pings first"): W watchers each register a queue and
+//           re-poll at once on every answer, as Zulip clients do; users
+//           come online at --trigger-rate per second (cold users
+//           [--trigger-first, ...), one "came online" event to every
+//           watcher each); and an open-loop ping load (--rate, over the
+//           online users [0, --users), warmed up first so their pings do
+//           not write) measures the ping round trip from when each ping
+//           was due. Reports deliveries per second, events per answer,
+//           delivery latency (a watcher's k-th presence event belongs to
+//           the k-th user who came online, timed from when that ping was
+//           due) per second and overall, ping latency, and the server's
+//           CPU and RSS (--server-pid).
 //   ping    One request; prints the status and the body (for scripts).
 //
 // Workload of closed/open: pings of Zulip's POST /api/v1/users/me/presence,
@@ -102,6 +115,8 @@ struct Options {
   int trigger_port = 0;             // 0: --port (another node: scale-out)
   int rounds = 5;
   int settle_ms = 1000;
+  // churn
+  double trigger_rate = 50;      // users coming online per second
   std::vector<int> server_pids;  // --server-pid, comma-separated
   std::string label;
 };
@@ -110,7 +125,7 @@ struct Options {
   std::fprintf(stderr,
                "loadgen: %s\n"
                "usage: loadgen --port P [--host 127.0.0.1] [--mode "
-               "closed|open|fanout|ping]\n"
+               "closed|open|fanout|churn|ping]\n"
                "  [--connections 64] [--threads 1] [--duration 5] "
                "[--max-requests N] [--rate R]\n"
                "  [--users N] [--write-fraction F] [--cold-first I] "
@@ -119,6 +134,8 @@ struct Options {
                "  fanout: [--watchers W] [--watch-first I] [--trigger-first "
                "I] [--rounds R]\n"
                "          [--settle-ms MS] [--trigger-port P]\n"
+               "  churn:  fanout's options, --rate R (pings/s), --users N,\n"
+               "          [--trigger-rate T] (users coming online per s)\n"
                "  any mode: [--server-pid PID[,PID...]] to report the "
                "server's CPU time and memory\n"
                "  ping:   [--method M] [--body B] [--auth-user I]\n",
@@ -182,6 +199,8 @@ Options ParseOptions(int argc, char** argv) {
       o.trigger_port = static_cast<int>(inum());
     } else if (a == "--rounds") {
       o.rounds = static_cast<int>(inum());
+    } else if (a == "--trigger-rate") {
+      o.trigger_rate = std::stod(next());
     } else if (a == "--settle-ms") {
       o.settle_ms = static_cast<int>(inum());
     } else if (a == "--server-pid") {
@@ -1237,6 +1256,304 @@ int RunFanout(const Options& o) {
   return empty == 0 ? 0 : 3;
 }
 
+// ---------------------------------------------------------------- churn
+
+// Per-second figures of a churn run.
+struct ChurnSecond {
+  std::int64_t answers = 0, events = 0;
+  std::vector<Ns> delivery;  // latencies of the events delivered
+};
+
+int RunChurn(const Options& o) {
+  const tcp::endpoint ep = Endpoint(o);
+  Requests req(o);
+  const std::int64_t w = o.watchers;
+
+  // 1. The ping users come online first, so that within the run their
+  // pings do not write (and send no event to the watchers).
+  std::int64_t cursor = -1;
+  {
+    asio::io_context ioc;
+    auto conns = OpenConnections(ioc, ep, 64, 64);
+    if (conns.empty()) {
+      std::fprintf(stderr, "loadgen: cannot connect\n");
+      return 1;
+    }
+    const Ns t = NowNs();
+    std::int64_t ok = Batch(
+        ioc, conns, o.users, [&](std::int64_t i) { return req.PingOnly(i); },
+        nullptr, 240);
+    std::fprintf(stderr, "loadgen: warm-up %lld/%lld pings in %.2f s\n",
+                 static_cast<long long>(ok), static_cast<long long>(o.users),
+                 (NowNs() - t) / 1e9);
+    if (ok != o.users) return 1;
+    // Every ping user starts from the current cursor (bench_populate's
+    // last_update_id as --base-cursor), as a client that pinged before.
+    if (o.base_cursor >= 0) {
+      Batch(
+          ioc, conns, 1,
+          [&](std::int64_t) { return req.Ping(0, o.base_cursor); },
+          [&](std::int64_t, const Answer& a) {
+            if (auto id = JsonInt(a.body, "\"presence_last_update_id\"")) {
+              cursor = *id;
+            }
+          },
+          120);
+    }
+    for (auto& c : conns) c->Close();
+    ioc.restart();
+    ioc.poll();
+  }
+  if (cursor < 0) {
+    std::fprintf(stderr, "loadgen: churn needs --base-cursor\n");
+    return 1;
+  }
+
+  // 2. The watchers' queues.
+  asio::io_context ioc;
+  auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
+  constexpr int kTriggerConns = 16;
+  auto trigger =
+      OpenConnections(ioc, ep, kTriggerConns, kTriggerConns, 1'000'000);
+  if (static_cast<std::int64_t>(watchers.size()) != w ||
+      static_cast<int>(trigger.size()) != kTriggerConns) {
+    std::fprintf(stderr, "loadgen: only %zu of %lld watchers connected\n",
+                 watchers.size(), static_cast<long long>(w));
+    return 1;
+  }
+  const std::string reg_body =
+      "event_types=" + UrlEncode("[\"presence\"]") +
+      "&fetch_event_types=" + UrlEncode("[]") + "&client_capabilities=" +
+      UrlEncode("{\"simplified_presence_events\":true}");
+  std::vector<std::string> queue_ids(static_cast<std::size_t>(w));
+  std::int64_t registered = Batch(
+      ioc, watchers, w,
+      [&](std::int64_t i) {
+        return req.Post(o.watch_first + i, "/api/v1/register", reg_body);
+      },
+      [&](std::int64_t i, const Answer& a) {
+        if (auto q = JsonString(a.body, "\"queue_id\"")) queue_ids[i] = *q;
+      },
+      300);
+  if (registered != w) return 1;
+
+  // 3. The ping load, on its own thread, open loop.
+  Options po = o;
+  po.mode = "open";
+  Shared shared(static_cast<std::size_t>(o.users));
+  shared.max_cursor = cursor;
+  for (auto& c : shared.cursors) c.store(cursor);
+  PingWorker pinger(po, req, shared, o.rate);
+  {
+    auto open =
+        OpenConnections(pinger.ioc(), ep, o.connections, 256, 2'000'000);
+    if (static_cast<int>(open.size()) != o.connections) return 1;
+    pinger.conns() = std::move(open);
+  }
+  const Ns t0 = NowNs() + 50'000'000;
+  const Ns t_end = t0 + static_cast<Ns>(o.duration * 1e9);
+  pinger.SetSchedule(t0, t_end);
+
+  // 4. Watchers re-poll on every answer; users come online on a timer.
+  const std::size_t seconds = static_cast<std::size_t>(o.duration) + 12;
+  std::vector<ChurnSecond> per_second(seconds);
+  auto second_of = [&](Ns t) {
+    const Ns i = (t - t0) / 1'000'000'000;
+    return static_cast<std::size_t>(
+        std::clamp<Ns>(i, 0, static_cast<Ns>(seconds) - 1));
+  };
+  std::vector<Ns> due_at;  // when the k-th user's online ping was due
+  due_at.reserve(static_cast<std::size_t>(o.trigger_rate * o.duration) + 16);
+  std::vector<std::int64_t> last_event(static_cast<std::size_t>(w), -1);
+  std::vector<std::int64_t> seen(static_cast<std::size_t>(w), 0);
+  std::vector<Ns> all_delivery;
+  std::int64_t poll_errors = 0, trigger_errors = 0, overflowed = 0;
+  std::int64_t answers = 0, events = 0, heartbeats = 0;
+  bool stopping = false;
+  std::function<void(std::int64_t)> poll = [&](std::int64_t i) {
+    std::string target = "/api/v1/events?queue_id=" + queue_ids[i] +
+                         "&last_event_id=" + std::to_string(last_event[i]);
+    watchers[i]->Send(
+        req.Get(o.watch_first + i, target),
+        [&, i](Conn&, const Answer* a, Ns done) {
+          if (stopping) return;  // closed by us at the end
+          if (a == nullptr || a->status != 200) {
+            if (a && a->body.find("BAD_EVENT_QUEUE_ID") != std::string::npos) {
+              ++overflowed;
+            } else if (++poll_errors <= 3) {
+              Complain("poll", i, a);
+            }
+            return;
+          }
+          const std::int64_t id = MaxEventId(a->body);
+          last_event[i] = std::max(last_event[i], id);
+          const auto n = static_cast<std::int64_t>(
+              CountOf(a->body, "\"type\":\"presence\""));
+          heartbeats += static_cast<std::int64_t>(
+              CountOf(a->body, "\"type\":\"heartbeat\""));
+          ChurnSecond& sec = per_second[second_of(done)];
+          ++sec.answers;
+          sec.events += n;
+          ++answers;
+          events += n;
+          for (std::int64_t k = seen[i]; k < seen[i] + n; ++k) {
+            if (k < static_cast<std::int64_t>(due_at.size())) {
+              const Ns d = done - due_at[static_cast<std::size_t>(k)];
+              sec.delivery.push_back(d);
+              all_delivery.push_back(d);
+            }
+          }
+          seen[i] += n;
+          if (!stopping) poll(i);
+        });
+  };
+  for (std::int64_t i = 0; i < w; ++i) poll(i);
+
+  std::deque<std::int64_t> trigger_due;  // users whose ping is due, unsent
+  std::vector<Conn*> trigger_idle;
+  for (auto& c : trigger) trigger_idle.push_back(c.get());
+  std::int64_t next_user = 0;
+  std::function<void()> send_triggers = [&] {
+    while (!trigger_due.empty() && !trigger_idle.empty()) {
+      Conn* c = trigger_idle.back();
+      trigger_idle.pop_back();
+      const std::int64_t k = trigger_due.front();
+      trigger_due.pop_front();
+      c->Send(req.PingOnly(o.trigger_first + k),
+              [&](Conn& conn, const Answer* a, Ns) {
+                if (stopping) return;
+                if (a == nullptr || a->status != 200) {
+                  if (++trigger_errors <= 3) Complain("online", 0, a);
+                }
+                if (conn.open()) trigger_idle.push_back(&conn);
+                send_triggers();
+              });
+    }
+  };
+  asio::steady_timer tick(ioc);
+  const Ns interval = static_cast<Ns>(1e9 / o.trigger_rate);
+  std::function<void()> on_tick = [&] {
+    const Ns now = NowNs();
+    while (t0 + next_user * interval <= now &&
+           t0 + next_user * interval < t_end) {
+      due_at.push_back(t0 + next_user * interval);
+      trigger_due.push_back(next_user++);
+    }
+    send_triggers();
+    const Ns next = t0 + next_user * interval;
+    if (next >= t_end) return;
+    tick.expires_at(Clock::time_point(std::chrono::nanoseconds(next)));
+    tick.async_wait([&](const boost::system::error_code& ec) {
+      if (!ec) on_tick();
+    });
+  };
+  tick.expires_at(Clock::time_point(std::chrono::nanoseconds(t0)));
+  tick.async_wait([&](const boost::system::error_code& ec) {
+    if (!ec) on_tick();
+  });
+
+  const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
+  const Ns client_cpu0 = SelfCpuNs();
+  std::vector<long> rss;  // per second
+  std::thread ping_thread([&] { pinger.Run(); });
+  ioc.restart();
+  // The run, then up to 10 s for the last deliveries.
+  Ns next_sample = t0;
+  const Ns drain_end = t_end + 10'000'000'000LL;
+  while (true) {
+    ioc.run_one_for(std::chrono::milliseconds(20));
+    const Ns now = NowNs();
+    if (now >= next_sample) {
+      rss.push_back(ReadRssBytes(o.server_pids));
+      next_sample += 1'000'000'000;
+    }
+    if (now >= t_end) {
+      bool all = true;
+      for (std::int64_t i = 0; i < w && all; ++i) {
+        all = seen[i] >= static_cast<std::int64_t>(due_at.size()) ||
+              !watchers[i]->open();
+      }
+      if (all || now >= drain_end) break;
+    }
+  }
+  const Ns t_stop = NowNs();
+  const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
+  const Ns client_cpu = SelfCpuNs() - client_cpu0;
+  ping_thread.join();
+  stopping = true;
+
+  const std::int64_t requested = static_cast<std::int64_t>(due_at.size()) * w;
+  std::int64_t missing = 0;
+  for (std::int64_t i = 0; i < w; ++i) {
+    missing += std::max<std::int64_t>(
+        0, static_cast<std::int64_t>(due_at.size()) - seen[i]);
+  }
+  ThreadResult& pr = pinger.result();
+  Summary ps = Summarise(pr.latencies);
+  Summary ds = Summarise(all_delivery);
+  const double run_s = (t_stop - t0) / 1e9;
+  const double server_cores = (server_cpu0 >= 0 && server_cpu1 >= 0)
+                                  ? (server_cpu1 - server_cpu0) / 1e9 / run_s
+                                  : -1;
+  std::string timeline;
+  for (std::size_t i = 0; i < seconds; ++i) {
+    ChurnSecond& sec = per_second[i];
+    if (sec.answers == 0 && i >= static_cast<std::size_t>(o.duration)) break;
+    Summary s = Summarise(sec.delivery);
+    char buf[256];
+    std::snprintf(
+        buf, sizeof buf,
+        "%s{\"t\":%zu,\"answers\":%lld,\"events\":%lld,"
+        "\"p50_ms\":%.1f,\"p99_ms\":%.1f,\"max_ms\":%.1f,"
+        "\"rss\":%ld}",
+        timeline.empty() ? "" : ",", i, static_cast<long long>(sec.answers),
+        static_cast<long long>(sec.events), s.p50_us / 1e3, s.p99_us / 1e3,
+        s.max_us / 1e3, i < rss.size() ? rss[i] : -1L);
+    timeline += buf;
+  }
+  std::printf(
+      "{\"label\":\"%s\",\"mode\":\"churn\",\"watchers\":%lld,"
+      "\"trigger_rate\":%.1f,\"ping_rate\":%.1f,\"duration\":%.1f,"
+      "\"came_online\":%zu,\"requested\":%lld,\"delivered\":%lld,"
+      "\"missing\":%lld,\"overflowed\":%lld,\"answers\":%lld,"
+      "\"events_per_answer\":%.2f,\"deliveries_per_s\":%.0f,"
+      "\"answers_per_s\":%.0f,\"delivery_p50_ms\":%.1f,"
+      "\"delivery_p99_ms\":%.1f,\"delivery_max_ms\":%.1f,"
+      "\"pings\":%lld,\"ping_errors\":%lld,\"pings_dropped\":%lld,"
+      "\"ping_p50_ms\":%.2f,\"ping_p99_ms\":%.2f,\"ping_max_ms\":%.2f,"
+      "\"poll_errors\":%lld,\"online_errors\":%lld,\"server_cores\":%.2f,"
+      "\"loadgen_cores\":%.2f,\"per_second\":[%s]}\n",
+      o.label.c_str(), static_cast<long long>(w), o.trigger_rate, o.rate,
+      o.duration, due_at.size(), static_cast<long long>(requested),
+      static_cast<long long>(events), static_cast<long long>(missing),
+      static_cast<long long>(overflowed), static_cast<long long>(answers),
+      answers ? static_cast<double>(events) / answers : 0.0, events / run_s,
+      answers / run_s, ds.p50_us / 1e3, ds.p99_us / 1e3, ds.max_us / 1e3,
+      static_cast<long long>(pr.ok), static_cast<long long>(pr.errors),
+      static_cast<long long>(pr.dropped), ps.p50_us / 1e3, ps.p99_us / 1e3,
+      ps.max_us / 1e3, static_cast<long long>(poll_errors),
+      static_cast<long long>(trigger_errors), server_cores,
+      client_cpu / 1e9 / run_s, timeline.c_str());
+  std::fprintf(
+      stderr,
+      "loadgen churn %lld watchers, %.0f online/s: %lld of %lld "
+      "delivered (%lld overflowed queues), %.2f events/answer, "
+      "delivery p50 %.0f p99 %.0f max %.0f ms; pings %lld ok p50 "
+      "%.2f p99 %.2f max %.2f ms; server %.2f cores\n",
+      static_cast<long long>(w), o.trigger_rate, static_cast<long long>(events),
+      static_cast<long long>(requested), static_cast<long long>(overflowed),
+      answers ? static_cast<double>(events) / answers : 0.0, ds.p50_us / 1e3,
+      ds.p99_us / 1e3, ds.max_us / 1e3, static_cast<long long>(pr.ok),
+      ps.p50_us / 1e3, ps.p99_us / 1e3, ps.max_us / 1e3, server_cores);
+  (void)heartbeats;
+  for (auto& c : watchers) c->Close();
+  for (auto& c : trigger) c->Close();
+  for (auto& c : pinger.conns()) c->Close();
+  ioc.restart();
+  ioc.poll();
+  return (pr.errors == 0 && poll_errors == 0 && trigger_errors == 0) ? 0 : 3;
+}
+
 // ---------------------------------------------------------------- ping
 
 int RunPing(const Options& o) {
@@ -1276,6 +1593,7 @@ int main(int argc, char** argv) {
   Options o = ParseOptions(argc, argv);
   if (o.mode == "closed" || o.mode == "open") return RunPingLoad(o);
   if (o.mode == "fanout") return RunFanout(o);
+  if (o.mode == "churn") return RunChurn(o);
   if (o.mode == "ping") return RunPing(o);
   Usage("unknown --mode");
 }

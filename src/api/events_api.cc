@@ -293,8 +293,14 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
   if (poll.status == PollStatus::kRefused) return RateLimitedResponse(*refused);
   if (poll.status == PollStatus::kBadQueue) return BadQueue(*queue_id);
   Response r;
-  if (poll.status == PollStatus::kParked) {
+  // Events already waiting: answered in the HTTP layer's turn for answers,
+  // behind the requests read meanwhile (issue #17, pings first).
+  const bool in_turn = block && req.answer_in_turn &&
+                       poll.status == PollStatus::kEvents &&
+                       !poll.events.empty();
+  if (poll.status == PollStatus::kParked || in_turn) {
     r.parked = true;
+    r.ready = in_turn;
     ParkedPoll& p = r.parked_poll;
     p.queue_id = std::move(*queue_id);
     p.last_event_id = *last_event_id;

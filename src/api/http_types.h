@@ -48,6 +48,11 @@ struct Request {
   bool force_nonblocking = false;
   // A parked poll handled again after its queue woke it.
   bool resumed = false;
+  // The HTTP layer answers long polls in turns behind other requests
+  // (http/answer_queue.h): a blocking poll whose events are already waiting
+  // parks all the same, with Response::ready set, instead of being answered
+  // at once.
+  bool answer_in_turn = false;
   // Relayed by another node (scale-out): never relay it further.
   bool forwarded = false;
   // Recent authentications of this I/O thread (see auth_cache.h); may be
@@ -91,6 +96,10 @@ struct Response {
   // `parked_poll` (or handles the request again).
   bool parked = false;
   ParkedPoll parked_poll;
+  // With `parked`: events are waiting already (Request::answer_in_turn).
+  // The poll is not the queue's waiter: the HTTP layer answers it in its
+  // turn through Router::Resume, which polls again.
+  bool ready = false;
   // Scale-out: the request is for an event queue of another node; relay it
   // verbatim to this address ("host:port") and send back that node's
   // answer. If it cannot be reached, send this response instead.

@@ -10,7 +10,11 @@
 // Update ids come from the realm's sequence. To never hand one out twice
 // across a crash, ids are used only up to `reserved_update_id`, which the
 // store made durable beforehand; the flusher reserves ahead, and a writer
-// that runs out reserves synchronously (rare).
+// that runs out reserves synchronously (rare). How far ahead follows the
+// realm's write rate: each flush reserves kReserveIntervals times the ids
+// used since the previous one (at least kReserveAhead), so a steady rate,
+// whatever it is, never runs out while the next commit runs; a ping would
+// otherwise reserve under the realm's lock and wait for that commit.
 //
 // Per-client rows (extension, issue #8). Beside the user's row, the realm
 // keeps one row per (user, client name), in a side table that exists only
@@ -323,8 +327,13 @@ class Realm {
   void OnFlushFailed(const std::vector<store::PresenceRecord>& rows,
                      const std::vector<store::ClientPresenceRecord>& clients);
 
-  // How many ids the flusher reserves ahead of use.
+  // How many ids the flusher reserves ahead of use, at the least.
   static constexpr UpdateId kReserveAhead = 10'000;
+  // Beyond that, how many flush intervals' worth of ids (at the rate seen
+  // in the last one) a flush reserves; it tops up while three are left
+  // (CollectDirty), so a commit may take two intervals before a writer at
+  // that rate runs out.
+  static constexpr UpdateId kReserveIntervals = 4;
 
   // --- Changes made elsewhere ---------------------------------------------
   //
@@ -442,6 +451,12 @@ class Realm {
   std::atomic<std::uint64_t> directory_generation_{0};
   UpdateId last_update_id_ GUARDED_BY(mu_) = 0;
   UpdateId reserved_update_id_ GUARDED_BY(mu_) = 0;
+  // last_update_id_ at the previous CollectDirty: the ids used since then
+  // are the write rate the next reservation follows.
+  UpdateId collected_update_id_ GUARDED_BY(mu_) = 0;
+  // How far ahead the last flush reserved (a synchronous reservation takes
+  // as much, so a burst that outran it does not come back at once).
+  UpdateId reserve_ahead_ GUARDED_BY(mu_) = kReserveAhead;
   std::vector<Member> members_ GUARDED_BY(mu_);
   std::size_t active_members_ GUARDED_BY(mu_) = 0;
   // The members' emails and names (see Member).

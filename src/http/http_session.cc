@@ -35,7 +35,8 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
       router_(router),
       limits_(limits),
       open_(std::move(open)),
-      metrics_(limits->metrics) {
+      metrics_(limits->metrics),
+      answers_(AnswerQueue::Of(socket_.get_executor())) {
   open_->fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -144,12 +145,19 @@ void HttpSession::Unpark() {
   socket_.cancel(ec);  // the readability wait; nothing else pending
 }
 
-void HttpSession::Wake() {
-  boost::asio::post(socket_.get_executor(), [self = shared_from_this()] {
-    if (!self->parked_) return;
-    self->Unpark();
-    self->Resume(/*superseded=*/false);
-  });
+void HttpSession::Wake() { AnswerInTurn(); }
+
+void HttpSession::AnswerInTurn() {
+  // Woken again before its turn: one answer carries both.
+  if (answer_queued_.exchange(true, std::memory_order_acq_rel)) return;
+  answers_.Add(shared_from_this());
+}
+
+void HttpSession::AnswerNow() {
+  answer_queued_.store(false, std::memory_order_release);
+  if (!parked_) return;
+  Unpark();
+  Resume(/*superseded=*/false);
 }
 
 void HttpSession::Supersede() {
@@ -262,6 +270,10 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   in.waiter = shared_from_this();
   in.force_nonblocking = force_nonblocking;
   in.resumed = resumed;
+  // A poll with its events waiting is answered in its turn, behind the
+  // requests read meanwhile (AnswerQueue); one handled again after it was
+  // woken has had its turn.
+  in.answer_in_turn = !resumed;
 
   // Constructed from the answer (one move), not assigned over a default
   // one: an answer has many members, and this is every request's path.
@@ -295,7 +307,9 @@ void HttpSession::Dispatch(api::Response out) {
   if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
     parked_poll_ = std::move(out.parked_poll);
-    return Park();
+    Park();
+    if (out.ready) AnswerInTurn();
+    return;
   }
   Respond(std::move(out));
 }

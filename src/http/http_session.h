@@ -18,14 +18,18 @@
 // thread: no read, no write, the session timer for the heartbeat, and a
 // one-byte peek that notices a client leaving. It keeps what the
 // API said answering needs (api::ParkedPoll: the authenticated caller, the
-// queue, last_event_id, the answer's tail). Wake() (from any thread) posts to
-// the strand, which answers through Router::Resume: one poll of the queue,
-// no routing, parsing or authentication; where Resume declines (the caller's
-// directory changed, the queue is gone) the same request is handled again.
+// queue, last_event_id, the answer's tail). Wake() (from any thread) queues
+// the session on its thread's AnswerQueue, which in its turn (behind the
+// requests read meanwhile: pings first) answers through Router::Resume: one
+// poll of the queue, no routing, parsing or authentication; where Resume
+// declines (the caller's directory changed, the queue is gone) the same
+// request is handled again. A poll whose events are already waiting when
+// it comes waits its turn in the same way (api::Response::ready).
 //
 // Thread safety: all handlers run on the socket's executor, which runs one
 // handler at a time (a strand, or an io_context run by one thread);
-// Wake/Supersede only post to it. The session lives while an
+// Wake/Supersede only post to it (or queue the session on the AnswerQueue,
+// which runs it there). The session lives while an
 // operation is pending (shared_ptr); a parked session is kept alive by its
 // peek and its timer.
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
@@ -51,6 +55,7 @@
 #include "api/router.h"
 #include "core/event_queue.h"
 #include "http/address_slots.h"
+#include "http/answer_queue.h"
 #include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
@@ -97,6 +102,7 @@ struct SessionLimits {
 };
 
 class HttpSession : public QueueWaiter,
+                    public AnswerQueue::Item,
                     public std::enable_shared_from_this<HttpSession> {
  public:
   // `open` counts live sessions (for the server's connection limit).
@@ -114,6 +120,12 @@ class HttpSession : public QueueWaiter,
   // QueueWaiter.
   void Wake() override;
   void Supersede() override;
+
+  // AnswerQueue::Item: the parked poll's turn to be answered.
+  void AnswerNow() override;
+  boost::asio::any_io_executor executor() override {
+    return socket_.get_executor();
+  }
 
  private:
   using Fields = boost::beast::http::basic_fields<ArenaAllocator<char>>;
@@ -146,6 +158,8 @@ class HttpSession : public QueueWaiter,
   // Waits for the queue with parked_poll_ set: the heartbeat deadline, and a
   // readability wait that notices a client that leaves.
   void Park();
+  // Queues this session's answer on its thread's AnswerQueue, once.
+  void AnswerInTurn();
   // Writes the router's answer.
   void Respond(api::Response out);
   // Relays the request to the node in out.forward_to; answers `out` itself
@@ -227,6 +241,10 @@ class HttpSession : public QueueWaiter,
   // Copied from limits_: the destructor may run after the server (and its
   // limits) are gone, when the io_context drops pending operations.
   api::Metrics* const metrics_;
+  // This thread's long-poll answers (AnswerQueue::Of our executor).
+  AnswerQueue& answers_;
+  // Queued there and not run yet (set from any thread by Wake).
+  std::atomic<bool> answer_queued_{false};
 };
 
 }  // namespace presence::http

@@ -3,7 +3,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "core/constants.h"
 #include "store/faulty_store.h"
@@ -523,6 +527,154 @@ TEST_F(PresenceServiceTest, FailedReservationStickyReasonIsTheStoresError) {
   EXPECT_EQ(service_->failure(),
             "reserving update ids failed: " +
                 std::string(store::FaultyStore::kInjectedFailure));
+}
+
+// A memory store whose presence commit blocks until Open(), as SQLite's
+// does while it syncs, and whose reservation, like SQLite's on its one
+// connection, waits for a running commit. It records a reservation asked for
+// during a commit instead of letting the test hang on it.
+class CommitGateStore final : public store::Store {
+ public:
+  StoreResult<store::Snapshot> Load() override { return m_.Load(); }
+  StoreResult<RealmId> InsertRealm(const store::RealmRecord& r) override {
+    return m_.InsertRealm(r);
+  }
+  StoreStatus UpdateRealm(const store::RealmRecord& r) override {
+    return m_.UpdateRealm(r);
+  }
+  StoreResult<UserId> InsertUser(const store::UserRecord& u) override {
+    return m_.InsertUser(u);
+  }
+  StoreStatus UpdateUser(const store::UserRecord& u) override {
+    return m_.UpdateUser(u);
+  }
+  StoreStatus SetAccess(const store::AccessRecord& a) override {
+    return m_.SetAccess(a);
+  }
+  StoreStatus ReserveUpdateIds(RealmId realm, UpdateId up_to) override {
+    {
+      std::unique_lock lock(mu_);
+      if (in_commit_) {
+        reserved_during_commit_ = true;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return !in_commit_; });
+      }
+    }
+    return m_.ReserveUpdateIds(realm, up_to);
+  }
+  StoreStatus WritePresence(
+      std::span<const store::PresenceRecord> rows,
+      std::span<const store::ClientPresenceRecord> clients,
+      std::span<const store::SequenceRecord> sequences) override {
+    {
+      std::unique_lock lock(mu_);
+      if (closed_) {
+        in_commit_ = true;
+        cv_.notify_all();
+        cv_.wait(lock, [&] { return !closed_; });
+        in_commit_ = false;
+        cv_.notify_all();
+      }
+    }
+    return m_.WritePresence(rows, clients, sequences);
+  }
+
+  void Close() {
+    std::lock_guard lock(mu_);
+    closed_ = true;
+  }
+  void Open() {
+    std::lock_guard lock(mu_);
+    closed_ = false;
+    cv_.notify_all();
+  }
+  void WaitInCommit() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return in_commit_; });
+  }
+  // Waits until `done` or a reservation waited for the commit; says which.
+  bool WaitDoneOrReserved(const bool& done) {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done || reserved_during_commit_; });
+    return reserved_during_commit_;
+  }
+  void Signal(bool& done) {
+    std::lock_guard lock(mu_);
+    done = true;
+    cv_.notify_all();
+  }
+
+ private:
+  store::MemoryStore m_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool closed_ = false;
+  bool in_commit_ = false;
+  bool reserved_during_commit_ = false;
+};
+
+// Issue #17: at 16,700 writes/s the 1 s flush's fixed reservation of 10,000
+// ids ran out every second, and the ping that ran out reserved more under the
+// realm's lock, waiting for the group commit (ping max 0.3 s). Reservations
+// now follow the write rate: one flush interval's worth of pings, at a rate
+// twice the old reservation, runs while the commit blocks, without a store
+// call.
+TEST(PresenceServiceReservationTest,
+     Issue17_APingDoesNotWaitForARunningCommit) {
+  ManualClock clock(kT0);
+  CommitGateStore store;
+  auto created = PresenceService::Create(&store, &clock);
+  ASSERT_TRUE(created) << created.error().message();
+  PresenceService& service = **created;
+  auto realm = service.CreateRealm("acme", "Acme");
+  ASSERT_TRUE(realm);
+  std::vector<Caller> callers;
+  for (int i = 0; i < 1000; ++i) {
+    NewUser u;
+    u.email = "u" + std::to_string(i) + "@example.com";
+    u.full_name = "U " + std::to_string(i);
+    auto c = service.CreateUser(*realm, u);
+    ASSERT_TRUE(c);
+    auto a = service.Authenticate(*service.FindRealmById(*realm), u.email,
+                                  c->api_key);
+    ASSERT_TRUE(std::holds_alternative<Caller>(a));
+    callers.push_back(std::get<Caller>(a));
+  }
+  // 20 rounds of 1,000 writes: 20,000 ids per flush interval.
+  auto interval_of_pings = [&] {
+    for (int round = 0; round < 20; ++round) {
+      for (const Caller& c : callers) {
+        if (!service.Report(c, ReportStatus::kActive, clock.NowMicros())) {
+          return false;
+        }
+      }
+      clock.Advance(Sec(56));
+    }
+    return true;
+  };
+  for (int i = 0; i < 3; ++i) {  // the rate, as the flusher sees it
+    ASSERT_TRUE(interval_of_pings());
+    ASSERT_TRUE(service.Flush());
+  }
+  ASSERT_TRUE(interval_of_pings());
+  store.Close();
+  std::optional<Result<FlushStats>> flushed;
+  std::thread flusher([&] { flushed.emplace(service.Flush()); });
+  store.WaitInCommit();
+  bool done = false;
+  bool pinged = false;
+  std::thread pinger([&] {
+    pinged = interval_of_pings();
+    store.Signal(done);
+  });
+  const bool waited = store.WaitDoneOrReserved(done);
+  store.Open();
+  pinger.join();
+  flusher.join();
+  EXPECT_FALSE(waited) << "a ping reserved update ids while the commit ran";
+  EXPECT_TRUE(pinged);
+  ASSERT_TRUE(flushed.has_value());
+  EXPECT_TRUE(*flushed);
 }
 
 TEST_F(PresenceServiceTest, StoreFailureIsStickyAndRefusesWrites) {

@@ -1,8 +1,9 @@
 // HttpSession on its own, over connections the test accepts on 127.0.0.1:0
 // (no HttpServer): keep-alive, pipelining, Connection: close, the header and
 // body limits with their 400/413/431 answers, the lingering close that lets
-// such an answer reach a client that is still sending, and the session's
-// count of itself in `open`.
+// such an answer reach a client that is still sending, the session's
+// count of itself in `open`, and the order of work on one I/O thread
+// (requests before the long-poll answers a fan-out makes due).
 #include "http/http_session.h"
 
 #include <gtest/gtest.h>
@@ -16,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/json/parse.hpp>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -395,6 +397,104 @@ TEST_F(HttpSessionTest, AParkedSessionIsReleasedWhenItsClientLeaves) {
   s.close();
   EXPECT_TRUE(WaitForOpen(0)) << "the parked session outlived its client";
   EXPECT_EQ(hub_->Stats().parked, 0u);
+}
+
+// Issue #17, pings first: a change that wakes many parked polls makes all
+// their answers due at once; a ping read meanwhile is handled after at most
+// a slice of them (AnswerQueue), not after all of them. Seen in what the
+// answers carry: the ping is itself a "came online" event, so a poll
+// answered after the ping was handled carries both events, and one answered
+// before it only the first.
+TEST_F(HttpSessionTest, Issue17_APingIsHandledBeforeTheFanOutAheadOfIt) {
+  constexpr int kWatchers = 200;
+  struct U {
+    std::string email, key, auth;
+  };
+  auto add_user = [&](const std::string& email) {
+    NewUser u;
+    u.email = email;
+    u.full_name = email;
+    auto created = service_->CreateUser(realm_, u);
+    EXPECT_TRUE(created);
+    return U{email, created->api_key,
+             "Basic " + Base64Encode(email + ":" + created->api_key)};
+  };
+  std::vector<tcp::socket> polls;
+  std::vector<beast::flat_buffer> bufs(kWatchers);
+  for (int i = 0; i < kWatchers; ++i) {
+    const U w = add_user("w" + std::to_string(i) + "@example.com");
+    polls.push_back(Connect());
+    bhttp::request<bhttp::string_body> reg{bhttp::verb::post,
+                                           "/api/v1/register", 11};
+    reg.set(bhttp::field::host, "127.0.0.1");
+    reg.set(bhttp::field::authorization, w.auth);
+    reg.set(bhttp::field::content_type, "application/x-www-form-urlencoded");
+    reg.body() = "event_types=%5B%22presence%22%5D";
+    reg.prepare_payload();
+    bhttp::write(polls.back(), reg);
+    auto registered = Read(polls.back(), bufs[i]);
+    ASSERT_EQ(registered.result_int(), 200u) << registered.body();
+    const std::string queue(
+        boost::json::parse(registered.body()).at("queue_id").as_string());
+    bhttp::request<bhttp::string_body> poll{
+        bhttp::verb::get,
+        "/api/v1/events?queue_id=" + queue + "&last_event_id=-1", 11};
+    poll.set(bhttp::field::host, "127.0.0.1");
+    poll.set(bhttp::field::authorization, w.auth);
+    bhttp::write(polls.back(), poll);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (hub_->Stats().parked != static_cast<std::size_t>(kWatchers)) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "never parked";
+    std::this_thread::sleep_for(5ms);
+  }
+  const U first = add_user("first@example.com");
+  const U pinger = add_user("pinger@example.com");
+  tcp::socket ping_conn = Connect();
+  ASSERT_TRUE(WaitForOpen(kWatchers + 1));
+
+  // Hold the I/O thread, so that the fan-out and the ping are both ready
+  // when it goes on.
+  std::promise<void> held, release;
+  asio::post(ioc_, [&] {
+    held.set_value();
+    release.get_future().wait();
+  });
+  held.get_future().wait();
+  // The first user comes online: every parked poll is woken (on this
+  // thread; their answers are due on the I/O thread).
+  auto caller = service_->Authenticate(*service_->FindRealmById(realm_),
+                                       first.email, first.key);
+  ASSERT_TRUE(std::holds_alternative<Caller>(caller));
+  ASSERT_TRUE(service_->Report(std::get<Caller>(caller), ReportStatus::kActive,
+                               clock_.NowMicros()));
+  // The ping, in the server's socket before the thread goes on.
+  bhttp::request<bhttp::string_body> ping{bhttp::verb::post,
+                                          "/api/v1/users/me/presence", 11};
+  ping.set(bhttp::field::host, "127.0.0.1");
+  ping.set(bhttp::field::authorization, pinger.auth);
+  ping.set(bhttp::field::content_type, "application/x-www-form-urlencoded");
+  ping.body() = "status=active";
+  ping.prepare_payload();
+  bhttp::write(ping_conn, ping);
+  release.set_value();
+
+  beast::flat_buffer ping_buf;
+  auto pinged = Read(ping_conn, ping_buf);
+  EXPECT_EQ(pinged.result_int(), 200u) << pinged.body();
+  int only_first = 0;
+  for (int i = 0; i < kWatchers; ++i) {
+    auto answer = Read(polls[i], bufs[i]);
+    ASSERT_EQ(answer.result_int(), 200u) << answer.body();
+    const auto events =
+        boost::json::parse(answer.body()).at("events").as_array().size();
+    ASSERT_GE(events, 1u);
+    if (events == 1) ++only_first;
+  }
+  // Before: all 200 answers were written before the ping was read. Now at
+  // most a slice or two of them (AnswerQueue::kSlice each).
+  EXPECT_LE(only_first, static_cast<int>(2 * AnswerQueue::kSlice))
+      << "the ping waited behind the fan-out";
 }
 
 }  // namespace
