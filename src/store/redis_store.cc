@@ -84,11 +84,17 @@ StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
   std::unique_ptr<RedisStore> store(
       new RedisStore(std::move(clients), options, std::move(*scripts)));
   for (Script& s : store->scripts_) {
+    // On every master of a cluster: a script runs on its keys' shard, and
+    // a shard without it would answer NOSCRIPT (one more round trip).
     const std::string argv[] = {"SCRIPT", "LOAD", s.body};
-    auto reply = store->Call(argv, "");
+    auto reply = store->clients_.front()->RunOnEachMaster(argv);
     if (!reply) {
       return Error(Errc::kStoreFailed, "loading script " + s.name + ": " +
                                            std::move(reply.error().detail()));
+    }
+    if (reply->is_error()) {
+      return Error(Errc::kStoreFailed,
+                   "loading script " + s.name + ": redis: " + reply->str);
     }
     s.sha = reply->str;
   }
