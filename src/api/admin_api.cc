@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "api/offload.h"
 #include "api/zulip_api.h"
 #include "core/fault_injector.h"
 #include "util/crypto.h"
@@ -106,19 +107,20 @@ const AdminApi::Entry AdminApi::kRoutes[] = {
     {"/faults", kPost, &AdminApi::OnFaults, Endpoint::kAdmin,
      kNeedsAuth | kNeedsFaultInjector},
     {"/realms", kGet, &AdminApi::OnListRealms, Endpoint::kAdmin, kNeedsAuth},
-    {"/realms", kPost, &AdminApi::OnCreateRealm, Endpoint::kAdmin, kNeedsAuth},
+    {"/realms", kPost, &AdminApi::OnCreateRealm, Endpoint::kAdmin,
+     kNeedsAuth | kMayWait},
     {"/realms/{}", kPatch, &AdminApi::OnPatchRealm, Endpoint::kAdmin,
-     kNeedsAuth | kRealmScoped},
+     kNeedsAuth | kRealmScoped | kMayWait},
     {"/realms/{}/users", kPost, &AdminApi::OnCreateUser, Endpoint::kAdmin,
-     kNeedsAuth | kRealmScoped},
+     kNeedsAuth | kRealmScoped | kMayWait},
     {"/realms/{}/users", kGet, &AdminApi::OnListUsers, Endpoint::kAdmin,
-     kNeedsAuth | kRealmScoped},
+     kNeedsAuth | kRealmScoped | kMayWait},
     {"/realms/{}/users:batch", kPost, &AdminApi::OnImportUsers,
-     Endpoint::kAdmin, kNeedsAuth | kRealmScoped},
+     Endpoint::kAdmin, kNeedsAuth | kRealmScoped | kMayWait},
     {"/realms/{}/users/{}", kPatch, &AdminApi::OnPatchUser, Endpoint::kAdmin,
-     kNeedsAuth | kRealmScoped},
+     kNeedsAuth | kRealmScoped | kMayWait},
     {"/realms/{}/access", kPost, &AdminApi::OnSetAccess, Endpoint::kAdmin,
-     kNeedsAuth | kRealmScoped},
+     kNeedsAuth | kRealmScoped | kMayWait},
 };
 
 std::span<const AdminApi::Entry> AdminApi::Routes() { return kRoutes; }
@@ -157,13 +159,40 @@ Response AdminApi::Handle(const Request& req, std::string_view path) const {
   const bool group_clock =
       path == "/clock" && req.method == "POST" && req.forwarded;
   if (!group_clock && !Authorized(req)) return Unauthorized();
+  if (options_->offload) {
+    // The request's views stay valid until it is answered (its connection
+    // keeps it); the copy is of the views.
+    auto held = std::make_shared<Request>(req);
+    RouteMatch<Handler> m = FindRoute(Routes(), path, req.method);
+    const Entry* e = m.route != nullptr ? m.route : m.path_route;
+    if (e != nullptr && e->has(kMayWait)) {
+      return OffloadedAnswer(
+          *options_, [this, held, path] { return Answer(*held, path); });
+    }
+    if (path == "/clock" && !req.forwarded && options_->clock_peers) {
+      // The live nodes are read from the store off this thread; the clock
+      // is set here once they are known, then relayed to them.
+      return Offloaded(*options_, [this, held, path]() -> Resumed {
+        auto peers =
+            std::make_shared<std::vector<std::string>>(options_->clock_peers());
+        return [this, held, path, peers] {
+          return Answer(*held, path, peers.get());
+        };
+      });
+    }
+  }
+  return Answer(req, path);
+}
+
+Response AdminApi::Answer(const Request& req, std::string_view path,
+                          const std::vector<std::string>* peers) const {
   auto out = Dispatch(req, path);
   if (options_->log && req.method != "GET") Audit(req, path, out);
   if (!out) return ErrorResponse(out.error());
   Response r;
   r.body = json::serialize(*out);
   if (path == "/clock" && !req.forwarded && options_->clock_peers) {
-    r.also_to = options_->clock_peers();
+    r.also_to = peers != nullptr ? *peers : options_->clock_peers();
   }
   return r;
 }

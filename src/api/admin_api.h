@@ -35,7 +35,9 @@
 
 #include <boost/json/object.hpp>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "api/api_error.h"
 #include "api/api_options.h"
@@ -61,7 +63,11 @@ class AdminApi {
 
   AdminApi(PresenceService* service, const ApiOptions* options);
 
-  // `path` is the part after "/admin/v1".
+  // `path` is the part after "/admin/v1". A route with kMayWait (every
+  // change, and every realm-scoped route, whose realm is synced with the
+  // store first) runs through ApiOptions::offload where it is set
+  // (scale-out): the answer is deferred, the I/O thread does not wait on
+  // the store. So does the group-clock relay's read of the live nodes.
   Response Handle(const Request& req, std::string_view path) const;
 
   // Router::Precheck for the admin API: the 401 of a request without the
@@ -81,6 +87,10 @@ class AdminApi {
   static Response Unauthorized();
   void Audit(const Request& req, std::string_view path,
              const ApiResult<boost::json::object>& out) const;
+  // Handle once authorised: dispatch, audit line, answer. `peers`: where
+  // POST /clock is relayed, if already known (else clock_peers() is asked).
+  Response Answer(const Request& req, std::string_view path,
+                  const std::vector<std::string>* peers = nullptr) const;
   ApiResult<boost::json::object> Dispatch(const Request& req,
                                           std::string_view path) const;
   // The checks an entry's flags ask for before the method check: nullopt

@@ -61,10 +61,22 @@ struct ApiOptions {
   // single-node mode.
   std::function<std::optional<std::string>(std::string_view queue_id)>
       queue_owner;
+  // The same from what this node knows without asking the store: nullopt
+  // if queue_owner would ask it (the owner's address is not cached), else
+  // queue_owner's answer. Empty: always ask queue_owner.
+  std::function<std::optional<std::optional<std::string>>(
+      std::string_view queue_id)>
+      queue_owner_cached;
   // Scale-out with --test-clock: the addresses of the group's other live
   // nodes, to which POST /admin/v1/clock is relayed so that one call sets
   // the group's clock. Empty in single-node mode.
   std::function<std::vector<std::string>()> clock_peers;
+  // Scale-out: runs a task that may wait on the shared store (a route with
+  // kMayWait, the first request for a realm not loaded yet, a queue owner
+  // not cached) on a thread that is not an I/O thread (app/
+  // store_workers.h); false if it cannot take more (the request then gets
+  // 503). Empty (single-node mode, most tests): such work runs inline.
+  std::function<bool(std::function<void()>)> offload;
   // Where notable events are logged (one structured line each); may be
   // empty. Never given keys or tokens.
   std::function<void(

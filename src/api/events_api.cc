@@ -96,16 +96,26 @@ EventsApi::EventsApi(PresenceService* service, EventHub* hub,
       options_(options),
       poll_limiter_(options->events_poll_limit_per_minute, 60) {}
 
-std::optional<Response> EventsApi::RelayIfForeign(const Request& req,
-                                                  RequestParams& params) const {
+std::optional<Response> EventsApi::RelayIfForeign(
+    const Request& req, RequestParams& params,
+    const std::optional<std::string>* owner) const {
   if (!options_->queue_owner || req.forwarded) return std::nullopt;
   auto queue_id = params.GetString("queue_id");
   if (!queue_id || hub_->SpecOf(*queue_id)) return std::nullopt;
-  auto owner = options_->queue_owner(*queue_id);
-  if (!owner) return std::nullopt;
+  std::optional<std::string> found =
+      owner != nullptr ? *owner : options_->queue_owner(*queue_id);
+  if (!found) return std::nullopt;
   Response r = ErrorResponse(BadQueue(*queue_id));
-  r.forward_to = std::move(*owner);
+  r.forward_to = std::move(*found);
   return r;
+}
+
+std::optional<std::string> EventsApi::ForeignQueue(
+    const Request& req, RequestParams& params) const {
+  if (!options_->queue_owner || req.forwarded) return std::nullopt;
+  auto queue_id = params.GetString("queue_id");
+  if (!queue_id || hub_->SpecOf(*queue_id)) return std::nullopt;
+  return queue_id;
 }
 
 namespace {

@@ -40,9 +40,18 @@ class EventsApi {
 
   // Scale-out: if the request names an event queue that another node owns,
   // the answer that relays it there (BAD_EVENT_QUEUE_ID if that node cannot
-  // be reached); nullopt to handle it here.
-  std::optional<Response> RelayIfForeign(const Request& req,
-                                         RequestParams& params) const;
+  // be reached); nullopt to handle it here. `owner`: the owner's address
+  // as ApiOptions::queue_owner already answered it (nullopt inside: none
+  // elsewhere); null: asked here (which may wait on the store unless
+  // QueueToLookUp said no).
+  std::optional<Response> RelayIfForeign(
+      const Request& req, RequestParams& params,
+      const std::optional<std::string>* owner = nullptr) const;
+  // The id of the request's queue when RelayIfForeign would ask
+  // ApiOptions::queue_owner where it lives (scale-out, not a relay itself,
+  // a queue this node does not have); nullopt otherwise.
+  std::optional<std::string> ForeignQueue(const Request& req,
+                                          RequestParams& params) const;
 
   ApiResult<Response> Register(const Caller& caller,
                                RequestParams& params) const;

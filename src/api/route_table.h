@@ -59,7 +59,7 @@ class MethodList {
 };
 
 // Route flags.
-enum RouteFlag : std::uint8_t {
+enum RouteFlag : std::uint16_t {
   // The caller must authenticate (HTTP Basic for the Zulip API).
   kNeedsAuth = 1 << 0,
   // Counted against the caller's rate limit (long polls wait, not work).
@@ -91,6 +91,12 @@ enum RouteFlag : std::uint8_t {
   // inactive user; a report racing a key change on another node may be
   // written with the old key and then refused.
   kWriteIsBarrier = 1 << 7,
+  // The handler may wait on the shared store (a directory write, its
+  // read barrier, a realm read): where ApiOptions::offload is set
+  // (scale-out), it runs there, off the I/O thread, and the request is
+  // resumed on its connection with the answer (api/offload.h). A new
+  // handler that writes through PresenceService carries this flag.
+  kMayWait = 1 << 8,
 };
 
 // How a Zulip route reads its parameters when the request is not a POST
@@ -107,7 +113,7 @@ struct Route {
   MethodSet methods = 0;
   Handler handler{};
   Endpoint metric = Endpoint::kOther;
-  std::uint8_t flags = 0;
+  std::uint16_t flags = 0;
   Params params = Params::kStrict;
 
   bool has(RouteFlag f) const { return (flags & f) != 0; }

@@ -28,6 +28,37 @@ Endpoint Router::Classify(std::string_view method, std::string_view path) {
   return Endpoint::kWeb;
 }
 
+namespace {
+
+// A deferred answer, counted and timed when it is known: a continuation
+// that defers again (e.g. a handler run off the I/O thread after the
+// request's store step) is wrapped the same way.
+Response CountedWhenAnswered(Response r, Metrics* metrics, Endpoint endpoint,
+                             std::chrono::steady_clock::time_point start) {
+  r.deferred = [inner = std::move(r.deferred), metrics, endpoint,
+                start](Continue resume) {
+    inner([resume, metrics, endpoint, start](std::function<Response()> next) {
+      resume([next = std::move(next), metrics, endpoint, start] {
+        Response out = next();
+        if (out.deferred) {
+          return CountedWhenAnswered(std::move(out), metrics, endpoint, start);
+        }
+        if (!out.parked) {
+          const double secs = std::chrono::duration<double>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count();
+          metrics->RecordRequest(endpoint, out.status, secs);
+          if (out.status == 429) metrics->RecordRateLimited();
+        }
+        return out;
+      });
+    });
+  };
+  return r;
+}
+
+}  // namespace
+
 Response Router::Handle(const Request& req) const {
   std::string_view target = req.target;
   std::string_view path = target, query;
@@ -38,25 +69,8 @@ Response Router::Handle(const Request& req) const {
   const auto start = std::chrono::steady_clock::now();
   Response r = Dispatch(req, path, query);
   if (r.deferred && options_->metrics != nullptr) {
-    // Counted and timed when the answer is known.
-    r.deferred = [inner = std::move(r.deferred), metrics = options_->metrics,
-                  endpoint = Classify(req.method, path),
-                  start](Continue resume) {
-      inner([resume, metrics, endpoint, start](std::function<Response()> next) {
-        resume([next = std::move(next), metrics, endpoint, start] {
-          Response out = next();
-          if (!out.parked && !out.deferred) {
-            const double secs = std::chrono::duration<double>(
-                                    std::chrono::steady_clock::now() - start)
-                                    .count();
-            metrics->RecordRequest(endpoint, out.status, secs);
-            if (out.status == 429) metrics->RecordRateLimited();
-          }
-          return out;
-        });
-      });
-    };
-    return r;
+    return CountedWhenAnswered(std::move(r), options_->metrics,
+                               Classify(req.method, path), start);
   }
   if (options_->metrics != nullptr && !r.parked) {
     const double secs =
@@ -161,23 +175,32 @@ Response Router::Health() const {
     // should send its clients elsewhere until it answers again. Asked
     // without holding the I/O thread (a slow or dead Redis must not stall
     // the other connections of the thread).
+    // Writes that fail while Redis answers (WAIT without enough replicas
+    // in sync) make it "degraded", still 200: reads are served, and every
+    // node of the group shares the condition, so sending clients elsewhere
+    // would not help.
     r.deferred = [service = service_, detailed](Continue resume) {
-      service->StoreUnavailableAsync(
-          [resume, detailed](std::optional<std::string> why) {
-            resume([why, detailed]() -> Response {
-              Response h;
-              if (why) {
-                h.status = 503;
-                h.body = detailed
-                             ? boost::json::serialize(boost::json::object{
-                                   {"status", "unavailable"}, {"reason", *why}})
-                             : R"({"status":"unavailable"})";
-              } else {
-                h.body = R"({"status":"ok"})";
-              }
-              return h;
-            });
-          });
+      service->HealthAsync([resume, detailed](WriterHealth health) {
+        resume([health = std::move(health), detailed]() -> Response {
+          Response h;
+          if (health.unavailable) {
+            h.status = 503;
+            h.body = detailed ? boost::json::serialize(boost::json::object{
+                                    {"status", "unavailable"},
+                                    {"reason", *health.unavailable}})
+                              : R"({"status":"unavailable"})";
+          } else if (health.degraded) {
+            h.body =
+                detailed
+                    ? boost::json::serialize(boost::json::object{
+                          {"status", "degraded"}, {"reason", *health.degraded}})
+                    : R"({"status":"degraded"})";
+          } else {
+            h.body = R"({"status":"ok"})";
+          }
+          return h;
+        });
+      });
     };
   } else if (auto why = service_->StoreUnavailable()) {
     r.status = 503;

@@ -11,6 +11,7 @@
 #include "api/client_name.h"
 #include "api/host_routing.h"
 #include "api/json_writer.h"
+#include "api/offload.h"
 #include "api/presence_format.h"
 #include "api/user_status.h"
 #include "core/constants.h"
@@ -35,9 +36,19 @@ std::string_view AuthMessage(AuthFailure f) {
   return kInvalidApiKey;
 }
 
-ApiError StoreFailed(const PresenceService& service) {
-  return FromErrc(Errc::kStoreFailed,
-                  "Presence store unavailable: " + service.failure());
+// The reason is the sticky failure where there is one (a single node's
+// store write failed), else what the call that failed said (scale-out,
+// where nothing is sticky and failure() stays empty).
+ApiError StoreFailed(const PresenceService& service,
+                     const boost::system::error_code& ec) {
+  std::string why = service.failure();
+  if (why.empty()) {
+    why = ec == Errc::kUnavailable
+              ? "the shared store did not answer, or this node's replica "
+                "did not catch up with it"
+              : ec.message();
+  }
+  return FromErrc(Errc::kStoreFailed, "Presence store unavailable: " + why);
 }
 
 Response JsonResponse(std::string body) {
@@ -113,7 +124,7 @@ const ZulipApi::Entry ZulipApi::kRoutes[] = {
     {"/users/{}/status", kGet | kHead | kPost, &ZulipApi::OnUserStatus,
      Endpoint::kUserStatus, kNeedsAuth | kRateLimited, Params::kStrict},
     {"/settings", kPatch, &ZulipApi::OnSettings, Endpoint::kSettings,
-     kNeedsAuth | kRateLimited, Params::kStrict},
+     kNeedsAuth | kRateLimited | kMayWait, Params::kStrict},
     {"/server_settings", kGet | kHead, &ZulipApi::OnServerSettings,
      Endpoint::kServerSettings, 0, Params::kNone},
     {"/register", kPost, &ZulipApi::OnRegister, Endpoint::kRegister,
@@ -190,7 +201,27 @@ std::optional<ApiError> ReadParams(Params mode, const Request& req,
 Response ZulipApi::Handle(const Request& req, std::string_view path,
                           std::string_view query) const {
   auto sub = SubdomainForHost(req.host, options_->root_domain);
-  Realm* realm = sub ? service_->FindRealm(*sub) : nullptr;
+  if (sub && options_->offload && service_->FindLoadedRealm(*sub) == nullptr) {
+    // A realm this node has not loaded (made on another node, or none):
+    // reading it waits on the store, off this thread; the request goes on
+    // here with what was found. (path and query view the request's
+    // target, which its connection keeps until it is answered.)
+    auto held = std::make_shared<Request>(req);
+    return Offloaded(
+        *options_, [this, held, path, query, subdomain = std::string(*sub)]() {
+          Realm* realm = service_->FindRealm(subdomain);
+          return Resumed([this, held, path, query, realm] {
+            return HandleInRealm(*held, realm, path, query);
+          });
+        });
+  }
+  return HandleInRealm(req, sub ? service_->FindRealm(*sub) : nullptr, path,
+                       query);
+}
+
+Response ZulipApi::HandleInRealm(const Request& req, Realm* realm,
+                                 std::string_view path,
+                                 std::string_view query) const {
   if (realm == nullptr) {
     return ErrorResponse(
         ApiError::NotFound("Invalid subdomain", "NONEXISTENT_SUBDOMAIN"));
@@ -229,7 +260,11 @@ std::optional<Response> ZulipApi::Precheck(const Request& req,
   // Anything Handle answers before authenticating (an unknown realm or
   // path) is answered by Handle once the body is read, as before.
   auto sub = SubdomainForHost(req.host, options_->root_domain);
-  Realm* realm = sub ? service_->FindRealm(*sub) : nullptr;
+  // A realm not loaded yet is read by Handle (off the I/O thread where
+  // reading it waits on the store).
+  Realm* realm = !sub                ? nullptr
+                 : options_->offload ? service_->FindLoadedRealm(*sub)
+                                     : service_->FindRealm(*sub);
   if (realm == nullptr) return std::nullopt;
   RouteMatch<Handler> m = FindRoute(Routes(), path, req.method);
   if (!m.path_found()) return std::nullopt;
@@ -315,12 +350,10 @@ Response ZulipApi::HandleAuthenticated(const Entry& route, Call& call,
   return WithRateHeaders(std::move(*out), rate);
 }
 
-namespace {
-
 // A request deferred across its store step: what the rest of it needs,
 // owned (the Request's views stay valid: its connection keeps the request
 // until it is answered).
-struct Gated {
+struct ZulipApi::Gated {
   Request req;
   std::string method;
   RouteArgs args{};
@@ -332,8 +365,6 @@ struct Gated {
   Micros rate_now = 0;
   std::string client;  // a ping's client name (per-client extension)
 };
-
-}  // namespace
 
 Response ZulipApi::HandleGated(const Entry& route, Call& call,
                                std::optional<RequestParams>& params,
@@ -453,28 +484,63 @@ Response ZulipApi::HandleGated(const Entry& route, Call& call,
               return WithRateHeaders(
                   PingAnswer(g->caller, *ping, *g->params, g->now), rate);
             }
-            Call rest{g->req,     *g->realm, g->method,
-                      &g->caller, nullptr,   g->args};
-            if (auto e =
-                    ReadParams(entry->params, rest.req, g->query, g->params)) {
-              return WithRateHeaders(ErrorResponse(*e), rate);
-            }
-            if (g->params) {
-              if (g->params->Has("method")) g->params->MarkUsed("method");
-              rest.params = &*g->params;
-            }
-            if (entry->has(kRelayable)) {
-              if (auto relay = events_.RelayIfForeign(rest.req, *rest.params)) {
-                return std::move(*relay);
-              }
-            }
-            ApiResult<Response> r = (this->*entry->handler)(rest);
-            if (!r) return WithRateHeaders(ErrorResponse(r.error()), rate);
-            return WithRateHeaders(std::move(*r), rate);
+            return FinishGated(g, *entry, rate, std::nullopt);
           });
         });
   };
   return out;
+}
+
+Response ZulipApi::FinishGated(
+    const std::shared_ptr<Gated>& g, const Entry& entry,
+    const std::optional<RateDecision>& rate,
+    const std::optional<std::optional<std::string>>& owner) const {
+  Call rest{g->req, *g->realm, g->method, &g->caller, nullptr, g->args};
+  if (auto e = ReadParams(entry.params, rest.req, g->query, g->params)) {
+    return WithRateHeaders(ErrorResponse(*e), rate);
+  }
+  if (g->params) {
+    if (g->params->Has("method")) g->params->MarkUsed("method");
+    rest.params = &*g->params;
+  }
+  if (entry.has(kRelayable)) {
+    if (!owner && options_->offload) {
+      if (auto queue = events_.ForeignQueue(rest.req, *rest.params)) {
+        std::optional<std::optional<std::string>> known;
+        if (options_->queue_owner_cached) {
+          known = options_->queue_owner_cached(*queue);
+        }
+        if (known) return FinishGated(g, entry, rate, known);
+        // Which node owns the queue is not known here: the registry read
+        // waits on the store, off this thread; then the rest runs here
+        // with its answer.
+        return Offloaded(*options_, [this, g, entry = &entry, rate,
+                                     queue = std::move(*queue)]() {
+          std::optional<std::string> found = options_->queue_owner(queue);
+          return Resumed([this, g, entry, rate, found] {
+            return FinishGated(g, *entry, rate, found);
+          });
+        });
+      }
+    }
+    if (auto relay = events_.RelayIfForeign(rest.req, *rest.params,
+                                            owner ? &*owner : nullptr)) {
+      return std::move(*relay);
+    }
+  }
+  if (entry.has(kMayWait) && options_->offload) {
+    // The handler writes through the store and waits for its replica.
+    return OffloadedAnswer(*options_, [this, g, entry = &entry, rate] {
+      Call call{g->req, *g->realm, g->method, &g->caller, nullptr, g->args};
+      if (g->params) call.params = &*g->params;
+      ApiResult<Response> r = (this->*entry->handler)(call);
+      if (!r) return WithRateHeaders(ErrorResponse(r.error()), rate);
+      return WithRateHeaders(std::move(*r), rate);
+    });
+  }
+  ApiResult<Response> r = (this->*entry.handler)(rest);
+  if (!r) return WithRateHeaders(ErrorResponse(r.error()), rate);
+  return WithRateHeaders(std::move(*r), rate);
 }
 
 std::optional<RateDecision> ZulipApi::CheckRate(const Entry& route,
@@ -697,10 +763,12 @@ ApiResult<Response> ZulipApi::PostPresence(const Caller& caller,
                                            std::string_view client) const {
   auto ping = ParsePing(params);
   if (!ping) return ping.error();
-  if (service_->failed()) return StoreFailed(*service_);
+  if (service_->failed()) {
+    return StoreFailed(*service_, make_error_code(Errc::kStoreFailed));
+  }
   const Micros now = service_->Now();
   if (auto st = service_->Report(caller, ping->status, now, client); !st) {
-    return StoreFailed(*service_);
+    return StoreFailed(*service_, st.error());
   }
   return PingAnswer(caller, *ping, params, now);
 }
@@ -873,7 +941,9 @@ ApiResult<Response> ZulipApi::PatchSettings(const Caller& caller,
     if (auto st = service_->SetPresenceEnabled(caller.realm->id(),
                                                caller.user_id, **enabled);
         !st) {
-      if (st.error() == Errc::kStoreFailed) return StoreFailed(*service_);
+      if (st.error() == Errc::kStoreFailed) {
+        return StoreFailed(*service_, st.error());
+      }
       return FromErrc(st.error());
     }
   }

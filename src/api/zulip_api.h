@@ -11,7 +11,9 @@
 #ifndef PRESENCE_API_ZULIP_API_H_
 #define PRESENCE_API_ZULIP_API_H_
 
+#include <memory>
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "api/api_error.h"
@@ -67,6 +69,11 @@ class ZulipApi {
 
  private:
   static const Entry kRoutes[];
+  struct Gated;
+
+  // Handle once the Host's realm is known (null: none).
+  Response HandleInRealm(const Request& req, Realm* realm,
+                         std::string_view path, std::string_view query) const;
 
   // Handle, after the method check: sync, authentication, rate limit,
   // parameters, then the route's handler.
@@ -80,6 +87,15 @@ class ZulipApi {
   Response HandleGated(const Entry& route, Call& call,
                        std::optional<RequestParams>& params,
                        std::string_view query, bool synced) const;
+  // The rest of a gated request once its store step let it through: its
+  // parameters, a relay to the node owning its queue, then its handler
+  // (off the I/O thread if it has kMayWait and ApiOptions::offload is
+  // set). `owner`: the queue's owner, when already looked up off the
+  // thread (nullopt: not yet).
+  Response FinishGated(
+      const std::shared_ptr<Gated>& g, const Entry& entry,
+      const std::optional<RateDecision>& rate,
+      const std::optional<std::optional<std::string>>& owner) const;
   // The rate decision for `user` on a rate-limited route; nullopt when no
   // limit applies.
   std::optional<RateDecision> CheckRate(const Entry& route, UserId user) const;

@@ -79,10 +79,15 @@ std::optional<int> ClusterLink::Join(
   };
   options.queue_owner = owner_of;
   admin_options.queue_owner = owner_of;
+  auto cached = [this](std::string_view queue_id) {
+    return CachedOwnerOf(queue_id);
+  };
+  options.queue_owner_cached = cached;
+  admin_options.queue_owner_cached = cached;
   if (f.test_clock) {
     // One POST /admin/v1/clock sets the group's clock: it is relayed to
-    // every other live node. (A blocking store call on an I/O thread, on a
-    // test-only path.)
+    // every other live node. (A blocking store call, made off the I/O
+    // threads: ApiOptions::offload.)
     auto peers = [this] {
       std::vector<std::string> out;
       auto nodes = redis_->LiveNodes();
@@ -100,7 +105,8 @@ std::optional<int> ClusterLink::Join(
   return std::nullopt;
 }
 
-std::optional<std::string> ClusterLink::OwnerOf(std::string_view queue_id) {
+std::optional<std::int64_t> ClusterLink::ForeignNode(
+    std::string_view queue_id) const {
   std::int64_t node = 0;
   auto colon = queue_id.find(':');
   if (colon == std::string_view::npos) return std::nullopt;
@@ -109,6 +115,20 @@ std::optional<std::string> ClusterLink::OwnerOf(std::string_view queue_id) {
   if (ec != std::errc() || end != queue_id.data() + colon || node == node_id_) {
     return std::nullopt;
   }
+  return node;
+}
+
+std::optional<std::optional<std::string>> ClusterLink::CachedOwnerOf(
+    std::string_view queue_id) const {
+  auto node = ForeignNode(queue_id);
+  if (!node) return std::optional<std::string>();
+  return owners_.Find(*node, NodeAddressCache::Clock::now());
+}
+
+std::optional<std::string> ClusterLink::OwnerOf(std::string_view queue_id) {
+  auto foreign = ForeignNode(queue_id);
+  if (!foreign) return std::nullopt;
+  const std::int64_t node = *foreign;
   const auto now = NodeAddressCache::Clock::now();
   if (auto known = owners_.Find(node, now)) return *known;
   auto address = redis_->NodeAddress(node);

@@ -13,7 +13,9 @@
 // queue, as Zulip's do). What the store said about a node is cached for
 // at most a second (NodeAddressCache), known or not.
 //
-// Thread safety: the hooks run on the I/O threads; the cache of node
+// Thread safety: the hooks run on the I/O threads (queue_owner_cached) and
+// on the store workers (queue_owner, clock_peers: they wait on the store,
+// ApiOptions::offload); the cache of node
 // addresses guards itself; the refresher's state is guarded by mu_.
 #ifndef PRESENCE_APP_CLUSTER_H_
 #define PRESENCE_APP_CLUSTER_H_
@@ -60,6 +62,11 @@ class ClusterLink {
   // The address of the node holding `queue_id`, if another node does and
   // it is registered.
   std::optional<std::string> OwnerOf(std::string_view queue_id);
+  // OwnerOf's answer if it needs no store read; nullopt if it does.
+  std::optional<std::optional<std::string>> CachedOwnerOf(
+      std::string_view queue_id) const;
+  // The node a queue id names, if it is another node's.
+  std::optional<std::int64_t> ForeignNode(std::string_view queue_id) const;
   // The refresher thread's loop: refreshes every `period` until stopped.
   void RefreshLoop(std::chrono::milliseconds ttl,
                    std::chrono::milliseconds period) EXCLUDES(mu_);

@@ -38,9 +38,16 @@
 #include "http/operator_endpoints.h"
 #include "http/relay_auth.h"
 #include "http/trusted_proxies.h"
+#include "util/io_thread.h"
+#include "util/worker_pool.h"
 
 namespace presence::app {
 namespace {
+
+// Scale-out: threads that run what may wait on the shared store, and how
+// many such tasks may queue before a request is answered 503.
+constexpr std::size_t kStoreWorkers = 4;
+constexpr std::size_t kStoreWorkQueue = 4096;
 
 void TuneAllocator() {
 #if defined(M_MMAP_THRESHOLD)
@@ -234,6 +241,18 @@ int Main(int argc, char** argv) {
   options.log = [](std::string_view event, const auto& fields) {
     Log("info", event, fields);
   };
+  // Scale-out: what may wait on the shared store (admin and directory
+  // writes, the first request of a realm not loaded here, a queue owner
+  // not cached, the group clock's live nodes) runs on these threads, never
+  // on an I/O thread (api/offload.h). Stopped once the I/O threads are.
+  std::unique_ptr<WorkerPool> store_workers;
+  if (backend.redis) {
+    store_workers =
+        std::make_unique<WorkerPool>(kStoreWorkers, kStoreWorkQueue);
+    options.offload = [pool = store_workers.get()](std::function<void()> t) {
+      return pool->Post(std::move(t));
+    };
+  }
   api::ApiOptions admin_options = options;
   if (!f.admin_listen.empty()) {
     // The main listener keeps the API and a /healthz that gives its
@@ -249,9 +268,17 @@ int Main(int argc, char** argv) {
   if (store::RedisStore* redis = backend.redis.get()) {
     // Each I/O thread sends its requests' store steps on its own pipelined
     // connections, never waiting for a reply (store/redis_async.h).
+    // Marked as I/O threads: a blocking Redis call there aborts a debug
+    // build (util/io_thread.h).
     io.SetThreadHooks(
-        [redis](boost::asio::io_context& ctx) { redis->AttachIoThread(ctx); },
-        [redis] { redis->DetachIoThread(); });
+        [redis](boost::asio::io_context& ctx) {
+          redis->AttachIoThread(ctx);
+          MarkIoThread(true);
+        },
+        [redis] {
+          MarkIoThread(false);
+          redis->DetachIoThread();
+        });
   }
   // A change that reaches many parked polls (one user coming online before
   // 10k watchers) is answered first: the wake-ups run as a task of the I/O
@@ -321,6 +348,8 @@ int Main(int argc, char** argv) {
   }
   std::fflush(stdout);
   io.Run();
+  // No task may resume a request into contexts that are going away.
+  if (store_workers) store_workers->Stop();
   // No feed entry may reach the hub once it is gone.
   if (backend.redis) backend.redis->Unsubscribe();
   // Requests still waiting for the replica are answered (into the stopped

@@ -80,6 +80,10 @@ Realm* PresenceService::FindRealm(std::string_view subdomain) const {
   return writer_->LoadRealm(subdomain);
 }
 
+Realm* PresenceService::FindLoadedRealm(std::string_view subdomain) const {
+  return directory_.FindRealm(subdomain);
+}
+
 Realm* PresenceService::FindRealmById(RealmId id) const {
   return directory_.FindRealmById(id);
 }

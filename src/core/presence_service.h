@@ -119,6 +119,9 @@ class PresenceService {
   // nullptr if no realm has that subdomain. In shared mode a realm this node
   // does not know yet is looked up in the store (and loaded).
   Realm* FindRealm(std::string_view subdomain) const;
+  // The realm with that subdomain if this node holds it already; never asks
+  // the store (an I/O thread may call it).
+  Realm* FindLoadedRealm(std::string_view subdomain) const;
   Realm* FindRealmById(RealmId id) const;
   // As FindRealmById; in shared mode a realm this node does not know yet is
   // read from the store (and loaded).
@@ -223,6 +226,10 @@ class PresenceService {
   void StoreUnavailableAsync(
       std::function<void(std::optional<std::string>)> done) const {
     writer_->StoreUnavailableAsync(std::move(done));
+  }
+  // The same, and whether writes work (PresenceWriter::HealthAsync).
+  void HealthAsync(std::function<void(WriterHealth)> done) const {
+    writer_->HealthAsync(std::move(done));
   }
 
   // Commits every presence row changed since the last flush.

@@ -109,6 +109,15 @@ struct GateOutcome {
 
 using GateDone = std::function<void(GateOutcome)>;
 
+// What /healthz says of a writer's store (PresenceWriter::HealthAsync).
+struct WriterHealth {
+  // Why the store cannot be reached now (requests fail), or nullopt.
+  std::optional<std::string> unavailable;
+  // Reachable, but writes fail now (scale-out: e.g. WAIT without enough
+  // replicas in sync): why; reads are still served.
+  std::optional<std::string> degraded;
+};
+
 // What a writer works on; owned by PresenceService, valid for the writer's
 // life.
 struct WriterContext {
@@ -209,6 +218,14 @@ class PresenceWriter {
   virtual void StoreUnavailableAsync(
       std::function<void(std::optional<std::string>)> done) const {
     done(StoreUnavailable());
+  }
+  // StoreUnavailableAsync, and whether writes work (WriterHealth); `done`
+  // runs once, on any thread. This implementation never says degraded.
+  virtual void HealthAsync(std::function<void(WriterHealth)> done) const {
+    StoreUnavailableAsync(
+        [done = std::move(done)](std::optional<std::string> why) {
+          done(WriterHealth{std::move(why), std::nullopt});
+        });
   }
 };
 

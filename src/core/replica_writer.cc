@@ -519,6 +519,17 @@ void ReplicaWriter::StoreUnavailableAsync(
   });
 }
 
+void ReplicaWriter::HealthAsync(std::function<void(WriterHealth)> done) const {
+  store_->HealthAsync([done = std::move(done)](store::StoreHealth h) {
+    if (!h.reachable) {
+      return done(WriterHealth{
+          "shared store unreachable: " + h.reachable.error().message(),
+          std::nullopt});
+    }
+    done(WriterHealth{std::nullopt, std::move(h.degraded)});
+  });
+}
+
 Status ReplicaWriter::Sync(const Realm& realm) {
   // The realm's log number, from a read that started after this call did;
   // concurrent callers share reads (ReplicaState).

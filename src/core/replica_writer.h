@@ -134,6 +134,7 @@ class ReplicaWriter final : public PresenceWriter,
   std::optional<std::string> StoreUnavailable() const override;
   void StoreUnavailableAsync(
       std::function<void(std::optional<std::string>)> done) const override;
+  void HealthAsync(std::function<void(WriterHealth)> done) const override;
   bool gates() const override { return true; }
   void CancelWaits() override EXCLUDES(apply_mu_);
   void Gate(const Caller& caller, const RequestGate& gate,

@@ -161,6 +161,14 @@ struct GateResult {
 
 using GateCallback = std::function<void(StoreResult<GateResult>)>;
 
+// What /healthz says of a shared store (SharedStore::HealthAsync).
+struct StoreHealth {
+  StoreStatus reachable;  // an error: the store cannot be reached
+  // Reachable, but its writes fail now (e.g. fewer replicas in sync than
+  // --redis-wait-replicas asks for, or the last write steps failed): why.
+  std::optional<std::string> degraded;
+};
+
 class SharedStore : public Store {
  public:
   // Starts delivering every entry published from now on to `sink` (which must
@@ -297,6 +305,13 @@ class SharedStore : public Store {
   // thread. This implementation calls Ping.
   virtual void PingAsync(std::function<void(StoreStatus)> done) {
     done(Ping());
+  }
+  // PingAsync, and whether writes work (StoreHealth); `done` runs once, on
+  // any thread. This implementation never says degraded.
+  virtual void HealthAsync(std::function<void(StoreHealth)> done) {
+    PingAsync([done = std::move(done)](StoreStatus st) {
+      done(StoreHealth{std::move(st), std::nullopt});
+    });
   }
 
   // --- Nodes (which process owns an event queue) -------------------------

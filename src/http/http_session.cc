@@ -283,14 +283,8 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   } catch (...) {
     return HandlerFailed(std::current_exception());
   }
-  api::Response& out = *answer;
-  // Fanned out only by the node the operator called: never a request that
-  // carries a relay mark at all (a node with another secret could
-  // otherwise bounce it back and forth).
-  if (!out.also_to.empty() && !relay_mark && limits_->forwarder != nullptr) {
-    return FanOut(std::move(out));
-  }
-  Dispatch(std::move(out));
+  relay_marked_ = relay_mark.has_value();
+  Dispatch(std::move(*answer));
 }
 
 std::string_view HttpSession::ClientAddress(
@@ -304,6 +298,13 @@ std::string_view HttpSession::ClientAddress(
 
 void HttpSession::Dispatch(api::Response out) {
   if (out.deferred) return Defer(std::move(out.deferred));
+  // Fanned out only by the node the operator called: never a request that
+  // carries a relay mark at all (a node with another secret could
+  // otherwise bounce it back and forth). Also an answer that was deferred
+  // (the group's live nodes read off the I/O thread).
+  if (!out.also_to.empty() && !relay_marked_ && limits_->forwarder != nullptr) {
+    return FanOut(std::move(out));
+  }
   if (!out.forward_to.empty()) return Relay(std::move(out));
   if (out.parked) {
     parked_poll_ = std::move(out.parked_poll);

@@ -230,6 +230,9 @@ class HttpSession : public QueueWaiter,
   std::string body_;
   boost::asio::steady_timer linger_timer_;  // LingeringClose's bound
   bool parked_ = false;
+  // The request being handled carried X-Presenced-Forwarded (verified or
+  // not): its answer is never fanned out (Response::also_to).
+  bool relay_marked_ = false;
   bool linger_ = false;  // close with LingeringClose (after WriteError)
   std::unique_ptr<std::array<char, 4096>> drain_;  // LingeringClose only
   char peek_byte_ = 0;           // WatchParked's buffer (the byte stays unread)

@@ -9,6 +9,8 @@
 #include <charconv>
 #include <thread>
 
+#include "util/io_thread.h"
+
 namespace presence::store {
 namespace {
 
@@ -588,14 +590,46 @@ RedisAddress RedisClient::Route(std::string_view route_key) const {
 
 StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
                                          std::string_view route_key) {
+  AssertMayBlock("a blocking Redis command");
   std::lock_guard<std::mutex> lock(mu_);
   RedisConnection* used = nullptr;
   return RunLocked(argv, route_key, &used);
 }
 
+StoreResult<RedisReply> RedisClient::RunOnEachMaster(
+    std::span<const std::string> argv) {
+  AssertMayBlock("a blocking Redis command");
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!cluster_) {
+    RedisConnection* used = nullptr;
+    return RunLocked(argv, "", &used);
+  }
+  std::vector<RedisAddress> masters;
+  for (const SlotRange& r : slots_) {
+    if (std::find(masters.begin(), masters.end(), r.master) == masters.end()) {
+      masters.push_back(r.master);
+    }
+  }
+  if (masters.empty()) {
+    return Error(Errc::kStoreFailed, "redis cluster: no master in slot map");
+  }
+  StoreResult<RedisReply> first = RedisReply{};
+  for (std::size_t i = 0; i < masters.size(); ++i) {
+    auto reply = ConnectionTo(masters[i])->Command(argv);
+    if (!reply) return reply.error();
+    if (reply->is_error()) {
+      return Error(Errc::kStoreFailed,
+                   "redis " + masters[i].ToString() + ": " + reply->str);
+    }
+    if (i == 0) first = std::move(*reply);
+  }
+  return first;
+}
+
 StoreResult<RedisReply> RedisClient::RunDurable(
     std::span<const std::string> argv, std::string_view route_key,
     const RedisWait& wait) {
+  AssertMayBlock("a blocking Redis command");
   std::lock_guard<std::mutex> lock(mu_);
   RedisConnection* used = nullptr;
   auto reply = RunLocked(argv, route_key, &used);

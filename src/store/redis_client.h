@@ -201,6 +201,11 @@ class RedisClient {
   // says which node failed and how.
   StoreResult<RedisReply> Run(std::span<const std::string> argv,
                               std::string_view route_key);
+  // Runs `argv` on every master (each master of a Redis Cluster's slot
+  // map; the one server or master otherwise), e.g. SCRIPT LOAD, so that no
+  // shard answers NOSCRIPT. The first master's reply; the first failure
+  // (a connection failure or an error reply, naming the master) if any.
+  StoreResult<RedisReply> RunOnEachMaster(std::span<const std::string> argv);
   // Run, then (if wait.replicas > 0 and the reply is not an error reply)
   // WAIT wait.replicas wait.timeout on the connection that ran it.
   // kStoreFailed, naming how many replicas acknowledged, if fewer than

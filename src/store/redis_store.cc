@@ -84,11 +84,17 @@ StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
   std::unique_ptr<RedisStore> store(
       new RedisStore(std::move(clients), options, std::move(*scripts)));
   for (Script& s : store->scripts_) {
+    // On every master of a cluster: a script runs on its keys' shard, and
+    // a shard without it would answer NOSCRIPT (one more round trip).
     const std::string argv[] = {"SCRIPT", "LOAD", s.body};
-    auto reply = store->Call(argv, "");
+    auto reply = store->clients_.front()->RunOnEachMaster(argv);
     if (!reply) {
       return Error(Errc::kStoreFailed, "loading script " + s.name + ": " +
                                            std::move(reply.error().detail()));
+    }
+    if (reply->is_error()) {
+      return Error(Errc::kStoreFailed,
+                   "loading script " + s.name + ": redis: " + reply->str);
     }
     s.sha = reply->str;
   }
@@ -138,14 +144,23 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
     argv[1] = script.body;
     reply = run();
   }
+  const bool writes = id != kReadRealm && id != kCheckUser &&
+                      id != kCountRequest && id != kNodeAddress &&
+                      id != kLiveNodes;
   if (!reply) {
-    return Error(Errc::kStoreFailed,
-                 script.name + ": " + reply.error().detail());
+    Error e(Errc::kStoreFailed, script.name + ": " + reply.error().detail());
+    // Redis ran the write, but too few replicas acknowledged it. (A lost
+    // connection is not remembered: /healthz's PING sees that itself.)
+    if (writes && e.detail().find("WAIT") != std::string::npos) NoteWrite(e);
+    return e;
   }
   if (reply->is_error()) {
-    return Error(Errc::kStoreFailed,
-                 "redis script " + script.name + ": " + reply->str);
+    Error e(Errc::kStoreFailed,
+            "redis script " + script.name + ": " + reply->str);
+    if (writes) NoteWrite(e);
+    return e;
   }
+  if (writes) NoteWrite({});
   return reply;
 }
 
@@ -408,41 +423,49 @@ void RedisStore::Gate(RealmId realm, const GateRequest& request,
   argv.insert(argv.end(), std::begin(args), std::end(args));
   std::string route = keys.front();
   RedisAsync* async = tls_async.async.get();
-  auto finish = [name = script.name](StoreResult<RedisReply> reply) {
+  auto finish = [this, name = script.name](StoreResult<RedisReply> reply) {
     if (!reply) {
       return StoreResult<RedisReply>(
           Error(Errc::kStoreFailed, name + ": " + reply.error().detail()));
     }
     if (reply->is_error()) {
-      return StoreResult<RedisReply>(Error(
-          Errc::kStoreFailed, "redis script " + name + ": " + reply->str));
+      // Redis answered and refused (OOM, MISCONF, READONLY...).
+      Error e(Errc::kStoreFailed, "redis script " + name + ": " + reply->str);
+      NoteWrite(e);
+      return StoreResult<RedisReply>(std::move(e));
     }
     return reply;
   };
   // --redis-wait-replicas: a step that wrote is acknowledged only once
   // that many replicas have it (WAIT on the connection that ran it).
-  auto durable = [async, route, wait = options_.wait,
+  auto durable = [this, async, route, wait = options_.wait,
                   done](StoreResult<GateResult> r) {
-    if (!r || !r->write.wrote || wait.replicas <= 0) return done(std::move(r));
-    async->Run(
-        {"WAIT", std::to_string(wait.replicas),
-         std::to_string(wait.timeout.count())},
-        route, [r, wait, done](StoreResult<RedisReply> acked) {
-          if (!acked || acked->type != RedisReply::Type::kInteger) {
-            return done(
-                Error(Errc::kStoreFailed,
-                      "gate: WAIT failed: " +
-                          (acked ? acked->str : acked.error().detail())));
-          }
-          if (acked->integer < wait.replicas) {
-            return done(Error(Errc::kStoreFailed,
-                              "gate: written, but only " +
-                                  std::to_string(acked->integer) + " of " +
-                                  std::to_string(wait.replicas) +
-                                  " replicas acknowledged it in time"));
-          }
-          done(r);
-        });
+    if (!r || !r->write.wrote) return done(std::move(r));
+    if (wait.replicas <= 0) {
+      NoteWrite({});
+      return done(std::move(r));
+    }
+    async->Run({"WAIT", std::to_string(wait.replicas),
+                std::to_string(wait.timeout.count())},
+               route, [this, r, wait, done](StoreResult<RedisReply> acked) {
+                 if (!acked || acked->type != RedisReply::Type::kInteger) {
+                   return done(Error(
+                       Errc::kStoreFailed,
+                       "gate: WAIT failed: " +
+                           (acked ? acked->str : acked.error().detail())));
+                 }
+                 if (acked->integer < wait.replicas) {
+                   Error e(Errc::kStoreFailed,
+                           "gate: written, but only " +
+                               std::to_string(acked->integer) + " of " +
+                               std::to_string(wait.replicas) +
+                               " replicas acknowledged it in time");
+                   NoteWrite(e);
+                   return done(std::move(e));
+                 }
+                 NoteWrite({});
+                 done(r);
+               });
   };
   // The script's body is only read on a NOSCRIPT (scripts_ is fixed after
   // Open and outlives every command): a pointer, not a copy per request.
@@ -483,6 +506,72 @@ void RedisStore::PingAsync(std::function<void(StoreStatus)> done) {
         }
         done(StoreStatus{});
       });
+}
+
+void RedisStore::NoteWrite(const StoreStatus& outcome) {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (outcome) {
+    write_failure_.reset();
+    return;
+  }
+  write_failure_ = outcome.error().message();
+  write_failed_at_ = std::chrono::steady_clock::now();
+}
+
+std::optional<std::string> RedisStore::RecentWriteFailure() const {
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (!write_failure_ || std::chrono::steady_clock::now() - write_failed_at_ >
+                             kWriteFailureMemory) {
+    return std::nullopt;
+  }
+  return "writes fail: " + *write_failure_;
+}
+
+std::optional<std::string> RedisStore::ReplicasShort(
+    const RedisReply& info) const {
+  // INFO replication: one "slaveN:ip=...,state=online,offset=...,lag=..."
+  // line per replica; only an online one acknowledges writes.
+  int online = 0;
+  std::string_view text = info.str;
+  while (!text.empty()) {
+    const std::size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view()
+                                         : text.substr(eol + 1);
+    if (line.starts_with("slave") &&
+        line.find("state=online") != std::string_view::npos) {
+      ++online;
+    }
+  }
+  if (online >= options_.wait.replicas) return std::nullopt;
+  return "--redis-wait-replicas " + std::to_string(options_.wait.replicas) +
+         ": the master has " + std::to_string(online) +
+         " replica(s) online, so every write fails (reads are served)";
+}
+
+void RedisStore::HealthAsync(std::function<void(StoreHealth)> done) {
+  PingAsync([this, done = std::move(done)](StoreStatus ping) mutable {
+    if (!ping) return done(StoreHealth{std::move(ping), std::nullopt});
+    if (auto why = RecentWriteFailure()) {
+      return done(StoreHealth{{}, std::move(why)});
+    }
+    if (options_.wait.replicas <= 0) {
+      return done(StoreHealth{{}, std::nullopt});
+    }
+    auto judge = [this, done](StoreResult<RedisReply> info) {
+      if (!info || info->is_error() || info->type == RedisReply::Type::kArray) {
+        // Reachable a moment ago; what the replicas do is not known.
+        return done(StoreHealth{{}, std::nullopt});
+      }
+      done(StoreHealth{{}, ReplicasShort(*info)});
+    };
+    if (tls_async.store == this) {
+      tls_async.async->Run({"INFO", "replication"}, kNodes, std::move(judge));
+      return;
+    }
+    const std::string argv[] = {"INFO", "replication"};
+    judge(client().Run(argv, kNodes));
+  });
 }
 
 StoreResult<std::optional<std::string>> RedisStore::NodeAddress(

@@ -81,6 +81,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -167,6 +168,14 @@ class RedisStore final : public SharedStore {
   // On an attached I/O thread, PING on its asynchronous connection (the
   // thread does not wait); elsewhere Ping.
   void PingAsync(std::function<void(StoreStatus)> done) override;
+  // PingAsync; then degraded if a write step failed while Redis answered
+  // (an error reply, or WAIT acknowledged by too few replicas) and none
+  // succeeded since, within the last kWriteFailureMemory; or, with WAIT on
+  // (Options::wait), if the master (the one of the global keys' slot) has
+  // fewer replicas online than it asks for (INFO replication, on the
+  // asynchronous connection where the thread has one).
+  void HealthAsync(std::function<void(StoreHealth)> done) override;
+  static constexpr std::chrono::seconds kWriteFailureMemory{60};
   StoreResult<std::int64_t> RegisterNode(
       std::string_view address, std::chrono::milliseconds ttl) override;
   StoreStatus RefreshNode(std::int64_t node, std::string_view address,
@@ -213,11 +222,25 @@ class RedisStore final : public SharedStore {
 
   // The calling thread's client of the pool.
   RedisClient& client();
+  // A write step's outcome, for HealthAsync: a failure is remembered (with
+  // its reason) until a write step succeeds.
+  void NoteWrite(const StoreStatus& outcome);
+  // The remembered write failure, if recent.
+  std::optional<std::string> RecentWriteFailure() const;
+  // With WAIT on: why writes cannot be acknowledged now (too few replicas
+  // online), from INFO replication's text; nullopt if enough are.
+  std::optional<std::string> ReplicasShort(const RedisReply& info) const;
   // Fixed after Open.
   std::vector<std::unique_ptr<RedisClient>> clients_;
   std::atomic<std::size_t> next_client_{0};
   const Options options_;
   std::vector<Script> scripts_;  // indexed by ScriptId; fixed after Open
+
+  // The last write step's failure (NoteWrite), while no later one
+  // succeeded; guarded by health_mu_.
+  mutable std::mutex health_mu_;
+  std::optional<std::string> write_failure_;
+  std::chrono::steady_clock::time_point write_failed_at_;
 
   std::mutex feed_mu_;               // serializes Subscribe/Unsubscribe
   std::unique_ptr<RedisFeed> feed_;  // guarded by feed_mu_

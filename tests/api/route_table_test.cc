@@ -166,16 +166,16 @@ TEST(RouteTableTest, RouterLabelsOutsideTheZulipApi) {
 TEST(RouteTableTest, EveryAdminRouteAllowsItsMethodsOnly) {
   struct Case {
     std::string_view path, allow;
-    std::uint8_t flags;
+    std::uint16_t flags;
   } cases[] = {
       {"/clock", "POST", kNeedsAuth | kNeedsTestClock},
       {"/faults", "POST", kNeedsAuth | kNeedsFaultInjector},
       {"/realms", "GET, POST", kNeedsAuth},
-      {"/realms/4", "PATCH", kNeedsAuth | kRealmScoped},
-      {"/realms/4/users", "GET, POST", kNeedsAuth | kRealmScoped},
-      {"/realms/4/users:batch", "POST", kNeedsAuth | kRealmScoped},
-      {"/realms/4/users/5", "PATCH", kNeedsAuth | kRealmScoped},
-      {"/realms/4/access", "POST", kNeedsAuth | kRealmScoped},
+      {"/realms/4", "PATCH", kNeedsAuth | kRealmScoped | kMayWait},
+      {"/realms/4/users", "GET, POST", kNeedsAuth | kRealmScoped | kMayWait},
+      {"/realms/4/users:batch", "POST", kNeedsAuth | kRealmScoped | kMayWait},
+      {"/realms/4/users/5", "PATCH", kNeedsAuth | kRealmScoped | kMayWait},
+      {"/realms/4/access", "POST", kNeedsAuth | kRealmScoped | kMayWait},
   };
   const auto table = AdminApi::Routes();
   for (const auto& c : cases) {

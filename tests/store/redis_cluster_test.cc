@@ -157,6 +157,25 @@ class RedisClusterTest : public ::testing::Test {
   std::unique_ptr<RedisStore> store_;
 };
 
+TEST_F(RedisClusterTest, Issue14_ScriptsAreLoadedOnEveryMaster) {
+  // A script runs on its keys' shard: one that never saw SCRIPT LOAD
+  // would answer NOSCRIPT (and cost a round trip) once per script.
+  for (const auto& node : cluster_->nodes()) {
+    ASSERT_TRUE(node->Command({"SCRIPT", "FLUSH"}));
+  }
+  auto opened = RedisStore::Open(cluster_->url());
+  ASSERT_TRUE(opened.has_value()) << opened.error();
+  for (const auto& node : cluster_->nodes()) {
+    auto info = node->Command({"INFO", "memory"});
+    ASSERT_TRUE(info);
+    const std::string key = "number_of_cached_scripts:";
+    const auto at = info->str.find(key);
+    ASSERT_NE(at, std::string::npos) << info->str;
+    EXPECT_GT(std::stoi(info->str.substr(at + key.size())), 0)
+        << "master on port " << node->port();
+  }
+}
+
 TEST_F(RedisClusterTest, KeySlotsAgreeWithTheCluster) {
   const std::string keys[] = {"123456789",
                               "{user1000}.following",
