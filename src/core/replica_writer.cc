@@ -10,7 +10,14 @@ ReplicaWriter::ReplicaWriter(store::SharedStore* store, SharedOptions options)
       options_(options),
       unknown_subdomains_(std::chrono::duration_cast<std::chrono::microseconds>(
                               options.unknown_subdomain_window)
-                              .count()) {}
+                              .count()),
+      batcher_(
+          [shared = store](RealmId realm,
+                           std::span<const store::GateRequest> requests,
+                           store::GateBatchCallback done) {
+            shared->GateBatch(realm, requests, std::move(done));
+          },
+          options.gate_batch) {}
 
 ReplicaWriter::~ReplicaWriter() {
   if (subscribed_) store_->Unsubscribe();
@@ -629,7 +636,7 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
         leases_.Charge(realm->id(), caller.user_id,
                        RateLease::Lease(gate.rate_limit, options_.rate_lease));
   }
-  const store::GateRequest request{
+  store::GateRequest request{
       .user = caller.user_id,
       .rate_limit = leased ? 0 : gate.rate_limit,
       .rate_now = gate.rate_now,
@@ -639,10 +646,12 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
       .now = gate.now,
       .client = std::string(gate.client),
       .max_clients = context_.directory->max_clients_per_user()};
+  // Taken before the step waits for its realm's call in flight (the
+  // batcher): it is sent later, so both stay true of what it sees.
   const std::int64_t sent = SteadyNanos();
   const UpdateId before = AppliedSeq(realm->id());
-  store_->Gate(
-      realm->id(), request,
+  batcher_.Submit(
+      realm->id(), std::move(request),
       [this, realm, &state, counted, leased, charge, sent, before,
        user = caller.user_id, rate_now = gate.rate_now,
        window = gate.rate_window,

@@ -33,6 +33,13 @@
 // change at its next resync (every reconnection of the feed makes one) and
 // reads the realm whole too.
 //
+// Gate's store steps of one realm are batched (core/gate_batcher.h): one
+// store call in flight per realm; the requests that arrive meanwhile go
+// together in the next call, each stepped in order and answered with its
+// own log position, so each request waits as above for the number its own
+// step saw. A batched step is sent no earlier than the request arrived, so
+// everything the store had when the request arrived is in its answer.
+//
 // Gate may answer a ping without a store step (AnswersLocally): one that
 // writes nothing on the replica's row, from a client whose cursor the
 // replica has reached (its own reports, on any node, are applied), while
@@ -74,6 +81,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/gate_batcher.h"
 #include "core/presence_writer.h"
 #include "core/rate_lease.h"
 #include "core/shared_store.h"
@@ -103,6 +111,10 @@ struct SharedOptions {
   // one count in the store counts at once; 1: every counted request is
   // counted in the store (exact).
   std::int64_t rate_lease = RateLease::kMaxLease;
+  // The most requests of one realm sent in one store call (core/
+  // gate_batcher.h): while a realm's call is in flight, its next requests
+  // wait and go together in the next one. 1: one request per call.
+  std::size_t gate_batch = GateBatcher::kDefaultMaxBatch;
 };
 
 class ReplicaWriter final : public PresenceWriter,
@@ -247,6 +259,8 @@ class ReplicaWriter final : public PresenceWriter,
   bool subscribed_ = false;
   UnknownSubdomains unknown_subdomains_;
   RateLease leases_;
+  // Every Gate's store step goes through it (one call per realm at a time).
+  GateBatcher batcher_;
 
   // Serialises every change to the replica; guards loaded_ and
   // early_entries_. applied_cv_ is signalled after each change.

@@ -34,13 +34,17 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "core/store.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace presence::store {
 
@@ -160,6 +164,12 @@ struct GateResult {
 };
 
 using GateCallback = std::function<void(StoreResult<GateResult>)>;
+// A batch's answers (SharedStore::GateBatch): an error for the whole batch
+// (no answer came: the store could not be reached, or refused the step), or
+// one answer per request, in the batch's order, each a result or that
+// request's own error.
+using GateBatchResult = StoreResult<std::vector<StoreResult<GateResult>>>;
+using GateBatchCallback = std::function<void(GateBatchResult)>;
 
 // What /healthz says of a shared store (SharedStore::HealthAsync).
 struct StoreHealth {
@@ -296,6 +306,49 @@ class SharedStore : public Store {
       out.write.seq = *seq;
     }
     done(out);
+  }
+
+  // The steps of several requests of one realm in one atomic step, in
+  // order, each exactly as Gate makes it (the rate limit, the report, the
+  // log sequence number as that request's step saw it, after the steps
+  // before it): a batch is one store call instead of one per request
+  // (core/gate_batcher.h). `requests` must stay valid until `done` has
+  // been called; `done` runs exactly once, on any thread. A step that fails
+  // on its own fails only its request; the others stand. This
+  // implementation calls Gate once per request, in order (one atomic step
+  // each, not one for the batch).
+  virtual void GateBatch(RealmId realm, std::span<const GateRequest> requests,
+                         GateBatchCallback done) {
+    struct Gathered {
+      Mutex mu;
+      std::vector<std::optional<StoreResult<GateResult>>> answers
+          GUARDED_BY(mu);
+      std::size_t left GUARDED_BY(mu) = 0;
+      GateBatchCallback done;
+    };
+    if (requests.empty()) {
+      return done(std::vector<StoreResult<GateResult>>{});
+    }
+    auto g = std::make_shared<Gathered>();
+    {
+      MutexLock lock(g->mu);
+      g->answers.resize(requests.size());
+      g->left = requests.size();
+    }
+    g->done = std::move(done);
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      Gate(realm, requests[i], [g, i](StoreResult<GateResult> r) {
+        std::vector<StoreResult<GateResult>> out;
+        {
+          MutexLock lock(g->mu);
+          g->answers[i] = std::move(r);
+          if (--g->left > 0) return;
+          out.reserve(g->answers.size());
+          for (auto& a : g->answers) out.push_back(std::move(*a));
+        }
+        g->done(std::move(out));
+      });
+    }
   }
 
   // Whether the store answers now (for /healthz): an error value if not.

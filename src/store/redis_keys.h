@@ -41,8 +41,8 @@ inline std::vector<std::string> RateKeys(UserId user) {
 }
 
 // One user's rate-limit log and its member counter as the gate script
-// (lua/gate.lua) keeps them: on the user's realm's slot, so that the limit
-// is decided in the same atomic step as the request's report or barrier.
+// (lua/gate_batch.lua) keeps them: on the user's realm's slot, so that the
+// limit is decided in the same atomic step as the request's report or barrier.
 inline std::vector<std::string> RealmRateKeys(RealmId realm, UserId user) {
   const std::string p = "presenced:{r" + std::to_string(realm) +
                         "}:rate:" + std::to_string(user) + ":";

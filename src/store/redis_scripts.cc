@@ -29,8 +29,8 @@ constexpr std::string_view kScriptFiles[kScriptCount] = {
     "count_request",
     "node_address",
     "live_nodes",
-    "gate",
     "fence",
+    "gate_batch",
 };
 
 const LuaFile* FindLua(std::string_view name) {

@@ -50,8 +50,8 @@ enum ScriptId {
   kCountRequest,
   kNodeAddress,
   kLiveNodes,
-  kGate,
   kFence,
+  kGateBatch,
   kScriptCount,
 };
 

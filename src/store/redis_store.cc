@@ -355,16 +355,22 @@ void RedisStore::AttachIoThread(boost::asio::io_context& io) {
 
 void RedisStore::DetachIoThread() {
   if (tls_async.store != this) return;
-  tls_async.async.reset();
+  // Closed while the thread is still marked: a step sent from a callback of
+  // a failing command (the gate batcher sends the batch that waited) fails
+  // at once instead of blocking the thread.
+  auto closing = std::move(tls_async.async);
+  closing.reset();
   tls_async.store = nullptr;
 }
 
-StoreResult<GateResult> RedisStore::ParseGate(StoreResult<RedisReply> reply) {
-  if (!reply) return reply.error();
-  if (reply->type != RedisReply::Type::kArray || reply->elements.size() != 7) {
+StoreResult<GateResult> RedisStore::ParseGate(const RedisReply& reply) {
+  if (reply.is_error()) {
+    return Error(Errc::kStoreFailed, "redis script gate_batch: " + reply.str);
+  }
+  if (reply.type != RedisReply::Type::kArray || reply.elements.size() != 7) {
     return Error(Errc::kCorrupt, "gate: bad reply");
   }
-  const auto& e = reply->elements;
+  const auto& e = reply.elements;
   auto allowed = IntOf(e[0]);
   auto count = IntOf(e[1]);
   std::optional<long long> oldest;
@@ -387,103 +393,159 @@ StoreResult<GateResult> RedisStore::ParseGate(StoreResult<RedisReply> reply) {
                     .write = {.wrote = *code == 1, .seq = *seq}};
 }
 
+GateBatchResult RedisStore::ParseGateBatch(StoreResult<RedisReply> reply,
+                                           std::size_t requests) {
+  if (!reply) return reply.error();
+  if (reply->type != RedisReply::Type::kArray ||
+      reply->elements.size() != requests) {
+    return Error(Errc::kCorrupt, "gate_batch: bad reply");
+  }
+  std::vector<StoreResult<GateResult>> out;
+  out.reserve(requests);
+  for (const RedisReply& one : reply->elements) out.push_back(ParseGate(one));
+  return out;
+}
+
+std::vector<std::string> RedisStore::GateBatchArgv(
+    RealmId realm, std::span<const GateRequest> requests, bool by_body) const {
+  const Script& script = scripts_[kGateBatch];
+  std::vector<std::string> argv;
+  argv.reserve(3 + 7 + 2 * requests.size() + 1 + 9 * requests.size());
+  argv.push_back(by_body ? "EVAL" : "EVALSHA");
+  argv.push_back(by_body ? script.body : script.sha);
+  std::vector<std::string> keys = RealmKeys(realm);
+  argv.push_back(std::to_string(keys.size() + 2 * requests.size()));
+  for (std::string& k : keys) argv.push_back(std::move(k));
+  for (const GateRequest& r : requests) {
+    for (std::string& k : redis_keys::RealmRateKeys(realm, r.user)) {
+      argv.push_back(std::move(k));
+    }
+  }
+  argv.push_back(std::to_string(realm));
+  for (const GateRequest& r : requests) {
+    const char* report = "-";
+    if (r.report) report = *r.report == ReportStatus::kActive ? "a" : "i";
+    argv.push_back(std::to_string(r.user));
+    argv.push_back(std::to_string(r.now));
+    argv.push_back(report);
+    argv.push_back(std::to_string(r.rate_now));
+    argv.push_back(std::to_string(r.rate_limit));
+    argv.push_back(std::to_string(r.rate_window));
+    argv.push_back(r.client);
+    argv.push_back(std::to_string(r.max_clients));
+    argv.push_back(std::to_string(r.rate_charge));
+  }
+  return argv;
+}
+
 void RedisStore::Gate(RealmId realm, const GateRequest& request,
                       GateCallback done) {
-  std::vector<std::string> keys = RealmKeys(realm);
-  for (std::string& k : redis_keys::RealmRateKeys(realm, request.user)) {
-    keys.push_back(std::move(k));
-  }
-  const char* report = "-";
-  if (request.report) {
-    report = *request.report == ReportStatus::kActive ? "a" : "i";
-  }
-  const std::string args[] = {std::to_string(realm),
-                              std::to_string(request.user),
-                              std::to_string(request.now),
-                              report,
-                              std::to_string(request.rate_now),
-                              std::to_string(request.rate_limit),
-                              std::to_string(request.rate_window),
-                              request.client,
-                              std::to_string(request.max_clients),
-                              std::to_string(request.rate_charge)};
-  const Script& script = scripts_[kGate];
+  // A batch of one: the request is kept until the answer (GateBatch's
+  // contract).
+  auto held = std::make_shared<const GateRequest>(request);
+  GateBatch(realm, std::span<const GateRequest>(held.get(), 1),
+            [held, done = std::move(done)](GateBatchResult r) {
+              if (!r) return done(r.error());
+              done(std::move(r->front()));
+            });
+}
+
+void RedisStore::GateBatch(RealmId realm, std::span<const GateRequest> requests,
+                           GateBatchCallback done) {
+  if (requests.empty()) return done(std::vector<StoreResult<GateResult>>{});
+  const std::size_t n = requests.size();
   if (tls_async.store != this) {
-    done(ParseGate(Eval(script, keys, args)));
+    // The blocking path (a thread without asynchronous connections).
+    std::vector<std::string> argv = GateBatchArgv(realm, requests, false);
+    const std::size_t nkeys = 7 + 2 * n;
+    std::span<const std::string> all(argv);
+    done(ParseGateBatch(Eval(scripts_[kGateBatch], all.subspan(3, nkeys),
+                             all.subspan(3 + nkeys)),
+                        n));
     return;
   }
-  // EVALSHA on this thread's pipelined connection; EVAL once if the server
-  // lost the script (a restart, SCRIPT FLUSH).
-  std::vector<std::string> argv;
-  argv.reserve(3 + keys.size() + std::size(args));
-  argv.push_back("EVALSHA");
-  argv.push_back(script.sha);
-  argv.push_back(std::to_string(keys.size()));
-  argv.insert(argv.end(), keys.begin(), keys.end());
-  argv.insert(argv.end(), std::begin(args), std::end(args));
-  std::string route = keys.front();
   RedisAsync* async = tls_async.async.get();
-  auto finish = [this, name = script.name](StoreResult<RedisReply> reply) {
+  if (async == nullptr) {
+    // The thread is closing its connections (DetachIoThread).
+    return done(Error(Errc::kStoreFailed, "gate: I/O thread stopping"));
+  }
+  std::string route = RealmKeys(realm).front();
+  auto finish = [this](StoreResult<RedisReply> reply) {
     if (!reply) {
       return StoreResult<RedisReply>(
-          Error(Errc::kStoreFailed, name + ": " + reply.error().detail()));
+          Error(Errc::kStoreFailed, "gate_batch: " + reply.error().detail()));
     }
     if (reply->is_error()) {
       // Redis answered and refused (OOM, MISCONF, READONLY...).
-      Error e(Errc::kStoreFailed, "redis script " + name + ": " + reply->str);
+      Error e(Errc::kStoreFailed, "redis script gate_batch: " + reply->str);
       NoteWrite(e);
       return StoreResult<RedisReply>(std::move(e));
     }
     return reply;
   };
   // --redis-wait-replicas: a step that wrote is acknowledged only once
-  // that many replicas have it (WAIT on the connection that ran it).
+  // that many replicas have it (one WAIT per batch, on the connection that
+  // ran it); a WAIT that fails fails the requests that wrote. The outcome
+  // feeds /healthz (NoteWrite).
   auto durable = [this, async, route, wait = options_.wait,
-                  done](StoreResult<GateResult> r) {
-    if (!r || !r->write.wrote) return done(std::move(r));
-    if (wait.replicas <= 0) {
-      NoteWrite({});
+                  done = std::move(done)](GateBatchResult r) mutable {
+    const bool wrote =
+        r && std::any_of(r->begin(), r->end(), [](const auto& one) {
+          return one && one->write.wrote;
+        });
+    if (!wrote || wait.replicas <= 0) {
+      if (wrote) NoteWrite({});
       return done(std::move(r));
     }
     async->Run({"WAIT", std::to_string(wait.replicas),
                 std::to_string(wait.timeout.count())},
-               route, [this, r, wait, done](StoreResult<RedisReply> acked) {
+               route,
+               [this, r = std::move(r), wait,
+                done = std::move(done)](StoreResult<RedisReply> acked) mutable {
+                 std::optional<Error> failed;
                  if (!acked || acked->type != RedisReply::Type::kInteger) {
-                   return done(Error(
-                       Errc::kStoreFailed,
-                       "gate: WAIT failed: " +
-                           (acked ? acked->str : acked.error().detail())));
+                   failed =
+                       Error(Errc::kStoreFailed,
+                             "gate: WAIT failed: " +
+                                 (acked ? acked->str : acked.error().detail()));
+                 } else if (acked->integer < wait.replicas) {
+                   failed = Error(Errc::kStoreFailed,
+                                  "gate: written, but only " +
+                                      std::to_string(acked->integer) + " of " +
+                                      std::to_string(wait.replicas) +
+                                      " replicas acknowledged it in time");
                  }
-                 if (acked->integer < wait.replicas) {
-                   Error e(Errc::kStoreFailed,
-                           "gate: written, but only " +
-                               std::to_string(acked->integer) + " of " +
-                               std::to_string(wait.replicas) +
-                               " replicas acknowledged it in time");
-                   NoteWrite(e);
-                   return done(std::move(e));
+                 if (failed) {
+                   NoteWrite(*failed);
+                   for (auto& one : *r) {
+                     if (one && one->write.wrote) one = *failed;
+                   }
+                 } else {
+                   NoteWrite({});
                  }
-                 NoteWrite({});
-                 done(r);
+                 done(std::move(r));
                });
   };
-  // The script's body is only read on a NOSCRIPT (scripts_ is fixed after
-  // Open and outlives every command): a pointer, not a copy per request.
-  async->Run(argv, route,
-             [async, argv, route, body = &script.body, finish,
-              durable](StoreResult<RedisReply> reply) mutable {
-               if (reply && reply->is_error() &&
-                   reply->str.substr(0, 8) == "NOSCRIPT") {
-                 argv[0] = "EVAL";
-                 argv[1] = *body;
-                 async->Run(std::move(argv), std::move(route),
-                            [finish, durable](StoreResult<RedisReply> again) {
-                              durable(ParseGate(finish(std::move(again))));
-                            });
-                 return;
-               }
-               durable(ParseGate(finish(std::move(reply))));
-             });
+  // EVALSHA on this thread's pipelined connection; on NOSCRIPT (a restart,
+  // SCRIPT FLUSH) the command is built again with the script's body (the
+  // requests outlive the call, GateBatch's contract), so nothing of it is
+  // kept per call for that rare case.
+  async->Run(
+      GateBatchArgv(realm, requests, false), route,
+      [this, async, realm, requests, route, finish,
+       durable = std::move(durable)](StoreResult<RedisReply> reply) mutable {
+        const std::size_t n = requests.size();
+        if (reply && reply->is_error() &&
+            reply->str.substr(0, 8) == "NOSCRIPT") {
+          async->Run(GateBatchArgv(realm, requests, true), std::move(route),
+                     [n, finish, durable = std::move(durable)](
+                         StoreResult<RedisReply> again) mutable {
+                       durable(ParseGateBatch(finish(std::move(again)), n));
+                     });
+          return;
+        }
+        durable(ParseGateBatch(finish(std::move(reply)), n));
+      });
 }
 
 StoreStatus RedisStore::Ping() {

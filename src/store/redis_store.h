@@ -64,7 +64,8 @@
 // for, are written to stderr.
 //
 // Thread safety: every method may be called from any thread. The hot path,
-// Gate (one script per API request, lua/gate.lua), runs on the calling I/O
+// GateBatch (one script per batch of API requests of a realm,
+// lua/gate_batch.lua; Gate is a batch of one), runs on the calling I/O
 // thread's own asynchronous connections (AttachIoThread, redis_async.h)
 // and never blocks it. Every other command (directory writes, realm reads,
 // the node registry; and Gate on a thread without them) is blocking and
@@ -162,8 +163,14 @@ class RedisStore final : public SharedStore {
   StoreResult<RateCount> CountRequest(UserId user, Micros now,
                                       std::int64_t limit,
                                       Micros window) override;
+  // A batch of one.
   void Gate(RealmId realm, const GateRequest& request,
             GateCallback done) override;
+  // One script (lua/gate_batch.lua) for the whole batch, EVALSHA (EVAL on
+  // NOSCRIPT); with --redis-wait-replicas, one WAIT after it if a step
+  // wrote. A step's own error reply fails its request only.
+  void GateBatch(RealmId realm, std::span<const GateRequest> requests,
+                 GateBatchCallback done) override;
   StoreStatus Ping() override;
   // On an attached I/O thread, PING on its asynchronous connection (the
   // thread does not wait); elsewhere Ping.
@@ -210,8 +217,16 @@ class RedisStore final : public SharedStore {
   // Runs one command routed by `route_key`; error replies are failures.
   StoreResult<RedisReply> Call(std::span<const std::string> argv,
                                std::string_view route_key);
-  // The gate script's reply, as Gate answers it.
-  static StoreResult<GateResult> ParseGate(StoreResult<RedisReply> reply);
+  // One request's entry of the gate_batch script's reply.
+  static StoreResult<GateResult> ParseGate(const RedisReply& reply);
+  // The script's reply for `requests` requests.
+  static GateBatchResult ParseGateBatch(StoreResult<RedisReply> reply,
+                                        std::size_t requests);
+  // The command that runs gate_batch.lua for `requests` (EVALSHA, or EVAL
+  // with the script's body).
+  std::vector<std::string> GateBatchArgv(RealmId realm,
+                                         std::span<const GateRequest> requests,
+                                         bool by_body) const;
   // Reads one realm (since: exclusive lower bound of row update ids, or
   // nullopt for all rows). kNotFound if there is no such realm.
   StoreResult<RealmState> ReadRealmImpl(RealmId realm,

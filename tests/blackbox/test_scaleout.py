@@ -961,7 +961,7 @@ class RateLimitedGroupTest(unittest.TestCase):
 
     def test_every_request_is_one_redis_round_trip_with_its_rate_limit(self):
         # Issue #14 item 2: the rate limit is decided in the request's one
-        # script (lua/gate.lua), with a ping's report or a read's barrier.
+        # script (lua/gate_batch.lua), with a ping's report or a read's barrier.
         a = self.realm.create_user()
         ping(self.n1, a)  # the realm and the key are known to node 1 now
         requests = 10

@@ -178,12 +178,176 @@ class GateTest : public ::testing::TestWithParam<bool> {
     return got ? std::move(*got) : Error(Errc::kUnavailable, "no answer");
   }
 
+  GateBatchResult Batch(const std::vector<GateRequest>& requests) {
+    std::optional<GateBatchResult> got;
+    store_->GateBatch(realm_, requests,
+                      [&](GateBatchResult r) { got = std::move(r); });
+    if (GetParam()) {
+      EXPECT_FALSE(got.has_value());
+      RunUntil(io_, [&] { return got.has_value(); });
+    }
+    EXPECT_TRUE(got.has_value());
+    return got ? std::move(*got) : Error(Errc::kUnavailable, "no answer");
+  }
+
+  UserId MustAddUser(const std::string& email) {
+    auto user = store_->InsertUser(UserRecord{.realm_id = realm_,
+                                              .email = email,
+                                              .full_name = email,
+                                              .date_joined = kBase - 1,
+                                              .api_key_hash = Sha256(email)});
+    EXPECT_TRUE(user.has_value());
+    return user ? *user : 0;
+  }
+
+  // calls= of a command in INFO commandstats (0 if not listed).
+  long long Calls(const std::string& command) {
+    auto info = server_->Command({"INFO", "commandstats"});
+    if (!info) return -1;
+    const std::string key = "cmdstat_" + command + ":calls=";
+    auto at = info->str.find(key);
+    if (at == std::string::npos) return 0;
+    return std::stoll(info->str.substr(at + key.size()));
+  }
+
   boost::asio::io_context io_;
   RedisServer* server_ = nullptr;
   std::unique_ptr<RedisStore> store_;
   RealmId realm_ = 0;
   UserId user_ = 0;
 };
+
+// Issue #14: a batch of a realm's requests is one script call; each step
+// sees the ones before it and is answered on its own.
+TEST_P(GateTest, Issue14_ABatchIsOneCallAndStepsEachRequestInOrder) {
+  const UserId bob = MustAddUser("b@example.com");
+  auto before = store_->CurrentSeq(realm_);
+  ASSERT_TRUE(before.has_value());
+  const Micros window = 60'000'000;
+  ASSERT_TRUE(server_->Command({"CONFIG", "RESETSTAT"}).has_value());
+  auto got = Batch({
+      // writes: the log's next number
+      {.user = user_,
+       .report = ReportStatus::kActive,
+       .now = kBase + 1'000'000},
+      // a second later: writes nothing, sees the write before it
+      {.user = user_,
+       .report = ReportStatus::kActive,
+       .now = kBase + 2'000'000},
+      // another user writes: the number after
+      {.user = bob, .report = ReportStatus::kIdle, .now = kBase + 2'000'000},
+      // a read barrier sees both
+      {.user = bob},
+      // the rate limit counts in order: the second of a limit of 1 is
+      // refused and its report not made
+      {.user = bob, .rate_limit = 1, .rate_now = kBase, .rate_window = window},
+      {.user = bob,
+       .rate_limit = 1,
+       .rate_now = kBase + 1,
+       .rate_window = window,
+       .report = ReportStatus::kActive,
+       .now = kBase + 300'000'000},
+  });
+  ASSERT_TRUE(got.has_value()) << got.error();
+  ASSERT_EQ(got->size(), 6u);
+  for (const auto& one : *got) ASSERT_TRUE(one.has_value()) << one.error();
+  const auto& r = *got;
+  EXPECT_TRUE(r[0]->write.wrote);
+  EXPECT_EQ(r[0]->write.seq, *before + 1);
+  EXPECT_FALSE(r[1]->write.wrote);
+  EXPECT_EQ(r[1]->write.seq, *before + 1);
+  EXPECT_TRUE(r[2]->write.wrote);
+  EXPECT_EQ(r[2]->write.seq, *before + 2);
+  EXPECT_FALSE(r[3]->write.wrote);
+  EXPECT_EQ(r[3]->write.seq, *before + 2);
+  EXPECT_TRUE(r[4]->rate.allowed);
+  EXPECT_EQ(r[4]->rate.in_window, 1);
+  EXPECT_FALSE(r[5]->rate.allowed);
+  EXPECT_FALSE(r[5]->write.wrote);
+  EXPECT_EQ(*store_->CurrentSeq(realm_), *before + 2);
+  // One script call for the six (a barrier's HMGET inside it is no round
+  // trip).
+  EXPECT_EQ(Calls("evalsha") + Calls("eval"), 1);
+}
+
+// Issue #14: a step that fails on its own (here the rate log of one user is
+// not a sorted set: WRONGTYPE) fails its request only.
+TEST_P(GateTest, Issue14_OneFailingStepFailsOnlyItsRequest) {
+  const UserId bob = MustAddUser("b@example.com");
+  const std::string bobs_log = "presenced:{r" + std::to_string(realm_) +
+                               "}:rate:" + std::to_string(bob) + ":requests";
+  ASSERT_TRUE(server_->Command({"SET", bobs_log, "not a log"}).has_value());
+  const Micros window = 60'000'000;
+  GateRequest counted{.user = user_,
+                      .rate_limit = 10,
+                      .rate_now = kBase,
+                      .rate_window = window,
+                      .report = ReportStatus::kActive,
+                      .now = kBase + 1'000'000};
+  GateRequest broken = counted;
+  broken.user = bob;
+  GateRequest again = counted;
+  again.rate_now += 1;
+  auto got = Batch({counted, broken, again});
+  ASSERT_TRUE(got.has_value()) << got.error();
+  ASSERT_EQ(got->size(), 3u);
+  ASSERT_TRUE((*got)[0].has_value()) << (*got)[0].error();
+  EXPECT_TRUE((*got)[0]->write.wrote);
+  ASSERT_FALSE((*got)[1].has_value());
+  EXPECT_EQ((*got)[1].error(), Errc::kStoreFailed);
+  EXPECT_NE((*got)[1].error().detail().find("WRONGTYPE"), std::string::npos)
+      << (*got)[1].error().detail();
+  ASSERT_TRUE((*got)[2].has_value()) << (*got)[2].error();
+  EXPECT_EQ((*got)[2]->rate.in_window, 2);
+  EXPECT_FALSE((*got)[2]->write.wrote);
+  EXPECT_EQ((*got)[2]->write.seq, (*got)[0]->write.seq);
+}
+
+// Issue #14: an error of the call itself (here its Redis is gone) fails
+// every request of the batch, with the reason.
+TEST_P(GateTest, Issue14_ARedisErrorFailsTheWholeBatch) {
+  std::string why;
+  auto own = RedisServer::Start({}, false, &why);
+  ASSERT_NE(own, nullptr) << why;
+  auto opened = RedisStore::Open(own->url());
+  ASSERT_TRUE(opened.has_value()) << opened.error();
+  std::unique_ptr<RedisStore> store = std::move(*opened);
+  auto realm = store->InsertRealm(
+      RealmRecord{.subdomain = "own", .name = "Own", .date_created = kBase});
+  ASSERT_TRUE(realm.has_value());
+  boost::asio::io_context io;
+  if (GetParam()) store->AttachIoThread(io);
+  own->Kill();
+  const std::vector<GateRequest> requests = {
+      {.user = 1, .report = ReportStatus::kActive, .now = kBase}, {.user = 2}};
+  std::optional<GateBatchResult> got;
+  store->GateBatch(*realm, requests,
+                   [&](GateBatchResult r) { got = std::move(r); });
+  if (GetParam()) RunUntil(io, [&] { return got.has_value(); });
+  if (GetParam()) store->DetachIoThread();
+  ASSERT_TRUE(got.has_value());
+  ASSERT_FALSE(got->has_value());
+  EXPECT_EQ(got->error(), Errc::kStoreFailed);
+  EXPECT_NE(got->error().detail().find(own->address()), std::string::npos)
+      << got->error().detail();
+}
+
+TEST_P(GateTest, Issue14_ABatchAfterAFlushedScriptCacheIsRebuiltWithItsBody) {
+  ASSERT_TRUE(server_->Command({"SCRIPT", "FLUSH"}).has_value());
+  const UserId bob = MustAddUser("b@example.com");
+  auto got = Batch({{.user = user_,
+                     .report = ReportStatus::kActive,
+                     .now = kBase + 1'000'000},
+                    {.user = bob,
+                     .report = ReportStatus::kActive,
+                     .now = kBase + 1'000'000}});
+  ASSERT_TRUE(got.has_value()) << got.error();
+  ASSERT_EQ(got->size(), 2u);
+  ASSERT_TRUE((*got)[0].has_value() && (*got)[1].has_value());
+  EXPECT_TRUE((*got)[0]->write.wrote);
+  EXPECT_TRUE((*got)[1]->write.wrote);
+  EXPECT_EQ((*got)[1]->write.seq, (*got)[0]->write.seq + 1);
+}
 
 TEST_P(GateTest, AReportTakesTheLogNumberAndABarrierReadsIt) {
   auto before = store_->CurrentSeq(realm_);

@@ -301,6 +301,133 @@ TEST_F(RedisStoreTest, ReportMatchesCoreRulesOnRandomSequences) {
   }
 }
 
+// The same rules, made in batches (lua/gate_batch.lua, as the gate batcher
+// sends a realm's concurrent requests): random reports of users of two
+// realms, a read barrier now and then, grouped into one call of 1 to 7
+// steps per realm; every step's answer (written or not, the log position it
+// saw, which counts the steps before it in its batch), the feed and the
+// rows must be what the core's rules give one report at a time.
+TEST_F(RedisStoreTest, Issue14_GateBatchMatchesCoreRulesOnRandomSequences) {
+  RealmId realm = MustInsertRealm("acme");
+  RealmId quiet = MustInsertRealm("quiet", /*presence_disabled=*/true);
+  RecordingSink sink;
+  ASSERT_TRUE(store_->Subscribe(&sink));
+  struct Model {
+    RealmId realm;
+    UserId id;
+    std::optional<PresenceTimes> row;
+    UpdateId row_id = 0;
+  };
+  std::vector<Model> users;
+  for (int i = 0; i < 5; ++i) {
+    RealmId r = i < 4 ? realm : quiet;
+    users.push_back(
+        {r, MustInsertUser(User(r, "u" + std::to_string(i) + "@x")), {}, 0});
+  }
+  std::map<RealmId, UpdateId> seq = {{realm, MustSeq(realm)},
+                                     {quiet, MustSeq(quiet)}};
+  std::map<RealmId, UpdateId> pid = {{realm, MustUpdateId(realm)},
+                                     {quiet, MustUpdateId(quiet)}};
+  sink.WaitForEntries(5);
+  sink.Clear();
+  const Micros steps[] = {0,
+                          1,
+                          SecondsToMicros(1),
+                          SecondsToMicros(54),
+                          SecondsToMicros(55) + 1,
+                          SecondsToMicros(60),
+                          SecondsToMicros(130) + 1,
+                          SecondsToMicros(86400) + 7};
+  std::mt19937 rng(20261205);
+  std::vector<FeedEntry> expected;
+  Micros now = kBase;
+  int batches = 0, wrote_in_batch = 0;
+  for (int b = 0; b < 120; ++b) {
+    const RealmId r = rng() % 4 == 0 ? quiet : realm;
+    std::vector<Model*> of_realm;
+    for (Model& u : users) {
+      if (u.realm == r) of_realm.push_back(&u);
+    }
+    // The batch's requests, and what the core's rules say of each, one at a
+    // time in order.
+    std::vector<GateRequest> requests;
+    struct Want {
+      bool wrote;
+      UpdateId seq;
+    };
+    std::vector<Want> want;
+    const int n = 1 + static_cast<int>(rng() % 7);
+    for (int i = 0; i < n; ++i) {
+      now += steps[rng() % std::size(steps)] + static_cast<Micros>(rng() % 3);
+      Model& u = *of_realm[rng() % of_realm.size()];
+      if (rng() % 6 == 0) {  // a read barrier: no report
+        requests.push_back({.user = u.id});
+        want.push_back({false, seq[r]});
+        continue;
+      }
+      const ReportStatus status =
+          rng() % 3 == 0 ? ReportStatus::kIdle : ReportStatus::kActive;
+      requests.push_back({.user = u.id, .report = status, .now = now});
+      ReportOutcome out = ApplyReport(u.row, now, status);
+      if (!out.wrote) {
+        want.push_back({false, seq[r]});
+        continue;
+      }
+      const UpdateId s = ++seq[r];
+      const UpdateId p = ++pid[r];
+      want.push_back({true, s});
+      u.row = out.after;
+      u.row_id = p;
+      if (n > 1) ++wrote_in_batch;
+      expected.push_back(FeedEntry{
+          .realm_id = r,
+          .seq = s,
+          .row = PresenceRecord{.user_id = u.id,
+                                .realm_id = r,
+                                .last_connected = out.after.last_connected,
+                                .last_active = out.after.last_active,
+                                .last_update_id = p},
+          .event_due = (out.created || out.became_online) && r != quiet,
+          .forced = false,
+          .written_at = now});
+    }
+    std::optional<GateBatchResult> got;
+    store_->GateBatch(r, requests,
+                      [&](GateBatchResult result) { got = std::move(result); });
+    ASSERT_TRUE(got.has_value());
+    ASSERT_TRUE(got->has_value()) << got->error();
+    ASSERT_EQ((*got)->size(), requests.size());
+    for (std::size_t i = 0; i < requests.size(); ++i) {
+      const auto& one = (**got)[i];
+      ASSERT_TRUE(one.has_value()) << one.error();
+      EXPECT_TRUE(one->rate.allowed);
+      ASSERT_EQ(one->write.wrote, want[i].wrote)
+          << "batch " << b << " step " << i;
+      ASSERT_EQ(one->write.seq, want[i].seq) << "batch " << b << " step " << i;
+    }
+    if (n > 1) ++batches;
+  }
+  ASSERT_GT(batches, 50);
+  ASSERT_GT(wrote_in_batch, 50);
+  EXPECT_EQ(sink.WaitForEntries(expected.size()), expected);
+  for (RealmId r : {realm, quiet}) {
+    EXPECT_EQ(MustSeq(r), seq[r]);
+    EXPECT_EQ(MustUpdateId(r), pid[r]);
+    auto state = store_->ReadRealm(r, 0);
+    ASSERT_TRUE(state.has_value());
+    std::vector<PresenceRecord> rows;
+    for (const Model& u : users) {
+      if (u.realm != r || !u.row) continue;
+      rows.push_back({.user_id = u.id,
+                      .realm_id = r,
+                      .last_connected = u.row->last_connected,
+                      .last_active = u.row->last_active,
+                      .last_update_id = u.row_id});
+    }
+    EXPECT_EQ(state->rows, rows);
+  }
+}
+
 // The per-client rules in Lua (prelude.lua: client_report, clamp_clients)
 // against the core's (Realm::RecordReport, Realm::SetPresenceEnabled): the
 // same random reports, with and without a client name, a low bound so that

@@ -300,3 +300,28 @@ local function count_step(klog, kn, now_text, limit, window_text, charge)
   if #first == 2 then oldest = first[2] end
   return allowed, n, oldest, charged
 end
+
+-- One API request's step (gate_batch.lua makes one or several of a realm in
+-- one script): counts it against the user's rate limit (the log
+-- `klog` and counter `kn` on the realm's slot; limit '0': not counted),
+-- then, if it was let through, makes its report (report 'a' active, 'i'
+-- idle, '-' none) or reads the realm's log sequence number (its read
+-- barrier). Returns {allowed, in_window, oldest, status, log, due, charged}
+-- as gate_batch.lua describes.
+local function gate_step(K, klog, kn, realm, uid, now_text, report, rate_now,
+                         limit, window, client, max_clients, charge)
+  local allowed, n, oldest, charged = 1, 0, '0', 0
+  limit = tonumber(limit)
+  if limit > 0 then
+    allowed, n, oldest, charged =
+        count_step(klog, kn, rate_now, limit, window, charge)
+  end
+  if allowed == 1 and report ~= '-' then
+    local r = report_step(K, realm, uid, now_text, report == 'a', client,
+                          max_clients)
+    return {allowed, n, oldest, r[1], r[2], r[3], charged}
+  end
+  local meta = redis.call('HMGET', K[1], 'seq', 'log')
+  if not meta[1] then return {allowed, n, oldest, -1, 0, 0, charged} end
+  return {allowed, n, oldest, 0, tonumber(meta[2] or '0'), 0, charged}
+end
