@@ -14,7 +14,12 @@
 //           events) and park a long poll on it; then, round by round, one
 //           user who was offline pings "active" and every watcher's answer
 //           is timed from the moment that ping was sent. Also reports the
-//           server's resident memory per parked poll (--server-pid).
+//           server's resident memory per parked poll (--server-pid);
+//           --hold-ms H also reads it again after the polls stayed parked
+//           H ms more (past the server's periodic malloc_trim), with the
+//           kernel's TCP buffer pages (/proc/net/sockstat) and the slab
+//           memory of sockets, files and epoll entries (/proc/slabinfo,
+//           root only; both ends of every loopback connection).
 //   churn   Fan-out running flat out, and pings measured meanwhile (issue
 //           #17, "pings first"): W watchers each register a queue and
 //           re-poll at once on every answer, as Zulip clients do; users
@@ -115,6 +120,7 @@ struct Options {
   int trigger_port = 0;             // 0: --port (another node: scale-out)
   int rounds = 5;
   int settle_ms = 1000;
+  int hold_ms = 0;
   // churn
   double trigger_rate = 50;      // users coming online per second
   std::vector<int> server_pids;  // --server-pid, comma-separated
@@ -133,7 +139,7 @@ struct Options {
                "  [--base-cursor ID] [--path P] [--label L]\n"
                "  fanout: [--watchers W] [--watch-first I] [--trigger-first "
                "I] [--rounds R]\n"
-               "          [--settle-ms MS] [--trigger-port P]\n"
+               "          [--settle-ms MS] [--hold-ms MS] [--trigger-port P]\n"
                "  churn:  fanout's options, --rate R (pings/s), --users N,\n"
                "          [--trigger-rate T] (users coming online per s)\n"
                "  any mode: [--server-pid PID[,PID...]] to report the "
@@ -203,6 +209,8 @@ Options ParseOptions(int argc, char** argv) {
       o.trigger_rate = std::stod(next());
     } else if (a == "--settle-ms") {
       o.settle_ms = static_cast<int>(inum());
+    } else if (a == "--hold-ms") {
+      o.hold_ms = static_cast<int>(inum());
     } else if (a == "--server-pid") {
       std::string list = next();
       for (std::size_t p = 0; p < list.size();) {
@@ -394,6 +402,49 @@ long ReadRssBytes(int pid) {
     }
   }
   return -1;
+}
+
+// The kernel's TCP buffer memory, bytes (/proc/net/sockstat "TCP: ... mem
+// PAGES"); -1 if unreadable.
+long TcpBufferBytes() {
+  std::ifstream in("/proc/net/sockstat");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("TCP:", 0) != 0) continue;
+    const auto p = line.find(" mem ");
+    if (p == std::string::npos) return -1;
+    return std::strtol(line.c_str() + p + 5, nullptr, 10) * 4096;
+  }
+  return -1;
+}
+
+// Bytes of the slab caches a TCP connection's socket uses (socket, inode,
+// file, dentry, epoll entry), the whole machine; -1 if unreadable
+// (/proc/slabinfo needs root).
+long SocketSlabBytes() {
+  std::ifstream in("/proc/slabinfo");
+  if (!in) return -1;
+  static const char* const kCaches[] = {
+      "TCP",    "TCPv6",         "sock_inode_cache", "filp",
+      "dentry", "eventpoll_epi", "eventpoll_pwq"};
+  std::string line;
+  long total = 0;
+  bool any = false;
+  while (std::getline(in, line)) {
+    char name[64];
+    long active = 0, objs = 0, size = 0;
+    if (std::sscanf(line.c_str(), "%63s %ld %ld %ld", name, &active, &objs,
+                    &size) != 4) {
+      continue;
+    }
+    for (const char* c : kCaches) {
+      if (std::strcmp(name, c) == 0) {
+        total += active * size;
+        any = true;
+      }
+    }
+  }
+  return any ? total : -1;
 }
 
 struct Summary {
@@ -1096,6 +1147,9 @@ int RunFanout(const Options& o) {
   asio::io_context ioc;
   const std::int64_t w = o.watchers;
   const long rss_before = ReadRssBytes(o.server_pids);
+  const long tcp_before = TcpBufferBytes();
+  const long slab_before = SocketSlabBytes();
+  long rss_held = -1, tcp_held = -1, slab_held = -1;
 
   const Ns t_connect = NowNs();
   auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
@@ -1168,7 +1222,18 @@ int RunFanout(const Options& o) {
     while (NowNs() < settle_end) {
       ioc.run_one_for(std::chrono::milliseconds(10));
     }
-    if (round == 0) rss_parked = ReadRssBytes(o.server_pids);
+    if (round == 0) {
+      rss_parked = ReadRssBytes(o.server_pids);
+      if (o.hold_ms > 0) {
+        const Ns hold_end = NowNs() + o.hold_ms * 1'000'000LL;
+        while (NowNs() < hold_end) {
+          ioc.run_one_for(std::chrono::milliseconds(10));
+        }
+        rss_held = ReadRssBytes(o.server_pids);
+        tcp_held = TcpBufferBytes();
+        slab_held = SocketSlabBytes();
+      }
+    }
     if (early) {
       std::fprintf(stderr, "loadgen: %lld polls answered before the event\n",
                    static_cast<long long>(early));
@@ -1237,12 +1302,19 @@ int RunFanout(const Options& o) {
       "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"round_max_ms\":[%s],"
       "\"trigger_ms\":%.3f,\"rss_before\":%ld,\"rss_parked\":%ld,"
       "\"rss_per_parked_poll\":%.1f,\"server_cpu_us_per_delivery\":%.2f,"
-      "\"client_cpu_us_per_delivery\":%.2f}\n",
+      "\"client_cpu_us_per_delivery\":%.2f,\"hold_ms\":%d,"
+      "\"rss_held\":%ld,\"rss_per_parked_poll_held\":%.1f,"
+      "\"tcp_buffer_bytes_before\":%ld,\"tcp_buffer_bytes_held\":%ld,"
+      "\"socket_slab_bytes_before\":%ld,\"socket_slab_bytes_held\":%ld}\n",
       o.label.c_str(), static_cast<long long>(w), o.rounds,
       static_cast<long long>(s.count), static_cast<long long>(empty),
       s.p50_us / 1e3, s.p99_us / 1e3, s.max_us / 1e3, s.mean_us / 1e3,
       round_list.c_str(), trigger_ms_sum / o.rounds, rss_before, rss_parked,
-      per_poll, server_us, client_us);
+      per_poll, server_us, client_us, o.hold_ms, rss_held,
+      (rss_before > 0 && rss_held > 0)
+          ? static_cast<double>(rss_held - rss_before) / w
+          : -1.0,
+      tcp_before, tcp_held, slab_before, slab_held);
   std::fprintf(stderr,
                "loadgen fanout %lld watchers: delivery p50 %.2f ms p99 %.2f "
                "ms max %.2f ms; %.0f resident bytes per parked poll; CPU "

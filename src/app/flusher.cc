@@ -1,5 +1,7 @@
 #include "app/flusher.h"
 
+#include <algorithm>
+
 #include "app/log.h"
 #include "util/heap_stats.h"
 
@@ -37,8 +39,10 @@ void Flusher::Stop() {
 
 void Flusher::Run() {
   bool reported = false;
-  auto next_sample = std::chrono::steady_clock::now();
   auto last_trim = std::chrono::steady_clock::now();
+  constexpr auto kHeapSampleEvery = std::chrono::seconds(10);
+  // Start() took the first sample.
+  auto next_sample = last_trim + kHeapSampleEvery;
   if (trim_interval_.count() > 0) {
     // Loading leaves the store snapshot's per-record strings and vectors
     // free among the realms' tables (about 60 MB at a million users, issue
@@ -82,17 +86,20 @@ void Flusher::Run() {
     }
     // Here, not per scrape: reading the figures takes every arena's lock,
     // which no request should wait for, however often /metrics is read.
-    // The walk's cost grows with the heap (about 95 ms a sample at a
-    // million users, issue #17's million-person run, where sampling every
-    // second was a quarter of the server's CPU and stalled allocations), so
-    // the next sample waits at least 200 times the last one's duration:
-    // at most 0.5% of the time in the walk, every interval on a small heap.
+    // The walk's cost grows with the heap: with 10k parked polls it took
+    // 10-20% of the server's CPU in a fan-out profile when done every
+    // second, and about 95 ms a sample at a million users (a quarter of the
+    // server's CPU in the million-person run), stalling the I/O threads'
+    // allocations meanwhile (issue #17). So: at most every
+    // kHeapSampleEvery, and the next sample waits at least 200 times the
+    // last one's duration (at most 0.5% of the time in the walk).
     if (metrics_ != nullptr &&
         std::chrono::steady_clock::now() >= next_sample) {
       const auto begin = std::chrono::steady_clock::now();
       metrics_->SampleHeap();
       const auto took = std::chrono::steady_clock::now() - begin;
-      next_sample = begin + kSampleGapFactor * took;
+      next_sample = begin + std::max<std::chrono::steady_clock::duration>(
+                                kHeapSampleEvery, kSampleGapFactor * took);
     }
   }
 }

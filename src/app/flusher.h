@@ -4,9 +4,8 @@
 // system (TrimHeap): on this thread, so no I/O thread waits for it; and once
 // as it starts, for what loading left free. It also samples the heap's
 // figures for /metrics (Metrics::SampleHeap), so that a scrape reads a copy
-// and never the allocator: every interval while a sample is cheap, and no
-// more than 0.5% of the time when the heap is large enough to make the walk
-// slow.
+// and never the allocator: at most every 10 s, and no more than 0.5% of the
+// time when the heap is large enough to make the walk slow.
 //
 // Thread safety: Start/Stop from the owning thread; the loop runs on its own
 // thread and calls only PresenceService::Flush (which is thread-safe). mu_

@@ -16,7 +16,7 @@ std::string NewQueueId() {
 }
 
 // A queue's entries in queues_ (key and value), by_realm_ and by_user_.
-constexpr std::size_t kIndexBytes = sizeof(std::string) +
+constexpr std::size_t kIndexBytes = sizeof(std::string_view) +
                                     sizeof(std::unique_ptr<EventQueue>) +
                                     2 * sizeof(EventQueue*);
 // A body's string object and shared_ptr control block (make_shared: one
@@ -55,8 +55,8 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
   q->spec = std::move(spec);
   q->last_poll = steady_now;
   q->bytes = QueueBaseBytes(*q);
-  std::string id = q->id;
   const std::pair<RealmId, UserId> owner(q->spec.realm_id, q->spec.user_id);
+  std::string id;
   Waiters wake;
   {
     MutexLock lock(mu_);
@@ -91,8 +91,10 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
     by_user_[owner].push_back(q.get());
     queue_bytes_ += q->bytes;
     EventQueue* added = q.get();
-    queues_.emplace(id, std::move(q));
+    // The key views the queue's own id (the queue never moves).
+    queues_.emplace(std::string_view(added->id), std::move(q));
     EnforceMemoryLocked(wake, added);
+    id = added->id;
   }
   WakeAll(std::move(wake));
   return id;
@@ -111,7 +113,8 @@ void EventHub::RemoveLocked(EventQueue* q, Waiters& wake) {
     if (mine->second.empty()) by_user_.erase(mine);
   }
   queue_bytes_ -= q->bytes;
-  queues_.erase(q->id);  // destroys q
+  // The key views q->id: find first, erase the slot (which destroys q).
+  queues_.erase(queues_.find(std::string_view(q->id)));
 }
 
 void EventHub::EnforceMemoryLocked(Waiters& wake, const EventQueue* keep) {
@@ -212,12 +215,12 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
     }
 
     q.last_poll = steady_now;
-    for (auto n = unacked - q.events.begin(); n > 0; --n) {
-      const std::size_t bytes = QueuedEventBytes(*q.events.front().body);
+    for (auto e = q.events.begin(); e != unacked; ++e) {
+      const std::size_t bytes = QueuedEventBytes(*e->body);
       q.bytes -= bytes;
       queue_bytes_ -= bytes;
-      q.events.pop_front();
     }
+    q.events.erase(q.events.begin(), unacked);
     if (answers) {
       out.status = PollStatus::kEvents;
       out.events.assign(q.events.begin(), q.events.end());

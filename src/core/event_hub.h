@@ -261,17 +261,18 @@ class EventHub final : public PresenceListener {
   // Guards queues_, by_realm_, by_user_, every EventQueue they point to
   // (EventQueue has no lock of its own), and the counters.
   mutable Mutex mu_;
-  // By queue id; looked up by string_view (no copy of the id per lookup),
-  // open addressing (a poll of a 10k-queue hub missed the cache in a
-  // node-based map).
+  // By queue id; open addressing (a poll of a 10k-queue hub missed the
+  // cache in a node-based map). The key is a view of the queue's own `id`
+  // (the EventQueue is owned by the value and never moves), so a queue's id
+  // is stored once.
   struct IdHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view id) const noexcept {
       return std::hash<std::string_view>{}(id);
     }
   };
-  boost::unordered_flat_map<std::string, std::unique_ptr<EventQueue>, IdHash,
-                            std::equal_to<>>
+  boost::unordered_flat_map<std::string_view, std::unique_ptr<EventQueue>,
+                            IdHash, std::equal_to<>>
       queues_ GUARDED_BY(mu_);
   std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_
       GUARDED_BY(mu_);

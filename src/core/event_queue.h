@@ -11,7 +11,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -119,7 +118,11 @@ class QueueWaiter {
 struct EventQueue {
   std::string id;
   QueueSpec spec;
-  std::deque<QueuedEvent> events;
+  // Unacknowledged events, oldest first. A vector, not a deque: an empty
+  // libstdc++ deque still holds a 512-byte block and its map, and most
+  // queues (every parked poll's) are empty; acknowledgements erase a prefix
+  // at once, and a queue holds at most max_queue_events + 1.
+  std::vector<QueuedEvent> events;
   std::int64_t next_event_id = 0;
   // Real (steady) time of the last poll, for expiry; microseconds.
   std::int64_t last_poll = 0;

@@ -210,6 +210,63 @@ TEST_F(EventHubTest, OverflowingQueueIsDropped) {
   EXPECT_EQ(hub_->Stats().queues_overflowed, 1u);
 }
 
+TEST_F(EventHubTest, Issue17_PartialAcknowledgementsKeepOrderAndBytes) {
+  // Events are acknowledged a prefix at a time; what stays is returned in
+  // order, once, and the queue is charged only for what it still holds.
+  HubOptions o;
+  o.max_queue_events = 6;
+  Make(o);
+  UserId b = AddUser("b@example.com");
+  std::string q = Register(b);
+  const std::size_t empty_bytes = hub_->Stats().queue_bytes;
+  for (int i = 0; i < 5; ++i) hub_->Heartbeat(q);
+  auto ids = [&](std::optional<std::int64_t> last) {
+    std::vector<std::int64_t> out;
+    for (auto& e : hub_->Poll(q, b, last, false, nullptr, steady_).events) {
+      out.push_back(e.id);
+    }
+    return out;
+  };
+  EXPECT_THAT(ids(1), ElementsAre(2, 3, 4));
+  // Room was made: 3 held, 3 more fit under the cap of 6.
+  for (int i = 0; i < 3; ++i) hub_->Heartbeat(q);
+  EXPECT_THAT(ids(1), ElementsAre(2, 3, 4, 5, 6, 7));
+  EXPECT_THAT(ids(6), ElementsAre(7));
+  EXPECT_TRUE(ids(7).empty());
+  EXPECT_EQ(hub_->Stats().queue_bytes, empty_bytes);
+  // The cap still counts what is held: 7 unacknowledged events overflow.
+  for (int i = 0; i < 6; ++i) hub_->Heartbeat(q);
+  EXPECT_THAT(ids(7), ElementsAre(8, 9, 10, 11, 12, 13));
+  hub_->Heartbeat(q);
+  EXPECT_EQ(hub_->Poll(q, b, 7, false, nullptr, steady_).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Stats().queues_overflowed, 1u);
+}
+
+TEST_F(EventHubTest, Issue17_QueuesStayFoundAsOthersComeAndGo) {
+  // The queue map's keys are views of the queues' own ids: removing and
+  // adding queues must leave every other queue found, and none twice.
+  UserId a = AddUser("a@example.com");
+  std::vector<std::pair<UserId, std::string>> queues;
+  for (int i = 0; i < 60; ++i) {
+    UserId u = AddUser("w" + std::to_string(i) + "@example.com");
+    queues.emplace_back(u, Register(u));
+  }
+  for (std::size_t i = 0; i < queues.size(); i += 2) {
+    EXPECT_TRUE(hub_->Delete(queues[i].second, queues[i].first));
+  }
+  for (std::size_t i = 0; i < queues.size(); i += 2) {
+    queues[i].second = Register(queues[i].first);
+  }
+  EXPECT_EQ(hub_->Stats().queues, queues.size());
+  Ping(a);
+  for (auto& [user, q] : queues) {
+    auto r = hub_->Poll(q, user, {}, false, nullptr, steady_);
+    ASSERT_EQ(r.status, PollStatus::kEvents) << q;
+    EXPECT_EQ(r.events.size(), 1u) << q;
+  }
+}
+
 TEST_F(EventHubTest, IdleQueuesExpireParkedOnesDoNot) {
   HubOptions o;
   o.queue_timeout_us = 600'000'000;

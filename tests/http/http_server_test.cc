@@ -316,6 +316,87 @@ TEST_F(HttpServerTest, ConcurrentPingsFromManyConnectionsAreAllRecorded) {
   EXPECT_EQ(*ids.rbegin(), kUsers);
 }
 
+TEST_F(HttpServerTest, AParkedPollHandledAgainInFullKeepsItsRequest) {
+  // When a wake-up cannot be answered from what the parked poll kept (the
+  // realm's directory changed since it authenticated), the request is
+  // handled again in full: its parameters (here in a body) and its
+  // credentials must still be there, and the connection too.
+  User alice = AddUser("alice@example.com");
+  User bob = AddUser("bob@example.com");
+  User carol = AddUser("carol@example.com");
+  tcp::socket s = Connect();
+  const std::string queue = Register(s, alice);
+  bhttp::request<bhttp::string_body> poll{bhttp::verb::get, "/api/v1/events",
+                                          11};
+  poll.set(bhttp::field::host, "127.0.0.1");
+  poll.set(bhttp::field::authorization, Basic(alice));
+  poll.set(bhttp::field::content_type, "application/x-www-form-urlencoded");
+  poll.body() = "queue_id=" + queue + "&last_event_id=-1";
+  poll.prepare_payload();
+  bhttp::write(s, poll);
+  for (int i = 0; i < 100 && hub_->Stats().parked == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(hub_->Stats().parked, 1u) << "poll never parked";
+  UserPatch rename;
+  rename.full_name = "Carol Renamed";
+  ASSERT_TRUE(service_->UpdateUser(realm_, carol.id, rename));
+  Caller c{service_->FindRealmById(realm_), bob.id};
+  ASSERT_TRUE(service_->Report(c, ReportStatus::kActive, clock_.NowMicros()));
+  beast::flat_buffer buf;
+  bhttp::response<bhttp::string_body> res;
+  bhttp::read(s, buf, res);
+  ASSERT_EQ(res.result_int(), 200u) << res.body();
+  auto answer = boost::json::parse(res.body());
+  EXPECT_EQ(answer.at("queue_id"), queue.c_str());
+  auto events = answer.at("events").as_array();
+  ASSERT_EQ(events.size(), 1u) << res.body();
+  EXPECT_EQ(events[0].at("user_id"), bob.id);
+  EXPECT_TRUE(res.keep_alive());
+  bhttp::request<bhttp::string_body> health{bhttp::verb::get, "/healthz", 11};
+  EXPECT_EQ(Send(s, health).result_int(), 200u);
+}
+
+TEST_F(HttpServerTest, WokenPollsAnswerInOrderAndParkAgain) {
+  // Poll after poll on one connection: each is read, parked and woken,
+  // and each event is answered once, in order.
+  User alice = AddUser("alice@example.com");
+  std::vector<User> others;
+  for (int i = 0; i < 4; ++i) {
+    others.push_back(AddUser("u" + std::to_string(i) + "@example.com"));
+  }
+  tcp::socket s = Connect();
+  const std::string queue = Register(s, alice);
+  std::int64_t last = -1;
+  beast::flat_buffer buf;
+  for (int round = 0; round < 4; ++round) {
+    const User& someone = others[round];
+    bhttp::request<bhttp::string_body> poll{
+        bhttp::verb::get,
+        "/api/v1/events?queue_id=" + queue +
+            "&last_event_id=" + std::to_string(last),
+        11};
+    poll.set(bhttp::field::host, "127.0.0.1");
+    poll.set(bhttp::field::authorization, Basic(alice));
+    poll.prepare_payload();
+    bhttp::write(s, poll);
+    for (int i = 0; i < 100 && hub_->Stats().parked == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_EQ(hub_->Stats().parked, 1u) << "round " << round;
+    Caller c{service_->FindRealmById(realm_), someone.id};
+    ASSERT_TRUE(service_->Report(c, ReportStatus::kActive, clock_.NowMicros()));
+    bhttp::response<bhttp::string_body> res;
+    bhttp::read(s, buf, res);
+    ASSERT_EQ(res.result_int(), 200u) << res.body();
+    auto events = boost::json::parse(res.body()).at("events").as_array();
+    ASSERT_EQ(events.size(), 1u) << "round " << round << ": " << res.body();
+    EXPECT_EQ(events[0].at("id"), last + 1);
+    EXPECT_EQ(events[0].at("user_id"), someone.id);
+    last = events[0].at("id").as_int64();
+  }
+}
+
 }  // namespace
 }  // namespace presence::http
 
