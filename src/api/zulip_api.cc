@@ -605,7 +605,7 @@ namespace {
 
 ApiError WriteFailed(const PresenceService& service,
                      boost::system::error_code e) {
-  if (e == Errc::kStoreFailed) return StoreFailed(service);
+  if (e == Errc::kStoreFailed) return StoreFailed(service, e);
   return FromErrc(e);
 }
 
