@@ -6,7 +6,8 @@
 // for every user, so a log must be small. Each shard keeps one open-addressing
 // map from user to a 16-byte inline log that holds up to three request
 // times (the oldest in full, the two newer ones as 32-bit offsets from it):
-// 24 bytes a slot, about 30-40 bytes a user with the table's free slots.
+// 24 bytes a slot, 29 to 57 bytes a user with the table's free slots (50
+// measured at a million users, bench/memory.sh).
 // Only a user with more than three requests in the window gets a heap log
 // (a vector of times, in the shard's `spilled` map); it goes back inline
 // when its requests leave the window. Users with nothing left in the window
