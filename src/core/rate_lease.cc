@@ -46,7 +46,8 @@ void RateLease::Settle(RealmId realm, UserId user, std::int64_t asked,
   if (count != nullptr && count->allowed && count->charged > 1) {
     // Spend never leaves credit behind a newer charge: Charge is asked for
     // only when Spend found nothing, so `left` is 0 here.
-    e.left = count->charged - 1;
+    // charged <= the lease asked for (--rate-lease is at most 64).
+    e.left = static_cast<std::int32_t>(count->charged - 1);
     e.until = now + window;
     e.in_window = count->in_window;
     e.oldest = count->oldest;
@@ -58,7 +59,7 @@ void RateLease::Settle(RealmId realm, UserId user, std::int64_t asked,
 
 void RateLease::PruneLocked(Micros now) {
   settled_ = 0;
-  std::erase_if(entries_, [now](const auto& kv) {
+  boost::unordered::erase_if(entries_, [now](const auto& kv) {
     const Entry& e = kv.second;
     return !e.charging && (e.left <= 0 || now >= e.until);
   });

@@ -18,14 +18,18 @@
 // requests counted reach the limit while up to k - 1 of them are still
 // unspent on each node (over-charge).
 //
+// Memory: one slot of an open-addressing table per user with a lease or a
+// charge in flight (48 bytes; a node-based map took about twice that), and
+// entries that hold nothing are pruned now and then.
+//
 // Thread safety: any thread; mu_ guards the map.
 #ifndef PRESENCE_CORE_RATE_LEASE_H_
 #define PRESENCE_CORE_RATE_LEASE_H_
 
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <unordered_map>
 
 #include "core/shared_store.h"
 #include "core/types.h"
@@ -79,10 +83,10 @@ class RateLease {
     }
   };
   struct Entry {
-    std::int64_t left = 0;  // leased requests not spent yet
-    Micros until = 0;       // spendable while now < until
-    std::int64_t in_window = 0;
+    Micros until = 0;  // spendable while now < until
     Micros oldest = 0;
+    std::int64_t in_window = 0;
+    std::int32_t left = 0;  // leased requests not spent yet (< 64)
     bool charging = false;  // a Charge of Lease(limit) is in flight
   };
 
@@ -90,7 +94,7 @@ class RateLease {
   void PruneLocked(Micros now) REQUIRES(mu_);
 
   mutable Mutex mu_;
-  std::unordered_map<Key, Entry, KeyHash> entries_ GUARDED_BY(mu_);
+  boost::unordered_flat_map<Key, Entry, KeyHash> entries_ GUARDED_BY(mu_);
   std::size_t settled_ GUARDED_BY(mu_) = 0;  // since the last prune
 };
 

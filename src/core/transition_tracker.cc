@@ -41,22 +41,43 @@ void TransitionTracker::ScheduleLocked(RealmId realm, UserId user,
                                        Micros date_joined, Micros now) {
   const Micros a = Or(t.last_active, date_joined);
   const Micros c = Or(t.last_connected, date_joined);
-  if (a + kThreshold > now) heap_.push({a + kThreshold, realm, user});
-  if (c + kThreshold + grace_ > now) {
-    heap_.push({c + kThreshold + grace_, realm, user});
+  // A + T decides something only for a user who reported idle since (C >
+  // A: idle from then), or whose offline deadline comes before it (then A +
+  // T is when it goes offline). For an active report (C == A, what nearly
+  // every ping writes) nothing changes at A + T, and the deadline would
+  // only cost a heap entry per write (issue #17: 24 bytes a user).
+  if (a + kThreshold > now && (c > a || a > c + grace_)) {
+    heap_.push({a + kThreshold, realm, user});
   }
+  ScheduleOfflineLocked(realm, user, c, now);
+}
+
+void TransitionTracker::ScheduleOfflineLocked(RealmId realm, UserId user,
+                                              Micros c, Micros now) {
+  const Micros offline = c + kThreshold + grace_;
+  if (offline <= now) return;
+  auto it = announced_.find(user);
+  // (The second is rounded down: a pending deadline in the same second as
+  // the new one may be later than it, so only an earlier second counts.)
+  const auto second = static_cast<std::uint32_t>(offline / 1'000'000);
+  if (it != announced_.end() && it->second.offline_second != 0 &&
+      it->second.offline_second < second) {
+    return;  // an earlier one is pending; it reschedules when it pops
+  }
+  heap_.push({offline, realm, user});
+  if (it != announced_.end()) it->second.offline_second = second;
 }
 
 TrackedStatus TransitionTracker::AnnouncedLocked(UserId user) const {
   auto it = announced_.find(user);
-  return it == announced_.end() ? TrackedStatus::kOffline : it->second;
+  return it == announced_.end() ? TrackedStatus::kOffline : it->second.status;
 }
 
 void TransitionTracker::SetAnnouncedLocked(UserId user, TrackedStatus status) {
   if (status == TrackedStatus::kOffline) {
     announced_.erase(user);
   } else {
-    announced_[user] = status;
+    announced_[user].status = status;
   }
 }
 
@@ -95,7 +116,16 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
   {
     MutexLock lock(mu_);
     while (!heap_.empty() && heap_.top().at <= now) {
-      due.push_back(heap_.top());
+      const Deadline& d = heap_.top();
+      // The offline deadline a user counted on is gone: the next write, or
+      // the rescheduling below, pushes another.
+      auto it = announced_.find(d.user);
+      if (it != announced_.end() &&
+          it->second.offline_second ==
+              static_cast<std::uint32_t>(d.at / 1'000'000)) {
+        it->second.offline_second = 0;
+      }
+      due.push_back(d);
       heap_.pop();
     }
   }
@@ -121,8 +151,15 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
         StatusAt(row->times, row->date_joined, now, grace_);
     {
       MutexLock lock(mu_);
-      if (AnnouncedLocked(d.user) == status) continue;
-      SetAnnouncedLocked(d.user, status);
+      const bool same = AnnouncedLocked(d.user) == status;
+      if (!same) SetAnnouncedLocked(d.user, status);
+      // The user wrote since this deadline was pushed: its current one.
+      if (status != TrackedStatus::kOffline) {
+        ScheduleOfflineLocked(d.realm, d.user,
+                              Or(row->times.last_connected, row->date_joined),
+                              now);
+      }
+      if (same) continue;
     }
     if (status != TrackedStatus::kActive) out.push_back({*row, status});
   }

@@ -2,12 +2,17 @@
 // presence_transitions extension, without anyone re-ageing a whole list.
 //
 // Zulip's data has no "went offline" moment: clients age timestamps against
-// a threshold T (200 s). The tracker keeps a min-heap of deadlines, one or
-// two per write: A + T (the user stops being active) and C + T + grace (the
-// user is offline). Tick(now) pops the due deadlines, re-reads the row and
-// announces a status only when it differs from the last one announced for
-// that user; stale heap entries (a newer write moved the deadline) find
-// nothing to say.
+// a threshold T (200 s). The tracker keeps a min-heap of deadlines: A + T (the
+// user stops being active; pushed only when it can change the status: after an
+// idle report, or when it comes after the offline deadline) and C + T + grace
+// (the user is offline). Tick(now) pops the due deadlines, re-reads the row and
+// announces a status only when it differs from the last one announced for that
+// user; stale heap entries (a newer write moved the deadline) find nothing to
+// say. A user has one offline deadline in the heap however often it writes: a
+// write does not push one while an earlier one is pending, and that one, when
+// it pops, pushes the user's current deadline (issue #17: with two entries
+// per write, each kept until it pops 200-230 s later, a user writing once a
+// minute had about eight, 24 bytes each).
 //
 //   active:  now - A < T, or the user just stopped reporting (C == A) and
 //            the grace window has not passed yet (nothing decided)
@@ -78,8 +83,23 @@ class TransitionTracker {
     UserId user;
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
+  // What the tracker keeps for a user who is not offline: the status last
+  // announced, and the second of the offline deadline it counts on in
+  // heap_ (0: none). 8 bytes, so a slot stays 16.
+  struct Tracked {
+    std::uint32_t offline_second = 0;
+    TrackedStatus status = TrackedStatus::kOffline;
+  };
+  // Pushes the deadlines that can change the user's status (call after
+  // SetAnnouncedLocked). The offline deadline is pushed only when the user
+  // has no earlier one in the heap: a later write only moves it later, and
+  // Tick pushes the new one when the earlier pops (so a user who pings
+  // every minute has one entry, not one per write).
   void ScheduleLocked(RealmId realm, UserId user, const PresenceTimes& t,
                       Micros date_joined, Micros now) REQUIRES(mu_);
+  // The offline deadline alone, for a last connection at `c`.
+  void ScheduleOfflineLocked(RealmId realm, UserId user, Micros c, Micros now)
+      REQUIRES(mu_);
   // The status last announced for `user` (kOffline if none is stored).
   TrackedStatus AnnouncedLocked(UserId user) const REQUIRES(mu_);
   void SetAnnouncedLocked(UserId user, TrackedStatus status) REQUIRES(mu_);
@@ -94,7 +114,7 @@ class TransitionTracker {
   // is pushed after its user's status was stored, so "offline" and "never
   // seen" need no distinction; and most users of a big realm are offline,
   // which now costs nothing (issue #4).
-  boost::unordered_flat_map<UserId, TrackedStatus> announced_ GUARDED_BY(mu_);
+  boost::unordered_flat_map<UserId, Tracked> announced_ GUARDED_BY(mu_);
 };
 
 }  // namespace presence

@@ -34,6 +34,32 @@ TEST(TransitionTrackerTest, StatusRules) {
             TrackedStatus::kIdle);
 }
 
+PresenceChange WriteOf(UserId user, PresenceTimes times, Micros at,
+                       RealmId realm = 1) {
+  PresenceChange c;
+  c.realm_id = realm;
+  c.user_id = user;
+  c.times = times;
+  c.written_at = at;
+  return c;
+}
+
+// Issue #17: an active report (C == A) schedules only the offline deadline;
+// A + T could not change anything, and a heap entry per write is memory at
+// a million users.
+TEST(TransitionTrackerTest, AnActiveReportSchedulesOneDeadline) {
+  TransitionTracker tracker(kGrace);
+  tracker.OnWrite(WriteOf(1, {kT0, kT0}, kT0));
+  EXPECT_EQ(tracker.pending(), 1u);
+  // An idle report after activity: idle at A + T, offline at C + T + grace.
+  tracker.OnWrite(WriteOf(2, {kT0 + Sec(120), kT0}, kT0 + Sec(120)));
+  EXPECT_EQ(tracker.pending(), 3u);
+  // Connected long before the last activity (a row Zulip's rules never
+  // write, but a store may hold): A + T is when it goes offline.
+  tracker.OnWrite(WriteOf(3, {kT0 - Sec(100), kT0}, kT0));
+  EXPECT_EQ(tracker.pending(), 5u);
+}
+
 class RecordingEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape, Micros,
@@ -152,6 +178,33 @@ TEST_F(TransitionHubTest, LatePingWithinGraceDoesNotFlap) {
   // Zulip's own "came online" event (gap > 130 s) only.
   EXPECT_THAT(events, testing::ElementsAre("1:}"));
   EXPECT_TRUE(At(300, q_).empty());
+}
+
+// Issue #17: a user who pings every minute keeps one deadline in the heap
+// (not two per write), and still goes offline exactly on time.
+TEST_F(TransitionHubTest, RegularPingsKeepOneDeadlineAndGoOfflineOnTime) {
+  TransitionTracker tracker(kGrace);
+  for (int s = 0; s <= 600; s += 60) {
+    clock_.Set(kT0 + Sec(s));
+    Ping(a_, ReportStatus::kActive);
+    tracker.OnWrite(
+        WriteOf(a_, {kT0 + Sec(s), kT0 + Sec(s)}, kT0 + Sec(s), realm_));
+    EXPECT_TRUE(tracker.Tick(*service_, kT0 + Sec(s)).empty()) << s;
+    EXPECT_EQ(tracker.pending(), 1u) << s;
+  }
+  EXPECT_TRUE(tracker.Tick(*service_, kT0 + Sec(600 + 229)).empty());
+  auto due = tracker.Tick(*service_, kT0 + Sec(600 + 230));
+  ASSERT_EQ(due.size(), 1u);
+  EXPECT_EQ(due[0].status, TrackedStatus::kOffline);
+  EXPECT_EQ(tracker.pending(), 0u);
+  EXPECT_EQ(tracker.tracked(), 0u);
+  // Back online later: tracked and scheduled again.
+  clock_.Set(kT0 + Sec(2000));
+  Ping(a_, ReportStatus::kActive);
+  tracker.OnWrite(
+      WriteOf(a_, {kT0 + Sec(2000), kT0 + Sec(2000)}, kT0 + Sec(2000), realm_));
+  EXPECT_EQ(tracker.pending(), 1u);
+  EXPECT_EQ(tracker.Tick(*service_, kT0 + Sec(2230)).size(), 1u);
 }
 
 TEST_F(TransitionHubTest, SeededRowsAreAnnouncedAfterARestart) {
