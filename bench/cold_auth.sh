@@ -7,8 +7,13 @@
 # of the server still holds. Prints the ratio presenced / nginx per size.
 #
 # Both servers run with the same number of workers, one per core (nginx's
-# worker_processes; presenced's default --threads 0, one I/O thread per
-# core); presenced gets no flag but --listen and --data. The load: loadgen,
+# worker_processes, each with its own listening socket (reuseport), so that
+# the kernel spreads the connections over both as presenced's acceptor
+# does; presenced's default --threads 0, one I/O thread per core);
+# presenced gets no flag but --listen and --data. A million users take
+# most of a minute to warm up on a busy machine: the script warns when the
+# warm-up took more than 40 s (the first users' pings may then write, and
+# rows/answer shows it). The load: loadgen,
 # closed loop, 64 connections, two threads (as `wrk -t2 -c64`). Per size:
 # one warm-up pings every user once (ping_only), so that the measured pings
 # write nothing (the 55 s rule) and find nothing new; then REPS runs of
@@ -86,7 +91,7 @@ trap cleanup EXIT
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "nginx: $(nginx -v 2>&1 | sed 's/^nginx version: //')"
-  echo "presenced: $PRESENCED"
+  echo "presenced: $("$PRESENCED" --version 2>&1 | head -1)"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')$(git -C "$root" diff --quiet 2> /dev/null || echo ' (with uncommitted changes)')"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out/machine.txt"
@@ -112,7 +117,7 @@ http {
   uwsgi_temp_path $nginx_dir/uwsgi;
   scgi_temp_path $nginx_dir/scgi;
   server {
-    listen 127.0.0.1:$nginx_port;
+    listen 127.0.0.1:$nginx_port reuseport;
     location / {
       default_type application/json;
       return 200 '{"result":"success","msg":"","presences":{},"server_timestamp":1700000000.123456,"presence_last_update_id":1000400}';
@@ -170,6 +175,8 @@ for n in $sizes; do
   # Every user once, ping_only: their rows are fresh for the next 55 s.
   run "warmup/presenced/$n" "$port" "$server_pid" --mode closed --users "$n" \
     --warmup-only
+  python3 -c 'import json,sys; s=json.loads(sys.argv[1])["seconds"]; s > 40 and print(f"cold_auth: warning: the warm-up took {s:.0f} s; pings past 55 s write")' \
+    "$(tail -1 "$out/load.jsonl")"
   common=(--mode closed --users "$n" --base-cursor "$n" --duration "$seconds"
           --no-warmup)
   from=0

@@ -38,7 +38,9 @@
 // --warmup-only pings the users once and stops (a script then runs several
 // measured runs within the 55 s the warm-up keeps rows fresh);
 // --rotate-from K starts the rotation at user K, so that consecutive runs
-// continue it rather than ping the same users again.
+// continue it rather than ping the same users again; the warm-up goes
+// backwards from K, so that the first users of the rotation are the last
+// warmed.
 //
 // Every loop is bounded: --duration (at most 300 s), --max-requests, and a
 // hard deadline after which the program stops whatever is pending. Only
@@ -1013,7 +1015,14 @@ int RunPingLoad(const Options& o) {
     if (o.warmup) {
       const Ns t = NowNs();
       std::int64_t ok = Batch(
-          ioc, conns, o.users, [&](std::int64_t i) { return req.PingOnly(i); },
+          ioc, conns, o.users,
+          [&](std::int64_t i) {
+            // Backwards from the rotation's start: the users the run pings
+            // first are the last warmed, so none of them is 55 s past its
+            // warm-up before the rotation reaches it (a million users take
+            // most of a minute to warm).
+            return req.PingOnly((o.rotate_from + o.users - 1 - i) % o.users);
+          },
           nullptr, 240);
       std::fprintf(stderr, "loadgen: warm-up %lld/%lld pings in %.2f s\n",
                    static_cast<long long>(ok), static_cast<long long>(o.users),
