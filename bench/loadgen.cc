@@ -45,6 +45,21 @@
 // ([--cold-first, ...)), whose rows are old, so those pings write (and the
 // other users' incremental answers carry those rows).
 //
+// Defaults on, cold authentication (issue #17): the server runs with its
+// rate limit (200 requests per user per minute by default), so the load
+// rotates over enough users that none comes near it: --users 100000 at
+// 60,000 requests/s is 36 requests per user per minute, and with more users
+// than any cache of the server holds every request authenticates cold.
+// Each run reports the most requests one user made in it and the rate per
+// user per minute the load would reach if sustained, warns when that would
+// exceed --user-limit, and counts 429 answers apart (rate_limited).
+// --warmup-only pings the users once and stops (a script then runs several
+// measured runs within the 55 s the warm-up keeps rows fresh);
+// --rotate-from K starts the rotation at user K, so that consecutive runs
+// continue it rather than ping the same users again; the warm-up goes
+// backwards from K, so that the first users of the rotation are the last
+// warmed.
+//
 // Every loop is bounded: --duration (at most 300 s), --max-requests, and a
 // hard deadline after which the program stops whatever is pending. Only
 // numeric IPv4/IPv6 addresses are accepted (loopback in the benchmarks).
@@ -109,6 +124,9 @@ struct Options {
   std::int64_t cold_count = 0;
   double write_fraction = 0;
   bool warmup = true;
+  bool warmup_only = false;
+  std::int64_t rotate_from = 0;   // first online user of the measured run
+  std::int64_t user_limit = 200;  // the server's --rate-limit, for a warning
   std::int64_t base_cursor = -1;  // <0: no cursor synchronisation
   std::string body;               // ping mode: a body to send
   std::string method = "POST";
@@ -136,6 +154,7 @@ struct Options {
                "[--max-requests N] [--rate R]\n"
                "  [--users N] [--write-fraction F] [--cold-first I] "
                "[--cold-count N] [--no-warmup]\n"
+               "  [--warmup-only] [--rotate-from K] [--user-limit 200]\n"
                "  [--base-cursor ID] [--path P] [--label L]\n"
                "  fanout: [--watchers W] [--watch-first I] [--trigger-first "
                "I] [--rounds R]\n"
@@ -187,6 +206,12 @@ Options ParseOptions(int argc, char** argv) {
       o.write_fraction = num();
     } else if (a == "--no-warmup") {
       o.warmup = false;
+    } else if (a == "--warmup-only") {
+      o.warmup_only = true;
+    } else if (a == "--rotate-from") {
+      o.rotate_from = inum();
+    } else if (a == "--user-limit") {
+      o.user_limit = inum();
     } else if (a == "--base-cursor") {
       o.base_cursor = inum();
     } else if (a == "--body") {
@@ -236,6 +261,8 @@ Options ParseOptions(int argc, char** argv) {
   if (o.duration <= 0 || o.duration > 300) Usage("--duration must be 0..300");
   if (o.rate <= 0 || o.rate > 10'000'000) Usage("--rate out of range");
   if (o.users < 1) Usage("--users must be >= 1");
+  if (o.rotate_from < 0) Usage("--rotate-from must be >= 0");
+  if (o.warmup_only && !o.warmup) Usage("--warmup-only with --no-warmup");
   if (o.write_fraction < 0 || o.write_fraction > 1) {
     Usage("--write-fraction must be 0..1");
   }
@@ -724,7 +751,7 @@ std::vector<std::shared_ptr<Conn>> OpenConnections(asio::io_context& ioc,
 
 // Shared between the threads of one run.
 struct Shared {
-  std::atomic<std::int64_t> next_hot{0};
+  std::atomic<std::int64_t> next_hot{0};  // online requests issued
   std::atomic<std::int64_t> next_cold{0};
   std::atomic<std::int64_t> issued{0};
   std::atomic<std::int64_t> max_cursor{-1};
@@ -739,6 +766,7 @@ struct ThreadResult {
   std::vector<Ns> latencies;
   std::int64_t ok = 0, errors = 0, dropped = 0;
   std::int64_t rows = 0, bytes = 0, writes = 0;
+  std::int64_t rate_limited = 0;  // 429 answers (also in errors)
   Ns first_send = 0, last_done = 0;
 };
 
@@ -816,7 +844,8 @@ class PingWorker {
       }
       shared_.cold_exhausted.fetch_add(1);
     }
-    const std::int64_t h = shared_.next_hot.fetch_add(1) % o_.users;
+    const std::int64_t h =
+        (o_.rotate_from + shared_.next_hot.fetch_add(1)) % o_.users;
     user = h;
     std::int64_t cursor = shared_.cursors[h].load(std::memory_order_relaxed);
     if (cursor < 0) cursor = shared_.max_cursor.load();
@@ -862,6 +891,7 @@ class PingWorker {
         }
       } else {
         ++result_.errors;
+        if (a->status == 429) ++result_.rate_limited;
         if (result_.errors <= 3) {
           std::fprintf(
               stderr, "loadgen: HTTP %d: %.*s\n", a->status,
@@ -982,8 +1012,22 @@ std::int64_t Batch(
 }
 
 void PrintPingJson(const Options& o, const Summary& s, const ThreadResult& t,
-                   double seconds, std::int64_t cold_exhausted, Ns server_cpu,
+                   double seconds, const Shared& shared, Ns server_cpu,
                    Ns client_cpu) {
+  const std::int64_t cold_exhausted = shared.cold_exhausted.load();
+  // The online users' share of the rate limit: the rotation gives each the
+  // same number of requests, give or take one (a cold user makes one).
+  const std::int64_t hot = shared.next_hot.load();
+  const std::int64_t user_max = (hot + o.users - 1) / o.users;
+  const double user_per_min =
+      seconds > 0 ? static_cast<double>(hot) / seconds * 60 / o.users : 0;
+  if (o.user_limit > 0 && user_per_min >= o.user_limit) {
+    std::fprintf(stderr,
+                 "loadgen: warning: sustained, this load is %.0f requests per "
+                 "user per minute, over the server's limit of %lld: rotate "
+                 "over more users (--users)\n",
+                 user_per_min, static_cast<long long>(o.user_limit));
+  }
   const double rps = seconds > 0 ? t.ok / seconds : 0;
   const double answered =
       static_cast<double>(std::max<std::int64_t>(1, t.ok + t.errors));
@@ -997,7 +1041,9 @@ void PrintPingJson(const Options& o, const Summary& s, const ThreadResult& t,
       "\"errors\":%lld,\"dropped\":%lld,\"rps\":%.1f,\"mean_us\":%.1f,"
       "\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
       "\"max_us\":%.1f,\"rows_per_answer\":%.3f,\"bytes_per_answer\":%.1f,"
-      "\"writes\":%lld,\"cold_exhausted\":%lld,"
+      "\"writes\":%lld,\"cold_exhausted\":%lld,\"rate_limited\":%lld,"
+      "\"rotate_from\":%lld,\"user_requests_max\":%lld,"
+      "\"user_rate_per_min\":%.1f,"
       "\"server_cpu_us_per_req\":%.2f,\"client_cpu_us_per_req\":%.2f}\n",
       o.label.c_str(), o.mode.c_str(), o.connections, o.threads,
       static_cast<long long>(o.users), o.mode == "open" ? o.rate : 0.0, seconds,
@@ -1005,17 +1051,21 @@ void PrintPingJson(const Options& o, const Summary& s, const ThreadResult& t,
       static_cast<long long>(t.dropped), rps, s.mean_us, s.p50_us, s.p90_us,
       s.p99_us, s.p999_us, s.max_us, rows, bytes,
       static_cast<long long>(t.writes), static_cast<long long>(cold_exhausted),
-      server_us, client_us);
-  std::fprintf(stderr,
-               "loadgen %s %s: %lld ok, %lld errors, %lld dropped in %.2f s "
-               "= %.0f req/s; latency us p50 %.0f p99 %.0f p99.9 %.0f max "
-               "%.0f; %.2f rows/answer; %lld writes; CPU us/request server "
-               "%.1f loadgen %.1f\n",
-               o.label.c_str(), o.mode.c_str(), static_cast<long long>(t.ok),
-               static_cast<long long>(t.errors),
-               static_cast<long long>(t.dropped), seconds, rps, s.p50_us,
-               s.p99_us, s.p999_us, s.max_us, rows,
-               static_cast<long long>(t.writes), server_us, client_us);
+      static_cast<long long>(t.rate_limited),
+      static_cast<long long>(o.rotate_from), static_cast<long long>(user_max),
+      user_per_min, server_us, client_us);
+  std::fprintf(
+      stderr,
+      "loadgen %s %s: %lld ok, %lld errors, %lld dropped in %.2f s "
+      "= %.0f req/s; latency us p50 %.0f p99 %.0f p99.9 %.0f max "
+      "%.0f; %.2f rows/answer; %lld writes; %lld answers 429; "
+      "%.1f requests/user/min; CPU us/request server %.1f loadgen "
+      "%.1f\n",
+      o.label.c_str(), o.mode.c_str(), static_cast<long long>(t.ok),
+      static_cast<long long>(t.errors), static_cast<long long>(t.dropped),
+      seconds, rps, s.p50_us, s.p99_us, s.p999_us, s.max_us, rows,
+      static_cast<long long>(t.writes), static_cast<long long>(t.rate_limited),
+      user_per_min, server_us, client_us);
 }
 
 int RunPingLoad(const Options& o) {
@@ -1035,12 +1085,30 @@ int RunPingLoad(const Options& o) {
     if (o.warmup) {
       const Ns t = NowNs();
       std::int64_t ok = Batch(
-          ioc, conns, o.users, [&](std::int64_t i) { return req.PingOnly(i); },
+          ioc, conns, o.users,
+          [&](std::int64_t i) {
+            // Backwards from the rotation's start: the users the run pings
+            // first are the last warmed, so none of them is 55 s past its
+            // warm-up before the rotation reaches it (a million users take
+            // most of a minute to warm).
+            return req.PingOnly((o.rotate_from + o.users - 1 - i) % o.users);
+          },
           nullptr, 240);
       std::fprintf(stderr, "loadgen: warm-up %lld/%lld pings in %.2f s\n",
                    static_cast<long long>(ok), static_cast<long long>(o.users),
                    (NowNs() - t) / 1e9);
       if (ok != o.users) return 1;
+      if (o.warmup_only) {
+        std::printf(
+            "{\"label\":\"%s\",\"mode\":\"warmup\",\"users\":%lld,"
+            "\"ok\":%lld,\"seconds\":%.3f}\n",
+            o.label.c_str(), static_cast<long long>(o.users),
+            static_cast<long long>(ok), (NowNs() - t) / 1e9);
+        for (auto& c : conns) c->Close();
+        ioc.restart();
+        ioc.poll();
+        return 0;
+      }
     }
     if (o.base_cursor >= 0) {
       std::int64_t cursor = -1;
@@ -1108,6 +1176,7 @@ int RunPingLoad(const Options& o) {
     all.rows += r.rows;
     all.bytes += r.bytes;
     all.writes += r.writes;
+    all.rate_limited += r.rate_limited;
     if (r.first_send && (!first || r.first_send < first)) first = r.first_send;
     last = std::max(last, r.last_done);
   }
@@ -1116,8 +1185,7 @@ int RunPingLoad(const Options& o) {
   const double seconds =
       o.mode == "open" ? o.duration : (last > first ? (last - first) / 1e9 : 0);
   Summary s = Summarise(all.latencies);
-  PrintPingJson(o, s, all, seconds, shared.cold_exhausted.load(), server_cpu,
-                client_cpu);
+  PrintPingJson(o, s, all, seconds, shared, server_cpu, client_cpu);
   for (auto& w : workers) {
     for (auto& c : w->conns()) c->Close();
     w->ioc().restart();

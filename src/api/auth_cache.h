@@ -12,14 +12,24 @@
 //
 // A two-way set-associative table of 2 * kSets entries (a new header takes
 // the less recently used entry of its set); headers longer than kMaxHeader
-// bytes are not kept. About 150 bytes per entry in use, 144 KiB when empty.
+// bytes are not kept. A set is 152 bytes (304 KiB for the table, empty);
+// an entry in use adds its header on the heap (about 100 bytes).
+//
+// Cold authentication (issue #17): when users ping once a minute, almost
+// every request misses, so a miss must cost little. Each entry keeps beside
+// the header a tag, SipHash-2-4 of the header under a key drawn when the
+// process starts (AuthTag); the tag picks the set and is compared first, in
+// plain time, and only a header whose tag matches is compared byte by byte
+// (in constant time, as a secret must be). Without the key nobody can
+// choose headers by tag, so the plain comparison tells an attacker only
+// whether the whole header matched, which the answer tells anyway; a miss
+// reads neither the kept header's bytes nor compares them.
 //
 // Thread safety: none; each I/O thread owns one (see HttpSession).
 #ifndef PRESENCE_API_AUTH_CACHE_H_
 #define PRESENCE_API_AUTH_CACHE_H_
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,27 +42,41 @@ namespace presence::api {
 // Longer Authorization headers are never kept (checked in full each time).
 inline constexpr std::size_t kMaxCachedHeader = 512;
 
+// The keyed tag of an Authorization header (see the file comment).
+inline std::uint64_t AuthTag(std::string_view header) {
+  return SipHash24(ProcessSipKey(), header);
+}
+
 // The last successful authentication of one connection: a client sends the
 // same header on every request of its connection, so this one entry hits
 // whatever the number of users of the thread (the thread's AuthCache below
 // holds 4096). Same rules: header bytes, realm and generation must match.
 struct AuthMemo {
   std::string header;
-  Caller caller;  // caller.realm is null while empty
+  std::uint64_t tag = 0;  // AuthTag(header)
+  Caller caller;          // caller.realm is null while empty
 
-  const Caller* Find(std::string_view h, const Realm& realm) const {
-    // The header holds a user's API key: compared in constant time.
-    if (caller.realm != &realm || !ConstantTimeEqual(header, h) ||
+  // `t` is AuthTag(h).
+  const Caller* Find(std::string_view h, std::uint64_t t,
+                     const Realm& realm) const {
+    // The tag first (keyed: see the file comment), then the header, which
+    // holds a user's API key: compared in constant time.
+    if (tag != t || caller.realm != &realm || !ConstantTimeEqual(header, h) ||
         realm.directory_generation() != caller.directory_generation) {
       return nullptr;
     }
     return &caller;
   }
-  void Store(std::string_view h, const Caller& c) {
+  const Caller* Find(std::string_view h, const Realm& realm) const {
+    return Find(h, AuthTag(h), realm);
+  }
+  void Store(std::string_view h, std::uint64_t t, const Caller& c) {
     if (h.size() > kMaxCachedHeader) return;
     header.assign(h);
+    tag = t;
     caller = c;
   }
+  void Store(std::string_view h, const Caller& c) { Store(h, AuthTag(h), c); }
 };
 
 class AuthCache {
@@ -62,28 +86,42 @@ class AuthCache {
 
   AuthCache() : sets_(std::make_unique<Set[]>(kSets)) {}
 
-  // The cached caller if `header` for `realm` gave it and the realm's
-  // directory is as it was then; null otherwise.
-  const Caller* Find(std::string_view header, const Realm& realm) {
-    Set& set = sets_[Index(header)];
+  // The cached caller if `header` (whose AuthTag is `tag`) for `realm` gave
+  // it and the realm's directory is as it was then; null otherwise.
+  const Caller* Find(std::string_view header, std::uint64_t tag,
+                     const Realm& realm) {
+    Set& set = sets_[Index(tag)];
     for (std::uint8_t w = 0; w < 2; ++w) {
-      if (const Caller* c = set.ways[w].Find(header, realm)) {
+      if (const Caller* c = set.ways[w].Find(header, tag, realm)) {
         set.recent = w;
         return c;
       }
     }
     return nullptr;
   }
+  const Caller* Find(std::string_view header, const Realm& realm) {
+    return Find(header, AuthTag(header), realm);
+  }
 
-  void Store(std::string_view header, const Caller& caller) {
+  void Store(std::string_view header, std::uint64_t tag, const Caller& caller) {
     if (header.size() > kMaxHeader) return;
-    Set& set = sets_[Index(header)];
-    // The way that already holds this header, else the less recent one.
-    std::uint8_t w = ConstantTimeEqual(set.ways[set.recent].header, header)
-                         ? set.recent
-                         : 1 - set.recent;
-    set.ways[w].Store(header, caller);
+    Set& set = sets_[Index(tag)];
+    // The way that already holds this header (by tag: a header is stored
+    // only after a full check, and a way whose tag matches another header
+    // is as good a victim as any), else the less recent one.
+    std::uint8_t w =
+        set.ways[set.recent].tag == tag ? set.recent : 1 - set.recent;
+    set.ways[w].Store(header, tag, caller);
     set.recent = w;
+  }
+  void Store(std::string_view header, const Caller& caller) {
+    Store(header, AuthTag(header), caller);
+  }
+
+  // The set a header whose AuthTag is `tag` belongs to: the tag's high
+  // bits (its low bits are what a way compares first).
+  static std::size_t SetIndex(std::uint64_t tag) {
+    return (tag >> 40) & (kSets - 1);
   }
 
  private:
@@ -92,9 +130,7 @@ class AuthCache {
     AuthMemo ways[2];
     std::uint8_t recent = 0;
   };
-  static std::size_t Index(std::string_view header) {
-    return std::hash<std::string_view>{}(header) & (kSets - 1);
-  }
+  static std::size_t Index(std::uint64_t tag) { return SetIndex(tag); }
 
   std::unique_ptr<Set[]> sets_;
 };

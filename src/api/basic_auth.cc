@@ -1,8 +1,8 @@
 #include "api/basic_auth.h"
 
+#include <array>
 #include <cstddef>
 #include <optional>
-#include <vector>
 
 #include "util/ascii.h"
 #include "util/crypto.h"
@@ -21,16 +21,29 @@ std::string_view Strip(std::string_view s) {
   return s;
 }
 
-// Like Python's str.split() with no argument: runs of whitespace separate
-// words, and there are no empty words.
-std::vector<std::string_view> SplitWords(std::string_view s) {
-  std::vector<std::string_view> words;
+// Like Python's str.split() with no argument (runs of whitespace separate
+// words, and there are no empty words), but keeping only the first
+// `kKept` words and counting the rest: this header has two words, and
+// every cold authentication splits it (no allocation here).
+struct Words {
+  static constexpr std::size_t kKept = 2;
+  std::array<std::string_view, kKept> first;
+  std::size_t count = 0;
+};
+
+Words SplitWords(std::string_view s) {
+  Words words;
   std::size_t i = 0;
   while (i < s.size()) {
     while (i < s.size() && IsSpace(s[i])) ++i;
     std::size_t start = i;
     while (i < s.size() && !IsSpace(s[i])) ++i;
-    if (i > start) words.push_back(s.substr(start, i - start));
+    if (i > start) {
+      if (words.count < Words::kKept) {
+        words.first[words.count] = s.substr(start, i - start);
+      }
+      ++words.count;
+    }
   }
   return words;
 }
@@ -88,14 +101,14 @@ ApiError InvalidHeader() {
 }  // namespace
 
 ApiResult<BasicCredentials> ParseBasicAuthorization(std::string_view header) {
-  std::vector<std::string_view> words = SplitWords(header);
-  if (words.empty()) return InvalidHeader();
-  if (!EqualsIgnoreCase(words[0], "basic")) {
+  const Words words = SplitWords(header);
+  if (words.count == 0) return InvalidHeader();
+  if (!EqualsIgnoreCase(words.first[0], "basic")) {
     return ApiError::BadRequest(std::string(kRequiresBasicAuth));
   }
-  if (words.size() != 2) return InvalidHeader();
+  if (words.count != 2) return InvalidHeader();
 
-  std::optional<std::string> decoded = Base64Decode(words[1]);
+  std::optional<std::string> decoded = Base64Decode(words.first[1]);
   if (!decoded || !IsValidUtf8(*decoded)) return InvalidHeader();
 
   std::string_view text = *decoded;

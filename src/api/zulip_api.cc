@@ -699,15 +699,21 @@ ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
                                          const Realm& realm) const {
   if (!req.has_authorization) return ApiError::NotLoggedIn();
+  // One keyed tag per request serves every lookup and store below.
+  const std::uint64_t tag =
+      req.connection_auth != nullptr || req.auth_cache != nullptr
+          ? AuthTag(req.authorization)
+          : 0;
   if (req.connection_auth != nullptr) {
-    if (const Caller* c = req.connection_auth->Find(req.authorization, realm)) {
+    if (const Caller* c =
+            req.connection_auth->Find(req.authorization, tag, realm)) {
       return *c;
     }
   }
   if (req.auth_cache != nullptr) {
-    if (const Caller* c = req.auth_cache->Find(req.authorization, realm)) {
+    if (const Caller* c = req.auth_cache->Find(req.authorization, tag, realm)) {
       if (req.connection_auth != nullptr) {
-        req.connection_auth->Store(req.authorization, *c);
+        req.connection_auth->Store(req.authorization, tag, *c);
       }
       return *c;
     }
@@ -720,10 +726,10 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
   }
   const Caller& caller = std::get<Caller>(result);
   if (req.auth_cache != nullptr) {
-    req.auth_cache->Store(req.authorization, caller);
+    req.auth_cache->Store(req.authorization, tag, caller);
   }
   if (req.connection_auth != nullptr) {
-    req.connection_auth->Store(req.authorization, caller);
+    req.connection_auth->Store(req.authorization, tag, caller);
   }
   return caller;
 }

@@ -350,14 +350,14 @@ void HttpSession::Respond(api::Response out) {
       out.status != 204 && out.status != 304
           ? std::optional<std::size_t>(out.body.size())
           : std::nullopt;
-  if (out.headers.empty()) {
-    // The common answer (every woken long poll): its head formatted
-    // directly and written with the body in one gathered write, no fields
-    // container and no serializer.
+  if (out.headers.empty() || HeadWritesFields(out.headers)) {
+    // The common answer (every woken long poll, every API answer with its
+    // rate-limit fields): its head formatted directly and written with the
+    // body in one gathered write, no fields container and no serializer.
     const bool keep_alive = req.keep_alive();
     head_.clear();
     AppendResponseHead(head_, req.version(), out.status, out.content_type,
-                       keep_alive, length);
+                       keep_alive, length, out.headers);
     body_ =
         req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
     StartTimed(Timed::kWrite);

@@ -1,5 +1,6 @@
 #include "http/response_head.h"
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>  // status.hpp alone lacks <ostream>
 #include <charconv>
 
@@ -15,11 +16,39 @@ void AppendNumber(std::string& out, std::size_t n) {
   out.append(buf, end);
 }
 
+bool HasCrOrLf(std::string_view s) {
+  return s.find_first_of("\r\n") != std::string_view::npos;
+}
+
 }  // namespace
+
+bool HeadWritesFields(ExtraFields extra) {
+  for (std::size_t i = 0; i < extra.size(); ++i) {
+    const std::string_view name = extra[i].first;
+    if (name.empty() || HasCrOrLf(name) || HasCrOrLf(extra[i].second)) {
+      return false;
+    }
+    switch (bhttp::string_to_field(name)) {
+      case bhttp::field::server:
+      case bhttp::field::content_type:
+      case bhttp::field::connection:
+      case bhttp::field::content_length:
+      case bhttp::field::transfer_encoding:
+        return false;
+      default:
+        break;
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (boost::beast::iequals(extra[j].first, name)) return false;
+    }
+  }
+  return true;
+}
 
 void AppendResponseHead(std::string& out, unsigned version, unsigned status,
                         std::string_view content_type, bool keep_alive,
-                        std::optional<std::size_t> content_length) {
+                        std::optional<std::size_t> content_length,
+                        ExtraFields extra) {
   out.append("HTTP/");
   AppendNumber(out, version / 10);
   out.push_back('.');
@@ -34,6 +63,12 @@ void AppendResponseHead(std::string& out, unsigned version, unsigned status,
   if (!content_type.empty()) {
     out.append("Content-Type: ");
     out.append(content_type);
+    out.append("\r\n");
+  }
+  for (const auto& [name, value] : extra) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
     out.append("\r\n");
   }
   // As beast::http::message::keep_alive on a response without Connection.

@@ -12,11 +12,107 @@
 
 namespace presence {
 
+namespace {
+
+// OpenSSL 3's one-shot SHA256() looks the algorithm up (a fetch, under a
+// lock) and allocates a context on every call; a request that
+// authenticates cold hashes its API key, so the algorithm is fetched once
+// and each thread keeps its context.
+const EVP_MD* Sha256Md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+struct MdContext {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  ~MdContext() { EVP_MD_CTX_free(ctx); }
+};
+
+}  // namespace
+
 Digest Sha256(std::string_view data) {
   Digest out;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         out.data());
+  thread_local MdContext context;
+  unsigned int length = 0;
+  if (Sha256Md() == nullptr || context.ctx == nullptr ||
+      EVP_DigestInit_ex2(context.ctx, Sha256Md(), nullptr) != 1 ||
+      EVP_DigestUpdate(context.ctx, data.data(), data.size()) != 1 ||
+      EVP_DigestFinal_ex(context.ctx, out.data(), &length) != 1 ||
+      length != out.size()) {
+    // SHA-256 is always there: a failure is a broken library, not input.
+    throw std::runtime_error("SHA-256 failed");
+  }
   return out;
+}
+
+namespace {
+
+std::uint64_t Rotl(std::uint64_t x, int b) {
+  return (x << b) | (x >> (64 - b));
+}
+
+std::uint64_t Load64(const std::uint8_t* p) {
+  std::uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | p[i];  // little-endian
+  return v;
+}
+
+struct SipState {
+  std::uint64_t v0, v1, v2, v3;
+  void Round() {
+    v0 += v1;
+    v1 = Rotl(v1, 13);
+    v1 ^= v0;
+    v0 = Rotl(v0, 32);
+    v2 += v3;
+    v3 = Rotl(v3, 16);
+    v3 ^= v2;
+    v0 += v3;
+    v3 = Rotl(v3, 21);
+    v3 ^= v0;
+    v2 += v1;
+    v1 = Rotl(v1, 17);
+    v1 ^= v2;
+    v2 = Rotl(v2, 32);
+  }
+  void Absorb(std::uint64_t m) {
+    v3 ^= m;
+    Round();
+    Round();
+    v0 ^= m;
+  }
+};
+
+}  // namespace
+
+std::uint64_t SipHash24(const SipKey& key, std::string_view data) {
+  const std::uint64_t k0 = Load64(key.data()), k1 = Load64(key.data() + 8);
+  SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
+             k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
+  const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
+  const std::size_t n = data.size();
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) s.Absorb(Load64(p + i));
+  // The last block: the remaining bytes, and the length's low byte on top.
+  std::uint64_t last = static_cast<std::uint64_t>(n & 0xff) << 56;
+  for (std::size_t k = 0; i + k < n; ++k) {
+    last |= static_cast<std::uint64_t>(p[i + k]) << (8 * k);
+  }
+  s.Absorb(last);
+  s.v2 ^= 0xff;
+  for (int r = 0; r < 4; ++r) s.Round();
+  return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+}
+
+const SipKey& ProcessSipKey() {
+  static const SipKey key = [] {
+    SipKey k;
+    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) {
+      throw std::runtime_error("RAND_bytes failed");
+    }
+    return k;
+  }();
+  return key;
 }
 
 Digest HmacSha256(std::string_view key, std::string_view data) {

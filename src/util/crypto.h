@@ -20,6 +20,18 @@ using Digest = std::array<std::uint8_t, 32>;
 // SHA-256 of `data`.
 Digest Sha256(std::string_view data);
 
+// A 128-bit key of SipHash24.
+using SipKey = std::array<std::uint8_t, 16>;
+
+// SipHash-2-4 of `data` under `key` (Aumasson and Bernstein, 2012): a keyed
+// 64-bit hash. Without the key, nobody can tell which inputs share a value,
+// so comparing two such values in plain time reveals nothing but whether
+// the inputs were (almost surely) equal.
+std::uint64_t SipHash24(const SipKey& key, std::string_view data);
+
+// A key drawn from a CSPRNG once per process (the same for every caller).
+const SipKey& ProcessSipKey();
+
 // HMAC-SHA256 (RFC 2104) of `data` under `key`.
 Digest HmacSha256(std::string_view key, std::string_view data);
 

@@ -164,7 +164,7 @@ TEST_F(AuthCacheTest, ANewerHeaderReplacesTheLessRecentOfItsSet) {
   caller.directory_generation = realm().directory_generation();
   std::vector<std::string> same_set;
   const auto set_of = [](const std::string& h) {
-    return std::hash<std::string_view>{}(h) & (AuthCache::kSets - 1);
+    return AuthCache::SetIndex(AuthTag(h));
   };
   for (int i = 0; same_set.size() < 3; ++i) {
     std::string h = "h" + std::to_string(i);

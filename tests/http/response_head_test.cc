@@ -6,20 +6,28 @@
 
 #include <boost/beast/http.hpp>
 #include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
 
 namespace presence::http {
 namespace {
 
 namespace bhttp = boost::beast::http;
 
+using Fields = std::vector<std::pair<std::string, std::string>>;
+
+// As HttpSession::Respond builds an answer Beast writes.
 std::string BeastHead(unsigned version, unsigned status,
                       std::string_view content_type, bool keep_alive,
-                      std::optional<std::size_t> length) {
+                      std::optional<std::size_t> length,
+                      const Fields& extra = {}) {
   bhttp::response<bhttp::string_body> res;
   res.version(version);
   res.result(status);
   res.set(bhttp::field::server, "presenced");
   if (!content_type.empty()) res.set(bhttp::field::content_type, content_type);
+  for (const auto& [name, value] : extra) res.set(name, value);
   res.keep_alive(keep_alive);
   if (length) res.content_length(*length);
   std::ostringstream os;
@@ -54,6 +62,51 @@ TEST(ResponseHeadTest, AppendsToWhatIsThere) {
   EXPECT_EQ(out,
             "xHTTP/1.1 200 OK\r\nServer: presenced\r\nContent-Type: "
             "application/json\r\nContent-Length: 2\r\n\r\n");
+}
+
+// Issue #17: with the rate limit on, every API answer carries the
+// X-RateLimit fields; they take the formatted path too, with the very bytes
+// Beast wrote for them.
+TEST(ResponseHeadTest, Issue17_ExtraFieldsSameBytesAsBeast) {
+  const std::vector<Fields> sets = {
+      {{"X-RateLimit-Limit", "200"},
+       {"X-RateLimit-Remaining", "199"},
+       {"X-RateLimit-Reset", "1700000060"}},
+      {{"WWW-Authenticate", "Basic realm=\"zulip\""}},
+      {{"X-RateLimit-Limit", "200"},
+       {"X-RateLimit-Remaining", "0"},
+       {"X-RateLimit-Reset", "1700000060"},
+       {"Retry-After", "59.500"}},
+      {{"Allow", "GET, HEAD"}},
+  };
+  for (const Fields& extra : sets) {
+    ASSERT_TRUE(HeadWritesFields(extra)) << extra[0].first;
+    for (unsigned version : {10u, 11u}) {
+      for (bool keep_alive : {true, false}) {
+        for (std::optional<std::size_t> length :
+             {std::optional<std::size_t>(57), std::optional<std::size_t>()}) {
+          std::string mine;
+          AppendResponseHead(mine, version, 200, "application/json", keep_alive,
+                             length, extra);
+          EXPECT_EQ(mine, BeastHead(version, 200, "application/json",
+                                    keep_alive, length, extra))
+              << extra[0].first << " " << version << " " << keep_alive;
+        }
+      }
+    }
+  }
+}
+
+TEST(ResponseHeadTest, FieldsItCannotWriteAsBeastAreLeftToBeast) {
+  EXPECT_TRUE(HeadWritesFields({}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"Content-Type", "text/plain"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"content-length", "3"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"Connection", "close"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"Server", "other"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"Transfer-Encoding", "chunked"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"X-A", "1"}, {"x-a", "2"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"X-A", "1\r\nX-B: 2"}}));
+  EXPECT_FALSE(HeadWritesFields(Fields{{"", "1"}}));
 }
 
 }  // namespace

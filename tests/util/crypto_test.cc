@@ -5,6 +5,7 @@
 #include <cctype>
 #include <set>
 #include <string>
+#include <thread>
 
 namespace presence {
 namespace {
@@ -166,6 +167,47 @@ TEST(CryptoTest, HmacSha256DependsOnKeyAndData) {
   EXPECT_NE(HmacSha256("k1", "data"), HmacSha256("k2", "data"));
   EXPECT_NE(HmacSha256("k", "data1"), HmacSha256("k", "data2"));
   EXPECT_EQ(HmacSha256("", ""), HmacSha256("", ""));
+}
+
+// The vectors of the SipHash paper's appendix (key 00 01 .. 0f, message
+// 00 01 .. of the length given).
+TEST(CryptoTest, SipHash24MatchesThePapersVectors) {
+  SipKey key;
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    key[i] = static_cast<std::uint8_t>(i);
+  }
+  auto message = [](std::size_t n) {
+    std::string m;
+    for (std::size_t i = 0; i < n; ++i) m.push_back(static_cast<char>(i));
+    return m;
+  };
+  EXPECT_EQ(SipHash24(key, message(0)), 0x726fdb47dd0e0e31ULL);
+  EXPECT_EQ(SipHash24(key, message(1)), 0x74f839c593dc67fdULL);
+  EXPECT_EQ(SipHash24(key, message(8)), 0x93f5f5799a932462ULL);
+  EXPECT_EQ(SipHash24(key, message(15)), 0xa129ca6149be45e5ULL);
+}
+
+TEST(CryptoTest, SipHash24DependsOnTheKey) {
+  SipKey a{}, b{};
+  b[15] = 1;
+  EXPECT_NE(SipHash24(a, "Basic dTFAYmVuY2g="),
+            SipHash24(b, "Basic dTFAYmVuY2g="));
+  EXPECT_EQ(&ProcessSipKey(), &ProcessSipKey());
+  EXPECT_NE(ProcessSipKey(), SipKey{});  // drawn, not left zero
+}
+
+TEST(CryptoTest, Sha256IsTheSameOnEveryCallAndThread) {
+  // Each thread keeps its own hashing context (issue #17): reused, it must
+  // start afresh every time.
+  const Digest abc = Sha256("abc");
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Sha256("abc"), abc);
+  Digest other{};
+  std::thread t([&] {
+    Sha256("something else first");
+    other = Sha256("abc");
+  });
+  t.join();
+  EXPECT_EQ(other, abc);
 }
 
 }  // namespace
