@@ -106,6 +106,29 @@ def redis_call(port, *args, timeout=5.0):
             return _read_reply(f)
 
 
+def wait_until(what, predicate, timeout):
+    """Re-checks `predicate` until it holds and returns its value; fails
+    with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s: {what}")
+        time.sleep(0.02)
+
+
+def replicas_online(port):
+    """How many replicas the server at `port` has in sync (online)."""
+    try:
+        info = redis_call(port, "INFO", "replication")
+    except OSError:
+        return 0
+    return sum(1 for line in info.splitlines()
+               if line.startswith("slave") and "state=online" in line)
+
+
 def write_secret_file(directory, name, secret):
     """A cluster secret file (mode 0600) in `directory`; returns its path."""
     path = os.path.join(directory, name)
@@ -247,6 +270,89 @@ class RedisSentinel:
     def cleanup(self):
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class RedisSentinelGroup:
+    """One master and one replica (redis-server) and three redis-sentinel
+    processes watching them as `master_name` (quorum 2), all on 127.0.0.1.
+    start() returns once the replica is in sync and every sentinel names the
+    master and knows the replica and the two other sentinels (ready for a
+    failover). Used where a RedisServer is (start, url, dir, stop,
+    cleanup)."""
+
+    SENTINELS = 3
+    # A replica's first sync starts at once (Redis 7 waits 5 s by default
+    # for more replicas to share one transfer).
+    FAST_SYNC = ["--repl-diskless-sync-delay", "0"]
+
+    def __init__(self, master_name="presence", down_after_ms=1000):
+        self.master_name = master_name
+        self.down_after_ms = down_after_ms
+        self.master = RedisServer(self.FAST_SYNC)
+        self.replica = None
+        self.sentinels = []
+        # The master's directory holds what the group shares (the nodes'
+        # secret files).
+        self.dir = self.master.dir
+
+    def start(self):
+        self.master.start()
+        self.replica = RedisServer(
+            self.FAST_SYNC + ["--replicaof", harness.LOOPBACK,
+                              str(self.master.port)])
+        self.replica.start()
+        wait_until("the replica is in sync",
+                   lambda: replicas_online(self.master.port) == 1, 20)
+        for _ in range(self.SENTINELS):
+            s = RedisSentinel(self.master_name, self.master.port,
+                              down_after_ms=self.down_after_ms)
+            self.sentinels.append(s)
+            s.start()
+        others = self.SENTINELS - 1
+        for s in self.sentinels:
+            wait_until(
+                f"sentinel {s.port} names the master and knows the replica "
+                f"and {others} sentinels",
+                lambda s=s: (
+                    s.master() == self.master.port and
+                    len(redis_call(s.port, "SENTINEL", "replicas",
+                                   self.master_name)) == 1 and
+                    len(redis_call(s.port, "SENTINEL", "sentinels",
+                                   self.master_name)) == others),
+                20)
+        return self
+
+    def sentinels_agree_on(self, port):
+        """Whether every sentinel names 127.0.0.1:`port` as the master."""
+        try:
+            return all(s.master() == port for s in self.sentinels)
+        except OSError:
+            return False
+
+    def flush(self):
+        """Empties the master (FLUSHALL); the replica follows it."""
+        reply = redis_command(self.master.port, "FLUSHALL")
+        if not reply.startswith(b"+OK"):
+            raise AssertionError(f"FLUSHALL on {self.master.port}: {reply!r}")
+
+    @property
+    def url(self):
+        return "redis-sentinel://" + ",".join(
+            f"{harness.LOOPBACK}:{s.port}" for s in self.sentinels) + \
+            "/" + self.master_name
+
+    def servers(self):
+        return self.sentinels + [self.replica, self.master]
+
+    def stop(self):
+        for s in self.servers():
+            if s:
+                s.stop()
+
+    def cleanup(self):
+        for s in self.servers():
+            if s:
+                s.cleanup()
 
 
 class RedisClusterServers:

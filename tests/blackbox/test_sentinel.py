@@ -48,9 +48,9 @@ MASTER_NAME = "presence"
 # node notices at its next command. Stated generously for loaded CI
 # machines under ASan.
 RESUME_BOUND_S = 12.0
-# A replica's first sync starts at once (Redis 7 waits 5 s by default for
-# more replicas to share one transfer).
-FAST_SYNC = ["--repl-diskless-sync-delay", "0"]
+FAST_SYNC = cluster.RedisSentinelGroup.FAST_SYNC
+wait_until = cluster.wait_until
+replicas_online = cluster.replicas_online
 
 
 def call(node, user, method, path, params=None, timeout=20.0):
@@ -76,29 +76,6 @@ def ping(node, user, timeout=20.0):
                 timeout=timeout)
 
 
-def wait_until(what, predicate, timeout):
-    """Re-checks `predicate` until it holds; fails with `what` after
-    `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s: {what}")
-        time.sleep(0.02)
-
-
-def replicas_online(port):
-    """How many replicas the server at `port` has in sync (online)."""
-    try:
-        info = cluster.redis_call(port, "INFO", "replication")
-    except OSError:
-        return 0
-    return sum(1 for line in info.splitlines()
-               if line.startswith("slave") and "state=online" in line)
-
-
 def healthz(node):
     try:
         return harness.http_request(node.port, "GET", "/healthz",
@@ -109,35 +86,16 @@ def healthz(node):
 
 class SentinelFailoverTest(unittest.TestCase):
     def setUp(self):
-        self.master = cluster.RedisServer(FAST_SYNC)
-        self.addCleanup(self.master.cleanup)
-        self.master.start()
-        self.replica = cluster.RedisServer(
-            FAST_SYNC + ["--replicaof", harness.LOOPBACK,
-                         str(self.master.port)])
-        self.addCleanup(self.replica.cleanup)
-        self.replica.start()
-        wait_until("the replica is in sync",
-                   lambda: replicas_online(self.master.port) == 1, 20)
-        self.sentinels = []
-        for _ in range(3):
-            s = cluster.RedisSentinel(MASTER_NAME, self.master.port)
-            self.addCleanup(s.cleanup)
-            self.sentinels.append(s.start())
-        # Ready for a failover: each sentinel sees the replica and enough
-        # other sentinels to reach the quorum and elect a leader.
-        for s in self.sentinels:
-            wait_until(
-                f"sentinel {s.port} knows the replica and two sentinels",
-                lambda s=s: (
-                    len(cluster.redis_call(s.port, "SENTINEL", "replicas",
-                                           MASTER_NAME)) == 1 and
-                    len(cluster.redis_call(s.port, "SENTINEL", "sentinels",
-                                           MASTER_NAME)) == 2),
-                20)
-        url = "redis-sentinel://" + ",".join(
-            f"{harness.LOOPBACK}:{s.port}" for s in self.sentinels) + \
-            "/" + MASTER_NAME
+        # Ready for a failover once started: each sentinel sees the
+        # replica and enough other sentinels to reach the quorum and elect
+        # a leader.
+        self.group = cluster.RedisSentinelGroup(MASTER_NAME)
+        self.addCleanup(self.group.cleanup)
+        self.group.start()
+        self.master = self.group.master
+        self.replica = self.group.replica
+        self.sentinels = self.group.sentinels
+        url = self.group.url
         secret = cluster.write_secret_file(self.master.dir, "cluster-secret",
                                            "sec" + os.urandom(24).hex())
         common = ["--store", url, "--cluster-secret-file", secret]
@@ -154,10 +112,7 @@ class SentinelFailoverTest(unittest.TestCase):
         self.realm = self.durable.create_realm()
 
     def sentinels_agree_on(self, port):
-        try:
-            return all(s.master() == port for s in self.sentinels)
-        except OSError:
-            return False
+        return self.group.sentinels_agree_on(port)
 
     def test_nodes_follow_a_promoted_replica_and_keep_acknowledged_writes(self):
         # Fresh users for the durable writer: an acknowledged first ping of a
