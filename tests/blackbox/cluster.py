@@ -16,6 +16,15 @@ Forming a cluster takes about 2 s (redis-cli waits for the masters to
 agree), so the Clusters of one test process share one Redis Cluster
 (shared_redis_cluster), emptied with FLUSHALL for each.
 
+With PRESENCED_BLACKBOX_REDIS=sentinel (or Cluster(redis="sentinel")) the
+nodes share the master that Redis Sentinel names: one master, one replica
+and three sentinels on loopback (RedisSentinelGroup, the topology
+test_sentinel.py fails over), the nodes on its redis-sentinel:// URL. Like
+the Redis Cluster, one group serves the Clusters of a test process
+(shared_sentinel_group), its master emptied with FLUSHALL for each; its
+sentinels call the master down only after 5 s, so that a loaded machine
+does not fail it over under a suite.
+
 Everything listens on 127.0.0.1 only; redis-server is started here with no
 persistence, on a free port, in a temporary directory. The nodes share a
 random cluster secret (--cluster-secret-file, mode 0600, in that directory),
@@ -453,25 +462,52 @@ def shared_redis_cluster():
     return _shared_redis_cluster
 
 
+_shared_sentinel_group = None
+
+
+def shared_sentinel_group():
+    """This process's RedisSentinelGroup (down-after-milliseconds 5000):
+    started on first use, stopped at exit, emptied for every later user.
+    Only one Cluster may use it at a time."""
+    global _shared_sentinel_group
+    if _shared_sentinel_group is None:
+        group = RedisSentinelGroup(down_after_ms=5000)
+        try:
+            group.start()
+        except BaseException:
+            group.cleanup()
+            raise
+        atexit.register(group.cleanup)
+        _shared_sentinel_group = group
+    else:
+        _shared_sentinel_group.flush()
+    return _shared_sentinel_group
+
+
+SHARED_REDIS = {"cluster": shared_redis_cluster,
+                "sentinel": shared_sentinel_group}
+
+
 class Cluster:
     """N presenced nodes on one Redis, used like one harness.Server.
 
-    `redis`: "single" (one redis-server of its own) or "cluster" (the
-    process's shared_redis_cluster, so `redis` is set by start()); None takes
+    `redis`: "single" (one redis-server of its own), "cluster" (the
+    process's shared_redis_cluster) or "sentinel" (its shared_sentinel_group;
+    for these two, `redis` is set by start()); None takes
     PRESENCED_BLACKBOX_REDIS, else "single"."""
 
     def __init__(self, nodes=3, test_clock=True, root_domain=None,
                  extra_args=(), admin_token=None, threads=2, secrets=None,
                  redis=None, **_ignored):
         redis = redis or os.environ.get("PRESENCED_BLACKBOX_REDIS", "single")
-        self._shared_redis = redis == "cluster"
+        self._shared_redis = SHARED_REDIS.get(redis)
         if self._shared_redis:
             self.redis = None
         elif redis == "single":
             self.redis = RedisServer()
         else:
             raise ValueError(f"unknown Redis topology {redis!r}: "
-                             "single or cluster")
+                             "single, cluster or sentinel")
         self.secret = "sec" + os.urandom(24).hex()
         # One per node (None: the group's), for tests of a foreign node.
         self.secrets = list(secrets or [None] * nodes)
@@ -487,7 +523,7 @@ class Cluster:
 
     def start(self):
         if self._shared_redis:
-            self.redis = shared_redis_cluster()
+            self.redis = self._shared_redis()
         else:
             self.redis.start()
         for i, n in enumerate(self.nodes):
