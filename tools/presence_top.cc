@@ -1,7 +1,7 @@
 // presence-top: one organisation's presence, live, in a terminal.
 //
-//   presence-top --server http://127.0.0.1:9991 --email alice@example.com \
-//                --api-key KEY
+//   presence-top --server http://127.0.0.1:9991
+//                --email alice@example.com --api-key KEY   (one command)
 //   (or PRESENCE_SERVER, PRESENCE_EMAIL, PRESENCE_API_KEY in the
 //   environment; --api-key-file reads the key from a file)
 //
