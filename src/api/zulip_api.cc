@@ -51,6 +51,16 @@ ApiError StoreFailed(const PresenceService& service,
   return FromErrc(Errc::kStoreFailed, "Presence store unavailable: " + why);
 }
 
+// A failed store step: the code's own answer, with the writer's reason
+// when it gave one ("Service temporarily unavailable: this node's replica
+// did not reach update 42 ...").
+ApiError GateFailed(const boost::system::error_code& ec,
+                    const std::string& why) {
+  ApiError e = FromErrc(ec);
+  if (!why.empty()) e.msg += ": " + why;
+  return e;
+}
+
 Response JsonResponse(std::string body) {
   Response r;
   r.body = std::move(body);
@@ -393,17 +403,18 @@ Response ZulipApi::HandleGated(const Entry& route, Call& call,
     // A barrier only: nobody's request to count yet.
     Caller nobody{.realm = const_cast<Realm*>(&call.realm)};
     out.deferred = [this, g, entry, nobody](Continue resume) {
-      service_->Gate(nobody, RequestGate{},
-                     [this, g, entry, resume](GateOutcome o) {
-                       resume([this, g, entry, o]() -> Response {
-                         if (!o.status)
-                           return ErrorResponse(FromErrc(o.status.error()));
-                         Call again{g->req,  *g->realm, g->method,
-                                    nullptr, nullptr,   g->args};
-                         return HandleGated(*entry, again, g->params, g->query,
-                                            /*synced=*/true);
-                       });
-                     });
+      service_->Gate(
+          nobody, RequestGate{}, [this, g, entry, resume](GateOutcome o) {
+            resume([this, g, entry, o]() -> Response {
+              if (!o.status) {
+                return ErrorResponse(GateFailed(o.status.error(), o.why));
+              }
+              Call again{g->req,  *g->realm, g->method,
+                         nullptr, nullptr,   g->args};
+              return HandleGated(*entry, again, g->params, g->query,
+                                 /*synced=*/true);
+            });
+          });
     };
     return out;
   }
@@ -467,8 +478,8 @@ Response ZulipApi::HandleGated(const Entry& route, Call& call,
             }
             if (rate && !rate->allowed) return RateLimitedResponse(*rate);
             if (!o.status) {
-              return WithRateHeaders(ErrorResponse(FromErrc(o.status.error())),
-                                     rate);
+              return WithRateHeaders(
+                  ErrorResponse(GateFailed(o.status.error(), o.why)), rate);
             }
             // The step brought in what the store had: a directory change (the
             // caller deactivated, its key replaced on another node) is judged

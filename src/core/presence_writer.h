@@ -105,6 +105,9 @@ struct GateOutcome {
   // The rate decision, when counted (rate_limit > 0). When refused
   // (!allowed), nothing was reported and status is ok.
   std::optional<store::RateCount> rate;
+  // When status failed: why, in words, for the 503's message and the log
+  // ("" when the writer gives no reason).
+  std::string why;
 };
 
 using GateDone = std::function<void(GateOutcome)>;

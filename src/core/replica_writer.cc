@@ -658,14 +658,20 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
        done = std::move(done)](StoreResult<store::GateResult> r) mutable {
         leases_.Settle(realm->id(), user, charge, r ? &r->rate : nullptr,
                        rate_now, window);
-        if (!r) return done({Errc::kUnavailable, std::nullopt});
+        if (!r) {
+          return done({Errc::kUnavailable, std::nullopt,
+                       "the store step failed: " + r.error().message()});
+        }
         std::optional<store::RateCount> rate = leased;
         if (counted && !leased) rate = r->rate;
         if (rate && !rate->allowed) return done({Status{}, rate});
         if (WentBack(before, r->write)) {
           // Fenced and read whole, the replica has the write.
           return FenceAsync(*realm, [rate, done = std::move(done)](Status st) {
-            done({st, rate});
+            done({st, rate,
+                  st ? std::string()
+                     : "the store went back (failover) and this node could "
+                       "not fence and read its realm again"});
           });
         }
         // As Report: written or not, the answer is served from a
@@ -673,9 +679,14 @@ void ReplicaWriter::Gate(const Caller& caller, const RequestGate& gate,
         // all the store had when the step was sent.
         WaitAppliedAsync(
             *realm, r->write.seq,
-            [&state, sent, rate, done = std::move(done)](Status st) {
+            [&state, sent, rate, seq = r->write.seq,
+             done = std::move(done)](Status st) {
               if (st) Confirm(state, sent);
-              done({st, rate});
+              done({st, rate,
+                    st ? std::string()
+                       : "this node's replica did not reach update " +
+                             std::to_string(seq) +
+                             " of the store within the feed wait"});
             });
       });
 }

@@ -1029,6 +1029,26 @@ TEST_F(SharedServiceTest,
   EXPECT_EQ(Rows(*a->service, alice_a).size(), 1u);
 }
 
+// A gate that fails says why (the 503's message carries it): the store
+// step's own error here.
+TEST_F(SharedServiceTest, AFailedGateSaysWhy) {
+  auto a = StartNode();
+  RealmId realm = *a->service->CreateRealm("acme", "Acme");
+  U alice = AddUser(*a->service, realm, "alice@acme.test");
+  Caller alice_a = Auth(*a->service, "acme", alice);
+  store_.WaitFeedIdle();
+  store_.SetUnavailable(true);
+  std::promise<GateOutcome> promise;
+  a->service->Gate(alice_a,
+                   RequestGate{.report = ReportStatus::kActive, .now = kT0},
+                   [&](GateOutcome o) { promise.set_value(o); });
+  GateOutcome o = promise.get_future().get();
+  EXPECT_EQ(o.status.error(), make_error_code(Errc::kUnavailable));
+  EXPECT_THAT(o.why, testing::HasSubstr("the store step failed: "));
+  EXPECT_THAT(o.why, testing::HasSubstr("unavailable (test)"));
+  store_.SetUnavailable(false);
+}
+
 TEST_F(SharedServiceTest, ANodeStartedLaterLoadsEverythingAndFollowsTheFeed) {
   auto a = StartNode();
   RealmId realm = *a->service->CreateRealm("acme", "Acme");
