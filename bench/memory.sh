@@ -40,6 +40,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 users=1000000
 second_percent=10
 queues=10000
@@ -72,10 +73,7 @@ ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
 work="$(mktemp -d /tmp/presenced-memory.XXXXXX)"
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -88,23 +86,13 @@ trap cleanup EXIT
 
 # start_server DATA_DIR FLAGS...: sets server_pid and port.
 start_server() {
-  local data="$1" line
+  local data="$1"
   shift
   : > "$work/server.out"
   "$build/presenced" --listen 127.0.0.1:0 --data "$data" "$@" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 30000); do
-    IFS= read -r line < "$work/server.out" || true
-    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-      port="${line##*:}"
-      break
-    fi
-    kill -0 "$server_pid" 2> /dev/null || break
-    sleep 0.01
-  done
-  if [ -z "$port" ]; then
+  if ! bench_wait_listening "$server_pid" "$work/server.out" 30000 0.01; then
     echo "memory.sh: presenced did not start" >&2
     tail -5 "$work/server.err" >&2
     exit 1

@@ -30,6 +30,7 @@ set -euo pipefail
 orig_args="$*"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 users=1000000
 watchers=9800
 churn=20
@@ -84,10 +85,7 @@ cleanup() {
     kill -INT "$perf_pid" 2> /dev/null || true
     wait "$perf_pid" 2> /dev/null || true
   fi
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
   # Keep the server's log without the import's admin lines and without
   # this machine's temporary path.
   if [ -f "$out/server.log" ]; then
