@@ -224,6 +224,7 @@ one_run() {
 
 one_run defaults
 if [ "$extra_rows" = 1 ]; then
+  # bench-extra: the limiter's share, its own row labelled as a departure
   one_run rate_limit_0 --rate-limit 0
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
@@ -255,6 +256,7 @@ for run in ("defaults", "rate_limit_0"):
         heap = (s["heap"] - empty["heap"]) / users
         share = "" if prev is None else "%+.0f B" % (rss - prev[0])
         hshare = "" if prev is None else "%+.0f B" % (heap - prev[1])
+        # bench-extra: the label of the extra row
         label = run if run == "defaults" else "`--rate-limit 0` (departs from the defaults)"
         print("| %s | %s | **%.0f B** | %s | %.0f B | %s | %s |" %
               (label, names[step], rss, share, heap, hshare, s["load"]))
@@ -263,6 +265,7 @@ d = by.get(("defaults", "everyone_online"))
 z = by.get(("rate_limit_0", "everyone_online"))
 if d and z:
     print()
+    # bench-extra: the difference with the extra row
     print("rate limiter (defaults - --rate-limit 0, after everyone pinged): "
           "RSS %+.0f B per user, heap %+.0f B per user" %
           ((d["rss"] - z["rss"]) / users, (d["heap"] - z["heap"]) / users))
