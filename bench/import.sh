@@ -23,12 +23,7 @@ while [ $# -gt 0 ]; do
     *) echo "import.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced presencectl; do
-  if [ ! -x "$build/$b" ]; then
-    echo "import.sh: $build/$b not built" >&2
-    exit 2
-  fi
-done
+bench_require_built import.sh "$build" "" presenced presencectl
 
 work="$(mktemp -d /tmp/presenced-import.XXXXXX)"
 server_pid=""

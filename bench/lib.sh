@@ -28,6 +28,20 @@ bench_wait_listening() {
   return 1
 }
 
+# bench_require_built SCRIPT BUILD_DIR HINT TARGET...: exits 2 with
+# "SCRIPT: BUILD_DIR/TARGET not built" followed by HINT (may be empty) for the
+# first TARGET that is not an executable in BUILD_DIR.
+bench_require_built() {
+  local script="$1" build="$2" hint="$3" b
+  shift 3
+  for b in "$@"; do
+    if [ ! -x "$build/$b" ]; then
+      echo "$script: $build/$b not built$hint" >&2
+      exit 2
+    fi
+  done
+}
+
 # bench_stop_quietly PID: if PID (a child of this shell) still runs, sends it
 # SIGTERM and reaps it; for cleanup traps, never fails.
 bench_stop_quietly() {

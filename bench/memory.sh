@@ -59,12 +59,7 @@ while [ $# -gt 0 ]; do
     *) echo "memory.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced loadgen bench_populate; do
-  if [ ! -x "$build/$b" ]; then
-    echo "memory.sh: $build/$b not built" >&2
-    exit 2
-  fi
-done
+bench_require_built memory.sh "$build" "" presenced loadgen bench_populate
 [ -n "$out" ] || out="$root/build/bench-results/memory-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 : > "$out/steps.jsonl"

@@ -64,12 +64,9 @@ while [ $# -gt 0 ]; do
     *) echo "million.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced presencectl million; do
-  if [ ! -x "$build/$b" ]; then
-    echo "million.sh: $build/$b not built (cmake --build --preset release --target presenced presencectl million)" >&2
-    exit 2
-  fi
-done
+bench_require_built million.sh "$build" \
+  " (cmake --build --preset release --target presenced presencectl million)" \
+  presenced presencectl million
 [ -n "$out" ] || out="$root/bench/results/million-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
