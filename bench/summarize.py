@@ -313,8 +313,8 @@ def main(outdir):
     w("| --- | --- | --- | --- |")
     r10 = ratios_by_size.get(10000)
     c10r = cost_by_size.get(10000)
-    w(f"| modern incremental pings, realm of 10k: >= 0.8 x nginx | "
-      f"{r10:.2f} x throughput" +
+    w(f"| modern incremental pings, realm of 10k: >= 0.8 x nginx | " +
+      (f"{r10:.2f} x throughput" if r10 is not None else "n/a (no 10k realm)") +
       (f", {c10r:.2f} x by CPU cost" if c10r else "") +
       (f" ({heavy_ratio:.2f} x throughput with 1% writes)"
        if heavy_ratio else "") +
@@ -328,8 +328,8 @@ def main(outdir):
     http_ratio = (cpu_by_size[100000] / cpu_by_size[ref_n]
                   if ref_n and cpu_by_size.get(100000) and
                   cpu_by_size.get(ref_n) else None)
-    w(f"| incremental ping at 100k <= 1.2 x at 1k | "
-      f"{ping_ratio:.2f} x in process" +
+    w(f"| incremental ping at 100k <= 1.2 x at 1k | " +
+      (f"{ping_ratio:.2f} x in process" if ping_ratio else "n/a") +
       (f"; {http_ratio:.2f} x server CPU per HTTP ping at 100k against "
        f"{ref_n:,} (both with the defaults)" if http_ratio else "")
       + " | the same ping at 1k | "
