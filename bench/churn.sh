@@ -20,6 +20,7 @@
 # Output: DIR/churn.jsonl (one loadgen object per run, with a per-second
 # timeline), DIR/churn.log. Loopback only.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 watchers=10000
 rate=50
 ping_rate=2000
@@ -53,7 +54,7 @@ mkdir -p "$out"
 work="$(mktemp -d /tmp/churn-work.XXXXXX)"
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
+  bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,18 +76,8 @@ fi
 : > "$work/server.out"
 "${server[@]}" "${extra[@]}" >> "$work/server.out" 2>> "$out/server.err" &
 server_pid=$!
-port=""
-for _ in $(seq 1 5000); do
-  line=""
-  IFS= read -r line < "$work/server.out" || true
-  if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-    port="${line##*:}"
-    break
-  fi
-  kill -0 "$server_pid" 2> /dev/null || break
-  sleep 0.002
-done
-[ -n "$port" ] || { echo "churn: presenced did not start" >&2; exit 1; }
+bench_wait_listening "$server_pid" "$work/server.out" 5000 0.002 ||
+  { echo "churn: presenced did not start" >&2; exit 1; }
 
 echo "load $(cut -d' ' -f1-3 /proc/loadavg) before $label" >> "$out/churn.log"
 "${client[@]}" "$loadgen" --mode churn --port "$port" \

@@ -31,6 +31,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 out=""
 build_dir=""
 skip_build=0
@@ -76,13 +77,8 @@ work="$(mktemp -d /tmp/presenced-cold-auth.XXXXXX)"
 server_pid=""
 nginx_dir="$work/nginx"
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
-  if [ -f "$nginx_dir/nginx.pid" ]; then
-    kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
+  bench_nginx_stop "$nginx_dir"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -97,57 +93,17 @@ trap cleanup EXIT
 } > "$out/machine.txt"
 cat "$out/machine.txt"
 
-# The same answer a presenced ping with nothing new gets, close in size.
-nginx_dir="$work/nginx"
-mkdir -p "$nginx_dir"
-nginx_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-cat > "$nginx_dir/nginx.conf" << EOF
-worker_processes $WORKERS;
-daemon on;
-pid $nginx_dir/nginx.pid;
-error_log $nginx_dir/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  client_body_temp_path $nginx_dir/body;
-  proxy_temp_path $nginx_dir/proxy;
-  fastcgi_temp_path $nginx_dir/fastcgi;
-  uwsgi_temp_path $nginx_dir/uwsgi;
-  scgi_temp_path $nginx_dir/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port reuseport;
-    location / {
-      default_type application/json;
-      return 200 '{"result":"success","msg":"","presences":{},"server_timestamp":1700000000.123456,"presence_last_update_id":1000400}';
-    }
-  }
-}
-EOF
-nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log"
-for _ in $(seq 1 100); do
-  [ -s "$nginx_dir/nginx.pid" ] && break
-  sleep 0.05
-done
-nginx_pids="$(cat "$nginx_dir/nginx.pid"),$(pgrep -d, -P "$(cat "$nginx_dir/nginx.pid")")"
+# nginx answers the JSON a ping with nothing new gets; one listening socket
+# per worker (reuseport), as presenced's acceptor spreads connections.
+bench_nginx_start "$nginx_dir" "$WORKERS" 4096 reuseport
 
 start_server() {
-  local data="$1" line
+  local data="$1"
   : > "$work/server.out"
   "$PRESENCED" --listen 127.0.0.1:0 --data "$data" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 15000); do
-    IFS= read -r line < "$work/server.out" || true
-    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-      port="${line##*:}"
-      return
-    fi
-    kill -0 "$server_pid" 2> /dev/null || break
-    sleep 0.002
-  done
+  bench_wait_listening "$server_pid" "$work/server.out" 15000 0.002 && return
   echo "cold_auth: presenced did not start" >&2
   tail -5 "$work/server.err" >&2
   exit 1

@@ -25,6 +25,7 @@
 # "fanout/NAME/W/RUN"). Loopback only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/lib.sh"
 runs=3
 watchers="1000 10000"
 hold_ms=0
@@ -54,7 +55,7 @@ mkdir -p "$out"
 work="$(mktemp -d /tmp/fanout-ab-work.XXXXXX)"
 server_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2> /dev/null || true
+  bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -70,7 +71,7 @@ trigger_first=$(( max_w + 10 ))
 "$populate" --data "$work/pristine" --users $(( max_w + 200 )) > /dev/null
 
 start_server() {
-  local bin="$1" line
+  local bin="$1"
   rm -rf "$work/data"
   cp -r "$work/pristine" "$work/data"
   : > "$work/server.out"
@@ -87,16 +88,7 @@ start_server() {
     --max-connections 20000 "${per_address[@]}" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 5000); do
-    IFS= read -r line < "$work/server.out" || true
-    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-      port="${line##*:}"
-      return
-    fi
-    kill -0 "$server_pid" 2> /dev/null || break
-    sleep 0.002
-  done
+  bench_wait_listening "$server_pid" "$work/server.out" 5000 0.002 && return
   echo "fanout-ab: $bin did not start" >&2
   exit 1
 }

@@ -12,6 +12,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 users=100000
 build="$root/build/release"
 while [ $# -gt 0 ]; do
@@ -22,25 +23,17 @@ while [ $# -gt 0 ]; do
     *) echo "import.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced presencectl; do
-  if [ ! -x "$build/$b" ]; then
-    echo "import.sh: $build/$b not built" >&2
-    exit 2
-  fi
-done
+bench_require_built import.sh "$build" "" presenced presencectl
 
 work="$(mktemp -d /tmp/presenced-import.XXXXXX)"
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-export PRESENCED_ADMIN_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+export PRESENCED_ADMIN_TOKEN="bench-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 mkfifo "$work/out"
 "$build/presenced" --listen 127.0.0.1:0 --data "$work/data" \
   > "$work/out" 2> "$work/stderr.log" &

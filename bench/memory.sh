@@ -40,6 +40,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 users=1000000
 second_percent=10
 queues=10000
@@ -58,12 +59,7 @@ while [ $# -gt 0 ]; do
     *) echo "memory.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced loadgen bench_populate; do
-  if [ ! -x "$build/$b" ]; then
-    echo "memory.sh: $build/$b not built" >&2
-    exit 2
-  fi
-done
+bench_require_built memory.sh "$build" "" presenced loadgen bench_populate
 [ -n "$out" ] || out="$root/build/bench-results/memory-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 : > "$out/steps.jsonl"
@@ -72,10 +68,7 @@ ulimit -n "$(ulimit -Hn)" 2> /dev/null || true
 work="$(mktemp -d /tmp/presenced-memory.XXXXXX)"
 server_pid=""
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -88,23 +81,13 @@ trap cleanup EXIT
 
 # start_server DATA_DIR FLAGS...: sets server_pid and port.
 start_server() {
-  local data="$1" line
+  local data="$1"
   shift
   : > "$work/server.out"
   "$build/presenced" --listen 127.0.0.1:0 --data "$data" "$@" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 30000); do
-    IFS= read -r line < "$work/server.out" || true
-    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-      port="${line##*:}"
-      break
-    fi
-    kill -0 "$server_pid" 2> /dev/null || break
-    sleep 0.01
-  done
-  if [ -z "$port" ]; then
+  if ! bench_wait_listening "$server_pid" "$work/server.out" 30000 0.01; then
     echo "memory.sh: presenced did not start" >&2
     tail -5 "$work/server.err" >&2
     exit 1
@@ -236,6 +219,7 @@ one_run() {
 
 one_run defaults
 if [ "$extra_rows" = 1 ]; then
+  # bench-extra: the limiter's share, its own row labelled as a departure
   one_run rate_limit_0 --rate-limit 0
 fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/machine.txt"
@@ -267,6 +251,7 @@ for run in ("defaults", "rate_limit_0"):
         heap = (s["heap"] - empty["heap"]) / users
         share = "" if prev is None else "%+.0f B" % (rss - prev[0])
         hshare = "" if prev is None else "%+.0f B" % (heap - prev[1])
+        # bench-extra: the label of the extra row
         label = run if run == "defaults" else "`--rate-limit 0` (departs from the defaults)"
         print("| %s | %s | **%.0f B** | %s | %.0f B | %s | %s |" %
               (label, names[step], rss, share, heap, hshare, s["load"]))
@@ -275,6 +260,7 @@ d = by.get(("defaults", "everyone_online"))
 z = by.get(("rate_limit_0", "everyone_online"))
 if d and z:
     print()
+    # bench-extra: the difference with the extra row
     print("rate limiter (defaults - --rate-limit 0, after everyone pinged): "
           "RSS %+.0f B per user, heap %+.0f B per user" %
           ((d["rss"] - z["rss"]) / users, (d["heap"] - z["heap"]) / users))

@@ -30,6 +30,7 @@ set -euo pipefail
 orig_args="$*"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 users=1000000
 watchers=9800
 churn=20
@@ -63,12 +64,9 @@ while [ $# -gt 0 ]; do
     *) echo "million.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-for b in presenced presencectl million; do
-  if [ ! -x "$build/$b" ]; then
-    echo "million.sh: $build/$b not built (cmake --build --preset release --target presenced presencectl million)" >&2
-    exit 2
-  fi
-done
+bench_require_built million.sh "$build" \
+  " (cmake --build --preset release --target presenced presencectl million)" \
+  presenced presencectl million
 [ -n "$out" ] || out="$root/bench/results/million-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -84,10 +82,7 @@ cleanup() {
     kill -INT "$perf_pid" 2> /dev/null || true
     wait "$perf_pid" 2> /dev/null || true
   fi
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
   # Keep the server's log without the import's admin lines and without
   # this machine's temporary path.
   if [ -f "$out/server.log" ]; then

@@ -9,8 +9,10 @@ one ping, then calls EVALSHA directly (pipelined, N users per group) and
 reads INFO commandstats: Redis's microseconds per script call (usec_per_call,
 wall time inside Redis, so inflated on a loaded machine) for reports that
 write (61 s after the last) and for reports that write nothing, without a
-client name and with one (per-client rows, issue #14). Prints figures; not
-a test.
+client name (a client row named 'Unspecified', as a ping without a
+User-Agent makes) and with one (per-client rows, issue #14), the server's
+rate limit on (each call counts 8 requests of the user's budget, as the
+lease does). Prints figures; not a test.
 """
 import os
 import socket
@@ -58,7 +60,9 @@ def stat(c):
             return int(kv["calls"]), float(kv["usec_per_call"])
     return 0, 0.0
 
-cl = cluster.Cluster(nodes=1, threads=1, extra_args=["--rate-limit", "0"]).start()
+# The server's defaults (issue #17): the script is timed by calling EVALSHA
+# directly, so the node itself takes one ping and its rate limit is moot.
+cl = cluster.Cluster(nodes=1, threads=1).start()
 try:
     T = harness.BASE_TIME
     cl.set_clock(T)
@@ -68,27 +72,52 @@ try:
     mon = Conn(cl.redis.port)
     mon.call("MONITOR")
     users[-1].client.ping("active")
-    sha = keys = None
+    # The report script is the EVALSHA that reads the rows and the client
+    # rows. Its layout with the defaults: 7 realm keys, then the user's two
+    # rate-limit keys; argv = realm, user, now (us), status, wall clock (us,
+    # for the limit's window), limit, window (us), client name, and the
+    # rest as the node sent it.
+    sha = keys = argv = None
+    mon.s.settimeout(30)
     while sha is None:
-        line = mon.f.readline().decode(errors="replace")
-        if '"EVALSHA"' in line.upper() and "{r" in line and '"report' not in line:
-            parts = line.split('"')[1::2]
-            i = [p.upper() for p in parts].index("EVALSHA")
-            cand = parts[i + 1:]
-            nkeys = int(cand[1])
-            k = cand[2:2 + nkeys]; argv = cand[2 + nkeys:]
-            if nkeys == 7 and len(argv) == 6:
-                sha, keys, realm_arg = cand[0], k, argv[0]
+        try:
+            line = mon.f.readline().decode(errors="replace")
+        except socket.timeout:
+            sys.exit("redis_report_cost: no report script seen in 30 s")
+        if '"EVALSHA"' not in line.upper() or ':rows"' not in line or \
+                ':clients"' not in line:
+            continue
+        parts = line.split('"')[1::2]
+        i = [p.upper() for p in parts].index("EVALSHA")
+        cand = parts[i + 1:]
+        nkeys = int(cand[1])
+        keys, argv = cand[2:2 + nkeys], cand[2 + nkeys:]
+        sha = cand[0]
     mon.s.close()
     print(f"report script {sha[:12]}..., {len(keys)} keys, argv example from one ping: {argv}")
-    groups = {"no client": (users[:N], ""), "client 'website'": (users[N:2 * N], "website")}
-    def run(us, client, now, active="1"):
+    if len(argv) < 8 or not any(":rate:" in k for k in keys):
+        sys.exit("redis_report_cost: the report script's layout changed; "
+                 "update this script")
+    uid0 = argv[1]
+    groups = {"client 'Unspecified'": (users[:N], argv[7]),
+              "client 'website'": (users[N:2 * N], "website")}
+    def call(u, client, now):
+        k = [x.replace(f":rate:{uid0}:", f":rate:{u.id}:") for x in keys]
+        a = list(argv)
+        a[1], a[2], a[4], a[7] = u.id, now, int(time.time() * 1e6), client
+        return resp("EVALSHA", sha, len(k), *k, *a)
+    def run(us, client, now):
         c = Conn(cl.redis.port)
         c.call("CONFIG", "RESETSTAT")
-        batch = b"".join(resp("EVALSHA", sha, 7, *keys, realm_arg, u.id, now, active, client, 8) for u in us)
+        batch = b"".join(call(u, client, now) for u in us)
         t0 = time.perf_counter(); c.send(batch)
-        for _ in us: r = c.read()
+        errors = 0
+        for _ in us:
+            r = c.read()
+            errors += isinstance(r, tuple) and r[0] == b"-"
         wall = time.perf_counter() - t0
+        if errors:
+            sys.exit(f"redis_report_cost: {errors} script calls failed")
         calls, usec = stat(c)
         return calls, usec, wall
     us = 1_000_000

@@ -7,11 +7,19 @@
 #   2. HTTP load from bench/loadgen against presenced and, as the ceiling of
 #      this machine, against nginx answering a fixed small JSON 200, with the
 #      same requests, interleaved run by run, for realms of 1k..1M users;
+#      presenced runs with its default flags (issue #17: the rate limit on),
+#      the pings rotating over every user of the realm but those kept to
+#      come online, each run capped at 20 requests per user so that no user
+#      nears 200 a minute; a realm too small for that (1k: it would allow
+#      3,300 requests/s) is an extra row run with `--rate-limit 0`, and its
+#      row says so;
 #   3. fan-out to 1k and 10k parked long polls;
 #   4. resident memory per user at 100k and 1M users, and the time to start
-#      on a store of 1M users.
+#      on a store of 1M users (a copy of the store as populated).
+# --no-micro skips part 1; --sizes runs some realm sizes only.
 #
 # Usage: bench/run-all.sh [--out DIR] [--build-dir DIR] [--skip-build]
+#          [--sizes "1000 10000 100000 1000000"] [--no-micro]
 # (the default build is the release preset, build/release)
 # Output: DIR (default build/bench-results/<date>) holds summary.md (the
 # tables of BENCHMARKS.md), realm_size.png, and every raw figure (micro.json,
@@ -21,15 +29,20 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
+. "$here/lib.sh"
 out=""
 build_dir=""
 skip_build=0
+SIZES=(1000 10000 100000 1000000)
+no_micro=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --skip-build) skip_build=1; shift ;;
     --build-dir) build_dir="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --sizes) read -r -a SIZES <<< "$2"; shift 2 ;;
+    --no-micro) no_micro=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run-all: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -39,13 +52,23 @@ out="$(cd "$out" && pwd)"
 build="${build_dir:-$root/build/release}"
 T_START=$(date +%s)
 
-# Workload (see BENCHMARKS.md): online users per realm, share of pings from
-# users coming online (those write), connections, seconds per run. The
-# open-loop rate can be changed with OPEN_RATE=N. Short interleaved runs:
-# a burst of the neighbours' load then spoils one ratio, not the median.
-SIZES=(1000 10000 100000 1000000)
-ONLINE=400
-WRITE_FRACTION=0.001
+# Workload (see BENCHMARKS.md): rows an answer carries (pings from users
+# coming online write, and every later answer carries their rows; the share
+# of such pings is ROWS_PER_ANSWER / online users, so that answers weigh
+# the same in every realm: 0.001 of the pings with 400 online, as before
+# #17), connections, seconds per run. The open-loop rate can be
+# changed with OPEN_RATE=N. Short interleaved runs: a burst of the
+# neighbours' load then spoils one ratio, not the median.
+# Online users: all but RESERVE users of the realm (kept to come online:
+# 4,000 at 10k, 10,000 above), pinged in rotation; each presenced run stops
+# after PER_RUN requests per online user, which keeps every user below 200
+# a minute over all the runs of a realm (fresh() warms the realm again when
+# the last warm-up began more than 40 s earlier). Smaller realms (under 10k) cannot
+# carry the load under the limit: they keep the old 400 online users and
+# run with --rate-limit 0, an extra row.
+PER_RUN=20
+SMALL_ONLINE=400
+ROWS_PER_ANSWER=0.4
 CONNECTIONS=64
 SECONDS_PER_RUN=1.5
 REPS=6
@@ -79,9 +102,9 @@ if [ "$skip_build" = 0 ]; then
     tail -30 "$out/build.log"; exit 1; }
 fi
 PRESENCED="$build/presenced"
-# The fan-out holds 10k parked polls plus a few connections: raise the
-# connection cap where the server has one (--max-connections, 10k by default).
-server_flags=(--rate-limit 0)
+# The server's defaults, but for the connection caps: the fan-out holds 10k
+# parked polls plus a few connections (--max-connections, 10k by default).
+server_flags=()
 if "$PRESENCED" --help 2>&1 | grep -q -- '--max-connections'; then
   server_flags+=(--max-connections 20000)
 fi
@@ -104,13 +127,8 @@ work="$(mktemp -d /tmp/presenced-bench.XXXXXX)"
 server_pid=""
 nginx_dir="$work/nginx"
 cleanup() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2> /dev/null; then
-    kill "$server_pid" 2> /dev/null || true
-    wait "$server_pid" 2> /dev/null || true
-  fi
-  if [ -f "$nginx_dir/nginx.pid" ]; then
-    kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
-  fi
+  bench_stop_quietly "$server_pid"
+  bench_nginx_stop "$nginx_dir"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -131,33 +149,21 @@ cat "$out/machine.txt"
 
 # ---------------------------------------------------------------- servers
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
 
-# start_server DATA_DIR [THREADS]: starts presenced with THREADS I/O threads
-# (default 2), sets server_pid, port, start_ms (exec to the "listening on"
-# line) and start_cpu_ms (CPU used by then).
+# start_server DATA_DIR [THREADS [EXTRA FLAGS...]]: starts presenced with
+# THREADS I/O threads (default 2), sets server_pid, port, start_ms (exec to
+# the "listening on" line) and start_cpu_ms (CPU used by then).
 start_server() {
-  local data="$1" threads="${2:-2}" t0 t1 line
+  local data="$1" threads="${2:-2}" t0 t1
+  shift $(( $# < 2 ? $# : 2 ))
   : > "$work/server.out"
   t0=$(date +%s%N)
   "$PRESENCED" --listen 127.0.0.1:0 --data "$data" "${server_flags[@]}" \
-    --threads "$threads" \
+    --threads "$threads" "$@" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
-  port=""
-  for _ in $(seq 1 12000); do
-    IFS= read -r line < "$work/server.out" || true
-    if [[ "$line" == "listening on http://127.0.0.1:"* ]]; then
-      port="${line##*:}"
-      break
-    fi
-    kill -0 "$server_pid" 2> /dev/null || break
-    sleep 0.002
-  done
+  bench_wait_listening "$server_pid" "$work/server.out" 12000 0.002 || true
   t1=$(date +%s%N)
   # CPU the start took (all threads), robust to a busy machine.
   start_cpu_ms=0
@@ -179,54 +185,10 @@ stop_server() {
   server_pid=""
 }
 
-# start_nginx WORKERS
-start_nginx() {
-  local workers="$1"
-  mkdir -p "$nginx_dir"
-  rm -f "$nginx_dir/nginx.pid"
-  nginx_port=$(free_port)
-  # The same answer a presenced ping with nothing new gets, byte for byte
-  # in shape and close in size.
-  cat > "$nginx_dir/nginx.conf" <<EOF
-worker_processes $workers;
-daemon on;
-pid $nginx_dir/nginx.pid;
-error_log $nginx_dir/error.log warn;
-events { worker_connections 20000; }
-http {
-  access_log off;
-  keepalive_requests 100000000;
-  keepalive_timeout 120s;
-  client_body_temp_path $nginx_dir/body;
-  proxy_temp_path $nginx_dir/proxy;
-  fastcgi_temp_path $nginx_dir/fastcgi;
-  uwsgi_temp_path $nginx_dir/uwsgi;
-  scgi_temp_path $nginx_dir/scgi;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      default_type application/json;
-      return 200 '{"result":"success","msg":"","presences":{},"server_timestamp":1700000000.123456,"presence_last_update_id":1000400}';
-    }
-  }
-}
-EOF
-  nginx -p "$nginx_dir" -c "$nginx_dir/nginx.conf" -e "$nginx_dir/error.log"
-  for _ in $(seq 1 100); do
-    [ -s "$nginx_dir/nginx.pid" ] && break
-    sleep 0.05
-  done
-  sleep 0.2
-  nginx_pids="$(cat "$nginx_dir/nginx.pid"),$(pgrep -d, -P "$(cat "$nginx_dir/nginx.pid")")"
-}
-
-stop_nginx() {
-  kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
-  for _ in $(seq 1 100); do
-    pgrep -F "$nginx_dir/nginx.pid" > /dev/null 2>&1 || break
-    sleep 0.05
-  done
-}
+# start_nginx WORKERS: the reference server (bench/lib.sh); sets nginx_port
+# and nginx_pids.
+start_nginx() { bench_nginx_start "$nginx_dir" "$1" 20000; }
+stop_nginx() { bench_nginx_stop "$nginx_dir"; }
 
 # load LABEL PORT PIDS ARGS...: one loadgen run, its JSON appended to
 # load.jsonl.
@@ -243,7 +205,37 @@ load() {
   tail -1 "$out/loadgen.log" | sed 's/^/         /'
 }
 
+# warm LABEL PORT USERS: pings users [0, USERS) once (ping_only, unmeasured),
+# so that their rows are fresh for the next 55 s and the measured pings
+# write nothing; its JSON goes to warmup.jsonl. Sets warm_at (its start).
+warm() {
+  warm_at=$(date +%s)
+  "$LOADGEN" --port "$2" --label "$1" --connections "$CONNECTIONS" \
+    --mode closed --users "$3" --warmup-only >> "$out/warmup.jsonl" \
+    2>> "$out/loadgen.log" || {
+    echo "run-all: warm-up $1 failed" >&2; tail -5 "$out/loadgen.log" >&2; exit 1; }
+  python3 -c 'import json,sys; s=json.loads(sys.argv[1])["seconds"]; s > 40 and print(f"run-all: warning: the warm-up took {s:.0f} s; pings past 55 s write")' \
+    "$(tail -1 "$out/warmup.jsonl")"
+}
+
+# fresh LABEL PORT USERS: warms again if the last warm-up began more than 40 s
+# ago (a million users take 13 s to warm on a quiet machine, 40 on a busy
+# one), so that no measured ping falls past the 55 s rule and writes. Each
+# warm-up is one more request per user, within the budget above.
+fresh() {
+  if [ $(( $(date +%s) - warm_at )) -gt 40 ]; then warm "$@"; fi
+}
+
+# sent_by_last: requests the last loadgen run sent (to continue the rotation).
+sent_by_last() {
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print(r["ok"]+r["errors"]+r["dropped"])' \
+    "$(tail -1 "$out/load.jsonl")"
+}
+
 # ---------------------------------------------------------------- 1. micro
+if [ "$no_micro" = 1 ]; then
+  log "1/5 micro-benchmarks skipped (--no-micro)"
+else
 log "1/5 micro-benchmarks (core_bench, 5 repetitions each in random order, medians)"
 "$CORE_BENCH" --benchmark_repetitions=5 --benchmark_report_aggregates_only=true \
   --benchmark_enable_random_interleaving=true \
@@ -251,6 +243,7 @@ log "1/5 micro-benchmarks (core_bench, 5 repetitions each in random order, media
   --benchmark_out_format=json > "$out/micro.txt" 2> "$out/micro.err" || {
   tail -20 "$out/micro.err"; exit 1; }
 grep -E '_median' "$out/micro.txt" | sed 's/^/         /'
+fi
 
 # ---------------------------------------------------------------- 2. HTTP
 log "2/5 HTTP: nginx ceiling and presenced, realms of ${SIZES[*]} users"
@@ -276,60 +269,97 @@ for n in "${SIZES[@]}"; do
   data="$work/data-$n"
   log "   realm of $n users: populating"
   "$POPULATE" --data "$data" --users "$n" > "$work/populate.json"
+  # The restarts use the store as populated (rows an hour old, as before
+  # #17): the load below leaves every online user's row fresh, with a
+  # client row, which is a different start (bench/startmeasure.py).
+  if [ "$n" = 1000000 ]; then cp -a "$data" "$work/pristine-$n"; fi
   fact "{\"kind\":\"populate\",\"size\":$n,\"result\":$(cat "$work/populate.json")}"
-  start_server "$data" "$HTTP_WORKERS"
+  # Realms too small for the load under the rate limit: an extra row.
+  small=0
+  limit_flags=()
+  if [ "$n" -lt 10000 ]; then
+    small=1
+    # bench-extra: realms under 10k users, labelled in summary.md as departing
+    limit_flags=(--rate-limit 0)
+    fact "{\"kind\":\"rate_limit_off\",\"size\":$n}"
+  fi
+  start_server "$data" "$HTTP_WORKERS" "${limit_flags[@]}"
   sleep 1
   fact "{\"kind\":\"start\",\"size\":$n,\"ms\":$start_ms,\"cpu_ms\":$start_cpu_ms,\"rss\":$(rss_of "$server_pid")}"
   log "   realm of $n users: started in $start_ms ms ($start_cpu_ms ms CPU), $(( $(rss_of "$server_pid") / 1048576 )) MiB resident"
-  # Users [0, ONLINE) are online; the ones coming online are split among
-  # the runs so that each of them writes.
-  # At 10k the users from 7000 up are kept for the heavier run below.
+  # Users [0, online) are online, pinged in rotation; the ones coming online
+  # ([online, n)) are split among the runs so that each of them writes.
+  # At 10k the users from 7600 up are kept for the heavier and the
+  # two-worker runs below.
+  if [ "$small" = 1 ]; then
+    online=$SMALL_ONLINE
+    cap=()
+  else
+    online=$(( n - (n >= 100000 ? 10000 : 4000) ))
+    cap=(--max-requests $(( online * PER_RUN )))
+  fi
+  write_fraction=$(awk -v r="$ROWS_PER_ANSWER" -v u="$online" \
+    'BEGIN { printf "%.8g", r / u }')
   cold_end=$n
-  [ "$n" = 10000 ] && cold_end=7000
-  cold_each=$(( (cold_end - ONLINE) / (REPS + 1) ))
-  common=(--users "$ONLINE" --write-fraction "$WRITE_FRACTION"
-          --base-cursor "$n" --duration "$SECONDS_PER_RUN")
+  [ "$n" = 10000 ] && cold_end=7600
+  cold_each=$(( (cold_end - online) / (REPS + 1) ))
+  warm "warmup/presenced/$n" "$port" "$online"
+  common=(--users "$online" --write-fraction "$write_fraction"
+          --base-cursor "$n" --duration "$SECONDS_PER_RUN" --no-warmup)
+  from=0
   for rep in $(seq 1 "$REPS"); do
     load "ping/nginx/$n/closed/$rep" "$nginx_port" "$nginx_pids" \
-      --mode closed "${common[@]}" --no-warmup
+      --mode closed "${common[@]}" --user-limit 0
+    fresh "warmup/presenced/$n/again" "$port" "$online"
     load "ping/presenced/$n/closed/$rep" "$port" "$server_pid" --mode closed \
-      "${common[@]}" --cold-first $(( ONLINE + (rep - 1) * cold_each )) \
-      --cold-count "$cold_each"
+      "${common[@]}" --cold-first $(( online + (rep - 1) * cold_each )) \
+      --cold-count "$cold_each" --rotate-from "$from" "${cap[@]}"
+    from=$(( (from + $(sent_by_last)) % online ))
   done
   for rep in 1 2; do
     load "ping/nginx/$n/open/$rep" "$nginx_port" "$nginx_pids" --mode open \
-      --rate "$rate" "${common[@]}" --duration 3 --no-warmup
+      --rate "$rate" "${common[@]}" --duration 3 --user-limit 0
+    fresh "warmup/presenced/$n/again" "$port" "$online"
     load "ping/presenced/$n/open/$rep" "$port" "$server_pid" --mode open \
       --rate "$rate" "${common[@]}" --duration 3 --cold-count $(( cold_each / 2 )) \
-      --cold-first $(( ONLINE + REPS * cold_each + (rep - 1) * (cold_each / 2) ))
+      --cold-first $(( online + REPS * cold_each + (rep - 1) * (cold_each / 2) )) \
+      --rotate-from "$from"
+    from=$(( (from + $(sent_by_last)) % online ))
   done
   if [ "$n" = 10000 ]; then
     # Heavier answers: 5000 users online, 1% of pings write, so each answer
-    # carries about 1% of the online users' rows.
+    # carries about 1% of the online users' rows (at most 25 requests each).
     log "   realm of $n users: heavier answers (5000 online, 1% writes)"
     heavy=(--users 5000 --write-fraction 0.01 --base-cursor "$n"
-           --duration "$SECONDS_PER_RUN" --cold-first 7000 --cold-count 3000)
+           --duration "$SECONDS_PER_RUN" --cold-first 7600 --cold-count 1400
+           --no-warmup)
     load "heavy/nginx/$n/closed/1" "$nginx_port" "$nginx_pids" \
-      --mode closed "${heavy[@]}" --no-warmup
+      --mode closed "${heavy[@]}" --user-limit 0
+    fresh "warmup/presenced/$n/again" "$port" "$online"
     load "heavy/presenced/$n/closed/1" "$port" "$server_pid" --mode closed \
-      "${heavy[@]}"
+      "${heavy[@]}" --max-requests 125000
   fi
   fact "{\"kind\":\"rss_after_load\",\"size\":$n,\"rss\":$(rss_of "$server_pid")}"
   stop_server
   if [ "$n" = 10000 ]; then
     # The same pings with two workers each (users from 9000 up come
-    # online; the heavier run above used those from 7000).
+    # online; the heavier run above used those from 7600). A new process:
+    # every user's rate-limit budget is whole.
     log "   realm of $n users: two workers each"
     stop_nginx
     start_nginx 2
     start_server "$data" 2
     sleep 1
+    warm "warmup/presenced/$n/two" "$port" "$online"
+    from=0
     for rep in 1 2 3; do
       load "two/nginx/$n/closed/$rep" "$nginx_port" "$nginx_pids" \
-        --mode closed "${common[@]}" --no-warmup
+        --mode closed "${common[@]}" --user-limit 0
+      fresh "warmup/presenced/$n/two/again" "$port" "$online"
       load "two/presenced/$n/closed/$rep" "$port" "$server_pid" --mode closed \
-        "${common[@]}" --cold-first $(( 9000 + (rep - 1) * 300 )) \
-        --cold-count 300
+        "${common[@]}" --cold-first $(( 9000 + (rep - 1) * 333 )) \
+        --cold-count 333 --rotate-from "$from" "${cap[@]}"
+      from=$(( (from + $(sent_by_last)) % online ))
     done
     stop_server
     stop_nginx
@@ -338,14 +368,14 @@ for n in "${SIZES[@]}"; do
   if [ "$n" = 1000000 ]; then
     log "   realm of $n users: 3 restarts"
     for r in 1 2 3; do
-      start_server "$data"
+      start_server "$work/pristine-$n"
       sleep 1
       fact "{\"kind\":\"restart\",\"size\":$n,\"ms\":$start_ms,\"cpu_ms\":$start_cpu_ms,\"rss\":$(rss_of "$server_pid")}"
       log "     restart $r: listening after $start_ms ms ($start_cpu_ms ms CPU)"
       stop_server
     done
   fi
-  rm -rf "$data"
+  rm -rf "$data" "$work/pristine-$n"
 done
 
 # ---------------------------------------------------------------- 3. fan-out
@@ -367,7 +397,7 @@ done
 
 # ---------------------------------------------------------------- 4. results
 log "4/5 summary"
-kill "$(cat "$nginx_dir/nginx.pid")" 2> /dev/null || true
+bench_nginx_stop "$nginx_dir"
 python3 "$here/summarize.py" "$out"
 log "5/5 plot"
 gnuplot -e "datafile='$out/plot.dat'; outfile='$out/realm_size.png'" \

@@ -13,8 +13,9 @@ again; a closed connection is reopened.
 With --queue-loop-users K (and --queue-loop-per-minute N), K more users
 each open a new event queue N times a minute on a keep-alive connection and
 never poll or delete any: a client that opens queues in a loop (issue 15).
-The server keeps at most --max-queues-per-user of them per user, dropping
-the stalest; without that cap they would pile up until --queue-timeout.
+The server keeps at most its per-user queue cap of them (20 by default),
+dropping the stalest; without that cap they would pile up until they time
+out.
 
 Every second it rewrites --status-file (atomically) with one JSON object:
   ready       true once every watcher has its first poll parked
