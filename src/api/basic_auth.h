@@ -9,6 +9,7 @@
 #ifndef PRESENCE_API_BASIC_AUTH_H_
 #define PRESENCE_API_BASIC_AUTH_H_
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -35,9 +36,26 @@ inline constexpr std::string_view kWrongSubdomain =
 inline constexpr std::string_view kWebhookBotNotAllowed =
     "This API is not available to incoming webhook bots.";
 
-struct BasicCredentials {
-  std::string email;    // as sent, surrounding whitespace stripped
-  std::string api_key;  // 32 characters of [A-Za-z0-9]
+// The decoded "email:key" text, and where the two parts lie in it: one
+// allocation per parse (every cold authentication makes one), and a copy
+// or move keeps the parts valid (positions, not views).
+class BasicCredentials {
+ public:
+  BasicCredentials(std::string text, std::string_view email,
+                   std::string_view api_key);
+
+  // As sent, surrounding whitespace stripped.
+  std::string_view email() const {
+    return std::string_view(text_).substr(email_pos_, email_size_);
+  }
+  // 32 characters of [A-Za-z0-9].
+  std::string_view api_key() const {
+    return std::string_view(text_).substr(key_pos_, key_size_);
+  }
+
+ private:
+  std::string text_;
+  std::uint32_t email_pos_, email_size_, key_pos_, key_size_;
 };
 
 // Parses the value of an Authorization header (the caller handles a missing

@@ -361,21 +361,21 @@ ApiResult<RequestParams> RequestParams::Parse(std::string_view query,
                                               const Options& options) {
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
 
-  Pairs from_query;
-  auto q = ParseUrlEncoded(query, "query string", options, from_query);
+  // The query's pairs and the body's in one list, so that both count
+  // towards max_parameters; room for a usual request's few parameters in
+  // one allocation.
+  constexpr std::size_t kUsualParameters = 8;
+  Pairs pairs;
+  if (!query.empty() || !body.empty()) pairs.reserve(kUsualParameters);
+  auto q = ParseUrlEncoded(query, "query string", options, pairs);
   if (!q) return q.error();
-
-  // The query's pairs count towards max_parameters.
-  Pairs from_body;
-  RequestParamsOptions body_options = options;
-  body_options.max_parameters = options.max_parameters - from_query.size();
 
   constexpr std::string_view kForm = "application/x-www-form-urlencoded";
   // The usual header, exactly: no need to take it apart.
   HeaderValue type =
       content_type == kForm ? HeaderValue{} : ParseHeaderValue(content_type);
   if (content_type == kForm || type.token == kForm) {
-    auto b = ParseUrlEncoded(body, "request body", body_options, from_body);
+    auto b = ParseUrlEncoded(body, "request body", options, pairs);
     if (!b) return b.error();
   } else if (type.token == "multipart/form-data") {
     const std::string* boundary = type.Param("boundary");
@@ -384,25 +384,44 @@ ApiResult<RequestParams> RequestParams::Parse(std::string_view query,
     }
     if (!IsValidBoundary(*boundary)) return MalformedMultipart("bad boundary");
     if (!body.empty()) {
-      auto b = ParseMultipart(*boundary, body, body_options, from_body);
+      auto b = ParseMultipart(*boundary, body, options, pairs);
       if (!b) return b.error();
     }
   }
 
+  // Sorted by name, one entry per name: a later pair (the body's after the
+  // query's, a repeated name) replaces an earlier one.
   RequestParams params;
-  for (Pairs* pairs : {&from_query, &from_body}) {
-    for (auto& [name, value] : *pairs) {
-      params.params_.insert_or_assign(std::move(name), Entry{std::move(value)});
+  params.params_.reserve(pairs.size());
+  for (auto& [name, value] : pairs) {
+    auto it =
+        std::lower_bound(params.params_.begin(), params.params_.end(), name,
+                         [](const auto& entry, const std::string& n) {
+                           return entry.first < n;
+                         });
+    if (it != params.params_.end() && it->first == name) {
+      it->second = Entry{std::move(value)};
+    } else {
+      params.params_.emplace(it, std::move(name), Entry{std::move(value)});
     }
   }
   return params;
 }
 
+std::size_t RequestParams::IndexOf(std::string_view name) const {
+  auto it = std::lower_bound(
+      params_.begin(), params_.end(), name,
+      [](const auto& entry, std::string_view n) { return entry.first < n; });
+  return it != params_.end() && it->first == name
+             ? static_cast<std::size_t>(it - params_.begin())
+             : params_.size();
+}
+
 const std::string* RequestParams::Lookup(std::string_view name) {
-  auto it = params_.find(name);
-  if (it == params_.end()) return nullptr;
-  it->second.used = true;
-  return &it->second.value;
+  const std::size_t i = IndexOf(name);
+  if (i == params_.size()) return nullptr;
+  params_[i].second.used = true;
+  return &params_[i].second.value;
 }
 
 std::optional<std::string> RequestParams::GetString(std::string_view name) {
@@ -537,7 +556,7 @@ ApiResult<boost::json::object> RequestParams::RequireJsonObject(
 }
 
 bool RequestParams::Has(std::string_view name) const {
-  return params_.find(name) != params_.end();
+  return IndexOf(name) != params_.size();
 }
 
 void RequestParams::MarkUsed(std::string_view name) { Lookup(name); }

@@ -43,7 +43,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -153,11 +152,16 @@ class RequestParams {
     bool used = false;
   };
 
+  // Where `name` is in params_; params_.size() if absent.
+  std::size_t IndexOf(std::string_view name) const;
   // The value of `name`, marking it used; nullptr if absent.
   const std::string* Lookup(std::string_view name);
   ApiResult<std::optional<boost::json::value>> ParseJson(std::string_view name);
 
-  std::map<std::string, Entry, std::less<>> params_;
+  // Sorted by name (byte order), one entry per name: a flat list rather
+  // than a tree, since a request has a few parameters (one allocation for
+  // all of them, not one each).
+  std::vector<std::pair<std::string, Entry>> params_;
 };
 
 }  // namespace presence::api

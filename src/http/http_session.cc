@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
+#include <ctime>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -533,6 +534,18 @@ void HttpSession::DoClose() {
   socket_.close(ec);
 }
 
+std::chrono::steady_clock::time_point HttpSession::CoarseNow() {
+  // Every read and every write starts a timed state: the coarse clock (the
+  // kernel's last tick, a few ms old, no clock read) is enough for
+  // deadlines of seconds, and both ends of a duration use it.
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return std::chrono::steady_clock::time_point(
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+          std::chrono::seconds(ts.tv_sec) +
+          std::chrono::nanoseconds(ts.tv_nsec)));
+}
+
 std::chrono::steady_clock::duration HttpSession::Tick() const {
   return std::min<std::chrono::steady_clock::duration>(limits_->idle_timeout,
                                                        limits_->heartbeat);
@@ -540,7 +553,7 @@ std::chrono::steady_clock::duration HttpSession::Tick() const {
 
 void HttpSession::StartTimed(Timed what) {
   timed_ = what;
-  timed_since_ = std::chrono::steady_clock::now();
+  timed_since_ = CoarseNow();
   // Armed already: for at most Tick() from a moment before now, so never
   // later than this state's deadline (now + a limit >= Tick()).
   if (!idle_timer_armed_ && !closed_) ArmIdleTimer(Tick());
@@ -560,7 +573,7 @@ void HttpSession::OnIdleTimer(beast::error_code ec) {
       timed_ == Timed::kParked
           ? std::chrono::steady_clock::duration(limits_->heartbeat)
           : std::chrono::steady_clock::duration(limits_->idle_timeout);
-  const auto ran = std::chrono::steady_clock::now() - timed_since_;
+  const auto ran = CoarseNow() - timed_since_;
   if (ran < limit) return ArmIdleTimer(std::min(limit - ran, Tick()));
   if (timed_ == Timed::kParked) {
     // Appends a heartbeat event to the queue, which wakes this session

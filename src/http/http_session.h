@@ -194,6 +194,8 @@ class HttpSession : public QueueWaiter,
   enum class Timed : std::uint8_t { kNone, kRead, kWrite, kParked };
   // The deadline of the state that starts now.
   void StartTimed(Timed what);
+  // CLOCK_MONOTONIC_COARSE: when a timed state began, and how long it ran.
+  static std::chrono::steady_clock::time_point CoarseNow();
   // How long the timer waits at most: min(idle timeout, heartbeat).
   std::chrono::steady_clock::duration Tick() const;
   // No operation is timed (parked, relayed, closing).

@@ -17,7 +17,13 @@ void AppendNumber(std::string& out, std::size_t n) {
 }
 
 bool HasCrOrLf(std::string_view s) {
-  return s.find_first_of("\r\n") != std::string_view::npos;
+  // A plain loop: find_first_of("\r\n") searches the set once per
+  // character (a library call each), and every API answer's fields pass
+  // here.
+  for (const char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
 }
 
 }  // namespace

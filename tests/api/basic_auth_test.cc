@@ -4,6 +4,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <string>
+#include <utility>
 
 namespace presence::api {
 namespace {
@@ -42,15 +43,41 @@ void ExpectInvalidHeader(const ApiResult<BasicCredentials>& r) {
 TEST(BasicAuthTest, ParsesEmailAndKey) {
   auto r = ParseBasicAuthorization(Header(kIagoB64));
   ASSERT_TRUE(r) << r.error().msg;
-  EXPECT_EQ(r->email, "iago@zulip.com");
-  EXPECT_EQ(r->api_key, kKey);
+  EXPECT_EQ(r->email(), "iago@zulip.com");
+  EXPECT_EQ(r->api_key(), kKey);
+}
+
+TEST(BasicAuthTest, CopiesAndMovesKeepTheParts) {
+  auto r = ParseBasicAuthorization(Header(kIagoB64));
+  ASSERT_TRUE(r);
+  const BasicCredentials copy = *r;
+  const BasicCredentials moved = std::move(*r);
+  for (const BasicCredentials* c : {&copy, &moved}) {
+    EXPECT_EQ(c->email(), "iago@zulip.com");
+    EXPECT_EQ(c->api_key(), kKey);
+  }
+}
+
+TEST(BasicAuthTest, SeparatorsAreExactlyPythonsAsciiWhitespace) {
+  for (char sep : {' ', '\t', '\n', '\v', '\f', '\r'}) {
+    auto r = ParseBasicAuthorization("Basic" + std::string(1, sep) +
+                                     std::string(kAbcB64) + sep);
+    ASSERT_TRUE(r) << static_cast<int>(sep);
+    EXPECT_EQ(r->email(), "a@b.c");
+  }
+  // Their neighbours are not whitespace: one word, not the Basic scheme.
+  for (char other : {'\x08', '\x0e', '\x1f', '!'}) {
+    ExpectError(ParseBasicAuthorization("Basic" + std::string(1, other) +
+                                        std::string(kAbcB64)),
+                400, "BAD_REQUEST", std::string(kRequiresBasicAuth));
+  }
 }
 
 TEST(BasicAuthTest, SchemeIsCaseInsensitive) {
   for (std::string_view scheme : {"basic", "BASIC", "bAsIc"}) {
     auto r = ParseBasicAuthorization(Header(kAbcB64, scheme));
     ASSERT_TRUE(r) << scheme;
-    EXPECT_EQ(r->email, "a@b.c");
+    EXPECT_EQ(r->email(), "a@b.c");
   }
 }
 
@@ -58,7 +85,7 @@ TEST(BasicAuthTest, ToleratesWhitespaceAroundWords) {
   std::string h = "  Basic \t  " + std::string(kAbcB64) + "  ";
   auto r = ParseBasicAuthorization(h);
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->api_key, kKey);
+  EXPECT_EQ(r->api_key(), kKey);
 }
 
 TEST(BasicAuthTest, StripsWhitespaceAroundBothParts) {
@@ -67,8 +94,8 @@ TEST(BasicAuthTest, StripsWhitespaceAroundBothParts) {
       "IAlpYWdvQHp1bGlwLmNvbSAgOiAgYWJjZGVmZ2hpakFCQ0RFRkdISUowMTIzNDU2Nzg5eFk"
       "K"));
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->email, "iago@zulip.com");
-  EXPECT_EQ(r->api_key, kKey);
+  EXPECT_EQ(r->email(), "iago@zulip.com");
+  EXPECT_EQ(r->api_key(), kKey);
 }
 
 TEST(BasicAuthTest, KeepsNonAsciiEmail) {
@@ -77,7 +104,7 @@ TEST(BasicAuthTest, KeepsNonAsciiEmail) {
       "asO8cmdlbkBleGFtcGxlLmNvbTphYmNkZWZnaGlqQUJDREVGR0hJSjAxMjM0NTY3ODl4WQ="
       "="));
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->email, "j\xC3\xBCrgen@example.com");
+  EXPECT_EQ(r->email(), "j\xC3\xBCrgen@example.com");
 }
 
 TEST(BasicAuthTest, EmptyEmailIsLeftToTheCaller) {
@@ -85,7 +112,7 @@ TEST(BasicAuthTest, EmptyEmailIsLeftToTheCaller) {
       // ":" + kKey
       "OmFiY2RlZmdoaWpBQkNERUZHSElKMDEyMzQ1Njc4OXhZ"));
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->email, "");
+  EXPECT_EQ(r->email(), "");
 }
 
 TEST(BasicAuthTest, OtherSchemeIs400) {
