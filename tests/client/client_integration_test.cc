@@ -199,6 +199,52 @@ TEST_F(ClientIntegrationTest, TwoClientsSeeEachOtherWithNames) {
             ConnectionState::kConnected);
 }
 
+// Issue #18: the standard user status fields against the real server.
+TEST_F(ClientIntegrationTest, OwnStatusReachesOthersAndIsCleared) {
+  LiveClient* alice = NewClient(users_[0]);
+  LiveClient* bob = NewClient(users_[1]);
+  const auto alice_id = users_[0].id;
+  ASSERT_TRUE(WaitFor([&] {
+    return alice->client->state() == ConnectionState::kConnected &&
+           bob->client->state() == ConnectionState::kConnected;
+  }));
+  std::promise<PresenceClient::CallStatus> answered;
+  OnLoop([&] {
+    StatusUpdate u;
+    u.status_text = "In a meeting";
+    u.emoji_name = "calendar";
+    u.emoji_code = "1f4c5";
+    u.reaction_type = "unicode_emoji";
+    alice->client->SetOwnStatus(
+        u, [&](PresenceClient::CallStatus s) { answered.set_value(s); });
+    return 0;
+  });
+  auto result = answered.get_future().get();
+  ASSERT_TRUE(result) << result.error().message();
+  // Bob's table hears of it through his event queue, and so does Alice's.
+  auto says = [&](LiveClient* viewer, std::string_view text) {
+    return WaitFor([&] {
+      const UserStatus* st = viewer->client->table().GetUserStatus(alice_id);
+      return text.empty() ? st == nullptr
+                          : st != nullptr && st->status_text == text &&
+                                st->emoji_code == "1f4c5";
+    });
+  };
+  ASSERT_TRUE(says(bob, "In a meeting"));
+  ASSERT_TRUE(says(alice, "In a meeting"));
+  EXPECT_FALSE(OnLoop([&] { return bob->client->IsDoNotDisturb(alice_id); }));
+  // A newcomer gets it in the register snapshot.
+  LiveClient* carol = NewClient(users_[2]);
+  ASSERT_TRUE(says(carol, "In a meeting"));
+
+  OnLoop([&] {
+    alice->client->ClearOwnStatus();
+    return 0;
+  });
+  EXPECT_TRUE(says(bob, ""));
+  EXPECT_TRUE(says(carol, ""));
+}
+
 TEST_F(ClientIntegrationTest, IdleAndResumeReachOthers) {
   ClientOptions alice_opts;
   alice_opts.idle_timeout = 1500 * kMs;
