@@ -403,7 +403,13 @@
   async function postOwnStatus(params) {
     showStatusError('');
     try {
-      await api('POST', '/users/me/status', params);
+      const r = await api('POST', '/users/me/status', params);
+      // A server without presenced's extension ignores the end time.
+      const ignored = Array.isArray(r.ignored_parameters_unsupported)
+        ? r.ignored_parameters_unsupported : [];
+      if (ignored.includes('scheduled_end_time')) {
+        showStatusError('This server does not support end times: the status was set without one.');
+      }
       return true;
     } catch (e) {
       showStatusError(e instanceof ApiError ? `The server refused: ${e.message}`

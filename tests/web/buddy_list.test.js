@@ -698,6 +698,22 @@ describe('buddy-list page user status', { timeout: 180_000 }, () => {
     assert.equal(await err.getAttribute('role'), 'alert');
   });
 
+  it('says when the server ignores the end time', async () => {
+    const pa = await newPage();
+    // What a server without the extension answers.
+    await pa.route('**/api/v1/users/me/status', (route) => route.fulfill({
+      json: { result: 'success', msg: '', ignored_parameters_unsupported: ['scheduled_end_time'] },
+    }));
+    await signIn(server, pa, alice);
+    await pa.locator('#my-status summary').click();
+    await pa.getByLabel('Status text').fill('Lunch');
+    await pa.getByLabel('Clear it at (optional)').fill('2023-11-14T23:00');
+    await pa.getByRole('button', { name: 'Set status' }).click();
+    const err = pa.locator('#status-error');
+    await err.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await err.textContent(), /does not support end times/);
+  });
+
   it('renders a scheduled end and do-not-disturb (extension fields)', async () => {
     const pb = await newPage();
     // The real register answer, with Alice's status as a server with the
