@@ -698,6 +698,21 @@ describe('buddy-list page user status', { timeout: 180_000 }, () => {
     assert.equal(await err.getAttribute('role'), 'alert');
   });
 
+  it('fits the status form on a phone screen', async () => {
+    const ctx = await browser.newContext({
+      viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true,
+      hasTouch: true, timezoneId: 'UTC',
+    });
+    contexts.push(ctx);
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => pageErrors.push(String(e)));
+    await signIn(server, p, alice);
+    await p.locator('#my-status summary').click();
+    await p.getByLabel('Status text').waitFor({ state: 'visible' });
+    await noHorizontalScroll(p, 'status form');
+    await p.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-phone.png'), fullPage: true });
+  });
+
   it('says when the server ignores the end time', async () => {
     const pa = await newPage();
     // What a server without the extension answers.
