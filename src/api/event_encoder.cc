@@ -96,6 +96,24 @@ std::string JsonEventEncoder::UserStatus(
   return out;
 }
 
+std::string JsonEventEncoder::UserStatusExtended(
+    UserId user, const store::UserStatus& status) const {
+  std::string out = UserStatus(user, status);
+  out.pop_back();  // '}'
+  if (status.passed & store::UserStatus::kScheduledEnd) {
+    out.append(",\"scheduled_end_time\":");
+    out.append(std::to_string(status.scheduled_end_time));
+  }
+  if (status.passed & store::UserStatus::kDnd) {
+    out.append(",\"dnd\":");
+    out.append(status.dnd ? "true" : "false");
+    out.append(",\"dnd_end_time\":");
+    out.append(std::to_string(status.dnd_end_time));
+  }
+  out.push_back('}');
+  return out;
+}
+
 std::string JsonEventEncoder::GlobalNotificationsPresenceEnabled(
     std::string_view email, bool enabled) const {
   std::string out = R"({"type":"update_global_notifications","user":)";

@@ -24,6 +24,8 @@ class JsonEventEncoder final : public EventEncoder {
                                                  bool enabled) const override;
   std::string UserStatus(UserId user,
                          const store::UserStatus& status) const override;
+  std::string UserStatusExtended(
+      UserId user, const store::UserStatus& status) const override;
   std::string Heartbeat() const override;
 };
 

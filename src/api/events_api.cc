@@ -176,6 +176,7 @@ ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
                                        : PresenceShape::kLegacy;
   spec.presence_transitions = cap("presence_transitions");
   spec.per_client = cap("presence_per_client");
+  spec.status_extensions = cap("user_status_extensions");
   spec.presence_user_ids = *subset;
   if (spec.presence_user_ids) {
     auto& ids = *spec.presence_user_ids;
@@ -251,17 +252,19 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
   if (Contains(args->fetch, "user_status")) {
     // Zulip's get_all_users_status_dict: active users the caller may see
     // whose status says something.
+    const StatusShape shape =
+        spec.status_extensions ? StatusShape::kExtended : StatusShape::kZulip;
     body.append(",\"user_status\":{");
     bool first = true;
     caller.realm->ForEachVisibleStatus(
         caller.user_id, [&](const Member& m, const store::UserStatus& status) {
-          if (StatusSaysNothing(status, m.presence_enabled)) return;
+          if (StatusSaysNothing(status, m.presence_enabled, shape)) return;
           if (!first) body.push_back(',');
           first = false;
           body.push_back('"');
           AppendInt(body, m.id);
           body.append("\":");
-          AppendStatusObject(body, status, m.presence_enabled);
+          AppendStatusObject(body, status, m.presence_enabled, shape);
         });
     body.push_back('}');
   }

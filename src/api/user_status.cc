@@ -66,9 +66,18 @@ ApiResult<StatusUpdate> ReadStatusParams(RequestParams& params,
     if (!away) return away.error();
     u.away = *away;
   }
+  auto dnd = params.GetJsonBool("dnd");
+  if (!dnd) return dnd.error();
+  u.dnd = *dnd;
+  auto dnd_end = params.GetJsonInt("dnd_end_time");
+  if (!dnd_end) return dnd_end.error();
+  u.dnd_end_time = *dnd_end;
   u.emoji_code = params.GetString("emoji_code");
   u.emoji_name = params.GetString("emoji_name");
   u.reaction_type = params.GetString("reaction_type");
+  auto end = params.GetJsonInt("scheduled_end_time");
+  if (!end) return end.error();
+  u.scheduled_end_time = *end;
   if (auto text = params.GetString("status_text")) {
     std::string_view trimmed = Trim(*text);
     if (CodePoints(trimmed) > kMaxStatusTextChars) {
@@ -81,8 +90,45 @@ ApiResult<StatusUpdate> ReadStatusParams(RequestParams& params,
   return u;
 }
 
-ApiResult<StatusUpdate> CheckStatusUpdate(StatusUpdate u) {
-  if (!u.away && !u.status_text && !u.emoji_name) {
+namespace {
+
+// An end time: 0 (none), or after now and at most 366 days ahead.
+std::optional<ApiError> CheckEnd(std::string_view name, std::int64_t end,
+                                 std::int64_t now_seconds) {
+  if (end == 0) return std::nullopt;
+  if (end <= now_seconds) {
+    return ApiError::BadRequest(std::string(name) +
+                                " must be in the future (or 0 for no end)");
+  }
+  if (end - now_seconds > kMaxStatusEndAheadSeconds) {
+    return ApiError::BadRequest(std::string(name) +
+                                " must be at most 366 days ahead");
+  }
+  return std::nullopt;
+}
+
+ApiResult<StatusUpdate> CheckExtensions(StatusUpdate u,
+                                        std::int64_t now_seconds) {
+  if (u.scheduled_end_time) {
+    if (auto e = CheckEnd("scheduled_end_time", *u.scheduled_end_time,
+                          now_seconds)) {
+      return *e;
+    }
+  }
+  if (u.dnd_end_time) {
+    if (*u.dnd_end_time != 0 && u.dnd != true) {
+      return ApiError::BadRequest("dnd_end_time needs dnd=true");
+    }
+    if (auto e = CheckEnd("dnd_end_time", *u.dnd_end_time, now_seconds)) {
+      return *e;
+    }
+  }
+  return u;
+}
+
+ApiResult<StatusUpdate> CheckZulipStatus(StatusUpdate u) {
+  if (!u.away && !u.status_text && !u.emoji_name && !u.scheduled_end_time &&
+      !u.dnd && !u.dnd_end_time) {
     return ApiError::BadRequest("Client did not pass any new values.");
   }
   if (u.emoji_name && u.emoji_name->empty()) {
@@ -134,8 +180,17 @@ ApiResult<StatusUpdate> CheckStatusUpdate(StatusUpdate u) {
   return u;
 }
 
+}  // namespace
+
+ApiResult<StatusUpdate> CheckStatusUpdate(StatusUpdate u,
+                                          std::int64_t now_seconds) {
+  auto zulip = CheckZulipStatus(std::move(u));
+  if (!zulip) return zulip;
+  return CheckExtensions(std::move(*zulip), now_seconds);
+}
+
 void AppendStatusObject(std::string& out, const store::UserStatus& status,
-                        bool presence_enabled) {
+                        bool presence_enabled, StatusShape shape) {
   out.push_back('{');
   bool first = true;
   auto key = [&](std::string_view k) {
@@ -160,10 +215,29 @@ void AppendStatusObject(std::string& out, const store::UserStatus& status,
     key("reaction_type");
     AppendJsonString(out, status.reaction_type);
   }
+  if (shape == StatusShape::kExtended) {
+    if (status.scheduled_end_time != 0) {
+      key("scheduled_end_time");
+      out.append(std::to_string(status.scheduled_end_time));
+    }
+    if (status.dnd) {
+      key("dnd");
+      out.append("true");
+      if (status.dnd_end_time != 0) {
+        key("dnd_end_time");
+        out.append(std::to_string(status.dnd_end_time));
+      }
+    }
+  }
   out.push_back('}');
 }
 
-bool StatusSaysNothing(const store::UserStatus& status, bool presence_enabled) {
+bool StatusSaysNothing(const store::UserStatus& status, bool presence_enabled,
+                       StatusShape shape) {
+  if (shape == StatusShape::kExtended &&
+      (status.dnd || status.scheduled_end_time != 0)) {
+    return false;
+  }
   return presence_enabled && status.status_text.empty() &&
          status.emoji_name.empty() && status.emoji_code.empty() &&
          status.reaction_type == "unicode_emoji";

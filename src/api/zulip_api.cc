@@ -609,6 +609,11 @@ ApiError WriteFailed(const PresenceService& service,
   return FromErrc(e);
 }
 
+// The server's clock in UNIX seconds (the test clock in tests).
+std::int64_t NowSeconds(const PresenceService& service) {
+  return service.Now() / 1'000'000;
+}
+
 // Zulip's access_user_by_id for the status endpoints: the target must be
 // a user of the caller's realm, not a bot, active; then either visible to
 // the caller (reading) or administrable by it (an owner or administrator
@@ -648,7 +653,7 @@ ApiResult<Response> ZulipApi::OnPostMyStatus(const Call& call) const {
   }
   auto read = ReadStatusParams(*call.params, /*accept_away=*/true);
   if (!read) return read.error();
-  auto update = CheckStatusUpdate(std::move(*read));
+  auto update = CheckStatusUpdate(std::move(*read), NowSeconds(*service_));
   if (!update) return update.error();
   if (auto st = service_->UpdateUserStatus(caller.realm->id(), caller.user_id,
                                            *update);
@@ -667,7 +672,7 @@ ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
     if (auto e = AccessStatusTarget(caller, call.args[0], true, target)) {
       return *e;
     }
-    auto update = CheckStatusUpdate(std::move(*read));
+    auto update = CheckStatusUpdate(std::move(*read), NowSeconds(*service_));
     if (!update) return update.error();
     if (auto st =
             service_->UpdateUserStatus(caller.realm->id(), target, *update);
@@ -675,6 +680,13 @@ ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
       return WriteFailed(*service_, st.error());
     }
     return SuccessResponse(call.params);
+  }
+  // Extension (issue #18): the status's end times and do-not-disturb.
+  bool extended = false;
+  if (call.params != nullptr) {
+    auto ext = call.params->GetJsonBool("user_status_extensions");
+    if (!ext) return ext.error();
+    extended = ext->value_or(false);
   }
   UserId target = 0;
   if (auto e = AccessStatusTarget(caller, call.args[0], false, target)) {
@@ -687,7 +699,8 @@ ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
     if (m) enabled = m->presence_enabled;
   });
   if (auto status = caller.realm->StatusOf(target)) {
-    AppendStatusObject(body, *status, enabled);
+    AppendStatusObject(body, *status, enabled,
+                       extended ? StatusShape::kExtended : StatusShape::kZulip);
   } else {
     body.append("{}");  // never set: Zulip has no row to describe
   }

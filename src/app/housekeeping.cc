@@ -2,28 +2,33 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 #include "api/events_api.h"
 
 namespace presence::app {
 
 Housekeeping::Housekeeping(boost::asio::io_context& ioc, EventHub& hub,
-                           const PresenceService& service,
-                           unsigned queue_timeout_seconds)
+                           PresenceService& service,
+                           unsigned queue_timeout_seconds, Offload offload)
     : hub_(hub),
       service_(service),
       queue_timeout_seconds_(queue_timeout_seconds),
+      offload_(std::move(offload)),
       expiry_(ioc),
-      transitions_(ioc) {}
+      transitions_(ioc),
+      status_ends_(ioc) {}
 
 void Housekeeping::Start() {
   ScheduleExpiry();
   ScheduleTransitions();
+  ScheduleStatusEnds();
 }
 
 void Housekeeping::Stop() {
   expiry_.cancel();
   transitions_.cancel();
+  status_ends_.cancel();
 }
 
 void Housekeeping::ScheduleExpiry() {
@@ -43,6 +48,31 @@ void Housekeeping::ScheduleTransitions() {
     hub_.TickTransitions(service_.Now());
     ScheduleTransitions();
   });
+}
+
+void Housekeeping::ScheduleStatusEnds() {
+  status_ends_.expires_after(std::chrono::seconds(1));
+  status_ends_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    ExpireStatuses();
+    ScheduleStatusEnds();
+  });
+}
+
+void Housekeeping::ExpireStatuses() {
+  // The previous step is still at it (a slow store): its ends are taken,
+  // the next ones wait for the next tick.
+  if (status_step_running_->exchange(true)) return;
+  auto step = [&deadlines = hub_.status_deadlines(), &service = service_,
+               running = status_step_running_] {
+    (void)ExpireDueStatuses(deadlines, service);
+    running->store(false);
+  };
+  if (!offload_) {
+    step();
+  } else if (!offload_(step)) {
+    status_step_running_->store(false);  // refused (queue full): next tick
+  }
 }
 
 }  // namespace presence::app

@@ -319,7 +319,9 @@ int Main(int argc, char** argv) {
   Flusher flusher(&service, std::chrono::milliseconds(f.flush_interval_ms),
                   &metrics, std::chrono::seconds(f.malloc_trim_seconds));
   flusher.Start();
-  Housekeeping housekeeping(io.main(), hub, service, f.queue_timeout_seconds);
+  // Status ends are directory writes: on the store workers in scale-out.
+  Housekeeping housekeeping(io.main(), hub, service, f.queue_timeout_seconds,
+                            options.offload);
   housekeeping.Start();
   boost::asio::signal_set signals(io.main(), SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {

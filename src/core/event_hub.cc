@@ -453,10 +453,27 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
 
 void EventHub::OnUserStatusChange(RealmId realm_id, UserId user,
                                   const store::UserStatus& status) {
+  status_deadlines_.OnStatus(realm_id, user, status);
   const Realm* realm = service_->FindRealmById(realm_id);
   if (realm == nullptr) return;
-  auto body =
-      std::make_shared<const std::string>(encoder_->UserStatus(user, status));
+  constexpr std::uint8_t kZulipFields = store::UserStatus::kStatusText |
+                                        store::UserStatus::kEmoji |
+                                        store::UserStatus::kAway;
+  constexpr std::uint8_t kExtensionFields =
+      store::UserStatus::kScheduledEnd | store::UserStatus::kDnd;
+  // A change of the extensions alone is news only to the queues that asked
+  // for them (a Zulip client sees nothing new).
+  std::shared_ptr<const std::string> body;
+  if (status.passed & kZulipFields) {
+    body =
+        std::make_shared<const std::string>(encoder_->UserStatus(user, status));
+  }
+  std::shared_ptr<const std::string> extended = body;
+  if (status.passed & kExtensionFields) {
+    extended = std::make_shared<const std::string>(
+        encoder_->UserStatusExtended(user, status));
+  }
+  if (!body && !extended) return;
   Waiters wake;
   {
     MutexLock lock(mu_);
@@ -464,9 +481,11 @@ void EventHub::OnUserStatusChange(RealmId realm_id, UserId user,
     if (it == by_realm_.end()) return;
     std::vector<EventQueue*> overflowed;
     for (EventQueue* q : it->second) {
+      const auto& b = q->spec.status_extensions ? extended : body;
+      if (!b) continue;
       if (!q->spec.WantsType(EventType::kUserStatus)) continue;
       if (!realm->CanSee(q->spec.user_id, user)) continue;
-      AppendLocked(*q, body, wake, overflowed);
+      AppendLocked(*q, b, wake, overflowed);
     }
     DropOverflowedLocked(overflowed, wake);
   }

@@ -59,6 +59,7 @@
 
 #include "core/event_queue.h"
 #include "core/presence_service.h"
+#include "core/status_deadlines.h"
 #include "core/transition_tracker.h"
 #include "util/function_ref.h"
 #include "util/mutex.h"
@@ -89,6 +90,12 @@ class EventEncoder {
   // names (Zulip's event for a user status update).
   virtual std::string UserStatus(UserId user,
                                  const store::UserStatus& status) const = 0;
+  // The same for user_status_extensions queues (issue #18): also
+  // scheduled_end_time (kScheduledEnd) and dnd with dnd_end_time (kDnd).
+  virtual std::string UserStatusExtended(
+      UserId user, const store::UserStatus& status) const {
+    return UserStatus(user, status);
+  }
   virtual std::string Heartbeat() const = 0;
 };
 
@@ -230,6 +237,11 @@ class EventHub final : public PresenceListener {
   // Registers every existing row with the transition tracker (at start).
   void SeedTransitions(Micros now);
 
+  // When statuses end (issue #18's extensions): every status written or
+  // applied here reaches it (OnUserStatusChange); the housekeeping clears
+  // what comes due (ExpireDueStatuses).
+  StatusDeadlines& status_deadlines() { return status_deadlines_; }
+
  private:
   using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
 
@@ -257,6 +269,7 @@ class EventHub final : public PresenceListener {
   std::string queue_id_prefix_;
   WakeScheduler wake_scheduler_;
   TransitionTracker tracker_;
+  StatusDeadlines status_deadlines_;
 
   // Guards queues_, by_realm_, by_user_, every EventQueue they point to
   // (EventQueue has no lock of its own), and the counters.

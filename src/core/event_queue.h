@@ -84,6 +84,9 @@ struct QueueSpec {
   // Extension (presence_per_client capability): presence events and the
   // snapshot carry per-client data, in the queue's shape.
   bool per_client = false;
+  // Extension (user_status_extensions capability, issue #18): user_status
+  // events and the snapshot carry end times and do-not-disturb.
+  bool status_extensions = false;
   // Extension: only presence of these users (sorted, unique).
   std::optional<std::vector<UserId>> presence_user_ids;
 

@@ -229,6 +229,20 @@ Status LocalWriter::UpdateUser(Realm& realm, UserId user,
   return {};
 }
 
+Result<WriteIf> LocalWriter::UpdateStatusIf(Realm& realm,
+                                            const store::UserRecord& expected,
+                                            const store::UserStatus& status) {
+  // The only writer of this store: the caller's lock (PresenceService's
+  // admin lock) keeps the realm's copy the stored one.
+  auto rec = realm.UserRecordOf(expected.id);
+  if (!rec) return Errc::kNotFound;
+  if (*rec != expected) return WriteIf::kStale;
+  UserPatch patch;
+  patch.status = status;
+  if (auto st = UpdateUser(realm, expected.id, patch); !st) return st.error();
+  return WriteIf::kWritten;
+}
+
 Status LocalWriter::SetAccess(Realm& realm, store::AccessRecord record) {
   if (auto st = Writable(); !st) return st;
   if (auto st = store_->SetAccess(record); !st) {

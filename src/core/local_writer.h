@@ -39,6 +39,9 @@ class LocalWriter final : public PresenceWriter, private UpdateIdReserver {
   Result<UserId> CreateUser(Realm& realm,
                             const store::UserRecord& record) override;
   Status UpdateUser(Realm& realm, UserId user, const UserPatch& patch) override;
+  Result<WriteIf> UpdateStatusIf(Realm& realm,
+                                 const store::UserRecord& expected,
+                                 const store::UserStatus& status) override;
   Status WriteUsers(Realm& realm, UserBatch& batch) override;
   Status SetAccess(Realm& realm, store::AccessRecord record) override;
   Realm* LoadRealm(std::string_view) override { return nullptr; }

@@ -168,23 +168,17 @@ Status PresenceService::SetPresenceEnabled(RealmId realm_id, UserId user,
   return UpdateUser(realm_id, user, patch);
 }
 
-Status PresenceService::UpdateUserStatus(RealmId realm_id, UserId user,
-                                         const StatusUpdate& update) {
-  MutexLock admin(admin_mu_);
-  if (auto st = writer_->Writable(); !st) return st;
-  Realm* realm = FindRealmById(realm_id);
-  if (realm == nullptr) return Errc::kNotFound;
-  if (auto st = writer_->Sync(*realm); !st) return st;
-  auto now = realm->UserRecordOf(user);
-  if (!now) return Errc::kNotFound;
-  // Zulip changes the setting first (its user_settings events go out
-  // before the user_status event), and only when it differs.
-  if (update.away && *update.away == now->presence_enabled) {
-    UserPatch enabled;
-    enabled.presence_enabled = !*update.away;
-    if (auto st = writer_->UpdateUser(*realm, user, enabled); !st) return st;
-  }
-  store::UserStatus status = now->status.value_or(store::UserStatus{});
+namespace {
+
+// How often a status write re-reads the user after a compare and set found
+// the record changed (another node wrote it meanwhile): each retry follows
+// a read barrier, so only a write landing in that very window needs one.
+constexpr int kStatusWriteAttempts = 5;
+
+// `update` applied to `status` (see UpdateUserStatus).
+store::UserStatus ApplyStatusUpdate(store::UserStatus status,
+                                    const StatusUpdate& update) {
+  const store::UserStatus before = status;
   status.passed = 0;
   if (update.status_text) {
     status.status_text = *update.status_text;
@@ -201,12 +195,103 @@ Status PresenceService::UpdateUserStatus(RealmId realm_id, UserId user,
     status.passed |= store::UserStatus::kAway;
     if (*update.away) status.passed |= store::UserStatus::kAwayValue;
   }
-  // Strictly increasing per user, so that every write is a change a
-  // replica notices (two updates within one microsecond included).
-  status.timestamp = std::max(Now(), status.timestamp + 1);
-  UserPatch patch;
-  patch.status = std::move(status);
-  return writer_->UpdateUser(*realm, user, patch);
+  if (update.scheduled_end_time) {
+    status.scheduled_end_time = *update.scheduled_end_time;
+  } else if (update.status_text || update.emoji_name) {
+    // The end belonged to the status it was set with.
+    status.scheduled_end_time = 0;
+  }
+  if (update.scheduled_end_time ||
+      status.scheduled_end_time != before.scheduled_end_time) {
+    status.passed |= store::UserStatus::kScheduledEnd;
+  }
+  if (update.dnd) {
+    status.dnd = *update.dnd;
+    status.dnd_end_time = *update.dnd ? update.dnd_end_time.value_or(0) : 0;
+  } else if (update.dnd_end_time) {
+    status.dnd_end_time = status.dnd ? *update.dnd_end_time : 0;
+  }
+  if (update.dnd || update.dnd_end_time || status.dnd != before.dnd ||
+      status.dnd_end_time != before.dnd_end_time) {
+    status.passed |= store::UserStatus::kDnd;
+  }
+  return status;
+}
+
+}  // namespace
+
+Status PresenceService::UpdateUserStatus(RealmId realm_id, UserId user,
+                                         const StatusUpdate& update) {
+  MutexLock admin(admin_mu_);
+  if (auto st = writer_->Writable(); !st) return st;
+  Realm* realm = FindRealmById(realm_id);
+  if (realm == nullptr) return Errc::kNotFound;
+  if (auto st = writer_->Sync(*realm); !st) return st;
+  auto now = realm->UserRecordOf(user);
+  if (!now) return Errc::kNotFound;
+  // Zulip changes the setting first (its user_settings events go out
+  // before the user_status event), and only when it differs.
+  if (update.away && *update.away == now->presence_enabled) {
+    UserPatch enabled;
+    enabled.presence_enabled = !*update.away;
+    if (auto st = writer_->UpdateUser(*realm, user, enabled); !st) return st;
+  }
+  for (int attempt = 0;; ++attempt) {
+    auto rec = realm->UserRecordOf(user);
+    if (!rec) return Errc::kNotFound;
+    store::UserStatus status =
+        ApplyStatusUpdate(rec->status.value_or(store::UserStatus{}), update);
+    // Strictly increasing per user, so that every write is a change a
+    // replica notices (two updates within one microsecond included).
+    status.timestamp = std::max(Now(), status.timestamp + 1);
+    // Compare and set: a status expiry (or another request) written by
+    // another node since this replica was read is never overwritten.
+    auto wrote = writer_->UpdateStatusIf(*realm, *rec, status);
+    if (!wrote) return wrote.error();
+    if (*wrote == WriteIf::kWritten) return {};
+    if (attempt + 1 >= kStatusWriteAttempts) return Errc::kUnavailable;
+    if (auto st = writer_->Sync(*realm); !st) return st;
+  }
+}
+
+Result<WriteIf> PresenceService::ExpireUserStatus(RealmId realm_id, UserId user,
+                                                  StatusEndKind kind,
+                                                  std::int64_t end) {
+  MutexLock admin(admin_mu_);
+  if (auto st = writer_->Writable(); !st) return st.error();
+  Realm* realm = FindRealmById(realm_id);
+  if (realm == nullptr) return WriteIf::kStale;
+  if (auto st = writer_->Sync(*realm); !st) return st.error();
+  for (int attempt = 0;; ++attempt) {
+    auto rec = realm->UserRecordOf(user);
+    if (!rec || !rec->status) return WriteIf::kStale;
+    store::UserStatus status = *rec->status;
+    if (kind == StatusEndKind::kStatus) {
+      // Changed meanwhile (a new status, a new end): not this end's to clear.
+      if (end == 0 || status.scheduled_end_time != end) return WriteIf::kStale;
+      status.status_text.clear();
+      status.emoji_name.clear();
+      status.emoji_code.clear();
+      status.reaction_type = "unicode_emoji";
+      status.scheduled_end_time = 0;
+      // Shaped as Zulip's clear: the text and the emoji (not away).
+      status.passed = store::UserStatus::kStatusText |
+                      store::UserStatus::kEmoji |
+                      store::UserStatus::kScheduledEnd;
+    } else {
+      if (end == 0 || !status.dnd || status.dnd_end_time != end)
+        return WriteIf::kStale;
+      status.dnd = false;
+      status.dnd_end_time = 0;
+      status.passed = store::UserStatus::kDnd;
+    }
+    status.timestamp = std::max(Now(), status.timestamp + 1);
+    auto wrote = writer_->UpdateStatusIf(*realm, *rec, status);
+    if (!wrote) return wrote.error();
+    if (*wrote == WriteIf::kWritten) return WriteIf::kWritten;
+    if (attempt + 1 >= kStatusWriteAttempts) return Errc::kUnavailable;
+    if (auto st = writer_->Sync(*realm); !st) return st.error();
+  }
 }
 
 Result<RealmId> PresenceService::CreateRealm(std::string_view subdomain,

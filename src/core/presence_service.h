@@ -169,8 +169,24 @@ class PresenceService {
   // keep theirs; a user without one starts from the empty status) and one
   // user_status event names what was passed. Always writes, as Zulip does.
   // kNotFound if the user is not in the realm.
+  //
+  // Extensions (issue #18): scheduled_end_time and dnd / dnd_end_time as
+  // passed; a new status_text or emoji without scheduled_end_time removes
+  // the previous end (it belonged to the status it was set with); dnd
+  // without dnd_end_time, and dnd=false, remove dnd's end. The event names
+  // an extension field when it was passed or changed.
   Status UpdateUserStatus(RealmId realm, UserId user,
                           const StatusUpdate& update);
+
+  // A status end came (StatusDeadlines): if the user's status still ends at
+  // `end` (UNIX seconds) for `kind`, clears what ends (the text and emoji;
+  // or dnd) and announces it as a status update; otherwise (changed
+  // meanwhile) writes nothing. In a group, the write is a compare and set
+  // of the user's record, so of several nodes clearing the same end exactly
+  // one writes. kWritten if this call wrote, kStale if there was nothing
+  // (left) to clear.
+  Result<WriteIf> ExpireUserStatus(RealmId realm, UserId user,
+                                   StatusEndKind kind, std::int64_t end);
 
   // --- Admin -----------------------------------------------------------------
 

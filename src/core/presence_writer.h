@@ -53,6 +53,12 @@ struct UserPatch {
   std::optional<store::UserStatus> status;
 };
 
+// What a compare-and-set write did (PresenceWriter::UpdateStatusIf).
+enum class WriteIf : std::uint8_t {
+  kWritten,
+  kStale,  // the record was not the one expected: nothing written
+};
+
 // One user status update, as POST /users/me/status passes it (validated;
 // emoji_code and reaction_type are set whenever emoji_name is).
 struct StatusUpdate {
@@ -61,6 +67,11 @@ struct StatusUpdate {
   std::optional<std::string> emoji_name;
   std::optional<std::string> emoji_code;
   std::optional<std::string> reaction_type;
+  // Extensions (issue #18), checked (api/user_status.h): UNIX seconds, 0
+  // removes the end.
+  std::optional<std::int64_t> scheduled_end_time;
+  std::optional<bool> dnd;
+  std::optional<std::int64_t> dnd_end_time;  // only with dnd == true
 };
 
 // A batch of directory changes to one realm (bulk onboarding).
@@ -156,6 +167,13 @@ class PresenceWriter {
   virtual Status UpdateUser(Realm& realm, UserId user,
                             const UserPatch& patch) = 0;
   virtual Status SetAccess(Realm& realm, store::AccessRecord record) = 0;
+  // Writes `expected` with `status` as its status, only if the user's
+  // record in the store is still `expected` (compare and set); kStale, with
+  // nothing written, when it is not (another node wrote the user meanwhile:
+  // Sync and read it again). The user status event follows as UpdateUser's.
+  virtual Result<WriteIf> UpdateStatusIf(Realm& realm,
+                                         const store::UserRecord& expected,
+                                         const store::UserStatus& status) = 0;
   // Applies `batch` to `realm`, setting the id of each created user.
   // LocalWriter commits it in one store transaction: all or nothing. This
   // default makes one CreateUser / UpdateUser call each and stops at the

@@ -291,6 +291,12 @@ void Realm::ForEachVisibleStatus(
   }
 }
 
+void Realm::ForEachStatus(
+    FunctionRef<void(UserId, const store::UserStatus&)> fn) const {
+  ReaderLock lock(mu_);
+  for (const auto& [slot, status] : statuses_) fn(members_[slot].id, status);
+}
+
 std::optional<Member> Realm::MemberById(UserId id) const {
   ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{id});

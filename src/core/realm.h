@@ -238,6 +238,10 @@ class Realm {
   void ForEachVisibleStatus(
       UserId viewer,
       FunctionRef<void(const Member&, const store::UserStatus&)> fn) const;
+  // Visits every member with a status (active or not), under the shared
+  // lock; O(members with a status).
+  void ForEachStatus(
+      FunctionRef<void(UserId, const store::UserStatus&)> fn) const;
   std::optional<Member> MemberById(UserId id) const;
   // Active-or-not member by email, case-insensitive.
   std::optional<UserId> FindIdByEmail(std::string_view email) const;

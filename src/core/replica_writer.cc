@@ -749,6 +749,22 @@ Status ReplicaWriter::UpdateUser(Realm& realm, UserId user,
   return {};
 }
 
+Result<WriteIf> ReplicaWriter::UpdateStatusIf(Realm& realm,
+                                              const store::UserRecord& expected,
+                                              const store::UserStatus& status) {
+  store::UserRecord rec = expected;
+  rec.status = status;
+  auto wrote = store_->UpdateUserIf(expected, rec);
+  if (!wrote) {
+    Status st = DirectoryWrite(realm, wrote.error());
+    return st ? Errc::kUnavailable : st.error();
+  }
+  if (!*wrote) return WriteIf::kStale;
+  // Every node announces it when its feed applies it (this one too).
+  if (auto st = Sync(realm); !st) return st.error();
+  return WriteIf::kWritten;
+}
+
 Status ReplicaWriter::SetAccess(Realm& realm, store::AccessRecord record) {
   return DirectoryWrite(realm, store_->SetAccess(record));
 }

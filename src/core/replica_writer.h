@@ -136,6 +136,9 @@ class ReplicaWriter final : public PresenceWriter,
   Result<UserId> CreateUser(Realm& realm,
                             const store::UserRecord& record) override;
   Status UpdateUser(Realm& realm, UserId user, const UserPatch& patch) override;
+  Result<WriteIf> UpdateStatusIf(Realm& realm,
+                                 const store::UserRecord& expected,
+                                 const store::UserStatus& status) override;
   Status SetAccess(Realm& realm, store::AccessRecord record) override;
   Realm* LoadRealm(std::string_view subdomain) override;
   Realm* LoadRealm(RealmId id) override;

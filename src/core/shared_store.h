@@ -233,6 +233,13 @@ class SharedStore : public Store {
                                                       UserId user, bool enabled,
                                                       Micros now) = 0;
 
+  // UpdateUser (a user of the same realm) only if the stored record is
+  // still `expected`, compared as stored, atomically: true when written (and
+  // published as UpdateUser publishes), false when the record differs and
+  // nothing was written. kNotFound if the user is not stored.
+  virtual StoreResult<bool> UpdateUserIf(const UserRecord& expected,
+                                         const UserRecord& user) = 0;
+
   // The realm's current log sequence number.
   // kNotFound if there is no such realm.
   virtual StoreResult<UpdateId> CurrentSeq(RealmId realm) = 0;

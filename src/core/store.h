@@ -67,6 +67,10 @@ struct UserStatus {
     kEmoji = 2,
     kAway = 4,
     kAwayValue = 8,
+    // Extensions (issue #18; events to user_status_extensions queues only):
+    // the scheduled end changed or was passed; dnd or its end did.
+    kScheduledEnd = 16,
+    kDnd = 32,
   };
   std::string status_text;  // at most 60 characters, trimmed
   std::string emoji_name;   // "" : no emoji
@@ -74,6 +78,11 @@ struct UserStatus {
   std::string reaction_type = "unicode_emoji";
   Micros timestamp = 0;     // when it was last written
   std::uint8_t passed = 0;  // see Passed
+  // Extensions (issue #18), UNIX seconds, 0: none. At scheduled_end_time
+  // the server clears status_text and the emoji; at dnd_end_time, dnd.
+  std::int64_t scheduled_end_time = 0;
+  bool dnd = false;
+  std::int64_t dnd_end_time = 0;  // only with dnd
   friend bool operator==(const UserStatus&, const UserStatus&) = default;
 };
 

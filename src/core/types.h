@@ -43,6 +43,10 @@ struct PresenceTimes {
 
 enum class ReportStatus : std::uint8_t { kActive = 1, kIdle = 2 };
 
+// Which end of a user status (issue #18's extensions): the scheduled end of
+// the status text and emoji, or the end of do-not-disturb.
+enum class StatusEndKind : std::uint8_t { kStatus = 0, kDnd = 1 };
+
 }  // namespace presence
 
 #endif  // PRESENCE_CORE_TYPES_H_

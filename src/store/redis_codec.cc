@@ -80,6 +80,15 @@ std::string EncodeUser(const UserRecord& u) {
     PutNs(&out, u.status->reaction_type);
     PutNs(&out, std::to_string(u.status->timestamp));
     PutNs(&out, std::to_string(u.status->passed));
+    const UserStatus& st = *u.status;
+    if (st.scheduled_end_time != 0 || st.dnd || st.dnd_end_time != 0) {
+      // Issue #18's extensions: three more, only when one is set, so a
+      // status without them is stored as before (and compares equal to
+      // it, UpdateUserIf).
+      PutNs(&out, std::to_string(st.scheduled_end_time));
+      PutNs(&out, Flag(st.dnd));
+      PutNs(&out, std::to_string(st.dnd_end_time));
+    }
   }
   return out;
 }
@@ -125,8 +134,21 @@ std::optional<UserRecord> DecodeUser(std::string_view s) {
                           .reaction_type = std::string(*type),
                           .timestamp = *stamp_v,
                           .passed = static_cast<std::uint8_t>(*passed_v)};
-    // Netstrings after these are for later parts of issue #18 (an end
-    // time, do-not-disturb): an older node skips them.
+    if (!r.done()) {
+      // Issue #18's extensions: the scheduled end, dnd, dnd's end.
+      auto end = r.Next();
+      auto dnd = r.Next();
+      auto dnd_end = r.Next();
+      if (!dnd_end) return std::nullopt;
+      auto end_v = ParseInt(*end);
+      auto dnd_v = ParseFlag(*dnd);
+      auto dnd_end_v = ParseInt(*dnd_end);
+      if (!end_v || !dnd_v || !dnd_end_v) return std::nullopt;
+      u.status->scheduled_end_time = *end_v;
+      u.status->dnd = *dnd_v;
+      u.status->dnd_end_time = *dnd_end_v;
+    }
+    // Netstrings after these are for later versions: skipped.
     while (!r.done()) {
       if (!r.Next()) return std::nullopt;
     }

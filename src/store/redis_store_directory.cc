@@ -91,6 +91,26 @@ StoreStatus RedisStore::PutUser(const UserRecord& user, bool must_exist) {
   return {};
 }
 
+StoreResult<bool> RedisStore::UpdateUserIf(const UserRecord& expected,
+                                           const UserRecord& user) {
+  if (expected.id != user.id || expected.realm_id != user.realm_id) {
+    return Errc::kInvalidArgument;
+  }
+  const std::string args[] = {std::to_string(user.realm_id),
+                              std::to_string(user.id),
+                              AsciiLower(user.email),
+                              EncodeUser(user),
+                              "1",
+                              EncodeUser(expected)};
+  auto put = Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args);
+  if (!put) return put.error();
+  auto r = IntOf(*put);
+  if (!r) return Error(Errc::kCorrupt, "put_user: bad reply");
+  if (*r == -1) return Errc::kNotFound;
+  if (*r == -2) return Errc::kAlreadyExists;
+  return *r != -3;
+}
+
 StoreResult<UserId> RedisStore::InsertUser(const UserRecord& user) {
   // Check first, then take an id (the counter is on another slot), then
   // insert re-checking: a failed insert takes no id unless it lost a race.

@@ -100,7 +100,8 @@ constexpr std::string_view kSelectUsers =
     "SELECT id, realm_id, email, full_name, role, is_bot, is_active, "
     "presence_enabled, can_access_all_users, date_joined, api_key_hash, "
     "status_text, status_emoji_name, status_emoji_code, "
-    "status_reaction_type, status_timestamp, status_passed "
+    "status_reaction_type, status_timestamp, status_passed, "
+    "status_scheduled_end_time, status_dnd, status_dnd_end_time "
     "FROM users ORDER BY id";
 constexpr std::string_view kSelectPresence =
     "SELECT user_id, realm_id, last_connected, last_active, last_update_id "
@@ -126,15 +127,17 @@ constexpr std::string_view kInsertUser =
     "INSERT INTO users (realm_id, email, email_lower, full_name, role, "
     "is_bot, is_active, presence_enabled, can_access_all_users, date_joined, "
     "api_key_hash, status_text, status_emoji_name, status_emoji_code, "
-    "status_reaction_type, status_timestamp, status_passed) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    "status_reaction_type, status_timestamp, status_passed, "
+    "status_scheduled_end_time, status_dnd, status_dnd_end_time) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 constexpr std::string_view kUpdateUser =
     "UPDATE users SET realm_id = ?, email = ?, email_lower = ?, "
     "full_name = ?, role = ?, is_bot = ?, is_active = ?, "
     "presence_enabled = ?, can_access_all_users = ?, date_joined = ?, "
     "api_key_hash = ?, status_text = ?, status_emoji_name = ?, "
     "status_emoji_code = ?, status_reaction_type = ?, status_timestamp = ?, "
-    "status_passed = ? WHERE id = ?";
+    "status_passed = ?, status_scheduled_end_time = ?, status_dnd = ?, "
+    "status_dnd_end_time = ? WHERE id = ?";
 constexpr std::string_view kRealmExists = "SELECT 1 FROM realms WHERE id = ?";
 constexpr std::string_view kUserExists = "SELECT 1 FROM users WHERE id = ?";
 constexpr std::string_view kDeleteAccess =
@@ -178,12 +181,12 @@ int BindOne(sqlite3_stmt* s, int i, NullableTime t) {
   return sqlite3_bind_int64(s, i, t.micros);
 }
 
-// A user's six status columns from parameter `i` on: all NULL for a user
+// A user's nine status columns from parameter `i` on: all NULL for a user
 // without a status.
 int BindStatus(sqlite3_stmt* s, int i, const std::optional<UserStatus>& st) {
   if (!st) {
     int rc = SQLITE_OK;
-    for (int k = 0; k < 6 && rc == SQLITE_OK; ++k) {
+    for (int k = 0; k < 9 && rc == SQLITE_OK; ++k) {
       rc = sqlite3_bind_null(s, i + k);
     }
     return rc;
@@ -208,6 +211,11 @@ int BindStatus(sqlite3_stmt* s, int i, const std::optional<UserStatus>& st) {
   }
   if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, i + 4, st->timestamp);
   if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, i + 5, st->passed);
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_bind_int64(s, i + 6, st->scheduled_end_time);
+  }
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int(s, i + 7, st->dnd ? 1 : 0);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, i + 8, st->dnd_end_time);
   return rc;
 }
 
@@ -582,6 +590,10 @@ StoreResult<Snapshot> SqliteStore::Load() {
             .reaction_type = ColumnText(s, 14),
             .timestamp = ColumnInt(s, 15),
             .passed = static_cast<std::uint8_t>(ColumnInt(s, 16)),
+            // NULL (a row written before issue #18's extensions) reads 0.
+            .scheduled_end_time = ColumnInt(s, 17),
+            .dnd = ColumnBool(s, 18),
+            .dnd_end_time = ColumnInt(s, 19),
         };
       }
       snap.users.push_back(std::move(user));
@@ -702,7 +714,7 @@ StoreStatus SqliteStore::UpdateUserLocked(const UserRecord& user) {
            user.presence_enabled, user.can_access_all_users, user.date_joined,
            HexEncode(user.api_key_hash));
   if (rc == SQLITE_OK) rc = BindStatus(s, 12, user.status);
-  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 18, user.id);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 21, user.id);
   if (rc != SQLITE_OK) return Fail(rc, "UpdateUser");
   rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) return Fail(rc, "UpdateUser");

@@ -7,6 +7,9 @@
 namespace presence::api {
 namespace {
 
+// The server's clock in the checks, UNIX seconds.
+constexpr std::int64_t kNow = 1'700'000'000;
+
 RequestParams Params(std::string_view body) {
   auto p = RequestParams::Parse("", "application/x-www-form-urlencoded", body);
   EXPECT_TRUE(p);
@@ -18,7 +21,7 @@ std::string ErrorOf(std::string_view body, bool accept_away = true) {
   RequestParams p = Params(body);
   auto read = ReadStatusParams(p, accept_away);
   if (!read) return read.error().msg;
-  auto checked = CheckStatusUpdate(std::move(*read));
+  auto checked = CheckStatusUpdate(std::move(*read), kNow);
   if (!checked) return checked.error().msg;
   return "";
 }
@@ -27,7 +30,7 @@ StatusUpdate Checked(std::string_view body) {
   RequestParams p = Params(body);
   auto read = ReadStatusParams(p, true);
   EXPECT_TRUE(read);
-  auto checked = CheckStatusUpdate(std::move(*read));
+  auto checked = CheckStatusUpdate(std::move(*read), kNow);
   EXPECT_TRUE(checked) << checked.error().msg;
   return checked ? *checked : StatusUpdate{};
 }
@@ -109,6 +112,82 @@ TEST(UserStatusParamsTest, StatusObjectShowsWhatSaysSomething) {
   AppendStatusObject(out, s, true);
   EXPECT_EQ(out, R"({"status_text":"on \"leave\"","emoji_name":"car",)"
                  R"("emoji_code":"1f697","reaction_type":"unicode_emoji"})");
+}
+
+// Issue #18's extensions.
+TEST(UserStatusParamsTest, Issue18_ExtensionParametersAloneAreNewValues) {
+  EXPECT_EQ(ErrorOf("dnd=true"), "");
+  EXPECT_EQ(ErrorOf("dnd=false"), "");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=0"), "");
+  EXPECT_EQ(ErrorOf("dnd_end_time=0"), "");
+  StatusUpdate u = Checked("scheduled_end_time=" + std::to_string(kNow + 60));
+  EXPECT_EQ(u.scheduled_end_time, kNow + 60);
+  EXPECT_FALSE(u.status_text);
+  EXPECT_FALSE(u.emoji_name);
+}
+
+TEST(UserStatusParamsTest, Issue18_EndTimesAreIntegersInTheNext366Days) {
+  EXPECT_EQ(ErrorOf("scheduled_end_time=soon"),
+            "scheduled_end_time is not valid JSON");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=1.5"),
+            "scheduled_end_time is not an integer");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=" + std::to_string(kNow)),
+            "scheduled_end_time must be in the future (or 0 for no end)");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=-5"),
+            "scheduled_end_time must be in the future (or 0 for no end)");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=" + std::to_string(kNow + 1)), "");
+  EXPECT_EQ(ErrorOf("scheduled_end_time=" + std::to_string(kNow + 366 * 86400)),
+            "");
+  EXPECT_EQ(
+      ErrorOf("scheduled_end_time=" + std::to_string(kNow + 366 * 86400 + 1)),
+      "scheduled_end_time must be at most 366 days ahead");
+  EXPECT_EQ(ErrorOf("dnd=true&dnd_end_time=" + std::to_string(kNow)),
+            "dnd_end_time must be in the future (or 0 for no end)");
+  EXPECT_EQ(
+      ErrorOf("dnd=true&dnd_end_time=" + std::to_string(kNow + 400 * 86400)),
+      "dnd_end_time must be at most 366 days ahead");
+}
+
+TEST(UserStatusParamsTest, Issue18_DndEndNeedsDnd) {
+  EXPECT_EQ(ErrorOf("dnd=yes"), "dnd is not valid JSON");
+  EXPECT_EQ(ErrorOf("dnd=1"), "dnd is not a boolean");
+  const std::string end = std::to_string(kNow + 600);
+  EXPECT_EQ(ErrorOf("dnd_end_time=" + end), "dnd_end_time needs dnd=true");
+  EXPECT_EQ(ErrorOf("dnd=false&dnd_end_time=" + end),
+            "dnd_end_time needs dnd=true");
+  StatusUpdate u = Checked("dnd=true&dnd_end_time=" + end);
+  EXPECT_EQ(u.dnd, true);
+  EXPECT_EQ(u.dnd_end_time, kNow + 600);
+}
+
+TEST(UserStatusParamsTest, Issue18_ZulipRulesComeFirst) {
+  EXPECT_EQ(ErrorOf("emoji_code=1f697&scheduled_end_time=5"),
+            "Client must pass emoji_name if they pass either emoji_code or "
+            "reaction_type.");
+  EXPECT_EQ(ErrorOf("status_text=" + std::string(61, 'x') + "&dnd=true"),
+            "status_text is too long (limit: 60 characters)");
+}
+
+TEST(UserStatusParamsTest, Issue18_ExtendedObjectShowsEndsAndDnd) {
+  store::UserStatus s;
+  s.status_text = "busy";
+  s.scheduled_end_time = kNow + 60;
+  s.dnd = true;
+  s.dnd_end_time = kNow + 30;
+  std::string out;
+  AppendStatusObject(out, s, true);
+  EXPECT_EQ(out, R"({"status_text":"busy"})");
+  out.clear();
+  AppendStatusObject(out, s, true, StatusShape::kExtended);
+  EXPECT_EQ(out, R"({"status_text":"busy","scheduled_end_time":1700000060,)"
+                 R"("dnd":true,"dnd_end_time":1700000030})");
+  store::UserStatus dnd_only;
+  dnd_only.dnd = true;
+  EXPECT_TRUE(StatusSaysNothing(dnd_only, true));
+  EXPECT_FALSE(StatusSaysNothing(dnd_only, true, StatusShape::kExtended));
+  out.clear();
+  AppendStatusObject(out, dnd_only, true, StatusShape::kExtended);
+  EXPECT_EQ(out, R"({"dnd":true})");
 }
 
 }  // namespace

@@ -40,6 +40,11 @@ class FakeEncoder : public EventEncoder {
     return std::string("status:") + std::to_string(user) + ":" +
            status.status_text + "}";
   }
+  std::string UserStatusExtended(
+      UserId user, const store::UserStatus& status) const override {
+    return std::string("xstatus:") + std::to_string(user) + ":" +
+           status.status_text + (status.dnd ? ":dnd" : "") + "}";
+  }
   std::string Heartbeat() const override { return "heartbeat}"; }
   mutable int encoded = 0;
 };
@@ -334,6 +339,27 @@ TEST_F(EventHubTest, Issue18_UserStatusReachesWhoMaySeeTheUser) {
   EXPECT_THAT(Drain(qb, b), ElementsAre("status:1:hi}", "status:2:hi}"));
   EXPECT_THAT(Drain(qg, g), ElementsAre("status:2:hi}"));
   EXPECT_THAT(Drain(q_presence_only, b), IsEmpty());
+}
+
+// Issue #18's extensions: queues with the user_status_extensions capability
+// get the extended event; an extension-only change reaches only them.
+TEST_F(EventHubTest, Issue18_ExtensionsReachOnlyCapabilityQueues) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string zulip = Register(b);
+  QueueSpec spec;
+  spec.realm_id = realm_;
+  spec.user_id = b;
+  spec.status_extensions = true;
+  std::string ext = hub_->Register(spec, steady_);
+  StatusUpdate text;
+  text.status_text = "hi";
+  ASSERT_TRUE(service_->UpdateUserStatus(realm_, a, text));
+  StatusUpdate dnd;
+  dnd.dnd = true;
+  ASSERT_TRUE(service_->UpdateUserStatus(realm_, a, dnd));
+  EXPECT_THAT(Drain(zulip, b), ElementsAre("status:1:hi}"));
+  // The text's write passed no extension field: the Zulip body, shared.
+  EXPECT_THAT(Drain(ext, b), ElementsAre("status:1:hi}", "xstatus:1:hi:dnd}"));
 }
 
 TEST_F(EventHubTest, UserLimitCutsOffUnforcedEventsOnlyWhenSet) {

@@ -123,8 +123,8 @@ TEST(RedisCodecTest, UserHasAKnownEncodingAndRoundTrips) {
 }
 
 // Issue #18: a user status follows the eight fields as six netstrings;
-// netstrings after those (later parts of the issue) are skipped, anything
-// else is still rejected.
+// the extensions' three follow only when one is set; netstrings after
+// those (later versions) are skipped, anything else is still rejected.
 TEST(RedisCodecTest, Issue18_UserStatusFollowsTheUserFields) {
   UserRecord ann = Ann();
   ann.status = UserStatus{.status_text = "on: leave,",
@@ -137,8 +137,16 @@ TEST(RedisCodecTest, Issue18_UserStatusFollowsTheUserFields) {
   EXPECT_EQ(encoded,
             kAnnEncoded + "10:on: leave,3:car5:1f69713:unicode_emoji2:171:3");
   EXPECT_EQ(DecodeUser(encoded), ann);
-  EXPECT_EQ(DecodeUser(encoded + "10:1700000000"), ann);
   EXPECT_EQ(DecodeUser(encoded + "x"), std::nullopt);
+  EXPECT_EQ(DecodeUser(encoded + "10:1700000000"), std::nullopt);  // 1 of 3
+  UserRecord ext = ann;
+  ext.status->scheduled_end_time = 1'700'000'060;
+  ext.status->dnd = true;
+  const std::string ext_encoded = EncodeUser(ext);
+  EXPECT_EQ(ext_encoded, encoded + "10:17000000601:11:0");
+  EXPECT_EQ(DecodeUser(ext_encoded), ext);
+  EXPECT_EQ(DecodeUser(ext_encoded + "1:z"), ext);             // a later field
+  EXPECT_EQ(DecodeUser(encoded + "1:01:x1:0"), std::nullopt);  // dnd not 0/1
   EXPECT_EQ(DecodeUser(kAnnEncoded + "2:hi3:car"), std::nullopt);  // short
   EXPECT_EQ(DecodeUser(kAnnEncoded + "0:0:0:13:unicode_emoji1:x1:0"),
             std::nullopt);  // a timestamp that is not a number

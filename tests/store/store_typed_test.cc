@@ -239,6 +239,12 @@ TYPED_TEST(StoreTest, Issue18_UserStatusRoundTrips) {
   u.status->emoji_code = "1f697";
   ASSERT_TRUE(this->store_->UpdateUser(u));
   EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
+  // The extensions (end times, do-not-disturb) round-trip too.
+  u.status->scheduled_end_time = 1'700'000'060;
+  u.status->dnd = true;
+  u.status->dnd_end_time = 1'700'000'030;
+  ASSERT_TRUE(this->store_->UpdateUser(u));
+  EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));
   u.status.reset();
   ASSERT_TRUE(this->store_->UpdateUser(u));
   EXPECT_THAT(this->MustLoad().users, ::testing::ElementsAre(u));

@@ -80,6 +80,10 @@ class MemorySharedStore::Connection final : public SharedStore {
   StoreStatus UpdateUser(const UserRecord& u) override {
     return s_->UpdateUser(u);
   }
+  StoreResult<bool> UpdateUserIf(const UserRecord& expected,
+                                 const UserRecord& u) override {
+    return s_->UpdateUserIf(expected, u);
+  }
   StoreStatus SetAccess(const AccessRecord& a) override {
     return s_->SetAccess(a);
   }
@@ -257,6 +261,20 @@ StoreStatus MemorySharedStore::UpdateUser(const UserRecord& user) {
   const UpdateId seq = TakeSeqLocked(user.realm_id);
   PublishLocked(FeedEntry{.realm_id = user.realm_id, .seq = seq, .user = user});
   return {};
+}
+
+StoreResult<bool> MemorySharedStore::UpdateUserIf(const UserRecord& expected,
+                                                  const UserRecord& user) {
+  std::lock_guard lock(mu_);
+  if (auto st = CheckAvailableLocked(); !st) return st.error();
+  auto it = users_.find(user.id);
+  if (it == users_.end()) return Errc::kNotFound;
+  if (it->second != expected) return false;
+  if (auto st = base_.UpdateUser(user); !st) return st.error();
+  users_[user.id] = user;
+  const UpdateId seq = TakeSeqLocked(user.realm_id);
+  PublishLocked(FeedEntry{.realm_id = user.realm_id, .seq = seq, .user = user});
+  return true;
 }
 
 StoreStatus MemorySharedStore::SetAccess(const AccessRecord& access) {

@@ -52,6 +52,8 @@ class MemorySharedStore final : public SharedStore {
   StoreStatus UpdateRealm(const RealmRecord& realm) override;
   StoreResult<UserId> InsertUser(const UserRecord& user) override;
   StoreStatus UpdateUser(const UserRecord& user) override;
+  StoreResult<bool> UpdateUserIf(const UserRecord& expected,
+                                 const UserRecord& user) override;
   StoreStatus SetAccess(const AccessRecord& access) override;
   StoreStatus ReserveUpdateIds(RealmId realm,
                                UpdateId reserved_update_id) override;

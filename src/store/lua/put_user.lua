@@ -1,7 +1,10 @@
--- put_user: KEYS the realm's (prelude.lua); ARGV realm uid lower encoded must_exist
+-- put_user: KEYS the realm's (prelude.lua); ARGV realm uid lower encoded
+-- must_exist [expected]: with `expected`, writes only if the stored value is
+-- exactly that (compare and set), else returns -3.
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local old = redis.call('HGET', KEYS[2], ARGV[2])
 if ARGV[5] == '1' and not old then return -1 end
+if ARGV[6] and old ~= ARGV[6] then return -3 end
 local owner = redis.call('HGET', KEYS[3], ARGV[3])
 if owner and owner ~= ARGV[2] then return -2 end
 if old then
