@@ -767,6 +767,39 @@ describe('buddy-list page user status', { timeout: 180_000 }, () => {
     await pb.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-dnd.png') });
   });
 
+  it('shows "until ..." and do-not-disturb from the real server, and their ends', async () => {
+    await server.setClock(BASE_TIME); // 2023-11-14 22:13:20 UTC
+    const pa = await newPage();
+    const pb = await newPage();
+    await signIn(server, pa, alice);
+    await signIn(server, pb, bob);
+    await pa.locator('#my-status summary').click();
+    await pa.getByLabel('Emoji').selectOption('coffee:2615');
+    await pa.getByLabel('Status text').fill('Lunch');
+    await pa.getByLabel('Clear it at (optional)').fill('2023-11-14T22:53');
+    await pa.getByRole('button', { name: 'Set status' }).click();
+    const shown = row(pb, alice).locator('.user-status');
+    await pb.locator(`li.user[data-email="${alice.email}"] .status-until`)
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await shown.textContent(), '\u2615 Lunch · until 22:53');
+
+    await pa.getByLabel('Until (optional)').fill('2023-11-15T09:30');
+    await pa.getByRole('checkbox', { name: 'Do not disturb' }).check();
+    await pb.locator(`li.user[data-email="${alice.email}"][data-dnd="true"]`)
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await row(pb, alice).locator('.dnd').getAttribute('aria-label'),
+      'Do not disturb until tomorrow 09:30');
+    await pb.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-until-dnd.png') });
+
+    // The server ends the status at 22:53, and do-not-disturb at 09:30.
+    await server.setClock(Date.UTC(2023, 10, 14, 22, 53) / 1000 + 1);
+    await shown.waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.equal(await row(pb, alice).getAttribute('data-dnd'), 'true');
+    await server.setClock(Date.UTC(2023, 10, 15, 9, 30) / 1000 + 1);
+    await pb.locator(`li.user[data-email="${alice.email}"]:not([data-dnd])`)
+      .waitFor({ timeout: WAIT_MS });
+  });
+
   it('toggles do-not-disturb with an end time', async () => {
     const pa = await newPage();
     const sent = [];
