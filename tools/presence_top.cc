@@ -8,8 +8,10 @@
 // Built on the client SDK (src/client): it logs in as that user, reports
 // the user's presence like any client (a key press in presence-top counts as
 // input), and shows everyone sorted active, idle, offline, then by name,
-// with "last active" times. It redraws when the SDK merges new data (events
-// arrive at once) and every second. 'q' quits; so do Ctrl-C and SIGTERM.
+// with "last active" times and what each user says (their user status,
+// do-not-disturb marked with a ⊘ beside the dot). It redraws when the SDK
+// merges new data (events arrive at once) and every second. 'q' quits; so do
+// Ctrl-C and SIGTERM.
 //
 // Full-screen plain ANSI on the alternate screen, no curses. Everything runs
 // on one thread: an Asio io_context drives the SDK, the keyboard (stdin as
@@ -263,6 +265,10 @@ int Main(int argc, char** argv) {
   CLI::App cli{
       "presence-top: one organisation's presence, live, in a terminal "
       "('q' quits)"};
+  cli.footer(
+      "Beside the dot, \xe2\x8a\x98 marks someone in do-not-disturb; the "
+      "SAYS column shows each user's status (emoji, text, \"until ...\" "
+      "for a scheduled end).");
   cli.set_version_flag("--version", VersionLine("presence-top"));
   cli.add_option("--server", server,
                  "server URL, http://HOST:PORT (env PRESENCE_SERVER)");

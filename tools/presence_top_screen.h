@@ -6,14 +6,21 @@
 //   presence-top  http://127.0.0.1:9991  as alice@example.com   connected
 //   12:00:03 2 active  1 idle  3 offline
 //
-//      STATUS   NAME                 EMAIL                    LAST ACTIVE
-//   ●  active   Alice (you)          alice@example.com        Active now
-//   ◐  idle     Carol                carol@example.com        Idle
-//   ○  offline  Dave                 dave@example.com         5 minutes ago
+//   (the EMAIL column, between NAME and LAST ACTIVE, left out here)
+//      STATUS   NAME         LAST ACTIVE  SAYS
+//   ●  active   Alice (you)  Active now   📅 Meeting until 15:00
+//   ◐⊘ idle     Carol        Idle         ⊘ do not disturb
+//   ○  offline  Dave         5 min ago
 //   q quit
 //
-// Widths are counted in code points (one column each), so UTF-8 names line
-// up; every line fits the terminal's width.
+// Beside the dot, ⊘ marks a user in do-not-disturb; the SAYS column holds
+// their user status: the emoji, the text, "until ..." for a scheduled end,
+// and "⊘ do not disturb" (with its end). It goes on terminals narrower than
+// 62 columns.
+//
+// Widths are counted in terminal columns (wide characters and emoji two,
+// joiners and variation selectors none), so UTF-8 names line up; every line
+// fits the terminal's width.
 //
 // Thread safety: pure function.
 #ifndef PRESENCE_TOOLS_PRESENCE_TOP_SCREEN_H_
@@ -46,7 +53,10 @@ class PresenceTopScreen {
   // a cut string ends in "…".
   static std::string Fit(std::string_view s, int width);
 
-  // Columns of `s`: its code points.
+  // What the SAYS column shows for `row` ("" when the user says nothing).
+  static std::string Says(const client::BuddyRow& row);
+
+  // Columns of `s` in a terminal (an approximation of wcwidth()).
   static int Columns(std::string_view s);
 };
 

@@ -15,6 +15,12 @@
 //   4. A long-poll loop on GET /api/v1/events merging presence events,
 //      including presenced's "transition" events, re-registering on
 //      BAD_EVENT_QUEUE_ID and backing off on errors.
+//   5. User status (Zulip's user_status, with presenced's
+//      user_status_extensions: a scheduled end and do-not-disturb): the
+//      snapshot and user_status events (only the fields an event carries
+//      change), shown beside each name; a form sets and clears one's own
+//      (POST /api/v1/users/me/status). Every user-supplied text goes into
+//      the page as text (textContent), never as HTML.
 //
 // Status follows §6.3: ages are measured against the server_timestamp of the
 // data, the threshold comes from /register, and the comparison is strict.
@@ -50,6 +56,17 @@
     connection: $('connection'),
     signOut: $('sign-out'),
     realmName: $('realm-name'),
+    myStatus: $('my-status'),
+    myStatusNow: $('my-status-now'),
+    statusForm: $('status-form'),
+    statusEmoji: $('status-emoji'),
+    statusText: $('status-text'),
+    statusEnd: $('status-end'),
+    statusSave: $('status-save'),
+    statusClear: $('status-clear'),
+    statusError: $('status-error'),
+    dndToggle: $('dnd-toggle'),
+    dndEnd: $('dnd-end'),
   };
 
   // ---------------------------------------------------------------- state
@@ -72,6 +89,7 @@
       longpollS: DEFAULT_LONGPOLL_S,
       presenceDisabled: false,
       presenceEnabled: true,
+      userStatus: new Map(), // key -> {status_text, emoji_*, away, scheduled_end_time, dnd, dnd_end_time}
       serverOffsetS: 0, // server clock - local clock, from server_timestamp
       membersFetchedAt: 0,
       pingTimer: null,
@@ -280,10 +298,182 @@
     }
   }
 
+  // ------------------------------------------------------- user status
+
+  // The fields present in `o` change `st` (Zulip's clients apply
+  // user_status events this way). The emoji fields travel together; an
+  // empty emoji_name clears the emoji. End times of 0 mean "no end".
+  function applyUserStatus(st, o) {
+    if (typeof o.away === 'boolean') st.away = o.away;
+    if (typeof o.status_text === 'string') st.status_text = o.status_text;
+    if (typeof o.emoji_name === 'string') {
+      st.emoji_name = o.emoji_name;
+      st.emoji_code = o.emoji_name && typeof o.emoji_code === 'string' ? o.emoji_code : '';
+      st.reaction_type = o.emoji_name
+        ? (typeof o.reaction_type === 'string' ? o.reaction_type : 'unicode_emoji') : '';
+    }
+    if ('scheduled_end_time' in o) {
+      st.scheduled_end_time = o.scheduled_end_time > 0 ? o.scheduled_end_time : 0;
+    }
+    if (typeof o.dnd === 'boolean') {
+      st.dnd = o.dnd;
+      if (!o.dnd) st.dnd_end_time = 0;
+    }
+    if ('dnd_end_time' in o) st.dnd_end_time = o.dnd_end_time > 0 ? o.dnd_end_time : 0;
+    return st;
+  }
+
+  function emptyStatus() {
+    return {
+      status_text: '', emoji_name: '', emoji_code: '', reaction_type: '',
+      away: false, scheduled_end_time: 0, dnd: false, dnd_end_time: 0,
+    };
+  }
+
+  function handleUserStatusEvent(ev) {
+    if (typeof ev.user_id !== 'number') return;
+    const key = String(ev.user_id);
+    state.userStatus.set(key, applyUserStatus(state.userStatus.get(key) || emptyStatus(), ev));
+  }
+
+  // "1f1fa-1f1f8" -> the characters; null unless every part is a code point.
+  function emojiChars(code) {
+    if (typeof code !== 'string' || !/^[0-9a-f]{1,6}(-[0-9a-f]{1,6})*$/i.test(code)) return null;
+    const points = code.split('-').map((h) => parseInt(h, 16));
+    if (points.some((p) => p < 0x20 || (p >= 0x7f && p < 0xa0) ||
+      (p >= 0xd800 && p <= 0xdfff) || p > 0x10ffff)) return null;
+    return String.fromCodePoint(...points);
+  }
+
+  function emojiText(st) {
+    if (!st.emoji_name) return '';
+    if (!st.reaction_type || st.reaction_type === 'unicode_emoji') {
+      const chars = emojiChars(st.emoji_code);
+      if (chars) return chars;
+    }
+    return `:${st.emoji_name}:`;
+  }
+
+  // "until 15:00" today, "until tomorrow 15:00", else "until Nov 14" (the
+  // viewer's time zone; the server's clock as estimated).
+  function untilText(endS) {
+    const end = new Date(endS * 1000);
+    const now = new Date(serverNowS() * 1000);
+    const day = (d) => Date.UTC(d.getFullYear(), d.getMonth(), d.getDate());
+    const days = Math.round((day(end) - day(now)) / 86400000);
+    const clock = `${String(end.getHours()).padStart(2, '0')}:${String(end.getMinutes()).padStart(2, '0')}`;
+    if (days <= 0) return `until ${clock}`;
+    if (days === 1) return `until tomorrow ${clock}`;
+    const opts = { day: 'numeric', month: 'short' };
+    if (days > 365 && end.getFullYear() !== now.getFullYear()) opts.year = 'numeric';
+    return `until ${end.toLocaleDateString('en-US', opts)}`;
+  }
+
+  // What a row shows of `key`'s status now: {emoji, text, until, dnd,
+  // dndUntil}; ends that passed are honoured before the server says so.
+  function shownStatus(key) {
+    const st = state.userStatus.get(key);
+    const out = { emoji: '', text: '', until: '', dnd: false, dndUntil: '' };
+    if (!st) return out;
+    const now = serverNowS();
+    if (!st.scheduled_end_time || now < st.scheduled_end_time) {
+      out.emoji = emojiText(st);
+      out.text = st.status_text || '';
+      if (st.scheduled_end_time && (out.emoji || out.text)) out.until = untilText(st.scheduled_end_time);
+    }
+    out.dnd = Boolean(st.dnd) && (!st.dnd_end_time || now < st.dnd_end_time);
+    if (out.dnd && st.dnd_end_time) out.dndUntil = untilText(st.dnd_end_time);
+    return out;
+  }
+
+  // datetime-local value ("2023-11-14T15:00", the viewer's wall clock) ->
+  // unix seconds; 0 when empty.
+  function endFromInput(value) {
+    if (!value) return 0;
+    const ms = new Date(value).getTime();
+    if (!Number.isFinite(ms)) return NaN;
+    return Math.round(ms / 1000);
+  }
+
+  function showStatusError(message) {
+    ui.statusError.hidden = !message;
+    ui.statusError.textContent = message || '';
+  }
+
+  async function postOwnStatus(params) {
+    showStatusError('');
+    try {
+      const r = await api('POST', '/users/me/status', params);
+      // A server without presenced's extension ignores the end time.
+      const ignored = Array.isArray(r.ignored_parameters_unsupported)
+        ? r.ignored_parameters_unsupported : [];
+      if (ignored.includes('scheduled_end_time')) {
+        showStatusError('This server does not support end times: the status was set without one.');
+      }
+      return true;
+    } catch (e) {
+      showStatusError(e instanceof ApiError ? `The server refused: ${e.message}`
+        : 'Cannot reach the server. Try again.');
+      return false;
+    }
+  }
+
+  ui.statusForm.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    if (!session || !state) return;
+    const params = { status_text: ui.statusText.value.trim() };
+    const [name, code] = ui.statusEmoji.value.split(':');
+    params.emoji_name = name || '';
+    if (name) {
+      params.emoji_code = code;
+      params.reaction_type = 'unicode_emoji';
+    }
+    const end = endFromInput(ui.statusEnd.value);
+    if (Number.isNaN(end)) {
+      showStatusError('The end time is not a date and time.');
+      return;
+    }
+    if (end) params.scheduled_end_time = String(end);
+    ui.statusSave.disabled = true;
+    try {
+      await postOwnStatus(params);
+    } finally {
+      ui.statusSave.disabled = false;
+    }
+  });
+
+  ui.statusClear.addEventListener('click', async () => {
+    if (!session || !state) return;
+    if (await postOwnStatus({ status_text: '', emoji_name: '' })) {
+      ui.statusText.value = '';
+      ui.statusEmoji.value = '';
+      ui.statusEnd.value = '';
+    }
+  });
+
+  ui.dndToggle.addEventListener('change', async () => {
+    if (!session || !state) return;
+    const on = ui.dndToggle.checked;
+    const params = { dnd: on ? 'true' : 'false' };
+    if (on) {
+      const end = endFromInput(ui.dndEnd.value);
+      if (Number.isNaN(end)) {
+        showStatusError('The end time is not a date and time.');
+        ui.dndToggle.checked = false;
+        return;
+      }
+      params.dnd_end_time = String(end || 0);
+    }
+    if (!(await postOwnStatus(params))) ui.dndToggle.checked = !on;
+  });
+
   function handleEvent(ev) {
     switch (ev.type) {
       case 'presence':
         handlePresenceEvent(ev);
+        break;
+      case 'user_status':
+        handleUserStatusEvent(ev);
         break;
       case 'user_settings':
         if (ev.property === 'presence_enabled' && typeof ev.value === 'boolean') {
@@ -344,13 +534,15 @@
 
   async function register(gen) {
     const params = {
-      event_types: JSON.stringify(['presence', 'realm', 'user_settings']),
+      event_types: JSON.stringify(['presence', 'realm', 'user_settings', 'user_status']),
       client_capabilities: JSON.stringify({
         simplified_presence_events: true,
         presence_transitions: true,
         user_settings_object: true,
         // presenced's extension: which device each user is on.
         presence_per_client: true,
+        // presenced's extension: scheduled ends and do-not-disturb.
+        user_status_extensions: true,
       }),
       presence_history_limit_days: String(HISTORY_DAYS),
       slim_presence: 'true',
@@ -375,6 +567,10 @@
       state.presenceEnabled = r.presence_enabled;
     }
     // A snapshot replaces what we had (a re-register after a lost queue).
+    state.userStatus = new Map();
+    for (const [key, st] of Object.entries(r.user_status || {})) {
+      if (st && typeof st === 'object') state.userStatus.set(key, applyUserStatus(emptyStatus(), st));
+    }
     state.raw = new Map();
     state.status = new Map();
     state.lastUpdateId = -1;
@@ -627,7 +823,49 @@
         tag.textContent = ' (you)';
         name.append(tag);
       }
+      const shown = shownStatus(m.key);
+      if (shown.dnd) {
+        li.dataset.dnd = 'true';
+        const dnd = document.createElement('span');
+        dnd.className = 'dnd';
+        dnd.textContent = '\u2298'; // ⊘
+        const label = shown.dndUntil ? `Do not disturb ${shown.dndUntil}` : 'Do not disturb';
+        dnd.setAttribute('role', 'img');
+        dnd.setAttribute('aria-label', label);
+        dnd.title = label;
+        name.append(dnd);
+      }
       who.append(name);
+      if (shown.emoji || shown.text) {
+        const line = document.createElement('span');
+        line.className = 'user-status';
+        if (shown.emoji) {
+          const emoji = document.createElement('span');
+          emoji.className = 'status-emoji';
+          emoji.textContent = shown.emoji;
+          line.append(emoji);
+        }
+        if (shown.text) {
+          const text = document.createElement('span');
+          text.className = 'status-text';
+          text.textContent = shown.emoji ? ` ${shown.text}` : shown.text;
+          line.append(text);
+        }
+        if (shown.until) {
+          const until = document.createElement('span');
+          until.className = 'status-until';
+          until.textContent = ` · ${shown.until}`;
+          line.append(until);
+        }
+        line.title = line.textContent;
+        who.append(line);
+      }
+      if (me) {
+        const parts = [shown.emoji, shown.text, shown.until].filter(Boolean);
+        if (shown.dnd) parts.push(shown.dndUntil ? `do not disturb ${shown.dndUntil}` : 'do not disturb');
+        ui.myStatusNow.textContent = parts.length ? parts.join(' ') : 'none set';
+        if (document.activeElement !== ui.dndToggle) ui.dndToggle.checked = shown.dnd;
+      }
       if (m.email && m.email !== m.name) {
         const email = document.createElement('span');
         email.className = 'email';

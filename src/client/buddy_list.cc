@@ -46,6 +46,23 @@ std::vector<BuddyRow> BuddyList::Build(const PresenceTable& table,
     if (row.name.empty()) row.name = "User " + std::to_string(u.user_id);
     row.last_active = StatusText::LastActive(u.status, u.last_active, u.device,
                                              server_now, utc_offset_seconds);
+    if (const UserStatus* st = table.GetUserStatus(u.user_id)) {
+      if (st->TextShownAt(server_now)) {
+        row.status_emoji = StatusText::Emoji(st->emoji_name, st->emoji_code,
+                                             st->reaction_type);
+        row.status_text = st->status_text;
+        if (st->scheduled_end_time &&
+            (!row.status_text.empty() || !row.status_emoji.empty())) {
+          row.status_until = StatusText::Until(*st->scheduled_end_time,
+                                               server_now, utc_offset_seconds);
+        }
+      }
+      row.dnd = st->DoNotDisturbAt(server_now);
+      if (row.dnd && st->dnd_end_time) {
+        row.dnd_until = StatusText::Until(*st->dnd_end_time, server_now,
+                                          utc_offset_seconds);
+      }
+    }
     rows.push_back(std::move(row));
   }
   std::vector<std::size_t> order(rows.size());

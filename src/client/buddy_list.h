@@ -3,7 +3,12 @@
 // Zulip's web order without the conversation-specific levels (spec 6.5):
 // active, then idle, then offline; within each, by name (case-insensitive),
 // then by user id. A row's name is the full name from the directory, else
-// the email, else "User <id>"; its text is StatusText::LastActive.
+// the email, else "User <id>"; its text is StatusText::LastActive. A row
+// also carries the user's status as a reader sees it at `server_now`: the
+// emoji (StatusText::Emoji), the text, "until ..." for a scheduled end, and
+// whether do-not-disturb holds (with its own "until ..."). A status past
+// its scheduled end shows nothing, even before the server's clearing event
+// arrives.
 //
 // Thread safety: pure function of its arguments.
 #ifndef PRESENCE_CLIENT_BUDDY_LIST_H_
@@ -23,6 +28,12 @@ struct BuddyRow {
   PresenceStatus status = PresenceStatus::kOffline;
   std::string last_active;  // "Active now", "Idle", "5 minutes ago", ...
   bool is_current_user = false;
+  // User status ("" / false when none).
+  std::string status_emoji;  // "😀" or ":octopus:"
+  std::string status_text;
+  std::string status_until;  // "until 15:00", for the text and emoji
+  bool dnd = false;
+  std::string dnd_until;  // "until tomorrow 09:00", when dnd has an end
 };
 
 class BuddyList {

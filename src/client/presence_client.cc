@@ -332,13 +332,14 @@ void PresenceClient::Register() {
     SetState(ConnectionState::kConnecting, "registering");
   }
   std::string form;
-  AddField(form, "event_types", R"(["presence","user_settings"])");
+  AddField(form, "event_types",
+           R"(["presence","user_settings","user_status"])");
   AddField(form, "fetch_event_types",
-           R"(["presence","realm","user_settings"])");
+           R"(["presence","realm","user_settings","user_status"])");
   AddField(form, "slim_presence", "true");
   AddField(form, "client_capabilities",
            R"({"simplified_presence_events":true,"user_settings_object":true,)"
-           R"("presence_per_client":true})");
+           R"("presence_per_client":true,"user_status_extensions":true})");
   if (options_.history_limit_days) {
     AddField(form, "presence_history_limit_days",
              std::to_string(*options_.history_limit_days));
@@ -405,6 +406,9 @@ void PresenceClient::OnRegistered(const boost::json::object& body) {
     (void)table_.SetInfoFromJson(*presences, server_clock_.Now(now),
                                  Int(body, "presence_last_update_id"));
   }
+  if (const auto* statuses = body.if_contains("user_status")) {
+    (void)table_.SetStatusesFromJson(*statuses);
+  }
   SetState(ConnectionState::kConnected, "connected");
   NotifyChanged();
 
@@ -467,6 +471,8 @@ void PresenceClient::OnEvents(const boost::json::object& body) {
       if (type == "presence") {
         auto applied = table_.ApplyEvent(e, reference);
         changed |= applied && *applied;
+      } else if (type == "user_status") {
+        changed |= table_.ApplyUserStatusEvent(e);
       } else if (type == "user_settings" &&
                  String(e, "property") == "presence_enabled") {
         if (auto v = Bool(e, "value")) {
@@ -487,6 +493,57 @@ void PresenceClient::OnEvents(const boost::json::object& body) {
     MaybeFetchUsers(/*force=*/false);
   }
   Poll();
+}
+
+// --- Own status
+// ---------------------------------------------------------------
+
+void PresenceClient::SetOwnStatus(const StatusUpdate& u, StatusCallback done) {
+  std::string form;
+  if (u.status_text) AddField(form, "status_text", *u.status_text);
+  if (u.emoji_name) AddField(form, "emoji_name", *u.emoji_name);
+  if (u.emoji_code) AddField(form, "emoji_code", *u.emoji_code);
+  if (u.reaction_type) AddField(form, "reaction_type", *u.reaction_type);
+  if (u.scheduled_end_time) {
+    AddField(form, "scheduled_end_time", std::to_string(*u.scheduled_end_time));
+  }
+  if (u.dnd) AddField(form, "dnd", *u.dnd ? "true" : "false");
+  if (u.dnd_end_time) {
+    AddField(form, "dnd_end_time", std::to_string(*u.dnd_end_time));
+  }
+  // Not Guard(): the answer is the caller's even after Stop().
+  transport_->Send(
+      MakeRequest("POST", "/users/me/status", std::move(form)),
+      [weak = std::weak_ptr<char>(alive_), this,
+       done = std::move(done)](Result<HttpResponse> r) {
+        if (weak.expired()) return;
+        const Answer a = Classify(r);
+        if (a.outcome == Outcome::kRateLimited) NoteRateLimit(a);
+        if (!done) return;
+        if (a.outcome == Outcome::kOk) return done(CallStatus{});
+        const Errc code = a.outcome == Outcome::kUnauthorized
+                              ? Errc::kUnauthenticated
+                          : a.outcome == Outcome::kClientError ||
+                                  a.outcome == Outcome::kBadQueue
+                              ? Errc::kInvalidArgument
+                              : Errc::kUnavailable;
+        done(CallStatus(boost::system::in_place_error, Error(code, a.message)));
+      });
+}
+
+void PresenceClient::ClearOwnStatus(StatusCallback done) {
+  StatusUpdate u;
+  u.status_text = "";
+  u.emoji_name = "";
+  SetOwnStatus(u, std::move(done));
+}
+
+void PresenceClient::SetDoNotDisturb(bool on, std::optional<std::int64_t> end,
+                                     StatusCallback done) {
+  StatusUpdate u;
+  u.dnd = on;
+  if (on) u.dnd_end_time = end.value_or(0);
+  SetOwnStatus(u, std::move(done));
 }
 
 // --- Reports

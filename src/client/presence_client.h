@@ -14,6 +14,12 @@
 // * When the person comes back after being idle, reports ping_only at once.
 // * Long-polls GET /events and merges presence events (modern, slim or
 //   legacy) and presence_enabled changes.
+// * Keeps everyone's user status: `user_status` in fetch_event_types and
+//   event_types, with presenced's `user_status_extensions` capability (a
+//   scheduled end, do-not-disturb; other servers ignore it); the snapshot
+//   and `user_status` events go into the table. SetOwnStatus,
+//   ClearOwnStatus and SetDoNotDisturb change the user's own
+//   (POST /users/me/status); the change comes back as an event.
 // * Watches for suspend (a timer firing far too late): then drops its
 //   connections, reports at once and polls again (spec 6.2's watchdog).
 // * Fetches the people directory (GET /users; optional, for names and the
@@ -40,6 +46,7 @@
 
 #include <boost/json/object.hpp>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -51,6 +58,7 @@
 #include "client/scheduler.h"
 #include "client/server_clock.h"
 #include "client/transport.h"
+#include "util/error.h"
 
 namespace presence::client {
 
@@ -82,6 +90,23 @@ struct ClientOptions {
   // event_queue_longpoll_timeout_seconds (90 s when not said) plus this.
   Micros long_poll_margin = SecondsToMicros(15);
   std::string api_prefix = "/api/v1";
+};
+
+// A change to the user's own status: only the fields set are sent (Zulip's
+// rule: what is not passed stays as it is).
+struct StatusUpdate {
+  std::optional<std::string> status_text;  // "" clears the text
+  // emoji_name "" clears the emoji; code and type need a name.
+  std::optional<std::string> emoji_name;
+  std::optional<std::string> emoji_code;
+  std::optional<std::string> reaction_type;
+  // Extension (presenced): the server clears the text and emoji at this
+  // unix time; 0 removes the end. A change of text or emoji without it
+  // removes any previous end on the server.
+  std::optional<std::int64_t> scheduled_end_time;
+  // Extension: do-not-disturb, and when it ends (0: no end; needs dnd).
+  std::optional<bool> dnd;
+  std::optional<std::int64_t> dnd_end_time;
 };
 
 enum class ConnectionState {
@@ -127,6 +152,25 @@ class PresenceClient {
 
   // Input just happened: if the person was idle, report at once.
   void NotifyInput();
+
+  // --- The user's own status (POST /users/me/status) ----------------------
+  // `done` (optional) gets the outcome: success, or an error whose message
+  // is the server's ("HTTP 400: status_text is too long ..."). Sent at once
+  // whatever the connection state; not retried. The table changes when the
+  // server's user_status event arrives, not before.
+  using CallStatus = boost::system::result<void, Error>;
+  using StatusCallback = std::function<void(CallStatus)>;
+  void SetOwnStatus(const StatusUpdate& update, StatusCallback done = {});
+  // Clears the text and the emoji (and so any scheduled end).
+  void ClearOwnStatus(StatusCallback done = {});
+  // Do-not-disturb on (until `end`, unix seconds, if given) or off.
+  void SetDoNotDisturb(bool on, std::optional<std::int64_t> end = std::nullopt,
+                       StatusCallback done = {});
+  // Whether `user` is in do-not-disturb now (the server's clock as
+  // estimated): a chat client holds their notifications meanwhile.
+  bool IsDoNotDisturb(UserId user) const {
+    return table_.IsDoNotDisturb(user, ServerNow());
+  }
 
   const PresenceTable& table() const { return table_; }
   // The server's time now, as best known (unix seconds).

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
 namespace presence::client {
@@ -337,6 +338,51 @@ std::vector<UserPresence> PresenceTable::Users() const {
 const RawPresence* PresenceTable::Raw(UserId user) const {
   auto it = entries_.find(user);
   return it == entries_.end() ? nullptr : &it->second.raw;
+}
+
+// --- User status --------------------------------------------------------
+
+Status PresenceTable::SetStatusesFromJson(
+    const boost::json::value& user_status) {
+  if (!user_status.is_object()) return make_error_code(Errc::kInvalidArgument);
+  std::map<UserId, UserStatus> statuses;
+  for (const auto& [key, value] : user_status.as_object()) {
+    if (!value.is_object()) continue;
+    const std::string k(key);
+    char* end = nullptr;
+    const long long id = std::strtoll(k.c_str(), &end, 10);
+    if (k.empty() || end != k.c_str() + k.size() || id <= 0) continue;
+    UserStatus st = UserStatus::FromJson(value.as_object());
+    if (!st.Empty()) statuses[static_cast<UserId>(id)] = std::move(st);
+  }
+  statuses_ = std::move(statuses);
+  return {};
+}
+
+bool PresenceTable::ApplyUserStatusEvent(const boost::json::object& event) {
+  const auto* type = event.if_contains("type");
+  if (type == nullptr || !type->is_string() ||
+      type->as_string() != "user_status") {
+    return false;
+  }
+  const auto* id = event.if_contains("user_id");
+  if (id == nullptr || !(id->is_int64() || id->is_uint64())) return false;
+  const auto user =
+      static_cast<UserId>(id->is_int64() ? id->as_int64() : id->as_uint64());
+  UserStatus& st = statuses_[user];
+  st.Apply(event);
+  if (st.Empty()) statuses_.erase(user);
+  return true;
+}
+
+const UserStatus* PresenceTable::GetUserStatus(UserId user) const {
+  auto it = statuses_.find(user);
+  return it == statuses_.end() ? nullptr : &it->second;
+}
+
+bool PresenceTable::IsDoNotDisturb(UserId user, double now) const {
+  const UserStatus* st = GetUserStatus(user);
+  return st != nullptr && st->DoNotDisturbAt(now);
 }
 
 }  // namespace presence::client

@@ -24,6 +24,10 @@
 //   modern entry's "clients" map, a legacy entry's per-client keys and the
 //   same in events replace the user's known clients; each row then says on
 //   which device the user is active or idle (UserPresence::device).
+// * User status (Zulip's user_status, with presenced's extensions): a
+//   register snapshot replaces every user's status, a user_status event
+//   changes the fields it carries (UserStatus::Apply). Kept apart from
+//   presence: a user may have a status and no presence data.
 // * An optional people directory (GET /users) gives names and emails, and
 //   enables Zulip's small-realm fill-in: in a realm with fewer than 250
 //   active humans, every human without presence data is listed as offline.
@@ -41,6 +45,7 @@
 #include <vector>
 
 #include "client/presence_status.h"
+#include "client/user_status.h"
 #include "util/result.h"
 
 namespace presence::client {
@@ -139,6 +144,21 @@ class PresenceTable {
   Result<bool> ApplyEvent(const boost::json::object& event,
                           double reference_server_time);
 
+  // --- User status ---------------------------------------------------------
+  // The `user_status` object of a register snapshot ({"<id>": {...}}):
+  // replaces every status. Fails (changing nothing) when it is not an
+  // object; entries with a key that is not a user id are skipped.
+  Status SetStatusesFromJson(const boost::json::value& user_status);
+  // A `"type":"user_status"` event: changes the fields it carries. Answers
+  // false (changing nothing) for another type or without a user_id.
+  bool ApplyUserStatusEvent(const boost::json::object& event);
+  // The user's status; nullptr when they have none.
+  const UserStatus* GetUserStatus(UserId user) const;
+  // Whether `user` asked not to be disturbed, at `now` (unix seconds, the
+  // server's clock): do-not-disturb on and its end, if any, not reached.
+  // A chat client holds notifications from (or to) this user meanwhile.
+  bool IsDoNotDisturb(UserId user, double now) const;
+
   // --- Reading ------------------------------------------------------------
   // The cursor for the next POST /users/me/presence; -1 before any data.
   std::int64_t last_update_id() const { return last_update_id_; }
@@ -173,6 +193,7 @@ class PresenceTable {
   std::int64_t last_update_id_ = -1;
   std::map<UserId, Entry> entries_;
   std::map<UserId, UserInfo> users_;
+  std::map<UserId, UserStatus> statuses_;  // only non-empty statuses
 };
 
 }  // namespace presence::client

@@ -29,6 +29,65 @@ void CivilFromDays(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
   if (m <= 2) ++y;
 }
 
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+void AppendUtf8(std::string& out, std::uint32_t cp) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// "1f1fa-1f1f8" -> UTF-8; nullopt unless every part is 1-6 hex digits
+// naming a printable code point (no controls, no surrogates).
+std::optional<std::string> CodePoints(std::string_view code) {
+  if (code.empty()) return std::nullopt;
+  std::string out;
+  while (true) {
+    const auto dash = code.find('-');
+    const std::string_view part = code.substr(0, dash);
+    if (part.empty() || part.size() > 6) return std::nullopt;
+    std::uint32_t cp = 0;
+    for (char c : part) {
+      int digit;
+      if (c >= '0' && c <= '9') {
+        digit = c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        digit = c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        digit = c - 'A' + 10;
+      } else {
+        return std::nullopt;
+      }
+      cp = cp * 16 + static_cast<std::uint32_t>(digit);
+    }
+    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0) ||
+        (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) {
+      return std::nullopt;
+    }
+    AppendUtf8(out, cp);
+    if (dash == std::string_view::npos) break;
+    code.remove_prefix(dash + 1);
+  }
+  return out;
+}
+
+std::string TwoDigits(std::int64_t n) {
+  return (n < 10 ? "0" : "") + std::to_string(n);
+}
+
 std::string Plural(std::int64_t n, const char* unit) {
   return std::to_string(n) + " " + unit + (n == 1 ? "" : "s") + " ago";
 }
@@ -86,9 +145,6 @@ std::string StatusText::RelativeTime(std::int64_t then, double now_seconds,
   const std::int64_t days = now_day - then_day;
   if (days <= 1) return "yesterday";
   if (days < 90) return Plural(days, "day");
-  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr",
-                                            "May", "Jun", "Jul", "Aug",
-                                            "Sep", "Oct", "Nov", "Dec"};
   std::int64_t then_year, now_year;
   unsigned then_month, then_mday, now_month, now_mday;
   CivilFromDays(then_day, then_year, then_month, then_mday);
@@ -96,6 +152,39 @@ std::string StatusText::RelativeTime(std::int64_t then, double now_seconds,
   std::string out =
       std::string(kMonths[then_month - 1]) + " " + std::to_string(then_mday);
   if (then_year != now_year) out += ", " + std::to_string(then_year);
+  return out;
+}
+
+std::string StatusText::Emoji(std::string_view emoji_name,
+                              std::string_view emoji_code,
+                              std::string_view reaction_type) {
+  if (emoji_name.empty()) return "";
+  if (reaction_type.empty() || reaction_type == "unicode_emoji") {
+    if (auto chars = CodePoints(emoji_code)) return *chars;
+  }
+  return ":" + std::string(emoji_name) + ":";
+}
+
+std::string StatusText::Until(std::int64_t end, double now_seconds,
+                              int utc_offset_seconds) {
+  const auto now = static_cast<std::int64_t>(std::floor(now_seconds));
+  const std::int64_t local_end = end + utc_offset_seconds;
+  const std::int64_t end_day = FloorDiv(local_end, kDay);
+  const std::int64_t now_day = FloorDiv(now + utc_offset_seconds, kDay);
+  const std::int64_t in_day = local_end - end_day * kDay;
+  const std::string clock =
+      TwoDigits(in_day / 3600) + ":" + TwoDigits(in_day / 60 % 60);
+  if (end_day <= now_day) return "until " + clock;
+  if (end_day == now_day + 1) return "until tomorrow " + clock;
+  std::int64_t end_year, now_year;
+  unsigned end_month, end_mday, now_month, now_mday;
+  CivilFromDays(end_day, end_year, end_month, end_mday);
+  CivilFromDays(now_day, now_year, now_month, now_mday);
+  std::string out = "until " + std::string(kMonths[end_month - 1]) + " " +
+                    std::to_string(end_mday);
+  if (end_year != now_year && end_day - now_day > 365) {
+    out += ", " + std::to_string(end_year);
+  }
   return out;
 }
 

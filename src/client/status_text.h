@@ -45,6 +45,22 @@ class StatusText {
   static std::string RelativeTime(std::int64_t then, double now_seconds,
                                   int utc_offset_seconds);
 
+  // --- User status ---------------------------------------------------------
+  // The status emoji as a reader sees it: for unicode_emoji, the characters
+  // of `emoji_code` (hex code points joined by '-': "1f600" -> U+1F600,
+  // "1f1fa-1f1f8" -> a flag) in UTF-8; otherwise, or for a code that is not
+  // valid hex code points, ":emoji_name:". "" without an emoji name.
+  static std::string Emoji(std::string_view emoji_name,
+                           std::string_view emoji_code,
+                           std::string_view reaction_type);
+
+  // When a status or do-not-disturb ends, seen at `now_seconds` in the
+  // viewer's zone: "until 15:00" (today), "until tomorrow 15:00", "until
+  // Nov 14" (later this year or within a year), "until Nov 14, 2027"
+  // (another calendar year, beyond a year). 24-hour clock.
+  static std::string Until(std::int64_t end, double now_seconds,
+                           int utc_offset_seconds);
+
   // The system's current offset of local time from UTC, in seconds.
   static int LocalUtcOffsetSeconds();
 };

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "client/asio_scheduler.h"
+#include "client/buddy_list.h"
 #include "client/http_transport.h"
 #include "client/presence_client.h"
 #include "presenced_process.h"
@@ -197,6 +198,117 @@ TEST_F(ClientIntegrationTest, TwoClientsSeeEachOtherWithNames) {
   EXPECT_GE(requests, 2 * connects);
   EXPECT_EQ(OnLoop([&] { return alice->client->state(); }),
             ConnectionState::kConnected);
+}
+
+// Issue #18: the standard user status fields against the real server.
+TEST_F(ClientIntegrationTest, OwnStatusReachesOthersAndIsCleared) {
+  LiveClient* alice = NewClient(users_[0]);
+  LiveClient* bob = NewClient(users_[1]);
+  const auto alice_id = users_[0].id;
+  ASSERT_TRUE(WaitFor([&] {
+    return alice->client->state() == ConnectionState::kConnected &&
+           bob->client->state() == ConnectionState::kConnected;
+  }));
+  std::promise<PresenceClient::CallStatus> answered;
+  OnLoop([&] {
+    StatusUpdate u;
+    u.status_text = "In a meeting";
+    u.emoji_name = "calendar";
+    u.emoji_code = "1f4c5";
+    u.reaction_type = "unicode_emoji";
+    alice->client->SetOwnStatus(
+        u, [&](PresenceClient::CallStatus s) { answered.set_value(s); });
+    return 0;
+  });
+  auto result = answered.get_future().get();
+  ASSERT_TRUE(result) << result.error().message();
+  // Bob's table hears of it through his event queue, and so does Alice's.
+  auto says = [&](LiveClient* viewer, std::string_view text) {
+    return WaitFor([&] {
+      const UserStatus* st = viewer->client->table().GetUserStatus(alice_id);
+      return text.empty() ? st == nullptr
+                          : st != nullptr && st->status_text == text &&
+                                st->emoji_code == "1f4c5";
+    });
+  };
+  ASSERT_TRUE(says(bob, "In a meeting"));
+  ASSERT_TRUE(says(alice, "In a meeting"));
+  EXPECT_FALSE(OnLoop([&] { return bob->client->IsDoNotDisturb(alice_id); }));
+  // A newcomer gets it in the register snapshot.
+  LiveClient* carol = NewClient(users_[2]);
+  ASSERT_TRUE(says(carol, "In a meeting"));
+
+  OnLoop([&] {
+    alice->client->ClearOwnStatus();
+    return 0;
+  });
+  EXPECT_TRUE(says(bob, ""));
+  EXPECT_TRUE(says(carol, ""));
+}
+
+// Issue #18's extensions against the real server (branch avail18): a
+// scheduled end and do-not-disturb reach another client, and end on the
+// server's (test) clock with the server's own events.
+TEST_F(ClientIntegrationTest, StatusEndAndDoNotDisturbEndOnTheServersClock) {
+  constexpr std::int64_t kT = 1'700'000'000;  // 22:13:20 UTC
+  ASSERT_TRUE(server_->SetClock(kT));
+  LiveClient* alice = NewClient(users_[0]);
+  LiveClient* bob = NewClient(users_[1]);
+  const auto alice_id = users_[0].id;
+  ASSERT_TRUE(WaitFor([&] {
+    return alice->client->state() == ConnectionState::kConnected &&
+           bob->client->state() == ConnectionState::kConnected;
+  }));
+  auto call = [&](StatusUpdate u) {
+    std::promise<PresenceClient::CallStatus> answered;
+    OnLoop([&] {
+      alice->client->SetOwnStatus(
+          u, [&](PresenceClient::CallStatus s) { answered.set_value(s); });
+      return 0;
+    });
+    return answered.get_future().get();
+  };
+  StatusUpdate meeting;
+  meeting.status_text = "In a meeting";
+  meeting.scheduled_end_time = kT + 2400;  // 22:53:20
+  auto r = call(meeting);
+  ASSERT_TRUE(r) << r.error().message();
+  StatusUpdate dnd;
+  dnd.dnd = true;
+  dnd.dnd_end_time = kT + 3600;
+  r = call(dnd);
+  ASSERT_TRUE(r) << r.error().message();
+
+  ASSERT_TRUE(WaitFor([&] {
+    const UserStatus* st = bob->client->table().GetUserStatus(alice_id);
+    return st != nullptr && st->status_text == "In a meeting" &&
+           st->scheduled_end_time == kT + 2400 && st->dnd &&
+           st->dnd_end_time == kT + 3600;
+  }));
+  EXPECT_TRUE(OnLoop([&] { return bob->client->IsDoNotDisturb(alice_id); }));
+  const auto row = OnLoop([&] {
+    for (const auto& b :
+         BuddyList::Build(bob->client->table(), bob->client->ServerNow(), 0)) {
+      if (b.user_id == alice_id) return b;
+    }
+    return BuddyRow{};
+  });
+  EXPECT_EQ(row.status_text, "In a meeting");
+  EXPECT_EQ(row.status_until, "until 22:53");
+  EXPECT_TRUE(row.dnd);
+  EXPECT_EQ(row.dnd_until, "until 23:13");
+
+  // The server clears the status at its end, and says so.
+  ASSERT_TRUE(server_->SetClock(kT + 2401));
+  ASSERT_TRUE(WaitFor([&] {
+    const UserStatus* st = bob->client->table().GetUserStatus(alice_id);
+    return st != nullptr && st->status_text.empty() &&
+           !st->scheduled_end_time && st->dnd;
+  }));
+  // And do-not-disturb at its end.
+  ASSERT_TRUE(server_->SetClock(kT + 3601));
+  EXPECT_TRUE(WaitFor(
+      [&] { return bob->client->table().GetUserStatus(alice_id) == nullptr; }));
 }
 
 TEST_F(ClientIntegrationTest, IdleAndResumeReachOthers) {

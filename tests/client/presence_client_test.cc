@@ -706,5 +706,135 @@ TEST_F(PresenceClientTest, DestroyingTheClientCancelsItsTimers) {
   EXPECT_EQ(scheduler_.pending(), 0u);
 }
 
+// --- User status (issue #18)
+// -------------------------------------------------
+
+constexpr char kStatus[] = "/api/v1/users/me/status";
+
+TEST_F(PresenceClientTest, RegistersForUserStatusWithTheExtensions) {
+  Client().Start();
+  auto reg = transport_.Take(kRegister);
+  ASSERT_TRUE(reg);
+  auto form = reg->Form();
+  auto caps = boost::json::parse(form["client_capabilities"]).as_object();
+  EXPECT_EQ(caps["user_status_extensions"], true);
+  for (const char* field : {"event_types", "fetch_event_types"}) {
+    auto types = boost::json::parse(form[field]).as_array();
+    EXPECT_NE(std::find(types.begin(), types.end(),
+                        boost::json::value("user_status")),
+              types.end())
+        << field;
+  }
+}
+
+TEST_F(PresenceClientTest, StatusSnapshotAndEventsReachTheTable) {
+  std::string body = RegisterBody();
+  body.insert(body.size() - 1,
+              R"(,"user_status":{"2":{"status_text":"In a meeting",)"
+              R"("emoji_name":"calendar","emoji_code":"1f4c5",)"
+              R"("reaction_type":"unicode_emoji","dnd":true,)"
+              R"("dnd_end_time":1700001600}})");
+  Connect(body);
+  const auto& t = Client().table();
+  ASSERT_NE(t.GetUserStatus(2), nullptr);
+  EXPECT_EQ(t.GetUserStatus(2)->status_text, "In a meeting");
+  // The server's clock is kServer (1000 s ahead of ours): dnd holds for
+  // 600 s more by the server's clock, whatever ours says.
+  EXPECT_TRUE(Client().IsDoNotDisturb(2));
+  const int changes = observer_.changes;
+  transport_.Take(kEvents)->Respond(
+      200, Events(R"([{"type":"user_status","user_id":2,"away":true,"id":0},
+                      {"type":"user_status","user_id":3,
+                       "status_text":"Lunch","id":1}])"));
+  EXPECT_GT(observer_.changes, changes);
+  EXPECT_TRUE(t.GetUserStatus(2)->away);
+  EXPECT_EQ(t.GetUserStatus(2)->status_text, "In a meeting");
+  EXPECT_EQ(t.GetUserStatus(3)->status_text, "Lunch");
+  // dnd_end_time passes by the server's clock: no event needed.
+  scheduler_.AdvanceBy(601 * kSec);
+  EXPECT_FALSE(Client().IsDoNotDisturb(2));
+}
+
+TEST_F(PresenceClientTest, SetOwnStatusSendsOnlyWhatIsSet) {
+  Connect();
+  std::optional<bool> ok;
+  StatusUpdate u;
+  u.status_text = "In a meeting";
+  u.emoji_name = "calendar";
+  u.emoji_code = "1f4c5";
+  u.reaction_type = "unicode_emoji";
+  u.scheduled_end_time = 1'700'003'600;
+  Client().SetOwnStatus(u, [&](PresenceClient::CallStatus s) { ok = !!s; });
+  auto call = transport_.Take(kStatus);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->request.method, "POST");
+  EXPECT_EQ(call->Form(), (std::map<std::string, std::string>{
+                              {"status_text", "In a meeting"},
+                              {"emoji_name", "calendar"},
+                              {"emoji_code", "1f4c5"},
+                              {"reaction_type", "unicode_emoji"},
+                              {"scheduled_end_time", "1700003600"}}));
+  EXPECT_FALSE(ok);
+  call->Respond(200, Ok(""));
+  EXPECT_EQ(ok, true);
+}
+
+TEST_F(PresenceClientTest, ClearOwnStatusClearsTextAndEmoji) {
+  Connect();
+  Client().ClearOwnStatus();
+  auto call = transport_.Take(kStatus);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->Form(), (std::map<std::string, std::string>{
+                              {"status_text", ""}, {"emoji_name", ""}}));
+  call->Respond(200, Ok(""));
+}
+
+TEST_F(PresenceClientTest, SetDoNotDisturbWithAndWithoutAnEnd) {
+  Connect();
+  Client().SetDoNotDisturb(true, 1'700'005'000);
+  auto on = transport_.Take(kStatus);
+  ASSERT_TRUE(on);
+  EXPECT_EQ(on->Form(), (std::map<std::string, std::string>{
+                            {"dnd", "true"}, {"dnd_end_time", "1700005000"}}));
+  on->Respond(200, Ok(""));
+  Client().SetDoNotDisturb(true);
+  auto forever = transport_.Take(kStatus);
+  ASSERT_TRUE(forever);
+  EXPECT_EQ(forever->Form()["dnd_end_time"], "0");
+  forever->Respond(200, Ok(""));
+  Client().SetDoNotDisturb(false);
+  auto off = transport_.Take(kStatus);
+  ASSERT_TRUE(off);
+  EXPECT_EQ(off->Form(),
+            (std::map<std::string, std::string>{{"dnd", "false"}}));
+  off->Respond(200, Ok(""));
+}
+
+TEST_F(PresenceClientTest, SetOwnStatusReportsTheServersRefusal) {
+  Connect();
+  std::optional<PresenceClient::CallStatus> got;
+  StatusUpdate u;
+  u.status_text = std::string(61, 'x');
+  Client().SetOwnStatus(u, [&](PresenceClient::CallStatus s) { got = s; });
+  transport_.Take(kStatus)->Respond(
+      400, R"({"result":"error","code":"BAD_REQUEST",)"
+           R"x("msg":"status_text is too long (limit: 60 characters)"})x");
+  ASSERT_TRUE(got);
+  ASSERT_FALSE(*got);
+  EXPECT_EQ(got->error(), Errc::kInvalidArgument);
+  EXPECT_NE(got->error().message().find("status_text is too long"),
+            std::string::npos);
+  // A refusal does not disturb the connection.
+  EXPECT_EQ(Client().state(), ConnectionState::kConnected);
+  // After the client is gone the callback never runs.
+  bool called = false;
+  Client().SetOwnStatus(u, [&](PresenceClient::CallStatus) { called = true; });
+  auto pending = transport_.Take(kStatus);
+  ASSERT_TRUE(pending);
+  client_.reset();
+  pending->Respond(200, Ok(""));
+  EXPECT_FALSE(called);
+}
+
 }  // namespace
 }  // namespace presence::client

@@ -361,3 +361,75 @@ TEST(DeviceOfClientTest, ZulipClientNames) {
 
 }  // namespace
 }  // namespace presence::client
+
+namespace presence::client {
+namespace {
+
+// --- User status (issue #18) ------------------------------------------------
+
+TEST_F(PresenceTableTest, StatusSnapshotReplacesEveryStatus) {
+  PresenceTable t;
+  ASSERT_TRUE(t.SetStatusesFromJson(boost::json::parse(
+      R"({"5":{"status_text":"Lunch"},"6":{"away":true},"x":{},"7":{}})")));
+  ASSERT_NE(t.GetUserStatus(5), nullptr);
+  EXPECT_EQ(t.GetUserStatus(5)->status_text, "Lunch");
+  EXPECT_TRUE(t.GetUserStatus(6)->away);
+  EXPECT_EQ(t.GetUserStatus(7), nullptr);  // says nothing
+  // A new snapshot (a re-register) forgets what it leaves out.
+  ASSERT_TRUE(
+      t.SetStatusesFromJson(boost::json::parse(R"({"6":{"dnd":true}})")));
+  EXPECT_EQ(t.GetUserStatus(5), nullptr);
+  EXPECT_FALSE(t.GetUserStatus(6)->away);
+  EXPECT_TRUE(t.GetUserStatus(6)->dnd);
+  EXPECT_FALSE(t.SetStatusesFromJson(boost::json::parse("[]")));
+  EXPECT_NE(t.GetUserStatus(6), nullptr);  // unchanged
+}
+
+TEST_F(PresenceTableTest, UserStatusEventsChangeWhatTheyCarry) {
+  PresenceTable t;
+  ASSERT_TRUE(t.SetStatusesFromJson(boost::json::parse(
+      R"({"5":{"status_text":"Lunch","emoji_name":"pizza",)"
+      R"("emoji_code":"1f355","reaction_type":"unicode_emoji"}})")));
+  EXPECT_TRUE(t.ApplyUserStatusEvent(
+      boost::json::parse(R"({"type":"user_status","user_id":5,"away":true})")
+          .as_object()));
+  EXPECT_EQ(t.GetUserStatus(5)->status_text, "Lunch");
+  EXPECT_TRUE(t.GetUserStatus(5)->away);
+  // A user without a status gets one.
+  EXPECT_TRUE(t.ApplyUserStatusEvent(
+      boost::json::parse(
+          R"({"type":"user_status","user_id":8,"status_text":"Hi"})")
+          .as_object()));
+  EXPECT_EQ(t.GetUserStatus(8)->status_text, "Hi");
+  // Cleared: nothing is kept.
+  EXPECT_TRUE(t.ApplyUserStatusEvent(
+      boost::json::parse(
+          R"({"type":"user_status","user_id":8,"status_text":"",)"
+          R"("emoji_name":"","emoji_code":"","reaction_type":"unicode_emoji"})")
+          .as_object()));
+  EXPECT_EQ(t.GetUserStatus(8), nullptr);
+  EXPECT_FALSE(t.ApplyUserStatusEvent(
+      boost::json::parse(R"({"type":"presence","user_id":5})").as_object()));
+  EXPECT_FALSE(t.ApplyUserStatusEvent(
+      boost::json::parse(R"({"type":"user_status"})").as_object()));
+}
+
+TEST_F(PresenceTableTest, DoNotDisturbHonoursItsEndLocally) {
+  PresenceTable t;
+  ASSERT_TRUE(t.SetStatusesFromJson(boost::json::parse(
+      R"({"5":{"dnd":true,"dnd_end_time":1000},"6":{"dnd":true},)"
+      R"("7":{"status_text":"Busy"}})")));
+  EXPECT_TRUE(t.IsDoNotDisturb(5, 999));
+  EXPECT_FALSE(t.IsDoNotDisturb(5, 1000));  // before the server says so
+  EXPECT_TRUE(t.IsDoNotDisturb(6, 1e10));
+  EXPECT_FALSE(t.IsDoNotDisturb(7, 0));
+  EXPECT_FALSE(t.IsDoNotDisturb(99, 0));
+  EXPECT_TRUE(t.ApplyUserStatusEvent(
+      boost::json::parse(R"({"type":"user_status","user_id":6,"dnd":false,)"
+                         R"("dnd_end_time":0})")
+          .as_object()));
+  EXPECT_FALSE(t.IsDoNotDisturb(6, 0));
+}
+
+}  // namespace
+}  // namespace presence::client

@@ -114,3 +114,77 @@ TEST(PresenceTopScreenTest, PresenceDisabledIsSaid) {
 
 }  // namespace
 }  // namespace presence::tools
+
+namespace presence::tools {
+namespace {
+
+// --- User status (issue #18) ------------------------------------------------
+
+ScreenModel ModelWithStatuses() {
+  ScreenModel m = Model();
+  m.rows[0].status_emoji = "\xf0\x9f\x93\x85";  // 📅
+  m.rows[0].status_text = "In a meeting";
+  m.rows[0].status_until = "until 15:00";
+  m.rows[1].dnd = true;
+  m.rows[1].dnd_until = "until tomorrow 09:00";
+  m.rows[2].status_emoji = ":zulip:";
+  return m;
+}
+
+TEST(PresenceTopScreenTest, ShowsStatusUntilAndDoNotDisturb) {
+  auto lines =
+      Lines(PresenceTopScreen::Render(ModelWithStatuses(), 120, 20, false));
+  ASSERT_GE(lines.size(), 8u);
+  EXPECT_NE(lines[3].find("SAYS"), std::string::npos);
+  EXPECT_NE(lines[4].find("\xf0\x9f\x93\x85 In a meeting until 15:00"),
+            std::string::npos)
+      << lines[4];
+  // Carol: the mark beside her dot, and said in words.
+  EXPECT_EQ(lines[5].rfind("\xe2\x97\x90\xe2\x8a\x98 idle", 0), 0u) << lines[5];
+  EXPECT_NE(lines[5].find("\xe2\x8a\x98 do not disturb until tomorrow 09:00"),
+            std::string::npos)
+      << lines[5];
+  EXPECT_NE(lines[6].find(":zulip:"), std::string::npos);
+  // No mark beside the dots of the others.
+  EXPECT_EQ(lines[4].find("\xe2\x8a\x98"), std::string::npos);
+}
+
+TEST(PresenceTopScreenTest, SaysJoinsTheParts) {
+  client::BuddyRow r;
+  EXPECT_EQ(PresenceTopScreen::Says(r), "");
+  r.status_text = "Lunch";
+  EXPECT_EQ(PresenceTopScreen::Says(r), "Lunch");
+  r.dnd = true;
+  EXPECT_EQ(PresenceTopScreen::Says(r),
+            "Lunch \xc2\xb7 \xe2\x8a\x98 do not disturb");
+}
+
+TEST(PresenceTopScreenTest, StatusLinesFitEvenWithEmojiAndControls) {
+  ScreenModel m = ModelWithStatuses();
+  // A status meant to move the cursor, and many wide characters.
+  m.rows[1].status_text = "\x1b[2J\xc2\x9b" + std::string("evil");
+  for (int i = 0; i < 30; ++i) m.rows[2].status_text += "\xf0\x9f\x98\x80";
+  for (int width : {20, 40, 61, 62, 80, 100, 132}) {
+    const std::string frame = PresenceTopScreen::Render(m, width, 30, true);
+    EXPECT_EQ(frame.find("\x1b[2J"), std::string::npos);
+    EXPECT_EQ(frame.find("\xc2\x9b"), std::string::npos);
+    for (const auto& line : Lines(frame)) {
+      EXPECT_LE(PresenceTopScreen::Columns(line), width) << line;
+    }
+  }
+}
+
+TEST(PresenceTopScreenTest, WideCharactersCountTwoColumns) {
+  EXPECT_EQ(PresenceTopScreen::Columns("\xf0\x9f\x98\x80"), 2);  // 😀
+  EXPECT_EQ(PresenceTopScreen::Columns("\xe6\x97\xa5\xe6\x9c\xac"), 4);
+  // ❤️: a narrow heart and a variation selector.
+  EXPECT_EQ(PresenceTopScreen::Columns("\xe2\x9d\xa4\xef\xb8\x8f"), 1);
+  // Cutting never splits a wide character past the width.
+  const std::string cut = PresenceTopScreen::Fit(
+      "\xf0\x9f\x98\x80\xf0\x9f\x98\x80\xf0\x9f\x98\x80", 4);
+  EXPECT_EQ(PresenceTopScreen::Columns(cut), 4);
+  EXPECT_EQ(cut, "\xf0\x9f\x98\x80\xe2\x80\xa6 ");
+}
+
+}  // namespace
+}  // namespace presence::tools

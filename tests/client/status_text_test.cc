@@ -104,3 +104,57 @@ TEST(StatusTextTest, DeviceIsNamedForActiveAndIdleUsersOnly) {
 
 }  // namespace
 }  // namespace presence::client
+
+namespace presence::client {
+namespace {
+
+// --- User status (issue #18) ------------------------------------------------
+
+TEST(StatusTextTest, UnicodeEmojiBecomesItsCharacters) {
+  EXPECT_EQ(StatusText::Emoji("grinning", "1f600", "unicode_emoji"),
+            "\xf0\x9f\x98\x80");
+  // A flag: two regional indicators.
+  EXPECT_EQ(StatusText::Emoji("us", "1f1fa-1f1f8", "unicode_emoji"),
+            "\xf0\x9f\x87\xba\xf0\x9f\x87\xb8");
+  EXPECT_EQ(StatusText::Emoji("heart", "2764", ""), "\xe2\x9d\xa4");
+}
+
+TEST(StatusTextTest, OtherEmojiAreTheirNameBetweenColons) {
+  EXPECT_EQ(StatusText::Emoji("zulip", "zulip", "zulip_extra_emoji"),
+            ":zulip:");
+  EXPECT_EQ(StatusText::Emoji("party_parrot", "42", "realm_emoji"),
+            ":party_parrot:");
+  // Not valid code points: the name, never garbage or controls.
+  EXPECT_EQ(StatusText::Emoji("odd", "zz", "unicode_emoji"), ":odd:");
+  EXPECT_EQ(StatusText::Emoji("bell", "7", "unicode_emoji"), ":bell:");
+  EXPECT_EQ(StatusText::Emoji("sur", "d800", "unicode_emoji"), ":sur:");
+  EXPECT_EQ(StatusText::Emoji("big", "110000", "unicode_emoji"), ":big:");
+  EXPECT_EQ(StatusText::Emoji("dash", "1f600-", "unicode_emoji"), ":dash:");
+  EXPECT_EQ(StatusText::Emoji("", "1f600", "unicode_emoji"), "");
+}
+
+// kNow is 2023-11-14 22:13:20 UTC.
+TEST(StatusTextTest, UntilTodayIsAClockTime) {
+  EXPECT_EQ(StatusText::Until(kNow + 1600, kNow, kUtc), "until 22:40");
+  // 23:00 UTC is 15:00 at UTC-8, still the 14th there.
+  EXPECT_EQ(StatusText::Until(kNow + 2800, kNow, -8 * 3600), "until 15:00");
+}
+
+TEST(StatusTextTest, UntilTomorrowSaysSo) {
+  // 2023-11-15 15:00 UTC.
+  EXPECT_EQ(StatusText::Until(1'700'060'400, kNow, kUtc),
+            "until tomorrow 15:00");
+  // At UTC+2 it is already the 15th (00:13), so 15:00 UTC+2 is today.
+  EXPECT_EQ(StatusText::Until(1'700'053'200, kNow, 2 * 3600), "until 15:00");
+}
+
+TEST(StatusTextTest, UntilLaterIsADate) {
+  EXPECT_EQ(StatusText::Until(kNow + 3 * 86400, kNow, kUtc), "until Nov 17");
+  // Into next year, within a year: no year.
+  EXPECT_EQ(StatusText::Until(kNow + 60 * 86400, kNow, kUtc), "until Jan 13");
+  EXPECT_EQ(StatusText::Until(kNow + 400 * 86400, kNow, kUtc),
+            "until Dec 18, 2024");
+}
+
+}  // namespace
+}  // namespace presence::client

@@ -601,3 +601,223 @@ describe('buddy-list page protocol', { timeout: 180_000 }, () => {
     assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
   });
 });
+
+// User status (issue #18): set through the page's form, seen by another
+// viewer, cleared; user-supplied text rendered as text; and the extension
+// fields (a scheduled end, do-not-disturb) rendered from a register answer
+// with those fields added (the server of this branch may not send them).
+describe('buddy-list page user status', { timeout: 180_000 }, () => {
+  let server;
+  let alice;
+  let bob;
+  const contexts = [];
+  const pageErrors = [];
+
+  async function newPage() {
+    // UTC, so that "until 22:53" does not depend on the machine's zone.
+    const ctx = await browser.newContext({
+      viewport: { width: 1000, height: 760 }, timezoneId: 'UTC', locale: 'en-US',
+    });
+    contexts.push(ctx);
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => pageErrors.push(String(e)));
+    return p;
+  }
+
+  before(async () => {
+    server = await startPresenced();
+    await server.setClock(BASE_TIME);
+    const realm = await server.createRealm('', 'Example Co');
+    alice = await server.createUser(realm.realm_id, {
+      email: 'alice@example.com', full_name: 'Alice Anderson',
+    });
+    bob = await server.createUser(realm.realm_id, {
+      email: 'bob@example.com', full_name: 'Bob Brown',
+    });
+  });
+
+  after(async () => {
+    for (const c of contexts) await c.close();
+    if (server) {
+      const status = await server.stop();
+      assert.deepEqual(status, { code: 0, signal: null },
+        `presenced did not exit cleanly:\n${server.stderr().slice(-5000)}`);
+    }
+  });
+
+  it('sets a status in the form, shows it to another viewer as text, clears it', async () => {
+    const pa = await newPage();
+    const pb = await newPage();
+    await signIn(server, pa, alice);
+    await signIn(server, pb, bob);
+    await pa.locator('#my-status summary').click();
+    // Every control has a label.
+    await pa.getByLabel('Emoji').selectOption('calendar:1f4c5');
+    const hostile = '<img src=x onerror=window.__x=1><b>Hi</b>';
+    await pa.getByLabel('Status text').fill(hostile);
+    await pa.getByRole('button', { name: 'Set status' }).click();
+
+    const shown = row(pb, alice).locator('.user-status');
+    await shown.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.equal(await shown.textContent(), `\u{1f4c5} ${hostile}`);
+    // Text, not markup: no element came from it, no script ran.
+    assert.equal(await row(pb, alice).locator('img, b, script').count(), 0);
+    assert.equal(await pb.evaluate(() => window.__x), undefined);
+    assert.equal(await pa.evaluate(() => window.__x), undefined);
+    // The server holds it (Zulip's GET /users/{id}/status).
+    const r = await zulipCall(server.baseUrl, bob, 'GET', `/users/${alice.user_id}/status`);
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(r.json.status.status_text, hostile);
+    assert.equal(r.json.status.emoji_code, '1f4c5');
+    // The signed-in user sees it on their own row and in the form's summary.
+    await row(pa, alice).locator('.user-status').waitFor({ timeout: WAIT_MS });
+    assert.match(await pa.locator('#my-status-now').textContent(), /<b>Hi<\/b>/);
+    await pb.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status.png') });
+    await pa.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-form.png') });
+
+    await pa.getByRole('button', { name: 'Clear status' }).click();
+    await shown.waitFor({ state: 'detached', timeout: WAIT_MS });
+    const cleared = await zulipCall(server.baseUrl, bob, 'GET', `/users/${alice.user_id}/status`);
+    assert.equal(cleared.json.status.status_text, undefined);
+    assert.equal(await pa.getByLabel('Status text').inputValue(), '');
+  });
+
+  it('shows a refusal from the server in the form', async () => {
+    const pa = await newPage();
+    await signIn(server, pa, alice);
+    await pa.locator('#my-status summary').click();
+    // maxlength stops typing; a script can still send too long a text.
+    await pa.getByLabel('Status text').evaluate((el) => {
+      el.removeAttribute('maxlength');
+      el.value = 'x'.repeat(61);
+    });
+    await pa.getByRole('button', { name: 'Set status' }).click();
+    const err = pa.locator('#status-error');
+    await err.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await err.textContent(), /status_text is too long \(limit: 60 characters\)/);
+    assert.equal(await err.getAttribute('role'), 'alert');
+  });
+
+  it('fits the status form on a phone screen', async () => {
+    const ctx = await browser.newContext({
+      viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true,
+      hasTouch: true, timezoneId: 'UTC',
+    });
+    contexts.push(ctx);
+    const p = await ctx.newPage();
+    p.on('pageerror', (e) => pageErrors.push(String(e)));
+    await signIn(server, p, alice);
+    await p.locator('#my-status summary').click();
+    await p.getByLabel('Status text').waitFor({ state: 'visible' });
+    await noHorizontalScroll(p, 'status form');
+    await p.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-phone.png'), fullPage: true });
+  });
+
+  it('says when the server ignores the end time', async () => {
+    const pa = await newPage();
+    // What a server without the extension answers.
+    await pa.route('**/api/v1/users/me/status', (route) => route.fulfill({
+      json: { result: 'success', msg: '', ignored_parameters_unsupported: ['scheduled_end_time'] },
+    }));
+    await signIn(server, pa, alice);
+    await pa.locator('#my-status summary').click();
+    await pa.getByLabel('Status text').fill('Lunch');
+    await pa.getByLabel('Clear it at (optional)').fill('2023-11-14T23:00');
+    await pa.getByRole('button', { name: 'Set status' }).click();
+    const err = pa.locator('#status-error');
+    await err.waitFor({ state: 'visible', timeout: WAIT_MS });
+    assert.match(await err.textContent(), /does not support end times/);
+  });
+
+  it('renders a scheduled end and do-not-disturb (extension fields)', async () => {
+    const pb = await newPage();
+    // The real register answer, with Alice's status as a server with the
+    // extension sends it to a queue registered with the capability.
+    let sentCapability = null;
+    await pb.route('**/api/v1/register', async (route) => {
+      const body = new URLSearchParams(route.request().postData() || '');
+      sentCapability = JSON.parse(body.get('client_capabilities')).user_status_extensions;
+      const res = await route.fetch();
+      const json = await res.json();
+      json.user_status = {
+        ...(json.user_status || {}),
+        [alice.user_id]: {
+          status_text: 'Lunch <i>out</i>',
+          emoji_name: 'coffee',
+          emoji_code: '2615',
+          reaction_type: 'unicode_emoji',
+          scheduled_end_time: BASE_TIME + 2400, // 22:53:20 UTC
+          dnd: true,
+          dnd_end_time: BASE_TIME + 86400, // tomorrow 22:13:20 UTC
+        },
+      };
+      await route.fulfill({ response: res, json });
+    });
+    await signIn(server, pb, bob);
+    assert.equal(sentCapability, true);
+    const r = row(pb, alice);
+    await r.locator('.user-status').waitFor({ timeout: WAIT_MS });
+    assert.equal(await r.locator('.user-status').textContent(),
+      '\u2615 Lunch <i>out</i> · until 22:53');
+    assert.equal(await r.getAttribute('data-dnd'), 'true');
+    const mark = r.locator('.dnd');
+    assert.equal(await mark.getAttribute('role'), 'img');
+    assert.equal(await mark.getAttribute('aria-label'), 'Do not disturb until tomorrow 22:13');
+    assert.equal(await row(pb, bob).getAttribute('data-dnd'), null);
+    await pb.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-dnd.png') });
+  });
+
+  it('shows "until ..." and do-not-disturb from the real server, and their ends', async () => {
+    await server.setClock(BASE_TIME); // 2023-11-14 22:13:20 UTC
+    const pa = await newPage();
+    const pb = await newPage();
+    await signIn(server, pa, alice);
+    await signIn(server, pb, bob);
+    await pa.locator('#my-status summary').click();
+    await pa.getByLabel('Emoji').selectOption('coffee:2615');
+    await pa.getByLabel('Status text').fill('Lunch');
+    await pa.getByLabel('Clear it at (optional)').fill('2023-11-14T22:53');
+    await pa.getByRole('button', { name: 'Set status' }).click();
+    const shown = row(pb, alice).locator('.user-status');
+    await pb.locator(`li.user[data-email="${alice.email}"] .status-until`)
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await shown.textContent(), '\u2615 Lunch · until 22:53');
+
+    await pa.getByLabel('Until (optional)').fill('2023-11-15T09:30');
+    await pa.getByRole('checkbox', { name: 'Do not disturb' }).check();
+    await pb.locator(`li.user[data-email="${alice.email}"][data-dnd="true"]`)
+      .waitFor({ timeout: WAIT_MS });
+    assert.equal(await row(pb, alice).locator('.dnd').getAttribute('aria-label'),
+      'Do not disturb until tomorrow 09:30');
+    await pb.screenshot({ path: path.join(ARTIFACTS, 'buddy-list-status-until-dnd.png') });
+
+    // The server ends the status at 22:53, and do-not-disturb at 09:30.
+    await server.setClock(Date.UTC(2023, 10, 14, 22, 53) / 1000 + 1);
+    await shown.waitFor({ state: 'detached', timeout: WAIT_MS });
+    assert.equal(await row(pb, alice).getAttribute('data-dnd'), 'true');
+    await server.setClock(Date.UTC(2023, 10, 15, 9, 30) / 1000 + 1);
+    await pb.locator(`li.user[data-email="${alice.email}"]:not([data-dnd])`)
+      .waitFor({ timeout: WAIT_MS });
+  });
+
+  it('toggles do-not-disturb with an end time', async () => {
+    const pa = await newPage();
+    const sent = [];
+    // A server with the extension accepts dnd alone; this one is faked.
+    await pa.route('**/api/v1/users/me/status', async (route) => {
+      sent.push(Object.fromEntries(new URLSearchParams(route.request().postData() || '')));
+      await route.fulfill({ json: { result: 'success', msg: '' } });
+    });
+    await signIn(server, pa, alice);
+    await pa.locator('#my-status summary').click();
+    await pa.getByLabel('Until (optional)').fill('2023-11-15T09:30');
+    const box = pa.getByRole('checkbox', { name: 'Do not disturb' });
+    await Promise.all([pa.waitForResponse('**/api/v1/users/me/status'), box.check()]);
+    await Promise.all([pa.waitForResponse('**/api/v1/users/me/status'), box.uncheck()]);
+    assert.deepEqual(sent, [
+      { dnd: 'true', dnd_end_time: String(Date.UTC(2023, 10, 15, 9, 30) / 1000) },
+      { dnd: 'false' },
+    ]);
+    assert.deepEqual(pageErrors, [], 'no uncaught errors in the page');
+  });
+});
