@@ -130,6 +130,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "a parked GET /events answers with a heartbeat after this")
       ->capture_default_str()
       ->check(CLI::Range(1u, 3600u));
+  cli.add_option("--answer-coalesce-ms", f.answer_coalesce_ms,
+                 "under a backlog, answers to woken long polls may wait this "
+                 "much longer to leave the I/O thread to requests and carry "
+                 "more events each (0: never)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10'000u));
   cli.add_option("--queue-timeout-seconds", f.queue_timeout_seconds,
                  "an event queue not polled for this long is freed")
       ->capture_default_str()

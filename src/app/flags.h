@@ -22,6 +22,7 @@ struct Flags {
   unsigned flush_interval_ms = 1000;
   unsigned malloc_trim_seconds = 10;
   unsigned heartbeat_seconds = 45;
+  unsigned answer_coalesce_ms = 50;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
   std::size_t max_clients_per_user = 8;

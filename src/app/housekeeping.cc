@@ -41,12 +41,15 @@ void Housekeeping::ScheduleExpiry() {
   });
 }
 
-void Housekeeping::ScheduleTransitions() {
-  transitions_.expires_after(std::chrono::seconds(1));
+void Housekeeping::ScheduleTransitions(bool more) {
+  if (more) {
+    transitions_.expires_after(std::chrono::seconds(0));
+  } else {
+    transitions_.expires_after(std::chrono::seconds(1));
+  }
   transitions_.async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    hub_.TickTransitions(service_.Now());
-    ScheduleTransitions();
+    TickTransitionsSlice();
   });
 }
 
@@ -73,6 +76,18 @@ void Housekeeping::ExpireStatuses() {
   } else if (!offload_(step)) {
     status_step_running_->store(false);  // refused (queue full): next tick
   }
+}
+
+void Housekeeping::TickTransitionsSlice() {
+  const auto start = std::chrono::steady_clock::now();
+  const Micros now = service_.Now();
+  bool more = true;
+  while (more) {
+    hub_.TickTransitions(now, kTransitionStep);
+    more = hub_.TransitionsDue(now);
+    if (std::chrono::steady_clock::now() - start >= kTransitionSlice) break;
+  }
+  ScheduleTransitions(more);
 }
 
 }  // namespace presence::app

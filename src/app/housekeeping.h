@@ -9,6 +9,14 @@
 // (embedded) it runs in the timer's handler, as other embedded directory
 // writes run on their I/O thread. At most one such step runs at a time.
 //
+// The context is an I/O thread's: its clients' requests wait while a
+// handler here runs. So the transition tick works in slices: steps of
+// kTransitionStep deadlines until kTransitionSlice has passed, then, if
+// more are due, the next slice on a zero-delay timer, which runs behind the
+// requests that became ready meanwhile. A million users going offline at
+// once (every deadline due in the same second) then costs its clients at
+// most a slice of waiting per turn instead of one handler of a minute.
+//
 // Thread safety: Start and Stop on the context's thread (or before it
 // runs); the timers' handlers run there too. The status step's in-flight
 // flag is atomic (it is cleared on a worker).
@@ -18,6 +26,8 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 
@@ -40,7 +50,14 @@ class Housekeeping {
 
  private:
   void ScheduleExpiry();
-  void ScheduleTransitions();
+  // The next transition tick, in 1 s (`more` false) or behind the ready
+  // handlers (`more`: deadlines are still due).
+  void ScheduleTransitions(bool more = false);
+  void TickTransitionsSlice();
+
+  // Deadlines per TickTransitions call, and the time a slice may take.
+  static constexpr std::size_t kTransitionStep = 16;
+  static constexpr std::chrono::microseconds kTransitionSlice{1000};
   void ScheduleStatusEnds();
   void ExpireStatuses();
 

@@ -89,6 +89,7 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
     q->realm_index = list.size();
     list.push_back(q.get());
     by_user_[owner].push_back(q.get());
+    if (q->spec.presence_transitions) ++transition_queues_[q->spec.realm_id];
     queue_bytes_ += q->bytes;
     EventQueue* added = q.get();
     // The key views the queue's own id (the queue never moves).
@@ -111,6 +112,12 @@ void EventHub::RemoveLocked(EventQueue* q, Waiters& wake) {
       mine != by_user_.end()) {
     std::erase(mine->second, q);
     if (mine->second.empty()) by_user_.erase(mine);
+  }
+  if (q->spec.presence_transitions) {
+    auto t = transition_queues_.find(q->spec.realm_id);
+    if (t != transition_queues_.end() && --t->second == 0) {
+      transition_queues_.erase(t);
+    }
   }
   queue_bytes_ -= q->bytes;
   // The key views q->id: find first, erase the slot (which destroys q).
@@ -369,6 +376,9 @@ void EventHub::FanOutPresence(const PresenceChange& change,
   Waiters wake;
   {
     MutexLock lock(mu_);
+    if (transitions_only && !transition_queues_.contains(change.realm_id)) {
+      return;
+    }
     auto it = by_realm_.find(change.realm_id);
     if (it == by_realm_.end()) return;
     std::vector<EventQueue*> overflowed;
@@ -405,8 +415,8 @@ void EventHub::OnPresenceChange(const PresenceChange& change) {
   }
 }
 
-std::size_t EventHub::TickTransitions(Micros now) {
-  auto due = tracker_.Tick(*service_, now);
+std::size_t EventHub::TickTransitions(Micros now, std::size_t max_deadlines) {
+  auto due = tracker_.Tick(*service_, now, max_deadlines);
   for (const Transition& t : due) {
     OnTransition(t.change, TrackedStatusName(t.status));
   }

@@ -111,11 +111,13 @@ void TransitionTracker::Seed(const PresenceService& service, Micros now) {
 }
 
 std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
-                                                Micros now) {
+                                                Micros now,
+                                                std::size_t max_deadlines) {
   std::vector<Deadline> due;
   {
     MutexLock lock(mu_);
-    while (!heap_.empty() && heap_.top().at <= now) {
+    while (due.size() < max_deadlines && !heap_.empty() &&
+           heap_.top().at <= now) {
       const Deadline& d = heap_.top();
       // The offline deadline a user counted on is gone: the next write, or
       // the rescheduling below, pushes another.
@@ -164,6 +166,11 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
     if (status != TrackedStatus::kActive) out.push_back({*row, status});
   }
   return out;
+}
+
+bool TransitionTracker::Due(Micros now) const {
+  MutexLock lock(mu_);
+  return !heap_.empty() && heap_.top().at <= now;
 }
 
 std::size_t TransitionTracker::pending() const {

@@ -32,6 +32,7 @@
 #define PRESENCE_CORE_TRANSITION_TRACKER_H_
 
 #include <boost/unordered/unordered_flat_map.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <queue>
 #include <string_view>
@@ -67,9 +68,17 @@ class TransitionTracker {
   // who stop reporting after a restart are still announced.
   void Seed(const PresenceService& service, Micros now) EXCLUDES(mu_);
 
-  // Pops every deadline up to `now` and returns the transitions to announce.
-  std::vector<Transition> Tick(const PresenceService& service, Micros now)
+  // Pops the deadlines up to `now`, at most `max_deadlines` of them (the
+  // earliest first), and returns the transitions to announce. A caller that
+  // must not stall (an I/O thread when a million users go offline at once)
+  // ticks in bounded steps until Due(now) is false; the deadlines left wait
+  // in the heap, in order, and nothing is lost.
+  std::vector<Transition> Tick(const PresenceService& service, Micros now,
+                               std::size_t max_deadlines = SIZE_MAX)
       EXCLUDES(mu_);
+
+  // True if a deadline at or before `now` is still in the heap.
+  bool Due(Micros now) const EXCLUDES(mu_);
 
   std::size_t pending() const EXCLUDES(mu_);
   // Users whose last announced status is not offline (the only ones the

@@ -1,10 +1,12 @@
 #include "http/answer_queue.h"
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/context_as.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <utility>
 
 namespace presence::http {
@@ -24,7 +26,7 @@ void AnswerQueue::Add(std::shared_ptr<Item> item) {
       posted_ = true;
       start = item->executor();
     }
-    items_.push_back(std::move(item));
+    items_.push_back({std::move(item), Clock::now()});
   }
   if (start) boost::asio::post(start, [this] { RunSlice(); });
 }
@@ -35,33 +37,65 @@ std::size_t AnswerQueue::waiting() const {
 }
 
 void AnswerQueue::RunSlice() {
-  std::array<std::shared_ptr<Item>, kSlice> slice;
+  std::array<Queued, kSlice> slice;
   std::size_t n = 0;
-  boost::asio::any_io_executor next;
   {
     MutexLock lock(mu_);
     while (n < kSlice && !items_.empty()) {
       slice[n++] = std::move(items_.front());
       items_.pop_front();
     }
+  }
+  const Clock::time_point start = Clock::now();
+  std::size_t ran = 0;
+  while (ran < n) {
+    boost::asio::any_io_executor ex = slice[ran].item->executor();
+    boost::asio::dispatch(
+        ex, [item = std::move(slice[ran].item)] { item->AnswerNow(); });
+    ++ran;
+    if (ran < n && Clock::now() - start >= kSliceTime) break;
+  }
+  const Clock::time_point end = Clock::now();
+  boost::asio::any_io_executor next;
+  bool rest = false;
+  {
+    MutexLock lock(mu_);
+    // Not run in this slice's time: first in the next one, in order.
+    for (std::size_t i = n; i > ran; --i) {
+      items_.push_front(std::move(slice[i - 1]));
+    }
     if (items_.empty()) {
       posted_ = false;
     } else {
-      next = items_.front()->executor();
+      next = items_.front().item->executor();
+      const std::chrono::microseconds wait(
+          coalesce_wait_us_.load(std::memory_order_relaxed));
+      const std::uint64_t requests = requests_.load(std::memory_order_relaxed);
+      rest = wait.count() > 0 && items_.size() > kBacklog &&
+             requests != requests_seen_ && end - items_.front().added < wait;
+      requests_seen_ = requests;
     }
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    boost::asio::any_io_executor ex = slice[i]->executor();
-    boost::asio::dispatch(ex,
-                          [item = std::move(slice[i])] { item->AnswerNow(); });
+  if (!next) return;
+  if (rest) {
+    // As long as the slice took: the requests get at least half of the
+    // thread, and the waiting polls gather more events meanwhile.
+    rests_.fetch_add(1, std::memory_order_relaxed);
+    auto timer = std::make_shared<boost::asio::steady_timer>(next);
+    timer->expires_after(
+        std::max<Clock::duration>(end - start, std::chrono::microseconds(50)));
+    timer->async_wait([this, timer](const boost::system::error_code& ec) {
+      if (!ec) RunSlice();
+    });
+    return;
   }
   // Behind what became ready meanwhile: requests read during this slice
   // run before the next one.
-  if (next) boost::asio::post(next, [this] { RunSlice(); });
+  boost::asio::post(next, [this] { RunSlice(); });
 }
 
 void AnswerQueue::shutdown() {
-  std::deque<std::shared_ptr<Item>> items;
+  std::deque<Queued> items;
   {
     MutexLock lock(mu_);
     shut_down_ = true;

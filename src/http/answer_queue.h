@@ -18,6 +18,24 @@
 // overflows while its answer waits is dropped and its client registers
 // again, as before.
 //
+// Under a backlog, answers also wait and carry more (issue #17, item 7).
+// An answer costs about the same whatever it carries, so when more than
+// kBacklog answers are due and requests were answered on the thread since
+// the last slice (NoteRequest), the queue paces itself: after a slice it rests
+// as long as the slice took before the next one, leaving at least half of
+// the thread to requests (and, on a shared machine, the core to others),
+// and every poll that waits meanwhile gathers more events into its one
+// answer. The rest is bounded: the queue rests only while its oldest
+// answer has waited less than the coalescing wait (--answer-coalesce-ms,
+// Configure); past it, slices follow each other at once again. A Zulip
+// client sees its long poll answered up to that much later, with several
+// events instead of one, which it handles as any answer. Under no backlog
+// nothing changes: an answer waits for no timer.
+//
+// A slice is also bounded in time (kSliceTime): answers that carry
+// hundreds of events cost more each, and a request read meanwhile waits
+// for at most that long.
+//
 // One queue per execution context (an Asio service), so every connection
 // of an I/O thread shares its thread's queue with no lock on the request
 // path. An item runs on its own executor: inline when the slice runs on it
@@ -31,9 +49,12 @@
 #ifndef PRESENCE_HTTP_ANSWER_QUEUE_H_
 #define PRESENCE_HTTP_ANSWER_QUEUE_H_
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/execution_context.hpp>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <memory>
 
@@ -60,6 +81,12 @@ class AnswerQueue : public boost::asio::execution_context::service {
   // request read meanwhile waits about that long for the answers, however
   // many are due.
   static constexpr std::size_t kSlice = 32;
+  // A slice stops early once it has run this long.
+  static constexpr std::chrono::microseconds kSliceTime{500};
+  // Answers due beyond which the queue paces itself (four slices).
+  static constexpr std::size_t kBacklog = 4 * kSlice;
+  // The default longest rest the pacing may add (--answer-coalesce-ms).
+  static constexpr std::chrono::milliseconds kDefaultCoalesceWait{50};
 
   static inline boost::asio::execution_context::id id;
 
@@ -76,13 +103,41 @@ class AnswerQueue : public boost::asio::execution_context::service {
   // Items queued and not yet run.
   std::size_t waiting() const EXCLUDES(mu_);
 
+  // The longest an answer's wait may be stretched to gather more events
+  // under a backlog (0: never; answers follow each other at once). Any
+  // thread; the latest call wins.
+  void Configure(std::chrono::microseconds coalesce_wait) {
+    coalesce_wait_us_.store(coalesce_wait.count(), std::memory_order_relaxed);
+  }
+
+  // A request was answered on this queue's thread without parking (a ping,
+  // a register, ...): the pacing rests only when such requests compete for
+  // the thread, so a lone fan-out (one event to every parked poll, nobody
+  // else asking) still runs at full speed. Any thread; cheap.
+  void NoteRequest() { requests_.fetch_add(1, std::memory_order_relaxed); }
+
+  // Rests taken so far (pacing under a backlog), for tests and metrics.
+  std::uint64_t rests() const { return rests_.load(std::memory_order_relaxed); }
+
  private:
   void shutdown() override EXCLUDES(mu_);
   void RunSlice() EXCLUDES(mu_);
 
+  using Clock = std::chrono::steady_clock;
+  struct Queued {
+    std::shared_ptr<Item> item;
+    Clock::time_point added;
+  };
+
+  std::atomic<std::int64_t> coalesce_wait_us_{
+      std::chrono::microseconds(kDefaultCoalesceWait).count()};
+  std::atomic<std::uint64_t> rests_{0};
+  std::atomic<std::uint64_t> requests_{0};
   mutable Mutex mu_;
-  std::deque<std::shared_ptr<Item>> items_ GUARDED_BY(mu_);
+  std::deque<Queued> items_ GUARDED_BY(mu_);
   bool posted_ GUARDED_BY(mu_) = false;  // a RunSlice is pending
+  // requests_ when the last slice ended.
+  std::uint64_t requests_seen_ GUARDED_BY(mu_) = 0;
   bool shut_down_ GUARDED_BY(mu_) = false;
 };
 

@@ -38,6 +38,7 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
       open_(std::move(open)),
       metrics_(limits->metrics),
       answers_(AnswerQueue::Of(socket_.get_executor())) {
+  answers_.Configure(limits->answer_coalesce_wait);
   open_->fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -285,6 +286,9 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
     return HandlerFailed(std::current_exception());
   }
   relay_marked_ = relay_mark.has_value();
+  // Work read from a client and answered now competes with the answers
+  // queued on this thread (AnswerQueue's pacing).
+  if (!resumed && !answer->parked && !answer->deferred) answers_.NoteRequest();
   Dispatch(std::move(*answer));
 }
 

@@ -77,6 +77,11 @@ struct SessionLimits {
   // Connections one TCP peer address may hold at once (a peer inside
   // trusted_proxies is not limited per address).
   std::size_t max_connections_per_address = 2000;
+  // --answer-coalesce-ms: the longest the answers to woken long polls may
+  // be held back, under a backlog, to leave the thread to requests and
+  // carry more events each (AnswerQueue::Configure). 0: never.
+  std::chrono::microseconds answer_coalesce_wait{
+      AnswerQueue::kDefaultCoalesceWait};
   api::Metrics* metrics = nullptr;  // may be null
   // --trusted-proxy: peers whose X-Forwarded-For names the client. Null or
   // empty: the client is always the TCP peer.

@@ -120,6 +120,11 @@ class TransitionHubTest : public ::testing::Test {
   std::vector<std::string> At(std::int64_t s, const std::string& q) {
     clock_.Set(kT0 + Sec(s));
     hub_->TickTransitions(clock_.NowMicros());
+    return Drain(q);
+  }
+
+  // The new events of the queue, without ticking.
+  std::vector<std::string> Drain(const std::string& q) {
     auto r = hub_->Poll(q, watcher_, last_[q], false, nullptr, 0);
     std::vector<std::string> out;
     for (auto& e : r.events) {
@@ -253,6 +258,83 @@ TEST_F(TransitionHubTest, OfflineUsersAreForgottenAndAnnouncedAgainLater) {
   EXPECT_EQ(due[0].status, TrackedStatus::kOffline);
   EXPECT_EQ(fresh.tracked(), 0u);
   EXPECT_TRUE(fresh.Tick(*service_, kT0 + Sec(9000)).empty());
+}
+
+// Issue #17: a mass going-offline (every user's deadline in the same
+// second) is announced in bounded steps; between two steps the hub serves
+// requests at once, and once the steps are done every transition has been
+// announced, each user's in order.
+TEST_F(TransitionHubTest, Issue17_MassTransitionsTickInBoundedSteps) {
+  constexpr int kUsers = 300;
+  constexpr std::size_t kStep = 16;
+  std::vector<UserId> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(Add("u" + std::to_string(i) + "@example.com"));
+  }
+  for (UserId u : users) Ping(u, ReportStatus::kActive);
+  EXPECT_EQ(Drain(q_).size(), users.size());  // Zulip's "came online"
+  clock_.Set(kT0 + Sec(60));
+  for (UserId u : users) Ping(u, ReportStatus::kIdle);
+  Drain(q_);
+  Drain(plain_);
+
+  std::map<std::string, std::vector<std::string>> seen;  // user -> events
+  auto collect = [&] {
+    for (const std::string& e : Drain(q_)) {
+      const auto colon = e.find(':');
+      seen[e.substr(0, colon)].push_back(e.substr(colon + 1));
+    }
+  };
+  bool served_meanwhile = false;
+  // Everyone goes idle in the same second, then offline in the same one.
+  for (std::int64_t at : {200, 60 + 230}) {
+    clock_.Set(kT0 + Sec(at));
+    const Micros now = clock_.NowMicros();
+    std::size_t steps = 0;
+    while (hub_->TransitionsDue(now)) {
+      EXPECT_LE(hub_->TickTransitions(now, kStep), kStep);
+      ++steps;
+      if (!served_meanwhile) {
+        // A request between two steps: a_'s first ping is answered and
+        // its event reaches the plain queue while transitions still wait.
+        EXPECT_TRUE(hub_->TransitionsDue(now));
+        Ping(a_, ReportStatus::kActive);
+        EXPECT_THAT(Drain(plain_),
+                    testing::ElementsAre(std::to_string(a_) + ":}"));
+        served_meanwhile = true;
+      }
+      collect();
+    }
+    EXPECT_GE(steps, users.size() / kStep) << at;
+  }
+  EXPECT_TRUE(served_meanwhile);
+  seen.erase(std::to_string(a_));  // its own Zulip event
+  ASSERT_EQ(seen.size(), users.size());
+  for (UserId u : users) {
+    EXPECT_THAT(seen[std::to_string(u)],
+                testing::ElementsAre("idle}", "offline}"))
+        << u;
+  }
+  // Nothing more is due, and nothing is announced twice.
+  EXPECT_EQ(hub_->TickTransitions(clock_.NowMicros()), 0u);
+}
+
+// A realm whose queues all lack presence_transitions: transitions are
+// still tracked (and announced once a queue asks again), but reach no queue.
+TEST_F(TransitionHubTest, Issue17_TransitionsSkipRealmsWithoutTheirQueues) {
+  ASSERT_TRUE(hub_->Delete(q_, watcher_));
+  Ping(a_, ReportStatus::kActive);
+  EXPECT_EQ(At(230, plain_).size(), 1u);  // Zulip's event only
+  QueueSpec spec;
+  spec.realm_id = realm_;
+  spec.user_id = watcher_;
+  spec.presence_transitions = true;
+  const std::string again = hub_->Register(spec, 0);
+  clock_.Set(kT0 + Sec(300));
+  Ping(a_, ReportStatus::kActive);
+  Drain(again);
+  EXPECT_THAT(At(300 + 230, again),
+              testing::ElementsAre(std::to_string(a_) + ":offline}"));
 }
 
 }  // namespace
