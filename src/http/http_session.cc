@@ -55,6 +55,10 @@ HttpSession::~HttpSession() {
 
 void HttpSession::Start() {
   if (metrics_ != nullptr) metrics_->ConnectionOpened();
+  // A send that cannot complete now returns would_block (Respond) rather
+  // than wait: this thread serves every connection of its own.
+  beast::error_code ec;
+  socket_.non_blocking(true, ec);
   // Run on the socket's executor from the very first operation; no
   // buffers until the client sends.
   boost::asio::dispatch(socket_.get_executor(),
@@ -422,9 +426,25 @@ void HttpSession::Respond(api::Response out) {
     AppendResponseHead(head_, version_, out.status, out.content_type,
                        keep_alive, length, out.headers);
     body_ = head_method_ ? std::string() : std::move(out.body);
-    StartTimed(Timed::kWrite);
-    const std::array<boost::asio::const_buffer, 2> buffers{
+    std::array<boost::asio::const_buffer, 2> buffers{
         boost::asio::buffer(head_), boost::asio::buffer(body_)};
+    // An answer usually fits the socket's send buffer: sent now, in one
+    // gathered send, it needs no asynchronous operation (none to allocate,
+    // no completion to post and run; issue #17, many answers at once).
+    // What does not fit goes asynchronously.
+    beast::error_code ec;
+    const std::size_t total = head_.size() + body_.size();
+    const std::size_t sent = socket_.send(buffers, 0, ec);
+    if (!ec && sent == total) return OnWrite(keep_alive, ec, sent);
+    if (ec && ec != boost::asio::error::would_block &&
+        ec != boost::asio::error::try_again) {
+      return OnWrite(keep_alive, ec, 0);
+    }
+    const std::size_t done = ec ? 0 : sent;
+    const std::size_t from_head = std::min(done, head_.size());
+    buffers[0] += from_head;
+    buffers[1] += done - from_head;
+    StartTimed(Timed::kWrite);
     boost::asio::async_write(
         socket_, buffers,
         beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
