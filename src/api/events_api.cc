@@ -272,6 +272,7 @@ ApiResult<Response> EventsApi::Register(const Caller& caller,
   body.push_back('}');
   Response r;
   r.body = std::move(body);
+  r.next_request_later = true;
   return r;
 }
 

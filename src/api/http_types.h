@@ -114,6 +114,10 @@ struct Response {
   // addresses too, and send this response once they have all answered (or
   // failed): POST /admin/v1/clock setting the group's clock.
   std::vector<std::string> also_to;
+  // The client is not expected to send its next request on this connection
+  // at once (a Zulip client's /register, whose long poll follows when it
+  // is ready): the HTTP layer waits for it holding no request buffers.
+  bool next_request_later = false;
 };
 
 }  // namespace presence::api

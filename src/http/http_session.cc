@@ -7,7 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/json/serialize.hpp>
-#include <ctime>
+#include <cassert>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -23,6 +23,12 @@ namespace presence::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+struct HttpSession::Linger {
+  explicit Linger(const boost::asio::any_io_executor& ex) : timer(ex) {}
+  boost::asio::steady_timer timer;
+  std::array<char, 4096> drain;
+};
+
 HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          const api::Router* router, const SessionLimits* limits,
                          std::shared_ptr<std::atomic<std::size_t>> open,
@@ -31,49 +37,118 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
       peer_(CanonicalAddress(peer)),
       peer_text_(peer_.is_unspecified() ? std::string() : peer_.to_string()),
       slot_(std::move(slot)),
-      idle_timer_(socket_.get_executor()),
-      linger_timer_(socket_.get_executor()),
+      deadlines_(SessionDeadlines::Of(socket_.get_executor())),
       router_(router),
       limits_(limits),
       open_(std::move(open)),
       metrics_(limits->metrics),
       answers_(AnswerQueue::Of(socket_.get_executor())) {
   answers_.Configure(limits->answer_coalesce_wait);
+  deadline_.owner = this;
   open_->fetch_add(1, std::memory_order_relaxed);
 }
 
 HttpSession::~HttpSession() {
+  deadlines_.Clear(deadline_);
   open_->fetch_sub(1, std::memory_order_relaxed);
   if (metrics_ != nullptr) metrics_->ConnectionClosed();
 }
 
 void HttpSession::Start() {
   if (metrics_ != nullptr) metrics_->ConnectionOpened();
-  // Run on the socket's executor from the very first operation.
-  boost::asio::dispatch(
-      socket_.get_executor(),
-      beast::bind_front_handler(&HttpSession::DoRead, shared_from_this()));
+  // A send that cannot complete now returns would_block (Respond) rather
+  // than wait: this thread serves every connection of its own.
+  beast::error_code ec;
+  socket_.non_blocking(true, ec);
+  // Run on the socket's executor from the very first operation; no
+  // buffers until the client sends.
+  boost::asio::dispatch(socket_.get_executor(),
+                        beast::bind_front_handler(&HttpSession::WaitForRequest,
+                                                  shared_from_this()));
+}
+
+void HttpSession::WaitForRequest() {
+  if (closed_) return;
+  waiting_ = true;
+  StartTimed(Timed::kRead);
+  if (input_pending_) return DoRead();
+  ArmPeek();
+}
+
+void HttpSession::ArmPeek() {
+  if (peek_armed_) return;
+  peek_armed_ = true;
+  // A one-byte peek rather than a readability wait: a wait re-arms the
+  // socket in epoll (one epoll_ctl each time), a read that would block is
+  // only queued.
+  socket_.async_receive(
+      boost::asio::buffer(&peek_byte_, 1),
+      boost::asio::socket_base::message_peek,
+      beast::bind_front_handler(&HttpSession::OnPeek, shared_from_this()));
+}
+
+void HttpSession::OnPeek(beast::error_code ec, std::size_t bytes) {
+  peek_armed_ = false;
+  if (ec == boost::asio::error::operation_aborted || closed_) return;
+  const bool data = !ec && bytes > 0;
+  if (parked_) {
+    // Data means a pipelined request, which stays in the socket and is
+    // read after the answer. Closed (end of stream) or reset: drop it; the
+    // queue's weak reference then expires.
+    if (data) {
+      input_pending_ = true;
+      // No operation is pending now (the deadline entry does not own the
+      // session): held until it is answered.
+      held_ = shared_from_this();
+      return;
+    }
+    parked_ = false;
+    return DoClose();
+  }
+  if (waiting_) {
+    if (!data) return DoClose();  // the client left between requests
+    return DoRead();
+  }
+  // A request is being answered: the bytes (or the end) are read after it,
+  // as they would have been without the peek.
+  input_pending_ = true;
 }
 
 void HttpSession::DoRead() {
+  waiting_ = false;
+  input_pending_ = false;
+  if (req_ == nullptr) req_ = RequestBufferPool::Take();
   // The previous request is answered: its fields go, the arena is reused.
-  parser_.reset();
-  arena_.Reset();
-  parser_.emplace(std::piecewise_construct, std::make_tuple(),
-                  std::make_tuple(ArenaAllocator<char>(&arena_)));
-  parser_->header_limit(limits_->header_limit);
-  parser_->body_limit(limits_->body_limit);
+  req_->Begin(limits_->header_limit, limits_->body_limit);
   StartTimed(Timed::kRead);
   // The head first: a large body is read only once the head says the
   // answer may depend on it (issue #15).
-  bhttp::async_read_header(socket_, buffer_, *parser_,
+  bhttp::async_read_header(socket_, req_->buffer, *req_->parser,
                            beast::bind_front_handler(&HttpSession::OnReadHeader,
                                                      shared_from_this()));
 }
 
+const HttpSession::Request& HttpSession::CurrentRequest() {
+  if (req_ == nullptr) {
+    // Given back while parked: parse the saved bytes back.
+    req_ = RequestBufferPool::Take();
+    req_->Begin(limits_->header_limit, limits_->body_limit);
+    [[maybe_unused]] const bool whole = ParseSaved(saved_request_, *req_);
+    assert(whole);  // it parsed once, with the same limits
+  }
+  return req_->parser->get();
+}
+
+void HttpSession::ReleaseBuffers(bool save_request) {
+  if (req_ == nullptr || req_->buffer.size() > 0) return;
+  if (save_request) SaveRequest(req_->parser->get(), saved_request_);
+  RequestBufferPool::Give(std::move(req_));
+}
+
 void HttpSession::OnReadHeader(beast::error_code ec, std::size_t) {
-  if (ec || parser_->is_done()) return OnRead(ec, 0);
-  const boost::optional<std::uint64_t> length = parser_->content_length();
+  auto& parser = *req_->parser;
+  if (ec || parser.is_done()) return OnRead(ec, 0);
+  const boost::optional<std::uint64_t> length = parser.content_length();
   if (!length || *length > limits_->precheck_body_bytes) {
     std::optional<std::string_view> relay_mark;
     api::Request head = ApiRequestHead(relay_mark);
@@ -88,34 +163,36 @@ void HttpSession::OnReadHeader(beast::error_code ec, std::size_t) {
   }
   // A small body usually came with the head: parse what is buffered here
   // rather than through one more asynchronous operation.
-  parser_->eager(true);
-  if (buffer_.size() > 0) {
-    const std::size_t used = parser_->put(buffer_.data(), ec);
-    buffer_.consume(used);
+  parser.eager(true);
+  beast::flat_buffer& buffer = req_->buffer;
+  if (buffer.size() > 0) {
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
     if (ec == bhttp::error::need_more) ec = {};
-    if (ec || parser_->is_done()) return OnRead(ec, 0);
+    if (ec || parser.is_done()) return OnRead(ec, 0);
   }
   bhttp::async_read(
-      socket_, buffer_, *parser_,
+      socket_, buffer, parser,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
 }
 
 void HttpSession::RefuseBeforeBody(api::Response out) {
   StopTimed();
-  const Request& req = parser_->get();
-  response_ = Response{};
-  response_.version(req.version());
-  response_.result(out.status);
-  response_.set(bhttp::field::server, "presenced");
+  const Request& req = req_->parser->get();
+  response_ = std::make_unique<Response>();
+  Response& r = *response_;
+  r.version(req.version());
+  r.result(out.status);
+  r.set(bhttp::field::server, "presenced");
   if (!out.content_type.empty()) {
-    response_.set(bhttp::field::content_type, out.content_type);
+    r.set(bhttp::field::content_type, out.content_type);
   }
-  for (auto& [name, value] : out.headers) response_.set(name, value);
-  response_.body() = std::move(out.body);
+  for (auto& [name, value] : out.headers) r.set(name, value);
+  r.body() = std::move(out.body);
   // The body is still on its way (or not sent at all, if the client waits
   // for 100 Continue): this connection cannot carry another request.
-  response_.keep_alive(false);
-  response_.prepare_payload();
+  r.keep_alive(false);
+  r.prepare_payload();
   linger_ = true;
   DoWrite(false);
 }
@@ -134,8 +211,8 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
     return WriteError(413, "Request body too large");
   }
   if (ec) return WriteError(400, "Malformed HTTP request");
-  if (metrics_ != nullptr && !parser_->get().body().empty()) {
-    metrics_->RecordBodyRead(parser_->get().body().size());
+  if (metrics_ != nullptr && !req_->parser->get().body().empty()) {
+    metrics_->RecordBodyRead(req_->parser->get().body().size());
   }
   HandleRequest(false);
 }
@@ -143,8 +220,8 @@ void HttpSession::OnRead(beast::error_code ec, std::size_t) {
 void HttpSession::Unpark() {
   parked_ = false;
   StopTimed();  // the heartbeat is due no more
-  beast::error_code ec;
-  socket_.cancel(ec);  // the readability wait; nothing else pending
+  // The caller (a handler) holds the session meanwhile.
+  held_.reset();
 }
 
 void HttpSession::Wake() { AnswerInTurn(); }
@@ -177,36 +254,17 @@ void HttpSession::Resume(bool superseded) {
   } catch (...) {
     return HandlerFailed(std::current_exception());
   }
-  if (!out) return HandleRequest(superseded, /*resumed=*/true);
+  if (!out) {
+    CurrentRequest();  // its buffers back, the request parsed again
+    return HandleRequest(superseded, /*resumed=*/true);
+  }
   if (out->parked) return Park();  // woken for nothing new: wait again
   Respond(std::move(*out));
 }
 
-void HttpSession::OnParkedReadable(beast::error_code ec, std::size_t bytes) {
-  if (ec == boost::asio::error::operation_aborted || !parked_) return;
-  // A peek, nothing consumed: data means a pipelined request, which stays
-  // in the socket and is read after the answer (no more watching).
-  if (!ec && bytes > 0) return;
-  // Closed (end of stream) or reset: drop it; the queue's weak reference
-  // then expires.
-  parked_ = false;
-  DoClose();
-}
-
-void HttpSession::WatchParked() {
-  // A one-byte peek rather than a readability wait: a wait re-arms the
-  // socket in epoll (one epoll_ctl per parked poll), a read that would
-  // block is only queued.
-  socket_.async_receive(
-      boost::asio::buffer(&peek_byte_, 1),
-      boost::asio::socket_base::message_peek,
-      beast::bind_front_handler(&HttpSession::OnParkedReadable,
-                                shared_from_this()));
-}
-
 api::Request HttpSession::ApiRequestHead(
     std::optional<std::string_view>& relay_mark) {
-  Request& req = parser_->get();
+  const Request& req = CurrentRequest();
   api::Request in;
   in.method = req.method_string();
   in.target = req.target();
@@ -260,7 +318,10 @@ api::Request HttpSession::ApiRequestHead(
 }
 
 void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
-  Request& req = parser_->get();
+  const Request& req = CurrentRequest();
+  version_ = req.version();
+  keep_alive_ = req.keep_alive();
+  head_method_ = req.method() == bhttp::verb::head;
   std::optional<std::string_view> relay_mark;
   api::Request in = ApiRequestHead(relay_mark);
   in.body = req.body();
@@ -317,6 +378,7 @@ void HttpSession::Dispatch(api::Response out) {
     if (out.ready) AnswerInTurn();
     return;
   }
+  release_after_write_ = out.next_request_later;
   Respond(std::move(out));
 }
 
@@ -344,13 +406,17 @@ void HttpSession::Park() {
   // No read and no write while parked: the client waits for the answer.
   parked_ = true;
   StartTimed(Timed::kParked);  // the heartbeat
+  // A parked poll holds its socket, its queue and its deadline: the
+  // buffers go back to the pool, the request is kept as bytes.
+  ReleaseBuffers(/*save_request=*/true);
+  head_ = std::string();
   // Notice a client that goes away while parked, so that it does not hold
-  // its connection slot and its queue's waiter until the heartbeat.
-  WatchParked();
+  // its connection slot and its queue's waiter until the heartbeat (unless
+  // it sent its next request already).
+  if (!input_pending_) ArmPeek();
 }
 
 void HttpSession::Respond(api::Response out) {
-  Request& req = parser_->get();
   const std::optional<std::size_t> length =
       out.status != 204 && out.status != 304
           ? std::optional<std::size_t>(out.body.size())
@@ -359,35 +425,50 @@ void HttpSession::Respond(api::Response out) {
     // The common answer (every woken long poll, every API answer with its
     // rate-limit fields): its head formatted directly and written with the
     // body in one gathered write, no fields container and no serializer.
-    const bool keep_alive = req.keep_alive();
+    const bool keep_alive = keep_alive_;
     head_.clear();
-    AppendResponseHead(head_, req.version(), out.status, out.content_type,
+    AppendResponseHead(head_, version_, out.status, out.content_type,
                        keep_alive, length, out.headers);
-    body_ =
-        req.method() == bhttp::verb::head ? std::string() : std::move(out.body);
-    StartTimed(Timed::kWrite);
-    const std::array<boost::asio::const_buffer, 2> buffers{
+    body_ = head_method_ ? std::string() : std::move(out.body);
+    std::array<boost::asio::const_buffer, 2> buffers{
         boost::asio::buffer(head_), boost::asio::buffer(body_)};
+    // An answer usually fits the socket's send buffer: sent now, in one
+    // gathered send, it needs no asynchronous operation (none to allocate,
+    // no completion to post and run; issue #17, many answers at once).
+    // What does not fit goes asynchronously.
+    beast::error_code ec;
+    const std::size_t total = head_.size() + body_.size();
+    const std::size_t sent = socket_.send(buffers, 0, ec);
+    if (!ec && sent == total) return OnWrite(keep_alive, ec, sent);
+    if (ec && ec != boost::asio::error::would_block &&
+        ec != boost::asio::error::try_again) {
+      return OnWrite(keep_alive, ec, 0);
+    }
+    const std::size_t done = ec ? 0 : sent;
+    const std::size_t from_head = std::min(done, head_.size());
+    buffers[0] += from_head;
+    buffers[1] += done - from_head;
+    StartTimed(Timed::kWrite);
     boost::asio::async_write(
         socket_, buffers,
         beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
                                   keep_alive));
     return;
   }
-  response_ = Response{};
-  response_.version(req.version());
-  response_.result(out.status);
-  response_.set(bhttp::field::server, "presenced");
+  response_ = std::make_unique<Response>();
+  Response& r = *response_;
+  r.version(version_);
+  r.result(out.status);
+  r.set(bhttp::field::server, "presenced");
   if (!out.content_type.empty()) {
-    response_.set(bhttp::field::content_type, out.content_type);
+    r.set(bhttp::field::content_type, out.content_type);
   }
-  for (auto& [name, value] : out.headers) response_.set(name, value);
-  const bool head = req.method() == bhttp::verb::head;
+  for (auto& [name, value] : out.headers) r.set(name, value);
   const std::size_t size = out.body.size();
-  if (!head) response_.body() = std::move(out.body);
-  const bool keep_alive = req.keep_alive();
-  response_.keep_alive(keep_alive);
-  if (length) response_.content_length(size);
+  if (!head_method_) r.body() = std::move(out.body);
+  const bool keep_alive = keep_alive_;
+  r.keep_alive(keep_alive);
+  if (length) r.content_length(size);
   DoWrite(keep_alive);
 }
 
@@ -412,18 +493,17 @@ void HttpSession::Relay(api::Response fallback) {
               "retry later")));
         }
         if (!answer) return self->Respond(std::move(fallback));
-        const Request& req = self->parser_->get();
-        const bool keep_alive = req.keep_alive();
-        self->response_ = std::move(*answer);
-        self->response_.version(req.version());
-        self->response_.keep_alive(keep_alive);
+        const bool keep_alive = self->keep_alive_;
+        self->response_ = std::make_unique<Response>(std::move(*answer));
+        self->response_->version(self->version_);
+        self->response_->keep_alive(keep_alive);
         self->DoWrite(keep_alive);
       });
 }
 
 ForwardRequest HttpSession::CopyRequest() const {
   // The relay's own copy of the request (its fields outlive the arena).
-  const Request& req = parser_->get();
+  const Request& req = req_->parser->get();
   ForwardRequest copy(req.method(), req.target(), req.version());
   if (req.method() == bhttp::verb::unknown) {
     copy.method_string(req.method_string());
@@ -459,7 +539,7 @@ void HttpSession::HandlerFailed(std::exception_ptr e) {
   } catch (...) {
   }
   if (limits_->on_handler_exception) {
-    const Request& req = parser_->get();
+    const Request& req = CurrentRequest();
     std::string_view target = req.target();
     // The path only: a query string could carry a client's parameters.
     const std::string_view path = target.substr(0, target.find('?'));
@@ -470,15 +550,16 @@ void HttpSession::HandlerFailed(std::exception_ptr e) {
 
 void HttpSession::WriteError(unsigned status, std::string_view msg,
                              std::string_view code) {
-  response_ = Response{};
-  response_.version(11);
-  response_.result(status);
-  response_.set(bhttp::field::server, "presenced");
-  response_.set(bhttp::field::content_type, "application/json");
-  response_.body() = boost::json::serialize(
+  response_ = std::make_unique<Response>();
+  Response& r = *response_;
+  r.version(11);
+  r.result(status);
+  r.set(bhttp::field::server, "presenced");
+  r.set(bhttp::field::content_type, "application/json");
+  r.body() = boost::json::serialize(
       boost::json::object{{"result", "error"}, {"msg", msg}, {"code", code}});
-  response_.keep_alive(false);
-  response_.prepare_payload();
+  r.keep_alive(false);
+  r.prepare_payload();
   // The rest of the request (e.g. the body past the limit) may still be on
   // its way: closing at once would reset the connection, and the client
   // could lose this answer.
@@ -494,20 +575,21 @@ void HttpSession::LingeringClose() {
   constexpr auto kLingerTime = std::chrono::seconds(2);
   beast::error_code ec;
   socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
-  linger_timer_.expires_after(kLingerTime);
-  linger_timer_.async_wait([self = shared_from_this()](beast::error_code e) {
-    if (!e) self->DoClose();
-  });
-  drain_ = std::make_unique<std::array<char, 4096>>();
+  lingering_ = std::make_unique<Linger>(socket_.get_executor());
+  lingering_->timer.expires_after(kLingerTime);
+  lingering_->timer.async_wait(
+      [self = shared_from_this()](beast::error_code e) {
+        if (!e) self->DoClose();
+      });
   Drain(kLingerBytes);
 }
 
 void HttpSession::Drain(std::size_t left) {
   socket_.async_read_some(
-      boost::asio::buffer(*drain_),
+      boost::asio::buffer(lingering_->drain),
       [self = shared_from_this(), left](beast::error_code e, std::size_t n) {
         if (e || n >= left || self->closed_) {
-          self->linger_timer_.cancel();
+          self->lingering_->timer.cancel();
           return self->DoClose();
         }
         self->Drain(left - n);
@@ -516,7 +598,7 @@ void HttpSession::Drain(std::size_t left) {
 
 void HttpSession::DoWrite(bool keep_alive) {
   StartTimed(Timed::kWrite);
-  bhttp::async_write(socket_, response_,
+  bhttp::async_write(socket_, *response_,
                      beast::bind_front_handler(&HttpSession::OnWrite,
                                                shared_from_this(), keep_alive));
 }
@@ -524,61 +606,53 @@ void HttpSession::DoWrite(bool keep_alive) {
 void HttpSession::OnWrite(bool keep_alive, beast::error_code ec, std::size_t) {
   StopTimed();
   body_ = std::string();  // a parked poll holds no old answer
+  response_.reset();
   if (ec) return DoClose();
   if (!keep_alive) return linger_ ? LingeringClose() : DoClose();
-  DoRead();
+  // The client's next request: read at once on a busy connection (its
+  // buffers kept); waited for with the peek, holding no buffers, after an
+  // answer that said it comes later or while the peek is pending already
+  // (the answer to a parked poll).
+  if (peek_armed_ || std::exchange(release_after_write_, false)) {
+    ReleaseBuffers(/*save_request=*/false);
+  }
+  if (req_ != nullptr) return DoRead();
+  WaitForRequest();
 }
 
 void HttpSession::DoClose() {
   StopTimed();
   closed_ = true;
+  held_.reset();  // the caller (a handler) holds the session meanwhile
   beast::error_code ec;
-  idle_timer_.cancel();  // its handler holds the session: let it go now
   socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ec);
   socket_.close(ec);
 }
 
-std::chrono::steady_clock::time_point HttpSession::CoarseNow() {
-  // Every read and every write starts a timed state: the coarse clock (the
-  // kernel's last tick, a few ms old, no clock read) is enough for
-  // deadlines of seconds, and both ends of a duration use it.
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return std::chrono::steady_clock::time_point(
-      std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::seconds(ts.tv_sec) +
-          std::chrono::nanoseconds(ts.tv_nsec)));
-}
-
-std::chrono::steady_clock::duration HttpSession::Tick() const {
-  return std::min<std::chrono::steady_clock::duration>(limits_->idle_timeout,
-                                                       limits_->heartbeat);
+std::chrono::steady_clock::duration HttpSession::Limit(Timed what) const {
+  return what == Timed::kParked
+             ? std::chrono::steady_clock::duration(limits_->heartbeat)
+             : std::chrono::steady_clock::duration(limits_->idle_timeout);
 }
 
 void HttpSession::StartTimed(Timed what) {
   timed_ = what;
-  timed_since_ = CoarseNow();
-  // Armed already: for at most Tick() from a moment before now, so never
-  // later than this state's deadline (now + a limit >= Tick()).
-  if (!idle_timer_armed_ && !closed_) ArmIdleTimer(Tick());
+  if (closed_) return;
+  timed_since_ = std::chrono::steady_clock::now();
+  deadlines_.Set(deadline_, Limit(what), socket_.get_executor());
 }
 
-void HttpSession::ArmIdleTimer(std::chrono::steady_clock::duration after) {
-  idle_timer_armed_ = true;
-  idle_timer_.expires_after(after);
-  idle_timer_.async_wait(
-      beast::bind_front_handler(&HttpSession::OnIdleTimer, shared_from_this()));
+void HttpSession::StopTimed() {
+  if (timed_ == Timed::kNone) return;
+  timed_ = Timed::kNone;
+  deadlines_.Clear(deadline_);
 }
 
-void HttpSession::OnIdleTimer(beast::error_code ec) {
-  idle_timer_armed_ = false;
-  if (ec || closed_ || timed_ == Timed::kNone) return;  // armed again later
-  const auto limit =
-      timed_ == Timed::kParked
-          ? std::chrono::steady_clock::duration(limits_->heartbeat)
-          : std::chrono::steady_clock::duration(limits_->idle_timeout);
-  const auto ran = CoarseNow() - timed_since_;
-  if (ran < limit) return ArmIdleTimer(std::min(limit - ran, Tick()));
+void HttpSession::DeadlinePassed() {
+  if (closed_ || timed_ == Timed::kNone) return;
+  // Set again since it was found due (another thread's timer, a strand):
+  // the new deadline stands.
+  if (std::chrono::steady_clock::now() - timed_since_ < Limit(timed_)) return;
   if (timed_ == Timed::kParked) {
     // Appends a heartbeat event to the queue, which wakes this session
     // (and its answer starts the next timed operation).

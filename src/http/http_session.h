@@ -4,23 +4,37 @@
 // Exactly one write is in flight at a time (requests are answered in order,
 // one at a time). A read or a write that stalls past the idle timeout closes
 // the connection, so slow clients cannot hold it forever. The timeout costs
-// no timer operation per request: one timer per session fires at most once
-// per min(idle timeout, heartbeat), looks at the state the session is in
-// and since when (a read, a write, a parked poll), and closes the
-// connection, sends the heartbeat, or waits for the rest. Malformed requests
+// no timer operation per request and no timer per session: the session's
+// one deadline (a read's or a write's idle timeout, a parked poll's
+// heartbeat) is an entry in its thread's SessionDeadlines (FIFO lanes per
+// duration behind one Asio timer); when it passes, the session closes the
+// connection or sends the heartbeat. Malformed requests
 // get a JSON 400 (431 for oversized headers, 413 for oversized bodies), what
 // the client still sends is drained for a moment, and the connection is
 // closed. An exception thrown while the API handles a request is caught
 // here, per request: logged, answered 500, the connection closed.
 //
+// Request buffers (issue #17): the read buffer, the header arena and the
+// parser are lent by the thread's RequestBufferPool while a request is
+// read and answered. A connection that waits holds none: a new one, one
+// whose last answer said the next request comes later
+// (api::Response::next_request_later, /register), and a parked poll wait
+// with a one-byte peek, and take buffers when the peek sees bytes. A busy
+// keep-alive connection keeps its buffers and reads its next request at
+// once, as a connection that pings does.
+//
 // Long polls: when GET /events has nothing to return, the API parks this
 // session on the queue as its QueueWaiter and the session waits without a
-// thread: no read, no write, the session timer for the heartbeat, and a
-// one-byte peek that notices a client leaving. It keeps what the
-// API said answering needs (api::ParkedPoll: the authenticated caller, the
-// queue, last_event_id, the answer's tail). Wake() (from any thread) queues
-// the session on its thread's AnswerQueue, which in its turn (behind the
-// requests read meanwhile: pings first) answers through Router::Resume: one
+// thread: no read, no write, its deadline for the heartbeat, and the
+// peek, which notices a client leaving. It keeps what the API said
+// answering needs (api::ParkedPoll: the authenticated caller, the queue,
+// last_event_id, the answer's tail), and the request as bytes
+// (SaveRequest), for the rare wake-up that must handle it again in full;
+// its buffers go back to the pool. Woken, it answers and leaves the peek
+// pending: it is the wait for the client's next poll. Wake() (from any
+// thread) queues the session on its thread's AnswerQueue, which in its
+// turn (behind the requests read meanwhile: pings first) answers through
+// Router::Resume: one
 // poll of the queue, no routing, parsing or authentication; where Resume
 // declines (the caller's directory changed, the queue is gone) the same
 // request is handled again. A poll whose events are already waiting when
@@ -31,7 +45,8 @@
 // Wake/Supersede only post to it (or queue the session on the AnswerQueue,
 // which runs it there). The session lives while an
 // operation is pending (shared_ptr); a parked session is kept alive by its
-// peek and its timer.
+// peek, or by held_ once the peek has seen its next request (its deadline
+// entry does not own it).
 #ifndef PRESENCE_HTTP_HTTP_SESSION_H_
 #define PRESENCE_HTTP_HTTP_SESSION_H_
 
@@ -56,9 +71,11 @@
 #include "core/event_queue.h"
 #include "http/address_slots.h"
 #include "http/answer_queue.h"
+#include "http/deadline_list.h"
 #include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
+#include "http/request_buffers.h"
 #include "http/trusted_proxies.h"
 
 namespace presence::http {
@@ -108,6 +125,7 @@ struct SessionLimits {
 
 class HttpSession : public QueueWaiter,
                     public AnswerQueue::Item,
+                    public SessionDeadlines::Owner,
                     public std::enable_shared_from_this<HttpSession> {
  public:
   // `open` counts live sessions (for the server's connection limit).
@@ -128,18 +146,36 @@ class HttpSession : public QueueWaiter,
 
   // AnswerQueue::Item: the parked poll's turn to be answered.
   void AnswerNow() override;
+  // AnswerQueue::Item and SessionDeadlines::Owner.
   boost::asio::any_io_executor executor() override {
     return socket_.get_executor();
   }
+  // SessionDeadlines::Owner: the idle timeout or the heartbeat.
+  void DeadlinePassed() override;
+  std::shared_ptr<SessionDeadlines::Owner> LockOwner() override {
+    return weak_from_this().lock();
+  }
 
  private:
-  using Fields = boost::beast::http::basic_fields<ArenaAllocator<char>>;
-  using Request =
-      boost::beast::http::request<boost::beast::http::string_body, Fields>;
+  using Request = RequestBuffers::Request;
   using Response =
       boost::beast::http::response<boost::beast::http::string_body>;
 
+  // Waits for the client's next request holding no request buffers (the
+  // peek), under the idle timeout.
+  void WaitForRequest();
+  // Reads a request, with buffers from the pool unless this session holds
+  // some (and the bytes they hold).
   void DoRead();
+  // The peek: bytes (or the end of the stream) to read.
+  void ArmPeek();
+  void OnPeek(boost::beast::error_code ec, std::size_t bytes);
+  // The request being handled (parsed back from saved_request_ if its
+  // buffers were given back while parked).
+  const Request& CurrentRequest();
+  // Gives the buffers back to the pool, the request kept as bytes, where
+  // they hold no unread bytes.
+  void ReleaseBuffers(bool save_request);
   // The head is read: answers from it alone if Router::Precheck can (a
   // large body, credentials that fail), else reads the body.
   void OnReadHeader(boost::beast::error_code ec, std::size_t bytes);
@@ -175,10 +211,8 @@ class HttpSession : public QueueWaiter,
   void FanOut(api::Response out);
   // The request being handled, as the forwarder sends it on.
   ForwardRequest CopyRequest() const;
-  // Notices a client that leaves while parked (a peek of one byte).
-  void WatchParked();
-  void OnParkedReadable(boost::beast::error_code ec, std::size_t bytes);
-  // Leaves the parked state: stops the heartbeat and the readability wait.
+  // Leaves the parked state: stops the heartbeat (the peek stays: it
+  // waits for the next request).
   void Unpark();
   // Answers a request that cannot be read (400, 413, 431) and closes.
   void WriteError(unsigned status, std::string_view msg,
@@ -194,19 +228,15 @@ class HttpSession : public QueueWaiter,
   void DoWrite(bool keep_alive);
   void OnWrite(bool keep_alive, boost::beast::error_code ec, std::size_t bytes);
   void DoClose();
-  // What the session timer watches: the kind of state and when it began.
-  // Reads and writes have the idle timeout, a parked poll the heartbeat.
+  // What the session's deadline watches: the kind of state and when it
+  // began. Reads and writes have the idle timeout, a parked poll the
+  // heartbeat.
   enum class Timed : std::uint8_t { kNone, kRead, kWrite, kParked };
   // The deadline of the state that starts now.
   void StartTimed(Timed what);
-  // CLOCK_MONOTONIC_COARSE: when a timed state began, and how long it ran.
-  static std::chrono::steady_clock::time_point CoarseNow();
-  // How long the timer waits at most: min(idle timeout, heartbeat).
-  std::chrono::steady_clock::duration Tick() const;
-  // No operation is timed (parked, relayed, closing).
-  void StopTimed() { timed_ = Timed::kNone; }
-  void ArmIdleTimer(std::chrono::steady_clock::duration after);
-  void OnIdleTimer(boost::beast::error_code ec);
+  std::chrono::steady_clock::duration Limit(Timed what) const;
+  // No operation is timed (relayed, deferred, closing).
+  void StopTimed();
   // The client's address for this request: the peer's, or where the peer
   // is a trusted proxy the one its X-Forwarded-For fields name.
   std::string_view ClientAddress(
@@ -217,32 +247,47 @@ class HttpSession : public QueueWaiter,
   const std::string peer_text_;   // peer_ as text ("" if unknown)
   std::string forwarded_client_;  // ClientAddress's answer from a proxy
   AddressSlots::Slot slot_;
-  // The state the timer watches and since when; the timer is armed only
-  // while one is timed.
+  // The state the deadline watches and since when; the deadline is set
+  // only while one is timed.
   Timed timed_ = Timed::kNone;
   std::chrono::steady_clock::time_point timed_since_;
-  boost::asio::steady_timer idle_timer_;
-  bool idle_timer_armed_ = false;
+  SessionDeadlines& deadlines_;  // this thread's
+  SessionDeadlines::Slot deadline_;
   bool closed_ = false;
-  boost::beast::flat_buffer buffer_;
-  // The request's fields live in arena_ (declared first: it outlives the
-  // parser).
-  RequestArena arena_;
-  std::optional<boost::beast::http::request_parser<
-      boost::beast::http::string_body, ArenaAllocator<char>>>
-      parser_;
-  Response response_;  // answers with extra headers, relays, errors
+  // Lent by the pool while a request is read and answered (see above).
+  std::unique_ptr<RequestBuffers> req_;
+  // A parked poll's request as bytes (SaveRequest); its capacity is kept
+  // for the next park.
+  std::string saved_request_;
+  // What answering needs of the request being handled, read once.
+  unsigned version_ = 11;
+  bool keep_alive_ = true;
+  bool head_method_ = false;
+  // Answers with extra headers, relays, errors (made when needed).
+  std::unique_ptr<Response> response_;
   // The other answers: head (AppendResponseHead) and body, written together.
   std::string head_;
   std::string body_;
-  boost::asio::steady_timer linger_timer_;  // LingeringClose's bound
+  // LingeringClose's bound and drain buffer (made when needed).
+  struct Linger;
+  std::unique_ptr<Linger> lingering_;
   bool parked_ = false;
+  bool peek_armed_ = false;  // the peek is pending
+  // No request is read or handled: a peek that sees bytes starts reading.
+  bool waiting_ = false;
+  // The peek saw bytes or the end while a request was handled: read after
+  // its answer.
+  bool input_pending_ = false;
+  // The last answer said the next request comes later.
+  bool release_after_write_ = false;
+  // Set while parked with the next request in the socket already (the peek
+  // is not pending then, and nothing else would keep the session).
+  std::shared_ptr<HttpSession> held_;
   // The request being handled carried X-Presenced-Forwarded (verified or
   // not): its answer is never fanned out (Response::also_to).
   bool relay_marked_ = false;
-  bool linger_ = false;  // close with LingeringClose (after WriteError)
-  std::unique_ptr<std::array<char, 4096>> drain_;  // LingeringClose only
-  char peek_byte_ = 0;           // WatchParked's buffer (the byte stays unread)
+  bool linger_ = false;          // close with LingeringClose (after WriteError)
+  char peek_byte_ = 0;           // the peek's buffer (the byte stays unread)
   api::ParkedPoll parked_poll_;  // the last poll that parked
   api::AuthMemo connection_auth_;  // its last successful authentication
   const api::Router* const router_;

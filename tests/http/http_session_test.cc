@@ -29,6 +29,7 @@
 #include "api/router.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
+#include "http/request_buffers.h"
 #include "testing/memory_store.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -397,6 +398,92 @@ TEST_F(HttpSessionTest, AParkedSessionIsReleasedWhenItsClientLeaves) {
   s.close();
   EXPECT_TRUE(WaitForOpen(0)) << "the parked session outlived its client";
   EXPECT_EQ(hub_->Stats().parked, 0u);
+}
+
+// Issue #17, many parked polls: a connection after /register's answer and
+// a parked poll hold no request buffers (they are back in the I/O
+// thread's pool), and a woken poll answers and waits for the next poll on
+// the same connection, which parks again, still without buffers.
+TEST_F(HttpSessionTest, Issue17_AParkedPollHoldsNoRequestBuffers) {
+  // The pool of the I/O thread (one thread runs ioc_), once it holds
+  // `want` (the session gives its buffers back just after the event the
+  // client sees: an answer written, a poll parked).
+  auto kept_on_io_thread = [&](std::size_t want) {
+    std::size_t n = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+      std::promise<std::size_t> kept;
+      asio::post(ioc_, [&] { kept.set_value(RequestBufferPool::Kept()); });
+      n = kept.get_future().get();
+      if (n == want) break;
+      std::this_thread::sleep_for(5ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    return n;
+  };
+  auto wait_parked = [&](std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (hub_->Stats().parked != n) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(5ms);
+    }
+    return true;
+  };
+  auto add_user = [&](const std::string& email) {
+    NewUser u;
+    u.email = email;
+    u.full_name = email;
+    auto created = service_->CreateUser(realm_, u);
+    EXPECT_TRUE(created);
+    return std::make_pair(email, created->api_key);
+  };
+  const auto [email, key] = add_user("alice@example.com");
+  const auto [other_email, other_key] = add_user("bob@example.com");
+  const std::string auth = "Basic " + Base64Encode(email + ":" + key);
+  tcp::socket s = Connect();
+  bhttp::request<bhttp::string_body> reg{bhttp::verb::post, "/api/v1/register",
+                                         11};
+  reg.set(bhttp::field::host, "127.0.0.1");
+  reg.set(bhttp::field::authorization, auth);
+  reg.set(bhttp::field::content_type, "application/x-www-form-urlencoded");
+  reg.body() = "event_types=%5B%22presence%22%5D";
+  reg.prepare_payload();
+  bhttp::write(s, reg);
+  beast::flat_buffer buf;
+  auto registered = Read(s, buf);
+  ASSERT_EQ(registered.result_int(), 200u) << registered.body();
+  // The answer said the next request comes later: the buffers went back.
+  EXPECT_EQ(kept_on_io_thread(1), 1u);
+  const std::string queue(
+      boost::json::parse(registered.body()).at("queue_id").as_string());
+  std::int64_t last_event_id = -1;
+  for (int round = 0; round < 3; ++round) {
+    bhttp::request<bhttp::string_body> poll{
+        bhttp::verb::get,
+        "/api/v1/events?queue_id=" + queue +
+            "&last_event_id=" + std::to_string(last_event_id),
+        11};
+    poll.set(bhttp::field::host, "127.0.0.1");
+    poll.set(bhttp::field::authorization, auth);
+    bhttp::write(s, poll);
+    ASSERT_TRUE(wait_parked(1)) << "round " << round;
+    EXPECT_EQ(kept_on_io_thread(1), 1u) << "round " << round;
+    // Bob comes online (offline again since the last round): an event
+    // wakes the poll.
+    auto caller = service_->Authenticate(*service_->FindRealmById(realm_),
+                                         other_email, other_key);
+    ASSERT_TRUE(std::holds_alternative<Caller>(caller));
+    clock_.Advance(SecondsToMicros(1000));
+    ASSERT_TRUE(service_->Report(std::get<Caller>(caller),
+                                 ReportStatus::kActive, clock_.NowMicros()));
+    auto answer = Read(s, buf);
+    ASSERT_EQ(answer.result_int(), 200u) << answer.body();
+    auto events = boost::json::parse(answer.body()).at("events").as_array();
+    ASSERT_FALSE(events.empty()) << answer.body();
+    const std::int64_t id = events.back().at("id").as_int64();
+    EXPECT_GT(id, last_event_id);
+    last_event_id = id;
+  }
+  EXPECT_EQ(open_->load(), 1u);
 }
 
 // Issue #17, pings first: a change that wakes many parked polls makes all
