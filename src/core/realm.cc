@@ -12,7 +12,7 @@ namespace presence {
 namespace {
 
 // Orders client rows stalest first: oldest last report, then oldest write.
-bool StalerClient(const ClientPresence& a, const ClientPresence& b) {
+bool StalerClient(const ClientTable::Row& a, const ClientTable::Row& b) {
   if (a.times.last_connected != b.times.last_connected) {
     return a.times.last_connected < b.times.last_connected;
   }
@@ -171,29 +171,30 @@ void Realm::FinishLoad() {
   // written; the trimmed set is written back by the next flush), then order
   // the users by their newest client-row id.
   std::vector<std::pair<UpdateId, std::uint32_t>> order;
-  for (auto& [slot, entry] : clients_) {
+  for (std::uint32_t slot = clients_.NextSlot(0); slot != ClientTable::kNil;
+       slot = clients_.NextSlot(slot + 1)) {
+    ClientTable::Entry& entry = clients_.At(slot);
     entry.prev = entry.next = Member::kNil;
     entry.linked = false;
-    bool trimmed = false;
-    while (entry.rows.size() > max_clients_) {
-      entry.rows.erase(
-          std::min_element(entry.rows.begin(), entry.rows.end(), StalerClient));
-      trimmed = true;
-    }
-    entry.update_id = 0;
-    for (const auto& row : entry.rows) {
-      entry.update_id = std::max(entry.update_id, row.last_update_id);
-    }
-    if (trimmed && !entry.dirty) {
-      entry.dirty = true;
-      client_dirty_.push_back(slot);
+    if (entry.count > max_clients_) {
+      auto& rows = client_scratch_;
+      rows.clear();
+      clients_.RowsOf(slot, rows);
+      while (rows.size() > max_clients_) {
+        rows.erase(std::min_element(rows.begin(), rows.end(), StalerClient));
+      }
+      clients_.SetRows(slot, rows);
+      if (!entry.dirty) {
+        entry.dirty = true;
+        client_dirty_.push_back(slot);
+      }
     }
     order.emplace_back(entry.update_id, slot);
     last_update_id_ = std::max(last_update_id_, entry.update_id);
   }
   std::sort(order.begin(), order.end());
   client_order_.Clear();
-  for (auto& [id, slot] : order) AppendClientsLocked(slot, clients_.at(slot));
+  for (auto& [id, slot] : order) AppendClientsLocked(slot, clients_.At(slot));
   // Loaded ids are not writes: the first flush sees only those made since.
   collected_update_id_ = last_update_id_;
 }
@@ -367,16 +368,9 @@ bool Realm::ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
   if (m.has_row) before = m.times;
   if (ApplyReport(before, now, status).wrote) return true;
   if (client.empty()) return false;
-  auto c = clients_.find(slot);
-  if (c == clients_.end()) return true;  // a new client row
-  const ClientRowList& rows = c->second.rows;
-  auto pos =
-      std::lower_bound(rows.begin(), rows.end(), client,
-                       [](const ClientPresence& r, std::string_view name) {
-                         return r.client < name;
-                       });
-  if (pos == rows.end() || pos->client != client) return true;
-  return ApplyReport(pos->times, now, status).wrote;
+  auto row = clients_.FindRow(slot, clients_.FindName(client));
+  if (!row) return true;  // a new client row
+  return ApplyReport(row->times, now, status).wrote;
 }
 
 bool Realm::ReportWritesNothing(UserId user, Micros now, ReportStatus status,
@@ -443,56 +437,48 @@ Result<Realm::ClientReport> Realm::RecordClientLocked(std::uint32_t slot,
                                                       Micros now,
                                                       ReportStatus status,
                                                       UpdateId shared_id) {
-  auto [it, inserted] = clients_.try_emplace(slot);
-  ClientRows& entry = it->second;
-  auto by_name = [](const ClientPresence& r, std::string_view name) {
-    return r.client < name;
-  };
-  auto pos =
-      std::lower_bound(entry.rows.begin(), entry.rows.end(), client, by_name);
-  const bool found = pos != entry.rows.end() && pos->client == client;
+  const std::uint32_t name = clients_.FindName(client);
+  const std::optional<ClientTable::Row> found = clients_.FindRow(slot, name);
   std::optional<PresenceTimes> before;
-  if (found) before = pos->times;
+  if (found) before = found->times;
   ReportOutcome out = ApplyReport(before, now, status);
   if (!out.wrote) return ClientReport{};  // a new row always writes
   UpdateId id = shared_id;
   if (id == 0) {
     auto next = NextUpdateIdLocked();
-    if (!next) {
-      if (inserted) clients_.erase(it);
-      return next.error();
-    }
+    if (!next) return next.error();
     id = *next;
   }
+  ClientTable::Entry& entry = clients_.At(slot);
   if (found) {
-    pos->times = out.after;
-    pos->last_update_id = id;
+    clients_.UpdateRow(slot, name, out.after, id);
   } else {
+    auto& rows = client_scratch_;
+    rows.clear();
+    clients_.RowsOf(slot, rows);
     // The bound: the stalest client makes room for the new one.
-    while (!entry.rows.empty() && entry.rows.size() >= max_clients_) {
-      entry.rows.erase(
-          std::min_element(entry.rows.begin(), entry.rows.end(), StalerClient));
+    while (!rows.empty() && rows.size() >= max_clients_) {
+      rows.erase(std::min_element(rows.begin(), rows.end(), StalerClient));
     }
-    pos =
-        std::lower_bound(entry.rows.begin(), entry.rows.end(), client, by_name);
-    entry.rows.insert(pos, ClientPresence{std::string(client), out.after, id});
+    rows.push_back({clients_.Intern(client), out.after, id});
+    clients_.SetRows(slot, rows);
   }
   TouchClientsLocked(slot, entry, id);
   return ClientReport{true, out.created || out.became_online};
 }
 
-void Realm::UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry) {
+void Realm::UnlinkClientsLocked(std::uint32_t slot, ClientTable::Entry& entry) {
   if (!entry.linked) return;
   client_order_.Unlink(slot, ClientLinks());
   entry.linked = false;
 }
 
-void Realm::AppendClientsLocked(std::uint32_t slot, ClientRows& entry) {
+void Realm::AppendClientsLocked(std::uint32_t slot, ClientTable::Entry& entry) {
   client_order_.Append(slot, ClientLinks());
   entry.linked = true;
 }
 
-void Realm::TouchClientsLocked(std::uint32_t slot, ClientRows& entry,
+void Realm::TouchClientsLocked(std::uint32_t slot, ClientTable::Entry& entry,
                                UpdateId id) {
   UnlinkClientsLocked(slot, entry);
   entry.update_id = id;
@@ -504,11 +490,13 @@ void Realm::TouchClientsLocked(std::uint32_t slot, ClientRows& entry,
 }
 
 Status Realm::ClampClientsLocked(std::uint32_t slot, UpdateId id) {
-  auto it = clients_.find(slot);
-  if (it == clients_.end()) return {};
+  if (!clients_.Has(slot)) return {};
+  auto& rows = client_scratch_;
+  rows.clear();
+  clients_.RowsOf(slot, rows);
   const PresenceTimes& user = members_[slot].times;
   bool changed = false;
-  for (ClientPresence& row : it->second.rows) {
+  for (ClientTable::Row& row : rows) {
     PresenceTimes t{std::min(row.times.last_connected, user.last_connected),
                     std::min(row.times.last_active, user.last_active)};
     if (t != row.times) {
@@ -522,34 +510,53 @@ Status Realm::ClampClientsLocked(std::uint32_t slot, UpdateId id) {
     if (!next) return next.error();
     id = *next;
   }
-  for (ClientPresence& row : it->second.rows) row.last_update_id = id;
-  TouchClientsLocked(slot, it->second, id);
+  for (ClientTable::Row& row : rows) row.last_update_id = id;
+  clients_.SetRows(slot, rows);
+  TouchClientsLocked(slot, clients_.At(slot), id);
   return {};
+}
+
+bool Realm::ClientRowsLocked(std::uint32_t slot,
+                             std::vector<ClientTable::Row>& scratch,
+                             ClientRowList& out) const {
+  if (!clients_.Has(slot)) return false;
+  scratch.clear();
+  clients_.RowsOf(slot, scratch);  // in name order
+  out.resize(scratch.size());
+  for (std::size_t i = 0; i < scratch.size(); ++i) {
+    out[i].client = clients_.NameOf(scratch[i].name);
+    out[i].times = scratch[i].times;
+    out[i].last_update_id = scratch[i].last_update_id;
+  }
+  return true;
 }
 
 ClientRowList Realm::ClientsOf(UserId user) const {
   ReaderLock lock(mu_);
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return {};
-  auto c = clients_.find(*it);
-  if (c == clients_.end()) return {};
-  return c->second.rows;
+  std::vector<ClientTable::Row> scratch;
+  ClientRowList out;
+  ClientRowsLocked(*it, scratch, out);
+  return out;
 }
 
 void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
   WriterLock lock(mu_);
   auto it = slot_by_id_.find(ById{row.user_id});
   if (it == slot_by_id_.end() || row.client.empty()) return;
-  ClientRows& entry = clients_[*it];
-  auto pos =
-      std::lower_bound(entry.rows.begin(), entry.rows.end(), row.client,
-                       [](const ClientPresence& r, const std::string& name) {
-                         return r.client < name;
-                       });
-  if (pos != entry.rows.end() && pos->client == row.client) return;
-  entry.rows.insert(pos, ClientPresence{row.client,
-                                        {row.last_connected, row.last_active},
-                                        row.last_update_id});
+  const std::uint32_t slot = *it;
+  if (clients_.FindRow(slot, clients_.FindName(row.client))) return;
+  auto& rows = client_scratch_;
+  rows.clear();
+  clients_.RowsOf(slot, rows);
+  // More rows than any bound allows (1-64) cannot come from a store this
+  // server wrote; FinishLoad trims to the bound anyway.
+  if (rows.size() >= std::numeric_limits<std::uint8_t>::max()) return;
+  rows.push_back({clients_.Intern(row.client),
+                  {row.last_connected, row.last_active},
+                  row.last_update_id});
+  clients_.SetRows(slot, rows);
 }
 
 void Realm::SetMaxClientsPerUser(std::size_t n) {
@@ -629,6 +636,10 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
 
   UpdateId max_id = -1;
   bool any = false;
+  // Client rows are handed to the visitor through one list, refilled per
+  // user (the table keeps them interned, not as ClientPresence).
+  std::vector<ClientTable::Row> row_scratch;
+  ClientRowList row_list;
   auto consider = [&](std::uint32_t slot) REQUIRES_SHARED(mu_) {
     const Member& m = members_[slot];
     if (!m.has_row || !m.listed()) return;
@@ -638,16 +649,12 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
     }
     if (!CanSeeLocked(viewer, m.id)) return;
     any = true;
-    const ClientRows* rows = nullptr;
-    if (query.per_client) {
-      if (auto it = clients_.find(slot); it != clients_.end()) {
-        rows = &it->second;
-      }
-    }
+    const bool has_rows =
+        query.per_client && ClientRowsLocked(slot, row_scratch, row_list);
     UpdateId id = m.last_update_id;
-    if (rows != nullptr) id = std::max(id, rows->update_id);
+    if (has_rows) id = std::max(id, clients_.Find(slot)->update_id);
     max_id = std::max(max_id, id);
-    visit(m, rows != nullptr ? &rows->rows : nullptr);
+    visit(m, has_rows ? &row_list : nullptr);
   };
 
   if (query.last_update_id && query.per_client) {
@@ -660,7 +667,7 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
       slots.push_back(s);
     }
     for (auto s = client_order_.tail(); s != Member::kNil;) {
-      const ClientRows& entry = clients_.at(s);
+      const ClientTable::Entry& entry = *clients_.Find(s);
       if (entry.update_id <= cursor) break;
       slots.push_back(s);
       s = entry.prev;
@@ -775,11 +782,13 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
   dirty_.clear();
   // Every row of a dirty user: the store replaces a user's set as a whole.
   for (auto slot : client_dirty_) {
-    auto it = clients_.find(slot);
-    if (it == clients_.end()) continue;
-    it->second.dirty = false;
-    for (const ClientPresence& row : it->second.rows) {
-      clients.push_back({id_, members_[slot].id, row.client,
+    if (clients_.Find(slot) == nullptr) continue;
+    clients_.At(slot).dirty = false;
+    auto& rows = client_scratch_;
+    rows.clear();
+    clients_.RowsOf(slot, rows);
+    for (const ClientTable::Row& row : rows) {
+      clients.push_back({id_, members_[slot].id, clients_.NameOf(row.name),
                          row.times.last_connected, row.times.last_active,
                          row.last_update_id});
     }
@@ -816,9 +825,9 @@ void Realm::OnFlushFailed(
     if (r.realm_id != id_) continue;
     auto it = slot_by_id_.find(ById{r.user_id});
     if (it == slot_by_id_.end()) continue;
-    auto c = clients_.find(*it);
-    if (c == clients_.end() || c->second.dirty) continue;
-    c->second.dirty = true;
+    const ClientTable::Entry* c = clients_.Find(*it);
+    if (c == nullptr || c->count == 0 || c->dirty) continue;
+    clients_.At(*it).dirty = true;
     client_dirty_.push_back(*it);
   }
 }
@@ -881,26 +890,31 @@ std::optional<PresenceChange> Realm::ApplyClientRows(
   auto it = slot_by_id_.find(ById{user});
   if (it == slot_by_id_.end()) return std::nullopt;
   const std::uint32_t slot = *it;
-  ClientRowList list;
-  list.reserve(rows.size());
   UpdateId newest = 0;
+  bool any = false;
   for (const auto& r : rows) {
     if (r.client.empty()) continue;
     newest = std::max(newest, r.last_update_id);
-    list.push_back(ClientPresence{
-        r.client, {r.last_connected, r.last_active}, r.last_update_id});
+    any = true;
   }
-  std::sort(list.begin(), list.end(),
-            [](const ClientPresence& a, const ClientPresence& b) {
-              return a.client < b.client;
-            });
-  auto c = clients_.find(slot);
+  const ClientTable::Entry* held = clients_.Find(slot);
   // Entries come in update-id order (the feed, or a resync's rows sorted):
   // an older list than the one held is a duplicate.
-  if (!list.empty() && (c == clients_.end() || newest > c->second.update_id)) {
-    ClientRows& entry = clients_[slot];
+  if (any &&
+      (held == nullptr || held->count == 0 || newest > held->update_id)) {
+    auto& list = client_scratch_;
+    list.clear();
+    for (const auto& r : rows) {
+      if (r.client.empty()) continue;
+      // Past any bound (1-64): the store applied the bound already.
+      if (list.size() >= std::numeric_limits<std::uint8_t>::max()) break;
+      list.push_back({clients_.Intern(r.client),
+                      {r.last_connected, r.last_active},
+                      r.last_update_id});
+    }
+    ClientTable::Entry& entry = clients_.At(slot);
     UnlinkClientsLocked(slot, entry);
-    entry.rows = std::move(list);
+    clients_.SetRows(slot, list);
     entry.update_id = newest;
     AppendClientsLocked(slot, entry);
     last_update_id_ = std::max(last_update_id_, newest);

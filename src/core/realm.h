@@ -17,8 +17,9 @@
 // otherwise reserve under the realm's lock and wait for that commit.
 //
 // Per-client rows (extension, issue #8). Beside the user's row, the realm
-// keeps one row per (user, client name), in a side table that exists only
-// for users who have reported with a client name, so Member does not grow.
+// keeps one row per (user, client name), in a side table (ClientTable: paged
+// by slot, one 40-byte entry per user who has reported with a client name,
+// names interned), so Member does not grow.
 // Every report with a client name applies Zulip's rules (55 s, 130 s) to the
 // client's own row, independently of the user row, which stays exactly as
 // Zulip's. A client-row write takes an update id: the user row's id when
@@ -49,6 +50,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/client_table.h"
 #include "core/presence_rules.h"
 #include "core/store.h"
 #include "core/types.h"
@@ -404,22 +406,13 @@ class Realm {
     };
   }
   auto ClientLinks() REQUIRES(mu_) {
-    return [clients = &clients_](std::uint32_t s) -> ClientRows& {
-      return clients->at(s);
+    return [clients = &clients_](std::uint32_t s) -> ClientTable::Entry& {
+      return clients->At(s);
     };
   }
   PresenceChange ChangeOfLocked(const Member& m, Micros now, bool event_due,
                                 bool forced) const REQUIRES_SHARED(mu_);
 
-  // A user's client rows and their place in the client update-order list.
-  struct ClientRows {
-    ClientRowList rows;      // sorted by client name
-    UpdateId update_id = 0;  // newest last_update_id among rows
-    std::uint32_t prev = Member::kNil;
-    std::uint32_t next = Member::kNil;
-    bool linked = false;
-    bool dirty = false;
-  };
   struct ClientReport {
     bool wrote = false;
     bool event_due = false;  // created or came online
@@ -431,10 +424,17 @@ class Realm {
                                           ReportStatus status,
                                           UpdateId shared_id) REQUIRES(mu_);
   // Moves the entry to the tail of the client list with `id`; marks dirty.
-  void TouchClientsLocked(std::uint32_t slot, ClientRows& entry, UpdateId id)
+  void TouchClientsLocked(std::uint32_t slot, ClientTable::Entry& entry,
+                          UpdateId id) REQUIRES(mu_);
+  void UnlinkClientsLocked(std::uint32_t slot, ClientTable::Entry& entry)
       REQUIRES(mu_);
-  void UnlinkClientsLocked(std::uint32_t slot, ClientRows& entry) REQUIRES(mu_);
-  void AppendClientsLocked(std::uint32_t slot, ClientRows& entry) REQUIRES(mu_);
+  void AppendClientsLocked(std::uint32_t slot, ClientTable::Entry& entry)
+      REQUIRES(mu_);
+  // `slot`'s client rows as the API sees them (sorted by client name) into
+  // `out`; `scratch` is working space. False (out untouched) if none.
+  bool ClientRowsLocked(std::uint32_t slot,
+                        std::vector<ClientTable::Row>& scratch,
+                        ClientRowList& out) const REQUIRES_SHARED(mu_);
   // Invisible mode: no client row may look fresher than the user row.
   Status ClampClientsLocked(std::uint32_t slot, UpdateId id) REQUIRES(mu_);
   template <class Visit>
@@ -518,8 +518,10 @@ class Realm {
   std::unordered_map<UserId, std::vector<UserId>> access_ GUARDED_BY(mu_);
   SlotList order_ GUARDED_BY(mu_);  // members with a row, oldest update first
   std::vector<std::uint32_t> dirty_ GUARDED_BY(mu_);
-  // Per-client side table, by slot: only users with client rows have one.
-  std::unordered_map<std::uint32_t, ClientRows> clients_ GUARDED_BY(mu_);
+  // Per-client rows, by slot (see ClientTable).
+  ClientTable clients_ GUARDED_BY(mu_);
+  // Working space of the writers' client-row changes (exclusive lock).
+  std::vector<ClientTable::Row> client_scratch_ GUARDED_BY(mu_);
   SlotList client_order_
       GUARDED_BY(mu_);  // users with client rows, oldest write first
   std::vector<std::uint32_t> client_dirty_ GUARDED_BY(mu_);
