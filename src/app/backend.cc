@@ -2,8 +2,14 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
+#include "app/log.h"
 #include "core/local_writer.h"
 #include "core/replica_writer.h"
 
@@ -80,8 +86,46 @@ std::optional<int> OpenSqlite(const Flags& f, const Clock* clock,
     active = backend.faulty.get();
     options.fault_injector = backend.faulty.get();
   }
-  auto service = PresenceService::Create(std::make_unique<LocalWriter>(active),
-                                         clock, f.max_clients_per_user);
+  // The load's phases, timed and logged once it is done ("loaded": the
+  // wall milliseconds each phase took and the process's CPU milliseconds
+  // in it, all threads), so that a slow start says where.
+  struct Phases {
+    std::chrono::steady_clock::time_point start =
+        std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point mark = start;
+    std::clock_t cpu_start = std::clock();
+    std::clock_t cpu_mark = cpu_start;
+    std::string current = "realms";
+    std::vector<std::pair<std::string, std::string>> fields;
+  };
+  auto phases = std::make_shared<Phases>();
+  auto progress = [phases](std::string_view phase) {
+    const auto now = std::chrono::steady_clock::now();
+    const std::clock_t cpu = std::clock();
+    auto ms = [](auto d) {
+      return std::to_string(
+          std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+    };
+    auto cpu_ms = [](std::clock_t d) {
+      return std::to_string(static_cast<long long>(d) * 1000 / CLOCKS_PER_SEC);
+    };
+    phases->fields.emplace_back(phases->current + "_ms",
+                                ms(now - phases->mark));
+    phases->fields.emplace_back(phases->current + "_cpu_ms",
+                                cpu_ms(cpu - phases->cpu_mark));
+    phases->current = phase;
+    phases->mark = now;
+    phases->cpu_mark = cpu;
+    if (phase == "done") {
+      phases->fields.emplace_back("total_ms", ms(now - phases->start));
+      phases->fields.emplace_back("total_cpu_ms",
+                                  cpu_ms(cpu - phases->cpu_start));
+      Log("info", "loaded", phases->fields);
+    }
+  };
+  auto service =
+      PresenceService::Create(std::make_unique<LocalWriter>(active), clock,
+                              f.max_clients_per_user, progress);
   if (!service) {
     std::fprintf(stderr, "presenced: cannot load the store: %s\n",
                  service.error().message().c_str());

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "util/ascii.h"
+#include "util/hash_order.h"
 
 namespace presence {
 
@@ -138,6 +139,24 @@ void Directory::IndexKeyLocked(RealmId realm, std::uint32_t slot,
     return same;
   };
   key_index_.Insert(key, KeyRefLocked(realm, slot), holds);
+}
+
+void Directory::IndexLoadedKeysLocked(
+    RealmId realm,
+    std::span<const std::pair<std::uint64_t, std::uint32_t>> keys) {
+  const KeyIndex::Ref base = KeyRefLocked(realm, 0);
+  Realm* holder = realm_by_ordinal_[base >> 32];
+  const std::vector<std::uint32_t> order =
+      OrderByHash(keys.size(), [&](std::size_t i) { return keys[i].first; });
+  for (std::uint32_t i : order) {
+    const auto& [prefix, slot] = keys[i];
+    if (key_index_.TryInsertNew(prefix, base | slot)) continue;
+    Digest digest{};
+    holder->WithMemberAt(slot, [&](const Member* m) {
+      if (m != nullptr) digest = m->api_key_hash;
+    });
+    IndexKeyLocked(realm, slot, digest);
+  }
 }
 
 }  // namespace presence

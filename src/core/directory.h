@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -94,6 +95,16 @@ class Directory {
   void UnindexKeyLocked(RealmId realm, std::uint32_t slot, const Digest& key)
       REQUIRES(mu_);
   void ReserveKeysLocked(std::size_t n) REQUIRES(mu_) { key_index_.Reserve(n); }
+  // Loading: IndexKeyLocked for many members of one realm, keys[i] being
+  // (KeyIndex::Prefix of the key's digest, the member's slot), inserted in
+  // the order of their places in the index (util/hash_order.h) rather than
+  // one cache miss each. A prefix already taken goes through
+  // IndexKeyLocked with the member's digest, read under the realm's shared
+  // lock (so, as for IndexKeyLocked, the caller holds no realm lock).
+  void IndexLoadedKeysLocked(
+      RealmId realm,
+      std::span<const std::pair<std::uint64_t, std::uint32_t>> keys)
+      REQUIRES(mu_);
   Realm* FindRealmByIdLocked(RealmId id) const REQUIRES_SHARED(mu_);
 
  private:

@@ -51,6 +51,15 @@ class KeyIndex {
   // same digest if there is one.
   void Insert(const Digest& digest, Ref ref, Holds holds);
 
+  // Loading: makes `ref` the holder of a key with this prefix if no key
+  // with it is indexed and the overflow table is empty (then the key cannot
+  // be indexed under another holder either); otherwise changes nothing and
+  // returns false, and the caller calls Insert with the full digest.
+  bool TryInsertNew(std::uint64_t prefix, Ref ref) {
+    if (!overflow_.empty()) return false;
+    return main_.try_emplace(prefix, ref).second;
+  }
+
   // Removes `digest` if `ref` is its holder in the index.
   void Erase(const Digest& digest, Ref ref);
 

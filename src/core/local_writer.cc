@@ -4,82 +4,18 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/directory_loader.h"
+
 namespace presence {
 
 LocalWriter::LocalWriter(store::Store* store) : store_(store) {}
 
 StoreStatus LocalWriter::Start(const WriterContext& context) {
   context_ = context;
-  auto snap = store_->Load();
-  if (!snap) return std::move(snap).error();
-  Directory& dir = *context_.directory;
-  Status status;
-  // Everything under one exclusive lock of the directory: nothing serves
-  // yet, and a lock per user was a quarter of a 1M-user start.
-  dir.Exclusive([&] {
-    dir.AssertHeld();
-    for (const auto& r : snap->realms) {
-      dir.AddRealmLocked(std::make_unique<Realm>(r, ids()));
-    }
-    // Size every table once: at a million users, growing them row by row
-    // is a large part of the start-up time.
-    std::unordered_map<RealmId, std::size_t> per_realm;
-    for (const auto& u : snap->users) ++per_realm[u.realm_id];
-    for (auto& [id, n] : per_realm) {
-      if (Realm* realm = dir.FindRealmByIdLocked(id)) realm->Reserve(n);
-    }
-    dir.ReserveKeysLocked(snap->users.size());
-    // Users and rows come realm by realm: each run of one realm is loaded
-    // under one lock of it.
-    auto& users = snap->users;
-    for (std::size_t i = 0; i < users.size();) {
-      std::size_t end = i;
-      while (end < users.size() && users[end].realm_id == users[i].realm_id) {
-        ++end;
-      }
-      Realm* realm = dir.FindRealmByIdLocked(users[i].realm_id);
-      if (realm == nullptr) {
-        status = Errc::kCorrupt;
-        return;
-      }
-      const RealmId realm_id = users[i].realm_id;
-      const std::uint32_t first = realm->LoadMembers(
-          std::span<store::UserRecord>(users.data() + i, end - i));
-      // Indexed once the realm's lock is released: two keys sharing their
-      // digest's prefix make the index read the first holder's member under
-      // its realm's lock, which LoadMembers held (a self-deadlock, issue
-      // #15).
-      for (std::size_t k = i; k < end; ++k) {
-        dir.IndexKeyLocked(realm_id, first + static_cast<std::uint32_t>(k - i),
-                           users[k].api_key_hash);
-      }
-      i = end;
-    }
-    const auto& rows = snap->presence;
-    for (std::size_t i = 0; i < rows.size();) {
-      std::size_t end = i;
-      while (end < rows.size() && rows[end].realm_id == rows[i].realm_id) {
-        ++end;
-      }
-      if (Realm* realm = dir.FindRealmByIdLocked(rows[i].realm_id)) {
-        realm->LoadPresence(
-            std::span<const store::PresenceRecord>(rows.data() + i, end - i));
-      }
-      i = end;
-    }
-    for (const auto& c : snap->client_presence) {
-      if (Realm* realm = dir.FindRealmByIdLocked(c.realm_id)) {
-        realm->LoadClientPresence(c);
-      }
-    }
-    for (const auto& a : snap->access) {
-      if (Realm* realm = dir.FindRealmByIdLocked(a.realm_id)) {
-        realm->LoadAccess(a);
-      }
-    }
-  });
-  if (!status) return status.error();
-  for (Realm* realm : dir.Realms()) realm->FinishLoad();
+  // Streamed: no Snapshot of the whole store is held (issue #17).
+  DirectoryLoader loader(context_.directory, ids(), context_.load_progress);
+  if (auto st = store_->LoadInto(loader); !st) return st;
+  loader.Finish();
   return {};
 }
 

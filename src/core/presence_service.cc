@@ -55,11 +55,13 @@ PresenceService::PresenceService(std::unique_ptr<PresenceWriter> writer,
 
 StoreResult<std::unique_ptr<PresenceService>> PresenceService::Create(
     std::unique_ptr<PresenceWriter> writer, const Clock* clock,
-    std::size_t max_clients_per_user) {
+    std::size_t max_clients_per_user,
+    std::function<void(std::string_view phase)> load_progress) {
   std::unique_ptr<PresenceService> s(
       new PresenceService(std::move(writer), clock));
   s->directory_.SetMaxClientsPerUser(max_clients_per_user);
-  WriterContext context{&s->directory_, &s->relay_, clock};
+  WriterContext context{&s->directory_, &s->relay_, clock,
+                        std::move(load_progress)};
   if (auto st = s->writer_->Start(context); !st) return st.error();
   return s;
 }

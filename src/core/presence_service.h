@@ -15,6 +15,7 @@
 #define PRESENCE_CORE_PRESENCE_SERVICE_H_
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -89,9 +90,11 @@ class PresenceService {
   // outlive the service. `max_clients_per_user`: as SetMaxClientsPerUser,
   // applied while loading (a lowered bound trims the stored client rows).
   // An error carries the store's reason.
+  // `load_progress`: see WriterContext::load_progress.
   static StoreResult<std::unique_ptr<PresenceService>> Create(
       std::unique_ptr<PresenceWriter> writer, const Clock* clock,
-      std::size_t max_clients_per_user = 8);
+      std::size_t max_clients_per_user = 8,
+      std::function<void(std::string_view phase)> load_progress = {});
   // One node on its own store: Create with a LocalWriter. `store` must
   // outlive the service.
   static StoreResult<std::unique_ptr<PresenceService>> Create(

@@ -138,6 +138,10 @@ struct WriterContext {
   Directory* directory = nullptr;
   PresenceListener* listener = nullptr;  // never null
   const Clock* clock = nullptr;
+  // Called as each phase of the start-up load begins (the phase's name,
+  // "done" at the end), so that the caller can time them; may be empty.
+  // Only LocalWriter reports phases (core/directory_loader.h).
+  std::function<void(std::string_view phase)> load_progress;
 };
 
 class PresenceWriter {

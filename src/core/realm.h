@@ -47,6 +47,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -207,14 +208,17 @@ class Realm {
   // Adds a member; returns its slot. Precondition: id and email are new.
   // The strings are copied into the realm's arena (see Member).
   std::uint32_t AddMember(const store::UserRecord& user);
-  // Loading: adds every user of `users` under one lock and frees each
-  // record's strings (they are copied; freeing them at once lets the arena
-  // reuse the space; the rest of the record, its key digest included, is
-  // kept). Returns the slot of the first: users[i] is at that slot + i. The
+  // Loading: adds every user of `users` under one lock (their strings are
+  // copied). They are found by id and email only once IndexLoadedMembers
+  // (or LoadPresence, LoadClientPresence, FinishLoad, which call it) has
+  // indexed them: one bulk pass instead of an insert per user.
+  // Returns the slot of the first: users[i] is at that slot + i. The
   // caller indexes the keys once this returns, with the realm's lock
   // released: the key index's prefix-collision check reads a holder's
   // member under that lock, which may be this very realm (issue #15).
-  std::uint32_t LoadMembers(std::span<store::UserRecord> users);
+  std::uint32_t LoadMembers(std::span<const store::UserRecord> users);
+  // Indexes the members LoadMembers added (see there); idempotent.
+  void IndexLoadedMembers();
   // Attaches a loaded presence row to a member. Unknown users are ignored.
   void LoadPresence(const store::PresenceRecord& row);
   // The same for many rows, under one lock.
@@ -379,7 +383,23 @@ class Realm {
   void ReplaceAccess(const std::vector<store::AccessRecord>& lists);
 
  private:
-  std::uint32_t AddMemberLocked(const store::UserRecord& user) REQUIRES(mu_);
+  // Appends the member; `index` also puts it in the id and email sets
+  // (loading leaves that to IndexLoadedLocked).
+  std::uint32_t AddMemberLocked(const store::UserRecord& user,
+                                bool index = true) REQUIRES(mu_);
+  // Puts the members LoadMembers appended (slots from indexed_ on) into
+  // the id and email sets: each set filled in the order of its slots'
+  // places in it, so that the filling walks the table instead of missing
+  // the cache on every insert, the two sets on two threads when there are
+  // many (issue #17).
+  void IndexLoadedLocked() REQUIRES(mu_);
+  // A 64-bit finaliser (splitmix64's): every input bit reaches every
+  // output bit, so the sets may use the high bits as the position.
+  static std::uint64_t MixHash(std::uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
   // Whether RecordReport would write a user or client row (shared lock).
   bool ReportWouldWriteLocked(UserId user, Micros now, ReportStatus status,
                               std::string_view client) const
@@ -462,6 +482,13 @@ class Realm {
   // as much, so a burst that outran it does not come back at once).
   UpdateId reserve_ahead_ GUARDED_BY(mu_) = kReserveAhead;
   std::vector<Member> members_ GUARDED_BY(mu_);
+  // Members below this slot are in slot_by_id_ and slot_by_email_; those
+  // from it on were appended by LoadMembers and wait for
+  // IndexLoadedLocked.
+  std::uint32_t indexed_ GUARDED_BY(mu_) = 0;
+  // Loading: the slot after the last presence row's member
+  // (LoadPresenceLocked).
+  std::uint32_t load_hint_ GUARDED_BY(mu_) = 0;
   std::size_t active_members_ GUARDED_BY(mu_) = 0;
   // The members' emails and names (see Member).
   Arena text_ GUARDED_BY(mu_);
@@ -472,14 +499,18 @@ class Realm {
   struct ById {
     UserId id;
   };
+  // Both hashes are mixed here, so the sets take them as they are
+  // (is_avalanching) and a slot's place in a set follows from its hash:
+  // IndexLoadedLocked inserts in that order (issue #17).
   struct IdHash {
     using is_transparent = void;
+    using is_avalanching = std::true_type;
     const std::vector<Member>* members;
     std::size_t operator()(std::uint32_t slot) const {
-      return std::hash<UserId>()((*members)[slot].id);
+      return MixHash(static_cast<std::uint64_t>((*members)[slot].id));
     }
     std::size_t operator()(ById key) const {
-      return std::hash<UserId>()(key.id);
+      return MixHash(static_cast<std::uint64_t>(key.id));
     }
   };
   struct IdEq {
@@ -496,6 +527,7 @@ class Realm {
       GUARDED_BY(mu_){0, IdHash{&members_}, IdEq{&members_}};
   struct EmailHash {
     using is_transparent = void;
+    using is_avalanching = std::true_type;
     const std::vector<Member>* members;
     std::size_t operator()(std::uint32_t slot) const;
     std::size_t operator()(std::string_view email) const;

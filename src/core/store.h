@@ -159,12 +159,102 @@ struct Snapshot {
   std::vector<ClientPresenceRecord> client_presence;
 };
 
+// Receives the whole state as Store::LoadInto reads it, so that a start
+// need not hold a Snapshot (at ten million users the Snapshot alone was
+// gigabytes, and building and freeing it a large part of the start; issue
+// #17). Calls come in this order, each table's batches in the order of
+// Snapshot's vectors:
+//   OnRealms (once, every realm), OnUserCount (once: how many users the
+//   OnUsers batches will hold in all), OnUsers..., OnPresence...,
+//   OnAccess..., OnClientPresence...
+// A batch and its strings are valid only during the call (the store reuses
+// them for the next batch: copy what is kept). A batch is never empty. An
+// error returned by the sink ends the load; LoadInto returns it.
+class LoadSink {
+ public:
+  virtual ~LoadSink() = default;
+  virtual StoreStatus OnRealms(std::span<const RealmRecord> realms) = 0;
+  virtual StoreStatus OnUserCount(std::size_t users) = 0;
+  virtual StoreStatus OnUsers(std::span<const UserRecord> users) = 0;
+  virtual StoreStatus OnPresence(std::span<const PresenceRecord> rows) = 0;
+  virtual StoreStatus OnAccess(std::span<const AccessRecord> lists) = 0;
+  virtual StoreStatus OnClientPresence(
+      std::span<const ClientPresenceRecord> rows) = 0;
+};
+
+// A LoadSink that collects everything into a Snapshot (a store whose
+// LoadInto reads natively can implement Load with it).
+class SnapshotSink final : public LoadSink {
+ public:
+  explicit SnapshotSink(Snapshot* snap) : snap_(snap) {}
+  StoreStatus OnRealms(std::span<const RealmRecord> realms) override {
+    snap_->realms.assign(realms.begin(), realms.end());
+    return {};
+  }
+  StoreStatus OnUserCount(std::size_t users) override {
+    snap_->users.reserve(users);
+    return {};
+  }
+  StoreStatus OnUsers(std::span<const UserRecord> users) override {
+    snap_->users.insert(snap_->users.end(), users.begin(), users.end());
+    return {};
+  }
+  StoreStatus OnPresence(std::span<const PresenceRecord> rows) override {
+    snap_->presence.insert(snap_->presence.end(), rows.begin(), rows.end());
+    return {};
+  }
+  StoreStatus OnAccess(std::span<const AccessRecord> lists) override {
+    snap_->access.insert(snap_->access.end(), lists.begin(), lists.end());
+    return {};
+  }
+  StoreStatus OnClientPresence(
+      std::span<const ClientPresenceRecord> rows) override {
+    snap_->client_presence.insert(snap_->client_presence.end(), rows.begin(),
+                                  rows.end());
+    return {};
+  }
+
+ private:
+  Snapshot* const snap_;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
 
   // Reads the whole state. Called once at start, before any write.
   virtual StoreResult<Snapshot> Load() = 0;
+
+  // Reads the whole state into `sink` (see LoadSink), as one consistent
+  // view, as Load would return it. Called once at start, before any write,
+  // instead of Load. This default calls Load and hands its vectors over; a
+  // store that can read row by row overrides it to hold no Snapshot.
+  virtual StoreStatus LoadInto(LoadSink& sink) {
+    auto snap = Load();
+    if (!snap) return std::move(snap).error();
+    return FeedSnapshot(*snap, sink);
+  }
+
+  // Hands a snapshot to a sink as LoadInto does.
+  static StoreStatus FeedSnapshot(const Snapshot& snap, LoadSink& sink) {
+    if (auto st = sink.OnRealms(snap.realms); !st) return st;
+    if (auto st = sink.OnUserCount(snap.users.size()); !st) return st;
+    if (!snap.users.empty()) {
+      if (auto st = sink.OnUsers(snap.users); !st) return st;
+    }
+    if (!snap.presence.empty()) {
+      if (auto st = sink.OnPresence(snap.presence); !st) return st;
+    }
+    if (!snap.access.empty()) {
+      if (auto st = sink.OnAccess(snap.access); !st) return st;
+    }
+    if (!snap.client_presence.empty()) {
+      if (auto st = sink.OnClientPresence(snap.client_presence); !st) {
+        return st;
+      }
+    }
+    return {};
+  }
 
   // Inserts a realm and returns its new id. kAlreadyExists if the subdomain is
   // taken.

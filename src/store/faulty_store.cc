@@ -44,6 +44,13 @@ StoreResult<Snapshot> FaultyStore::Load() {
   return inner_->Load();
 }
 
+StoreStatus FaultyStore::LoadInto(LoadSink& sink) {
+  if (fail_load_) {
+    return Injected();
+  }
+  return inner_->LoadInto(sink);
+}
+
 StoreResult<RealmId> FaultyStore::InsertRealm(const RealmRecord& realm) {
   if (ShouldFailWrite()) return Injected();
   return inner_->InsertRealm(realm);

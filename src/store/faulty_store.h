@@ -4,8 +4,8 @@
 // react to a failing disk: while failing, every write (InsertRealm,
 // UpdateRealm, InsertUser, UpdateUser, SetAccess, ReserveUpdateIds,
 // WritePresence) returns Errc::kStoreFailed without reaching the wrapped
-// store, so nothing of it is persisted. Reads (Load) pass through unless
-// SetFailLoad(true). An injected failure says so in its message.
+// store, so nothing of it is persisted. Reads (Load, LoadInto) pass through
+// unless SetFailLoad(true). An injected failure says so in its message.
 //
 // Ownership: does not own the wrapped store, which must outlive it.
 // Thread safety: the controls and counters are atomics, settable from any
@@ -49,6 +49,7 @@ class FaultyStore final : public Store, public FaultInjector {
       "injected failure (FaultyStore)";
 
   StoreResult<Snapshot> Load() override;
+  StoreStatus LoadInto(LoadSink& sink) override;
   StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
   StoreStatus UpdateRealm(const RealmRecord& realm) override;
   StoreResult<UserId> InsertUser(const UserRecord& user) override;

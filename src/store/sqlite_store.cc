@@ -103,6 +103,7 @@ constexpr std::string_view kSelectUsers =
     "status_reaction_type, status_timestamp, status_passed, "
     "status_scheduled_end_time, status_dnd, status_dnd_end_time "
     "FROM users ORDER BY id";
+constexpr std::string_view kCountUsers = "SELECT COUNT(*) FROM users";
 constexpr std::string_view kSelectPresence =
     "SELECT user_id, realm_id, last_connected, last_active, last_update_id "
     "FROM presence ORDER BY user_id";
@@ -528,19 +529,76 @@ StoreStatus SqliteStore::Exists(std::string_view sql, std::int64_t id,
 }
 
 StoreResult<Snapshot> SqliteStore::Load() {
+  Snapshot snap;
+  SnapshotSink sink(&snap);
+  if (StoreStatus st = LoadInto(sink); !st) return st.error();
+  return snap;
+}
+
+namespace {
+
+// Records handed to a LoadSink per call: big enough that a call costs
+// nothing per row, small enough to stay in the cache.
+constexpr std::size_t kLoadBatch = 1024;
+
+// Assigns a text column to `out`, reusing its buffer (no allocation once
+// the buffer is as long as the longest value).
+void AssignText(sqlite3_stmt* s, int i, std::string& out) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  if (p == nullptr) {
+    out.clear();
+    return;
+  }
+  out.assign(reinterpret_cast<const char*>(p),
+             static_cast<std::size_t>(sqlite3_column_bytes(s, i)));
+}
+
+std::string_view TextView(sqlite3_stmt* s, int i) {
+  const unsigned char* p = sqlite3_column_text(s, i);
+  if (p == nullptr) return {};
+  return {reinterpret_cast<const char*>(p),
+          static_cast<std::size_t>(sqlite3_column_bytes(s, i))};
+}
+
+// Fills `batch` row by row with `read(stmt, record)` and hands each full
+// batch, and the last one, to `deliver`. Returns SQLite's last code
+// (SQLITE_DONE when every row was read) or the first failure of `read` /
+// `deliver`.
+template <class Record, class Read, class Deliver>
+StoreStatus StreamRows(sqlite3_stmt* s, std::vector<Record>& batch, Read&& read,
+                       Deliver&& deliver, int& rc) {
+  std::size_t n = 0;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    if (n == batch.size()) batch.emplace_back();
+    if (StoreStatus st = read(s, batch[n]); !st) return st;
+    if (++n == kLoadBatch) {
+      if (StoreStatus st = deliver(std::span<const Record>(batch.data(), n));
+          !st) {
+        return st;
+      }
+      n = 0;
+    }
+  }
+  if (n > 0) return deliver(std::span<const Record>(batch.data(), n));
+  return {};
+}
+
+}  // namespace
+
+StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
   MutexLock lock(mu_);
-  // One read transaction so that the four tables agree with each other.
+  // One read transaction so that the tables agree with each other.
   Transaction txn(this, "Load");
   if (StoreStatus st = txn.Begin(/*immediate=*/false); !st) return st.error();
-  Snapshot snap;
   int rc;
-
   sqlite3_stmt* s = nullptr;
-  if (StoreStatus st = Prepare(kSelectRealms, &s); !st) return st.error();
+
   {
+    std::vector<RealmRecord> realms;
+    if (StoreStatus st = Prepare(kSelectRealms, &s); !st) return st.error();
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      snap.realms.push_back(RealmRecord{
+      realms.push_back(RealmRecord{
           .id = ColumnInt(s, 0),
           .subdomain = ColumnText(s, 1),
           .name = ColumnText(s, 2),
@@ -552,31 +610,47 @@ StoreResult<Snapshot> SqliteStore::Load() {
       });
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load realms");
+    if (StoreStatus st = sink.OnRealms(realms); !st) return st;
   }
 
-  if (StoreStatus st = Prepare(kSelectUsers, &s); !st) return st.error();
   {
+    // COUNT(*) without a condition counts the smallest b-tree's cells
+    // without decoding them: a fraction of the scan below.
+    if (StoreStatus st = Prepare(kCountUsers, &s); !st) return st.error();
     StmtReset reset(s);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      UserRecord user{
-          .id = ColumnInt(s, 0),
-          .realm_id = ColumnInt(s, 1),
-          .email = ColumnText(s, 2),
-          .full_name = ColumnText(s, 3),
-          .is_bot = ColumnBool(s, 5),
-          .is_active = ColumnBool(s, 6),
-          .presence_enabled = ColumnBool(s, 7),
-          .can_access_all_users = ColumnBool(s, 8),
-          .date_joined = ColumnInt(s, 9),
-      };
-      std::string role = ColumnText(s, 4);
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_ROW) return Fail(rc, "Load users");
+    if (StoreStatus st =
+            sink.OnUserCount(static_cast<std::size_t>(ColumnInt(s, 0)));
+        !st) {
+      return st;
+    }
+  }
+
+  {
+    std::vector<UserRecord> batch;
+    if (StoreStatus st = Prepare(kSelectUsers, &s); !st) return st.error();
+    StmtReset reset(s);
+    auto read = [this](sqlite3_stmt* s, UserRecord& user) -> StoreStatus {
+      mu_.AssertHeld();  // run by StreamRows, below, under mu_
+      user.id = ColumnInt(s, 0);
+      user.realm_id = ColumnInt(s, 1);
+      AssignText(s, 2, user.email);
+      AssignText(s, 3, user.full_name);
+      user.is_bot = ColumnBool(s, 5);
+      user.is_active = ColumnBool(s, 6);
+      user.presence_enabled = ColumnBool(s, 7);
+      user.can_access_all_users = ColumnBool(s, 8);
+      user.date_joined = ColumnInt(s, 9);
+      const std::string_view role = TextView(s, 4);
       std::optional<Role> parsed_role = ParseRole(role);
       if (!parsed_role) {
         return Corrupt("Load users", "user " + std::to_string(user.id) +
-                                         " has unknown role '" + role + "'");
+                                         " has unknown role '" +
+                                         std::string(role) + "'");
       }
       user.role = *parsed_role;
-      std::optional<Digest> hash = HexDecodeDigest(ColumnText(s, 10));
+      std::optional<Digest> hash = HexDecodeDigest(TextView(s, 10));
       if (!hash) {
         return Corrupt("Load users", "user " + std::to_string(user.id) +
                                          " has a malformed api_key_hash");
@@ -595,59 +669,86 @@ StoreResult<Snapshot> SqliteStore::Load() {
             .dnd = ColumnBool(s, 18),
             .dnd_end_time = ColumnInt(s, 19),
         };
+      } else {
+        user.status.reset();
       }
-      snap.users.push_back(std::move(user));
+      return {};
+    };
+    auto deliver = [&sink](std::span<const UserRecord> users) {
+      return sink.OnUsers(users);
+    };
+    if (StoreStatus st = StreamRows(s, batch, read, deliver, rc); !st) {
+      return st;
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load users");
   }
 
-  if (StoreStatus st = Prepare(kSelectPresence, &s); !st) return st.error();
   {
+    std::vector<PresenceRecord> batch;
+    if (StoreStatus st = Prepare(kSelectPresence, &s); !st) return st.error();
     StmtReset reset(s);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      snap.presence.push_back(PresenceRecord{
+    auto read = [](sqlite3_stmt* s, PresenceRecord& row) -> StoreStatus {
+      row = PresenceRecord{
           .user_id = ColumnInt(s, 0),
           .realm_id = ColumnInt(s, 1),
           .last_connected = ColumnTime(s, 2),
           .last_active = ColumnTime(s, 3),
           .last_update_id = ColumnInt(s, 4),
-      });
+      };
+      return {};
+    };
+    auto deliver = [&sink](std::span<const PresenceRecord> rows) {
+      return sink.OnPresence(rows);
+    };
+    if (StoreStatus st = StreamRows(s, batch, read, deliver, rc); !st) {
+      return st;
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load presence");
   }
 
-  if (StoreStatus st = Prepare(kSelectAccess, &s); !st) return st.error();
   {
+    // Few and small: one batch.
+    std::vector<AccessRecord> access;
+    if (StoreStatus st = Prepare(kSelectAccess, &s); !st) return st.error();
     StmtReset reset(s);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
       UserId viewer = ColumnInt(s, 1);
-      if (snap.access.empty() || snap.access.back().viewer != viewer) {
-        snap.access.push_back(AccessRecord{
+      if (access.empty() || access.back().viewer != viewer) {
+        access.push_back(AccessRecord{
             .realm_id = ColumnInt(s, 0), .viewer = viewer, .visible = {}});
       }
-      snap.access.back().visible.push_back(ColumnInt(s, 2));
+      access.back().visible.push_back(ColumnInt(s, 2));
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load access");
+    if (!access.empty()) {
+      if (StoreStatus st = sink.OnAccess(access); !st) return st;
+    }
   }
 
-  if (StoreStatus st = Prepare(kSelectClients, &s); !st) return st.error();
   {
+    std::vector<ClientPresenceRecord> batch;
+    if (StoreStatus st = Prepare(kSelectClients, &s); !st) return st.error();
     StmtReset reset(s);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-      snap.client_presence.push_back(ClientPresenceRecord{
-          .realm_id = ColumnInt(s, 0),
-          .user_id = ColumnInt(s, 1),
-          .client = ColumnText(s, 2),
-          .last_connected = ColumnTime(s, 3),
-          .last_active = ColumnTime(s, 4),
-          .last_update_id = ColumnInt(s, 5),
-      });
+    auto read = [](sqlite3_stmt* s, ClientPresenceRecord& row) -> StoreStatus {
+      row.realm_id = ColumnInt(s, 0);
+      row.user_id = ColumnInt(s, 1);
+      AssignText(s, 2, row.client);
+      row.last_connected = ColumnTime(s, 3);
+      row.last_active = ColumnTime(s, 4);
+      row.last_update_id = ColumnInt(s, 5);
+      return {};
+    };
+    auto deliver = [&sink](std::span<const ClientPresenceRecord> rows) {
+      return sink.OnClientPresence(rows);
+    };
+    if (StoreStatus st = StreamRows(s, batch, read, deliver, rc); !st) {
+      return st;
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load client_presence");
   }
 
   if (StoreStatus st = txn.Commit(); !st) return st.error();
-  return snap;
+  return {};
 }
 
 StoreResult<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {

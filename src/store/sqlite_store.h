@@ -80,7 +80,12 @@ class SqliteStore final : public Store {
   // the WAL into the main file).
   ~SqliteStore() override;
 
+  // Load is LoadInto with a SnapshotSink: both read the same rows.
   StoreResult<Snapshot> Load() override;
+  // Streams the tables in batches of reused records, so that nothing is
+  // allocated per row once the buffers have grown; the user count comes
+  // from COUNT(*) in the same read transaction (exact).
+  StoreStatus LoadInto(LoadSink& sink) override;
   StoreResult<RealmId> InsertRealm(const RealmRecord& realm) override;
   StoreStatus UpdateRealm(const RealmRecord& realm) override;
   StoreResult<UserId> InsertUser(const UserRecord& user) override;

@@ -12,6 +12,7 @@
 #include <future>
 #include <iterator>
 #include <latch>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -163,6 +164,90 @@ TEST_F(SqliteStoreTest, DataSurvivesCloseAndReopen) {
   auto id = store->InsertRealm(RealmNamed("second"));
   ASSERT_TRUE(id.has_value());
   EXPECT_EQ(*id, 2);
+}
+
+// A sink that keeps every batch's size and a copy of its records.
+class RecordingSink final : public LoadSink {
+ public:
+  StoreStatus OnRealms(std::span<const RealmRecord> realms) override {
+    calls.push_back("realms");
+    snap.realms.assign(realms.begin(), realms.end());
+    return {};
+  }
+  StoreStatus OnUserCount(std::size_t users) override {
+    calls.push_back("count");
+    user_count = users;
+    return {};
+  }
+  StoreStatus OnUsers(std::span<const UserRecord> users) override {
+    calls.push_back("users");
+    user_batches.push_back(users.size());
+    snap.users.insert(snap.users.end(), users.begin(), users.end());
+    return {};
+  }
+  StoreStatus OnPresence(std::span<const PresenceRecord> rows) override {
+    calls.push_back("presence");
+    snap.presence.insert(snap.presence.end(), rows.begin(), rows.end());
+    return {};
+  }
+  StoreStatus OnAccess(std::span<const AccessRecord> lists) override {
+    calls.push_back("access");
+    snap.access.insert(snap.access.end(), lists.begin(), lists.end());
+    return {};
+  }
+  StoreStatus OnClientPresence(
+      std::span<const ClientPresenceRecord> rows) override {
+    calls.push_back("clients");
+    snap.client_presence.insert(snap.client_presence.end(), rows.begin(),
+                                rows.end());
+    return {};
+  }
+  Snapshot snap;
+  std::size_t user_count = 0;
+  std::vector<std::size_t> user_batches;
+  std::vector<std::string> calls;
+};
+
+// Issue #17: the start streams the tables in batches of reused records
+// (no Snapshot). What it hands over is exactly what Load returns, users
+// in id order with their statuses, the count exact, no batch empty or
+// over the batch size, and a record reused for a user without a status
+// carries none.
+TEST_F(SqliteStoreTest, LoadIntoStreamsWhatLoadReturnsInBatches) {
+  auto store = MustOpen(dir_.path());
+  ASSERT_NE(store, nullptr);
+  Snapshot want = Populate(store.get());
+  std::vector<UserRecord> more;
+  for (int i = 0; i < 2500; ++i) {
+    UserRecord u = UserNamed(want.realms[0].id,
+                             "bulk" + std::to_string(i) + "@example.com");
+    u.full_name =
+        "Bulk user with a name longer than before " + std::to_string(i);
+    if (i % 1000 == 7) u.status = UserStatus{.status_text = "away a while"};
+    more.push_back(u);
+  }
+  ASSERT_TRUE(store->WriteUsers(more, {}));
+  auto loaded = store->Load();
+  ASSERT_TRUE(loaded.has_value());
+  ASSERT_EQ(loaded->users.size(), 2502u);
+
+  RecordingSink sink;
+  ASSERT_TRUE(store->LoadInto(sink));
+  ExpectSameSnapshot(sink.snap, *loaded);
+  EXPECT_EQ(sink.user_count, 2502u);
+  ASSERT_GE(sink.user_batches.size(), 3u);
+  for (std::size_t n : sink.user_batches) {
+    EXPECT_GT(n, 0u);
+    EXPECT_LE(n, 1024u);
+  }
+  for (std::size_t i = 1; i < sink.snap.users.size(); ++i) {
+    EXPECT_LT(sink.snap.users[i - 1].id, sink.snap.users[i].id);
+  }
+  int with_status = 0;
+  for (const UserRecord& u : sink.snap.users) with_status += u.status ? 1 : 0;
+  EXPECT_EQ(with_status, 3);
+  EXPECT_EQ(sink.calls.front(), "realms");
+  EXPECT_EQ(sink.calls[1], "count");
 }
 
 TEST_F(SqliteStoreTest, WriteUsersIsOneTransaction) {
