@@ -110,21 +110,25 @@ struct Options {
   int max_warmup_s = 300;
   int duration_s = 600;
   int interval_s = 5;
-  int procs = 0;         // 0: chosen from the connection count
-  int ping_conns = 256;  // per process
+  int procs = 0;        // 0: chosen from the connection count
+  int ping_conns = 96;  // per process
   int conns_per_address = 1500;
+  // The server's --max-connections and --idle-timeout-seconds (defaults).
+  std::int64_t max_connections = 10'000;
+  int server_idle_s = 60;
   int server_pid = 0;
   std::string csv = "million.csv";
 };
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: million --server 127.0.0.1:PORT --keys KEYS.csv\n"
-               "  [--users N] [--watchers W] [--churn R] [--ping-interval S]\n"
-               "  [--warmup S] [--max-warmup S] [--duration S] [--interval S] "
-               "[--procs P]\n"
-               "  [--ping-conns C] [--conns-per-address C] [--server-pid PID]\n"
-               "  [--csv FILE]\n");
+  std::fprintf(
+      stderr,
+      "usage: million --server 127.0.0.1:PORT --keys KEYS.csv\n"
+      "  [--users N] [--watchers W] [--churn R] [--ping-interval S]\n"
+      "  [--warmup S] [--max-warmup S] [--duration S] [--interval S] "
+      "[--procs P]\n"
+      "  [--ping-conns C] [--conns-per-address C] [--server-pid PID]\n"
+      "  [--max-connections N] [--server-idle-timeout S] [--csv FILE]\n");
 }
 
 Options Parse(int argc, char** argv) {
@@ -167,6 +171,10 @@ Options Parse(int argc, char** argv) {
       o.procs = std::atoi(v.c_str());
     } else if (a == "--ping-conns") {
       o.ping_conns = std::atoi(v.c_str());
+    } else if (a == "--max-connections") {
+      o.max_connections = std::atoll(v.c_str());
+    } else if (a == "--server-idle-timeout") {
+      o.server_idle_s = std::atoi(v.c_str());
     } else if (a == "--conns-per-address") {
       o.conns_per_address = std::atoi(v.c_str());
     } else if (a == "--server-pid") {
@@ -185,7 +193,7 @@ Options Parse(int argc, char** argv) {
   if (o.keys_file.empty()) Fatal("--keys is required");
   if (o.ping_interval_s < 1 || o.interval_s < 1 || o.duration_s < 1 ||
       o.warmup_s < 0 || o.max_warmup_s < o.warmup_s || o.ping_conns < 1 ||
-      o.conns_per_address < 1) {
+      o.conns_per_address < 1 || o.server_idle_s < 2) {
     Fatal("bad interval, duration, warm-up or connection count");
   }
   if (o.duration_s > 7200) Fatal("--duration is at most 7200 s");
@@ -299,8 +307,20 @@ enum Counter {
   kCounters
 };
 
+// Errors by kind (what failed, its HTTP status and Zulip code, or why no
+// answer came): a small table per child, filled by the child alone (a name
+// is written before its count leaves 0) and read by the parent.
+constexpr int kErrorKinds = 48;
+struct ErrorKind {
+  std::atomic<std::uint64_t> count;
+  std::atomic<std::int64_t> first_ms;  // since the warm-up began
+  char name[96];
+};
+
 struct ChildStats {
   std::atomic<std::uint64_t> c[kCounters];
+  ErrorKind errors[kErrorKinds];
+  std::atomic<int> error_kinds;
   std::atomic<std::uint64_t> ping_hist[kBuckets];
   std::atomic<std::uint64_t> deliv_hist[kBuckets];
   std::atomic<std::int64_t> ping_max_us;
@@ -376,6 +396,11 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   bool busy() const { return busy_; }
+  // Steady time its last request was answered (or it was opened).
+  Ns last_used() const { return last_used_; }
+
+  // Why the last request got no answer ("connect: Connection refused").
+  const std::string& why() const { return why_; }
 
   void Send(std::string req, Done done) {
     busy_ = true;
@@ -384,7 +409,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     auto self = shared_from_this();
     if (!connected_) {
       sock_.async_connect(server_, [self](boost::system::error_code ec) {
-        if (ec) return self->Fail();
+        if (ec) return self->Fail("connect", ec);
         self->connected_ = true;
         self->sock_.set_option(tcp::no_delay(true), ec);
         self->DoWrite();
@@ -399,7 +424,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     auto self = shared_from_this();
     asio::async_write(sock_, asio::buffer(out_),
                       [self](boost::system::error_code ec, std::size_t) {
-                        if (ec) return self->Fail();
+                        if (ec) return self->Fail("write", ec);
                         self->DoRead();
                       });
   }
@@ -409,7 +434,12 @@ class Conn : public std::enable_shared_from_this<Conn> {
     auto self = shared_from_this();
     sock_.async_read_some(asio::buffer(in_.data() + used_, in_.size() - used_),
                           [self](boost::system::error_code ec, std::size_t n) {
-                            if (ec) return self->Fail();
+                            if (ec) {
+                              return self->Fail(self->used_ == 0
+                                                    ? "read, nothing yet"
+                                                    : "read, part of an answer",
+                                                ec);
+                            }
                             self->used_ += n;
                             self->OnRead();
                           });
@@ -440,13 +470,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
     const std::size_t consumed = end + 4 + length;
     Done done = std::move(done_);
     busy_ = false;
+    last_used_ = SteadyNs();
     done(&a);
     // Anything after the answer (nothing, with one request in flight).
     std::memmove(in_.data(), in_.data() + consumed, used_ - consumed);
     used_ -= consumed;
   }
 
-  void Fail() {
+  void Fail(const char* stage, const boost::system::error_code& ec) {
+    why_ = std::string(stage) + ": " + ec.message();
     boost::system::error_code ignored;
     sock_.close(ignored);
     busy_ = false;
@@ -471,6 +503,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   bool busy_ = false;
   bool connected_ = false;
   Done done_;
+  std::string why_;
+  Ns last_used_ = SteadyNs();
 };
 
 // ------------------------------------------------------------ the schedule
@@ -682,10 +716,14 @@ class Child {
   }
 
   void Pump() {
+    // A connection idle for most of the server's idle timeout is replaced
+    // before it is used, as an HTTP client's pool does: the server may
+    // close it at any moment, and a ping written as it does gets no answer.
+    const Ns stale = SteadyNs() - o_.server_idle_s * 750'000'000LL;
     for (auto& c : pingers_) {
       if (backlog_.empty()) break;
       if (c->busy()) continue;
-      if (c->broken_) {
+      if (c->broken_ || c->last_used() < stale) {
         c = NewConn(false);
         if (!c) Fatal("a pinger could not reconnect");
       }
@@ -714,10 +752,11 @@ class Child {
       Add(s_, kCameOnlineSent);
     }
     c->Send(Post(d.user, "/api/v1/users/me/presence", body),
-            [this, d](const Answer* a) {
+            [this, d, conn = c.get()](const Answer* a) {
               const std::int64_t us = (SteadyNs() - d.due) / 1000;
               if (a == nullptr || a->status != 200) {
                 Add(s_, kPingErrors);
+                CountError("ping", a, conn);
                 if (ping_complaints_++ < 3) {
                   std::fprintf(stderr, "million: ping failed: %d %.*s\n",
                                a ? a->status : -1,
@@ -735,6 +774,40 @@ class Child {
               Max(s_->ping_max_us, us);
               asio::post(ioc_, [this] { Pump(); });
             });
+  }
+
+  // ---- errors
+
+  // Counts one failed request by kind: `op`, then the HTTP status and Zulip
+  // code of `a`, or why `conn` got no answer (no `conn`: no socket could be
+  // opened).
+  void CountError(const char* op, const Answer* a, const Conn* conn) {
+    std::string name = op;
+    if (a != nullptr) {
+      name += " " + std::to_string(a->status);
+      auto c = a->body.find("\"code\":\"");
+      if (c != std::string_view::npos) {
+        c += 8;
+        name += " " + std::string(a->body.substr(c, a->body.find('"', c) - c));
+      }
+    } else if (conn != nullptr) {
+      name += " no answer (" + conn->why() + ")";
+    } else {
+      name += " no socket";
+    }
+    name.resize(std::min(name.size(), sizeof(ErrorKind::name) - 1));
+    const int n = s_->error_kinds.load();
+    int k = 0;
+    while (k < n && name != s_->errors[k].name) ++k;
+    if (k == n && n == kErrorKinds) k = kErrorKinds - 1;
+    if (k == n) {
+      // The last slot gathers whatever does not fit.
+      if (n == kErrorKinds - 1) name = "other kinds";
+      std::memcpy(s_->errors[k].name, name.c_str(), name.size() + 1);
+      s_->errors[k].first_ms.store((SteadyNs() - t0_) / 1'000'000);
+      s_->error_kinds.store(n + 1);
+    }
+    s_->errors[k].count.fetch_add(1, std::memory_order_relaxed);
   }
 
   // ---- watchers
@@ -768,6 +841,7 @@ class Child {
     if (!w.conn || w.conn->broken_) w.conn = NewConn(false);
     if (!w.conn) {
       Add(s_, kPollErrors);
+      CountError("register", nullptr, nullptr);
       return Retry(i);
     }
     static const std::string body =
@@ -785,6 +859,10 @@ class Child {
           auto q = b.find("\"queue_id\":\"");
           if (a == nullptr || a->status != 200 || q == std::string_view::npos) {
             Add(s_, kPollErrors);
+            CountError(a != nullptr && a->status == 200
+                           ? "register without queue_id"
+                           : "register",
+                       a, w.conn.get());
             return Retry(i);
           }
           q += 12;
@@ -810,6 +888,7 @@ class Child {
     if (!w.conn) {
       s_->c[kWatchersReady].fetch_sub(1);
       Add(s_, kPollErrors);
+      CountError("poll", nullptr, nullptr);
       return Retry(i);
     }
     std::string r = "GET /api/v1/events?queue_id=" + w.queue_id +
@@ -820,6 +899,7 @@ class Child {
       Watcher& w = watchers_[i];
       if (a == nullptr || a->status != 200) {
         Add(s_, kPollErrors);
+        CountError("poll", a, w.conn.get());
         if (poll_complaints_++ < 3) {
           std::fprintf(
               stderr, "million: poll failed: %d %.*s\n", a ? a->status : -1,
@@ -986,6 +1066,24 @@ int main(int argc, char** argv) {
     procs = std::max(procs, 2);
   }
 
+  // Every watcher holds a connection, and so does every pinger: beyond
+  // the server's cap, the extra watchers are refused (503
+  // TOO_MANY_CONNECTIONS) and retry every second for the whole run. A few
+  // stay free for a watcher's reconnection and for /metrics.
+  const std::int64_t conns =
+      plan.watchers + static_cast<std::int64_t>(procs) * o.ping_conns;
+  if (conns > o.max_connections - 8) {
+    std::fprintf(stderr,
+                 "million: %lld watchers and %d x %d ping connections need "
+                 "%lld connections; the server allows %lld (less 8 spare): "
+                 "fewer --ping-conns or watchers, or a higher "
+                 "--max-connections\n",
+                 static_cast<long long>(plan.watchers), procs, o.ping_conns,
+                 static_cast<long long>(conns),
+                 static_cast<long long>(o.max_connections));
+    return 2;
+  }
+
   std::fprintf(stderr,
                "million: %lld users (%lld churning: %.1f/s each go idle, go "
                "offline, come online), %lld watchers, %d processes, warm-up "
@@ -1136,5 +1234,35 @@ int main(int argc, char** argv) {
     usleep(50'000);
   }
   std::fclose(csv);
+  // Errors by kind, summed over the processes (the same name may come from
+  // several).
+  struct Kind {
+    std::string name;
+    std::uint64_t count = 0;
+    std::int64_t first_ms = 0;
+  };
+  std::vector<Kind> kinds;
+  for (int k = 0; k < procs; ++k) {
+    const int n = std::min(stats[k].error_kinds.load(), kErrorKinds);
+    for (int e = 0; e < n; ++e) {
+      const ErrorKind& ek = stats[k].errors[e];
+      auto it = std::find_if(kinds.begin(), kinds.end(),
+                             [&](const Kind& x) { return x.name == ek.name; });
+      if (it == kinds.end()) {
+        kinds.push_back(Kind{ek.name, 0, ek.first_ms.load()});
+        it = kinds.end() - 1;
+      }
+      it->count += ek.count.load();
+      it->first_ms = std::min(it->first_ms, ek.first_ms.load());
+    }
+  }
+  std::sort(kinds.begin(), kinds.end(),
+            [](const Kind& a, const Kind& b) { return a.count > b.count; });
+  std::fprintf(stderr, "million errors: %zu kinds\n", kinds.size());
+  for (const Kind& k : kinds) {
+    std::fprintf(stderr, "million errors: %llu x %s (first at %.1f s)\n",
+                 static_cast<unsigned long long>(k.count), k.name.c_str(),
+                 k.first_ms / 1000.0);
+  }
   return rc;
 }

@@ -9,6 +9,22 @@ here="$(cd "$(dirname "$0")" && pwd)"
 build="${1:?usage: million_smoke.sh BUILD_DIR}"
 out="$(mktemp -d /tmp/million-smoke.XXXXXX)"
 trap 'rm -rf "$out"' EXIT
+# A plan that needs more connections than the server allows is refused
+# before it starts (issue #17: session 8's million run had 9,800 watchers
+# and 512 ping connections against a cap of 10,000, and ~300 watchers
+# retried a refused connection every second all run long).
+python3 -c 'print("email,user_id,api_key")
+for i in range(9900): print(f"u{i}@x.example,{i + 1},k{i}")' > "$out/keys.csv"
+if "$build/million" --server 127.0.0.1:9 --keys "$out/keys.csv" \
+  --watchers 9900 --ping-conns 96 --procs 2 2> "$out/refused.log"; then
+  echo "million_smoke: a plan over the connection cap was not refused"
+  exit 1
+fi
+if ! grep -q "the server allows 10000" "$out/refused.log"; then
+  echo "million_smoke: a plan over the connection cap was not refused:"
+  cat "$out/refused.log"
+  exit 1
+fi
 bash "$here/million.sh" --build-dir "$build" --users 1000 --watchers 20 \
   --churn 1 --warmup 0 --seconds 8 --interval 2 --ping-interval 10 \
   --out "$out" > /dev/null
