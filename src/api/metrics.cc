@@ -121,6 +121,10 @@ void RenderHub(std::string& out, const EventHub& hub) {
   Counter(out, "presenced_queues_overflowed_total",
           "Queues dropped for holding too many unread events.",
           s.queues_overflowed);
+  Counter(out, "presenced_events_coalesced_total",
+          "Presence events replaced in their queue by a newer event of the "
+          "same user before any answer carried them.",
+          s.events_coalesced);
   Counter(out, "presenced_queues_expired_total",
           "Queues freed for not being polled.", s.queues_expired);
   Gauge(out, "presenced_event_queue_bytes",

@@ -144,6 +144,11 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "an event queue holding more unread events is dropped")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+  cli.add_option("--coalesce-presence-events", f.coalesce_presence_events,
+                 "in modern-shape queues, a user's newer presence event "
+                 "replaces the older one no answer carried yet (false: "
+                 "every event kept)")
+      ->default_str("true");
   cli.add_option("--max-clients-per-user", f.max_clients_per_user,
                  "per-client presence: client rows kept per user, the "
                  "stalest dropped")

@@ -25,6 +25,7 @@ struct Flags {
   unsigned answer_coalesce_ms = 50;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
+  bool coalesce_presence_events = true;
   std::size_t max_clients_per_user = 8;
   std::size_t presence_event_user_limit = 0;  // 0: no limit
   int rate_limit = 200;

@@ -69,6 +69,7 @@ void TuneAllocator() {
 HubOptions HubOptionsFrom(const Flags& f) {
   HubOptions hub;
   hub.max_queue_events = f.max_queue_events;
+  hub.coalesce_presence = f.coalesce_presence_events;
   hub.queue_timeout_us = std::int64_t{f.queue_timeout_seconds} * 1'000'000;
   if (f.presence_event_user_limit > 0) {
     hub.presence_event_user_limit = f.presence_event_user_limit;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <utility>
 
 #include "util/crypto.h"
 
@@ -166,14 +167,65 @@ void EventHub::WakeAll(Waiters wake) const {
   for (const auto& w : wake) w->Wake();
 }
 
+void EventHub::DropUnsentOfLocked(EventQueue& q, UserId user) {
+  // The events no answer carried: ids past delivered_up_to (ids increase).
+  const auto first = std::upper_bound(
+      q.events.begin(), q.events.end(), q.delivered_up_to,
+      [](std::int64_t id, const QueuedEvent& e) { return id < e.id; });
+  const auto unsent = static_cast<std::size_t>(q.events.end() - first);
+  if (unsent == 0) return;
+  auto found = q.events.end();
+  if (q.unsent_by_user == nullptr && unsent <= kCoalesceScan) {
+    for (auto e = q.events.end(); e != first;) {
+      --e;
+      if (e->coalesce_user == user) {
+        found = e;
+        break;
+      }
+    }
+  } else {
+    if (q.unsent_by_user == nullptr) {
+      q.unsent_by_user =
+          std::make_unique<boost::unordered_flat_map<UserId, std::int64_t>>();
+      for (auto e = first; e != q.events.end(); ++e) {
+        if (e->coalesce_user != QueuedEvent::kNotCoalesced) {
+          (*q.unsent_by_user)[e->coalesce_user] = e->id;
+        }
+      }
+    }
+    auto m = q.unsent_by_user->find(user);
+    if (m == q.unsent_by_user->end()) return;
+    // It may have been acknowledged since (a client may acknowledge what
+    // it was not given): only an event still held and unsent counts.
+    auto e = std::lower_bound(
+        first, q.events.end(), m->second,
+        [](const QueuedEvent& e, std::int64_t id) { return e.id < id; });
+    if (e != q.events.end() && e->id == m->second) found = e;
+  }
+  if (found == q.events.end()) return;
+  const std::size_t bytes = QueuedEventBytes(*found->body);
+  q.bytes -= bytes;
+  queue_bytes_ -= bytes;
+  q.events.erase(found);
+  ++events_coalesced_;
+}
+
 void EventHub::AppendLocked(EventQueue& q,
                             std::shared_ptr<const std::string> body,
-                            Waiters& wake,
-                            std::vector<EventQueue*>& overflowed) {
+                            Waiters& wake, std::vector<EventQueue*>& overflowed,
+                            UserId coalesce_user, bool may_replace) {
+  if (may_replace && coalesce_user != QueuedEvent::kNotCoalesced) {
+    DropUnsentOfLocked(q, coalesce_user);
+  }
   const std::size_t bytes = QueuedEventBytes(*body);
   q.bytes += bytes;
   queue_bytes_ += bytes;
-  q.events.push_back({q.next_event_id++, std::move(body)});
+  const std::int64_t id = q.next_event_id++;
+  q.events.push_back({id, std::move(body), coalesce_user});
+  if (q.unsent_by_user != nullptr &&
+      coalesce_user != QueuedEvent::kNotCoalesced) {
+    (*q.unsent_by_user)[coalesce_user] = id;
+  }
   ++events_enqueued_;
   if (q.events.size() > options_.max_queue_events) {
     // Listed once, when it first goes over; removed by the caller.
@@ -233,6 +285,9 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
       out.events.assign(q.events.begin(), q.events.end());
       if (!q.events.empty()) {
         q.delivered_up_to = std::max(q.delivered_up_to, q.events.back().id);
+        // Every event held is carried now: none is unsent.
+        q.unsent_by_user.reset();
+        q.answered_epoch = fanout_epoch_;
       }
       if (current == waiter) q.waiter.reset();
       return out;
@@ -350,6 +405,7 @@ HubStats EventHub::Stats() const {
   s.queues_evicted_per_user = queues_evicted_per_user_;
   s.queues_evicted_memory = queues_evicted_memory_;
   s.polls_refused = polls_refused_;
+  s.events_coalesced = events_coalesced_;
   return s;
 }
 
@@ -381,6 +437,22 @@ void EventHub::FanOutPresence(const PresenceChange& change,
     }
     auto it = by_realm_.find(change.realm_id);
     if (it == by_realm_.end()) return;
+    // The fan-out of the user's previous presence event (0: none recent).
+    const std::uint64_t epoch = ++fanout_epoch_;
+    std::uint64_t previous = 0;
+    if (options_.coalesce_presence) {
+      auto [latest, fresh] = recent_presence_.try_emplace(
+          {change.realm_id, change.user_id}, epoch);
+      if (!fresh) {
+        previous = std::exchange(latest->second, epoch);
+      } else if (recent_presence_.size() > kRecentUsers) {
+        // Keeps the latest kRecentUsers / 2 fan-outs' users at most.
+        const std::uint64_t horizon = epoch - kRecentUsers / 2;
+        boost::unordered::erase_if(recent_presence_, [&](const auto& entry) {
+          return entry.second < horizon;
+        });
+      }
+    }
     std::vector<EventQueue*> overflowed;
     for (EventQueue* q : it->second) {
       const QueueSpec& spec = q->spec;
@@ -401,7 +473,14 @@ void EventHub::FanOutPresence(const PresenceChange& change,
             encoder_->Presence(change, spec.shape, now, transition,
                                spec.per_client ? &*clients : nullptr));
       }
-      AppendLocked(*q, body, wake, overflowed);
+      // The modern shape carries the user's whole state, and so does each
+      // of its transitions: a newer one may stand for an older one.
+      const bool coalesce = options_.coalesce_presence &&
+                            spec.shape == PresenceShape::kModern &&
+                            !spec.per_client;
+      AppendLocked(*q, body, wake, overflowed,
+                   coalesce ? change.user_id : QueuedEvent::kNotCoalesced,
+                   previous != 0 && q->answered_epoch < previous);
     }
     DropOverflowedLocked(overflowed, wake);
   }

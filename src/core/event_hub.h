@@ -23,6 +23,20 @@
 // QueueBaseBytes): past it, the queues holding the most are dropped until they
 // are 1/16 below it. Each of these drops looks to the client like an overflow.
 //
+// Coalescing: in a queue whose presence events each carry the user's whole
+// state (the modern shape, simplified_presence_events, without the
+// per-client extension; its presence_transitions events too), a presence
+// event of a user replaces that user's older event in the queue if no
+// answer has carried the older one yet: the older is removed and the newer
+// is appended with the next id. Ids stay increasing, with gaps where
+// events were replaced, and a queue holds at most one such event per user
+// beyond those an answer has carried. An event an answer carried is never
+// replaced, acknowledged or not: a poll that repeats its last_event_id
+// (its answer was lost) gets back every event it may have seen, and a
+// client never sees an id it was given go missing. Legacy and slim shapes
+// (one client per event) and per-client queues are never coalesced.
+// HubOptions::coalesce_presence turns it off.
+//
 // Poll budget: a poll that parks on a queue no other poll waits on, or that
 // brings an event no earlier answer brought, is what a client is for; any
 // other poll (a non-blocking poll with nothing new, a poll that takes a
@@ -112,6 +126,8 @@ struct HubOptions {
   std::size_t max_queues_per_user = 20;
   // Bytes all queues may hold together (see QueueBaseBytes).
   std::size_t max_queue_bytes = std::size_t{1} << 30;
+  // Coalescing of presence events (see the file comment).
+  bool coalesce_presence = true;
 };
 
 // What the hub charges a queue: its own fixed size, its id and subset list,
@@ -142,6 +158,9 @@ struct HubStats {
   std::uint64_t queues_evicted_per_user = 0;
   std::uint64_t queues_evicted_memory = 0;
   std::uint64_t polls_refused = 0;
+  // Presence events removed because a newer one of the same user replaced
+  // them (coalescing).
+  std::uint64_t events_coalesced = 0;
 };
 
 class EventHub final : public PresenceListener {
@@ -162,6 +181,9 @@ class EventHub final : public PresenceListener {
   using WakeScheduler = std::function<void(std::function<void()> task)>;
   // More waiters than this at once are woken by a scheduled task.
   static constexpr std::size_t kInlineWakes = 8;
+  // Unsent events a queue scans for the user's; past this many it keeps
+  // an index (EventQueue::unsent_by_user).
+  static constexpr std::size_t kCoalesceScan = 64;
   // Set before serving (not synchronised); empty: always wake inline.
   void SetWakeScheduler(WakeScheduler scheduler) {
     wake_scheduler_ = std::move(scheduler);
@@ -252,10 +274,17 @@ class EventHub final : public PresenceListener {
   using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
 
   // Appends and collects the waiter to wake; lists a queue that overflows
-  // in `overflowed` (the caller removes it with RemoveLocked).
+  // in `overflowed` (the caller removes it with RemoveLocked). With a
+  // `coalesce_user`, the event carries that user's whole presence and
+  // replaces the user's event that no answer carried yet (coalescing).
+  // `may_replace` false: the caller knows no unsent event of the user is
+  // held (the search is skipped; the event may still be replaced later).
   void AppendLocked(EventQueue& q, std::shared_ptr<const std::string> body,
-                    Waiters& wake, std::vector<EventQueue*>& overflowed)
-      REQUIRES(mu_);
+                    Waiters& wake, std::vector<EventQueue*>& overflowed,
+                    UserId coalesce_user = QueuedEvent::kNotCoalesced,
+                    bool may_replace = true) REQUIRES(mu_);
+  // Removes `user`'s coalescable event that no answer carried, if any.
+  void DropUnsentOfLocked(EventQueue& q, UserId user) REQUIRES(mu_);
   // Frees `q`, collecting its parked poll to wake.
   void RemoveLocked(EventQueue* q, Waiters& wake) REQUIRES(mu_);
   // Over max_queue_bytes: drops the queues holding the most (never `keep`)
@@ -312,6 +341,18 @@ class EventHub final : public PresenceListener {
   std::uint64_t events_enqueued_ GUARDED_BY(mu_) = 0;
   std::uint64_t queues_overflowed_ GUARDED_BY(mu_) = 0;
   std::uint64_t queues_expired_ GUARDED_BY(mu_) = 0;
+  std::uint64_t events_coalesced_ GUARDED_BY(mu_) = 0;
+  // Coalescing's quick test, so that a fan-out searches a queue only when
+  // it may hold the user's unsent event: presence fan-outs are counted
+  // (fanout_epoch_), and the count of each user's latest is kept for the
+  // most recent users (at most kRecentUsers; an older user's event, or one
+  // forgotten, is not searched for, which only forgoes a replacement). A
+  // queue may hold the user's previous event unsent only if its last
+  // answer came before that event (EventQueue::answered_epoch).
+  static constexpr std::size_t kRecentUsers = std::size_t{1} << 16;
+  std::uint64_t fanout_epoch_ GUARDED_BY(mu_) = 0;
+  boost::unordered_flat_map<std::pair<RealmId, UserId>, std::uint64_t>
+      recent_presence_ GUARDED_BY(mu_);
 };
 
 }  // namespace presence

@@ -10,6 +10,7 @@
 #define PRESENCE_CORE_EVENT_QUEUE_H_
 
 #include <algorithm>
+#include <boost/unordered/unordered_flat_map.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -104,6 +105,11 @@ struct QueueSpec {
 struct QueuedEvent {
   std::int64_t id = 0;
   std::shared_ptr<const std::string> body;
+  // The user whose whole presence state the event carries, when a newer
+  // event of that user may replace it (see EventHub, "Coalescing"); else
+  // kNotCoalesced.
+  UserId coalesce_user = kNotCoalesced;
+  static constexpr UserId kNotCoalesced = -1;
 };
 
 // Told when a parked poll should look at its queue again.
@@ -136,6 +142,14 @@ struct EventQueue {
   std::int64_t delivered_up_to = -1;
   // Bytes this queue holds (EventHub's accounting: QueueBaseBytes).
   std::size_t bytes = 0;
+  // Coalescing (EventHub): while many events wait that no answer carried,
+  // each user's one among them, by user (built when first needed, dropped
+  // by the next answer; an entry may name an event acknowledged since).
+  std::unique_ptr<boost::unordered_flat_map<UserId, std::int64_t>>
+      unsent_by_user;
+  // EventHub's fan-out count when an answer last carried events: an event
+  // fanned out before it was carried (coalescing's quick test).
+  std::uint64_t answered_epoch = 0;
 };
 
 }  // namespace presence

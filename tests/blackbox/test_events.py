@@ -1312,5 +1312,64 @@ class TransitionsTest(EventsTestCase):
         self.assertFalse(any("transition" in e for e in events), events)
 
 
+class CoalescingTest(EventsTestCase):
+    """Issue #17: in a modern-shape queue, a user's newer presence event
+    replaces the older one that no answer carried yet (new id at the end);
+    legacy queues keep every event; an event an answer carried stays."""
+
+    modern = {"client_capabilities": {"simplified_presence_events": True},
+              "event_types": ["presence"]}
+
+    def comes_online_twice(self, user):
+        user.client.ping()                     # row created: an event
+        self.clock(self.T + 260)
+        user.client.ping()                     # came online again: an event
+
+    def test_newer_presence_replaces_the_unsent_one(self):
+        r = self.realm()
+        a, w, v = r.create_user(), r.create_user(), r.create_user()
+        modern = self.register(w, **self.modern)["queue_id"]
+        legacy = self.register(v, event_types=["presence"])["queue_id"]
+        self.comes_online_twice(a)
+        ev = self.events(w, modern)
+        self.assertEqual([e["id"] for e in ev], [1], ev)
+        self.assertEqual(ev[0]["presences"], {str(a.id): {
+            "active_timestamp": self.T + 260,
+            "idle_timestamp": self.T + 260}}, ev)
+        ev = self.events(v, legacy)
+        self.assertEqual([subject(e) for e in ev], [a.id, a.id], ev)
+        # Carried by that answer, not acknowledged: a third change is
+        # appended after it, and a repeated poll gets both.
+        self.clock(self.T + 520)
+        a.client.ping()
+        ev = self.events(w, modern, -1)
+        self.assertEqual([e["id"] for e in ev], [1, 2], ev)
+        self.assertEqual(self.coalesced(), 1)
+
+    def coalesced(self):
+        """presenced_events_coalesced_total, summed over the nodes."""
+        total = 0.0
+        for node in getattr(self.server, "nodes", [self.server]):
+            text = harness.http_request(node.port, "GET",
+                                        "/metrics").body.decode()
+            total += sum(float(line.split()[1]) for line in text.splitlines()
+                         if line.startswith("presenced_events_coalesced_total "))
+        return total
+
+
+class CoalescingOffTest(CoalescingTest):
+    """--coalesce-presence-events=false: every event is kept."""
+
+    server_kwargs = {"extra_args": ["--coalesce-presence-events=false"]}
+
+    def test_newer_presence_replaces_the_unsent_one(self):
+        r = self.realm()
+        a, w = r.create_user(), r.create_user()
+        modern = self.register(w, **self.modern)["queue_id"]
+        self.comes_online_twice(a)
+        ev = self.events(w, modern)
+        self.assertEqual([e["id"] for e in ev], [0, 1], ev)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -592,6 +592,105 @@ TEST_F(EventHubTest, Issue15_OnlyCostlyPollsAskTheBudget) {
   EXPECT_EQ(hub_->Expire(steady_ + 600'000'001), 1u);
 }
 
+// Ids of the events a non-blocking poll returns after `last`.
+std::vector<std::int64_t> Ids(EventHub& hub, const std::string& q, UserId user,
+                              std::optional<std::int64_t> last,
+                              std::int64_t steady) {
+  std::vector<std::int64_t> out;
+  for (auto& e : hub.Poll(q, user, last, false, nullptr, steady).events) {
+    out.push_back(e.id);
+  }
+  return out;
+}
+
+TEST_F(EventHubTest, Issue17_ANewerPresenceEventReplacesAnUnsentOne) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  UserId c = AddUser("c@example.com");
+  std::string modern = Register(b, PresenceShape::kModern);
+  std::string legacy = Register(c, PresenceShape::kLegacy);
+  Ping(a);  // comes online
+  hub_->Heartbeat(modern);
+  clock_.Advance(SecondsToMicros(260));
+  Ping(a);  // comes online again: the same user's newer state
+  // The modern queue keeps a's newer event only, at the end with a new id;
+  // the heartbeat keeps its place. Legacy events carry one client each:
+  // every one is kept.
+  EXPECT_THAT(Ids(*hub_, modern, b, {}, steady_), ElementsAre(1, 2));
+  EXPECT_THAT(Drain(modern, b), ElementsAre("heartbeat}", "presence:1:2:}"));
+  EXPECT_THAT(Drain(legacy, c),
+              ElementsAre("presence:1:0:}", "presence:1:0:}"));
+  EXPECT_EQ(hub_->Stats().events_coalesced, 1u);
+}
+
+TEST_F(EventHubTest, Issue17_AnEventAnAnswerCarriedIsNeverReplaced) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b, PresenceShape::kModern);
+  Ping(a);
+  // An answer carries event 0; its client has not acknowledged it yet.
+  EXPECT_THAT(Ids(*hub_, q, b, -1, steady_), ElementsAre(0));
+  clock_.Advance(SecondsToMicros(260));
+  Ping(a);
+  // A poll repeating last_event_id -1 (the answer was lost) gets event 0
+  // back, and the newer one after it.
+  EXPECT_THAT(Ids(*hub_, q, b, -1, steady_), ElementsAre(0, 1));
+  // That answer carried event 1 too: a third event of a is appended.
+  clock_.Advance(SecondsToMicros(260));
+  Ping(a);
+  EXPECT_THAT(Ids(*hub_, q, b, 0, steady_), ElementsAre(1, 2));
+  EXPECT_EQ(hub_->Stats().events_coalesced, 0u);
+}
+
+TEST_F(EventHubTest, Issue17_ManyUnsentEventsHoldOnePerUser) {
+  // More users than a queue scans for (the indexed path), a client that
+  // acknowledges ids it was not given, and ids that stay increasing.
+  constexpr int kUsers = 2 * static_cast<int>(EventHub::kCoalesceScan);
+  UserId b = AddUser("b@example.com");
+  std::string q = Register(b, PresenceShape::kModern);
+  std::vector<UserId> users;
+  for (int i = 0; i < kUsers; ++i) {
+    users.push_back(AddUser("u" + std::to_string(i) + "@example.com"));
+  }
+  const std::size_t empty_bytes = hub_->Stats().queue_bytes;
+  for (int round = 0; round < 3; ++round) {
+    for (UserId u : users) Ping(u);
+    clock_.Advance(SecondsToMicros(260));
+  }
+  std::vector<std::int64_t> ids = Ids(*hub_, q, b, {}, steady_);
+  ASSERT_EQ(ids.size(), std::size_t{kUsers});
+  EXPECT_EQ(ids.front(), 2 * kUsers);
+  EXPECT_EQ(ids.back(), 3 * kUsers - 1);
+  EXPECT_EQ(hub_->Stats().events_coalesced, 2u * kUsers);
+  // Everything acknowledged: the queue is charged for nothing again.
+  EXPECT_TRUE(Ids(*hub_, q, b, 3 * kUsers - 1, steady_).empty());
+  EXPECT_EQ(hub_->Stats().queue_bytes, empty_bytes);
+  // kUsers unsent events again, which a parked poll acknowledges without
+  // being given them; then kUsers more: no event is held to replace, so
+  // all are kept.
+  for (UserId u : users) Ping(u);
+  clock_.Advance(SecondsToMicros(260));
+  auto w = std::make_shared<FakeWaiter>();
+  EXPECT_EQ(hub_->Poll(q, b, 4 * kUsers - 1, true, w, steady_).status,
+            PollStatus::kParked);
+  for (UserId u : users) Ping(u);
+  ids = Ids(*hub_, q, b, 4 * kUsers - 1, steady_);
+  ASSERT_EQ(ids.size(), std::size_t{kUsers});
+  EXPECT_EQ(ids.front(), 4 * kUsers);
+  EXPECT_EQ(hub_->Stats().events_coalesced, 2u * kUsers);
+}
+
+TEST_F(EventHubTest, Issue17_CoalescingCanBeTurnedOff) {
+  HubOptions o;
+  o.coalesce_presence = false;
+  Make(o);
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b, PresenceShape::kModern);
+  Ping(a);
+  clock_.Advance(SecondsToMicros(260));
+  Ping(a);
+  EXPECT_THAT(Ids(*hub_, q, b, {}, steady_), ElementsAre(0, 1));
+  EXPECT_EQ(hub_->Stats().events_coalesced, 0u);
+}
+
 }  // namespace
 }  // namespace presence
 
