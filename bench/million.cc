@@ -103,15 +103,15 @@ struct Options {
   int port = 0;
   std::string keys_file;
   std::int64_t users = 0;  // 0: every row of the keys file
-  std::int64_t watchers = 10'000;
+  std::int64_t watchers = 9'400;
   double churn = 20;  // users a second per kind of transition
   int ping_interval_s = 60;
   int warmup_s = 60;
   int max_warmup_s = 300;
   int duration_s = 600;
   int interval_s = 5;
-  int procs = 0;        // 0: chosen from the connection count
-  int ping_conns = 96;  // per process
+  int procs = 0;         // 0: chosen from the connection count
+  int ping_conns = 256;  // per process
   int conns_per_address = 1500;
   // The server's --max-connections and --idle-timeout-seconds (defaults).
   std::int64_t max_connections = 10'000;
