@@ -638,8 +638,7 @@ std::chrono::steady_clock::duration HttpSession::Limit(Timed what) const {
 void HttpSession::StartTimed(Timed what) {
   timed_ = what;
   if (closed_) return;
-  timed_since_ = std::chrono::steady_clock::now();
-  deadlines_.Set(deadline_, Limit(what), socket_.get_executor());
+  timed_since_ = deadlines_.Set(deadline_, Limit(what), socket_.get_executor());
 }
 
 void HttpSession::StopTimed() {
