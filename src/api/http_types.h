@@ -85,12 +85,25 @@ struct Response;
 // defer again like any other.
 using Continue = std::function<void(std::function<Response()> next)>;
 
+// Zulip's X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset
+// fields of an answer to a rate-counted request, as numbers: the HTTP layer
+// formats them straight into the head (issue #17: three strings per answer
+// were three allocations, the longest names past the short-string buffer).
+struct RateFields {
+  std::int64_t limit = 0;
+  std::int64_t remaining = 0;
+  std::int64_t reset_unix = 0;
+  friend bool operator==(const RateFields&, const RateFields&) = default;
+};
+
 struct Response {
   unsigned status = 200;
   std::string body;
   // Static text (a literal or a web asset's type): never owned.
   std::string_view content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  // Written before `headers`.
+  std::optional<RateFields> rate;
   // GET /events parked the poll on its queue: send nothing now; the queue
   // wakes `waiter`, which then answers through Router::Resume with
   // `parked_poll` (or handles the request again).

@@ -67,17 +67,21 @@ Response Router::Handle(const Request& req) const {
     query = target.substr(q + 1);
   }
   const auto start = std::chrono::steady_clock::now();
-  Response r = Dispatch(req, path, query);
+  // The route the API matched gives the label: one match per request, not
+  // two (issue #17).
+  std::optional<Endpoint> metric;
+  Response r = Dispatch(req, path, query, &metric);
   if (r.deferred && options_->metrics != nullptr) {
     return CountedWhenAnswered(std::move(r), options_->metrics,
-                               Classify(req.method, path), start);
+                               metric ? *metric : Classify(req.method, path),
+                               start);
   }
   if (options_->metrics != nullptr && !r.parked) {
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
             .count();
-    options_->metrics->RecordRequest(Classify(req.method, path), r.status,
-                                     secs);
+    options_->metrics->RecordRequest(
+        metric ? *metric : Classify(req.method, path), r.status, secs);
     if (r.status == 429) options_->metrics->RecordRateLimited();
   }
   return r;
@@ -123,12 +127,13 @@ std::optional<Response> Router::Resume(
 }
 
 Response Router::Dispatch(const Request& req, std::string_view path,
-                          std::string_view query) const {
+                          std::string_view query,
+                          std::optional<Endpoint>* metric) const {
   constexpr std::string_view kApi = "/api/v1";
   constexpr std::string_view kAdmin = "/admin/v1";
   if (options_->serve_api && path.starts_with(kApi) &&
       (path.size() == kApi.size() || path[kApi.size()] == '/')) {
-    return zulip_.Handle(req, path.substr(kApi.size()), query);
+    return zulip_.Handle(req, path.substr(kApi.size()), query, metric);
   }
   // A node of the group setting the group's clock relays to the other
   // nodes' main listeners, whichever listener serves their admin API.

@@ -11,6 +11,8 @@
 #ifndef PRESENCE_API_ROUTER_H_
 #define PRESENCE_API_ROUTER_H_
 
+#include <optional>
+
 #include "api/admin_api.h"
 #include "api/api_options.h"
 #include "api/http_types.h"
@@ -59,8 +61,11 @@ class Router {
 
  private:
   Response Health() const;
+  // `*metric`: the request's metric label where the Zulip API matched its
+  // route (Classify's answer), else left unset.
   Response Dispatch(const Request& req, std::string_view path,
-                    std::string_view query) const;
+                    std::string_view query,
+                    std::optional<Endpoint>* metric) const;
 
   PresenceService* const service_;
   EventHub* const hub_;

@@ -165,17 +165,15 @@ Response OptionsResponse(MethodSet allowed) {
   return r;
 }
 
-Response WithRateHeaders(Response r, const std::optional<RateDecision>& rate) {
+// By reference: a parameter by value would be moved in and out again (an
+// answer has many members, and every API answer passes here).
+Response WithRateHeaders(Response&& r,
+                         const std::optional<RateDecision>& rate) {
   if (rate) {
-    r.headers.reserve(r.headers.size() + 3);  // one allocation, not three
-    r.headers.emplace_back("X-RateLimit-Limit", std::to_string(rate->limit));
-    r.headers.emplace_back("X-RateLimit-Remaining",
-                           std::to_string(rate->remaining));
-    r.headers.emplace_back(
-        "X-RateLimit-Reset",
-        std::to_string(static_cast<std::int64_t>(rate->reset_unix)));
+    r.rate = RateFields{rate->limit, rate->remaining,
+                        static_cast<std::int64_t>(rate->reset_unix)};
   }
-  return r;
+  return std::move(r);
 }
 
 }  // namespace
@@ -212,7 +210,8 @@ std::optional<ApiError> ReadParams(Params mode, const Request& req,
 }  // namespace
 
 Response ZulipApi::Handle(const Request& req, std::string_view path,
-                          std::string_view query) const {
+                          std::string_view query,
+                          std::optional<Endpoint>* metric) const {
   auto sub = SubdomainForHost(req.host, options_->root_domain);
   if (sub && options_->offload && service_->FindLoadedRealm(*sub) == nullptr) {
     // A realm this node has not loaded (made on another node, or none):
@@ -229,17 +228,23 @@ Response ZulipApi::Handle(const Request& req, std::string_view path,
         });
   }
   return HandleInRealm(req, sub ? service_->FindRealm(*sub) : nullptr, path,
-                       query);
+                       query, metric);
 }
 
 Response ZulipApi::HandleInRealm(const Request& req, Realm* realm,
-                                 std::string_view path,
-                                 std::string_view query) const {
+                                 std::string_view path, std::string_view query,
+                                 std::optional<Endpoint>* metric) const {
   if (realm == nullptr) {
     return ErrorResponse(
         ApiError::NotFound("Invalid subdomain", "NONEXISTENT_SUBDOMAIN"));
   }
   RouteMatch<Handler> m = FindRoute(Routes(), path, req.method);
+  if (metric != nullptr) {
+    // As Metric(req.method, path) finds it (MetricFor), from this match.
+    *metric = m.route != nullptr        ? m.route->metric
+              : m.path_route != nullptr ? m.path_route->metric
+                                        : Endpoint::kOther;
+  }
   if (!m.path_found()) return ErrorResponse(ApiError::NotFound("Not Found"));
   // A legacy form field `method=<VERB>` in a POST body overrides the HTTP
   // method, so the body is decoded before the method check for POSTs.

@@ -47,9 +47,12 @@ class ZulipApi {
   ZulipApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
 
   // `path` is the part after "/api/v1" (e.g. "/users/me/presence");
-  // `query` the raw query string.
+  // `query` the raw query string. Where it matches the path against the
+  // route table it sets `*metric` to Metric(req.method, path), so that the
+  // caller need not match it again (issue #17); else leaves it unset.
   Response Handle(const Request& req, std::string_view path,
-                  std::string_view query) const;
+                  std::string_view query,
+                  std::optional<Endpoint>* metric = nullptr) const;
 
   // The answer to a request whose large body has not been read yet, when
   // it cannot depend on that body (see Router::Precheck): the 401 of a
@@ -73,7 +76,8 @@ class ZulipApi {
 
   // Handle once the Host's realm is known (null: none).
   Response HandleInRealm(const Request& req, Realm* realm,
-                         std::string_view path, std::string_view query) const;
+                         std::string_view path, std::string_view query,
+                         std::optional<Endpoint>* metric = nullptr) const;
 
   // Handle, after the method check: sync, authentication, rate limit,
   // parameters, then the route's handler.

@@ -81,16 +81,18 @@ SessionDeadlines& SessionDeadlines::Of(
       boost::asio::execution::context_as<boost::asio::execution_context&>));
 }
 
-void SessionDeadlines::Set(Slot& slot, DeadlineList::Clock::duration after,
-                           const boost::asio::any_io_executor& ex) {
+DeadlineList::Clock::time_point SessionDeadlines::Set(
+    Slot& slot, DeadlineList::Clock::duration after,
+    const boost::asio::any_io_executor& ex) {
   MutexLock lock(mu_);
-  if (shut_down_) return;
   // Now is read under the lock: a lane's deadlines stay in order whatever
   // thread sets them.
   const auto now = DeadlineList::Clock::now();
+  if (shut_down_) return now;
   list_.Set(slot, after, now);
   if (!timer_) timer_.emplace(ex);
   if (slot.due() < armed_at_) ArmLocked(slot.due());
+  return now;
 }
 
 void SessionDeadlines::Clear(Slot& slot) {

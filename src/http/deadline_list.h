@@ -123,9 +123,12 @@ class SessionDeadlines : public boost::asio::execution_context::service {
   // Sets `slot`'s deadline to now + after (see DeadlineList::Set); its
   // owner's DeadlinePassed runs once it passes, unless set again or
   // cleared first. `ex`: where the service's timer runs (the first call's
-  // is kept).
-  void Set(Slot& slot, DeadlineList::Clock::duration after,
-           const boost::asio::any_io_executor& ex) EXCLUDES(mu_);
+  // is kept). Returns the now it read (one clock read per request, not
+  // two: issue #17).
+  DeadlineList::Clock::time_point Set(Slot& slot,
+                                      DeadlineList::Clock::duration after,
+                                      const boost::asio::any_io_executor& ex)
+      EXCLUDES(mu_);
   void Clear(Slot& slot) EXCLUDES(mu_);
   std::size_t size() const EXCLUDES(mu_);
 

@@ -23,6 +23,23 @@ namespace presence::http {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+// The rate-limit fields, then the answer's other fields, on a response
+// Beast serializes (the order AppendResponseHead writes them in).
+template <typename Message>
+void SetFields(Message& r, const api::Response& out) {
+  if (out.rate) {
+    ForEachRateField(*out.rate,
+                     [&r](std::string_view name, std::string_view value) {
+                       r.set(name, value);
+                     });
+  }
+  for (const auto& [name, value] : out.headers) r.set(name, value);
+}
+
+}  // namespace
+
 struct HttpSession::Linger {
   explicit Linger(const boost::asio::any_io_executor& ex) : timer(ex) {}
   boost::asio::steady_timer timer;
@@ -187,7 +204,7 @@ void HttpSession::RefuseBeforeBody(api::Response out) {
   if (!out.content_type.empty()) {
     r.set(bhttp::field::content_type, out.content_type);
   }
-  for (auto& [name, value] : out.headers) r.set(name, value);
+  SetFields(r, out);
   r.body() = std::move(out.body);
   // The body is still on its way (or not sent at all, if the client waits
   // for 100 Continue): this connection cannot carry another request.
@@ -428,7 +445,8 @@ void HttpSession::Respond(api::Response out) {
     const bool keep_alive = keep_alive_;
     head_.clear();
     AppendResponseHead(head_, version_, out.status, out.content_type,
-                       keep_alive, length, out.headers);
+                       keep_alive, length, out.headers,
+                       out.rate ? &*out.rate : nullptr);
     body_ = head_method_ ? std::string() : std::move(out.body);
     std::array<boost::asio::const_buffer, 2> buffers{
         boost::asio::buffer(head_), boost::asio::buffer(body_)};
@@ -463,7 +481,7 @@ void HttpSession::Respond(api::Response out) {
   if (!out.content_type.empty()) {
     r.set(bhttp::field::content_type, out.content_type);
   }
-  for (auto& [name, value] : out.headers) r.set(name, value);
+  SetFields(r, out);
   const std::size_t size = out.body.size();
   if (!head_method_) r.body() = std::move(out.body);
   const bool keep_alive = keep_alive_;
@@ -638,8 +656,7 @@ std::chrono::steady_clock::duration HttpSession::Limit(Timed what) const {
 void HttpSession::StartTimed(Timed what) {
   timed_ = what;
   if (closed_) return;
-  timed_since_ = std::chrono::steady_clock::now();
-  deadlines_.Set(deadline_, Limit(what), socket_.get_executor());
+  timed_since_ = deadlines_.Set(deadline_, Limit(what), socket_.get_executor());
 }
 
 void HttpSession::StopTimed() {

@@ -54,7 +54,7 @@ bool HeadWritesFields(ExtraFields extra) {
 void AppendResponseHead(std::string& out, unsigned version, unsigned status,
                         std::string_view content_type, bool keep_alive,
                         std::optional<std::size_t> content_length,
-                        ExtraFields extra) {
+                        ExtraFields extra, const api::RateFields* rate) {
   out.append("HTTP/");
   AppendNumber(out, version / 10);
   out.push_back('.');
@@ -70,6 +70,15 @@ void AppendResponseHead(std::string& out, unsigned version, unsigned status,
     out.append("Content-Type: ");
     out.append(content_type);
     out.append("\r\n");
+  }
+  if (rate != nullptr) {
+    ForEachRateField(*rate,
+                     [&out](std::string_view name, std::string_view value) {
+                       out.append(name);
+                       out.append(": ");
+                       out.append(value);
+                       out.append("\r\n");
+                     });
   }
   for (const auto& [name, value] : extra) {
     out.append(name);

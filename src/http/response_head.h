@@ -9,12 +9,16 @@
 #ifndef PRESENCE_HTTP_RESPONSE_HEAD_H_
 #define PRESENCE_HTTP_RESPONSE_HEAD_H_
 
+#include <charconv>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+
+#include "api/http_types.h"
 
 namespace presence::http {
 
@@ -31,14 +35,34 @@ bool HeadWritesFields(ExtraFields extra);
 // Appends to `out` the head of a response to a request of HTTP `version`
 // (11 for HTTP/1.1), ending with the blank line: the status line with
 // Beast's reason phrase, "Server: presenced", "Content-Type" unless
-// `content_type` is empty, then `extra` (which HeadWritesFields accepts;
-// e.g. the rate-limit fields every API answer carries), "Connection" where
-// `keep_alive` differs from the version's default, and "Content-Length" if
-// `content_length` is set.
+// `content_type` is empty, then the X-RateLimit-* fields of `rate` if set
+// (every API answer to a signed-in caller), then `extra` (which
+// HeadWritesFields accepts), "Connection" where `keep_alive` differs from
+// the version's default, and "Content-Length" if `content_length` is set.
 void AppendResponseHead(std::string& out, unsigned version, unsigned status,
                         std::string_view content_type, bool keep_alive,
                         std::optional<std::size_t> content_length,
-                        ExtraFields extra = {});
+                        ExtraFields extra = {},
+                        const api::RateFields* rate = nullptr);
+
+// Calls `set(name, value)` for each X-RateLimit-* field of `rate`, in the
+// order AppendResponseHead writes them (for answers Beast serializes).
+template <typename Set>
+void ForEachRateField(const api::RateFields& rate, Set&& set);
+
+// The names of the rate fields, in order.
+inline constexpr std::string_view kRateFieldNames[3] = {
+    "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"};
+
+template <typename Set>
+void ForEachRateField(const api::RateFields& rate, Set&& set) {
+  const std::int64_t values[3] = {rate.limit, rate.remaining, rate.reset_unix};
+  for (int i = 0; i < 3; ++i) {
+    char buf[24];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, values[i]);
+    set(kRateFieldNames[i], std::string_view(buf, end - buf));
+  }
+}
 
 }  // namespace presence::http
 

@@ -1,5 +1,7 @@
 #include "util/crypto.h"
 
+// SHA256_Init and friends (see Sha256).
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -12,36 +14,23 @@
 
 namespace presence {
 
-namespace {
-
-// OpenSSL 3's one-shot SHA256() looks the algorithm up (a fetch, under a
-// lock) and allocates a context on every call; a request that
-// authenticates cold hashes its API key, so the algorithm is fetched once
-// and each thread keeps its context.
-const EVP_MD* Sha256Md() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md;
-}
-
-struct MdContext {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  ~MdContext() { EVP_MD_CTX_free(ctx); }
-};
-
-}  // namespace
-
 Digest Sha256(std::string_view data) {
+  // OpenSSL 3's one-shot SHA256() looks the algorithm up and allocates a
+  // context on every call, and EVP_DigestInit_ex2 frees and allocates the
+  // provider's context again even on a kept EVP_MD_CTX; a request that
+  // authenticates cold hashes its API key (issue #17). The low-level
+  // functions hash on the stack with the same assembly, no allocation and
+  // no dispatch: deprecated in OpenSSL 3, still part of its API.
+  SHA256_CTX context;
   Digest out;
-  thread_local MdContext context;
-  unsigned int length = 0;
-  if (Sha256Md() == nullptr || context.ctx == nullptr ||
-      EVP_DigestInit_ex2(context.ctx, Sha256Md(), nullptr) != 1 ||
-      EVP_DigestUpdate(context.ctx, data.data(), data.size()) != 1 ||
-      EVP_DigestFinal_ex(context.ctx, out.data(), &length) != 1 ||
-      length != out.size()) {
+  if (SHA256_Init(&context) != 1 ||
+      SHA256_Update(&context, data.data(), data.size()) != 1 ||
+      SHA256_Final(out.data(), &context) != 1) {
     // SHA-256 is always there: a failure is a broken library, not input.
     throw std::runtime_error("SHA-256 failed");
   }
+  // The context held the key being hashed.
+  OPENSSL_cleanse(&context, sizeof context);
   return out;
 }
 

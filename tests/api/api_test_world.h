@@ -89,6 +89,16 @@ class ApiTestWorld : public ::testing::Test {
   }
 
   static std::string Header(const Response& r, std::string_view name) {
+    if (r.rate) {
+      // The X-RateLimit-* fields, as the HTTP layer writes them.
+      if (name == "X-RateLimit-Limit") return std::to_string(r.rate->limit);
+      if (name == "X-RateLimit-Remaining") {
+        return std::to_string(r.rate->remaining);
+      }
+      if (name == "X-RateLimit-Reset") {
+        return std::to_string(r.rate->reset_unix);
+      }
+    }
     for (const auto& [k, v] : r.headers) {
       if (k == name) return v;
     }

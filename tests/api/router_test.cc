@@ -114,6 +114,7 @@ TEST_F(RouterTest, WokenPollAnswersByteForByteAsTheRequestWould) {
   EXPECT_EQ(woken->status, again.status);
   EXPECT_EQ(woken->content_type, again.content_type);
   EXPECT_EQ(woken->headers, again.headers);
+  EXPECT_EQ(woken->rate, again.rate);
   EXPECT_EQ(woken->body, again.body);
   auto v = boost::json::parse(woken->body).as_object();
   EXPECT_EQ(v.at("events").as_array().size(), 1u);

@@ -97,6 +97,38 @@ TEST(ResponseHeadTest, Issue17_ExtraFieldsSameBytesAsBeast) {
   }
 }
 
+// Issue #17: the rate-limit fields come as numbers (api::RateFields, no
+// strings per answer) and are written before the answer's other fields,
+// with the bytes Beast writes for the same fields set in that order.
+TEST(ResponseHeadTest, Issue17_RateFieldsAsNumbersSameBytesAsBeast) {
+  const api::RateFields rate{200, 0, 1700000060};
+  const Fields as_text = {{"X-RateLimit-Limit", "200"},
+                          {"X-RateLimit-Remaining", "0"},
+                          {"X-RateLimit-Reset", "1700000060"}};
+  for (const Fields& extra : {Fields{}, Fields{{"Retry-After", "59.500"}}}) {
+    Fields all = as_text;
+    all.insert(all.end(), extra.begin(), extra.end());
+    for (unsigned version : {10u, 11u}) {
+      for (bool keep_alive : {true, false}) {
+        std::string mine;
+        AppendResponseHead(mine, version, 429, "application/json", keep_alive,
+                           88, extra, &rate);
+        EXPECT_EQ(mine, BeastHead(version, 429, "application/json", keep_alive,
+                                  88, all))
+            << extra.size() << " " << version << " " << keep_alive;
+      }
+    }
+  }
+  Fields seen;
+  ForEachRateField(api::RateFields{7, 6, 5},
+                   [&seen](std::string_view name, std::string_view value) {
+                     seen.emplace_back(name, value);
+                   });
+  EXPECT_EQ(seen, (Fields{{"X-RateLimit-Limit", "7"},
+                          {"X-RateLimit-Remaining", "6"},
+                          {"X-RateLimit-Reset", "5"}}));
+}
+
 TEST(ResponseHeadTest, FieldsItCannotWriteAsBeastAreLeftToBeast) {
   EXPECT_TRUE(HeadWritesFields({}));
   EXPECT_FALSE(HeadWritesFields(Fields{{"Content-Type", "text/plain"}}));
