@@ -62,16 +62,16 @@ void TransitionTracker::ScheduleOfflineLocked(RealmId realm, UserId user,
                                               Micros c, Micros now) {
   const Micros offline = c + kThreshold + grace_;
   if (offline <= now) return;
-  auto it = announced_.find(user);
+  Tracked* tracked = FindLocked(user);
   // Deadlines pop by whole seconds (rounded up): a pending one in the same
   // second as the new one pops with it.
   const auto second = static_cast<std::uint32_t>(CeilSecond(offline));
-  if (it != announced_.end() && it->second.offline_second != 0 &&
-      it->second.offline_second <= second) {
+  if (tracked != nullptr && tracked->offline_second != 0 &&
+      tracked->offline_second <= second) {
     return;  // an earlier one is pending; it reschedules when it pops
   }
   PushLocked(offline, realm, user);
-  if (it != announced_.end()) it->second.offline_second = second;
+  if (tracked != nullptr) tracked->offline_second = second;
 }
 
 std::int64_t TransitionTracker::PushLocked(Micros at, RealmId realm,
@@ -88,17 +88,44 @@ std::int64_t TransitionTracker::PushLocked(Micros at, RealmId realm,
   return second;
 }
 
+TransitionTracker::Tracked* TransitionTracker::FindLocked(UserId user) {
+  auto it = announced_.find(user >> kPageShift);
+  if (it == announced_.end()) return nullptr;
+  Tracked& t =
+      it->second->users[static_cast<std::size_t>(user & (kPageUsers - 1))];
+  return t.status == TrackedStatus::kOffline ? nullptr : &t;
+}
+
 TrackedStatus TransitionTracker::AnnouncedLocked(UserId user) const {
-  auto it = announced_.find(user);
-  return it == announced_.end() ? TrackedStatus::kOffline : it->second.status;
+  auto it = announced_.find(user >> kPageShift);
+  if (it == announced_.end()) return TrackedStatus::kOffline;
+  return it->second->users[static_cast<std::size_t>(user & (kPageUsers - 1))]
+      .status;
 }
 
 void TransitionTracker::SetAnnouncedLocked(UserId user, TrackedStatus status) {
+  const std::int64_t page_no = user >> kPageShift;
+  const auto index = static_cast<std::size_t>(user & (kPageUsers - 1));
+  auto it = announced_.find(page_no);
   if (status == TrackedStatus::kOffline) {
-    announced_.erase(user);
-  } else {
-    announced_[user].status = status;
+    if (it == announced_.end()) return;
+    Page& page = *it->second;
+    if (page.users[index].status == TrackedStatus::kOffline) return;
+    page.users[index] = Tracked{};
+    --tracked_;
+    if (--page.used == 0) announced_.erase(it);
+    return;
   }
+  if (it == announced_.end()) {
+    it = announced_.emplace(page_no, std::make_unique<Page>()).first;
+  }
+  Page& page = *it->second;
+  Tracked& t = page.users[index];
+  if (t.status == TrackedStatus::kOffline) {
+    ++page.used;
+    ++tracked_;
+  }
+  t.status = status;
 }
 
 void TransitionTracker::OnWrite(const PresenceChange& change) {
@@ -148,10 +175,10 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
         --pending_;
         // The offline deadline a user counted on is gone: the next write, or
         // the rescheduling below, pushes another.
-        auto it = announced_.find(user);
-        if (it != announced_.end() &&
-            it->second.offline_second == static_cast<std::uint32_t>(second)) {
-          it->second.offline_second = 0;
+        Tracked* tracked = FindLocked(user);
+        if (tracked != nullptr &&
+            tracked->offline_second == static_cast<std::uint32_t>(second)) {
+          tracked->offline_second = 0;
         }
         due.push_back({second, realm, user});
       }
@@ -208,7 +235,7 @@ std::size_t TransitionTracker::pending() const {
 
 std::size_t TransitionTracker::tracked() const {
   MutexLock lock(mu_);
-  return announced_.size();
+  return tracked_;
 }
 
 }  // namespace presence

@@ -66,6 +66,26 @@ TEST(TransitionTrackerTest, AnActiveReportSchedulesOneDeadline) {
   EXPECT_EQ(tracker.pending(), 5u);
 }
 
+// Issue #17: statuses sit in pages of consecutive ids; users anywhere
+// (page edges, far apart, negative) are kept apart and forgotten when
+// offline.
+TEST(TransitionTrackerTest, StatusesOfUsersFarApartAreKeptApart) {
+  TransitionTracker tracker(kGrace);
+  const std::vector<UserId> users = {
+      0, 1, 63, 64, 65, 1'000'000, std::int64_t{1} << 40, -1, -64, -65};
+  for (UserId u : users) tracker.OnWrite(WriteOf(u, {kT0, kT0}, kT0));
+  EXPECT_EQ(tracker.tracked(), users.size());
+  // Every other user's next row is long offline: only those are forgotten.
+  for (std::size_t i = 0; i < users.size(); i += 2) {
+    tracker.OnWrite(WriteOf(users[i], {kT0, kT0}, kT0 + Sec(1000)));
+  }
+  EXPECT_EQ(tracker.tracked(), users.size() / 2);
+  for (std::size_t i = 1; i < users.size(); i += 2) {
+    tracker.OnWrite(WriteOf(users[i], {kT0, kT0}, kT0 + Sec(1000)));
+  }
+  EXPECT_EQ(tracker.tracked(), 0u);
+}
+
 class RecordingEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape, Micros,
