@@ -7,26 +7,35 @@ namespace presence::api {
 RateLimiter::RateLimiter(std::int64_t limit, std::int64_t window_seconds)
     : limit_(limit),
       window_us_(window_seconds * 1'000'000),
-      // Offsets inside the window must stay below the two markers.
-      inline_capacity_(window_us_ < kEmpty ? kInline : 1) {}
+      // Offsets must reach a base up to half the range old plus a window or
+      // two (the sweep moves a base up at most once per window).
+      inline_capacity_(window_us_ < kOffsetRange / 4 ? kInline : 0) {}
 
 RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   RateDecision d;
   d.limit = limit_;
   if (limit_ <= 0) return d;
-  Shard& shard = shards_[static_cast<std::size_t>(user) % shards_.size()];
+  const std::int64_t page_no = user >> 8;  // kPageUsers == 1 << 8
+  static_assert(kPageUsers == 1 << 8);
+  Shard& shard = shards_[static_cast<std::uint64_t>(page_no) % shards_.size()];
   MutexLock lock(shard.mu);
   const std::int64_t horizon = now_us - window_us_;
-  // Forget users with nothing in the window, once per window.
+  // Forget requests that left the window, once per window.
   if (now_us - shard.last_sweep > window_us_) {
     SweepLocked(shard, horizon);
     shard.last_sweep = now_us;
   }
-  auto [it, fresh] = shard.logs.try_emplace(user);
-  Log& log = it->second;
+  auto [page_it, fresh_page] = shard.pages.try_emplace(page_no);
+  if (fresh_page) {
+    page_it->second = std::make_unique<Page>();
+    page_it->second->base = horizon;
+  }
+  Page& page = *page_it->second;
+  Slot& slot = page.slots[static_cast<std::size_t>(user & (kPageUsers - 1))];
 
-  if (log.first == kSpilled) {
-    HeapLog& heap = shard.spilled.find(user)->second;
+  if (slot.first == kSpilled) {
+    auto heap_it = shard.spilled.find(user);
+    HeapLog& heap = heap_it->second;
     std::vector<std::int64_t>& t = heap.times;
     while (heap.head < t.size() && t[heap.head] <= horizon) ++heap.head;
     auto n = static_cast<std::int64_t>(t.size() - heap.head);
@@ -36,14 +45,13 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
       ++n;
     }
     const std::int64_t oldest = t[heap.head];
-    if (n < inline_capacity_) {
-      // Few enough left to go back inline (one short of full, so that a
-      // user hovering at the edge does not move back and forth).
-      log.oldest = oldest;
-      log.first = n > 1 ? static_cast<std::uint32_t>(t[heap.head + 1] - oldest)
-                        : kEmpty;
-      log.second = kEmpty;
-      shard.spilled.erase(user);
+    if (static_cast<std::size_t>(n) <= inline_capacity_) {
+      // Few enough left to go back in place (if the times fit there).
+      std::int64_t times[kInline];
+      std::copy(t.begin() + static_cast<std::ptrdiff_t>(heap.head), t.end(),
+                times);
+      shard.spilled.erase(heap_it);
+      StoreLocked(shard, page, slot, user, times, static_cast<std::size_t>(n));
     } else if (heap.head * 2 >= t.size()) {
       // Drop the prefix that left the window (amortised O(1) a request),
       // and give back a buffer that a burst made large.
@@ -55,59 +63,100 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   }
 
   std::int64_t times[kInline + 1];
-  int n = 0;
-  if (!fresh) {
-    times[n++] = log.oldest;
-    if (log.first != kEmpty) times[n++] = log.oldest + log.first;
-    if (log.second != kEmpty) times[n++] = log.oldest + log.second;
+  std::size_t n = 0;
+  const bool was_empty = slot.first == kEmpty;
+  if (!was_empty) {
+    times[n++] = page.base + slot.first;
+    if (slot.second != kEmpty) times[n++] = page.base + slot.second;
   }
-  int gone = 0;
+  std::size_t gone = 0;
   while (gone < n && times[gone] <= horizon) ++gone;
   std::copy(times + gone, times + n, times);
   n -= gone;
-  const bool allowed = n < limit_;
+  const bool allowed = static_cast<std::int64_t>(n) < limit_;
   if (allowed) {
     times[n] = n > 0 ? std::max(now_us, times[n - 1]) : now_us;
     ++n;
   }
   // limit_ > 0, so an empty log always takes the request: n >= 1.
-  if (n <= inline_capacity_) {
-    log.oldest = times[0];
-    log.first =
-        n > 1 ? static_cast<std::uint32_t>(times[1] - times[0]) : kEmpty;
-    log.second =
-        n > 2 ? static_cast<std::uint32_t>(times[2] - times[0]) : kEmpty;
-  } else {
-    HeapLog& heap = shard.spilled[user];
-    heap.times.assign(times, times + n);
-    heap.head = 0;
-    log.first = kSpilled;
+  if (was_empty) ++page.used;
+  StoreLocked(shard, page, slot, user, times, n);
+  return MakeRateDecision(limit_, window_us_, now_us, allowed,
+                          static_cast<std::int64_t>(n), times[0]);
+}
+
+void RateLimiter::StoreLocked(Shard& shard, Page& page, Slot& slot, UserId user,
+                              const std::int64_t* times, std::size_t n) {
+  const auto fits = [base = page.base](std::int64_t t) {
+    return t >= base && t - base < kOffsetRange;
+  };
+  // The times are in order: the first and the last bound them all.
+  if (n <= inline_capacity_ && fits(times[0]) && fits(times[n - 1])) {
+    slot.first = static_cast<std::uint32_t>(times[0] - page.base);
+    slot.second =
+        n > 1 ? static_cast<std::uint32_t>(times[1] - page.base) : kEmpty;
+    return;
   }
-  return MakeRateDecision(limit_, window_us_, now_us, allowed, n, times[0]);
+  HeapLog& heap = shard.spilled[user];
+  heap.times.assign(times, times + n);
+  heap.head = 0;
+  slot.first = kSpilled;
+  slot.second = kEmpty;
 }
 
 void RateLimiter::SweepLocked(Shard& shard, std::int64_t horizon) {
-  // (The lambdas touch only their arguments and locals: the lock analysis
-  // does not see that they run under shard.mu.)
+  // Heap logs with nothing in the window, and their slots.
   std::vector<UserId> dropped;
-  boost::unordered::erase_if(shard.spilled, [&](const auto& kv) {
-    if (kv.second.times.back() > horizon) return false;
-    dropped.push_back(kv.first);
-    return true;
-  });
-  for (UserId user : dropped) shard.logs.erase(user);
-  boost::unordered::erase_if(shard.logs, [&](const auto& kv) {
-    const Log& log = kv.second;
-    if (log.first == kSpilled) return false;  // its heap log is still live
-    const std::uint32_t newest = log.second != kEmpty  ? log.second
-                                 : log.first != kEmpty ? log.first
-                                                       : 0;
-    return log.oldest + newest <= horizon;
-  });
+  for (const auto& [user, heap] : shard.spilled) {
+    if (heap.times.back() <= horizon) dropped.push_back(user);
+  }
+  for (UserId user : dropped) {
+    shard.spilled.erase(user);
+    auto it = shard.pages.find(user >> 8);
+    Page& page = *it->second;
+    page.slots[static_cast<std::size_t>(user & (kPageUsers - 1))] = Slot{};
+    --page.used;
+  }
+  std::vector<std::int64_t> empty_pages;
+  for (auto& [page_no, page_ptr] : shard.pages) {
+    Page& page = *page_ptr;
+    // A base old enough that offsets could soon overflow moves up to the
+    // horizon: every time still in the window is after it.
+    const bool rebase = horizon - page.base > kOffsetRange / 2;
+    for (std::size_t i = 0; i < page.slots.size(); ++i) {
+      Slot& slot = page.slots[i];
+      if (slot.first == kEmpty || slot.first == kSpilled) continue;
+      std::int64_t times[kInline];
+      std::size_t n = 0;
+      times[n++] = page.base + slot.first;
+      if (slot.second != kEmpty) times[n++] = page.base + slot.second;
+      if (times[n - 1] <= horizon) {
+        slot = Slot{};
+        --page.used;
+        continue;
+      }
+      if (!rebase) continue;
+      std::size_t gone = 0;
+      while (times[gone] <= horizon) ++gone;  // the last one is not
+      std::copy(times + gone, times + n, times);
+      n -= gone;
+      const std::int64_t old_base = page.base;
+      page.base = horizon;
+      StoreLocked(shard, page, slot,
+                  page_no * kPageUsers + static_cast<std::int64_t>(i), times,
+                  n);
+      page.base = old_base;
+    }
+    if (rebase) page.base = horizon;
+    if (page.used == 0) empty_pages.push_back(page_no);
+  }
+  for (std::int64_t page_no : empty_pages) shard.pages.erase(page_no);
   // Open-addressing tables never shrink by themselves: after a burst of
   // users has left, give the memory back (with room to spare, so a table
   // that merely breathes is not rebuilt every window).
-  if (shard.logs.size() * 4 < shard.logs.bucket_count()) shard.logs.rehash(0);
+  if (shard.pages.size() * 4 < shard.pages.bucket_count()) {
+    shard.pages.rehash(0);
+  }
   if (shard.spilled.size() * 4 < shard.spilled.bucket_count()) {
     shard.spilled.rehash(0);
   }
@@ -117,10 +166,13 @@ RateLimiter::Usage RateLimiter::usage() const {
   Usage u;
   for (const Shard& shard : shards_) {
     MutexLock lock(shard.mu);
-    u.users += shard.logs.size();
+    for (const auto& [page_no, page] : shard.pages) u.users += page->used;
+    u.pages += shard.pages.size();
     u.spilled += shard.spilled.size();
     // A slot and its one byte of metadata.
-    u.bytes += shard.logs.bucket_count() * (sizeof(std::pair<UserId, Log>) + 1);
+    u.bytes += shard.pages.bucket_count() *
+               (sizeof(std::pair<std::int64_t, std::unique_ptr<Page>>) + 1);
+    u.bytes += shard.pages.size() * sizeof(Page);
     u.bytes +=
         shard.spilled.bucket_count() * (sizeof(std::pair<UserId, HeapLog>) + 1);
     for (const auto& [user, heap] : shard.spilled) {

@@ -3,24 +3,27 @@
 // made `limit` requests in the last `window` seconds (a sliding log).
 //
 // Memory (issue #17): a realm where everyone pings once a minute keeps a log
-// for every user, so a log must be small. Each shard keeps one open-addressing
-// map from user to a 16-byte inline log that holds up to three request
-// times (the oldest in full, the two newer ones as 32-bit offsets from it):
-// 24 bytes a slot, 29 to 57 bytes a user with the table's free slots (50
-// measured at a million users, bench/memory.sh).
-// Only a user with more than three requests in the window gets a heap log
-// (a vector of times, in the shard's `spilled` map); it goes back inline
-// when its requests leave the window. Users with nothing left in the window
-// are forgotten once per window (the sweep), and a table that emptied out
-// gives its memory back.
+// for every user, so a log must be small. Users are grouped in pages of 256
+// consecutive ids (Zulip's ids are dense); a page holds one 8-byte slot a
+// user: up to two request times as 32-bit microsecond offsets from the
+// page's base time (empty, or "spilled", markers otherwise). A page exists
+// while one of its users has a request in the window, so when everyone is
+// online a user costs 8 bytes (plus 1/256 of a page's header); a user who
+// pings once a minute never needs more. Only a user with more than two
+// requests in the window (or a time the offsets cannot hold: a clock that
+// jumped) gets a heap log (a vector of full times, in the shard's `spilled`
+// map); it goes back in place as soon as its requests fit again. Once per
+// window each shard forgets the requests that left it, frees the pages that
+// emptied out, and moves each page's base up before offsets would overflow.
 //
 // A wall clock that steps back: a request is logged at the newest time
 // already logged for its user, never before it (so the log stays ordered);
 // it is still judged at its own time.
 //
-// Thread safety: Check may be called from any thread. Users are spread over
-// 16 shards; each shard's mutex guards that shard's logs and sweep time
-// (checked by the clang-tsa build). The other members are immutable.
+// Thread safety: Check may be called from any thread. Pages are spread over
+// 16 shards; each shard's mutex guards that shard's pages, heap logs and
+// sweep time (checked by the clang-tsa build). The other members are
+// immutable.
 #ifndef PRESENCE_API_RATE_LIMITER_H_
 #define PRESENCE_API_RATE_LIMITER_H_
 
@@ -28,6 +31,7 @@
 #include <boost/unordered/unordered_flat_map.hpp>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/types.h"
@@ -67,25 +71,35 @@ class RateLimiter {
   // What the limiter holds, summed over the shards (tests, benchmarks).
   struct Usage {
     std::size_t users = 0;    // users with a log
+    std::size_t pages = 0;    // pages allocated
     std::size_t spilled = 0;  // of them, users whose log is on the heap
     std::size_t bytes = 0;    // table slots and heap logs, approximately
   };
   Usage usage() const;
 
   // Requests a log holds in place before it spills to the heap.
-  static constexpr int kInline = 3;
+  static constexpr int kInline = 2;
+  // Users a page holds (consecutive ids).
+  static constexpr int kPageUsers = 256;
 
  private:
-  // A user's log while it holds at most kInline requests: the oldest time
-  // and the others' offsets from it (kEmpty when absent), in order. A log
-  // with more has first == kSpilled and its times in Shard::spilled.
-  struct Log {
-    std::int64_t oldest = 0;
+  // A user's log while it holds at most kInline requests: their offsets
+  // from the page's base, in order (kEmpty when absent). first == kSpilled:
+  // the log is in Shard::spilled.
+  struct Slot {
     std::uint32_t first = kEmpty;
     std::uint32_t second = kEmpty;
   };
   static constexpr std::uint32_t kEmpty = 0xffff'fffe;
   static constexpr std::uint32_t kSpilled = 0xffff'ffff;
+  // Offsets below this are times; the sweep moves a base older than half of
+  // it up.
+  static constexpr std::int64_t kOffsetRange = kEmpty;
+  struct Page {
+    std::int64_t base = 0;   // the time offset 0 stands for
+    std::uint32_t used = 0;  // slots that are not empty
+    std::array<Slot, kPageUsers> slots;
+  };
   // A heap log: times[head..] are the requests in order (the prefix before
   // head has left the window and is dropped now and then).
   struct HeapLog {
@@ -93,22 +107,26 @@ class RateLimiter {
     std::size_t head = 0;
   };
   struct Shard {
-    // Guards logs, spilled and last_sweep.
+    // Guards pages, spilled and last_sweep.
     mutable Mutex mu;
-    boost::unordered_flat_map<UserId, Log> logs GUARDED_BY(mu);
+    boost::unordered_flat_map<std::int64_t, std::unique_ptr<Page>> pages
+        GUARDED_BY(mu);
     boost::unordered_flat_map<UserId, HeapLog> spilled GUARDED_BY(mu);
     std::int64_t last_sweep GUARDED_BY(mu) = 0;
   };
 
-  // Forgets the users of `shard` with nothing after `horizon` and gives
-  // back the memory of a table that emptied out.
-  static void SweepLocked(Shard& shard, std::int64_t horizon)
-      REQUIRES(shard.mu);
+  // Stores the log `times[0..n)` (n >= 1, in order) of the user in `slot` of
+  // `page`: in place when it fits, else as a heap log.
+  void StoreLocked(Shard& shard, Page& page, Slot& slot, UserId user,
+                   const std::int64_t* times, std::size_t n) REQUIRES(shard.mu);
+  // Forgets the requests of `shard` at or before `horizon`, frees the pages
+  // left empty and moves old bases up (to `horizon`).
+  void SweepLocked(Shard& shard, std::int64_t horizon) REQUIRES(shard.mu);
 
   const std::int64_t limit_;
   const std::int64_t window_us_;
-  // kInline, or 1 when the window is too long for 32-bit offsets.
-  const int inline_capacity_;
+  // kInline, or 0 when the window is too long for 32-bit offsets.
+  const std::size_t inline_capacity_;
   std::array<Shard, 16> shards_;
 };
 

@@ -9,6 +9,12 @@ constexpr Micros kThreshold = SecondsToMicros(kOfflineThresholdSeconds);
 
 Micros Or(Micros t, Micros fallback) { return t == kNoTime ? fallback : t; }
 
+// The first whole second at or after `t`.
+std::int64_t CeilSecond(Micros t) {
+  const std::int64_t s = t / 1'000'000;
+  return s * 1'000'000 < t ? s + 1 : s;
+}
+
 }  // namespace
 
 std::string_view TrackedStatusName(TrackedStatus s) {
@@ -45,9 +51,9 @@ void TransitionTracker::ScheduleLocked(RealmId realm, UserId user,
   // A: idle from then), or whose offline deadline comes before it (then A +
   // T is when it goes offline). For an active report (C == A, what nearly
   // every ping writes) nothing changes at A + T, and the deadline would
-  // only cost a heap entry per write (issue #17: 24 bytes a user).
+  // only cost an entry per write (issue #17: memory per online user).
   if (a + kThreshold > now && (c > a || a > c + grace_)) {
-    heap_.push({a + kThreshold, realm, user});
+    PushLocked(a + kThreshold, realm, user);
   }
   ScheduleOfflineLocked(realm, user, c, now);
 }
@@ -56,29 +62,70 @@ void TransitionTracker::ScheduleOfflineLocked(RealmId realm, UserId user,
                                               Micros c, Micros now) {
   const Micros offline = c + kThreshold + grace_;
   if (offline <= now) return;
-  auto it = announced_.find(user);
-  // (The second is rounded down: a pending deadline in the same second as
-  // the new one may be later than it, so only an earlier second counts.)
-  const auto second = static_cast<std::uint32_t>(offline / 1'000'000);
-  if (it != announced_.end() && it->second.offline_second != 0 &&
-      it->second.offline_second < second) {
+  Tracked* tracked = FindLocked(user);
+  // Deadlines pop by whole seconds (rounded up): a pending one in the same
+  // second as the new one pops with it.
+  const auto second = static_cast<std::uint32_t>(CeilSecond(offline));
+  if (tracked != nullptr && tracked->offline_second != 0 &&
+      tracked->offline_second <= second) {
     return;  // an earlier one is pending; it reschedules when it pops
   }
-  heap_.push({offline, realm, user});
-  if (it != announced_.end()) it->second.offline_second = second;
+  PushLocked(offline, realm, user);
+  if (tracked != nullptr) tracked->offline_second = second;
+}
+
+std::int64_t TransitionTracker::PushLocked(Micros at, RealmId realm,
+                                           UserId user) {
+  const std::int64_t second = CeilSecond(at);
+  std::vector<UserId>& users = calendar_[{second, realm}];
+  // A big bucket grows by a quarter, not double: it is filled over the
+  // minutes before it is due, and its spare room is memory per user.
+  if (users.size() == users.capacity() && users.capacity() >= 64) {
+    users.reserve(users.capacity() + users.capacity() / 4);
+  }
+  users.push_back(user);
+  ++pending_;
+  return second;
+}
+
+TransitionTracker::Tracked* TransitionTracker::FindLocked(UserId user) {
+  auto it = announced_.find(user >> kPageShift);
+  if (it == announced_.end()) return nullptr;
+  Tracked& t =
+      it->second->users[static_cast<std::size_t>(user & (kPageUsers - 1))];
+  return t.status == TrackedStatus::kOffline ? nullptr : &t;
 }
 
 TrackedStatus TransitionTracker::AnnouncedLocked(UserId user) const {
-  auto it = announced_.find(user);
-  return it == announced_.end() ? TrackedStatus::kOffline : it->second.status;
+  auto it = announced_.find(user >> kPageShift);
+  if (it == announced_.end()) return TrackedStatus::kOffline;
+  return it->second->users[static_cast<std::size_t>(user & (kPageUsers - 1))]
+      .status;
 }
 
 void TransitionTracker::SetAnnouncedLocked(UserId user, TrackedStatus status) {
+  const std::int64_t page_no = user >> kPageShift;
+  const auto index = static_cast<std::size_t>(user & (kPageUsers - 1));
+  auto it = announced_.find(page_no);
   if (status == TrackedStatus::kOffline) {
-    announced_.erase(user);
-  } else {
-    announced_[user].status = status;
+    if (it == announced_.end()) return;
+    Page& page = *it->second;
+    if (page.users[index].status == TrackedStatus::kOffline) return;
+    page.users[index] = Tracked{};
+    --tracked_;
+    if (--page.used == 0) announced_.erase(it);
+    return;
   }
+  if (it == announced_.end()) {
+    it = announced_.emplace(page_no, std::make_unique<Page>()).first;
+  }
+  Page& page = *it->second;
+  Tracked& t = page.users[index];
+  if (t.status == TrackedStatus::kOffline) {
+    ++page.used;
+    ++tracked_;
+  }
+  t.status = status;
 }
 
 void TransitionTracker::OnWrite(const PresenceChange& change) {
@@ -116,19 +163,26 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
   std::vector<Deadline> due;
   {
     MutexLock lock(mu_);
-    while (due.size() < max_deadlines && !heap_.empty() &&
-           heap_.top().at <= now) {
-      const Deadline& d = heap_.top();
-      // The offline deadline a user counted on is gone: the next write, or
-      // the rescheduling below, pushes another.
-      auto it = announced_.find(d.user);
-      if (it != announced_.end() &&
-          it->second.offline_second ==
-              static_cast<std::uint32_t>(d.at / 1'000'000)) {
-        it->second.offline_second = 0;
+    while (due.size() < max_deadlines && !calendar_.empty()) {
+      auto bucket = calendar_.begin();
+      const auto [second, realm] = bucket->first;
+      if (second * 1'000'000 > now) break;
+      // (A bucket's users are due in the same second: any order will do.)
+      std::vector<UserId>& users = bucket->second;
+      while (due.size() < max_deadlines && !users.empty()) {
+        const UserId user = users.back();
+        users.pop_back();
+        --pending_;
+        // The offline deadline a user counted on is gone: the next write, or
+        // the rescheduling below, pushes another.
+        Tracked* tracked = FindLocked(user);
+        if (tracked != nullptr &&
+            tracked->offline_second == static_cast<std::uint32_t>(second)) {
+          tracked->offline_second = 0;
+        }
+        due.push_back({second, realm, user});
       }
-      due.push_back(d);
-      heap_.pop();
+      if (users.empty()) calendar_.erase(bucket);
     }
   }
   std::vector<Transition> out;
@@ -170,17 +224,18 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
 
 bool TransitionTracker::Due(Micros now) const {
   MutexLock lock(mu_);
-  return !heap_.empty() && heap_.top().at <= now;
+  return !calendar_.empty() &&
+         calendar_.begin()->first.first * 1'000'000 <= now;
 }
 
 std::size_t TransitionTracker::pending() const {
   MutexLock lock(mu_);
-  return heap_.size();
+  return pending_;
 }
 
 std::size_t TransitionTracker::tracked() const {
   MutexLock lock(mu_);
-  return announced_.size();
+  return tracked_;
 }
 
 }  // namespace presence

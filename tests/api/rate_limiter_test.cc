@@ -95,8 +95,11 @@ TEST(RateLimiterTest, DecidesExactlyAsAPlainSlidingLog) {
         now += static_cast<std::int64_t>(rng() % 1000);
       } else if (kind < 97) {
         now += static_cast<std::int64_t>(rng() % (5 * kSec));
-      } else {
+      } else if (kind < 99) {
         now += static_cast<std::int64_t>(rng() % (90 * kSec));
+      } else {
+        // Hours: past the range of a page's offsets.
+        now += static_cast<std::int64_t>(rng() % (5 * 3600 * kSec));
       }
       // Exactly a window after an earlier request, now and then.
       if (kind == 42 && !past.empty()) {
@@ -107,7 +110,8 @@ TEST(RateLimiterTest, DecidesExactlyAsAPlainSlidingLog) {
       } else {
         past[rng() % past.size()] = now;
       }
-      const UserId user = static_cast<UserId>(rng() % 40);
+      // Users spread over several pages and shards.
+      const UserId user = static_cast<UserId>(rng() % 40) * 61;
       ExpectSame(reference.Check(user, now), limiter.Check(user, now), step);
     }
   }
@@ -119,16 +123,16 @@ TEST(RateLimiterTest, AUserWithManyRequestsSpillsAndComesBackInline) {
     ASSERT_TRUE(limiter.Check(5, kT0 + i * kSec).allowed);
   }
   EXPECT_EQ(limiter.usage().users, 1u);
-  EXPECT_EQ(limiter.usage().spilled, 0u);  // three fit in place
+  EXPECT_EQ(limiter.usage().spilled, 0u);  // two fit in place
   ASSERT_TRUE(limiter.Check(5, kT0 + 3 * kSec).allowed);
-  EXPECT_EQ(limiter.usage().spilled, 1u);  // the fourth grows a heap log
+  EXPECT_EQ(limiter.usage().spilled, 1u);  // the third grows a heap log
   // The log grows to the limit and refuses at it.
-  for (int i = 4; i < 200; ++i) {
+  for (int i = RateLimiter::kInline + 1; i < 200; ++i) {
     ASSERT_TRUE(limiter.Check(5, kT0 + 3 * kSec + i).allowed) << i;
   }
   auto refused = limiter.Check(5, kT0 + 4 * kSec);
   EXPECT_FALSE(refused.allowed);
-  EXPECT_NEAR(refused.retry_after, 56.0, 1e-6);
+  EXPECT_NEAR(refused.retry_after, 56.0, 1e-6);  // the first two leave first
   // A minute after the burst only the newest request is left: the log is
   // back in place and its heap memory is gone.
   auto later = limiter.Check(5, kT0 + 3 * kSec + 60 * kSec + 198);
@@ -151,15 +155,43 @@ TEST(RateLimiterTest, IdleUsersAreSweptAndTheTablesShrink) {
   const auto full = limiter.usage();
   EXPECT_EQ(full.users, static_cast<std::size_t>(kUsers));
   EXPECT_EQ(full.spilled, 16u);
-  // Compact: well under 64 bytes a user with the tables' free slots.
-  EXPECT_LT(full.bytes, 64u * kUsers);
-  // Two windows later, one request per shard: everyone else is forgotten
-  // and the tables give their memory back.
-  for (int u = 0; u < 16; ++u) limiter.Check(u, kT0 + 120 * kSec);
+  // Compact: one 8-byte slot a user in full pages, plus the heavy users'
+  // heap logs (issue #17).
+  EXPECT_EQ(full.pages,
+            (kUsers + RateLimiter::kPageUsers - 1) / RateLimiter::kPageUsers);
+  EXPECT_LT(full.bytes, 10u * kUsers);
+  // Two windows later, one request in each of the 16 shards' first pages:
+  // everyone else is forgotten and the pages are given back.
+  for (int s = 0; s < 16; ++s) {
+    limiter.Check(s * RateLimiter::kPageUsers, kT0 + 120 * kSec);
+  }
   const auto swept = limiter.usage();
   EXPECT_EQ(swept.users, 16u);
+  EXPECT_EQ(swept.pages, 16u);
   EXPECT_EQ(swept.spilled, 0u);
-  EXPECT_LT(swept.bytes, full.bytes / 100);
+  EXPECT_LT(swept.bytes, full.bytes / 10);
+}
+
+// Zulip clients ping once a minute: a user never has more than two requests
+// in the window, so nobody needs a heap log, and each page holds its users'
+// logs for hours, across the moves of its base.
+TEST(RateLimiterTest, PingingOnceAMinuteStaysInPlaceForHours) {
+  RateLimiter limiter(200, 60);
+  constexpr int kUsers = 1000;
+  std::mt19937_64 rng(17);
+  for (int minute = 0; minute < 4 * 60; ++minute) {
+    for (int u = 0; u < kUsers; ++u) {
+      // Each user's ping lands anywhere in its minute, 59-61 s apart.
+      const std::int64_t at = kT0 + minute * 60 * kSec + u * 50'000 +
+                              static_cast<std::int64_t>(rng() % kSec);
+      auto d = limiter.Check(u, at);
+      ASSERT_TRUE(d.allowed);
+      ASSERT_GE(d.remaining, 198) << minute << " " << u;
+    }
+    ASSERT_EQ(limiter.usage().spilled, 0u) << minute;
+  }
+  EXPECT_EQ(limiter.usage().users, static_cast<std::size_t>(kUsers));
+  EXPECT_LT(limiter.usage().bytes, 12u * kUsers);
 }
 
 TEST(RateLimiterTest, AnActiveUserSurvivesTheSweep) {

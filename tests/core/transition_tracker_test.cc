@@ -3,6 +3,12 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <map>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "core/event_hub.h"
 #include "testing/memory_store.h"
 
@@ -58,6 +64,26 @@ TEST(TransitionTrackerTest, AnActiveReportSchedulesOneDeadline) {
   // write, but a store may hold): A + T is when it goes offline.
   tracker.OnWrite(WriteOf(3, {kT0 - Sec(100), kT0}, kT0));
   EXPECT_EQ(tracker.pending(), 5u);
+}
+
+// Issue #17: statuses sit in pages of consecutive ids; users anywhere
+// (page edges, far apart, negative) are kept apart and forgotten when
+// offline.
+TEST(TransitionTrackerTest, StatusesOfUsersFarApartAreKeptApart) {
+  TransitionTracker tracker(kGrace);
+  const std::vector<UserId> users = {
+      0, 1, 63, 64, 65, 1'000'000, std::int64_t{1} << 40, -1, -64, -65};
+  for (UserId u : users) tracker.OnWrite(WriteOf(u, {kT0, kT0}, kT0));
+  EXPECT_EQ(tracker.tracked(), users.size());
+  // Every other user's next row is long offline: only those are forgotten.
+  for (std::size_t i = 0; i < users.size(); i += 2) {
+    tracker.OnWrite(WriteOf(users[i], {kT0, kT0}, kT0 + Sec(1000)));
+  }
+  EXPECT_EQ(tracker.tracked(), users.size() / 2);
+  for (std::size_t i = 1; i < users.size(); i += 2) {
+    tracker.OnWrite(WriteOf(users[i], {kT0, kT0}, kT0 + Sec(1000)));
+  }
+  EXPECT_EQ(tracker.tracked(), 0u);
 }
 
 class RecordingEncoder : public EventEncoder {
@@ -210,6 +236,78 @@ TEST_F(TransitionHubTest, RegularPingsKeepOneDeadlineAndGoOfflineOnTime) {
       WriteOf(a_, {kT0 + Sec(2000), kT0 + Sec(2000)}, kT0 + Sec(2000), realm_));
   EXPECT_EQ(tracker.pending(), 1u);
   EXPECT_EQ(tracker.Tick(*service_, kT0 + Sec(2230)).size(), 1u);
+}
+
+// Issue #17: the calendar (deadlines by whole second) announces exactly
+// what re-ageing every row at every tick would: random active and idle
+// pings at any microsecond, ticks once a second in random slices.
+TEST_F(TransitionHubTest, CalendarAnnouncesExactlyAsReAgeingEveryRow) {
+  std::vector<UserId> users;
+  for (int i = 0; i < 24; ++i) {
+    users.push_back(Add("u" + std::to_string(i) + "@example.com"));
+  }
+  TransitionTracker tracker(kGrace);
+  std::map<UserId, TrackedStatus> model;  // last status announced
+  std::map<UserId, std::pair<PresenceTimes, Micros>> rows;
+  const Realm* realm = service_->FindRealmById(realm_);
+  auto read_row = [&](UserId u) {
+    std::pair<PresenceTimes, Micros> row;
+    realm->WithMember(u, [&](const Member* m) {
+      row = {m->times, m->date_joined};
+    });
+    return row;
+  };
+  std::mt19937_64 rng(4217);
+  std::size_t announced = 0;
+  std::map<UserId, std::string> history;  // for failures
+  for (std::int64_t second = 0; second < 3000; ++second) {
+    // Pings within this second; quiet stretches let users go idle and
+    // offline.
+    const bool quiet = (second / 400) % 2 == 1;
+    for (UserId u : users) {
+      if (rng() % (quiet ? 2000 : 40) != 0) continue;
+      const Micros at =
+          kT0 + Sec(second) + static_cast<Micros>(rng() % 1'000'000);
+      clock_.Set(at);
+      Ping(u, rng() % 3 == 0 ? ReportStatus::kIdle : ReportStatus::kActive);
+      const auto row = read_row(u);
+      rows[u] = row;
+      PresenceChange change = WriteOf(u, row.first, at, realm_);
+      change.date_joined = row.second;
+      tracker.OnWrite(change);
+      model[u] = StatusAt(row.first, row.second, at, kGrace);
+      auto rel = [](Micros t) {
+        return t == kNoTime ? std::string("none") : std::to_string(t - kT0);
+      };
+      history[u] += " w@" + rel(at) + "(c=" + rel(row.first.last_connected) +
+                    ",a=" + rel(row.first.last_active) +
+                    ",s=" + std::to_string(static_cast<int>(model[u])) + ")";
+    }
+    // The housekeeping's tick at the next whole second, in slices.
+    const Micros now = kT0 + Sec(second + 1);
+    std::map<UserId, TrackedStatus> got;
+    do {
+      for (const Transition& t : tracker.Tick(
+               *service_, now, 1 + static_cast<std::size_t>(rng() % 4))) {
+        ASSERT_TRUE(got.emplace(t.change.user_id, t.status).second);
+      }
+    } while (tracker.Due(now));
+    std::map<UserId, TrackedStatus> want;
+    for (auto& [u, row] : rows) {
+      const TrackedStatus status = StatusAt(row.first, row.second, now, kGrace);
+      if (status == model[u]) continue;
+      model[u] = status;
+      if (status != TrackedStatus::kActive) want[u] = status;
+    }
+    ASSERT_EQ(want, got) << "second " << second << " " << [&] {
+      std::string h;
+      for (auto& [u, w] : want) h += std::to_string(u) + ":" + history[u];
+      for (auto& [u, g] : got) h += std::to_string(u) + ":" + history[u];
+      return h;
+    }();
+    announced += got.size();
+  }
+  EXPECT_GT(announced, 100u);  // the run went through many transitions
 }
 
 TEST_F(TransitionHubTest, SeededRowsAreAnnouncedAfterARestart) {
