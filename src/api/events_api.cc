@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <span>
 
 #include "api/event_encoder.h"
 #include "api/json_writer.h"
@@ -63,7 +64,7 @@ ApiResult<std::optional<std::vector<UserId>>> UserIdList(RequestParams& params,
 
 // GET /events' answer: the events with their ids, the queue id, then `tail`
 // (the ignored parameters, if any, and the closing brace).
-std::string EventsBody(const std::vector<QueuedEvent>& events,
+std::string EventsBody(std::span<const QueuedEvent> events,
                        std::string_view queue_id, std::string_view tail) {
   std::size_t size = kSuccessHead.size() + 32 + queue_id.size() + tail.size();
   for (const QueuedEvent& e : events) size += e.body->size() + 24;
@@ -302,16 +303,24 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
     if (!d.allowed) refused = d;
     return d.allowed;
   };
+  // The answer is formatted from the queue itself, under the hub's lock
+  // (no copy of the events), unless it is to wait for its turn.
+  bool has_events = false;
+  std::string body;
+  auto take = [&](std::span<const QueuedEvent> events) {
+    has_events = !events.empty();
+    if (has_events && block && req.answer_in_turn) return;
+    body = EventsBody(events, *queue_id, tail);
+  };
   PollResult poll = hub_->Poll(*queue_id, caller.user_id, *last_event_id, block,
-                               req.waiter, SteadyMicros(), admit);
+                               req.waiter, SteadyMicros(), admit, take);
   if (poll.status == PollStatus::kRefused) return RateLimitedResponse(*refused);
   if (poll.status == PollStatus::kBadQueue) return BadQueue(*queue_id);
   Response r;
   // Events already waiting: answered in the HTTP layer's turn for answers,
   // behind the requests read meanwhile (issue #17, pings first).
   const bool in_turn = block && req.answer_in_turn &&
-                       poll.status == PollStatus::kEvents &&
-                       !poll.events.empty();
+                       poll.status == PollStatus::kEvents && has_events;
   if (poll.status == PollStatus::kParked || in_turn) {
     r.parked = true;
     r.ready = in_turn;
@@ -324,7 +333,7 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
     p.tail = std::move(tail);
     return r;
   }
-  r.body = EventsBody(poll.events, *queue_id, tail);
+  r.body = std::move(body);
   return r;
 }
 
@@ -337,9 +346,13 @@ std::optional<Response> EventsApi::Resume(
       parked.realm->directory_generation() != parked.directory_generation) {
     return std::nullopt;
   }
-  PollResult poll =
-      hub_->Poll(parked.queue_id, parked.user_id, parked.last_event_id,
-                 /*block=*/!superseded, waiter, SteadyMicros());
+  std::string body;
+  auto take = [&](std::span<const QueuedEvent> events) {
+    body = EventsBody(events, parked.queue_id, parked.tail);
+  };
+  PollResult poll = hub_->Poll(
+      parked.queue_id, parked.user_id, parked.last_event_id,
+      /*block=*/!superseded, waiter, SteadyMicros(), [] { return true; }, take);
   // The queue is gone (deleted, dropped with its deactivated user, or
   // overflowed): the answer depends on who asks now, which only the whole
   // request (authentication first) can tell.
@@ -350,7 +363,7 @@ std::optional<Response> EventsApi::Resume(
     r.parked_poll = parked;
     return r;
   }
-  r.body = EventsBody(poll.events, parked.queue_id, parked.tail);
+  r.body = std::move(body);
   return r;
 }
 

@@ -33,6 +33,7 @@
 #include "app/log.h"
 #include "app/open_files.h"
 #include "core/event_hub.h"
+#include "http/answer_queue.h"
 #include "http/forwarder.h"
 #include "http/http_server.h"
 #include "http/operator_endpoints.h"
@@ -284,9 +285,13 @@ int Main(int argc, char** argv) {
   }
   // A change that reaches many parked polls (one user coming online before
   // 10k watchers) is answered first: the wake-ups run as a task of the I/O
-  // threads instead of on the thread of the request that made the change.
+  // threads instead of on the thread of the request that made the change,
+  // handed to each I/O thread's answer queue in batches (AnswerBatch).
   hub.SetWakeScheduler([&io](std::function<void()> task) {
-    boost::asio::post(io.main(), std::move(task));
+    boost::asio::post(io.main(), [task = std::move(task)] {
+      http::AnswerBatch batch;
+      task();
+    });
   });
   FitConnectionsToOpenFiles(f, io.size());
   http::SessionLimits limits = LimitsFrom(f, &metrics);

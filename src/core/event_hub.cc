@@ -241,6 +241,21 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
                           std::optional<std::int64_t> last_event_id, bool block,
                           const std::shared_ptr<QueueWaiter>& waiter,
                           std::int64_t steady_now, FunctionRef<bool()> admit) {
+  std::vector<QueuedEvent> events;
+  auto copy = [&](std::span<const QueuedEvent> e) {
+    events.assign(e.begin(), e.end());
+  };
+  PollResult out = Poll(queue_id, user, last_event_id, block, waiter,
+                        steady_now, admit, copy);
+  out.events = std::move(events);
+  return out;
+}
+
+PollResult EventHub::Poll(std::string_view queue_id, UserId user,
+                          std::optional<std::int64_t> last_event_id, bool block,
+                          const std::shared_ptr<QueueWaiter>& waiter,
+                          std::int64_t steady_now, FunctionRef<bool()> admit,
+                          TakeEvents take) {
   PollResult out;
   std::shared_ptr<QueueWaiter> superseded;
   {
@@ -282,7 +297,7 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
     q.events.erase(q.events.begin(), unacked);
     if (answers) {
       out.status = PollStatus::kEvents;
-      out.events.assign(q.events.begin(), q.events.end());
+      take(std::span<const QueuedEvent>(q.events));
       if (!q.events.empty()) {
         q.delivered_up_to = std::max(q.delivered_up_to, q.events.back().id);
         // Every event held is carried now: none is unsent.

@@ -65,6 +65,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -211,6 +212,18 @@ class EventHub final : public PresenceListener {
                   const std::shared_ptr<QueueWaiter>& waiter,
                   std::int64_t steady_now, FunctionRef<bool()> admit)
       EXCLUDES(mu_);
+  // The events of an answer, lent to the caller under the hub's lock.
+  using TakeEvents = FunctionRef<void(std::span<const QueuedEvent>)>;
+  // As above, but a kEvents answer's events are not copied out (one
+  // shared_ptr copy and release per event, on counters every queue's answer
+  // touches, from every I/O thread: issue #17): `take` is called with them
+  // once, under the hub's lock (it must not call the hub, and should only
+  // format them), and PollResult::events stays empty.
+  PollResult Poll(std::string_view queue_id, UserId user,
+                  std::optional<std::int64_t> last_event_id, bool block,
+                  const std::shared_ptr<QueueWaiter>& waiter,
+                  std::int64_t steady_now, FunctionRef<bool()> admit,
+                  TakeEvents take) EXCLUDES(mu_);
 
   // Appends a heartbeat event to the queue and wakes its parked poll.
   void Heartbeat(std::string_view queue_id) EXCLUDES(mu_);

@@ -17,7 +17,48 @@ AnswerQueue& AnswerQueue::Of(const boost::asio::any_io_executor& executor) {
       boost::asio::execution::context_as<boost::asio::execution_context&>));
 }
 
+namespace {
+thread_local AnswerBatch* current_batch = nullptr;
+}  // namespace
+
+AnswerBatch::AnswerBatch() {
+  if (current_batch == nullptr) {
+    current_batch = this;
+    outermost_ = true;
+  }
+}
+
+AnswerBatch::~AnswerBatch() {
+  if (!outermost_) return;
+  Flush();
+  current_batch = nullptr;
+}
+
+AnswerBatch* AnswerBatch::Current() { return current_batch; }
+
+void AnswerBatch::Collect(AnswerQueue* queue,
+                          std::shared_ptr<AnswerQueue::Item> item) {
+  auto g = std::find_if(groups_.begin(), groups_.end(),
+                        [&](const Group& x) { return x.queue == queue; });
+  if (g == groups_.end()) {
+    groups_.push_back({queue, {}});
+    g = groups_.end() - 1;
+    g->items.reserve(kBatchFlush);
+  }
+  g->items.push_back(std::move(item));
+  if (g->items.size() >= kBatchFlush) queue->AddMany(g->items);
+}
+
+void AnswerBatch::Flush() {
+  for (Group& g : groups_) {
+    if (!g.items.empty()) g.queue->AddMany(g.items);
+  }
+}
+
 void AnswerQueue::Add(std::shared_ptr<Item> item) {
+  if (AnswerBatch* batch = current_batch) {
+    return batch->Collect(this, std::move(item));
+  }
   boost::asio::any_io_executor start;
   {
     MutexLock lock(mu_);
@@ -28,6 +69,25 @@ void AnswerQueue::Add(std::shared_ptr<Item> item) {
     }
     items_.push_back({std::move(item), Clock::now()});
   }
+  if (start) boost::asio::post(start, [this] { RunSlice(); });
+}
+
+void AnswerQueue::AddMany(std::vector<std::shared_ptr<Item>>& items) {
+  if (items.empty()) return;
+  boost::asio::any_io_executor start;
+  {
+    const Clock::time_point now = Clock::now();
+    MutexLock lock(mu_);
+    if (!shut_down_) {
+      if (!posted_) {
+        posted_ = true;
+        start = items.front()->executor();
+      }
+      for (auto& item : items) items_.push_back({std::move(item), now});
+    }
+  }
+  // Outside the lock: after a shutdown the items (sessions) go here.
+  items.clear();
   if (start) boost::asio::post(start, [this] { RunSlice(); });
 }
 

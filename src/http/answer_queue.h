@@ -43,9 +43,19 @@
 // posted there (a strand per connection, as in tests); the order among
 // items is kept either way.
 //
-// Thread safety: Add from any thread; mu_ guards the list and whether a
-// slice is posted. Slices run on the executor of the item that started the
-// current run of the queue.
+// Wake-ups in a batch (issue #17): one presence change wakes every parked
+// poll of a realm from one task, 10,000 Adds in a row, each taking its
+// queue's lock (contended by the thread that answers meanwhile) and reading
+// the clock. An AnswerBatch open on the waking thread collects them instead
+// and hands each queue its items together (AddMany): one lock, one clock
+// read and at most one post per queue per kBatchFlush items. Items keep
+// their order per queue; a queue gets its share every kBatchFlush items, so
+// the other I/O thread starts answering while the rest are collected.
+//
+// Thread safety: Add and AddMany from any thread; mu_ guards the list and
+// whether a slice is posted. Slices run on the executor of the item that
+// started the current run of the queue. An AnswerBatch belongs to the thread
+// that opened it.
 #ifndef PRESENCE_HTTP_ANSWER_QUEUE_H_
 #define PRESENCE_HTTP_ANSWER_QUEUE_H_
 
@@ -57,6 +67,8 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
@@ -97,8 +109,14 @@ class AnswerQueue : public boost::asio::execution_context::service {
   // first use).
   static AnswerQueue& Of(const boost::asio::any_io_executor& executor);
 
-  // Queues `item` at the back; it runs in a later turn. Any thread.
+  // Queues `item` at the back; it runs in a later turn. Any thread. With an
+  // AnswerBatch open on this thread, the item is queued when the batch
+  // hands it over (at the latest when the batch closes).
   void Add(std::shared_ptr<Item> item) EXCLUDES(mu_);
+
+  // Queues `items` at the back, in order, under one lock. Any thread;
+  // `items` is left empty.
+  void AddMany(std::vector<std::shared_ptr<Item>>& items) EXCLUDES(mu_);
 
   // Items queued and not yet run.
   std::size_t waiting() const EXCLUDES(mu_);
@@ -139,6 +157,41 @@ class AnswerQueue : public boost::asio::execution_context::service {
   // requests_ when the last slice ended.
   std::uint64_t requests_seen_ GUARDED_BY(mu_) = 0;
   bool shut_down_ GUARDED_BY(mu_) = false;
+};
+
+// Collects the AnswerQueue::Add calls made on this thread while it is open
+// (see "Wake-ups in a batch" above), and hands them over per queue: when a
+// queue has kBatchFlush of them, and all at Flush or when the batch closes.
+// Batches nest: an inner one leaves the collecting to the outer one.
+// Not copyable; lives on the stack of the thread that opened it.
+class AnswerBatch {
+ public:
+  // Items per queue handed over at once: about two slices, so a queue's
+  // thread starts on the first ones while the batch collects the rest.
+  static constexpr std::size_t kBatchFlush = 2 * AnswerQueue::kSlice;
+
+  AnswerBatch();
+  ~AnswerBatch();
+  AnswerBatch(const AnswerBatch&) = delete;
+  AnswerBatch& operator=(const AnswerBatch&) = delete;
+
+  // Hands every collected item to its queue now.
+  void Flush();
+
+  // The batch open on this thread (the outermost), or null.
+  static AnswerBatch* Current();
+
+ private:
+  friend class AnswerQueue;
+  void Collect(AnswerQueue* queue, std::shared_ptr<AnswerQueue::Item> item);
+
+  struct Group {
+    AnswerQueue* queue;
+    std::vector<std::shared_ptr<AnswerQueue::Item>> items;
+  };
+  // One per queue seen (an I/O thread each: a handful).
+  std::vector<Group> groups_;
+  bool outermost_ = false;
 };
 
 }  // namespace presence::http

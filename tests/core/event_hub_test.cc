@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <span>
+
 #include "testing/memory_store.h"
 
 namespace presence {
@@ -160,6 +162,47 @@ TEST_F(EventHubTest, EventIdsIncreaseAndPollsAcknowledge) {
   EXPECT_EQ(r.events[1].id, 1);
   EXPECT_THAT(Drain(q, b, 0), ElementsAre("heartbeat}"));
   EXPECT_TRUE(Drain(q, b, 1).empty());
+}
+
+// Issue #17: an answer's events are lent to the caller under the hub's lock
+// instead of copied out (no shared_ptr copy per event per answer): the same
+// events, ids and order, acknowledged as before; nothing is lent to a poll
+// that parks, and the body is still shared, not copied.
+TEST_F(EventHubTest, Issue17_PollLendsTheEventsInsteadOfCopyingThem) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  Ping(a);
+  hub_->Heartbeat(q);
+  int calls = 0;
+  std::vector<std::int64_t> ids;
+  std::vector<std::string> bodies;
+  long owners = 0;
+  auto take = [&](std::span<const QueuedEvent> events) {
+    ++calls;
+    for (const QueuedEvent& e : events) {
+      ids.push_back(e.id);
+      bodies.push_back(*e.body);
+    }
+    if (!events.empty()) owners = events[0].body.use_count();
+  };
+  auto admit = [] { return true; };
+  auto r = hub_->Poll(q, b, -1, true, nullptr, steady_, admit, take);
+  EXPECT_EQ(r.status, PollStatus::kEvents);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(calls, 1);
+  EXPECT_THAT(ids, ElementsAre(0, 1));
+  EXPECT_EQ(bodies[1], "heartbeat}");
+  EXPECT_EQ(owners, 1) << "the queue's own reference only";
+  // Acknowledged up to 0: event 1 stays, lent again.
+  ids.clear();
+  hub_->Poll(q, b, 0, false, nullptr, steady_, admit, take);
+  EXPECT_THAT(ids, ElementsAre(1));
+  // All acknowledged: a blocking poll parks and is lent nothing.
+  calls = 0;
+  auto w = std::make_shared<FakeWaiter>();
+  EXPECT_EQ(hub_->Poll(q, b, 1, true, w, steady_, admit, take).status,
+            PollStatus::kParked);
+  EXPECT_EQ(calls, 0);
 }
 
 TEST_F(EventHubTest, ParkedPollIsWokenByAnEventAndSupersededByANewerPoll) {

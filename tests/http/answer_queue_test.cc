@@ -108,5 +108,61 @@ TEST(AnswerQueueTest, Issue17_NoRestPastTheCoalescingWaitOrWhenOff) {
   }
 }
 
+// Issue #17: the wake-ups of a fan-out are handed over in batches. While
+// an AnswerBatch is open, Add queues nothing; the batch hands each queue its
+// items, in order, every kBatchFlush of them and when it closes.
+TEST(AnswerBatchTest, Issue17_HandsItemsOverPerQueueInOrder) {
+  boost::asio::io_context io_a;
+  boost::asio::io_context io_b;
+  AnswerQueue& a = AnswerQueue::Of(io_a.get_executor());
+  AnswerQueue& b = AnswerQueue::Of(io_b.get_executor());
+  std::vector<int> log_a;
+  std::vector<int> log_b;
+  constexpr int kFlush = static_cast<int>(AnswerBatch::kBatchFlush);
+  {
+    AnswerBatch batch;
+    EXPECT_EQ(AnswerBatch::Current(), &batch);
+    for (int i = 0; i < kFlush - 1; ++i) {
+      a.Add(std::make_shared<FakeAnswer>(io_a, log_a, i));
+      b.Add(std::make_shared<FakeAnswer>(io_b, log_b, i));
+    }
+    EXPECT_EQ(a.waiting(), 0u);
+    EXPECT_EQ(b.waiting(), 0u);
+    EXPECT_EQ(io_a.poll(), 0u) << "nothing posted before the hand-over";
+    io_a.restart();  // poll() found no work and stopped the context
+    // The kBatchFlush-th item of a queue hands that queue its share.
+    a.Add(std::make_shared<FakeAnswer>(io_a, log_a, kFlush - 1));
+    EXPECT_EQ(a.waiting(), AnswerBatch::kBatchFlush);
+    EXPECT_EQ(b.waiting(), 0u);
+    {
+      AnswerBatch inner;  // nested: the outer one keeps collecting
+      EXPECT_EQ(AnswerBatch::Current(), &batch);
+      a.Add(std::make_shared<FakeAnswer>(io_a, log_a, kFlush));
+    }
+    EXPECT_EQ(a.waiting(), AnswerBatch::kBatchFlush);
+  }
+  EXPECT_EQ(AnswerBatch::Current(), nullptr);
+  EXPECT_EQ(a.waiting(), AnswerBatch::kBatchFlush + 1);
+  EXPECT_EQ(b.waiting(), AnswerBatch::kBatchFlush - 1);
+  io_a.run();
+  io_b.run();
+  EXPECT_EQ(log_a, Iota(kFlush + 1));
+  EXPECT_EQ(log_b, Iota(kFlush - 1));
+  // Closed: Add queues at once again.
+  a.Add(std::make_shared<FakeAnswer>(io_a, log_a, kFlush + 1));
+  EXPECT_EQ(a.waiting(), 1u);
+}
+
+// A batch on one thread does not hold back another thread's Adds.
+TEST(AnswerBatchTest, Issue17_OnlyItsOwnThread) {
+  boost::asio::io_context io;
+  AnswerQueue& q = AnswerQueue::Of(io.get_executor());
+  std::vector<int> log;
+  AnswerBatch batch;
+  std::thread other([&] { q.Add(std::make_shared<FakeAnswer>(io, log, 0)); });
+  other.join();
+  EXPECT_EQ(q.waiting(), 1u);
+}
+
 }  // namespace
 }  // namespace presence::http
