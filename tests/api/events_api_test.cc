@@ -216,6 +216,14 @@ TEST_F(EventsApiTest, Issue15_RegisterRefusesListsOverTheirBound) {
     EXPECT_EQ(r.error().code, "BAD_REQUEST");
     EXPECT_EQ(r.error().msg, std::string(name) + " has more than 3 entries");
   }
+  // client_capabilities: as many entries as the lists, unknown ones too.
+  RequestParams caps = Params(
+      "client_capabilities=%7B%22a%22%3Atrue%2C%22b%22%3Atrue%2C%22c%22%3Atrue"
+      "%2C%22d%22%3Atrue%7D");
+  auto c = api_->Register(CallerOf(alice_), caps);
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().http_status, 400u);
+  EXPECT_EQ(c.error().msg, "client_capabilities has more than 3 entries");
   RequestParams p = Params("presence_user_ids=%5B1%2C2%2C3%5D");
   auto r = api_->Register(CallerOf(alice_), p);
   ASSERT_FALSE(r.has_value());
