@@ -36,7 +36,8 @@
 #
 # Output: a table on stdout, and in --out DIR (default
 # build/bench-results/memory-<date>): steps.jsonl (one object per step),
-# summary.txt (the table), machine.txt (load average before and after).
+# summary.txt (the table), machine.txt (the binary's --version and the
+# tree's commit, load average before and after).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
@@ -55,7 +56,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --no-extra-rows) extra_rows=0; shift ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "memory.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -75,7 +76,13 @@ trap cleanup EXIT
 
 {
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-  echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo unknown)"
+  # What was measured is the binary: its --version names the commit its
+  # build directory was configured from (a later commit built without
+  # reconfiguring keeps the old name). The source tree's HEAD is kept
+  # beside it, since the binary may come from another tree or commit.
+  version="$("$build/presenced" --version 2> /dev/null | head -1 || true)"
+  echo "binary: ${version:-unknown (a build without --version)}"
+  echo "tree: $(git -C "$root" rev-parse --short=12 HEAD 2> /dev/null || echo unknown)$(git -C "$root" diff --quiet HEAD 2> /dev/null || echo ' (with uncommitted changes)')"
   echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$out/machine.txt"
 

@@ -324,8 +324,10 @@ std::string DescribeRowError(std::string_view file, UserFileFormat format,
                              const RowError& e) {
   std::string out(file);
   if (e.where != 0) {
-    out += format == UserFileFormat::kCsv ? ":" + std::to_string(e.where)
-                                          : ": user " + std::to_string(e.where);
+    // Appended, not "literal" + string: gcc 12 -O3 warns (-Wrestrict) on
+    // the inlined operator+ there.
+    out += format == UserFileFormat::kCsv ? ":" : ": user ";
+    out += std::to_string(e.where);
   }
   out += ": ";
   if (!e.field.empty()) out += e.field + ": ";

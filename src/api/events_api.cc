@@ -138,6 +138,12 @@ ApiResult<RegisterArgs> ReadRegisterArgs(const Caller& caller,
   // Alphabetical, as Zulip's typed parameters; the first bad one wins.
   auto caps = params.GetJsonObject("client_capabilities");
   if (!caps) return caps.error();
+  // Zulip's capabilities are a small fixed set and only a few booleans are
+  // read here (unknown names are ignored, as Zulip ignores them); nothing of
+  // the object is kept, but parsing costs per entry: bounded like the lists.
+  if (*caps && (*caps)->size() > options.max_event_types) {
+    return TooLong("client_capabilities", options.max_event_types);
+  }
   auto event_types = params.GetJsonStringList("event_types");
   if (!event_types) return event_types.error();
   if (auto e = TooLong(*event_types, "event_types", options.max_event_types)) {

@@ -66,7 +66,9 @@ std::string IsoDate(Micros t) {
   std::time_t secs = static_cast<std::time_t>(t / kMicrosPerSecond);
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[48];
+  // Room for the longest text any field values give (86 bytes: gmtime_r's
+  // fields are ints the compiler cannot bound), so snprintf never truncates.
+  char buf[96];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lld+00:00",
                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                 tm.tm_min, tm.tm_sec,

@@ -177,8 +177,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   cli.add_option("--max-event-types", f.max_event_types,
-                 "entries allowed in /register's event_types and "
-                 "fetch_event_types")
+                 "entries allowed in /register's event_types, "
+                 "fetch_event_types and client_capabilities")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{100'000}));
   cli.add_option("--max-presence-user-ids", f.max_presence_user_ids,

@@ -85,7 +85,11 @@ std::optional<std::string> CodePoints(std::string_view code) {
 }
 
 std::string TwoDigits(std::int64_t n) {
-  return (n < 10 ? "0" : "") + std::to_string(n);
+  // Appended, not "literal" + string: gcc 12 -O3 warns (-Wrestrict) on
+  // the inlined operator+ there.
+  std::string out(n < 10 ? "0" : "");
+  out += std::to_string(n);
+  return out;
 }
 
 std::string Plural(std::int64_t n, const char* unit) {
@@ -162,7 +166,10 @@ std::string StatusText::Emoji(std::string_view emoji_name,
   if (reaction_type.empty() || reaction_type == "unicode_emoji") {
     if (auto chars = CodePoints(emoji_code)) return *chars;
   }
-  return ":" + std::string(emoji_name) + ":";
+  std::string out(":");
+  out.append(emoji_name);
+  out.push_back(':');
+  return out;
 }
 
 std::string StatusText::Until(std::int64_t end, double now_seconds,

@@ -7,7 +7,9 @@
 // store. The relayed request carries X-Presenced-Forwarded, signed with the
 // group's secret (http/relay_auth.h), so that the owner answers it itself and
 // a stale address can never make two nodes relay to each other; a client's
-// own header, unsigned, is not trusted as one.
+// own header, unsigned, is not trusted as one. The session's copy of the
+// request carries, as its only X-Forwarded-For, the client that node found
+// (HttpSession::CopyRequest), never the client's own fields.
 //
 // Connections are kept alive and reused: each I/O context keeps its own idle
 // connections per target (a connection stays on the context that opened it,

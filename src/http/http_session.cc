@@ -526,7 +526,31 @@ ForwardRequest HttpSession::CopyRequest() const {
   if (req.method() == bhttp::verb::unknown) {
     copy.method_string(req.method_string());
   }
-  for (const auto& f : req) copy.insert(f.name_string(), f.value());
+  constexpr std::size_t kMaxForwardedFields = 8;  // as ApiRequestHead reads
+  std::array<std::string_view, kMaxForwardedFields> forwarded_for;
+  std::size_t forwarded_fields = 0;
+  for (const auto& f : req) {
+    if (f.name() == bhttp::field::unknown &&
+        beast::iequals(f.name_string(), "X-Forwarded-For")) {
+      if (forwarded_fields < kMaxForwardedFields) {
+        forwarded_for[forwarded_fields++] = f.value();
+      }
+      continue;
+    }
+    copy.insert(f.name_string(), f.value());
+  }
+  // The client as this node found it, instead of the client's own fields:
+  // the node relayed to may trust this one as a proxy (--trusted-proxy) and
+  // would otherwise take an address the client wrote for the truth.
+  boost::asio::ip::address client = peer_;
+  if (limits_->trusted_proxies != nullptr) {
+    client = limits_->trusted_proxies->ClientAddress(
+        peer_, std::span<const std::string_view>(forwarded_for.data(),
+                                                 forwarded_fields));
+  }
+  if (!client.is_unspecified()) {
+    copy.set("X-Forwarded-For", client.to_string());
+  }
   copy.body() = req.body();
   return copy;
 }

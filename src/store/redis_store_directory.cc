@@ -28,6 +28,19 @@ using redis_keys::kRealms;
 using redis_keys::kSubdomains;
 using redis_keys::kUserRealm;
 
+// What put_user (lua/put_user.lua) answered: true written, false not the
+// expected record (its compare and set, -3); -1 (no such realm, or no such
+// user where one must exist) and -2 (the email is another user's) are
+// errors.
+StoreResult<bool> PutUserReply(const StoreResult<RedisReply>& put) {
+  if (!put) return put.error();
+  auto r = IntOf(*put);
+  if (!r) return Error(Errc::kCorrupt, "put_user: bad reply");
+  if (*r == -1) return Errc::kNotFound;
+  if (*r == -2) return Errc::kAlreadyExists;
+  return *r != -3;
+}
+
 }  // namespace
 
 StoreResult<RealmId> RedisStore::InsertRealm(const RealmRecord& realm) {
@@ -82,12 +95,9 @@ StoreStatus RedisStore::PutUser(const UserRecord& user, bool must_exist) {
   const std::string args[] = {std::to_string(user.realm_id),
                               std::to_string(user.id), AsciiLower(user.email),
                               EncodeUser(user), must_exist ? "1" : "0"};
-  auto put = Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args);
+  auto put =
+      PutUserReply(Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args));
   if (!put) return put.error();
-  auto r = IntOf(*put);
-  if (!r) return Error(Errc::kCorrupt, "put_user: bad reply");
-  if (*r == -1) return Errc::kNotFound;
-  if (*r == -2) return Errc::kAlreadyExists;
   return {};
 }
 
@@ -102,13 +112,7 @@ StoreResult<bool> RedisStore::UpdateUserIf(const UserRecord& expected,
                               EncodeUser(user),
                               "1",
                               EncodeUser(expected)};
-  auto put = Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args);
-  if (!put) return put.error();
-  auto r = IntOf(*put);
-  if (!r) return Error(Errc::kCorrupt, "put_user: bad reply");
-  if (*r == -1) return Errc::kNotFound;
-  if (*r == -2) return Errc::kAlreadyExists;
-  return *r != -3;
+  return PutUserReply(Eval(scripts_[kPutUser], RealmKeys(user.realm_id), args));
 }
 
 StoreResult<UserId> RedisStore::InsertUser(const UserRecord& user) {

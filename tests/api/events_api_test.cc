@@ -208,14 +208,22 @@ TEST_F(EventsApiTest, Issue15_RegisterRefusesListsOverTheirBound) {
   options_.max_event_types = 3;
   options_.max_presence_user_ids = 2;
   const std::string four = "%5B%22a%22%2C%22b%22%2C%22c%22%2C%22d%22%5D";
-  for (const std::string& name : {"event_types", "fetch_event_types"}) {
-    RequestParams p = Params(name + "=" + four);
+  for (std::string_view name : {"event_types", "fetch_event_types"}) {
+    RequestParams p = Params(std::string(name) + "=" + four);
     auto r = api_->Register(CallerOf(alice_), p);
     ASSERT_FALSE(r.has_value()) << name;
     EXPECT_EQ(r.error().http_status, 400u);
     EXPECT_EQ(r.error().code, "BAD_REQUEST");
-    EXPECT_EQ(r.error().msg, name + " has more than 3 entries");
+    EXPECT_EQ(r.error().msg, std::string(name) + " has more than 3 entries");
   }
+  // client_capabilities: as many entries as the lists, unknown ones too.
+  RequestParams caps = Params(
+      "client_capabilities=%7B%22a%22%3Atrue%2C%22b%22%3Atrue%2C%22c%22%3Atrue"
+      "%2C%22d%22%3Atrue%7D");
+  auto c = api_->Register(CallerOf(alice_), caps);
+  ASSERT_FALSE(c.has_value());
+  EXPECT_EQ(c.error().http_status, 400u);
+  EXPECT_EQ(c.error().msg, "client_capabilities has more than 3 entries");
   RequestParams p = Params("presence_user_ids=%5B1%2C2%2C3%5D");
   auto r = api_->Register(CallerOf(alice_), p);
   ASSERT_FALSE(r.has_value());

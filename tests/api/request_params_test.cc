@@ -686,10 +686,14 @@ TEST(RequestParamsTest, JsonIntAndBoolAgreeWithBoostJson) {
     ASSERT_TRUE(params);
     auto i = params->GetJsonInt("v");
     EXPECT_EQ(bool(i), !ec && expected.is_int64());
-    if (i) EXPECT_EQ(**i, expected.get_int64());
+    if (i) {
+      EXPECT_EQ(**i, expected.get_int64());
+    }
     auto b = params->GetJsonBool("v");
     EXPECT_EQ(bool(b), !ec && expected.is_bool());
-    if (b) EXPECT_EQ(**b, expected.get_bool());
+    if (b) {
+      EXPECT_EQ(**b, expected.get_bool());
+    }
   }
 }
 

@@ -188,7 +188,9 @@ TEST(RouteTableTest, EveryAdminRouteAllowsItsMethodsOnly) {
       EXPECT_EQ(m.route != nullptr,
                 c.allow.find(method) != std::string_view::npos)
           << method;
-      if (m.route != nullptr) EXPECT_EQ(m.route->metric, Endpoint::kAdmin);
+      if (m.route != nullptr) {
+        EXPECT_EQ(m.route->metric, Endpoint::kAdmin);
+      }
     }
   }
   auto m = FindRoute(table, "/realms/4/users/5", "PATCH");

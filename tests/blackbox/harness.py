@@ -83,15 +83,18 @@ class Response:
 
 
 def http_request(port, method, path, headers=None, body=b"", host=None,
-                 timeout=REQUEST_TIMEOUT_S):
+                 timeout=REQUEST_TIMEOUT_S, source=None):
     """Sends one request on a fresh connection to 127.0.0.1:port.
 
     `host` is the Host header to send (default "127.0.0.1:<port>"); `headers`
-    a list of (name, value) pairs or a dict.
+    a list of (name, value) pairs or a dict; `source` the loopback address
+    to connect from (default: the system's choice, 127.0.0.1).
     """
     if isinstance(body, str):
         body = body.encode("utf-8")
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    conn = http.client.HTTPConnection(
+        LOOPBACK, port, timeout=timeout,
+        source_address=(source, 0) if source else None)
     try:
         conn.putrequest(method, path, skip_host=True,
                         skip_accept_encoding=True)

@@ -1,5 +1,6 @@
 """What one authenticated user may cost the server (issue 15): queues per
-user, queue memory, /register's lists, and GET /events' own budget.
+user, queue memory, /register's lists and capabilities, and GET /events'
+own budget.
 
 Each test class starts its own presenced with the limits it exercises set
 low; every address is 127.0.0.1.
@@ -99,6 +100,29 @@ class RegisterListsTest(ServerTestCase):
         ok = register(a, event_types=types[:100],
                       presence_user_ids=list(range(10000)))
         self.assertEqual(ok.status, 200, ok)
+
+
+class RegisterCapabilitiesTest(ServerTestCase):
+    def test_client_capabilities_over_the_bound_get_400(self):
+        r = self.realm()
+        a = r.create_user()
+        # Unknown capabilities are ignored, as Zulip ignores them, up to the
+        # same bound as the lists (--max-event-types); the known ones still
+        # count beside them.
+        caps = {f"unknown_{i}": True for i in range(99)}
+        caps["simplified_presence_events"] = True
+        a.client.ping()
+        ok = register(a, client_capabilities=caps,
+                      fetch_event_types=["presence"])
+        self.assertEqual(ok.status, 200, ok)
+        # Modern presence: keyed by user id, not by email.
+        self.assertEqual(list(ok.json()["presences"]), [str(a.id)])
+        caps["one_too_many"] = False
+        resp = register(a, client_capabilities=caps)
+        self.assert_error(resp, 400,
+                          "client_capabilities has more than 100 entries",
+                          "BAD_REQUEST")
+        self.assertEqual(metrics(self.server)["presenced_event_queues"], 1)
 
 
 class EventsBudgetTest(ServerTestCase):

@@ -13,6 +13,7 @@ benchmarks).
 
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -947,6 +948,50 @@ class GroupClockTest(unittest.TestCase):
         u = self.realm.create_user()
         for n in nodes:
             self.assertEqual(ping(n, u)["server_timestamp"], BASE_TIME)
+
+
+class RelayedClientAddressTest(unittest.TestCase):
+    """A node relays the client it saw, not the client's own
+    X-Forwarded-For: a node that trusts the others as proxies
+    (--trusted-proxy) must not log an address the client made up."""
+
+    def setUp(self):
+        self.cluster = cluster.Cluster(
+            nodes=2, threads=1,
+            extra_args=["--trusted-proxy", "127.0.0.1/32"]).start()
+        self.addCleanup(self.cluster.cleanup)
+
+    def clock_clients(self, node):
+        """The client= of each admin_change line for the clock."""
+        lines = [l for l in node.stderr_text().splitlines()
+                 if "event=admin_change" in l and "/admin/v1/clock" in l]
+        return [re.search(r"\bclient=(\S+)", l).group(1) for l in lines]
+
+    def set_clock_from(self, source, forwarded_for, now):
+        a, b = self.cluster.nodes
+        before = len(self.clock_clients(b))
+        headers = [("Authorization", f"Bearer {self.cluster.admin_token}"),
+                   ("Content-Type", "application/json")]
+        headers += [("X-Forwarded-For", v) for v in forwarded_for]
+        r = harness.http_request(a.port, "POST", "/admin/v1/clock", headers,
+                                 json.dumps({"now": now}), source=source)
+        self.assertEqual(r.status, 200, r)
+        # Answered once every node has answered the relay: its line is there.
+        wait_until("the relayed admin_change line",
+                   lambda: len(self.clock_clients(b)) > before)
+        return self.clock_clients(a)[-1], self.clock_clients(b)[before]
+
+    def test_a_client_cannot_spoof_its_address_through_a_relay(self):
+        # 127.0.0.7 is not a trusted proxy: node 1 ignores its header, and
+        # node 2, which trusts node 1 (127.0.0.1), hears the same client.
+        self.assertEqual(
+            self.set_clock_from("127.0.0.7", ["127.0.0.66"], BASE_TIME),
+            ("127.0.0.7", "127.0.0.7"))
+        # Through a trusted proxy (127.0.0.1), the client it names.
+        self.assertEqual(
+            self.set_clock_from(None, ["127.0.0.66, 127.0.0.9"],
+                                BASE_TIME + 1),
+            ("127.0.0.9", "127.0.0.9"))
 
 
 class RateLimitedGroupTest(unittest.TestCase):
