@@ -47,7 +47,11 @@ std::optional<int> OpenRedis(const Flags& f, const Clock* clock,
   static const RealClock cache_clock;
   SharedOptions shared;
   shared.cache_clock = &cache_clock;
-  shared.fresh_for = std::chrono::milliseconds(f.replica_fresh_ms);
+  // With --redis-wait-replicas every ping takes its step: one answered from
+  // the replica would acknowledge a row no replica may have yet (an earlier
+  // attempt's WAIT failed), which the step's WAIT checks.
+  shared.fresh_for = std::chrono::milliseconds(
+      f.redis_wait_replicas > 0 ? 0u : f.replica_fresh_ms);
   shared.rate_lease = f.rate_lease;
   auto service = PresenceService::Create(
       std::make_unique<ReplicaWriter>(backend.redis.get(), shared), clock,

@@ -485,22 +485,35 @@ void RedisStore::GateBatch(RealmId realm, std::span<const GateRequest> requests,
   };
   // --redis-wait-replicas: a step that wrote is acknowledged only once
   // that many replicas have it (one WAIT per batch, on the connection that
-  // ran it); a WAIT that fails fails the requests that wrote. The outcome
-  // feeds /healthz (NoteWrite).
-  auto durable = [this, async, route, wait = options_.wait,
+  // ran it); a WAIT that fails fails the requests that wrote. So is a ping
+  // whose step wrote nothing: it acknowledges the user's row as stored,
+  // which an earlier attempt may have written and failed to replicate
+  // (the blocking path's RunDurable waits after every step too). The
+  // outcome feeds /healthz (NoteWrite).
+  auto acknowledges = [requests](const GateBatchResult& r, std::size_t i) {
+    const auto& one = (*r)[i];
+    return one && (one->write.wrote ||
+                   (i < requests.size() && requests[i].report.has_value() &&
+                    one->rate.allowed));
+  };
+  auto durable = [this, async, route, wait = options_.wait, acknowledges,
                   done = std::move(done)](GateBatchResult r) mutable {
     const bool wrote =
         r && std::any_of(r->begin(), r->end(), [](const auto& one) {
           return one && one->write.wrote;
         });
-    if (!wrote || wait.replicas <= 0) {
+    bool acks = false;
+    for (std::size_t i = 0; r && i < r->size() && !acks; ++i) {
+      acks = acknowledges(r, i);
+    }
+    if (!acks || wait.replicas <= 0) {
       if (wrote) NoteWrite({});
       return done(std::move(r));
     }
     async->Run({"WAIT", std::to_string(wait.replicas),
                 std::to_string(wait.timeout.count())},
                route,
-               [this, r = std::move(r), wait,
+               [this, r = std::move(r), wait, acknowledges,
                 done = std::move(done)](StoreResult<RedisReply> acked) mutable {
                  std::optional<Error> failed;
                  if (!acked || acked->type != RedisReply::Type::kInteger) {
@@ -517,8 +530,12 @@ void RedisStore::GateBatch(RealmId realm, std::span<const GateRequest> requests,
                  }
                  if (failed) {
                    NoteWrite(*failed);
-                   for (auto& one : *r) {
-                     if (one && one->write.wrote) one = *failed;
+                   std::vector<bool> fail(r->size());
+                   for (std::size_t i = 0; i < r->size(); ++i) {
+                     fail[i] = acknowledges(r, i);
+                   }
+                   for (std::size_t i = 0; i < r->size(); ++i) {
+                     if (fail[i]) (*r)[i] = *failed;
                    }
                  } else {
                    NoteWrite({});

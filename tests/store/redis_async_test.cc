@@ -11,6 +11,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "store/redis_server.h"
@@ -330,6 +331,72 @@ TEST_P(GateTest, Issue14_ARedisErrorFailsTheWholeBatch) {
   EXPECT_EQ(got->error(), Errc::kStoreFailed);
   EXPECT_NE(got->error().detail().find(own->address()), std::string::npos)
       << got->error().detail();
+}
+
+// --redis-wait-replicas: a ping acknowledges the user's presence as stored
+// on that many replicas, also when its step writes nothing (an earlier
+// attempt wrote the row, and its WAIT failed: the client was told so and
+// tries again). With no replica in sync it fails, on both paths, as a step
+// that wrote does.
+TEST_P(GateTest, ADurablePingThatWritesNothingStillWaitsForAReplica) {
+  std::string why;
+  auto master =
+      RedisServer::Start({"--repl-diskless-sync-delay", "0"}, false, &why);
+  ASSERT_NE(master, nullptr) << why;
+  auto replica = RedisServer::Start(
+      {"--replicaof", "127.0.0.1", std::to_string(master->port())}, false,
+      &why);
+  ASSERT_NE(replica, nullptr) << why;
+  auto replicas_online = [&](const char* want) {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = master->Command({"INFO", "replication"});
+      if (r && r->str.find(want) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  };
+  ASSERT_TRUE(replicas_online("connected_slaves:1\r"));
+  RedisStore::Options options;
+  options.wait = {.replicas = 1, .timeout = std::chrono::milliseconds(200)};
+  auto opened = RedisStore::Open(master->url(), options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
+  std::unique_ptr<RedisStore> store = std::move(*opened);
+  auto realm = store->InsertRealm(
+      RealmRecord{.subdomain = "own", .name = "Own", .date_created = kBase});
+  ASSERT_TRUE(realm.has_value()) << realm.error();
+  auto user = store->InsertUser(UserRecord{.realm_id = *realm,
+                                           .email = "a@example.com",
+                                           .full_name = "A",
+                                           .date_joined = kBase - 1,
+                                           .api_key_hash = Sha256("k")});
+  ASSERT_TRUE(user.has_value()) << user.error();
+  boost::asio::io_context io;
+  if (GetParam()) store->AttachIoThread(io);
+  auto ping = [&] {
+    const std::vector<GateRequest> requests = {
+        {.user = *user, .report = ReportStatus::kActive, .now = kBase}};
+    std::optional<GateBatchResult> got;
+    store->GateBatch(*realm, requests,
+                     [&](GateBatchResult r) { got = std::move(r); });
+    if (GetParam()) RunUntil(io, [&] { return got.has_value(); });
+    if (!got) return StoreResult<GateResult>(Error(Errc::kUnavailable, "none"));
+    if (!got->has_value()) return StoreResult<GateResult>(got->error());
+    return std::move((*got)->front());
+  };
+  auto first = ping();
+  ASSERT_TRUE(first.has_value()) << first.error();
+  EXPECT_TRUE(first->write.wrote);
+  // The replica goes; the same report again writes nothing.
+  replica->Kill();
+  ASSERT_TRUE(replicas_online("connected_slaves:0\r"));
+  auto again = ping();
+  if (GetParam()) store->DetachIoThread();
+  ASSERT_FALSE(again.has_value()) << "acknowledged with no replica in sync";
+  EXPECT_EQ(again.error(), Errc::kStoreFailed);
+  EXPECT_NE(again.error().detail().find("0 of 1"), std::string::npos)
+      << again.error().detail();
 }
 
 TEST_P(GateTest, Issue14_ABatchAfterAFlushedScriptCacheIsRebuiltWithItsBody) {
