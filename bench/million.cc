@@ -531,6 +531,15 @@ struct Plan {
 
 Report ReportOf(const Plan& p, std::int64_t user, std::int64_t k) {
   if (user < p.churn_first) return Report::kActive;
+  // A churner whose cycle starts in its idle reports stays silent until it
+  // comes online: an imported user that never reported active counts as
+  // active since it joined, so its first idle report makes it go idle 200 s
+  // after the import, together with every other such user (a burst of
+  // churn * 300 idle announcements at once, not a steady organisation).
+  const std::int64_t pos0 = (user - p.churn_first) % kCycle;
+  if (pos0 < kIdleIntervals && k < kIdleIntervals - pos0) {
+    return Report::kNone;
+  }
   const std::int64_t pos = (k + (user - p.churn_first)) % kCycle;
   if (pos < kIdleIntervals) return Report::kIdle;
   if (pos < kIdleIntervals + kOfflineIntervals) return Report::kNone;
