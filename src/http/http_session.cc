@@ -51,6 +51,7 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
                          std::shared_ptr<std::atomic<std::size_t>> open,
                          boost::asio::ip::address peer, AddressSlots::Slot slot)
     : socket_(std::move(socket)),
+      reader_(socket_),
       peer_(CanonicalAddress(peer)),
       peer_text_(peer_.is_unspecified() ? std::string() : peer_.to_string()),
       slot_(std::move(slot)),
@@ -140,7 +141,7 @@ void HttpSession::DoRead() {
   StartTimed(Timed::kRead);
   // The head first: a large body is read only once the head says the
   // answer may depend on it (issue #15).
-  bhttp::async_read_header(socket_, req_->buffer, *req_->parser,
+  bhttp::async_read_header(reader_, req_->buffer, *req_->parser,
                            beast::bind_front_handler(&HttpSession::OnReadHeader,
                                                      shared_from_this()));
 }
@@ -189,7 +190,7 @@ void HttpSession::OnReadHeader(beast::error_code ec, std::size_t) {
     if (ec || parser.is_done()) return OnRead(ec, 0);
   }
   bhttp::async_read(
-      socket_, buffer, parser,
+      reader_, buffer, parser,
       beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
 }
 

@@ -72,6 +72,7 @@
 #include "http/address_slots.h"
 #include "http/answer_queue.h"
 #include "http/deadline_list.h"
+#include "http/drained_socket.h"
 #include "http/forwarder.h"
 #include "http/relay_auth.h"
 #include "http/request_arena.h"
@@ -243,6 +244,9 @@ class HttpSession : public QueueWaiter,
       std::span<const std::string_view> forwarded_for);
 
   boost::asio::ip::tcp::socket socket_;
+  // Reads requests from socket_ without the reactor's speculative recv
+  // after a read that emptied it (one recv per request).
+  DrainedSocket reader_;
   const boost::asio::ip::address peer_;
   const std::string peer_text_;   // peer_ as text ("" if unknown)
   std::string forwarded_client_;  // ClientAddress's answer from a proxy

@@ -147,8 +147,10 @@ class HttpSessionTest : public ::testing::Test {
   std::mutex failures_mu_;
   std::vector<std::string> failures_;  // what on_handler_exception heard
   // Declared after everything a session points to: destroyed first, with
-  // any session still pending in it.
-  asio::io_context ioc_;
+  // any session still pending in it. One thread runs it, and it says so
+  // (concurrency hint 1), as presenced's I/O threads do: the sessions read
+  // through DrainedSocket's exact path.
+  asio::io_context ioc_{1};
   tcp::acceptor acceptor_{ioc_};
   tcp::endpoint endpoint_;
   std::thread io_thread_;
