@@ -697,5 +697,38 @@ TEST(RequestParamsTest, JsonIntAndBoolAgreeWithBoostJson) {
   }
 }
 
+// Lookups scan a short list and binary-search a long one (IndexOf): both
+// find every name sent, with its value, and no other, whatever the names'
+// lengths and order.
+TEST(RequestParamsTest, LookupsAgreeOnEitherSideOfTheScanBound) {
+  for (int count = 1; count <= 12; ++count) {
+    std::string query;
+    for (int i = 0; i < count; ++i) {
+      if (i > 0) query += '&';
+      // Names of one length ("p00", "p01", ...) and of growing lengths
+      // ("q", "qq", ...), sent in reverse order.
+      const int n = count - 1 - i;
+      query += (n % 2 == 0 ? "p0" + std::to_string(n)
+                           : std::string(static_cast<std::size_t>(n), 'q')) +
+               "=v" + std::to_string(n);
+    }
+    RequestParams p = MustParse(query, "", "");
+    ASSERT_EQ(p.size(), static_cast<std::size_t>(count)) << query;
+    for (int n = 0; n < count; ++n) {
+      const std::string name =
+          n % 2 == 0 ? "p0" + std::to_string(n)
+                     : std::string(static_cast<std::size_t>(n), 'q');
+      EXPECT_TRUE(p.Has(name)) << query << " " << name;
+      EXPECT_EQ(p.GetString(name), "v" + std::to_string(n)) << query;
+    }
+    for (std::string_view absent : {"", "p", "p0", "p0x", "p099", "P00", "x",
+                                    "qqqqqqqqqqqqqqqq", "status"}) {
+      EXPECT_FALSE(p.Has(absent)) << query << " " << absent;
+      EXPECT_EQ(p.GetString(absent), std::nullopt) << query << " " << absent;
+    }
+    EXPECT_THAT(p.UnusedNames(), IsEmpty()) << query;
+  }
+}
+
 }  // namespace
 }  // namespace presence::api
