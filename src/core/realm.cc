@@ -51,12 +51,15 @@ const char* Realm::StoreTextLocked(std::string_view email,
                                    std::string_view name) {
   // Sizes fit 32 bits: request bodies are capped far below 4 GiB, and stored
   // values came through the same API.
-  const std::uint32_t sizes[2] = {static_cast<std::uint32_t>(email.size()),
-                                  static_cast<std::uint32_t>(name.size())};
-  char* p = text_.Allocate(Member::kTextHeader + email.size() + name.size());
-  std::memcpy(p, sizes, sizeof sizes);
-  std::memcpy(p + Member::kTextHeader, email.data(), email.size());
-  std::memcpy(p + Member::kTextHeader + email.size(), name.data(), name.size());
+  char header[2 * Member::kMaxSizeBytes];
+  char* end = Member::WriteSize(
+      Member::WriteSize(header, static_cast<std::uint32_t>(email.size())),
+      static_cast<std::uint32_t>(name.size()));
+  const auto header_size = static_cast<std::size_t>(end - header);
+  char* p = text_.Allocate(header_size + email.size() + name.size());
+  std::memcpy(p, header, header_size);
+  std::memcpy(p + header_size, email.data(), email.size());
+  std::memcpy(p + header_size + email.size(), name.data(), name.size());
   return p;
 }
 

@@ -96,6 +96,25 @@ TEST_F(RealmTest, LongNamesAreKeptWhole) {
   EXPECT_EQ(realm_.MemberById(2)->email(), "b@x.org");
 }
 
+TEST_F(RealmTest, Issue17_NamesOfEverySizeAroundTheSizeBytesBoundaries) {
+  // Sizes are varints in the arena: one byte below 128, two below 16,384.
+  const std::size_t sizes[] = {0, 1, 127, 128, 129, 16383, 16384, 16385};
+  UserId id = 1;
+  for (std::size_t e : sizes) {
+    for (std::size_t n : sizes) {
+      const std::string email =
+          std::string(e, 'a' + id % 26) + "@x" + std::to_string(id) + ".org";
+      const std::string name(n, 'A' + id % 26);
+      realm_.AddMember(User(id, email, name));
+      const Member m = *realm_.MemberById(id);
+      EXPECT_EQ(m.email(), email) << e << " " << n;
+      EXPECT_EQ(m.full_name(), name) << e << " " << n;
+      EXPECT_EQ(realm_.FindIdByEmail(email), id);
+      ++id;
+    }
+  }
+}
+
 TEST(MemberTest, ADefaultMemberHasEmptyStrings) {
   Member m;
   EXPECT_EQ(m.email(), "");
