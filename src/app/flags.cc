@@ -136,6 +136,12 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
                  "more events each (0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 10'000u));
+  cli.add_option("--answer-interval-ms", f.answer_interval_ms,
+                 "under a backlog, a connection's long polls are answered at "
+                 "most this often, each answer carrying the events that "
+                 "arrived meanwhile (0: never held)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 10'000u));
   cli.add_option("--queue-timeout-seconds", f.queue_timeout_seconds,
                  "an event queue not polled for this long is freed")
       ->capture_default_str()

@@ -23,6 +23,7 @@ struct Flags {
   unsigned malloc_trim_seconds = 10;
   unsigned heartbeat_seconds = 45;
   unsigned answer_coalesce_ms = 50;
+  unsigned answer_interval_ms = 100;
   unsigned queue_timeout_seconds = 600;
   std::size_t max_queue_events = 1000;
   bool coalesce_presence_events = true;

@@ -86,6 +86,7 @@ http::SessionLimits LimitsFrom(const Flags& f, api::Metrics* metrics) {
   http::SessionLimits limits;
   limits.heartbeat = std::chrono::seconds(f.heartbeat_seconds);
   limits.answer_coalesce_wait = std::chrono::milliseconds(f.answer_coalesce_ms);
+  limits.answer_interval = std::chrono::milliseconds(f.answer_interval_ms);
   limits.body_limit = f.max_body_bytes;
   limits.header_limit = f.max_header_bytes;
   limits.idle_timeout = std::chrono::seconds(f.idle_timeout_seconds);

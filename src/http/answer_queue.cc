@@ -55,40 +55,109 @@ void AnswerBatch::Flush() {
   }
 }
 
+std::optional<AnswerQueue::Clock::time_point> AnswerQueue::HoldUntil(
+    Clock::time_point last_run, Clock::time_point now, std::size_t backlog,
+    Clock::duration interval) {
+  if (interval <= Clock::duration::zero() || backlog <= kBacklog ||
+      last_run == Clock::time_point{}) {
+    return std::nullopt;
+  }
+  const Clock::time_point due = last_run + interval;
+  if (due <= now) return std::nullopt;
+  return due;
+}
+
+void AnswerQueue::Enqueue(std::shared_ptr<Item> item, Clock::time_point now,
+                          boost::asio::any_io_executor& start,
+                          boost::asio::any_io_executor& hold) {
+  const Clock::time_point last_run{std::chrono::nanoseconds(
+      item->last_run_ns_.load(std::memory_order_relaxed))};
+  const std::optional<Clock::time_point> due = HoldUntil(
+      last_run, now, items_.size() + held_.size(),
+      std::chrono::microseconds(interval_us_.load(std::memory_order_relaxed)));
+  if (due) {
+    holds_.fetch_add(1, std::memory_order_relaxed);
+    if (!holding_) {
+      holding_ = true;
+      hold = item->executor();
+    }
+    held_.push_back({*due, held_seq_++, std::move(item)});
+    std::push_heap(held_.begin(), held_.end());
+    return;
+  }
+  if (!posted_) {
+    posted_ = true;
+    start = item->executor();
+  }
+  items_.push_back({std::move(item), now});
+}
+
 void AnswerQueue::Add(std::shared_ptr<Item> item) {
   if (AnswerBatch* batch = current_batch) {
     return batch->Collect(this, std::move(item));
   }
-  boost::asio::any_io_executor start;
+  boost::asio::any_io_executor start, hold;
   {
+    const Clock::time_point now = Clock::now();
     MutexLock lock(mu_);
     if (shut_down_) return;
-    if (!posted_) {
-      posted_ = true;
-      start = item->executor();
-    }
-    items_.push_back({std::move(item), Clock::now()});
+    Enqueue(std::move(item), now, start, hold);
   }
   if (start) boost::asio::post(start, [this] { RunSlice(); });
+  if (hold) boost::asio::post(hold, [this, hold] { ReleaseHeld(hold); });
 }
 
 void AnswerQueue::AddMany(std::vector<std::shared_ptr<Item>>& items) {
   if (items.empty()) return;
-  boost::asio::any_io_executor start;
+  boost::asio::any_io_executor start, hold;
   {
     const Clock::time_point now = Clock::now();
     MutexLock lock(mu_);
     if (!shut_down_) {
-      if (!posted_) {
-        posted_ = true;
-        start = items.front()->executor();
-      }
-      for (auto& item : items) items_.push_back({std::move(item), now});
+      for (auto& item : items) Enqueue(std::move(item), now, start, hold);
     }
   }
   // Outside the lock: after a shutdown the items (sessions) go here.
   items.clear();
   if (start) boost::asio::post(start, [this] { RunSlice(); });
+  if (hold) boost::asio::post(hold, [this, hold] { ReleaseHeld(hold); });
+}
+
+void AnswerQueue::ReleaseHeld(boost::asio::any_io_executor ex) {
+  const Clock::time_point now = Clock::now();
+  boost::asio::any_io_executor start;
+  Clock::time_point next;
+  {
+    MutexLock lock(mu_);
+    if (shut_down_) return;
+    while (!held_.empty() && held_.front().due <= now) {
+      std::pop_heap(held_.begin(), held_.end());
+      items_.push_back({std::move(held_.back().item), now});
+      held_.pop_back();
+    }
+    if (!posted_ && !items_.empty()) {
+      posted_ = true;
+      start = items_.front().item->executor();
+    }
+    if (held_.empty()) {
+      holding_ = false;
+    } else {
+      // An item held after the timer was armed may be due before it.
+      next = std::min(held_.front().due, now + kHoldTick);
+    }
+  }
+  if (start) boost::asio::post(start, [this] { RunSlice(); });
+  if (next == Clock::time_point{}) return;
+  auto timer = std::make_shared<boost::asio::steady_timer>(ex);
+  timer->expires_at(next);
+  timer->async_wait([this, timer, ex](const boost::system::error_code& ec) {
+    if (!ec) ReleaseHeld(ex);
+  });
+}
+
+std::size_t AnswerQueue::held() const {
+  MutexLock lock(mu_);
+  return held_.size();
 }
 
 std::size_t AnswerQueue::waiting() const {
@@ -107,8 +176,13 @@ void AnswerQueue::RunSlice() {
     }
   }
   const Clock::time_point start = Clock::now();
+  const std::int64_t start_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          start.time_since_epoch())
+          .count();
   std::size_t ran = 0;
   while (ran < n) {
+    slice[ran].item->last_run_ns_.store(start_ns, std::memory_order_relaxed);
     boost::asio::any_io_executor ex = slice[ran].item->executor();
     boost::asio::dispatch(
         ex, [item = std::move(slice[ran].item)] { item->AnswerNow(); });
@@ -156,10 +230,12 @@ void AnswerQueue::RunSlice() {
 
 void AnswerQueue::shutdown() {
   std::deque<Queued> items;
+  std::vector<Held> held;
   {
     MutexLock lock(mu_);
     shut_down_ = true;
     items.swap(items_);
+    held.swap(held_);
   }
   // Destroyed here, outside the lock: the sessions' sockets close while
   // their context's other services still exist.

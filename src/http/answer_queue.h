@@ -32,6 +32,24 @@
 // events instead of one, which it handles as any answer. Under no backlog
 // nothing changes: an answer waits for no timer.
 //
+// Under a backlog, each connection's answers are also spaced (issue #17,
+// "when answers go out"): an answer costs about the same whatever it
+// carries, and on a saturated machine an answer written early does not
+// reach its client sooner, it waits in a socket (or in a client that is
+// behind) while its events grow stale; a poll that waits in this queue
+// instead gathers the events that arrive meanwhile into the same answer.
+// So when more than kBacklog answers are due or held on the thread, an
+// item whose connection was answered less than the answer interval ago
+// (--answer-interval-ms, ConfigureInterval) is held until that interval
+// has passed since its last answer, then queued at the back. Answers per
+// second on the thread then stay under (connections / interval), and the
+// CPU they leave goes to requests and to the clients. A Zulip client sees,
+// under load only, its long poll answered at most once per interval with
+// every event that arrived meanwhile; an event reaches it at most one
+// interval (plus kHoldTick) later than it could have, plus the queueing
+// that any answer sees. With kBacklog or fewer answers due, or on a
+// connection not answered within the interval, nothing waits.
+//
 // A slice is also bounded in time (kSliceTime): answers that carry
 // hundreds of events cost more each, and a request read meanwhile waits
 // for at most that long.
@@ -52,10 +70,12 @@
 // their order per queue; a queue gets its share every kBatchFlush items, so
 // the other I/O thread starts answering while the rest are collected.
 //
-// Thread safety: Add and AddMany from any thread; mu_ guards the list and
-// whether a slice is posted. Slices run on the executor of the item that
-// started the current run of the queue. An AnswerBatch belongs to the thread
-// that opened it.
+// Thread safety: Add and AddMany from any thread; mu_ guards the list, the
+// held items and whether a slice or the hold timer is posted. Slices run on
+// the executor of the item that started the current run of the queue; the
+// hold timer on that of the item that started it. An item's last run time
+// is an atomic, written when it runs and read when it is added. An AnswerBatch
+// belongs to the thread that opened it.
 #ifndef PRESENCE_HTTP_ANSWER_QUEUE_H_
 #define PRESENCE_HTTP_ANSWER_QUEUE_H_
 
@@ -67,6 +87,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -87,7 +108,15 @@ class AnswerQueue : public boost::asio::execution_context::service {
 
    protected:
     virtual ~Item() = default;
+
+   private:
+    friend class AnswerQueue;
+    // When the queue last ran this item (steady clock, ns; 0: never).
+    // Written by the thread that runs it, read by any thread that adds it.
+    std::atomic<std::int64_t> last_run_ns_{0};
   };
+
+  using Clock = std::chrono::steady_clock;
 
   // Answers per turn: about 0.5 ms of work at ~14 us per answer, so a
   // request read meanwhile waits about that long for the answers, however
@@ -99,6 +128,11 @@ class AnswerQueue : public boost::asio::execution_context::service {
   static constexpr std::size_t kBacklog = 4 * kSlice;
   // The default longest rest the pacing may add (--answer-coalesce-ms).
   static constexpr std::chrono::milliseconds kDefaultCoalesceWait{50};
+  // The default answer interval under a backlog (--answer-interval-ms).
+  static constexpr std::chrono::milliseconds kDefaultInterval{100};
+  // Held items are looked at least this often, so one that a later-armed
+  // timer would pass over waits at most this much beyond its interval.
+  static constexpr std::chrono::milliseconds kHoldTick{5};
 
   static inline boost::asio::execution_context::id id;
 
@@ -128,6 +162,20 @@ class AnswerQueue : public boost::asio::execution_context::service {
     coalesce_wait_us_.store(coalesce_wait.count(), std::memory_order_relaxed);
   }
 
+  // The answer interval under a backlog (0: answers are never held). Any
+  // thread; the latest call wins.
+  void ConfigureInterval(std::chrono::microseconds interval) {
+    interval_us_.store(interval.count(), std::memory_order_relaxed);
+  }
+
+  // The rule alone (tests drive it with their own times): when an item
+  // last run at `last_run` (Clock::time_point{} if never) and added at
+  // `now`, with `backlog` items due or held, may run; nullopt: at once.
+  static std::optional<Clock::time_point> HoldUntil(Clock::time_point last_run,
+                                                    Clock::time_point now,
+                                                    std::size_t backlog,
+                                                    Clock::duration interval);
+
   // A request was answered on this queue's thread without parking (a ping,
   // a register, ...): the pacing rests only when such requests compete for
   // the thread, so a lone fan-out (one event to every parked poll, nobody
@@ -137,23 +185,49 @@ class AnswerQueue : public boost::asio::execution_context::service {
   // Rests taken so far (pacing under a backlog), for tests and metrics.
   std::uint64_t rests() const { return rests_.load(std::memory_order_relaxed); }
 
+  // Items held so far for the answer interval, and held now.
+  std::uint64_t holds() const { return holds_.load(std::memory_order_relaxed); }
+  std::size_t held() const EXCLUDES(mu_);
+
  private:
   void shutdown() override EXCLUDES(mu_);
   void RunSlice() EXCLUDES(mu_);
+  // Queues `item` (held or due), under mu_; sets `start` when a slice must
+  // be posted and `hold` when the hold timer must be started.
+  void Enqueue(std::shared_ptr<Item> item, Clock::time_point now,
+               boost::asio::any_io_executor& start,
+               boost::asio::any_io_executor& hold) REQUIRES(mu_);
+  // On the hold timer's executor: queues the held items that are due, and
+  // arms the timer again while any is held.
+  void ReleaseHeld(boost::asio::any_io_executor ex) EXCLUDES(mu_);
 
-  using Clock = std::chrono::steady_clock;
   struct Queued {
     std::shared_ptr<Item> item;
     Clock::time_point added;
   };
+  struct Held {
+    Clock::time_point due;
+    std::uint64_t seq;  // the order held in: equal dues leave in it
+    std::shared_ptr<Item> item;
+    // A min-heap on (due, seq) (std::push_heap keeps the largest first).
+    bool operator<(const Held& o) const {
+      return due != o.due ? due > o.due : seq > o.seq;
+    }
+  };
 
   std::atomic<std::int64_t> coalesce_wait_us_{
       std::chrono::microseconds(kDefaultCoalesceWait).count()};
+  std::atomic<std::int64_t> interval_us_{
+      std::chrono::microseconds(kDefaultInterval).count()};
   std::atomic<std::uint64_t> rests_{0};
+  std::atomic<std::uint64_t> holds_{0};
   std::atomic<std::uint64_t> requests_{0};
   mutable Mutex mu_;
   std::deque<Queued> items_ GUARDED_BY(mu_);
-  bool posted_ GUARDED_BY(mu_) = false;  // a RunSlice is pending
+  bool posted_ GUARDED_BY(mu_) = false;     // a RunSlice is pending
+  std::vector<Held> held_ GUARDED_BY(mu_);  // a heap: see Held
+  bool holding_ GUARDED_BY(mu_) = false;    // the hold timer runs
+  std::uint64_t held_seq_ GUARDED_BY(mu_) = 0;
   // requests_ when the last slice ended.
   std::uint64_t requests_seen_ GUARDED_BY(mu_) = 0;
   bool shut_down_ GUARDED_BY(mu_) = false;

@@ -62,6 +62,7 @@ HttpSession::HttpSession(boost::asio::ip::tcp::socket socket,
       metrics_(limits->metrics),
       answers_(AnswerQueue::Of(socket_.get_executor())) {
   answers_.Configure(limits->answer_coalesce_wait);
+  answers_.ConfigureInterval(limits->answer_interval);
   deadline_.owner = this;
   open_->fetch_add(1, std::memory_order_relaxed);
 }

@@ -100,6 +100,10 @@ struct SessionLimits {
   // carry more events each (AnswerQueue::Configure). 0: never.
   std::chrono::microseconds answer_coalesce_wait{
       AnswerQueue::kDefaultCoalesceWait};
+  // --answer-interval-ms: under a backlog, a connection's long-poll answers
+  // follow each other at most this often (AnswerQueue::ConfigureInterval).
+  // 0: never held.
+  std::chrono::microseconds answer_interval{AnswerQueue::kDefaultInterval};
   api::Metrics* metrics = nullptr;  // may be null
   // --trusted-proxy: peers whose X-Forwarded-For names the client. Null or
   // empty: the client is always the TCP peer.

@@ -108,6 +108,116 @@ TEST(AnswerQueueTest, Issue17_NoRestPastTheCoalescingWaitOrWhenOff) {
   }
 }
 
+// Issue #17, "when answers go out": the answer interval rule alone, with
+// times of the test's own. Under a backlog, a connection answered less than
+// the interval ago waits until the interval has passed since that answer;
+// otherwise, or when off, nothing waits.
+TEST(AnswerQueueTest, Issue17_HoldUntilSpacesAnswersOnlyUnderABacklog) {
+  using Clock = AnswerQueue::Clock;
+  const Clock::time_point now = Clock::time_point{} + 1h;
+  const std::size_t busy = AnswerQueue::kBacklog + 1;
+  const std::size_t idle = AnswerQueue::kBacklog;
+  // Answered 30 ms ago, 100 ms interval, backlog: due 70 ms from now.
+  EXPECT_EQ(AnswerQueue::HoldUntil(now - 30ms, now, busy, 100ms), now + 70ms);
+  // No backlog: at once, however recent the last answer.
+  EXPECT_EQ(AnswerQueue::HoldUntil(now - 30ms, now, idle, 100ms), std::nullopt);
+  // The interval has passed (or just so): at once.
+  EXPECT_EQ(AnswerQueue::HoldUntil(now - 100ms, now, busy, 100ms),
+            std::nullopt);
+  EXPECT_EQ(AnswerQueue::HoldUntil(now - 150ms, now, busy, 100ms),
+            std::nullopt);
+  // Never answered, or the rule off: at once.
+  EXPECT_EQ(AnswerQueue::HoldUntil(Clock::time_point{}, now, busy, 100ms),
+            std::nullopt);
+  EXPECT_EQ(AnswerQueue::HoldUntil(now - 1ms, now, busy, 0ms), std::nullopt);
+}
+
+// An answer that records when it ran.
+class TimedAnswer : public AnswerQueue::Item {
+ public:
+  explicit TimedAnswer(boost::asio::io_context& io) : io_(io) {}
+  void AnswerNow() override {
+    runs.push_back(std::chrono::steady_clock::now());
+  }
+  boost::asio::any_io_executor executor() override {
+    return io_.get_executor();
+  }
+  std::vector<std::chrono::steady_clock::time_point> runs;
+
+ private:
+  boost::asio::io_context& io_;
+};
+
+// The rule in the queue: connections answered a moment ago and due again
+// under a backlog are held, then each is answered once, no sooner than the
+// interval after its previous answer; one never answered is not held. No
+// answer is lost.
+TEST(AnswerQueueTest, Issue17_HeldUnderABacklogUntilTheInterval) {
+  boost::asio::io_context io;
+  AnswerQueue& q = AnswerQueue::Of(io.get_executor());
+  q.ConfigureInterval(40ms);
+  constexpr std::size_t kAnswers = 2 * AnswerQueue::kBacklog;
+  std::vector<std::shared_ptr<TimedAnswer>> answers;
+  for (std::size_t i = 0; i < kAnswers; ++i) {
+    answers.push_back(std::make_shared<TimedAnswer>(io));
+    q.Add(answers.back());
+  }
+  io.run();  // first answers: never answered before, none held
+  io.restart();
+  EXPECT_EQ(q.holds(), 0u);
+  for (auto& a : answers) ASSERT_EQ(a->runs.size(), 1u);
+
+  // Due again at once, all of them: the backlog builds, and once more
+  // than kBacklog are due, every one added is held; one never answered
+  // is not.
+  for (auto& a : answers) q.Add(a);
+  auto fresh = std::make_shared<TimedAnswer>(io);
+  q.Add(fresh);
+  constexpr std::size_t kDue = AnswerQueue::kBacklog + 1;
+  EXPECT_EQ(q.waiting(), kDue + 1);
+  EXPECT_EQ(q.held(), kAnswers - kDue);
+  EXPECT_EQ(q.holds(), kAnswers - kDue);
+  io.run();
+  EXPECT_EQ(q.held(), 0u);
+  EXPECT_EQ(q.waiting(), 0u);
+  EXPECT_EQ(fresh->runs.size(), 1u);
+  std::size_t spaced = 0;
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    ASSERT_EQ(answers[i]->runs.size(), 2u) << i;
+    // A held one waited its interval out (counted from its slice's clock
+    // reading, which precedes its own run: some slack for a busy machine).
+    if (i >= kDue) {
+      EXPECT_GE(answers[i]->runs[1] - answers[i]->runs[0], 30ms) << i;
+      ++spaced;
+    }
+  }
+  EXPECT_EQ(spaced, kAnswers - kDue);
+}
+
+// With no backlog, or with the interval set to 0, an answer due again right
+// after the last one is not held.
+TEST(AnswerQueueTest, Issue17_NotHeldWithoutABacklogOrWhenOff) {
+  for (bool off : {false, true}) {
+    boost::asio::io_context io;
+    AnswerQueue& q = AnswerQueue::Of(io.get_executor());
+    q.ConfigureInterval(off ? 0ms : 10s);
+    const std::size_t n =
+        off ? 2 * AnswerQueue::kBacklog : AnswerQueue::kBacklog;
+    std::vector<std::shared_ptr<TimedAnswer>> answers;
+    for (std::size_t i = 0; i < n; ++i) {
+      answers.push_back(std::make_shared<TimedAnswer>(io));
+      q.Add(answers.back());
+    }
+    io.run();
+    io.restart();
+    for (auto& a : answers) q.Add(a);
+    EXPECT_EQ(q.held(), 0u) << off;
+    io.run();  // would take 10 s if held
+    for (auto& a : answers) EXPECT_EQ(a->runs.size(), 2u) << off;
+    EXPECT_EQ(q.holds(), 0u) << off;
+  }
+}
+
 // Issue #17: the wake-ups of a fan-out are handed over in batches. While
 // an AnswerBatch is open, Add queues nothing; the batch hands each queue its
 // items, in order, every kBatchFlush of them and when it closes.
