@@ -13,8 +13,10 @@
 //             it was DUE, so a generator that falls behind shows it.
 //   watchers  The first --watchers users also register an event queue
 //             (presence events, modern shape, the presence_transitions
-//             capability, no initial snapshot) once the warm-up is over, and
-//             hold one parked GET /api/v1/events each, re-polled at once on
+//             capability, no initial snapshot) once everyone's first
+//             report was answered (one ping interval into the warm-up, or
+//             when it ends if sooner), and hold one parked GET
+//             /api/v1/events each, re-polled at once on
 //             every answer with the largest event id seen, as Zulip's clients
 //             do. One connection per watcher.
 //   churn     The last --churn * cycle users cycle, each at its own offset,
@@ -338,6 +340,10 @@ struct Shared {
   std::atomic<int> stop;
   std::atomic<Ns> t0;         // steady clock: warm-up starts
   std::atomic<Ns> run_start;  // steady clock: measurement starts (0: not yet)
+  // Steady clock: the watchers register (0: not yet). During the warm-up,
+  // once everyone's first report was answered, so that 19,000 of them are
+  // parked before the first sample.
+  std::atomic<Ns> watch_start;
 };
 
 void Add(ChildStats* s, Counter k, std::uint64_t n = 1) {
@@ -840,7 +846,7 @@ class Child {
         ioc_.stop();
         return;
       }
-      if (shared_->run_start.load() != 0) StartWatchers();
+      if (shared_->watch_start.load() != 0) StartWatchers();
       ArmTick();
     });
   }
@@ -1167,11 +1173,22 @@ int main(int argc, char** argv) {
     std::uint64_t first = 0;
     for (int k = 0; k < procs; ++k) first += stats[k].c[kFirstPings].load();
     const bool done = static_cast<std::int64_t>(first) >= expected_first;
+    // The watchers register once the first round of reports (a "came
+    // online" for every user: a million events each) is over and answered,
+    // leaving the rest of the warm-up for them to register and settle.
+    if (shared->watch_start.load() == 0 && done &&
+        now >= t0 + std::min(o.warmup_s, o.ping_interval_s + 5) *
+                        1'000'000'000LL) {
+      shared->watch_start.store(now);
+      std::fprintf(stderr, "million: watchers register from %.1f s\n",
+                   (now - t0) / 1e9);
+    }
     if (o.warmup_s == 0 || (now >= t0 + o.warmup_s * 1'000'000'000LL && done) ||
         now >= t0 + o.max_warmup_s * 1'000'000'000LL) {
       run_start = std::max(now, t0);
       end = run_start + o.duration_s * 1'000'000'000LL;
       shared->run_start.store(run_start);
+      if (shared->watch_start.load() == 0) shared->watch_start.store(now);
       std::fprintf(stderr,
                    "million: warm-up %s after %.1f s (%llu of %lld first "
                    "reports answered); measuring for %d s\n",

@@ -256,7 +256,8 @@ lines = [
     "",
     f"- command: `{command}`",
     f"- commit: {commit}",
-    f"- server binary: `{version}`",
+    f"- server binary: `{version}` (its --version: the commit its build was "
+    "configured from)",
     f"- the server's connection cap (from its log): {int(cap):,}",
     f"- server flags: {'defaults' if not flags.strip() else 'DEPARTS from the defaults: ' + flags}",
     f"- load average (1/5/15 min) before: {lb}; after: {la}",
