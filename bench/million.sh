@@ -5,9 +5,9 @@
 # (build target `million`): every user pings once a minute, --watchers of
 # them hold a parked long poll with the presence_transitions capability, and
 # --churn users a second go idle, go offline and come online. After a
-# five-minute warm-up (everyone's first ping, and the churners' idle and
-# offline announcements where their cycles put them: they need the last
-# active report 200 s and the last report 230 s old) it samples every
+# five-minute warm-up (everyone's first ping, the watchers' registration,
+# and the churners' idle and offline announcements where their cycles put
+# them: an offline one needs the last report 230 s old) it samples every
 # --interval seconds for --minutes and writes, under --out:
 #   million.csv      one row per sample (see bench/million.cc for columns)
 #   memory.csv       every 30 s: the server's RSS and its /metrics memory
@@ -264,7 +264,7 @@ lines = [
     f"- import of the users: {t_import} s",
     f"- measured rows: {len(rows)} (warm-up excluded: at least {warmup} s, "
     "until every first report was answered; the churners' announcements "
-    "are steady after one ping interval plus 230 s)",
+    "are steady after 230 s)",
     "- generator: " + "; ".join(l.strip() for l in open(f"{out}/million.log")
                                 if l.startswith("million: ") and "failed" not in l),
     "",
