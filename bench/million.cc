@@ -13,8 +13,10 @@
 //             it was DUE, so a generator that falls behind shows it.
 //   watchers  The first --watchers users also register an event queue
 //             (presence events, modern shape, the presence_transitions
-//             capability, no initial snapshot) once the warm-up is over, and
-//             hold one parked GET /api/v1/events each, re-polled at once on
+//             capability, no initial snapshot) once everyone's first
+//             report was answered (one ping interval into the warm-up, or
+//             when it ends if sooner), and hold one parked GET
+//             /api/v1/events each, re-polled at once on
 //             every answer with the largest event id seen, as Zulip's clients
 //             do. One connection per watcher.
 //   churn     The last --churn * cycle users cycle, each at its own offset,
@@ -25,6 +27,11 @@
 //             event. So, in steady state, --churn users a second go idle,
 //             --churn go offline and --churn come online, and each event is
 //             requested for every watcher.
+//             Churners whose cycle starts in its idle reports report active
+//             until that phase ends (see ReportOf), so that every churner's
+//             announcements fall where its cycle puts them once the warm-up
+//             (default 300 s: the first round, the watchers' registration
+//             and the 230 s an offline announcement needs) is over.
 //
 // Delivery latency: a "came online" event is timed from when its ping was
 // written (the pinging process records it in memory shared by all the
@@ -106,8 +113,10 @@ struct Options {
   std::int64_t watchers = 9'400;
   double churn = 20;  // users a second per kind of transition
   int ping_interval_s = 60;
-  int warmup_s = 60;
-  int max_warmup_s = 300;
+  // The churners' announcements are steady from 230 s on (see ReportOf),
+  // and the watchers register after the first round: five minutes.
+  int warmup_s = 300;
+  int max_warmup_s = 420;
   int duration_s = 600;
   int interval_s = 5;
   int procs = 0;         // 0: chosen from the connection count
@@ -332,6 +341,10 @@ struct Shared {
   std::atomic<int> stop;
   std::atomic<Ns> t0;         // steady clock: warm-up starts
   std::atomic<Ns> run_start;  // steady clock: measurement starts (0: not yet)
+  // Steady clock: the watchers register (0: not yet). During the warm-up,
+  // once everyone's first report was answered, so that 19,000 of them are
+  // parked before the first sample.
+  std::atomic<Ns> watch_start;
 };
 
 void Add(ChildStats* s, Counter k, std::uint64_t n = 1) {
@@ -531,14 +544,23 @@ struct Plan {
 
 Report ReportOf(const Plan& p, std::int64_t user, std::int64_t k) {
   if (user < p.churn_first) return Report::kActive;
-  // A churner whose cycle starts in its idle reports stays silent until it
-  // comes online: an imported user that never reported active counts as
-  // active since it joined, so its first idle report makes it go idle 200 s
-  // after the import, together with every other such user (a burst of
-  // churn * 300 idle announcements at once, not a steady organisation).
+  // A churner whose cycle starts in its idle reports reports active until
+  // that phase ends, then follows its cycle (silence, coming online, ...).
+  // An imported user that never reported active counts as active since it
+  // joined: an idle first report would make it go idle 200 s after the
+  // import, together with every other such user (a burst of churn * 300
+  // idle announcements at once); staying silent until it comes online
+  // (17daf33) left the offline announcements missing for the first nine
+  // minutes; reporting active once in the first round made a third of the
+  // churners go idle in the same minute, 200 s in (5x the planned rate: at
+  // 19,000 watchers the event queues passed their memory cap). This way
+  // these churners announce no idle in their first cycle (it was due
+  // before 200 s), go offline where their cycle puts them, and from about
+  // 230 s on every churner's announcements fall where its cycle puts them,
+  // which the default warm-up (300 s) covers.
   const std::int64_t pos0 = (user - p.churn_first) % kCycle;
   if (pos0 < kIdleIntervals && k < kIdleIntervals - pos0) {
-    return Report::kNone;
+    return Report::kActive;
   }
   const std::int64_t pos = (k + (user - p.churn_first)) % kCycle;
   if (pos < kIdleIntervals) return Report::kIdle;
@@ -830,7 +852,7 @@ class Child {
         ioc_.stop();
         return;
       }
-      if (shared_->run_start.load() != 0) StartWatchers();
+      if (shared_->watch_start.load() != 0) StartWatchers();
       ArmTick();
     });
   }
@@ -1093,6 +1115,17 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // The announcements missing because the churners' cycles began before
+  // the run (an offline one 230 s after a last report that was never sent)
+  // end 230 s in.
+  const int steady_s = 230;
+  if (o.warmup_s != 0 && o.warmup_s < steady_s &&
+      plan.churn_first < plan.users) {
+    std::fprintf(stderr,
+                 "million: warm-up %d s is shorter than the %d s the "
+                 "churners' announcements need to be steady\n",
+                 o.warmup_s, steady_s);
+  }
   std::fprintf(stderr,
                "million: %lld users (%lld churning: %.1f/s each go idle, go "
                "offline, come online), %lld watchers, %d processes, warm-up "
@@ -1146,11 +1179,22 @@ int main(int argc, char** argv) {
     std::uint64_t first = 0;
     for (int k = 0; k < procs; ++k) first += stats[k].c[kFirstPings].load();
     const bool done = static_cast<std::int64_t>(first) >= expected_first;
+    // The watchers register once the first round of reports (a "came
+    // online" for every user: a million events each) is over and answered,
+    // leaving the rest of the warm-up for them to register and settle.
+    if (shared->watch_start.load() == 0 && done &&
+        now >= t0 + std::min(o.warmup_s, o.ping_interval_s + 5) *
+                        1'000'000'000LL) {
+      shared->watch_start.store(now);
+      std::fprintf(stderr, "million: watchers register from %.1f s\n",
+                   (now - t0) / 1e9);
+    }
     if (o.warmup_s == 0 || (now >= t0 + o.warmup_s * 1'000'000'000LL && done) ||
         now >= t0 + o.max_warmup_s * 1'000'000'000LL) {
       run_start = std::max(now, t0);
       end = run_start + o.duration_s * 1'000'000'000LL;
       shared->run_start.store(run_start);
+      if (shared->watch_start.load() == 0) shared->watch_start.store(now);
       std::fprintf(stderr,
                    "million: warm-up %s after %.1f s (%llu of %lld first "
                    "reports answered); measuring for %d s\n",

@@ -5,9 +5,14 @@
 # (build target `million`): every user pings once a minute, --watchers of
 # them hold a parked long poll with the presence_transitions capability, and
 # --churn users a second go idle, go offline and come online. After a
-# one-minute warm-up (everyone's first ping) it samples every --interval
-# seconds for --minutes and writes, under --out:
+# five-minute warm-up (everyone's first ping, the watchers' registration,
+# and the churners' idle and offline announcements where their cycles put
+# them: an offline one needs the last report 230 s old) it samples every
+# --interval seconds for --minutes and writes, under --out:
 #   million.csv      one row per sample (see bench/million.cc for columns)
+#   memory.csv       every 30 s: the server's RSS and its /metrics memory
+#                    gauges (event queue bytes, malloc in use / free / mmap,
+#                    SQLite), connections and parked polls
 #   *.png            deliveries, latency, CPU and RSS over time (gnuplot)
 #   summary.md       the command, commit, flags, load average and figures
 #   metrics.txt      the server's /metrics at the end
@@ -20,27 +25,28 @@
 #          [--build-dir DIR] [--out DIR] [--perf]
 #          [--server-flag FLAG]...   (a departure from the defaults: the
 #                                     summary names it)
-# Defaults: 1,000,000 users, 9,400 watchers and 256 ping connections per
-# process (2 processes: 9,912 connections in all, inside the default
-# --max-connections of 10,000; 16,700 pings/s need the 512 ping connections
-# when a ping takes tens of ms), 20 users/s of each transition, 10 minutes,
-# build/release. The generator refuses to start when watchers and ping
-# connections exceed the server's cap (the extra watchers would be refused
-# and retry all run long). More watchers need --server-flag
-# --max-connections=19500 (the open-file hard limit here is 20,000), e.g.
-# 19,000 watchers with --ping-conns 120 (2 processes: 240); the summary then
-# says the run departs.
+# Defaults: 1,000,000 users; 19,000 watchers, or fewer when the server's
+# connection cap (by default what the open-file limit allows: 19,920 with
+# this machine's 20,000 and two I/O threads; read from its log) leaves less
+# room beside 2 x --ping-conns (256 per process: 16,700 pings/s need 512
+# ping connections when a ping takes tens of ms) and 100 spare; 10 users/s
+# of each transition (with 19,000 watchers about 570k requested deliveries
+# a second, session 9's plan with 9,400 watchers and 20/s; 20/s at 19,000
+# watchers, 1.14M/s, swamped the event queues' memory cap on this loaded
+# machine); 10 minutes; build/release. The generator refuses to
+# start when watchers and ping connections exceed the server's cap (the
+# extra watchers would be refused and retry all run long).
 set -euo pipefail
 orig_args="$*"
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 . "$here/lib.sh"
 users=1000000
-watchers=9400
-churn=20
+watchers=""
+churn=10
 seconds=600
-warmup=60
-max_warmup=300
+warmup=300
+max_warmup=420
 interval=5
 ping_interval=60
 ping_conns=256
@@ -87,6 +93,7 @@ cleanup() {
     wait "$perf_pid" 2> /dev/null || true
   fi
   bench_stop_quietly "$server_pid"
+  [ -z "${memory_pid:-}" ] || kill "$memory_pid" 2> /dev/null || true
   # Keep the server's log without the import's admin lines and without
   # this machine's temporary path.
   if [ -f "$out/server.log" ]; then
@@ -133,17 +140,42 @@ t_import=$(python3 -c "import time; print(round(time.time() - $t_import, 1))")
 echo "million.sh: imported $users users in $t_import s" >&2
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
+version="$("$build/presenced" --version 2>&1 | head -1)"
+# What grows, if RSS does: the server's memory gauges every 30 s.
+(echo "t_s,rss_mb,event_queue_bytes,malloc_in_use_bytes,malloc_free_bytes,malloc_mmap_bytes,sqlite_memory_used_bytes,connections,parked_polls,event_queues"
+ start=$(date +%s)
+ while kill -0 "$server_pid" 2> /dev/null; do
+   m="$(curl -s --max-time 5 "$url/metrics" || true)"
+   g() { printf '%s\n' "$m" | awk -v k="$1" '$1 == k {printf "%.0f", $2}'; }
+   rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status" 2> /dev/null || true)
+   echo "$(($(date +%s) - start)),$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues)"
+   sleep 30
+ done) > "$out/memory.csv" 2> /dev/null &
+memory_pid=$!
 # The server's connection cap and idle timeout, as --server-flag set them
 # (read here, not set: the idle timeout's name is spelt in pieces so that
 # bench/check-defaults.sh does not take the read for a departure).
+# The connection cap: the one the server logged at start (its default
+# follows the open-file limit, and a higher --max-connections is lowered to
+# that), else an explicit --max-connections, else 10,000 (an older server's
+# default).
 max_connections=10000
 idle_timeout=60
 for f in "${server_flags[@]}"; do
   case "$f" in
-    --max-connections=*) max_connections="${f#*=}" ;;
+    --max-connections=*) [ "${f#*=}" = 0 ] || max_connections="${f#*=}" ;;
     --idle-timeout-"seconds"=*) idle_timeout="${f#*=}" ;;
   esac
 done
+logged=$(grep -o 'event=max_connections[_a-z]* .*max_connections=[0-9]*' \
+  "$out/server.log" | grep -o 'max_connections=[0-9]*$' | tail -1 | cut -d= -f2 || true)
+[ -z "$logged" ] || max_connections="$logged"
+if [ -z "$watchers" ]; then
+  watchers=$((max_connections - 2 * ping_conns - 100))
+  [ "$watchers" -le 19000 ] || watchers=19000
+  [ "$watchers" -ge 1 ] || watchers=1
+fi
+echo "million.sh: the server allows $max_connections connections; $watchers watchers" >&2
 cmd=("$build/million" --server "$hostport" --keys "$work/keys.csv"
   --watchers "$watchers" --churn "$churn" --warmup "$warmup"
   --max-warmup "$max_warmup" --duration "$seconds" --interval "$interval"
@@ -212,9 +244,10 @@ if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2> /dev/null)"
   commit="$commit (plus uncommitted changes)"
 fi
 python3 - "$out" "$commit" "$load_before" "$load_after" "$t_import" \
-  "${server_flags[*]:-}" "bench/million.sh $orig_args" << 'EOF'
+  "${server_flags[*]:-}" "bench/million.sh $orig_args" "$version" \
+  "$warmup" "$max_connections" << 'EOF'
 import csv, statistics, sys
-out, commit, lb, la, t_import, flags, command = sys.argv[1:8]
+out, commit, lb, la, t_import, flags, command, version, warmup, cap = sys.argv[1:11]
 rows = [r for r in csv.DictReader(open(f"{out}/million.csv")) if r["phase"] == "run"]
 f = lambda k: [float(r[k]) for r in rows]
 def mean(k): return statistics.mean(f(k)) if rows else 0
@@ -226,10 +259,15 @@ lines = [
     "",
     f"- command: `{command}`",
     f"- commit: {commit}",
+    f"- server binary: `{version}` (its --version: the commit its build was "
+    "configured from)",
+    f"- the server's connection cap (from its log): {int(cap):,}",
     f"- server flags: {'defaults' if not flags.strip() else 'DEPARTS from the defaults: ' + flags}",
     f"- load average (1/5/15 min) before: {lb}; after: {la}",
     f"- import of the users: {t_import} s",
-    f"- measured rows: {len(rows)} (warm-up excluded)",
+    f"- measured rows: {len(rows)} (warm-up excluded: at least {warmup} s, "
+    "until every first report was answered; the churners' announcements "
+    "are steady after 230 s)",
     "- generator: " + "; ".join(l.strip() for l in open(f"{out}/million.log")
                                 if l.startswith("million: ") and "failed" not in l),
     "",

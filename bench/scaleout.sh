@@ -127,6 +127,7 @@ json() { python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(d[sy
   echo "redis: $(redis-server --version | cut -d' ' -f3)"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')"
+  echo "server binary: $("$PRESENCED" --version 2>&1 | head -1)"
   echo "users: $users, duration: ${duration}s per run"
 } | tee "$out/machine.txt" >&2
 
@@ -291,4 +292,9 @@ for l in open(f"{out}/kill.jsonl"):
 print()
 print(f"/healthz of node 1 after the kill: {health}")
 EOF
+{
+  echo
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+  sed 's/^/- /' "$out/machine.txt"
+} >> "$out/summary.md"
 cat "$out/summary.md"

@@ -172,6 +172,7 @@ png="$out/soak.png"
   echo "os: $(. /etc/os-release && echo "$PRETTY_NAME")"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "commit: $(git -C "$root" rev-parse --short HEAD 2> /dev/null || echo '?')$(git -C "$root" diff --quiet 2> /dev/null || echo ' (with uncommitted changes)')"
+  echo "server binary: $("$PRESENCED" --version 2>&1 | head -1)"
 } > "$txt"
 cat "$txt"
 
@@ -283,6 +284,7 @@ errors_logged=$(grep -c 'level=error' "$work/server.err" || true)
 summary="$(python3 "$here/soak_loop.py" summary --csv "$csv" --warmup "$WARMUP" \
   --rate "$RATE" --failures "$failures")"
 summary+=$'\n'"presenced exit status after SIGTERM: $server_rc; error lines in its log: $errors_logged"
+summary+=$'\n'"load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 { echo; echo "$summary"; } >> "$txt"
 echo "$summary"
 

@@ -218,10 +218,11 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 3600u));
   cli.add_option("--max-connections", f.max_connections,
-                 "connections beyond this get 503 (lowered at start to what "
-                 "the open-file limit allows)")
+                 "connections beyond this get 503; 0: what the open-file "
+                 "limit allows less the server's own files, at most 65536 "
+                 "(a higher value is lowered at start to that allowance)")
       ->capture_default_str()
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1'000'000}));
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1'000'000}));
   cli.add_option("--max-connections-per-address", f.max_connections_per_address,
                  "connections one client address (the TCP peer's) may hold "
                  "at once; more get 503 (a --trusted-proxy is exempt)")

@@ -44,7 +44,8 @@ struct Flags {
   std::uint64_t max_body_bytes = 1024 * 1024;
   std::uint32_t max_header_bytes = 16 * 1024;
   unsigned idle_timeout_seconds = 60;
-  std::size_t max_connections = 10'000;
+  // 0: what the open-file limit allows (app/open_files.h), set at start.
+  std::size_t max_connections = 0;
   std::size_t max_connections_per_address = 2000;
   // --trusted-proxy CIDR, repeatable: peers whose X-Forwarded-For is read.
   std::vector<std::string> trusted_proxies;

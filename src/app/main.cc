@@ -118,7 +118,11 @@ std::string LimitText(std::uint64_t n) {
 void FitConnectionsToOpenFiles(Flags& f, unsigned threads) {
   auto limit = RaiseOpenFileLimit();
   if (!limit) {
-    Log("warn", "open_files_unknown");
+    if (f.max_connections == 0) {
+      f.max_connections = kDefaultMaxConnectionsUnknownLimit;
+    }
+    Log("warn", "open_files_unknown",
+        {{"max_connections", std::to_string(f.max_connections)}});
     return;
   }
   if (limit->raise_failed) {
@@ -130,7 +134,15 @@ void FitConnectionsToOpenFiles(Flags& f, unsigned threads) {
          {"to", LimitText(limit->soft)}});
   }
   const std::size_t allowed = ConnectionsAllowed(limit->soft, threads);
-  if (f.max_connections > allowed) {
+  if (f.max_connections == 0) {
+    // The default follows the limit, so an operator who raises LimitNOFILE=
+    // gets the connections it allows without a second knob.
+    f.max_connections = DefaultMaxConnections(limit->soft, threads);
+    Log("info", "max_connections",
+        {{"max_connections", std::to_string(f.max_connections)},
+         {"open_files", LimitText(limit->soft)},
+         {"source", "open_files"}});
+  } else if (f.max_connections > allowed) {
     Log("warn", "max_connections_lowered",
         {{"requested", std::to_string(f.max_connections)},
          {"max_connections", std::to_string(allowed)},

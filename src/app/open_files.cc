@@ -2,6 +2,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <fstream>
 
 namespace presence::app {
@@ -38,6 +39,11 @@ std::size_t ConnectionsAllowed(std::uint64_t soft, unsigned threads) {
   if (soft <= reserved) return 1;
   const std::uint64_t allowed = soft - reserved;
   return allowed > SIZE_MAX ? SIZE_MAX : static_cast<std::size_t>(allowed);
+}
+
+std::size_t DefaultMaxConnections(std::uint64_t soft, unsigned threads) {
+  return std::min(ConnectionsAllowed(soft, threads),
+                  kDefaultMaxConnectionsCeiling);
 }
 
 }  // namespace presence::app

@@ -376,6 +376,60 @@ class OpenFileLimitTest(unittest.TestCase):
             s.cleanup()
 
 
+    def test_default_max_connections_follows_the_open_file_limit(self):
+        # Issue #17: with 19,000 parked polls under a 20,000-file limit, the
+        # old default (10,000) refused half of them unless the operator found
+        # a second knob; the default now follows the limit.
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard != resource.RLIM_INFINITY and hard < 11000:
+            self.skipTest(f"hard open-file limit {hard} is below 11000")
+
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (11000, 11000))
+
+        s = harness.Server(test_clock=False, threads=2,
+                           preexec_fn=limit).start()
+        try:
+            log = s.stderr_text()
+            line = [l for l in log.splitlines()
+                    if "event=max_connections " in l]
+            self.assertEqual(len(line), 1, log)
+            # 11,000 files, less 64 of the server's own and 8 per I/O thread:
+            # above the old default of 10,000, and no warning.
+            self.assertIn("max_connections=10920 open_files=11000", line[0])
+            self.assertNotIn("event=max_connections_lowered", log)
+            s.stop()
+        finally:
+            s.cleanup()
+
+    def test_default_max_connections_refuses_past_the_limit(self):
+        def limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+
+        # 100 files, less 64 and 8 per I/O thread: 20 connections.
+        s = harness.Server(test_clock=False, threads=2, preexec_fn=limit,
+                           extra_args=["--max-connections-per-address",
+                                       "1000"]).start()
+        held = []
+        try:
+            self.assertIn("event=max_connections max_connections=20",
+                          s.stderr_text())
+            for _ in range(20):
+                c, data = held_connection(s.port)
+                self.assertIsNotNone(c, data)
+                held.append(c)
+            extra = socket.create_connection((LOOPBACK, s.port))
+            answer = read_answer(extra)
+            extra.close()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 503"), answer)
+            self.assertIn(b"TOO_MANY_CONNECTIONS", answer)
+        finally:
+            for c in held:
+                c.close()
+            s.stop()
+            s.cleanup()
+
+
 class TrustedProxyTest(unittest.TestCase):
     """The client's address (what the logs show) comes from X-Forwarded-For
     only when the TCP peer is a trusted proxy."""
