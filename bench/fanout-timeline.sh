@@ -8,9 +8,13 @@
 # read its first and last, the CPU every process got meanwhile (the loadgen
 # shares the cores), the server's system calls per answer and how often its
 # threads were preempted. Needs perf and root (system-wide tracepoints).
+# --split also samples the server's call chains meanwhile and prints where
+# its CPU went during the rounds (bench/fanout_cpu_split.py): user space,
+# the sender's side of sendmsg, and, on loopback, the receiving side of the
+# same segments (the client's TCP input and wake-up, run by the sender).
 #
-# Usage: bench/fanout-timeline.sh [--watchers W] [--rounds R] [--out DIR]
-#          LOADGEN BENCH_POPULATE PRESENCED
+# Usage: bench/fanout-timeline.sh [--watchers W] [--rounds R] [--split]
+#          [--out DIR] LOADGEN BENCH_POPULATE PRESENCED
 # Output: DIR/timeline.txt, DIR/fanout.jsonl (the loadgen's figures; the
 # tracing costs CPU, so they read higher than fanout-ab.sh's). Loopback only.
 set -euo pipefail
@@ -18,25 +22,29 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
 w=10000
 rounds=3
+split=0
 out=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --watchers) w="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
+    --split) split=1; shift ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[ $# -eq 3 ] || { sed -n '2,16p' "$0"; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,21p' "$0"; exit 2; }
 loadgen="$1"; populate="$2"; bin="$3"
 out="${out:-$(mktemp -d /tmp/fanout-timeline.XXXXXX)}"
 mkdir -p "$out"
 work="$(mktemp -d /tmp/fanout-timeline-work.XXXXXX)"
 server_pid=""
 perf_pid=""
+split_pid=""
 cleanup() {
   [ -n "$perf_pid" ] && kill -INT "$perf_pid" 2> /dev/null || true
+  [ -n "$split_pid" ] && kill -INT "$split_pid" 2> /dev/null || true
   bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
@@ -60,6 +68,11 @@ perf record -a -o "$work/perf.data" \
   -e syscalls:sys_enter_epoll_wait -e syscalls:sys_exit_epoll_wait \
   > "$work/perf.log" 2>&1 &
 perf_pid=$!
+if [ "$split" = 1 ]; then
+  perf record -g -e cpu-clock -F 4999 -e syscalls:sys_enter_sendmsg \
+    -p "$server_pid" -o "$work/split.data" > "$work/split.log" 2>&1 &
+  split_pid=$!
+fi
 sleep 1
 settle=$(( w >= 10000 ? 1500 * w / 10000 : 400 ))
 "$loadgen" --mode fanout --port "$port" --server-pid "$server_pid" \
@@ -71,6 +84,13 @@ wait "$loadgen_pid"
 kill -INT "$perf_pid"
 wait "$perf_pid" || true
 perf_pid=""
+if [ -n "$split_pid" ]; then
+  kill -INT "$split_pid"
+  wait "$split_pid" || true
+  split_pid=""
+  perf script -i "$work/split.data" -F tid,time,event,ip,sym \
+    2> /dev/null > "$work/split.txt"
+fi
 perf script -i "$work/perf.data" -F comm,pid,tid,cpu,time,event,trace \
   2> /dev/null > "$work/perf.txt"
 {
@@ -78,4 +98,8 @@ perf script -i "$work/perf.data" -F comm,pid,tid,cpu,time,event,trace \
   tail -1 "$out/fanout.jsonl"
   python3 "$here/fanout_timeline.py" "$work/perf.txt" "$server_pid" \
     "$loadgen_pid"
+  if [ "$split" = 1 ]; then
+    echo "server CPU during the rounds, by call chain:"
+    python3 "$here/fanout_cpu_split.py" "$work/split.txt"
+  fi
 } | tee "$out/timeline.txt"
