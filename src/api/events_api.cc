@@ -318,8 +318,10 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
     if (has_events && block && req.answer_in_turn) return;
     body = EventsBody(events, *queue_id, tail);
   };
-  PollResult poll = hub_->Poll(*queue_id, caller.user_id, *last_event_id, block,
-                               req.waiter, SteadyMicros(), admit, take);
+  std::weak_ptr<EventQueue> handle;
+  PollResult poll =
+      hub_->Poll(*queue_id, caller.user_id, *last_event_id, block, req.waiter,
+                 SteadyMicros(), admit, take, block ? &handle : nullptr);
   if (poll.status == PollStatus::kRefused) return RateLimitedResponse(*refused);
   if (poll.status == PollStatus::kBadQueue) return BadQueue(*queue_id);
   Response r;
@@ -332,6 +334,7 @@ ApiResult<Response> EventsApi::GetEvents(const Request& req,
     r.ready = in_turn;
     ParkedPoll& p = r.parked_poll;
     p.queue_id = std::move(*queue_id);
+    p.queue = std::move(handle);
     p.last_event_id = *last_event_id;
     p.realm = caller.realm;
     p.user_id = caller.user_id;
@@ -358,7 +361,8 @@ std::optional<Response> EventsApi::Resume(
   };
   PollResult poll = hub_->Poll(
       parked.queue_id, parked.user_id, parked.last_event_id,
-      /*block=*/!superseded, waiter, SteadyMicros(), [] { return true; }, take);
+      /*block=*/!superseded, waiter, SteadyMicros(), [] { return true; }, take,
+      &parked.queue);
   // The queue is gone (deleted, dropped with its deactivated user, or
   // overflowed): the answer depends on who asks now, which only the whole
   // request (authentication first) can tell.

@@ -18,6 +18,7 @@
 #include "core/types.h"
 
 namespace presence {
+struct EventQueue;
 class QueueWaiter;
 class Realm;
 }  // namespace presence
@@ -67,6 +68,10 @@ struct Request {
 // authenticating the request again (Router::Resume).
 struct ParkedPoll {
   std::string queue_id;
+  // Where the hub keeps that queue (EventHub::Poll's handle): resuming
+  // finds it without a lookup by id. Filled and used by EventsApi only; a
+  // cache, hence mutable (a poll is resumed through a const reference).
+  mutable std::weak_ptr<EventQueue> queue;
   std::optional<std::int64_t> last_event_id;
   // The authenticated caller: its realm, id, and the realm's directory
   // generation read before authenticating (Caller::directory_generation).

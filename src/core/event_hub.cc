@@ -51,7 +51,8 @@ std::string EventHub::Register(QueueSpec spec, std::int64_t steady_now) {
     std::sort(ids.begin(), ids.end());
     ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
   }
-  auto q = std::make_unique<EventQueue>();
+  // Shared (queues_ owns it) only so that a poll's handle can find it.
+  auto q = std::make_shared<EventQueue>();
   q->id = queue_id_prefix_ + NewQueueId();
   q->spec = std::move(spec);
   q->last_poll = steady_now;
@@ -255,20 +256,36 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
                           std::optional<std::int64_t> last_event_id, bool block,
                           const std::shared_ptr<QueueWaiter>& waiter,
                           std::int64_t steady_now, FunctionRef<bool()> admit,
-                          TakeEvents take) {
+                          TakeEvents take, std::weak_ptr<EventQueue>* handle) {
   PollResult out;
   std::shared_ptr<QueueWaiter> superseded;
   {
     MutexLock lock(mu_);
-    auto it = queues_.find(queue_id);
-    if (it == queues_.end() || it->second->spec.user_id != user) {
+    // Released before the lock (declared after it): a queue is destroyed
+    // only under mu_, by RemoveLocked.
+    std::shared_ptr<EventQueue> held;
+    EventQueue* found = nullptr;
+    if (handle != nullptr) {
+      held = handle->lock();
+      found = held.get();
+    }
+    if (found == nullptr) {
+      auto it = queues_.find(queue_id);
+      if (it != queues_.end()) {
+        found = it->second.get();
+        if (handle != nullptr) *handle = it->second;
+      } else if (handle != nullptr) {
+        handle->reset();
+      }
+    }
+    if (found == nullptr || found->spec.user_id != user) {
       if (!admit()) {
         ++polls_refused_;
         out.status = PollStatus::kRefused;
       }
       return out;
     }
-    EventQueue& q = *it->second;
+    EventQueue& q = *found;
     // What the poll will do, decided before anything changes, so that a
     // refused poll changes nothing (it does not even keep the queue alive).
     auto unacked = q.events.begin();

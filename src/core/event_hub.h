@@ -219,11 +219,21 @@ class EventHub final : public PresenceListener {
   // touches, from every I/O thread: issue #17): `take` is called with them
   // once, under the hub's lock (it must not call the hub, and should only
   // format them), and PollResult::events stays empty.
+  //
+  // `handle` (optional): where the caller keeps the queue it polled, so
+  // that its next poll of the same queue (a parked poll resumed: one
+  // answer of a fan-out) finds it without the lookup by id, whose hash,
+  // table slot and id comparison each miss the cache when thousands of
+  // queues are answered in turn (issue #17). If `*handle` still holds a
+  // queue, that queue is polled (the caller passes the same `queue_id` it
+  // came from); on return it holds the queue found, if any. A handle never
+  // keeps a queue alive: a queue removed meanwhile is not found through it.
   PollResult Poll(std::string_view queue_id, UserId user,
                   std::optional<std::int64_t> last_event_id, bool block,
                   const std::shared_ptr<QueueWaiter>& waiter,
                   std::int64_t steady_now, FunctionRef<bool()> admit,
-                  TakeEvents take) EXCLUDES(mu_);
+                  TakeEvents take, std::weak_ptr<EventQueue>* handle = nullptr)
+      EXCLUDES(mu_);
 
   // Appends a heartbeat event to the queue and wakes its parked poll.
   void Heartbeat(std::string_view queue_id) EXCLUDES(mu_);
@@ -332,7 +342,10 @@ class EventHub final : public PresenceListener {
       return std::hash<std::string_view>{}(id);
     }
   };
-  boost::unordered_flat_map<std::string_view, std::unique_ptr<EventQueue>,
+  // The table is a queue's only owner: a queue removed from it is
+  // destroyed at once, under mu_, so a handle (Poll) that still locks under
+  // mu_ holds a queue that is in the table.
+  boost::unordered_flat_map<std::string_view, std::shared_ptr<EventQueue>,
                             IdHash, std::equal_to<>>
       queues_ GUARDED_BY(mu_);
   std::unordered_map<RealmId, std::vector<EventQueue*>> by_realm_

@@ -205,6 +205,40 @@ TEST_F(EventHubTest, Issue17_PollLendsTheEventsInsteadOfCopyingThem) {
   EXPECT_EQ(calls, 0);
 }
 
+TEST_F(EventHubTest, Issue17_AHandleFindsItsQueueWithoutTheIdNeverAGoneOne) {
+  UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
+  std::string q = Register(b);
+  auto admit = [] { return true; };
+  std::vector<std::int64_t> ids;
+  auto take = [&](std::span<const QueuedEvent> events) {
+    for (const QueuedEvent& e : events) ids.push_back(e.id);
+  };
+  auto w = std::make_shared<FakeWaiter>();
+  std::weak_ptr<EventQueue> handle;
+  EXPECT_EQ(hub_->Poll(q, b, -1, true, w, steady_, admit, take, &handle).status,
+            PollStatus::kParked);
+  EXPECT_FALSE(handle.expired()) << "the poll says where its queue is";
+  Ping(a);
+  EXPECT_EQ(w->woken, 1);
+  // Through the handle the id is not looked up (an empty one would not be
+  // found), and the owner is still checked.
+  EXPECT_EQ(
+      hub_->Poll("", a, -1, true, w, steady_, admit, take, &handle).status,
+      PollStatus::kBadQueue);
+  EXPECT_EQ(
+      hub_->Poll("", b, -1, true, w, steady_, admit, take, &handle).status,
+      PollStatus::kEvents);
+  EXPECT_THAT(ids, ElementsAre(0));
+  EXPECT_EQ(hub_->Poll(q, b, 0, true, w, steady_, admit, take, &handle).status,
+            PollStatus::kParked);
+  // Gone from the hub, gone from the handle: it kept nothing alive.
+  EXPECT_TRUE(hub_->Delete(q, b));
+  EXPECT_TRUE(handle.expired());
+  EXPECT_EQ(hub_->Poll(q, b, 0, true, w, steady_, admit, take, &handle).status,
+            PollStatus::kBadQueue);
+  EXPECT_EQ(hub_->Stats().queues, 0u);
+}
+
 TEST_F(EventHubTest, ParkedPollIsWokenByAnEventAndSupersededByANewerPoll) {
   UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
   std::string q = Register(b);
