@@ -154,6 +154,8 @@ void InsertInHashOrder(Insert&& insert, std::uint32_t first, std::uint32_t last,
 }  // namespace
 
 void Realm::IndexLoadedLocked() {
+  // SlotLocked answers the index's "none" as Member::kNil.
+  static_assert(decltype(slot_by_id_)::kNil == Member::kNil);
   const auto first = indexed_;
   const auto last = static_cast<std::uint32_t>(members_.size());
   if (first == last) return;
