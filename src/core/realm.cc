@@ -96,7 +96,7 @@ std::size_t Realm::active_count() const {
 void Realm::Reserve(std::size_t n) {
   WriterLock lock(mu_);
   members_.reserve(n);
-  slot_by_id_.reserve(n);
+  slot_by_id_.Reserve(n);
   slot_by_email_.reserve(n);
 }
 
@@ -134,12 +134,12 @@ constexpr std::size_t kPrefetchAhead = 16;
 // groups of the table. `prefetch(slot)` is
 // called a few inserts ahead so that the set's own hashing of the slot
 // finds the member in the cache.
-template <class Set, class Hash, class Prefetch>
-void InsertInHashOrder(Set& set, std::uint32_t first, std::uint32_t last,
+template <class Insert, class Hash, class Prefetch>
+void InsertInHashOrder(Insert&& insert, std::uint32_t first, std::uint32_t last,
                        Hash&& hash, Prefetch&& prefetch) {
   const std::size_t n = last - first;
   if (n < kBulkIndexMin) {
-    for (std::uint32_t s = first; s < last; ++s) set.insert(s);
+    for (std::uint32_t s = first; s < last; ++s) insert(s);
     return;
   }
   const std::vector<std::uint32_t> order = OrderByHash(n, [&](std::size_t i) {
@@ -147,39 +147,55 @@ void InsertInHashOrder(Set& set, std::uint32_t first, std::uint32_t last,
   });
   for (std::size_t i = 0; i < n; ++i) {
     if (i + kPrefetchAhead < n) prefetch(first + order[i + kPrefetchAhead]);
-    set.insert(first + order[i]);
+    insert(first + order[i]);
   }
 }
 
 }  // namespace
 
 void Realm::IndexLoadedLocked() {
+  // SlotLocked answers the index's "none" as Member::kNil.
+  static_assert(decltype(slot_by_id_)::kNil == Member::kNil);
   const auto first = indexed_;
   const auto last = static_cast<std::uint32_t>(members_.size());
   if (first == last) return;
-  slot_by_id_.reserve(last);
   slot_by_email_.reserve(last);
   auto fill_ids = [this, first, last] {
     mu_.AssertHeld();  // by the caller, who waits for this
-    const IdHash hash{&members_};
-    InsertInHashOrder(slot_by_id_, first, last, hash,
-                      [this](std::uint32_t slot) {
-                        mu_.AssertHeld();
-                        __builtin_prefetch(&members_[slot]);
-                      });
+    // Dense ids (an import's 1..N) go to the array in slot order.
+    if (slot_by_id_.InsertRangeDense(first, last)) return;
+    InsertInHashOrder(
+        [this](std::uint32_t slot) {
+          mu_.AssertHeld();
+          slot_by_id_.InsertHashed(slot);
+        },
+        first, last,
+        [this](std::uint32_t slot) {
+          mu_.AssertHeld();
+          return slot_by_id_.HashOf(slot);
+        },
+        [this](std::uint32_t slot) {
+          mu_.AssertHeld();
+          __builtin_prefetch(&members_[slot]);
+        });
   };
   auto fill_emails = [this, first, last] {
     mu_.AssertHeld();  // by the caller, who waits for this
     const EmailHash hash{&members_};
-    InsertInHashOrder(slot_by_email_, first, last, hash,
-                      [this](std::uint32_t slot) {
-                        mu_.AssertHeld();
-                        // The member now, its text (the email) by the time it
-                        // is hashed.
-                        const Member& m = members_[slot];
-                        __builtin_prefetch(&m);
-                        __builtin_prefetch(m.text);
-                      });
+    InsertInHashOrder(
+        [this](std::uint32_t slot) {
+          mu_.AssertHeld();
+          slot_by_email_.insert(slot);
+        },
+        first, last, hash,
+        [this](std::uint32_t slot) {
+          mu_.AssertHeld();
+          // The member now, its text (the email) by the time it
+          // is hashed.
+          const Member& m = members_[slot];
+          __builtin_prefetch(&m);
+          __builtin_prefetch(m.text);
+        });
   };
   if (last - first >= kParallelIndexMin) {
     // The caller holds mu_ exclusively and waits: the helper thread works
@@ -213,7 +229,7 @@ std::uint32_t Realm::AddMemberLocked(const store::UserRecord& user,
   if (user.status) statuses_[slot] = *user.status;
   if (index) {
     // Both hash members_[slot].
-    slot_by_id_.insert(slot);
+    slot_by_id_.Insert(slot);
     slot_by_email_.insert(slot);
     indexed_ = slot + 1;
   }
@@ -245,7 +261,7 @@ void Realm::LoadPresenceLocked(const store::PresenceRecord& row) {
     }
   }
   if (slot == Member::kNil) {
-    auto it = slot_by_id_.find(ById{row.user_id});
+    auto it = slot_by_id_.find(row.user_id);
     if (it == slot_by_id_.end()) return;
     slot = *it;
   }
@@ -315,7 +331,7 @@ void Realm::SetPresenceDisabled(bool disabled) {
 
 bool Realm::UpdateMember(const store::UserRecord& user) {
   WriterLock lock(mu_);
-  auto it = slot_by_id_.find(ById{user.id});
+  auto it = slot_by_id_.find(user.id);
   if (it == slot_by_id_.end()) return false;
   Member& m = members_[*it];
   if (m.is_active != user.is_active) {
@@ -356,7 +372,7 @@ void Realm::SetAccess(UserId viewer, std::vector<UserId> visible) {
 
 std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{id});
+  auto it = slot_by_id_.find(id);
   if (it == slot_by_id_.end()) return std::nullopt;
   const Member& m = members_[*it];
   store::UserRecord r;
@@ -377,7 +393,7 @@ std::optional<store::UserRecord> Realm::UserRecordOf(UserId id) const {
 
 std::optional<store::UserStatus> Realm::StatusOf(UserId id) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{id});
+  auto it = slot_by_id_.find(id);
   if (it == slot_by_id_.end()) return std::nullopt;
   auto s = statuses_.find(*it);
   if (s == statuses_.end()) return std::nullopt;
@@ -388,7 +404,7 @@ void Realm::ForEachVisibleStatus(
     UserId viewer_id,
     FunctionRef<void(const Member&, const store::UserStatus&)> fn) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{viewer_id});
+  auto it = slot_by_id_.find(viewer_id);
   if (it == slot_by_id_.end()) return;
   const Member& viewer = members_[*it];
   for (const auto& [slot, status] : statuses_) {
@@ -405,7 +421,7 @@ void Realm::ForEachStatus(
 
 std::optional<Member> Realm::MemberById(UserId id) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{id});
+  auto it = slot_by_id_.find(id);
   if (it == slot_by_id_.end()) return std::nullopt;
   return members_[*it];
 }
@@ -504,7 +520,7 @@ Result<std::optional<PresenceChange>> Realm::RecordReport(
   // Something to write: everything is decided again under the exclusive
   // lock (another writer may have come first).
   WriterLock lock(mu_);
-  auto it = slot_by_id_.find(ById{user});
+  auto it = slot_by_id_.find(user);
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
   const std::uint32_t slot = *it;
   Member& m = members_[slot];
@@ -638,7 +654,7 @@ bool Realm::ClientRowsLocked(std::uint32_t slot,
 
 ClientRowList Realm::ClientsOf(UserId user) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{user});
+  auto it = slot_by_id_.find(user);
   if (it == slot_by_id_.end()) return {};
   std::vector<ClientTable::Row> scratch;
   ClientRowList out;
@@ -649,7 +665,7 @@ ClientRowList Realm::ClientsOf(UserId user) const {
 void Realm::LoadClientPresence(const store::ClientPresenceRecord& row) {
   WriterLock lock(mu_);
   IndexLoadedLocked();
-  auto it = slot_by_id_.find(ById{row.user_id});
+  auto it = slot_by_id_.find(row.user_id);
   if (it == slot_by_id_.end() || row.client.empty()) return;
   const std::uint32_t slot = *it;
   if (clients_.FindRow(slot, clients_.FindName(row.client))) return;
@@ -674,7 +690,7 @@ Result<std::optional<PresenceChange>> Realm::SetPresenceEnabled(UserId user,
                                                                 bool enabled,
                                                                 Micros now) {
   WriterLock lock(mu_);
-  auto it = slot_by_id_.find(ById{user});
+  auto it = slot_by_id_.find(user);
   if (it == slot_by_id_.end()) return std::optional<PresenceChange>();
   const std::uint32_t slot = *it;
   Member& m = members_[slot];
@@ -722,7 +738,7 @@ std::size_t Realm::CountViewers(UserId target) const {
 
 bool Realm::CanSee(UserId viewer, UserId target) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{viewer});
+  auto it = slot_by_id_.find(viewer);
   if (it == slot_by_id_.end()) return false;
   return CanSeeLocked(members_[*it], target);
 }
@@ -790,12 +806,12 @@ UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
     }
   } else if (viewer.limited()) {
     // Only the access list and the viewer: never walk the whole realm.
-    auto self = slot_by_id_.find(ById{viewer.id});
+    auto self = slot_by_id_.find(viewer.id);
     if (self != slot_by_id_.end()) consider(*self);
     if (auto it = access_.find(viewer.id); it != access_.end()) {
       for (UserId u : it->second) {
         if (u == viewer.id) continue;
-        if (auto s = slot_by_id_.find(ById{u}); s != slot_by_id_.end()) {
+        if (auto s = slot_by_id_.find(u); s != slot_by_id_.end()) {
           consider(*s);
         }
       }
@@ -812,7 +828,7 @@ UpdateId Realm::Fetch(UserId viewer_id, const FetchQuery& query, Micros now,
                       FunctionRef<void(const Member&)> visit) const {
   ReaderLock lock(mu_);
   if (presence_disabled_) return -1;
-  auto viewer_slot = slot_by_id_.find(ById{viewer_id});
+  auto viewer_slot = slot_by_id_.find(viewer_id);
   if (viewer_slot == slot_by_id_.end()) {
     return query.last_update_id.value_or(-1);
   }
@@ -825,7 +841,7 @@ UpdateId Realm::FetchWithClients(
     FunctionRef<void(const Member&, const ClientRowList*)> visit) const {
   ReaderLock lock(mu_);
   if (presence_disabled_) return -1;
-  auto viewer_slot = slot_by_id_.find(ById{viewer_id});
+  auto viewer_slot = slot_by_id_.find(viewer_id);
   if (viewer_slot == slot_by_id_.end()) {
     return query.last_update_id.value_or(-1);
   }
@@ -834,7 +850,7 @@ UpdateId Realm::FetchWithClients(
 
 void Realm::WithMember(UserId id, FunctionRef<void(const Member*)> fn) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{id});
+  auto it = slot_by_id_.find(id);
   fn(it == slot_by_id_.end() ? nullptr : &members_[*it]);
 }
 
@@ -852,7 +868,7 @@ void Realm::ForEachMember(FunctionRef<void(const Member&)> fn) const {
 void Realm::ForEachVisibleMember(UserId viewer_id,
                                  FunctionRef<void(const Member&)> fn) const {
   ReaderLock lock(mu_);
-  auto it = slot_by_id_.find(ById{viewer_id});
+  auto it = slot_by_id_.find(viewer_id);
   if (it == slot_by_id_.end()) return;
   const Member& viewer = members_[*it];
   for (const Member& m : members_) {
@@ -919,7 +935,7 @@ void Realm::OnFlushFailed(
   WriterLock lock(mu_);
   for (const auto& r : rows) {
     if (r.realm_id != id_) continue;
-    auto it = slot_by_id_.find(ById{r.user_id});
+    auto it = slot_by_id_.find(r.user_id);
     if (it == slot_by_id_.end()) continue;
     Member& m = members_[*it];
     if (!m.dirty) {
@@ -929,7 +945,7 @@ void Realm::OnFlushFailed(
   }
   for (const auto& r : clients) {
     if (r.realm_id != id_) continue;
-    auto it = slot_by_id_.find(ById{r.user_id});
+    auto it = slot_by_id_.find(r.user_id);
     if (it == slot_by_id_.end()) continue;
     const ClientTable::Entry* c = clients_.Find(*it);
     if (c == nullptr || c->count == 0 || c->dirty) continue;
@@ -944,7 +960,7 @@ Realm::MemberDelta Realm::UpsertMember(const store::UserRecord& user) {
   MemberDelta delta;
   {
     WriterLock lock(mu_);
-    auto it = slot_by_id_.find(ById{user.id});
+    auto it = slot_by_id_.find(user.id);
     if (it != slot_by_id_.end()) {
       delta.slot = *it;
       Member& m = members_[*it];
@@ -978,7 +994,7 @@ std::optional<PresenceChange> Realm::ApplyRow(const store::PresenceRecord& row,
                                               Micros written_at, bool event_due,
                                               bool forced) {
   WriterLock lock(mu_);
-  auto it = slot_by_id_.find(ById{row.user_id});
+  auto it = slot_by_id_.find(row.user_id);
   if (it == slot_by_id_.end()) return std::nullopt;
   Member& m = members_[*it];
   if (!m.has_row || row.last_update_id > m.last_update_id) {
@@ -993,7 +1009,7 @@ std::optional<PresenceChange> Realm::ApplyClientRows(
     UserId user, std::span<const store::ClientPresenceRecord> rows,
     Micros written_at) {
   WriterLock lock(mu_);
-  auto it = slot_by_id_.find(ById{user});
+  auto it = slot_by_id_.find(user);
   if (it == slot_by_id_.end()) return std::nullopt;
   const std::uint32_t slot = *it;
   UpdateId newest = 0;

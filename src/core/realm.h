@@ -53,6 +53,7 @@
 
 #include "core/client_table.h"
 #include "core/presence_rules.h"
+#include "core/slot_by_id.h"
 #include "core/store.h"
 #include "core/types.h"
 #include "util/arena.h"
@@ -429,8 +430,7 @@ class Realm {
   void LoadPresenceLocked(const store::PresenceRecord& row) REQUIRES(mu_);
   // The member's slot, or Member::kNil.
   std::uint32_t SlotLocked(UserId id) const REQUIRES_SHARED(mu_) {
-    auto it = slot_by_id_.find(ById{id});
-    return it == slot_by_id_.end() ? Member::kNil : *it;
+    return slot_by_id_.Find(id);
   }
   // Writes email and name into text_ (see Member) and returns the record.
   const char* StoreTextLocked(std::string_view email, std::string_view name)
@@ -514,39 +514,18 @@ class Realm {
   std::size_t active_members_ GUARDED_BY(mu_) = 0;
   // The members' emails and names (see Member).
   Arena text_ GUARDED_BY(mu_);
-  // Slots by user id and by email (case-insensitively): open-addressing sets
-  // of 4-byte slots, hashed and compared through members_[slot], looked up
-  // by ById / string_view. About 10 bytes per member each, where node-based
-  // maps cost 40 with malloc's overhead (issue #4).
-  struct ById {
-    UserId id;
-  };
-  // Both hashes are mixed here, so the sets take them as they are
-  // (is_avalanching) and a slot's place in a set follows from its hash:
-  // IndexLoadedLocked inserts in that order (issue #17).
-  struct IdHash {
-    using is_transparent = void;
-    using is_avalanching = std::true_type;
+  // Slots by user id (see SlotById: an array of 4-byte slots while the ids
+  // are dense, else a set like the next) and by email (case-insensitively:
+  // an open-addressing set of 4-byte slots, hashed and compared through
+  // members_[slot], looked up by string_view). About 10 bytes per member
+  // for a set, where node-based maps cost 40 with malloc's overhead
+  // (issue #4).
+  // The member's id, for slot_by_id_.
+  struct IdOfSlot {
     const std::vector<Member>* members;
-    std::size_t operator()(std::uint32_t slot) const {
-      return MixHash(static_cast<std::uint64_t>((*members)[slot].id));
-    }
-    std::size_t operator()(ById key) const {
-      return MixHash(static_cast<std::uint64_t>(key.id));
-    }
+    UserId operator()(std::uint32_t slot) const { return (*members)[slot].id; }
   };
-  struct IdEq {
-    using is_transparent = void;
-    const std::vector<Member>* members;
-    UserId Of(std::uint32_t slot) const { return (*members)[slot].id; }
-    UserId Of(ById key) const { return key.id; }
-    template <class A, class B>
-    bool operator()(const A& a, const B& b) const {
-      return Of(a) == Of(b);
-    }
-  };
-  boost::unordered_flat_set<std::uint32_t, IdHash, IdEq> slot_by_id_
-      GUARDED_BY(mu_){0, IdHash{&members_}, IdEq{&members_}};
+  SlotById<IdOfSlot> slot_by_id_ GUARDED_BY(mu_){IdOfSlot{&members_}};
   struct EmailHash {
     using is_transparent = void;
     using is_avalanching = std::true_type;

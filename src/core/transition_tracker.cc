@@ -77,15 +77,31 @@ void TransitionTracker::ScheduleOfflineLocked(RealmId realm, UserId user,
 std::int64_t TransitionTracker::PushLocked(Micros at, RealmId realm,
                                            UserId user) {
   const std::int64_t second = CeilSecond(at);
-  std::vector<UserId>& users = calendar_[{second, realm}];
-  // A big bucket grows by a quarter, not double: it is filled over the
-  // minutes before it is due, and its spare room is memory per user.
-  if (users.size() == users.capacity() && users.capacity() >= 64) {
-    users.reserve(users.capacity() + users.capacity() / 4);
+  Bucket& bucket = calendar_[{second, realm}];
+  if (user >= 0 && user <= std::int64_t{UINT32_MAX}) {
+    std::vector<std::uint32_t>& users = bucket.narrow;
+    // A big bucket grows by a quarter, not double: it is filled over the
+    // minutes before it is due, and its spare room is memory per user.
+    if (users.size() == users.capacity() && users.capacity() >= 64) {
+      users.reserve(users.capacity() + users.capacity() / 4);
+    }
+    users.push_back(static_cast<std::uint32_t>(user));
+  } else {
+    bucket.wide.push_back(user);
   }
-  users.push_back(user);
   ++pending_;
   return second;
+}
+
+UserId TransitionTracker::Bucket::Pop() {
+  if (!wide.empty()) {
+    const UserId user = wide.back();
+    wide.pop_back();
+    return user;
+  }
+  const UserId user = narrow.back();
+  narrow.pop_back();
+  return user;
 }
 
 TransitionTracker::Tracked* TransitionTracker::FindLocked(UserId user) {
@@ -168,10 +184,9 @@ std::vector<Transition> TransitionTracker::Tick(const PresenceService& service,
       const auto [second, realm] = bucket->first;
       if (second * 1'000'000 > now) break;
       // (A bucket's users are due in the same second: any order will do.)
-      std::vector<UserId>& users = bucket->second;
+      Bucket& users = bucket->second;
       while (due.size() < max_deadlines && !users.empty()) {
-        const UserId user = users.back();
-        users.pop_back();
+        const UserId user = users.Pop();
         --pending_;
         // The offline deadline a user counted on is gone: the next write, or
         // the rescheduling below, pushes another.

@@ -86,6 +86,42 @@ TEST(TransitionTrackerTest, StatusesOfUsersFarApartAreKeptApart) {
   EXPECT_EQ(tracker.tracked(), 0u);
 }
 
+// Issue #17: the calendar keeps ids that fit in 4 bytes as 4 bytes and any
+// other id apart, at full width: a popped deadline is its own user's (its
+// next write schedules it again), wherever the id lies around 2^32.
+TEST(TransitionTrackerTest, DeadlinesKeepEveryIdWhole) {
+  store::MemoryStore store;
+  ManualClock clock{kT0};
+  auto service = std::move(*PresenceService::Create(&store, &clock));
+  TransitionTracker tracker(kGrace);
+  const std::int64_t k32 = std::int64_t{1} << 32;
+  const std::vector<UserId> users = {0,       1,         k32 - 1,      k32,
+                                     k32 + 1, -1,        -k32,         k32 * 5,
+                                     7,       INT64_MAX, INT64_MIN + 1};
+  for (UserId u : users) tracker.OnWrite(WriteOf(u, {kT0, kT0}, kT0));
+  EXPECT_EQ(tracker.pending(), users.size());
+  EXPECT_FALSE(tracker.Due(kT0 + Sec(229)));
+  ASSERT_TRUE(tracker.Due(kT0 + Sec(230)));
+  // (None of them is a member: popped, nothing to announce.)
+  EXPECT_TRUE(tracker.Tick(*service, kT0 + Sec(230)).empty());
+  EXPECT_EQ(tracker.pending(), 0u);
+  EXPECT_FALSE(tracker.Due(kT0 + Sec(10'000)));
+  // Each user's deadline was popped, so each one's next write pushes one.
+  for (UserId u : users) {
+    tracker.OnWrite(
+        WriteOf(u, {kT0 + Sec(231), kT0 + Sec(231)}, kT0 + Sec(231)));
+  }
+  EXPECT_EQ(tracker.pending(), users.size());
+  // Popped in bounded steps: all of them, none twice.
+  std::size_t steps = 0;
+  while (tracker.Due(kT0 + Sec(461))) {
+    tracker.Tick(*service, kT0 + Sec(461), 3);
+    ++steps;
+  }
+  EXPECT_EQ(steps, (users.size() + 2) / 3);
+  EXPECT_EQ(tracker.pending(), 0u);
+}
+
 class RecordingEncoder : public EventEncoder {
  public:
   std::string Presence(const PresenceChange& c, PresenceShape, Micros,
