@@ -313,6 +313,11 @@ std::string AuthHeader(std::int64_t user) {
          Base64(BenchEmail(user) + ":" + BenchKey(user)) + "\r\n";
 }
 
+void AppendInt(std::string& out, std::int64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
 std::string UrlEncode(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
@@ -540,12 +545,18 @@ class Conn : public std::enable_shared_from_this<Conn> {
   // never inside this call.
   void Send(std::string request, Done done) {
     out_ = std::move(request);
+    SendBuffered(std::move(done));
+  }
+
+  // Sends what was built in request_buffer().
+  void SendBuffered(Done done) {
     done_ = std::move(done);
     Write();
   }
 
   // The buffer of the next request, emptied (its capacity kept): fill it,
-  // then Resend() from inside this connection's own completion handler.
+  // then SendBuffered(), or Resend() from inside this connection's own
+  // completion handler.
   std::string& request_buffer() {
     out_.clear();
     return out_;
@@ -669,16 +680,37 @@ class Requests {
                    std::string_view body) const {
     std::string r;
     r.reserve(256 + body.size());
+    AppendPost(r, user, path, body);
+    return r;
+  }
+
+  // Post's request appended to `r` (a connection's request_buffer(): no
+  // allocation for the request itself once the buffer grew).
+  void AppendPost(std::string& r, std::int64_t user, std::string_view path,
+                  std::string_view body) const {
     r += "POST ";
     r += path;
     r += " HTTP/1.1\r\n";
     r += host_;
     r += AuthHeader(user);
     r += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ";
-    r += std::to_string(body.size());
+    AppendInt(r, static_cast<std::int64_t>(body.size()));
     r += "\r\n\r\n";
     r += body;
-    return r;
+  }
+
+  // A ping of `user` from `cursor` (none if < 0), appended to `r`.
+  void AppendPing(std::string& r, std::int64_t user,
+                  std::int64_t cursor) const {
+    char body[64] = "status=active";
+    std::size_t n = std::strlen(body);
+    if (cursor >= 0) {
+      std::memcpy(body + n, "&last_update_id=", 16);
+      n += 16;
+      n = static_cast<std::size_t>(
+          std::to_chars(body + n, body + sizeof body, cursor).ptr - body);
+    }
+    AppendPost(r, user, o_.path, std::string_view(body, n));
   }
 
   std::string Get(std::int64_t user, std::string_view target) const {
@@ -886,8 +918,8 @@ class PingWorker {
   ThreadResult& result() { return result_; }
 
  private:
-  // Picks the user of the next request and builds it.
-  std::string Next(std::int64_t& user) {
+  // Picks the user of the next request and builds it into `r`.
+  void Next(std::int64_t& user, std::string& r) {
     const std::int64_t k = shared_.issued.fetch_add(1);
     bool cold = false;
     if (o_.write_fraction > 0) {
@@ -900,7 +932,8 @@ class PingWorker {
       if (c < o_.cold_count) {
         user = o_.cold_first + c;
         ++result_.writes;
-        return req_.Ping(user, shared_.max_cursor.load());
+        req_.AppendPing(r, user, shared_.max_cursor.load());
+        return;
       }
       shared_.cold_exhausted.fetch_add(1);
     }
@@ -909,7 +942,7 @@ class PingWorker {
     user = h;
     std::int64_t cursor = shared_.cursors[h].load(std::memory_order_relaxed);
     if (cursor < 0) cursor = shared_.max_cursor.load();
-    return req_.Ping(user, cursor);
+    req_.AppendPing(r, user, cursor);
   }
 
   // False if nothing was sent (closed connection, request budget spent).
@@ -919,11 +952,11 @@ class PingWorker {
       return false;
     }
     std::int64_t user = 0;
-    std::string r = Next(user);
+    Next(user, c.request_buffer());
     c.user = user;
     c.stamp = stamp;
     if (result_.first_send == 0) result_.first_send = NowNs();
-    c.Send(std::move(r), [this](Conn& conn, const Answer* a, Ns done) {
+    c.SendBuffered([this](Conn& conn, const Answer* a, Ns done) {
       OnAnswer(conn, a, done);
     });
     return true;
