@@ -72,6 +72,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -92,6 +93,9 @@
 #include <vector>
 
 #include "bench/bench_users.h"
+#include "bench/http_wire.h"
+#include "bench/send_now.h"
+#include "http/drained_socket.h"
 
 namespace presence::bench {
 namespace {
@@ -309,6 +313,11 @@ std::string AuthHeader(std::int64_t user) {
          Base64(BenchEmail(user) + ":" + BenchKey(user)) + "\r\n";
 }
 
+void AppendInt(std::string& out, std::int64_t v) {
+  char buf[24];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+}
+
 std::string UrlEncode(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
@@ -330,8 +339,7 @@ std::optional<std::int64_t> JsonInt(std::string_view body,
   if (p == std::string_view::npos) return std::nullopt;
   p += quoted_key.size();
   if (p >= body.size() || body[p] != ':') return std::nullopt;
-  ++p;
-  return std::strtoll(std::string(body.substr(p, 24)).c_str(), nullptr, 10);
+  return wire::LeadingInt(body.substr(p + 1), 0);
 }
 
 std::optional<std::string> JsonString(std::string_view body,
@@ -355,21 +363,6 @@ std::size_t CountOf(std::string_view hay, std::string_view needle) {
     ++n;
   }
   return n;
-}
-
-// The largest `"id":N` in a GET /events answer (event ids; "queue_id" does
-// not match because of the quote before `id`).
-std::int64_t MaxEventId(std::string_view body) {
-  std::int64_t best = -1;
-  constexpr std::string_view kKey = "\"id\":";
-  for (auto p = body.find(kKey); p != std::string_view::npos;
-       p = body.find(kKey, p + kKey.size())) {
-    best = std::max<std::int64_t>(
-        best,
-        std::strtoll(std::string(body.substr(p + kKey.size(), 24)).c_str(),
-                     nullptr, 10));
-  }
-  return best;
 }
 
 // Stops the program: used when a bounded wait runs out, since pending
@@ -504,62 +497,25 @@ Summary Summarise(std::vector<Ns>& lat) {
 
 // ---------------------------------------------------------------- HTTP
 
-// One parsed answer.
-struct Answer {
-  int status = 0;
-  std::string_view body;
-};
+using wire::Answer;
+using wire::ParseResponse;
 
-// Finds a complete response at the start of `buf`: returns its total length
-// (0 if incomplete, -1 if malformed) and fills `out`.
-long ParseResponse(std::string_view buf, Answer& out) {
-  auto end = buf.find("\r\n\r\n");
-  if (end == std::string_view::npos) return buf.size() > 64 * 1024 ? -1 : 0;
-  std::string_view head = buf.substr(0, end);
-  if (head.size() < 12 || head.substr(0, 5) != "HTTP/") return -1;
-  out.status = std::atoi(std::string(head.substr(9, 3)).c_str());
-  long length = -1;
-  std::size_t pos = head.find("\r\n");
-  while (pos != std::string_view::npos && pos < head.size()) {
-    std::size_t next = head.find("\r\n", pos + 2);
-    std::string_view line = head.substr(
-        pos + 2,
-        (next == std::string_view::npos ? head.size() : next) - (pos + 2));
-    constexpr std::string_view kLen = "content-length:";
-    if (line.size() > kLen.size()) {
-      bool match = true;
-      for (std::size_t i = 0; i < kLen.size(); ++i) {
-        if (std::tolower(static_cast<unsigned char>(line[i])) != kLen[i]) {
-          match = false;
-          break;
-        }
-      }
-      if (match) {
-        length = std::strtol(std::string(line.substr(kLen.size())).c_str(),
-                             nullptr, 10);
-      }
-    }
-    pos = next;
-  }
-  if (length < 0) {
-    // No length: only bodiless statuses are expected.
-    if (out.status == 204 || out.status == 304)
-      length = 0;
-    else
-      return -1;
-  }
-  const std::size_t total = end + 4 + static_cast<std::size_t>(length);
-  if (buf.size() < total) return 0;
-  out.body = buf.substr(end + 4, length);
-  return static_cast<long>(total);
-}
-
-// A keep-alive connection with at most one request in flight.
+// A keep-alive connection with at most one request in flight. Its
+// io_context must be run by one thread and constructed with concurrency
+// hint 1 (for the drained reads below).
+//
+// Cheap per request (issue #17: the generator shares the two cores with
+// the server): a request is written at once with one send() from the
+// caller's stack (Asio's write operation only when the socket's buffer is
+// full), and an answer read to its end makes the next read wait for epoll
+// instead of trying a recv() that can only say EAGAIN (the server's
+// http/drained_socket.h): one send and one recv per request.
 class Conn : public std::enable_shared_from_this<Conn> {
  public:
   using Done = std::function<void(Conn&, const Answer*, Ns done_at)>;
 
-  Conn(asio::io_context& ioc, int index) : sock_(ioc), index_(index) {
+  Conn(asio::io_context& ioc, int index)
+      : sock_(ioc), reader_(sock_), index_(index) {
     in_.resize(16 * 1024);
   }
 
@@ -575,25 +531,42 @@ class Conn : public std::enable_shared_from_this<Conn> {
     sock_.async_connect(ep, [self = shared_from_this(), done = std::move(done)](
                                 const boost::system::error_code& ec) {
       if (!ec) {
+        boost::system::error_code ignored;
         self->open_ = true;
-        self->sock_.set_option(tcp::no_delay(true));
+        self->sock_.set_option(tcp::no_delay(true), ignored);
+        self->sock_.non_blocking(true, ignored);
       }
       done(!ec);
     });
   }
 
   // Sends `request` and calls `done` with the answer (nullptr on a failed
-  // connection, which is then closed).
+  // connection, which is then closed). `done` runs from the io_context,
+  // never inside this call.
   void Send(std::string request, Done done) {
-    busy_ = true;
     out_ = std::move(request);
+    SendBuffered(std::move(done));
+  }
+
+  // Sends what was built in request_buffer().
+  void SendBuffered(Done done) {
     done_ = std::move(done);
-    asio::async_write(sock_, asio::buffer(out_),
-                      [self = shared_from_this()](
-                          const boost::system::error_code& ec, std::size_t) {
-                        if (ec) return self->Fail();
-                        self->Read();
-                      });
+    Write();
+  }
+
+  // The buffer of the next request, emptied (its capacity kept): fill it,
+  // then SendBuffered(), or Resend() from inside this connection's own
+  // completion handler.
+  std::string& request_buffer() {
+    out_.clear();
+    return out_;
+  }
+
+  // Sends request_buffer() with the handler that is running now (no copy
+  // of it): only from inside this connection's completion handler.
+  void Resend() {
+    resend_ = true;
+    Write();
   }
 
   void Close() {
@@ -603,17 +576,44 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
  private:
+  void Write() {
+    busy_ = true;
+    boost::system::error_code ec;
+    const SendNowResult r = SendNow(sock_, out_, sent_, ec);
+    if (r == SendNowResult::kSent) {
+      // Inside TryParse's call of the handler the buffer is compacted
+      // first.
+      if (in_handler_) {
+        read_after_handler_ = true;
+      } else {
+        Read();
+      }
+      return;
+    }
+    if (r == SendNowResult::kFailed) {
+      // Reported from the io_context, as any completion.
+      asio::post(sock_.get_executor(),
+                 [self = shared_from_this()] { self->Fail(); });
+      return;
+    }
+    asio::async_write(sock_,
+                      asio::buffer(out_.data() + sent_, out_.size() - sent_),
+                      [self = shared_from_this()](
+                          const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return self->Fail();
+                        self->Read();
+                      });
+  }
+
   void Read() {
-    // Maybe a complete answer is already buffered.
-    if (TryParse()) return;
     if (len_ == in_.size()) in_.resize(in_.size() * 2);
-    sock_.async_read_some(
+    reader_.async_read_some(
         asio::buffer(in_.data() + len_, in_.size() - len_),
         [self = shared_from_this()](const boost::system::error_code& ec,
                                     std::size_t n) {
           if (ec) return self->Fail();
           self->len_ += n;
-          self->Read();
+          if (!self->TryParse()) self->Read();
         });
   }
 
@@ -627,11 +627,19 @@ class Conn : public std::enable_shared_from_this<Conn> {
     if (used == 0) return false;
     const Ns now = NowNs();
     busy_ = false;
+    resend_ = false;
     Done done = std::move(done_);
+    in_handler_ = true;
     done(*this, &a, now);
+    in_handler_ = false;
+    if (resend_ && !done_) done_ = std::move(done);
     // The body view is dead now; keep what followed (nothing, normally).
     std::memmove(in_.data(), in_.data() + used, len_ - used);
     len_ -= used;
+    if (read_after_handler_) {
+      read_after_handler_ = false;
+      Read();
+    }
     return true;
   }
 
@@ -646,10 +654,15 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
   tcp::socket sock_;
+  http::DrainedSocket reader_;
   int index_;
   bool open_ = false;
   bool busy_ = false;
+  bool resend_ = false;
+  bool in_handler_ = false;
+  bool read_after_handler_ = false;
   std::string out_;
+  std::size_t sent_ = 0;
   std::vector<char> in_;
   std::size_t len_ = 0;
   Done done_;
@@ -667,16 +680,37 @@ class Requests {
                    std::string_view body) const {
     std::string r;
     r.reserve(256 + body.size());
+    AppendPost(r, user, path, body);
+    return r;
+  }
+
+  // Post's request appended to `r` (a connection's request_buffer(): no
+  // allocation for the request itself once the buffer grew).
+  void AppendPost(std::string& r, std::int64_t user, std::string_view path,
+                  std::string_view body) const {
     r += "POST ";
     r += path;
     r += " HTTP/1.1\r\n";
     r += host_;
     r += AuthHeader(user);
     r += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ";
-    r += std::to_string(body.size());
+    AppendInt(r, static_cast<std::int64_t>(body.size()));
     r += "\r\n\r\n";
     r += body;
-    return r;
+  }
+
+  // A ping of `user` from `cursor` (none if < 0), appended to `r`.
+  void AppendPing(std::string& r, std::int64_t user,
+                  std::int64_t cursor) const {
+    char body[64] = "status=active";
+    std::size_t n = std::strlen(body);
+    if (cursor >= 0) {
+      std::memcpy(body + n, "&last_update_id=", 16);
+      n += 16;
+      n = static_cast<std::size_t>(
+          std::to_chars(body + n, body + sizeof body, cursor).ptr - body);
+    }
+    AppendPost(r, user, o_.path, std::string_view(body, n));
   }
 
   std::string Get(std::int64_t user, std::string_view target) const {
@@ -703,6 +737,64 @@ class Requests {
   const Options& o_;
   std::string host_;
 };
+
+// The GET /events request of every watcher, pre-formatted but for its
+// last_event_id: Append writes one into a buffer without allocating once
+// the buffer has grown.
+class PollRequests {
+ public:
+  PollRequests(const Requests& req, const std::vector<std::string>& queue_ids,
+               std::int64_t first_user) {
+    prefix_.reserve(queue_ids.size());
+    suffix_.reserve(queue_ids.size());
+    for (std::size_t i = 0; i < queue_ids.size(); ++i) {
+      prefix_.push_back("/api/v1/events?queue_id=" + queue_ids[i] +
+                        "&last_event_id=");
+      // req.Get with an empty target: "GET  HTTP/1.1\r\n..."; keep what
+      // follows the target.
+      std::string full = req.Get(first_user + static_cast<std::int64_t>(i), "");
+      suffix_.push_back(full.substr(4));
+    }
+  }
+
+  void Append(std::string& out, std::int64_t i, std::int64_t last_event_id) {
+    const auto k = static_cast<std::size_t>(i);
+    out += "GET ";
+    out += prefix_[k];
+    char buf[24];
+    const auto r = std::to_chars(buf, buf + sizeof buf, last_event_id);
+    out.append(buf, r.ptr);
+    out += suffix_[k];
+  }
+
+ private:
+  std::vector<std::string> prefix_;
+  std::vector<std::string> suffix_;  // " HTTP/1.1\r\nHost...\r\n\r\n"
+};
+
+// What a GET /events answer brought.
+struct PollEvents {
+  std::int64_t max_id = -1;  // -1: no event
+  std::int64_t presence = 0;
+  std::int64_t heartbeats = 0;
+};
+
+// One pass over a GET /events answer's body (bench/http_wire.h). False if
+// the body is not well-formed JSON, has no "events" array or its "result"
+// is not "success".
+bool ReadPollEvents(std::string_view body, PollEvents& out) {
+  out = PollEvents{};
+  wire::EventsSummary sum;
+  const bool ok = wire::ScanEvents(body, sum, [&](const wire::Event& e) {
+    if (e.type == "presence") {
+      ++out.presence;
+    } else if (e.type == "heartbeat") {
+      ++out.heartbeats;
+    }
+  });
+  out.max_id = sum.max_id;
+  return ok && sum.has_events && sum.result == "success";
+}
 
 tcp::endpoint Endpoint(const Options& o) {
   boost::system::error_code ec;
@@ -826,8 +918,8 @@ class PingWorker {
   ThreadResult& result() { return result_; }
 
  private:
-  // Picks the user of the next request and builds it.
-  std::string Next(std::int64_t& user) {
+  // Picks the user of the next request and builds it into `r`.
+  void Next(std::int64_t& user, std::string& r) {
     const std::int64_t k = shared_.issued.fetch_add(1);
     bool cold = false;
     if (o_.write_fraction > 0) {
@@ -840,7 +932,8 @@ class PingWorker {
       if (c < o_.cold_count) {
         user = o_.cold_first + c;
         ++result_.writes;
-        return req_.Ping(user, shared_.max_cursor.load());
+        req_.AppendPing(r, user, shared_.max_cursor.load());
+        return;
       }
       shared_.cold_exhausted.fetch_add(1);
     }
@@ -849,7 +942,7 @@ class PingWorker {
     user = h;
     std::int64_t cursor = shared_.cursors[h].load(std::memory_order_relaxed);
     if (cursor < 0) cursor = shared_.max_cursor.load();
-    return req_.Ping(user, cursor);
+    req_.AppendPing(r, user, cursor);
   }
 
   // False if nothing was sent (closed connection, request budget spent).
@@ -859,11 +952,11 @@ class PingWorker {
       return false;
     }
     std::int64_t user = 0;
-    std::string r = Next(user);
+    Next(user, c.request_buffer());
     c.user = user;
     c.stamp = stamp;
     if (result_.first_send == 0) result_.first_send = NowNs();
-    c.Send(std::move(r), [this](Conn& conn, const Answer* a, Ns done) {
+    c.SendBuffered([this](Conn& conn, const Answer* a, Ns done) {
       OnAnswer(conn, a, done);
     });
     return true;
@@ -962,7 +1055,7 @@ class PingWorker {
   Shared& shared_;
   double rate_;
   Ns t0_ = 0, t_end_ = 0;
-  asio::io_context ioc_;
+  asio::io_context ioc_{1};
   asio::steady_timer timer_;
   std::vector<std::shared_ptr<Conn>> conns_;
   std::vector<Conn*> idle_;
@@ -1075,7 +1168,7 @@ int RunPingLoad(const Options& o) {
 
   // Warm-up and cursor: on one thread, before anything is measured.
   {
-    asio::io_context ioc;
+    asio::io_context ioc(1);
     auto conns = OpenConnections(ioc, ep, std::min(o.connections, 64), 64);
     if (conns.empty()) {
       std::fprintf(stderr, "loadgen: cannot connect to %s:%d\n", o.host.c_str(),
@@ -1212,7 +1305,7 @@ void Complain(const char* what, std::int64_t i, const Answer* a) {
 int RunFanout(const Options& o) {
   const tcp::endpoint ep = Endpoint(o);
   Requests req(o);
-  asio::io_context ioc;
+  asio::io_context ioc(1);
   const std::int64_t w = o.watchers;
   const long rss_before = ReadRssBytes(o.server_pids);
   const long tcp_before = TcpBufferBytes();
@@ -1253,6 +1346,7 @@ int RunFanout(const Options& o) {
 
   std::vector<std::int64_t> last_event(static_cast<std::size_t>(w), -1);
   std::vector<Ns> delivered_at(static_cast<std::size_t>(w), 0);
+  PollRequests polls(req, queue_ids, o.watch_first);
   std::int64_t delivered = 0, early = 0, empty = 0, failed = 0;
   Ns trigger_sent = 0;
   std::vector<Ns> all;        // every delivery of every round
@@ -1268,21 +1362,20 @@ int RunFanout(const Options& o) {
     delivered = 0;
     trigger_sent = 0;
     for (std::int64_t i = 0; i < w; ++i) {
-      std::string target = "/api/v1/events?queue_id=" + queue_ids[i] +
-                           "&last_event_id=" + std::to_string(last_event[i]);
-      watchers[i]->Send(req.Get(o.watch_first + i, target),
-                        [&, i](Conn&, const Answer* a, Ns done) {
-                          if (a == nullptr || a->status != 200) {
-                            if (++failed <= 3) Complain("poll", i, a);
-                            return;
-                          }
-                          if (trigger_sent == 0) ++early;
-                          const std::int64_t id = MaxEventId(a->body);
-                          if (id < 0) ++empty;
-                          last_event[i] = std::max(last_event[i], id);
-                          delivered_at[i] = done;
-                          ++delivered;
-                        });
+      std::string r;
+      polls.Append(r, i, last_event[i]);
+      watchers[i]->Send(std::move(r), [&, i](Conn&, const Answer* a, Ns done) {
+        PollEvents ev;
+        if (a == nullptr || a->status != 200 || !ReadPollEvents(a->body, ev)) {
+          if (++failed <= 3) Complain("poll", i, a);
+          return;
+        }
+        if (trigger_sent == 0) ++early;
+        if (ev.max_id < 0) ++empty;
+        last_event[i] = std::max(last_event[i], ev.max_id);
+        delivered_at[i] = done;
+        ++delivered;
+      });
     }
     // Let the server read and park every poll.
     ioc.restart();
@@ -1413,7 +1506,7 @@ int RunChurn(const Options& o) {
   // pings do not write (and send no event to the watchers).
   std::int64_t cursor = -1;
   {
-    asio::io_context ioc;
+    asio::io_context ioc(1);
     auto conns = OpenConnections(ioc, ep, 64, 64);
     if (conns.empty()) {
       std::fprintf(stderr, "loadgen: cannot connect\n");
@@ -1450,7 +1543,7 @@ int RunChurn(const Options& o) {
   }
 
   // 2. The watchers' queues.
-  asio::io_context ioc;
+  asio::io_context ioc(1);
   auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
   constexpr int kTriggerConns = 16;
   auto trigger =
@@ -1510,44 +1603,46 @@ int RunChurn(const Options& o) {
   std::int64_t poll_errors = 0, trigger_errors = 0, overflowed = 0;
   std::int64_t answers = 0, events = 0, heartbeats = 0;
   bool stopping = false;
-  std::function<void(std::int64_t)> poll = [&](std::int64_t i) {
-    std::string target = "/api/v1/events?queue_id=" + queue_ids[i] +
-                         "&last_event_id=" + std::to_string(last_event[i]);
-    watchers[i]->Send(
-        req.Get(o.watch_first + i, target),
-        [&, i](Conn&, const Answer* a, Ns done) {
-          if (stopping) return;  // closed by us at the end
-          if (a == nullptr || a->status != 200) {
-            if (a && a->body.find("BAD_EVENT_QUEUE_ID") != std::string::npos) {
-              ++overflowed;
-            } else if (++poll_errors <= 3) {
-              Complain("poll", i, a);
-            }
-            return;
-          }
-          const std::int64_t id = MaxEventId(a->body);
-          last_event[i] = std::max(last_event[i], id);
-          const auto n = static_cast<std::int64_t>(
-              CountOf(a->body, "\"type\":\"presence\""));
-          heartbeats += static_cast<std::int64_t>(
-              CountOf(a->body, "\"type\":\"heartbeat\""));
-          ChurnSecond& sec = per_second[second_of(done)];
-          ++sec.answers;
-          sec.events += n;
-          ++answers;
-          events += n;
-          for (std::int64_t k = seen[i]; k < seen[i] + n; ++k) {
-            if (k < static_cast<std::int64_t>(due_at.size())) {
-              const Ns d = done - due_at[static_cast<std::size_t>(k)];
-              sec.delivery.push_back(d);
-              all_delivery.push_back(d);
-            }
-          }
-          seen[i] += n;
-          if (!stopping) poll(i);
-        });
-  };
-  for (std::int64_t i = 0; i < w; ++i) poll(i);
+  PollRequests polls(req, queue_ids, o.watch_first);
+  // The first poll of each watcher; its handler re-polls with the same
+  // connection's buffer and handler (Resend), allocating nothing.
+  for (std::int64_t i = 0; i < w; ++i) {
+    std::string r;
+    polls.Append(r, i, last_event[i]);
+    watchers[i]->Send(std::move(r), [&, i](Conn& conn, const Answer* a,
+                                           Ns done) {
+      if (stopping) return;  // closed by us at the end
+      PollEvents ev;
+      if (a == nullptr || a->status != 200 || !ReadPollEvents(a->body, ev)) {
+        if (a && a->status != 200 &&
+            a->body.find("BAD_EVENT_QUEUE_ID") != std::string::npos) {
+          ++overflowed;
+        } else if (++poll_errors <= 3) {
+          Complain("poll", i, a);
+        }
+        return;
+      }
+      last_event[i] = std::max(last_event[i], ev.max_id);
+      const std::int64_t n = ev.presence;
+      heartbeats += ev.heartbeats;
+      ChurnSecond& sec = per_second[second_of(done)];
+      ++sec.answers;
+      sec.events += n;
+      ++answers;
+      events += n;
+      for (std::int64_t k = seen[i]; k < seen[i] + n; ++k) {
+        if (k < static_cast<std::int64_t>(due_at.size())) {
+          const Ns d = done - due_at[static_cast<std::size_t>(k)];
+          sec.delivery.push_back(d);
+          all_delivery.push_back(d);
+        }
+      }
+      seen[i] += n;
+      if (stopping) return;
+      polls.Append(conn.request_buffer(), i, last_event[i]);
+      conn.Resend();
+    });
+  }
 
   std::deque<std::int64_t> trigger_due;  // users whose ping is due, unsent
   std::vector<Conn*> trigger_idle;
@@ -1699,7 +1794,7 @@ int RunChurn(const Options& o) {
 int RunPing(const Options& o) {
   const tcp::endpoint ep = Endpoint(o);
   Requests req(o);
-  asio::io_context ioc;
+  asio::io_context ioc(1);
   auto conns = OpenConnections(ioc, ep, 1, 1);
   if (conns.empty()) {
     std::fprintf(stderr, "loadgen: cannot connect\n");

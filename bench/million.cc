@@ -65,6 +65,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <chrono>
 #include <cinttypes>
 #include <cmath>
@@ -80,6 +81,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "bench/http_wire.h"
+#include "bench/send_now.h"
+#include "http/drained_socket.h"
 
 namespace {
 
@@ -366,10 +371,7 @@ T* MapShared(std::size_t n) {
 
 // ---------------------------------------------------------- HTTP over Asio
 
-struct Answer {
-  int status = 0;
-  std::string_view body;
-};
+using presence::bench::wire::Answer;
 
 // One keep-alive HTTP/1.1 connection with at most one request in flight.
 // Answers are framed by Content-Length (presenced always sends it).
@@ -400,6 +402,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
     boost::system::error_code ec;
     sock_.connect(server_, ec);
     if (!ec) sock_.set_option(tcp::no_delay(true), ec);
+    if (!ec) sock_.non_blocking(true, ec);
     if (ec) {
       sock_.close(ec);
       return false;
@@ -416,8 +419,19 @@ class Conn : public std::enable_shared_from_this<Conn> {
   const std::string& why() const { return why_; }
 
   void Send(std::string req, Done done) {
-    busy_ = true;
     out_ = std::move(req);
+    SendBuffered(std::move(done));
+  }
+
+  // The next request's buffer, emptied (its capacity kept), for
+  // SendBuffered: a request built in it allocates nothing once it grew.
+  std::string& request_buffer() {
+    out_.clear();
+    return out_;
+  }
+
+  void SendBuffered(Done done) {
+    busy_ = true;
     done_ = std::move(done);
     auto self = shared_from_this();
     if (!connected_) {
@@ -425,6 +439,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
         if (ec) return self->Fail("connect", ec);
         self->connected_ = true;
         self->sock_.set_option(tcp::no_delay(true), ec);
+        self->sock_.non_blocking(true, ec);
         self->DoWrite();
       });
       return;
@@ -433,9 +448,31 @@ class Conn : public std::enable_shared_from_this<Conn> {
   }
 
  private:
+  // One send() from here (Asio's write operation only when the socket's
+  // buffer is full), then a read that waits for epoll when the previous
+  // answer drained the socket (http/drained_socket.h): one send and one
+  // recv per request (issue #17, the generator's CPU per answer).
   void DoWrite() {
+    boost::system::error_code ec;
+    std::size_t sent = 0;
+    const auto r = presence::bench::SendNow(sock_, out_, sent, ec);
     auto self = shared_from_this();
-    asio::async_write(sock_, asio::buffer(out_),
+    if (r == presence::bench::SendNowResult::kSent) {
+      // Inside OnRead's call of the handler: after the buffer is compacted.
+      if (in_handler_) {
+        read_after_handler_ = true;
+      } else {
+        DoRead();
+      }
+      return;
+    }
+    if (r == presence::bench::SendNowResult::kFailed) {
+      // Reported from the io_context, never inside Send.
+      asio::post(sock_.get_executor(), [self, ec] { self->Fail("write", ec); });
+      return;
+    }
+    asio::async_write(sock_,
+                      asio::buffer(out_.data() + sent, out_.size() - sent),
                       [self](boost::system::error_code ec, std::size_t) {
                         if (ec) return self->Fail("write", ec);
                         self->DoRead();
@@ -445,49 +482,41 @@ class Conn : public std::enable_shared_from_this<Conn> {
   void DoRead() {
     if (in_.size() - used_ < 16384) in_.resize(used_ + 65536);
     auto self = shared_from_this();
-    sock_.async_read_some(asio::buffer(in_.data() + used_, in_.size() - used_),
-                          [self](boost::system::error_code ec, std::size_t n) {
-                            if (ec) {
-                              return self->Fail(self->used_ == 0
-                                                    ? "read, nothing yet"
-                                                    : "read, part of an answer",
-                                                ec);
-                            }
-                            self->used_ += n;
-                            self->OnRead();
-                          });
+    reader_.async_read_some(
+        asio::buffer(in_.data() + used_, in_.size() - used_),
+        [self](boost::system::error_code ec, std::size_t n) {
+          if (ec) {
+            return self->Fail(self->used_ == 0 ? "read, nothing yet"
+                                               : "read, part of an answer",
+                              ec);
+          }
+          self->used_ += n;
+          self->OnRead();
+        });
   }
 
   void OnRead() {
-    std::string_view have(in_.data(), used_);
-    auto end = have.find("\r\n\r\n");
-    if (end == std::string_view::npos) return DoRead();
-    std::size_t length = 0;
-    std::string_view head = have.substr(0, end);
-    for (std::size_t p = head.find("\r\n"); p != std::string_view::npos;
-         p = head.find("\r\n", p + 2)) {
-      std::string_view line =
-          head.substr(p + 2, head.find("\r\n", p + 2) - (p + 2));
-      if (line.size() > 15 &&
-          strncasecmp(line.data(), "content-length:", 15) == 0) {
-        length =
-            std::strtoull(std::string(line.substr(15)).c_str(), nullptr, 10);
-      }
-    }
-    if (used_ < end + 4 + length) return DoRead();
     Answer a;
-    a.status = head.size() > 12
-                   ? std::atoi(std::string(head.substr(9, 3)).c_str())
-                   : 0;
-    a.body = have.substr(end + 4, length);
-    const std::size_t consumed = end + 4 + length;
+    const long consumed = presence::bench::wire::ParseResponse(
+        std::string_view(in_.data(), used_), a);
+    if (consumed < 0) {
+      return Fail("read, malformed answer",
+                  asio::error::make_error_code(asio::error::invalid_argument));
+    }
+    if (consumed == 0) return DoRead();
     Done done = std::move(done_);
     busy_ = false;
     last_used_ = SteadyNs();
+    in_handler_ = true;
     done(&a);
+    in_handler_ = false;
     // Anything after the answer (nothing, with one request in flight).
     std::memmove(in_.data(), in_.data() + consumed, used_ - consumed);
-    used_ -= consumed;
+    used_ -= static_cast<std::size_t>(consumed);
+    if (read_after_handler_) {
+      read_after_handler_ = false;
+      DoRead();
+    }
   }
 
   void Fail(const char* stage, const boost::system::error_code& ec) {
@@ -508,6 +537,7 @@ class Conn : public std::enable_shared_from_this<Conn> {
 
  private:
   tcp::socket sock_;
+  presence::http::DrainedSocket reader_{sock_};
   tcp::endpoint server_;
   asio::ip::address source_;
   std::string out_;
@@ -515,6 +545,8 @@ class Conn : public std::enable_shared_from_this<Conn> {
   std::size_t used_ = 0;
   bool busy_ = false;
   bool connected_ = false;
+  bool in_handler_ = false;
+  bool read_after_handler_ = false;
   Done done_;
   std::string why_;
   Ns last_used_ = SteadyNs();
@@ -571,58 +603,46 @@ Report ReportOf(const Plan& p, std::int64_t user, std::int64_t k) {
 
 // ------------------------------------------------------------------ child
 
-// Parses the events of a GET /events answer and records what they bring.
-void Digest(std::string_view body, const std::int64_t* caused_at,
+// Reads the events of a GET /events answer in one pass (bench/http_wire.h)
+// and records what they bring. False if the body is not well-formed JSON,
+// has no "events" array or its "result" is not "success" (the events found
+// before the fault are recorded).
+bool Digest(std::string_view body, const std::int64_t* caused_at,
             std::int64_t max_id, Ns now_real, ChildStats* s,
             std::int64_t* last_event_id) {
-  static constexpr std::string_view kType = "{\"type\":\"";
-  std::size_t p = body.find(kType);
-  while (p != std::string_view::npos) {
-    const std::size_t next = body.find(kType, p + kType.size());
-    std::string_view ev = body.substr(
-        p, next == std::string_view::npos ? std::string_view::npos : next - p);
-    p = next;
-    auto idp = ev.rfind(",\"id\":");
-    if (idp != std::string_view::npos) {
-      *last_event_id = std::max<std::int64_t>(
-          *last_event_id, std::strtoll(ev.data() + idp + 6, nullptr, 10));
-    }
-    std::string_view type = ev.substr(kType.size());
-    if (type.starts_with("heartbeat")) {
-      Add(s, kHeartbeats);
-      continue;
-    }
-    if (!type.starts_with("presence")) continue;
-    Add(s, kEvents);
-    Ns cause = -1;
-    auto tr = ev.find("\"transition\":\"");
-    if (tr != std::string_view::npos) {
-      Add(s, ev.substr(tr + 14).starts_with("idle") ? kIdleRecv : kOfflineRecv);
-      auto ts = ev.find("\"server_timestamp\":");
-      if (ts != std::string_view::npos) {
-        const double secs = std::strtod(ev.data() + ts + 19, nullptr);
-        cause = static_cast<Ns>(secs * 1e9);
-      }
-    } else {
-      auto pr = ev.find("\"presences\":{\"");
-      if (pr != std::string_view::npos) {
-        const std::int64_t uid = std::strtoll(ev.data() + pr + 14, nullptr, 10);
-        if (uid >= 0 && uid <= max_id) {
-          const Ns at = caused_at[uid];
-          // Only a came-online ping of this run, recent enough to be it.
-          if (at > 0 && now_real - at < 120'000'000'000LL) cause = at;
+  presence::bench::wire::EventsSummary sum;
+  const bool ok = presence::bench::wire::ScanEvents(
+      body, sum, [&](const presence::bench::wire::Event& ev) {
+        if (ev.type == "heartbeat") {
+          Add(s, kHeartbeats);
+          return;
         }
-      }
-      if (cause > 0) Add(s, kCameOnlineRecv);
-    }
-    if (cause <= 0) {
-      Add(s, kUnattributed);
-      continue;
-    }
-    const std::int64_t us = std::max<Ns>(0, now_real - cause) / 1000;
-    s->deliv_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
-    Max(s->deliv_max_us, us);
-  }
+        if (ev.type != "presence") return;
+        Add(s, kEvents);
+        Ns cause = -1;
+        if (!ev.transition.empty()) {
+          Add(s, ev.transition.starts_with("idle") ? kIdleRecv : kOfflineRecv);
+          if (ev.server_timestamp >= 0) {
+            cause = static_cast<Ns>(ev.server_timestamp * 1e9);
+          }
+        } else {
+          if (ev.user >= 0 && ev.user <= max_id) {
+            const Ns at = caused_at[ev.user];
+            // Only a came-online ping of this run, recent enough to be it.
+            if (at > 0 && now_real - at < 120'000'000'000LL) cause = at;
+          }
+          if (cause > 0) Add(s, kCameOnlineRecv);
+        }
+        if (cause <= 0) {
+          Add(s, kUnattributed);
+          return;
+        }
+        const std::int64_t us = std::max<Ns>(0, now_real - cause) / 1000;
+        s->deliv_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
+        Max(s->deliv_max_us, us);
+      });
+  *last_event_id = std::max<std::int64_t>(*last_event_id, sum.max_id);
+  return ok && sum.has_events && sum.result == "success";
 }
 
 class Child {
@@ -677,6 +697,8 @@ class Child {
     std::int64_t user;
     std::shared_ptr<Conn> conn;
     std::string queue_id;
+    std::string poll_prefix;  // "GET ...&last_event_id="
+    std::string poll_suffix;  // " HTTP/1.1\r\n" and the headers
     std::int64_t last_event_id = -1;
     bool registering = false;
   };
@@ -701,13 +723,22 @@ class Child {
                    std::string_view body) const {
     std::string r;
     r.reserve(200 + body.size());
+    AppendPost(r, user, path, body);
+    return r;
+  }
+
+  // Post's request appended to `r` (a connection's request_buffer(): no
+  // allocation once it grew).
+  void AppendPost(std::string& r, std::int64_t user, std::string_view path,
+                  std::string_view body) const {
     r.append("POST ").append(path).append(" HTTP/1.1\r\n").append(host_);
     r.append(users_.auth[user]);
     r.append(
         "User-Agent: ZulipMillionBench/1.0\r\nContent-Type: "
         "application/x-www-form-urlencoded\r\nContent-Length: ");
-    r.append(std::to_string(body.size())).append("\r\n\r\n").append(body);
-    return r;
+    char n[24];
+    r.append(n, std::to_chars(n, n + sizeof n, body.size()).ptr);
+    r.append("\r\n\r\n").append(body);
   }
 
   // ---- pings
@@ -782,29 +813,28 @@ class Child {
       caused_at_[users_.id[d.user]] = RealNs();
       Add(s_, kCameOnlineSent);
     }
-    c->Send(Post(d.user, "/api/v1/users/me/presence", body),
-            [this, d, conn = c.get()](const Answer* a) {
-              const std::int64_t us = (SteadyNs() - d.due) / 1000;
-              if (a == nullptr || a->status != 200) {
-                Add(s_, kPingErrors);
-                CountError("ping", a, conn);
-                if (ping_complaints_++ < 3) {
-                  std::fprintf(stderr, "million: ping failed: %d %.*s\n",
-                               a ? a->status : -1,
-                               a ? static_cast<int>(std::min<std::size_t>(
-                                       a->body.size(), 200))
-                                 : 0,
-                               a ? a->body.data() : "");
-                }
-              } else {
-                Add(s_, kPingsOk);
-                if (d.first) Add(s_, kFirstPings);
-                last_ok_[d.user / procs_] = SteadyNs();
-              }
-              s_->ping_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
-              Max(s_->ping_max_us, us);
-              asio::post(ioc_, [this] { Pump(); });
-            });
+    AppendPost(c->request_buffer(), d.user, "/api/v1/users/me/presence", body);
+    c->SendBuffered([this, d, conn = c.get()](const Answer* a) {
+      const std::int64_t us = (SteadyNs() - d.due) / 1000;
+      if (a == nullptr || a->status != 200) {
+        Add(s_, kPingErrors);
+        CountError("ping", a, conn);
+        if (ping_complaints_++ < 3) {
+          std::fprintf(
+              stderr, "million: ping failed: %d %.*s\n", a ? a->status : -1,
+              a ? static_cast<int>(std::min<std::size_t>(a->body.size(), 200))
+                : 0,
+              a ? a->body.data() : "");
+        }
+      } else {
+        Add(s_, kPingsOk);
+        if (d.first) Add(s_, kFirstPings);
+        last_ok_[d.user / procs_] = SteadyNs();
+      }
+      s_->ping_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
+      Max(s_->ping_max_us, us);
+      asio::post(ioc_, [this] { Pump(); });
+    });
   }
 
   // ---- errors
@@ -898,6 +928,10 @@ class Child {
           }
           q += 12;
           w.queue_id = std::string(b.substr(q, b.find('"', q) - q));
+          w.poll_prefix =
+              "GET /api/v1/events?queue_id=" + w.queue_id + "&last_event_id=";
+          w.poll_suffix = " HTTP/1.1\r\n" + host_ + users_.auth[w.user] +
+                          "User-Agent: ZulipMillionBench/1.0\r\n\r\n";
           w.last_event_id = -1;
           Add(s_, kWatchersReady);
           asio::post(ioc_, [this] { StartWatchers(); });
@@ -922,11 +956,13 @@ class Child {
       CountError("poll", nullptr, nullptr);
       return Retry(i);
     }
-    std::string r = "GET /api/v1/events?queue_id=" + w.queue_id +
-                    "&last_event_id=" + std::to_string(w.last_event_id) +
-                    " HTTP/1.1\r\n" + host_ + users_.auth[w.user] +
-                    "User-Agent: ZulipMillionBench/1.0\r\n\r\n";
-    w.conn->Send(std::move(r), [this, i](const Answer* a) {
+    // Pre-formatted but for the last event id (set at registration).
+    std::string& r = w.conn->request_buffer();
+    r += w.poll_prefix;
+    char id[24];
+    r.append(id, std::to_chars(id, id + sizeof id, w.last_event_id).ptr);
+    r += w.poll_suffix;
+    w.conn->SendBuffered([this, i](const Answer* a) {
       Watcher& w = watchers_[i];
       if (a == nullptr || a->status != 200) {
         Add(s_, kPollErrors);
@@ -954,8 +990,11 @@ class Child {
         return;
       }
       Add(s_, kAnswers);
-      Digest(a->body, caused_at_, users_.max_id, RealNs(), s_,
-             &w.last_event_id);
+      if (!Digest(a->body, caused_at_, users_.max_id, RealNs(), s_,
+                  &w.last_event_id)) {
+        Add(s_, kPollErrors);
+        CountError("poll, malformed events", a, w.conn.get());
+      }
       if (!shared_->stop.load()) Poll(i);
     });
   }
@@ -968,7 +1007,7 @@ class Child {
   ChildStats* s_;
   Shared* shared_;
   std::int64_t* caused_at_;
-  asio::io_context ioc_;
+  asio::io_context ioc_{1};  // one thread (the drained reads)
   asio::steady_timer timer_;
   asio::steady_timer tick_;
   tcp::endpoint server_;
