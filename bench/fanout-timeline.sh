@@ -70,6 +70,7 @@ perf record -a -o "$work/perf.data" \
 perf_pid=$!
 if [ "$split" = 1 ]; then
   perf record -g -e cpu-clock -F 4999 -e syscalls:sys_enter_sendmsg \
+    -e syscalls:sys_enter_sendto \
     -p "$server_pid" -o "$work/split.data" > "$work/split.log" 2>&1 &
   split_pid=$!
 fi

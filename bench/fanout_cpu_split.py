@@ -5,7 +5,8 @@
 Usage: fanout_cpu_split.py PERF_SCRIPT_TEXT
 
 PERF_SCRIPT_TEXT is `perf script -F tid,time,event,ip,sym` of a
-`perf record -g -e cpu-clock -e syscalls:sys_enter_sendmsg -p SERVER`.
+`perf record -g -e cpu-clock -e syscalls:sys_enter_sendmsg
+-e syscalls:sys_enter_sendto -p SERVER` (an answer is one or the other).
 Only samples inside the fan-out rounds count (bursts of answer sends more
 than 0.5 s apart; the first burst, the registrations, is skipped). Each
 sample goes to one share by its kernel frames: the sender's side of
@@ -24,9 +25,10 @@ SHARES = [
     ('loopback receive: TCP input of the peer',
      None, {'tcp_v4_rcv', 'process_backlog', 'net_rx_action',
             '__netif_receive_skb'}),
-    ('sendmsg: sender side', None,
+    ('send (sendmsg or sendto): sender side', None,
      {'__x64_sys_sendmsg', 'tcp_sendmsg', '____sys_sendmsg', 'fdget',
-      'inet_send_prepare', '__sys_sendmsg'}),
+      'inet_send_prepare', '__sys_sendmsg', '__x64_sys_sendto',
+      '__sys_sendto'}),
     ('epoll_wait', None, {'do_epoll_wait', '__x64_sys_epoll_wait'}),
     ('futex (lock waits and wakes)', None, {'__x64_sys_futex'}),
     ('scheduling (switches, preemption)', None,
@@ -61,7 +63,7 @@ def main():
         if not m:
             continue
         t = float(m.group(2))
-        if 'sendmsg' in m.group(3):
+        if 'sendmsg' in m.group(3) or 'sendto' in m.group(3):
             sends.append(t)
             continue
         frames = []
@@ -72,7 +74,7 @@ def main():
                                else 'u:') + parts[1])
         samples.append((t, frames))
     if not sends:
-        sys.exit('fanout_cpu_split: no sendmsg events')
+        sys.exit('fanout_cpu_split: no sendmsg or sendto events')
     bursts, cur = [], [sends[0]]
     for t in sends[1:]:
         if t - cur[-1] > 0.5:
@@ -82,13 +84,34 @@ def main():
     bursts.append(cur)
     rounds = [(b[0] - 0.003, b[-1]) for b in bursts[1:]]
     shares = collections.Counter()
+    user_leaf = collections.Counter()
+    user_any = collections.Counter()
+    kernel_leaf = collections.Counter()
     n = 0
     for t, frames in samples:
         if any(a <= t <= b for a, b in rounds):
             n += 1
-            shares[share(frames)] += 1
+            where = share(frames)
+            shares[where] += 1
+            if frames and frames[0].startswith('k:'):
+                kernel_leaf[frames[0][2:]] += 1
+            if where == 'user space' and frames:
+                user_leaf[frames[0][2:]] += 1
+                for f in set(frames):
+                    user_any[f[2:]] += 1
     print(f'{n} samples in {len(rounds)} fan-out rounds')
     for name, v in shares.most_common():
+        print(f'{100 * v / max(n, 1):5.1f}%  {name}')
+    # Where user space goes: the functions sampled at the leaf (self), and
+    # the callers on the stack (inclusive), as shares of all the samples.
+    print('user space, self (leaf function), top 25:')
+    for name, v in user_leaf.most_common(25):
+        print(f'{100 * v / max(n, 1):5.1f}%  {name}')
+    print('kernel, self (leaf function), top 25:')
+    for name, v in kernel_leaf.most_common(25):
+        print(f'{100 * v / max(n, 1):5.1f}%  {name}')
+    print('user space, inclusive (on the stack), top 25:')
+    for name, v in user_any.most_common(25):
         print(f'{100 * v / max(n, 1):5.1f}%  {name}')
 
 

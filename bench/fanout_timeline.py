@@ -33,7 +33,8 @@ def main():
     ev.sort(key=lambda e: e[0])
     pid_of = {e[3]: e[2] for e in ev}
     sends = [e for e in ev
-             if e[2] == server and e[5] == 'syscalls:sys_enter_sendmsg']
+             if e[2] == server and e[5] in ('syscalls:sys_enter_sendmsg',
+                                            'syscalls:sys_enter_sendto')]
     bursts, cur = [], []
     for e in sends:
         if cur and e[0] - cur[-1][0] > 0.3:

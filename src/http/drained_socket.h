@@ -17,9 +17,21 @@
 // socket for a try again on its next event, and none ran in between. So
 // then this stream clears the socket's `try_speculative_` flag for reads,
 // and the next read is queued at once and made when epoll says the bytes
-// are there: one recv per request. A read that completed otherwise (its
-// speculative try succeeded and its completion was posted, or another read
-// was queued before it) changes nothing.
+// are there: one recv per request. A read that completed otherwise
+// (another read was queued before it) changes nothing.
+//
+// The try itself is made here, in the call, rather than by the reactor
+// (issue #17, long polls): a try that finds bytes and drains the socket
+// is then exact as well, since nothing runs between that recv and the
+// flag, and the reactor's next event for the socket sets the flag again.
+// That is how a connection reads its next request after a peek saw it
+// (a re-poll, a cold ping): the read drains the socket, and the wait that
+// follows (the peek of a poll that parks, the wait for the next request)
+// is queued without the recv that would say EAGAIN. A try that finds
+// nothing marks the socket too (the read is then queued without the
+// reactor's second try). The completion is posted, never run inside the
+// call. Only on a socket in non-blocking mode (HttpSession sets it);
+// otherwise the reactor makes the try, as before.
 //
 // Only where it is exact: Linux's epoll reactor (not io_uring), and an
 // io_context whose concurrency hint is 1 (one thread runs it, as
@@ -34,8 +46,13 @@
 #ifndef PRESENCE_HTTP_DRAINED_SOCKET_H_
 #define PRESENCE_HTTP_DRAINED_SOCKET_H_
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/system/error_code.hpp>
 #include <cstddef>
 #include <utility>
 
@@ -74,6 +91,22 @@ class DrainedSocket {
     }
     const std::size_t room = boost::asio::buffer_size(buffers);
     const bool alone = ReadSpeculation::NoReadQueued(socket_);
+    if (alone && room > 0 && socket_.non_blocking() &&
+        ReadSpeculation::WouldTry(socket_)) {
+      boost::system::error_code ec;
+      const std::size_t n = socket_.receive(buffers, 0, ec);
+      if (ec != boost::asio::error::would_block &&
+          ec != boost::asio::error::try_again) {
+        if (!ec && n > 0 && n < room) ReadSpeculation::MarkDrained(socket_);
+        direct_ = false;
+        auto ex = boost::asio::get_associated_executor(handler, get_executor());
+        boost::asio::post(ex, boost::beast::bind_front_handler(
+                                  std::forward<Handler>(handler), ec, n));
+        return;
+      }
+      // Empty now: queued without the reactor's own try.
+      ReadSpeculation::MarkDrained(socket_);
+    }
     socket_.async_read_some(
         buffers,
         [this, room, h = std::forward<Handler>(handler)](

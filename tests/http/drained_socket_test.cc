@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace presence::http {
 namespace {
@@ -117,6 +118,42 @@ TEST_F(DrainedSocketTest, AFullReadLeavesTheTryOn) {
   EXPECT_TRUE(ReadSpeculation::WouldTry(*server_));
   StartRead(reader, 64);
   EXPECT_EQ(AwaitRead(), "5678");
+}
+
+// Issue #17: a read whose bytes are there already (a re-poll a peek saw)
+// drains the socket in its own try, and the wait after it (a parked poll's
+// peek) is queued without a recv that would find nothing.
+TEST_F(DrainedSocketTest, ATryThatDrainsTheSocketSkipsTheNextTry) {
+  Connect(1);
+  DrainedSocket reader(*server_);
+  Send("GET /events HTTP/1.1\r\n\r\n");
+  // Synchronised on the bytes being there, not on time.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (server_->available() == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_GT(server_->available(), 0u);
+  ASSERT_TRUE(ReadSpeculation::WouldTry(*server_));
+  StartRead(reader, 64);
+  EXPECT_FALSE(got_.has_value()) << "completed inside the call";
+  EXPECT_EQ(AwaitRead(), "GET /events HTTP/1.1\r\n\r\n");
+  EXPECT_FALSE(ReadSpeculation::WouldTry(*server_));
+  // And what the client sends next is still read.
+  StartRead(reader, 64);
+  Send("next");
+  EXPECT_EQ(AwaitRead(), "next");
+}
+
+// A socket in blocking mode is left to the reactor's own try (a recv in
+// the call could block the thread).
+TEST_F(DrainedSocketTest, ABlockingSocketKeepsTheReactorsTry) {
+  Connect(1);
+  server_->non_blocking(false);
+  DrainedSocket reader(*server_);
+  StartRead(reader, 64);
+  Send("later");
+  EXPECT_EQ(AwaitRead(), "later");
 }
 
 TEST_F(DrainedSocketTest, PassesThroughOnAContextManyThreadsMayRun) {
