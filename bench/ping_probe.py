@@ -52,6 +52,8 @@ def main():
             auth.append(token)
             if len(auth) >= n:
                 break
+    if not auth:
+        sys.exit(f"ping_probe: no users after line {a.first} of {a.keys}")
     body = b"status=active&ping_only=true"
 
     def connect():
@@ -101,7 +103,11 @@ def main():
         except (OSError, ConnectionError):
             ok = False
             sock.close()
-            sock = connect()
+            try:
+                sock = connect()
+            except OSError:
+                print("ping_probe: the server is gone; stopping", flush=True)
+                break
         rtt_ms = (time.monotonic() - start) * 1000
         if not ok:
             errors += 1
@@ -118,6 +124,8 @@ def main():
             window = []
             next_report += a.interval
     rtts = [r for _, r in rows]
+    if not rtts:
+        sys.exit("ping_probe: no ping was sent")
     print(
         f"ping_probe: total n={len(rtts)} p50={percentile(rtts, 0.5):.2f} ms "
         f"p99={percentile(rtts, 0.99):.2f} ms max={max(rtts):.2f} ms "
