@@ -65,6 +65,18 @@ void Metrics::RecordRequest(Endpoint e, unsigned status, double seconds) {
   h.sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9), kRelaxed);
 }
 
+void Metrics::RecordLoopLag(double seconds) {
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    if (seconds <= kBuckets[i]) {
+      loop_lag_.buckets[i].fetch_add(1, kRelaxed);
+      break;
+    }
+  }
+  loop_lag_.count.fetch_add(1, kRelaxed);
+  loop_lag_.sum_ns.fetch_add(static_cast<std::uint64_t>(seconds * 1e9),
+                             kRelaxed);
+}
+
 void Metrics::RecordFlush(std::size_t rows, double seconds, bool ok) {
   flushes_.fetch_add(1, kRelaxed);
   if (!ok) flush_failures_.fetch_add(1, kRelaxed);
@@ -163,6 +175,34 @@ void Metrics::RenderRequests(std::string& out) const {
            name.c_str(), kClass[c], static_cast<unsigned long long>(v));
     }
   }
+}
+
+void Metrics::RenderLoopLag(std::string& out) const {
+  const auto count = loop_lag_.count.load(kRelaxed);
+  if (count == 0) return;
+  out +=
+      "# HELP presenced_io_loop_lag_seconds How late an I/O thread ran a "
+      "timer that was due (about how long a readable request waits).\n"
+      "# TYPE presenced_io_loop_lag_seconds histogram\n";
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < kBuckets.size(); ++i) {
+    cumulative += loop_lag_.buckets[i].load(kRelaxed);
+    Line(out, "presenced_io_loop_lag_seconds_bucket{le=\"%g\"} %llu\n",
+         kBuckets[i], static_cast<unsigned long long>(cumulative));
+  }
+  Line(out, "presenced_io_loop_lag_seconds_bucket{le=\"+Inf\"} %llu\n",
+       static_cast<unsigned long long>(count));
+  Line(out, "presenced_io_loop_lag_seconds_sum %.9f\n",
+       Seconds(loop_lag_.sum_ns));
+  Line(out, "presenced_io_loop_lag_seconds_count %llu\n",
+       static_cast<unsigned long long>(count));
+  if (!io_times_sampled_.load(kRelaxed)) return;
+  CounterSeconds(out, "presenced_io_thread_cpu_seconds_total",
+                 "Time the I/O threads ran on a core.", Seconds(io_cpu_ns_));
+  CounterSeconds(out, "presenced_io_thread_cpu_wait_seconds_total",
+                 "Time the I/O threads were ready to run and waited for a "
+                 "core (the kernel's run delay).",
+                 Seconds(io_wait_ns_));
 }
 
 void Metrics::RenderLatency(std::string& out) const {
@@ -322,6 +362,7 @@ std::string Metrics::Render(const PresenceService* service,
   out.reserve(16 * 1024);
   RenderRequests(out);
   RenderLatency(out);
+  RenderLoopLag(out);
   RenderCounters(out);
   if (hub != nullptr) RenderHub(out, *hub);
   if (service != nullptr) {

@@ -73,6 +73,18 @@ class Metrics {
       0.005,   0.01,   0.025,   0.05,   0.1,   1.0};
 
   void RecordRequest(Endpoint e, unsigned status, double seconds);
+  // How late an I/O thread ran a timer due `seconds` ago (app/loop_lag.h):
+  // about how long a request that became readable then waited before its
+  // thread could read it.
+  void RecordLoopLag(double seconds);
+  // Time the I/O threads ran on a core and waited for one (runnable, not
+  // running: the kernel's schedstat run_delay), in ns since the last call;
+  // sampled by app/loop_lag.h where the kernel reports it.
+  void RecordIoThreadTimes(std::uint64_t cpu_ns, std::uint64_t wait_ns) {
+    io_cpu_ns_.fetch_add(cpu_ns, kRelaxed);
+    io_wait_ns_.fetch_add(wait_ns, kRelaxed);
+    io_times_sampled_.store(true, kRelaxed);
+  }
   void RecordRateLimited() { rate_limited_.fetch_add(1, kRelaxed); }
   void RecordFlush(std::size_t rows, double seconds, bool ok);
   void RecordConnectionRefused() {
@@ -131,6 +143,7 @@ class Metrics {
 
   void RenderRequests(std::string& out) const;
   void RenderLatency(std::string& out) const;
+  void RenderLoopLag(std::string& out) const;
   void RenderCounters(std::string& out) const;
   void RenderHeap(std::string& out) const EXCLUDES(heap_mu_);
   void RenderStoreMemory(std::string& out) const;
@@ -144,6 +157,10 @@ class Metrics {
   std::array<std::array<std::atomic<std::uint64_t>, kStatusClasses>, kEndpoints>
       requests_{};
   std::array<Histogram, kEndpoints> latency_{};
+  Histogram loop_lag_{};
+  std::atomic<std::uint64_t> io_cpu_ns_{0};
+  std::atomic<std::uint64_t> io_wait_ns_{0};
+  std::atomic<bool> io_times_sampled_{false};
   std::atomic<std::uint64_t> rate_limited_{0};
   std::atomic<std::uint64_t> flushes_{0};
   std::atomic<std::uint64_t> flush_failures_{0};

@@ -26,6 +26,8 @@ class IoThreads {
   explicit IoThreads(unsigned threads);
 
   boost::asio::io_context& main() { return *contexts_[0]; }
+  // The i-th context (0: main()), i < size().
+  boost::asio::io_context& context(unsigned i) { return *contexts_[i]; }
   unsigned size() const { return static_cast<unsigned>(contexts_.size()); }
   // Hands out the contexts in turn, for new connections.
   http::ExecutorPicker Picker();

@@ -31,6 +31,7 @@
 #include "app/housekeeping.h"
 #include "app/io_threads.h"
 #include "app/log.h"
+#include "app/loop_lag.h"
 #include "app/open_files.h"
 #include "core/event_hub.h"
 #include "http/answer_queue.h"
@@ -306,6 +307,9 @@ int Main(int argc, char** argv) {
       task();
     });
   });
+  // /metrics: how long a readable request waits for its I/O thread.
+  LoopLag loop_lag(&metrics);
+  for (unsigned i = 0; i < io.size(); ++i) loop_lag.Watch(io.context(i));
   FitConnectionsToOpenFiles(f, io.size());
   http::SessionLimits limits = LimitsFrom(f, &metrics);
   limits.trusted_proxies = &trusted_proxies;

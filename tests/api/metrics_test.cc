@@ -30,6 +30,32 @@ std::map<std::string, double> Samples(const std::string& text) {
   return out;
 }
 
+TEST(MetricsTest, LoopLagIsAHistogramOnceSampled) {
+  Metrics metrics;
+  EXPECT_EQ(Samples(metrics.Render(nullptr, nullptr))
+                .count("presenced_io_loop_lag_seconds_count"),
+            0u);
+  metrics.RecordLoopLag(0.00003);  // 30 us
+  metrics.RecordLoopLag(0.003);    // 3 ms
+  metrics.RecordLoopLag(0.2);      // 200 ms
+  auto s = Samples(metrics.Render(nullptr, nullptr));
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_count"], 3);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"5e-05\"}"], 1);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"0.0025\"}"], 1);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"0.005\"}"], 2);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"0.1\"}"], 2);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"1\"}"], 3);
+  EXPECT_EQ(s["presenced_io_loop_lag_seconds_bucket{le=\"+Inf\"}"], 3);
+  EXPECT_NEAR(s["presenced_io_loop_lag_seconds_sum"], 0.20303, 1e-6);
+  // The I/O threads' time on a core and waiting for one: only once sampled.
+  EXPECT_EQ(s.count("presenced_io_thread_cpu_wait_seconds_total"), 0u);
+  metrics.RecordIoThreadTimes(2'000'000'000, 500'000'000);
+  metrics.RecordIoThreadTimes(1'000'000'000, 250'000'000);
+  s = Samples(metrics.Render(nullptr, nullptr));
+  EXPECT_DOUBLE_EQ(s["presenced_io_thread_cpu_seconds_total"], 3.0);
+  EXPECT_DOUBLE_EQ(s["presenced_io_thread_cpu_wait_seconds_total"], 0.75);
+}
+
 TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   Metrics metrics;
   auto without = Samples(metrics.Render(nullptr, nullptr));

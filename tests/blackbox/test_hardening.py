@@ -4,6 +4,7 @@ Each test class starts its own presenced with the flags it needs; every
 address is 127.0.0.1.
 """
 
+import os
 import re
 import socket
 import time
@@ -59,6 +60,50 @@ class MetricsTest(ServerTestCase):
         self.assertEqual(lines["presenced_store_failed"], "0")
         self.assertIn('presenced_request_duration_seconds_bucket{endpoint='
                       '"post_users_me_presence",le="+Inf"}', lines)
+
+
+class LoopLagTest(ServerTestCase):
+    """How long a readable request waits for its I/O thread, and whether
+    for work or for a core (issue #17, pings first)."""
+
+    def samples(self):
+        text = http_request(self.server.port, "GET", "/metrics").body.decode()
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return text, out
+
+    def test_loop_lag_histogram_and_io_thread_times(self):
+        # The probes tick every 10 ms per I/O thread; the thread times are
+        # sampled about once a second (the first sample is the baseline).
+        want_times = os.path.exists("/proc/thread-self/schedstat")
+        deadline = time.monotonic() + 20
+        while True:
+            text, g = self.samples()
+            ready = g.get("presenced_io_loop_lag_seconds_count", 0) >= 50
+            if want_times:
+                ready = ready and (
+                    "presenced_io_thread_cpu_seconds_total" in g)
+            if ready:
+                break
+            self.assertLess(time.monotonic(), deadline, text)
+            time.sleep(0.1)
+        self.assertIn("# TYPE presenced_io_loop_lag_seconds histogram", text)
+        self.assertEqual(g['presenced_io_loop_lag_seconds_bucket{le="+Inf"}'],
+                         g["presenced_io_loop_lag_seconds_count"])
+        # An idle server runs its timers about on time.
+        self.assertLess(g["presenced_io_loop_lag_seconds_sum"] /
+                        g["presenced_io_loop_lag_seconds_count"], 0.5, text)
+        if not want_times:
+            self.skipTest("this kernel has no /proc/thread-self/schedstat: "
+                          "the I/O thread times are not exported")
+        self.assertIn("# TYPE presenced_io_thread_cpu_wait_seconds_total "
+                      "counter", text)
+        self.assertGreaterEqual(
+            g["presenced_io_thread_cpu_wait_seconds_total"], 0)
+        self.assertGreater(g["presenced_io_thread_cpu_seconds_total"], 0)
 
 
 class MemoryGaugesTest(ServerTestCase):
