@@ -9,6 +9,8 @@
 #ifndef PRESENCE_API_BASIC_AUTH_H_
 #define PRESENCE_API_BASIC_AUTH_H_
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -36,26 +38,41 @@ inline constexpr std::string_view kWrongSubdomain =
 inline constexpr std::string_view kWebhookBotNotAllowed =
     "This API is not available to incoming webhook bots.";
 
-// The decoded "email:key" text, and where the two parts lie in it: one
-// allocation per parse (every cold authentication makes one), and a copy
-// or move keeps the parts valid (positions, not views).
+// The decoded "email:key" text, and where the two parts lie in it. Held
+// inline up to kInline bytes (any real email with its key: no allocation
+// on a cold authentication, issue #17), on the heap beyond; a copy or move
+// keeps the parts valid (positions, not views).
 class BasicCredentials {
  public:
-  BasicCredentials(std::string text, std::string_view email,
-                   std::string_view api_key);
+  static constexpr std::size_t kInline = 320;
 
   // As sent, surrounding whitespace stripped.
   std::string_view email() const {
-    return std::string_view(text_).substr(email_pos_, email_size_);
+    return std::string_view(data() + email_pos_, email_size_);
   }
   // 32 characters of [A-Za-z0-9].
   std::string_view api_key() const {
-    return std::string_view(text_).substr(key_pos_, key_size_);
+    return std::string_view(data() + key_pos_, key_size_);
   }
 
  private:
-  std::string text_;
-  std::uint32_t email_pos_, email_size_, key_pos_, key_size_;
+  friend ApiResult<BasicCredentials> ParseBasicAuthorization(
+      std::string_view header);
+  BasicCredentials() = default;
+
+  // Room for `size` bytes of text (inline or on the heap).
+  char* Reserve(std::size_t size);
+  // `email` and `api_key` lie in data().
+  void SetParts(std::string_view email, std::string_view api_key);
+  const char* data() const {
+    return heap_.empty() ? reinterpret_cast<const char*>(inline_.data())
+                         : heap_.data();
+  }
+
+  // Unsigned: copying the bytes past the text (never written) is defined.
+  std::array<unsigned char, kInline> inline_;
+  std::string heap_;  // empty unless the text is longer than kInline
+  std::uint32_t email_pos_ = 0, email_size_ = 0, key_pos_ = 0, key_size_ = 0;
 };
 
 // Parses the value of an Authorization header (the caller handles a missing

@@ -148,18 +148,61 @@ bool ConstantTimeEqual(const Digest& a, const Digest& b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-std::optional<std::string> Base64Decode(std::string_view in) {
+namespace {
+
+// The value of each base64 character; kPad for '=', kBad for the rest.
+constexpr std::uint8_t kPad = 64, kBad = 255;
+constexpr std::array<std::uint8_t, 256> kBase64Values = [] {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = kBad;
+  constexpr std::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (std::size_t i = 0; i < kAlphabet.size(); ++i) {
+    t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::uint8_t>(i);
+  }
+  t['='] = kPad;
+  return t;
+}();
+
+}  // namespace
+
+std::optional<std::size_t> Base64DecodeTo(std::string_view in, char* out) {
   if (in.size() % 4 != 0) return std::nullopt;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  const std::size_t n = in.size();
+  std::size_t written = 0;
+  // Every group but the last: four characters of the alphabet, OR-ed
+  // together so that one test catches '=' or any other character.
+  const std::size_t body = n == 0 ? 0 : n - 4;
+  for (std::size_t i = 0; i < body; i += 4) {
+    const std::uint32_t a = kBase64Values[p[i]], b = kBase64Values[p[i + 1]],
+                        c = kBase64Values[p[i + 2]],
+                        d = kBase64Values[p[i + 3]];
+    if ((a | b | c | d) >= kPad) return std::nullopt;
+    const std::uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    out[written] = static_cast<char>(v >> 16);
+    out[written + 1] = static_cast<char>(v >> 8);
+    out[written + 2] = static_cast<char>(v);
+    written += 3;
+  }
+  if (n == 0) return written;
+  // The last group may end in "=" or "==".
+  const std::uint32_t a = kBase64Values[p[n - 4]], b = kBase64Values[p[n - 3]],
+                      c = kBase64Values[p[n - 2]], d = kBase64Values[p[n - 1]];
+  if (a >= kPad || b >= kPad || c == kBad || d == kBad) return std::nullopt;
+  if (c == kPad && d != kPad) return std::nullopt;
+  const std::uint32_t v = a << 18 | b << 12 | (c & 63) << 6 | (d & 63);
+  out[written++] = static_cast<char>(v >> 16);
+  if (c != kPad) out[written++] = static_cast<char>(v >> 8);
+  if (d != kPad) out[written++] = static_cast<char>(v);
+  return written;
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
   std::string out(in.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  if (n < 0) return std::nullopt;
-  // EVP_DecodeBlock counts padding as zero bytes; drop them.
-  std::size_t pad = 0;
-  if (!in.empty() && in.back() == '=') ++pad;
-  if (in.size() >= 2 && in[in.size() - 2] == '=') ++pad;
-  out.resize(static_cast<std::size_t>(n) - pad);
+  const std::optional<std::size_t> n = Base64DecodeTo(in, out.data());
+  if (!n) return std::nullopt;
+  out.resize(*n);
   return out;
 }
 

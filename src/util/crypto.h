@@ -8,6 +8,7 @@
 #define PRESENCE_UTIL_CRYPTO_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -43,8 +44,15 @@ std::string RandomAlnum(std::size_t length);
 bool ConstantTimeEqual(std::string_view a, std::string_view b);
 bool ConstantTimeEqual(const Digest& a, const Digest& b);
 
-// Standard base64 (RFC 4648, with padding). nullopt if `in` is not valid.
+// Standard base64 (RFC 4648, with padding). nullopt if `in` is not valid:
+// a length that is not a multiple of 4, a character outside the standard
+// alphabet, or '=' anywhere but in the last two places (and then "x=" at
+// the end, never "=x"). Bits left over by the padding are ignored.
 std::optional<std::string> Base64Decode(std::string_view in);
+// The same decoding into `out`, which has room for in.size() / 4 * 3 bytes:
+// the number of bytes written, or nullopt if `in` is not valid (`out` then
+// holds garbage). No allocation (a cold authentication decodes one header).
+std::optional<std::size_t> Base64DecodeTo(std::string_view in, char* out);
 std::string Base64Encode(std::string_view in);
 
 std::string HexEncode(const Digest& d);

@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+#include "util/crypto.h"
+
 namespace presence::api {
 namespace {
 
@@ -167,6 +169,61 @@ TEST(BasicAuthTest, MalformedApiKey) {
        }) {
     ExpectError(ParseBasicAuthorization(Header(b64)), 401, "UNAUTHORIZED",
                 "Malformed API key");
+  }
+}
+
+TEST(BasicAuthTest, CredentialsLongerThanTheInlineRoomStillParse) {
+  // Decoded text past BasicCredentials::kInline goes to the heap; copies
+  // and moves keep both parts.
+  const std::string email =
+      std::string(BasicCredentials::kInline, 'e') + "@example.com";
+  const std::string b64 = Base64Encode(email + ":" + std::string(kKey));
+  auto r = ParseBasicAuthorization(Header(b64));
+  ASSERT_TRUE(r) << r.error().msg;
+  const BasicCredentials copy = *r;
+  const BasicCredentials moved = std::move(*r);
+  for (const BasicCredentials* c : {&copy, &moved}) {
+    EXPECT_EQ(c->email(), email);
+    EXPECT_EQ(c->api_key(), kKey);
+  }
+  // Around the boundary, whitespace included in the decoded text.
+  for (std::size_t pad = BasicCredentials::kInline - 40;
+       pad <= BasicCredentials::kInline + 4; ++pad) {
+    const std::string text =
+        "a@b.c:" + std::string(kKey) + std::string(pad - 38, ' ');
+    auto p = ParseBasicAuthorization(Header(Base64Encode(text)));
+    ASSERT_TRUE(p) << pad;
+    EXPECT_EQ(p->email(), "a@b.c");
+    EXPECT_EQ(p->api_key(), kKey);
+  }
+}
+
+TEST(BasicAuthTest, ControlCharacterInsideTheCredentialsIsInvalidHeader) {
+  // Not whitespace, so part of the word, which is then not base64.
+  for (char c : {'\x01', '\x08', '\x0e', '\x1f', '\x7f'}) {
+    std::string word(kAbcB64);
+    ExpectInvalidHeader(
+        ParseBasicAuthorization("Basic " + std::string(1, c) + word));
+    ExpectInvalidHeader(ParseBasicAuthorization(
+        "Basic " + word.substr(0, 8) + std::string(1, c) + word.substr(8)));
+    ExpectInvalidHeader(
+        ParseBasicAuthorization("Basic " + word + std::string(1, c)));
+  }
+}
+
+TEST(BasicAuthTest, PaddingOnlyAtTheEnd) {
+  // "a@b.c:" + kKey with a padding character inside, or its last group
+  // padded wrongly: strict base64 refuses them all.
+  std::string inside(kAbcB64);
+  inside[4] = '=';
+  std::string swapped(kAbcB64);
+  std::swap(swapped[swapped.size() - 2], swapped[swapped.size() - 1]);
+  std::string three(kAbcB64);
+  three[three.size() - 3] = '=';
+  three[three.size() - 2] = '=';
+  for (const std::string& b64 : {inside, swapped, three}) {
+    ASSERT_EQ(b64.size() % 4, 0u);
+    ExpectInvalidHeader(ParseBasicAuthorization(Header(b64)));
   }
 }
 

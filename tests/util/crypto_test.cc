@@ -128,6 +128,47 @@ TEST(CryptoTest, Base64RoundTripsAndRejectsGarbage) {
   EXPECT_FALSE(Base64Decode("a*c=").has_value());
 }
 
+TEST(CryptoTest, Base64RefusesPaddingAnywhereButTheEnd) {
+  for (std::string_view bad :
+       {"=AAA", "A=AA", "AA=A", "Zg==Zg==", "Zm9=Zm9v",
+        "Z===", "====", "Zm9v=", "Zm9vYg=", "Zm 9v", "Zm9v\n"}) {
+    EXPECT_FALSE(Base64Decode(bad).has_value()) << bad;
+  }
+  // Bits the padding leaves over do not matter (as Python's decoder).
+  EXPECT_EQ(Base64Decode("Zh=="), std::string("f"));
+  EXPECT_EQ(Base64Decode("Zm9="), std::string("fo"));
+}
+
+TEST(CryptoTest, Base64DecodeToWritesIntoTheCallersBuffer) {
+  const std::string plain = "user@example.com:" + std::string(32, 'k');
+  const std::string enc = Base64Encode(plain);
+  std::string out(enc.size() / 4 * 3, '?');
+  const std::optional<std::size_t> n = Base64DecodeTo(enc, out.data());
+  ASSERT_TRUE(n.has_value());
+  EXPECT_EQ(out.substr(0, *n), plain);
+  EXPECT_EQ(Base64DecodeTo("", out.data()), std::optional<std::size_t>(0));
+  EXPECT_FALSE(Base64DecodeTo("ab*d", out.data()).has_value());
+}
+
+TEST(CryptoTest, Base64DecodeUndoesTheEncoderForEveryByteAndLength) {
+  // The encoder is OpenSSL's, the decoder our own: every byte value, in
+  // every position of a group, at every length up to 100.
+  std::string plain;
+  for (int n = 0; n <= 100; ++n) {
+    const std::optional<std::string> back = Base64Decode(Base64Encode(plain));
+    ASSERT_TRUE(back.has_value()) << n;
+    EXPECT_EQ(*back, plain) << n;
+    plain.push_back(static_cast<char>((n * 97 + 13) % 256));
+  }
+  for (int b = 0; b < 256; ++b) {
+    for (int at = 0; at < 3; ++at) {
+      std::string s(3, 'x');
+      s[at] = static_cast<char>(b);
+      EXPECT_EQ(Base64Decode(Base64Encode(s)), s) << b << " at " << at;
+    }
+  }
+}
+
 TEST(CryptoTest, HexDigestRoundTrips) {
   Digest d = Sha256("x");
   auto back = HexDecodeDigest(HexEncode(d));
