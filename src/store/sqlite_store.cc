@@ -115,6 +115,16 @@ constexpr std::string_view kSelectClients =
     "last_update_id FROM client_presence ORDER BY user_id, client";
 constexpr std::string_view kDeleteClients =
     "DELETE FROM client_presence WHERE user_id = ?";
+constexpr std::string_view kDeleteOtherClients =
+    "DELETE FROM client_presence WHERE user_id = ? AND client <> ?";
+constexpr std::string_view kUpsertClient =
+    "INSERT INTO client_presence (user_id, client, realm_id, last_connected, "
+    "last_active, last_update_id) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (user_id, client) DO UPDATE SET "
+    "realm_id = excluded.realm_id, "
+    "last_connected = excluded.last_connected, "
+    "last_active = excluded.last_active, "
+    "last_update_id = excluded.last_update_id";
 constexpr std::string_view kInsertClient =
     "INSERT INTO client_presence (user_id, client, realm_id, last_connected, "
     "last_active, last_update_id) VALUES (?, ?, ?, ?, ?, ?)";
@@ -959,26 +969,56 @@ StoreStatus SqliteStore::WritePresence(
     if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
   }
 
-  // Client rows replace per user: delete each named user's rows, then
-  // insert the batch's (foreign keys check users and realms).
-  if (StoreStatus st = Prepare(kDeleteClients, &s); !st) return st.error();
-  for (const ClientPresenceRecord* row : ordered_clients) {
-    StmtReset reset(s);
-    int rc = Bind(s, row->user_id);
-    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
-  }
-  if (StoreStatus st = Prepare(kInsertClient, &s); !st) return st.error();
-  for (const ClientPresenceRecord* row_ptr : ordered_clients) {
-    const ClientPresenceRecord& row = *row_ptr;
-    StmtReset reset(s);
-    int rc = Bind(s, row.user_id, row.client, row.realm_id,
-                  NullableTime{row.last_connected},
-                  NullableTime{row.last_active}, row.last_update_id);
-    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+  // Client rows replace per user: a user named in the batch ends with
+  // exactly the batch's rows. A user with one row in the batch (every ping
+  // of a one-client user) keeps it in place: the row is updated where it
+  // exists and the user's other rows deleted. Deleting and inserting it
+  // instead made SQLite check the users table's key for every row (an
+  // inserted row's foreign key; an updated one that keeps its user_id is not
+  // checked): at 1M users a page read per row from a table far larger than
+  // the page cache (issue #17). A user with several rows is replaced whole:
+  // delete, then insert (foreign keys check users and realms).
+  for (std::size_t i = 0; i < ordered_clients.size();) {
+    std::size_t end = i + 1;
+    while (end < ordered_clients.size() &&
+           ordered_clients[end]->user_id == ordered_clients[i]->user_id) {
+      ++end;
+    }
+    const ClientPresenceRecord& first = *ordered_clients[i];
+    if (end - i == 1) {
+      if (StoreStatus st = Prepare(kDeleteOtherClients, &s); !st) {
+        return st.error();
+      }
+      StmtReset reset(s);
+      int rc = Bind(s, first.user_id, first.client);
+      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+    } else {
+      if (StoreStatus st = Prepare(kDeleteClients, &s); !st) {
+        return st.error();
+      }
+      StmtReset reset(s);
+      int rc = Bind(s, first.user_id);
+      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+    }
+    if (StoreStatus st =
+            Prepare(end - i == 1 ? kUpsertClient : kInsertClient, &s);
+        !st) {
+      return st.error();
+    }
+    for (; i < end; ++i) {
+      const ClientPresenceRecord& row = *ordered_clients[i];
+      StmtReset reset(s);
+      int rc = Bind(s, row.user_id, row.client, row.realm_id,
+                    NullableTime{row.last_connected},
+                    NullableTime{row.last_active}, row.last_update_id);
+      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+    }
   }
 
   if (StoreStatus st = Prepare(kUpdateSequence, &s); !st) return st.error();
