@@ -40,7 +40,11 @@ work="$(mktemp -d -t presenced-flushio.XXXXXX)"
 server_pid=""
 gen_pid=""
 cleanup() {
-  [ -z "$gen_pid" ] || kill "$gen_pid" 2> /dev/null || true
+  # The generator forks one process per --procs: stop them, then it.
+  if [ -n "$gen_pid" ]; then
+    pkill -P "$gen_pid" 2> /dev/null || true
+    kill "$gen_pid" 2> /dev/null || true
+  fi
   bench_stop_quietly "$server_pid"
   rm -rf "$work"
 }
