@@ -354,6 +354,14 @@ void Metrics::RenderStoreMemory(std::string& out) const {
         "The most the store connection's page cache may hold (PRAGMA "
         "cache_size).",
         static_cast<double>(m.page_cache_limit_bytes));
+  Counter(out, "presenced_sqlite_pages_read_total",
+          "Pages the store connection read from its files because its page "
+          "cache lacked them (DBSTATUS_CACHE_MISS).",
+          static_cast<std::uint64_t>(m.pages_read));
+  Counter(out, "presenced_sqlite_pages_written_total",
+          "Pages the store connection wrote to its WAL, spills included "
+          "(DBSTATUS_CACHE_WRITE; checkpoints not counted).",
+          static_cast<std::uint64_t>(m.pages_written));
 }
 
 std::string Metrics::Render(const PresenceService* service,

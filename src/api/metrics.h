@@ -63,6 +63,10 @@ struct StoreMemory {
   // The store connection's page cache, and the most it may hold.
   std::int64_t page_cache_bytes = 0;
   std::int64_t page_cache_limit_bytes = 0;
+  // Pages the store connection read from its files (cache misses) and wrote
+  // to its log, since start.
+  std::int64_t pages_read = 0;
+  std::int64_t pages_written = 0;
 };
 
 class Metrics {

@@ -251,7 +251,8 @@ int Main(int argc, char** argv) {
     metrics.SetStoreMemorySource([sqlite] {
       const store::SqliteStore::MemoryStats m = sqlite->Memory();
       return api::StoreMemory{m.memory_used_bytes, m.memory_highwater_bytes,
-                              m.page_cache_bytes, m.page_cache_limit_bytes};
+                              m.page_cache_bytes,  m.page_cache_limit_bytes,
+                              m.pages_read,        m.pages_written};
     });
   }
   options.metrics = &metrics;

@@ -119,6 +119,13 @@ class SqliteStore final : public Store {
     std::int64_t page_cache_bytes = 0;
     // The most that page cache may hold: PRAGMA cache_size in bytes.
     std::int64_t page_cache_limit_bytes = 0;
+    // Since Open, as of the end of the last committed transaction: pages the
+    // connection read from the files because its cache lacked them
+    // (DBSTATUS_CACHE_MISS), and pages it wrote to the WAL, a spill of a
+    // transaction larger than the cache included (DBSTATUS_CACHE_WRITE).
+    // A checkpoint's copy of the WAL into the database is not counted.
+    std::int64_t pages_read = 0;
+    std::int64_t pages_written = 0;
   };
   // Never blocks on mu_ (a /metrics scrape must not wait for an fsync).
   MemoryStats Memory() const;
@@ -168,6 +175,8 @@ class SqliteStore final : public Store {
   // Memory(): written under mu_, read without it.
   std::atomic<std::int64_t> page_cache_bytes_{0};
   std::atomic<std::int64_t> page_cache_limit_bytes_{0};
+  std::atomic<std::int64_t> pages_read_{0};
+  std::atomic<std::int64_t> pages_written_{0};
 };
 
 }  // namespace presence::store

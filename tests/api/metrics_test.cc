@@ -64,7 +64,7 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   int reads = 0;
   metrics.SetStoreMemorySource([&reads] {
     ++reads;
-    return StoreMemory{1000, 4000, 300, 2'000'000};
+    return StoreMemory{1000, 4000, 300, 2'000'000, 70, 90};
   });
   auto with = Samples(metrics.Render(nullptr, nullptr));
   EXPECT_EQ(reads, 1);  // read when scraped, once
@@ -72,6 +72,8 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   EXPECT_EQ(with["presenced_sqlite_memory_highwater_bytes"], 4000);
   EXPECT_EQ(with["presenced_sqlite_page_cache_bytes"], 300);
   EXPECT_EQ(with["presenced_sqlite_page_cache_limit_bytes"], 2'000'000);
+  EXPECT_EQ(with["presenced_sqlite_pages_read_total"], 70);
+  EXPECT_EQ(with["presenced_sqlite_pages_written_total"], 90);
 }
 
 TEST(MetricsTest, HeapGaugesAddUpWhenTheAllocatorReportsThem) {
