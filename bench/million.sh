@@ -17,12 +17,17 @@
 #   summary.md       the command, commit, flags, load average and figures
 #   metrics.txt      the server's /metrics at the end
 #   perf.txt         with --perf: `perf report` of 20 s of the server
+#   probe.csv, probe.log  with --probe R: bench/ping_probe.py's R pings a
+#                    second over the measured part, from users of the second
+#                    half of the realm, timed by a mostly idle process (the
+#                    server's ping round trip without the generator's own
+#                    lateness)
 #
 # Usage: bench/million.sh [--users N] [--watchers W] [--churn R]
 #          [--minutes M | --seconds S] [--warmup S] [--max-warmup S]
 #          [--interval S]
 #          [--ping-interval S] [--ping-conns C (per generator process)]
-#          [--build-dir DIR] [--out DIR] [--perf]
+#          [--build-dir DIR] [--out DIR] [--perf] [--probe R]
 #          [--server-flag FLAG]...   (a departure from the defaults: the
 #                                     summary names it)
 # Defaults: 1,000,000 users; 19,000 watchers, or fewer when the server's
@@ -53,6 +58,7 @@ ping_conns=256
 build="$root/build/release"
 out=""
 perf=0
+probe=0
 server_flags=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -69,6 +75,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --perf) perf=1; shift ;;
+    --probe) probe="$2"; shift 2 ;;
     --server-flag) server_flags+=("$2"); shift 2 ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "million.sh: unknown argument $1" >&2; exit 2 ;;
@@ -84,7 +91,7 @@ out="$(cd "$out" && pwd)"
 # Both processes may use the whole open-file hard limit.
 ulimit -n "$(ulimit -Hn)"
 
-work="$(mktemp -d /tmp/presenced-million.XXXXXX)"
+work="$(mktemp -d -t presenced-million.XXXXXX)"
 server_pid=""
 perf_pid=""
 cleanup() {
@@ -94,6 +101,7 @@ cleanup() {
   fi
   bench_stop_quietly "$server_pid"
   [ -z "${memory_pid:-}" ] || kill "$memory_pid" 2> /dev/null || true
+  [ -z "${probe_pid:-}" ] || pkill -P "$probe_pid" 2> /dev/null || true
   # Keep the server's log without the import's admin lines and without
   # this machine's temporary path.
   if [ -f "$out/server.log" ]; then
@@ -193,8 +201,21 @@ if [ "$perf" = 1 ]; then
      > /dev/null 2>&1 || true) &
   perf_pid=$!
 fi
+probe_pid=""
+if [ "$probe" != 0 ]; then
+  # Over the measured part: from the generator's 'measuring for' line on.
+  (for _ in $(seq "$((max_warmup + 30))"); do
+     grep -q 'measuring for' "$out/million.log" 2> /dev/null && break
+     sleep 1
+   done
+   python3 "$here/ping_probe.py" --server "$hostport" --keys "$work/keys.csv" \
+     --first "$((users / 2))" --rate "$probe" --seconds "$((seconds - 5))" \
+     --csv "$out/probe.csv" > "$out/probe.log" 2>&1 || true) &
+  probe_pid=$!
+fi
 "${cmd[@]}" 2> "$out/million.log" || { cat "$out/million.log" >&2; exit 1; }
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
+[ -z "$probe_pid" ] || wait "$probe_pid" || true
 curl -s "$url/metrics" > "$out/metrics.txt" || true
 if [ -n "$perf_pid" ]; then
   wait "$perf_pid" || true
@@ -259,8 +280,8 @@ lines = [
     "",
     f"- command: `{command}`",
     f"- commit: {commit}",
-    f"- server binary: `{version}` (its --version: the commit its build was "
-    "configured from)",
+    f"- server binary: `{version}` (its --version: the commit it was "
+    "built from)",
     f"- the server's connection cap (from its log): {int(cap):,}",
     f"- server flags: {'defaults' if not flags.strip() else 'DEPARTS from the defaults: ' + flags}",
     f"- load average (1/5/15 min) before: {lb}; after: {la}",
@@ -310,6 +331,12 @@ kinds = [l.strip()[len("million errors: "):] for l in open(f"{out}/million.log")
 lines += ["Errors by kind over the whole run, warm-up included (what failed, "
           "its HTTP status and Zulip code, or why no answer came):", ""]
 lines += [f"- {k}" for k in kinds] or ["- none"]
+import os
+if os.path.exists(f"{out}/probe.log"):
+    total = [l.strip() for l in open(f"{out}/probe.log") if "total" in l]
+    lines += ["", "Ping probe (bench/ping_probe.py, a mostly idle process beside "
+              "the generator, over the measured part): "
+              + (total[-1] if total else "no summary line (see probe.log)")]
 lines += [
     "",
     "![deliveries](deliveries.png) ![latency](latency.png) ![cpu and rss](cpu_rss.png)",

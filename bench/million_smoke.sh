@@ -27,7 +27,14 @@ if ! grep -q "the server allows 10000" "$out/refused.log"; then
 fi
 bash "$here/million.sh" --build-dir "$build" --users 1000 --watchers 20 \
   --churn 1 --warmup 0 --seconds 8 --interval 2 --ping-interval 10 \
-  --out "$out" > /dev/null
+  --probe 5 --out "$out" > /dev/null
+# The ping probe ran over the measured part and every one of its pings got
+# a 200.
+if ! grep -q 'ping_probe: total n=[1-9][0-9]* .* errors=0$' "$out/probe.log"; then
+  echo "million_smoke: the ping probe did not finish cleanly:"
+  cat "$out/probe.log"
+  exit 1
+fi
 python3 - "$out/million.csv" << 'PY'
 import csv, sys
 want = ("t_s,phase,watchers,answers_per_s,deliveries_per_s,events_per_answer,"
