@@ -273,7 +273,8 @@ class HttpSession : public QueueWaiter,
   bool head_method_ = false;
   // Answers with extra headers, relays, errors (made when needed).
   std::unique_ptr<Response> response_;
-  // The rest of an answer the socket did not take at once (Respond).
+  // The other answers: head (AppendResponseHead) and body, written together.
+  std::string head_;
   std::string body_;
   // LingeringClose's bound and drain buffer (made when needed).
   struct Linger;
