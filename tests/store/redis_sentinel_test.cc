@@ -117,21 +117,6 @@ TEST(RedisSentinelClientTest, AServerThatIsNotASentinelIsSaidSo) {
               HasSubstr("SENTINEL get-master-addr-by-name"));
 }
 
-// Polls the master until it reports `n` replicas online with their link up.
-bool WaitForReplicas(const RedisServer& master, int n) {
-  const auto deadline = steady_clock::now() + std::chrono::seconds(20);
-  const std::string want = "connected_slaves:" + std::to_string(n) + "\r";
-  while (steady_clock::now() < deadline) {
-    auto r = master.Command({"INFO", "replication"});
-    if (r && r->str.find(want) != std::string::npos &&
-        (n == 0 || r->str.find("state=online") != std::string::npos)) {
-      return true;
-    }
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  return false;
-}
-
 TEST(RedisWaitTest, AWriteNoReplicaAcknowledgedFailsAndSaysSo) {
   std::string why;
   auto master = RedisServer::Start({}, false, &why);
@@ -160,7 +145,7 @@ TEST(RedisWaitTest, WritesSucceedOnceAReplicaAcknowledgesThem) {
       {"--replicaof", "127.0.0.1", std::to_string(master->port())}, false,
       &why);
   ASSERT_NE(replica, nullptr) << why;
-  ASSERT_TRUE(WaitForReplicas(*master, 1));
+  ASSERT_TRUE(master->WaitForReplicas(1));
   RedisStore::Options options;
   options.connections = 1;
   options.wait = {.replicas = 1, .timeout = milliseconds(5000)};

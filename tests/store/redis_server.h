@@ -188,6 +188,27 @@ class RedisServer {
     return redis_test::Command(port_, std::move(argv));
   }
 
+  // Polls this master until it reports `n` replicas, each online (initial
+  // sync done; a replica still in wait_bgsave does not acknowledge a WAIT).
+  bool WaitForReplicas(int n) const {
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    const std::string want = "connected_slaves:" + std::to_string(n) + "\r";
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto r = Command({"INFO", "replication"});
+      if (r && r->str.find(want) != std::string::npos) {
+        std::size_t online = 0;
+        for (auto at = r->str.find("state=online"); at != std::string::npos;
+             at = r->str.find("state=online", at + 1)) {
+          ++online;
+        }
+        if (online == static_cast<std::size_t>(n)) return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+  }
+
   // FLUSHALL; ADD_FAILURE if it does not answer OK.
   void FlushAll() const {
     auto r = Command({"FLUSHALL"});
