@@ -13,6 +13,10 @@
 #
 # Usage: bench/fanout-ab.sh [--runs N] [--watchers "1000 10000"]
 #          [--hold-ms MS] [--out DIR] LOADGEN BENCH_POPULATE NAME=PRESENCED...
+# NAME=PRESENCED may carry arguments after the binary, split on spaces
+# (paths without spaces): e.g. "floor2=build/release/fanout_floor
+# --threads 2" for the machine's floor (bench/fanout_floor.cc), which
+# takes the same flags as presenced here and ignores --data.
 # --hold-ms: memory with many parked polls (issue #17): after the polls
 # park, hold them MS ms more (past the server's 10-s malloc_trim) and read
 # the server's RSS, the kernel's TCP buffer pages and the sockets' slab
@@ -22,7 +26,8 @@
 # e.g.   bench/fanout-ab.sh --runs 3 build/fan/loadgen build/fan/bench_populate \
 #          old=build/fan-base/presenced new=build/fan/presenced
 # Output: DIR/fanout.jsonl (one loadgen object per run, label
-# "fanout/NAME/W/RUN"). Loopback only.
+# "fanout/NAME/W/RUN"), DIR/loadavg.txt (/proc/loadavg as each run ends),
+# DIR/server-NAME-W-RUN.err (the server's stderr, if any). Loopback only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/lib.sh"
@@ -36,11 +41,11 @@ while [ $# -gt 0 ]; do
     --watchers) watchers="$2"; shift 2 ;;
     --hold-ms) hold_ms="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[ $# -ge 3 ] || { sed -n '2,27p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,30p' "$0"; exit 2; }
 loadgen="$1"
 populate="$2"
 shift 2
@@ -71,7 +76,9 @@ trigger_first=$(( max_w + 10 ))
 "$populate" --data "$work/pristine" --users $(( max_w + 200 )) > /dev/null
 
 start_server() {
-  local bin="$1"
+  local cmd bin
+  read -ra cmd <<< "$1"
+  bin="${cmd[0]}"
   rm -rf "$work/data"
   cp -r "$work/pristine" "$work/data"
   : > "$work/server.out"
@@ -84,7 +91,8 @@ start_server() {
   if "$bin" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
     per_address=(--max-connections-per-address 20000)
   fi
-  "$bin" --listen 127.0.0.1:0 --data "$work/data" \
+  : > "$work/server.err"
+  "${cmd[@]}" --listen 127.0.0.1:0 --data "$work/data" \
     --max-connections 20000 "${per_address[@]}" \
     >> "$work/server.out" 2>> "$work/server.err" &
   server_pid=$!
@@ -106,9 +114,15 @@ for run in $(seq 1 "$runs"); do
         --label "fanout/${names[$i]}/$w/$run" \
         >> "$out/fanout.jsonl" 2>> "$out/loadgen.log"
       tail -1 "$out/fanout.jsonl"
+      # The machine's load as each run ends (shared machines: issue #17).
+      echo "fanout/${names[$i]}/$w/$run $(cat /proc/loadavg)" >> "$out/loadavg.txt"
       kill "$server_pid"
       wait "$server_pid" || true
       server_pid=""
+      # The server's own log of the run, if it wrote one.
+      if [ -s "$work/server.err" ]; then
+        cp "$work/server.err" "$out/server-${names[$i]}-$w-$run.err"
+      fi
     done
   done
 done
@@ -121,10 +135,11 @@ for r in rows:
     _, name, w, _ = r["label"].split("/")
     groups.setdefault((int(w), name), []).append(r)
 keys = ["p50_ms", "p99_ms", "max_ms", "trigger_ms",
-        "server_cpu_us_per_delivery"]
+        "server_cpu_us_per_delivery", "server_user_us_per_delivery",
+        "server_sys_us_per_delivery", "client_cpu_us_per_delivery"]
 print("watchers binary runs " + " ".join(keys) + " (medians)")
 for (w, name), rs in sorted(groups.items()):
-    med = [statistics.median(r[k] for r in rs) for k in keys]
+    med = [statistics.median(r.get(k, -1) for r in rs) for k in keys]
     print(w, name, len(rs), " ".join(f"{m:.2f}" for m in med))
 held = [r for r in rows if r.get("hold_ms", 0) > 0 and r.get("rss_held", -1) > 0]
 if held:

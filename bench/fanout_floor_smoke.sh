@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# ctest fanout_floor_smoke: bench/fanout-ab.sh drives bench/fanout_floor.cc
+# (the machine's floor for one event to W parked polls) exactly as it drives
+# presenced, with 300 watchers and the floor on 1 and 2 threads. Passes if
+# every round delivered one answer to every watcher (loadgen exits non-zero
+# otherwise), and the floor's log says every answer it sent had the size
+# asked for, in one send each (no partial send). Loopback only, a few seconds.
+#
+# Usage: bench/fanout_floor_smoke.sh LOADGEN BENCH_POPULATE FANOUT_FLOOR
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+[ $# -eq 3 ] || { sed -n '2,9p' "$0"; exit 2; }
+out="$(mktemp -d /tmp/fanout-floor-smoke.XXXXXX)"
+trap 'rm -rf "$out"' EXIT
+bytes=1234
+bash "$here/fanout-ab.sh" --runs 1 --watchers 300 --out "$out" "$1" "$2" \
+  "floor1=$3 --threads 1 --answer-bytes $bytes" \
+  "floor2=$3 --threads 2 --answer-bytes $bytes" > "$out/summary.txt"
+python3 - "$out" "$bytes" << 'PY'
+import glob, json, re, sys
+out, size = sys.argv[1], int(sys.argv[2])
+rows = [json.loads(l) for l in open(f"{out}/fanout.jsonl")]
+assert len(rows) == 2, rows
+for r in rows:
+    assert r["deliveries"] == r["rounds"] * 300 and r["empty"] == 0, r
+for name, threads in (("floor1", 1), ("floor2", 2)):
+    lines = open(f"{out}/server-{name}-300-1.err").read().splitlines()
+    sent = {}
+    for l in lines:
+        m = re.search(r"round (\d+) thread (\d+): (\d+) answers of (\d+) B, .*"
+                      r", (\d+) partial", l)
+        assert m, l
+        assert int(m[4]) == size and int(m[5]) == 0, l
+        sent[int(m[1])] = sent.get(int(m[1]), 0) + int(m[3])
+    # 5 rounds, every one answering all 300 watchers over `threads` threads.
+    assert sent == {k: 300 for k in range(1, 6)}, (name, sent)
+    assert len(lines) == 5 * threads, (name, lines)
+print("fanout_floor_smoke: passed")
+PY
