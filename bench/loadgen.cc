@@ -65,6 +65,9 @@
 // numeric IPv4/IPv6 addresses are accepted (loopback in the benchmarks).
 //
 // Output: a human summary on stderr and one JSON object on stdout.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/connect.hpp>
@@ -87,6 +90,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -393,6 +397,47 @@ Ns ProcessesCpuNs(const std::vector<int>& pids) {
     }
   }
   return any ? total : -1;
+}
+
+// User and system CPU of processes `pids` (every thread), ns, from
+// /proc/PID/stat's utime and stime (clock ticks, scaled by the kernel to the
+// precise total): {-1, -1} if one is unreadable.
+struct UserSysNs {
+  Ns user = -1, sys = -1;
+};
+UserSysNs ProcessesUserSysNs(const std::vector<int>& pids) {
+  static const long hz = sysconf(_SC_CLK_TCK);
+  UserSysNs total{0, 0};
+  if (pids.empty() || hz <= 0) return {};
+  for (int pid : pids) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(in, line)) return {};
+    const std::size_t paren = line.rfind(')');
+    if (paren == std::string::npos) return {};
+    // After "pid (comm)": state is field 3, utime 14, stime 15.
+    std::istringstream rest(line.substr(paren + 2));
+    std::string field;
+    long long utime = -1, stime = -1;
+    for (int f = 3; f <= 15 && rest >> field; ++f) {
+      if (f == 14) utime = std::atoll(field.c_str());
+      if (f == 15) stime = std::atoll(field.c_str());
+    }
+    if (utime < 0 || stime < 0) return {};
+    total.user += utime * 1'000'000'000LL / hz;
+    total.sys += stime * 1'000'000'000LL / hz;
+  }
+  return total;
+}
+
+// This process's user and system CPU, ns (getrusage).
+UserSysNs SelfUserSysNs() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  auto ns = [](const timeval& t) {
+    return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1'000LL;
+  };
+  return {ns(ru.ru_utime), ns(ru.ru_stime)};
 }
 
 Ns SelfCpuNs() {
@@ -1356,6 +1401,10 @@ int RunFanout(const Options& o) {
   // CPU time of the delivery phases (trigger sent -> last answer), ns.
   Ns server_cpu_sum = 0, client_cpu_sum = 0;
   bool server_cpu_known = true;
+  // The same split into user and system time (coarser: clock ticks).
+  Ns server_user_sum = 0, server_sys_sum = 0, client_user_sum = 0,
+     client_sys_sum = 0;
+  bool server_split_known = true;
 
   for (int round = 0; round < o.rounds; ++round) {
     std::fill(delivered_at.begin(), delivered_at.end(), 0);
@@ -1403,6 +1452,8 @@ int RunFanout(const Options& o) {
     double trigger_ms = -1;
     const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
     const Ns client_cpu0 = SelfCpuNs();
+    const UserSysNs server_split0 = ProcessesUserSysNs(o.server_pids);
+    const UserSysNs client_split0 = SelfUserSysNs();
     trigger_sent = NowNs();
     trigger[0]->Send(req.PingOnly(o.trigger_first + round),
                      [&](Conn&, const Answer* a, Ns done) {
@@ -1419,6 +1470,16 @@ int RunFanout(const Options& o) {
     }
     const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
     client_cpu_sum += SelfCpuNs() - client_cpu0;
+    const UserSysNs server_split1 = ProcessesUserSysNs(o.server_pids);
+    const UserSysNs client_split1 = SelfUserSysNs();
+    client_user_sum += client_split1.user - client_split0.user;
+    client_sys_sum += client_split1.sys - client_split0.sys;
+    if (server_split0.user < 0 || server_split1.user < 0) {
+      server_split_known = false;
+    } else {
+      server_user_sum += server_split1.user - server_split0.user;
+      server_sys_sum += server_split1.sys - server_split0.sys;
+    }
     if (server_cpu0 < 0 || server_cpu1 < 0) {
       server_cpu_known = false;
     } else {
@@ -1447,6 +1508,10 @@ int RunFanout(const Options& o) {
   const double n = static_cast<double>(std::max<std::int64_t>(1, s.count));
   const double server_us = server_cpu_known ? server_cpu_sum / 1e3 / n : -1;
   const double client_us = client_cpu_sum / 1e3 / n;
+  const double server_user_us =
+      server_split_known ? server_user_sum / 1e3 / n : -1;
+  const double server_sys_us =
+      server_split_known ? server_sys_sum / 1e3 / n : -1;
   const double per_poll = (rss_before > 0 && rss_parked > 0)
                               ? static_cast<double>(rss_parked - rss_before) / w
                               : -1;
@@ -1466,7 +1531,11 @@ int RunFanout(const Options& o) {
       "\"client_cpu_us_per_delivery\":%.2f,\"hold_ms\":%d,"
       "\"rss_held\":%ld,\"rss_per_parked_poll_held\":%.1f,"
       "\"tcp_buffer_bytes_before\":%ld,\"tcp_buffer_bytes_held\":%ld,"
-      "\"socket_slab_bytes_before\":%ld,\"socket_slab_bytes_held\":%ld}\n",
+      "\"socket_slab_bytes_before\":%ld,\"socket_slab_bytes_held\":%ld,"
+      "\"server_user_us_per_delivery\":%.2f,"
+      "\"server_sys_us_per_delivery\":%.2f,"
+      "\"client_user_us_per_delivery\":%.2f,"
+      "\"client_sys_us_per_delivery\":%.2f}\n",
       o.label.c_str(), static_cast<long long>(w), o.rounds,
       static_cast<long long>(s.count), static_cast<long long>(empty),
       s.p50_us / 1e3, s.p99_us / 1e3, s.max_us / 1e3, s.mean_us / 1e3,
@@ -1475,7 +1544,8 @@ int RunFanout(const Options& o) {
       (rss_before > 0 && rss_held > 0)
           ? static_cast<double>(rss_held - rss_before) / w
           : -1.0,
-      tcp_before, tcp_held, slab_before, slab_held);
+      tcp_before, tcp_held, slab_before, slab_held, server_user_us,
+      server_sys_us, client_user_sum / 1e3 / n, client_sys_sum / 1e3 / n);
   std::fprintf(stderr,
                "loadgen fanout %lld watchers: delivery p50 %.2f ms p99 %.2f "
                "ms max %.2f ms; %.0f resident bytes per parked poll; CPU "
