@@ -88,7 +88,7 @@ start_server() {
   # connection caps (--max-connections 10,000 and 2,000 per address by
   # default) are raised to let 10,000 of them in, where the binary has them.
   local per_address=()
-  if "$bin" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
+  if "${cmd[@]}" --help 2>&1 | grep -q -- '--max-connections-per-address'; then
     per_address=(--max-connections-per-address 20000)
   fi
   : > "$work/server.err"
@@ -119,9 +119,11 @@ for run in $(seq 1 "$runs"); do
       kill "$server_pid"
       wait "$server_pid" || true
       server_pid=""
-      # The server's own log of the run, if it wrote one.
+      # The server's own log of the run, if it wrote one (the scratch
+      # directory's path replaced: results are committed).
       if [ -s "$work/server.err" ]; then
-        cp "$work/server.err" "$out/server-${names[$i]}-$w-$run.err"
+        sed "s#$work#WORKDIR#g" "$work/server.err" \
+          > "$out/server-${names[$i]}-$w-$run.err"
       fi
     done
   done
