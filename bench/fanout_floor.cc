@@ -25,7 +25,10 @@
 //
 // Options presenced could also take: --nodelay 0|1 (TCP_NODELAY on the
 // accepted sockets; presenced sets it), --sndbuf B (SO_SNDBUF, 0: the
-// kernel's default). --data, --max-connections and
+// kernel's default), --slice N (answer N parked polls per turn of the
+// event loop and look at what else is ready in between, as presenced's
+// AnswerQueue does with 32; 0, the default: all in one loop). --data,
+// --max-connections and
 // --max-connections-per-address are accepted and ignored, so that
 // bench/fanout-ab.sh can start it like presenced.
 //
@@ -47,6 +50,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -73,6 +77,9 @@ struct Options {
   bool nodelay = true;
   int sndbuf = 0;
   bool gather = false;
+  // Answers per turn of the event loop (0: all at once): presenced answers
+  // kSlice = 32 at a time, each slice behind whatever else is ready.
+  std::size_t slice = 0;
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -80,6 +87,7 @@ struct Options {
                "fanout_floor: %s\n"
                "usage: fanout_floor [--listen 127.0.0.1:0] [--threads N]\n"
                "  [--answer-bytes B] [--nodelay 0|1] [--sndbuf B] [--gather]\n"
+               "  [--slice N]\n"
                "  (--data X, --max-connections N, "
                "--max-connections-per-address N ignored)\n",
                why);
@@ -152,6 +160,8 @@ class Worker {
   bool HandleRequests(Conn* c);  // false: the connection is gone
   bool Reply(Conn* c, const std::string& bytes);  // false: closed
   void FanOut();
+  // Answers up to `limit` of answering_; logs the round when it is done.
+  void SendSlice(std::size_t limit);
   void Close(Conn* c);
 
   Server& server_;
@@ -159,6 +169,12 @@ class Worker {
   int ep_ = -1;
   int event_fd_ = -1;
   std::vector<Conn*> parked_;
+  // The round being answered: answering_[next_...] are still owed.
+  std::vector<Conn*> answering_;
+  std::size_t next_ = 0;
+  const Answer* answer_ = nullptr;
+  std::int64_t first_ns_ = 0, partial_ = 0;
+  std::size_t sent_ = 0;
 };
 
 class Server {
@@ -239,8 +255,10 @@ void Worker::Wake() {
 void Worker::Run() {
   std::vector<epoll_event> events(512);
   for (;;) {
+    // While a round is owed in slices, only look at what is ready.
     const int n =
-        epoll_wait(ep_, events.data(), static_cast<int>(events.size()), -1);
+        epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
+                   answering_.empty() ? -1 : 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       std::perror("fanout_floor: epoll_wait");
@@ -263,6 +281,7 @@ void Worker::Run() {
         }
       }
     }
+    if (!answering_.empty()) SendSlice(server_.options().slice);
   }
 }
 
@@ -380,15 +399,30 @@ void Worker::OnWritable(Conn* c) {
 }
 
 void Worker::FanOut() {
-  const Answer& a = *server_.answer();
+  // A round still owed (loadgen never triggers before every answer of the
+  // last one arrived, so only in theory) is finished first.
+  while (!answering_.empty()) SendSlice(answering_.size());
+  answering_.swap(parked_);
+  next_ = 0;
+  sent_ = 0;
+  partial_ = 0;
+  first_ns_ = 0;
+  answer_ = server_.answer();
+  const std::size_t slice = server_.options().slice;
+  SendSlice(slice > 0 ? slice : answering_.size());
+}
+
+void Worker::SendSlice(std::size_t limit) {
+  if (limit == 0) limit = answering_.size();
+  const Answer& a = *answer_;
   const bool gather = server_.options().gather;
   iovec iov[2] = {{const_cast<char*>(a.head.data()), a.head.size()},
                   {const_cast<char*>(a.body.data()), a.body.size()}};
   msghdr msg{};
   const std::size_t total = a.whole.size();
-  std::int64_t first_ns = 0, partial = 0;
-  std::size_t sent = 0;
-  for (Conn* c : parked_) {
+  const std::size_t end = std::min(answering_.size(), next_ + limit);
+  for (; next_ < end; ++next_) {
+    Conn* c = answering_[next_];
     c->parked = false;
     if (c->fd < 0) {
       delete c;
@@ -403,7 +437,7 @@ void Worker::FanOut() {
       n = send(c->fd, a.whole.data(), total, MSG_NOSIGNAL);
     }
     if (n != static_cast<ssize_t>(total)) {
-      ++partial;
+      ++partial_;
       if (n < 0 && errno != EAGAIN) {
         Close(c);
         continue;
@@ -415,16 +449,18 @@ void Worker::FanOut() {
       ev.data.ptr = c;
       epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
     }
-    if (++sent == 1) first_ns = NowNs();
+    if (++sent_ == 1) first_ns_ = NowNs();
   }
-  parked_.clear();
+  if (next_ < answering_.size()) return;
+  answering_.clear();
+  next_ = 0;
   const std::int64_t t0 = server_.trigger_ns();
   std::fprintf(stderr,
                "fanout_floor: round %lld thread %d: %zu answers of %zu B, "
                "first sent +%.3f ms, last +%.3f ms, %lld partial\n",
-               static_cast<long long>(server_.round()), index_, sent, total,
-               sent ? (first_ns - t0) / 1e6 : 0.0, (NowNs() - t0) / 1e6,
-               static_cast<long long>(partial));
+               static_cast<long long>(server_.round()), index_, sent_, total,
+               sent_ ? (first_ns_ - t0) / 1e6 : 0.0, (NowNs() - t0) / 1e6,
+               static_cast<long long>(partial_));
 }
 
 int Server::Start() {
@@ -509,6 +545,8 @@ int main(int argc, char** argv) {
       o.sndbuf = std::atoi(value());
     } else if (a == "--gather") {
       o.gather = true;
+    } else if (a == "--slice") {
+      o.slice = static_cast<std::size_t>(std::atoll(value()));
     } else if (a == "--data" || a == "--max-connections" ||
                a == "--max-connections-per-address") {
       value();
@@ -516,6 +554,7 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: fanout_floor [--listen 127.0.0.1:0] [--threads N]\n"
           "  [--answer-bytes B] [--nodelay 0|1] [--sndbuf B] [--gather]\n"
+          "  [--slice N]\n"
           "  (--data X, --max-connections N, --max-connections-per-address "
           "N: ignored)\n");
       return 0;
