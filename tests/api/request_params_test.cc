@@ -150,6 +150,22 @@ TEST(RequestParamsTest, DuplicateNamesLastWins) {
   EXPECT_EQ(m.GetString("a"), "2");
 }
 
+// Issue #17: Parse puts each pair straight into the sorted list. Names
+// arriving out of order, a name repeated between the query and the body,
+// once escaped and once plain, end as one sorted entry each with the last
+// value, and a repeat does not count as a use.
+TEST(RequestParamsTest, Issue17_PairsOutOfOrderAndRepeatedSortedLastValue) {
+  RequestParams p = MustParse("z=1&m=q&%61=escaped&b", kForm,
+                              "a=plain&zz=2&m=body&z=3&A=upper");
+  EXPECT_EQ(p.Names(),
+            (std::vector<std::string>{"A", "a", "b", "m", "z", "zz"}));
+  EXPECT_EQ(p.GetString("a"), "plain");
+  EXPECT_EQ(p.GetString("m"), "body");
+  EXPECT_EQ(p.GetString("z"), "3");
+  EXPECT_EQ(p.GetString("b"), "");
+  EXPECT_EQ(p.UnusedNames(), (std::vector<std::string>{"A", "zz"}));
+}
+
 TEST(RequestParamsTest, ContentTypeIsCaseInsensitiveWithParameters) {
   for (std::string_view ct :
        {"Application/X-WWW-Form-URLEncoded",
