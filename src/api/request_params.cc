@@ -476,9 +476,7 @@ namespace {
 // `true`, `false`, and integers of up to 18 digits in JSON's own grammar
 // (no '+', no leading zero, no surrounding space), which always fit in
 // int64. Anything else goes to Boost.JSON, so the answers are the same.
-std::optional<boost::json::value> SimpleJson(std::string_view text) {
-  if (text == "true") return boost::json::value(true);
-  if (text == "false") return boost::json::value(false);
+std::optional<std::int64_t> SimpleInt(std::string_view text) {
   std::string_view digits = text;
   if (!digits.empty() && digits.front() == '-') digits.remove_prefix(1);
   if (digits.empty() || digits.size() > 18 || text == "-0" ||
@@ -489,7 +487,14 @@ std::optional<boost::json::value> SimpleJson(std::string_view text) {
   }
   std::int64_t v = 0;
   std::from_chars(text.data(), text.data() + text.size(), v);
-  return boost::json::value(v);
+  return v;
+}
+
+std::optional<boost::json::value> SimpleJson(std::string_view text) {
+  if (text == "true") return boost::json::value(true);
+  if (text == "false") return boost::json::value(false);
+  if (auto v = SimpleInt(text)) return boost::json::value(*v);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -514,6 +519,11 @@ ApiResult<std::optional<boost::json::value>> RequestParams::GetJsonValue(
 
 ApiResult<std::optional<bool>> RequestParams::GetJsonBool(
     std::string_view name) {
+  // Absent, `true` or `false` (nearly every call): no JSON value made.
+  const std::string* text = Lookup(name);
+  if (text == nullptr) return std::optional<bool>();
+  if (*text == "true") return std::optional<bool>(true);
+  if (*text == "false") return std::optional<bool>(false);
   auto v = ParseJson(name);
   if (!v) return v.error();
   if (!v->has_value()) return std::optional<bool>();
@@ -527,6 +537,13 @@ ApiResult<bool> RequestParams::RequireJsonBool(std::string_view name) {
 
 ApiResult<std::optional<std::int64_t>> RequestParams::GetJsonInt(
     std::string_view name) {
+  // Absent, or an integer SimpleJson reads (nearly every call): no JSON
+  // value made.
+  const std::string* text = Lookup(name);
+  if (text == nullptr) return std::optional<std::int64_t>();
+  if (auto simple = SimpleInt(*text)) {
+    return std::optional<std::int64_t>(*simple);
+  }
   auto v = ParseJson(name);
   if (!v) return v.error();
   if (!v->has_value()) return std::optional<std::int64_t>();

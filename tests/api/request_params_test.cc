@@ -529,6 +529,21 @@ TEST(RequestParamsTest, JsonIntIsStrict) {
   }
 }
 
+// Issue #17: GetJsonBool and GetJsonInt read `true`, `false` and plain
+// integers without a JSON value; they still mark the name as used, and an
+// absent name as well (as Lookup always did).
+TEST(RequestParamsTest, Issue17_ReadWithoutJsonStillMarksUsed) {
+  RequestParams p = MustParse("t=true&f=false&n=-42&z=0&x=1", "", "");
+  EXPECT_EQ(p.GetJsonBool("t").value(), true);
+  EXPECT_EQ(p.GetJsonBool("f").value(), false);
+  EXPECT_EQ(p.GetJsonInt("n").value(), -42);
+  EXPECT_EQ(p.GetJsonInt("z").value(), 0);
+  EXPECT_EQ(p.GetJsonInt("absent").value(), std::nullopt);
+  EXPECT_EQ(p.UnusedNames(), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(p.GetJsonBool("n").error().msg, "n is not a boolean");
+  EXPECT_EQ(p.GetJsonInt("t").error().msg, "t is not an integer");
+}
+
 TEST(RequestParamsTest, StatusIsAPlainString) {
   RequestParams p = MustParse("", kForm, "status=%22active%22");
   EXPECT_EQ(p.GetString("status"), "\"active\"");  // not JSON-decoded
