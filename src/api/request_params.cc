@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -38,10 +37,10 @@ struct RequestParams::Sink {
       it->second.used = false;
       return;
     }
-    params.emplace(
-        it, std::piecewise_construct,
-        std::forward_as_tuple(std::forward<Name>(name)),
-        std::forward_as_tuple(std::string(std::forward<Value>(value))));
+    // Entry{...}, not piecewise: clang 14 has no parenthesized aggregate
+    // initialization (the clang-tsa and fuzz builds).
+    params.emplace(it, std::forward<Name>(name),
+                   Entry{std::string(std::forward<Value>(value))});
   }
 };
 
