@@ -9,13 +9,42 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "util/ascii.h"
 
 namespace presence::api {
-namespace {
+// Where Parse puts the pairs it decodes, in order: one entry per name,
+// sorted by name, a later pair (the body's after the query's, a repeated
+// name) replacing the value of an earlier one. size() counts every pair
+// added, repeated names each time (max_parameters). Filling params_
+// directly spares a list of pairs and a second move of every string.
+struct RequestParams::Sink {
+  std::vector<std::pair<std::string, Entry>>& params;
+  std::size_t added = 0;
 
-using Pairs = std::vector<std::pair<std::string, std::string>>;
+  std::size_t size() const { return added; }
+
+  template <class Name, class Value>
+  void Add(Name&& name, Value&& value) {
+    ++added;
+    const std::string_view key(name);
+    auto it = std::lower_bound(
+        params.begin(), params.end(), key,
+        [](const auto& entry, std::string_view n) { return entry.first < n; });
+    if (it != params.end() && it->first == key) {
+      it->second.value = std::forward<Value>(value);
+      it->second.used = false;
+      return;
+    }
+    // Entry{...}, not piecewise: clang 14 has no parenthesized aggregate
+    // initialization (the clang-tsa and fuzz builds).
+    params.emplace(it, std::forward<Name>(name),
+                   Entry{std::string(std::forward<Value>(value))});
+  }
+};
+
+namespace {
 
 constexpr std::string_view kReplacementChar = "\xEF\xBF\xBD";  // U+FFFD
 
@@ -94,6 +123,7 @@ std::string ToUtf8Lossy(std::string_view s) {
 // empty name is dropped. `raw_name` and `raw_value` are decoded but may not be
 // UTF-8 yet; lengths are checked before the repair (which only ever makes a
 // string longer) and after it.
+template <class Pairs>
 ApiResult<void> AddPair(std::string_view raw_name, std::string_view raw_value,
                         const RequestParamsOptions& options, Pairs& out) {
   if (raw_name.size() > options.max_name_length) {
@@ -114,7 +144,7 @@ ApiResult<void> AddPair(std::string_view raw_name, std::string_view raw_value,
   if (value.size() > options.max_value_length) {
     return Malformed("Parameter '" + name + "' is too long");
   }
-  out.emplace_back(std::move(name), std::move(value));
+  out.Add(std::move(name), std::move(value));
   return {};
 }
 
@@ -145,6 +175,7 @@ bool IsPlain(std::string_view s) {
 
 // application/x-www-form-urlencoded (also the query string): '&'-separated
 // segments, each "name" or "name=value".
+template <class Pairs>
 ApiResult<void> ParseUrlEncoded(std::string_view s, std::string_view where,
                                 const RequestParamsOptions& options,
                                 Pairs& out) {
@@ -173,7 +204,7 @@ ApiResult<void> ParseUrlEncoded(std::string_view s, std::string_view where,
         return Malformed("Parameter '" + std::string(raw_name) +
                          "' is too long");
       }
-      out.emplace_back(std::string(raw_name), std::string(raw_value));
+      out.Add(raw_name, raw_value);
       continue;
     }
     auto name = FormDecode(raw_name, where);
@@ -271,6 +302,7 @@ std::size_t FindDelimiter(std::string_view body, std::string_view delim,
 
 // multipart/form-data (RFC 7578 over RFC 2046). Lines end in CRLF; a bare LF
 // is accepted too. The preamble and the epilogue are ignored.
+template <class Pairs>
 ApiResult<void> ParseMultipart(std::string_view boundary, std::string_view body,
                                const RequestParamsOptions& options,
                                Pairs& out) {
@@ -361,12 +393,14 @@ ApiResult<RequestParams> RequestParams::Parse(std::string_view query,
                                               const Options& options) {
   if (!query.empty() && query.front() == '?') query.remove_prefix(1);
 
-  // The query's pairs and the body's in one list, so that both count
-  // towards max_parameters; room for a usual request's few parameters in
-  // one allocation.
-  constexpr std::size_t kUsualParameters = 8;
-  Pairs pairs;
-  if (!query.empty() || !body.empty()) pairs.reserve(kUsualParameters);
+  // The pairs of the query and then of the body go straight into the
+  // sorted list (Sink); all of them count towards max_parameters.
+  RequestParams params;
+  constexpr std::size_t kUsualParameters = 4;
+  if (!query.empty() || !body.empty()) {
+    params.params_.reserve(kUsualParameters);
+  }
+  Sink pairs{params.params_};
   auto q = ParseUrlEncoded(query, "query string", options, pairs);
   if (!q) return q.error();
 
@@ -386,23 +420,6 @@ ApiResult<RequestParams> RequestParams::Parse(std::string_view query,
     if (!body.empty()) {
       auto b = ParseMultipart(*boundary, body, options, pairs);
       if (!b) return b.error();
-    }
-  }
-
-  // Sorted by name, one entry per name: a later pair (the body's after the
-  // query's, a repeated name) replaces an earlier one.
-  RequestParams params;
-  params.params_.reserve(pairs.size());
-  for (auto& [name, value] : pairs) {
-    auto it =
-        std::lower_bound(params.params_.begin(), params.params_.end(), name,
-                         [](const auto& entry, const std::string& n) {
-                           return entry.first < n;
-                         });
-    if (it != params.params_.end() && it->first == name) {
-      it->second = Entry{std::move(value)};
-    } else {
-      params.params_.emplace(it, std::move(name), Entry{std::move(value)});
     }
   }
   return params;
@@ -458,9 +475,7 @@ namespace {
 // `true`, `false`, and integers of up to 18 digits in JSON's own grammar
 // (no '+', no leading zero, no surrounding space), which always fit in
 // int64. Anything else goes to Boost.JSON, so the answers are the same.
-std::optional<boost::json::value> SimpleJson(std::string_view text) {
-  if (text == "true") return boost::json::value(true);
-  if (text == "false") return boost::json::value(false);
+std::optional<std::int64_t> SimpleInt(std::string_view text) {
   std::string_view digits = text;
   if (!digits.empty() && digits.front() == '-') digits.remove_prefix(1);
   if (digits.empty() || digits.size() > 18 || text == "-0" ||
@@ -471,7 +486,14 @@ std::optional<boost::json::value> SimpleJson(std::string_view text) {
   }
   std::int64_t v = 0;
   std::from_chars(text.data(), text.data() + text.size(), v);
-  return boost::json::value(v);
+  return v;
+}
+
+std::optional<boost::json::value> SimpleJson(std::string_view text) {
+  if (text == "true") return boost::json::value(true);
+  if (text == "false") return boost::json::value(false);
+  if (auto v = SimpleInt(text)) return boost::json::value(*v);
+  return std::nullopt;
 }
 
 }  // namespace
@@ -496,6 +518,11 @@ ApiResult<std::optional<boost::json::value>> RequestParams::GetJsonValue(
 
 ApiResult<std::optional<bool>> RequestParams::GetJsonBool(
     std::string_view name) {
+  // Absent, `true` or `false` (nearly every call): no JSON value made.
+  const std::string* text = Lookup(name);
+  if (text == nullptr) return std::optional<bool>();
+  if (*text == "true") return std::optional<bool>(true);
+  if (*text == "false") return std::optional<bool>(false);
   auto v = ParseJson(name);
   if (!v) return v.error();
   if (!v->has_value()) return std::optional<bool>();
@@ -509,6 +536,13 @@ ApiResult<bool> RequestParams::RequireJsonBool(std::string_view name) {
 
 ApiResult<std::optional<std::int64_t>> RequestParams::GetJsonInt(
     std::string_view name) {
+  // Absent, or an integer SimpleJson reads (nearly every call): no JSON
+  // value made.
+  const std::string* text = Lookup(name);
+  if (text == nullptr) return std::optional<std::int64_t>();
+  if (auto simple = SimpleInt(*text)) {
+    return std::optional<std::int64_t>(*simple);
+  }
   auto v = ParseJson(name);
   if (!v) return v.error();
   if (!v->has_value()) return std::optional<std::int64_t>();

@@ -151,6 +151,8 @@ class RequestParams {
     std::string value;
     bool used = false;
   };
+  // Where Parse() puts the pairs it decodes (request_params.cc).
+  struct Sink;
 
   // Where `name` is in params_; params_.size() if absent.
   std::size_t IndexOf(std::string_view name) const;

@@ -357,19 +357,24 @@ void HttpSession::HandleRequest(bool force_nonblocking, bool resumed) {
   // woken has had its turn.
   in.answer_in_turn = !resumed;
 
-  // Constructed from the answer (one move), not assigned over a default
-  // one: an answer has many members, and this is every request's path.
-  std::optional<api::Response> answer;
-  try {
-    answer.emplace(router_->Handle(in));
-  } catch (...) {
-    return HandlerFailed(std::current_exception());
-  }
+  // The router's answer is the lambda's result object, which initializes
+  // `answer` itself: no move (an answer has many members, and this is
+  // every request's path), and Dispatch and Respond take it by reference.
+  std::exception_ptr failure;
+  api::Response answer = [&]() -> api::Response {
+    try {
+      return router_->Handle(in);
+    } catch (...) {
+      failure = std::current_exception();
+      return api::Response();
+    }
+  }();
+  if (failure) return HandlerFailed(std::move(failure));
   relay_marked_ = relay_mark.has_value();
   // Work read from a client and answered now competes with the answers
   // queued on this thread (AnswerQueue's pacing).
-  if (!resumed && !answer->parked && !answer->deferred) answers_.NoteRequest();
-  Dispatch(std::move(*answer));
+  if (!resumed && !answer.parked && !answer.deferred) answers_.NoteRequest();
+  Dispatch(std::move(answer));
 }
 
 std::string_view HttpSession::ClientAddress(
@@ -381,7 +386,7 @@ std::string_view HttpSession::ClientAddress(
   return forwarded_client_;
 }
 
-void HttpSession::Dispatch(api::Response out) {
+void HttpSession::Dispatch(api::Response&& out) {
   if (out.deferred) return Defer(std::move(out.deferred));
   // Fanned out only by the node the operator called: never a request that
   // carries a relay mark at all (a node with another secret could
@@ -435,7 +440,7 @@ void HttpSession::Park() {
   if (!input_pending_) ArmPeek();
 }
 
-void HttpSession::Respond(api::Response out) {
+void HttpSession::Respond(api::Response&& out) {
   const std::optional<std::size_t> length =
       out.status != 204 && out.status != 304
           ? std::optional<std::size_t>(out.body.size())

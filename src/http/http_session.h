@@ -193,8 +193,10 @@ class HttpSession : public QueueWaiter,
   void RefuseBeforeBody(api::Response out);
   // Hands the parsed request to the router; writes the answer or parks.
   void HandleRequest(bool force_nonblocking, bool resumed = false);
-  // Acts on the router's answer: writes it, parks, relays or defers.
-  void Dispatch(api::Response out);
+  // Acts on the router's answer: writes it, parks, relays or defers. Takes
+  // `out` by reference (no move of the whole answer per request); it may
+  // move from it.
+  void Dispatch(api::Response&& out);
   // Waits, without a thread, for a deferred answer (api::Response::deferred)
   // and dispatches it on this session's executor.
   void Defer(std::function<void(api::Continue)> deferred);
@@ -206,8 +208,9 @@ class HttpSession : public QueueWaiter,
   void Park();
   // Queues this session's answer on its thread's AnswerQueue, once.
   void AnswerInTurn();
-  // Writes the router's answer.
-  void Respond(api::Response out);
+  // Writes the router's answer (moves its body out; by reference, as
+  // Dispatch).
+  void Respond(api::Response&& out);
   // Relays the request to the node in out.forward_to; answers `out` itself
   // (the router's fallback) if that node cannot be reached.
   void Relay(api::Response out);

@@ -3,18 +3,13 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http.hpp>  // status.hpp alone lacks <ostream>
 #include <charconv>
+#include <cstring>
 
 namespace presence::http {
 
 namespace bhttp = boost::beast::http;
 
 namespace {
-
-void AppendNumber(std::string& out, std::size_t n) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
-  out.append(buf, end);
-}
 
 bool HasCrOrLf(std::string_view s) {
   // A plain loop: find_first_of("\r\n") searches the set once per
@@ -55,46 +50,77 @@ void AppendResponseHead(std::string& out, unsigned version, unsigned status,
                         std::string_view content_type, bool keep_alive,
                         std::optional<std::size_t> content_length,
                         ExtraFields extra, const api::RateFields* rate) {
-  out.append("HTTP/");
-  AppendNumber(out, version / 10);
-  out.push_back('.');
-  AppendNumber(out, version % 10);
-  out.push_back(' ');
-  AppendNumber(out, status);
-  out.push_back(' ');
+  // Every answer passes here: the head is written through a pointer into
+  // room made once (the longest it can be), where an append per piece
+  // checked the capacity and called memcpy some thirty times per answer.
   const std::string_view reason =
       bhttp::obsolete_reason(bhttp::int_to_status(status));
-  out.append(reason.data(), reason.size());
-  out.append("\r\nServer: presenced\r\n");
-  if (!content_type.empty()) {
-    out.append("Content-Type: ");
-    out.append(content_type);
-    out.append("\r\n");
-  }
+  constexpr std::size_t kNumber = 20;  // digits of any 64-bit number
+  constexpr std::string_view kServer = "\r\nServer: presenced\r\n";
+  constexpr std::string_view kType = "Content-Type: ";
+  constexpr std::string_view kKeepAlive = "Connection: keep-alive\r\n";
+  constexpr std::string_view kClose = "Connection: close\r\n";
+  constexpr std::string_view kLength = "Content-Length: ";
+  std::size_t bound = 5 + 2 * kNumber + 1 + 1 + kNumber + 1 + reason.size() +
+                      kServer.size() + kType.size() + content_type.size() + 2 +
+                      kKeepAlive.size() + kLength.size() + kNumber + 2 + 2;
   if (rate != nullptr) {
-    ForEachRateField(*rate,
-                     [&out](std::string_view name, std::string_view value) {
-                       out.append(name);
-                       out.append(": ");
-                       out.append(value);
-                       out.append("\r\n");
-                     });
+    for (const std::string_view name : kRateFieldNames) {
+      bound += name.size() + 2 + kNumber + 1 + 2;  // a sign and the digits
+    }
   }
   for (const auto& [name, value] : extra) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
+    bound += name.size() + 2 + value.size() + 2;
+  }
+  const std::size_t at = out.size();
+  out.resize(at + bound);
+  char* const begin = out.data();
+  char* p = begin + at;
+  const auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  const auto put_number = [&p](auto n) {
+    p = std::to_chars(p, p + kNumber + 1, n).ptr;
+  };
+  put("HTTP/");
+  put_number(version / 10);
+  *p++ = '.';
+  put_number(version % 10);
+  *p++ = ' ';
+  put_number(status);
+  *p++ = ' ';
+  put(reason);
+  put(kServer);
+  if (!content_type.empty()) {
+    put(kType);
+    put(content_type);
+    put("\r\n");
+  }
+  if (rate != nullptr) {
+    ForEachRateField(*rate, [&](std::string_view name, std::string_view value) {
+      put(name);
+      put(": ");
+      put(value);
+      put("\r\n");
+    });
+  }
+  for (const auto& [name, value] : extra) {
+    put(name);
+    put(": ");
+    put(value);
+    put("\r\n");
   }
   // As beast::http::message::keep_alive on a response without Connection.
-  if (version < 11 && keep_alive) out.append("Connection: keep-alive\r\n");
-  if (version >= 11 && !keep_alive) out.append("Connection: close\r\n");
+  if (version < 11 && keep_alive) put(kKeepAlive);
+  if (version >= 11 && !keep_alive) put(kClose);
   if (content_length) {
-    out.append("Content-Length: ");
-    AppendNumber(out, *content_length);
-    out.append("\r\n");
+    put(kLength);
+    put_number(*content_length);
+    put("\r\n");
   }
-  out.append("\r\n");
+  put("\r\n");
+  out.resize(static_cast<std::size_t>(p - begin));
 }
 
 }  // namespace presence::http

@@ -150,6 +150,22 @@ TEST(RequestParamsTest, DuplicateNamesLastWins) {
   EXPECT_EQ(m.GetString("a"), "2");
 }
 
+// Issue #17: Parse puts each pair straight into the sorted list. Names
+// arriving out of order, a name repeated between the query and the body,
+// once escaped and once plain, end as one sorted entry each with the last
+// value, and a repeat does not count as a use.
+TEST(RequestParamsTest, Issue17_PairsOutOfOrderAndRepeatedSortedLastValue) {
+  RequestParams p = MustParse("z=1&m=q&%61=escaped&b", kForm,
+                              "a=plain&zz=2&m=body&z=3&A=upper");
+  EXPECT_EQ(p.Names(),
+            (std::vector<std::string>{"A", "a", "b", "m", "z", "zz"}));
+  EXPECT_EQ(p.GetString("a"), "plain");
+  EXPECT_EQ(p.GetString("m"), "body");
+  EXPECT_EQ(p.GetString("z"), "3");
+  EXPECT_EQ(p.GetString("b"), "");
+  EXPECT_EQ(p.UnusedNames(), (std::vector<std::string>{"A", "zz"}));
+}
+
 TEST(RequestParamsTest, ContentTypeIsCaseInsensitiveWithParameters) {
   for (std::string_view ct :
        {"Application/X-WWW-Form-URLEncoded",
@@ -511,6 +527,21 @@ TEST(RequestParamsTest, JsonIntIsStrict) {
     ASSERT_FALSE(r) << n;
     EXPECT_EQ(r.error().msg, std::string(n) + " is not valid JSON");
   }
+}
+
+// Issue #17: GetJsonBool and GetJsonInt read `true`, `false` and plain
+// integers without a JSON value; they still mark the name as used, and an
+// absent name as well (as Lookup always did).
+TEST(RequestParamsTest, Issue17_ReadWithoutJsonStillMarksUsed) {
+  RequestParams p = MustParse("t=true&f=false&n=-42&z=0&x=1", "", "");
+  EXPECT_EQ(p.GetJsonBool("t").value(), true);
+  EXPECT_EQ(p.GetJsonBool("f").value(), false);
+  EXPECT_EQ(p.GetJsonInt("n").value(), -42);
+  EXPECT_EQ(p.GetJsonInt("z").value(), 0);
+  EXPECT_EQ(p.GetJsonInt("absent").value(), std::nullopt);
+  EXPECT_EQ(p.UnusedNames(), (std::vector<std::string>{"x"}));
+  EXPECT_EQ(p.GetJsonBool("n").error().msg, "n is not a boolean");
+  EXPECT_EQ(p.GetJsonInt("t").error().msg, "t is not an integer");
 }
 
 TEST(RequestParamsTest, StatusIsAPlainString) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/beast/http.hpp>
+#include <cstdint>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -127,6 +129,35 @@ TEST(ResponseHeadTest, Issue17_RateFieldsAsNumbersSameBytesAsBeast) {
   EXPECT_EQ(seen, (Fields{{"X-RateLimit-Limit", "7"},
                           {"X-RateLimit-Remaining", "6"},
                           {"X-RateLimit-Reset", "5"}}));
+}
+
+// Issue #17: the head is written into room made once for the longest it
+// can be; the longest numbers, a long type and long fields, the
+// keep-alive field of HTTP/1.0, appended to a string holding something
+// already, still give Beast's bytes (and ASan sees any write past the
+// room made).
+TEST(ResponseHeadTest, Issue17_LongestHeadSameBytesAsBeast) {
+  constexpr std::int64_t kMin = std::numeric_limits<std::int64_t>::min();
+  const api::RateFields rate{kMin, kMin, kMin};
+  const std::string type(300, 't');
+  const Fields extra = {{std::string(200, 'N'), std::string(500, 'v')},
+                        {"Retry-After", "59.500"}};
+  Fields all = {{"X-RateLimit-Limit", std::to_string(kMin)},
+                {"X-RateLimit-Remaining", std::to_string(kMin)},
+                {"X-RateLimit-Reset", std::to_string(kMin)}};
+  all.insert(all.end(), extra.begin(), extra.end());
+  const std::size_t length = std::numeric_limits<std::size_t>::max();
+  for (unsigned version : {10u, 11u}) {
+    for (bool keep_alive : {true, false}) {
+      std::string mine(3, 'x');
+      mine.shrink_to_fit();
+      AppendResponseHead(mine, version, 599, type, keep_alive, length, extra,
+                         &rate);
+      EXPECT_EQ(mine,
+                "xxx" + BeastHead(version, 599, type, keep_alive, length, all))
+          << version << " " << keep_alive;
+    }
+  }
 }
 
 TEST(ResponseHeadTest, FieldsItCannotWriteAsBeastAreLeftToBeast) {
