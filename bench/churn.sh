@@ -11,11 +11,20 @@
 # one core and one I/O thread (taskset -c 0, --threads 1) and loadgen the
 # other: the server saturates first, which is the point.
 #
+# --client-nice N runs loadgen under `nice -n N` (e.g. -10, as root): its
+# one thread reads and re-polls every watcher and sends the online pings,
+# so when the two share the cores and the server answers faster than that
+# thread keeps up, the online pings go out late and the delivery latency
+# (timed from when each was due) becomes the generator's (see
+# bench/results/onesend20/README.md; online_late_* in churn.jsonl says how
+# late they went out).
+#
 # Departures from the defaults, needed by the load itself: --max-connections
 # and --max-connections-per-address 20000 (every watcher is on 127.0.0.1).
 #
 # Usage: bench/churn.sh [--watchers 10000] [--rate 50] [--ping-rate 2000]
-#          [--ping-users 20000] [--duration 30] [--pin] [--label L]
+#          [--ping-users 20000] [--duration 30] [--pin] [--client-nice N]
+#          [--label L]
 #          [--out DIR] LOADGEN BENCH_POPULATE PRESENCED [EXTRA SERVER FLAGS]
 # Output: DIR/churn.jsonl (one loadgen object per run, with a per-second
 # timeline), DIR/churn.log. Loopback only.
@@ -27,6 +36,7 @@ ping_rate=2000
 ping_users=20000
 duration=30
 pin=0
+client_nice=""
 label=churn
 out=""
 while [ $# -gt 0 ]; do
@@ -37,13 +47,14 @@ while [ $# -gt 0 ]; do
     --ping-users) ping_users="$2"; shift 2 ;;
     --duration) duration="$2"; shift 2 ;;
     --pin) pin=1; shift ;;
+    --client-nice) client_nice="$2"; shift 2 ;;
     --label) label="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done
-[ $# -ge 3 ] || { sed -n '2,22p' "$0"; exit 2; }
+[ $# -ge 3 ] || { sed -n '2,31p' "$0"; exit 2; }
 loadgen="$1"
 populate="$2"
 presenced="$3"
@@ -72,6 +83,9 @@ client=()
 if [ "$pin" = 1 ]; then
   server=(taskset -c 0 "${server[@]}" --threads 1)
   client=(taskset -c 1)
+fi
+if [ -n "$client_nice" ]; then
+  client=(nice -n "$client_nice" "${client[@]}")
 fi
 : > "$work/server.out"
 "${server[@]}" "${extra[@]}" >> "$work/server.out" 2>> "$out/server.err" &

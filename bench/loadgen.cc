@@ -446,6 +446,13 @@ Ns SelfCpuNs() {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
+// CPU time (ns) of the calling thread so far.
+Ns ThreadCpuNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
+}
+
 long ReadRssBytes(const std::vector<int>& pids) {
   if (pids.empty()) return -1;
   long total = 0;
@@ -1667,6 +1674,13 @@ int RunChurn(const Options& o) {
   };
   std::vector<Ns> due_at;  // when the k-th user's online ping was due
   due_at.reserve(static_cast<std::size_t>(o.trigger_rate * o.duration) + 16);
+  // When it was sent and when its answer was read (0: not yet): the
+  // generator's own lateness and the server's ping turn, apart from the
+  // fan-out's.
+  std::vector<Ns> sent_at, answered_at;
+  sent_at.reserve(due_at.capacity());
+  answered_at.reserve(due_at.capacity());
+  std::vector<Ns> after_answer;  // delivery minus the trigger's answer
   std::vector<std::int64_t> last_event(static_cast<std::size_t>(w), -1);
   std::vector<std::int64_t> seen(static_cast<std::size_t>(w), 0);
   std::vector<Ns> all_delivery;
@@ -1705,6 +1719,9 @@ int RunChurn(const Options& o) {
           const Ns d = done - due_at[static_cast<std::size_t>(k)];
           sec.delivery.push_back(d);
           all_delivery.push_back(d);
+          const Ns answered = answered_at[static_cast<std::size_t>(k)];
+          after_answer.push_back(answered ? std::max<Ns>(0, done - answered)
+                                          : 0);
         }
       }
       seen[i] += n;
@@ -1724,9 +1741,11 @@ int RunChurn(const Options& o) {
       trigger_idle.pop_back();
       const std::int64_t k = trigger_due.front();
       trigger_due.pop_front();
+      sent_at[static_cast<std::size_t>(k)] = NowNs();
       c->Send(req.PingOnly(o.trigger_first + k),
-              [&](Conn& conn, const Answer* a, Ns) {
+              [&, k](Conn& conn, const Answer* a, Ns done) {
                 if (stopping) return;
+                answered_at[static_cast<std::size_t>(k)] = done;
                 if (a == nullptr || a->status != 200) {
                   if (++trigger_errors <= 3) Complain("online", 0, a);
                 }
@@ -1742,6 +1761,8 @@ int RunChurn(const Options& o) {
     while (t0 + next_user * interval <= now &&
            t0 + next_user * interval < t_end) {
       due_at.push_back(t0 + next_user * interval);
+      sent_at.push_back(0);
+      answered_at.push_back(0);
       trigger_due.push_back(next_user++);
     }
     send_triggers();
@@ -1759,6 +1780,7 @@ int RunChurn(const Options& o) {
 
   const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu0 = SelfCpuNs();
+  const Ns watch_cpu0 = ThreadCpuNs();
   std::vector<long> rss;  // per second
   std::thread ping_thread([&] { pinger.Run(); });
   ioc.restart();
@@ -1784,8 +1806,20 @@ int RunChurn(const Options& o) {
   const Ns t_stop = NowNs();
   const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu = SelfCpuNs() - client_cpu0;
+  const Ns watch_cpu = ThreadCpuNs() - watch_cpu0;
   ping_thread.join();
   stopping = true;
+  // The online pings: due -> sent (the generator's lateness), sent ->
+  // answered (the server's turn for a ping under the fan-out).
+  std::vector<Ns> trigger_late, trigger_rtt;
+  for (std::size_t k = 0; k < due_at.size(); ++k) {
+    if (sent_at[k] == 0 || answered_at[k] == 0) continue;
+    trigger_late.push_back(sent_at[k] - due_at[k]);
+    trigger_rtt.push_back(answered_at[k] - sent_at[k]);
+  }
+  Summary tl = Summarise(trigger_late);
+  Summary tr = Summarise(trigger_rtt);
+  Summary aa = Summarise(after_answer);
 
   const std::int64_t requested = static_cast<std::int64_t>(due_at.size()) * w;
   std::int64_t missing = 0;
@@ -1827,7 +1861,11 @@ int RunChurn(const Options& o) {
       "\"pings\":%lld,\"ping_errors\":%lld,\"pings_dropped\":%lld,"
       "\"ping_p50_ms\":%.2f,\"ping_p99_ms\":%.2f,\"ping_max_ms\":%.2f,"
       "\"poll_errors\":%lld,\"online_errors\":%lld,\"server_cores\":%.2f,"
-      "\"loadgen_cores\":%.2f,\"per_second\":[%s]}\n",
+      "\"loadgen_cores\":%.2f,\"loadgen_watch_cores\":%.2f,"
+      "\"online_late_p50_ms\":%.2f,\"online_late_p99_ms\":%.2f,"
+      "\"online_rtt_p50_ms\":%.2f,\"online_rtt_p99_ms\":%.2f,"
+      "\"after_online_p50_ms\":%.1f,\"after_online_p99_ms\":%.1f,"
+      "\"per_second\":[%s]}\n",
       o.label.c_str(), static_cast<long long>(w), o.trigger_rate, o.rate,
       o.duration, due_at.size(), static_cast<long long>(requested),
       static_cast<long long>(events), static_cast<long long>(missing),
@@ -1838,7 +1876,9 @@ int RunChurn(const Options& o) {
       static_cast<long long>(pr.dropped), ps.p50_us / 1e3, ps.p99_us / 1e3,
       ps.max_us / 1e3, static_cast<long long>(poll_errors),
       static_cast<long long>(trigger_errors), server_cores,
-      client_cpu / 1e9 / run_s, timeline.c_str());
+      client_cpu / 1e9 / run_s, watch_cpu / 1e9 / run_s, tl.p50_us / 1e3,
+      tl.p99_us / 1e3, tr.p50_us / 1e3, tr.p99_us / 1e3, aa.p50_us / 1e3,
+      aa.p99_us / 1e3, timeline.c_str());
   std::fprintf(
       stderr,
       "loadgen churn %lld watchers, %.0f online/s: %lld of %lld "
