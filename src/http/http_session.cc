@@ -433,7 +433,6 @@ void HttpSession::Park() {
   // A parked poll holds its socket, its queue and its deadline: the
   // buffers go back to the pool, the request is kept as bytes.
   ReleaseBuffers(/*save_request=*/true);
-  head_ = std::string();
   // Notice a client that goes away while parked, so that it does not hold
   // its connection slot and its queue's waiter until the heartbeat (unless
   // it sent its next request already).
@@ -445,37 +444,46 @@ void HttpSession::Respond(api::Response&& out) {
       out.status != 204 && out.status != 304
           ? std::optional<std::size_t>(out.body.size())
           : std::nullopt;
-  if (out.headers.empty() || HeadWritesFields(out.headers)) {
+  // The thread's wire buffer is kept up to this size; a larger answer goes
+  // through Beast's serializer below, its body moved rather than copied.
+  constexpr std::size_t kWireKept = 64 * 1024;
+  if ((out.headers.empty() || HeadWritesFields(out.headers)) &&
+      out.body.size() <= kWireKept) {
     // The common answer (every woken long poll, every API answer with its
-    // rate-limit fields): its head formatted directly and written with the
-    // body in one gathered write, no fields container and no serializer.
+    // rate-limit fields): its head formatted directly, no fields container
+    // and no serializer, in front of a copy of the body in this thread's
+    // wire buffer, so that the answer is one contiguous send (send(2): no
+    // msghdr and iovec array for the kernel to copy in and walk, issue #17)
+    // and neither this session nor a malloc holds its head.
     const bool keep_alive = keep_alive_;
-    head_.clear();
-    AppendResponseHead(head_, version_, out.status, out.content_type,
-                       keep_alive, length, out.headers,
-                       out.rate ? &*out.rate : nullptr);
-    body_ = head_method_ ? std::string() : std::move(out.body);
-    std::array<boost::asio::const_buffer, 2> buffers{
-        boost::asio::buffer(head_), boost::asio::buffer(body_)};
-    // An answer usually fits the socket's send buffer: sent now, in one
-    // gathered send, it needs no asynchronous operation (none to allocate,
-    // no completion to post and run; issue #17, many answers at once).
-    // What does not fit goes asynchronously.
+    thread_local std::string wire;
+    wire.clear();
+    AppendResponseHead(wire, version_, out.status, out.content_type, keep_alive,
+                       length, out.headers, out.rate ? &*out.rate : nullptr);
+    if (!head_method_) wire.append(out.body);
+    // An answer usually fits the socket's send buffer: sent now, it needs
+    // no asynchronous operation (none to allocate, no completion to post
+    // and run; issue #17, many answers at once).
     beast::error_code ec;
-    const std::size_t total = head_.size() + body_.size();
-    const std::size_t sent = socket_.send(buffers, 0, ec);
-    if (!ec && sent == total) return OnWrite(keep_alive, ec, sent);
+    const std::size_t total = wire.size();
+    const std::size_t sent = socket_.send(boost::asio::buffer(wire), 0, ec);
+    // The buffer stays this thread's for the next answer unless a large
+    // head grew it.
+    if (!ec && sent == total) {
+      if (wire.capacity() > kWireKept) wire = std::string();
+      return OnWrite(keep_alive, ec, sent);
+    }
     if (ec && ec != boost::asio::error::would_block &&
         ec != boost::asio::error::try_again) {
       return OnWrite(keep_alive, ec, 0);
     }
+    // What did not fit goes asynchronously, from this session's own copy.
     const std::size_t done = ec ? 0 : sent;
-    const std::size_t from_head = std::min(done, head_.size());
-    buffers[0] += from_head;
-    buffers[1] += done - from_head;
+    body_.assign(wire, done);
+    if (wire.capacity() > kWireKept) wire = std::string();
     StartTimed(Timed::kWrite);
     boost::asio::async_write(
-        socket_, buffers,
+        socket_, boost::asio::buffer(body_),
         beast::bind_front_handler(&HttpSession::OnWrite, shared_from_this(),
                                   keep_alive));
     return;

@@ -276,8 +276,7 @@ class HttpSession : public QueueWaiter,
   bool head_method_ = false;
   // Answers with extra headers, relays, errors (made when needed).
   std::unique_ptr<Response> response_;
-  // The other answers: head (AppendResponseHead) and body, written together.
-  std::string head_;
+  // The rest of an answer the socket did not take at once (Respond).
   std::string body_;
   // LingeringClose's bound and drain buffer (made when needed).
   struct Linger;

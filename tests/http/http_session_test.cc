@@ -27,6 +27,7 @@
 
 #include "api/event_encoder.h"
 #include "api/router.h"
+#include "api/web_assets.h"
 #include "core/event_hub.h"
 #include "core/presence_service.h"
 #include "http/request_buffers.h"
@@ -80,6 +81,9 @@ class HttpSessionTest : public ::testing::Test {
   void DoAccept() {
     acceptor_.async_accept([this](beast::error_code ec, tcp::socket s) {
       if (ec) return;
+      if (server_send_buffer_ > 0) {
+        s.set_option(asio::socket_base::send_buffer_size(server_send_buffer_));
+      }
       std::make_shared<HttpSession>(std::move(s), router_.get(), &limits_,
                                     open_)
           ->Start();
@@ -142,6 +146,9 @@ class HttpSessionTest : public ::testing::Test {
   SessionLimits limits_;
   std::shared_ptr<std::atomic<std::size_t>> open_ =
       std::make_shared<std::atomic<std::size_t>>(0);
+  // SO_SNDBUF of the sessions' sockets, if set (read on the I/O thread
+  // when a connection is accepted).
+  std::atomic<int> server_send_buffer_{0};
   // Item of issue #15: a /metrics whose store memory source throws.
   api::Metrics throwing_metrics_;
   std::mutex failures_mu_;
@@ -197,6 +204,37 @@ TEST_F(HttpSessionTest, PipelinedRequestsAreAnsweredInOrder) {
   auto fourth = Read(s, buf);
   EXPECT_EQ(fourth.result_int(), 200u);
   EXPECT_EQ(fourth.body(), health);
+}
+
+// An answer the socket cannot take at once (a small send buffer, a client
+// that reads only later) goes out in order, whole, from the session's own
+// copy of what is left (Respond sends from the I/O thread's wire buffer),
+// and the next answer on the connection follows it intact.
+TEST_F(HttpSessionTest, AnAnswerLargerThanTheSendBufferArrivesWhole) {
+  server_send_buffer_ = 4096;
+  std::string script;
+  for (const api::WebAsset& a : api::WebAssets()) {
+    if (a.path == "/app.js") script = std::string(a.body);
+  }
+  ASSERT_GT(script.size(), 16'384u) << "needs an answer the buffers exceed";
+  tcp::socket s(client_ioc_);
+  s.open(tcp::v4());
+  s.set_option(asio::socket_base::receive_buffer_size(2048));
+  s.connect(endpoint_);
+  // Both requests before reading anything: the first answer fills the
+  // socket's buffers while the second waits behind it.
+  asio::write(s, asio::buffer(std::string(
+                     "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                     "GET /app.js HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")));
+  beast::flat_buffer buf;
+  for (int i = 0; i < 2; ++i) {
+    auto res = Read(s, buf);
+    EXPECT_EQ(res.result_int(), 200u) << i;
+    EXPECT_EQ(res[bhttp::field::cache_control], "no-cache") << i;
+    EXPECT_TRUE(res.body() == script)
+        << i << ": " << res.body().size() << " bytes of " << script.size();
+  }
+  EXPECT_EQ(open_->load(), 1u);
 }
 
 TEST_F(HttpSessionTest, ConnectionCloseIsHonoured) {
