@@ -312,6 +312,7 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
       queue_bytes_ -= bytes;
     }
     q.events.erase(q.events.begin(), unacked);
+    ReleaseSpareEventSlots(q.events);
     if (answers) {
       out.status = PollStatus::kEvents;
       take(std::span<const QueuedEvent>(q.events));

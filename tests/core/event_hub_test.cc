@@ -239,6 +239,83 @@ TEST_F(EventHubTest, Issue17_AHandleFindsItsQueueWithoutTheIdNeverAGoneOne) {
   EXPECT_EQ(hub_->Stats().queues, 0u);
 }
 
+TEST(ReleaseSpareEventSlotsTest, KeepsTheEventsAndTheirOrder) {
+  std::vector<QueuedEvent> events;
+  for (int i = 0; i < 1000; ++i) events.push_back({i, nullptr, i});
+  events.erase(events.begin(), events.begin() + 995);
+  const std::size_t before = events.capacity();
+  ReleaseSpareEventSlots(events);
+  EXPECT_LT(events.capacity(), before);
+  EXPECT_EQ(events.capacity(), kEventSlotsKept);
+  ASSERT_EQ(events.size(), 5u);
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    EXPECT_EQ(events[i].id, static_cast<std::int64_t>(995 + i));
+    EXPECT_EQ(events[i].coalesce_user, static_cast<UserId>(995 + i));
+  }
+}
+
+TEST(ReleaseSpareEventSlotsTest, LeavesASmallOrWellUsedVectorAlone) {
+  std::vector<QueuedEvent> small;
+  for (int i = 0; i < 30; ++i) small.push_back({i, nullptr, -1});
+  small.clear();
+  const std::size_t small_capacity = small.capacity();
+  ReleaseSpareEventSlots(small);
+  EXPECT_EQ(small.capacity(), small_capacity) << "a drained queue keeps room";
+  std::vector<QueuedEvent> used;
+  used.reserve(256);
+  for (int i = 0; i < 64; ++i) used.push_back({i, nullptr, -1});
+  ReleaseSpareEventSlots(used);
+  EXPECT_EQ(used.capacity(), 256u) << "a quarter in use: not worth a move";
+  used.pop_back();
+  ReleaseSpareEventSlots(used);
+  EXPECT_EQ(used.capacity(), 126u) << "twice what it holds";
+  EXPECT_EQ(used.size(), 63u);
+}
+
+TEST_F(EventHubTest, Issue17_AnAcknowledgedBacklogGivesItsRoomBack) {
+  UserId b = AddUser("b@example.com");
+  std::vector<UserId> others;
+  for (int i = 0; i < 300; ++i) {
+    others.push_back(AddUser("u" + std::to_string(i) + "@example.com"));
+  }
+  std::string q = Register(b);
+  auto admit = [] { return true; };
+  std::int64_t last = -1;
+  std::size_t taken = 0;
+  auto take = [&](std::span<const QueuedEvent> events) {
+    taken = events.size();
+    if (!events.empty()) last = events.back().id;
+  };
+  std::weak_ptr<EventQueue> handle;
+  ASSERT_EQ(hub_->Poll(q, b, -1, false, nullptr, steady_, admit, take, &handle)
+                .status,
+            PollStatus::kEvents);
+  for (UserId u : others) Ping(u);  // 300 users come online: a backlog
+  ASSERT_EQ(
+      hub_->Poll(q, b, last, false, nullptr, steady_, admit, take, &handle)
+          .status,
+      PollStatus::kEvents);
+  EXPECT_EQ(taken, others.size());
+  auto queue = handle.lock();
+  ASSERT_NE(queue, nullptr);
+  EXPECT_GE(queue->events.capacity(), others.size());
+  // The client acknowledges the backlog: the queue's room goes back.
+  hub_->Poll(q, b, last, false, nullptr, steady_, admit, take, &handle);
+  EXPECT_EQ(taken, 0u);
+  EXPECT_TRUE(queue->events.empty());
+  EXPECT_LE(queue->events.capacity(), kEventSlotsKept);
+  // A steady trickle afterwards reuses the room it kept.
+  clock_.Advance(SecondsToMicros(400));  // everyone has gone offline
+  const QueuedEvent* storage = nullptr;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 10; ++i) Ping(others[round * 10 + i]);
+    hub_->Poll(q, b, last, false, nullptr, steady_, admit, take, &handle);
+    EXPECT_EQ(taken, 10u);
+    if (round == 0) storage = queue->events.data();
+    EXPECT_EQ(queue->events.data(), storage) << "round " << round;
+  }
+}
+
 TEST_F(EventHubTest, ParkedPollIsWokenByAnEventAndSupersededByANewerPoll) {
   UserId a = AddUser("a@example.com"), b = AddUser("b@example.com");
   std::string q = Register(b);
