@@ -316,7 +316,7 @@ TEST_F(HttpSessionTest, MalformedRequestGets400AndTheConnectionCloses) {
 // through its body, gets a 400 (the parser's partial message), as Beast's
 // own reads gave.
 TEST_F(HttpSessionTest, Issue17_ARequestCutShortByTheClientGets400) {
-  for (const std::string cut :
+  for (const std::string& cut :
        {std::string("GET /healthz HTTP/1.1\r\nHost: 127"),
         std::string("POST /api/v1/users/me/presence HTTP/1.1\r\n"
                     "Host: 127.0.0.1\r\nContent-Length: 100\r\n\r\nstatus=")}) {
