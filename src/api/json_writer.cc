@@ -1,6 +1,6 @@
 #include "api/json_writer.h"
 
-#include <charconv>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 
@@ -41,25 +41,74 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
 }
 
+namespace {
+
+// "00" "01" ... "99": two digits per step, as std::to_chars does.
+constexpr char kDigitPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536"
+    "37383940414243444546474849505152535455565758596061626364656667686970717273"
+    "74757677787980818283848586878889909192939495969798"
+    "99";
+
+// Writes `u` in decimal ending just before `end`; returns where it starts.
+char* WriteDecimal(char* end, std::uint64_t u) {
+  while (u >= 100) {
+    const std::size_t pair = static_cast<std::size_t>(u % 100) * 2;
+    u /= 100;
+    end -= 2;
+    end[0] = kDigitPairs[pair];
+    end[1] = kDigitPairs[pair + 1];
+  }
+  if (u >= 10) {
+    const std::size_t pair = static_cast<std::size_t>(u) * 2;
+    end -= 2;
+    end[0] = kDigitPairs[pair];
+    end[1] = kDigitPairs[pair + 1];
+  } else {
+    *--end = static_cast<char>('0' + u);
+  }
+  return end;
+}
+
+// |v| without overflow for the most negative value.
+std::uint64_t Magnitude(std::int64_t v) {
+  return v < 0 ? 0 - static_cast<std::uint64_t>(v)
+               : static_cast<std::uint64_t>(v);
+}
+
+}  // namespace
+
+// Every answer has several numbers (issue #17, cold pings): the digits are
+// written backwards into a small buffer and appended once, where
+// std::to_chars first counted them and append then checked the capacity
+// apart.
 void AppendInt(std::string& out, std::int64_t v) {
   char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, end);
+  char* const end = buf + sizeof buf;
+  char* p = WriteDecimal(end, Magnitude(v));
+  if (v < 0) *--p = '-';
+  out.append(p, static_cast<std::size_t>(end - p));
 }
 
 void AppendSeconds(std::string& out, Micros t) {
-  if (t < 0) {
-    out.push_back('-');
-    t = -t;
+  // The fraction's six digits, the point, the seconds and the sign, written
+  // backwards and appended once.
+  char buf[32];
+  char* const end = buf + sizeof buf;
+  const std::uint64_t u = Magnitude(t);
+  std::uint64_t f = u % kMicrosPerSecond;
+  char* p = end;
+  for (int i = 0; i < 3; ++i) {
+    const std::size_t pair = static_cast<std::size_t>(f % 100) * 2;
+    f /= 100;
+    p -= 2;
+    p[0] = kDigitPairs[pair];
+    p[1] = kDigitPairs[pair + 1];
   }
-  AppendInt(out, t / kMicrosPerSecond);
-  char frac[8] = {'.', '0', '0', '0', '0', '0', '0', '\0'};
-  Micros f = t % kMicrosPerSecond;
-  for (int i = 6; i >= 1; --i) {
-    frac[i] = static_cast<char>('0' + f % 10);
-    f /= 10;
-  }
-  out.append(frac, 7);
+  *--p = '.';
+  p = WriteDecimal(p, u / kMicrosPerSecond);
+  if (t < 0) *--p = '-';
+  out.append(p, static_cast<std::size_t>(end - p));
 }
 
 std::string IsoDate(Micros t) {

@@ -31,7 +31,9 @@ bool MatchPattern(std::string_view pattern, std::string_view path,
   std::size_t i = 0;  // in path
   std::size_t n = 0;  // args filled
   while (p < pattern.size()) {
-    if (pattern.compare(p, kArg.size(), kArg) == 0) {
+    // The first byte first: every request walks the patterns before its
+    // own byte by byte, and a compare per byte was most of the walk.
+    if (pattern[p] == kArg[0] && pattern.compare(p, kArg.size(), kArg) == 0) {
       // One non-empty segment: up to the next '/' or the end.
       std::size_t end = path.find('/', i);
       if (end == std::string_view::npos) end = path.size();

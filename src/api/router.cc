@@ -70,11 +70,15 @@ Response Router::Handle(const Request& req) const {
   // The route the API matched gives the label: one match per request, not
   // two (issue #17).
   std::optional<Endpoint> metric;
+  // Every return gives `r` itself, so that it is the caller's answer in
+  // place (a second returned object would cost every request a move of
+  // the whole answer; issue #17).
   Response r = Dispatch(req, path, query, &metric);
   if (r.deferred && options_->metrics != nullptr) {
-    return CountedWhenAnswered(std::move(r), options_->metrics,
-                               metric ? *metric : Classify(req.method, path),
-                               start);
+    r = CountedWhenAnswered(std::move(r), options_->metrics,
+                            metric ? *metric : Classify(req.method, path),
+                            start);
+    return r;
   }
   if (options_->metrics != nullptr && !r.parked) {
     const double secs =

@@ -142,9 +142,81 @@ void HttpSession::DoRead() {
   StartTimed(Timed::kRead);
   // The head first: a large body is read only once the head says the
   // answer may depend on it (issue #15).
-  bhttp::async_read_header(reader_, req_->buffer, *req_->parser,
-                           beast::bind_front_handler(&HttpSession::OnReadHeader,
-                                                     shared_from_this()));
+  ReadRequest(/*whole=*/false, /*posted=*/req_->buffer.size() > 0);
+}
+
+void HttpSession::ReadRequest(bool whole, bool posted) {
+  if (posted) {
+    // Bytes of a pipelined request are buffered already: parsed in a
+    // handler of its own, so that a client pipelining many requests does
+    // not nest one answer inside the last.
+    boost::asio::post(socket_.get_executor(),
+                      [self = shared_from_this(), whole] {
+                        beast::error_code ec;
+                        if (self->ParseBuffered(whole, ec)) {
+                          return self->ReadDone(whole, ec);
+                        }
+                        self->ReadRequest(whole, /*posted=*/false);
+                      });
+    return;
+  }
+  beast::flat_buffer& buffer = req_->buffer;
+  // As Beast's reads size them (read_size_or_throw(buffer, 65536)).
+  const std::size_t room = std::min<std::size_t>(
+      std::max<std::size_t>(512, buffer.capacity() - buffer.size()),
+      std::min<std::size_t>(65536, buffer.max_size() - buffer.size()));
+  if (room == 0) {
+    beast::error_code ec = bhttp::error::buffer_overflow;
+    boost::asio::post(socket_.get_executor(),
+                      beast::bind_front_handler(&HttpSession::ReadDone,
+                                                shared_from_this(), whole, ec));
+    return;
+  }
+  reader_.async_read_some(buffer.prepare(room),
+                          beast::bind_front_handler(&HttpSession::OnReadSome,
+                                                    shared_from_this(), whole));
+}
+
+void HttpSession::OnReadSome(bool whole, beast::error_code ec,
+                             std::size_t bytes) {
+  if (ec == boost::asio::error::eof) {
+    // A clean end before any byte of a request is end_of_stream (the
+    // client left between requests); inside one, the parser says whether
+    // the end completes it.
+    if (!req_->parser->got_some()) {
+      return ReadDone(whole, bhttp::error::end_of_stream);
+    }
+    ec = {};
+    req_->parser->put_eof(ec);
+    return ReadDone(whole, ec);
+  }
+  if (ec) return ReadDone(whole, ec);
+  req_->buffer.commit(bytes);
+  if (ParseBuffered(whole, ec)) return ReadDone(whole, ec);
+  ReadRequest(whole, /*posted=*/false);
+}
+
+bool HttpSession::ParseBuffered(bool whole, beast::error_code& ec) {
+  auto& parser = *req_->parser;
+  beast::flat_buffer& buffer = req_->buffer;
+  ec = {};
+  for (;;) {
+    if (whole ? parser.is_done() : parser.is_header_done()) return true;
+    if (buffer.size() == 0) return false;
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (ec == bhttp::error::need_more) {
+      ec = {};
+      return false;
+    }
+    if (ec) return true;
+    if (used == 0) return false;
+  }
+}
+
+void HttpSession::ReadDone(bool whole, beast::error_code ec) {
+  if (whole) return OnRead(ec, 0);
+  OnReadHeader(ec, 0);
 }
 
 const HttpSession::Request& HttpSession::CurrentRequest() {
@@ -183,16 +255,8 @@ void HttpSession::OnReadHeader(beast::error_code ec, std::size_t) {
   // A small body usually came with the head: parse what is buffered here
   // rather than through one more asynchronous operation.
   parser.eager(true);
-  beast::flat_buffer& buffer = req_->buffer;
-  if (buffer.size() > 0) {
-    const std::size_t used = parser.put(buffer.data(), ec);
-    buffer.consume(used);
-    if (ec == bhttp::error::need_more) ec = {};
-    if (ec || parser.is_done()) return OnRead(ec, 0);
-  }
-  bhttp::async_read(
-      reader_, buffer, parser,
-      beast::bind_front_handler(&HttpSession::OnRead, shared_from_this()));
+  if (ParseBuffered(/*whole=*/true, ec)) return OnRead(ec, 0);
+  ReadRequest(/*whole=*/true, /*posted=*/false);
 }
 
 void HttpSession::RefuseBeforeBody(api::Response out) {

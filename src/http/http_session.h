@@ -185,6 +185,21 @@ class HttpSession : public QueueWaiter,
   // large body, credentials that fail), else reads the body.
   void OnReadHeader(boost::beast::error_code ec, std::size_t bytes);
   void OnRead(boost::beast::error_code ec, std::size_t bytes);
+  // Beast's async_read_header (whole: false) and async_read (whole: true)
+  // over req_'s buffer and parser, without their composed operations
+  // (issue #17, cold pings): the parser is fed what is buffered, and
+  // reader_ reads more until the head (or the whole request) is parsed or
+  // an error says why not; then OnReadHeader (or OnRead) runs with the
+  // error Beast's reads give (end_of_stream for a clean end before a
+  // request). Runs the parse here; `posted`: bytes were buffered before
+  // the call (a pipelined request), so the completion is posted, not run
+  // inside the caller, as Beast's are.
+  void ReadRequest(bool whole, bool posted);
+  void OnReadSome(bool whole, boost::beast::error_code ec, std::size_t bytes);
+  // Parses what is buffered; true if reading stopped (done or failed; the
+  // completion `ec` is set), false if more bytes are needed.
+  bool ParseBuffered(bool whole, boost::beast::error_code& ec);
+  void ReadDone(bool whole, boost::beast::error_code ec);
   // The request's head as the API sees it; `relay_mark`: the value of the
   // relay header, if it carries one.
   api::Request ApiRequestHead(std::optional<std::string_view>& relay_mark);

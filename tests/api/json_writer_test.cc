@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <cstdint>
+#include <limits>
+#include <string>
 
 namespace presence::api {
 namespace {
@@ -28,6 +31,28 @@ TEST(JsonWriterTest, IntegersAndSeconds) {
   out += ' ';
   AppendSeconds(out, 5);
   EXPECT_EQ(out, "-42 1656958539.628715 0.000005");
+}
+
+TEST(JsonWriterTest, NumbersAtTheirEdges) {
+  std::string out;
+  for (const std::int64_t v :
+       {std::int64_t{0}, std::int64_t{7}, std::int64_t{10}, std::int64_t{99},
+        std::int64_t{100}, std::int64_t{-1}, std::int64_t{-100},
+        std::int64_t{1'234'567'890}, std::numeric_limits<std::int64_t>::max(),
+        std::numeric_limits<std::int64_t>::min()}) {
+    out.clear();
+    AppendInt(out, v);
+    EXPECT_EQ(out, std::to_string(v));
+  }
+  out = "x";
+  AppendSeconds(out, 0);
+  AppendSeconds(out, -1'500'000);
+  AppendSeconds(out, 10'000'010);
+  AppendSeconds(out, 999'999);
+  EXPECT_EQ(out, "x0.000000-1.50000010.0000100.999999");
+  out.clear();
+  AppendSeconds(out, std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(out, "-9223372036854.775808");
 }
 
 }  // namespace

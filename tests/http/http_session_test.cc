@@ -311,6 +311,51 @@ TEST_F(HttpSessionTest, MalformedRequestGets400AndTheConnectionCloses) {
   EXPECT_EQ(end, asio::error::eof);
 }
 
+// Issue #17: the session reads a request with its own loop over Beast's
+// parser. A client that ends its side halfway through a request's head, or
+// through its body, gets a 400 (the parser's partial message), as Beast's
+// own reads gave.
+TEST_F(HttpSessionTest, Issue17_ARequestCutShortByTheClientGets400) {
+  for (const std::string& cut :
+       {std::string("GET /healthz HTTP/1.1\r\nHost: 127"),
+        std::string("POST /api/v1/users/me/presence HTTP/1.1\r\n"
+                    "Host: 127.0.0.1\r\nContent-Length: 100\r\n\r\nstatus=")}) {
+    tcp::socket s = Connect();
+    asio::write(s, asio::buffer(cut));
+    s.shutdown(tcp::socket::shutdown_send);
+    beast::flat_buffer buf;
+    auto res = Read(s, buf);
+    EXPECT_EQ(res.result_int(), 400u) << cut;
+    EXPECT_FALSE(res.keep_alive()) << cut;
+    ExpectJsonError(res.body(), "Malformed HTTP request");
+  }
+}
+
+// Issue #17: requests already buffered when the last answer went out are
+// parsed in a handler of their own: a long pipeline is answered whole and
+// in order (no answer nested in the last one's).
+TEST_F(HttpSessionTest, Issue17_ALongPipelineIsAnsweredInOrder) {
+  constexpr int kRequests = 2000;
+  std::string pipeline;
+  for (int i = 0; i < kRequests; ++i) {
+    pipeline += i % 2 == 0
+                    ? "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+                    : "GET /no/such/route HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  }
+  tcp::socket s = Connect();
+  // Written by another thread while this one reads the answers, so that
+  // neither side's buffers fill up and stall the other.
+  std::thread writer(
+      [&s, &pipeline] { asio::write(s, asio::buffer(pipeline)); });
+  beast::flat_buffer buf;
+  for (int i = 0; i < kRequests; ++i) {
+    auto res = Read(s, buf);
+    ASSERT_EQ(res.result_int(), i % 2 == 0 ? 200u : 404u) << i;
+    ASSERT_TRUE(res.keep_alive()) << i;
+  }
+  writer.join();
+}
+
 TEST_F(HttpSessionTest, HeaderLimitIsEnforcedAt431) {
   // A header block just under the limit is read; one past it is refused.
   auto with_header_of = [](std::size_t pad) {
