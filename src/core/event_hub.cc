@@ -486,7 +486,12 @@ void EventHub::FanOutPresence(const PresenceChange& change,
         });
       }
     }
-    std::vector<EventQueue*> overflowed;
+    // The queues that want the event, then whether each owner may see the
+    // user, read under one realm lock for all of them (not one per queue).
+    std::vector<EventQueue*> wanting;
+    std::vector<UserId> owners;
+    wanting.reserve(it->second.size());
+    owners.reserve(it->second.size());
     for (EventQueue* q : it->second) {
       const QueueSpec& spec = q->spec;
       if (transitions_only && !spec.presence_transitions) continue;
@@ -495,7 +500,16 @@ void EventHub::FanOutPresence(const PresenceChange& change,
         continue;
       }
       if (!spec.per_client && !plain_too) continue;
-      if (!realm->CanSee(spec.user_id, change.user_id)) continue;
+      wanting.push_back(q);
+      owners.push_back(spec.user_id);
+    }
+    std::vector<std::uint8_t> visible;
+    realm->CanSeeEach(owners, change.user_id, visible);
+    std::vector<EventQueue*> overflowed;
+    for (std::size_t i = 0; i < wanting.size(); ++i) {
+      if (!visible[i]) continue;
+      EventQueue* q = wanting[i];
+      const QueueSpec& spec = q->spec;
       auto& body = bodies[static_cast<int>(spec.shape) +
                           (spec.per_client ? kPresenceShapeCount : 0)];
       if (!body) {

@@ -743,6 +743,18 @@ bool Realm::CanSee(UserId viewer, UserId target) const {
   return CanSeeLocked(members_[*it], target);
 }
 
+void Realm::CanSeeEach(std::span<const UserId> viewers, UserId target,
+                       std::vector<std::uint8_t>& visible) const {
+  visible.assign(viewers.size(), 0);
+  ReaderLock lock(mu_);
+  for (std::size_t i = 0; i < viewers.size(); ++i) {
+    auto it = slot_by_id_.find(viewers[i]);
+    if (it != slot_by_id_.end()) {
+      visible[i] = CanSeeLocked(members_[*it], target) ? 1 : 0;
+    }
+  }
+}
+
 template <class Visit>
 UpdateId Realm::FetchLocked(const Member& viewer, const FetchQuery& query,
                             Micros now, Visit&& visit) const {

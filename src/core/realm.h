@@ -344,6 +344,12 @@ class Realm {
 
   // Whether `viewer` may see `target` (spec 3.8; always enforced here).
   bool CanSee(UserId viewer, UserId target) const;
+  // CanSee(viewers[i], target) into visible[i] (resized to viewers.size()),
+  // read under one reader lock: a fan-out asks it of every watcher of the
+  // realm, and a lock per watcher was most of its cost (issue #17). Holds
+  // the lock for the whole span: callers pass what one event reaches.
+  void CanSeeEach(std::span<const UserId> viewers, UserId target,
+                  std::vector<std::uint8_t>& visible) const;
 
   // --- Write-behind ----------------------------------------------------
 

@@ -192,6 +192,16 @@ TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
   EXPECT_EQ(connection.Find(alice_.authorization,
                             *service_->FindRealmById(other_realm_)),
             nullptr);
+  // Without the tag (the connection's next request), the same answers.
+  EXPECT_EQ(connection.FindUntagged(alice_.authorization, realm()), c);
+  std::string last_byte = alice_.authorization;
+  last_byte.back() ^= 1;
+  EXPECT_EQ(connection.FindUntagged(last_byte, realm()), nullptr);
+  EXPECT_EQ(connection.FindUntagged(alice_.authorization + "x", realm()),
+            nullptr);
+  EXPECT_EQ(connection.FindUntagged(alice_.authorization,
+                                    *service_->FindRealmById(other_realm_)),
+            nullptr);
   // A failure on the connection keeps the previous success, and is still
   // refused in full.
   const std::string wrong =
@@ -203,6 +213,7 @@ TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
   p.is_active = false;
   ASSERT_TRUE(service_->UpdateUser(realm_, alice_.id, p));
   EXPECT_EQ(connection.Find(alice_.authorization, realm()), nullptr);
+  EXPECT_EQ(connection.FindUntagged(alice_.authorization, realm()), nullptr);
   Response r = Ping(alice_.authorization, "localhost", &connection);
   EXPECT_EQ(r.status, 401u);
   EXPECT_EQ(Msg(r), "Account is deactivated");

@@ -23,6 +23,54 @@ TEST(JsonWriterTest, StringsAreEscapedAndParseBack) {
   }
 }
 
+// The escapes a byte at a time, the reference the writer must equal.
+std::string Reference(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+TEST(JsonWriterTest, EveryByteAtEveryPlaceOfTheWordsIsWrittenAsOneAtATime) {
+  // The writer scans eight bytes at a time: each byte value, alone or with
+  // a second one, at every offset of strings up to three words long, among
+  // plain bytes and among bytes >= 0x80 (UTF-8, which a borrow in the word
+  // test could mistake for a byte to escape).
+  for (char filler : {'a', '\xa0', '\xff'}) {
+    for (std::size_t len = 1; len <= 24; ++len) {
+      for (std::size_t at = 0; at < len; ++at) {
+        for (int b = 0; b < 256; ++b) {
+          std::string s(len, filler);
+          s[at] = static_cast<char>(b);
+          if (at + 3 < len) s[at + 3] = '"';
+          std::string out = "x";
+          AppendJsonString(out, s);
+          ASSERT_EQ(out, "x" + Reference(s))
+              << "len " << len << " at " << at << " byte " << b;
+        }
+      }
+    }
+  }
+}
+
 TEST(JsonWriterTest, IntegersAndSeconds) {
   std::string out;
   AppendInt(out, -42);

@@ -255,6 +255,32 @@ TEST_F(PresenceServiceTest, LimitedGuestSeesOnlyItsAccessListAndItself) {
   EXPECT_EQ(FetchAll(og).first.size(), 3u);
 }
 
+TEST_F(PresenceServiceTest, CanSeeEachAnswersAsCanSeeForEveryViewer) {
+  RealmId realm = NewRealm();
+  U alice = AddUser(realm, "alice@example.com");
+  U bob = AddUser(realm, "bob@example.com");
+  U guest = AddUser(realm, "guest@example.com", Role::kGuest, false, false);
+  U open_guest = AddUser(realm, "og@example.com", Role::kGuest, false, true);
+  ASSERT_TRUE(service_->SetAccess(realm, guest.id, {bob.id}));
+  const Realm& r = *service_->FindRealmById(realm);
+  // A viewer that is no member (999999) sees nothing.
+  const std::vector<UserId> viewers = {alice.id,      guest.id, bob.id,
+                                       open_guest.id, 999999,   guest.id};
+  std::vector<std::uint8_t> visible = {7};  // replaced, not appended to
+  for (UserId target : {alice.id, bob.id, guest.id, open_guest.id}) {
+    r.CanSeeEach(viewers, target, visible);
+    ASSERT_EQ(visible.size(), viewers.size());
+    for (std::size_t i = 0; i < viewers.size(); ++i) {
+      EXPECT_EQ(visible[i] != 0, r.CanSee(viewers[i], target))
+          << "viewer " << viewers[i] << " target " << target;
+    }
+  }
+  r.CanSeeEach(viewers, alice.id, visible);
+  EXPECT_EQ(visible[1], 0);  // the guest may not see alice
+  EXPECT_EQ(visible[2], 1);
+  EXPECT_EQ(visible[4], 0);
+}
+
 TEST_F(PresenceServiceTest, SingleUserLookupRules) {
   RealmId realm = NewRealm();
   RealmId other = NewRealm("other");
