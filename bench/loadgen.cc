@@ -446,6 +446,16 @@ Ns SelfCpuNs() {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
+// The calling thread's user and system CPU, ns (getrusage RUSAGE_THREAD).
+UserSysNs ThreadUserSysNs() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  auto ns = [](const timeval& t) {
+    return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1'000LL;
+  };
+  return {ns(ru.ru_utime), ns(ru.ru_stime)};
+}
+
 // CPU time (ns) of the calling thread so far.
 Ns ThreadCpuNs() {
   timespec ts{};
@@ -1781,6 +1791,8 @@ int RunChurn(const Options& o) {
   const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu0 = SelfCpuNs();
   const Ns watch_cpu0 = ThreadCpuNs();
+  const UserSysNs client_split0 = SelfUserSysNs();
+  const UserSysNs watch_split0 = ThreadUserSysNs();
   std::vector<long> rss;  // per second
   std::thread ping_thread([&] { pinger.Run(); });
   ioc.restart();
@@ -1807,6 +1819,8 @@ int RunChurn(const Options& o) {
   const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu = SelfCpuNs() - client_cpu0;
   const Ns watch_cpu = ThreadCpuNs() - watch_cpu0;
+  const UserSysNs client_split1 = SelfUserSysNs();
+  const UserSysNs watch_split1 = ThreadUserSysNs();
   ping_thread.join();
   stopping = true;
   // The online pings: due -> sent (the generator's lateness), sent ->
@@ -1865,6 +1879,9 @@ int RunChurn(const Options& o) {
       "\"online_late_p50_ms\":%.2f,\"online_late_p99_ms\":%.2f,"
       "\"online_rtt_p50_ms\":%.2f,\"online_rtt_p99_ms\":%.2f,"
       "\"after_online_p50_ms\":%.1f,\"after_online_p99_ms\":%.1f,"
+      "\"loadgen_user_cores\":%.3f,\"loadgen_sys_cores\":%.3f,"
+      "\"loadgen_watch_user_cores\":%.3f,\"loadgen_watch_sys_cores\":%.3f,"
+      "\"loadgen_us_per_answer\":%.2f,\"loadgen_watch_us_per_answer\":%.2f,"
       "\"per_second\":[%s]}\n",
       o.label.c_str(), static_cast<long long>(w), o.trigger_rate, o.rate,
       o.duration, due_at.size(), static_cast<long long>(requested),
@@ -1878,7 +1895,12 @@ int RunChurn(const Options& o) {
       static_cast<long long>(trigger_errors), server_cores,
       client_cpu / 1e9 / run_s, watch_cpu / 1e9 / run_s, tl.p50_us / 1e3,
       tl.p99_us / 1e3, tr.p50_us / 1e3, tr.p99_us / 1e3, aa.p50_us / 1e3,
-      aa.p99_us / 1e3, timeline.c_str());
+      aa.p99_us / 1e3, (client_split1.user - client_split0.user) / 1e9 / run_s,
+      (client_split1.sys - client_split0.sys) / 1e9 / run_s,
+      (watch_split1.user - watch_split0.user) / 1e9 / run_s,
+      (watch_split1.sys - watch_split0.sys) / 1e9 / run_s,
+      answers ? client_cpu / 1e3 / answers : 0.0,
+      answers ? watch_cpu / 1e3 / answers : 0.0, timeline.c_str());
   std::fprintf(
       stderr,
       "loadgen churn %lld watchers, %.0f online/s: %lld of %lld "
