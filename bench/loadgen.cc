@@ -848,14 +848,14 @@ bool ReadPollEvents(std::string_view body, PollEvents& out) {
   out = PollEvents{};
   wire::EventsSummary sum;
   const bool ok = wire::ScanEvents(body, sum, [&](const wire::Event& e) {
-    if (e.type == "presence") {
+    if (wire::Is(e.type, "presence")) {
       ++out.presence;
-    } else if (e.type == "heartbeat") {
+    } else if (wire::Is(e.type, "heartbeat")) {
       ++out.heartbeats;
     }
   });
   out.max_id = sum.max_id;
-  return ok && sum.has_events && sum.result == "success";
+  return ok && sum.has_events && wire::Is(sum.result, "success");
 }
 
 tcp::endpoint Endpoint(const Options& o) {

@@ -613,11 +613,11 @@ bool Digest(std::string_view body, const std::int64_t* caused_at,
   presence::bench::wire::EventsSummary sum;
   const bool ok = presence::bench::wire::ScanEvents(
       body, sum, [&](const presence::bench::wire::Event& ev) {
-        if (ev.type == "heartbeat") {
+        if (presence::bench::wire::Is(ev.type, "heartbeat")) {
           Add(s, kHeartbeats);
           return;
         }
-        if (ev.type != "presence") return;
+        if (!presence::bench::wire::Is(ev.type, "presence")) return;
         Add(s, kEvents);
         Ns cause = -1;
         if (!ev.transition.empty()) {
@@ -642,7 +642,8 @@ bool Digest(std::string_view body, const std::int64_t* caused_at,
         Max(s->deliv_max_us, us);
       });
   *last_event_id = std::max<std::int64_t>(*last_event_id, sum.max_id);
-  return ok && sum.has_events && sum.result == "success";
+  return ok && sum.has_events &&
+         presence::bench::wire::Is(sum.result, "success");
 }
 
 class Child {
