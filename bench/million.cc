@@ -352,9 +352,14 @@ struct Shared {
   std::atomic<Ns> watch_start;
 };
 
-void Add(ChildStats* s, Counter k, std::uint64_t n = 1) {
-  s->c[k].fetch_add(n, std::memory_order_relaxed);
+// Adds to a counter or histogram bucket of a ChildStats. Each has one
+// writer, its own process (the parent only loads them), so a plain load and
+// store do: no locked read-modify-write per event (issue #17: the
+// generator's CPU per answer).
+void Bump(std::atomic<std::uint64_t>& a, std::uint64_t n = 1) {
+  a.store(a.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
+void Add(ChildStats* s, Counter k, std::uint64_t n = 1) { Bump(s->c[k], n); }
 void Max(std::atomic<std::int64_t>& m, std::int64_t v) {
   std::int64_t cur = m.load(std::memory_order_relaxed);
   while (v > cur && !m.compare_exchange_weak(cur, v)) {
@@ -638,7 +643,7 @@ bool Digest(std::string_view body, const std::int64_t* caused_at,
           return;
         }
         const std::int64_t us = std::max<Ns>(0, now_real - cause) / 1000;
-        s->deliv_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
+        Bump(s->deliv_hist[Bucket(us)]);
         Max(s->deliv_max_us, us);
       });
   *last_event_id = std::max<std::int64_t>(*last_event_id, sum.max_id);
@@ -832,7 +837,7 @@ class Child {
         if (d.first) Add(s_, kFirstPings);
         last_ok_[d.user / procs_] = SteadyNs();
       }
-      s_->ping_hist[Bucket(us)].fetch_add(1, std::memory_order_relaxed);
+      Bump(s_->ping_hist[Bucket(us)]);
       Max(s_->ping_max_us, us);
       asio::post(ioc_, [this] { Pump(); });
     });
