@@ -11,12 +11,12 @@
 # one core and one I/O thread (taskset -c 0, --threads 1) and loadgen the
 # other: the server saturates first, which is the point.
 #
-# --client-nice N runs loadgen under `nice -n N` (e.g. -10, as root): its
-# one thread reads and re-polls every watcher and sends the online pings,
-# so when the two share the cores and the server answers faster than that
-# thread keeps up, the online pings go out late and the delivery latency
-# (timed from when each was due) becomes the generator's (see
-# bench/results/onesend20/README.md; online_late_* in churn.jsonl says how
+# --client-nice N runs loadgen under `nice -n N` (e.g. -10, as root). Its
+# online pings have a thread of their own (since gen21), so they go out
+# when due even when the thread that reads and re-polls every watcher
+# falls behind; before, that one thread did both, and its lateness became
+# delivery latency (bench/results/onesend20/README.md,
+# bench/results/gen21/README.md; online_late_* in churn.jsonl says how
 # late they went out).
 #
 # Departures from the defaults, needed by the load itself: --max-connections

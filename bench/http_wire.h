@@ -20,9 +20,35 @@
 #include <charconv>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace presence::bench::wire {
+
+// Whether `s` is the literal `lit`: the length first, then a compare of a
+// size known when compiling, which the compiler inlines (string_view's ==
+// calls compare() and memcmp once the lengths agree).
+template <std::size_t N>
+inline bool Is(std::string_view s, const char (&lit)[N]) {
+  return s.size() == N - 1 && std::memcmp(s.data(), lit, N - 1) == 0;
+}
+
+// The value of `text`, a JSON number Scanner::Number accepted, if it is an
+// integer of at most 18 digits (no fraction, no exponent); `fallback`
+// otherwise. A plain loop: from_chars cost more than the rest of an event.
+inline std::int64_t IntegerValue(std::string_view text, std::int64_t fallback) {
+  std::size_t i = 0;
+  const bool negative = !text.empty() && text[0] == '-';
+  if (negative) i = 1;
+  if (i == text.size() || text.size() - i > 18) return fallback;
+  std::int64_t v = 0;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c < '0' || c > '9') return fallback;
+    v = v * 10 + (c - '0');
+  }
+  return negative ? -v : v;
+}
 
 // One framed answer; `body` views the buffer it was parsed from.
 struct Answer {
@@ -106,6 +132,23 @@ struct EventsSummary {
 
 namespace internal {
 
+// The hot steps are forced inline: GCC keeps String and Take out of line
+// otherwise, and at six events an answer the calls were a good part of the
+// scan (bench/results/gen21/README.md).
+#define PRESENCE_WIRE_INLINE inline __attribute__((always_inline))
+
+// Bytes that may stand in a JSON string as they are (not '"', '\\' or a
+// control character): one table look-up per byte in String's loop.
+struct PlainTable {
+  bool plain[256];
+  constexpr PlainTable() : plain() {
+    for (int c = 0; c < 256; ++c) {
+      plain[c] = c >= 0x20 && c != '"' && c != '\\';
+    }
+  }
+};
+inline constexpr PlainTable kPlain{};
+
 class Scanner {
  public:
   explicit Scanner(std::string_view s)
@@ -116,14 +159,14 @@ class Scanner {
     return p_ == end_;
   }
 
-  void SkipSpace() {
+  PRESENCE_WIRE_INLINE void SkipSpace() {
     while (p_ != end_ &&
            (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) {
       ++p_;
     }
   }
 
-  bool Take(char c) {
+  PRESENCE_WIRE_INLINE bool Take(char c) {
     if (p_ != end_ && *p_ == c) {  // presenced writes no whitespace
       ++p_;
       return true;
@@ -134,19 +177,29 @@ class Scanner {
     return true;
   }
 
-  char Peek() {
+  PRESENCE_WIRE_INLINE char Peek() {
     SkipSpace();
     return p_ == end_ ? '\0' : *p_;
   }
 
-  // A string; `out` views its raw contents.
-  bool String(std::string_view& out) {
+  // A string; `out` views its raw contents. The plain run inline, the rest
+  // (escapes, faults) out of line.
+  PRESENCE_WIRE_INLINE bool String(std::string_view& out) {
     if (!Take('"')) return false;
     const char* start = p_;
+    while (p_ != end_ && kPlain.plain[static_cast<unsigned char>(*p_)]) ++p_;
+    if (p_ != end_ && *p_ == '"') {
+      out = std::string_view(start, static_cast<std::size_t>(p_ - start));
+      ++p_;
+      return true;
+    }
+    return StringRest(start, out);
+  }
+
+  // String from the first byte of its run that is not plain.
+  bool StringRest(const char* start, std::string_view& out) {
     while (p_ != end_) {
-      // The plain characters first, in a tight loop.
-      while (p_ != end_ && static_cast<unsigned char>(*p_) >= 0x20 &&
-             *p_ != '"' && *p_ != '\\') {
+      while (p_ != end_ && kPlain.plain[static_cast<unsigned char>(*p_)]) {
         ++p_;
       }
       if (p_ == end_) break;
@@ -175,7 +228,7 @@ class Scanner {
   }
 
   // A number's text (JSON's grammar).
-  bool Number(std::string_view& out) {
+  PRESENCE_WIRE_INLINE bool Number(std::string_view& out) {
     SkipSpace();
     const char* start = p_;
     if (p_ != end_ && *p_ == '-') ++p_;
@@ -210,6 +263,17 @@ class Scanner {
     return true;
   }
 
+  // Skip, with a number (most values presenced writes inside an event)
+  // checked here rather than through a call.
+  PRESENCE_WIRE_INLINE bool SkipValue(int depth) {
+    const char c = Peek();
+    if ((c >= '0' && c <= '9') || c == '-') {
+      std::string_view ignored;
+      return Number(ignored);
+    }
+    return Skip(depth);
+  }
+
   // Any value, checked and skipped.
   bool Skip(int depth) {
     if (depth > 64) return false;
@@ -221,14 +285,16 @@ class Scanner {
         ++p_;
         if (Take('}')) return true;
         do {
-          if (!String(ignored) || !Take(':') || !Skip(depth + 1)) return false;
+          if (!String(ignored) || !Take(':') || !SkipValue(depth + 1)) {
+            return false;
+          }
         } while (Take(','));
         return Take('}');
       case '[':
         ++p_;
         if (Take(']')) return true;
         do {
-          if (!Skip(depth + 1)) return false;
+          if (!SkipValue(depth + 1)) return false;
         } while (Take(','));
         return Take(']');
       case 't':
@@ -249,28 +315,28 @@ class Scanner {
     do {
       std::string_view key;
       if (!String(key) || !Take(':')) return false;
-      if (key == "type") {
+      if (Is(key, "type")) {
         if (!String(ev.type)) return false;
-      } else if (key == "id") {
+      } else if (Is(key, "id")) {
         std::string_view n;
         if (!Number(n)) return false;
-        ev.id = LeadingInt(n, -1);
-      } else if (key == "transition" && Peek() == '"') {
+        ev.id = IntegerValue(n, -1);
+      } else if (Is(key, "transition") && Peek() == '"') {
         if (!String(ev.transition)) return false;
-      } else if (key == "server_timestamp") {
+      } else if (Is(key, "server_timestamp")) {
         std::string_view n;
         if (!Number(n)) return false;
         double v = -1;
         std::from_chars(n.data(), n.data() + n.size(), v);
         ev.server_timestamp = v;
-      } else if (key == "presences" && Peek() == '{') {
+      } else if (Is(key, "presences") && Peek() == '{') {
         ++p_;
         if (!Take('}')) {
           bool first = true;
           do {
             std::string_view user;
             if (!String(user) || !Take(':') || !Skip(2)) return false;
-            if (first) ev.user = LeadingInt(user, -1);
+            if (first) ev.user = IntegerValue(user, -1);
             first = false;
           } while (Take(','));
           if (!Take('}')) return false;
@@ -292,6 +358,8 @@ class Scanner {
   const char* end_;
 };
 
+#undef PRESENCE_WIRE_INLINE
+
 }  // namespace internal
 
 // Walks `body`, which must be one JSON object, and calls
@@ -309,9 +377,9 @@ bool ScanEvents(std::string_view body, EventsSummary& summary,
     do {
       std::string_view key;
       if (!s.String(key) || !s.Take(':')) return false;
-      if (key == "result" && s.Peek() == '"') {
+      if (Is(key, "result") && s.Peek() == '"') {
         if (!s.String(summary.result)) return false;
-      } else if (key == "events" && s.Peek() == '[') {
+      } else if (Is(key, "events") && s.Peek() == '[') {
         summary.has_events = true;
         s.Take('[');
         if (!s.Take(']')) {

@@ -32,7 +32,10 @@
 //           delivery latency (a watcher's k-th presence event belongs to
 //           the k-th user who came online, timed from when that ping was
 //           due) per second and overall, ping latency, and the server's
-//           CPU and RSS (--server-pid).
+//           CPU and RSS (--server-pid). Three threads: the watchers' reads
+//           and re-polls, the online pings (on time whatever the watchers'
+//           thread leaves undone: their due time is what delivery latency
+//           counts from), and the ping load.
 //   ping    One request; prints the status and the body (for scripts).
 //
 // Workload of closed/open: pings of Zulip's POST /api/v1/users/me/presence,
@@ -446,6 +449,16 @@ Ns SelfCpuNs() {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
+// The calling thread's user and system CPU, ns (getrusage RUSAGE_THREAD).
+UserSysNs ThreadUserSysNs() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  auto ns = [](const timeval& t) {
+    return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1'000LL;
+  };
+  return {ns(ru.ru_utime), ns(ru.ru_stime)};
+}
+
 // CPU time (ns) of the calling thread so far.
 Ns ThreadCpuNs() {
   timespec ts{};
@@ -838,14 +851,14 @@ bool ReadPollEvents(std::string_view body, PollEvents& out) {
   out = PollEvents{};
   wire::EventsSummary sum;
   const bool ok = wire::ScanEvents(body, sum, [&](const wire::Event& e) {
-    if (e.type == "presence") {
+    if (wire::Is(e.type, "presence")) {
       ++out.presence;
-    } else if (e.type == "heartbeat") {
+    } else if (wire::Is(e.type, "heartbeat")) {
       ++out.heartbeats;
     }
   });
   out.max_id = sum.max_id;
-  return ok && sum.has_events && sum.result == "success";
+  return ok && sum.has_events && wire::Is(sum.result, "success");
 }
 
 tcp::endpoint Endpoint(const Options& o) {
@@ -1619,12 +1632,15 @@ int RunChurn(const Options& o) {
     return 1;
   }
 
-  // 2. The watchers' queues.
+  // 2. The watchers' queues. The online pings have a thread and an
+  // io_context of their own (4.), so that they go out when due whatever
+  // the watchers' reads leave of the watcher thread.
   asio::io_context ioc(1);
+  asio::io_context tioc(1);
   auto watchers = OpenConnections(ioc, ep, static_cast<int>(w), 256);
   constexpr int kTriggerConns = 16;
   auto trigger =
-      OpenConnections(ioc, ep, kTriggerConns, kTriggerConns, 1'000'000);
+      OpenConnections(tioc, ep, kTriggerConns, kTriggerConns, 1'000'000);
   if (static_cast<std::int64_t>(watchers.size()) != w ||
       static_cast<int>(trigger.size()) != kTriggerConns) {
     std::fprintf(stderr, "loadgen: only %zu of %lld watchers connected\n",
@@ -1672,18 +1688,26 @@ int RunChurn(const Options& o) {
     return static_cast<std::size_t>(
         std::clamp<Ns>(i, 0, static_cast<Ns>(seconds) - 1));
   };
-  std::vector<Ns> due_at;  // when the k-th user's online ping was due
-  due_at.reserve(static_cast<std::size_t>(o.trigger_rate * o.duration) + 16);
-  // When it was sent and when its answer was read (0: not yet): the
-  // generator's own lateness and the server's ping turn, apart from the
-  // fan-out's.
-  std::vector<Ns> sent_at, answered_at;
-  sent_at.reserve(due_at.capacity());
-  answered_at.reserve(due_at.capacity());
+  // The k-th user's online ping: when it was due, sent and its answer read
+  // (0: not yet), the last two the generator's own lateness and the
+  // server's ping turn, apart from the fan-out's. Written by the online
+  // thread; the watcher thread reads due_at[k] and answered_at[k] for
+  // k < came_online (published with release after due_at[k]).
+  const std::size_t max_online =
+      static_cast<std::size_t>(std::ceil(o.trigger_rate * o.duration)) + 16;
+  std::unique_ptr<std::atomic<Ns>[]> due_at(new std::atomic<Ns>[max_online]);
+  std::unique_ptr<std::atomic<Ns>[]> sent_at(new std::atomic<Ns>[max_online]);
+  std::unique_ptr<std::atomic<Ns>[]> answered_at(
+      new std::atomic<Ns>[max_online]);
+  for (std::size_t k = 0; k < max_online; ++k) {
+    due_at[k].store(0, std::memory_order_relaxed);
+    sent_at[k].store(0, std::memory_order_relaxed);
+    answered_at[k].store(0, std::memory_order_relaxed);
+  }
+  std::atomic<std::int64_t> came_online{0};
   std::vector<Ns> after_answer;  // delivery minus the trigger's answer
   std::vector<std::int64_t> last_event(static_cast<std::size_t>(w), -1);
   std::vector<std::int64_t> seen(static_cast<std::size_t>(w), 0);
-  std::vector<Ns> all_delivery;
   std::int64_t poll_errors = 0, trigger_errors = 0, overflowed = 0;
   std::int64_t answers = 0, events = 0, heartbeats = 0;
   bool stopping = false;
@@ -1714,15 +1738,14 @@ int RunChurn(const Options& o) {
       sec.events += n;
       ++answers;
       events += n;
-      for (std::int64_t k = seen[i]; k < seen[i] + n; ++k) {
-        if (k < static_cast<std::int64_t>(due_at.size())) {
-          const Ns d = done - due_at[static_cast<std::size_t>(k)];
-          sec.delivery.push_back(d);
-          all_delivery.push_back(d);
-          const Ns answered = answered_at[static_cast<std::size_t>(k)];
-          after_answer.push_back(answered ? std::max<Ns>(0, done - answered)
-                                          : 0);
-        }
+      const std::int64_t online =
+          std::min(seen[i] + n, came_online.load(std::memory_order_acquire));
+      for (std::int64_t k = seen[i]; k < online; ++k) {
+        const auto kk = static_cast<std::size_t>(k);
+        sec.delivery.push_back(done -
+                               due_at[kk].load(std::memory_order_relaxed));
+        const Ns answered = answered_at[kk].load(std::memory_order_relaxed);
+        after_answer.push_back(answered ? std::max<Ns>(0, done - answered) : 0);
       }
       seen[i] += n;
       if (stopping) return;
@@ -1731,21 +1754,27 @@ int RunChurn(const Options& o) {
     });
   }
 
+  // The online pings, on the online thread (tioc) only.
   std::deque<std::int64_t> trigger_due;  // users whose ping is due, unsent
   std::vector<Conn*> trigger_idle;
   for (auto& c : trigger) trigger_idle.push_back(c.get());
   std::int64_t next_user = 0;
+  std::int64_t triggers_outstanding = 0;
   std::function<void()> send_triggers = [&] {
     while (!trigger_due.empty() && !trigger_idle.empty()) {
       Conn* c = trigger_idle.back();
       trigger_idle.pop_back();
       const std::int64_t k = trigger_due.front();
       trigger_due.pop_front();
-      sent_at[static_cast<std::size_t>(k)] = NowNs();
+      sent_at[static_cast<std::size_t>(k)].store(NowNs(),
+                                                 std::memory_order_relaxed);
+      ++triggers_outstanding;
       c->Send(req.PingOnly(o.trigger_first + k),
               [&, k](Conn& conn, const Answer* a, Ns done) {
-                if (stopping) return;
-                answered_at[static_cast<std::size_t>(k)] = done;
+                if (stopping) return;  // closed by us at the end
+                --triggers_outstanding;
+                answered_at[static_cast<std::size_t>(k)].store(
+                    done, std::memory_order_relaxed);
                 if (a == nullptr || a->status != 200) {
                   if (++trigger_errors <= 3) Complain("online", 0, a);
                 }
@@ -1754,15 +1783,16 @@ int RunChurn(const Options& o) {
               });
     }
   };
-  asio::steady_timer tick(ioc);
+  asio::steady_timer tick(tioc);
   const Ns interval = static_cast<Ns>(1e9 / o.trigger_rate);
   std::function<void()> on_tick = [&] {
     const Ns now = NowNs();
     while (t0 + next_user * interval <= now &&
-           t0 + next_user * interval < t_end) {
-      due_at.push_back(t0 + next_user * interval);
-      sent_at.push_back(0);
-      answered_at.push_back(0);
+           t0 + next_user * interval < t_end &&
+           next_user < static_cast<std::int64_t>(max_online)) {
+      due_at[static_cast<std::size_t>(next_user)].store(
+          t0 + next_user * interval, std::memory_order_relaxed);
+      came_online.store(next_user + 1, std::memory_order_release);
       trigger_due.push_back(next_user++);
     }
     send_triggers();
@@ -1781,12 +1811,27 @@ int RunChurn(const Options& o) {
   const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu0 = SelfCpuNs();
   const Ns watch_cpu0 = ThreadCpuNs();
+  const UserSysNs client_split0 = SelfUserSysNs();
+  const UserSysNs watch_split0 = ThreadUserSysNs();
   std::vector<long> rss;  // per second
   std::thread ping_thread([&] { pinger.Run(); });
-  ioc.restart();
   // The run, then up to 10 s for the last deliveries.
-  Ns next_sample = t0;
   const Ns drain_end = t_end + 10'000'000'000LL;
+  // The online thread: until the watcher thread is done and the last
+  // online ping's answer was read (a second more at most).
+  std::atomic<bool> watch_done{false};
+  std::thread online_thread([&] {
+    tioc.restart();
+    while (true) {
+      tioc.run_one_for(std::chrono::milliseconds(20));
+      if (watch_done.load() &&
+          (triggers_outstanding == 0 || NowNs() >= drain_end + 1'000'000'000)) {
+        break;
+      }
+    }
+  });
+  ioc.restart();
+  Ns next_sample = t0;
   while (true) {
     ioc.run_one_for(std::chrono::milliseconds(20));
     const Ns now = NowNs();
@@ -1796,9 +1841,9 @@ int RunChurn(const Options& o) {
     }
     if (now >= t_end) {
       bool all = true;
+      const std::int64_t online = came_online.load();
       for (std::int64_t i = 0; i < w && all; ++i) {
-        all = seen[i] >= static_cast<std::int64_t>(due_at.size()) ||
-              !watchers[i]->open();
+        all = seen[i] >= online || !watchers[i]->open();
       }
       if (all || now >= drain_end) break;
     }
@@ -1807,28 +1852,45 @@ int RunChurn(const Options& o) {
   const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
   const Ns client_cpu = SelfCpuNs() - client_cpu0;
   const Ns watch_cpu = ThreadCpuNs() - watch_cpu0;
+  const UserSysNs client_split1 = SelfUserSysNs();
+  const UserSysNs watch_split1 = ThreadUserSysNs();
+  watch_done.store(true);
+  online_thread.join();
   ping_thread.join();
   stopping = true;
+  const std::size_t online_count = static_cast<std::size_t>(came_online.load());
   // The online pings: due -> sent (the generator's lateness), sent ->
   // answered (the server's turn for a ping under the fan-out).
   std::vector<Ns> trigger_late, trigger_rtt;
-  for (std::size_t k = 0; k < due_at.size(); ++k) {
-    if (sent_at[k] == 0 || answered_at[k] == 0) continue;
-    trigger_late.push_back(sent_at[k] - due_at[k]);
-    trigger_rtt.push_back(answered_at[k] - sent_at[k]);
+  for (std::size_t k = 0; k < online_count; ++k) {
+    const Ns sent = sent_at[k].load(), answered = answered_at[k].load();
+    if (sent == 0 || answered == 0) continue;
+    trigger_late.push_back(sent - due_at[k].load());
+    trigger_rtt.push_back(answered - sent);
   }
   Summary tl = Summarise(trigger_late);
   Summary tr = Summarise(trigger_rtt);
   Summary aa = Summarise(after_answer);
 
-  const std::int64_t requested = static_cast<std::int64_t>(due_at.size()) * w;
+  const std::int64_t requested = static_cast<std::int64_t>(online_count) * w;
   std::int64_t missing = 0;
   for (std::int64_t i = 0; i < w; ++i) {
     missing += std::max<std::int64_t>(
-        0, static_cast<std::int64_t>(due_at.size()) - seen[i]);
+        0, static_cast<std::int64_t>(online_count) - seen[i]);
   }
   ThreadResult& pr = pinger.result();
   Summary ps = Summarise(pr.latencies);
+  // Every delivery, from the per-second lists (kept once while running).
+  std::vector<Ns> all_delivery;
+  {
+    std::size_t n = 0;
+    for (const ChurnSecond& sec : per_second) n += sec.delivery.size();
+    all_delivery.reserve(n);
+    for (const ChurnSecond& sec : per_second) {
+      all_delivery.insert(all_delivery.end(), sec.delivery.begin(),
+                          sec.delivery.end());
+    }
+  }
   Summary ds = Summarise(all_delivery);
   const double run_s = (t_stop - t0) / 1e9;
   const double server_cores = (server_cpu0 >= 0 && server_cpu1 >= 0)
@@ -1865,9 +1927,12 @@ int RunChurn(const Options& o) {
       "\"online_late_p50_ms\":%.2f,\"online_late_p99_ms\":%.2f,"
       "\"online_rtt_p50_ms\":%.2f,\"online_rtt_p99_ms\":%.2f,"
       "\"after_online_p50_ms\":%.1f,\"after_online_p99_ms\":%.1f,"
+      "\"loadgen_user_cores\":%.3f,\"loadgen_sys_cores\":%.3f,"
+      "\"loadgen_watch_user_cores\":%.3f,\"loadgen_watch_sys_cores\":%.3f,"
+      "\"loadgen_us_per_answer\":%.2f,\"loadgen_watch_us_per_answer\":%.2f,"
       "\"per_second\":[%s]}\n",
       o.label.c_str(), static_cast<long long>(w), o.trigger_rate, o.rate,
-      o.duration, due_at.size(), static_cast<long long>(requested),
+      o.duration, online_count, static_cast<long long>(requested),
       static_cast<long long>(events), static_cast<long long>(missing),
       static_cast<long long>(overflowed), static_cast<long long>(answers),
       answers ? static_cast<double>(events) / answers : 0.0, events / run_s,
@@ -1878,7 +1943,12 @@ int RunChurn(const Options& o) {
       static_cast<long long>(trigger_errors), server_cores,
       client_cpu / 1e9 / run_s, watch_cpu / 1e9 / run_s, tl.p50_us / 1e3,
       tl.p99_us / 1e3, tr.p50_us / 1e3, tr.p99_us / 1e3, aa.p50_us / 1e3,
-      aa.p99_us / 1e3, timeline.c_str());
+      aa.p99_us / 1e3, (client_split1.user - client_split0.user) / 1e9 / run_s,
+      (client_split1.sys - client_split0.sys) / 1e9 / run_s,
+      (watch_split1.user - watch_split0.user) / 1e9 / run_s,
+      (watch_split1.sys - watch_split0.sys) / 1e9 / run_s,
+      answers ? client_cpu / 1e3 / answers : 0.0,
+      answers ? watch_cpu / 1e3 / answers : 0.0, timeline.c_str());
   std::fprintf(
       stderr,
       "loadgen churn %lld watchers, %.0f online/s: %lld of %lld "
@@ -1896,6 +1966,8 @@ int RunChurn(const Options& o) {
   for (auto& c : pinger.conns()) c->Close();
   ioc.restart();
   ioc.poll();
+  tioc.restart();
+  tioc.poll();
   return (pr.errors == 0 && poll_errors == 0 && trigger_errors == 0) ? 0 : 3;
 }
 

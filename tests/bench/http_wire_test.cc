@@ -110,6 +110,36 @@ TEST(ScanEventsTest, EmptyEventsAndErrorResult) {
   EXPECT_EQ(n, 0);
 }
 
+TEST(IntegerValueTest, PlainIntegersOnly) {
+  EXPECT_EQ(IntegerValue("0", -1), 0);
+  EXPECT_EQ(IntegerValue("1234", -1), 1234);
+  EXPECT_EQ(IntegerValue("-42", 7), -42);
+  EXPECT_EQ(IntegerValue("999999999999999999", -1), 999999999999999999);
+  // Not an integer, or more digits than an int64 always holds.
+  for (const char* not_int :
+       {"", "-", "1.5", "1e3", "12a", "1000000000000000000"}) {
+    EXPECT_EQ(IntegerValue(not_int, -1), -1) << not_int;
+  }
+}
+
+TEST(ScanEventsTest, EventIdsAndUsersAreReadAsIntegers) {
+  // A fractional id or a user key that is no number keeps the default.
+  const std::string body =
+      R"({"result":"success","events":[)"
+      R"({"type":"presence","presences":{"abc":{}},"id":2.5},)"
+      R"({"type":"presence","presences":{"-3":{}},"id":123456789012}]})";
+  std::vector<Event> seen;
+  EventsSummary sum;
+  ASSERT_TRUE(
+      ScanEvents(body, sum, [&](const Event& e) { seen.push_back(e); }));
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].id, -1);
+  EXPECT_EQ(seen[0].user, -1);
+  EXPECT_EQ(seen[1].id, 123456789012);
+  EXPECT_EQ(seen[1].user, -3);
+  EXPECT_EQ(sum.max_id, 123456789012);
+}
+
 TEST(ScanEventsTest, RejectsMalformedBodies) {
   EventsSummary sum;
   auto none = [](const Event&) {};
