@@ -10,7 +10,6 @@
 
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <stdexcept>
 
 namespace presence {
@@ -140,43 +139,13 @@ std::string RandomAlnum(std::size_t length) {
   return out;
 }
 
-namespace {
-
-// Every byte of a and b (n each) compared, eight at a time: the differences
-// are OR-ed together and only the total is tested, once, at the end.
-// OpenSSL's CRYPTO_memcmp goes a byte at a time through a volatile pointer
-// (about 7 instructions a byte: 550 for the Authorization header a parked
-// poll's connection sends again on every re-poll, issue #17). The empty asm
-// makes the running total opaque to the optimiser, so that it cannot prove
-// the result settled early and leave the loop (no compiler does that with
-// an OR today; the barrier keeps it so).
-bool EqualInConstantTime(const char* a, const char* b, std::size_t n) {
-  std::uint64_t diff = 0;
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    std::uint64_t x, y;
-    std::memcpy(&x, a + i, 8);
-    std::memcpy(&y, b + i, 8);
-    diff |= x ^ y;
-    __asm__("" : "+r"(diff));
-  }
-  for (; i < n; ++i) {
-    diff |= static_cast<std::uint8_t>(a[i] ^ b[i]);
-    __asm__("" : "+r"(diff));
-  }
-  return diff == 0;
-}
-
-}  // namespace
-
 bool ConstantTimeEqual(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  return EqualInConstantTime(a.data(), b.data(), a.size());
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 bool ConstantTimeEqual(const Digest& a, const Digest& b) {
-  return EqualInConstantTime(reinterpret_cast<const char*>(a.data()),
-                             reinterpret_cast<const char*>(b.data()), a.size());
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 namespace {
