@@ -433,15 +433,18 @@ UserSysNs ProcessesUserSysNs(const std::vector<int>& pids) {
   return total;
 }
 
-// This process's user and system CPU, ns (getrusage).
-UserSysNs SelfUserSysNs() {
+// User and system CPU, ns, of getrusage's `who`: RUSAGE_SELF (this
+// process) or RUSAGE_THREAD (the calling thread).
+UserSysNs RusageUserSysNs(int who) {
   rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
+  getrusage(who, &ru);
   auto ns = [](const timeval& t) {
     return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1'000LL;
   };
   return {ns(ru.ru_utime), ns(ru.ru_stime)};
 }
+
+UserSysNs SelfUserSysNs() { return RusageUserSysNs(RUSAGE_SELF); }
 
 Ns SelfCpuNs() {
   timespec ts{};
@@ -449,15 +452,7 @@ Ns SelfCpuNs() {
   return ts.tv_sec * 1'000'000'000LL + ts.tv_nsec;
 }
 
-// The calling thread's user and system CPU, ns (getrusage RUSAGE_THREAD).
-UserSysNs ThreadUserSysNs() {
-  rusage ru{};
-  getrusage(RUSAGE_THREAD, &ru);
-  auto ns = [](const timeval& t) {
-    return t.tv_sec * 1'000'000'000LL + t.tv_usec * 1'000LL;
-  };
-  return {ns(ru.ru_utime), ns(ru.ru_stime)};
-}
+UserSysNs ThreadUserSysNs() { return RusageUserSysNs(RUSAGE_THREAD); }
 
 // CPU time (ns) of the calling thread so far.
 Ns ThreadCpuNs() {
