@@ -24,6 +24,7 @@ bool StalerClient(const ClientTable::Row& a, const ClientTable::Row& b) {
 }  // namespace
 
 std::size_t Realm::EmailHash::operator()(std::uint32_t slot) const {
+  if (slot == known->slot) return known->hash;
   return HashIgnoreCase((*members)[slot].email());
 }
 
@@ -181,21 +182,30 @@ void Realm::IndexLoadedLocked() {
   };
   auto fill_emails = [this, first, last] {
     mu_.AssertHeld();  // by the caller, who waits for this
-    const EmailHash hash{&members_};
-    InsertInHashOrder(
-        [this](std::uint32_t slot) {
-          mu_.AssertHeld();
-          slot_by_email_.insert(slot);
-        },
-        first, last, hash,
-        [this](std::uint32_t slot) {
-          mu_.AssertHeld();
-          // The member now, its text (the email) by the time it
-          // is hashed.
-          const Member& m = members_[slot];
-          __builtin_prefetch(&m);
-          __builtin_prefetch(m.text);
-        });
+    const std::size_t n = last - first;
+    if (n < kBulkIndexMin) {
+      for (std::uint32_t s = first; s < last; ++s) slot_by_email_.insert(s);
+      return;
+    }
+    // Every email hashed once, in slot order (members_ and their text are
+    // read front to back), then inserted in hash order with its hash
+    // known (see KnownHash): the set's table is then walked front to back
+    // too, and only the hashes array is read at random, a few inserts
+    // ahead.
+    std::vector<std::size_t> hashes(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      hashes[i] = HashIgnoreCase(members_[first + i].email());
+    }
+    const std::vector<std::uint32_t> order =
+        OrderByHash(n, [&](std::size_t i) { return hashes[i]; });
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i + kPrefetchAhead < n) {
+        __builtin_prefetch(&hashes[order[i + kPrefetchAhead]]);
+      }
+      email_known_ = {first + order[i], hashes[order[i]]};
+      slot_by_email_.insert(email_known_.slot);
+    }
+    email_known_.slot = Member::kNil;
   };
   if (last - first >= kParallelIndexMin) {
     // The caller holds mu_ exclusively and waits: the helper thread works

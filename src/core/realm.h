@@ -532,10 +532,21 @@ class Realm {
     UserId operator()(std::uint32_t slot) const { return (*members)[slot].id; }
   };
   SlotById<IdOfSlot> slot_by_id_ GUARDED_BY(mu_){IdOfSlot{&members_}};
+  // A hash computed ahead for one slot: the bulk fill (IndexLoadedLocked)
+  // hashes every email once in slot order, then inserts in hash order with
+  // the slot's hash here, so the set's own hashing of the slot does not
+  // read the member and its email again at a random place (at ten million
+  // members those two cache misses per insert were most of a restart's
+  // index phase). `slot` is Member::kNil outside a bulk fill.
+  struct KnownHash {
+    std::uint32_t slot;
+    std::size_t hash;
+  };
   struct EmailHash {
     using is_transparent = void;
     using is_avalanching = std::true_type;
     const std::vector<Member>* members;
+    const KnownHash* known;
     std::size_t operator()(std::uint32_t slot) const;
     std::size_t operator()(std::string_view email) const;
   };
@@ -551,8 +562,12 @@ class Realm {
       return EqualsIgnoreCase(Of(a), Of(b));
     }
   };
+  // Written only by the bulk fill, under mu_ held exclusively; read by
+  // slot_by_email_'s hasher (which has no lock of its own to name).
+  KnownHash email_known_{Member::kNil, 0};
   boost::unordered_flat_set<std::uint32_t, EmailHash, EmailEq> slot_by_email_
-      GUARDED_BY(mu_){0, EmailHash{&members_}, EmailEq{&members_}};
+      GUARDED_BY(mu_){0, EmailHash{&members_, &email_known_},
+                      EmailEq{&members_}};
   // Sorted visible lists of guests with limited access.
   std::unordered_map<UserId, std::vector<UserId>> access_ GUARDED_BY(mu_);
   SlotList order_ GUARDED_BY(mu_);  // members with a row, oldest update first
