@@ -10,9 +10,11 @@
 # them: an offline one needs the last report 230 s old) it samples every
 # --interval seconds for --minutes and writes, under --out:
 #   million.csv      one row per sample (see bench/million.cc for columns)
-#   memory.csv       every 30 s: the server's RSS and its /metrics memory
-#                    gauges (event queue bytes, malloc in use / free / mmap,
-#                    SQLite), connections and parked polls
+#   memory.csv       every --memory-interval seconds (30): the server's RSS,
+#                    its /metrics memory gauges (event queue bytes, malloc
+#                    in use / free / mmap, SQLite), connections, parked
+#                    polls, the anonymous part of RSS (smaps_rollup) and
+#                    how many heap trims the server had made by then
 #   *.png            deliveries, latency, CPU and RSS over time (gnuplot)
 #   summary.md       the command, commit, flags, load average and figures
 #   metrics.txt      the server's /metrics at the end
@@ -25,7 +27,7 @@
 #
 # Usage: bench/million.sh [--users N] [--watchers W] [--churn R]
 #          [--minutes M | --seconds S] [--warmup S] [--max-warmup S]
-#          [--interval S]
+#          [--interval S] [--memory-interval S]
 #          [--ping-interval S] [--ping-conns C (per generator process)]
 #          [--build-dir DIR] [--out DIR] [--perf] [--probe R]
 #          [--server-flag FLAG]...   (a departure from the defaults: the
@@ -53,6 +55,7 @@ seconds=600
 warmup=300
 max_warmup=420
 interval=5
+memory_interval=30
 ping_interval=60
 ping_conns=256
 build="$root/build/release"
@@ -70,6 +73,7 @@ while [ $# -gt 0 ]; do
     --warmup) warmup="$2"; shift 2 ;;
     --max-warmup) max_warmup="$2"; shift 2 ;;
     --interval) interval="$2"; shift 2 ;;
+    --memory-interval) memory_interval="$2"; shift 2 ;;
     --ping-interval) ping_interval="$2"; shift 2 ;;
     --ping-conns) ping_conns="$2"; shift 2 ;;
     --build-dir) build="$2"; shift 2 ;;
@@ -149,15 +153,18 @@ echo "million.sh: imported $users users in $t_import s" >&2
 
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 version="$("$build/presenced" --version 2>&1 | head -1)"
-# What grows, if RSS does: the server's memory gauges every 30 s.
-(echo "t_s,rss_mb,event_queue_bytes,malloc_in_use_bytes,malloc_free_bytes,malloc_mmap_bytes,sqlite_memory_used_bytes,connections,parked_polls,event_queues"
- start=$(date +%s)
+# What grows, if RSS does: the server's memory gauges every
+# --memory-interval seconds.
+(echo "t_s,rss_mb,event_queue_bytes,malloc_in_use_bytes,malloc_free_bytes,malloc_mmap_bytes,sqlite_memory_used_bytes,connections,parked_polls,event_queues,anon_mb,malloc_trims"
+ start=$(date +%s.%N)
  while kill -0 "$server_pid" 2> /dev/null; do
    m="$(curl -s --max-time 5 "$url/metrics" || true)"
    g() { printf '%s\n' "$m" | awk -v k="$1" '$1 == k {printf "%.0f", $2}'; }
    rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status" 2> /dev/null || true)
-   echo "$(($(date +%s) - start)),$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues)"
-   sleep 30
+   anon=$(awk '/^Anonymous:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/smaps_rollup" 2> /dev/null || true)
+   t=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+   echo "$t,$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues),$anon,$(g presenced_malloc_trims_total)"
+   sleep "$memory_interval"
  done) > "$out/memory.csv" 2> /dev/null &
 memory_pid=$!
 # The server's connection cap and idle timeout, as --server-flag set them

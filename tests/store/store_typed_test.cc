@@ -528,6 +528,22 @@ TYPED_TEST(StoreTest, ClientRowsReplacePerUserAndLoadOrdered) {
               ::testing::ElementsAre(row(a, "ZulipMobile", 300, 300, 4),
                                      row(a, "ZulipTerminal", 310, 0, 5),
                                      row(b, "website", 200, kNoTime, 2)));
+
+  // One row for a user (every ping of a one-client user): a user with other
+  // rows loses them, a user with only that client has it updated.
+  std::vector<ClientPresenceRecord> third = {
+      row(a, "ZulipTerminal", 400, 400, 6), row(b, "website", 410, 410, 7)};
+  ASSERT_TRUE(this->store_->WritePresence({}, third, {}));
+  EXPECT_THAT(this->MustLoad().client_presence,
+              ::testing::ElementsAre(row(a, "ZulipTerminal", 400, 400, 6),
+                                     row(b, "website", 410, 410, 7)));
+  // And again, when the user has no other row left.
+  std::vector<ClientPresenceRecord> fourth = {
+      row(a, "ZulipTerminal", 500, 400, 8)};
+  ASSERT_TRUE(this->store_->WritePresence({}, fourth, {}));
+  EXPECT_THAT(this->MustLoad().client_presence,
+              ::testing::ElementsAre(row(a, "ZulipTerminal", 500, 400, 8),
+                                     row(b, "website", 410, 410, 7)));
 }
 
 TYPED_TEST(StoreTest, ClientRowsOfUnknownUsersFailTheWholeBatch) {
