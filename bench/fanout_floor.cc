@@ -23,6 +23,22 @@
 // The answer is one modern presence event with the round's event id
 // (0, 1, ...), padded in a field loadgen ignores, so loadgen's checks hold.
 //
+// --churn: the sustained cycle of loadgen's churn mode (bench/churn.sh)
+// instead of rounds of one event. Every "ping_only" ping (a user coming
+// online) is one event for every queue registered before it; a parked poll
+// is answered at once with every event its queue has not had, and a GET of
+// a queue that missed events while its re-poll was in flight is answered at
+// once with all of them in one answer (as presenced's queues do). Each
+// answer is formatted per connection, as presenced's bytes are: head
+// "HTTP/1.1 200 OK", "Server: presenced", "Content-Type", "Content-Length";
+// body {"result","msg","events":[one modern presence event per user, with
+// the queue's own event id from 0],"queue_id":36 characters}. The event's
+// user id is 10000 + its index mod 90000 (5 digits, as churn.sh's trigger
+// users have), its timestamps the second it arrived. Other pings (with
+// last_update_id=C) are answered with every event's row since C, the
+// update id being the event count, with presenced's rate-limit headers.
+// stderr: per second and thread, answers and events sent, partial sends.
+//
 // Options presenced could also take: --nodelay 0|1 (TCP_NODELAY on the
 // accepted sockets; presenced sets it), --sndbuf B (SO_SNDBUF, 0: the
 // kernel's default), --slice N (answer N parked polls per turn of the
@@ -60,6 +76,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -80,6 +97,7 @@ struct Options {
   // Answers per turn of the event loop (0: all at once): presenced answers
   // kSlice = 32 at a time, each slice behind whatever else is ready.
   std::size_t slice = 0;
+  bool churn = false;
 };
 
 [[noreturn]] void Usage(const char* why) {
@@ -87,7 +105,7 @@ struct Options {
                "fanout_floor: %s\n"
                "usage: fanout_floor [--listen 127.0.0.1:0] [--threads N]\n"
                "  [--answer-bytes B] [--nodelay 0|1] [--sndbuf B] [--gather]\n"
-               "  [--slice N]\n"
+               "  [--slice N] [--churn]\n"
                "  (--data X, --max-connections N, "
                "--max-connections-per-address N ignored)\n",
                why);
@@ -141,9 +159,33 @@ std::unique_ptr<Answer> FormatAnswer(std::int64_t id, std::size_t total) {
 struct Conn {
   int fd = -1;
   bool parked = false;
+  // --churn: the server's event index of this queue's event id 0, and of
+  // the next event it is owed.
+  std::int64_t queue_base = 0;
+  std::int64_t next_event = 0;
+  std::string queue_id;  // --churn: 36 characters, as presenced's
   std::string in;
   std::string out;  // the rest of a partial send
 };
+
+// --churn: one event's row, "UUUUU":{"active_timestamp":T,"idle_timestamp":T}
+// with a 5-digit user id and 10-digit timestamps: every row has this size.
+constexpr std::size_t kRow = 67;
+constexpr std::int64_t kMaxEvents = std::int64_t{1} << 20;
+
+// presenced's head of an answer to a ping (rate-limit headers on, its
+// default), for a body of `body_size` bytes.
+std::string PingHead(std::size_t body_size) {
+  const auto reset = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count() +
+                     60;
+  return "HTTP/1.1 200 OK\r\nServer: presenced\r\nContent-Type: "
+         "application/json\r\nX-RateLimit-Limit: 200\r\n"
+         "X-RateLimit-Remaining: 199\r\nX-RateLimit-Reset: " +
+         std::to_string(reset) +
+         "\r\nContent-Length: " + std::to_string(body_size) + "\r\n\r\n";
+}
 
 class Server;
 
@@ -159,6 +201,16 @@ class Worker {
   void OnWritable(Conn* c);
   bool HandleRequests(Conn* c);  // false: the connection is gone
   bool Reply(Conn* c, const std::string& bytes);  // false: closed
+  // Sends `a` to `c` (what does not fit waits for EPOLLOUT). False: `c`
+  // was closed (and freed unless parked).
+  bool Send(Conn* c, const Answer& a);
+  // --churn: every event `c`'s queue is owed up to `count`, formatted into
+  // own_ (and c->next_event moved past them).
+  const Answer& FormatEvents(Conn* c, std::int64_t count);
+  // --churn: the answer to a ping that is not ping_only: the rows since
+  // the body's last_update_id.
+  std::string PingAnswer(std::string_view body) const;
+  void LogSecond();
   void FanOut();
   // Answers up to `limit` of answering_; logs the round when it is done.
   void SendSlice(std::size_t limit);
@@ -175,6 +227,10 @@ class Worker {
   const Answer* answer_ = nullptr;
   std::int64_t first_ns_ = 0, partial_ = 0;
   std::size_t sent_ = 0;
+  // --churn: the answer being formatted, and this second's figures.
+  Answer own_;
+  std::int64_t second_answers_ = 0, second_events_ = 0, second_partial_ = 0;
+  std::int64_t next_log_ns_ = 0;
 };
 
 class Server {
@@ -186,6 +242,17 @@ class Server {
   // Called on the thread that read a trigger: publishes the next answer
   // and wakes every other worker. Returns the trigger's read time.
   void Trigger(int from);
+  // --churn: appends one event (a user came online) and wakes every other
+  // worker.
+  void AddEvent(int from);
+  std::int64_t event_count() const {
+    return events_.load(std::memory_order_acquire);
+  }
+  // Event k's row (k < event_count()): written once, before the count
+  // that publishes it.
+  std::string_view Row(std::int64_t k) const {
+    return {rows_.get() + static_cast<std::size_t>(k) * kRow, kRow};
+  }
 
   const Options& options() const { return o_; }
   int listen_fd() const { return listen_fd_; }
@@ -211,6 +278,11 @@ class Server {
   std::atomic<std::int64_t> trigger_ns_{0};
   std::atomic<std::int64_t> next_queue_{0};
   std::size_t next_worker_ = 0;
+  // --churn: the events' rows, kRow bytes each (allocated, not touched:
+  // only the rows written become resident). events_mu_ orders writers.
+  std::unique_ptr<char[]> rows_;
+  std::mutex events_mu_;
+  std::atomic<std::int64_t> events_{0};
 };
 
 Worker::Worker(Server& s, int index) : server_(s), index_(index) {
@@ -256,9 +328,10 @@ void Worker::Run() {
   std::vector<epoll_event> events(512);
   for (;;) {
     // While a round is owed in slices, only look at what is ready.
+    const bool churn = server_.options().churn;
     const int n =
         epoll_wait(ep_, events.data(), static_cast<int>(events.size()),
-                   answering_.empty() ? -1 : 0);
+                   !answering_.empty() ? 0 : (churn ? 1000 : -1));
     if (n < 0) {
       if (errno == EINTR) continue;
       std::perror("fanout_floor: epoll_wait");
@@ -282,7 +355,25 @@ void Worker::Run() {
       }
     }
     if (!answering_.empty()) SendSlice(server_.options().slice);
+    if (churn) LogSecond();
   }
+}
+
+void Worker::LogSecond() {
+  const std::int64_t now = NowNs();
+  if (next_log_ns_ == 0) next_log_ns_ = now + 1'000'000'000;
+  if (now < next_log_ns_) return;
+  if (second_answers_ > 0) {
+    std::fprintf(stderr,
+                 "fanout_floor: thread %d: %lld answers, %lld events, %lld "
+                 "partial in %.3f s\n",
+                 index_, static_cast<long long>(second_answers_),
+                 static_cast<long long>(second_events_),
+                 static_cast<long long>(second_partial_),
+                 (now - next_log_ns_ + 1'000'000'000) / 1e9);
+  }
+  second_answers_ = second_events_ = second_partial_ = 0;
+  next_log_ns_ = now + 1'000'000'000;
 }
 
 void Worker::Close(Conn* c) {
@@ -336,19 +427,53 @@ bool Worker::HandleRequests(Conn* c) {
         std::max<std::int64_t>(0, HeaderInt(head, "content-length:"));
     const std::size_t total = end + 4 + static_cast<std::size_t>(length);
     if (c->in.size() < total) return true;
+    const bool churn = server_.options().churn;
+    const std::string_view body_in(c->in.data() + end + 4,
+                                   static_cast<std::size_t>(length));
+    if (churn && c->queue_id.empty()) {
+      // The connection's queue (loadgen registers and polls on one
+      // connection; a poll on an unregistered one starts a queue).
+      char id[40];
+      std::snprintf(id, sizeof id, "00000000-0000-4000-8000-%012llx",
+                    static_cast<long long>(server_.NextQueue()));
+      c->queue_id = id;
+      c->queue_base = c->next_event = server_.event_count();
+    }
     if (head.starts_with("GET /api/v1/events")) {
+      const std::int64_t count = churn ? server_.event_count() : 0;
+      if (churn && c->next_event < count) {
+        // Events arrived while this re-poll was in flight: all of them now.
+        c->in.erase(0, total);
+        if (!Send(c, FormatEvents(c, count))) return false;
+        continue;
+      }
       c->parked = true;
       parked_.push_back(c);
     } else if (head.starts_with("POST /api/v1/register")) {
       const std::string body =
-          "{\"result\":\"success\",\"msg\":\"\",\"queue_id\":\"floor-" +
-          std::to_string(server_.NextQueue()) + "\",\"last_event_id\":-1}";
+          "{\"result\":\"success\",\"msg\":\"\",\"queue_id\":\"" +
+          (churn ? c->queue_id
+                 : "floor-" + std::to_string(server_.NextQueue())) +
+          "\",\"last_event_id\":-1}";
       if (!Reply(c,
                  "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                  "Content-Length: " +
                      std::to_string(body.size()) + "\r\n\r\n" + body)) {
         return false;
       }
+    } else if (churn && head.starts_with("POST ") &&
+               body_in.find("ping_only=true") == std::string_view::npos) {
+      // A plain ping: no event, the rows since its cursor.
+      if (!Reply(c, PingAnswer(body_in))) return false;
+    } else if (churn && head.starts_with("POST ")) {
+      // A user came online: answered first, then every parked poll.
+      const std::string body = "{\"result\":\"success\",\"msg\":\"\"}";
+      const bool open = Reply(c, PingHead(body.size()) + body);
+      if (open) c->in.erase(0, total);
+      server_.AddEvent(index_);
+      FanOut();
+      if (!open) return false;
+      continue;
     } else if (head.starts_with("POST ")) {
       // The trigger: answered first, then every parked poll.
       const std::string body =
@@ -398,6 +523,88 @@ void Worker::OnWritable(Conn* c) {
   epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+bool Worker::Send(Conn* c, const Answer& a) {
+  ssize_t n;
+  if (server_.options().gather) {
+    iovec iov[2] = {{const_cast<char*>(a.head.data()), a.head.size()},
+                    {const_cast<char*>(a.body.data()), a.body.size()}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  } else {
+    n = send(c->fd, a.whole.data(), a.whole.size(), MSG_NOSIGNAL);
+  }
+  ++second_answers_;
+  if (n == static_cast<ssize_t>(a.whole.size())) return true;
+  ++partial_;
+  ++second_partial_;
+  if (n < 0 && errno != EAGAIN) {
+    Close(c);
+    return false;
+  }
+  // What did not fit waits for EPOLLOUT.
+  c->out.assign(a.whole, n < 0 ? 0 : static_cast<std::size_t>(n));
+  epoll_event ev{};
+  ev.events = EPOLLOUT;
+  ev.data.ptr = c;
+  epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
+  return true;
+}
+
+const Answer& Worker::FormatEvents(Conn* c, std::int64_t count) {
+  std::string& b = own_.body;
+  b.assign("{\"result\":\"success\",\"msg\":\"\",\"events\":[");
+  char id[24];
+  for (std::int64_t k = c->next_event; k < count; ++k) {
+    if (k > c->next_event) b += ',';
+    b += "{\"type\":\"presence\",\"presences\":{";
+    b += server_.Row(k);
+    b += "},\"id\":";
+    b.append(id, std::to_chars(id, id + sizeof id, k - c->queue_base).ptr);
+    b += '}';
+  }
+  b += "],\"queue_id\":\"";
+  b += c->queue_id;
+  b += "\"}";
+  second_events_ += count - c->next_event;
+  c->next_event = count;
+  std::string& h = own_.head;
+  h.assign(
+      "HTTP/1.1 200 OK\r\nServer: presenced\r\nContent-Type: "
+      "application/json\r\nContent-Length: ");
+  h.append(id, std::to_chars(id, id + sizeof id, b.size()).ptr);
+  h += "\r\n\r\n";
+  own_.whole.assign(h);
+  own_.whole += b;
+  return own_;
+}
+
+std::string Worker::PingAnswer(std::string_view body) const {
+  std::int64_t cursor = -1;
+  const std::size_t at = body.find("last_update_id=");
+  if (at != std::string_view::npos) {
+    const std::string_view v = body.substr(at + 15);
+    std::from_chars(v.data(), v.data() + v.size(), cursor);
+  }
+  const std::int64_t count = server_.event_count();
+  std::string b = "{\"result\":\"success\",\"msg\":\"\",\"presences\":{";
+  for (std::int64_t k = std::max<std::int64_t>(cursor, 0);
+       cursor >= 0 && k < count; ++k) {
+    if (b.back() != '{') b += ',';
+    b += server_.Row(k);
+  }
+  char tail[96];
+  const double now = std::chrono::duration<double>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  std::snprintf(tail, sizeof tail,
+                "},\"server_timestamp\":%.6f,\"presence_last_update_id\":%lld}",
+                now, static_cast<long long>(count));
+  b += tail;
+  return PingHead(b.size()) + b;
+}
+
 void Worker::FanOut() {
   // A round still owed (loadgen never triggers before every answer of the
   // last one arrived, so only in theory) is finished first.
@@ -414,12 +621,7 @@ void Worker::FanOut() {
 
 void Worker::SendSlice(std::size_t limit) {
   if (limit == 0) limit = answering_.size();
-  const Answer& a = *answer_;
-  const bool gather = server_.options().gather;
-  iovec iov[2] = {{const_cast<char*>(a.head.data()), a.head.size()},
-                  {const_cast<char*>(a.body.data()), a.body.size()}};
-  msghdr msg{};
-  const std::size_t total = a.whole.size();
+  const bool churn = server_.options().churn;
   const std::size_t end = std::min(answering_.size(), next_ + limit);
   for (; next_ < end; ++next_) {
     Conn* c = answering_[next_];
@@ -428,39 +630,60 @@ void Worker::SendSlice(std::size_t limit) {
       delete c;
       continue;
     }
-    ssize_t n;
-    if (gather) {
-      msg.msg_iov = iov;
-      msg.msg_iovlen = 2;
-      n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-    } else {
-      n = send(c->fd, a.whole.data(), total, MSG_NOSIGNAL);
-    }
-    if (n != static_cast<ssize_t>(total)) {
-      ++partial_;
-      if (n < 0 && errno != EAGAIN) {
-        Close(c);
+    if (churn) {
+      const std::int64_t count = server_.event_count();
+      if (c->next_event >= count) {  // nothing owed (not in practice)
+        c->parked = true;
+        parked_.push_back(c);
         continue;
       }
-      // What did not fit waits for EPOLLOUT.
-      c->out.assign(a.whole, n < 0 ? 0 : static_cast<std::size_t>(n));
-      epoll_event ev{};
-      ev.events = EPOLLOUT;
-      ev.data.ptr = c;
-      epoll_ctl(ep_, EPOLL_CTL_MOD, c->fd, &ev);
+      if (!Send(c, FormatEvents(c, count))) continue;
+    } else if (!Send(c, *answer_)) {
+      continue;
     }
     if (++sent_ == 1) first_ns_ = NowNs();
   }
   if (next_ < answering_.size()) return;
   answering_.clear();
   next_ = 0;
+  if (churn) return;  // LogSecond reports
   const std::int64_t t0 = server_.trigger_ns();
   std::fprintf(stderr,
                "fanout_floor: round %lld thread %d: %zu answers of %zu B, "
                "first sent +%.3f ms, last +%.3f ms, %lld partial\n",
-               static_cast<long long>(server_.round()), index_, sent_, total,
-               sent_ ? (first_ns_ - t0) / 1e6 : 0.0, (NowNs() - t0) / 1e6,
-               static_cast<long long>(partial_));
+               static_cast<long long>(server_.round()), index_, sent_,
+               answer_->whole.size(), sent_ ? (first_ns_ - t0) / 1e6 : 0.0,
+               (NowNs() - t0) / 1e6, static_cast<long long>(partial_));
+}
+
+void Server::AddEvent(int from) {
+  {
+    std::lock_guard<std::mutex> lock(events_mu_);
+    const std::int64_t n = events_.load(std::memory_order_relaxed);
+    if (n >= kMaxEvents) {
+      std::fprintf(stderr, "fanout_floor: more than %lld events\n",
+                   static_cast<long long>(kMaxEvents));
+      std::exit(1);
+    }
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    char row[kRow + 1];
+    const int len = std::snprintf(
+        row, sizeof row,
+        "\"%05lld\":{\"active_timestamp\":%lld,\"idle_timestamp\":%lld}",
+        static_cast<long long>(10000 + n % 90000), static_cast<long long>(now),
+        static_cast<long long>(now));
+    if (len != static_cast<int>(kRow)) {
+      std::fprintf(stderr, "fanout_floor: a row of %d bytes\n", len);
+      std::exit(1);
+    }
+    std::memcpy(rows_.get() + static_cast<std::size_t>(n) * kRow, row, kRow);
+    events_.store(n + 1, std::memory_order_release);
+  }
+  for (int i = 0; i < o_.threads; ++i) {
+    if (i != from) workers_[i]->Wake();
+  }
 }
 
 int Server::Start() {
@@ -488,6 +711,7 @@ int Server::Start() {
   socklen_t len = sizeof addr;
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   answers_[0] = FormatAnswer(0, o_.answer_bytes);
+  if (o_.churn) rows_.reset(new char[kMaxEvents * kRow]);
   for (int i = 0; i < o_.threads; ++i) {
     workers_.push_back(std::make_unique<Worker>(*this, i));
   }
@@ -547,6 +771,8 @@ int main(int argc, char** argv) {
       o.gather = true;
     } else if (a == "--slice") {
       o.slice = static_cast<std::size_t>(std::atoll(value()));
+    } else if (a == "--churn") {
+      o.churn = true;
     } else if (a == "--data" || a == "--max-connections" ||
                a == "--max-connections-per-address") {
       value();
@@ -554,7 +780,7 @@ int main(int argc, char** argv) {
       std::printf(
           "usage: fanout_floor [--listen 127.0.0.1:0] [--threads N]\n"
           "  [--answer-bytes B] [--nodelay 0|1] [--sndbuf B] [--gather]\n"
-          "  [--slice N]\n"
+          "  [--slice N] [--churn]\n"
           "  (--data X, --max-connections N, --max-connections-per-address "
           "N: ignored)\n");
       return 0;

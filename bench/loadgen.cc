@@ -1804,6 +1804,7 @@ int RunChurn(const Options& o) {
   });
 
   const Ns server_cpu0 = ProcessesCpuNs(o.server_pids);
+  const UserSysNs server_split0 = ProcessesUserSysNs(o.server_pids);
   const Ns client_cpu0 = SelfCpuNs();
   const Ns watch_cpu0 = ThreadCpuNs();
   const UserSysNs client_split0 = SelfUserSysNs();
@@ -1845,6 +1846,7 @@ int RunChurn(const Options& o) {
   }
   const Ns t_stop = NowNs();
   const Ns server_cpu1 = ProcessesCpuNs(o.server_pids);
+  const UserSysNs server_split1 = ProcessesUserSysNs(o.server_pids);
   const Ns client_cpu = SelfCpuNs() - client_cpu0;
   const Ns watch_cpu = ThreadCpuNs() - watch_cpu0;
   const UserSysNs client_split1 = SelfUserSysNs();
@@ -1925,6 +1927,7 @@ int RunChurn(const Options& o) {
       "\"loadgen_user_cores\":%.3f,\"loadgen_sys_cores\":%.3f,"
       "\"loadgen_watch_user_cores\":%.3f,\"loadgen_watch_sys_cores\":%.3f,"
       "\"loadgen_us_per_answer\":%.2f,\"loadgen_watch_us_per_answer\":%.2f,"
+      "\"server_user_cores\":%.3f,\"server_sys_cores\":%.3f,"
       "\"per_second\":[%s]}\n",
       o.label.c_str(), static_cast<long long>(w), o.trigger_rate, o.rate,
       o.duration, online_count, static_cast<long long>(requested),
@@ -1943,7 +1946,14 @@ int RunChurn(const Options& o) {
       (watch_split1.user - watch_split0.user) / 1e9 / run_s,
       (watch_split1.sys - watch_split0.sys) / 1e9 / run_s,
       answers ? client_cpu / 1e3 / answers : 0.0,
-      answers ? watch_cpu / 1e3 / answers : 0.0, timeline.c_str());
+      answers ? watch_cpu / 1e3 / answers : 0.0,
+      server_split0.user >= 0 && server_split1.user >= 0
+          ? (server_split1.user - server_split0.user) / 1e9 / run_s
+          : -1.0,
+      server_split0.sys >= 0 && server_split1.sys >= 0
+          ? (server_split1.sys - server_split0.sys) / 1e9 / run_s
+          : -1.0,
+      timeline.c_str());
   std::fprintf(
       stderr,
       "loadgen churn %lld watchers, %.0f online/s: %lld of %lld "
