@@ -1,7 +1,0 @@
-#!/bin/bash
-BUILD/presenced "$@" &
-child=$!
-perf stat -e 'syscalls:sys_enter_*' -x, -o OUT/presenced.perfstat -p $child &
-perfpid=$!
-trap 'kill -INT $perfpid; wait $perfpid; kill $child; wait $child; exit 0' TERM INT
-wait $child
