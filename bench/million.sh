@@ -162,7 +162,7 @@ version="$("$build/presenced" --version 2>&1 | head -1)"
    g() { printf '%s\n' "$m" | awk -v k="$1" '$1 == k {printf "%.0f", $2}'; }
    rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status" 2> /dev/null || true)
    anon=$(awk '/^Anonymous:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/smaps_rollup" 2> /dev/null || true)
-   t=$(python3 -c "import time; print(round(time.time() - $start, 1))")
+   t=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')
    echo "$t,$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues),$anon,$(g presenced_malloc_trims_total)"
    sleep "$memory_interval"
  done) > "$out/memory.csv" 2> /dev/null &
