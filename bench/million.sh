@@ -13,11 +13,15 @@
 #   memory.csv       every --memory-interval seconds (30): the server's RSS,
 #                    its /metrics memory gauges (event queue bytes, malloc
 #                    in use / free / mmap, SQLite), connections, parked
-#                    polls, the anonymous part of RSS (smaps_rollup) and
-#                    how many heap trims the server had made by then
+#                    polls, the anonymous part of RSS (smaps_rollup),
+#                    how many heap trims the server had made by then, and
+#                    the CPU seconds so far of its I/O threads and its flush
+#                    thread, on a core and waiting for one
 #   *.png            deliveries, latency, CPU and RSS over time (gnuplot)
-#   summary.md       the command, commit, flags, load average and figures
-#   metrics.txt      the server's /metrics at the end
+#   summary.md       the command, commit, flags, load average and figures,
+#                    with the server's CPU by thread over the measured part
+#   metrics-start.txt, metrics.txt  the server's /metrics when the measured
+#                    part began and at its end (each headed by its time)
 #   perf.txt         with --perf: `perf report` of 20 s of the server
 #   probe.csv, probe.log  with --probe R: bench/ping_probe.py's R pings a
 #                    second over the measured part, from users of the second
@@ -155,15 +159,16 @@ load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 version="$("$build/presenced" --version 2>&1 | head -1)"
 # What grows, if RSS does: the server's memory gauges every
 # --memory-interval seconds.
-(echo "t_s,rss_mb,event_queue_bytes,malloc_in_use_bytes,malloc_free_bytes,malloc_mmap_bytes,sqlite_memory_used_bytes,connections,parked_polls,event_queues,anon_mb,malloc_trims"
+(echo "t_s,rss_mb,event_queue_bytes,malloc_in_use_bytes,malloc_free_bytes,malloc_mmap_bytes,sqlite_memory_used_bytes,connections,parked_polls,event_queues,anon_mb,malloc_trims,io_cpu_s,io_cpu_wait_s,flush_cpu_s,flush_cpu_wait_s"
  start=$(date +%s.%N)
  while kill -0 "$server_pid" 2> /dev/null; do
    m="$(curl -s --max-time 5 "$url/metrics" || true)"
    g() { printf '%s\n' "$m" | awk -v k="$1" '$1 == k {printf "%.0f", $2}'; }
+   gs() { printf '%s\n' "$m" | awk -v k="$1" '$1 == k {printf "%.3f", $2}'; }
    rss=$(awk '/^VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/status" 2> /dev/null || true)
    anon=$(awk '/^Anonymous:/ {printf "%.1f", $2 / 1024}' "/proc/$server_pid/smaps_rollup" 2> /dev/null || true)
    t=$(awk -v s="$start" -v n="$(date +%s.%N)" 'BEGIN { printf "%.1f", n - s }')
-   echo "$t,$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues),$anon,$(g presenced_malloc_trims_total)"
+   echo "$t,$rss,$(g presenced_event_queue_bytes),$(g presenced_malloc_in_use_bytes),$(g presenced_malloc_free_bytes),$(g presenced_malloc_mmap_bytes),$(g presenced_sqlite_memory_used_bytes),$(g presenced_connections),$(g presenced_parked_polls),$(g presenced_event_queues),$anon,$(g presenced_malloc_trims_total),$(gs presenced_io_thread_cpu_seconds_total),$(gs presenced_io_thread_cpu_wait_seconds_total),$(gs presenced_flush_thread_cpu_seconds_total),$(gs presenced_flush_thread_cpu_wait_seconds_total)"
    sleep "$memory_interval"
  done) > "$out/memory.csv" 2> /dev/null &
 memory_pid=$!
@@ -208,6 +213,15 @@ if [ "$perf" = 1 ]; then
      > /dev/null 2>&1 || true) &
   perf_pid=$!
 fi
+# /metrics when the measured part begins (and metrics.txt at its end): the
+# server's CPU by thread over it, for the summary.
+(for _ in $(seq "$((max_warmup + 30))"); do
+   grep -q 'measuring for' "$out/million.log" 2> /dev/null && break
+   sleep 1
+ done
+ { echo "# at $(date +%s.%N)"; curl -s --max-time 5 "$url/metrics"; } \
+   > "$out/metrics-start.txt" 2> /dev/null || true) &
+metrics_start_pid=$!
 probe_pid=""
 if [ "$probe" != 0 ]; then
   # Over the measured part: from the generator's 'measuring for' line on.
@@ -223,7 +237,8 @@ fi
 "${cmd[@]}" 2> "$out/million.log" || { cat "$out/million.log" >&2; exit 1; }
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 [ -z "$probe_pid" ] || wait "$probe_pid" || true
-curl -s "$url/metrics" > "$out/metrics.txt" || true
+wait "$metrics_start_pid" 2> /dev/null || true
+{ echo "# at $(date +%s.%N)"; curl -s "$url/metrics"; } > "$out/metrics.txt" || true
 if [ -n "$perf_pid" ]; then
   wait "$perf_pid" || true
   perf_pid=""
@@ -339,6 +354,33 @@ lines += ["Errors by kind over the whole run, warm-up included (what failed, "
           "its HTTP status and Zulip code, or why no answer came):", ""]
 lines += [f"- {k}" for k in kinds] or ["- none"]
 import os
+def metric_file(path):
+    at, values = None, {}
+    for l in open(path):
+        if l.startswith("# at "):
+            at = float(l.split()[2])
+        elif l and not l.startswith("#"):
+            name, _, value = l.strip().rpartition(" ")
+            try:
+                values[name] = float(value)
+            except ValueError:
+                pass
+    return at, values
+if os.path.exists(f"{out}/metrics-start.txt") and os.path.exists(f"{out}/metrics.txt"):
+    t0, m0 = metric_file(f"{out}/metrics-start.txt")
+    t1, m1 = metric_file(f"{out}/metrics.txt")
+    names = ["presenced_io_thread_cpu_seconds_total",
+             "presenced_io_thread_cpu_wait_seconds_total",
+             "presenced_flush_thread_cpu_seconds_total",
+             "presenced_flush_thread_cpu_wait_seconds_total"]
+    if t0 and t1 and t1 > t0 and all(n in m0 and n in m1 for n in names):
+        c = [(m1[n] - m0[n]) / (t1 - t0) for n in names]
+        lines += ["", f"The server's CPU by thread over the measured part "
+                  f"({t1 - t0:.0f} s, from /metrics): I/O threads {c[0]:.2f} "
+                  f"cores, and {c[1]:.2f} cores' worth of their time ready "
+                  f"to run but waiting for a core; the flush thread (group "
+                  f"commits, heap trims and samples) {c[2]:.2f} cores, "
+                  f"waiting {c[3]:.2f}."]
 if os.path.exists(f"{out}/probe.log"):
     total = [l.strip() for l in open(f"{out}/probe.log") if "total" in l]
     lines += ["", "Ping probe (bench/ping_probe.py, a mostly idle process beside "

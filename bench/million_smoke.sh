@@ -27,13 +27,34 @@ if ! grep -q "the server allows 10000" "$out/refused.log"; then
 fi
 bash "$here/million.sh" --build-dir "$build" --users 1000 --watchers 20 \
   --churn 1 --warmup 0 --seconds 8 --interval 2 --ping-interval 10 \
-  --probe 5 --out "$out" > /dev/null
+  --probe 5 --memory-interval 1 --out "$out" > /dev/null
 # The ping probe ran over the measured part and every one of its pings got
 # a 200.
 if ! grep -q 'ping_probe: total n=[1-9][0-9]* .* errors=0$' "$out/probe.log"; then
   echo "million_smoke: the ping probe did not finish cleanly:"
   cat "$out/probe.log"
   exit 1
+fi
+# The summary splits the server's CPU by thread over the measured part
+# (from the /metrics taken when it began and at its end), where the kernel
+# reports the threads' times; memory.csv carries them over time.
+if [ -e /proc/thread-self/schedstat ]; then
+  if ! grep -q "The server's CPU by thread over the measured part" \
+    "$out/summary.md"; then
+    echo "million_smoke: no CPU by thread in the summary:"
+    cat "$out/summary.md"
+    exit 1
+  fi
+  python3 - "$out/memory.csv" << 'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+flush = [float(r["flush_cpu_s"]) for r in rows if r.get("flush_cpu_s")]
+io = [float(r["io_cpu_s"]) for r in rows if r.get("io_cpu_s")]
+if len(flush) < 2 or flush[-1] <= 0 or not io or io[-1] <= 0:
+    print("million_smoke: memory.csv lacks the threads' CPU:")
+    print(open(sys.argv[1]).read())
+    sys.exit(1)
+PY
 fi
 python3 - "$out/million.csv" << 'PY'
 import csv, sys

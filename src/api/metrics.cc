@@ -252,6 +252,16 @@ void Metrics::RenderCounters(std::string& out) const {
           flushed_rows_.load(kRelaxed));
   CounterSeconds(out, "presenced_flush_seconds_total",
                  "Time spent in group commits.", Seconds(flush_ns_));
+  if (flush_times_sampled_.load(kRelaxed)) {
+    CounterSeconds(out, "presenced_flush_thread_cpu_seconds_total",
+                   "Time the flush thread (group commits, heap trims and "
+                   "samples) ran on a core.",
+                   Seconds(flush_cpu_ns_));
+    CounterSeconds(out, "presenced_flush_thread_cpu_wait_seconds_total",
+                   "Time the flush thread was ready to run and waited for "
+                   "a core (the kernel's run delay).",
+                   Seconds(flush_wait_ns_));
+  }
   Counter(out, "presenced_connections_accepted_total",
           "HTTP connections accepted (each relay connection of another "
           "node counts once, however many requests it carries).",

@@ -91,6 +91,16 @@ class Metrics {
   }
   void RecordRateLimited() { rate_limited_.fetch_add(1, kRelaxed); }
   void RecordFlush(std::size_t rows, double seconds, bool ok);
+  // Time the flush thread (group commits, heap trims and samples) ran on a
+  // core and waited for one, in ns since the last call; sampled by
+  // app/flusher.h after each turn where the kernel reports it. Beside the
+  // I/O threads' times: where the server's CPU goes, and how much of it
+  // the group commit takes from answering.
+  void RecordFlushThreadTimes(std::uint64_t cpu_ns, std::uint64_t wait_ns) {
+    flush_cpu_ns_.fetch_add(cpu_ns, kRelaxed);
+    flush_wait_ns_.fetch_add(wait_ns, kRelaxed);
+    flush_times_sampled_.store(true, kRelaxed);
+  }
   void RecordConnectionRefused() {
     connections_refused_.fetch_add(1, kRelaxed);
   }
@@ -165,6 +175,9 @@ class Metrics {
   std::atomic<std::uint64_t> io_cpu_ns_{0};
   std::atomic<std::uint64_t> io_wait_ns_{0};
   std::atomic<bool> io_times_sampled_{false};
+  std::atomic<std::uint64_t> flush_cpu_ns_{0};
+  std::atomic<std::uint64_t> flush_wait_ns_{0};
+  std::atomic<bool> flush_times_sampled_{false};
   std::atomic<std::uint64_t> rate_limited_{0};
   std::atomic<std::uint64_t> flushes_{0};
   std::atomic<std::uint64_t> flush_failures_{0};

@@ -1,8 +1,10 @@
 #include "app/flusher.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "app/log.h"
+#include "app/loop_lag.h"
 #include "util/heap_stats.h"
 
 namespace presence::app {
@@ -39,6 +41,9 @@ void Flusher::Stop() {
 
 void Flusher::Run() {
   bool reported = false;
+  // This thread's time on a core and waiting for one, read after each
+  // turn (one small read a second) for /metrics.
+  std::optional<LoopLag::ThreadTimes> times = LoopLag::ReadThreadTimes();
   auto last_trim = std::chrono::steady_clock::now();
   constexpr auto kHeapSampleEvery = std::chrono::seconds(10);
   // Start() took the first sample.
@@ -100,6 +105,16 @@ void Flusher::Run() {
       const auto took = std::chrono::steady_clock::now() - begin;
       next_sample = begin + std::max<std::chrono::steady_clock::duration>(
                                 kHeapSampleEvery, kSampleGapFactor * took);
+    }
+    if (metrics_ != nullptr && times) {
+      const std::optional<LoopLag::ThreadTimes> now_times =
+          LoopLag::ReadThreadTimes();
+      if (now_times && now_times->cpu_ns >= times->cpu_ns &&
+          now_times->wait_ns >= times->wait_ns) {
+        metrics_->RecordFlushThreadTimes(now_times->cpu_ns - times->cpu_ns,
+                                         now_times->wait_ns - times->wait_ns);
+      }
+      times = now_times;
     }
   }
 }

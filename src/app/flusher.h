@@ -5,7 +5,9 @@
 // as it starts, for what loading left free. It also samples the heap's
 // figures for /metrics (Metrics::SampleHeap), so that a scrape reads a copy
 // and never the allocator: at most every 10 s, and no more than 0.5% of the
-// time when the heap is large enough to make the walk slow.
+// time when the heap is large enough to make the walk slow. After each turn
+// it adds its own time on a core and waiting for one to /metrics
+// (Metrics::RecordFlushThreadTimes), where the kernel reports them.
 //
 // Thread safety: Start/Stop from the owning thread; the loop runs on its own
 // thread and calls only PresenceService::Flush (which is thread-safe). mu_

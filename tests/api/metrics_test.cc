@@ -56,6 +56,22 @@ TEST(MetricsTest, LoopLagIsAHistogramOnceSampled) {
   EXPECT_DOUBLE_EQ(s["presenced_io_thread_cpu_wait_seconds_total"], 0.75);
 }
 
+TEST(MetricsTest, ReportsTheFlushThreadsTimesOnceSampled) {
+  Metrics metrics;
+  auto s = Samples(metrics.Render(nullptr, nullptr));
+  // Not exported as zeros before the flush thread has read them (or where
+  // the kernel does not report them).
+  EXPECT_EQ(s.count("presenced_flush_thread_cpu_seconds_total"), 0u);
+  EXPECT_EQ(s.count("presenced_flush_thread_cpu_wait_seconds_total"), 0u);
+  metrics.RecordFlushThreadTimes(1'500'000'000, 100'000'000);
+  metrics.RecordFlushThreadTimes(500'000'000, 150'000'000);
+  s = Samples(metrics.Render(nullptr, nullptr));
+  EXPECT_DOUBLE_EQ(s["presenced_flush_thread_cpu_seconds_total"], 2.0);
+  EXPECT_DOUBLE_EQ(s["presenced_flush_thread_cpu_wait_seconds_total"], 0.25);
+  // Its own counters: the I/O threads' stay unreported.
+  EXPECT_EQ(s.count("presenced_io_thread_cpu_seconds_total"), 0u);
+}
+
 TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   Metrics metrics;
   auto without = Samples(metrics.Render(nullptr, nullptr));

@@ -112,6 +112,25 @@ class LoopLagTest(ServerTestCase):
             g["presenced_io_thread_cpu_wait_seconds_total"], 0)
         self.assertGreater(g["presenced_io_thread_cpu_seconds_total"], 0)
 
+    def test_flush_thread_times(self):
+        # The flush thread reads its times after each turn (every
+        # --flush-interval-ms, 1 s by default), with rows to commit or not.
+        if not os.path.exists("/proc/thread-self/schedstat"):
+            _, g = self.samples()
+            self.assertNotIn("presenced_flush_thread_cpu_seconds_total", g)
+            return
+        deadline = time.monotonic() + 20
+        while True:
+            text, g = self.samples()
+            if g.get("presenced_flush_thread_cpu_seconds_total", 0) > 0:
+                break
+            self.assertLess(time.monotonic(), deadline, text)
+            time.sleep(0.1)
+        self.assertIn("# TYPE presenced_flush_thread_cpu_seconds_total "
+                      "counter", text)
+        self.assertGreaterEqual(
+            g["presenced_flush_thread_cpu_wait_seconds_total"], 0)
+
 
 class MemoryGaugesTest(ServerTestCase):
     """The memory gauges the soak samples next to RSS (issue #6)."""
