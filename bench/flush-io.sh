@@ -11,7 +11,7 @@
 # key=value line per figure on stdout.
 #
 # Usage: bench/flush-io.sh [--users N] [--seconds S] [--skip S]
-#          [--build-dir DIR] [--server-flag FLAG]... [--keep-data DIR]
+#          [--build-dir DIR] [--server-flag FLAG]...
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
