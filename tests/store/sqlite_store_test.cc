@@ -693,6 +693,22 @@ TEST_F(SqliteStoreTest, Issue6_ReportsItsMemoryAndPageCacheBound) {
             cache_size < 0 ? -cache_size * 1024 : cache_size * page_size);
 }
 
+// Users 1..n of `realm`, inserted behind the store's back (one statement),
+// for tests that need many rows quickly.
+void InsertUsers(const std::string& db_path, RealmId realm, int n) {
+  RawDb raw(db_path);
+  raw.Exec(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+      "WHERE i < " +
+      std::to_string(n) +
+      ") INSERT INTO users (realm_id, email, email_lower, full_name, role, "
+      "is_bot, is_active, presence_enabled, can_access_all_users, "
+      "date_joined, api_key_hash) SELECT " +
+      std::to_string(realm) +
+      ", 'u' || i || '@x', 'u' || i || '@x', 'User ' || i, 'member', 0, 1, "
+      "1, 1, 0, lower(hex(randomblob(32))) FROM n");
+}
+
 // A group commit writes its rows in key order whatever order they changed
 // in (issue #17: 16,700 random rows a second over 1M users, through a page
 // cache much smaller than the table, read a leaf per row and spilled pages
@@ -705,19 +721,7 @@ TEST_F(SqliteStoreTest, Issue17_GroupCommitTouchesEachPageOnce) {
   ASSERT_NE(store, nullptr);
   const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
   constexpr int kUsers = 20'000;
-  {
-    RawDb raw(DbPath());
-    raw.Exec(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-        "WHERE i < " +
-        std::to_string(kUsers) +
-        ") INSERT INTO users (realm_id, email, email_lower, full_name, role, "
-        "is_bot, is_active, presence_enabled, can_access_all_users, "
-        "date_joined, api_key_hash) SELECT " +
-        std::to_string(realm) +
-        ", 'u' || i || '@x', 'u' || i || '@x', 'User ' || i, 'member', 0, 1, "
-        "1, 1, 0, lower(hex(randomblob(32))) FROM n");
-  }
+  InsertUsers(DbPath(), realm, kUsers);
   auto loaded = store->Load();
   ASSERT_TRUE(loaded.has_value()) << loaded.error();
   ASSERT_EQ(loaded->users.size(), static_cast<std::size_t>(kUsers));
@@ -778,22 +782,6 @@ TEST_F(SqliteStoreTest, Issue17_GroupCommitTouchesEachPageOnce) {
             });
   EXPECT_EQ(snap->presence, rows);
   EXPECT_EQ(snap->client_presence, clients_of(rows));
-}
-
-// Users 1..n of `realm`, inserted behind the store's back (one statement),
-// for tests that need many rows quickly.
-void InsertUsers(const std::string& db_path, RealmId realm, int n) {
-  RawDb raw(db_path);
-  raw.Exec(
-      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
-      "WHERE i < " +
-      std::to_string(n) +
-      ") INSERT INTO users (realm_id, email, email_lower, full_name, role, "
-      "is_bot, is_active, presence_enabled, can_access_all_users, "
-      "date_joined, api_key_hash) SELECT " +
-      std::to_string(realm) +
-      ", 'u' || i || '@x', 'u' || i || '@x', 'User ' || i, 'member', 0, 1, "
-      "1, 1, 0, lower(hex(randomblob(32))) FROM n");
 }
 
 // One group commit's worth: a presence row and a client row for every user,
