@@ -64,6 +64,9 @@ def main():
     sock = connect()
     rows, window = [], []
     t0 = time.monotonic()
+    # CLOCK_MONOTONIC, so that the pings' times (t_s is from t0) line up
+    # with the server's events (perf record -k CLOCK_MONOTONIC).
+    print(f"ping_probe: t0 CLOCK_MONOTONIC {t0:.6f} s", flush=True)
     next_report = t0 + a.interval
     errors = 0
     for i in range(min(n, len(auth))):
