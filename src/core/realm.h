@@ -355,7 +355,8 @@ class Realm {
 
   // Moves every dirty row into `rows` and describes the sequence state to
   // persist (with a reservation raised ahead when it runs low). Returns false
-  // if there is nothing to write.
+  // if there is nothing to write. Takes the lock kCollectChunk rows at a
+  // time, so writers wait for one chunk, not for the batch.
   bool CollectDirty(std::vector<store::PresenceRecord>& rows,
                     std::vector<store::ClientPresenceRecord>& clients,
                     store::SequenceRecord& sequence);
@@ -366,6 +367,8 @@ class Realm {
   void OnFlushFailed(const std::vector<store::PresenceRecord>& rows,
                      const std::vector<store::ClientPresenceRecord>& clients);
 
+  // Dirty rows CollectDirty reads per hold of the realm's lock.
+  static constexpr std::size_t kCollectChunk = 1024;
   // How many ids the flusher reserves ahead of use, at the least.
   static constexpr UpdateId kReserveAhead = 10'000;
   // Beyond that, how many flush intervals' worth of ids (at the rate seen

@@ -252,5 +252,57 @@ TEST_F(PerClientTest, FailedFlushKeepsClientRowsDirty) {
   EXPECT_EQ(clients[0].user_id, alice_);
 }
 
+// CollectDirty reads a large batch kCollectChunk rows per hold of the
+// realm's lock: every dirty row and client row still comes out exactly
+// once, the sequence covers them all, and only what is written afterwards
+// is dirty again.
+TEST_F(PerClientTest, CollectDirtyReadsEveryRowOnceAcrossChunks) {
+  const std::size_t n = 2 * Realm::kCollectChunk + 500;
+  std::vector<UserId> users;
+  for (std::size_t i = 0; i < n; ++i) {
+    users.push_back(AddUser("u" + std::to_string(i) + "@example.com"));
+    Report(users.back(), "website");
+  }
+  Realm* realm = service_->FindRealmById(realm_);
+  std::vector<store::PresenceRecord> rows;
+  std::vector<store::ClientPresenceRecord> clients;
+  store::SequenceRecord seq;
+  ASSERT_TRUE(realm->CollectDirty(rows, clients, seq));
+  ASSERT_EQ(rows.size(), n);
+  ASSERT_EQ(clients.size(), n);
+  std::map<UserId, int> row_count, client_count;
+  UpdateId highest = 0;
+  for (const auto& r : rows) {
+    ++row_count[r.user_id];
+    highest = std::max(highest, r.last_update_id);
+  }
+  for (const auto& c : clients) {
+    ++client_count[c.user_id];
+    EXPECT_EQ(c.client, "website");
+    highest = std::max(highest, c.last_update_id);
+  }
+  for (UserId u : users) {
+    EXPECT_EQ(row_count[u], 1) << u;
+    EXPECT_EQ(client_count[u], 1) << u;
+  }
+  EXPECT_EQ(seq.realm_id, realm_);
+  EXPECT_GE(seq.last_update_id, highest);
+  EXPECT_GE(seq.reserved_update_id, seq.last_update_id);
+
+  // Nothing is left dirty; a new write is.
+  rows.clear();
+  clients.clear();
+  realm->CollectDirty(rows, clients, seq);
+  EXPECT_THAT(rows, IsEmpty());
+  EXPECT_THAT(clients, IsEmpty());
+  clock_.Advance(Sec(61));
+  Report(users[n - 1], "website");
+  realm->CollectDirty(rows, clients, seq);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].user_id, users[n - 1]);
+  ASSERT_EQ(clients.size(), 1u);
+  EXPECT_EQ(clients[0].user_id, users[n - 1]);
+}
+
 }  // namespace
 }  // namespace presence
