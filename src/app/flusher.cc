@@ -1,5 +1,7 @@
 #include "app/flusher.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <optional>
 
@@ -40,6 +42,7 @@ void Flusher::Stop() {
 }
 
 void Flusher::Run() {
+  pthread_setname_np(pthread_self(), "presenced-flush");
   bool reported = false;
   // This thread's time on a core and waiting for one, read after each
   // turn (one small read a second) for /metrics.

@@ -9,6 +9,8 @@
 // it adds its own time on a core and waiting for one to /metrics
 // (Metrics::RecordFlushThreadTimes), where the kernel reports them.
 //
+// The thread is named "presenced-flush" (top -H, ps -L, perf).
+//
 // Thread safety: Start/Stop from the owning thread; the loop runs on its own
 // thread and calls only PresenceService::Flush (which is thread-safe). mu_
 // guards stopping_, the one thing both threads touch (checked by the

@@ -132,6 +132,42 @@ class LoopLagTest(ServerTestCase):
             g["presenced_flush_thread_cpu_wait_seconds_total"], 0)
 
 
+def thread_names(pid):
+    """{thread name: how many threads of the process have it}, from /proc."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().rstrip("\n")
+        except FileNotFoundError:
+            continue  # the thread ended meanwhile
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+class FlushThreadNameTest(unittest.TestCase):
+    """The group-commit thread is named, so that top -H, ps -L and perf
+    tell it from the I/O threads (issue #17 reads its CPU apart)."""
+
+    def test_one_thread_is_named_presenced_flush(self):
+        s = harness.Server(test_clock=False).start()
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                names = thread_names(s.proc.pid)
+                if "presenced-flush" in names:
+                    break
+                self.assertLess(time.monotonic(), deadline, names)
+                time.sleep(0.05)
+            self.assertEqual(names["presenced-flush"], 1, names)
+            # The main thread and the I/O threads (--threads 2) keep the
+            # process's name.
+            self.assertGreaterEqual(names.get("presenced", 0), 2, names)
+        finally:
+            s.stop()
+            s.cleanup()
+
+
 class MemoryGaugesTest(ServerTestCase):
     """The memory gauges the soak samples next to RSS (issue #6)."""
 
