@@ -931,8 +931,6 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
     slots.swap(dirty_);
     client_slots.swap(client_dirty_);
   }
-  rows.reserve(rows.size() + slots.size());
-  clients.reserve(clients.size() + client_slots.size());
   for (std::size_t i = 0; i < slots.size(); i += kCollectChunk) {
     WriterLock lock(mu_);
     const std::size_t end = std::min(slots.size(), i + kCollectChunk);
