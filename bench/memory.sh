@@ -25,7 +25,8 @@
 # queues), read within the minute after it and long before anyone goes
 # offline (230 s after their ping).
 # After each step it waits for the server's flush thread to go round twice
-# and trim the heap once (events in /metrics, not a fixed sleep), then
+# and look at the heap once (it trims when RSS grew since it last settled;
+# events in /metrics, not a fixed sleep), then
 # reads the server's resident memory (VmRSS) and the allocator's bytes in
 # use (malloc in use + mmapped, from /metrics). Per user = (figure - empty
 # server) / N; each step's share is its difference / N.
@@ -113,21 +114,22 @@ metric() {  # metric NAME: its value in the server's /metrics, or 0
 }
 
 # settle: waits until the server's flush thread has gone round twice (each
-# round flushes what is dirty, then samples the heap) and trimmed the heap
-# once since the call, so the figures read after it describe the state the
-# step left (at most 90 s).
+# round flushes what is dirty, then samples the heap) and looked once since
+# the call whether to trim the heap (it trims when RSS grew since it last
+# settled), so the figures read after it describe the state the step left
+# (at most 90 s).
 settle() {
-  local s0 t0
+  local s0 c0
   s0=$(metric presenced_malloc_samples_total)
-  t0=$(metric presenced_malloc_trims_total)
+  c0=$(metric presenced_malloc_trim_checks_total)
   for _ in $(seq 1 450); do
     if [ "$(metric presenced_malloc_samples_total)" -gt $(( s0 + 1 )) ] &&
-       [ "$(metric presenced_malloc_trims_total)" -gt "$t0" ]; then
+       [ "$(metric presenced_malloc_trim_checks_total)" -gt "$c0" ]; then
       return 0
     fi
     sleep 0.2
   done
-  echo "memory.sh: warning: the server did not flush, sample and trim within 90 s" >&2
+  echo "memory.sh: warning: the server did not flush, sample and look at the heap within 90 s" >&2
 }
 
 # record RUN STEP: the server's figures now, appended to steps.jsonl.

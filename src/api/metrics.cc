@@ -341,8 +341,13 @@ void Metrics::RenderHeap(std::string& out) const {
           "the last reading).",
           samples);
   Counter(out, "presenced_malloc_trims_total",
-          "Times free heap pages were given back (--malloc-trim-seconds).",
+          "Times free heap pages were given back (at start, and when RSS "
+          "grew since it last settled).",
           heap_trims_.load(kRelaxed));
+  Counter(out, "presenced_malloc_trim_checks_total",
+          "Times the flush thread looked whether to trim "
+          "(every --malloc-trim-seconds).",
+          heap_trim_checks_.load(kRelaxed));
   CounterSeconds(out, "presenced_malloc_trim_seconds_total",
                  "Time spent giving them back.", Seconds(heap_trim_ns_));
 }

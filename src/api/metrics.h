@@ -127,6 +127,9 @@ class Metrics {
   void RecordRelayRefused() { relays_refused_.fetch_add(1, kRelaxed); }
   // One TrimHeap() call that took `seconds`.
   void RecordHeapTrim(double seconds);
+  // One look of the flush thread at whether to trim (HeapTrimPolicy),
+  // trimmed or not.
+  void RecordHeapTrimCheck() { heap_trim_checks_.fetch_add(1, kRelaxed); }
   // Reads the C allocator's figures (ReadHeapStats, which takes each
   // arena's lock) and keeps them for Render: called by the flush thread,
   // once as it starts and then every flush interval, so that a scrape
@@ -190,6 +193,7 @@ class Metrics {
   std::atomic<std::uint64_t> body_bytes_{0};
   std::atomic<std::uint64_t> refused_before_body_{0};
   std::atomic<std::uint64_t> heap_trims_{0};
+  std::atomic<std::uint64_t> heap_trim_checks_{0};
   std::atomic<std::uint64_t> heap_trim_ns_{0};
   // The last SampleHeap()'s figures and how many samples were taken.
   mutable Mutex heap_mu_;

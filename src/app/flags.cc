@@ -122,7 +122,8 @@ std::optional<int> ParseFlags(int argc, char** argv, Flags& f) {
       ->capture_default_str()
       ->check(CLI::Range(1u, 3'600'000u));
   cli.add_option("--malloc-trim-seconds", f.malloc_trim_seconds,
-                 "give free heap pages back to the system this often "
+                 "look this often whether RSS grew since it last settled, "
+                 "and if so give free heap pages back to the system "
                  "(0: never)")
       ->capture_default_str()
       ->check(CLI::Range(0u, 3600u));

@@ -48,6 +48,7 @@ void Flusher::Run() {
   // turn (one small read a second) for /metrics.
   std::optional<LoopLag::ThreadTimes> times = LoopLag::ReadThreadTimes();
   auto last_trim = std::chrono::steady_clock::now();
+  HeapTrimPolicy trim_policy;
   constexpr auto kHeapSampleEvery = std::chrono::seconds(10);
   // Start() took the first sample.
   auto next_sample = last_trim + kHeapSampleEvery;
@@ -82,11 +83,15 @@ void Flusher::Run() {
     // itself returns only the top of the main arena. Trimming gives back
     // the whole free pages among them: about 0.7 MiB (2% of RSS) there.
     // It cannot return free space that shares pages with live objects, so
-    // it does not stop the steps (BENCHMARKS.md, "Soak").
+    // it does not stop the steps (BENCHMARKS.md, "Soak"). Every interval
+    // the thread looks; it trims only when RSS grew since it last settled
+    // (HeapTrimPolicy: trimming at every look made RSS a sawtooth).
     const auto now = std::chrono::steady_clock::now();
     if (trim_interval_.count() > 0 && now - last_trim >= trim_interval_) {
       last_trim = now;
-      if (TrimHeap() && metrics_ != nullptr) {
+      if (metrics_ != nullptr) metrics_->RecordHeapTrimCheck();
+      if (trim_policy.Due(ResidentBytes()) && TrimHeap() &&
+          metrics_ != nullptr) {
         metrics_->RecordHeapTrim(std::chrono::duration<double>(
                                      std::chrono::steady_clock::now() - now)
                                      .count());

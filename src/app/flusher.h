@@ -1,11 +1,12 @@
 // Flusher: the group-commit thread. Every interval it commits the presence
 // rows changed since the last flush in one store transaction. Every
-// `trim_interval` (0: never) it also gives the heap's free pages back to the
-// system (TrimHeap): on this thread, so no I/O thread waits for it; and once
-// as it starts, for what loading left free. It also samples the heap's
-// figures for /metrics (Metrics::SampleHeap), so that a scrape reads a copy
-// and never the allocator: at most every 10 s, and no more than 0.5% of the
-// time when the heap is large enough to make the walk slow. After each turn
+// `trim_interval` (0: never) it also looks whether to give the heap's free
+// pages back to the system (TrimHeap), and does when RSS grew since it
+// last settled (HeapTrimPolicy): on this thread, so no I/O thread waits
+// for it; and once as it starts, for what loading left free. It also samples
+// the heap's figures for /metrics (Metrics::SampleHeap), so that a scrape reads
+// a copy and never the allocator: at most every 10 s, and no more than 0.5% of
+// the time when the heap is large enough to make the walk slow. After each turn
 // it adds its own time on a core and waiting for one to /metrics
 // (Metrics::RecordFlushThreadTimes), where the kernel reports them.
 //

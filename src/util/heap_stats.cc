@@ -1,5 +1,7 @@
 #include "util/heap_stats.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -101,6 +103,37 @@ bool TrimHeap() {
 #else
   return false;
 #endif
+}
+
+std::uint64_t ResidentBytes() {
+  std::FILE* f = std::fopen("/proc/self/statm", "re");
+  if (f == nullptr) return 0;
+  unsigned long long size = 0;
+  unsigned long long resident = 0;
+  const int n = std::fscanf(f, "%llu %llu", &size, &resident);
+  std::fclose(f);
+  const long page = sysconf(_SC_PAGESIZE);
+  if (n != 2 || page <= 0) return 0;
+  return static_cast<std::uint64_t>(resident) *
+         static_cast<std::uint64_t>(page);
+}
+
+bool HeapTrimPolicy::Due(std::uint64_t resident_bytes) {
+  if (resident_bytes == 0) return true;
+  if (settle_next_) {
+    settle_next_ = false;
+    settled_ = resident_bytes;
+    return false;
+  }
+  if (resident_bytes <= settled_) {
+    settled_ = resident_bytes;
+    return false;
+  }
+  const std::uint64_t allowed =
+      std::max(kMinGrowthBytes, settled_ / kGrowthDivisor);
+  if (resident_bytes - settled_ <= allowed) return false;
+  settle_next_ = true;
+  return true;
 }
 
 }  // namespace presence

@@ -55,6 +55,45 @@ std::uint64_t HeapStatsReads();
 // it is not available (not glibc, or a sanitizer's allocator).
 bool TrimHeap();
 
+// The process's resident set in bytes (/proc/self/statm), or 0 where it
+// cannot be read. One small read: cheap enough for every few seconds.
+std::uint64_t ResidentBytes();
+
+// HeapTrimPolicy: whether a periodic look at the process should trim the
+// heap (issue #17, the million run's RSS).
+//
+// Trimming at every look made RSS a sawtooth under steady load: the heap's
+// free chunks are scattered among live ones, and the allocator hands them
+// out again within seconds, so each trim gave back pages that were faulted
+// in again 2-4 s later (a million users and 19,000 parked polls: 20-30 MB
+// down and back up every 10 s, for nothing). Left untrimmed, though, the
+// pages a burst freed stay resident for good. So a trim is due only when
+// the resident set has grown, since it last settled, by more than
+// kGrowthDivisor-th of that level (at least kMinGrowthBytes): a burst's
+// pages are given back, the pages steady load keeps reusing are not. The
+// level settles at the first look after a trim (the pages the load
+// reuses are back by then) and follows the resident set down, so a trim
+// is also due after growth from a lower point. Until the first trim, the
+// first look settles it.
+//
+// Thread safety: none; one owner (the flush thread).
+class HeapTrimPolicy {
+ public:
+  static constexpr std::uint64_t kGrowthDivisor = 32;  // about 3%
+  static constexpr std::uint64_t kMinGrowthBytes = std::uint64_t{4} << 20;
+
+  // One look, with the resident bytes now (0: unknown, then a trim is
+  // always due, as before this policy). True: trim now (the caller does).
+  bool Due(std::uint64_t resident_bytes);
+  // The level growth is measured from (0 until a look settled it).
+  std::uint64_t settled_bytes() const { return settled_; }
+
+ private:
+  std::uint64_t settled_ = 0;
+  // The next look sets the level (at the start, and after each trim).
+  bool settle_next_ = true;
+};
+
 }  // namespace presence
 
 #endif  // PRESENCE_UTIL_HEAP_STATS_H_
