@@ -67,14 +67,14 @@ ApiResult<std::optional<std::vector<UserId>>> UserIdList(RequestParams& params,
 std::string EventsBody(std::span<const QueuedEvent> events,
                        std::string_view queue_id, std::string_view tail) {
   std::size_t size = kSuccessHead.size() + 32 + queue_id.size() + tail.size();
-  for (const QueuedEvent& e : events) size += e.body->size() + 24;
+  for (const QueuedEvent& e : events) size += e.body->json().size() + 24;
   std::string body;
   body.reserve(size);
   body.append(kSuccessHead);
   body.append(",\"events\":[");
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (i) body.push_back(',');
-    AppendEventWithId(body, *events[i].body, events[i].id);
+    AppendEventWithId(body, events[i].body->json(), events[i].id);
   }
   body.append("],\"queue_id\":");
   AppendJsonString(body, queue_id);

@@ -20,9 +20,9 @@ std::string NewQueueId() {
 constexpr std::size_t kIndexBytes = sizeof(std::string_view) +
                                     sizeof(std::unique_ptr<EventQueue>) +
                                     2 * sizeof(EventQueue*);
-// A body's string object and shared_ptr control block (make_shared: one
-// allocation, with the allocator's header).
-constexpr std::size_t kBodyOverhead = sizeof(std::string) + 32;
+// A body's EventBody object (its count, coalescing user and string) and
+// the allocator's header.
+constexpr std::size_t kBodyOverhead = sizeof(EventBody) + 16;
 
 }  // namespace
 
@@ -179,7 +179,7 @@ void EventHub::DropUnsentOfLocked(EventQueue& q, UserId user) {
   if (q.unsent_by_user == nullptr && unsent <= kCoalesceScan) {
     for (auto e = q.events.end(); e != first;) {
       --e;
-      if (e->coalesce_user == user) {
+      if (e->coalesce_user() == user) {
         found = e;
         break;
       }
@@ -189,8 +189,8 @@ void EventHub::DropUnsentOfLocked(EventQueue& q, UserId user) {
       q.unsent_by_user =
           std::make_unique<boost::unordered_flat_map<UserId, std::int64_t>>();
       for (auto e = first; e != q.events.end(); ++e) {
-        if (e->coalesce_user != QueuedEvent::kNotCoalesced) {
-          (*q.unsent_by_user)[e->coalesce_user] = e->id;
+        if (e->coalesce_user() != QueuedEvent::kNotCoalesced) {
+          (*q.unsent_by_user)[e->coalesce_user()] = e->id;
         }
       }
     }
@@ -204,25 +204,25 @@ void EventHub::DropUnsentOfLocked(EventQueue& q, UserId user) {
     if (e != q.events.end() && e->id == m->second) found = e;
   }
   if (found == q.events.end()) return;
-  const std::size_t bytes = QueuedEventBytes(*found->body);
+  const std::size_t bytes = QueuedEventBytes(found->body->json());
   q.bytes -= bytes;
   queue_bytes_ -= bytes;
   q.events.erase(found);
   ++events_coalesced_;
 }
 
-void EventHub::AppendLocked(EventQueue& q,
-                            std::shared_ptr<const std::string> body,
+void EventHub::AppendLocked(EventQueue& q, const EventBodyPtr& body,
                             Waiters& wake, std::vector<EventQueue*>& overflowed,
-                            UserId coalesce_user, bool may_replace) {
+                            bool may_replace) {
+  const UserId coalesce_user = body->coalesce_user();
   if (may_replace && coalesce_user != QueuedEvent::kNotCoalesced) {
     DropUnsentOfLocked(q, coalesce_user);
   }
-  const std::size_t bytes = QueuedEventBytes(*body);
+  const std::size_t bytes = QueuedEventBytes(body->json());
   q.bytes += bytes;
   queue_bytes_ += bytes;
   const std::int64_t id = q.next_event_id++;
-  q.events.push_back({id, std::move(body), coalesce_user});
+  q.events.push_back({id, body});
   if (q.unsent_by_user != nullptr &&
       coalesce_user != QueuedEvent::kNotCoalesced) {
     (*q.unsent_by_user)[coalesce_user] = id;
@@ -307,7 +307,7 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
 
     q.last_poll = steady_now;
     for (auto e = q.events.begin(); e != unacked; ++e) {
-      const std::size_t bytes = QueuedEventBytes(*e->body);
+      const std::size_t bytes = QueuedEventBytes(e->body->json());
       q.bytes -= bytes;
       queue_bytes_ -= bytes;
     }
@@ -334,14 +334,14 @@ PollResult EventHub::Poll(std::string_view queue_id, UserId user,
 }
 
 void EventHub::Heartbeat(std::string_view queue_id) {
-  auto body = std::make_shared<const std::string>(encoder_->Heartbeat());
+  const EventBodyPtr body = MakeEventBody(encoder_->Heartbeat());
   Waiters wake;
   std::vector<EventQueue*> overflowed;
   {
     MutexLock lock(mu_);
     auto it = queues_.find(queue_id);
     if (it == queues_.end()) return;
-    AppendLocked(*it->second, std::move(body), wake, overflowed);
+    AppendLocked(*it->second, body, wake, overflowed);
     DropOverflowedLocked(overflowed, wake);
   }
   WakeAll(std::move(wake));
@@ -456,8 +456,7 @@ void EventHub::FanOutPresence(const PresenceChange& change,
   }
   const Micros now = service_->Now();
   // Plain shapes first, then their per-client variants.
-  std::array<std::shared_ptr<const std::string>, 2 * kPresenceShapeCount>
-      bodies;
+  std::array<EventBodyPtr, 2 * kPresenceShapeCount> bodies;
   std::optional<ClientRowList> clients;  // read once, at the first need
   // Transitions are about the user row; a client-only write is news only to
   // queues that asked for per-client data.
@@ -516,17 +515,17 @@ void EventHub::FanOutPresence(const PresenceChange& change,
         if (spec.per_client && !clients) {
           clients = realm->ClientsOf(change.user_id);
         }
-        body = std::make_shared<const std::string>(
+        // The modern shape carries the user's whole state, and so does
+        // each of its transitions: a newer one may stand for an older one.
+        const bool coalesce = options_.coalesce_presence &&
+                              spec.shape == PresenceShape::kModern &&
+                              !spec.per_client;
+        body = MakeEventBody(
             encoder_->Presence(change, spec.shape, now, transition,
-                               spec.per_client ? &*clients : nullptr));
+                               spec.per_client ? &*clients : nullptr),
+            coalesce ? change.user_id : QueuedEvent::kNotCoalesced);
       }
-      // The modern shape carries the user's whole state, and so does each
-      // of its transitions: a newer one may stand for an older one.
-      const bool coalesce = options_.coalesce_presence &&
-                            spec.shape == PresenceShape::kModern &&
-                            !spec.per_client;
       AppendLocked(*q, body, wake, overflowed,
-                   coalesce ? change.user_id : QueuedEvent::kNotCoalesced,
                    previous != 0 && q->answered_epoch < previous);
     }
     DropOverflowedLocked(overflowed, wake);
@@ -564,9 +563,9 @@ void EventHub::OnPresenceEnabledChange(RealmId realm, UserId user,
       if (m) email = m->email();
     });
   }
-  auto settings = std::make_shared<const std::string>(
-      encoder_->UserSettingsPresenceEnabled(enabled));
-  auto legacy = std::make_shared<const std::string>(
+  const EventBodyPtr settings =
+      MakeEventBody(encoder_->UserSettingsPresenceEnabled(enabled));
+  const EventBodyPtr legacy = MakeEventBody(
       encoder_->GlobalNotificationsPresenceEnabled(email, enabled));
   Waiters wake;
   {
@@ -599,15 +598,13 @@ void EventHub::OnUserStatusChange(RealmId realm_id, UserId user,
       store::UserStatus::kScheduledEnd | store::UserStatus::kDnd;
   // A change of the extensions alone is news only to the queues that asked
   // for them (a Zulip client sees nothing new).
-  std::shared_ptr<const std::string> body;
+  EventBodyPtr body;
   if (status.passed & kZulipFields) {
-    body =
-        std::make_shared<const std::string>(encoder_->UserStatus(user, status));
+    body = MakeEventBody(encoder_->UserStatus(user, status));
   }
-  std::shared_ptr<const std::string> extended = body;
+  EventBodyPtr extended = body;
   if (status.passed & kExtensionFields) {
-    extended = std::make_shared<const std::string>(
-        encoder_->UserStatusExtended(user, status));
+    extended = MakeEventBody(encoder_->UserStatusExtended(user, status));
   }
   if (!body && !extended) return;
   Waiters wake;

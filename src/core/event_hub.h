@@ -297,14 +297,13 @@ class EventHub final : public PresenceListener {
   using Waiters = std::vector<std::shared_ptr<QueueWaiter>>;
 
   // Appends and collects the waiter to wake; lists a queue that overflows
-  // in `overflowed` (the caller removes it with RemoveLocked). With a
-  // `coalesce_user`, the event carries that user's whole presence and
-  // replaces the user's event that no answer carried yet (coalescing).
-  // `may_replace` false: the caller knows no unsent event of the user is
-  // held (the search is skipped; the event may still be replaced later).
-  void AppendLocked(EventQueue& q, std::shared_ptr<const std::string> body,
-                    Waiters& wake, std::vector<EventQueue*>& overflowed,
-                    UserId coalesce_user = QueuedEvent::kNotCoalesced,
+  // in `overflowed` (the caller removes it with RemoveLocked). A body with
+  // a coalescing user carries that user's whole presence and replaces the
+  // user's event that no answer carried yet (coalescing). `may_replace`
+  // false: the caller knows no unsent event of the user is held (the
+  // search is skipped; the event may still be replaced later).
+  void AppendLocked(EventQueue& q, const EventBodyPtr& body, Waiters& wake,
+                    std::vector<EventQueue*>& overflowed,
                     bool may_replace = true) REQUIRES(mu_);
   // Removes `user`'s coalescable event that no answer carried, if any.
   void DropUnsentOfLocked(EventQueue& q, UserId user) REQUIRES(mu_);

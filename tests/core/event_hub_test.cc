@@ -111,7 +111,7 @@ class EventHubTest : public ::testing::Test {
                                  std::optional<std::int64_t> last = {}) {
     auto r = hub_->Poll(q, user, last, false, nullptr, steady_);
     std::vector<std::string> out;
-    for (auto& e : r.events) out.push_back(*e.body);
+    for (auto& e : r.events) out.push_back(e.body->json());
     return out;
   }
 
@@ -181,9 +181,9 @@ TEST_F(EventHubTest, Issue17_PollLendsTheEventsInsteadOfCopyingThem) {
     ++calls;
     for (const QueuedEvent& e : events) {
       ids.push_back(e.id);
-      bodies.push_back(*e.body);
+      bodies.push_back(e.body->json());
     }
-    if (!events.empty()) owners = events[0].body.use_count();
+    if (!events.empty()) owners = events[0].body->use_count();
   };
   auto admit = [] { return true; };
   auto r = hub_->Poll(q, b, -1, true, nullptr, steady_, admit, take);
@@ -241,7 +241,9 @@ TEST_F(EventHubTest, Issue17_AHandleFindsItsQueueWithoutTheIdNeverAGoneOne) {
 
 TEST(ReleaseSpareEventSlotsTest, KeepsTheEventsAndTheirOrder) {
   std::vector<QueuedEvent> events;
-  for (int i = 0; i < 1000; ++i) events.push_back({i, nullptr, i});
+  for (int i = 0; i < 1000; ++i) {
+    events.push_back({i, MakeEventBody(std::to_string(i), i)});
+  }
   events.erase(events.begin(), events.begin() + 995);
   const std::size_t before = events.capacity();
   ReleaseSpareEventSlots(events);
@@ -250,20 +252,22 @@ TEST(ReleaseSpareEventSlotsTest, KeepsTheEventsAndTheirOrder) {
   ASSERT_EQ(events.size(), 5u);
   for (std::size_t i = 0; i < events.size(); ++i) {
     EXPECT_EQ(events[i].id, static_cast<std::int64_t>(995 + i));
-    EXPECT_EQ(events[i].coalesce_user, static_cast<UserId>(995 + i));
+    EXPECT_EQ(events[i].coalesce_user(), static_cast<UserId>(995 + i));
+    EXPECT_EQ(events[i].body->json(), std::to_string(995 + i));
+    EXPECT_EQ(events[i].body->use_count(), 1) << "moved, not copied";
   }
 }
 
 TEST(ReleaseSpareEventSlotsTest, LeavesASmallOrWellUsedVectorAlone) {
   std::vector<QueuedEvent> small;
-  for (int i = 0; i < 30; ++i) small.push_back({i, nullptr, -1});
+  for (int i = 0; i < 30; ++i) small.push_back({i, nullptr});
   small.clear();
   const std::size_t small_capacity = small.capacity();
   ReleaseSpareEventSlots(small);
   EXPECT_EQ(small.capacity(), small_capacity) << "a drained queue keeps room";
   std::vector<QueuedEvent> used;
   used.reserve(256);
-  for (int i = 0; i < 64; ++i) used.push_back({i, nullptr, -1});
+  for (int i = 0; i < 64; ++i) used.push_back({i, nullptr});
   ReleaseSpareEventSlots(used);
   EXPECT_EQ(used.capacity(), 256u) << "a quarter in use: not worth a move";
   used.pop_back();

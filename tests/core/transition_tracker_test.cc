@@ -190,7 +190,7 @@ class TransitionHubTest : public ::testing::Test {
     auto r = hub_->Poll(q, watcher_, last_[q], false, nullptr, 0);
     std::vector<std::string> out;
     for (auto& e : r.events) {
-      out.push_back(*e.body);
+      out.push_back(e.body->json());
       last_[q] = e.id;
     }
     return out;
