@@ -297,6 +297,7 @@ def mean(k): return statistics.mean(f(k)) if rows else 0
 def mx(k): return max(f(k)) if rows else 0
 rss = f("server_rss_mb")
 half = rss[len(rss) // 2:] if rss else [0]
+whole = rss if rss else [0]
 lines = [
     "# A million-person organisation (bench/million.sh)",
     "",
@@ -345,7 +346,9 @@ lines += [
     "",
     f"Errors in total: {int(sum(f('errors')))}. RSS over the second half: "
     f"{min(half):,.0f}-{max(half):,.0f} MB "
-    f"({(max(half) - min(half)) / max(1e-9, min(half)) * 100:.1f}% spread).",
+    f"({(max(half) - min(half)) / max(1e-9, min(half)) * 100:.1f}% spread); "
+    f"over the whole measured part: {min(whole):,.0f}-{max(whole):,.0f} MB "
+    f"({(max(whole) - min(whole)) / max(1e-9, min(whole)) * 100:.1f}%).",
     "",
 ]
 kinds = [l.strip()[len("million errors: "):] for l in open(f"{out}/million.log")
