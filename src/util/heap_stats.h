@@ -80,7 +80,7 @@ std::uint64_t ResidentBytes();
 class HeapTrimPolicy {
  public:
   static constexpr std::uint64_t kGrowthDivisor = 32;  // about 3%
-  static constexpr std::uint64_t kMinGrowthBytes = std::uint64_t{4} << 20;
+  static constexpr std::uint64_t kMinGrowthBytes = std::uint64_t{1} << 20;
 
   // One look, with the resident bytes now (0: unknown, then a trim is
   // always due, as before this policy). True: trim now (the caller does).
