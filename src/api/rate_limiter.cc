@@ -9,7 +9,36 @@ RateLimiter::RateLimiter(std::int64_t limit, std::int64_t window_seconds)
       window_us_(window_seconds * 1'000'000),
       // Offsets must reach a base up to half the range old plus a window or
       // two (the sweep moves a base up at most once per window).
-      inline_capacity_(window_us_ < kOffsetRange / 4 ? kInline : 0) {}
+      inline_capacity_(window_us_ < kOffsetRange / 4 ? kInline : 0),
+      max_ring_(limit > 0 ? static_cast<std::size_t>(limit) : 0),
+      first_ring_(std::min(max_ring_, kRingStart)) {}
+
+void RateLimiter::HeapLog::push_back(std::int64_t t, std::size_t max_capacity) {
+  if (size == capacity) {
+    auto bigger = std::max<std::size_t>(
+        size + 1,
+        std::min(max_capacity, std::max<std::size_t>(2 * capacity, 4)));
+    auto grown = std::make_unique<std::int64_t[]>(bigger);
+    for (std::size_t i = 0; i < size; ++i) grown[i] = at(i);
+    ring = std::move(grown);
+    capacity = bigger;
+    head = 0;
+  }
+  ring[Index(size)] = t;
+  ++size;
+}
+
+void RateLimiter::HeapLog::Assign(const std::int64_t* times, std::size_t n,
+                                  std::size_t min_capacity) {
+  const std::size_t want = std::max(n, min_capacity);
+  if (capacity < want) {
+    ring = std::make_unique<std::int64_t[]>(want);
+    capacity = want;
+  }
+  std::copy(times, times + n, ring.get());
+  head = 0;
+  size = n;
+}
 
 RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   RateDecision d;
@@ -36,28 +65,23 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
   if (slot.first == kSpilled) {
     auto heap_it = shard.spilled.find(user);
     HeapLog& heap = heap_it->second;
-    std::vector<std::int64_t>& t = heap.times;
-    while (heap.head < t.size() && t[heap.head] <= horizon) ++heap.head;
-    auto n = static_cast<std::int64_t>(t.size() - heap.head);
+    while (heap.size > 0 && heap.front() <= horizon) heap.pop_front();
+    auto n = static_cast<std::int64_t>(heap.size);
     const bool allowed = n < limit_;
     if (allowed) {
-      t.push_back(std::max(now_us, t.back()));  // t is never empty
+      // Never before the newest time logged (a clock that stepped back);
+      // a log that emptied held only times before now.
+      heap.push_back(heap.size > 0 ? std::max(now_us, heap.back()) : now_us,
+                     max_ring_);
       ++n;
     }
-    const std::int64_t oldest = t[heap.head];
+    const std::int64_t oldest = heap.front();  // n >= 1: limit_ > 0
     if (static_cast<std::size_t>(n) <= inline_capacity_) {
       // Few enough left to go back in place (if the times fit there).
       std::int64_t times[kInline];
-      std::copy(t.begin() + static_cast<std::ptrdiff_t>(heap.head), t.end(),
-                times);
+      for (std::size_t i = 0; i < heap.size; ++i) times[i] = heap.at(i);
       shard.spilled.erase(heap_it);
       StoreLocked(shard, page, slot, user, times, static_cast<std::size_t>(n));
-    } else if (heap.head * 2 >= t.size()) {
-      // Drop the prefix that left the window (amortised O(1) a request),
-      // and give back a buffer that a burst made large.
-      t.erase(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(heap.head));
-      heap.head = 0;
-      if (t.capacity() > 16 && t.capacity() > 4 * t.size()) t.shrink_to_fit();
     }
     return MakeRateDecision(limit_, window_us_, now_us, allowed, n, oldest);
   }
@@ -98,9 +122,12 @@ void RateLimiter::StoreLocked(Shard& shard, Page& page, Slot& slot, UserId user,
         n > 1 ? static_cast<std::uint32_t>(times[1] - page.base) : kEmpty;
     return;
   }
+  // More requests than fit in place: the ring a steady heavy user needs,
+  // now. Times that do not fit (a clock that jumped, a long window): only
+  // what they need.
   HeapLog& heap = shard.spilled[user];
-  heap.times.assign(times, times + n);
-  heap.head = 0;
+  heap.Assign(times, n,
+              n > inline_capacity_ && inline_capacity_ > 0 ? first_ring_ : n);
   slot.first = kSpilled;
   slot.second = kEmpty;
 }
@@ -109,7 +136,7 @@ void RateLimiter::SweepLocked(Shard& shard, std::int64_t horizon) {
   // Heap logs with nothing in the window, and their slots.
   std::vector<UserId> dropped;
   for (const auto& [user, heap] : shard.spilled) {
-    if (heap.times.back() <= horizon) dropped.push_back(user);
+    if (heap.size == 0 || heap.back() <= horizon) dropped.push_back(user);
   }
   for (UserId user : dropped) {
     shard.spilled.erase(user);
@@ -177,7 +204,7 @@ RateLimiter::Usage RateLimiter::usage() const {
     u.bytes +=
         shard.spilled.bucket_count() * (sizeof(std::pair<UserId, HeapLog>) + 1);
     for (const auto& [user, heap] : shard.spilled) {
-      u.bytes += heap.times.capacity() * sizeof(std::int64_t);
+      u.bytes += heap.capacity * sizeof(std::int64_t);
     }
   }
   return u;

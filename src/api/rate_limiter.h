@@ -11,8 +11,12 @@
 // online a user costs 8 bytes (plus 1/256 of a page's header); a user who
 // pings once a minute never needs more. Only a user with more than two
 // requests in the window (or a time the offsets cannot hold: a clock that
-// jumped) gets a heap log (a vector of full times, in the shard's `spilled`
-// map); it goes back in place as soon as its requests fit again. Once per
+// jumped) gets a heap log (a ring of full times, in the shard's `spilled`
+// map); it goes back in place as soon as its requests fit again. A ring is
+// allocated as large as the limit (at most kRingStart) when the user first
+// spills, so a steady user's memory does not grow while its window fills:
+// the server's memory is flat as soon as its users are active, not a
+// window later. Beyond kRingStart a ring doubles, up to the limit. Once per
 // window each shard forgets the requests that left it, frees the pages that
 // emptied out, and moves each page's base up before offsets would overflow.
 //
@@ -81,6 +85,9 @@ class RateLimiter {
   static constexpr int kInline = 2;
   // Users a page holds (consecutive ids).
   static constexpr int kPageUsers = 256;
+  // Times a heap log holds when it is first allocated (or the limit, if
+  // that is less).
+  static constexpr std::size_t kRingStart = 256;
 
  private:
   // A user's log while it holds at most kInline requests: their offsets
@@ -100,11 +107,33 @@ class RateLimiter {
     std::uint32_t used = 0;  // slots that are not empty
     std::array<Slot, kPageUsers> slots;
   };
-  // A heap log: times[head..] are the requests in order (the prefix before
-  // head has left the window and is dropped now and then).
+  // A heap log: a ring of `size` request times in order, the oldest at
+  // `head`; it never holds more than the limit.
   struct HeapLog {
-    std::vector<std::int64_t> times;
+    std::unique_ptr<std::int64_t[]> ring;
+    std::size_t capacity = 0;
     std::size_t head = 0;
+    std::size_t size = 0;
+
+    std::int64_t front() const { return ring[head]; }
+    std::int64_t back() const { return ring[Index(size - 1)]; }
+    std::int64_t at(std::size_t i) const { return ring[Index(i)]; }
+    void pop_front() {
+      head = head + 1 == capacity ? 0 : head + 1;
+      --size;
+    }
+    // Adds `t` at the back; doubles the ring (up to `max_capacity`) when it
+    // is full.
+    void push_back(std::int64_t t, std::size_t max_capacity);
+    // Replaces the log with `times[0..n)`, in a ring of at least
+    // `capacity` (and n).
+    void Assign(const std::int64_t* times, std::size_t n, std::size_t capacity);
+
+   private:
+    std::size_t Index(std::size_t i) const {
+      const std::size_t at = head + i;
+      return at >= capacity ? at - capacity : at;
+    }
   };
   struct Shard {
     // Guards pages, spilled and last_sweep.
@@ -127,6 +156,9 @@ class RateLimiter {
   const std::int64_t window_us_;
   // kInline, or 0 when the window is too long for 32-bit offsets.
   const std::size_t inline_capacity_;
+  // The most times a log may hold (the limit), and what a ring starts with.
+  const std::size_t max_ring_;
+  const std::size_t first_ring_;
   std::array<Shard, 16> shards_;
 };
 

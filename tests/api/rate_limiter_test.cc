@@ -142,6 +142,33 @@ TEST(RateLimiterTest, AUserWithManyRequestsSpillsAndComesBackInline) {
   EXPECT_EQ(limiter.usage().users, 1u);
 }
 
+// A user who keeps making more than two requests a window gets its heap log
+// once, as large as the limit (or 256 requests), when it first spills: the
+// log's memory does not grow while the window fills, so a server's memory is
+// flat as soon as its users are active, not a window later (the soak's
+// criterion, issue #6).
+TEST(RateLimiterTest, AHeavyUsersLogIsAllocatedOnceAtItsFirstSpill) {
+  RateLimiter limiter(200, 60);
+  constexpr int kUsers = 40;
+  // 150 requests a minute each, as the soak's users make.
+  constexpr std::int64_t kGap = 60 * kSec / 150;
+  std::int64_t now = kT0;
+  for (int i = 0; i < 3; ++i, now += kGap) {
+    for (int u = 0; u < kUsers; ++u) ASSERT_TRUE(limiter.Check(u, now).allowed);
+  }
+  const auto spilled = limiter.usage();
+  ASSERT_EQ(spilled.spilled, static_cast<std::size_t>(kUsers));
+  // Three windows at the same rate: the bytes never move.
+  for (int i = 3; i < 3 * 150; ++i, now += kGap) {
+    for (int u = 0; u < kUsers; ++u) {
+      ASSERT_TRUE(limiter.Check(u, now).allowed) << i;
+    }
+    ASSERT_EQ(limiter.usage().bytes, spilled.bytes) << i;
+  }
+  // A log holds the limit's times and no more: 8 bytes each.
+  EXPECT_LE(spilled.bytes, kUsers * (200 * 8 + 64) + 4096);
+}
+
 TEST(RateLimiterTest, IdleUsersAreSweptAndTheTablesShrink) {
   RateLimiter limiter(200, 60);
   constexpr int kUsers = 100'000;
