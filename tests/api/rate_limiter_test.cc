@@ -169,6 +169,26 @@ TEST(RateLimiterTest, AHeavyUsersLogIsAllocatedOnceAtItsFirstSpill) {
   EXPECT_LE(spilled.bytes, kUsers * (200 * 8 + 64) + 4096);
 }
 
+// A limit above kRingStart: the ring starts at kRingStart and doubles as
+// the window fills, deciding as the plain log does all the way to the limit
+// and after its requests leave.
+TEST(RateLimiterTest, ALimitAboveTheFirstRingGrowsItToTheLimit) {
+  RateLimiter limiter(1000, 60);
+  ReferenceLimiter reference(1000, 60);
+  std::int64_t now = kT0;
+  int step = 0;
+  // 1,200 requests in 12 s (200 refused), then 1,200 more over 2 minutes.
+  for (int i = 0; i < 1200; ++i, ++step, now += 10'000) {
+    ExpectSame(reference.Check(7, now), limiter.Check(7, now), step);
+  }
+  const auto full = limiter.usage();
+  EXPECT_EQ(full.spilled, 1u);
+  EXPECT_GE(full.bytes, 1000u * 8);
+  for (int i = 0; i < 1200; ++i, ++step, now += 100'000) {
+    ExpectSame(reference.Check(7, now), limiter.Check(7, now), step);
+  }
+}
+
 TEST(RateLimiterTest, IdleUsersAreSweptAndTheTablesShrink) {
   RateLimiter limiter(200, 60);
   constexpr int kUsers = 100'000;
