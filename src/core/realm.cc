@@ -931,6 +931,17 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
     slots.swap(dirty_);
     client_slots.swap(client_dirty_);
   }
+  // Room for every row before any chunk takes the lock: a batch of 40,000
+  // rows grown by doubling would copy itself 16 times, the larger copies
+  // (and their fresh pages' faults) inside a chunk's hold.
+  // Geometric, as the caller's vectors collect several realms in turn.
+  const auto make_room = [](auto& v, std::size_t more) {
+    if (v.capacity() - v.size() < more) {
+      v.reserve(std::max(v.size() + more, 2 * v.capacity()));
+    }
+  };
+  make_room(rows, slots.size());
+  make_room(clients, client_slots.size());
   for (std::size_t i = 0; i < slots.size(); i += kCollectChunk) {
     WriterLock lock(mu_);
     const std::size_t end = std::min(slots.size(), i + kCollectChunk);
