@@ -126,8 +126,9 @@ class RateLimiter {
     // is full.
     void push_back(std::int64_t t, std::size_t max_capacity);
     // Replaces the log with `times[0..n)`, in a ring of at least
-    // `capacity` (and n).
-    void Assign(const std::int64_t* times, std::size_t n, std::size_t capacity);
+    // `min_capacity` (and n).
+    void Assign(const std::int64_t* times, std::size_t n,
+                std::size_t min_capacity);
 
    private:
     std::size_t Index(std::size_t i) const {

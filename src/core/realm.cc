@@ -933,8 +933,8 @@ bool Realm::CollectDirty(std::vector<store::PresenceRecord>& rows,
   }
   // Room for every row before any chunk takes the lock: a batch of 40,000
   // rows grown by doubling would copy itself 16 times, the larger copies
-  // (and their fresh pages' faults) inside a chunk's hold.
-  // Geometric, as the caller's vectors collect several realms in turn.
+  // (and their fresh pages' faults) inside a chunk's hold. Grown
+  // geometrically, as the caller's vectors collect several realms in turn.
   const auto make_room = [](auto& v, std::size_t more) {
     if (v.capacity() - v.size() < more) {
       v.reserve(std::max(v.size() + more, 2 * v.capacity()));
