@@ -214,13 +214,23 @@ if [ "$perf" = 1 ]; then
   perf_pid=$!
 fi
 # /metrics when the measured part begins (and metrics.txt at its end): the
-# server's CPU by thread over it, for the summary.
+# server's CPU by thread over it, for the summary. The server publishes its
+# threads' CPU counters after its first sample of them, a second or more
+# after it starts (100 ticks of a 10-ms timer, later on a loaded machine);
+# a run without warm-up can begin sooner, so the scrape is repeated (for at
+# most 10 s) until they are there.
 (for _ in $(seq "$((max_warmup + 30))"); do
    grep -q 'measuring for' "$out/million.log" 2> /dev/null && break
    sleep 1
  done
- { echo "# at $(date +%s.%N)"; curl -s --max-time 5 "$url/metrics"; } \
-   > "$out/metrics-start.txt" 2> /dev/null || true) &
+ for _ in $(seq 50); do
+   { echo "# at $(date +%s.%N)"; curl -s --max-time 5 "$url/metrics"; } \
+     > "$out/metrics-start.txt" 2> /dev/null || true
+   grep -q '^presenced_io_thread_cpu_seconds_total ' "$out/metrics-start.txt" &&
+     grep -q '^presenced_flush_thread_cpu_seconds_total ' \
+       "$out/metrics-start.txt" && break
+   sleep 0.2
+ done) &
 metrics_start_pid=$!
 probe_pid=""
 if [ "$probe" != 0 ]; then

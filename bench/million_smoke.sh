@@ -43,6 +43,11 @@ if [ -e /proc/thread-self/schedstat ]; then
     "$out/summary.md"; then
     echo "million_smoke: no CPU by thread in the summary:"
     cat "$out/summary.md"
+    for f in metrics-start.txt metrics.txt; do
+      echo "million_smoke: $f: $(wc -l < "$out/$f") lines; $(head -1 "$out/$f")"
+      grep -E '^presenced_(io|flush)_thread_cpu|^presenced_io_loop_lag_seconds_count' \
+        "$out/$f" || echo "  (no thread CPU counters)"
+    done
     exit 1
   fi
   python3 - "$out/memory.csv" << 'PY'
