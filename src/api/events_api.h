@@ -38,6 +38,10 @@ class EventsApi {
  public:
   EventsApi(PresenceService* service, EventHub* hub, const ApiOptions* options);
 
+  // The per-user limit on polls that cost (--events-poll-limit), for
+  // /metrics.
+  const RateLimiter& poll_limiter() const { return poll_limiter_; }
+
   // Scale-out: if the request names an event queue that another node owns,
   // the answer that relays it there (BAD_EVENT_QUEUE_ID if that node cannot
   // be reached); nullopt to handle it here. `owner`: the owner's address

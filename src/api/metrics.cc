@@ -395,7 +395,38 @@ std::string Metrics::Render(const PresenceService* service,
   }
   RenderHeap(out);
   RenderStoreMemory(out);
+  RenderRateLimiters(out);
   return out;
+}
+
+void Metrics::RenderRateLimiters(std::string& out) const {
+  if (!limiters_) return;
+  const std::vector<LimiterUsage> all = limiters_();
+  struct Figure {
+    const char* name;
+    const char* help;
+    std::size_t LimiterUsage::*field;
+  };
+  static constexpr Figure kFigures[] = {
+      {"presenced_rate_limiter_users",
+       "Users the rate limiter holds request times for (a user's times are "
+       "forgotten within two windows of their last request).",
+       &LimiterUsage::users},
+      {"presenced_rate_limiter_heap_logs",
+       "Of them, users with more than two requests in the window, whose "
+       "times are in a ring as large as the limit.",
+       &LimiterUsage::heap_logs},
+      {"presenced_rate_limiter_bytes",
+       "Memory of the rate limiter's tables and rings, approximately.",
+       &LimiterUsage::bytes},
+  };
+  for (const Figure& f : kFigures) {
+    Line(out, "# HELP %s %s\n# TYPE %s gauge\n", f.name, f.help, f.name);
+    for (const LimiterUsage& l : all) {
+      Line(out, "%s{limiter=\"%s\"} %llu\n", f.name, l.limiter,
+           static_cast<unsigned long long>(l.*(f.field)));
+    }
+  }
 }
 
 }  // namespace presence::api

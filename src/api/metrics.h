@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "util/heap_stats.h"
 #include "util/mutex.h"
@@ -67,6 +68,14 @@ struct StoreMemory {
   // to its log, since start.
   std::int64_t pages_read = 0;
   std::int64_t pages_written = 0;
+};
+
+// One rate limiter's state (RateLimiter::Usage), for /metrics.
+struct LimiterUsage {
+  const char* limiter = "";   // the label: the flag that sets its limit
+  std::size_t users = 0;      // users with a log
+  std::size_t heap_logs = 0;  // of them, users whose log is on the heap
+  std::size_t bytes = 0;      // its tables and heap logs, approximately
 };
 
 class Metrics {
@@ -150,6 +159,13 @@ class Metrics {
     store_memory_ = std::move(source);
   }
 
+  // Where /metrics reads the rate limiters' state (presenced_rate_limiter_*)
+  // when scraped; empty (the default): no such lines. The same rules as
+  // SetStoreMemorySource.
+  void SetRateLimiterSource(std::function<std::vector<LimiterUsage>()> source) {
+    limiters_ = std::move(source);
+  }
+
   // The whole exposition. `service` and `hub` may be null.
   std::string Render(const PresenceService* service, const EventHub* hub) const;
 
@@ -164,6 +180,7 @@ class Metrics {
   void RenderCounters(std::string& out) const;
   void RenderHeap(std::string& out) const EXCLUDES(heap_mu_);
   void RenderStoreMemory(std::string& out) const;
+  void RenderRateLimiters(std::string& out) const;
 
   struct Histogram {
     std::array<std::atomic<std::uint64_t>, kBuckets.size()> buckets{};
@@ -204,6 +221,7 @@ class Metrics {
   std::atomic<std::uint64_t> relay_connections_opened_{0};
   std::atomic<std::uint64_t> relays_refused_{0};
   std::function<StoreMemory()> store_memory_;
+  std::function<std::vector<LimiterUsage>()> limiters_;
 };
 
 }  // namespace presence::api

@@ -71,8 +71,10 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
     if (allowed) {
       // Never before the newest time logged (a clock that stepped back);
       // a log that emptied held only times before now.
+      const std::size_t had = heap.capacity;
       heap.push_back(heap.size > 0 ? std::max(now_us, heap.back()) : now_us,
                      max_ring_);
+      shard.ring_slots += heap.capacity - had;
       ++n;
     }
     const std::int64_t oldest = heap.front();  // n >= 1: limit_ > 0
@@ -80,6 +82,7 @@ RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
       // Few enough left to go back in place (if the times fit there).
       std::int64_t times[kInline];
       for (std::size_t i = 0; i < heap.size; ++i) times[i] = heap.at(i);
+      shard.ring_slots -= heap.capacity;
       shard.spilled.erase(heap_it);
       StoreLocked(shard, page, slot, user, times, static_cast<std::size_t>(n));
     }
@@ -126,8 +129,10 @@ void RateLimiter::StoreLocked(Shard& shard, Page& page, Slot& slot, UserId user,
   // now. Times that do not fit (a clock that jumped, a long window): only
   // what they need.
   HeapLog& heap = shard.spilled[user];
+  const std::size_t had = heap.capacity;
   heap.Assign(times, n,
               n > inline_capacity_ && inline_capacity_ > 0 ? first_ring_ : n);
+  shard.ring_slots += heap.capacity - had;
   slot.first = kSpilled;
   slot.second = kEmpty;
 }
@@ -139,7 +144,9 @@ void RateLimiter::SweepLocked(Shard& shard, std::int64_t horizon) {
     if (heap.size == 0 || heap.back() <= horizon) dropped.push_back(user);
   }
   for (UserId user : dropped) {
-    shard.spilled.erase(user);
+    auto heap_it = shard.spilled.find(user);
+    shard.ring_slots -= heap_it->second.capacity;
+    shard.spilled.erase(heap_it);
     auto it = shard.pages.find(user >> 8);
     Page& page = *it->second;
     page.slots[static_cast<std::size_t>(user & (kPageUsers - 1))] = Slot{};
@@ -203,11 +210,19 @@ RateLimiter::Usage RateLimiter::usage() const {
     u.bytes += shard.pages.size() * sizeof(Page);
     u.bytes +=
         shard.spilled.bucket_count() * (sizeof(std::pair<UserId, HeapLog>) + 1);
-    for (const auto& [user, heap] : shard.spilled) {
-      u.bytes += heap.capacity * sizeof(std::int64_t);
-    }
+    u.ring_bytes += shard.ring_slots * sizeof(std::int64_t);
   }
+  u.bytes += u.ring_bytes;
   return u;
+}
+
+std::size_t RateLimiter::RingSlotsByWalkForTesting() const {
+  std::size_t slots = 0;
+  for (const Shard& shard : shards_) {
+    MutexLock lock(shard.mu);
+    for (const auto& [user, heap] : shard.spilled) slots += heap.capacity;
+  }
+  return slots;
 }
 
 RateDecision MakeRateDecision(std::int64_t limit, std::int64_t window_us,

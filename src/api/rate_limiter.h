@@ -72,14 +72,20 @@ class RateLimiter {
   std::int64_t limit() const { return limit_; }
   std::int64_t window_us() const { return window_us_; }
 
-  // What the limiter holds, summed over the shards (tests, benchmarks).
+  // What the limiter holds, summed over the shards (/metrics, tests,
+  // benchmarks). Takes each shard's lock in turn, for a walk of its pages
+  // (a page per 256 users with a log), not of its users.
   struct Usage {
-    std::size_t users = 0;    // users with a log
-    std::size_t pages = 0;    // pages allocated
-    std::size_t spilled = 0;  // of them, users whose log is on the heap
-    std::size_t bytes = 0;    // table slots and heap logs, approximately
+    std::size_t users = 0;       // users with a log
+    std::size_t pages = 0;       // pages allocated
+    std::size_t spilled = 0;     // of them, users whose log is on the heap
+    std::size_t bytes = 0;       // table slots and heap logs, approximately
+    std::size_t ring_bytes = 0;  // of them, the heap logs' rings
   };
   Usage usage() const;
+  // The heap logs' ring slots counted one by one (usage() keeps a count of
+  // them as they are allocated and freed): tests check the two agree.
+  std::size_t RingSlotsByWalkForTesting() const;
 
   // Requests a log holds in place before it spills to the heap.
   static constexpr int kInline = 2;
@@ -137,12 +143,14 @@ class RateLimiter {
     }
   };
   struct Shard {
-    // Guards pages, spilled and last_sweep.
+    // Guards pages, spilled, last_sweep and ring_slots.
     mutable Mutex mu;
     boost::unordered_flat_map<std::int64_t, std::unique_ptr<Page>> pages
         GUARDED_BY(mu);
     boost::unordered_flat_map<UserId, HeapLog> spilled GUARDED_BY(mu);
     std::int64_t last_sweep GUARDED_BY(mu) = 0;
+    // The capacities of the heap logs in `spilled`, summed.
+    std::size_t ring_slots GUARDED_BY(mu) = 0;
   };
 
   // Stores the log `times[0..n)` (n >= 1, in order) of the user in `slot` of

@@ -59,6 +59,20 @@ Response CountedWhenAnswered(Response r, Metrics* metrics, Endpoint endpoint,
 
 }  // namespace
 
+std::vector<LimiterUsage> Router::RateLimiterUsage() const {
+  std::vector<LimiterUsage> out;
+  auto add = [&out](const char* name, const RateLimiter& limiter) {
+    const RateLimiter::Usage u = limiter.usage();
+    out.push_back(LimiterUsage{.limiter = name,
+                               .users = u.users,
+                               .heap_logs = u.spilled,
+                               .bytes = u.bytes});
+  };
+  add("rate_limit", zulip_.rate_limiter());
+  add("events_poll_limit", zulip_.events().poll_limiter());
+  return out;
+}
+
 Response Router::Handle(const Request& req) const {
   std::string_view target = req.target;
   std::string_view path = target, query;

@@ -32,6 +32,10 @@ class Router {
 
   Response Handle(const Request& req) const;
 
+  // What the rate limiters of this router's API hold (--rate-limit,
+  // --events-poll-limit), for Metrics::SetRateLimiterSource.
+  std::vector<LimiterUsage> RateLimiterUsage() const;
+
   // Called by the HTTP layer once a request's head is read, when its body
   // is larger than a few KB (or of unknown length) and not read yet: the
   // answer if it cannot depend on the body, i.e. the 401 of a caller whose

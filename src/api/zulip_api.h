@@ -63,6 +63,8 @@ class ZulipApi {
 
   // The events API, for Router::Resume (parked polls woken by their queue).
   const EventsApi& events() const { return events_; }
+  // The per-user limit on API requests (--rate-limit), for /metrics.
+  const RateLimiter& rate_limiter() const { return limiter_; }
 
   // The route table: one entry per (pattern, method set), patterns relative
   // to "/api/v1".

@@ -281,6 +281,9 @@ int Main(int argc, char** argv) {
   }
   api::Router router(&service, &hub, &options);
   api::Router admin_router(&service, &hub, &admin_options);
+  // The API's limiters: the main router's (the admin listener, when there
+  // is one, serves no API requests).
+  metrics.SetRateLimiterSource([&router] { return router.RateLimiterUsage(); });
 
   IoThreads io(f.threads);
   if (store::RedisStore* redis = backend.redis.get()) {

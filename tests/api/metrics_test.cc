@@ -92,6 +92,33 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   EXPECT_EQ(with["presenced_sqlite_pages_written_total"], 90);
 }
 
+TEST(MetricsTest, ReportsRateLimitersOnlyWithASource) {
+  Metrics metrics;
+  auto without = Samples(metrics.Render(nullptr, nullptr));
+  EXPECT_EQ(without.count("presenced_rate_limiter_users{limiter=\"a\"}"), 0u);
+
+  int reads = 0;
+  metrics.SetRateLimiterSource([&reads] {
+    ++reads;
+    return std::vector<LimiterUsage>{
+        {.limiter = "a", .users = 10, .heap_logs = 2, .bytes = 3000},
+        {.limiter = "b", .users = 1, .heap_logs = 0, .bytes = 40}};
+  });
+  const std::string text = metrics.Render(nullptr, nullptr);
+  auto with = Samples(text);
+  EXPECT_EQ(reads, 1);  // read when scraped, once
+  EXPECT_EQ(with["presenced_rate_limiter_users{limiter=\"a\"}"], 10);
+  EXPECT_EQ(with["presenced_rate_limiter_heap_logs{limiter=\"a\"}"], 2);
+  EXPECT_EQ(with["presenced_rate_limiter_bytes{limiter=\"a\"}"], 3000);
+  EXPECT_EQ(with["presenced_rate_limiter_users{limiter=\"b\"}"], 1);
+  EXPECT_EQ(with["presenced_rate_limiter_bytes{limiter=\"b\"}"], 40);
+  // One HELP and TYPE per metric, before its labelled samples.
+  EXPECT_NE(text.find("# TYPE presenced_rate_limiter_users gauge\n"
+                      "presenced_rate_limiter_users{limiter=\"a\"} 10\n"
+                      "presenced_rate_limiter_users{limiter=\"b\"} 1\n"),
+            std::string::npos);
+}
+
 TEST(MetricsTest, HeapGaugesAddUpWhenTheAllocatorReportsThem) {
   Metrics metrics;
   metrics.SampleHeap();

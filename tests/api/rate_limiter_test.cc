@@ -189,6 +189,36 @@ TEST(RateLimiterTest, ALimitAboveTheFirstRingGrowsItToTheLimit) {
   }
 }
 
+// usage() counts the heap logs' rings as they are allocated, grown and
+// freed (a scrape of /metrics must not walk every heavy user): the count
+// agrees with a walk of the logs through bursts that spill, grow rings past
+// kRingStart, fall back in place, and go quiet until swept.
+TEST(RateLimiterTest, TheRingCountAgreesWithTheLogsAtEveryStep) {
+  RateLimiter limiter(300, 60);
+  std::mt19937_64 rng(26);
+  std::int64_t now = kT0;
+  for (int step = 0; step < 40'000; ++step) {
+    const auto user = static_cast<UserId>(rng() % 40);
+    // Mostly bursts a few ms apart; now and then a gap of up to 90 s.
+    now += rng() % 100 == 0 ? static_cast<std::int64_t>(rng() % (90 * kSec))
+                            : static_cast<std::int64_t>(rng() % 5'000);
+    limiter.Check(user, now);
+    if (step % 97 == 0) {
+      ASSERT_EQ(limiter.usage().ring_bytes,
+                limiter.RingSlotsByWalkForTesting() * sizeof(std::int64_t))
+          << step;
+    }
+  }
+  // Two windows of quiet, then a request in each of the 16 shards' first
+  // pages: every log is swept, and the count is back to 0.
+  for (int s = 0; s < 16; ++s) {
+    limiter.Check(s * RateLimiter::kPageUsers, now + 130 * kSec);
+  }
+  EXPECT_EQ(limiter.RingSlotsByWalkForTesting(), 0u);
+  EXPECT_EQ(limiter.usage().ring_bytes, 0u);
+  EXPECT_EQ(limiter.usage().spilled, 0u);
+}
+
 TEST(RateLimiterTest, IdleUsersAreSweptAndTheTablesShrink) {
   RateLimiter limiter(200, 60);
   constexpr int kUsers = 100'000;

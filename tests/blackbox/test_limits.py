@@ -152,6 +152,16 @@ class EventsBudgetTest(ServerTestCase):
         m = metrics(self.server)
         self.assertEqual(m["presenced_event_polls_refused_total"], 3)
         self.assertGreaterEqual(m["presenced_rate_limited_total"], 3)
+        # What the limiters hold: the polls that cost were a's five (more
+        # than two in the window: a ring) and b's one.
+        polls = '{limiter="events_poll_limit"}'
+        self.assertEqual(m["presenced_rate_limiter_users" + polls], 2)
+        self.assertEqual(m["presenced_rate_limiter_heap_logs" + polls], 1)
+        self.assertGreater(m["presenced_rate_limiter_bytes" + polls],
+                           5 * 8)
+        requests = '{limiter="rate_limit"}'
+        self.assertEqual(m["presenced_rate_limiter_users" + requests], 2)
+        self.assertGreater(m["presenced_rate_limiter_bytes" + requests], 0)
 
 
 if __name__ == "__main__":
