@@ -68,7 +68,9 @@ std::vector<LimiterUsage> Router::RateLimiterUsage() const {
                                .heap_logs = u.spilled,
                                .bytes = u.bytes});
   };
-  add("rate_limit", zulip_.rate_limiter());
+  // Scale-out counts the API's requests in the shared store (the group's
+  // count), not in this node's limiter: nothing of it to show here.
+  if (!service_->gates()) add("rate_limit", zulip_.rate_limiter());
   add("events_poll_limit", zulip_.events().poll_limiter());
   return out;
 }

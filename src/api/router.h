@@ -32,8 +32,9 @@ class Router {
 
   Response Handle(const Request& req) const;
 
-  // What the rate limiters of this router's API hold (--rate-limit,
-  // --events-poll-limit), for Metrics::SetRateLimiterSource.
+  // What the rate limiters of this router's API hold (--rate-limit, except
+  // in scale-out, where the shared store counts it; --events-poll-limit),
+  // for Metrics::SetRateLimiterSource.
   std::vector<LimiterUsage> RateLimiterUsage() const;
 
   // Called by the HTTP layer once a request's head is read, when its body

@@ -1051,6 +1051,16 @@ class RateLimitedGroupTest(unittest.TestCase):
             self.assertGreater(float(r.header("Retry-After")), 0)
         # Another user is not affected.
         self.assertEqual(ping(self.n2, b)["result"], "success")
+        # The count is the group's, in Redis, not a node's: /metrics shows
+        # no node-local rate_limit limiter, only the node's poll limiter.
+        for node in (self.n1, self.n2):
+            body = harness.http_request(node.port, "GET",
+                                        "/metrics").body.decode()
+            self.assertNotIn('presenced_rate_limiter_users{limiter="rate_limit"}',
+                             body)
+            self.assertIn(
+                'presenced_rate_limiter_users{limiter="events_poll_limit"}',
+                body)
 
 
 class LocalPingTest(unittest.TestCase):
