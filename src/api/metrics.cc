@@ -377,6 +377,20 @@ void Metrics::RenderStoreMemory(std::string& out) const {
           "Pages the store connection wrote to its WAL, spills included "
           "(DBSTATUS_CACHE_WRITE; checkpoints not counted).",
           static_cast<std::uint64_t>(m.pages_written));
+  Gauge(out, "presenced_sqlite_log_rows",
+        "Presence rows written to the log and not merged into the tables "
+        "yet.",
+        static_cast<double>(m.log_rows));
+  Counter(out, "presenced_sqlite_log_merges_total",
+          "Merges of the presence log into the tables (one transaction "
+          "each).",
+          static_cast<std::uint64_t>(m.log_merges));
+  Counter(out, "presenced_sqlite_log_merged_rows_total",
+          "Log rows those merges applied.",
+          static_cast<std::uint64_t>(m.log_merged_rows));
+  CounterSeconds(out, "presenced_sqlite_log_merge_seconds_total",
+                 "Time those merges took (part of the flushes' time).",
+                 m.log_merge_seconds);
 }
 
 std::string Metrics::Render(const PresenceService* service,

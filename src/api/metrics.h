@@ -68,6 +68,12 @@ struct StoreMemory {
   // to its log, since start.
   std::int64_t pages_read = 0;
   std::int64_t pages_written = 0;
+  // The presence log (SQLite): rows not merged yet; merges, rows merged and
+  // their time since start.
+  std::int64_t log_rows = 0;
+  std::int64_t log_merges = 0;
+  std::int64_t log_merged_rows = 0;
+  double log_merge_seconds = 0;
 };
 
 // One rate limiter's state (RateLimiter::Usage), for /metrics.

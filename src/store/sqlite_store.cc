@@ -3,7 +3,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
+#include <functional>
+#include <limits>
+#include <optional>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -87,6 +91,24 @@ ALTER TABLE users ADD COLUMN status_passed INTEGER;
 ALTER TABLE users ADD COLUMN status_scheduled_end_time INTEGER;
 ALTER TABLE users ADD COLUMN status_dnd INTEGER;
 ALTER TABLE users ADD COLUMN status_dnd_end_time INTEGER;
+)sql",
+    // 3 -> 4: the presence log (issue #17; sqlite_store.h, "The presence
+    // log"). Appended to in rowid order, merged from its oldest end; no
+    // index but the rowid, so an append touches only the last page. No
+    // foreign keys: checking one reads a page of the users table per row
+    // (at a million users, most of the log's cost); WritePresence checks
+    // the ids against those it knows exist (SqliteStore::CheckIdsLocked).
+    R"sql(
+CREATE TABLE presence_log (
+  seq INTEGER PRIMARY KEY,
+  batch INTEGER NOT NULL,
+  user_id INTEGER NOT NULL,
+  realm_id INTEGER NOT NULL,
+  client TEXT,
+  last_connected INTEGER,
+  last_active INTEGER,
+  last_update_id INTEGER NOT NULL
+);
 )sql",
 };
 static_assert(std::size(kMigrations) == SqliteStore::kSchemaVersion,
@@ -175,6 +197,22 @@ constexpr std::string_view kUpsertPresence =
     "last_connected = excluded.last_connected, "
     "last_active = excluded.last_active, "
     "last_update_id = excluded.last_update_id";
+constexpr std::string_view kAppendLog =
+    "INSERT INTO presence_log (batch, user_id, realm_id, client, "
+    "last_connected, last_active, last_update_id) VALUES (?, ?, ?, ?, ?, ?, ?)";
+// The log's batches, read once at Open (a walk of the rowid b-tree).
+constexpr std::string_view kLogScan =
+    "SELECT seq, batch FROM presence_log ORDER BY seq";
+// One batch's rows, in the order they were appended (the user order of the
+// batch): a rowid range, so no sort. The merge opens one per batch.
+constexpr std::string_view kLogBatch =
+    "SELECT user_id, realm_id, client, last_connected, last_active, "
+    "last_update_id FROM presence_log WHERE seq BETWEEN ? AND ? ORDER BY seq";
+constexpr std::string_view kLogDeleteChunk =
+    "DELETE FROM presence_log WHERE seq <= ?";
+// The whole log (a merge's usual case): SQLite's truncate optimisation
+// frees the table's pages without deleting row by row.
+constexpr std::string_view kLogDeleteAll = "DELETE FROM presence_log";
 constexpr std::string_view kUpdateSequence =
     "UPDATE realms SET last_update_id = ?, "
     "reserved_update_id = MAX(reserved_update_id, ?) WHERE id = ?";
@@ -183,6 +221,19 @@ constexpr std::string_view kUpdateSequence =
 struct NullableTime {
   Micros micros;
 };
+// Marks `id` in `known` (ids are positive; anything else is never known).
+void MarkKnown(std::vector<bool>& known, std::int64_t id) {
+  if (id <= 0) return;
+  const auto i = static_cast<std::size_t>(id);
+  if (i >= known.size()) known.resize(std::max(i + 1, 2 * known.size()));
+  known[i] = true;
+}
+bool IsKnown(const std::vector<bool>& known, std::int64_t id) {
+  return id > 0 && static_cast<std::size_t>(id) < known.size() &&
+         known[static_cast<std::size_t>(id)];
+}
+// NULL.
+struct Null {};
 
 int BindOne(sqlite3_stmt* s, int i, std::int64_t v) {
   return sqlite3_bind_int64(s, i, v);
@@ -197,6 +248,7 @@ int BindOne(sqlite3_stmt* s, int i, std::string_view v) {
 int BindOne(sqlite3_stmt* s, int i, const std::string& v) {
   return BindOne(s, i, std::string_view(v));
 }
+int BindOne(sqlite3_stmt* s, int i, Null) { return sqlite3_bind_null(s, i); }
 int BindOne(sqlite3_stmt* s, int i, NullableTime t) {
   if (t.micros == kNoTime) return sqlite3_bind_null(s, i);
   return sqlite3_bind_int64(s, i, t.micros);
@@ -333,6 +385,11 @@ class SqliteStore::Transaction {
 
 StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     const std::string& dir) {
+  return Open(dir, Options{});
+}
+
+StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
+    const std::string& dir, const Options& options) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) {
@@ -355,7 +412,8 @@ StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     sqlite3_close(db);
     return Error(Errc::kStoreFailed, std::move(why));
   }
-  std::unique_ptr<SqliteStore> store(new SqliteStore(db, std::move(path)));
+  std::unique_ptr<SqliteStore> store(
+      new SqliteStore(db, std::move(path), options));
   MutexLock lock(store->mu_);
   StoreStatus st = store->Configure();
   if (!st) {
@@ -365,12 +423,18 @@ StoreResult<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   return std::unique_ptr<SqliteStore>(std::move(store));
 }
 
-SqliteStore::SqliteStore(sqlite3* db, std::string path)
-    : db_(db), path_(std::move(path)) {}
+SqliteStore::SqliteStore(sqlite3* db, std::string path, const Options& options)
+    : db_(db),
+      path_(std::move(path)),
+      options_{
+          .log_merge_rows = std::max<std::size_t>(options.log_merge_rows, 1),
+          .log_merge_batches =
+              std::max<std::size_t>(options.log_merge_batches, 1)} {}
 
 SqliteStore::~SqliteStore() {
   MutexLock lock(mu_);
   for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  for (sqlite3_stmt* cursor : log_cursors_) sqlite3_finalize(cursor);
   sqlite3_close(db_);
 }
 
@@ -417,7 +481,33 @@ StoreStatus SqliteStore::Configure() {
                                     ? -pragma_value[0] * 1024
                                     : pragma_value[0] * pragma_value[1],
                                 std::memory_order_relaxed);
-  return Migrate();
+  if (StoreStatus st = Migrate(); !st) return st;
+  return ReadLogState();
+}
+
+StoreStatus SqliteStore::ReadLogState() {
+  sqlite3_stmt* s = nullptr;
+  if (StoreStatus st = Prepare(kLogScan, &s); !st) return st;
+  StmtReset reset(s);
+  log_batches_.clear();
+  log_rows_ = 0;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const std::int64_t seq = ColumnInt(s, 0);
+    const std::int64_t batch = ColumnInt(s, 1);
+    if (log_batches_.empty() || log_batches_.back().batch != batch) {
+      log_batches_.push_back(
+          {.batch = batch, .first_seq = seq, .last_seq = seq, .rows = 0});
+    }
+    log_batches_.back().last_seq = seq;
+    ++log_batches_.back().rows;
+    ++log_rows_;
+    last_batch_ = std::max(last_batch_, batch);
+  }
+  if (rc != SQLITE_DONE) return Fail(rc, "presence_log");
+  log_rows_seen_.store(static_cast<std::int64_t>(log_rows_),
+                       std::memory_order_relaxed);
+  return {};
 }
 
 void SqliteStore::NotePageCache() {
@@ -452,6 +542,11 @@ SqliteStore::MemoryStats SqliteStore::Memory() const {
       page_cache_limit_bytes_.load(std::memory_order_relaxed);
   m.pages_read = pages_read_.load(std::memory_order_relaxed);
   m.pages_written = pages_written_.load(std::memory_order_relaxed);
+  m.log_rows = log_rows_seen_.load(std::memory_order_relaxed);
+  m.log_merges = log_merges_.load(std::memory_order_relaxed);
+  m.log_merged_rows = log_merged_rows_.load(std::memory_order_relaxed);
+  m.log_merge_seconds =
+      static_cast<double>(log_merge_ns_.load(std::memory_order_relaxed)) / 1e9;
   return m;
 }
 
@@ -618,6 +713,8 @@ StoreStatus StreamRows(sqlite3_stmt* s, std::vector<Record>& batch, Read&& read,
 
 StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
   MutexLock lock(mu_);
+  // The tables below hold what was written only once the log is merged.
+  if (StoreStatus st = MergeLogLocked(); !st) return st;
   // One read transaction so that the tables agree with each other.
   Transaction txn(this, "Load");
   if (StoreStatus st = txn.Begin(/*immediate=*/false); !st) return st.error();
@@ -641,6 +738,7 @@ StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
       });
     }
     if (rc != SQLITE_DONE) return Fail(rc, "Load realms");
+    for (const RealmRecord& realm : realms) MarkKnown(known_realms_, realm.id);
     if (StoreStatus st = sink.OnRealms(realms); !st) return st;
   }
 
@@ -665,6 +763,7 @@ StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
     auto read = [this](sqlite3_stmt* s, UserRecord& user) -> StoreStatus {
       mu_.AssertHeld();  // run by StreamRows, below, under mu_
       user.id = ColumnInt(s, 0);
+      MarkKnown(known_users_, user.id);
       user.realm_id = ColumnInt(s, 1);
       AssignText(s, 2, user.email);
       AssignText(s, 3, user.full_name);
@@ -933,132 +1032,381 @@ StoreStatus SqliteStore::WritePresence(
     std::span<const ClientPresenceRecord> clients,
     std::span<const SequenceRecord> sequences) {
   MutexLock lock(mu_);
-  Transaction txn(this, "WritePresence");
+  {
+    Transaction txn(this, "WritePresence");
+    if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
+    // Every row's user and realm must exist, as the tables' foreign keys
+    // require (checked here: the log has none).
+    for (const PresenceRecord& row : rows) {
+      if (StoreStatus st = CheckIdsLocked(row.user_id, row.realm_id); !st) {
+        return st;
+      }
+    }
+    for (const ClientPresenceRecord& row : clients) {
+      if (StoreStatus st = CheckIdsLocked(row.user_id, row.realm_id); !st) {
+        return st;
+      }
+    }
+    // Appended in user order, a user's own row beside their client rows,
+    // so that the merge's sort finds runs in order. Stable sorts keep the
+    // batch's order for a repeated key, and the merge takes the later row.
+    const std::int64_t batch = last_batch_ + 1;
+    std::vector<const PresenceRecord*> ordered_rows;
+    ordered_rows.reserve(rows.size());
+    for (const PresenceRecord& row : rows) ordered_rows.push_back(&row);
+    std::stable_sort(ordered_rows.begin(), ordered_rows.end(),
+                     [](const PresenceRecord* a, const PresenceRecord* b) {
+                       return a->user_id < b->user_id;
+                     });
+    std::vector<const ClientPresenceRecord*> ordered_clients;
+    ordered_clients.reserve(clients.size());
+    for (const ClientPresenceRecord& row : clients) {
+      ordered_clients.push_back(&row);
+    }
+    std::stable_sort(
+        ordered_clients.begin(), ordered_clients.end(),
+        [](const ClientPresenceRecord* a, const ClientPresenceRecord* b) {
+          return a->user_id < b->user_id;
+        });
+    sqlite3_stmt* s = nullptr;
+    if (StoreStatus st = Prepare(kAppendLog, &s); !st) return st.error();
+    std::size_t r = 0;
+    std::size_t c = 0;
+    // The batch's rowid range (rowids are the table's largest plus one, so
+    // a batch is one range), for the merge's cursors.
+    LogBatch appended{.batch = batch, .first_seq = 0, .last_seq = 0, .rows = 0};
+    while (r < ordered_rows.size() || c < ordered_clients.size()) {
+      StmtReset reset(s);
+      int rc;
+      if (c == ordered_clients.size() ||
+          (r < ordered_rows.size() &&
+           ordered_rows[r]->user_id <= ordered_clients[c]->user_id)) {
+        const PresenceRecord& row = *ordered_rows[r++];
+        rc = Bind(s, batch, row.user_id, row.realm_id, Null{},
+                  NullableTime{row.last_connected},
+                  NullableTime{row.last_active}, row.last_update_id);
+      } else {
+        const ClientPresenceRecord& row = *ordered_clients[c++];
+        rc = Bind(s, batch, row.user_id, row.realm_id, row.client,
+                  NullableTime{row.last_connected},
+                  NullableTime{row.last_active}, row.last_update_id);
+      }
+      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+      appended.last_seq = sqlite3_last_insert_rowid(db_);
+      if (appended.rows++ == 0) appended.first_seq = appended.last_seq;
+    }
+
+    if (StoreStatus st = Prepare(kUpdateSequence, &s); !st) return st.error();
+    for (const SequenceRecord& seq : sequences) {
+      StmtReset reset(s);
+      int rc =
+          Bind(s, seq.last_update_id, seq.reserved_update_id, seq.realm_id);
+      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+      if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+    }
+    if (StoreStatus st = txn.Commit(); !st) return st;
+    if (appended.rows > 0) {
+      last_batch_ = batch;
+      log_batches_.push_back(appended);
+      log_rows_ += appended.rows;
+      log_rows_seen_.store(static_cast<std::int64_t>(log_rows_),
+                           std::memory_order_relaxed);
+    }
+  }
+  // The batch is durable; now, at most one chunk of the log's oldest rows
+  // (a flush turn stays short: the next one reserves update ids).
+  if (log_rows_ >= options_.log_merge_rows ||
+      log_batches_.size() >= options_.log_merge_batches) {
+    return MergeChunkLocked();
+  }
+  return {};
+}
+
+StoreStatus SqliteStore::CheckIdsLocked(UserId user, RealmId realm) {
+  // Users and realms are never deleted, so an id once seen stays valid; one
+  // not seen yet (created since Load, or behind the store's back) is looked
+  // up once.
+  if (!IsKnown(known_users_, user)) {
+    if (StoreStatus st = Exists(kUserExists, user, "WritePresence"); !st) {
+      return st;
+    }
+    MarkKnown(known_users_, user);
+  }
+  if (!IsKnown(known_realms_, realm)) {
+    if (StoreStatus st = Exists(kRealmExists, realm, "WritePresence"); !st) {
+      return st;
+    }
+    MarkKnown(known_realms_, realm);
+  }
+  return {};
+}
+
+StoreStatus SqliteStore::MergeLog() {
+  MutexLock lock(mu_);
+  return MergeLogLocked();
+}
+
+std::size_t SqliteStore::log_rows() const {
+  MutexLock lock(mu_);
+  return log_rows_;
+}
+
+StoreStatus SqliteStore::MergeLogLocked() {
+  while (!log_batches_.empty()) {
+    if (StoreStatus st = MergeChunkLocked(); !st) return st;
+  }
+  return {};
+}
+
+StoreStatus SqliteStore::MergeChunkLocked() {
+  const auto started = std::chrono::steady_clock::now();
+  // The chunk: the oldest batches, up to log_merge_rows rows (at least one
+  // batch) and log_merge_batches batches.
+  std::size_t n_batches = 0;
+  std::size_t chunk_rows = 0;
+  while (n_batches < log_batches_.size() &&
+         n_batches < options_.log_merge_batches &&
+         (n_batches == 0 || chunk_rows < options_.log_merge_rows)) {
+    chunk_rows += log_batches_[n_batches++].rows;
+  }
+  if (n_batches == 0) return {};
+  const bool whole_log = n_batches == log_batches_.size();
+
+  Transaction txn(this, "merge presence_log");
   if (StoreStatus st = txn.Begin(/*immediate=*/true); !st) return st;
 
-  // Written in key order (rowid order for presence, the primary key's for
-  // client_presence), not in the order the rows changed: random order
-  // visits a leaf page per row, and once the transaction's dirty pages
-  // outgrow the page cache SQLite spills them to the WAL and reads them
-  // back, so one page is written several times in one commit (issue #17:
-  // at 16,700 rows/s over 1M users a commit took longer than its interval).
-  // In order, each leaf is read, changed and written once. Stable sorts keep
-  // the batch's order for a repeated key (the later row wins, as before).
-  std::vector<const PresenceRecord*> ordered_rows;
-  ordered_rows.reserve(rows.size());
-  for (const PresenceRecord& row : rows) ordered_rows.push_back(&row);
-  std::stable_sort(ordered_rows.begin(), ordered_rows.end(),
-                   [](const PresenceRecord* a, const PresenceRecord* b) {
-                     return a->user_id < b->user_id;
-                   });
-  std::vector<const ClientPresenceRecord*> ordered_clients;
-  ordered_clients.reserve(clients.size());
-  for (const ClientPresenceRecord& row : clients) {
-    ordered_clients.push_back(&row);
+  // A cursor per batch, each in the batch's user order; the merge takes the
+  // smallest user next, and for one user the older batch first, so the rows
+  // of a user come in log order without a sort (SQLite's sorter held up to
+  // 9.5 MB during a merge: bench/results/log26).
+  while (log_cursors_.size() < n_batches) {
+    sqlite3_stmt* c = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, kLogBatch.data(),
+                                      static_cast<int>(kLogBatch.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &c, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(c);
+      return Fail(rc, "merge presence_log");
+    }
+    log_cursors_.push_back(c);
   }
-  std::stable_sort(
-      ordered_clients.begin(), ordered_clients.end(),
-      [](const ClientPresenceRecord* a, const ClientPresenceRecord* b) {
-        return std::tie(a->user_id, a->client) <
-               std::tie(b->user_id, b->client);
-      });
+  // Resets every cursor on the way out, so that none holds the log open.
+  struct ResetCursors {
+    std::span<sqlite3_stmt* const> cursors;
+    ~ResetCursors() {
+      for (sqlite3_stmt* c : cursors) {
+        sqlite3_reset(c);
+        sqlite3_clear_bindings(c);
+      }
+    }
+  } reset_cursors{std::span(log_cursors_).first(n_batches)};
+  // (user, cursor): the smallest on top.
+  using Head = std::pair<UserId, std::size_t>;
+  std::vector<Head> heads;
+  heads.reserve(n_batches);
+  auto step = [&](std::size_t i) -> StoreStatus {
+    mu_.AssertHeld();  // called below, under mu_
+    const int rc = sqlite3_step(log_cursors_[i]);
+    if (rc == SQLITE_ROW) {
+      heads.emplace_back(ColumnInt(log_cursors_[i], 0), i);
+      std::push_heap(heads.begin(), heads.end(), std::greater<>());
+    } else if (rc != SQLITE_DONE) {
+      return Fail(rc, "merge presence_log");
+    }
+    return {};
+  };
+  for (std::size_t i = 0; i < n_batches; ++i) {
+    const LogBatch& b = log_batches_[i];
+    const int rc = Bind(log_cursors_[i], b.first_seq, b.last_seq);
+    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
+    if (StoreStatus st = step(i); !st) return st;
+  }
 
-  sqlite3_stmt* s = nullptr;
-  if (StoreStatus st = Prepare(kUpsertPresence, &s); !st) return st.error();
-  for (const PresenceRecord* row_ptr : ordered_rows) {
-    const PresenceRecord& row = *row_ptr;
+  // One user at a time: the user's last own row, and the client rows of the
+  // last batch that named any.
+  std::vector<ClientPresenceRecord> client_rows;
+  std::vector<const ClientPresenceRecord*> ordered;
+  std::size_t merged = 0;
+  sqlite3_stmt* upsert = nullptr;
+  if (StoreStatus st = Prepare(kUpsertPresence, &upsert); !st) return st;
+  std::optional<PresenceRecord> own;
+  std::size_t n_clients = 0;
+  std::size_t client_batch = 0;
+  UserId user = 0;
+  bool have_user = false;
+  auto finish_user = [&]() -> StoreStatus {
+    mu_.AssertHeld();  // called below, under mu_
+    if (own) {
+      StmtReset reset_upsert(upsert);
+      int rc = Bind(upsert, own->user_id, own->realm_id,
+                    NullableTime{own->last_connected},
+                    NullableTime{own->last_active}, own->last_update_id);
+      if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
+      rc = sqlite3_step(upsert);
+      if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
+    }
+    if (n_clients > 0) {
+      ordered.clear();
+      for (std::size_t i = 0; i < n_clients; ++i) {
+        ordered.push_back(&client_rows[i]);
+      }
+      std::stable_sort(
+          ordered.begin(), ordered.end(),
+          [](const ClientPresenceRecord* a, const ClientPresenceRecord* b) {
+            return a->client < b->client;
+          });
+      // A client named twice in the batch: the later row wins.
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < ordered.size(); ++i) {
+        if (kept > 0 && ordered[kept - 1]->client == ordered[i]->client) {
+          ordered[kept - 1] = ordered[i];
+        } else {
+          ordered[kept++] = ordered[i];
+        }
+      }
+      ordered.resize(kept);
+      if (StoreStatus st = ReplaceClientsLocked(ordered); !st) return st;
+    }
+    own.reset();
+    n_clients = 0;
+    return {};
+  };
+  while (!heads.empty()) {
+    std::pop_heap(heads.begin(), heads.end(), std::greater<>());
+    const auto [row_user, i] = heads.back();
+    heads.pop_back();
+    sqlite3_stmt* s = log_cursors_[i];
+    ++merged;
+    if (!have_user || row_user != user) {
+      if (have_user) {
+        if (StoreStatus st = finish_user(); !st) return st;
+      }
+      user = row_user;
+      have_user = true;
+    }
+    if (sqlite3_column_type(s, 2) == SQLITE_NULL) {
+      own = PresenceRecord{.user_id = row_user,
+                           .realm_id = ColumnInt(s, 1),
+                           .last_connected = ColumnTime(s, 3),
+                           .last_active = ColumnTime(s, 4),
+                           .last_update_id = ColumnInt(s, 5)};
+    } else {
+      if (n_clients == 0 || i != client_batch) {
+        n_clients = 0;  // a later batch replaces the user's clients again
+        client_batch = i;
+      }
+      if (n_clients == client_rows.size()) client_rows.emplace_back();
+      ClientPresenceRecord& c = client_rows[n_clients++];
+      c.user_id = row_user;
+      c.realm_id = ColumnInt(s, 1);
+      AssignText(s, 2, c.client);
+      c.last_connected = ColumnTime(s, 3);
+      c.last_active = ColumnTime(s, 4);
+      c.last_update_id = ColumnInt(s, 5);
+    }
+    if (StoreStatus st = step(i); !st) return st;
+  }
+  if (have_user) {
+    if (StoreStatus st = finish_user(); !st) return st;
+  }
+  for (std::size_t i = 0; i < n_batches; ++i) sqlite3_reset(log_cursors_[i]);
+
+  {
+    sqlite3_stmt* s = nullptr;
+    if (StoreStatus st =
+            Prepare(whole_log ? kLogDeleteAll : kLogDeleteChunk, &s);
+        !st) {
+      return st;
+    }
     StmtReset reset(s);
     int rc =
-        Bind(s, row.user_id, row.realm_id, NullableTime{row.last_connected},
-             NullableTime{row.last_active}, row.last_update_id);
-    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+        whole_log ? SQLITE_OK : Bind(s, log_batches_[n_batches - 1].last_seq);
+    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+    if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
   }
+  if (StoreStatus st = txn.Commit(); !st) return st;
+  log_batches_.erase(
+      log_batches_.begin(),
+      log_batches_.begin() + static_cast<std::ptrdiff_t>(n_batches));
+  log_rows_ -= std::min(log_rows_, chunk_rows);
+  log_rows_seen_.store(static_cast<std::int64_t>(log_rows_),
+                       std::memory_order_relaxed);
+  log_merges_.fetch_add(1, std::memory_order_relaxed);
+  log_merged_rows_.fetch_add(static_cast<std::int64_t>(merged),
+                             std::memory_order_relaxed);
+  log_merge_ns_.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                              std::chrono::steady_clock::now() - started)
+                              .count(),
+                          std::memory_order_relaxed);
+  return {};
+}
 
-  // Client rows replace per user: a user named in the batch ends with
-  // exactly the batch's rows. A user with one row in the batch (every ping
-  // of a one-client user) keeps it in place: the row is updated where it
-  // exists and the user's other rows deleted. Deleting and inserting it
-  // instead made SQLite check the users table's key for every row (an
-  // inserted row's foreign key; an updated one that keeps its user_id is not
-  // checked): at 1M users a page read per row from a table far larger than
-  // the page cache (issue #17). A user with several rows is replaced whole:
-  // delete, then insert (foreign keys check users and realms).
-  for (std::size_t i = 0; i < ordered_clients.size();) {
-    std::size_t end = i + 1;
-    while (end < ordered_clients.size() &&
-           ordered_clients[end]->user_id == ordered_clients[i]->user_id) {
-      ++end;
-    }
-    const ClientPresenceRecord& first = *ordered_clients[i];
-    if (end - i == 1) {
-      // Usually there is nothing to delete: the DELETE (and its temporary
-      // b-tree, about 160 KB of malloc per row at 16,700 rows/s, carved
-      // from the free holes of the heap so that their pages were resident
-      // again within seconds of each trim: issue #17, the million run's
-      // RSS) runs only when the user has other rows.
-      if (StoreStatus st = Prepare(kHasOtherClients, &s); !st) {
-        return st.error();
-      }
-      bool others = false;
-      {
-        StmtReset reset(s);
-        int rc = Bind(s, first.user_id, first.client);
-        if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
-        rc = sqlite3_step(s);
-        if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-          return Fail(rc, "WritePresence");
-        }
-        others = rc == SQLITE_ROW;
-      }
-      if (others) {
-        if (StoreStatus st = Prepare(kDeleteOtherClients, &s); !st) {
-          return st.error();
-        }
-        StmtReset reset(s);
-        int rc = Bind(s, first.user_id, first.client);
-        if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
-        rc = sqlite3_step(s);
-        if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
-      }
-    } else {
-      if (StoreStatus st = Prepare(kDeleteClients, &s); !st) {
-        return st.error();
-      }
+StoreStatus SqliteStore::ReplaceClientsLocked(
+    std::span<const ClientPresenceRecord* const> rows) {
+  // A user with one row (every ping of a one-client user) keeps it in
+  // place: the row is updated where it exists and the user's other rows
+  // deleted. Deleting and inserting it instead made SQLite check the users
+  // table's key for every row (an inserted row's foreign key; an updated
+  // one that keeps its user_id is not checked): at 1M users a page read per
+  // row from a table far larger than the page cache (issue #17). A user
+  // with several rows is replaced whole: delete, then insert (foreign keys
+  // check users and realms).
+  const ClientPresenceRecord& first = *rows.front();
+  sqlite3_stmt* s = nullptr;
+  if (rows.size() == 1) {
+    // Usually there is nothing to delete: the DELETE (and its temporary
+    // b-tree, about 160 KB of malloc per row at 16,700 rows/s, carved from
+    // the free holes of the heap so that their pages were resident again
+    // within seconds of each trim: issue #17, the million run's RSS) runs
+    // only when the user has other rows.
+    if (StoreStatus st = Prepare(kHasOtherClients, &s); !st) return st;
+    bool others = false;
+    {
       StmtReset reset(s);
-      int rc = Bind(s, first.user_id);
-      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      int rc = Bind(s, first.user_id, first.client);
+      if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
       rc = sqlite3_step(s);
-      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return Fail(rc, "merge presence_log");
+      }
+      others = rc == SQLITE_ROW;
     }
-    if (StoreStatus st =
-            Prepare(end - i == 1 ? kUpsertClient : kInsertClient, &s);
-        !st) {
-      return st.error();
-    }
-    for (; i < end; ++i) {
-      const ClientPresenceRecord& row = *ordered_clients[i];
+    if (others) {
+      if (StoreStatus st = Prepare(kDeleteOtherClients, &s); !st) return st;
       StmtReset reset(s);
-      int rc = Bind(s, row.user_id, row.client, row.realm_id,
-                    NullableTime{row.last_connected},
-                    NullableTime{row.last_active}, row.last_update_id);
-      if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+      int rc = Bind(s, first.user_id, first.client);
+      if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
       rc = sqlite3_step(s);
-      if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
+      if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
     }
-  }
-
-  if (StoreStatus st = Prepare(kUpdateSequence, &s); !st) return st.error();
-  for (const SequenceRecord& seq : sequences) {
+  } else {
+    if (StoreStatus st = Prepare(kDeleteClients, &s); !st) return st;
     StmtReset reset(s);
-    int rc = Bind(s, seq.last_update_id, seq.reserved_update_id, seq.realm_id);
-    if (rc != SQLITE_OK) return Fail(rc, "WritePresence");
+    int rc = Bind(s, first.user_id);
+    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
     rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Fail(rc, "WritePresence");
-    if (sqlite3_changes(db_) == 0) return Errc::kNotFound;
+    if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
   }
-  return txn.Commit();
+  if (StoreStatus st =
+          Prepare(rows.size() == 1 ? kUpsertClient : kInsertClient, &s);
+      !st) {
+    return st;
+  }
+  for (const ClientPresenceRecord* row : rows) {
+    StmtReset reset(s);
+    int rc = Bind(s, row->user_id, row->client, row->realm_id,
+                  NullableTime{row->last_connected},
+                  NullableTime{row->last_active}, row->last_update_id);
+    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
+    rc = sqlite3_step(s);
+    if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
+  }
+  return {};
 }
 
 StoreStatus SqliteStore::Checkpoint() {

@@ -23,7 +23,31 @@
 //             all NULL until one is set; status_scheduled_end_time,
 //             status_dnd and status_dnd_end_time are reserved for issue
 //             #18's later parts and not written yet.
+//   presence_log (schema 4): seq INTEGER PRIMARY KEY, batch, user_id,
+//             realm_id, client (NULL for the user's own row), the three
+//             presence columns. WritePresence appends its rows here (one
+//             batch number per call) instead of updating presence and
+//             client_presence in place; see "The presence log" below. No
+//             foreign keys (one would read a page of users per row): the
+//             store checks the ids against those it has seen exist.
 // AUTOINCREMENT means ids are never reused, even after a row is deleted.
+//
+// The presence log. At a million users pinging once a minute, a flush of
+// 16,700 rows spread over the whole user table rewrote nearly every leaf
+// page of presence and client_presence in each commit (about 18,500 pages,
+// 0.45 s; issue #17), whatever the batch held. Appending to the log writes
+// about 40 bytes a row instead. The log is merged into the tables in
+// chunks: once it holds log_merge_rows rows or log_merge_batches batches,
+// a WritePresence, after its own commit, merges its oldest whole batches
+// (up to those limits) in a transaction of their own, in user order, so a
+// chunk visits each leaf page at most once however many rows it carries.
+// Each batch is appended in user order, so the merge reads a cursor per
+// batch and takes the smallest user next: no sort, memory for the cursors
+// only. Merging applies the rules of an in-place write in log order: a
+// user's last row wins, and a user's client rows are those of the last
+// batch that named any. LoadInto merges the whole log first, so what it
+// reads is what was written; a
+// crash leaves the log for the next Load.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
 // runs against both). Errors: a UNIQUE violation on insert or update is
@@ -42,12 +66,15 @@
 #define PRESENCE_STORE_SQLITE_STORE_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "core/store.h"
 #include "util/mutex.h"
@@ -61,7 +88,7 @@ namespace presence::store {
 class SqliteStore final : public Store {
  public:
   // The schema version this code writes and the newest it can read.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // How long a statement waits for a lock held by another connection.
   static constexpr int kBusyTimeoutMs = 5000;
   // The database file name inside the directory given to Open.
@@ -73,6 +100,19 @@ class SqliteStore final : public Store {
   // is not a database or its schema is newer than kSchemaVersion;
   // kStoreFailed for any other SQLite failure; the error says why.
   static StoreResult<std::unique_ptr<SqliteStore>> Open(const std::string& dir);
+
+  struct Options {
+    // Log rows that start a merge, and the least a merge chunk takes (whole
+    // batches). At 16,700 rows a second, 262,144 is a chunk every 16 s that
+    // rewrites each page of the tables once.
+    std::size_t log_merge_rows = 262'144;
+    // Batches that start a merge, and the most a chunk takes: the merge
+    // reads a cursor per batch (a realm that flushes a few rows a second
+    // merges every minute or so).
+    std::size_t log_merge_batches = 64;
+  };
+  static StoreResult<std::unique_ptr<SqliteStore>> Open(const std::string& dir,
+                                                        const Options& options);
 
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
@@ -100,6 +140,12 @@ class SqliteStore final : public Store {
                             std::span<const ClientPresenceRecord> clients,
                             std::span<const SequenceRecord> sequences) override;
 
+  // Merges the whole presence log into presence and client_presence, in
+  // chunks (LoadInto does this first). kStoreFailed on failure.
+  StoreStatus MergeLog() EXCLUDES(mu_);
+  // Rows in the presence log, not merged yet.
+  std::size_t log_rows() const EXCLUDES(mu_);
+
   // Copies the WAL into the database file and truncates it. kStoreFailed on
   // failure.
   StoreStatus Checkpoint() EXCLUDES(mu_);
@@ -126,6 +172,12 @@ class SqliteStore final : public Store {
     // A checkpoint's copy of the WAL into the database is not counted.
     std::int64_t pages_read = 0;
     std::int64_t pages_written = 0;
+    // The presence log: rows not merged yet, and since Open the merges
+    // (chunks), the rows they merged and the time they took.
+    std::int64_t log_rows = 0;
+    std::int64_t log_merges = 0;
+    std::int64_t log_merged_rows = 0;
+    double log_merge_seconds = 0;
   };
   // Never blocks on mu_ (a /metrics scrape must not wait for an fsync).
   MemoryStats Memory() const;
@@ -138,7 +190,7 @@ class SqliteStore final : public Store {
  private:
   class Transaction;
 
-  SqliteStore(sqlite3* db, std::string path);
+  SqliteStore(sqlite3* db, std::string path, const Options& options);
 
   // Sets *stmt to the cached prepared statement for `sql`, which must be a
   // string with static storage duration (it keys the cache).
@@ -164,6 +216,20 @@ class SqliteStore final : public Store {
   StoreStatus Migrate() REQUIRES(mu_);
   // Records this connection's page cache size for Memory().
   void NotePageCache() REQUIRES(mu_);
+  // Reads the log's batches (their rowid ranges) and last batch number;
+  // part of Open.
+  StoreStatus ReadLogState() REQUIRES(mu_);
+  // Merges the log's oldest whole batches, up to Options' rows and batches
+  // (at least one batch), in one transaction.
+  StoreStatus MergeChunkLocked() REQUIRES(mu_);
+  StoreStatus MergeLogLocked() REQUIRES(mu_);
+  // kNotFound unless the user and the realm exist (as the foreign keys of
+  // presence and client_presence would say).
+  StoreStatus CheckIdsLocked(UserId user, RealmId realm) REQUIRES(mu_);
+  // A user's client rows replace all of theirs (rows of one user, sorted by
+  // client); part of a write transaction.
+  StoreStatus ReplaceClientsLocked(
+      std::span<const ClientPresenceRecord* const> rows) REQUIRES(mu_);
 
   // Guards the connection (every use of db_) and the statement cache.
   mutable Mutex mu_;
@@ -172,11 +238,33 @@ class SqliteStore final : public Store {
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_ GUARDED_BY(mu_);
   // True until Open has configured the connection (see Fail).
   bool opening_ GUARDED_BY(mu_) = true;
+  const Options options_;
+  // Rows in presence_log, and the batch number of the last WritePresence.
+  std::size_t log_rows_ GUARDED_BY(mu_) = 0;
+  std::int64_t last_batch_ GUARDED_BY(mu_) = 0;
+  // The log's batches, oldest first: each a rowid range in user order.
+  struct LogBatch {
+    std::int64_t batch;
+    std::int64_t first_seq;
+    std::int64_t last_seq;
+    std::size_t rows;
+  };
+  std::deque<LogBatch> log_batches_ GUARDED_BY(mu_);
+  // The merge's cursors (kLogBatch), one per batch of a chunk; prepared
+  // when first needed, kept until the store closes.
+  std::vector<sqlite3_stmt*> log_cursors_ GUARDED_BY(mu_);
+  // Ids known to exist (from Load, or looked up once): a bit per id.
+  std::vector<bool> known_users_ GUARDED_BY(mu_);
+  std::vector<bool> known_realms_ GUARDED_BY(mu_);
   // Memory(): written under mu_, read without it.
   std::atomic<std::int64_t> page_cache_bytes_{0};
   std::atomic<std::int64_t> page_cache_limit_bytes_{0};
   std::atomic<std::int64_t> pages_read_{0};
   std::atomic<std::int64_t> pages_written_{0};
+  std::atomic<std::int64_t> log_rows_seen_{0};
+  std::atomic<std::int64_t> log_merges_{0};
+  std::atomic<std::int64_t> log_merged_rows_{0};
+  std::atomic<std::int64_t> log_merge_ns_{0};
 };
 
 }  // namespace presence::store

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "store/temp_dir.h"
+#include "testing/memory_store.h"
 
 namespace presence::store {
 namespace {
@@ -428,6 +429,8 @@ TEST_F(SqliteStoreTest, StoresNullTimesAsNullAndHashAsLowercaseHex) {
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
   Snapshot snap = Populate(store.get());
+  // Presence rows reach their table when the log is merged.
+  ASSERT_TRUE(store->MergeLog());
   RawDb raw(DbPath());
   EXPECT_EQ(raw.Query("SELECT count(*) FROM presence WHERE last_active IS "
                       "NULL"),
@@ -523,6 +526,7 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
   Snapshot before = Populate(store.get());
+  ASSERT_TRUE(store->MergeLog());
   // query_only makes SQLite refuse every write, whoever the process runs as.
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
 
@@ -564,6 +568,22 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
   EXPECT_TRUE(store->WritePresence({&row, 1}, {}, {&seq, 1}));
   EXPECT_TRUE(store->InsertRealm(RealmNamed("new")));
+
+  // Load merges the presence log first: with rows in it, a store that
+  // refuses writes cannot load (a start-up says why), and the rows stay in
+  // the log for a store that can.
+  ASSERT_EQ(store->log_rows(), 1u);
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
+  auto refused = store->Load();
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.error(), Errc::kStoreFailed);
+  EXPECT_THAT(refused.error().message(), HasSubstr("merge presence_log"));
+  EXPECT_EQ(store->log_rows(), 1u);
+  ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
+  auto loaded = store->Load();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error();
+  EXPECT_THAT(loaded->presence, ::testing::Contains(row));
+  EXPECT_EQ(store->log_rows(), 0u);
 }
 
 // Two threads failing at once each get the reason of their own call (a
@@ -709,14 +729,17 @@ void InsertUsers(const std::string& db_path, RealmId realm, int n) {
       "1, 1, 0, lower(hex(randomblob(32))) FROM n");
 }
 
-// A group commit writes its rows in key order whatever order they changed
-// in (issue #17: 16,700 random rows a second over 1M users, through a page
-// cache much smaller than the table, read a leaf per row and spilled pages
-// to the WAL again and again, so a commit outlasted its interval). With a
-// cache of 16 pages, 20,000 rows (and a client row each) rewritten in random
-// order must read and write each page about once: far fewer pages than rows,
-// and none of the users table's.
-TEST_F(SqliteStoreTest, Issue17_GroupCommitTouchesEachPageOnce) {
+// A group commit appends its rows to the presence log, and a merge writes
+// them into the tables in key order, whatever order they changed in (issue
+// #17: 16,700 random rows a second over 1M users, written in place, read a
+// leaf per row and spilled pages to the WAL again and again; written in
+// order, they still rewrote nearly every page of both tables in every
+// commit). With a cache of 16 pages, 20,000 rows (and a client row each)
+// rewritten in random order: the commit writes about the pages the rows
+// fill, and reads the users table's pages (the rows' foreign keys) once, in
+// order; the merge reads and writes each page of the log and the tables
+// about once. In random order each would be a page or more per row.
+TEST_F(SqliteStoreTest, Issue17_GroupCommitAndMergeTouchEachPageOnce) {
   auto store = MustOpen(dir_.path());
   ASSERT_NE(store, nullptr);
   const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
@@ -752,6 +775,7 @@ TEST_F(SqliteStoreTest, Issue17_GroupCommitTouchesEachPageOnce) {
   SequenceRecord seq{
       .realm_id = realm, .last_update_id = 1, .reserved_update_id = 100};
   ASSERT_TRUE(store->WritePresence(rows, clients_of(rows), {&seq, 1}));
+  ASSERT_TRUE(store->MergeLog());
 
   ASSERT_TRUE(store->ExecForTesting("PRAGMA cache_size = 16"));
   std::shuffle(rows.begin(), rows.end(), rng);
@@ -762,16 +786,27 @@ TEST_F(SqliteStoreTest, Issue17_GroupCommitTouchesEachPageOnce) {
   seq.last_update_id = static_cast<UpdateId>(rows.size() + 1);
   const SqliteStore::MemoryStats before = store->Memory();
   ASSERT_TRUE(store->WritePresence(rows, clients_of(rows), {&seq, 1}));
-  const SqliteStore::MemoryStats after = store->Memory();
-  const std::int64_t read = after.pages_read - before.pages_read;
-  const std::int64_t written = after.pages_written - before.pages_written;
-  // The presence and client tables take some 350 pages (interior pages
-  // included): each is read and written about once. Rows in random order
-  // read and wrote some 18,700; checking each client row's user key in the
-  // users table (a delete and insert per row) read about 600 more.
-  EXPECT_GT(written, 0);
-  EXPECT_LT(read, kUsers / 32) << "pages read for " << kUsers << " rows";
-  EXPECT_LT(written, kUsers / 32) << "pages written for " << kUsers << " rows";
+  const SqliteStore::MemoryStats appended = store->Memory();
+  EXPECT_EQ(store->log_rows(), 2u * kUsers);
+  ASSERT_TRUE(store->MergeLog());
+  EXPECT_EQ(store->log_rows(), 0u);
+  const SqliteStore::MemoryStats merged = store->Memory();
+  const std::int64_t append_read = appended.pages_read - before.pages_read;
+  const std::int64_t append_written =
+      appended.pages_written - before.pages_written;
+  const std::int64_t merge_read = merged.pages_read - appended.pages_read;
+  const std::int64_t merge_written =
+      merged.pages_written - appended.pages_written;
+  // The log's 40,000 rows fill some 450 pages; the users table takes some
+  // 700 (its keys' digests in hex), presence and client_presence some 350.
+  // The merge reads the log, then frees its pages, and reads and writes the
+  // two tables.
+  EXPECT_GT(append_written, 0);
+  EXPECT_LT(append_written, kUsers / 32) << "pages written for " << kUsers;
+  EXPECT_LT(append_read, kUsers / 16) << "pages read for " << kUsers;
+  EXPECT_GT(merge_written, 0);
+  EXPECT_LT(merge_written, kUsers / 16) << "pages merged for " << kUsers;
+  EXPECT_LT(merge_read, kUsers / 8) << "pages read to merge " << kUsers;
 
   auto snap = store->Load();
   ASSERT_TRUE(snap.has_value());
@@ -855,6 +890,177 @@ TEST_F(SqliteStoreTest, CommitsOnlyInTheWalSurviveACrash) {
   EXPECT_EQ(snap->client_presence, b.clients);
   ASSERT_EQ(snap->realms.size(), 1u);
   EXPECT_EQ(snap->realms[0].last_update_id, kCommits);
+}
+
+std::unique_ptr<SqliteStore> MustOpenWith(
+    const std::string& dir, std::size_t log_merge_rows,
+    std::size_t log_merge_batches = 1'000'000) {
+  auto store = SqliteStore::Open(
+      dir, SqliteStore::Options{.log_merge_rows = log_merge_rows,
+                                .log_merge_batches = log_merge_batches});
+  EXPECT_TRUE(store.has_value()) << store.error();
+  return store ? std::move(*store) : nullptr;
+}
+
+// The presence log waits until it holds log_merge_rows rows; the write that
+// fills it merges it after its own commit, and the tables then hold the
+// rows.
+TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheThreshold) {
+  auto store = MustOpenWith(dir_.path(), 10);
+  ASSERT_NE(store, nullptr);
+  const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  std::vector<UserId> users;
+  for (int i = 0; i < 3; ++i) {
+    users.push_back(
+        store->InsertUser(UserNamed(realm, "u" + std::to_string(i) + "@x"))
+            .value());
+  }
+  RawDb raw(DbPath());
+  std::vector<PresenceRecord> rows;
+  for (int batch = 1; batch <= 4; ++batch) {
+    rows.clear();
+    for (UserId u : users) {
+      rows.push_back({.user_id = u,
+                      .realm_id = realm,
+                      .last_connected = 1'000 * batch,
+                      .last_active = 1'000 * batch,
+                      .last_update_id = batch});
+    }
+    ASSERT_TRUE(store->WritePresence(rows, {}, {}));
+    if (batch < 4) {
+      EXPECT_EQ(store->log_rows(), 3u * batch);
+      EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"),
+                std::to_string(3 * batch));
+      EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "0");
+    }
+  }
+  EXPECT_EQ(store->log_rows(), 0u);
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "0");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "3");
+  EXPECT_EQ(raw.Query("SELECT max(last_active) FROM presence"), "4000");
+  EXPECT_EQ(store->Load()->presence, rows);
+}
+
+// A log of many small batches is merged once it holds log_merge_batches of
+// them, however few rows they carry (the merge reads a cursor per batch).
+TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheBatches) {
+  auto store = MustOpenWith(dir_.path(), 1'000'000, 3);
+  ASSERT_NE(store, nullptr);
+  const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  const UserId a = store->InsertUser(UserNamed(realm, "a@x")).value();
+  const UserId b = store->InsertUser(UserNamed(realm, "b@x")).value();
+  RawDb raw(DbPath());
+  for (int batch = 1; batch <= 7; ++batch) {
+    // b's row comes first in the call; the log holds it in user order.
+    const PresenceRecord rows[] = {{.user_id = batch % 2 ? b : a,
+                                    .realm_id = realm,
+                                    .last_connected = 10 * batch,
+                                    .last_active = 10 * batch,
+                                    .last_update_id = batch}};
+    ASSERT_TRUE(store->WritePresence(rows, {}, {}));
+    EXPECT_EQ(store->log_rows(), static_cast<std::size_t>(batch % 3));
+    EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"),
+              std::to_string(batch % 3));
+  }
+  // Merged at batches 3 and 6: b last wrote at 5, a at 6; batch 7 (b) is
+  // in the log.
+  EXPECT_EQ(raw.Query("SELECT group_concat(last_active) FROM (SELECT "
+                      "last_active FROM presence ORDER BY user_id)"),
+            "60,50");
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.has_value());
+  ASSERT_EQ(snap->presence.size(), 2u);
+  EXPECT_EQ(snap->presence[0].last_active, 60);
+  EXPECT_EQ(snap->presence[1].last_active, 70);
+  EXPECT_EQ(store->log_rows(), 0u);
+}
+
+// Merging the log gives what writing each batch into the tables in place
+// gave (MemoryStore does that): a user's last row wins, and a user's client
+// rows are those of the last batch that named any (a client named twice in
+// a batch: its later row). Also when the merges take a few batches at a
+// time, and when a log left by a store that never merged is merged on Load
+// in chunks, a later chunk overriding an earlier one.
+TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
+  MemoryStore model;
+  std::unique_ptr<SqliteStore> store = MustOpenWith(dir_.path(), 5);
+  ASSERT_NE(store, nullptr);
+  const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  ASSERT_EQ(model.InsertRealm(RealmNamed("acme")).value(), realm);
+  constexpr int kUsers = 12;
+  std::vector<UserId> users;
+  for (int i = 0; i < kUsers; ++i) {
+    const UserRecord u = UserNamed(realm, "u" + std::to_string(i) + "@x");
+    users.push_back(store->InsertUser(u).value());
+    ASSERT_EQ(model.InsertUser(u).value(), users.back());
+  }
+  const std::string names[] = {"website", "ZulipMobile", "ZulipDesktop"};
+  std::mt19937 rng(4);
+  auto pick = [&rng](int n) {
+    return std::uniform_int_distribution<int>(0, n - 1)(rng);
+  };
+  auto time_or_none = [&](Micros t) { return pick(5) == 0 ? kNoTime : t; };
+  auto expect_same = [&](const char* when, int step) {
+    auto got = store->Load();
+    ASSERT_TRUE(got.has_value()) << got.error();
+    auto want = model.Load();
+    EXPECT_EQ(got->presence, want->presence) << when << " " << step;
+    EXPECT_EQ(got->client_presence, want->client_presence)
+        << when << " " << step;
+    EXPECT_EQ(got->realms, want->realms) << when << " " << step;
+    EXPECT_EQ(store->log_rows(), 0u);
+  };
+  for (int step = 1; step <= 300; ++step) {
+    std::vector<PresenceRecord> rows;
+    for (int k = pick(5); k > 0; --k) {
+      rows.push_back({.user_id = users[pick(kUsers)],
+                      .realm_id = realm,
+                      .last_connected = time_or_none(step * 10),
+                      .last_active = time_or_none(step * 10 + k),
+                      .last_update_id = step});
+    }
+    std::vector<ClientPresenceRecord> clients;
+    for (int k = pick(5); k > 0; --k) {
+      clients.push_back({.realm_id = realm,
+                         .user_id = users[pick(kUsers)],
+                         .client = names[pick(3)],
+                         .last_connected = time_or_none(step * 10),
+                         .last_active = time_or_none(step * 10 + k),
+                         .last_update_id = step});
+    }
+    const SequenceRecord seq{.realm_id = realm,
+                             .last_update_id = step,
+                             .reserved_update_id = step + 10};
+    ASSERT_TRUE(store->WritePresence(rows, clients, {&seq, 1})) << step;
+    ASSERT_TRUE(model.WritePresence(rows, clients, {&seq, 1})) << step;
+    if (step % 50 == 0 && step <= 150) {
+      expect_same("merged while writing, step", step);
+    }
+    if (step == 100) {
+      // A store that merges by batches: every third batch, whatever its
+      // rows.
+      store.reset();
+      store = MustOpenWith(dir_.path(), 1'000'000, 3);
+      ASSERT_NE(store, nullptr);
+    }
+    if (step == 150) {
+      // A store that never merges (its thresholds out of reach) ...
+      store.reset();
+      store = MustOpenWith(dir_.path(), 1'000'000);
+      ASSERT_NE(store, nullptr);
+    }
+    if (step == 299) {
+      EXPECT_GT(store->log_rows(), 100u);
+      // ... and its log merged by the next one's Load, three rows' worth
+      // of whole batches and at most four batches at a time.
+      store.reset();
+      store = MustOpenWith(dir_.path(), 3, 4);
+      ASSERT_NE(store, nullptr);
+      EXPECT_GT(store->log_rows(), 100u);
+      expect_same("merged on load in chunks, step", step);
+    }
+  }
+  expect_same("at the end, step", 300);
 }
 
 TEST_F(SqliteStoreTest, UndecodableRowIsCorrupt) {
