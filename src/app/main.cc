@@ -174,15 +174,29 @@ std::optional<boost::asio::ip::tcp::endpoint> Listen(
   return *bound;
 }
 
-// Every request that was answered is in memory: commit it all.
-int FinalFlush(Flusher& flusher, PresenceService& service) {
+// Every request that was answered is in memory: commit it all. Then the
+// embedded store's presence log is merged into its tables, so that the
+// next start has nothing to merge (a crash leaves the log to it).
+int FinalFlush(Flusher& flusher, PresenceService& service,
+               store::SqliteStore* sqlite) {
   flusher.Stop();
   auto flushed = service.Flush();
   if (!flushed) {
     Log("error", "final_flush_failed", {{"reason", service.failure()}});
     return 1;
   }
-  Log("info", "stopped", {{"rows_flushed", std::to_string(flushed->rows)}});
+  std::string log_rows = "0";
+  if (sqlite != nullptr) {
+    log_rows = std::to_string(sqlite->log_rows());
+    // The rows are durable in the log either way: a failed merge is the
+    // next Load's to redo, not a loss.
+    if (StoreStatus merged = sqlite->MergeLog(); !merged) {
+      Log("warn", "log_merge_failed", {{"reason", merged.error().message()}});
+    }
+  }
+  Log("info", "stopped",
+      {{"rows_flushed", std::to_string(flushed->rows)},
+       {"log_rows_merged", log_rows}});
   return 0;
 }
 
@@ -252,7 +266,9 @@ int Main(int argc, char** argv) {
       const store::SqliteStore::MemoryStats m = sqlite->Memory();
       return api::StoreMemory{m.memory_used_bytes, m.memory_highwater_bytes,
                               m.page_cache_bytes,  m.page_cache_limit_bytes,
-                              m.pages_read,        m.pages_written};
+                              m.pages_read,        m.pages_written,
+                              m.log_rows,          m.log_merges,
+                              m.log_merged_rows,   m.log_merge_seconds};
     });
   }
   options.metrics = &metrics;
@@ -385,7 +401,7 @@ int Main(int argc, char** argv) {
   // Requests still waiting for the replica are answered (into the stopped
   // contexts) while their I/O contexts exist.
   service.CancelWaits();
-  return FinalFlush(flusher, service);
+  return FinalFlush(flusher, service, backend.sqlite.get());
 }
 
 }  // namespace

@@ -6,7 +6,9 @@ are group-committed every --flush-interval-ms; update ids are never reissued
 """
 
 import os
+import re
 import signal
+import sqlite3
 import time
 import unittest
 
@@ -142,12 +144,37 @@ class PresenceDurabilityTest(DurabilityTestCase):
         watcher.client.ping()
         return r, users, watcher
 
-    def _assert_same_after_restart(self, stop, flush_interval_ms):
+    def _tables(self, s):
+        """Rows in the stopped server's presence log and presence table."""
+        db = sqlite3.connect(os.path.join(s.data_dir, "presence.sqlite3"))
+        try:
+            return tuple(
+                db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("presence_log", "presence"))
+        finally:
+            db.close()
+
+    def _assert_same_after_restart(self, stop, flush_interval_ms,
+                                   merged_on_stop=True):
         s = self.start(flush_interval_ms=flush_interval_ms)
         r, users, watcher = self._write_some_presence(s)
         before = self.snapshot(watcher)
         self.assertEqual(len(before[1]), len(users))
         stop(s)
+        log_rows, presence_rows = self._tables(s)
+        if merged_on_stop:
+            # A clean stop merges the presence log into the tables.
+            self.assertEqual((log_rows, presence_rows), (0, len(users)))
+            merged = re.search(r"event=stopped .*log_rows_merged=(\d+)",
+                               s.stderr_text())
+            self.assertIsNotNone(merged, s.stderr_text()[-2000:])
+            self.assertGreaterEqual(int(merged.group(1)), len(users))
+        else:
+            # A crash leaves the log (its rows written since the tables'
+            # last merge: all of them, far below the merge threshold) to
+            # the next start.
+            self.assertGreaterEqual(log_rows, len(users))
+            self.assertEqual(presence_rows, 0)
         s2 = self.restart(s)
         rebind(s2, r)
         s2.set_clock(T + 60)
@@ -168,7 +195,7 @@ class PresenceDurabilityTest(DurabilityTestCase):
         def crash(s):
             time.sleep(1.2)
             s.kill()
-        self._assert_same_after_restart(crash, 100)
+        self._assert_same_after_restart(crash, 100, merged_on_stop=False)
 
 
 class UpdateIdDurabilityTest(DurabilityTestCase):
