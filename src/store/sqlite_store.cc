@@ -207,7 +207,8 @@ constexpr std::string_view kLogScan =
 // batch): a rowid range, so no sort. The merge opens one per batch.
 constexpr std::string_view kLogBatch =
     "SELECT user_id, realm_id, client, last_connected, last_active, "
-    "last_update_id FROM presence_log WHERE seq BETWEEN ? AND ? ORDER BY seq";
+    "last_update_id, seq FROM presence_log WHERE seq BETWEEN ? AND ? "
+    "ORDER BY seq";
 constexpr std::string_view kLogDeleteChunk =
     "DELETE FROM presence_log WHERE seq <= ?";
 // The whole log (a merge's usual case): SQLite's truncate optimisation
@@ -429,7 +430,9 @@ SqliteStore::SqliteStore(sqlite3* db, std::string path, const Options& options)
       options_{
           .log_merge_rows = std::max<std::size_t>(options.log_merge_rows, 1),
           .log_merge_batches =
-              std::max<std::size_t>(options.log_merge_batches, 1)} {}
+              std::max<std::size_t>(options.log_merge_batches, 1),
+          .log_merge_slices =
+              std::max<std::size_t>(options.log_merge_slices, 1)} {}
 
 SqliteStore::~SqliteStore() {
   MutexLock lock(mu_);
@@ -1119,9 +1122,9 @@ StoreStatus SqliteStore::WritePresence(
   }
   // The batch is durable; now, at most one chunk of the log's oldest rows
   // (a flush turn stays short: the next one reserves update ids).
-  if (log_rows_ >= options_.log_merge_rows ||
+  if (round_ || log_rows_ >= options_.log_merge_rows ||
       log_batches_.size() >= options_.log_merge_batches) {
-    return MergeChunkLocked();
+    return MergeSliceLocked(/*to_end=*/false);
   }
   return {};
 }
@@ -1157,23 +1160,36 @@ std::size_t SqliteStore::log_rows() const {
 
 StoreStatus SqliteStore::MergeLogLocked() {
   while (!log_batches_.empty()) {
-    if (StoreStatus st = MergeChunkLocked(); !st) return st;
+    if (StoreStatus st = MergeSliceLocked(/*to_end=*/true); !st) return st;
   }
   return {};
 }
 
-StoreStatus SqliteStore::MergeChunkLocked() {
+StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
   const auto started = std::chrono::steady_clock::now();
-  // The chunk: the oldest batches, up to log_merge_rows rows (at least one
-  // batch) and log_merge_batches batches.
-  std::size_t n_batches = 0;
-  std::size_t chunk_rows = 0;
-  while (n_batches < log_batches_.size() &&
-         n_batches < options_.log_merge_batches &&
-         (n_batches == 0 || chunk_rows < options_.log_merge_rows)) {
-    chunk_rows += log_batches_[n_batches++].rows;
+  if (!round_) {
+    // A round: the oldest batches, up to log_merge_batches (at least one),
+    // merged a slice of users at a time.
+    std::size_t n_batches = 0;
+    std::size_t rows = 0;
+    while (n_batches < log_batches_.size() &&
+           n_batches < options_.log_merge_batches) {
+      rows += log_batches_[n_batches++].rows;
+    }
+    if (n_batches == 0) return {};
+    MergeRound r{.batches = n_batches,
+                 .rows = rows,
+                 .slice_rows = std::max<std::size_t>(
+                     1, (rows + options_.log_merge_slices - 1) /
+                            options_.log_merge_slices),
+                 .next_seq = {}};
+    r.next_seq.reserve(n_batches);
+    for (std::size_t i = 0; i < n_batches; ++i) {
+      r.next_seq.push_back(log_batches_[i].first_seq);
+    }
+    round_ = std::move(r);
   }
-  if (n_batches == 0) return {};
+  const std::size_t n_batches = round_->batches;
   const bool whole_log = n_batches == log_batches_.size();
 
   Transaction txn(this, "merge presence_log");
@@ -1221,7 +1237,7 @@ StoreStatus SqliteStore::MergeChunkLocked() {
   };
   for (std::size_t i = 0; i < n_batches; ++i) {
     const LogBatch& b = log_batches_[i];
-    const int rc = Bind(log_cursors_[i], b.first_seq, b.last_seq);
+    const int rc = Bind(log_cursors_[i], round_->next_seq[i], b.last_seq);
     if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
     if (StoreStatus st = step(i); !st) return st;
   }
@@ -1276,6 +1292,11 @@ StoreStatus SqliteStore::MergeChunkLocked() {
     return {};
   };
   while (!heads.empty()) {
+    // The slice ends with a user, once it holds its share of the round.
+    if (!to_end && merged >= round_->slice_rows &&
+        heads.front().first != user) {
+      break;
+    }
     std::pop_heap(heads.begin(), heads.end(), std::greater<>());
     const auto [row_user, i] = heads.back();
     heads.pop_back();
@@ -1313,29 +1334,47 @@ StoreStatus SqliteStore::MergeChunkLocked() {
   if (have_user) {
     if (StoreStatus st = finish_user(); !st) return st;
   }
-  for (std::size_t i = 0; i < n_batches; ++i) sqlite3_reset(log_cursors_[i]);
-
-  {
+  if (!heads.empty()) {
+    // Where each batch resumes: its cursor's row, not merged yet (a batch
+    // that has none left resumes past its end).
+    std::vector<std::int64_t> next_seq(n_batches);
+    for (std::size_t i = 0; i < n_batches; ++i) {
+      next_seq[i] = log_batches_[i].last_seq + 1;
+    }
+    for (const auto& [head_user, i] : heads) {
+      next_seq[i] = ColumnInt(log_cursors_[i], 6);
+    }
+    for (std::size_t i = 0; i < n_batches; ++i) sqlite3_reset(log_cursors_[i]);
+    if (StoreStatus st = txn.Commit(); !st) return st;
+    // The round's rows stay in the log until its last slice: after a crash
+    // the next Load merges them again, which gives the same tables (rows
+    // applied in log order).
+    round_->next_seq = std::move(next_seq);
+  } else {
+    for (std::size_t i = 0; i < n_batches; ++i) sqlite3_reset(log_cursors_[i]);
     sqlite3_stmt* s = nullptr;
     if (StoreStatus st =
             Prepare(whole_log ? kLogDeleteAll : kLogDeleteChunk, &s);
         !st) {
       return st;
     }
-    StmtReset reset(s);
-    int rc =
-        whole_log ? SQLITE_OK : Bind(s, log_batches_[n_batches - 1].last_seq);
-    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
-    rc = sqlite3_step(s);
-    if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
+    {
+      StmtReset reset(s);
+      int rc =
+          whole_log ? SQLITE_OK : Bind(s, log_batches_[n_batches - 1].last_seq);
+      if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
+      rc = sqlite3_step(s);
+      if (rc != SQLITE_DONE) return Fail(rc, "merge presence_log");
+    }
+    if (StoreStatus st = txn.Commit(); !st) return st;
+    log_batches_.erase(
+        log_batches_.begin(),
+        log_batches_.begin() + static_cast<std::ptrdiff_t>(n_batches));
+    log_rows_ -= std::min(log_rows_, round_->rows);
+    round_.reset();
+    log_rows_seen_.store(static_cast<std::int64_t>(log_rows_),
+                         std::memory_order_relaxed);
   }
-  if (StoreStatus st = txn.Commit(); !st) return st;
-  log_batches_.erase(
-      log_batches_.begin(),
-      log_batches_.begin() + static_cast<std::ptrdiff_t>(n_batches));
-  log_rows_ -= std::min(log_rows_, chunk_rows);
-  log_rows_seen_.store(static_cast<std::int64_t>(log_rows_),
-                       std::memory_order_relaxed);
   log_merges_.fetch_add(1, std::memory_order_relaxed);
   log_merged_rows_.fetch_add(static_cast<std::int64_t>(merged),
                              std::memory_order_relaxed);

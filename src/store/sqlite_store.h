@@ -37,16 +37,18 @@
 // page of presence and client_presence in each commit (about 18,500 pages,
 // 0.45 s; issue #17), whatever the batch held. Appending to the log writes
 // about 40 bytes a row instead. The log is merged into the tables in
-// chunks: once it holds log_merge_rows rows or log_merge_batches batches,
-// a WritePresence, after its own commit, merges its oldest whole batches
-// (up to those limits) in a transaction of their own, in user order, so a
-// chunk visits each leaf page at most once however many rows it carries.
-// Each batch is appended in user order, so the merge reads a cursor per
-// batch and takes the smallest user next: no sort, memory for the cursors
-// only. Merging applies the rules of an in-place write in log order: a
-// user's last row wins, and a user's client rows are those of the last
-// batch that named any. LoadInto merges the whole log first, so what it
-// reads is what was written; a
+// rounds: once it holds log_merge_rows rows or log_merge_batches batches,
+// a round takes its batches (up to log_merge_batches) and merges them a
+// slice of users at a time, one slice after each WritePresence's own
+// commit, in a transaction of its own, in user order, so a round visits
+// each leaf page at most once however many rows it carries. Each batch is
+// appended in user order, so the merge reads a cursor per batch and takes
+// the smallest user next: no sort, memory for the cursors only. Merging
+// applies the rules of an in-place write in log order: a user's last row
+// wins, and a user's client rows are those of the last batch that named
+// any. The round's last slice deletes its rows from the log; merging them
+// again (a crash in a round) gives the same tables. LoadInto merges the
+// whole log first, so what it reads is what was written; a
 // crash leaves the log for the next Load.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
@@ -70,6 +72,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -110,6 +113,11 @@ class SqliteStore final : public Store {
     // reads a cursor per batch (a realm that flushes a few rows a second
     // merges every minute or so).
     std::size_t log_merge_batches = 64;
+    // A round (the log's batches when it starts) is merged in this many
+    // slices of users, one after each flush, so that no flush turn takes
+    // the whole round's time (the heap grew in steps while a 2-s merge
+    // held the flush thread and the next batch gathered rows).
+    std::size_t log_merge_slices = 8;
   };
   static StoreResult<std::unique_ptr<SqliteStore>> Open(const std::string& dir,
                                                         const Options& options);
@@ -219,9 +227,9 @@ class SqliteStore final : public Store {
   // Reads the log's batches (their rowid ranges) and last batch number;
   // part of Open.
   StoreStatus ReadLogState() REQUIRES(mu_);
-  // Merges the log's oldest whole batches, up to Options' rows and batches
-  // (at least one batch), in one transaction.
-  StoreStatus MergeChunkLocked() REQUIRES(mu_);
+  // Merges the next slice of the current round (starting one), or with
+  // `to_end` the rest of it; the last slice deletes the round's rows.
+  StoreStatus MergeSliceLocked(bool to_end) REQUIRES(mu_);
   StoreStatus MergeLogLocked() REQUIRES(mu_);
   // kNotFound unless the user and the realm exist (as the foreign keys of
   // presence and client_presence would say).
@@ -253,6 +261,15 @@ class SqliteStore final : public Store {
   // The merge's cursors (kLogBatch), one per batch of a chunk; prepared
   // when first needed, kept until the store closes.
   std::vector<sqlite3_stmt*> log_cursors_ GUARDED_BY(mu_);
+  // The merge under way: the log's first `batches` batches, `rows` rows,
+  // about `slice_rows` a slice, and where each batch resumes.
+  struct MergeRound {
+    std::size_t batches;
+    std::size_t rows;
+    std::size_t slice_rows;
+    std::vector<std::int64_t> next_seq;
+  };
+  std::optional<MergeRound> round_ GUARDED_BY(mu_);
   // Ids known to exist (from Load, or looked up once): a bit per id.
   std::vector<bool> known_users_ GUARDED_BY(mu_);
   std::vector<bool> known_realms_ GUARDED_BY(mu_);

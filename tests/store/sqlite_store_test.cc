@@ -894,10 +894,12 @@ TEST_F(SqliteStoreTest, CommitsOnlyInTheWalSurviveACrash) {
 
 std::unique_ptr<SqliteStore> MustOpenWith(
     const std::string& dir, std::size_t log_merge_rows,
-    std::size_t log_merge_batches = 1'000'000) {
+    std::size_t log_merge_batches = 1'000'000,
+    std::size_t log_merge_slices = 1) {
   auto store = SqliteStore::Open(
       dir, SqliteStore::Options{.log_merge_rows = log_merge_rows,
-                                .log_merge_batches = log_merge_batches});
+                                .log_merge_batches = log_merge_batches,
+                                .log_merge_slices = log_merge_slices});
   EXPECT_TRUE(store.has_value()) << store.error();
   return store ? std::move(*store) : nullptr;
 }
@@ -975,6 +977,78 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheBatches) {
   EXPECT_EQ(store->log_rows(), 0u);
 }
 
+// A round is merged a slice of users after each write; its rows leave the
+// log with its last slice. A store that stops in the middle of a round (a
+// crash: nothing merged on the way out) leaves rows already merged in the
+// log, and merging them again on the next Load gives the same tables.
+TEST_F(SqliteStoreTest, Issue17_PresenceLogRoundCutByACrashMergesTheSame) {
+  MemoryStore model;
+  auto store = MustOpenWith(dir_.path(), 40, 1'000'000, 4);
+  ASSERT_NE(store, nullptr);
+  const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  ASSERT_EQ(model.InsertRealm(RealmNamed("acme")).value(), realm);
+  std::vector<UserId> users;
+  for (int i = 0; i < 20; ++i) {
+    const UserRecord u = UserNamed(realm, "u" + std::to_string(i) + "@x");
+    users.push_back(store->InsertUser(u).value());
+    ASSERT_EQ(model.InsertUser(u).value(), users.back());
+  }
+  RawDb raw(DbPath());
+  auto write = [&](int batch) {
+    std::vector<PresenceRecord> rows;
+    std::vector<ClientPresenceRecord> clients;
+    for (UserId u : users) {
+      rows.push_back({.user_id = u,
+                      .realm_id = realm,
+                      .last_connected = 100 * batch,
+                      .last_active = 100 * batch + u,
+                      .last_update_id = batch});
+      clients.push_back({.realm_id = realm,
+                         .user_id = u,
+                         .client = batch % 2 ? "website" : "ZulipMobile",
+                         .last_connected = 100 * batch,
+                         .last_active = 100 * batch + u,
+                         .last_update_id = batch});
+    }
+    ASSERT_TRUE(store->WritePresence(rows, clients, {}));
+    ASSERT_TRUE(model.WritePresence(rows, clients, {}));
+  };
+  // Batch 1 (40 rows) starts a round and its first slice merges 10 rows,
+  // 5 users; batches 2 and 3 each merge the next slice of the round.
+  write(1);
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "5");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "40");
+  write(2);
+  write(3);
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "15");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "120");
+  EXPECT_EQ(store->log_rows(), 120u);
+  // The fourth slice ends batch 1's round and deletes its rows.
+  write(4);
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "20");
+  EXPECT_EQ(raw.Query("SELECT max(last_update_id) FROM presence"), "1");
+  EXPECT_EQ(store->log_rows(), 120u);
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "120");
+  // Batch 5 starts a round of batches 2-5 (160 rows); its first slice
+  // merges the first 5 users (8 rows each), with batch 5's rows winning.
+  write(5);
+  EXPECT_EQ(raw.Query("SELECT group_concat(last_update_id) FROM (SELECT "
+                      "last_update_id FROM presence ORDER BY user_id)"),
+            "5,5,5,5,5,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "160");
+  // The crash, in the middle of that round.
+  store.reset();
+  store = MustOpenWith(dir_.path(), 1'000'000);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->log_rows(), 160u);
+  auto got = store->Load();
+  ASSERT_TRUE(got.has_value()) << got.error();
+  auto want = model.Load();
+  EXPECT_EQ(got->presence, want->presence);
+  EXPECT_EQ(got->client_presence, want->client_presence);
+  EXPECT_EQ(store->log_rows(), 0u);
+}
+
 // Merging the log gives what writing each batch into the tables in place
 // gave (MemoryStore does that): a user's last row wins, and a user's client
 // rows are those of the last batch that named any (a client named twice in
@@ -983,7 +1057,9 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheBatches) {
 // in chunks, a later chunk overriding an earlier one.
 TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
   MemoryStore model;
-  std::unique_ptr<SqliteStore> store = MustOpenWith(dir_.path(), 5);
+  // Rounds of whole batches from 5 rows, merged in 3 slices of users.
+  std::unique_ptr<SqliteStore> store =
+      MustOpenWith(dir_.path(), 5, 1'000'000, 3);
   ASSERT_NE(store, nullptr);
   const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
   ASSERT_EQ(model.InsertRealm(RealmNamed("acme")).value(), realm);
@@ -1038,9 +1114,9 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
     }
     if (step == 100) {
       // A store that merges by batches: every third batch, whatever its
-      // rows.
+      // rows, in two slices.
       store.reset();
-      store = MustOpenWith(dir_.path(), 1'000'000, 3);
+      store = MustOpenWith(dir_.path(), 1'000'000, 3, 2);
       ASSERT_NE(store, nullptr);
     }
     if (step == 150) {
@@ -1051,10 +1127,10 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
     }
     if (step == 299) {
       EXPECT_GT(store->log_rows(), 100u);
-      // ... and its log merged by the next one's Load, three rows' worth
-      // of whole batches and at most four batches at a time.
+      // ... and its log merged by the next one's Load, rounds of at most
+      // four batches.
       store.reset();
-      store = MustOpenWith(dir_.path(), 3, 4);
+      store = MustOpenWith(dir_.path(), 3, 4, 2);
       ASSERT_NE(store, nullptr);
       EXPECT_GT(store->log_rows(), 100u);
       expect_same("merged on load in chunks, step", step);
