@@ -895,7 +895,9 @@ StoreResult<RealmId> SqliteStore::InsertRealm(const RealmRecord& realm) {
   if (rc != SQLITE_OK) return Fail(rc, "InsertRealm");
   rc = sqlite3_step(s);
   if (rc != SQLITE_DONE) return Fail(rc, "InsertRealm");
-  return sqlite3_last_insert_rowid(db_);
+  const RealmId id = sqlite3_last_insert_rowid(db_);
+  MarkKnown(known_realms_, id);
+  return id;
 }
 
 StoreStatus SqliteStore::UpdateRealm(const RealmRecord& realm) {
@@ -914,7 +916,9 @@ StoreStatus SqliteStore::UpdateRealm(const RealmRecord& realm) {
 
 StoreResult<UserId> SqliteStore::InsertUser(const UserRecord& user) {
   MutexLock lock(mu_);
-  return InsertUserLocked(user);
+  StoreResult<UserId> id = InsertUserLocked(user);
+  if (id) MarkKnown(known_users_, *id);
+  return id;
 }
 
 StoreResult<UserId> SqliteStore::InsertUserLocked(const UserRecord& user) {
@@ -973,7 +977,10 @@ StoreStatus SqliteStore::WriteUsers(std::span<UserRecord> create,
   }
   if (StoreStatus st = txn.Commit(); !st) return st;
   // Only once committed: a rolled-back batch leaves every id at 0.
-  for (std::size_t i = 0; i < create.size(); ++i) create[i].id = ids[i];
+  for (std::size_t i = 0; i < create.size(); ++i) {
+    create[i].id = ids[i];
+    MarkKnown(known_users_, ids[i]);
+  }
   return {};
 }
 
@@ -1130,9 +1137,9 @@ StoreStatus SqliteStore::WritePresence(
 }
 
 StoreStatus SqliteStore::CheckIdsLocked(UserId user, RealmId realm) {
-  // Users and realms are never deleted, so an id once seen stays valid; one
-  // not seen yet (created since Load, or behind the store's back) is looked
-  // up once.
+  // Users and realms are never deleted, so an id once seen stays valid:
+  // those Load read and those inserted here (marked once committed); one
+  // not seen yet (written behind the store's back) is looked up once.
   if (!IsKnown(known_users_, user)) {
     if (StoreStatus st = Exists(kUserExists, user, "WritePresence"); !st) {
       return st;
