@@ -1127,8 +1127,8 @@ StoreStatus SqliteStore::WritePresence(
                            std::memory_order_relaxed);
     }
   }
-  // The batch is durable; now, at most one chunk of the log's oldest rows
-  // (a flush turn stays short: the next one reserves update ids).
+  // The batch is durable; now one slice of a merge round at most (a flush
+  // turn stays short: the next one reserves update ids).
   if (round_ || log_rows_ >= options_.log_merge_rows ||
       log_batches_.size() >= options_.log_merge_batches) {
     return MergeSliceLocked(/*to_end=*/false);

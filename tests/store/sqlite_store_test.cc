@@ -1052,9 +1052,10 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogRoundCutByACrashMergesTheSame) {
 // Merging the log gives what writing each batch into the tables in place
 // gave (MemoryStore does that): a user's last row wins, and a user's client
 // rows are those of the last batch that named any (a client named twice in
-// a batch: its later row). Also when the merges take a few batches at a
-// time, and when a log left by a store that never merged is merged on Load
-// in chunks, a later chunk overriding an earlier one.
+// a batch: its later row). Also when rounds are merged in slices, when they
+// start by rows or by batches, and when a log left by a store that never
+// merged is merged on Load in rounds, a later round overriding an earlier
+// one.
 TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
   MemoryStore model;
   // Rounds of whole batches from 5 rows, merged in 3 slices of users.
@@ -1133,7 +1134,7 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
       store = MustOpenWith(dir_.path(), 3, 4, 2);
       ASSERT_NE(store, nullptr);
       EXPECT_GT(store->log_rows(), 100u);
-      expect_same("merged on load in chunks, step", step);
+      expect_same("merged on load in rounds, step", step);
     }
   }
   expect_same("at the end, step", 300);
