@@ -378,12 +378,12 @@ void Metrics::RenderStoreMemory(std::string& out) const {
           "(DBSTATUS_CACHE_WRITE; checkpoints not counted).",
           static_cast<std::uint64_t>(m.pages_written));
   Gauge(out, "presenced_sqlite_log_rows",
-        "Presence rows written to the log and not merged into the tables "
-        "yet.",
+        "Presence rows in the log: not merged into the tables yet, or "
+        "merged by a round still under way.",
         static_cast<double>(m.log_rows));
   Counter(out, "presenced_sqlite_log_merges_total",
-          "Merges of the presence log into the tables (one transaction "
-          "each).",
+          "Merge transactions of the presence log into the tables (a "
+          "slice of a round each).",
           static_cast<std::uint64_t>(m.log_merges));
   Counter(out, "presenced_sqlite_log_merged_rows_total",
           "Log rows those merges applied.",

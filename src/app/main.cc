@@ -187,11 +187,13 @@ int FinalFlush(Flusher& flusher, PresenceService& service,
   }
   std::string log_rows = "0";
   if (sqlite != nullptr) {
-    log_rows = std::to_string(sqlite->log_rows());
+    const std::size_t rows = sqlite->log_rows();
     // The rows are durable in the log either way: a failed merge is the
     // next Load's to redo, not a loss.
     if (StoreStatus merged = sqlite->MergeLog(); !merged) {
       Log("warn", "log_merge_failed", {{"reason", merged.error().message()}});
+    } else {
+      log_rows = std::to_string(rows);
     }
   }
   Log("info", "stopped",
