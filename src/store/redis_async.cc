@@ -92,6 +92,7 @@ struct RedisAsync::Command {
   std::string route_key;
   Callback done;
   int redirects = 0;
+  Rerun rerun = Rerun::kNever;
 };
 
 struct RedisAsync::Connection {
@@ -200,11 +201,12 @@ RedisAsync::Connection* RedisAsync::ConnectionTo(const RedisAddress& address) {
 }
 
 void RedisAsync::Run(std::vector<std::string> argv, std::string route_key,
-                     Callback done) {
+                     Callback done, Rerun rerun) {
   auto cmd = std::make_shared<Command>();
   cmd->argv = std::move(argv);
   cmd->route_key = std::move(route_key);
   cmd->done = std::move(done);
+  cmd->rerun = rerun;
   RedisAddress to;
   if (topology_->sentinel() && master_) {
     to = *master_;
@@ -271,9 +273,12 @@ void RedisAsync::OnReply(const std::shared_ptr<Command>& cmd, Connection* conn,
   --in_flight_;
   conn->last_progress = Clock::now();
   if (raw == nullptr) {
-    if (*alive_ && topology_->sentinel() && !conn->connected &&
+    if (*alive_ && topology_->sentinel() &&
+        (!conn->connected || cmd->rerun == Rerun::kSafe) &&
         cmd->redirects < kMaxRedirects) {
-      // Never connected, so never sent: the master may have moved.
+      // Never connected, so never sent; or broken in flight (a demoted
+      // master's clients are killed) with a command safe to run again: the
+      // master may have moved.
       Rediscover(cmd, conn->failure);
       return;
     }

@@ -29,7 +29,10 @@
 // (so it cannot have run), asks the sentinels again, asynchronously, after a
 // short pause (SENTINEL get-master-addr-by-name, each sentinel in turn), and
 // is sent to the master they name; this thread then keeps to that master.
-// Bounded like redirects.
+// So is a command run with Rerun::kSafe whose connection broke in flight
+// (Sentinel kills the clients of the master it demotes): the caller says
+// running it twice is harmless (the gate script keeps its answer under a
+// token and gives it again). Bounded like redirects.
 //
 // Thread safety: none; every call, and every callback, on the io_context's
 // thread. Callbacks run once each, from the io_context (or from the
@@ -70,7 +73,14 @@ class RedisAsync {
   // Sends `argv` to the master serving `route_key` (any if empty). `done`
   // gets the reply (an error reply is a reply, not a failure) or
   // kStoreFailed, saying which server failed and how.
-  void Run(std::vector<std::string> argv, std::string route_key, Callback done);
+  //
+  // Rerun::kSafe (Sentinel only): a command whose connection broke after it
+  // was sent, which may have run, is still sent to the master the sentinels
+  // name; only for a command that gives the same answer and effect when run
+  // again.
+  enum class Rerun { kNever, kSafe };
+  void Run(std::vector<std::string> argv, std::string route_key, Callback done,
+           Rerun rerun = Rerun::kNever);
 
   // Commands sent and not yet answered, on every connection.
   std::size_t in_flight() const { return in_flight_; }

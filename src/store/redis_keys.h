@@ -8,6 +8,7 @@
 #define PRESENCE_STORE_REDIS_KEYS_H_
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/types.h"
@@ -47,6 +48,13 @@ inline std::vector<std::string> RealmRateKeys(RealmId realm, UserId user) {
   const std::string p = "presenced:{r" + std::to_string(realm) +
                         "}:rate:" + std::to_string(user) + ":";
   return {p + "requests", p + "n"};
+}
+
+// Where the gate script keeps a batch's answer under the caller's token
+// (lua/gate_batch.lua), on the realm's slot; it expires on its own.
+inline std::string GateAnswerKey(RealmId realm, std::string_view token) {
+  return "presenced:{r" + std::to_string(realm) +
+         "}:gate:" + std::string(token);
 }
 
 }  // namespace presence::store::redis_keys

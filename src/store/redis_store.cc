@@ -1,6 +1,7 @@
 #include "store/redis_store.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <span>
@@ -11,6 +12,7 @@
 #include "store/redis_keys.h"
 #include "store/redis_scripts.h"
 #include "util/ascii.h"
+#include "util/crypto.h"
 
 namespace presence::store {
 
@@ -342,6 +344,10 @@ namespace {
 struct ThreadAsync {
   const RedisStore* store = nullptr;
   std::unique_ptr<RedisAsync> async;
+  // The gate batches' tokens (Sentinel): unique to this thread of this
+  // process, then numbered.
+  std::string token_prefix;
+  std::uint64_t batches = 0;
 };
 thread_local ThreadAsync tls_async;
 
@@ -351,6 +357,7 @@ void RedisStore::AttachIoThread(boost::asio::io_context& io) {
   tls_async.async = std::make_unique<RedisAsync>(io, clients_.front().get(),
                                                  options_.timeouts);
   tls_async.store = this;
+  tls_async.token_prefix = RandomAlnum(16) + ":";
 }
 
 void RedisStore::DetachIoThread() {
@@ -407,20 +414,23 @@ GateBatchResult RedisStore::ParseGateBatch(StoreResult<RedisReply> reply,
 }
 
 std::vector<std::string> RedisStore::GateBatchArgv(
-    RealmId realm, std::span<const GateRequest> requests, bool by_body) const {
+    RealmId realm, std::span<const GateRequest> requests, bool by_body,
+    std::string_view token) const {
   const Script& script = scripts_[kGateBatch];
+  const std::size_t answer = token.empty() ? 0 : 1;
   std::vector<std::string> argv;
-  argv.reserve(3 + 7 + 2 * requests.size() + 1 + 9 * requests.size());
+  argv.reserve(3 + 7 + 2 * requests.size() + answer + 1 + 9 * requests.size());
   argv.push_back(by_body ? "EVAL" : "EVALSHA");
   argv.push_back(by_body ? script.body : script.sha);
   std::vector<std::string> keys = RealmKeys(realm);
-  argv.push_back(std::to_string(keys.size() + 2 * requests.size()));
+  argv.push_back(std::to_string(keys.size() + 2 * requests.size() + answer));
   for (std::string& k : keys) argv.push_back(std::move(k));
   for (const GateRequest& r : requests) {
     for (std::string& k : redis_keys::RealmRateKeys(realm, r.user)) {
       argv.push_back(std::move(k));
     }
   }
+  if (answer != 0) argv.push_back(redis_keys::GateAnswerKey(realm, token));
   argv.push_back(std::to_string(realm));
   for (const GateRequest& r : requests) {
     const char* report = "-";
@@ -456,7 +466,7 @@ void RedisStore::GateBatch(RealmId realm, std::span<const GateRequest> requests,
   const std::size_t n = requests.size();
   if (tls_async.store != this) {
     // The blocking path (a thread without asynchronous connections).
-    std::vector<std::string> argv = GateBatchArgv(realm, requests, false);
+    std::vector<std::string> argv = GateBatchArgv(realm, requests, false, {});
     const std::size_t nkeys = 7 + 2 * n;
     std::span<const std::string> all(argv);
     done(ParseGateBatch(Eval(scripts_[kGateBatch], all.subspan(3, nkeys),
@@ -543,26 +553,39 @@ void RedisStore::GateBatch(RealmId realm, std::span<const GateRequest> requests,
                  done(std::move(r));
                });
   };
+  // With Sentinel, the batch carries a token (lua/gate_batch.lua keeps its
+  // answer under it) and is sent again if its connection breaks in flight:
+  // a failover's demoted master kills its clients, and the batch then
+  // reaches the new master instead of failing its requests.
+  std::string token;
+  RedisAsync::Rerun rerun = RedisAsync::Rerun::kNever;
+  if (clients_.front()->sentinel()) {
+    token = tls_async.token_prefix + std::to_string(++tls_async.batches);
+    rerun = RedisAsync::Rerun::kSafe;
+  }
   // EVALSHA on this thread's pipelined connection; on NOSCRIPT (a restart,
   // SCRIPT FLUSH) the command is built again with the script's body (the
   // requests outlive the call, GateBatch's contract), so nothing of it is
   // kept per call for that rare case.
   async->Run(
-      GateBatchArgv(realm, requests, false), route,
-      [this, async, realm, requests, route, finish,
+      GateBatchArgv(realm, requests, false, token), route,
+      [this, async, realm, requests, route, finish, token, rerun,
        durable = std::move(durable)](StoreResult<RedisReply> reply) mutable {
         const std::size_t n = requests.size();
         if (reply && reply->is_error() &&
             reply->str.substr(0, 8) == "NOSCRIPT") {
-          async->Run(GateBatchArgv(realm, requests, true), std::move(route),
-                     [n, finish, durable = std::move(durable)](
-                         StoreResult<RedisReply> again) mutable {
-                       durable(ParseGateBatch(finish(std::move(again)), n));
-                     });
+          async->Run(
+              GateBatchArgv(realm, requests, true, token), std::move(route),
+              [n, finish, durable = std::move(durable)](
+                  StoreResult<RedisReply> again) mutable {
+                durable(ParseGateBatch(finish(std::move(again)), n));
+              },
+              rerun);
           return;
         }
         durable(ParseGateBatch(finish(std::move(reply)), n));
-      });
+      },
+      rerun);
 }
 
 StoreStatus RedisStore::Ping() {

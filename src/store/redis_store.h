@@ -19,7 +19,11 @@
 // (user id -> encoded row), :rowseq (zset of user ids by the row's update
 // id), :access (viewer -> id list), :clients (user id -> client rows, the
 // per-client extension: written by the report and invisible-mode scripts,
-// read whole by ReadRealm, which keeps the users changed after `since`).
+// read whole by ReadRealm, which keeps the users changed after `since`),
+// :rate:U:requests and :rate:U:n (user U's rate-limit log and counter, as
+// the gate script keeps them), :gate:TOKEN (with Sentinel, a gate batch's
+// answer for 10 s, so that a batch sent again after a failover broke its
+// connection gets it instead of running twice).
 // Global: presenced:{presenced}:next_realm_id, next_user_id, next_node_id
 // (INCR counters), subdomains (lower -> realm id), realms (realm id ->
 // lower), user_realm (user id -> realm id), nodes (node id -> host:port) and
@@ -225,10 +229,12 @@ class RedisStore final : public SharedStore {
   static GateBatchResult ParseGateBatch(StoreResult<RedisReply> reply,
                                         std::size_t requests);
   // The command that runs gate_batch.lua for `requests` (EVALSHA, or EVAL
-  // with the script's body).
+  // with the script's body); with a token, the script keeps its answer
+  // under it and a batch sent again with it gets that answer.
   std::vector<std::string> GateBatchArgv(RealmId realm,
                                          std::span<const GateRequest> requests,
-                                         bool by_body) const;
+                                         bool by_body,
+                                         std::string_view token) const;
   // Reads one realm (since: exclusive lower bound of row update ids, or
   // nullopt for all rows). kNotFound if there is no such realm.
   StoreResult<RealmState> ReadRealmImpl(RealmId realm,

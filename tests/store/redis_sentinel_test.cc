@@ -1,12 +1,24 @@
 // The Redis store's availability pieces that need no failover to test: the
 // redis-sentinel:// url, how a sentinel client reports what it could not
-// resolve, and WAIT after writes (RedisWait) against a real master with and
-// without a replica. The failover itself is tested end to end with real
-// sentinels in tests/blackbox/test_sentinel.py.
+// resolve, WAIT after writes (RedisWait) against a real master with and
+// without a replica, and a gate batch whose connection breaks after the
+// script ran (a fake sentinel and a proxy that resets the connection
+// instead of passing the reply on). The failover itself is tested end to
+// end with real sentinels in tests/blackbox/test_sentinel.py.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <boost/asio/io_context.hpp>
 #include <chrono>
+#include <cstring>
+#include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +26,7 @@
 #include "store/redis_client.h"
 #include "store/redis_server.h"
 #include "store/redis_store.h"
+#include "util/crypto.h"
 
 namespace presence::store {
 namespace {
@@ -167,6 +180,271 @@ TEST(RedisWaitTest, WritesSucceedOnceAReplicaAcknowledgesThem) {
        std::to_string(*user)});
   ASSERT_TRUE(row.has_value()) << row.error();
   EXPECT_EQ(row->integer, 1);
+}
+
+// A loopback listener on a free port; -1 on failure.
+int ListenLoopback(int* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(fd, 16) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  *port = ntohs(addr.sin_port);
+  return fd;
+}
+
+// Serves loopback connections on a thread: `on_accept` gets each new
+// connection, `on_readable` each fd that poll() says is readable (or
+// closed) and returns false to stop watching it. Stops at destruction.
+class LoopbackServer {
+ public:
+  virtual ~LoopbackServer() { Stop(); }
+  int port() const { return port_; }
+
+ protected:
+  bool Start() {
+    listen_ = ListenLoopback(&port_);
+    if (listen_ < 0) return false;
+    thread_ = std::thread([this] { Loop(); });
+    return true;
+  }
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+    if (listen_ >= 0) ::close(listen_);
+    listen_ = -1;
+  }
+  void Watch(int fd) { fds_.push_back(fd); }
+  virtual void OnAccept(int fd) = 0;
+  virtual bool OnReadable(int fd) = 0;
+
+ private:
+  void Loop() {
+    while (!stop_) {
+      std::vector<pollfd> p{{.fd = listen_, .events = POLLIN, .revents = 0}};
+      for (int fd : fds_)
+        p.push_back({.fd = fd, .events = POLLIN, .revents = 0});
+      if (::poll(p.data(), p.size(), 20) <= 0) continue;
+      if (p[0].revents != 0) {
+        int fd = ::accept(listen_, nullptr, nullptr);
+        if (fd >= 0) OnAccept(fd);
+      }
+      for (std::size_t i = 1; i < p.size(); ++i) {
+        if (p[i].revents == 0) continue;
+        if (!OnReadable(p[i].fd)) std::erase(fds_, p[i].fd);
+      }
+    }
+  }
+  int listen_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::vector<int> fds_;
+  std::thread thread_;
+};
+
+// Answers SENTINEL get-master-addr-by-name with 127.0.0.1 and the port the
+// test sets (any other command: an error), one command per read.
+class FakeSentinel : public LoopbackServer {
+ public:
+  explicit FakeSentinel(int master_port) : master_port_(master_port) {}
+  ~FakeSentinel() override { Stop(); }
+  bool Begin() { return Start(); }
+  void Name(int master_port) { master_port_ = master_port; }
+  int asked() const { return asked_; }
+
+ private:
+  void OnAccept(int fd) override { Watch(fd); }
+  bool OnReadable(int fd) override {
+    char buf[4096];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+      ::close(fd);
+      return false;
+    }
+    std::string got(buf, static_cast<std::size_t>(n));
+    std::string reply = "-ERR unknown command\r\n";
+    if (got.find("get-master-addr-by-name") != std::string::npos) {
+      ++asked_;
+      const std::string port = std::to_string(master_port_.load());
+      reply = "*2\r\n$9\r\n127.0.0.1\r\n$" + std::to_string(port.size()) +
+              "\r\n" + port + "\r\n";
+    }
+    return ::write(fd, reply.data(), reply.size()) ==
+           static_cast<ssize_t>(reply.size());
+  }
+  std::atomic<int> master_port_;
+  std::atomic<int> asked_{0};
+};
+
+// Passes bytes between its clients and a Redis server, until told to break
+// the next reply: then it resets the client's connection (SO_LINGER 0)
+// instead of passing the reply on, as a demoted master's CLIENT KILL does
+// to a command it had run.
+class BreakingProxy : public LoopbackServer {
+ public:
+  explicit BreakingProxy(int upstream) : upstream_(upstream) {}
+  ~BreakingProxy() override { Stop(); }
+  bool Begin() { return Start(); }
+  void BreakNextReply() { break_next_ = true; }
+  int broken() const { return broken_; }
+
+ private:
+  void OnAccept(int fd) override {
+    int up = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<std::uint16_t>(upstream_));
+    if (up < 0 ||
+        ::connect(up, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      if (up >= 0) ::close(up);
+      ::close(fd);
+      return;
+    }
+    peer_[fd] = up;
+    peer_[up] = fd;
+    from_server_[up] = true;
+    Watch(fd);
+    Watch(up);
+  }
+  bool OnReadable(int fd) override {
+    auto it = peer_.find(fd);
+    if (it == peer_.end()) return false;
+    const int other = it->second;
+    if (other < 0) {  // the pair was closed from the other side
+      ::close(fd);
+      peer_.erase(it);
+      return false;
+    }
+    char buf[65536];
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    const bool reply = from_server_.count(fd) != 0;
+    if (n > 0 && reply && break_next_.exchange(false)) {
+      const linger reset{.l_onoff = 1, .l_linger = 0};
+      ::setsockopt(other, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ++broken_;
+      ::shutdown(other, SHUT_RDWR);
+      peer_[other] = -1;
+      ::close(fd);
+      peer_.erase(fd);
+      return false;
+    }
+    if (n <= 0 || ::write(other, buf, static_cast<std::size_t>(n)) != n) {
+      ::shutdown(other, SHUT_RDWR);
+      peer_[other] = -1;
+      ::close(fd);
+      peer_.erase(fd);
+      return false;
+    }
+    return true;
+  }
+  int upstream_;
+  std::atomic<bool> break_next_{false};
+  std::atomic<int> broken_{0};
+  std::map<int, int> peer_;          // fd -> its pair's other fd (-1: closed)
+  std::map<int, bool> from_server_;  // fds connected to the server
+};
+
+// calls= of a command in INFO commandstats (0 if not listed).
+long long Calls(RedisServer& server, const std::string& command) {
+  auto info = server.Command({"INFO", "commandstats"});
+  if (!info) return -1;
+  const std::string key = "cmdstat_" + command + ":calls=";
+  auto at = info->str.find(key);
+  if (at == std::string::npos) return 0;
+  return std::stoll(info->str.substr(at + key.size()));
+}
+
+// A failover's demoted master kills its clients (Sentinel sends CLIENT
+// KILL): a gate batch it had run is then answered by no one. With Sentinel
+// the batch is sent again to the master the sentinels name, and its token
+// gives it the first run's answer: nothing is stepped twice, and no
+// request of the batch fails.
+TEST(RedisSentinelGateTest,
+     ABatchWhoseConnectionBrokeAfterItRanIsAnsweredOnce) {
+  std::string why;
+  auto server = RedisServer::Start({}, false, &why);
+  ASSERT_NE(server, nullptr) << why;
+  BreakingProxy proxy(server->port());
+  ASSERT_TRUE(proxy.Begin());
+  // The sentinel names the proxy first: the store's connections go
+  // through it.
+  FakeSentinel sentinel(proxy.port());
+  ASSERT_TRUE(sentinel.Begin());
+  RedisStore::Options options;
+  options.connections = 1;
+  auto opened = RedisStore::Open(
+      "redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) + "/m",
+      options);
+  ASSERT_TRUE(opened.has_value()) << opened.error();
+  RedisStore& store = **opened;
+  constexpr Micros kNow = 1'700'000'000'000'000;
+  auto realm = store.InsertRealm(
+      {.subdomain = "acme", .name = "A", .date_created = kNow});
+  ASSERT_TRUE(realm.has_value()) << realm.error();
+  auto user = store.InsertUser({.realm_id = *realm,
+                                .email = "a@example.com",
+                                .full_name = "A",
+                                .date_joined = kNow - 1,
+                                .api_key_hash = Sha256("k")});
+  ASSERT_TRUE(user.has_value()) << user.error();
+  auto before = store.CurrentSeq(*realm);
+  ASSERT_TRUE(before.has_value()) << before.error();
+
+  boost::asio::io_context io;
+  store.AttachIoThread(io);
+  // The master moves (the sentinel names the server itself from now on)
+  // and the old one's connection breaks once the script ran there.
+  sentinel.Name(server->port());
+  proxy.BreakNextReply();
+  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).has_value());
+  const std::vector<GateRequest> requests = {
+      {.user = *user,
+       .rate_limit = 10,
+       .rate_now = kNow,
+       .rate_window = 60'000'000,
+       .report = ReportStatus::kActive,
+       .now = kNow + 1'000'000},
+  };
+  std::optional<GateBatchResult> got;
+  store.GateBatch(*realm, requests,
+                  [&](GateBatchResult r) { got = std::move(r); });
+  const auto deadline = steady_clock::now() + std::chrono::seconds(10);
+  while (!got && steady_clock::now() < deadline) {
+    io.run_one_for(milliseconds(50));
+  }
+  store.DetachIoThread();
+  ASSERT_TRUE(got.has_value()) << "no answer";
+  ASSERT_TRUE(got->has_value()) << got->error();
+  ASSERT_EQ((*got)->size(), 1u);
+  const auto& one = (*got)->front();
+  ASSERT_TRUE(one.has_value()) << one.error();
+
+  // The batch ran on the server, its reply was lost, and it was sent again.
+  EXPECT_EQ(proxy.broken(), 1);
+  EXPECT_EQ(Calls(*server, "evalsha") + Calls(*server, "eval"), 2);
+  EXPECT_GE(sentinel.asked(), 2);
+  // The second run gave the first run's answer: the report wrote and took
+  // the log's next number, counted once.
+  EXPECT_TRUE(one->write.wrote);
+  EXPECT_EQ(one->write.seq, *before + 1);
+  EXPECT_TRUE(one->rate.allowed);
+  EXPECT_EQ(one->rate.in_window, 1);
+  EXPECT_EQ(*store.CurrentSeq(*realm), *before + 1);
+  auto counted = server->Command(
+      {"ZCARD", "presenced:{r" + std::to_string(*realm) +
+                    "}:rate:" + std::to_string(*user) + ":requests"});
+  ASSERT_TRUE(counted.has_value()) << counted.error();
+  EXPECT_EQ(counted->integer, 1);
 }
 
 }  // namespace

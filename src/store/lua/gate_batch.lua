@@ -20,8 +20,19 @@
 -- NOREPLICAS, ...) fails the whole script with that reply, as it would fail
 -- any step, so that the caller treats it as before (READONLY: sent again to
 -- the new master; a replica refused every write, so nothing was written).
-local out = {}
+-- One more KEY, optional, after the rate keys (on the realm's slot): where
+-- the answer is kept for 10 s under the caller's token for this batch.
+-- A batch sent again with the same token (its connection broke in flight:
+-- Sentinel kills the clients of the master it demotes) gets that answer and
+-- steps nothing twice. The key is written with the steps, so a failover
+-- that loses them loses it too, and the batch then runs on the new master.
 local count = (#ARGV - 1) / 9
+local answer_key = KEYS[8 + 2 * count]
+if answer_key then
+  local kept = redis.call('GET', answer_key)
+  if kept then return cmsgpack.unpack(kept) end
+end
+local out = {}
 for i = 0, count - 1 do
   local a = 1 + i * 9
   local ok, r = pcall(gate_step, KEYS, KEYS[8 + 2 * i], KEYS[9 + 2 * i],
@@ -40,5 +51,10 @@ for i = 0, count - 1 do
     end
     out[i + 1] = {err = 'gate step: ' .. msg}
   end
+end
+if answer_key then
+  -- msgpack keeps integers exact (micros need 16 digits) and the error
+  -- entries as {err = ...} tables, so the answer given again is the same.
+  redis.call('SET', answer_key, cmsgpack.pack(out), 'PX', 10000)
 end
 return out
