@@ -391,6 +391,10 @@ void Metrics::RenderStoreMemory(std::string& out) const {
   CounterSeconds(out, "presenced_sqlite_log_merge_seconds_total",
                  "Time those merges took (part of the flushes' time).",
                  m.log_merge_seconds);
+  Counter(out, "presenced_sqlite_log_merge_failures_total",
+          "Merges of the presence log that failed and were rolled back: "
+          "their rows stay in the log, the next flush tries again.",
+          static_cast<std::uint64_t>(m.log_merge_failures));
 }
 
 std::string Metrics::Render(const PresenceService* service,

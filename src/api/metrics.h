@@ -74,6 +74,9 @@ struct StoreMemory {
   std::int64_t log_merges = 0;
   std::int64_t log_merged_rows = 0;
   double log_merge_seconds = 0;
+  // Merges that failed and were rolled back (tried again at the next
+  // write).
+  std::int64_t log_merge_failures = 0;
 };
 
 // One rate limiter's state (RateLimiter::Usage), for /metrics.

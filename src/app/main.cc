@@ -270,7 +270,8 @@ int Main(int argc, char** argv) {
                               m.page_cache_bytes,  m.page_cache_limit_bytes,
                               m.pages_read,        m.pages_written,
                               m.log_rows,          m.log_merges,
-                              m.log_merged_rows,   m.log_merge_seconds};
+                              m.log_merged_rows,   m.log_merge_seconds,
+                              m.log_merge_failures};
     });
   }
   options.metrics = &metrics;

@@ -550,6 +550,7 @@ SqliteStore::MemoryStats SqliteStore::Memory() const {
   m.log_merged_rows = log_merged_rows_.load(std::memory_order_relaxed);
   m.log_merge_seconds =
       static_cast<double>(log_merge_ns_.load(std::memory_order_relaxed)) / 1e9;
+  m.log_merge_failures = log_merge_failures_.load(std::memory_order_relaxed);
   return m;
 }
 
@@ -1128,10 +1129,14 @@ StoreStatus SqliteStore::WritePresence(
     }
   }
   // The batch is durable; now one slice of a merge round at most (a flush
-  // turn stays short: the next one reserves update ids).
+  // turn stays short: the next one reserves update ids). A slice that fails
+  // is rolled back and tried again at the next write: failing the call
+  // would tell the caller its durable batch was lost.
   if (round_ || log_rows_ >= options_.log_merge_rows ||
       log_batches_.size() >= options_.log_merge_batches) {
-    return MergeSliceLocked(/*to_end=*/false);
+    if (StoreStatus st = MergeSliceLocked(/*to_end=*/false); !st) {
+      log_merge_failures_.fetch_add(1, std::memory_order_relaxed);
+    }
   }
   return {};
 }

@@ -49,7 +49,10 @@
 // any. The round's last slice deletes its rows from the log; merging them
 // again (a crash in a round) gives the same tables. LoadInto merges the
 // whole log first, so what it reads is what was written; a
-// crash leaves the log for the next Load.
+// crash leaves the log for the next Load. A slice that fails after its
+// batch committed rolls back alone: the batch is durable, so WritePresence
+// succeeds, the failure is counted (log_merge_failures) and the next
+// WritePresence tries the slice again.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
 // runs against both). Errors: a UNIQUE violation on insert or update is
@@ -187,6 +190,9 @@ class SqliteStore final : public Store {
     std::int64_t log_merges = 0;
     std::int64_t log_merged_rows = 0;
     double log_merge_seconds = 0;
+    // Slices that failed and were rolled back (tried again at the next
+    // write; their batches stand).
+    std::int64_t log_merge_failures = 0;
   };
   // Never blocks on mu_ (a /metrics scrape must not wait for an fsync).
   MemoryStats Memory() const;
@@ -283,6 +289,7 @@ class SqliteStore final : public Store {
   std::atomic<std::int64_t> log_merges_{0};
   std::atomic<std::int64_t> log_merged_rows_{0};
   std::atomic<std::int64_t> log_merge_ns_{0};
+  std::atomic<std::int64_t> log_merge_failures_{0};
 };
 
 }  // namespace presence::store

@@ -80,7 +80,7 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   int reads = 0;
   metrics.SetStoreMemorySource([&reads] {
     ++reads;
-    return StoreMemory{1000, 4000, 300, 2'000'000, 70, 90, 12, 3, 500, 1.5};
+    return StoreMemory{1000, 4000, 300, 2'000'000, 70, 90, 12, 3, 500, 1.5, 2};
   });
   auto with = Samples(metrics.Render(nullptr, nullptr));
   EXPECT_EQ(reads, 1);  // read when scraped, once
@@ -94,6 +94,7 @@ TEST(MetricsTest, ReportsStoreMemoryOnlyWithASource) {
   EXPECT_EQ(with["presenced_sqlite_log_merges_total"], 3);
   EXPECT_EQ(with["presenced_sqlite_log_merged_rows_total"], 500);
   EXPECT_EQ(with["presenced_sqlite_log_merge_seconds_total"], 1.5);
+  EXPECT_EQ(with["presenced_sqlite_log_merge_failures_total"], 2);
 }
 
 TEST(MetricsTest, ReportsRateLimitersOnlyWithASource) {

@@ -977,6 +977,55 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheBatches) {
   EXPECT_EQ(store->log_rows(), 0u);
 }
 
+// A merge that fails after its batch committed fails no write: the batch
+// is durable and stands, the merge is rolled back (counted) and the next
+// write merges the log, the failed round's rows included.
+TEST_F(SqliteStoreTest, Issue17_AFailedMergeLeavesTheBatchAndIsTriedAgain) {
+  auto store = MustOpenWith(dir_.path(), 2);
+  ASSERT_NE(store, nullptr);
+  const RealmId realm = store->InsertRealm(RealmNamed("acme")).value();
+  const UserId a = store->InsertUser(UserNamed(realm, "a@x")).value();
+  const UserId b = store->InsertUser(UserNamed(realm, "b@x")).value();
+  // The merge writes presence; the append does not.
+  ASSERT_TRUE(store->ExecForTesting(
+      "CREATE TRIGGER block_merge BEFORE INSERT ON presence "
+      "BEGIN SELECT RAISE(ABORT, 'merge blocked'); END"));
+  RawDb raw(DbPath());
+  auto row = [&](UserId u, Micros at) {
+    return PresenceRecord{.user_id = u,
+                          .realm_id = realm,
+                          .last_connected = at,
+                          .last_active = at,
+                          .last_update_id = at};
+  };
+  const PresenceRecord first[] = {row(a, 10), row(b, 10)};
+  SequenceRecord seq{
+      .realm_id = realm, .last_update_id = 10, .reserved_update_id = 100};
+  auto st = store->WritePresence(first, {}, {&seq, 1});
+  ASSERT_TRUE(st.has_value()) << st.error();
+  EXPECT_EQ(store->Memory().log_merge_failures, 1);
+  EXPECT_EQ(store->Memory().log_merges, 0);
+  // Committed: the rows in the log, the sequence written; nothing merged.
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence_log"), "2");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM presence"), "0");
+  EXPECT_EQ(raw.Query("SELECT last_update_id FROM realms"), "10");
+  EXPECT_EQ(store->log_rows(), 2u);
+
+  ASSERT_TRUE(store->ExecForTesting("DROP TRIGGER block_merge"));
+  const PresenceRecord second[] = {row(b, 20)};
+  ASSERT_TRUE(store->WritePresence(second, {}, {}));
+  EXPECT_EQ(store->Memory().log_merge_failures, 1);
+  EXPECT_EQ(store->log_rows(), 1u);  // the second batch waits for a round
+  EXPECT_EQ(raw.Query("SELECT group_concat(last_active) FROM (SELECT "
+                      "last_active FROM presence ORDER BY user_id)"),
+            "10,10");
+  auto snap = store->Load();
+  ASSERT_TRUE(snap.has_value()) << snap.error();
+  EXPECT_EQ(snap->presence,
+            (std::vector<PresenceRecord>{row(a, 10), row(b, 20)}));
+  EXPECT_EQ(snap->realms[0].last_update_id, 10);
+}
+
 // A round is merged a slice of users after each write; its rows leave the
 // log with its last slice. A store that stops in the middle of a round (a
 // crash: nothing merged on the way out) leaves rows already merged in the
