@@ -690,6 +690,17 @@ std::string_view TextView(sqlite3_stmt* s, int i) {
           static_cast<std::size_t>(sqlite3_column_bytes(s, i))};
 }
 
+// Resets the log's cursors on the way out, so that none holds the log open.
+struct ResetCursors {
+  std::span<sqlite3_stmt* const> cursors;
+  ~ResetCursors() {
+    for (sqlite3_stmt* c : cursors) {
+      sqlite3_reset(c);
+      sqlite3_clear_bindings(c);
+    }
+  }
+};
+
 // Fills `batch` row by row with `read(stmt, record)` and hands each full
 // batch, and the last one, to `deliver`. Returns SQLite's last code
 // (SQLITE_DONE when every row was read) or the first failure of `read` /
@@ -717,9 +728,8 @@ StoreStatus StreamRows(sqlite3_stmt* s, std::vector<Record>& batch, Read&& read,
 
 StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
   MutexLock lock(mu_);
-  // The tables below hold what was written only once the log is merged.
-  if (StoreStatus st = MergeLogLocked(); !st) return st;
-  // One read transaction so that the tables agree with each other.
+  // One read transaction so that the tables (and the log read over
+  // presence and client_presence) agree with each other.
   Transaction txn(this, "Load");
   if (StoreStatus st = txn.Begin(/*immediate=*/false); !st) return st.error();
   int rc;
@@ -817,7 +827,13 @@ StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
     if (rc != SQLITE_DONE) return Fail(rc, "Load users");
   }
 
-  {
+  if (!log_batches_.empty()) {
+    // What was written is the tables with the log over them: read so,
+    // without merging first (the flushes merge it, a slice at a time).
+    if (StoreStatus st = LoadWithLogLocked(sink, /*clients=*/false); !st) {
+      return st;
+    }
+  } else {
     std::vector<PresenceRecord> batch;
     if (StoreStatus st = Prepare(kSelectPresence, &s); !st) return st.error();
     StmtReset reset(s);
@@ -859,7 +875,11 @@ StoreStatus SqliteStore::LoadInto(LoadSink& sink) {
     }
   }
 
-  {
+  if (!log_batches_.empty()) {
+    if (StoreStatus st = LoadWithLogLocked(sink, /*clients=*/true); !st) {
+      return st;
+    }
+  } else {
     std::vector<ClientPresenceRecord> batch;
     if (StoreStatus st = Prepare(kSelectClients, &s); !st) return st.error();
     StmtReset reset(s);
@@ -1211,27 +1231,11 @@ StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
   // smallest user next, and for one user the older batch first, so the rows
   // of a user come in log order without a sort (SQLite's sorter held up to
   // 9.5 MB during a merge: bench/results/log26).
-  while (log_cursors_.size() < n_batches) {
-    sqlite3_stmt* c = nullptr;
-    const int rc = sqlite3_prepare_v3(db_, kLogBatch.data(),
-                                      static_cast<int>(kLogBatch.size()),
-                                      SQLITE_PREPARE_PERSISTENT, &c, nullptr);
-    if (rc != SQLITE_OK) {
-      sqlite3_finalize(c);
-      return Fail(rc, "merge presence_log");
-    }
-    log_cursors_.push_back(c);
+  if (StoreStatus st = PrepareLogCursorsLocked(n_batches, "merge presence_log");
+      !st) {
+    return st;
   }
-  // Resets every cursor on the way out, so that none holds the log open.
-  struct ResetCursors {
-    std::span<sqlite3_stmt* const> cursors;
-    ~ResetCursors() {
-      for (sqlite3_stmt* c : cursors) {
-        sqlite3_reset(c);
-        sqlite3_clear_bindings(c);
-      }
-    }
-  } reset_cursors{std::span(log_cursors_).first(n_batches)};
+  ResetCursors reset_cursors{std::span(log_cursors_).first(n_batches)};
   // (user, cursor): the smallest on top.
   using Head = std::pair<UserId, std::size_t>;
   std::vector<Head> heads;
@@ -1359,7 +1363,7 @@ StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
     for (std::size_t i = 0; i < n_batches; ++i) sqlite3_reset(log_cursors_[i]);
     if (StoreStatus st = txn.Commit(); !st) return st;
     // The round's rows stay in the log until its last slice: after a crash
-    // the next Load merges them again, which gives the same tables (rows
+    // the next start merges them again, which gives the same tables (rows
     // applied in log order).
     round_->next_seq = std::move(next_seq);
   } else {
@@ -1395,6 +1399,157 @@ StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
                               .count(),
                           std::memory_order_relaxed);
   return {};
+}
+
+StoreStatus SqliteStore::PrepareLogCursorsLocked(std::size_t n,
+                                                 std::string_view op) {
+  while (log_cursors_.size() < n) {
+    sqlite3_stmt* c = nullptr;
+    const int rc = sqlite3_prepare_v3(db_, kLogBatch.data(),
+                                      static_cast<int>(kLogBatch.size()),
+                                      SQLITE_PREPARE_PERSISTENT, &c, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(c);
+      return Fail(rc, op);
+    }
+    log_cursors_.push_back(c);
+  }
+  return {};
+}
+
+StoreStatus SqliteStore::LoadWithLogLocked(LoadSink& sink, bool clients) {
+  const char* const op = clients ? "Load client_presence" : "Load presence";
+  // The table's rows in user order (kSelectClients: the user in column 1).
+  sqlite3_stmt* table = nullptr;
+  if (StoreStatus st =
+          Prepare(clients ? kSelectClients : kSelectPresence, &table);
+      !st) {
+    return st;
+  }
+  StmtReset reset_table(table);
+  const int table_user = clients ? 1 : 0;
+  // A cursor per batch of the whole log, as the merge reads a round's, so
+  // that each user's log rows come in log order (older batch first).
+  const std::size_t n = log_batches_.size();
+  if (StoreStatus st = PrepareLogCursorsLocked(n, op); !st) return st;
+  ResetCursors reset_cursors{std::span(log_cursors_).first(n)};
+  using Head = std::pair<UserId, std::size_t>;
+  std::vector<Head> heads;
+  heads.reserve(n);
+  auto step = [&](std::size_t i) -> StoreStatus {
+    mu_.AssertHeld();  // called below, under mu_
+    const int rc = sqlite3_step(log_cursors_[i]);
+    if (rc == SQLITE_ROW) {
+      heads.emplace_back(ColumnInt(log_cursors_[i], 0), i);
+      std::push_heap(heads.begin(), heads.end(), std::greater<>());
+    } else if (rc != SQLITE_DONE) {
+      return Fail(rc, op);
+    }
+    return {};
+  };
+  for (std::size_t i = 0; i < n; ++i) {
+    const int rc = Bind(log_cursors_[i], log_batches_[i].first_seq,
+                        log_batches_[i].last_seq);
+    if (rc != SQLITE_OK) return Fail(rc, op);
+    if (StoreStatus st = step(i); !st) return st;
+  }
+
+  std::vector<PresenceRecord> own_out;
+  std::vector<ClientPresenceRecord> client_out;
+  auto deliver = [&](bool last) -> StoreStatus {
+    if (clients) {
+      if (client_out.empty() || (!last && client_out.size() < kLoadBatch)) {
+        return {};
+      }
+      StoreStatus st = sink.OnClientPresence(client_out);
+      client_out.clear();
+      return st;
+    }
+    if (own_out.empty() || (!last && own_out.size() < kLoadBatch)) return {};
+    StoreStatus st = sink.OnPresence(own_out);
+    own_out.clear();
+    return st;
+  };
+  // One user's rows from the log: the last own row, and the client rows of
+  // the last batch that named any (the merge's rules).
+  std::optional<PresenceRecord> own;
+  std::vector<ClientPresenceRecord> logged;
+  std::size_t client_batch = 0;
+  int table_rc = sqlite3_step(table);
+  while (table_rc == SQLITE_ROW || !heads.empty()) {
+    UserId user =
+        heads.empty() ? ColumnInt(table, table_user) : heads.front().first;
+    if (table_rc == SQLITE_ROW) {
+      user = std::min<UserId>(user, ColumnInt(table, table_user));
+    }
+    own.reset();
+    logged.clear();
+    while (!heads.empty() && heads.front().first == user) {
+      std::pop_heap(heads.begin(), heads.end(), std::greater<>());
+      const std::size_t i = heads.back().second;
+      heads.pop_back();
+      sqlite3_stmt* s = log_cursors_[i];
+      const bool is_own = sqlite3_column_type(s, 2) == SQLITE_NULL;
+      if (is_own && !clients) {
+        own = PresenceRecord{.user_id = user,
+                             .realm_id = ColumnInt(s, 1),
+                             .last_connected = ColumnTime(s, 3),
+                             .last_active = ColumnTime(s, 4),
+                             .last_update_id = ColumnInt(s, 5)};
+      } else if (!is_own && clients) {
+        if (logged.empty() || i != client_batch) {
+          logged.clear();  // a later batch replaces the user's clients
+          client_batch = i;
+        }
+        ClientPresenceRecord& c = logged.emplace_back();
+        c.user_id = user;
+        c.realm_id = ColumnInt(s, 1);
+        AssignText(s, 2, c.client);
+        c.last_connected = ColumnTime(s, 3);
+        c.last_active = ColumnTime(s, 4);
+        c.last_update_id = ColumnInt(s, 5);
+      }
+      if (StoreStatus st = step(i); !st) return st;
+    }
+    // The table's rows of the user, kept only where the log has none.
+    while (table_rc == SQLITE_ROW && ColumnInt(table, table_user) == user) {
+      if (clients && logged.empty()) {
+        ClientPresenceRecord& c = client_out.emplace_back();
+        c.realm_id = ColumnInt(table, 0);
+        c.user_id = user;
+        AssignText(table, 2, c.client);
+        c.last_connected = ColumnTime(table, 3);
+        c.last_active = ColumnTime(table, 4);
+        c.last_update_id = ColumnInt(table, 5);
+      } else if (!clients && !own) {
+        own_out.push_back(
+            PresenceRecord{.user_id = user,
+                           .realm_id = ColumnInt(table, 1),
+                           .last_connected = ColumnTime(table, 2),
+                           .last_active = ColumnTime(table, 3),
+                           .last_update_id = ColumnInt(table, 4)});
+      }
+      table_rc = sqlite3_step(table);
+    }
+    if (own) own_out.push_back(*own);
+    if (!logged.empty()) {
+      // In client order; a client named twice in the batch: the later row.
+      std::stable_sort(
+          logged.begin(), logged.end(),
+          [](const ClientPresenceRecord& a, const ClientPresenceRecord& b) {
+            return a.client < b.client;
+          });
+      for (std::size_t i = 0; i < logged.size(); ++i) {
+        if (i + 1 < logged.size() && logged[i + 1].client == logged[i].client) {
+          continue;
+        }
+        client_out.push_back(std::move(logged[i]));
+      }
+    }
+    if (StoreStatus st = deliver(/*last=*/false); !st) return st;
+  }
+  if (table_rc != SQLITE_DONE) return Fail(table_rc, op);
+  return deliver(/*last=*/true);
 }
 
 StoreStatus SqliteStore::ReplaceClientsLocked(

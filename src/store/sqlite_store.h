@@ -47,12 +47,14 @@
 // applies the rules of an in-place write in log order: a user's last row
 // wins, and a user's client rows are those of the last batch that named
 // any. The round's last slice deletes its rows from the log; merging them
-// again (a crash in a round) gives the same tables. LoadInto merges the
-// whole log first, so what it reads is what was written; a
-// crash leaves the log for the next Load. A slice that fails after its
-// batch committed rolls back alone: the batch is durable, so WritePresence
-// succeeds, the failure is counted (log_merge_failures) and the next
-// WritePresence tries the slice again.
+// again (a crash in a round) gives the same tables. LoadInto merges
+// nothing: it reads presence and client_presence with the log over them
+// by the same rules (a cursor per batch and one on the table, smallest user
+// next), so what it reads is what was written, and a start after a crash
+// reads the log left behind instead of merging it before it can serve. A slice
+// that fails after its batch committed rolls back alone: the batch is durable,
+// so WritePresence succeeds, the failure is counted (log_merge_failures) and
+// the next WritePresence tries the slice again.
 //
 // Semantics are those documented in memory_store.h (the typed store suite
 // runs against both). Errors: a UNIQUE violation on insert or update is
@@ -152,7 +154,7 @@ class SqliteStore final : public Store {
                             std::span<const SequenceRecord> sequences) override;
 
   // Merges the whole presence log into presence and client_presence, a
-  // round at a time (LoadInto does this first). kStoreFailed on failure.
+  // round at a time (a clean stop does this). kStoreFailed on failure.
   StoreStatus MergeLog() EXCLUDES(mu_);
   // Rows in the presence log (a round's stay until its last slice).
   std::size_t log_rows() const EXCLUDES(mu_);
@@ -238,6 +240,13 @@ class SqliteStore final : public Store {
   // `to_end` the rest of it; the last slice deletes the round's rows.
   StoreStatus MergeSliceLocked(bool to_end) REQUIRES(mu_);
   StoreStatus MergeLogLocked() REQUIRES(mu_);
+  // Prepares log_cursors_ (kLogBatch) up to `n`; `op` names the failure.
+  StoreStatus PrepareLogCursorsLocked(std::size_t n, std::string_view op)
+      REQUIRES(mu_);
+  // LoadInto's presence rows (or client rows) when the log holds rows: the
+  // table's, in user order, with the log over them by the merge's rules
+  // (a k-way merge of the table and the log's batches, nothing merged).
+  StoreStatus LoadWithLogLocked(LoadSink& sink, bool clients) REQUIRES(mu_);
   // kNotFound unless the user and the realm exist (as the foreign keys of
   // presence and client_presence would say).
   StoreStatus CheckIdsLocked(UserId user, RealmId realm) REQUIRES(mu_);

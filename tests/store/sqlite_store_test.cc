@@ -569,21 +569,25 @@ TEST_F(SqliteStoreTest, WritesFailWithStoreFailedWhenDatabaseRefusesThem) {
   EXPECT_TRUE(store->WritePresence({&row, 1}, {}, {&seq, 1}));
   EXPECT_TRUE(store->InsertRealm(RealmNamed("new")));
 
-  // Load merges the presence log first: with rows in it, a store that
-  // refuses writes cannot load (a start-up says why), and the rows stay in
-  // the log for a store that can.
+  // Load reads the presence log without merging it, so a store that
+  // refuses writes still loads what was written; merging it fails there
+  // (and says why), and the rows stay in the log for a store that can.
   ASSERT_EQ(store->log_rows(), 1u);
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = ON"));
-  auto refused = store->Load();
+  auto loaded = store->Load();
+  ASSERT_TRUE(loaded.has_value()) << loaded.error();
+  EXPECT_THAT(loaded->presence, ::testing::Contains(row));
+  auto refused = store->MergeLog();
   ASSERT_FALSE(refused.has_value());
   EXPECT_EQ(refused.error(), Errc::kStoreFailed);
   EXPECT_THAT(refused.error().message(), HasSubstr("merge presence_log"));
   EXPECT_EQ(store->log_rows(), 1u);
   ASSERT_TRUE(store->ExecForTesting("PRAGMA query_only = OFF"));
-  auto loaded = store->Load();
-  ASSERT_TRUE(loaded.has_value()) << loaded.error();
-  EXPECT_THAT(loaded->presence, ::testing::Contains(row));
+  ASSERT_TRUE(store->MergeLog());
   EXPECT_EQ(store->log_rows(), 0u);
+  auto merged = store->Load();
+  ASSERT_TRUE(merged.has_value()) << merged.error();
+  EXPECT_EQ(merged->presence, loaded->presence);
 }
 
 // Two threads failing at once each get the reason of their own call (a
@@ -973,8 +977,8 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesOnceItHoldsTheBatches) {
   ASSERT_TRUE(snap.has_value());
   ASSERT_EQ(snap->presence.size(), 2u);
   EXPECT_EQ(snap->presence[0].last_active, 60);
-  EXPECT_EQ(snap->presence[1].last_active, 70);
-  EXPECT_EQ(store->log_rows(), 0u);
+  EXPECT_EQ(snap->presence[1].last_active, 70);  // read from the log
+  EXPECT_EQ(store->log_rows(), 1u);              // and left there
 }
 
 // A merge that fails after its batch committed fails no write: the batch
@@ -1095,7 +1099,13 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogRoundCutByACrashMergesTheSame) {
   auto want = model.Load();
   EXPECT_EQ(got->presence, want->presence);
   EXPECT_EQ(got->client_presence, want->client_presence);
+  EXPECT_EQ(store->log_rows(), 160u);
+  ASSERT_TRUE(store->MergeLog());
   EXPECT_EQ(store->log_rows(), 0u);
+  got = store->Load();
+  ASSERT_TRUE(got.has_value()) << got.error();
+  EXPECT_EQ(got->presence, want->presence);
+  EXPECT_EQ(got->client_presence, want->client_presence);
 }
 
 // Merging the log gives what writing each batch into the tables in place
@@ -1103,8 +1113,9 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogRoundCutByACrashMergesTheSame) {
 // rows are those of the last batch that named any (a client named twice in
 // a batch: its later row). Also when rounds are merged in slices, when they
 // start by rows or by batches, and when a log left by a store that never
-// merged is merged on Load in rounds, a later round overriding an earlier
-// one.
+// merged is merged in rounds, a later round overriding an earlier one.
+// Load, which reads the tables with the log over them, gives the same
+// before the log is merged and after.
 TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
   MemoryStore model;
   // Rounds of whole batches from 5 rows, merged in 3 slices of users.
@@ -1127,14 +1138,19 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
   };
   auto time_or_none = [&](Micros t) { return pick(5) == 0 ? kNoTime : t; };
   auto expect_same = [&](const char* when, int step) {
-    auto got = store->Load();
-    ASSERT_TRUE(got.has_value()) << got.error();
     auto want = model.Load();
-    EXPECT_EQ(got->presence, want->presence) << when << " " << step;
-    EXPECT_EQ(got->client_presence, want->client_presence)
-        << when << " " << step;
-    EXPECT_EQ(got->realms, want->realms) << when << " " << step;
-    EXPECT_EQ(store->log_rows(), 0u);
+    for (const char* log : {"with the log", "merged"}) {
+      if (std::string_view(log) == "merged") {
+        ASSERT_TRUE(store->MergeLog());
+        EXPECT_EQ(store->log_rows(), 0u);
+      }
+      auto got = store->Load();
+      ASSERT_TRUE(got.has_value()) << got.error();
+      EXPECT_EQ(got->presence, want->presence) << when << " " << step << log;
+      EXPECT_EQ(got->client_presence, want->client_presence)
+          << when << " " << step << log;
+      EXPECT_EQ(got->realms, want->realms) << when << " " << step << log;
+    }
   };
   for (int step = 1; step <= 300; ++step) {
     std::vector<PresenceRecord> rows;
@@ -1177,8 +1193,8 @@ TEST_F(SqliteStoreTest, Issue17_PresenceLogMergesAsWritesInPlace) {
     }
     if (step == 299) {
       EXPECT_GT(store->log_rows(), 100u);
-      // ... and its log merged by the next one's Load, rounds of at most
-      // four batches.
+      // ... and its log read by the next one's Load, then merged in
+      // rounds of at most four batches.
       store.reset();
       store = MustOpenWith(dir_.path(), 3, 4, 2);
       ASSERT_NE(store, nullptr);
