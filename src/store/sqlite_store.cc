@@ -1236,26 +1236,11 @@ StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
     return st;
   }
   ResetCursors reset_cursors{std::span(log_cursors_).first(n_batches)};
-  // (user, cursor): the smallest on top.
-  using Head = std::pair<UserId, std::size_t>;
-  std::vector<Head> heads;
-  heads.reserve(n_batches);
-  auto step = [&](std::size_t i) -> StoreStatus {
-    mu_.AssertHeld();  // called below, under mu_
-    const int rc = sqlite3_step(log_cursors_[i]);
-    if (rc == SQLITE_ROW) {
-      heads.emplace_back(ColumnInt(log_cursors_[i], 0), i);
-      std::push_heap(heads.begin(), heads.end(), std::greater<>());
-    } else if (rc != SQLITE_DONE) {
-      return Fail(rc, "merge presence_log");
-    }
-    return {};
-  };
-  for (std::size_t i = 0; i < n_batches; ++i) {
-    const LogBatch& b = log_batches_[i];
-    const int rc = Bind(log_cursors_[i], round_->next_seq[i], b.last_seq);
-    if (rc != SQLITE_OK) return Fail(rc, "merge presence_log");
-    if (StoreStatus st = step(i); !st) return st;
+  std::vector<LogHead> heads;
+  if (StoreStatus st =
+          StartLogCursorsLocked(round_->next_seq, heads, "merge presence_log");
+      !st) {
+    return st;
   }
 
   // One user at a time: the user's last own row, and the client rows of the
@@ -1345,7 +1330,10 @@ StoreStatus SqliteStore::MergeSliceLocked(bool to_end) {
       c.last_active = ColumnTime(s, 4);
       c.last_update_id = ColumnInt(s, 5);
     }
-    if (StoreStatus st = step(i); !st) return st;
+    if (StoreStatus st = StepLogCursorLocked(i, heads, "merge presence_log");
+        !st) {
+      return st;
+    }
   }
   if (have_user) {
     if (StoreStatus st = finish_user(); !st) return st;
@@ -1417,6 +1405,32 @@ StoreStatus SqliteStore::PrepareLogCursorsLocked(std::size_t n,
   return {};
 }
 
+StoreStatus SqliteStore::StartLogCursorsLocked(
+    std::span<const std::int64_t> from, std::vector<LogHead>& heads,
+    std::string_view op) {
+  heads.clear();
+  heads.reserve(from.size());
+  for (std::size_t i = 0; i < from.size(); ++i) {
+    const int rc = Bind(log_cursors_[i], from[i], log_batches_[i].last_seq);
+    if (rc != SQLITE_OK) return Fail(rc, op);
+    if (StoreStatus st = StepLogCursorLocked(i, heads, op); !st) return st;
+  }
+  return {};
+}
+
+StoreStatus SqliteStore::StepLogCursorLocked(std::size_t i,
+                                             std::vector<LogHead>& heads,
+                                             std::string_view op) {
+  const int rc = sqlite3_step(log_cursors_[i]);
+  if (rc == SQLITE_ROW) {
+    heads.emplace_back(ColumnInt(log_cursors_[i], 0), i);
+    std::push_heap(heads.begin(), heads.end(), std::greater<>());
+  } else if (rc != SQLITE_DONE) {
+    return Fail(rc, op);
+  }
+  return {};
+}
+
 StoreStatus SqliteStore::LoadWithLogLocked(LoadSink& sink, bool clients) {
   const char* const op = clients ? "Load client_presence" : "Load presence";
   // The table's rows in user order (kSelectClients: the user in column 1).
@@ -1433,26 +1447,11 @@ StoreStatus SqliteStore::LoadWithLogLocked(LoadSink& sink, bool clients) {
   const std::size_t n = log_batches_.size();
   if (StoreStatus st = PrepareLogCursorsLocked(n, op); !st) return st;
   ResetCursors reset_cursors{std::span(log_cursors_).first(n)};
-  using Head = std::pair<UserId, std::size_t>;
-  std::vector<Head> heads;
-  heads.reserve(n);
-  auto step = [&](std::size_t i) -> StoreStatus {
-    mu_.AssertHeld();  // called below, under mu_
-    const int rc = sqlite3_step(log_cursors_[i]);
-    if (rc == SQLITE_ROW) {
-      heads.emplace_back(ColumnInt(log_cursors_[i], 0), i);
-      std::push_heap(heads.begin(), heads.end(), std::greater<>());
-    } else if (rc != SQLITE_DONE) {
-      return Fail(rc, op);
-    }
-    return {};
-  };
-  for (std::size_t i = 0; i < n; ++i) {
-    const int rc = Bind(log_cursors_[i], log_batches_[i].first_seq,
-                        log_batches_[i].last_seq);
-    if (rc != SQLITE_OK) return Fail(rc, op);
-    if (StoreStatus st = step(i); !st) return st;
-  }
+  std::vector<std::int64_t> from;
+  from.reserve(n);
+  for (const LogBatch& b : log_batches_) from.push_back(b.first_seq);
+  std::vector<LogHead> heads;
+  if (StoreStatus st = StartLogCursorsLocked(from, heads, op); !st) return st;
 
   std::vector<PresenceRecord> own_out;
   std::vector<ClientPresenceRecord> client_out;
@@ -1509,7 +1508,7 @@ StoreStatus SqliteStore::LoadWithLogLocked(LoadSink& sink, bool clients) {
         c.last_active = ColumnTime(s, 4);
         c.last_update_id = ColumnInt(s, 5);
       }
-      if (StoreStatus st = step(i); !st) return st;
+      if (StoreStatus st = StepLogCursorLocked(i, heads, op); !st) return st;
     }
     // The table's rows of the user, kept only where the log has none.
     while (table_rc == SQLITE_ROW && ColumnInt(table, table_user) == user) {

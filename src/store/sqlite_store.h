@@ -82,6 +82,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "core/store.h"
@@ -243,6 +244,17 @@ class SqliteStore final : public Store {
   // Prepares log_cursors_ (kLogBatch) up to `n`; `op` names the failure.
   StoreStatus PrepareLogCursorsLocked(std::size_t n, std::string_view op)
       REQUIRES(mu_);
+  // The log read as one stream in (user, batch) order: cursor i over batch
+  // i's rows from seq from[i], and `heads` a min-heap of (the user of each
+  // cursor's current row, i). StartLogCursorsLocked binds and steps the
+  // first from.size() cursors (prepared); StepLogCursorLocked moves cursor
+  // i to its next row and puts that on the heap (nothing when it is done).
+  using LogHead = std::pair<UserId, std::size_t>;
+  StoreStatus StartLogCursorsLocked(std::span<const std::int64_t> from,
+                                    std::vector<LogHead>& heads,
+                                    std::string_view op) REQUIRES(mu_);
+  StoreStatus StepLogCursorLocked(std::size_t i, std::vector<LogHead>& heads,
+                                  std::string_view op) REQUIRES(mu_);
   // LoadInto's presence rows (or client rows) when the log holds rows: the
   // table's, in user order, with the log over them by the merge's rules
   // (a k-way merge of the table and the log's batches, nothing merged).
