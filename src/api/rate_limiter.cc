@@ -25,6 +25,8 @@ void RateLimiter::HeapLog::push_back(std::int64_t t, std::size_t max_capacity) {
     head = 0;
   }
   ring[Index(size)] = t;
+  if (size == 0) oldest = t;
+  newest = t;
   ++size;
 }
 
@@ -38,6 +40,10 @@ void RateLimiter::HeapLog::Assign(const std::int64_t* times, std::size_t n,
   std::copy(times, times + n, ring.get());
   head = 0;
   size = n;
+  if (n > 0) {
+    oldest = times[0];
+    newest = times[n - 1];
+  }
 }
 
 RateDecision RateLimiter::Check(UserId user, std::int64_t now_us) {
