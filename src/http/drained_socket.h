@@ -33,6 +33,19 @@
 // call. Only on a socket in non-blocking mode (HttpSession sets it);
 // otherwise the reactor makes the try, as before.
 //
+// Except for the end of the stream: a client that sends its last bytes and
+// then shuts down its side can have both arrive before epoll reports the
+// socket, and one event then stands for both. The read that drains the
+// bytes leaves the end behind, and no later event reports it, so a read
+// queued without a try would wait for ever (in HttpSession, until the
+// read timeout, for a request cut short that gets 400 at once otherwise).
+// A read the caller knows must find more (the rest of a request it has
+// begun) is therefore tried at once whatever the flag says (TryNextRead):
+// one recv more, that says EAGAIN, for a request that arrives in pieces.
+// A connection waiting between requests keeps the flag: a client that
+// half-closes after a whole request has its answer, and the connection
+// then waits as an idle one does.
+//
 // Only where it is exact: Linux's epoll reactor (not io_uring), and an
 // io_context whose concurrency hint is 1 (one thread runs it, as
 // presenced's I/O threads do), so that no other thread's epoll_wait can
@@ -82,6 +95,11 @@ class DrainedSocket {
 
   executor_type get_executor() { return socket_.get_executor(); }
 
+  // The next read tries a recv at once even if the last one drained the
+  // socket: the caller is inside a message, whose end may be all that is
+  // left (see above).
+  void TryNextRead() { try_next_ = true; }
+
   template <typename MutableBufferSequence, typename Handler>
   void async_read_some(const MutableBufferSequence& buffers,
                        Handler&& handler) {
@@ -91,8 +109,9 @@ class DrainedSocket {
     }
     const std::size_t room = boost::asio::buffer_size(buffers);
     const bool alone = ReadSpeculation::NoReadQueued(socket_);
+    const bool try_now = std::exchange(try_next_, false);
     if (alone && room > 0 && socket_.non_blocking() &&
-        ReadSpeculation::WouldTry(socket_)) {
+        (try_now || ReadSpeculation::WouldTry(socket_))) {
       boost::system::error_code ec;
       const std::size_t n = socket_.receive(buffers, 0, ec);
       if (ec != boost::asio::error::would_block &&
@@ -127,6 +146,8 @@ class DrainedSocket {
   // The read in flight completes straight from the reactor's event: it
   // was queued (its try, if any, found nothing), alone. One read at a time.
   bool direct_ = false;
+  // TryNextRead was called since the last read.
+  bool try_next_ = false;
 };
 
 }  // namespace presence::http

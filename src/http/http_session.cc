@@ -172,6 +172,9 @@ void HttpSession::ReadRequest(bool whole, bool posted) {
                                                 shared_from_this(), whole, ec));
     return;
   }
+  // Inside a request, the end of the stream may be all that is left, with
+  // no readiness event to come for it (DrainedSocket::TryNextRead).
+  if (req_->parser->got_some() || buffer.size() > 0) reader_.TryNextRead();
   reader_.async_read_some(buffer.prepare(room),
                           beast::bind_front_handler(&HttpSession::OnReadSome,
                                                     shared_from_this(), whole));

@@ -331,6 +331,36 @@ TEST_F(HttpSessionTest, Issue17_ARequestCutShortByTheClientGets400) {
   }
 }
 
+// The same with the bytes and the end arriving together, while the I/O
+// thread is busy: one readiness event brings both. The read that takes the
+// bytes drains the socket's data, but the end is still there, so the read
+// for the rest of the request must not wait for another event (none
+// comes): it gets 400.
+TEST_F(HttpSessionTest, Issue17_ARequestCutShortInOneEventGets400AtOnce) {
+  tcp::socket s = Connect();
+  ASSERT_TRUE(WaitForOpen(1));  // accepted; its first wait is queued
+  std::promise<void> release;
+  std::promise<void> blocked;
+  asio::post(ioc_, [&] {
+    blocked.set_value();
+    release.get_future().wait();
+  });
+  blocked.get_future().wait();
+  const std::string cut =
+      "POST /api/v1/users/me/presence HTTP/1.1\r\n"
+      "Host: 127.0.0.1\r\nContent-Length: 100\r\n\r\nstatus=";
+  asio::write(s, asio::buffer(cut));
+  s.shutdown(tcp::socket::shutdown_send);
+  release.set_value();
+  // Before the fix: no answer; the read timeout (30 s) closed the
+  // connection and this read failed with the end of the stream.
+  beast::flat_buffer buf;
+  auto res = Read(s, buf);
+  EXPECT_EQ(res.result_int(), 400u);
+  EXPECT_FALSE(res.keep_alive());
+  ExpectJsonError(res.body(), "Malformed HTTP request");
+}
+
 // Issue #17: requests already buffered when the last answer went out are
 // parsed in a handler of their own: a long pipeline is answered whole and
 // in order (no answer nested in the last one's).
