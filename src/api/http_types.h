@@ -26,7 +26,7 @@ class Realm;
 namespace presence::api {
 
 class AuthCache;
-struct AuthMemo;
+struct ConnectionAuth;
 
 struct Request {
   std::string_view method;  // "GET", "POST", ... as sent
@@ -60,7 +60,7 @@ struct Request {
   // null.
   AuthCache* auth_cache = nullptr;
   // The connection's last authentication (see auth_cache.h); may be null.
-  AuthMemo* connection_auth = nullptr;
+  ConnectionAuth* connection_auth = nullptr;
 };
 
 // A GET /events that parked: what answering it needs once its queue wakes

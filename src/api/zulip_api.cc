@@ -729,25 +729,31 @@ ApiResult<Response> ZulipApi::OnUserStatus(const Call& call) const {
 ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
                                          const Realm& realm) const {
   if (!req.has_authorization) return ApiError::NotLoggedIn();
+  ConnectionAuth* const connection = req.connection_auth;
   // The connection's last header first, with no tag: the common case of a
   // client's next request on its connection (a re-poll) costs one
-  // constant-time comparison.
-  if (req.connection_auth != nullptr) {
+  // constant-time comparison. A connection that carries many users goes
+  // by tag (ConnectionAuth).
+  if (connection != nullptr && !connection->by_tag) {
     if (const Caller* c =
-            req.connection_auth->FindUntagged(req.authorization, realm)) {
+            connection->memo.FindUntagged(req.authorization, realm)) {
       return *c;
     }
   }
   // One keyed tag per request serves every lookup and store below.
-  const std::uint64_t tag =
-      req.connection_auth != nullptr || req.auth_cache != nullptr
-          ? AuthTag(req.authorization)
-          : 0;
+  const std::uint64_t tag = connection != nullptr || req.auth_cache != nullptr
+                                ? AuthTag(req.authorization)
+                                : 0;
+  if (connection != nullptr && connection->by_tag) {
+    if (const Caller* c =
+            connection->memo.Find(req.authorization, tag, realm)) {
+      connection->by_tag = false;
+      return *c;
+    }
+  }
   if (req.auth_cache != nullptr) {
     if (const Caller* c = req.auth_cache->Find(req.authorization, tag, realm)) {
-      if (req.connection_auth != nullptr) {
-        req.connection_auth->Store(req.authorization, tag, *c);
-      }
+      if (connection != nullptr) connection->Store(req.authorization, tag, *c);
       return *c;
     }
   }
@@ -761,9 +767,7 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
   if (req.auth_cache != nullptr) {
     req.auth_cache->Store(req.authorization, tag, caller);
   }
-  if (req.connection_auth != nullptr) {
-    req.connection_auth->Store(req.authorization, tag, caller);
-  }
+  if (connection != nullptr) connection->Store(req.authorization, tag, caller);
   return caller;
 }
 

@@ -314,7 +314,7 @@ class HttpSession : public QueueWaiter,
   bool linger_ = false;          // close with LingeringClose (after WriteError)
   char peek_byte_ = 0;           // the peek's buffer (the byte stays unread)
   api::ParkedPoll parked_poll_;  // the last poll that parked
-  api::AuthMemo connection_auth_;  // its last successful authentication
+  api::ConnectionAuth connection_auth_;  // its last successful authentication
   const api::Router* const router_;
   const SessionLimits* const limits_;
   const std::shared_ptr<std::atomic<std::size_t>> open_;

@@ -51,7 +51,7 @@ class AuthCacheTest : public ::testing::Test {
   // as the HTTP layer sends it.
   Response Ping(std::string_view authorization,
                 std::string_view host = "localhost",
-                AuthMemo* connection = nullptr) {
+                ConnectionAuth* connection = nullptr) {
     Request req;
     req.method = "POST";
     req.target = "/api/v1/users/me/presence";
@@ -182,8 +182,9 @@ TEST_F(AuthCacheTest, ANewerHeaderReplacesTheLessRecentOfItsSet) {
 }
 
 TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
-  AuthMemo connection;
-  ASSERT_EQ(Ping(alice_.authorization, "localhost", &connection).status, 200u);
+  ConnectionAuth conn;
+  AuthMemo& connection = conn.memo;
+  ASSERT_EQ(Ping(alice_.authorization, "localhost", &conn).status, 200u);
   const Caller* c = connection.Find(alice_.authorization, realm());
   ASSERT_NE(c, nullptr);
   EXPECT_EQ(c->user_id, alice_.id);
@@ -206,7 +207,7 @@ TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
   // refused in full.
   const std::string wrong =
       "Basic " + Base64Encode(alice_.email + ":" + std::string(32, 'x'));
-  EXPECT_EQ(Ping(wrong, "localhost", &connection).status, 401u);
+  EXPECT_EQ(Ping(wrong, "localhost", &conn).status, 401u);
   EXPECT_EQ(connection.Find(wrong, realm()), nullptr);
   // A directory change drops it; the next request checks in full.
   UserPatch p;
@@ -214,7 +215,46 @@ TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
   ASSERT_TRUE(service_->UpdateUser(realm_, alice_.id, p));
   EXPECT_EQ(connection.Find(alice_.authorization, realm()), nullptr);
   EXPECT_EQ(connection.FindUntagged(alice_.authorization, realm()), nullptr);
-  Response r = Ping(alice_.authorization, "localhost", &connection);
+  Response r = Ping(alice_.authorization, "localhost", &conn);
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(Msg(r), "Account is deactivated");
+}
+
+// A connection that carries several users' requests (a reverse proxy's) is
+// looked up by tag until a request finds its memo again; either way each
+// request gets its own caller and a directory change is seen at once.
+TEST_F(AuthCacheTest, AConnectionOfManyUsersIsLookedUpByTagUntilItsMemoHits) {
+  const User bob = AddUser(realm_, "bob@example.com");
+  ConnectionAuth conn;
+  // First request: checked in full, kept; the next one goes by tag.
+  ASSERT_EQ(Ping(alice_.authorization, "localhost", &conn).status, 200u);
+  EXPECT_TRUE(conn.by_tag);
+  EXPECT_EQ(conn.memo.caller.user_id, alice_.id);
+  // The same header again: found by tag, so back to the untagged lookup.
+  ASSERT_EQ(Ping(alice_.authorization, "localhost", &conn).status, 200u);
+  EXPECT_FALSE(conn.by_tag);
+  ASSERT_EQ(Ping(alice_.authorization, "localhost", &conn).status, 200u);
+  EXPECT_FALSE(conn.by_tag);
+  EXPECT_EQ(conn.memo.caller.user_id, alice_.id);
+  // Users taking turns: each request is another user's, found in the
+  // thread's cache or checked in full, and kept with its own caller.
+  for (int i = 0; i < 4; ++i) {
+    const User& u = i % 2 == 0 ? bob : alice_;
+    ASSERT_EQ(Ping(u.authorization, "localhost", &conn).status, 200u);
+    EXPECT_TRUE(conn.by_tag);
+    EXPECT_EQ(conn.memo.caller.user_id, u.id);
+  }
+  // A failure changes nothing kept.
+  const std::string wrong =
+      "Basic " + Base64Encode(bob.email + ":" + std::string(32, 'x'));
+  EXPECT_EQ(Ping(wrong, "localhost", &conn).status, 401u);
+  EXPECT_TRUE(conn.by_tag);
+  EXPECT_EQ(conn.memo.caller.user_id, alice_.id);
+  // Looked up by tag, a deactivated user is refused at once.
+  UserPatch p;
+  p.is_active = false;
+  ASSERT_TRUE(service_->UpdateUser(realm_, alice_.id, p));
+  Response r = Ping(alice_.authorization, "localhost", &conn);
   EXPECT_EQ(r.status, 401u);
   EXPECT_EQ(Msg(r), "Account is deactivated");
 }
