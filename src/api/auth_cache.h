@@ -7,23 +7,28 @@
 // change that can alter it: a key, a role, an account's or the realm's
 // activation). So the thread keeps, for recent headers, the caller they gave
 // and the generation it was read at, and the API reuses a caller when the
-// header (every byte), the realm and the generation all match. Failures are
-// never kept: every failed attempt is checked in full.
+// header, the realm and the generation all match. Failures are never kept:
+// every failed attempt is checked in full.
+//
+// A header is known by its keyed hash (AuthHashOf): SipHash-2-4's 128-bit
+// output under a key drawn when the process starts, in two halves. The tag
+// picks the set and is compared first, in plain time; the check is
+// compared in constant time when the tag matched. Without the key nobody
+// can choose headers by either half; two different headers share both
+// with probability 2^-128, so the pair stands for the header, and the
+// table keeps no header bytes (no user's API key) at all. A miss reads
+// only the set's tags.
 //
 // A two-way set-associative table of 2 * kSets entries (a new header takes
 // the less recently used entry of its set); headers longer than kMaxHeader
-// bytes are not kept. A set is 152 bytes (304 KiB for the table, empty);
-// an entry in use adds its header on the heap (about 100 bytes).
+// bytes are not kept. A set is 104 bytes: 416 KiB for the table, and
+// nothing on the heap (until session 22 a set held the two headers, 100
+// bytes each on the heap, in half as many sets: 700 KiB once full, and a
+// realm of 6,000 users pinging in rotation missed every time; issue #17).
 //
 // Cold authentication (issue #17): when users ping once a minute, almost
-// every request misses, so a miss must cost little. Each entry keeps beside
-// the header a tag, SipHash-2-4 of the header under a key drawn when the
-// process starts (AuthTag); the tag picks the set and is compared first, in
-// plain time, and only a header whose tag matches is compared byte by byte
-// (in constant time, as a secret must be). Without the key nobody can
-// choose headers by tag, so the plain comparison tells an attacker only
-// whether the whole header matched, which the answer tells anyway; a miss
-// reads neither the kept header's bytes nor compares them.
+// every request misses, so a miss must cost little: one pass of the hash
+// over the header, which the API computes once for every lookup and store.
 //
 // Thread safety: none; each I/O thread owns one (see HttpSession).
 #ifndef PRESENCE_API_AUTH_CACHE_H_
@@ -42,15 +47,27 @@ namespace presence::api {
 // Longer Authorization headers are never kept (checked in full each time).
 inline constexpr std::size_t kMaxCachedHeader = 512;
 
-// The keyed tag of an Authorization header (see the file comment).
+// The keyed hash of an Authorization header (see the file comment): `tag`
+// is compared in plain time, `check` in constant time.
+struct AuthHash {
+  std::uint64_t tag = 0;
+  std::uint64_t check = 0;
+};
+inline AuthHash AuthHashOf(std::string_view header) {
+  const SipHash128Value v = SipHash24x128(ProcessSipKey(), header);
+  return {v.lo, v.hi};
+}
+// The tag alone (AuthMemo keeps no check: it compares the header itself).
 inline std::uint64_t AuthTag(std::string_view header) {
-  return SipHash24(ProcessSipKey(), header);
+  return AuthHashOf(header).tag;
 }
 
 // The last successful authentication of one connection: a client sends the
 // same header on every request of its connection, so this one entry hits
 // whatever the number of users of the thread (the thread's AuthCache below
-// holds 4096). Same rules: header bytes, realm and generation must match.
+// holds 8192). It keeps the header itself: a connection's next request is
+// compared with it in constant time, without a hash (FindUntagged). Same
+// rules: header bytes, realm and generation must match.
 struct AuthMemo {
   std::string header;
   std::uint64_t tag = 0;  // AuthTag(header)
@@ -115,41 +132,48 @@ struct ConnectionAuth {
 
 class AuthCache {
  public:
-  static constexpr std::size_t kSets = 2048;  // a power of two
+  static constexpr std::size_t kSets = 4096;  // a power of two
   static constexpr std::size_t kMaxHeader = kMaxCachedHeader;
 
   AuthCache() : sets_(std::make_unique<Set[]>(kSets)) {}
 
-  // The cached caller if `header` (whose AuthTag is `tag`) for `realm` gave
-  // it and the realm's directory is as it was then; null otherwise.
-  const Caller* Find(std::string_view header, std::uint64_t tag,
-                     const Realm& realm) {
-    Set& set = sets_[Index(tag)];
+  // The cached caller if the header whose hash is `hash` (AuthHashOf) for
+  // `realm` gave it and the realm's directory is as it was then; null
+  // otherwise.
+  const Caller* Find(const AuthHash& hash, const Realm& realm) {
+    Set& set = sets_[Index(hash.tag)];
     for (std::uint8_t w = 0; w < 2; ++w) {
-      if (const Caller* c = set.ways[w].Find(header, tag, realm)) {
-        set.recent = w;
-        return c;
+      Way& way = set.ways[w];
+      // The tag first, in plain time (keyed: see the file comment).
+      if (way.tag != hash.tag || way.caller.realm != &realm) continue;
+      if (!ConstantTimeEqual(AsBytes(way.check), AsBytes(hash.check)) ||
+          realm.directory_generation() != way.caller.directory_generation) {
+        continue;
       }
+      set.recent = w;
+      return &way.caller;
     }
     return nullptr;
   }
   const Caller* Find(std::string_view header, const Realm& realm) {
-    return Find(header, AuthTag(header), realm);
+    return Find(AuthHashOf(header), realm);
   }
 
-  void Store(std::string_view header, std::uint64_t tag, const Caller& caller) {
+  // Keeps `caller` for `header`, whose hash is `hash`.
+  void Store(std::string_view header, const AuthHash& hash,
+             const Caller& caller) {
     if (header.size() > kMaxHeader) return;
-    Set& set = sets_[Index(tag)];
+    Set& set = sets_[Index(hash.tag)];
     // The way that already holds this header (by tag: a header is stored
     // only after a full check, and a way whose tag matches another header
     // is as good a victim as any), else the less recent one.
     std::uint8_t w =
-        set.ways[set.recent].tag == tag ? set.recent : 1 - set.recent;
-    set.ways[w].Store(header, tag, caller);
+        set.ways[set.recent].tag == hash.tag ? set.recent : 1 - set.recent;
+    set.ways[w] = Way{hash.tag, hash.check, caller};
     set.recent = w;
   }
   void Store(std::string_view header, const Caller& caller) {
-    Store(header, AuthTag(header), caller);
+    Store(header, AuthHashOf(header), caller);
   }
 
   // The set a header whose AuthTag is `tag` belongs to: the tag's high
@@ -159,12 +183,21 @@ class AuthCache {
   }
 
  private:
+  struct Way {
+    std::uint64_t tag = 0;    // AuthHash::tag of the header
+    std::uint64_t check = 0;  // AuthHash::check of the header
+    Caller caller;            // caller.realm is null while empty
+  };
   // Two ways per set; `recent` is the one used last.
   struct Set {
-    AuthMemo ways[2];
+    Way ways[2];
     std::uint8_t recent = 0;
   };
+  static_assert(sizeof(Set) <= 104, "a set is 104 bytes (file comment)");
   static std::size_t Index(std::uint64_t tag) { return SetIndex(tag); }
+  static std::string_view AsBytes(const std::uint64_t& v) {
+    return {reinterpret_cast<const char*>(&v), sizeof v};
+  }
 
   std::unique_ptr<Set[]> sets_;
 };

@@ -740,10 +740,11 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
       return *c;
     }
   }
-  // One keyed tag per request serves every lookup and store below.
-  const std::uint64_t tag = connection != nullptr || req.auth_cache != nullptr
-                                ? AuthTag(req.authorization)
-                                : 0;
+  // One keyed hash per request serves every lookup and store below.
+  const AuthHash hash = connection != nullptr || req.auth_cache != nullptr
+                            ? AuthHashOf(req.authorization)
+                            : AuthHash{};
+  const std::uint64_t tag = hash.tag;
   if (connection != nullptr && connection->by_tag) {
     if (const Caller* c =
             connection->memo.Find(req.authorization, tag, realm)) {
@@ -752,7 +753,7 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
     }
   }
   if (req.auth_cache != nullptr) {
-    if (const Caller* c = req.auth_cache->Find(req.authorization, tag, realm)) {
+    if (const Caller* c = req.auth_cache->Find(hash, realm)) {
       if (connection != nullptr) connection->Store(req.authorization, tag, *c);
       return *c;
     }
@@ -765,7 +766,7 @@ ApiResult<Caller> ZulipApi::Authenticate(const Request& req,
   }
   const Caller& caller = std::get<Caller>(result);
   if (req.auth_cache != nullptr) {
-    req.auth_cache->Store(req.authorization, tag, caller);
+    req.auth_cache->Store(req.authorization, hash, caller);
   }
   if (connection != nullptr) connection->Store(req.authorization, tag, caller);
   return caller;

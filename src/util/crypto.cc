@@ -72,12 +72,13 @@ struct SipState {
   }
 };
 
-}  // namespace
-
-std::uint64_t SipHash24(const SipKey& key, std::string_view data) {
+// The state after `data` is absorbed (SipHash's compression), `wide`:
+// the 128-bit variant's initialisation.
+SipState SipAbsorb(const SipKey& key, std::string_view data, bool wide) {
   const std::uint64_t k0 = Load64(key.data()), k1 = Load64(key.data() + 8);
   SipState s{k0 ^ 0x736f6d6570736575ULL, k1 ^ 0x646f72616e646f6dULL,
              k0 ^ 0x6c7967656e657261ULL, k1 ^ 0x7465646279746573ULL};
+  if (wide) s.v1 ^= 0xee;
   const auto* p = reinterpret_cast<const std::uint8_t*>(data.data());
   const std::size_t n = data.size();
   std::size_t i = 0;
@@ -88,19 +89,40 @@ std::uint64_t SipHash24(const SipKey& key, std::string_view data) {
     last |= static_cast<std::uint64_t>(p[i + k]) << (8 * k);
   }
   s.Absorb(last);
+  return s;
+}
+
+}  // namespace
+
+std::uint64_t SipHash24(const SipKey& key, std::string_view data) {
+  SipState s = SipAbsorb(key, data, /*wide=*/false);
   s.v2 ^= 0xff;
   for (int r = 0; r < 4; ++r) s.Round();
   return s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
 }
 
+SipHash128Value SipHash24x128(const SipKey& key, std::string_view data) {
+  SipState s = SipAbsorb(key, data, /*wide=*/true);
+  SipHash128Value out;
+  s.v2 ^= 0xee;
+  for (int r = 0; r < 4; ++r) s.Round();
+  out.lo = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  s.v1 ^= 0xdd;
+  for (int r = 0; r < 4; ++r) s.Round();
+  out.hi = s.v0 ^ s.v1 ^ s.v2 ^ s.v3;
+  return out;
+}
+
+SipKey RandomSipKey() {
+  SipKey k;
+  if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return k;
+}
+
 const SipKey& ProcessSipKey() {
-  static const SipKey key = [] {
-    SipKey k;
-    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) {
-      throw std::runtime_error("RAND_bytes failed");
-    }
-    return k;
-  }();
+  static const SipKey key = RandomSipKey();
   return key;
 }
 

@@ -30,6 +30,19 @@ using SipKey = std::array<std::uint8_t, 16>;
 // the inputs were (almost surely) equal.
 std::uint64_t SipHash24(const SipKey& key, std::string_view data);
 
+// SipHash-2-4 with its 128-bit output (the paper's variant: other
+// initialisation and finalisation constants, so `lo` is not SipHash24's
+// value): `lo` is the first 8 bytes of the output, `hi` the last 8, each
+// read little-endian. Two keyed 64-bit values for the cost of one pass.
+struct SipHash128Value {
+  std::uint64_t lo = 0;
+  std::uint64_t hi = 0;
+};
+SipHash128Value SipHash24x128(const SipKey& key, std::string_view data);
+
+// A key drawn from a CSPRNG.
+SipKey RandomSipKey();
+
 // A key drawn from a CSPRNG once per process (the same for every caller).
 const SipKey& ProcessSipKey();
 

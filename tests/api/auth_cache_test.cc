@@ -181,6 +181,31 @@ TEST_F(AuthCacheTest, ANewerHeaderReplacesTheLessRecentOfItsSet) {
   EXPECT_NE(cache_.Find(same_set[2], realm()), nullptr);
 }
 
+// The table keeps no header, only its two keyed hashes: a header whose
+// tag equals a kept one's (forced here; without the key nobody can find
+// one) is still not taken for it, since its second hash differs.
+TEST_F(AuthCacheTest, AHeaderWhoseTagMatchesAKeptOneIsToldApartByItsCheck) {
+  ASSERT_EQ(Ping(alice_.authorization).status, 200u);
+  const Caller* kept = cache_.Find(alice_.authorization, realm());
+  ASSERT_NE(kept, nullptr);
+  const Caller alice = *kept;
+  const std::string other =
+      "Basic " + Base64Encode(alice_.email + ":" + std::string(32, 'x'));
+  const AuthHash a = AuthHashOf(alice_.authorization);
+  const AuthHash b = AuthHashOf(other);
+  ASSERT_NE(a.check, b.check);
+  // Alice's header kept; another header that had Alice's tag.
+  AuthCache forced;
+  forced.Store(alice_.authorization, a, alice);
+  ASSERT_NE(forced.Find(a, realm()), nullptr);
+  EXPECT_EQ(forced.Find(AuthHash{a.tag, b.check}, realm()), nullptr);
+  // The same the other way round: the other header kept under Alice's tag.
+  AuthCache swapped;
+  swapped.Store(other, AuthHash{a.tag, b.check}, alice);
+  EXPECT_EQ(swapped.Find(a, realm()), nullptr);
+  EXPECT_NE(swapped.Find(AuthHash{a.tag, b.check}, realm()), nullptr);
+}
+
 TEST_F(AuthCacheTest, TheConnectionKeepsItsLastCallerUnderTheSameRules) {
   ConnectionAuth conn;
   AuthMemo& connection = conn.memo;

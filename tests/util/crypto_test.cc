@@ -6,6 +6,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace presence {
 namespace {
@@ -226,6 +227,37 @@ TEST(CryptoTest, SipHash24MatchesThePapersVectors) {
   EXPECT_EQ(SipHash24(key, message(1)), 0x74f839c593dc67fdULL);
   EXPECT_EQ(SipHash24(key, message(8)), 0x93f5f5799a932462ULL);
   EXPECT_EQ(SipHash24(key, message(15)), 0xa129ca6149be45e5ULL);
+}
+
+// The 128-bit output's vectors of the SipHash reference implementation
+// (vectors_sip128: key 00 01 .. 0f, message 00 01 .. len-1), as bytes.
+TEST(CryptoTest, SipHash24x128MatchesTheReferenceVectors) {
+  SipKey key;
+  for (int i = 0; i < 16; ++i) key[i] = static_cast<std::uint8_t>(i);
+  auto message = [](int n) {
+    std::string m;
+    for (int i = 0; i < n; ++i) m.push_back(static_cast<char>(i));
+    return m;
+  };
+  auto bytes = [](SipHash128Value v) {
+    std::vector<int> out;
+    for (std::uint64_t half : {v.lo, v.hi}) {
+      for (int i = 0; i < 8; ++i) out.push_back(int(half >> (8 * i)) & 0xff);
+    }
+    return out;
+  };
+  EXPECT_EQ(bytes(SipHash24x128(key, message(0))),
+            (std::vector<int>{0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6,
+                              0x6d, 0xf6, 0x72, 0x14, 0xc7, 0x55, 0x02, 0x93}));
+  EXPECT_EQ(bytes(SipHash24x128(key, message(1))),
+            (std::vector<int>{0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44,
+                              0x34, 0x76, 0x59, 0x11, 0x9b, 0x22, 0xfc, 0x45}));
+  EXPECT_EQ(bytes(SipHash24x128(key, message(2))),
+            (std::vector<int>{0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7,
+                              0xfc, 0xa3, 0x8b, 0xde, 0xf6, 0x0a, 0xff, 0xe4}));
+  EXPECT_EQ(bytes(SipHash24x128(key, message(3))),
+            (std::vector<int>{0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e,
+                              0x5f, 0x33, 0xb6, 0xb0, 0x29, 0x85, 0xed, 0x51}));
 }
 
 TEST(CryptoTest, SipHash24DependsOnTheKey) {
