@@ -113,16 +113,14 @@ SipHash128Value SipHash24x128(const SipKey& key, std::string_view data) {
   return out;
 }
 
-SipKey RandomSipKey() {
-  SipKey k;
-  if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) {
-    throw std::runtime_error("RAND_bytes failed");
-  }
-  return k;
-}
-
 const SipKey& ProcessSipKey() {
-  static const SipKey key = RandomSipKey();
+  static const SipKey key = [] {
+    SipKey k;
+    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) {
+      throw std::runtime_error("RAND_bytes failed");
+    }
+    return k;
+  }();
   return key;
 }
 

@@ -40,9 +40,6 @@ struct SipHash128Value {
 };
 SipHash128Value SipHash24x128(const SipKey& key, std::string_view data);
 
-// A key drawn from a CSPRNG.
-SipKey RandomSipKey();
-
 // A key drawn from a CSPRNG once per process (the same for every caller).
 const SipKey& ProcessSipKey();
 
