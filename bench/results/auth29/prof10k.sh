@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# usage: [EXTRA="--rate-limit 0"] prof10k.sh BIN OUT [SECONDS]
+# usage: [EXTRA="SERVER FLAGS"] prof10k.sh BIN OUT [SECONDS]
 # A profile of run-all.sh's 10k pings: a realm of 10,000 users
 # (BIN/bench_populate), presenced with one I/O thread and its defaults
 # (plus EXTRA), 6,000 users warmed, then 64 keep-alive connections pinging
