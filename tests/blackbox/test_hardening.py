@@ -152,6 +152,10 @@ class FlushThreadNameTest(unittest.TestCase):
     def test_one_thread_is_named_presenced_flush(self):
         s = harness.Server(test_clock=False).start()
         try:
+            # "listening on" is printed before the I/O threads start; they
+            # are all spawned before any request is served, so one answer
+            # means every thread to be counted below exists.
+            self.assertEqual(s.request("GET", "/metrics").status, 200)
             deadline = time.monotonic() + 15
             while True:
                 names = thread_names(s.proc.pid)
