@@ -74,11 +74,11 @@ class RedisAsync {
   // gets the reply (an error reply is a reply, not a failure) or
   // kStoreFailed, saying which server failed and how.
   //
-  // Rerun::kSafe (Sentinel only): a command whose connection broke after it
-  // was sent, which may have run, is still sent to the master the sentinels
-  // name; only for a command that gives the same answer and effect when run
-  // again.
-  enum class Rerun { kNever, kSafe };
+  // Rerun::kSafe (Sentinel only here): a command whose connection broke
+  // after it was sent, which may have run, is still sent to the master the
+  // sentinels name; only for a command that gives the same answer and
+  // effect when run again (redis_client.h).
+  using Rerun = store::Rerun;
   void Run(std::vector<std::string> argv, std::string route_key, Callback done,
            Rerun rerun = Rerun::kNever);
 

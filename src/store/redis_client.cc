@@ -302,6 +302,7 @@ StoreStatus RedisConnection::Send(std::span<const std::string> argv) {
 StoreResult<RedisReply> RedisConnection::Command(
     std::span<const std::string> argv, bool* sent) {
   if (sent != nullptr) *sent = false;
+  timed_out_ = false;
   // A failed write leaves an incomplete command, which the server never
   // runs (the connection is closed right after): not sent.
   if (StoreStatus st = Send(argv); !st) return st.error();
@@ -309,7 +310,10 @@ StoreResult<RedisReply> RedisConnection::Command(
   void* raw = nullptr;
   if (redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
     std::string why = ctx_->errstr;
-    if (why == "Resource temporarily unavailable") why = "read timed out";
+    if (why == "Resource temporarily unavailable") {
+      why = "read timed out";
+      timed_out_ = true;
+    }
     return Fail(why.empty() ? "no reply" : why);
   }
   ReplyPtr reply(static_cast<redisReply*>(raw));
@@ -456,7 +460,7 @@ StoreStatus RedisClient::ResolveMaster() {
 }
 
 StoreResult<RedisReply> RedisClient::RunSentinelLocked(
-    std::span<const std::string> argv, RedisConnection** used) {
+    std::span<const std::string> argv, Rerun rerun, RedisConnection** used) {
   std::string why;  // the last failure, for the message of giving up
   for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
     if (attempt > 0) {
@@ -476,9 +480,13 @@ StoreResult<RedisReply> RedisClient::RunSentinelLocked(
     StoreResult<RedisReply> reply = conn->Command(argv, &sent);
     if (!reply) {
       master_.reset();  // ask the sentinels before the next command
-      // A command that may have run is not sent again (it might not be
-      // idempotent): the caller sees the failure.
-      if (sent) return reply.error();
+      // A command that may have run is not sent again unless running it
+      // twice is harmless (a read) and its connection broke (a master that
+      // answers slowly would hold the caller kMaxAttempts I/O timeouts):
+      // the caller sees the failure.
+      if (sent && (rerun != Rerun::kSafe || conn->timed_out())) {
+        return reply.error();
+      }
       why = std::move(reply.error().detail());
       continue;
     }
@@ -589,11 +597,12 @@ RedisAddress RedisClient::Route(std::string_view route_key) const {
 }
 
 StoreResult<RedisReply> RedisClient::Run(std::span<const std::string> argv,
-                                         std::string_view route_key) {
+                                         std::string_view route_key,
+                                         Rerun rerun) {
   AssertMayBlock("a blocking Redis command");
   std::lock_guard<std::mutex> lock(mu_);
   RedisConnection* used = nullptr;
-  return RunLocked(argv, route_key, &used);
+  return RunLocked(argv, route_key, rerun, &used);
 }
 
 StoreResult<RedisReply> RedisClient::RunOnEachMaster(
@@ -602,7 +611,7 @@ StoreResult<RedisReply> RedisClient::RunOnEachMaster(
   std::lock_guard<std::mutex> lock(mu_);
   if (!cluster_) {
     RedisConnection* used = nullptr;
-    return RunLocked(argv, "", &used);
+    return RunLocked(argv, "", Rerun::kNever, &used);
   }
   std::vector<RedisAddress> masters;
   for (const SlotRange& r : slots_) {
@@ -632,7 +641,7 @@ StoreResult<RedisReply> RedisClient::RunDurable(
   AssertMayBlock("a blocking Redis command");
   std::lock_guard<std::mutex> lock(mu_);
   RedisConnection* used = nullptr;
-  auto reply = RunLocked(argv, route_key, &used);
+  auto reply = RunLocked(argv, route_key, Rerun::kNever, &used);
   if (!reply || reply->is_error() || wait.replicas <= 0 || used == nullptr) {
     return reply;
   }
@@ -663,9 +672,9 @@ StoreResult<RedisReply> RedisClient::RunDurable(
 }
 
 StoreResult<RedisReply> RedisClient::RunLocked(
-    std::span<const std::string> argv, std::string_view route_key,
+    std::span<const std::string> argv, std::string_view route_key, Rerun rerun,
     RedisConnection** used) {
-  if (!master_name_.empty()) return RunSentinelLocked(argv, used);
+  if (!master_name_.empty()) return RunSentinelLocked(argv, rerun, used);
   std::string why;  // the last failure, for the message of giving up
   // A failed refresh of the slot map is what the next attempt runs into.
   auto refresh = [&] {
@@ -689,7 +698,8 @@ StoreResult<RedisReply> RedisClient::RunLocked(
     asking = false;
     if (!reply) {
       // A command that may have run is not sent again (it might not be
-      // idempotent): the caller sees the failure, the next call reconnects.
+      // idempotent; Rerun is for Sentinel only): the caller sees the
+      // failure, the next call reconnects.
       if (sent || !cluster_) {
         if (cluster_) (void)RefreshSlots();
         return reply.error();

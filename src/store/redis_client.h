@@ -30,7 +30,9 @@
 //     cannot have run (not sent, or refused with READONLY / LOADING) is
 //     retried after a growing pause, at most kMaxAttempts times in all, so a
 //     failover in progress costs a caller about half a second before it sees
-//     the failure, never a hot loop.
+//     the failure, never a hot loop. So is a command run with Rerun::kSafe
+//     (a read) whose connection broke after it was sent: a demoted master
+//     kills its clients, and a read cut off there is asked of the new one.
 //
 // Durability (RunDurable): Redis replicates asynchronously, so a master that
 // dies may take with it writes it acknowledged. RunDurable follows a
@@ -87,6 +89,13 @@ struct RedisAddress {
   std::string ToString() const { return host + ":" + std::to_string(port); }
   friend bool operator==(const RedisAddress&, const RedisAddress&) = default;
 };
+
+// Whether a command whose connection broke after it was sent, so that it
+// may or may not have run, may be sent again to the master the sentinels
+// name (Redis Sentinel only, RedisClient::Run and RedisAsync::Run): kSafe
+// only for a command that gives the same answer and leaves the same state
+// when run twice (a read; the gate batch, which carries a token).
+enum class Rerun { kNever, kSafe };
 
 // Parses "HOST:PORT" (port 1..65535, host non-empty). nullopt if malformed.
 std::optional<RedisAddress> ParseRedisAddress(std::string_view text);
@@ -151,6 +160,9 @@ class RedisConnection {
   // whether retrying it could run it twice.
   StoreResult<RedisReply> Command(std::span<const std::string> argv,
                                   bool* sent = nullptr);
+  // The last Command failed because no reply came within the I/O timeout:
+  // the server is slow or cut off, not known to be gone.
+  bool timed_out() const { return timed_out_; }
 
   // For a subscriber: sends a command without reading a reply.
   StoreStatus Send(std::span<const std::string> argv);
@@ -172,6 +184,7 @@ class RedisConnection {
   const RedisAddress address_;
   const RedisTimeouts timeouts_;
   redisContext* ctx_ = nullptr;
+  bool timed_out_ = false;
 };
 
 class RedisClient {
@@ -197,10 +210,13 @@ class RedisClient {
   // Runs `argv` on the node serving `route_key` (any node if empty). The
   // reply may be an error reply (e.g. a script error); kStoreFailed if no
   // node could be reached within kMaxAttempts, or if the connection broke
-  // after the command was sent (it may or may not have run); the error
+  // after the command was sent (it may or may not have run), unless
+  // `rerun` is kSafe with Sentinel and the connection broke rather than
+  // timed out (then it is sent to the master the sentinels name); the error
   // says which node failed and how.
   StoreResult<RedisReply> Run(std::span<const std::string> argv,
-                              std::string_view route_key);
+                              std::string_view route_key,
+                              Rerun rerun = Rerun::kNever);
   // Runs `argv` on every master (each master of a Redis Cluster's slot
   // map; the one server or master otherwise), e.g. SCRIPT LOAD, so that no
   // shard answers NOSCRIPT. The first master's reply; the first failure
@@ -243,10 +259,11 @@ class RedisClient {
   // All below: mu_ held.
   // Run's body; `*used` is the connection that gave the reply (if any).
   StoreResult<RedisReply> RunLocked(std::span<const std::string> argv,
-                                    std::string_view route_key,
+                                    std::string_view route_key, Rerun rerun,
                                     RedisConnection** used);
   // Sentinel mode: Run's body.
   StoreResult<RedisReply> RunSentinelLocked(std::span<const std::string> argv,
+                                            Rerun rerun,
                                             RedisConnection** used);
   // Sentinel mode: asks the sentinels for the master and checks its ROLE;
   // sets master_. The last failure, saying why, if none named a master

@@ -26,6 +26,16 @@ using redis_keys::kNodeDeadlines;
 using redis_keys::kNodes;
 using redis_keys::kSubdomains;
 
+// The commands Call sends that only read: with Sentinel, one cut off by a
+// broken connection (a demoted master kills its clients) is sent again to
+// the master the sentinels name (Rerun::kSafe) instead of failing.
+Rerun RerunOf(std::string_view command) {
+  for (std::string_view read : {"HGET", "HMGET", "HKEYS", "PING"}) {
+    if (command == read) return Rerun::kSafe;
+  }
+  return Rerun::kNever;
+}
+
 }  // namespace
 
 // --- Plumbing ---------------------------------------------------------------
@@ -106,7 +116,7 @@ StoreResult<std::unique_ptr<RedisStore>> RedisStore::Open(
 StoreResult<RedisReply> RedisStore::Call(std::span<const std::string> argv,
                                          std::string_view route_key) {
   const std::string op = argv.empty() ? std::string() : argv[0];
-  auto reply = client().Run(argv, route_key);
+  auto reply = client().Run(argv, route_key, RerunOf(op));
   if (!reply) {
     return Error(Errc::kStoreFailed, op + ": " + reply.error().detail());
   }
@@ -132,11 +142,15 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
   // nor does a fence (made when a failover lost writes, often while the
   // new master has no replica yet): one lost again is made again.
   const std::ptrdiff_t id = &script - scripts_.data();
-  const bool durable = options_.wait.replicas > 0 && id != kReadRealm &&
-                       id != kCheckUser && id != kCountRequest && id != kFence;
+  // These scripts only read: with Sentinel, one cut off by a broken
+  // connection is sent again (Rerun::kSafe, as in RerunOf).
+  const bool reads = id == kReadRealm || id == kCheckUser ||
+                     id == kNodeAddress || id == kLiveNodes;
+  const bool durable = options_.wait.replicas > 0 && !reads &&
+                       id != kCountRequest && id != kFence;
   auto run = [&] {
     return durable ? c.RunDurable(argv, route, options_.wait)
-                   : c.Run(argv, route);
+                   : c.Run(argv, route, reads ? Rerun::kSafe : Rerun::kNever);
   };
   auto reply = run();
   if (reply && reply->is_error() && reply->str.substr(0, 8) == "NOSCRIPT") {
@@ -146,9 +160,7 @@ StoreResult<RedisReply> RedisStore::Eval(const Script& script,
     argv[1] = script.body;
     reply = run();
   }
-  const bool writes = id != kReadRealm && id != kCheckUser &&
-                      id != kCountRequest && id != kNodeAddress &&
-                      id != kLiveNodes;
+  const bool writes = !reads && id != kCountRequest;
   if (!reply) {
     Error e(Errc::kStoreFailed, script.name + ": " + reply.error().detail());
     // Redis ran the write, but too few replicas acknowledged it. (A lost

@@ -1,10 +1,11 @@
 // The Redis store's availability pieces that need no failover to test: the
 // redis-sentinel:// url, how a sentinel client reports what it could not
 // resolve, WAIT after writes (RedisWait) against a real master with and
-// without a replica, and a gate batch whose connection breaks after the
-// script ran (a fake sentinel and a proxy that resets the connection
-// instead of passing the reply on). The failover itself is tested end to
-// end with real sentinels in tests/blackbox/test_sentinel.py.
+// without a replica, and commands whose connection breaks after they ran (a
+// fake sentinel and a proxy that resets the connection instead of passing
+// the reply on): a gate batch and a read are sent again, a write is not. The
+// failover itself is tested end to end with real sentinels in
+// tests/blackbox/test_sentinel.py.
 #include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -288,13 +290,15 @@ class FakeSentinel : public LoopbackServer {
 // Passes bytes between its clients and a Redis server, until told to break
 // the next reply: then it resets the client's connection (SO_LINGER 0)
 // instead of passing the reply on, as a demoted master's CLIENT KILL does
-// to a command it had run.
+// to a command it had run. Told to hold the next reply, it drops it and
+// keeps the connection open, as a master that stopped answering would.
 class BreakingProxy : public LoopbackServer {
  public:
   explicit BreakingProxy(int upstream) : upstream_(upstream) {}
   ~BreakingProxy() override { Stop(); }
   bool Begin() { return Start(); }
   void BreakNextReply() { break_next_ = true; }
+  void HoldNextReply() { hold_next_ = true; }
   int broken() const { return broken_; }
 
  private:
@@ -328,6 +332,7 @@ class BreakingProxy : public LoopbackServer {
     char buf[65536];
     const ssize_t n = ::read(fd, buf, sizeof buf);
     const bool reply = from_server_.count(fd) != 0;
+    if (n > 0 && reply && hold_next_.exchange(false)) return true;
     if (n > 0 && reply && break_next_.exchange(false)) {
       const linger reset{.l_onoff = 1, .l_linger = 0};
       ::setsockopt(other, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
@@ -349,6 +354,7 @@ class BreakingProxy : public LoopbackServer {
   }
   int upstream_;
   std::atomic<bool> break_next_{false};
+  std::atomic<bool> hold_next_{false};
   std::atomic<int> broken_{0};
   std::map<int, int> peer_;          // fd -> its pair's other fd (-1: closed)
   std::map<int, bool> from_server_;  // fds connected to the server
@@ -364,49 +370,126 @@ long long Calls(RedisServer& server, const std::string& command) {
   return std::stoll(info->str.substr(at + key.size()));
 }
 
+constexpr Micros kNow = 1'700'000'000'000'000;
+
+// A Redis server behind a BreakingProxy, a FakeSentinel that names the
+// proxy, and a store on one blocking connection opened through them, with
+// the realm "acme".
+class SentinelThroughProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    server_ = RedisServer::Start({}, false, &why);
+    ASSERT_NE(server_, nullptr) << why;
+    proxy_ = std::make_unique<BreakingProxy>(server_->port());
+    ASSERT_TRUE(proxy_->Begin());
+    // The sentinel names the proxy first: the store's connections go
+    // through it.
+    sentinel_ = std::make_unique<FakeSentinel>(proxy_->port());
+    ASSERT_TRUE(sentinel_->Begin());
+    RedisStore::Options options;
+    options.connections = 1;
+    options.timeouts.io = kIoTimeout;
+    auto opened = RedisStore::Open("redis-sentinel://127.0.0.1:" +
+                                       std::to_string(sentinel_->port()) + "/m",
+                                   options);
+    ASSERT_TRUE(opened.has_value()) << opened.error();
+    store_ = std::move(*opened);
+    auto realm = store_->InsertRealm(
+        {.subdomain = "acme", .name = "A", .date_created = kNow});
+    ASSERT_TRUE(realm.has_value()) << realm.error();
+    realm_ = *realm;
+  }
+  // The master moves to the server itself (the sentinel names it from now
+  // on), and the old one's connection breaks with its next reply, once
+  // the command ran there. Command counts start again from zero.
+  void FailOverWithTheNextReply() {
+    sentinel_->Name(server_->port());
+    proxy_->BreakNextReply();
+    ASSERT_TRUE(server_->Command({"CONFIG", "RESETSTAT"}).has_value());
+  }
+
+  static constexpr milliseconds kIoTimeout{500};
+  std::unique_ptr<RedisServer> server_;
+  std::unique_ptr<BreakingProxy> proxy_;
+  std::unique_ptr<FakeSentinel> sentinel_;
+  std::unique_ptr<RedisStore> store_;
+  RealmId realm_ = 0;
+};
+
+// A read on the blocking client (a directory lookup, a realm's reload)
+// whose connection breaks after it was sent, as a demoted master's CLIENT
+// KILL breaks it, is asked again of the master the sentinels name, instead
+// of failing its request.
+TEST_F(SentinelThroughProxyTest, AReadWhoseConnectionBrokeIsAskedAgain) {
+  ASSERT_NO_FATAL_FAILURE(FailOverWithTheNextReply());
+  auto found = store_->FindRealmId("acme");
+  ASSERT_TRUE(found.has_value()) << found.error();
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ(**found, realm_);
+  EXPECT_EQ(proxy_->broken(), 1);
+  EXPECT_EQ(Calls(*server_, "hget"), 2);
+  EXPECT_GE(sentinel_->asked(), 2);
+}
+
+TEST_F(SentinelThroughProxyTest, AScriptThatReadsIsAskedAgain) {
+  ASSERT_NO_FATAL_FAILURE(FailOverWithTheNextReply());
+  auto state = store_->ReadRealm(realm_, 0);
+  ASSERT_TRUE(state.has_value()) << state.error();
+  EXPECT_EQ(state->realm.subdomain, "acme");
+  EXPECT_EQ(proxy_->broken(), 1);
+  EXPECT_EQ(Calls(*server_, "evalsha") + Calls(*server_, "eval"), 2);
+}
+
+// A read whose reply does not come within the I/O timeout is not asked
+// again (the proxy would pass the second reply on): the master is slow or
+// cut off, not known to be gone, and asking again would hold the caller
+// for several timeouts.
+TEST_F(SentinelThroughProxyTest, AReadThatTimedOutIsNotAskedAgain) {
+  ASSERT_TRUE(server_->Command({"CONFIG", "RESETSTAT"}).has_value());
+  proxy_->HoldNextReply();
+  auto found = store_->FindRealmId("acme");
+  ASSERT_FALSE(found.has_value());
+  EXPECT_EQ(found.error(), Errc::kStoreFailed);
+  EXPECT_THAT(found.error().message(), HasSubstr("read timed out"));
+  EXPECT_EQ(Calls(*server_, "hget"), 1);
+}
+
+// A write cut off after it was sent may have run: it is not sent again
+// (it might not give the same result twice); its caller sees the failure.
+TEST_F(SentinelThroughProxyTest, AWriteWhoseConnectionBrokeIsNotSentAgain) {
+  ASSERT_NO_FATAL_FAILURE(FailOverWithTheNextReply());
+  auto renamed = store_->UpdateRealm(
+      {.id = realm_, .subdomain = "acme2", .name = "A2", .date_created = kNow});
+  ASSERT_FALSE(renamed.has_value());
+  EXPECT_EQ(renamed.error(), Errc::kStoreFailed);
+  EXPECT_EQ(proxy_->broken(), 1);
+  EXPECT_EQ(Calls(*server_, "evalsha") + Calls(*server_, "eval"), 1);
+  // It did run: the next call, on the new master, finds the new name.
+  auto found = store_->FindRealmId("acme2");
+  ASSERT_TRUE(found.has_value()) << found.error();
+  EXPECT_EQ(*found, std::optional<RealmId>(realm_));
+}
+
 // A failover's demoted master kills its clients (Sentinel sends CLIENT
 // KILL): a gate batch it had run is then answered by no one. With Sentinel
 // the batch is sent again to the master the sentinels name, and its token
 // gives it the first run's answer: nothing is stepped twice, and no
 // request of the batch fails.
-TEST(RedisSentinelGateTest,
-     ABatchWhoseConnectionBrokeAfterItRanIsAnsweredOnce) {
-  std::string why;
-  auto server = RedisServer::Start({}, false, &why);
-  ASSERT_NE(server, nullptr) << why;
-  BreakingProxy proxy(server->port());
-  ASSERT_TRUE(proxy.Begin());
-  // The sentinel names the proxy first: the store's connections go
-  // through it.
-  FakeSentinel sentinel(proxy.port());
-  ASSERT_TRUE(sentinel.Begin());
-  RedisStore::Options options;
-  options.connections = 1;
-  auto opened = RedisStore::Open(
-      "redis-sentinel://127.0.0.1:" + std::to_string(sentinel.port()) + "/m",
-      options);
-  ASSERT_TRUE(opened.has_value()) << opened.error();
-  RedisStore& store = **opened;
-  constexpr Micros kNow = 1'700'000'000'000'000;
-  auto realm = store.InsertRealm(
-      {.subdomain = "acme", .name = "A", .date_created = kNow});
-  ASSERT_TRUE(realm.has_value()) << realm.error();
-  auto user = store.InsertUser({.realm_id = *realm,
-                                .email = "a@example.com",
-                                .full_name = "A",
-                                .date_joined = kNow - 1,
-                                .api_key_hash = Sha256("k")});
+TEST_F(SentinelThroughProxyTest,
+       ABatchWhoseConnectionBrokeAfterItRanIsAnsweredOnce) {
+  auto user = store_->InsertUser({.realm_id = realm_,
+                                  .email = "a@example.com",
+                                  .full_name = "A",
+                                  .date_joined = kNow - 1,
+                                  .api_key_hash = Sha256("k")});
   ASSERT_TRUE(user.has_value()) << user.error();
-  auto before = store.CurrentSeq(*realm);
+  auto before = store_->CurrentSeq(realm_);
   ASSERT_TRUE(before.has_value()) << before.error();
 
   boost::asio::io_context io;
-  store.AttachIoThread(io);
-  // The master moves (the sentinel names the server itself from now on)
-  // and the old one's connection breaks once the script ran there.
-  sentinel.Name(server->port());
-  proxy.BreakNextReply();
-  ASSERT_TRUE(server->Command({"CONFIG", "RESETSTAT"}).has_value());
+  store_->AttachIoThread(io);
+  ASSERT_NO_FATAL_FAILURE(FailOverWithTheNextReply());
   const std::vector<GateRequest> requests = {
       {.user = *user,
        .rate_limit = 10,
@@ -416,13 +499,13 @@ TEST(RedisSentinelGateTest,
        .now = kNow + 1'000'000},
   };
   std::optional<GateBatchResult> got;
-  store.GateBatch(*realm, requests,
-                  [&](GateBatchResult r) { got = std::move(r); });
+  store_->GateBatch(realm_, requests,
+                    [&](GateBatchResult r) { got = std::move(r); });
   const auto deadline = steady_clock::now() + std::chrono::seconds(10);
   while (!got && steady_clock::now() < deadline) {
     io.run_one_for(milliseconds(50));
   }
-  store.DetachIoThread();
+  store_->DetachIoThread();
   ASSERT_TRUE(got.has_value()) << "no answer";
   ASSERT_TRUE(got->has_value()) << got->error();
   ASSERT_EQ((*got)->size(), 1u);
@@ -430,18 +513,18 @@ TEST(RedisSentinelGateTest,
   ASSERT_TRUE(one.has_value()) << one.error();
 
   // The batch ran on the server, its reply was lost, and it was sent again.
-  EXPECT_EQ(proxy.broken(), 1);
-  EXPECT_EQ(Calls(*server, "evalsha") + Calls(*server, "eval"), 2);
-  EXPECT_GE(sentinel.asked(), 2);
+  EXPECT_EQ(proxy_->broken(), 1);
+  EXPECT_EQ(Calls(*server_, "evalsha") + Calls(*server_, "eval"), 2);
+  EXPECT_GE(sentinel_->asked(), 2);
   // The second run gave the first run's answer: the report wrote and took
   // the log's next number, counted once.
   EXPECT_TRUE(one->write.wrote);
   EXPECT_EQ(one->write.seq, *before + 1);
   EXPECT_TRUE(one->rate.allowed);
   EXPECT_EQ(one->rate.in_window, 1);
-  EXPECT_EQ(*store.CurrentSeq(*realm), *before + 1);
-  auto counted = server->Command(
-      {"ZCARD", "presenced:{r" + std::to_string(*realm) +
+  EXPECT_EQ(*store_->CurrentSeq(realm_), *before + 1);
+  auto counted = server_->Command(
+      {"ZCARD", "presenced:{r" + std::to_string(realm_) +
                     "}:rate:" + std::to_string(*user) + ":requests"});
   ASSERT_TRUE(counted.has_value()) << counted.error();
   EXPECT_EQ(counted->integer, 1);
